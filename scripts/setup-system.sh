@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Installs the Debian packages vault needs, when they are missing.
+#   scripts/setup-system.sh          the packages `vault` itself needs at run time
+#   scripts/setup-system.sh --test   also what the test suite needs
+#   scripts/setup-system.sh --bench  also what `npm run bench` needs
+# As root it installs with apt-get; otherwise it prints the exact command to run and exits 6
+# (the exit code vault uses for a missing system component).
+set -euo pipefail
+
+runtime=(libfuse2 fuse3 e2fsprogs dosfstools exfatprogs util-linux mount)
+test_extra=(fio psmisc)
+bench_extra=(fio gocryptfs)
+
+want=("${runtime[@]}")
+for arg in "$@"; do
+  case "$arg" in
+    --test) want+=("${test_extra[@]}") ;;
+    --bench) want+=("${bench_extra[@]}") ;;
+    *) echo "usage: $0 [--test] [--bench]" >&2; exit 2 ;;
+  esac
+done
+
+missing=()
+for pkg in "${want[@]}"; do
+  status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
+  [[ "$status" == "install ok installed" ]] || missing+=("$pkg")
+done
+# Deduplicate while keeping order.
+if ((${#missing[@]})); then
+  mapfile -t missing < <(printf '%s\n' "${missing[@]}" | awk '!seen[$0]++')
+fi
+
+if ((${#missing[@]} == 0)); then
+  echo "vault setup: all system packages present"
+  exit 0
+fi
+
+cmd="apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ${missing[*]}"
+if [[ $(id -u) -ne 0 ]]; then
+  echo "vault setup: missing Debian packages: ${missing[*]}" >&2
+  echo "run as root:  sudo sh -c '$cmd'" >&2
+  exit 6
+fi
+echo "vault setup: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# The fuse kernel module is built in on the machines we target; load it where it is a module.
+[[ -e /dev/fuse ]] || modprobe fuse 2>/dev/null || true
+echo "vault setup: done"

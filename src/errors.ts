@@ -1,0 +1,48 @@
+/**
+ * The one error type that core modules throw. Each carries a stable `code`; the CLI maps codes to
+ * exit codes in one place (src/cli/exit-codes.ts) and prints `message` (one line) plus `hint`.
+ * Messages never contain secrets.
+ */
+export type ErrorCode =
+  // usage and input
+  | 'usage'
+  // container format (untrusted bytes)
+  | 'not-a-container'
+  | 'truncated'
+  | 'unsupported-version'
+  | 'unsupported-feature'
+  | 'checksum-mismatch'
+  | 'invalid-field'
+  | 'header-tampered'
+  | 'headers-damaged'
+  | 'kdf-bounds'
+  // keys
+  | 'wrong-password'
+  | 'no-keyslot'
+  // runtime
+  | 'busy'
+  | 'already-mounted'
+  | 'not-mounted'
+  | 'privilege'
+  | 'missing-component'
+  | 'io'
+  | 'mount-failed'
+  | 'exists'
+  | 'interrupted'
+  | 'internal';
+
+export class VaultError extends Error {
+  readonly code: ErrorCode;
+  readonly hint: string | undefined;
+
+  constructor(code: ErrorCode, message: string, hint?: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'VaultError';
+    this.code = code;
+    this.hint = hint;
+  }
+}
+
+export function isVaultError(e: unknown, code?: ErrorCode): e is VaultError {
+  return e instanceof VaultError && (code === undefined || e.code === code);
+}

@@ -1,0 +1,73 @@
+/**
+ * Constants of container format version 1 (spec/format.md §2–§3). Every number here is normative.
+ */
+export const MAGIC = Buffer.from('VAULTVOL', 'ascii');
+export const FORMAT_VERSION = 1;
+export const HEADER_SIZE = 4096;
+export const KEYSLOT_COUNT = 8;
+export const KEYSLOT_SIZE = 160;
+export const MASTER_KEY_SIZE = 64;
+export const SALT_SIZE = 32;
+export const NONCE_SIZE = 24;
+export const WRAPPED_KEY_SIZE = MASTER_KEY_SIZE + 16;
+export const UUID_SIZE = 16;
+export const CIPHER_FIELD_SIZE = 32;
+export const MIB = 1024 * 1024;
+export const DATA_ALIGNMENT = MIB;
+export const DEFAULT_DATA_OFFSET = MIB;
+export const DEFAULT_SECTOR_SIZE = 4096;
+
+/** The cipher allowlist: the only cipher of version 1. */
+export const CIPHERS = ['aes-256-xts'] as const;
+export type CipherName = (typeof CIPHERS)[number];
+export const SECTOR_SIZES = [512, 4096] as const;
+export type SectorSize = (typeof SECTOR_SIZES)[number];
+
+export const KDF_ARGON2ID = 1;
+
+/** Bounds on untrusted KDF parameters (spec §3), checked before any derivation runs. */
+export const KDF_BOUNDS = {
+  memoryKiB: { min: 1024, max: 4 * 1024 * 1024 },
+  iterations: { min: 1, max: 64 },
+  parallelism: { min: 1, max: 16 },
+} as const;
+
+/** Byte offsets inside one header copy (spec §2). */
+export const OFF = {
+  magic: 0,
+  version: 8,
+  headerSize: 10,
+  flags: 12,
+  sequence: 16,
+  uuid: 24,
+  cipher: 40,
+  sectorSize: 72,
+  keyslotCount: 76,
+  dataOffset: 80,
+  dataSize: 88,
+  copy: 96,
+  reserved1: 97,
+  keyslots: 128,
+  reserved2: 128 + KEYSLOT_COUNT * KEYSLOT_SIZE, // 1408
+  mac: 4032,
+  checksum: 4064,
+} as const;
+
+/** Byte offsets inside one keyslot (spec §3). */
+export const SLOT_OFF = {
+  state: 0,
+  kdf: 1,
+  reserved1: 2,
+  memoryKiB: 4,
+  iterations: 8,
+  parallelism: 12,
+  salt: 16,
+  nonce: 48,
+  wrappedKey: 72,
+  reserved2: 152,
+  /** Bytes 0–47 (state through salt) are bound into the wrap's AAD. */
+  aadEnd: 48,
+} as const;
+
+/** The largest container we accept: every offset stays exact in a JS number. */
+export const MAX_CONTAINER_BYTES = Number.MAX_SAFE_INTEGER; // 2^53 − 1, spec §2

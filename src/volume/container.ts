@@ -1,0 +1,307 @@
+/**
+ * A container file on disk: open it, read and choose its header copies, unlock it with a passphrase,
+ * and write header updates in the crash-safe order of spec/format.md §6.
+ *
+ * Nothing here modifies a container unless the copy it unlocked passed every check of spec §7.
+ */
+import { closeSync, constants as fsc, fstatSync, fsyncSync, openSync, readSync, writeSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { VaultError, isVaultError } from '../errors.js';
+import { CIPHERS, DEFAULT_SECTOR_SIZE, FORMAT_VERSION, HEADER_SIZE, KEYSLOT_COUNT } from '../format/constants.js';
+import { parseHeaderCopy, serializeHeaderCopy } from '../format/header.js';
+import { containerFileSize, secondaryOffset, type Geometry } from '../format/layout.js';
+import type { ActiveKeyslot, CopyIndex, Header } from '../format/types.js';
+import { deriveKek } from '../crypto/kdf.js';
+import { emptyKeyslot, openKeyslot } from '../crypto/keyslot.js';
+import { computeHeaderMac, verifyHeaderMac } from '../crypto/master-key.js';
+import { wipe } from '../crypto/wipe.js';
+
+export interface ContainerFile {
+  path: string;
+  fd: number;
+  size: number;
+  readOnly: boolean;
+}
+
+/** Opens a container for reading (and writing unless readOnly). Refuses things that cannot be containers. */
+export function openContainer(path: string, readOnly: boolean): ContainerFile {
+  let fd: number;
+  try {
+    // O_NONBLOCK so that opening a FIFO never hangs; it has no effect on regular files.
+    fd = openSync(path, (readOnly ? fsc.O_RDONLY : fsc.O_RDWR) | fsc.O_NONBLOCK);
+  } catch (e) {
+    throw openError(path, e as NodeJS.ErrnoException, readOnly);
+  }
+  try {
+    const st = fstatSync(fd);
+    if (st.isDirectory()) throw new VaultError('not-a-container', `${path} is a directory, not a container`);
+    if (!st.isFile() && !st.isBlockDevice())
+      throw new VaultError('not-a-container', `${path} is not a regular file or block device`);
+    const size = st.isBlockDevice() ? blockDeviceSize(fd) : st.size;
+    if (size < 2 * HEADER_SIZE)
+      throw new VaultError('not-a-container', `${path} is too small to be a container (${size} bytes)`);
+    return { path, fd, size, readOnly };
+  } catch (e) {
+    closeSync(fd);
+    throw e;
+  }
+}
+
+function blockDeviceSize(fd: number): number {
+  // node:fs has no lseek(SEEK_END) and reports size 0 for devices; sysfs knows the size in 512-byte units.
+  const rdev = fstatSync(fd).rdev;
+  const major = (rdev >>> 8) & 0xfff;
+  const minor = (rdev & 0xff) | ((rdev >>> 12) & 0xfff00);
+  try {
+    return Number(readSmallFile(`/sys/dev/block/${major}:${minor}/size`).trim()) * 512;
+  } catch {
+    throw new VaultError('io', 'cannot determine the size of the block device');
+  }
+}
+
+function readSmallFile(p: string): string {
+  const fd = openSync(p, 'r');
+  try {
+    const b = Buffer.alloc(64);
+    const n = readSync(fd, b, 0, 64, 0);
+    return b.subarray(0, n).toString();
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function openError(path: string, e: NodeJS.ErrnoException, readOnly: boolean): VaultError {
+  switch (e.code) {
+    case 'ENOENT':
+      return new VaultError('not-a-container', `${path} does not exist`);
+    case 'EACCES':
+    case 'EPERM':
+    case 'EROFS':
+      return readOnly
+        ? new VaultError('privilege', `no permission to read ${path}`)
+        : new VaultError('privilege', `no permission to write ${path}`, 'use --read-only to open it without writing');
+    case 'EISDIR':
+      return new VaultError('not-a-container', `${path} is a directory, not a container`);
+    default:
+      return new VaultError('io', `cannot open ${path}: ${e.message}`);
+  }
+}
+
+export function closeContainer(c: ContainerFile): void {
+  closeSync(c.fd);
+}
+
+function readAt(fd: number, length: number, position: number): Buffer {
+  const b = Buffer.alloc(length);
+  let done = 0;
+  while (done < length) {
+    const n = readSync(fd, b, done, length - done, position + done);
+    if (n === 0) break;
+    done += n;
+  }
+  return b.subarray(0, done);
+}
+
+function writeAllAt(fd: number, data: Uint8Array, position: number): void {
+  let done = 0;
+  while (done < data.length) done += writeSync(fd, data, done, data.length - done, position + done);
+}
+
+/** Result of reading one copy: a validated header, or the reason it is unusable. */
+export type CopyRead = { ok: true; header: Header } | { ok: false; error: VaultError };
+
+export interface HeaderCopies {
+  primary: CopyRead;
+  secondary: CopyRead;
+}
+
+/** Reads and validates both copies (spec §6 "Reading"). Never throws for bad bytes. */
+export function readHeaderCopies(c: ContainerFile): HeaderCopies {
+  const primary = tryParse(readAt(c.fd, HEADER_SIZE, 0), 0);
+  let secondary = tryParse(readAt(c.fd, HEADER_SIZE, c.size - HEADER_SIZE), 1);
+  if (primary.ok) {
+    const expectedAt = secondaryOffset(primary.header);
+    if (!secondary.ok && expectedAt !== c.size - HEADER_SIZE && expectedAt + HEADER_SIZE <= c.size)
+      secondary = tryParse(readAt(c.fd, HEADER_SIZE, expectedAt), 1);
+  }
+  return { primary, secondary };
+}
+
+function tryParse(bytes: Buffer, copy: CopyIndex): CopyRead {
+  try {
+    return { ok: true, header: parseHeaderCopy(bytes, copy) };
+  } catch (e) {
+    if (isVaultError(e)) return { ok: false, error: e };
+    throw e;
+  }
+}
+
+/**
+ * The valid copies, newest first (primary first on a tie), plus warnings about the others.
+ * Throws when no copy is usable, with the most telling reason.
+ */
+export function candidateHeaders(c: ContainerFile, copies: HeaderCopies): { candidates: Header[]; warnings: string[] } {
+  const valid = [copies.primary, copies.secondary].filter((r): r is { ok: true; header: Header } => r.ok).map((r) => r.header);
+  const warnings: string[] = [];
+  for (const r of [copies.primary, copies.secondary]) if (!r.ok) warnings.push(r.error.message);
+  if (valid.length === 0) throw noUsableHeader(c, copies);
+  valid.sort((a, b) => (a.sequence === b.sequence ? a.copy - b.copy : a.sequence > b.sequence ? -1 : 1));
+  const [newest, other] = valid;
+  if (newest && other && other.sequence < newest.sequence)
+    warnings.push(`${other.copy === 0 ? 'primary' : 'secondary'} header is older than the other copy`);
+  if (newest && newest.dataOffset + newest.dataSize > c.size - HEADER_SIZE && c.size < containerFileSize(newest))
+    throw new VaultError('truncated', `${c.path} is truncated: the header describes ${containerFileSize(newest)} bytes, the file has ${c.size}`);
+  return { candidates: valid, warnings };
+}
+
+function noUsableHeader(c: ContainerFile, copies: HeaderCopies): VaultError {
+  const errors = [copies.primary, copies.secondary].map((r) => (r.ok ? null : r.error));
+  const [p, s] = errors;
+  if (p?.code === 'not-a-container' && s?.code === 'not-a-container')
+    return new VaultError('not-a-container', `${c.path} is not a vault container (no vault signature)`);
+  const version = errors.find((e) => e?.code === 'unsupported-version');
+  if (version) return version;
+  return new VaultError(
+    'headers-damaged',
+    `both headers of ${c.path} are damaged (primary: ${p?.message ?? 'ok'}; secondary: ${s?.message ?? 'ok'})`,
+    'restore a header backup with `vault header restore`',
+  );
+}
+
+export interface UnlockResult {
+  header: Header;
+  /** The caller owns this: wrap it into a KeyHandle (which wipes it) or wipe it. */
+  masterKey: Uint8Array;
+  slot: number;
+  warnings: string[];
+}
+
+/**
+ * Unlocks a container with a KDF input (spec §4.2). Tries valid copies newest first and, in each,
+ * the active slots in order. A copy whose MAC fails after unlocking is skipped with a warning.
+ * Each (salt, parameters) pair is derived at most once, since both copies usually share slots.
+ */
+export async function unlockContainer(c: ContainerFile, kdfInput: Uint8Array, onlySlot?: number): Promise<UnlockResult> {
+  const { candidates, warnings } = candidateHeaders(c, readHeaderCopies(c));
+  const keks = new Map<string, Buffer>();
+  let tampered: VaultError | null = null;
+  let anyActive = false;
+  try {
+    for (const header of candidates) {
+      for (let i = 0; i < KEYSLOT_COUNT; i++) {
+        const slot = header.keyslots[i]!;
+        if (slot.state !== 'active' || (onlySlot !== undefined && onlySlot !== i)) continue;
+        anyActive = true;
+        const kek = await cachedKek(keks, kdfInput, slot);
+        const mk = openKeyslot(kek, header.uuid, i, slot);
+        if (!mk) continue;
+        try {
+          verifyHeaderMac(mk, header);
+        } catch (e) {
+          wipe(mk);
+          if (!isVaultError(e, 'header-tampered')) throw e;
+          tampered = e;
+          warnings.push(e.message);
+          break; // this copy cannot be trusted; try the other copy
+        }
+        return { header, masterKey: mk, slot: i, warnings };
+      }
+    }
+  } finally {
+    for (const k of keks.values()) wipe(k);
+  }
+  if (tampered) throw new VaultError('header-tampered', tampered.message, 'restore a header backup with `vault header restore`');
+  if (!anyActive)
+    throw new VaultError('no-keyslot', onlySlot === undefined ? 'the container has no active keyslot' : `keyslot ${onlySlot} is not active`);
+  throw new VaultError('wrong-password', 'wrong passphrase or keyfile', 'check the passphrase and keyfiles, then try again');
+}
+
+async function cachedKek(cache: Map<string, Buffer>, input: Uint8Array, slot: ActiveKeyslot): Promise<Buffer> {
+  const id = `${slot.salt.toString('hex')}:${slot.kdf.memoryKiB}:${slot.kdf.iterations}:${slot.kdf.parallelism}`;
+  let kek = cache.get(id);
+  if (!kek) {
+    kek = await deriveKek(input, slot.salt, slot.kdf);
+    cache.set(id, kek);
+  }
+  return kek;
+}
+
+/** A fresh header with a random UUID and every slot empty (random filler). */
+export function newHeader(g: Geometry): Header {
+  return {
+    version: FORMAT_VERSION,
+    sequence: 1n,
+    uuid: uuidV4(),
+    cipher: CIPHERS[0],
+    sectorSize: g.sectorSize ?? DEFAULT_SECTOR_SIZE,
+    dataOffset: g.dataOffset,
+    dataSize: g.dataSize,
+    copy: 0,
+    keyslots: Array.from({ length: KEYSLOT_COUNT }, emptyKeyslot),
+    mac: Buffer.alloc(32),
+  };
+}
+
+function uuidV4(): Buffer {
+  const u = randomBytes(16);
+  u[6] = (u[6]! & 0x0f) | 0x40;
+  u[8] = (u[8]! & 0x3f) | 0x80;
+  return u;
+}
+
+export function formatUuid(u: Uint8Array): string {
+  const h = Buffer.from(u).toString('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
+/** Both copies of a header, serialised and MACed. */
+export function sealHeaderCopies(header: Header, masterKey: Uint8Array): [Buffer, Buffer] {
+  const copies = ([0, 1] as const).map((copy) => {
+    const h = { ...header, copy };
+    return serializeHeaderCopy(h, computeHeaderMac(masterKey, h));
+  });
+  return [copies[0]!, copies[1]!];
+}
+
+/**
+ * Test hook for crash injection (issue: durability of header changes). When VAULT_TEST_CRASH_AT=k,
+ * the process kills itself with SIGKILL (no cleanup, like a crash) just before header-write step k:
+ * 1 = first copy, 2 = first sync, 3 = second copy, 4 = second sync.
+ */
+function crashPoint(step: number): void {
+  if (process.env.VAULT_TEST_CRASH_AT === String(step)) process.kill(process.pid, 'SIGKILL');
+}
+
+/**
+ * Writes a changed header to both copies (spec §6 "Updating"): sequence + 1, the copy that was not
+ * unlocked first (or the secondary on a tie), sync, then the other, sync.
+ * `unlockedCopy` is the copy the change was based on.
+ */
+export function writeHeaderUpdate(c: ContainerFile, header: Header, masterKey: Uint8Array, unlockedCopy: CopyIndex): Header {
+  if (c.readOnly) throw new VaultError('internal', 'container opened read-only');
+  const copies = readHeaderCopies(c);
+  const sequences = [copies.primary, copies.secondary].map((r) => (r.ok ? r.header.sequence : 0n));
+  const next: Header = { ...header, sequence: (sequences[0]! > sequences[1]! ? sequences[0]! : sequences[1]!) + 1n };
+  if (next.sequence <= header.sequence) next.sequence = header.sequence + 1n;
+  const [primaryBytes, secondaryBytes] = sealHeaderCopies(next, masterKey);
+  const first: CopyIndex = unlockedCopy === 0 ? 1 : 0;
+  const order: [CopyIndex, Buffer][] =
+    first === 1 ? [[1, secondaryBytes], [0, primaryBytes]] : [[0, primaryBytes], [1, secondaryBytes]];
+  let step = 1;
+  for (const [copy, bytes] of order) {
+    crashPoint(step++);
+    writeAllAt(c.fd, bytes, copy === 0 ? 0 : secondaryOffset(next));
+    crashPoint(step++);
+    fsyncSync(c.fd);
+  }
+  return { ...next, copy: unlockedCopy };
+}
+
+/** Writes both copies of a brand-new container's header (no ordering concerns: nothing to preserve). */
+export function writeInitialHeaders(fd: number, header: Header, masterKey: Uint8Array): void {
+  const [p, s] = sealHeaderCopies(header, masterKey);
+  writeAllAt(fd, p, 0);
+  writeAllAt(fd, s, secondaryOffset(header));
+}
+
+export { readAt, writeAllAt };
