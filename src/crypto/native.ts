@@ -1,0 +1,112 @@
+// Loader for vault's N-API addon (native/vault_native.c, built by scripts/build-native.mjs).
+//
+// The addon is optional: without it vault falls back to node:crypto (slower, and keys live in
+// ordinary JS memory). VAULT_REQUIRE_NATIVE=1 turns a missing addon into an error (CI sets it so
+// the suite cannot silently pass on the fallback); VAULT_DISABLE_NATIVE=1 pretends it is absent
+// (tests use it to exercise the fallback). Both are read once, on first use.
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** Opaque handle to key bytes held in locked native memory (an N-API External). */
+export type NativeKey = { readonly __brand: 'vault.NativeKey' };
+
+/** The addon's exports. Errors are Node-style: `code` is 'EPIPE' etc. for system errors. */
+export interface NativeAddon {
+  /** Copies `bytes` into new locked pages and zeroes `bytes` (also when the key is refused). */
+  keyFromBytes(bytes: Uint8Array): NativeKey;
+  /** Reads exactly `length` bytes from `fd` (blocking) straight into locked pages. */
+  keyFromFd(fd: number, length: number): NativeKey;
+  /** Writes the key bytes to `fd` (blocking). */
+  keyToFd(key: NativeKey, fd: number): void;
+  keyLength(key: NativeKey): number;
+  /** Copies the key into `target` (exactly keyLength bytes); the caller must wipe it. */
+  keyCopyTo(key: NativeKey, target: Uint8Array): void;
+  /** Wipes (OPENSSL_cleanse), munlocks and unmaps; idempotent. Deferred while async jobs run. */
+  keyDispose(key: NativeKey): void;
+  /** XTS-AES-256 in place, sector i using tweak firstTweak + i * tweakStep. */
+  xts(key: NativeKey, buf: Uint8Array, sectorSize: number, firstTweak: bigint, tweakStep: bigint, encrypt: boolean): void;
+  /** As xts(), on the libuv threadpool. Do not touch `buf` until the promise settles. */
+  xtsAsync(
+    key: NativeKey,
+    buf: Uint8Array,
+    sectorSize: number,
+    firstTweak: bigint,
+    tweakStep: bigint,
+    encrypt: boolean,
+  ): Promise<void>;
+  /** prctl(PR_SET_DUMPABLE, 0): no core dumps, no ptrace attach without CAP_SYS_PTRACE. */
+  hardenProcess(): void;
+  isDumpable(): boolean;
+  /** mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT); returns 0 or an errno (never throws). */
+  lockAllMemory(): number;
+  /** flock(2); returns 0 or an errno (EWOULDBLOCK when non-blocking and held elsewhere). */
+  flock(fd: number, exclusive: boolean, nonBlocking: boolean): number;
+  /** pipe2(O_CLOEXEC): [readFd, writeFd]. */
+  pipe(): [number, number];
+}
+
+const ADDON_RELATIVE = path.join('native', 'build', 'Release', 'vault_native.node');
+
+let loaded = false;
+let addon: NativeAddon | null = null;
+let loadError: Error | null = null;
+
+/** The repository root: the nearest ancestor of this module holding vault's package.json. Works
+ *  from src/crypto (vitest) and from dist/src/crypto (compiled). */
+function findRepoRoot(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const pkg = path.join(dir, 'package.json');
+    if (existsSync(pkg)) {
+      try {
+        if ((JSON.parse(readFileSync(pkg, 'utf8')) as { name?: unknown }).name === 'vault') return dir;
+      } catch {
+        // Not ours (or unreadable): keep walking up.
+      }
+    }
+    const parent = path.dirname(dir);
+    if (parent === dir) throw new Error(`cannot find vault's package.json above ${fileURLToPath(import.meta.url)}`);
+    dir = parent;
+  }
+}
+
+function load(): void {
+  loaded = true;
+  if (process.env['VAULT_DISABLE_NATIVE'] === '1') {
+    loadError = new Error('native addon disabled by VAULT_DISABLE_NATIVE=1');
+    return;
+  }
+  try {
+    const file = path.join(findRepoRoot(), ADDON_RELATIVE);
+    addon = createRequire(import.meta.url)(file) as NativeAddon;
+  } catch (err) {
+    loadError = err instanceof Error ? err : new Error(String(err));
+  }
+}
+
+function missingError(): Error {
+  return new Error(
+    `vault: the native addon (${ADDON_RELATIVE}) is required but not available: ${loadError?.message ?? 'unknown'}. ` +
+      'Build it with `npm run build:native` (needs make and a C compiler).',
+    { cause: loadError },
+  );
+}
+
+/**
+ * The addon, or null when it is absent or disabled (VAULT_DISABLE_NATIVE=1).
+ * Throws instead of returning null when VAULT_REQUIRE_NATIVE=1.
+ */
+export function nativeAddon(): NativeAddon | null {
+  if (!loaded) load();
+  if (addon === null && process.env['VAULT_REQUIRE_NATIVE'] === '1') throw missingError();
+  return addon;
+}
+
+/** The addon; throws (with the load error as `cause`) when it is not available. */
+export function requireNative(): NativeAddon {
+  const a = nativeAddon();
+  if (a === null) throw missingError();
+  return a;
+}
