@@ -7,7 +7,7 @@
 # (the exit code vault uses for a missing system component).
 set -euo pipefail
 
-runtime=(libfuse2 fuse3 e2fsprogs dosfstools exfatprogs util-linux mount)
+runtime=(libfuse2 fuse3 e2fsprogs dosfstools exfatprogs util-linux mount fusefat exfat-fuse)
 test_extra=(fio psmisc)
 bench_extra=(fio gocryptfs)
 

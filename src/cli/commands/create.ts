@@ -1,0 +1,126 @@
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import type { Command } from 'commander';
+import { VaultError } from '../../errors.js';
+import { DEFAULT_SECTOR_SIZE, KDF_BOUNDS, type SectorSize } from '../../format/constants.js';
+import type { KdfParams } from '../../format/types.js';
+import { calibrateKdf, DEFAULT_PARALLELISM } from '../../crypto/calibrate.js';
+import { finishContainer, writeNewContainer } from '../../volume/create.js';
+import { closeContainer } from '../../volume/container.js';
+import { dismountVolume, mountUnlocked, openLocked, requireRoot } from '../../mount/lifecycle.js';
+import { makeFilesystem, type FsType } from '../../mount/filesystem.js';
+import { records } from '../../mount/state.js';
+import { rmSync } from 'node:fs';
+import { gatherKdfInput } from '../secrets.js';
+import { info, progress, warn } from '../output.js';
+import { invokingUser } from '../owner.js';
+import { abortOnSignals } from '../signals.js';
+import { parseSize } from '../sizes.js';
+
+interface CreateOptions {
+  size: string;
+  fs: string;
+  sectorSize: string;
+  quick?: boolean;
+  kdfMemory?: string;
+  kdfIterations?: string;
+  kdfParallelism?: string;
+  passwordStdin?: boolean;
+  keyfile?: string[];
+  force?: boolean;
+}
+
+const FILESYSTEMS = ['ext4', 'vfat', 'exfat', 'none'];
+
+function intOption(name: string, v: string, min: number, max: number): number {
+  const n = Number(v);
+  if (!/^\d+$/.test(v) || n < min || n > max) throw new VaultError('usage', `${name} must be an integer from ${min} to ${max}`);
+  return n;
+}
+
+async function kdfParams(o: CreateOptions): Promise<KdfParams> {
+  const explicit = o.kdfMemory !== undefined || o.kdfIterations !== undefined || o.kdfParallelism !== undefined;
+  const base = explicit ? null : await calibrateKdf();
+  const kdf: KdfParams = {
+    memoryKiB:
+      o.kdfMemory !== undefined ? intOption('--kdf-memory', o.kdfMemory, 1, KDF_BOUNDS.memoryKiB.max / 1024) * 1024 : base?.kdf.memoryKiB ?? 256 * 1024,
+    iterations: o.kdfIterations !== undefined ? intOption('--kdf-iterations', o.kdfIterations, 1, KDF_BOUNDS.iterations.max) : base?.kdf.iterations ?? 3,
+    parallelism:
+      o.kdfParallelism !== undefined ? intOption('--kdf-parallelism', o.kdfParallelism, 1, KDF_BOUNDS.parallelism.max) : base?.kdf.parallelism ?? DEFAULT_PARALLELISM,
+  };
+  if (kdf.memoryKiB < 64 * 1024 || kdf.iterations < 3)
+    warn(`weak key derivation (${kdf.memoryKiB / 1024} MiB, ${kdf.iterations} iterations): a passphrase is much easier to guess below 64 MiB and 3 iterations`);
+  return kdf;
+}
+
+export function registerCreate(program: Command): void {
+  program
+    .command('create <container>')
+    .description('create a new encrypted container')
+    .requiredOption('--size <size>', 'container size, e.g. 512M, 2G, 1T')
+    .option('--fs <type>', 'filesystem inside: ext4, vfat, exfat or none', 'ext4')
+    .option('--sector-size <bytes>', 'encryption sector size: 512 or 4096', String(DEFAULT_SECTOR_SIZE))
+    .option('--quick', 'do not fill the data area (sparse file; reveals which sectors were written)')
+    .option('--kdf-memory <MiB>', 'Argon2id memory in MiB (default: calibrated to about 2 s)')
+    .option('--kdf-iterations <n>', 'Argon2id iterations (default: calibrated)')
+    .option('--kdf-parallelism <n>', `Argon2id lanes (default: ${DEFAULT_PARALLELISM})`)
+    .option('--password-stdin', 'read the passphrase from standard input')
+    .option('--keyfile <file>', 'use a keyfile (repeatable)', (v: string, acc: string[] = []) => [...acc, v])
+    .option('--force', 'overwrite an existing file')
+    .action(async (target: string, o: CreateOptions) => {
+      const size = parseSize(o.size);
+      if (!FILESYSTEMS.includes(o.fs)) throw new VaultError('usage', `unknown filesystem "${o.fs}" (use ${FILESYSTEMS.join(', ')})`);
+      const sectorSize = Number(o.sectorSize) as SectorSize;
+      if (sectorSize !== 512 && sectorSize !== 4096) throw new VaultError('usage', '--sector-size must be 512 or 4096');
+      const abs = path.resolve(target);
+      if (o.fs !== 'none') requireRoot('vault create');
+      if (existsSync(abs)) {
+        if (!o.force) throw new VaultError('exists', `${abs} already exists`, 'use --force to overwrite it');
+        if (records().some((r) => r.container === abs)) throw new VaultError('busy', `${abs} is mounted; dismount it first`);
+      }
+      const kdfInput = gatherKdfInput(o, 'New passphrase: ', true);
+      const kdf = await kdfParams(o);
+      const { signal, dispose } = abortOnSignals();
+      const started = Date.now();
+      let made;
+      try {
+        made = await writeNewContainer(abs, {
+          size, sectorSize, kdf, kdfInput, quick: !!o.quick, signal,
+          onProgress: (done, total) => progress('encrypting', done, total, started),
+        });
+      } finally {
+        kdfInput.fill(0);
+      }
+      try {
+        if (o.quick) warn('--quick: the data area is sparse, so anyone who sees the file can tell which parts hold data');
+        if (o.fs !== 'none') await formatThroughMount(made.tmpPath, made, o.fs as FsType, signal);
+        else made.key.dispose();
+        if (signal.aborted) throw new VaultError('interrupted', 'interrupted; no container was made');
+        finishContainer(made.tmpPath, abs);
+      } catch (e) {
+        made.key.dispose();
+        rmSync(made.tmpPath, { force: true });
+        throw e;
+      } finally {
+        dispose();
+      }
+      info(`created ${abs} (${o.fs === 'none' ? 'no filesystem' : o.fs}, ${sectorSize}-byte sectors, Argon2id ${kdf.memoryKiB / 1024} MiB × ${kdf.iterations} × ${kdf.parallelism})`);
+    });
+}
+
+/** Formats the new container through the normal mount path: mkfs writes only through the encryption. */
+async function formatThroughMount(tmpPath: string, made: Awaited<ReturnType<typeof writeNewContainer>>, fs: FsType, signal: AbortSignal) {
+  const c = openLocked(tmpPath, false);
+  let record;
+  try {
+    record = await mountUnlocked(c, made.header, made.key, { readOnly: false, noFilesystem: true, warn, signal });
+  } finally {
+    closeContainer(c);
+  }
+  try {
+    const owner = invokingUser();
+    makeFilesystem(record.loopDevice!, fs, owner ? { ownerUid: owner.uid, ownerGid: owner.gid } : {});
+  } finally {
+    await dismountVolume(record, true);
+  }
+}

@@ -1,0 +1,27 @@
+import type { Command } from 'commander';
+import { listVolumes } from '../../mount/lifecycle.js';
+import { info, warn } from '../output.js';
+
+export function registerList(program: Command): void {
+  program
+    .command('list')
+    .description('show mounted volumes')
+    .option('--json', 'print JSON for scripts')
+    .action(async (o: { json?: boolean }) => {
+      const cleaned: string[] = [];
+      const volumes = await listVolumes((rep) => cleaned.push(`${rep.record.container}: ${rep.actions.join('; ')}`));
+      if (o.json) {
+        process.stdout.write(JSON.stringify(volumes.map((v) => ({ ...v.record, state: v.state })), null, 2) + '\n');
+      } else if (volumes.length === 0) {
+        info('no volumes mounted');
+      } else {
+        for (const v of volumes) {
+          const r = v.record;
+          const where = r.mountpoint ?? r.loopDevice ?? r.blockFile;
+          const state = v.state === 'mounted' ? '' : '  [volume server died: cleaned up]';
+          info(`${r.container}  ${where}  ${r.fsType ?? 'no filesystem'}  ${r.loopDevice ?? ''}  ${r.readOnly ? 'ro' : 'rw'}  pid ${r.serverPid}${state}`);
+        }
+      }
+      for (const c of cleaned) warn(`volume server had died; cleaned up ${c}`);
+    });
+}

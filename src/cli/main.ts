@@ -1,0 +1,53 @@
+#!/usr/bin/env node
+/**
+ * vault's command line. Commands are thin: parse options, call the core, and let this file map
+ * every error to one line, an optional hint, and a documented exit code (exit-codes.ts).
+ */
+import { Command, CommanderError } from 'commander';
+import { isVaultError } from '../errors.js';
+import { EXIT, exitCodeFor } from './exit-codes.js';
+import { registerCreate } from './commands/create.js';
+import { registerDismount } from './commands/dismount.js';
+import { registerList } from './commands/list.js';
+import { registerMount } from './commands/mount.js';
+
+const debug = process.argv.includes('--debug');
+
+function fail(message: string, hint: string | undefined, code: number): never {
+  process.stderr.write(`vault: ${message}\n`);
+  if (hint) process.stderr.write(`hint: ${hint}\n`);
+  process.exit(code);
+}
+
+export function buildProgram(): Command {
+  const program = new Command();
+  program
+    .name('vault')
+    .description('on-the-fly encrypted volumes: XTS-AES-256 containers mounted through FUSE and a loop device')
+    .version('0.1.0')
+    .option('--debug', 'print stack traces on errors')
+    .exitOverride()
+    .configureOutput({ outputError: (str, write) => write(`vault: ${str.replace(/^error: /, '')}`) });
+  registerCreate(program);
+  registerMount(program);
+  registerDismount(program);
+  registerList(program);
+  for (const c of program.commands) c.exitOverride();
+  return program;
+}
+
+async function main(): Promise<void> {
+  try {
+    await buildProgram().parseAsync(process.argv);
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      // help and version exit 0; every other commander error is a usage error
+      process.exit(e.exitCode === 0 ? EXIT.ok : EXIT.usage);
+    }
+    if (debug) process.stderr.write(`${(e as Error).stack}\n`);
+    if (isVaultError(e)) fail(e.message, e.hint, exitCodeFor(e.code));
+    fail(`unexpected error: ${(e as Error).message}`, 'rerun with --debug for details, and report it', EXIT.failure);
+  }
+}
+
+await main();

@@ -1,0 +1,122 @@
+/**
+ * Reading passphrases: a masked prompt on a terminal, or --password-stdin. Never an argument or an
+ * environment variable.
+ *
+ * The passphrase stays in Buffers from the first byte: it never becomes a JS string (strings are
+ * immutable and cannot be wiped), which is why we do not use @inquirer/password (it returns a string).
+ * Callers wipe the returned buffer when done.
+ */
+import { spawnSync } from 'node:child_process';
+import { closeSync, openSync, readSync, writeSync } from 'node:fs';
+import { VaultError } from '../errors.js';
+import { wipe } from '../crypto/wipe.js';
+
+const MAX_PASSPHRASE = 64 * 1024;
+
+/** Reads all of standard input (up to 64 KiB + 1) and strips exactly one trailing newline. */
+export function readPassphraseFromStdin(): Buffer {
+  const lines = readStdinLines(1);
+  return lines[0]!;
+}
+
+/**
+ * Reads `count` newline-terminated passphrases from stdin (for commands that need an old and a new
+ * one). The last may lack its newline. With count = 1 the whole input is one passphrase.
+ */
+export function readStdinLines(count: number): Buffer[] {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  const buf = Buffer.alloc(4096);
+  for (;;) {
+    let n: number;
+    try {
+      n = readSync(0, buf, 0, buf.length, null);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'EAGAIN') continue;
+      if (code === 'EOF') break;
+      throw new VaultError('usage', `cannot read the passphrase from standard input (${code})`);
+    }
+    if (n === 0) break;
+    chunks.push(Buffer.from(buf.subarray(0, n)));
+    total += n;
+    if (total > MAX_PASSPHRASE * count + count) {
+      wipe(buf, ...chunks);
+      throw new VaultError('usage', `the passphrase on standard input is longer than ${MAX_PASSPHRASE} bytes`);
+    }
+  }
+  const all = Buffer.concat(chunks);
+  wipe(buf, ...chunks);
+  const out: Buffer[] = [];
+  let start = 0;
+  for (let i = 0; i < count; i++) {
+    const nl = i < count - 1 ? all.indexOf(0x0a, start) : -1;
+    if (i < count - 1 && nl < 0) {
+      wipe(all);
+      throw new VaultError('usage', `expected ${count} lines on standard input (one passphrase per line)`);
+    }
+    let end = nl < 0 ? all.length : nl;
+    if (nl < 0 && end > start && all[end - 1] === 0x0a) end--; // exactly one trailing newline
+    out.push(Buffer.from(all.subarray(start, end)));
+    start = end + 1;
+  }
+  wipe(all);
+  return out;
+}
+
+/** A masked prompt on the controlling terminal. Refuses at once when there is none. */
+export function promptPassphrase(question: string): Buffer {
+  let fd: number;
+  try {
+    fd = openSync('/dev/tty', 'r+');
+  } catch {
+    throw new VaultError(
+      'usage',
+      'no terminal to ask for the passphrase',
+      'pass it on standard input with --password-stdin (or use a keyfile)',
+    );
+  }
+  const restore = setRawMode(fd, true);
+  const out: number[] = [];
+  const one = Buffer.alloc(1);
+  try {
+    writeSync(fd, question);
+    for (;;) {
+      const n = readSync(fd, one, 0, 1, null);
+      if (n === 0) break;
+      const c = one[0]!;
+      if (c === 0x0d || c === 0x0a) break;
+      if (c === 0x03) throw new VaultError('interrupted', 'interrupted');
+      if (c === 0x04 && out.length === 0) break;
+      if (c === 0x7f || c === 0x08) {
+        if (out.length) {
+          out[out.length - 1] = 0;
+          out.length--;
+          writeSync(fd, '\b \b');
+        }
+        continue;
+      }
+      if (out.length >= MAX_PASSPHRASE) continue;
+      out.push(c);
+      // One star per character, not per UTF-8 continuation byte.
+      if ((c & 0xc0) !== 0x80) writeSync(fd, '*');
+    }
+    writeSync(fd, '\n');
+    const b = Buffer.from(out);
+    out.fill(0);
+    return b;
+  } finally {
+    one.fill(0);
+    restore();
+    closeSync(fd);
+  }
+}
+
+/** Puts the terminal in raw, no-echo mode with stty and returns a function that restores it. */
+function setRawMode(fd: number, raw: boolean): () => void {
+  const saved = spawnSync('stty', ['-g'], { stdio: [fd, 'pipe', 'ignore'], encoding: 'utf8' }).stdout?.trim();
+  if (raw) spawnSync('stty', ['raw', '-echo'], { stdio: [fd, 'ignore', 'ignore'] });
+  return () => {
+    if (saved) spawnSync('stty', [saved], { stdio: [fd, 'ignore', 'ignore'] });
+  };
+}

@@ -1,0 +1,76 @@
+/**
+ * Gathers what unlocks a volume: the passphrase (prompt or --password-stdin) and keyfiles, turned
+ * into the KDF input of spec §4.2. All pieces are wiped once combined.
+ */
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { VaultError } from '../errors.js';
+import { MAX_KEYFILE_SIZE, buildKdfInput } from '../crypto/kdf.js';
+import { wipe } from '../crypto/wipe.js';
+import { promptPassphrase, readStdinLines } from './passphrase.js';
+
+export interface SecretOptions {
+  passwordStdin?: boolean;
+  keyfile?: string[];
+}
+
+export function readKeyfile(file: string): Buffer {
+  let fd: number;
+  try {
+    fd = openSync(file, 'r');
+  } catch (e) {
+    throw new VaultError('usage', `cannot read keyfile ${file}: ${(e as NodeJS.ErrnoException).code}`);
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw new VaultError('usage', `keyfile ${file} is not a regular file`);
+    if (st.size === 0 || st.size > MAX_KEYFILE_SIZE)
+      throw new VaultError('usage', `keyfile ${file} is ${st.size} bytes; a keyfile must be 1 byte to 1 MiB`);
+    const b = Buffer.alloc(st.size);
+    let done = 0;
+    while (done < b.length) {
+      const n = readSync(fd, b, done, b.length - done, done);
+      if (n === 0) break;
+      done += n;
+    }
+    return b.subarray(0, done);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Reads `count` passphrases: from stdin (one per line) or from the terminal. With `confirm`, each
+ * terminal passphrase is asked twice and must match.
+ */
+export function readPassphrases(o: SecretOptions, prompts: string[], confirm: boolean): Buffer[] {
+  if (o.passwordStdin) return readStdinLines(prompts.length);
+  return prompts.map((q) => {
+    const first = promptPassphrase(q);
+    if (!confirm) return first;
+    const second = promptPassphrase('Repeat passphrase: ');
+    const same = first.equals(second);
+    wipe(second);
+    if (!same) {
+      wipe(first);
+      throw new VaultError('usage', 'the passphrases do not match');
+    }
+    return first;
+  });
+}
+
+/** The KDF input for one secret: passphrase (possibly empty when keyfiles are given) plus keyfiles. */
+export function kdfInputFrom(passphrase: Buffer, keyfilePaths: readonly string[] = []): Buffer {
+  const keyfiles = keyfilePaths.map(readKeyfile);
+  try {
+    return buildKdfInput(passphrase, keyfiles);
+  } finally {
+    wipe(passphrase, ...keyfiles);
+  }
+}
+
+/** Reads one passphrase (and the keyfiles) and returns the KDF input. */
+export function gatherKdfInput(o: SecretOptions, prompt = 'Passphrase: ', confirm = false): Buffer {
+  const hasKeyfiles = (o.keyfile?.length ?? 0) > 0;
+  const [pw] = readPassphrases(o, [hasKeyfiles ? prompt.replace(/: $/, ' (empty if none): ') : prompt], confirm);
+  return kdfInputFrom(pw!, o.keyfile);
+}

@@ -1,0 +1,385 @@
+/**
+ * The filesystem inside a volume: detect, create, mount, unmount, and read the mount table.
+ */
+import { readFileSync, realpathSync, statSync } from 'node:fs';
+import { release } from 'node:os';
+import path from 'node:path';
+import { VaultError, isVaultError } from '../errors.js';
+import { firstLine, run, type RunResult } from './run.js';
+
+export type FsType = 'ext4' | 'vfat' | 'exfat';
+export const FS_TYPES: readonly FsType[] = ['ext4', 'vfat', 'exfat'];
+
+export function isFsType(s: string): s is FsType {
+  return (FS_TYPES as readonly string[]).includes(s);
+}
+
+export interface MakeFsOptions {
+  ownerUid?: number;
+  ownerGid?: number;
+  label?: string;
+}
+
+export interface MountOptions {
+  type: string;
+  readOnly: boolean;
+  /** Comma-separated mount options from the user, applied after vault's defaults (so they win). */
+  extraOptions?: string;
+  ownerUid?: number;
+  ownerGid?: number;
+}
+
+export type UnmountResult = { ok: true } | { ok: false; busy: boolean; message: string };
+
+export interface MountEntry {
+  id: number;
+  parentId: number;
+  /** "major:minor" of the filesystem, as in /proc/self/mountinfo. */
+  devno: string;
+  /** Directory of the filesystem that is mounted here ("/" unless a bind mount of a subdirectory). */
+  root: string;
+  mountpoint: string;
+  source: string;
+  fstype: string;
+  /** Per-mount options followed by the filesystem's own options, without repeats. */
+  options: string[];
+}
+
+/** The tool that creates each filesystem, and the Debian package that ships it. */
+const MKFS: Record<FsType, { tool: string; pkg: string }> = {
+  ext4: { tool: 'mkfs.ext4', pkg: 'e2fsprogs' },
+  vfat: { tool: 'mkfs.vfat', pkg: 'dosfstools' },
+  exfat: { tool: 'mkfs.exfat', pkg: 'exfatprogs' },
+};
+/** Filesystems without Unix ownership: owner and permissions come from mount options. */
+const NO_UNIX_OWNERS = new Set(['vfat', 'exfat', 'msdos']);
+/** Options that would make mount do something else than mounting this device here. */
+const FORBIDDEN_OPTIONS = /^(remount|bind|rbind|move|loop|offset|sizelimit|encryption|helper|uhelper|x-mount\..*)$/i;
+const MKFS_TIMEOUT_MS = 60 * 60_000;
+const NO_DRIVER_HINT: Record<string, string> = {
+  exfat: 'the running kernel has no exFAT driver: load the exfat module, or install the Debian package exfat-fuse',
+  vfat: 'the running kernel has no FAT driver: load the vfat module, or install the Debian package fusefat',
+  ext4: 'the running kernel has no ext4 driver: load the ext4 module',
+};
+
+/** Filesystem type found on `device` (e.g. "ext4"), or null when blkid recognises none. */
+export function detectFilesystem(device: string): string | null {
+  const r = tool('blkid', ['-p', '-o', 'value', '-s', 'TYPE', device], 'util-linux');
+  if (r.status === 2) return null;
+  if (r.status === 8)
+    throw new VaultError('io', `${device} carries signatures of more than one filesystem`, 'the volume is ambiguous; recreate its filesystem');
+  if (r.status !== 0) throw new VaultError('io', `blkid ${device} failed: ${detail(r)}`);
+  return firstLine(r.stdout) || null;
+}
+
+/** Creates a filesystem on `device`, erasing whatever signatures were there. */
+export function makeFilesystem(device: string, type: FsType, opts: MakeFsOptions = {}): void {
+  if (!isFsType(type)) throw new VaultError('usage', `unsupported filesystem type: ${String(type)}`, `use one of ${FS_TYPES.join(', ')}`);
+  checkId('ownerUid', opts.ownerUid);
+  checkId('ownerGid', opts.ownerGid);
+  const label = opts.label === undefined || opts.label === '' ? undefined : checkLabel(type, opts.label);
+  if (findMount(device) !== null) throw new VaultError('busy', `${device} is mounted; refusing to create a filesystem on it`);
+
+  // Leftover signatures of an earlier filesystem would make blkid's answer ambiguous later.
+  const wipe = tool('wipefs', ['--all', '--quiet', device], 'util-linux');
+  if (wipe.status !== 0) throw new VaultError('io', `wipefs ${device} failed: ${detail(wipe)}`);
+
+  const { tool: mkfs, pkg } = MKFS[type];
+  let r: RunResult;
+  switch (type) {
+    case 'ext4': {
+      // nodiscard: discards would reach the FUSE server as hole punches, which either fail (wasted
+      //   time) or reveal to anyone holding the container which regions are in use.
+      // lazy_itable_init=1: zeroing the inode tables (1/64 of the volume) through encryption would
+      //   make mkfs slow on large volumes. The kernel's ext4lazyinit thread zeroes them after the
+      //   first mount, rate-limited; until then ext4 never reads the unused parts, and umount simply
+      //   stops the thread (it finishes at most the group in progress), so dismount stays clean and
+      //   quick; the remaining groups are done on a later mount.
+      // lazy_journal_init=0: the journal is small (at most 1 GiB) and zeroed once; a lazily
+      //   initialised journal could replay stale blocks after a crash when a volume that held ext4
+      //   before is re-formatted.
+      const ext = ['nodiscard', 'lazy_itable_init=1', 'lazy_journal_init=0'];
+      if (opts.ownerUid !== undefined || opts.ownerGid !== undefined)
+        ext.push(`root_owner=${opts.ownerUid ?? process.getuid?.() ?? 0}:${opts.ownerGid ?? process.getgid?.() ?? 0}`);
+      r = tool(mkfs, ['-q', '-F', '-E', ext.join(','), ...(label ? ['-L', label] : []), device], pkg, MKFS_TIMEOUT_MS);
+      break;
+    }
+    case 'vfat': {
+      const base = label ? ['-n', label] : [];
+      // mkfs.vfat picks FAT12/16/32 from the size; FAT32 is invalid on small volumes.
+      r = tool(mkfs, [...base, device], pkg, MKFS_TIMEOUT_MS);
+      if (r.status !== 0) {
+        const bits = fatBitsFor(deviceBytes(device));
+        if (bits !== null) r = tool(mkfs, ['-F', String(bits), ...base, device], pkg, MKFS_TIMEOUT_MS);
+      }
+      break;
+    }
+    case 'exfat':
+      r = tool(mkfs, [...(label ? ['-L', label] : []), device], pkg, MKFS_TIMEOUT_MS);
+      break;
+  }
+  if (r.status !== 0) throw new VaultError('io', `${mkfs} ${device} failed: ${detail(r)}`);
+
+  const found = detectFilesystem(device);
+  if (found !== type) throw new VaultError('io', `${mkfs} reported success but ${device} now holds ${found ?? 'no filesystem'}`);
+}
+
+/**
+ * Mounts `device` on `mountpoint`. Defaults to nosuid,nodev like VeraCrypt: a volume is a file
+ * anyone may have prepared, and a setuid binary or device node on it must not gain privileges
+ * once mounted. The user may still ask for suid or dev in extraOptions, which come last and win.
+ */
+export function mountFilesystem(device: string, mountpoint: string, opts: MountOptions): void {
+  if (!/^[a-z0-9][a-z0-9_.+-]*$/.test(opts.type)) throw new VaultError('usage', `invalid filesystem type: ${opts.type}`);
+  checkId('ownerUid', opts.ownerUid);
+  checkId('ownerGid', opts.ownerGid);
+  const extra = parseExtraOptions(opts.extraOptions);
+  if (opts.readOnly && extra.includes('rw'))
+    throw new VaultError('usage', 'mount option "rw" contradicts a read-only mount');
+  const readOnly = opts.readOnly || extra.includes('ro');
+
+  const options = ['nosuid', 'nodev'];
+  if (readOnly) options.push('ro');
+  if (NO_UNIX_OWNERS.has(opts.type)) {
+    if (opts.ownerUid !== undefined) options.push(`uid=${opts.ownerUid}`);
+    if (opts.ownerGid !== undefined) options.push(`gid=${opts.ownerGid}`);
+    // Without Unix permissions on disk, everything would otherwise be world-readable.
+    options.push('umask=077');
+  }
+  if (opts.type === 'vfat') options.push('utf8'); // file names from Linux programs are UTF-8
+  options.push(...extra);
+
+  const r = kernelSupports(opts.type)
+    ? // -w: never fall back to a read-only mount on its own (a write-protected device must be an
+      // error for a read-write request). -i: use the kernel's driver, not a /sbin/mount.<type> helper.
+      tool('mount', ['-i', readOnly ? '-r' : '-w', '-t', opts.type, '-o', options.join(','), device, path.resolve(mountpoint)], 'mount')
+    : mountWithFuseDriver(device, mountpoint, opts.type, options, readOnly);
+  if (r.status === 0) return;
+
+  const msg = `mounting ${device} on ${mountpoint} failed: ${detail(r)}`;
+  if (/unknown filesystem type/i.test(r.stderr))
+    throw new VaultError('missing-component', msg, NO_DRIVER_HINT[opts.type] ?? `the running kernel has no ${opts.type} driver`);
+  if (/already mounted|busy/i.test(r.stderr)) throw new VaultError('already-mounted', msg);
+  if (/permission denied|operation not permitted|must be superuser/i.test(r.stderr)) throw new VaultError('privilege', msg);
+  const hint =
+    readOnly && opts.type === 'ext4' && /read-only/i.test(r.stderr)
+      ? 'the journal probably needs recovery, which a read-only mount cannot do: mount it read-write once, or pass -o noload'
+      : 'the kernel log (dmesg) usually says why';
+  throw new VaultError('mount-failed', msg, hint);
+}
+
+/**
+ * Kernels built without FAT or exFAT drivers (as some minimal VM kernels are) can still mount them
+ * in user space: exfat-fuse through its mount helper, FAT through fusefat. Being FUSE mounts, they
+ * are reachable only by root unless allow_other is set; with an owner, the kernel enforces the
+ * uid/gid/umask permissions (default_permissions), as the kernel drivers would.
+ */
+function mountWithFuseDriver(device: string, mountpoint: string, type: string, options: string[], readOnly: boolean) {
+  const fuseOptions = options.filter((o) => o !== 'utf8' && o !== 'ro');
+  if (fuseOptions.some((o) => o.startsWith('uid='))) fuseOptions.push('allow_other', 'default_permissions');
+  if (type === 'exfat')
+    return tool('mount', [readOnly ? '-r' : '-w', '-t', 'exfat-fuse', '-o', [...(readOnly ? ['ro'] : []), ...fuseOptions].join(','), device, path.resolve(mountpoint)], 'exfat-fuse');
+  if (type === 'vfat')
+    // fusefat writes only with the explicit rw+ option.
+    return tool('fusefat', ['-o', [readOnly ? 'ro' : 'rw+', ...fuseOptions].join(','), device, path.resolve(mountpoint)], 'fusefat');
+  return { status: 32, stdout: '', stderr: `unknown filesystem type '${type}'` };
+}
+
+/**
+ * Whether the running kernel can mount `type` by itself: built in, already loaded, or available as
+ * a module it will load on demand.
+ */
+export function kernelSupports(type: string): boolean {
+  try {
+    const known = readFileSync('/proc/filesystems', 'utf8').split('\n').map((l) => l.split('\t').at(-1)?.trim());
+    if (known.includes(type)) return true;
+  } catch {
+    // No procfs: fall through to the module list.
+  }
+  for (const list of ['modules.dep', 'modules.builtin']) {
+    try {
+      const text = readFileSync(`/lib/modules/${release()}/${list}`, 'utf8');
+      if (new RegExp(`(^|/)${type.replace(/[^a-z0-9_]/g, '')}\\.ko(\\.[a-z]+)?(:|$)`, 'm').test(text)) return true;
+    } catch {
+      // Kernels without modules have no such files.
+    }
+  }
+  return false;
+}
+
+/** Unmounts `mountpoint`; `lazy` detaches it now and lets the kernel finish when it is no longer used. */
+export function unmountFilesystem(mountpoint: string, opts: { lazy?: boolean } = {}): UnmountResult {
+  const args = ['-i', ...(opts.lazy ? ['-l'] : []), path.resolve(mountpoint)];
+  const r = tool('umount', args, 'mount');
+  if (r.status === 0) return { ok: true };
+  return { ok: false, busy: /target is busy|device is busy|resource busy/i.test(r.stderr), message: detail(r) };
+}
+
+/** Whether something is mounted exactly on `p`. */
+export function isMountPoint(p: string): boolean {
+  return findMountAt(readMountInfo(), p) !== null;
+}
+
+/** Mounts on `p` or anywhere below it, in mount-table order (parents before their children). */
+export function mountsUnder(p: string): MountEntry[] {
+  const entries = readMountInfo();
+  const roots = new Set([path.resolve(p)]);
+  const real = tryRealpath(p);
+  if (real !== null) roots.add(real);
+  return entries.filter((e) => [...roots].some((r) => isSameOrUnder(e.mountpoint, r)));
+}
+
+/**
+ * The mount on a directory, or of a device (when given a /dev path); the topmost one when several are
+ * stacked. Null when there is none.
+ */
+export function findMount(pathOrDevice: string): MountEntry | null {
+  const entries = readMountInfo();
+  if (!pathOrDevice.startsWith('/dev/')) return findMountAt(entries, pathOrDevice);
+  let devno: string | null = null;
+  try {
+    const st = statSync(pathOrDevice, { bigint: true });
+    if (st.isBlockDevice()) devno = devnoOf(st.rdev);
+  } catch {
+    // Gone or not a device node: fall back to comparing names.
+  }
+  const hits = entries.filter((e) => e.source === pathOrDevice || (devno !== null && e.devno === devno));
+  return hits.at(-1) ?? null;
+}
+
+/** Parses /proc/<pid>/mountinfo text (see proc(5)); malformed lines are skipped. */
+export function parseMountInfo(text: string): MountEntry[] {
+  const out: MountEntry[] = [];
+  for (const line of text.split('\n')) {
+    if (line === '') continue;
+    const f = line.split(' ');
+    // Optional fields (shared:N, master:N, …) sit between the sixth field and a lone "-".
+    const sep = f.indexOf('-', 6);
+    if (f.length < 10 || sep < 0 || f.length < sep + 4) continue;
+    const id = Number(f[0]);
+    const parentId = Number(f[1]);
+    if (!Number.isInteger(id) || !Number.isInteger(parentId)) continue;
+    const options = [...f[5]!.split(','), ...f[sep + 3]!.split(',')].map(unescapeField).filter((o) => o !== '');
+    out.push({
+      id,
+      parentId,
+      devno: f[2]!,
+      root: unescapeField(f[3]!),
+      mountpoint: unescapeField(f[4]!),
+      fstype: unescapeField(f[sep + 1]!),
+      source: unescapeField(f[sep + 2]!),
+      options: [...new Set(options)],
+    });
+  }
+  return out;
+}
+
+/** Reads the mount table of this process's mount namespace. */
+export function readMountInfo(file = '/proc/self/mountinfo'): MountEntry[] {
+  try {
+    return parseMountInfo(readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new VaultError('io', `cannot read ${file}: ${(e as Error).message}`);
+  }
+}
+
+/** "major:minor" of a stat() st_dev / st_rdev, decoded the way glibc encodes dev_t. */
+export function devnoOf(dev: bigint): string {
+  const major = ((dev >> 8n) & 0xfffn) | ((dev >> 32n) & ~0xfffn);
+  const minor = (dev & 0xffn) | ((dev >> 12n) & ~0xffn);
+  return `${major}:${minor}`;
+}
+
+function findMountAt(entries: MountEntry[], p: string): MountEntry | null {
+  // Compare the path as given first: resolving it touches the mounted filesystem's root, which can
+  // hang when that filesystem is an unresponsive FUSE mount.
+  const resolved = path.resolve(p);
+  let hits = entries.filter((e) => e.mountpoint === resolved);
+  if (hits.length === 0) {
+    const real = tryRealpath(p);
+    if (real !== null && real !== resolved) hits = entries.filter((e) => e.mountpoint === real);
+  }
+  return hits.at(-1) ?? null;
+}
+
+function isSameOrUnder(p: string, dir: string): boolean {
+  return p === dir || p.startsWith(dir.endsWith('/') ? dir : `${dir}/`);
+}
+
+/** The kernel escapes space, tab, newline and backslash in mountinfo as \ooo octal. */
+function unescapeField(s: string): string {
+  return s.replace(/\\([0-7]{3})/g, (_, oct: string) => String.fromCharCode(parseInt(oct, 8)));
+}
+
+function tryRealpath(p: string): string | null {
+  try {
+    return realpathSync.native(p);
+  } catch {
+    return null;
+  }
+}
+
+function parseExtraOptions(extra: string | undefined): string[] {
+  if (extra === undefined || extra === '') return [];
+  if (/[\s\0-\x1f\x7f]/.test(extra)) throw new VaultError('usage', 'mount options must not contain whitespace or control characters');
+  const parts = extra.split(',');
+  if (parts.some((o) => o === '')) throw new VaultError('usage', `malformed mount options: ${JSON.stringify(extra)}`, 'separate options with single commas, e.g. noatime,sync');
+  for (const o of parts) {
+    const name = o.split('=')[0]!;
+    if (FORBIDDEN_OPTIONS.test(name)) throw new VaultError('usage', `mount option "${name}" is not allowed here`);
+  }
+  return parts;
+}
+
+function checkLabel(type: FsType, label: string): string {
+  if (/[\0-\x1f\x7f]/.test(label)) throw new VaultError('usage', 'the volume label must not contain control characters');
+  const limits: Record<FsType, [number, string]> = {
+    ext4: [16, 'bytes'],
+    vfat: [11, 'bytes'],
+    exfat: [15, 'characters'],
+  };
+  const [max, unit] = limits[type];
+  const size = type === 'exfat' ? label.length /* UTF-16 code units */ : Buffer.byteLength(label);
+  if (size > max) throw new VaultError('usage', `a ${type} label holds at most ${max} ${unit}`);
+  if (type === 'vfat' && /["*+,./:;<=>?[\\\]|]/.test(label))
+    throw new VaultError('usage', 'a vfat label must not contain any of " * + , . / : ; < = > ? [ \\ ] |');
+  return label;
+}
+
+function checkId(name: string, v: number | undefined): void {
+  if (v !== undefined && !(Number.isInteger(v) && v >= 0 && v < 0xffffffff))
+    throw new VaultError('usage', `invalid ${name}: ${v}`);
+}
+
+/** FAT variant to force when mkfs.vfat's own choice failed; null when the size fits none. */
+function fatBitsFor(bytes: number | null): 12 | 16 | 32 | null {
+  if (bytes === null) return null;
+  const MiB = 1 << 20;
+  if (bytes >= 512 * MiB) return 32;
+  if (bytes >= 16 * MiB) return 16;
+  return 12;
+}
+
+function deviceBytes(device: string): number | null {
+  try {
+    const name = path.basename(realpathSync.native(device));
+    return Number(readFileSync(`/sys/class/block/${name}/size`, 'utf8').trim()) * 512;
+  } catch {
+    return null;
+  }
+}
+
+/** Runs a system tool; a missing tool names the Debian package to install. */
+function tool(cmd: string, args: string[], pkg: string, timeoutMs?: number): RunResult {
+  try {
+    return run(cmd, args, timeoutMs === undefined ? {} : { timeoutMs });
+  } catch (e) {
+    if (isVaultError(e, 'missing-component'))
+      throw new VaultError('missing-component', e.message, `install the Debian package "${pkg}" (apt-get install ${pkg})`);
+    throw e;
+  }
+}
+
+function detail(r: RunResult): string {
+  return firstLine(r.stderr) || firstLine(r.stdout) || `exit status ${r.status}`;
+}

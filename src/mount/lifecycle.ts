@@ -1,0 +1,345 @@
+/**
+ * Mounting and dismounting a volume: the one place that orders the steps.
+ *
+ * mount:    open + lock container → unlock → volume server (FUSE) → loop device → filesystem → record
+ * dismount: filesystem → loop device → server (unmounts FUSE, wipes the key) → mount point → record
+ * A failed mount undoes what it did (UndoStack); a dismount tolerates pieces already gone (a server
+ * killed with -9), so it doubles as the cleanup of dead volumes.
+ */
+import { existsSync, mkdirSync, readdirSync, realpathSync, rmdirSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { VaultError, isVaultError } from '../errors.js';
+import { KeyHandle } from '../crypto/key-handle.js';
+import { flockFd } from '../crypto/process-hardening.js';
+import { closeContainer, formatUuid, openContainer, unlockContainer, type ContainerFile } from '../volume/container.js';
+import type { Header } from '../format/types.js';
+import { startServer } from '../server/spawn.js';
+import { BLOCK_FILE_NAME, type ServerConfig } from '../server/protocol.js';
+import { attachLoop, detachLoop, loopInfo } from './loop.js';
+import { detectFilesystem, isMountPoint, mountFilesystem, unmountFilesystem } from './filesystem.js';
+import { describeHolders, endProcesses, findHolders } from './holders.js';
+import {
+  createVolumeDir, newVolumeId, processStartTime, readRecords, records, removeVolumeDir, saveRecord, serverAlive,
+  volumeDir, volumeDirAgeMs, type VolumeRecord,
+} from './state.js';
+import { UndoStack } from './undo.js';
+import { run } from './run.js';
+
+export const DEFAULT_MOUNT_BASE = '/media/vault';
+
+export function requireRoot(what: string): void {
+  if (process.getuid?.() !== 0)
+    throw new VaultError('privilege', `${what} needs root privileges`, `run it with sudo: sudo vault ${what.replace(/^vault /, '')}`);
+}
+
+function requireFuse(): void {
+  if (!existsSync('/dev/fuse'))
+    throw new VaultError('missing-component', '/dev/fuse is missing: the FUSE kernel module is not loaded', 'run `modprobe fuse` as root');
+}
+
+export interface MountOptions {
+  container: string;
+  mountpoint?: string;
+  readOnly: boolean;
+  fsOptions?: string;
+  noFilesystem: boolean;
+  /** Produces the KDF input (passphrase and keyfiles); called after the container is validated and locked. */
+  kdfInput: () => Promise<Buffer> | Buffer;
+  warn: (message: string) => void;
+  /** Owner for FAT/exFAT mounts (the user who ran sudo). */
+  owner?: { uid: number; gid: number };
+  signal?: AbortSignal;
+}
+
+function checkAborted(signal?: AbortSignal): void {
+  if (signal?.aborted) throw new VaultError('interrupted', 'interrupted; everything done so far was undone');
+}
+
+/** Opens the container and takes its exclusive lock, or says who holds it. */
+export function openLocked(containerPath: string, readOnly: boolean): ContainerFile {
+  const c = openContainer(containerPath, readOnly);
+  const err = flockFd(c.fd, true, true);
+  if (err !== 0) {
+    closeContainer(c);
+    throw new VaultError('already-mounted', `${containerPath} is already mounted or in use by another vault process`, 'see `vault list`');
+  }
+  return c;
+}
+
+export async function mountVolume(o: MountOptions): Promise<VolumeRecord> {
+  requireRoot('vault mount');
+  requireFuse();
+  const c = openLocked(resolveContainer(o.container), o.readOnly);
+  try {
+    const input = await o.kdfInput();
+    let unlocked;
+    try {
+      unlocked = await unlockContainer(c, input);
+    } finally {
+      input.fill(0);
+    }
+    for (const w of unlocked.warnings) o.warn(w);
+    checkAborted(o.signal);
+    return await mountUnlocked(c, unlocked.header, KeyHandle.fromBytes(unlocked.masterKey), o);
+  } finally {
+    closeContainer(c); // the server holds its own descriptor, and with it the lock
+  }
+}
+
+export type MountUnlockedOptions = Omit<MountOptions, 'container' | 'kdfInput'>;
+
+/**
+ * Mounts a container that is already open, locked and unlocked (used by mount, and by create to
+ * format through the same path). Consumes `key`. On failure, undoes every step it took.
+ */
+export async function mountUnlocked(c: ContainerFile, header: Header, key: KeyHandle, o: MountUnlockedOptions): Promise<VolumeRecord> {
+  requireRoot('vault mount');
+  requireFuse();
+  const undo = new UndoStack();
+  try {
+    const record = await startVolume(c, header, key, o, undo);
+    undo.commit();
+    return record;
+  } catch (e) {
+    key.dispose();
+    const failed = await undo.unwind();
+    for (const f of failed) o.warn(`cleanup: ${f}`);
+    throw e;
+  }
+}
+
+/** Server, loop device, filesystem and record for an unlocked container. Consumes `key`. */
+async function startVolume(c: ContainerFile, header: Header, key: KeyHandle, o: MountUnlockedOptions, undo: UndoStack): Promise<VolumeRecord> {
+  const id = newVolumeId();
+  const dir = createVolumeDir(id);
+  undo.push('remove volume directory', () => removeVolumeDir(id));
+  const config: ServerConfig = {
+    volumeId: id,
+    containerPath: c.path,
+    fuseDir: path.join(dir, 'fuse'),
+    readOnly: o.readOnly,
+    sectorSize: header.sectorSize,
+    dataOffset: header.dataOffset,
+    dataSize: header.dataSize,
+    firstTweak: '0',
+    tweakStep: '1',
+  };
+  let server;
+  try {
+    server = await startServer(config, c.fd, key, path.join(dir, 'server.log'));
+  } finally {
+    key.dispose();
+  }
+  undo.push('stop volume server', () => stopServer(server.pid, server.startTime, config.fuseDir));
+  checkAborted(o.signal);
+
+  const loop = attachLoop(server.blockFile, { readOnly: o.readOnly, directIo: true, sectorSize: header.sectorSize });
+  undo.push(`detach ${loop.device}`, () => detachLoop(loop.device));
+  checkAborted(o.signal);
+
+  const st = statSync(c.path);
+  const record: VolumeRecord = {
+    id,
+    container: c.path,
+    containerId: `${st.dev}:${st.ino}`,
+    uuid: formatUuid(header.uuid),
+    format: 'vault-v1',
+    mountpoint: null,
+    mountpointCreated: false,
+    fuseDir: config.fuseDir,
+    blockFile: path.join(config.fuseDir, BLOCK_FILE_NAME),
+    loopDevice: loop.device,
+    fsType: null,
+    readOnly: o.readOnly,
+    serverPid: server.pid,
+    serverStartTime: server.startTime,
+    mountedAt: new Date().toISOString(),
+  };
+
+  if (!o.noFilesystem) {
+    const fsType = detectFilesystem(loop.device);
+    if (!fsType)
+      throw new VaultError('mount-failed', 'the volume holds no filesystem that could be recognised', 'mount it with --no-filesystem to reach the raw block device');
+    const mp = prepareMountpoint(o.mountpoint, c.path);
+    if (mp.created) undo.push(`remove ${mp.path}`, () => rmdirSync(mp.path));
+    mountFilesystem(loop.device, mp.path, {
+      type: fsType,
+      readOnly: o.readOnly,
+      ...(o.fsOptions ? { extraOptions: o.fsOptions } : {}),
+      ...(o.owner ? { ownerUid: o.owner.uid, ownerGid: o.owner.gid } : {}),
+    });
+    undo.push(`unmount ${mp.path}`, () => unmountFilesystem(mp.path, { lazy: true }));
+    record.mountpoint = mp.path;
+    record.mountpointCreated = mp.created;
+    record.fsType = fsType;
+  }
+  checkAborted(o.signal);
+  saveRecord(record);
+  return record;
+}
+
+export function resolveContainer(p: string): string {
+  try {
+    return realpathSync(p);
+  } catch {
+    throw new VaultError('not-a-container', `${p} does not exist`);
+  }
+}
+
+/** Validates a given mount point, or picks and creates the default one, /media/vault/<name>. */
+function prepareMountpoint(given: string | undefined, containerPath: string): { path: string; created: boolean } {
+  const inVolume = (p: string) =>
+    records().find((r) => r.mountpoint && (p === r.mountpoint || p.startsWith(r.mountpoint + '/')));
+  if (given) {
+    const abs = path.resolve(given);
+    let st;
+    try {
+      st = statSync(abs);
+    } catch {
+      throw new VaultError('usage', `mount point ${abs} does not exist`, `create it first (mkdir -p ${abs}), or omit it to use ${DEFAULT_MOUNT_BASE}/<name>`);
+    }
+    if (!st.isDirectory()) throw new VaultError('usage', `mount point ${abs} is not a directory`);
+    const real = realpathSync(abs);
+    const host = inVolume(real);
+    if (host) throw new VaultError('usage', `mount point ${abs} is inside the mounted vault volume ${host.container}`, 'choose a mount point outside any vault volume');
+    if (isMountPoint(real)) throw new VaultError('busy', `${abs} is already a mount point`);
+    if (readdirSync(real).length > 0) throw new VaultError('usage', `mount point ${abs} is not empty`, 'mount on an empty directory');
+    return { path: real, created: false };
+  }
+  const base = path.basename(containerPath).replace(/\.[^.]*$/, '').replace(/[^A-Za-z0-9._-]/g, '_') || 'volume';
+  mkdirSync(DEFAULT_MOUNT_BASE, { recursive: true, mode: 0o755 });
+  for (let n = 1; n < 100; n++) {
+    const candidate = path.join(DEFAULT_MOUNT_BASE, n === 1 ? base : `${base}-${n}`);
+    if (!existsSync(candidate)) {
+      mkdirSync(candidate, { mode: 0o700 });
+      return { path: candidate, created: true };
+    }
+    if (statSync(candidate).isDirectory() && !isMountPoint(candidate) && readdirSync(candidate).length === 0)
+      return { path: candidate, created: false };
+  }
+  throw new VaultError('busy', `no free mount point under ${DEFAULT_MOUNT_BASE} for ${base}`);
+}
+
+/** SIGTERM the server (it unmounts FUSE and wipes the key), SIGKILL if it hangs, then clear a stale FUSE mount. */
+export async function stopServer(pid: number, startTime: string, fuseDir: string): Promise<'stopped' | 'killed' | 'gone'> {
+  let outcome: 'stopped' | 'killed' | 'gone' = 'gone';
+  if (processStartTime(pid) === startTime) {
+    process.kill(pid, 'SIGTERM');
+    outcome = (await waitExit(pid, startTime, 10_000)) ? 'stopped' : 'killed';
+    if (outcome === 'killed') {
+      process.kill(pid, 'SIGKILL');
+      await waitExit(pid, startTime, 5_000);
+    }
+  }
+  if (isMountPoint(fuseDir)) run('umount', ['-l', fuseDir]);
+  return outcome;
+}
+
+async function waitExit(pid: number, startTime: string, ms: number): Promise<boolean> {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    if (processStartTime(pid) !== startTime) return true;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return processStartTime(pid) !== startTime;
+}
+
+export interface DismountReport {
+  record: VolumeRecord;
+  actions: string[];
+}
+
+/**
+ * Dismounts one volume. Without force, a busy filesystem is an error naming the processes; with
+ * force they are ended (SIGTERM, then SIGKILL) and, if the filesystem still cannot be unmounted,
+ * it is detached lazily and the server stopped, so no further I/O can succeed.
+ */
+export async function dismountVolume(r: VolumeRecord, force: boolean): Promise<DismountReport> {
+  const actions: string[] = [];
+  const alive = serverAlive(r);
+  if (!alive) actions.push(`volume server (pid ${r.serverPid}) had died; cleaning up`);
+  if (r.mountpoint && isMountPoint(r.mountpoint)) {
+    let res = unmountFilesystem(r.mountpoint);
+    if (!res.ok && res.busy) {
+      const holders = findHolders(r.mountpoint);
+      if (!force)
+        throw new VaultError(
+          'busy',
+          `${r.mountpoint} is busy${holders.length ? `: in use by ${describeHolders(holders)}` : ''}`,
+          'close those programs, or use `vault dismount --force` to end them',
+        );
+      const ended = await endProcesses(holders);
+      for (const h of ended.terminated) actions.push(`ended pid ${h.pid} (${h.command}) with SIGTERM`);
+      for (const h of ended.killed) actions.push(`killed pid ${h.pid} (${h.command}) with SIGKILL`);
+      res = unmountFilesystem(r.mountpoint);
+    }
+    if (!res.ok) {
+      if (!force && alive) throw new VaultError('io', `cannot unmount ${r.mountpoint}: ${res.message}`, 'use --force to detach it lazily');
+      unmountFilesystem(r.mountpoint, { lazy: true });
+      actions.push(`detached ${r.mountpoint} lazily (${res.message}); the key is wiped below, so no further I/O can succeed`);
+    } else actions.push(`unmounted ${r.mountpoint}`);
+  }
+  if (r.loopDevice) {
+    const info = loopInfo(r.loopDevice);
+    if (info && info.backingFile.startsWith(r.fuseDir)) {
+      detachLoop(r.loopDevice);
+      actions.push(`detached ${r.loopDevice}`);
+    }
+  }
+  const how = await stopServer(r.serverPid, r.serverStartTime, r.fuseDir);
+  if (how !== 'gone') actions.push(how === 'stopped' ? 'stopped the volume server; key wiped' : 'killed the unresponsive volume server');
+  if (r.mountpoint && r.mountpointCreated && existsSync(r.mountpoint) && !isMountPoint(r.mountpoint)) {
+    try {
+      rmdirSync(r.mountpoint);
+    } catch {
+      actions.push(`left ${r.mountpoint} in place (not empty)`);
+    }
+  }
+  removeVolumeDir(r.id);
+  return { record: r, actions };
+}
+
+export interface VolumeStatus {
+  record: VolumeRecord;
+  state: 'mounted' | 'server-died';
+}
+
+/** The mounted volumes. Volumes whose server died are reported and then cleaned up. */
+export async function listVolumes(onCleanup: (r: DismountReport) => void): Promise<VolumeStatus[]> {
+  const out: VolumeStatus[] = [];
+  for (const rr of readRecords()) {
+    if (!rr.ok) {
+      // A directory without a record is a mount in progress, or debris from a CLI killed mid-mount.
+      if (volumeDirAgeMs(rr.id) > 120_000) {
+        const fuse = path.join(volumeDir(rr.id), 'fuse');
+        if (isMountPoint(fuse)) run('umount', ['-l', fuse]);
+        removeVolumeDir(rr.id);
+      }
+      continue;
+    }
+    const alive = serverAlive(rr.record);
+    out.push({ record: rr.record, state: alive ? 'mounted' : 'server-died' });
+    if (!alive) {
+      try {
+        onCleanup(await dismountVolume(rr.record, true));
+      } catch (e) {
+        if (!isVaultError(e)) throw e;
+      }
+    }
+  }
+  return out;
+}
+
+/** Finds the volume a user means: by mount point, container path, loop device or id. */
+export function findVolume(target: string): VolumeRecord {
+  const all = records();
+  let abs = path.resolve(target);
+  try {
+    abs = realpathSync(abs);
+  } catch {
+    // a stale mount point or a removed container may not resolve; match the plain path
+  }
+  const hit = all.find((r) => r.mountpoint === abs || r.container === abs || r.loopDevice === target || r.id === target || r.blockFile === abs);
+  if (!hit) throw new VaultError('not-mounted', `${target} is not a mounted vault volume`, 'see `vault list`');
+  return hit;
+}

@@ -1,0 +1,263 @@
+/**
+ * Loop devices over the FUSE-served block file: attach, detach, inspect.
+ *
+ * What the kernel actually did is read back from sysfs (/sys/block/loopN/...) rather than trusted
+ * from losetup's exit status: direct I/O, read-only and the logical block size can all come out
+ * different from what was asked for without losetup failing.
+ */
+import { existsSync, readdirSync, readFileSync, realpathSync } from 'node:fs';
+import path from 'node:path';
+import { VaultError, isVaultError } from '../errors.js';
+import { firstLine, run, type RunResult } from './run.js';
+
+export interface LoopAttachOptions {
+  readOnly: boolean;
+  /** Ask for direct I/O (no double caching of the block file); the result says whether it was granted. */
+  directIo: boolean;
+  /** Logical sector size of the loop device: 512, 1024, 2048 or 4096. Default: the kernel's choice. */
+  sectorSize?: number;
+}
+
+export interface LoopDevice {
+  /** /dev/loopN */
+  device: string;
+  /** Whether the kernel really does direct I/O on the backing file (it may refuse silently). */
+  directIo: boolean;
+  readOnly: boolean;
+  /** Logical block size the kernel gave the device. */
+  sectorSize: number;
+}
+
+export interface LoopInfo {
+  /** Backing file path as the kernel reports it, without the " (deleted)" suffix. */
+  backingFile: string;
+  /** The backing file was unlinked after attaching (the kernel appended " (deleted)"). */
+  backingDeleted: boolean;
+  readOnly: boolean;
+  directIo: boolean;
+  /** The device detaches itself when its last user closes it (set by a deferred `losetup -d`). */
+  autoclear: boolean;
+}
+
+const LOOP_DEVICE = /^\/dev\/loop(\d+)$/;
+const SECTOR_SIZES = [512, 1024, 2048, 4096];
+const ATTACH_TRIES = 6;
+const DETACH_TRIES = 10;
+/** How long a detach may stay deferred (udev or blkid briefly holding the device) before we report busy. */
+const DETACH_SETTLE_MS = 2000;
+const DELETED_SUFFIX = ' (deleted)';
+
+/** Attaches `file` to a free loop device. Synchronous: callers must not be the process serving the file. */
+export function attachLoop(file: string, opts: LoopAttachOptions): LoopDevice {
+  if (opts.sectorSize !== undefined && !SECTOR_SIZES.includes(opts.sectorSize))
+    throw new VaultError('usage', `invalid loop sector size ${opts.sectorSize}`, `use one of ${SECTOR_SIZES.join(', ')}`);
+  const backing = path.resolve(file);
+
+  let r = attachWithRetry(backing, opts, opts.directIo);
+  // Some backing filesystems (ramfs, FUSE without direct_io support) make the kernel reject the
+  // whole setup when direct I/O is requested; buffered I/O still works there.
+  if (r.status !== 0 && opts.directIo && !isBusy(r.stderr)) r = attachWithRetry(backing, opts, false);
+  if (r.status !== 0) throw attachError(backing, r);
+
+  const device = firstLine(r.stdout);
+  const m = LOOP_DEVICE.exec(device);
+  if (!m) throw new VaultError('io', `losetup printed an unexpected device name: ${JSON.stringify(device)}`);
+
+  const info = loopInfo(device);
+  if (info === null) throw new VaultError('io', `${device} vanished right after being attached`);
+  const sectorSize = Number(readSys(`/sys/block/loop${m[1]}/queue/logical_block_size`));
+  // losetup falls back to read-only on its own when the file is not writable; a volume the user
+  // asked to be writable must not silently come up read-only.
+  if (!opts.readOnly && info.readOnly) {
+    detachQuietly(device);
+    throw new VaultError('io', `${device} came up read-only although read-write was requested`, `check that ${backing} is writable`);
+  }
+  if (opts.sectorSize !== undefined && sectorSize !== opts.sectorSize) {
+    detachQuietly(device);
+    throw new VaultError('io', `${device} got sector size ${sectorSize} instead of ${opts.sectorSize}`);
+  }
+  return { device, directIo: info.directIo, readOnly: info.readOnly, sectorSize };
+}
+
+/**
+ * Detaches a loop device; a device that is already gone is fine. Throws VaultError('busy') when the
+ * kernel only deferred the detach because something (a mount, an open file) still uses the device:
+ * it will then vanish by itself once that user closes it.
+ */
+export function detachLoop(device: string): void {
+  checkDeviceName(device);
+  for (let attempt = 1; ; attempt++) {
+    if (loopInfo(device) === null) return;
+    const r = losetup(['-d', device]);
+    if (r.status === 0) break;
+    if (isGone(r.stderr)) return;
+    // Older kernels answer EBUSY instead of deferring while another opener (udev, blkid) holds the device.
+    if (isBusy(r.stderr) && attempt < DETACH_TRIES) {
+      sleepMs(50 * attempt);
+      continue;
+    }
+    throw new VaultError(isBusy(r.stderr) ? 'busy' : codeFor(r.stderr), `losetup -d ${device} failed: ${detail(r)}`);
+  }
+  // Since Linux 5.x LOOP_CLR_FD succeeds while the device is open elsewhere and merely sets autoclear.
+  const deadline = Date.now() + DETACH_SETTLE_MS;
+  while (loopInfo(device) !== null) {
+    if (Date.now() >= deadline)
+      throw new VaultError('busy', `${device} is still in use; it will detach itself when its last user closes it`,
+        `unmount whatever is mounted from ${device} and close programs that opened it`);
+    sleepMs(20);
+  }
+}
+
+/** Loop devices whose backing file is `file`, including ones whose file has since been unlinked. */
+export function loopsBackedBy(file: string): string[] {
+  const wanted = path.resolve(file);
+  const loops = listLoops();
+  let hits = loops.filter((l) => l.backingFile === wanted);
+  if (hits.length === 0) {
+    // The caller may have named the file through a symlinked directory; the kernel reports the real path.
+    const real = realParentPath(wanted);
+    if (real !== null && real !== wanted) hits = loops.filter((l) => l.backingFile === real);
+  }
+  return hits.map((l) => l.device);
+}
+
+/** State of a loop device from sysfs, or null when it is not bound to a file (or does not exist). */
+export function loopInfo(device: string): LoopInfo | null {
+  const n = checkDeviceName(device);
+  const dir = `/sys/block/loop${n}`;
+  let raw: string;
+  try {
+    raw = readFileSync(`${dir}/loop/backing_file`, 'utf8');
+  } catch (e) {
+    if (isErrno(e, 'ENOENT', 'ENXIO', 'ENODEV')) return null;
+    throw new VaultError('io', `cannot read ${dir}/loop/backing_file: ${(e as Error).message}`);
+  }
+  // sysfs ends the value with a newline; a path may itself end in whitespace, so strip exactly one.
+  const reported = raw.endsWith('\n') ? raw.slice(0, -1) : raw;
+  // A file genuinely named "… (deleted)" that still exists is not deleted.
+  const backingDeleted = reported.endsWith(DELETED_SUFFIX) && !existsSync(reported);
+  try {
+    return {
+      backingFile: backingDeleted ? reported.slice(0, -DELETED_SUFFIX.length) : reported,
+      backingDeleted,
+      readOnly: readSys(`${dir}/ro`) === '1',
+      directIo: readSys(`${dir}/loop/dio`) === '1',
+      autoclear: readSys(`${dir}/loop/autoclear`) === '1',
+    };
+  } catch (e) {
+    // Detached between the reads.
+    if (isVaultError(e, 'io') && loopInfoGone(dir)) return null;
+    throw e;
+  }
+}
+
+/** Every bound loop device, in device-number order. */
+export function listLoops(): (LoopInfo & { device: string })[] {
+  let names: string[];
+  try {
+    names = readdirSync('/sys/block').filter((n) => /^loop\d+$/.test(n));
+  } catch (e) {
+    throw new VaultError('io', `cannot list /sys/block: ${(e as Error).message}`);
+  }
+  names.sort((a, b) => Number(a.slice(4)) - Number(b.slice(4)));
+  const out: (LoopInfo & { device: string })[] = [];
+  for (const name of names) {
+    const device = `/dev/${name}`;
+    const info = loopInfo(device);
+    if (info !== null) out.push({ device, ...info });
+  }
+  return out;
+}
+
+function attachWithRetry(file: string, opts: LoopAttachOptions, directIo: boolean): RunResult {
+  const args = ['--find', '--show'];
+  if (opts.readOnly) args.push('--read-only');
+  if (directIo) args.push('--direct-io=on');
+  if (opts.sectorSize !== undefined) args.push('--sector-size', String(opts.sectorSize));
+  args.push(file);
+  for (let attempt = 1; ; attempt++) {
+    const r = losetup(args);
+    // --find picks a free device and then binds it; another process can bind the same device in
+    // between, which fails with EBUSY. A fresh --find then picks another device.
+    if (r.status === 0 || !isBusy(r.stderr) || attempt >= ATTACH_TRIES) return r;
+    sleepMs(20 * attempt + Math.floor(Math.random() * 30));
+  }
+}
+
+function losetup(args: string[]): RunResult {
+  try {
+    return run('losetup', args);
+  } catch (e) {
+    if (isVaultError(e, 'missing-component'))
+      throw new VaultError('missing-component', e.message, 'install the Debian package "mount" (it provides losetup)');
+    throw e;
+  }
+}
+
+function attachError(file: string, r: RunResult): VaultError {
+  const msg = `cannot attach ${file} to a loop device: ${detail(r)}`;
+  if (isBusy(r.stderr)) return new VaultError('busy', msg, 'another program kept grabbing the free loop device; try again');
+  if (/cannot find an unused loop device|could not find any free loop device/i.test(r.stderr))
+    return new VaultError('missing-component', msg, 'the kernel needs loop device support (modprobe loop; /dev/loop-control must exist)');
+  return new VaultError(codeFor(r.stderr), msg);
+}
+
+function detachQuietly(device: string): void {
+  try {
+    detachLoop(device);
+  } catch {
+    // The caller gets the original error; a deferred detach cleans up by itself.
+  }
+}
+
+function checkDeviceName(device: string): string {
+  const m = LOOP_DEVICE.exec(device);
+  if (!m) throw new VaultError('usage', `not a loop device: ${device}`);
+  return m[1]!;
+}
+
+function loopInfoGone(dir: string): boolean {
+  return !existsSync(`${dir}/loop`);
+}
+
+function readSys(file: string): string {
+  try {
+    return readFileSync(file, 'utf8').trim();
+  } catch (e) {
+    throw new VaultError('io', `cannot read ${file}: ${(e as Error).message}`);
+  }
+}
+
+function realParentPath(p: string): string | null {
+  try {
+    // Only the directory is resolved: the file itself may live on a FUSE mount that is slow to answer.
+    return path.join(realpathSync.native(path.dirname(p)), path.basename(p));
+  } catch {
+    return null;
+  }
+}
+
+function isBusy(stderr: string): boolean {
+  return /resource busy|device is busy|EBUSY/i.test(stderr);
+}
+
+function isGone(stderr: string): boolean {
+  return /No such device or address|No such device|No such file or directory|ENXIO/i.test(stderr);
+}
+
+function codeFor(stderr: string): 'privilege' | 'io' {
+  return /permission denied|operation not permitted/i.test(stderr) ? 'privilege' : 'io';
+}
+
+function detail(r: RunResult): string {
+  return firstLine(r.stderr) || firstLine(r.stdout) || `exit status ${r.status}`;
+}
+
+function isErrno(e: unknown, ...codes: string[]): boolean {
+  return typeof e === 'object' && e !== null && codes.includes((e as NodeJS.ErrnoException).code ?? '');
+}
+
+const sleepCell = new Int32Array(new SharedArrayBuffer(4));
+function sleepMs(ms: number): void {
+  Atomics.wait(sleepCell, 0, 0, ms);
+}

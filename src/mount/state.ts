@@ -1,0 +1,126 @@
+/**
+ * The registry of mounted volumes: one directory per volume under /run/vault (tmpfs, so it never
+ * outlives a reboot), holding state.json, the FUSE mount directory and the server's log.
+ *
+ *   /run/vault/                 0700
+ *   /run/vault/<id>/            0700  the volume's private directory
+ *   /run/vault/<id>/state.json  0600  VolumeRecord (no secrets)
+ *   /run/vault/<id>/fuse/       0700  the FUSE mount, serving the single block file `volume` (0600)
+ *   /run/vault/<id>/server.log  0600  the volume server's log (no secrets)
+ *
+ * VAULT_RUN_DIR overrides /run/vault (used by tests that must not touch real volumes).
+ */
+import { chmodSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+
+export function runDir(): string {
+  return process.env.VAULT_RUN_DIR ?? '/run/vault';
+}
+
+export interface VolumeRecord {
+  id: string;
+  /** Absolute, symlink-free path of the container. */
+  container: string;
+  /** `dev:ino` of the container, so the same file reached by another path is recognised. */
+  containerId: string;
+  uuid: string;
+  format: string;
+  mountpoint: string | null;
+  /** True when vault created the mount point and must remove it on dismount. */
+  mountpointCreated: boolean;
+  fuseDir: string;
+  blockFile: string;
+  loopDevice: string | null;
+  fsType: string | null;
+  readOnly: boolean;
+  serverPid: number;
+  /** Start time of the server (/proc/<pid>/stat field 22): guards against a reused pid. */
+  serverStartTime: string;
+  mountedAt: string;
+}
+
+export function volumeDir(id: string): string {
+  return path.join(runDir(), id);
+}
+
+export function newVolumeId(): string {
+  return randomBytes(4).toString('hex');
+}
+
+/** Creates /run/vault and the volume's private directory, both 0700. */
+export function createVolumeDir(id: string): string {
+  mkdirSync(runDir(), { recursive: true, mode: 0o700 });
+  chmodSync(runDir(), 0o700);
+  const dir = volumeDir(id);
+  mkdirSync(dir, { mode: 0o700 });
+  mkdirSync(path.join(dir, 'fuse'), { mode: 0o700 });
+  return dir;
+}
+
+export function saveRecord(r: VolumeRecord): void {
+  const file = path.join(volumeDir(r.id), 'state.json');
+  const tmp = `${file}.tmp`;
+  writeFileSync(tmp, JSON.stringify(r, null, 2) + '\n', { mode: 0o600 });
+  renameSync(tmp, file); // atomic: readers see the old or the new record, never half of one
+}
+
+export function removeVolumeDir(id: string): void {
+  rmSync(volumeDir(id), { recursive: true, force: true });
+}
+
+export type RecordRead = { ok: true; record: VolumeRecord } | { ok: false; id: string; error: string };
+
+/** Every volume directory, with its record or the reason it has none (a mount in progress, or debris). */
+export function readRecords(): RecordRead[] {
+  let ids: string[];
+  try {
+    ids = readdirSync(runDir());
+  } catch {
+    return [];
+  }
+  const out: RecordRead[] = [];
+  for (const id of ids.sort()) {
+    if (!/^[0-9a-f]{8}$/.test(id)) continue;
+    try {
+      const record = JSON.parse(readFileSync(path.join(volumeDir(id), 'state.json'), 'utf8')) as VolumeRecord;
+      out.push({ ok: true, record });
+    } catch (e) {
+      out.push({ ok: false, id, error: (e as Error).message });
+    }
+  }
+  return out;
+}
+
+export function records(): VolumeRecord[] {
+  return readRecords().flatMap((r) => (r.ok ? [r.record] : []));
+}
+
+/**
+ * The start time of a live process, or null when it does not exist or has exited (a zombie waiting
+ * to be reaped by its new parent counts as exited: it serves nothing and holds no key).
+ */
+export function processStartTime(pid: number): string | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may contain spaces and parentheses) start after the last ')'.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (fields[0] === 'Z' || fields[0] === 'X') return null;
+    return fields[19] ?? null;
+  } catch {
+    return null;
+  }
+}
+
+export function serverAlive(r: VolumeRecord): boolean {
+  return processStartTime(r.serverPid) === r.serverStartTime;
+}
+
+/** Age of a volume directory, to tell a mount in progress from debris of a crashed one. */
+export function volumeDirAgeMs(id: string): number {
+  try {
+    return Date.now() - statSync(volumeDir(id)).mtimeMs;
+  } catch {
+    return Infinity;
+  }
+}

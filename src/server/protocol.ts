@@ -1,0 +1,36 @@
+/**
+ * How the CLI starts a volume server and learns that it is ready (see src/server/main.ts).
+ *
+ * The server is a detached `node dist/src/server/main.js --config <json>` process with:
+ *   fd 0      /dev/null
+ *   fd 1, 2   the volume's log file (<volume dir>/server.log); never receives secrets
+ *   fd 3      the container, opened by the CLI (O_RDWR, or O_RDONLY for read-only) and already
+ *             flock()ed LOCK_EX by the CLI: the lock lives in the open file description, so the
+ *             server keeps holding it after the CLI exits, and it is released when the server dies
+ *   fd 4      read end of a pipe carrying exactly MASTER_KEY_SIZE bytes of master key, then EOF.
+ *             The key never appears in argv, the environment, a file or a log.
+ *   fd 5      write end of the status pipe: the server writes one JSON line (ServerStatus) once the
+ *             FUSE mount is serving, or once it failed, then closes it.
+ * The config (argv) holds no secret.
+ */
+export interface ServerConfig {
+  volumeId: string;
+  containerPath: string;
+  /** Directory (mode 0700) on which the FUSE filesystem is mounted; it serves one file, BLOCK_FILE_NAME. */
+  fuseDir: string;
+  readOnly: boolean;
+  sectorSize: number;
+  dataOffset: number;
+  dataSize: number;
+  /** XTS tweak of data sector i is firstTweak + i * tweakStep (vault format: 0 and 1). */
+  firstTweak: string; // decimal, as JSON has no bigint
+  tweakStep: string;
+}
+
+export const BLOCK_FILE_NAME = 'volume';
+
+export const SERVER_FD = { container: 3, key: 4, status: 5 } as const;
+
+export type ServerStatus =
+  | { ok: true; pid: number; blockFile: string }
+  | { ok: false; code: string; message: string };

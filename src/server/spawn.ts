@@ -1,0 +1,94 @@
+/**
+ * Starts a volume server (src/server/main.ts) as a detached process and waits until it serves.
+ * The key goes through a pipe straight from native memory to native memory; the container's
+ * descriptor (with its flock) is inherited. See protocol.ts.
+ */
+import { spawn } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { VaultError } from '../errors.js';
+import type { KeyHandle } from '../crypto/key-handle.js';
+import { makePipe } from '../crypto/process-hardening.js';
+import { processStartTime } from '../mount/state.js';
+import type { ServerConfig, ServerStatus } from './protocol.js';
+
+const SERVER_MAIN = fileURLToPath(new URL('./main.js', import.meta.url));
+const READY_TIMEOUT_MS = 30_000;
+
+export interface StartedServer {
+  pid: number;
+  startTime: string;
+  blockFile: string;
+}
+
+export async function startServer(config: ServerConfig, containerFd: number, key: KeyHandle, logFile: string): Promise<StartedServer> {
+  const logFd = openSync(logFile, 'a', 0o600);
+  // With the addon, the key moves from locked memory to locked memory through a raw pipe. Without
+  // it, the key is in JS memory anyway, and a Node stdio pipe carries it.
+  const pipe = makePipe();
+  let child;
+  try {
+    child = spawn(process.execPath, [SERVER_MAIN, '--config', JSON.stringify(config)], {
+      detached: true, // its own session: it outlives the CLI and ignores the terminal's signals
+      stdio: ['ignore', logFd, logFd, containerFd, pipe ? pipe[0] : 'pipe', 'pipe'],
+      env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', LANG: 'C' },
+    });
+  } finally {
+    closeSync(logFd);
+    if (pipe) closeSync(pipe[0]);
+  }
+  if (pipe) {
+    try {
+      key.writeToFd(pipe[1]);
+    } finally {
+      closeSync(pipe[1]);
+    }
+  } else {
+    const keyStream = (child.stdio as unknown[])[4] as NodeJS.WritableStream;
+    key.withBytes((bytes) => keyStream.end(Buffer.from(bytes)));
+  }
+  const status = await readStatus(child);
+  child.unref();
+  if (!status.ok) throw new VaultError(status.code === 'mount-failed' ? 'mount-failed' : 'internal', status.message, `see ${logFile}`);
+  const startTime = processStartTime(status.pid);
+  if (!startTime) throw new VaultError('internal', 'the volume server exited right after starting', `see ${logFile}`);
+  return { pid: status.pid, startTime, blockFile: status.blockFile };
+}
+
+function readStatus(child: ReturnType<typeof spawn>): Promise<ServerStatus> {
+  const stream = (child.stdio as unknown[])[5] as NodeJS.ReadableStream & { destroy(): void };
+  return new Promise((resolve) => {
+    let text = '';
+    let exit = '';
+    let done = false;
+    const finish = (s: ServerStatus) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      stream.removeAllListeners();
+      stream.destroy();
+      child.removeAllListeners('exit');
+      resolve(s);
+    };
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      finish({ ok: false, code: 'internal', message: 'the volume server did not start in time' });
+    }, READY_TIMEOUT_MS);
+    stream.on('data', (d: Buffer) => {
+      text += d.toString('utf8');
+      const nl = text.indexOf('\n');
+      if (nl < 0) return;
+      try {
+        finish(JSON.parse(text.slice(0, nl)) as ServerStatus);
+      } catch {
+        finish({ ok: false, code: 'internal', message: 'the volume server sent a malformed status' });
+      }
+    });
+    // The status pipe closes when the server reported or died; decide there, not on 'exit',
+    // because 'exit' can arrive before the last status bytes are read.
+    child.on('exit', (code, signal) => (exit = signal ?? `status ${code}`));
+    stream.on('end', () =>
+      finish({ ok: false, code: 'internal', message: `the volume server exited during start${exit ? ` (${exit})` : ''}` }),
+    );
+  });
+}

@@ -1,0 +1,115 @@
+/**
+ * Writing a new container: header with a fresh master key, then the data area filled with
+ * encryptions of zeros (or left sparse with --quick). Everything is written to a temporary file
+ * beside the target, which is renamed over the target only when complete, so an interrupted
+ * create never leaves a half-made container at the target path.
+ */
+import { closeSync, constants as fsc, fsyncSync, ftruncateSync, openSync, renameSync, rmSync, write as writeCb } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { VaultError } from '../errors.js';
+import type { SectorSize } from '../format/constants.js';
+import { containerFileSize, geometryForSize } from '../format/layout.js';
+import type { Header, KdfParams } from '../format/types.js';
+import { KeyHandle } from '../crypto/key-handle.js';
+import { createKeyslot } from '../crypto/keyslot.js';
+import { generateMasterKey } from '../crypto/master-key.js';
+import { xtsEncryptAsync } from '../crypto/xts.js';
+import { newHeader, writeInitialHeaders } from './container.js';
+
+const pwrite = promisify(writeCb);
+const FILL_CHUNK = 4 * 1024 * 1024;
+
+export interface NewContainer {
+  tmpPath: string;
+  header: Header;
+  /** Caller owns it: dispose when done. */
+  key: KeyHandle;
+}
+
+/** The temporary name used while a container is being made: hidden, beside the target. */
+export function partialPath(target: string): string {
+  return path.join(path.dirname(target), `.${path.basename(target)}.vault-partial-${randomBytes(4).toString('hex')}`);
+}
+
+export async function writeNewContainer(
+  target: string,
+  o: {
+    size: number;
+    sectorSize: SectorSize;
+    kdf: KdfParams;
+    kdfInput: Uint8Array;
+    quick: boolean;
+    signal?: AbortSignal;
+    onProgress?: (done: number, total: number) => void;
+  },
+): Promise<NewContainer> {
+  const geometry = geometryForSize(o.size, o.sectorSize);
+  const header = newHeader(geometry);
+  const mk = generateMasterKey();
+  const tmpPath = partialPath(target);
+  let fd = -1;
+  try {
+    header.keyslots[0] = await createKeyslot(o.kdfInput, mk, header.uuid, 0, o.kdf);
+    fd = openSync(tmpPath, fsc.O_RDWR | fsc.O_CREAT | fsc.O_EXCL, 0o600);
+    ftruncateSync(fd, containerFileSize(header)); // sparse until written
+    writeInitialHeaders(fd, header, mk);
+    const key = KeyHandle.fromBytes(mk); // wipes mk
+    try {
+      if (!o.quick) await fillWithEncryptedZeros(fd, header, key, o.signal, o.onProgress);
+      fsyncSync(fd);
+    } catch (e) {
+      key.dispose();
+      throw e;
+    }
+    return { tmpPath, header, key };
+  } catch (e) {
+    mk.fill(0);
+    rmSync(tmpPath, { force: true });
+    throw e;
+  } finally {
+    if (fd >= 0) closeSync(fd);
+  }
+}
+
+/** Encrypts zero sectors into the whole data area, two chunks in flight (encrypt one, write the other). */
+async function fillWithEncryptedZeros(
+  fd: number,
+  h: Header,
+  key: KeyHandle,
+  signal?: AbortSignal,
+  onProgress?: (done: number, total: number) => void,
+): Promise<void> {
+  let pendingWrite: Promise<unknown> = Promise.resolve();
+  const buffers = [Buffer.alloc(FILL_CHUNK), Buffer.alloc(FILL_CHUNK)];
+  let n = 0;
+  for (let done = 0; done < h.dataSize; done += FILL_CHUNK, n++) {
+    if (signal?.aborted) throw new VaultError('interrupted', 'interrupted');
+    const len = Math.min(FILL_CHUNK, h.dataSize - done);
+    const buf = buffers[n % 2]!.subarray(0, len);
+    buf.fill(0);
+    const first = done / h.sectorSize;
+    await xtsEncryptAsync(key, buf, { sectorSize: h.sectorSize, firstTweak: BigInt(first), tweakStep: 1n });
+    await pendingWrite; // the other buffer's write must finish before that buffer is reused
+    pendingWrite = writeAll(fd, buf, h.dataOffset + done);
+    onProgress?.(Math.min(done + len, h.dataSize), h.dataSize);
+  }
+  await pendingWrite;
+}
+
+async function writeAll(fd: number, buf: Buffer, position: number): Promise<void> {
+  let off = 0;
+  while (off < buf.length) off += (await pwrite(fd, buf, off, buf.length - off, position + off)).bytesWritten;
+}
+
+/** Moves the finished container into place and makes the rename durable. */
+export function finishContainer(tmpPath: string, target: string): void {
+  renameSync(tmpPath, target);
+  const dirFd = openSync(path.dirname(target), 'r');
+  try {
+    fsyncSync(dirFd);
+  } finally {
+    closeSync(dirFd);
+  }
+}

@@ -1,0 +1,121 @@
+/**
+ * End-to-end harness: runs the built `vault` binary for real (FUSE, loop devices, mkfs, mount) and
+ * checks that nothing of ours is left behind after each test.
+ *
+ * These tests need root and /dev/fuse. Where those are truly missing they skip, loudly; on CI
+ * (CI=true) a missing requirement fails the suite instead, because there they must run.
+ */
+import { spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { expect } from 'vitest';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export const CLI = path.join(ROOT, 'dist/src/cli/main.js');
+export const RUN_DIR = '/run/vault';
+
+/** Cheap KDF for tests, through the documented flags (spec bounds allow 1 MiB, 1 pass). */
+export const FAST_KDF = ['--kdf-memory', '8', '--kdf-iterations', '1', '--kdf-parallelism', '1'];
+
+export function missingRequirements(): string[] {
+  const missing: string[] = [];
+  if (process.getuid?.() !== 0) missing.push('root');
+  if (!existsSync('/dev/fuse')) missing.push('/dev/fuse');
+  if (!existsSync('/dev/loop-control')) missing.push('/dev/loop-control');
+  if (!existsSync(CLI)) missing.push(`${CLI} (run npm run build)`);
+  return missing;
+}
+
+/** Whether e2e tests can run here; on CI a missing requirement is an error, not a skip. */
+export function e2eAvailable(suite: string): boolean {
+  const missing = missingRequirements();
+  if (missing.length === 0) return true;
+  const msg = `\n!!!!! ${suite}: END-TO-END TESTS SKIPPED: missing ${missing.join(', ')} !!!!!\n`;
+  if (process.env.CI) throw new Error(msg);
+  console.warn(msg);
+  return false;
+}
+
+export interface VaultResult {
+  status: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `vault ARGS` with `input` on stdin (never a TTY) and returns its exit status and output. */
+export function vault(args: string[], input: string | Buffer = '', env: Record<string, string> = {}): VaultResult {
+  const r: SpawnSyncReturns<string> = spawnSync(process.execPath, [CLI, ...args], {
+    input,
+    encoding: 'utf8',
+    timeout: 180_000,
+    env: { ...process.env, ...env },
+  });
+  if (r.error) throw r.error;
+  return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** The same, asynchronously (for concurrent invocations). */
+export function vaultAsync(args: string[], input = ''): Promise<VaultResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (status) => resolve({ status: status ?? -1, stdout, stderr }));
+    child.stdin.end(input);
+  });
+}
+
+export function ok(r: VaultResult, what = 'vault'): VaultResult {
+  expect(r.status, `${what} failed: ${r.stderr}`).toBe(0);
+  return r;
+}
+
+export function tempDir(prefix: string): string {
+  return mkdtempSync(path.join('/tmp', `vault-e2e-${prefix}-`));
+}
+
+export function sha256File(file: string): string {
+  return createHash('sha256').update(readFileSync(file)).digest('hex');
+}
+
+/** What of ours exists on the machine right now. */
+export function leftovers(): string[] {
+  const found: string[] = [];
+  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    const f = line.split(' ');
+    const mp = f[4] ?? '';
+    const fstype = f[f.indexOf('-') + 1] ?? '';
+    if (fstype.startsWith('fuse.vault') || mp.startsWith('/media/vault/') || mp.startsWith(RUN_DIR) || mp.startsWith('/tmp/vault-e2e-'))
+      found.push(`mount ${mp} (${fstype})`);
+  }
+  const loops = spawnSync('losetup', ['-a'], { encoding: 'utf8' }).stdout;
+  for (const l of loops.split('\n')) if (l.includes(RUN_DIR) || l.includes('/tmp/vault-e2e-')) found.push(`loop ${l}`);
+  for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+    try {
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+      if (cmd.some((a) => a.endsWith('dist/src/server/main.js'))) found.push(`server process ${pid}`);
+    } catch {
+      // exited while we looked
+    }
+  }
+  if (existsSync(RUN_DIR)) for (const d of readdirSync(RUN_DIR)) found.push(`state ${RUN_DIR}/${d}`);
+  return found;
+}
+
+export function expectClean(): void {
+  expect(leftovers()).toEqual([]);
+}
+
+/** Last resort after a failed test, so one failure does not cascade into every later test. */
+export function forceCleanup(): void {
+  spawnSync(process.execPath, [CLI, 'dismount', '--all', '--force'], { encoding: 'utf8', timeout: 60_000 });
+}
+
+export function removeDir(dir: string): void {
+  rmSync(dir, { recursive: true, force: true });
+}
