@@ -8,15 +8,14 @@
  * - sync() is fdatasync of the container: what the filesystem inside has synced is on disk.
  * Crypto runs on the libuv threadpool (xts*Async), so the main thread only dispatches.
  */
-import { fdatasync, read as readCb, write as writeCb } from 'node:fs';
+import { fdatasync } from 'node:fs';
 import { promisify } from 'node:util';
 import { VaultError } from '../errors.js';
 import type { KeyHandle } from '../crypto/key-handle.js';
 import { xtsDecryptAsync, xtsEncryptAsync } from '../crypto/xts.js';
+import { readFully, writeFully } from './fd-io.js';
 import { RangeLock } from './range-lock.js';
 
-const pread = promisify(readCb);
-const pwrite = promisify(writeCb);
 const fdatasyncAsync = promisify(fdatasync);
 
 export interface DataArea {
@@ -108,25 +107,5 @@ export class EncryptedBlockFile {
 
   async sync(): Promise<void> {
     if (!this.readOnly) await fdatasyncAsync(this.fd);
-  }
-}
-
-async function readFully(fd: number, buf: Buffer, position: number): Promise<void> {
-  let done = 0;
-  while (done < buf.length) {
-    const { bytesRead } = await pread(fd, buf, done, buf.length - done, position + done);
-    if (bytesRead === 0) {
-      // A sparse or truncated container reads as zeros past its end; treat a short file as damage.
-      throw new VaultError('io', `container ended early at byte ${position + done}`);
-    }
-    done += bytesRead;
-  }
-}
-
-async function writeFully(fd: number, buf: Buffer, position: number): Promise<void> {
-  let done = 0;
-  while (done < buf.length) {
-    const { bytesWritten } = await pwrite(fd, buf, done, buf.length - done, position + done);
-    done += bytesWritten;
   }
 }

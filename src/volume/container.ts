@@ -4,7 +4,7 @@
  *
  * Nothing here modifies a container unless the copy it unlocked passed every check of spec §7.
  */
-import { closeSync, constants as fsc, fstatSync, fsyncSync, openSync, readSync, writeSync } from 'node:fs';
+import { closeSync, constants as fsc, fstatSync, fsyncSync, openSync, readSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { VaultError, isVaultError } from '../errors.js';
 import { CIPHERS, DEFAULT_SECTOR_SIZE, FORMAT_VERSION, HEADER_SIZE, KEYSLOT_COUNT } from '../format/constants.js';
@@ -15,6 +15,7 @@ import { deriveKek } from '../crypto/kdf.js';
 import { emptyKeyslot, openKeyslot } from '../crypto/keyslot.js';
 import { computeHeaderMac, verifyHeaderMac } from '../crypto/master-key.js';
 import { wipe } from '../crypto/wipe.js';
+import { readAtSync, writeAllSync } from './fd-io.js';
 
 export interface ContainerFile {
   path: string;
@@ -91,22 +92,6 @@ export function closeContainer(c: ContainerFile): void {
   closeSync(c.fd);
 }
 
-function readAt(fd: number, length: number, position: number): Buffer {
-  const b = Buffer.alloc(length);
-  let done = 0;
-  while (done < length) {
-    const n = readSync(fd, b, done, length - done, position + done);
-    if (n === 0) break;
-    done += n;
-  }
-  return b.subarray(0, done);
-}
-
-function writeAllAt(fd: number, data: Uint8Array, position: number): void {
-  let done = 0;
-  while (done < data.length) done += writeSync(fd, data, done, data.length - done, position + done);
-}
-
 /** Result of reading one copy: a validated header, or the reason it is unusable. */
 export type CopyRead = { ok: true; header: Header } | { ok: false; error: VaultError };
 
@@ -117,12 +102,12 @@ export interface HeaderCopies {
 
 /** Reads and validates both copies (spec §6 "Reading"). Never throws for bad bytes. */
 export function readHeaderCopies(c: ContainerFile): HeaderCopies {
-  const primary = tryParse(readAt(c.fd, HEADER_SIZE, 0), 0);
-  let secondary = tryParse(readAt(c.fd, HEADER_SIZE, c.size - HEADER_SIZE), 1);
+  const primary = tryParse(readAtSync(c.fd, HEADER_SIZE, 0), 0);
+  let secondary = tryParse(readAtSync(c.fd, HEADER_SIZE, c.size - HEADER_SIZE), 1);
   if (primary.ok) {
     const expectedAt = secondaryOffset(primary.header);
     if (!secondary.ok && expectedAt !== c.size - HEADER_SIZE && expectedAt + HEADER_SIZE <= c.size)
-      secondary = tryParse(readAt(c.fd, HEADER_SIZE, expectedAt), 1);
+      secondary = tryParse(readAtSync(c.fd, HEADER_SIZE, expectedAt), 1);
   }
   return { primary, secondary };
 }
@@ -290,7 +275,7 @@ export function writeHeaderUpdate(c: ContainerFile, header: Header, masterKey: U
   let step = 1;
   for (const [copy, bytes] of order) {
     crashPoint(step++);
-    writeAllAt(c.fd, bytes, copy === 0 ? 0 : secondaryOffset(next));
+    writeAllSync(c.fd, bytes, copy === 0 ? 0 : secondaryOffset(next));
     crashPoint(step++);
     fsyncSync(c.fd);
   }
@@ -300,8 +285,7 @@ export function writeHeaderUpdate(c: ContainerFile, header: Header, masterKey: U
 /** Writes both copies of a brand-new container's header (no ordering concerns: nothing to preserve). */
 export function writeInitialHeaders(fd: number, header: Header, masterKey: Uint8Array): void {
   const [p, s] = sealHeaderCopies(header, masterKey);
-  writeAllAt(fd, p, 0);
-  writeAllAt(fd, s, secondaryOffset(header));
+  writeAllSync(fd, p, 0);
+  writeAllSync(fd, s, secondaryOffset(header));
 }
 
-export { readAt, writeAllAt };

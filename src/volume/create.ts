@@ -4,10 +4,9 @@
  * beside the target, which is renamed over the target only when complete, so an interrupted
  * create never leaves a half-made container at the target path.
  */
-import { closeSync, constants as fsc, fsyncSync, ftruncateSync, openSync, renameSync, rmSync, write as writeCb } from 'node:fs';
+import { closeSync, constants as fsc, fsyncSync, ftruncateSync, openSync, renameSync, rmSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { VaultError } from '../errors.js';
 import type { SectorSize } from '../format/constants.js';
 import { containerFileSize, geometryForSize } from '../format/layout.js';
@@ -17,8 +16,8 @@ import { createKeyslot } from '../crypto/keyslot.js';
 import { generateMasterKey } from '../crypto/master-key.js';
 import { xtsEncryptAsync } from '../crypto/xts.js';
 import { newHeader, writeInitialHeaders } from './container.js';
+import { writeFully } from './fd-io.js';
 
-const pwrite = promisify(writeCb);
 const FILL_CHUNK = 4 * 1024 * 1024;
 
 export interface NewContainer {
@@ -92,15 +91,10 @@ async function fillWithEncryptedZeros(
     const first = done / h.sectorSize;
     await xtsEncryptAsync(key, buf, { sectorSize: h.sectorSize, firstTweak: BigInt(first), tweakStep: 1n });
     await pendingWrite; // the other buffer's write must finish before that buffer is reused
-    pendingWrite = writeAll(fd, buf, h.dataOffset + done);
+    pendingWrite = writeFully(fd, buf, h.dataOffset + done);
     onProgress?.(Math.min(done + len, h.dataSize), h.dataSize);
   }
   await pendingWrite;
-}
-
-async function writeAll(fd: number, buf: Buffer, position: number): Promise<void> {
-  let off = 0;
-  while (off < buf.length) off += (await pwrite(fd, buf, off, buf.length - off, position + off)).bytesWritten;
 }
 
 /** Moves the finished container into place and makes the rename durable. */
