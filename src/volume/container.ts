@@ -4,7 +4,7 @@
  *
  * Nothing here modifies a container unless the copy it unlocked passed every check of spec §7.
  */
-import { closeSync, constants as fsc, fstatSync, fsyncSync, openSync, readSync } from 'node:fs';
+import { closeSync, constants as fsc, fstatSync, fsyncSync, openSync, readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { VaultError, isVaultError } from '../errors.js';
 import { CIPHERS, DEFAULT_SECTOR_SIZE, FORMAT_VERSION, HEADER_SIZE, KEYSLOT_COUNT } from '../format/constants.js';
@@ -54,20 +54,9 @@ function blockDeviceSize(fd: number): number {
   const major = (rdev >>> 8) & 0xfff;
   const minor = (rdev & 0xff) | ((rdev >>> 12) & 0xfff00);
   try {
-    return Number(readSmallFile(`/sys/dev/block/${major}:${minor}/size`).trim()) * 512;
+    return Number(readFileSync(`/sys/dev/block/${major}:${minor}/size`, 'utf8').trim()) * 512;
   } catch {
     throw new VaultError('io', 'cannot determine the size of the block device');
-  }
-}
-
-function readSmallFile(p: string): string {
-  const fd = openSync(p, 'r');
-  try {
-    const b = Buffer.alloc(64);
-    const n = readSync(fd, b, 0, 64, 0);
-    return b.subarray(0, n).toString();
-  } finally {
-    closeSync(fd);
   }
 }
 
