@@ -28,7 +28,8 @@ afterAll(() => {
 });
 
 function fio(args: string[]) {
-  const r = spawnSync('fio', ['--output-format=json', ...args], { encoding: 'utf8', timeout: 300_000 });
+  // cwd: fio drops verify-state files in its working directory.
+  const r = spawnSync('fio', ['--output-format=json', '--verify_state_save=0', ...args], { encoding: 'utf8', timeout: 300_000, cwd: dir });
   const report = JSON.parse(r.stdout.slice(r.stdout.indexOf('{')));
   const errors = report.jobs.map((j: { error: number }) => j.error);
   return { status: r.status, errors, stderr: r.stderr, report };
