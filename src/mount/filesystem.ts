@@ -18,6 +18,8 @@ export interface MakeFsOptions {
   ownerUid?: number;
   ownerGid?: number;
   label?: string;
+  /** The device is a brand-new container: nothing old can be mistaken for a journal (see ext4 below). */
+  fresh?: boolean;
 }
 
 export interface MountOptions {
@@ -95,10 +97,13 @@ export function makeFilesystem(device: string, type: FsType, opts: MakeFsOptions
       //   first mount, rate-limited; until then ext4 never reads the unused parts, and umount simply
       //   stops the thread (it finishes at most the group in progress), so dismount stays clean and
       //   quick; the remaining groups are done on a later mount.
-      // lazy_journal_init=0: the journal is small (at most 1 GiB) and zeroed once; a lazily
-      //   initialised journal could replay stale blocks after a crash when a volume that held ext4
-      //   before is re-formatted.
-      const ext = ['nodiscard', 'lazy_itable_init=1', 'lazy_journal_init=0'];
+      // lazy_journal_init: a lazily initialised journal could replay stale blocks after a crash when
+      //   a device that held ext4 before is re-formatted, so by default the journal (up to 1 GiB) is
+      //   zeroed. A brand-new container (`fresh`) cannot hold an old journal: its data area is
+      //   encryption under a key made seconds ago, which jbd2 cannot mistake for its own blocks
+      //   (those need its magic number and the journal's current sequence). Skipping the zeroing
+      //   there keeps `create --quick` time and allocation independent of the volume size.
+      const ext = ['nodiscard', 'lazy_itable_init=1', `lazy_journal_init=${opts.fresh ? 1 : 0}`];
       if (opts.ownerUid !== undefined || opts.ownerGid !== undefined)
         ext.push(`root_owner=${opts.ownerUid ?? process.getuid?.() ?? 0}:${opts.ownerGid ?? process.getgid?.() ?? 0}`);
       r = tool(mkfs, ['-q', '-F', '-E', ext.join(','), ...(label ? ['-L', label] : []), device], pkg, MKFS_TIMEOUT_MS);

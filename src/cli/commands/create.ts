@@ -119,7 +119,7 @@ async function formatThroughMount(tmpPath: string, made: Awaited<ReturnType<type
   }
   try {
     const owner = invokingUser();
-    makeFilesystem(record.loopDevice!, fs, owner ? { ownerUid: owner.uid, ownerGid: owner.gid } : {});
+    makeFilesystem(record.loopDevice!, fs, { fresh: true, ...(owner ? { ownerUid: owner.uid, ownerGid: owner.gid } : {}) });
   } finally {
     await dismountVolume(record, true);
   }
