@@ -9,7 +9,7 @@
  *  - Syscalls Node does not expose: prctl(PR_SET_DUMPABLE), mlockall, flock, pipe2.
  *
  * Threading: everything runs on the JS thread except xts_run(), which async jobs run on threadpool
- * threads. A job touches only its own buffer, its own EVP context and the key bytes, and the key
+ * threads. A job touches only its own buffer, its own EVP contexts and the key bytes, and the key
  * bytes are not wiped while key->inflight > 0 (see key_dispose / xts_complete).
  */
 #ifndef _GNU_SOURCE
@@ -36,6 +36,9 @@
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#if defined(__SSE2__)
+#include <emmintrin.h> /* the XTS tweak arithmetic of the ECB path; baseline on x86-64 */
+#endif
 
 #if !defined(OPENSSL_VERSION_MAJOR) || OPENSSL_VERSION_MAJOR < 3
 #error "expected the OpenSSL 3 headers shipped with node (build with --nodedir pointing at node's headers)"
@@ -537,21 +540,28 @@ typedef struct {
   int enc;
 } xts_job;
 
-/* EVP_aes_256_xts() is a legacy handle: OpenSSL 3 maps it to the provider implementation with an
-   implicit fetch (name lookup, locks) on every key init, measured at ~0.3-0.7 us per call. Fetch
-   once per process instead; the fetched EVP_CIPHER is immutable and safe to share across
-   threads, and is deliberately never freed (one small object for the life of the process). */
-static EVP_CIPHER *xts_fetched;
-static pthread_once_t xts_fetch_once = PTHREAD_ONCE_INIT;
+/* EVP_aes_256_xts() / EVP_aes_256_ecb() are legacy handles: OpenSSL 3 maps them to the provider
+   implementation with an implicit fetch (name lookup, locks) on every key init, measured at
+   ~0.3-0.7 us per call. Fetch once per process instead; a fetched EVP_CIPHER is immutable and safe
+   to share across threads, and is deliberately never freed (small objects for the life of the
+   process). */
+static EVP_CIPHER *xts_fetched, *ecb_fetched;
+static pthread_once_t cipher_fetch_once = PTHREAD_ONCE_INIT;
 
-static void xts_fetch(void) {
+static void cipher_fetch(void) {
   xts_fetched = EVP_CIPHER_fetch(NULL, "AES-256-XTS", NULL);
+  ecb_fetched = EVP_CIPHER_fetch(NULL, "AES-256-ECB", NULL);
   ERR_clear_error(); /* a failed fetch falls back to the implicit fetch below */
 }
 
 static const EVP_CIPHER *xts_cipher(void) {
-  pthread_once(&xts_fetch_once, xts_fetch);
+  pthread_once(&cipher_fetch_once, cipher_fetch);
   return xts_fetched != NULL ? xts_fetched : EVP_aes_256_xts();
+}
+
+static const EVP_CIPHER *ecb_cipher(void) {
+  pthread_once(&cipher_fetch_once, cipher_fetch);
+  return ecb_fetched != NULL ? ecb_fetched : EVP_aes_256_ecb();
 }
 
 static void openssl_error(char *err, size_t errlen, const char *what) {
@@ -564,26 +574,33 @@ static void openssl_error(char *err, size_t errlen, const char *what) {
 }
 
 /*
- * Runs one batch. Safe on any thread: a fresh EVP context per call, never shared, because jobs
- * for the same key run concurrently on several threadpool threads.
+ * Two ways to run a batch, picked by sector size (xts_run). Both are safe on any thread: fresh
+ * EVP contexts per call, never shared, because jobs for the same key run concurrently on several
+ * threadpool threads.
  *
- * Per call rather than a pool of pre-keyed contexts in the handle: creating and keying a context
- * (both AES-256 key expansions) costs ~0.3 us. A mutex-protected pool measured ~0.5 us faster
- * per call, which is ~30% of a lone 4 KiB sector but lost in the noise from 64 KiB batches up,
- * and a pool would keep the expanded key schedules alive for the life of the handle.
+ * Per call rather than a pool of pre-keyed contexts in the handle: creating and keying the
+ * contexts (two AES-256 key expansions) costs ~0.3 us. A mutex-protected pool measured ~0.5 us
+ * faster per call, which is ~30% of a lone 4 KiB sector but lost in the noise from 64 KiB batches
+ * up, and a pool would keep the expanded key schedules alive for the life of the handle.
  *
- * Those schedules live inside OpenSSL's context, in ordinary heap memory outside our locked
+ * Those schedules live inside OpenSSL's contexts, in ordinary heap memory outside our locked
  * pages. EVP_CIPHER_CTX_free() cleanses them, so they exist only for the duration of the call;
  * the volume server's mlockall() keeps them out of swap meanwhile.
  *
- * Cost note: on OpenSSL 3.0 the per-sector IV re-init is not cheap (EVP_CipherInit_ex re-queries
- * the IV length from the provider through OSSL_PARAM on every call, ~150 ns), which is what
- * separates 512-byte sectors from `openssl speed` (which never changes the IV). 4096-byte
- * sectors amortise it.
- *
  * On failure the buffer contents are unspecified (some sectors may be processed).
  */
-static bool xts_run(const xts_job *j, char *err, size_t errlen) {
+
+/*
+ * EVP XTS path: OpenSSL's own AES-256-XTS, one EVP_CipherUpdate per sector.
+ *
+ * Cost note: on OpenSSL 3.0 the per-sector IV re-init is not cheap (EVP_CipherInit_ex re-queries
+ * the IV length from the provider through OSSL_PARAM on every call, ~150 ns), which is what
+ * separates 512-byte sectors from `openssl speed` (which never changes the IV); large sectors
+ * amortise it. There is no cheaper public way to change the IV in 3.0: EVP_CipherInit_ex2 takes
+ * the same path, and EVP_CIPHER_CTX_set_params() with OSSL_CIPHER_PARAM_IV returns 1 but is
+ * silently IGNORED by the 3.0 XTS provider (the old tweak stays; measured), so it must not be used.
+ */
+static bool xts_run_evp(const xts_job *j, char *err, size_t errlen) {
   EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
   unsigned char iv[XTS_BLOCK] = {0};
   uint64_t tweak = j->first_tweak;
@@ -617,6 +634,199 @@ static bool xts_run(const xts_job *j, char *err, size_t errlen) {
 out:
   EVP_CIPHER_CTX_free(ctx);
   return ok;
+}
+
+/*
+ * ECB path: XTS (IEEE 1619, no ciphertext stealing) built on OpenSSL's AES-256-ECB, which runs at
+ * full AES-NI speed and needs no per-sector re-init:
+ *
+ *   T_0 = AES-Enc(key2, tweak as 128-bit LE)      -- batched: XTS_ECB_GROUP sectors per call
+ *   T_{k+1} = T_k * alpha in GF(2^128)            -- little-endian doubling, reduction 0x87
+ *   C_k = AES(key1, P_k ^ T_k) ^ T_k              -- one ECB call per chunk of whole sectors
+ *
+ * Per chunk of at most XTS_ECB_CHUNK bytes (whole sectors): XOR each block with its tweak while
+ * saving the tweaks in a tweak buffer, one EVP_CipherUpdate over the chunk with key1, XOR the
+ * tweaks back. The XOR-back of a chunk is done in the same loop as the tweak pass of the next one
+ * (two tweak buffers, used in turn): the doubling is a serial dependency chain, and the
+ * independent XOR-back work fills its latency (measured ~25% faster than two separate passes).
+ * The encrypted tweaks are key-derived masks that an attacker must not learn (the sector numbers
+ * themselves are public): the doubling is branch-free and table-free (constant time), and the
+ * tweak buffers are wiped before returning.
+ *
+ * Sector sizes up to XTS_ECB_MAX_SECTOR take the ECB path, larger ones the EVP XTS path.
+ * Measured (Zen 3 VM, node 20 / OpenSSL 3.0.19, 1 MiB calls over a 64 MiB buffer, median GB/s,
+ * ECB vs EVP XTS): 512: 3.0-3.4 vs 1.8-2.4; 1024: 3.1-3.6 vs 2.6-3.5; 2048: 3.4-4.0 vs 3.6-4.4;
+ * 4096: 3.4-3.7 vs 3.9-4.5. From 2048 up OpenSSL's XTS assembly, which computes the tweaks
+ * between AES rounds for free, wins despite its per-sector IV cost.
+ */
+#define XTS_ECB_MAX_SECTOR 1024
+#define XTS_ECB_CHUNK 4096 /* bytes per ECB call; two tweak buffers this big (stack) */
+#define XTS_ECB_GROUP 128  /* initial tweaks encrypted per key2 ECB call (2 KiB of stack) */
+_Static_assert(XTS_ECB_MAX_SECTOR <= XTS_ECB_CHUNK && XTS_ECB_CHUNK % XTS_BLOCK == 0,
+               "an ECB chunk must hold at least one whole sector");
+
+#if defined(__SSE2__)
+typedef __m128i xts_tweak;
+
+static inline xts_tweak tweak_load(const uint8_t *p) { return _mm_loadu_si128((const __m128i *)p); }
+
+/* tw[0..16) = t; p[0..16) ^= t; returns t * alpha. */
+static inline xts_tweak tweak_apply(uint8_t *p, uint8_t *tw, xts_tweak t) {
+  /* psrad 31 turns each 32-bit lane into its top bit as a mask. pshufd 0x13 moves lane 3 (bit 127,
+     carried out of the block) to lane 0, where it selects 0x87, and lane 1 (bit 63, carried from
+     the low to the high 64-bit half) to lane 2, where it selects 1; paddq shifts both halves. */
+  const __m128i poly = _mm_set_epi32(0, 1, 0, 0x87);
+  __m128i carry = _mm_and_si128(_mm_shuffle_epi32(_mm_srai_epi32(t, 31), 0x13), poly);
+  _mm_store_si128((__m128i *)tw, t);
+  _mm_storeu_si128((__m128i *)p, _mm_xor_si128(_mm_loadu_si128((const __m128i *)p), t));
+  return _mm_xor_si128(_mm_add_epi64(t, t), carry);
+}
+
+/* p[0..16) ^= tw[0..16). */
+static inline void block_unapply(uint8_t *p, const uint8_t *tw) {
+  __m128i x = _mm_loadu_si128((const __m128i *)p);
+  _mm_storeu_si128((__m128i *)p, _mm_xor_si128(x, _mm_load_si128((const __m128i *)tw)));
+}
+
+/* p[0..n) ^= tw[0..n), n a multiple of 16. */
+static inline void tweak_unapply(uint8_t *p, const uint8_t *tw, size_t n) {
+  for (size_t i = 0; i < n; i += XTS_BLOCK) {
+    __m128i x = _mm_loadu_si128((const __m128i *)(p + i));
+    _mm_storeu_si128((__m128i *)(p + i), _mm_xor_si128(x, _mm_load_si128((const __m128i *)(tw + i))));
+  }
+}
+#else
+/* Portable version: the block as two little-endian 64-bit halves, whatever the host's byte order. */
+typedef struct {
+  uint64_t lo, hi;
+} xts_tweak;
+
+static inline uint64_t load_le64(const uint8_t *p) {
+  uint64_t v = 0;
+  for (int b = 7; b >= 0; b--) v = (v << 8) | p[b];
+  return v;
+}
+
+static inline void store_le64(uint8_t *p, uint64_t v) {
+  for (int b = 0; b < 8; b++) p[b] = (uint8_t)(v >> (8 * b));
+}
+
+static inline xts_tweak tweak_load(const uint8_t *p) { return (xts_tweak){load_le64(p), load_le64(p + 8)}; }
+
+static inline xts_tweak tweak_apply(uint8_t *p, uint8_t *tw, xts_tweak t) {
+  uint64_t carry = t.hi >> 63;
+  store_le64(tw, t.lo);
+  store_le64(tw + 8, t.hi);
+  store_le64(p, load_le64(p) ^ t.lo);
+  store_le64(p + 8, load_le64(p + 8) ^ t.hi);
+  t.hi = (t.hi << 1) | (t.lo >> 63);
+  t.lo = (t.lo << 1) ^ (0x87 & (0 - carry));
+  return t;
+}
+
+static inline void block_unapply(uint8_t *p, const uint8_t *tw) {
+  for (size_t i = 0; i < XTS_BLOCK; i++) p[i] ^= tw[i];
+}
+
+static inline void tweak_unapply(uint8_t *p, const uint8_t *tw, size_t n) {
+  for (size_t i = 0; i < n; i++) p[i] ^= tw[i];
+}
+#endif
+
+static bool xts_run_ecb(const xts_job *j, char *err, size_t errlen) {
+  EVP_CIPHER_CTX *data_ctx = EVP_CIPHER_CTX_new();  /* key1, encrypt or decrypt */
+  EVP_CIPHER_CTX *tweak_ctx = EVP_CIPHER_CTX_new(); /* key2, always encrypt */
+  _Alignas(16) uint8_t tw[2][XTS_ECB_CHUNK];          /* block tweaks of two chunks, in turn */
+  _Alignas(16) uint8_t t0[XTS_ECB_GROUP * XTS_BLOCK]; /* encrypted initial tweaks of a group */
+  uint8_t *cur_tw = tw[0], *prev = NULL;              /* prev: encrypted chunk awaiting XOR-back */
+  const uint8_t *prev_tw = NULL;
+  size_t prev_n = 0;
+  size_t chunk, sectors_left, t0_count = 0, t0_next = 0;
+  uint64_t tweak = j->first_tweak;
+  bool ok = false;
+  int outl = 0;
+  if (data_ctx == NULL || tweak_ctx == NULL) {
+    openssl_error(err, errlen, "EVP_CIPHER_CTX_new");
+    goto out;
+  }
+  /* xts_parse and xts_run guarantee these; checked again because a violation would silently
+     produce wrong ciphertext (no ciphertext stealing here, and a chunk holds whole sectors). */
+  if (j->sector == 0 || j->sector % XTS_BLOCK != 0 || j->sector > XTS_ECB_MAX_SECTOR ||
+      j->len % j->sector != 0) {
+    snprintf(err, errlen, "internal error: XTS ECB path called with sector size %zu, length %zu", j->sector,
+             j->len);
+    goto out;
+  }
+  chunk = XTS_ECB_CHUNK / j->sector * j->sector;
+  sectors_left = j->len / j->sector;
+  /* OpenSSL's XTS refuses key1 == key2 (IEEE 1619-2018); do the same. */
+  if (CRYPTO_memcmp(j->key, j->key + XTS_KEY_LEN / 2, XTS_KEY_LEN / 2) == 0) {
+    snprintf(err, errlen, "invalid XTS-AES-256 key: its two 32-byte halves are equal");
+    goto out;
+  }
+  if (EVP_CipherInit_ex(data_ctx, ecb_cipher(), NULL, j->key, NULL, j->enc) != 1 ||
+      EVP_CIPHER_CTX_set_padding(data_ctx, 0) != 1 ||
+      EVP_CipherInit_ex(tweak_ctx, ecb_cipher(), NULL, j->key + XTS_KEY_LEN / 2, NULL, 1) != 1 ||
+      EVP_CIPHER_CTX_set_padding(tweak_ctx, 0) != 1) {
+    openssl_error(err, errlen, "EVP_CipherInit_ex (ECB key)");
+    goto out;
+  }
+  for (size_t off = 0; off < j->len;) {
+    uint8_t *d = j->data + off;
+    size_t n = j->len - off < chunk ? j->len - off : chunk;
+    for (size_t s = 0; s < n; s += j->sector) {
+      xts_tweak t;
+      if (t0_next == t0_count) {
+        size_t g = sectors_left < XTS_ECB_GROUP ? sectors_left : XTS_ECB_GROUP;
+        memset(t0, 0, g * XTS_BLOCK); /* bytes 8..15 of each 128-bit LE tweak stay zero */
+        for (size_t i = 0; i < g; i++, tweak += j->step)
+          for (int b = 0; b < 8; b++) t0[i * XTS_BLOCK + b] = (uint8_t)(tweak >> (8 * b));
+        if (EVP_EncryptUpdate(tweak_ctx, t0, &outl, t0, (int)(g * XTS_BLOCK)) != 1 ||
+            outl != (int)(g * XTS_BLOCK)) {
+          openssl_error(err, errlen, "EVP_EncryptUpdate (tweak)");
+          goto out;
+        }
+        sectors_left -= g;
+        t0_count = g;
+        t0_next = 0;
+      }
+      t = tweak_load(t0 + t0_next++ * XTS_BLOCK);
+      if (prev != NULL) {
+        for (size_t o = s; o < s + j->sector; o += XTS_BLOCK) {
+          block_unapply(prev + o, prev_tw + o);
+          t = tweak_apply(d + o, cur_tw + o, t);
+        }
+      } else {
+        for (size_t o = s; o < s + j->sector; o += XTS_BLOCK) t = tweak_apply(d + o, cur_tw + o, t);
+      }
+    }
+    /* Only the last chunk can be shorter than the previous one. */
+    if (prev != NULL && prev_n > n) tweak_unapply(prev + n, prev_tw + n, prev_n - n);
+    if (EVP_CipherUpdate(data_ctx, d, &outl, d, (int)n) != 1 || outl != (int)n) {
+      openssl_error(err, errlen, "EVP_CipherUpdate (ECB)");
+      goto out;
+    }
+    prev = d;
+    prev_n = n;
+    prev_tw = cur_tw;
+    cur_tw = cur_tw == tw[0] ? tw[1] : tw[0];
+    off += n;
+  }
+  if (prev != NULL) tweak_unapply(prev, prev_tw, prev_n);
+  /* No EVP_CipherFinal_ex: without padding, ECB keeps nothing buffered between whole blocks. */
+  ok = true;
+out:
+  OPENSSL_cleanse(tw, sizeof tw);
+  OPENSSL_cleanse(t0, sizeof t0);
+  EVP_CIPHER_CTX_free(data_ctx);  /* NULL-safe */
+  EVP_CIPHER_CTX_free(tweak_ctx);
+  return ok;
+}
+
+/* Runs one batch through whichever path is faster at this sector size (see xts_run_ecb). */
+static bool xts_run(const xts_job *j, char *err, size_t errlen) {
+  if (j->sector <= XTS_ECB_MAX_SECTOR) return xts_run_ecb(j, err, errlen);
+  return xts_run_evp(j, err, errlen);
 }
 
 /* (key, buf, sectorSize, firstTweak: bigint, tweakStep: bigint, encrypt: boolean) */
