@@ -24,5 +24,20 @@
         },
       },
     },
+    {
+      # The native volume server (fuse_server.c): FUSE spoken directly on /dev/fuse by worker
+      # threads, XTS through node's OpenSSL (xts_core.c), keys and plaintext buffers in locked
+      # memory (secure_mem.c). No libfuse. Same flags and OpenSSL arrangement as vault_native.
+      'target_name': 'vault_fuse',
+      'sources': ['vault_fuse_module.c', 'fuse_server.c', 'xts_core.c', 'secure_mem.c'],
+      'cflags': ['-O2', '-Wall', '-Wextra', '-fvisibility=hidden'],
+      'cflags_c': ['-Werror', '-std=gnu11'],
+      'libraries': ['-lpthread'],
+      'configurations': {
+        'Release': {
+          'cflags!': ['-O3'],
+        },
+      },
+    },
   ],
 }

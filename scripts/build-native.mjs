@@ -12,8 +12,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const addon = path.join(root, 'native', 'build', 'Release', 'vault_native.node');
-if (process.argv.includes('--if-missing') && existsSync(addon)) process.exit(0);
+const addons = ['vault_native.node', 'vault_fuse.node'].map((f) => path.join(root, 'native', 'build', 'Release', f));
+if (process.argv.includes('--if-missing') && addons.every((a) => existsSync(a))) process.exit(0);
 
 const nodeDir = path.resolve(path.dirname(process.execPath), '..');
 const haveLocalHeaders = existsSync(path.join(nodeDir, 'include', 'node', 'node_api.h'));

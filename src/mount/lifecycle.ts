@@ -14,7 +14,8 @@ import { flockFd } from '../crypto/process-hardening.js';
 import { closeContainer, formatUuid, openContainer, unlockContainer, type ContainerFile } from '../volume/container.js';
 import type { Header } from '../format/types.js';
 import { startServer } from '../server/spawn.js';
-import { BLOCK_FILE_NAME, type ServerConfig } from '../server/protocol.js';
+import { BLOCK_FILE_NAME, type ServerConfig, type ServerEngine } from '../server/protocol.js';
+import { nativeFuseAddon } from '../crypto/native-fuse.js';
 import { attachLoop, detachLoop, loopInfo } from './loop.js';
 import { detectFilesystem, isMountPoint, mountFilesystem, unmountFilesystem } from './filesystem.js';
 import { describeHolders, endProcesses, findHolders } from './holders.js';
@@ -123,6 +124,7 @@ async function startVolume(c: ContainerFile, header: Header, key: KeyHandle, o: 
     dataSize: header.dataSize,
     firstTweak: '0',
     tweakStep: '1',
+    engine: serverEngine(o.warn),
   };
   let server;
   try {
@@ -176,6 +178,18 @@ async function startVolume(c: ContainerFile, header: Header, key: KeyHandle, o: 
   checkAborted(o.signal);
   saveRecord(record);
   return record;
+}
+
+/**
+ * The native server unless it is missing (the addon did not build), or VAULT_SERVER_ENGINE names
+ * the other one (the test suite runs on both engines that way).
+ */
+function serverEngine(warn: (m: string) => void): ServerEngine {
+  const forced = process.env.VAULT_SERVER_ENGINE;
+  if (forced === 'native' || forced === 'fuse-native') return forced;
+  if (nativeFuseAddon()) return 'native';
+  warn('the native volume server is not built; using the slower fuse-native server (run `npm run build:native`)');
+  return 'fuse-native';
 }
 
 export function resolveContainer(p: string): string {

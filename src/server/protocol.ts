@@ -25,7 +25,11 @@ export interface ServerConfig {
   /** XTS tweak of data sector i is firstTweak + i * tweakStep (vault format: 0 and 1). */
   firstTweak: string; // decimal, as JSON has no bigint
   tweakStep: string;
+  /** Which server implementation serves the file (see src/server/main.ts). */
+  engine: ServerEngine;
 }
+
+export type ServerEngine = 'native' | 'fuse-native';
 
 export const BLOCK_FILE_NAME = 'volume';
 

@@ -83,22 +83,26 @@ export function sha256File(file: string): string {
   return createHash('sha256').update(readFileSync(file)).digest('hex');
 }
 
-/** What of ours exists on the machine right now. */
+/**
+ * What of ours exists on the machine right now: mounts, loop devices, volume servers and state of
+ * the default run directory (/run/vault), the default mount base and the tests' temp dirs. Volumes
+ * of other run directories (a benchmark's VAULT_RUN_DIR) are not ours to judge.
+ */
 export function leftovers(): string[] {
+  const ours = (p: string) => p.startsWith(RUN_DIR + '/') || p.startsWith('/media/vault/') || p.startsWith('/tmp/vault-e2e-');
   const found: string[] = [];
   for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
     const f = line.split(' ');
-    const mp = f[4] ?? '';
+    const mp = (f[4] ?? '').replace(/\\040/g, ' ');
     const fstype = f[f.indexOf('-') + 1] ?? '';
-    if (fstype.startsWith('fuse.vault') || mp.startsWith('/media/vault/') || mp.startsWith(RUN_DIR) || mp.startsWith('/tmp/vault-e2e-'))
-      found.push(`mount ${mp} (${fstype})`);
+    if (ours(mp)) found.push(`mount ${mp} (${fstype})`);
   }
   const loops = spawnSync('losetup', ['-a'], { encoding: 'utf8' }).stdout;
-  for (const l of loops.split('\n')) if (l.includes(RUN_DIR) || l.includes('/tmp/vault-e2e-')) found.push(`loop ${l}`);
+  for (const l of loops.split('\n')) if (l.includes(`(${RUN_DIR}/`) || l.includes('(/tmp/vault-e2e-')) found.push(`loop ${l}`);
   for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
     try {
-      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-      if (cmd.some((a) => a.endsWith('dist/src/server/main.js'))) found.push(`server process ${pid}`);
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      if (cmd.includes('dist/src/server/main.js') && cmd.includes(`"fuseDir":"${RUN_DIR}/`)) found.push(`server process ${pid}`);
     } catch {
       // exited while we looked
     }

@@ -1,0 +1,135 @@
+// Loader for vault's native volume server (native/fuse_server.c, built as the second N-API addon
+// native/build/Release/vault_fuse.node by scripts/build-native.mjs).
+//
+// The server speaks FUSE directly on /dev/fuse from its own threads: JS only starts it, watches it
+// and stops it. The key goes from a descriptor straight into the addon's locked memory and never
+// passes through JS.
+//
+// Optional like the main addon: nativeFuseAddon() returns null when it is absent, or disabled with
+// VAULT_DISABLE_NATIVE=1 (everything native) or VAULT_DISABLE_NATIVE_FUSE=1 (only this server).
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** Opaque handle to a running (or ended) server session (an N-API External). */
+export type FuseSession = { readonly __brand: 'vault.FuseSession' };
+
+export interface FuseServeOptions {
+  /** Directory to mount on (mode 0700 parent expected); it then holds the one file `volume`. */
+  mountDir: string;
+  /** The container, open O_RDWR (O_RDONLY is enough when readOnly). The server uses its own dup:
+   *  the caller may close this descriptor once serve() returns. */
+  containerFd: number;
+  /** Descriptor (a pipe) carrying exactly 64 bytes of XTS key (key1 || key2, halves different);
+   *  read blocking, into locked memory. The caller still owns (and closes) the descriptor. */
+  keyFd: number;
+  dataOffset: number;
+  dataSize: number;
+  /** Power of two, 512..65536; dataSize must be a multiple of it. */
+  sectorSize: number;
+  /** Tweak of data sector i is firstTweak + i * tweakStep (vault's format: 0n and 1n). */
+  firstTweak: bigint;
+  tweakStep: bigint;
+  readOnly: boolean;
+  /** Worker threads, 1..64 (default 8). */
+  threads?: number;
+  /** Tuning, for benchmarks: negotiate FUSE_ASYNC_DIO (default true). */
+  asyncDio?: boolean;
+  /** Tuning, for benchmarks: open with FOPEN_PARALLEL_DIRECT_WRITES (default true). */
+  parallelDirectWrites?: boolean;
+  /** Reopen the container with O_DIRECT when its filesystem's alignment (statx STATX_DIOALIGN)
+   *  allows: no second, ciphertext copy of the volume in the host page cache (default true). */
+  directIo?: boolean;
+  /** Tuning: largest READ/WRITE the kernel sends (max_read, max_write; power of two,
+   *  65536..1048576, default 1048576). */
+  maxRequest?: number;
+}
+
+/** How a session ended: unmounted from outside (e.g. `umount -l`), stop(), or a fatal error. */
+export interface FuseEnd {
+  reason: 'unmounted' | 'stopped' | 'error';
+  message?: string;
+}
+
+export interface FuseStats {
+  /** Wall-clock time (ms since the epoch) of the last READ/WRITE/FALLOCATE; the start time before any. */
+  lastIoMs: number;
+  reads: number;
+  writes: number;
+  bytesRead: number;
+  bytesWritten: number;
+  /** I/O failures (container read/write/fdatasync, crypto, undeliverable replies). */
+  errors: number;
+  /** The latest of those failures, without secrets. */
+  lastError?: string;
+  /** Whether the container is accessed with O_DIRECT (see FuseServeOptions.directIo). */
+  directIo: boolean;
+}
+
+/** The addon's exports. Errors are Node-style: `code` is 'EPERM', 'ENOENT' etc. for system errors,
+ *  'ERR_VAULT_KEY_SHORT_READ' / 'ERR_VAULT_XTS_EQUAL_HALVES' for a bad key. */
+export interface NativeFuseAddon {
+  /** Reads the key, opens /dev/fuse, mounts, starts the workers and returns once the kernel's INIT
+   *  is answered. Blocks the calling thread for that long (milliseconds). On failure throws and
+   *  leaves nothing mounted. The session keeps the event loop alive until it ends. */
+  serve(options: FuseServeOptions): FuseSession;
+  /** Settles when every worker has exited (and the session is torn down: key wiped, unmounted). */
+  wait(session: FuseSession): Promise<FuseEnd>;
+  /** Unmounts (MNT_DETACH), aborts the connection if something still holds the file open after a
+   *  1 s grace, joins the workers, syncs and wipes. Idempotent; also run when the session is
+   *  garbage-collected. Blocks the calling thread until done. */
+  stop(session: FuseSession): void;
+  stats(session: FuseSession): FuseStats;
+}
+
+const ADDON_RELATIVE = path.join('native', 'build', 'Release', 'vault_fuse.node');
+
+let loaded = false;
+let addon: NativeFuseAddon | null = null;
+let loadError: Error | null = null;
+
+/** The repository root: the nearest ancestor of this module holding vault's package.json. Works
+ *  from src/crypto (vitest) and from dist/src/crypto (compiled). */
+function findRepoRoot(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const pkg = path.join(dir, 'package.json');
+    if (existsSync(pkg)) {
+      try {
+        if ((JSON.parse(readFileSync(pkg, 'utf8')) as { name?: unknown }).name === 'vault') return dir;
+      } catch {
+        // Not ours (or unreadable): keep walking up.
+      }
+    }
+    const parent = path.dirname(dir);
+    if (parent === dir) throw new Error(`cannot find vault's package.json above ${fileURLToPath(import.meta.url)}`);
+    dir = parent;
+  }
+}
+
+function load(): void {
+  loaded = true;
+  if (process.env['VAULT_DISABLE_NATIVE'] === '1' || process.env['VAULT_DISABLE_NATIVE_FUSE'] === '1') {
+    loadError = new Error('native FUSE server disabled by VAULT_DISABLE_NATIVE(_FUSE)=1');
+    return;
+  }
+  try {
+    const file = path.join(findRepoRoot(), ADDON_RELATIVE);
+    addon = createRequire(import.meta.url)(file) as NativeFuseAddon;
+  } catch (err) {
+    loadError = err instanceof Error ? err : new Error(String(err));
+  }
+}
+
+/** The addon, or null when it is absent or disabled. */
+export function nativeFuseAddon(): NativeFuseAddon | null {
+  if (!loaded) load();
+  return addon;
+}
+
+/** Why nativeFuseAddon() returned null (null while it has not been tried or when it loaded). */
+export function nativeFuseLoadError(): Error | null {
+  if (!loaded) load();
+  return loadError;
+}

@@ -1,0 +1,105 @@
+/**
+ * Serves a container's decrypted data area as the single file `volume` through the native volume
+ * server (native/fuse_server.c): FUSE spoken directly on /dev/fuse by a pool of native threads, so
+ * no request crosses into the JS thread. The drop-in fast path for fuse-frontend.ts.
+ *
+ * Same privacy as fuse-frontend.ts: no allow_other, root directory 0700, file 0600 (0400 read-only).
+ * The key is read by the addon from `keyFd` straight into locked memory; it never enters JS.
+ */
+import { VaultError } from '../errors.js';
+import { nativeFuseAddon, nativeFuseLoadError, type FuseEnd, type FuseStats } from '../crypto/native-fuse.js';
+import { BLOCK_FILE_NAME, type ServerConfig } from './protocol.js';
+
+export type { FuseEnd, FuseStats } from '../crypto/native-fuse.js';
+
+export interface NativeTuning {
+  /** Worker threads (1..64). Default: $VAULT_FUSE_THREADS, else 8. */
+  threads?: number;
+  /** Negotiate FUSE_ASYNC_DIO (default true). */
+  asyncDio?: boolean;
+  /** Open `volume` with FOPEN_PARALLEL_DIRECT_WRITES (default true). */
+  parallelDirectWrites?: boolean;
+  /** Access the container with O_DIRECT where its filesystem allows (default true). */
+  directIo?: boolean;
+  /** Largest READ/WRITE request (default 1 MiB). */
+  maxRequest?: number;
+}
+
+export interface NativeServer {
+  /** `<fuseDir>/volume`. */
+  readonly blockFile: string;
+  /** Settles when the server has ended (stop(), `umount` from outside, or a fatal error); by then
+   *  the FUSE mount is gone (or detached), the container synced and the key wiped. Never rejects. */
+  readonly done: Promise<FuseEnd>;
+  /** Unmounts, aborts the connection if something still holds `volume` open after 1 s, joins the
+   *  workers, syncs and wipes the key. Idempotent. */
+  stop(): Promise<void>;
+  /** Counters since the start, and the time of the last I/O (for idle detection). */
+  stats(): FuseStats;
+}
+
+function defaultThreads(): number | undefined {
+  const v = process.env['VAULT_FUSE_THREADS'];
+  if (v === undefined || v === '') return undefined;
+  const n = Number(v);
+  return Number.isInteger(n) && n >= 1 && n <= 64 ? n : undefined;
+}
+
+/**
+ * Mounts config.fuseDir and serves the volume until stop() or an outside unmount. `containerFd` is
+ * the container (the server keeps its own duplicate of it; the caller may close this one after the
+ * promise resolves), `keyFd` carries exactly 64 key bytes then EOF (the caller closes it).
+ * Rejects with a VaultError ('missing-component' without the addon, 'mount-failed' otherwise, the
+ * addon's Error with its errno `code` as cause); nothing is left mounted then.
+ */
+export async function serveNative(
+  config: ServerConfig,
+  containerFd: number,
+  keyFd: number,
+  tuning: NativeTuning = {},
+): Promise<NativeServer> {
+  const addon = nativeFuseAddon();
+  if (addon === null) {
+    throw new VaultError(
+      'missing-component',
+      `the native volume server (native/build/Release/vault_fuse.node) is not available: ${nativeFuseLoadError()?.message ?? 'unknown'}`,
+      'build it with `npm run build:native` (needs make and a C compiler)',
+    );
+  }
+  const threads = tuning.threads ?? defaultThreads();
+  let session;
+  try {
+    session = addon.serve({
+      mountDir: config.fuseDir,
+      containerFd,
+      keyFd,
+      dataOffset: config.dataOffset,
+      dataSize: config.dataSize,
+      sectorSize: config.sectorSize,
+      firstTweak: BigInt(config.firstTweak),
+      tweakStep: BigInt(config.tweakStep),
+      readOnly: config.readOnly,
+      ...(threads !== undefined ? { threads } : {}),
+      ...(tuning.asyncDio !== undefined ? { asyncDio: tuning.asyncDio } : {}),
+      ...(tuning.parallelDirectWrites !== undefined ? { parallelDirectWrites: tuning.parallelDirectWrites } : {}),
+      ...(tuning.directIo !== undefined ? { directIo: tuning.directIo } : {}),
+      ...(tuning.maxRequest !== undefined ? { maxRequest: tuning.maxRequest } : {}),
+    });
+  } catch (e) {
+    throw new VaultError('mount-failed', `FUSE mount failed: ${(e as Error).message}`, undefined, { cause: e });
+  }
+  // The closures below hold `session`: while this object is reachable the server cannot be
+  // garbage-collected (which would stop it).
+  const done = addon.wait(session).catch(
+    (e: unknown): FuseEnd => ({ reason: 'error', message: e instanceof Error ? e.message : String(e) }),
+  );
+  return {
+    blockFile: `${config.fuseDir}/${BLOCK_FILE_NAME}`,
+    done,
+    async stop() {
+      addon.stop(session);
+      await done;
+    },
+    stats: () => addon.stats(session),
+  };
+}
