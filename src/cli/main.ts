@@ -10,6 +10,12 @@ import { registerCreate } from './commands/create.js';
 import { registerDismount } from './commands/dismount.js';
 import { registerList } from './commands/list.js';
 import { registerMount } from './commands/mount.js';
+import { registerPasswd } from './commands/passwd.js';
+import { registerKeyslot } from './commands/keyslot.js';
+import { registerKeyfile } from './commands/keyfile.js';
+import { registerHeader } from './commands/header.js';
+import { registerInfo } from './commands/info.js';
+import { registerBenchmark } from './commands/benchmark.js';
 
 const debug = process.argv.includes('--debug');
 
@@ -32,7 +38,14 @@ export function buildProgram(): Command {
   registerMount(program);
   registerDismount(program);
   registerList(program);
-  for (const c of program.commands) c.exitOverride();
+  registerPasswd(program);
+  registerKeyslot(program);
+  registerKeyfile(program);
+  registerHeader(program);
+  registerInfo(program);
+  registerBenchmark(program);
+  const all = (c: Command): Command[] => [c, ...c.commands.flatMap(all)];
+  for (const c of all(program)) c.exitOverride();
   return program;
 }
 

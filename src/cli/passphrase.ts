@@ -120,3 +120,22 @@ function setRawMode(fd: number, raw: boolean): () => void {
     if (saved) spawnSync('stty', [saved], { stdio: [fd, 'ignore', 'ignore'] });
   };
 }
+
+/** Reads one visible line from the terminal (for confirmations). Refuses when there is none. */
+export function promptLine(question: string): string {
+  let fd: number;
+  try {
+    fd = openSync('/dev/tty', 'r+');
+  } catch {
+    throw new VaultError('usage', 'no terminal to ask for confirmation', 'use --force to proceed without asking');
+  }
+  try {
+    writeSync(fd, question);
+    const bytes: number[] = [];
+    const one = Buffer.alloc(1);
+    while (readSync(fd, one, 0, 1, null) === 1 && one[0] !== 0x0a) bytes.push(one[0]!);
+    return Buffer.from(bytes).toString('utf8').trim();
+  } finally {
+    closeSync(fd);
+  }
+}

@@ -132,7 +132,11 @@ function noUsableHeader(c: ContainerFile, copies: HeaderCopies): VaultError {
   const errors = [copies.primary, copies.secondary].map((r) => (r.ok ? null : r.error));
   const [p, s] = errors;
   if (p?.code === 'not-a-container' && s?.code === 'not-a-container')
-    return new VaultError('not-a-container', `${c.path} is not a vault container (no vault signature)`);
+    return new VaultError(
+      'not-a-container',
+      `${c.path} is not a vault container (neither header copy has a vault signature)`,
+      'if it is one whose headers were overwritten, restore a header backup with `vault header restore`',
+    );
   const version = errors.find((e) => e?.code === 'unsupported-version');
   if (version) return version;
   return new VaultError(

@@ -1,30 +1,25 @@
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { VaultError } from '../../errors.js';
-import { DEFAULT_SECTOR_SIZE, KDF_BOUNDS, type SectorSize } from '../../format/constants.js';
-import type { KdfParams } from '../../format/types.js';
-import { calibrateKdf, DEFAULT_PARALLELISM } from '../../crypto/calibrate.js';
+import { DEFAULT_SECTOR_SIZE, type SectorSize } from '../../format/constants.js';
 import { finishContainer, writeNewContainer } from '../../volume/create.js';
 import { closeContainer } from '../../volume/container.js';
 import { dismountVolume, mountUnlocked, openLocked, requireRoot } from '../../mount/lifecycle.js';
 import { makeFilesystem, type FsType } from '../../mount/filesystem.js';
 import { records } from '../../mount/state.js';
-import { rmSync } from 'node:fs';
 import { gatherKdfInput } from '../secrets.js';
+import { addKdfOptions, kdfFromOptions, type KdfCliOptions } from '../kdf-options.js';
 import { info, progress, warn } from '../output.js';
 import { invokingUser } from '../owner.js';
 import { abortOnSignals } from '../signals.js';
 import { parseSize } from '../sizes.js';
 
-interface CreateOptions {
+interface CreateOptions extends KdfCliOptions {
   size: string;
   fs: string;
   sectorSize: string;
   quick?: boolean;
-  kdfMemory?: string;
-  kdfIterations?: string;
-  kdfParallelism?: string;
   passwordStdin?: boolean;
   keyfile?: string[];
   force?: boolean;
@@ -32,42 +27,18 @@ interface CreateOptions {
 
 const FILESYSTEMS = ['ext4', 'vfat', 'exfat', 'none'];
 
-function intOption(name: string, v: string, min: number, max: number): number {
-  const n = Number(v);
-  if (!/^\d+$/.test(v) || n < min || n > max) throw new VaultError('usage', `${name} must be an integer from ${min} to ${max}`);
-  return n;
-}
-
-async function kdfParams(o: CreateOptions): Promise<KdfParams> {
-  const explicit = o.kdfMemory !== undefined || o.kdfIterations !== undefined || o.kdfParallelism !== undefined;
-  const base = explicit ? null : await calibrateKdf();
-  const kdf: KdfParams = {
-    memoryKiB:
-      o.kdfMemory !== undefined ? intOption('--kdf-memory', o.kdfMemory, 1, KDF_BOUNDS.memoryKiB.max / 1024) * 1024 : base?.kdf.memoryKiB ?? 256 * 1024,
-    iterations: o.kdfIterations !== undefined ? intOption('--kdf-iterations', o.kdfIterations, 1, KDF_BOUNDS.iterations.max) : base?.kdf.iterations ?? 3,
-    parallelism:
-      o.kdfParallelism !== undefined ? intOption('--kdf-parallelism', o.kdfParallelism, 1, KDF_BOUNDS.parallelism.max) : base?.kdf.parallelism ?? DEFAULT_PARALLELISM,
-  };
-  if (kdf.memoryKiB < 64 * 1024 || kdf.iterations < 3)
-    warn(`weak key derivation (${kdf.memoryKiB / 1024} MiB, ${kdf.iterations} iterations): a passphrase is much easier to guess below 64 MiB and 3 iterations`);
-  return kdf;
-}
-
 export function registerCreate(program: Command): void {
-  program
+  const cmd = program
     .command('create <container>')
     .description('create a new encrypted container')
     .requiredOption('--size <size>', 'container size, e.g. 512M, 2G, 1T')
     .option('--fs <type>', 'filesystem inside: ext4, vfat, exfat or none', 'ext4')
     .option('--sector-size <bytes>', 'encryption sector size: 512 or 4096', String(DEFAULT_SECTOR_SIZE))
     .option('--quick', 'do not fill the data area (sparse file; reveals which sectors were written)')
-    .option('--kdf-memory <MiB>', 'Argon2id memory in MiB (default: calibrated to about 2 s)')
-    .option('--kdf-iterations <n>', 'Argon2id iterations (default: calibrated)')
-    .option('--kdf-parallelism <n>', `Argon2id lanes (default: ${DEFAULT_PARALLELISM})`)
     .option('--password-stdin', 'read the passphrase from standard input')
     .option('--keyfile <file>', 'use a keyfile (repeatable)', (v: string, acc: string[] = []) => [...acc, v])
-    .option('--force', 'overwrite an existing file')
-    .action(async (target: string, o: CreateOptions) => {
+    .option('--force', 'overwrite an existing file');
+  addKdfOptions(cmd).action(async (target: string, o: CreateOptions) => {
       const size = parseSize(o.size);
       if (!FILESYSTEMS.includes(o.fs)) throw new VaultError('usage', `unknown filesystem "${o.fs}" (use ${FILESYSTEMS.join(', ')})`);
       const sectorSize = Number(o.sectorSize) as SectorSize;
@@ -79,7 +50,7 @@ export function registerCreate(program: Command): void {
         if (records().some((r) => r.container === abs)) throw new VaultError('busy', `${abs} is mounted; dismount it first`);
       }
       const kdfInput = gatherKdfInput(o, 'New passphrase: ', true);
-      const kdf = await kdfParams(o);
+      const kdf = await kdfFromOptions(o);
       const { signal, dispose } = abortOnSignals();
       const started = Date.now();
       let made;

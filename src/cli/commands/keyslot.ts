@@ -1,0 +1,90 @@
+import type { Command } from 'commander';
+import { addKeyslot, removeKeyslot } from '../../volume/keyslots.js';
+import { candidateHeaders, closeContainer, openContainer, readHeaderCopies } from '../../volume/container.js';
+import { resolveContainer } from '../../mount/lifecycle.js';
+import { addKdfOptions, kdfFromOptions, type KdfCliOptions } from '../kdf-options.js';
+import { info, warn } from '../output.js';
+import { gatherKdfInput, kdfInputFrom, readPassphrases } from '../secrets.js';
+import { openUnlocked, parseSlot } from '../unlock.js';
+import { VaultError } from '../../errors.js';
+
+const collect = (v: string, acc: string[] = []) => [...acc, v];
+
+interface AddOptions extends KdfCliOptions {
+  slot?: string;
+  passwordStdin?: boolean;
+  keyfile?: string[];
+  newKeyfile?: string[];
+}
+
+export function registerKeyslot(program: Command): void {
+  const keyslot = program.command('keyslot').description('list, add and remove keyslots');
+
+  keyslot
+    .command('list <container>')
+    .description('show the keyslots and their KDF parameters (no passphrase needed)')
+    .option('--json', 'print JSON for scripts')
+    .action((container: string, o: { json?: boolean }) => {
+      const c = openContainer(resolveContainer(container), true);
+      try {
+        const { candidates, warnings } = candidateHeaders(c, readHeaderCopies(c));
+        for (const w of warnings) warn(w);
+        const slots = candidates[0]!.keyslots.map((s, i) => (s.state === 'active' ? { slot: i, state: 'active', kdf: 'argon2id', ...s.kdf } : { slot: i, state: 'empty' }));
+        if (o.json) process.stdout.write(JSON.stringify(slots, null, 2) + '\n');
+        else
+          for (const s of slots)
+            info(s.state === 'active' && 'memoryKiB' in s ? `${s.slot}: active  argon2id  ${s.memoryKiB / 1024} MiB, ${s.iterations} iterations, ${s.parallelism} lanes` : `${s.slot}: empty`);
+      } finally {
+        closeContainer(c);
+      }
+    });
+
+  const add = keyslot
+    .command('add <container>')
+    .description('add a keyslot for a new passphrase or keyfiles; needs an existing passphrase or keyfile')
+    .option('--slot <n>', 'the keyslot to fill (default: the first empty one)')
+    .option('--password-stdin', 'read an existing and then the new passphrase from standard input, one per line')
+    .option('--keyfile <file>', 'keyfile of an existing secret (repeatable)', collect)
+    .option('--new-keyfile <file>', 'keyfile of the new secret (repeatable)', collect);
+  addKdfOptions(add).action(async (container: string, o: AddOptions) => {
+    const slot = parseSlot(o.slot);
+    const [oldPw, newPw] = o.passwordStdin
+      ? readPassphrases(o, ['', ''], false)
+      : [readPassphrases(o, ['Existing passphrase: '], false)[0]!, readPassphrases(o, ['New passphrase: '], true)[0]!];
+    const oldInput = kdfInputFrom(oldPw!, o.keyfile);
+    const newInput = kdfInputFrom(newPw!, o.newKeyfile);
+    try {
+      const kdf = await kdfFromOptions(o);
+      const x = await openUnlocked(container, oldInput, { readOnly: false });
+      try {
+        const r = await addKeyslot(x.c, x.u, newInput, kdf, slot);
+        info(`added keyslot ${r.slot}`);
+      } finally {
+        x.close();
+      }
+    } finally {
+      newInput.fill(0);
+    }
+  });
+
+  keyslot
+    .command('remove <container>')
+    .description('remove a keyslot; its bytes are overwritten with random data')
+    .requiredOption('--slot <n>', 'the keyslot to remove')
+    .option('--force', 'allow removing the last keyslot (the data becomes unrecoverable)')
+    .option('--password-stdin', 'read a passphrase of any keyslot from standard input')
+    .option('--keyfile <file>', 'keyfile (repeatable)', collect)
+    .action(async (container: string, o: { slot: string; force?: boolean; passwordStdin?: boolean; keyfile?: string[] }) => {
+      const slot = parseSlot(o.slot);
+      if (slot === undefined) throw new VaultError('usage', '--slot is required');
+      const x = await openUnlocked(container, gatherKdfInput(o), { readOnly: false });
+      try {
+        const last = x.u.header.keyslots.filter((s) => s.state === 'active').length === 1;
+        removeKeyslot(x.c, x.u, slot, !!o.force);
+        if (last) warn(`keyslot ${slot} was the last one: nothing can open this container any more, and its data is unrecoverable`);
+        info(`removed keyslot ${slot}`);
+      } finally {
+        x.close();
+      }
+    });
+}

@@ -1,0 +1,45 @@
+import type { Command } from 'commander';
+import { changePassphrase } from '../../volume/keyslots.js';
+import { addKdfOptions, kdfFromOptions, type KdfCliOptions } from '../kdf-options.js';
+import { info } from '../output.js';
+import { kdfInputFrom, readPassphrases } from '../secrets.js';
+import { openUnlocked, parseSlot } from '../unlock.js';
+
+interface PasswdOptions extends KdfCliOptions {
+  slot?: string;
+  passwordStdin?: boolean;
+  keyfile?: string[];
+  newKeyfile?: string[];
+}
+
+const collect = (v: string, acc: string[] = []) => [...acc, v];
+
+export function registerPasswd(program: Command): void {
+  const cmd = program
+    .command('passwd <container>')
+    .description('change the passphrase of one keyslot (the data area is not touched)')
+    .option('--slot <n>', 'the keyslot to change (default: the one the old passphrase opens)')
+    .option('--password-stdin', 'read the old and then the new passphrase from standard input, one per line')
+    .option('--keyfile <file>', 'keyfile of the old secret (repeatable)', collect)
+    .option('--new-keyfile <file>', 'keyfile of the new secret (repeatable)', collect);
+  addKdfOptions(cmd).action(async (container: string, o: PasswdOptions) => {
+    const slot = parseSlot(o.slot);
+    const [oldPw, newPw] = o.passwordStdin
+      ? readPassphrases(o, ['', ''], false)
+      : [readPassphrases(o, ['Existing passphrase: '], false)[0]!, readPassphrases(o, ['New passphrase: '], true)[0]!];
+    const oldInput = kdfInputFrom(oldPw!, o.keyfile);
+    const newInput = kdfInputFrom(newPw!, o.newKeyfile);
+    try {
+      const kdf = await kdfFromOptions(o);
+      const x = await openUnlocked(container, oldInput, { readOnly: false, ...(slot !== undefined ? { slot } : {}) });
+      try {
+        await changePassphrase(x.c, x.u, newInput, kdf);
+        info(`changed the passphrase of keyslot ${x.u.slot}`);
+      } finally {
+        x.close();
+      }
+    } finally {
+      newInput.fill(0);
+    }
+  });
+}

@@ -1,0 +1,149 @@
+/**
+ * Key management on a container (cryptsetup's luksChangeKey/luksAddKey/luksKillSlot, header backup,
+ * restore and repair). Every change is one writeHeaderUpdate(): both copies, stale one first, each
+ * synced (spec §6), so a crash at any instant leaves the old or the new state, never neither.
+ * Nothing touches the data area, so a mounted volume keeps working.
+ */
+import { closeSync, constants as fsc, fsyncSync, openSync } from 'node:fs';
+import { VaultError } from '../errors.js';
+import { HEADER_SIZE, KEYSLOT_COUNT } from '../format/constants.js';
+import { parseHeaderCopy } from '../format/header.js';
+import { secondaryOffset } from '../format/layout.js';
+import type { Header, KdfParams } from '../format/types.js';
+import { createKeyslot, emptyKeyslot } from '../crypto/keyslot.js';
+import { verifyHeaderMac } from '../crypto/master-key.js';
+import { candidateHeaders, readHeaderCopies, writeHeaderUpdate, type ContainerFile, type UnlockResult } from './container.js';
+import { readAtSync, writeAllSync } from './fd-io.js';
+
+function withSlots(h: Header): Header {
+  return { ...h, keyslots: [...h.keyslots] };
+}
+
+/** Re-wraps the master key of the slot that was unlocked under a new passphrase (and KDF parameters). */
+export async function changePassphrase(c: ContainerFile, u: UnlockResult, newInput: Uint8Array, kdf: KdfParams): Promise<Header> {
+  const next = withSlots(u.header);
+  next.keyslots[u.slot] = await createKeyslot(newInput, u.masterKey, next.uuid, u.slot, kdf);
+  return writeHeaderUpdate(c, next, u.masterKey, u.header.copy);
+}
+
+export function firstFreeSlot(h: Header): number | null {
+  const i = h.keyslots.findIndex((s) => s.state === 'empty');
+  return i < 0 ? null : i;
+}
+
+/** Adds a keyslot (the first free one unless `slot` is given) for a new passphrase or keyfiles. */
+export async function addKeyslot(c: ContainerFile, u: UnlockResult, newInput: Uint8Array, kdf: KdfParams, slot?: number): Promise<{ header: Header; slot: number }> {
+  const target = slot ?? firstFreeSlot(u.header);
+  if (target === null) throw new VaultError('usage', `all ${KEYSLOT_COUNT} keyslots are in use`, 'remove one with `vault keyslot remove`');
+  checkSlotIndex(target);
+  if (u.header.keyslots[target]!.state === 'active') throw new VaultError('usage', `keyslot ${target} is already in use`);
+  const next = withSlots(u.header);
+  next.keyslots[target] = await createKeyslot(newInput, u.masterKey, next.uuid, target, kdf);
+  return { header: writeHeaderUpdate(c, next, u.masterKey, u.header.copy), slot: target };
+}
+
+/**
+ * Empties a keyslot, overwriting its bytes with random data (not just a flag). Removing the last
+ * active slot makes the data unrecoverable, so it needs `force`.
+ */
+export function removeKeyslot(c: ContainerFile, u: UnlockResult, slot: number, force: boolean): Header {
+  checkSlotIndex(slot);
+  if (u.header.keyslots[slot]!.state !== 'active') throw new VaultError('usage', `keyslot ${slot} is not in use`);
+  const remaining = u.header.keyslots.filter((s, i) => s.state === 'active' && i !== slot).length;
+  if (remaining === 0 && !force)
+    throw new VaultError(
+      'usage',
+      `keyslot ${slot} is the last one that opens this container`,
+      'removing it makes every byte in the container unrecoverable; add another keyslot first, or use --force if that is what you want',
+    );
+  const next = withSlots(u.header);
+  next.keyslots[slot] = emptyKeyslot();
+  return writeHeaderUpdate(c, next, u.masterKey, u.header.copy);
+}
+
+export function checkSlotIndex(slot: number): void {
+  if (!Number.isInteger(slot) || slot < 0 || slot >= KEYSLOT_COUNT)
+    throw new VaultError('usage', `keyslot must be a number from 0 to ${KEYSLOT_COUNT - 1}`);
+}
+
+/** A header backup file: the primary copy then the secondary copy, 8192 bytes (spec §10). */
+export function writeHeaderBackup(c: ContainerFile, file: string): { uuid: Buffer } {
+  const { candidates } = candidateHeaders(c, readHeaderCopies(c));
+  const newest = candidates[0]!;
+  const primary = readAtSync(c.fd, HEADER_SIZE, 0);
+  const secondary = readAtSync(c.fd, HEADER_SIZE, secondaryOffset(newest));
+  // Back up valid bytes only: a damaged copy is replaced by its valid sibling's contents, so the
+  // backup restores to a healthy container. Both copies are authenticated at restore time by MAC.
+  const copies = [primary, secondary].map((bytes, i) => {
+    try {
+      parseHeaderCopy(bytes, i as 0 | 1);
+      return bytes;
+    } catch {
+      return null;
+    }
+  });
+  if (!copies[0] && !copies[1]) throw new VaultError('headers-damaged', 'both headers are damaged; there is nothing to back up');
+  let fd: number;
+  try {
+    fd = openSync(file, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, 0o600);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new VaultError(code === 'EEXIST' ? 'exists' : 'io', code === 'EEXIST' ? `${file} already exists` : `cannot write ${file}: ${code}`);
+  }
+  try {
+    writeAllSync(fd, copies[0] ?? Buffer.alloc(HEADER_SIZE), 0);
+    writeAllSync(fd, copies[1] ?? Buffer.alloc(HEADER_SIZE), HEADER_SIZE);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  return { uuid: newest.uuid };
+}
+
+export interface BackupContents {
+  copies: Header[];
+  uuid: Buffer;
+  raw: Buffer;
+}
+
+/** Reads and validates a header backup file's bytes (at least one valid copy, and one uuid). */
+export function parseHeaderBackup(raw: Buffer): BackupContents {
+  if (raw.length !== 2 * HEADER_SIZE) throw new VaultError('not-a-container', `a header backup is ${2 * HEADER_SIZE} bytes; this file has ${raw.length}`);
+  const copies: Header[] = [];
+  for (const i of [0, 1] as const) {
+    try {
+      copies.push(parseHeaderCopy(raw.subarray(i * HEADER_SIZE, (i + 1) * HEADER_SIZE), i));
+    } catch {
+      // a missing copy in the backup is tolerated; the other one restores both
+    }
+  }
+  if (copies.length === 0) throw new VaultError('not-a-container', 'the file is not a vault header backup (no valid header copy)');
+  if (copies.length === 2 && !copies[0]!.uuid.equals(copies[1]!.uuid)) throw new VaultError('invalid-field', 'the backup holds headers of two different containers');
+  return { copies, uuid: copies[0]!.uuid, raw };
+}
+
+/** Writes a backup's copies over the container's headers (secondary first, then primary, each synced). */
+export function restoreHeaders(c: ContainerFile, backup: BackupContents): void {
+  const h = backup.copies[0]!;
+  if (c.size < secondaryOffset(h) + HEADER_SIZE) throw new VaultError('invalid-field', 'the backup describes a larger container than this file');
+  const bytesOf = (copy: 0 | 1) => {
+    const own = backup.copies.find((x) => x.copy === copy);
+    // A copy missing from the backup cannot be rebuilt without the master key: keep the valid one's twin.
+    return own ? backup.raw.subarray(copy * HEADER_SIZE, (copy + 1) * HEADER_SIZE) : null;
+  };
+  for (const copy of [1, 0] as const) {
+    const bytes = bytesOf(copy);
+    if (!bytes) continue;
+    writeAllSync(c.fd, bytes, copy === 0 ? 0 : secondaryOffset(h));
+    fsyncSync(c.fd);
+  }
+}
+
+/**
+ * Rewrites both copies from the copy that unlocked (MAC verified), repairing a damaged or stale one.
+ * Returns which copies were rewritten.
+ */
+export function repairHeaders(c: ContainerFile, u: UnlockResult): Header {
+  verifyHeaderMac(u.masterKey, u.header);
+  return writeHeaderUpdate(c, u.header, u.masterKey, u.header.copy);
+}
