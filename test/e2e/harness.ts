@@ -38,6 +38,16 @@ export function e2eAvailable(suite: string): boolean {
   return false;
 }
 
+/**
+ * The volume server engines. The native server is the default; fuse-native is the fallback where
+ * the addon cannot be built, so the mount suites run on both (issue 4: both paths must pass).
+ */
+export const ENGINES = ['native', 'fuse-native'] as const;
+let engine: (typeof ENGINES)[number] = 'native';
+export function useEngine(e: (typeof ENGINES)[number]): void {
+  engine = e;
+}
+
 export interface VaultResult {
   status: number;
   stdout: string;
@@ -50,7 +60,7 @@ export function vault(args: string[], input: string | Buffer = '', env: Record<s
     input,
     encoding: 'utf8',
     timeout: 180_000,
-    env: { ...process.env, ...env },
+    env: { ...process.env, VAULT_SERVER_ENGINE: engine, ...env },
   });
   if (r.error) throw r.error;
   return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
@@ -59,7 +69,7 @@ export function vault(args: string[], input: string | Buffer = '', env: Record<s
 /** The same, asynchronously (for concurrent invocations). */
 export function vaultAsync(args: string[], input = ''): Promise<VaultResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, VAULT_SERVER_ENGINE: engine } });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
