@@ -11,7 +11,7 @@
 // `openssl speed -evp aes-256-xts` encrypts one buffer over and over with the same tweak; vault
 // has to start a new tweak for every sector. Through OpenSSL 3.0's XTS that IV re-init costs a
 // noticeable share at small sectors, so the addon computes XTS itself on top of AES-ECB for
-// sectors up to 1 KiB (see xts_run_ecb() in native/vault_native.c).
+// sectors up to 1 KiB (see xts_run_ecb() in native/xts_core.c).
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';

@@ -1542,7 +1542,8 @@ static napi_value serve(napi_env env, napi_callback_info info) {
     atomic_store(&w->c.last_io_ms, now_ms());
     w->xts = vault_xts_ctx_new(s->key);
     if (w->xts == NULL) {
-      throw_error(env, "ERR_VAULT_OPENSSL", "cannot set up an XTS-AES-256 context");
+      snprintf(what, sizeof what, "cannot set up an XTS-AES-256 context: %s", vault_xts_error());
+      throw_error(env, "ERR_VAULT_OPENSSL", what);
       goto fail;
     }
     w->req_mem = vault_secure_alloc(VF_REQ_MEM, &err);

@@ -28,6 +28,9 @@ void *vault_secure_alloc(size_t len, int *err) {
     *err = ENOMEM;
     return NULL;
   }
+  /* A private anonymous mapping rather than malloc: page-aligned whole pages that share nothing
+     with the heap, so mlock/munlock and the final wipe cover exactly our bytes. The kernel hands
+     it out zero-filled. */
   mem = mmap(NULL, map_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (mem == MAP_FAILED) {
     *err = errno;
@@ -39,7 +42,9 @@ void *vault_secure_alloc(size_t len, int *err) {
     return NULL;
   }
 #ifdef MADV_WIPEONFORK
-  (void)madvise(mem, map_len, MADV_WIPEONFORK); /* Linux >= 4.14; best effort */
+  /* Best effort (Linux >= 4.14): a fork()ed child, e.g. child_process before its exec, sees zeros
+     instead of a copy of the secret. */
+  (void)madvise(mem, map_len, MADV_WIPEONFORK);
 #endif
   return mem;
 }
@@ -53,6 +58,16 @@ void vault_secure_free(void *p, size_t len) {
   munmap(p, map_len);
 }
 
+/* Waits for a descriptor left O_NONBLOCK by whoever created it: a key transfer is small and
+   expected, so blocking here is intended. 0 or an errno. */
+static int wait_fd(int fd, short events) {
+  struct pollfd pfd = {.fd = fd, .events = events, .revents = 0};
+  for (;;) {
+    if (poll(&pfd, 1, -1) >= 0) return 0;
+    if (errno != EINTR) return errno;
+  }
+}
+
 int vault_secure_read_fd(int fd, uint8_t *dst, size_t n, size_t *got) {
   *got = 0;
   while (*got < n) {
@@ -61,10 +76,25 @@ int vault_secure_read_fd(int fd, uint8_t *dst, size_t n, size_t *got) {
     if (r > 0) {
       *got += (size_t)r;
     } else if (r == 0) {
-      return -1;
+      return -1; /* pipes deliver short reads; only 0 means end of file */
     } else if (e == EAGAIN || e == EWOULDBLOCK) {
-      struct pollfd pfd = {.fd = fd, .events = POLLIN, .revents = 0};
-      if (poll(&pfd, 1, -1) < 0 && errno != EINTR) return errno;
+      if ((e = wait_fd(fd, POLLIN)) != 0) return e;
+    } else if (e != EINTR) {
+      return e;
+    }
+  }
+  return 0;
+}
+
+int vault_secure_write_fd(int fd, const uint8_t *src, size_t n) {
+  size_t done = 0;
+  while (done < n) {
+    ssize_t r = write(fd, src + done, n - done);
+    int e = errno;
+    if (r >= 0) {
+      done += (size_t)r;
+    } else if (e == EAGAIN || e == EWOULDBLOCK) {
+      if ((e = wait_fd(fd, POLLOUT)) != 0) return e;
     } else if (e != EINTR) {
       return e;
     }

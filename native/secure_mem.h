@@ -6,7 +6,10 @@
  * (a fork()ed child sees zeros, not a copy). Freeing wipes the pages with OPENSSL_cleanse, then
  * munlock()s and munmap()s them.
  *
- * No N-API here: usable from any thread, and from the main addon later.
+ * Also the blocking "exactly n bytes" descriptor I/O that moves keys into and out of such memory.
+ *
+ * No N-API here: usable from any thread. Used by both addons (vault_native's key handles, the
+ * volume server's key and I/O buffers).
  */
 #ifndef VAULT_SECURE_MEM_H
 #define VAULT_SECURE_MEM_H
@@ -29,5 +32,9 @@ void vault_secure_free(void *p, size_t len);
    the descriptor is non-blocking. Returns 0, an errno, or -1 when end of file comes first (then
    *got says how many bytes had arrived). Whatever was read stays in `dst`: the caller wipes it. */
 int vault_secure_read_fd(int fd, uint8_t *dst, size_t n, size_t *got);
+
+/* Writes exactly `n` bytes from `src` to `fd`, retrying on EINTR and short writes and polling when
+   the descriptor is non-blocking. Returns 0 or an errno. */
+int vault_secure_write_fd(int fd, const uint8_t *src, size_t n);
 
 #endif

@@ -2,52 +2,42 @@
  * vault_native: the little native code vault cannot do without.
  *
  *  - Key handles. Key bytes live in their own mmap'ed pages, mlock'ed (never written to swap) and
- *    MADV_DONTDUMP (never in a core dump), wiped with OPENSSL_cleanse before they are unmapped.
- *    JS only ever sees an opaque, type-tagged External pointing at them.
- *  - Batched XTS-AES-256, in place, through the OpenSSL that is linked into the node binary:
- *    one call covers many sectors, synchronously or on the libuv threadpool.
- *  - Syscalls Node does not expose: prctl(PR_SET_DUMPABLE), mlockall, flock, pipe2.
+ *    MADV_DONTDUMP (never in a core dump), wiped with OPENSSL_cleanse before they are unmapped
+ *    (secure_mem.c). JS only ever sees an opaque, type-tagged External pointing at them.
+ *  - Batched XTS-AES-256, in place, through the OpenSSL that is linked into the node binary
+ *    (xts_core.c, shared with the volume server): one call covers many sectors, synchronously or
+ *    on the libuv threadpool.
+ *  - Syscalls Node does not expose: prctl(PR_SET_DUMPABLE), flock, pipe2. (Not mlockall: in a
+ *    Node process V8 releases pages with madvise(MADV_DONTNEED), which fails on locked memory and
+ *    aborts the process.)
  *
  * Threading: everything runs on the JS thread except xts_run(), which async jobs run on threadpool
- * threads. A job touches only its own buffer, its own EVP contexts and the key bytes, and the key
+ * threads. A job touches only its own buffer, its own XTS context and the key bytes, and the key
  * bytes are not wiped while key->inflight > 0 (see key_dispose / xts_complete).
  */
 #ifndef _GNU_SOURCE
-#define _GNU_SOURCE /* pipe2, MCL_ONFAULT, MADV_WIPEONFORK, strerrorname_np */
+#define _GNU_SOURCE /* pipe2, strerrorname_np */
 #endif
 /* Type tags (napi_type_tag_object on Externals) need N-API 8; Node 20 provides 9. */
 #define NAPI_VERSION 8
 
+#include "secure_mem.h"
+#include "xts_core.h"
+
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
-#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <unistd.h>
 
 #include <node_api.h>
 #include <openssl/crypto.h>
-#include <openssl/err.h>
-#include <openssl/evp.h>
-#if defined(__SSE2__)
-#include <emmintrin.h> /* the XTS tweak arithmetic of the ECB path; baseline on x86-64 */
-#endif
 
-#if !defined(OPENSSL_VERSION_MAJOR) || OPENSSL_VERSION_MAJOR < 3
-#error "expected the OpenSSL 3 headers shipped with node (build with --nodedir pointing at node's headers)"
-#endif
-
-#define XTS_KEY_LEN 64
-#define XTS_BLOCK 16
-/* OpenSSL refuses XTS data units above 2^20 blocks, the IEEE 1619 limit. */
-#define XTS_MAX_SECTOR (XTS_BLOCK << 20)
 /* Key handles are for keys; the cap only stops nonsense lengths from pinning lots of memory. */
 #define KEY_MAX_LEN 65536
 
@@ -240,8 +230,7 @@ static bool get_u64(napi_env env, napi_value v, const char *what, uint64_t *out)
 /* Key handles                                                                                  */
 
 typedef struct {
-  uint8_t *mem;      /* whole pages from mmap; NULL once wiped */
-  size_t map_len;
+  uint8_t *mem;      /* vault_secure_alloc(len): locked whole pages; NULL once wiped */
   size_t len;        /* key bytes at the start of mem */
   bool disposed;     /* JS called dispose(): refuse new work */
   uint32_t inflight; /* queued async jobs reading mem; JS thread only, so no atomics */
@@ -253,44 +242,23 @@ static const napi_type_tag KEY_TAG = {0x7661756c746b6579ULL, 0x68616e646c653031U
 
 /* Returns NULL with *err set. */
 static vault_key *key_alloc(size_t len, int *err) {
-  long page = sysconf(_SC_PAGESIZE);
-  size_t map_len = (len + (size_t)page - 1) / (size_t)page * (size_t)page;
   vault_key *k = calloc(1, sizeof *k);
-  void *mem;
   if (k == NULL) {
     *err = ENOMEM;
     return NULL;
   }
-  /* A private anonymous mapping rather than malloc: page-aligned whole pages that share nothing
-     with the heap, so mlock/munlock and the final wipe cover exactly our bytes. The kernel hands
-     it out zero-filled. */
-  mem = mmap(NULL, map_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (mem == MAP_FAILED) {
-    *err = errno;
+  k->mem = vault_secure_alloc(len, err);
+  if (k->mem == NULL) {
     free(k);
     return NULL;
   }
-  if (mlock(mem, map_len) != 0 || madvise(mem, map_len, MADV_DONTDUMP) != 0) {
-    *err = errno;
-    munmap(mem, map_len);
-    free(k);
-    return NULL;
-  }
-  /* Best effort (Linux >= 4.14): a fork()ed child, e.g. child_process before its exec, sees zeros
-     instead of a copy of the key. */
-  (void)madvise(mem, map_len, MADV_WIPEONFORK);
-  k->mem = mem;
-  k->map_len = map_len;
   k->len = len;
   return k;
 }
 
 /* Idempotent. */
 static void key_wipe(vault_key *k) {
-  if (k->mem == NULL) return;
-  OPENSSL_cleanse(k->mem, k->map_len);  /* a plain memset before munmap may be optimised away */
-  munlock(k->mem, k->map_len);
-  munmap(k->mem, k->map_len);
+  vault_secure_free(k->mem, k->len); /* NULL-safe */
   k->mem = NULL;
 }
 
@@ -307,7 +275,8 @@ static napi_value key_wrap(napi_env env, vault_key *k) {
   napi_value ext;
   /* XTS with key1 == key2 is the degenerate case IEEE 1619-2018 forbids; OpenSSL rejects it at
      encryption. Refuse it as soon as the key exists rather than on first use. */
-  if (k->len == XTS_KEY_LEN && CRYPTO_memcmp(k->mem, k->mem + XTS_KEY_LEN / 2, XTS_KEY_LEN / 2) == 0) {
+  if (k->len == VAULT_XTS_KEY_LEN &&
+      CRYPTO_memcmp(k->mem, k->mem + VAULT_XTS_KEY_LEN / 2, VAULT_XTS_KEY_LEN / 2) == 0) {
     key_wipe(k);
     free(k);
     throw_error(env, "ERR_VAULT_XTS_EQUAL_HALVES",
@@ -396,51 +365,6 @@ static napi_value key_from_bytes(napi_env env, napi_callback_info info) {
   return key_wrap(env, k);
 }
 
-/* Waits for fd to become ready: the fd may have been left O_NONBLOCK by whoever created it, and a
-   key transfer is small and expected, so blocking here is intended. */
-static int wait_fd(int fd, short events) {
-  struct pollfd pfd = {.fd = fd, .events = events, .revents = 0};
-  for (;;) {
-    if (poll(&pfd, 1, -1) >= 0) return 0;
-    if (errno != EINTR) return errno;
-  }
-}
-
-/* 0, an errno, or -1 for end of file before n bytes (pipes deliver short reads). */
-static int read_full(int fd, uint8_t *p, size_t n, size_t *got) {
-  *got = 0;
-  while (*got < n) {
-    ssize_t r = read(fd, p + *got, n - *got);
-    int e = errno;
-    if (r > 0) {
-      *got += (size_t)r;
-    } else if (r == 0) {
-      return -1;
-    } else if (e == EAGAIN || e == EWOULDBLOCK) {
-      if ((e = wait_fd(fd, POLLIN)) != 0) return e;
-    } else if (e != EINTR) {
-      return e;
-    }
-  }
-  return 0;
-}
-
-static int write_full(int fd, const uint8_t *p, size_t n) {
-  size_t done = 0;
-  while (done < n) {
-    ssize_t r = write(fd, p + done, n - done);
-    int e = errno;
-    if (r >= 0) {
-      done += (size_t)r;
-    } else if (e == EAGAIN || e == EWOULDBLOCK) {
-      if ((e = wait_fd(fd, POLLOUT)) != 0) return e;
-    } else if (e != EINTR) {
-      return e;
-    }
-  }
-  return 0;
-}
-
 /* keyFromFd(fd, length): External. Reads straight into the locked pages: the key never passes
    through a JS buffer. Blocks until `length` bytes have arrived. */
 static napi_value key_from_fd(napi_env env, napi_callback_info info) {
@@ -456,7 +380,7 @@ static napi_value key_from_fd(napi_env env, napi_callback_info info) {
     throw_errno(env, "mmap/mlock", "cannot allocate locked memory for a key", err);
     return NULL;
   }
-  err = read_full(fd, k->mem, len, &got);
+  err = vault_secure_read_fd(fd, k->mem, len, &got);
   if (err != 0) {
     key_wipe(k);
     free(k);
@@ -481,7 +405,7 @@ static napi_value key_to_fd(napi_env env, napi_callback_info info) {
   char msg[64];
   if (!get_args(env, info, 2, argv) || !key_unwrap(env, argv[0], false, &k) || !get_fd(env, argv[1], &fd))
     return NULL;
-  err = write_full(fd, k->mem, k->len);
+  err = vault_secure_write_fd(fd, k->mem, k->len);
   if (err != 0) {
     snprintf(msg, sizeof msg, "writing a key to fd %d", fd);
     throw_errno(env, "write", msg, err);
@@ -528,10 +452,10 @@ static napi_value key_dispose(napi_env env, napi_callback_info info) {
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* XTS-AES-256                                                                                  */
+/* XTS-AES-256 (xts_core.c)                                                                     */
 
 typedef struct {
-  const uint8_t *key; /* key1 || key2, XTS_KEY_LEN bytes */
+  const uint8_t *key; /* key1 || key2, VAULT_XTS_KEY_LEN bytes: the handle's locked pages */
   uint8_t *data;
   size_t len;
   size_t sector;
@@ -540,293 +464,36 @@ typedef struct {
   int enc;
 } xts_job;
 
-/* EVP_aes_256_xts() / EVP_aes_256_ecb() are legacy handles: OpenSSL 3 maps them to the provider
-   implementation with an implicit fetch (name lookup, locks) on every key init, measured at
-   ~0.3-0.7 us per call. Fetch once per process instead; a fetched EVP_CIPHER is immutable and safe
-   to share across threads, and is deliberately never freed (small objects for the life of the
-   process). */
-static EVP_CIPHER *xts_fetched, *ecb_fetched;
-static pthread_once_t cipher_fetch_once = PTHREAD_ONCE_INIT;
-
-static void cipher_fetch(void) {
-  xts_fetched = EVP_CIPHER_fetch(NULL, "AES-256-XTS", NULL);
-  ecb_fetched = EVP_CIPHER_fetch(NULL, "AES-256-ECB", NULL);
-  ERR_clear_error(); /* a failed fetch falls back to the implicit fetch below */
-}
-
-static const EVP_CIPHER *xts_cipher(void) {
-  pthread_once(&cipher_fetch_once, cipher_fetch);
-  return xts_fetched != NULL ? xts_fetched : EVP_aes_256_xts();
-}
-
-static const EVP_CIPHER *ecb_cipher(void) {
-  pthread_once(&cipher_fetch_once, cipher_fetch);
-  return ecb_fetched != NULL ? ecb_fetched : EVP_aes_256_ecb();
-}
-
-static void openssl_error(char *err, size_t errlen, const char *what) {
-  char detail[200] = "no details";
-  unsigned long e = ERR_get_error();
-  if (e != 0) ERR_error_string_n(e, detail, sizeof detail);
-  /* Leave the thread's error queue clean: threadpool threads also run Node's own crypto jobs. */
-  ERR_clear_error();
-  snprintf(err, errlen, "OpenSSL %s failed: %s", what, detail);
-}
-
 /*
- * Two ways to run a batch, picked by sector size (xts_run). Both are safe on any thread: fresh
- * EVP contexts per call, never shared, because jobs for the same key run concurrently on several
+ * Runs one batch through xts_core, which picks the faster path for the sector size (the ECB based
+ * one up to VAULT_XTS_ECB_MAX_SECTOR, OpenSSL's XTS above; see xts_core.c). Safe on any thread: a
+ * fresh context per call, never shared, because jobs for the same key run concurrently on several
  * threadpool threads.
  *
- * Per call rather than a pool of pre-keyed contexts in the handle: creating and keying the
- * contexts (two AES-256 key expansions) costs ~0.3 us. A mutex-protected pool measured ~0.5 us
- * faster per call, which is ~30% of a lone 4 KiB sector but lost in the noise from 64 KiB batches
- * up, and a pool would keep the expanded key schedules alive for the life of the handle.
+ * Per call rather than a pool of pre-keyed contexts in the handle: with one path's contexts (two
+ * AES-256 key expansions), creating and keying them cost ~0.3 us, and a mutex-protected pool
+ * measured ~0.5 us faster per call, which is ~30% of a lone 4 KiB sector but lost in the noise
+ * from 64 KiB batches up; a pool would also keep the expanded key schedules alive for the life of
+ * the handle. An xts_core context keys both paths in both directions (five EVP contexts, seven
+ * AES-256 key expansions), which costs more. Measured (2-core EPYC VM, node 20 / OpenSSL 3.0.19,
+ * other load present, best of alternating runs): new + free ~1.3-1.45 us, against ~0.28 us for
+ * the EVP XTS path's one context and ~0.52 us for the ECB path's two (a C loop against the
+ * system's libcrypto, the same 3.0.19 as node's); through JS, a lone 4 KiB xts() call
+ * went from 1.33 to 2.41 us at 4096-byte sectors and from 2.39 to 3.18 us at 512-byte sectors.
+ * From 1 MiB calls up (~210-260 us each) the difference is noise.
  *
- * Those schedules live inside OpenSSL's contexts, in ordinary heap memory outside our locked
- * pages. EVP_CIPHER_CTX_free() cleanses them, so they exist only for the duration of the call;
- * the volume server's mlockall() keeps them out of swap meanwhile.
+ * Those schedules live inside OpenSSL's contexts, in ordinary (unlocked) heap memory outside our
+ * locked pages. vault_xts_ctx_free() cleanses them, so they exist only for the duration of the
+ * call.
  *
  * On failure the buffer contents are unspecified (some sectors may be processed).
  */
-
-/*
- * EVP XTS path: OpenSSL's own AES-256-XTS, one EVP_CipherUpdate per sector.
- *
- * Cost note: on OpenSSL 3.0 the per-sector IV re-init is not cheap (EVP_CipherInit_ex re-queries
- * the IV length from the provider through OSSL_PARAM on every call, ~150 ns), which is what
- * separates 512-byte sectors from `openssl speed` (which never changes the IV); large sectors
- * amortise it. There is no cheaper public way to change the IV in 3.0: EVP_CipherInit_ex2 takes
- * the same path, and EVP_CIPHER_CTX_set_params() with OSSL_CIPHER_PARAM_IV returns 1 but is
- * silently IGNORED by the 3.0 XTS provider (the old tweak stays; measured), so it must not be used.
- */
-static bool xts_run_evp(const xts_job *j, char *err, size_t errlen) {
-  EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
-  unsigned char iv[XTS_BLOCK] = {0};
-  uint64_t tweak = j->first_tweak;
-  bool ok = false;
-  int outl = 0;
-  if (ctx == NULL) {
-    openssl_error(err, errlen, "EVP_CIPHER_CTX_new");
-    return false;
-  }
-  if (EVP_CipherInit_ex(ctx, xts_cipher(), NULL, j->key, NULL, j->enc) != 1) {
-    openssl_error(err, errlen, "EVP_CipherInit_ex (key)");
-    goto out;
-  }
-  for (size_t off = 0; off < j->len; off += j->sector, tweak += j->step) {
-    /* IEEE 1619: the data unit number as a 128-bit little-endian integer. Ours are 64-bit, so
-       iv[8..15] stay zero. */
-    for (int b = 0; b < 8; b++) iv[b] = (unsigned char)(tweak >> (8 * b));
-    /* IV only: passing the key again would redo the key expansion for every sector. */
-    if (EVP_CipherInit_ex(ctx, NULL, NULL, NULL, iv, -1) != 1) {
-      openssl_error(err, errlen, "EVP_CipherInit_ex (tweak)");
-      goto out;
-    }
-    if (EVP_CipherUpdate(ctx, j->data + off, &outl, j->data + off, (int)j->sector) != 1 ||
-        outl != (int)j->sector) {
-      openssl_error(err, errlen, "EVP_CipherUpdate");
-      goto out;
-    }
-  }
-  /* No EVP_CipherFinal_ex: XTS keeps no buffered state, every Update is a complete data unit. */
-  ok = true;
-out:
-  EVP_CIPHER_CTX_free(ctx);
-  return ok;
-}
-
-/*
- * ECB path: XTS (IEEE 1619, no ciphertext stealing) built on OpenSSL's AES-256-ECB, which runs at
- * full AES-NI speed and needs no per-sector re-init:
- *
- *   T_0 = AES-Enc(key2, tweak as 128-bit LE)      -- batched: XTS_ECB_GROUP sectors per call
- *   T_{k+1} = T_k * alpha in GF(2^128)            -- little-endian doubling, reduction 0x87
- *   C_k = AES(key1, P_k ^ T_k) ^ T_k              -- one ECB call per chunk of whole sectors
- *
- * Per chunk of at most XTS_ECB_CHUNK bytes (whole sectors): XOR each block with its tweak while
- * saving the tweaks in a tweak buffer, one EVP_CipherUpdate over the chunk with key1, XOR the
- * tweaks back. The XOR-back of a chunk is done in the same loop as the tweak pass of the next one
- * (two tweak buffers, used in turn): the doubling is a serial dependency chain, and the
- * independent XOR-back work fills its latency (measured ~25% faster than two separate passes).
- * The encrypted tweaks are key-derived masks that an attacker must not learn (the sector numbers
- * themselves are public): the doubling is branch-free and table-free (constant time), and the
- * tweak buffers are wiped before returning.
- *
- * Sector sizes up to XTS_ECB_MAX_SECTOR take the ECB path, larger ones the EVP XTS path.
- * Measured (Zen 3 VM, node 20 / OpenSSL 3.0.19, 1 MiB calls over a 64 MiB buffer, median GB/s,
- * ECB vs EVP XTS): 512: 3.0-3.4 vs 1.8-2.4; 1024: 3.1-3.6 vs 2.6-3.5; 2048: 3.4-4.0 vs 3.6-4.4;
- * 4096: 3.4-3.7 vs 3.9-4.5. From 2048 up OpenSSL's XTS assembly, which computes the tweaks
- * between AES rounds for free, wins despite its per-sector IV cost.
- */
-#define XTS_ECB_MAX_SECTOR 1024
-#define XTS_ECB_CHUNK 4096 /* bytes per ECB call; two tweak buffers this big (stack) */
-#define XTS_ECB_GROUP 128  /* initial tweaks encrypted per key2 ECB call (2 KiB of stack) */
-_Static_assert(XTS_ECB_MAX_SECTOR <= XTS_ECB_CHUNK && XTS_ECB_CHUNK % XTS_BLOCK == 0,
-               "an ECB chunk must hold at least one whole sector");
-
-#if defined(__SSE2__)
-typedef __m128i xts_tweak;
-
-static inline xts_tweak tweak_load(const uint8_t *p) { return _mm_loadu_si128((const __m128i *)p); }
-
-/* tw[0..16) = t; p[0..16) ^= t; returns t * alpha. */
-static inline xts_tweak tweak_apply(uint8_t *p, uint8_t *tw, xts_tweak t) {
-  /* psrad 31 turns each 32-bit lane into its top bit as a mask. pshufd 0x13 moves lane 3 (bit 127,
-     carried out of the block) to lane 0, where it selects 0x87, and lane 1 (bit 63, carried from
-     the low to the high 64-bit half) to lane 2, where it selects 1; paddq shifts both halves. */
-  const __m128i poly = _mm_set_epi32(0, 1, 0, 0x87);
-  __m128i carry = _mm_and_si128(_mm_shuffle_epi32(_mm_srai_epi32(t, 31), 0x13), poly);
-  _mm_store_si128((__m128i *)tw, t);
-  _mm_storeu_si128((__m128i *)p, _mm_xor_si128(_mm_loadu_si128((const __m128i *)p), t));
-  return _mm_xor_si128(_mm_add_epi64(t, t), carry);
-}
-
-/* p[0..16) ^= tw[0..16). */
-static inline void block_unapply(uint8_t *p, const uint8_t *tw) {
-  __m128i x = _mm_loadu_si128((const __m128i *)p);
-  _mm_storeu_si128((__m128i *)p, _mm_xor_si128(x, _mm_load_si128((const __m128i *)tw)));
-}
-
-/* p[0..n) ^= tw[0..n), n a multiple of 16. */
-static inline void tweak_unapply(uint8_t *p, const uint8_t *tw, size_t n) {
-  for (size_t i = 0; i < n; i += XTS_BLOCK) {
-    __m128i x = _mm_loadu_si128((const __m128i *)(p + i));
-    _mm_storeu_si128((__m128i *)(p + i), _mm_xor_si128(x, _mm_load_si128((const __m128i *)(tw + i))));
-  }
-}
-#else
-/* Portable version: the block as two little-endian 64-bit halves, whatever the host's byte order. */
-typedef struct {
-  uint64_t lo, hi;
-} xts_tweak;
-
-static inline uint64_t load_le64(const uint8_t *p) {
-  uint64_t v = 0;
-  for (int b = 7; b >= 0; b--) v = (v << 8) | p[b];
-  return v;
-}
-
-static inline void store_le64(uint8_t *p, uint64_t v) {
-  for (int b = 0; b < 8; b++) p[b] = (uint8_t)(v >> (8 * b));
-}
-
-static inline xts_tweak tweak_load(const uint8_t *p) { return (xts_tweak){load_le64(p), load_le64(p + 8)}; }
-
-static inline xts_tweak tweak_apply(uint8_t *p, uint8_t *tw, xts_tweak t) {
-  uint64_t carry = t.hi >> 63;
-  store_le64(tw, t.lo);
-  store_le64(tw + 8, t.hi);
-  store_le64(p, load_le64(p) ^ t.lo);
-  store_le64(p + 8, load_le64(p + 8) ^ t.hi);
-  t.hi = (t.hi << 1) | (t.lo >> 63);
-  t.lo = (t.lo << 1) ^ (0x87 & (0 - carry));
-  return t;
-}
-
-static inline void block_unapply(uint8_t *p, const uint8_t *tw) {
-  for (size_t i = 0; i < XTS_BLOCK; i++) p[i] ^= tw[i];
-}
-
-static inline void tweak_unapply(uint8_t *p, const uint8_t *tw, size_t n) {
-  for (size_t i = 0; i < n; i++) p[i] ^= tw[i];
-}
-#endif
-
-static bool xts_run_ecb(const xts_job *j, char *err, size_t errlen) {
-  EVP_CIPHER_CTX *data_ctx = EVP_CIPHER_CTX_new();  /* key1, encrypt or decrypt */
-  EVP_CIPHER_CTX *tweak_ctx = EVP_CIPHER_CTX_new(); /* key2, always encrypt */
-  _Alignas(16) uint8_t tw[2][XTS_ECB_CHUNK];          /* block tweaks of two chunks, in turn */
-  _Alignas(16) uint8_t t0[XTS_ECB_GROUP * XTS_BLOCK]; /* encrypted initial tweaks of a group */
-  uint8_t *cur_tw = tw[0], *prev = NULL;              /* prev: encrypted chunk awaiting XOR-back */
-  const uint8_t *prev_tw = NULL;
-  size_t prev_n = 0;
-  size_t chunk, sectors_left, t0_count = 0, t0_next = 0;
-  uint64_t tweak = j->first_tweak;
-  bool ok = false;
-  int outl = 0;
-  if (data_ctx == NULL || tweak_ctx == NULL) {
-    openssl_error(err, errlen, "EVP_CIPHER_CTX_new");
-    goto out;
-  }
-  /* xts_parse and xts_run guarantee these; checked again because a violation would silently
-     produce wrong ciphertext (no ciphertext stealing here, and a chunk holds whole sectors). */
-  if (j->sector == 0 || j->sector % XTS_BLOCK != 0 || j->sector > XTS_ECB_MAX_SECTOR ||
-      j->len % j->sector != 0) {
-    snprintf(err, errlen, "internal error: XTS ECB path called with sector size %zu, length %zu", j->sector,
-             j->len);
-    goto out;
-  }
-  chunk = XTS_ECB_CHUNK / j->sector * j->sector;
-  sectors_left = j->len / j->sector;
-  /* OpenSSL's XTS refuses key1 == key2 (IEEE 1619-2018); do the same. */
-  if (CRYPTO_memcmp(j->key, j->key + XTS_KEY_LEN / 2, XTS_KEY_LEN / 2) == 0) {
-    snprintf(err, errlen, "invalid XTS-AES-256 key: its two 32-byte halves are equal");
-    goto out;
-  }
-  if (EVP_CipherInit_ex(data_ctx, ecb_cipher(), NULL, j->key, NULL, j->enc) != 1 ||
-      EVP_CIPHER_CTX_set_padding(data_ctx, 0) != 1 ||
-      EVP_CipherInit_ex(tweak_ctx, ecb_cipher(), NULL, j->key + XTS_KEY_LEN / 2, NULL, 1) != 1 ||
-      EVP_CIPHER_CTX_set_padding(tweak_ctx, 0) != 1) {
-    openssl_error(err, errlen, "EVP_CipherInit_ex (ECB key)");
-    goto out;
-  }
-  for (size_t off = 0; off < j->len;) {
-    uint8_t *d = j->data + off;
-    size_t n = j->len - off < chunk ? j->len - off : chunk;
-    for (size_t s = 0; s < n; s += j->sector) {
-      xts_tweak t;
-      if (t0_next == t0_count) {
-        size_t g = sectors_left < XTS_ECB_GROUP ? sectors_left : XTS_ECB_GROUP;
-        memset(t0, 0, g * XTS_BLOCK); /* bytes 8..15 of each 128-bit LE tweak stay zero */
-        for (size_t i = 0; i < g; i++, tweak += j->step)
-          for (int b = 0; b < 8; b++) t0[i * XTS_BLOCK + b] = (uint8_t)(tweak >> (8 * b));
-        if (EVP_EncryptUpdate(tweak_ctx, t0, &outl, t0, (int)(g * XTS_BLOCK)) != 1 ||
-            outl != (int)(g * XTS_BLOCK)) {
-          openssl_error(err, errlen, "EVP_EncryptUpdate (tweak)");
-          goto out;
-        }
-        sectors_left -= g;
-        t0_count = g;
-        t0_next = 0;
-      }
-      t = tweak_load(t0 + t0_next++ * XTS_BLOCK);
-      if (prev != NULL) {
-        for (size_t o = s; o < s + j->sector; o += XTS_BLOCK) {
-          block_unapply(prev + o, prev_tw + o);
-          t = tweak_apply(d + o, cur_tw + o, t);
-        }
-      } else {
-        for (size_t o = s; o < s + j->sector; o += XTS_BLOCK) t = tweak_apply(d + o, cur_tw + o, t);
-      }
-    }
-    /* Only the last chunk can be shorter than the previous one. */
-    if (prev != NULL && prev_n > n) tweak_unapply(prev + n, prev_tw + n, prev_n - n);
-    if (EVP_CipherUpdate(data_ctx, d, &outl, d, (int)n) != 1 || outl != (int)n) {
-      openssl_error(err, errlen, "EVP_CipherUpdate (ECB)");
-      goto out;
-    }
-    prev = d;
-    prev_n = n;
-    prev_tw = cur_tw;
-    cur_tw = cur_tw == tw[0] ? tw[1] : tw[0];
-    off += n;
-  }
-  if (prev != NULL) tweak_unapply(prev, prev_tw, prev_n);
-  /* No EVP_CipherFinal_ex: without padding, ECB keeps nothing buffered between whole blocks. */
-  ok = true;
-out:
-  OPENSSL_cleanse(tw, sizeof tw);
-  OPENSSL_cleanse(t0, sizeof t0);
-  EVP_CIPHER_CTX_free(data_ctx);  /* NULL-safe */
-  EVP_CIPHER_CTX_free(tweak_ctx);
-  return ok;
-}
-
-/* Runs one batch through whichever path is faster at this sector size (see xts_run_ecb). */
 static bool xts_run(const xts_job *j, char *err, size_t errlen) {
-  if (j->sector <= XTS_ECB_MAX_SECTOR) return xts_run_ecb(j, err, errlen);
-  return xts_run_evp(j, err, errlen);
+  vault_xts_ctx *ctx = vault_xts_ctx_new(j->key);
+  bool ok = ctx != NULL && vault_xts_run(ctx, j->data, j->len, j->sector, j->first_tweak, j->step, j->enc) == 0;
+  if (!ok) snprintf(err, errlen, "%s", vault_xts_error()); /* same thread as the failure */
+  vault_xts_ctx_free(ctx);                                  /* NULL-safe */
+  return ok;
 }
 
 /* (key, buf, sectorSize, firstTweak: bigint, tweakStep: bigint, encrypt: boolean) */
@@ -836,18 +503,19 @@ static bool xts_parse(napi_env env, napi_callback_info info, napi_value *argv, v
   char msg[160];
   if (!get_args(env, info, 6, argv) || !key_unwrap(env, argv[0], false, key) ||
       !get_bytes(env, argv[1], "buf", &j->data, &j->len) ||
-      !get_index(env, argv[2], "sectorSize", (double)XTS_MAX_SECTOR, &j->sector) ||
+      !get_index(env, argv[2], "sectorSize", (double)VAULT_XTS_MAX_SECTOR, &j->sector) ||
       !get_u64(env, argv[3], "firstTweak", &j->first_tweak) || !get_u64(env, argv[4], "tweakStep", &j->step) ||
       !get_bool(env, argv[5], "encrypt", &enc))
     return false;
-  if ((*key)->len != XTS_KEY_LEN) {
-    snprintf(msg, sizeof msg, "XTS-AES-256 needs a %d-byte key, this handle holds %zu bytes", XTS_KEY_LEN,
+  if ((*key)->len != VAULT_XTS_KEY_LEN) {
+    snprintf(msg, sizeof msg, "XTS-AES-256 needs a %d-byte key, this handle holds %zu bytes", VAULT_XTS_KEY_LEN,
              (*key)->len);
     throw_range_error(env, msg);
     return false;
   }
-  if (j->sector < XTS_BLOCK || j->sector % XTS_BLOCK != 0) {
-    snprintf(msg, sizeof msg, "sectorSize must be a multiple of 16 in [16, %d], got %zu", XTS_MAX_SECTOR, j->sector);
+  if (j->sector < VAULT_XTS_BLOCK || j->sector % VAULT_XTS_BLOCK != 0) {
+    snprintf(msg, sizeof msg, "sectorSize must be a multiple of 16 in [16, %d], got %zu", VAULT_XTS_MAX_SECTOR,
+             j->sector);
     throw_range_error(env, msg);
     return false;
   }
@@ -959,7 +627,7 @@ fail:
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* Process hardening, locking, pipes                                                            */
+/* Process hardening, file locks, pipes                                                         */
 
 /* hardenProcess(): void. Non-dumpable: no core dumps, and ptrace attach and /proc/<pid>/mem
    reads need CAP_SYS_PTRACE. */
@@ -979,17 +647,6 @@ static napi_value is_dumpable(napi_env env, napi_callback_info info) {
     return NULL;
   }
   CHECK(napi_get_boolean(env, r != 0, &result));
-  return result;
-}
-
-/* lockAllMemory(): number (0 or an errno). Returned, not thrown: the volume server decides
-   whether running unlocked is acceptable. MCL_ONFAULT locks pages as they are touched instead of
-   populating every mapping up front, so RSS does not balloon. */
-static napi_value lock_all_memory(napi_env env, napi_callback_info info) {
-  napi_value result;
-  int r = mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT);
-  (void)info;
-  CHECK(napi_create_int32(env, r == 0 ? 0 : errno, &result));
   return result;
 }
 
@@ -1037,11 +694,10 @@ NAPI_MODULE_INIT() {
     const char *name;
     napi_callback fn;
   } fns[] = {
-      {"keyFromBytes", key_from_bytes},   {"keyFromFd", key_from_fd},     {"keyToFd", key_to_fd},
-      {"keyLength", key_length},          {"keyCopyTo", key_copy_to},     {"keyDispose", key_dispose},
-      {"xts", xts_sync},                  {"xtsAsync", xts_async_start},  {"hardenProcess", harden_process},
-      {"isDumpable", is_dumpable},        {"lockAllMemory", lock_all_memory}, {"flock", flock_fd},
-      {"pipe", make_pipe},
+      {"keyFromBytes", key_from_bytes}, {"keyFromFd", key_from_fd},    {"keyToFd", key_to_fd},
+      {"keyLength", key_length},        {"keyCopyTo", key_copy_to},    {"keyDispose", key_dispose},
+      {"xts", xts_sync},                {"xtsAsync", xts_async_start}, {"hardenProcess", harden_process},
+      {"isDumpable", is_dumpable},      {"flock", flock_fd},           {"pipe", make_pipe},
   };
   enum { N = sizeof fns / sizeof fns[0] };
   napi_property_descriptor props[N];

@@ -39,8 +39,6 @@ export interface NativeAddon {
   /** prctl(PR_SET_DUMPABLE, 0): no core dumps, no ptrace attach without CAP_SYS_PTRACE. */
   hardenProcess(): void;
   isDumpable(): boolean;
-  /** mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT); returns 0 or an errno (never throws). */
-  lockAllMemory(): number;
   /** flock(2); returns 0 or an errno (EWOULDBLOCK when non-blocking and held elsewhere). */
   flock(fd: number, exclusive: boolean, nonBlocking: boolean): number;
   /** pipe2(O_CLOEXEC): [readFd, writeFd]. */
