@@ -74,3 +74,15 @@ export function gatherKdfInput(o: SecretOptions, prompt = 'Passphrase: ', confir
   const [pw] = readPassphrases(o, [hasKeyfiles ? prompt.replace(/: $/, ' (empty if none): ') : prompt], confirm);
   return kdfInputFrom(pw!, o.keyfile);
 }
+
+/**
+ * An existing secret and a new one, for passwd and keyslot add: two lines on --password-stdin, or
+ * two prompts (the new one asked twice). Keyfiles: --keyfile for the existing, --new-keyfile for the new.
+ */
+export function gatherOldAndNew(o: SecretOptions & { newKeyfile?: string[] }): { oldInput: Buffer; newInput: Buffer } {
+  const [oldPw, newPw] = o.passwordStdin
+    ? readPassphrases(o, ['', ''], false)
+    : [readPassphrases(o, ['Existing passphrase: '], false)[0]!, readPassphrases(o, ['New passphrase: '], true)[0]!];
+  const oldInput = kdfInputFrom(oldPw!, o.keyfile);
+  return { oldInput, newInput: kdfInputFrom(newPw!, o.newKeyfile) };
+}

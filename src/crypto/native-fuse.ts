@@ -7,10 +7,7 @@
 //
 // Optional like the main addon: nativeFuseAddon() returns null when it is absent, or disabled with
 // VAULT_DISABLE_NATIVE=1 (everything native) or VAULT_DISABLE_NATIVE_FUSE=1 (only this server).
-import { existsSync, readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { loadAddon } from './addon-loader.js';
 
 /** Opaque handle to a running (or ended) server session (an N-API External). */
 export type FuseSession = { readonly __brand: 'vault.FuseSession' };
@@ -83,43 +80,14 @@ export interface NativeFuseAddon {
   stats(session: FuseSession): FuseStats;
 }
 
-const ADDON_RELATIVE = path.join('native', 'build', 'Release', 'vault_fuse.node');
 
 let loaded = false;
 let addon: NativeFuseAddon | null = null;
 let loadError: Error | null = null;
 
-/** The repository root: the nearest ancestor of this module holding vault's package.json. Works
- *  from src/crypto (vitest) and from dist/src/crypto (compiled). */
-function findRepoRoot(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    const pkg = path.join(dir, 'package.json');
-    if (existsSync(pkg)) {
-      try {
-        if ((JSON.parse(readFileSync(pkg, 'utf8')) as { name?: unknown }).name === 'vault') return dir;
-      } catch {
-        // Not ours (or unreadable): keep walking up.
-      }
-    }
-    const parent = path.dirname(dir);
-    if (parent === dir) throw new Error(`cannot find vault's package.json above ${fileURLToPath(import.meta.url)}`);
-    dir = parent;
-  }
-}
-
 function load(): void {
   loaded = true;
-  if (process.env['VAULT_DISABLE_NATIVE'] === '1' || process.env['VAULT_DISABLE_NATIVE_FUSE'] === '1') {
-    loadError = new Error('native FUSE server disabled by VAULT_DISABLE_NATIVE(_FUSE)=1');
-    return;
-  }
-  try {
-    const file = path.join(findRepoRoot(), ADDON_RELATIVE);
-    addon = createRequire(import.meta.url)(file) as NativeFuseAddon;
-  } catch (err) {
-    loadError = err instanceof Error ? err : new Error(String(err));
-  }
+  ({ addon, error: loadError } = loadAddon<NativeFuseAddon>('vault_fuse.node', ['VAULT_DISABLE_NATIVE', 'VAULT_DISABLE_NATIVE_FUSE']));
 }
 
 /** The addon, or null when it is absent or disabled. */

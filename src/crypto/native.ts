@@ -4,10 +4,7 @@
 // ordinary JS memory). VAULT_REQUIRE_NATIVE=1 turns a missing addon into an error (CI sets it so
 // the suite cannot silently pass on the fallback); VAULT_DISABLE_NATIVE=1 pretends it is absent
 // (tests use it to exercise the fallback). Both are read once, on first use.
-import { existsSync, readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { addonPath, loadAddon } from './addon-loader.js';
 
 /** Opaque handle to key bytes held in locked native memory (an N-API External). */
 export type NativeKey = { readonly __brand: 'vault.NativeKey' };
@@ -45,43 +42,15 @@ export interface NativeAddon {
   pipe(): [number, number];
 }
 
-const ADDON_RELATIVE = path.join('native', 'build', 'Release', 'vault_native.node');
+const ADDON_RELATIVE = addonPath('vault_native.node');
 
 let loaded = false;
 let addon: NativeAddon | null = null;
 let loadError: Error | null = null;
 
-/** The repository root: the nearest ancestor of this module holding vault's package.json. Works
- *  from src/crypto (vitest) and from dist/src/crypto (compiled). */
-function findRepoRoot(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    const pkg = path.join(dir, 'package.json');
-    if (existsSync(pkg)) {
-      try {
-        if ((JSON.parse(readFileSync(pkg, 'utf8')) as { name?: unknown }).name === 'vault') return dir;
-      } catch {
-        // Not ours (or unreadable): keep walking up.
-      }
-    }
-    const parent = path.dirname(dir);
-    if (parent === dir) throw new Error(`cannot find vault's package.json above ${fileURLToPath(import.meta.url)}`);
-    dir = parent;
-  }
-}
-
 function load(): void {
   loaded = true;
-  if (process.env['VAULT_DISABLE_NATIVE'] === '1') {
-    loadError = new Error('native addon disabled by VAULT_DISABLE_NATIVE=1');
-    return;
-  }
-  try {
-    const file = path.join(findRepoRoot(), ADDON_RELATIVE);
-    addon = createRequire(import.meta.url)(file) as NativeAddon;
-  } catch (err) {
-    loadError = err instanceof Error ? err : new Error(String(err));
-  }
+  ({ addon, error: loadError } = loadAddon<NativeAddon>('vault_native.node', ['VAULT_DISABLE_NATIVE']));
 }
 
 function missingError(): Error {

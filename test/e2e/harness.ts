@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { expect } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect } from 'vitest';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const CLI = path.join(ROOT, 'dist/src/cli/main.js');
@@ -132,4 +132,51 @@ export function forceCleanup(): void {
 
 export function removeDir(dir: string): void {
   rmSync(dir, { recursive: true, force: true });
+}
+
+/**
+ * The hooks every end-to-end file needs: whether it can run here, a temp dir, a check after each
+ * test that nothing of ours was left behind (cleaning up so one failure does not cascade), and
+ * removal of the temp dir at the end.
+ */
+export function e2eSuite(name: string): { readonly run: boolean; readonly dir: string; newDir(suffix: string): void } {
+  const run = e2eAvailable(`${name}.test.ts`);
+  let dir = '';
+  beforeAll(() => {
+    if (run) dir = tempDir(name);
+  });
+  afterEach(() => {
+    if (!run) return;
+    const left = leftovers();
+    if (left.length) forceCleanup();
+    expect(left, 'a test left these behind').toEqual([]);
+  });
+  afterAll(() => {
+    if (run) removeDir(dir);
+  });
+  return {
+    run,
+    get dir() {
+      return dir;
+    },
+    /** A fresh temp dir, e.g. per server engine, since suites reuse container names. */
+    newDir(suffix: string) {
+      removeDir(dir);
+      dir = tempDir(`${name}-${suffix}`);
+    },
+  };
+}
+
+/** Declares `body`'s tests once per server engine, each engine with its own temp dir. */
+export function forEachEngine(suite: ReturnType<typeof e2eSuite>, body: () => void): void {
+  for (const e of ENGINES) {
+    describe(`${e} server`, () => {
+      beforeAll(() => {
+        if (!suite.run) return;
+        useEngine(e);
+        suite.newDir(e); // the suites reuse container names
+      });
+      body();
+    });
+  }
 }

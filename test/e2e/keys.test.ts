@@ -3,32 +3,19 @@
  * and repair, crash injection at every header-write step, and --dump-master-key checked by an
  * independent decryption.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { closeSync, fsyncSync, openSync, readFileSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
-import { FAST_KDF, e2eAvailable, forceCleanup, leftovers, ok, removeDir, tempDir, vault } from './harness.js';
+import { FAST_KDF, e2eSuite, ok, vault } from './harness.js';
 
-const run = e2eAvailable('keys.test.ts');
-let dir: string;
+const suite = e2eSuite('keys');
+const run = suite.run;
 let n = 0;
 
-beforeAll(() => {
-  if (run) dir = tempDir('keys');
-});
-afterEach(() => {
-  if (!run) return;
-  const left = leftovers();
-  if (left.length) forceCleanup();
-  expect(left, 'a test left these behind').toEqual([]);
-});
-afterAll(() => {
-  if (run) removeDir(dir);
-});
-
 function create(pw: string, fs = 'none', extra: string[] = []): string {
-  const file = path.join(dir, `k${n++}.vol`);
+  const file = path.join(suite.dir, `k${n++}.vol`);
   ok(vault(['create', file, '--size', '24M', '--fs', fs, '--password-stdin', ...FAST_KDF, ...extra], pw + '\n'), 'create');
   return file;
 }
@@ -89,25 +76,25 @@ describe.runIf(run)('key management', () => {
   });
 
   it('keyfiles: keyfile only, passphrase plus keyfiles in any order, wrong or missing keyfile fails', () => {
-    const k1 = path.join(dir, 'kf1');
-    const k2 = path.join(dir, 'kf2');
+    const k1 = path.join(suite.dir, 'kf1');
+    const k2 = path.join(suite.dir, 'kf2');
     ok(vault(['keyfile', 'generate', k1]));
     ok(vault(['keyfile', 'generate', k2]));
     expect(statSync(k1).mode & 0o777).toBe(0o600);
     expect(statSync(k1).size).toBe(64);
     expect(vault(['keyfile', 'generate', k1]).status).toBe(2); // never overwrites
-    const only = path.join(dir, 'kfonly.vol');
+    const only = path.join(suite.dir, 'kfonly.vol');
     ok(vault(['create', only, '--size', '24M', '--fs', 'none', '--password-stdin', '--keyfile', k1, ...FAST_KDF], '\n'));
     expect(opens(only, '', [k1])).toBe(0);
     expect(opens(only, '', [k2])).toBe(3);
-    const both = path.join(dir, 'kfboth.vol');
+    const both = path.join(suite.dir, 'kfboth.vol');
     ok(vault(['create', both, '--size', '24M', '--fs', 'none', '--password-stdin', '--keyfile', k1, '--keyfile', k2, ...FAST_KDF], 'pw\n'));
     expect(opens(both, 'pw', [k1, k2])).toBe(0);
     expect(opens(both, 'pw', [k2, k1])).toBe(0); // order-independent (spec §4.2)
     expect(opens(both, 'pw', [k1])).toBe(3);
     expect(opens(both, 'pw')).toBe(3);
     expect(opens(both, 'px', [k1, k2])).toBe(3);
-    expect(vault(['info', both, '--dump-master-key', '--password-stdin', '--keyfile', path.join(dir, 'missing')], 'pw\n').status).toBe(2);
+    expect(vault(['info', both, '--dump-master-key', '--password-stdin', '--keyfile', path.join(suite.dir, 'missing')], 'pw\n').status).toBe(2);
     // add a passphrase-only slot with a keyfile-protected one
     ok(vault(['keyslot', 'add', both, '--password-stdin', '--keyfile', k1, '--keyfile', k2, ...FAST_KDF], 'pw\nplain\n'));
     expect(opens(both, 'plain')).toBe(0);
@@ -120,7 +107,7 @@ describe.runIf(run)('key management', () => {
     const payload = randomBytes(3 << 20);
     writeFileSync(path.join(mp, 'data.bin'), payload);
     ok(vault(['dismount', mp]));
-    const backup = path.join(dir, 'hdr.bak');
+    const backup = path.join(suite.dir, 'hdr.bak');
     ok(vault(['header', 'backup', file, backup]));
     expect(statSync(backup).mode & 0o777).toBe(0o600);
     expect(statSync(backup).size).toBe(8192);

@@ -2,114 +2,92 @@
  * Issue 3, the safety properties around a mount: only root reaches the plaintext, a failed mount
  * undoes everything, mount points are validated, and a volume made under sudo belongs to the user.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { ENGINES, FAST_KDF, e2eAvailable, useEngine, forceCleanup, leftovers, ok, removeDir, sha256File, tempDir, vault } from './harness.js';
+import { FAST_KDF, e2eSuite, forEachEngine, leftovers, ok, sha256File, vault } from './harness.js';
 
-const run = e2eAvailable('mount-safety.test.ts');
+const suite = e2eSuite('mount-safety');
+const run = suite.run;
 const PW = 'safety first\n';
 const NOBODY = 65534;
-let dir: string;
-
-beforeAll(() => {
-  if (run) dir = tempDir('safety');
-});
-afterEach(() => {
-  if (!run) return;
-  const left = leftovers();
-  if (left.length) forceCleanup();
-  expect(left, 'a test left these behind').toEqual([]);
-});
-afterAll(() => {
-  if (run) removeDir(dir);
-});
 
 function create(name: string, fs: string, env: Record<string, string> = {}): string {
-  const file = path.join(dir, name);
+  const file = path.join(suite.dir, name);
   ok(vault(['create', file, '--size', '32M', '--fs', fs, '--password-stdin', ...FAST_KDF], PW, env), `create ${name}`);
   return file;
 }
 
-for (const engine of ENGINES) {
-  describe(`${engine} server`, () => {
-    // Each engine gets its own directory: the suites reuse container names.
-    beforeAll(() => {
-      if (!run) return;
-      useEngine(engine);
-      removeDir(dir);
-      dir = tempDir(`mount-safety-${engine}`);
+forEachEngine(suite, () => {
+  describe.runIf(run)('mount safety', () => {
+    it('only root can reach the decrypted block file', () => {
+      const file = create('private.vol', 'ext4');
+      ok(vault(['mount', file, '--password-stdin'], PW));
+      const v = JSON.parse(ok(vault(['list', '--json'])).stdout)[0];
+      expect(statSync(path.dirname(v.fuseDir)).mode & 0o777).toBe(0o700);
+      expect(statSync('/run/vault').mode & 0o777).toBe(0o700);
+      expect(statSync(v.blockFile).mode & 0o777).toBe(0o600);
+      const asNobody = spawnSync('head', ['-c', '16', v.blockFile], { uid: NOBODY, gid: NOBODY, encoding: 'utf8' });
+      expect(asNobody.status).not.toBe(0);
+      expect(asNobody.stderr).toMatch(/Permission denied/);
+      const loopAsNobody = spawnSync('head', ['-c', '16', v.loopDevice], { uid: NOBODY, gid: NOBODY, encoding: 'utf8' });
+      expect(loopAsNobody.status).not.toBe(0);
+      ok(vault(['dismount', file]));
     });
-    describe.runIf(run)('mount safety', () => {
-      it('only root can reach the decrypted block file', () => {
-        const file = create('private.vol', 'ext4');
-        ok(vault(['mount', file, '--password-stdin'], PW));
-        const v = JSON.parse(ok(vault(['list', '--json'])).stdout)[0];
-        expect(statSync(path.dirname(v.fuseDir)).mode & 0o777).toBe(0o700);
-        expect(statSync('/run/vault').mode & 0o777).toBe(0o700);
-        expect(statSync(v.blockFile).mode & 0o777).toBe(0o600);
-        const asNobody = spawnSync('head', ['-c', '16', v.blockFile], { uid: NOBODY, gid: NOBODY, encoding: 'utf8' });
-        expect(asNobody.status).not.toBe(0);
-        expect(asNobody.stderr).toMatch(/Permission denied/);
-        const loopAsNobody = spawnSync('head', ['-c', '16', v.loopDevice], { uid: NOBODY, gid: NOBODY, encoding: 'utf8' });
-        expect(loopAsNobody.status).not.toBe(0);
-        ok(vault(['dismount', file]));
-      });
 
-      it('a mount that fails half-way undoes every step', () => {
-        const file = create('nofs.vol', 'none');
-        const before = sha256File(file);
-        const r = vault(['mount', file, '--password-stdin'], PW);
-        expect(r.status).toBe(7);
-        expect(r.stderr).toMatch(/no filesystem/);
-        expect(r.stderr).toMatch(/--no-filesystem/);
+    it('a mount that fails half-way undoes every step', () => {
+      const file = create('nofs.vol', 'none');
+      const before = sha256File(file);
+      const r = vault(['mount', file, '--password-stdin'], PW);
+      expect(r.status).toBe(7);
+      expect(r.stderr).toMatch(/no filesystem/);
+      expect(r.stderr).toMatch(/--no-filesystem/);
+      expect(leftovers()).toEqual([]);
+      expect(existsSync('/media/vault/nofs')).toBe(false);
+      expect(sha256File(file)).toBe(before);
+    });
+
+    it('refuses unusable mount points with exit code 2, touching nothing', () => {
+      const file = create('mp.vol', 'ext4');
+      const notEmpty = path.join(suite.dir, 'full');
+      mkdirSync(notEmpty);
+      writeFileSync(path.join(notEmpty, 'x'), 'x');
+      const aFile = path.join(suite.dir, 'afile');
+      writeFileSync(aFile, 'x');
+      for (const [mp, msg] of [
+        [path.join(suite.dir, 'missing'), /does not exist/],
+        [notEmpty, /not empty/],
+        [aFile, /not a directory/],
+      ] as const) {
+        const r = vault(['mount', file, mp, '--password-stdin'], PW);
+        expect(r.status, r.stderr).toBe(2);
+        expect(r.stderr).toMatch(msg);
         expect(leftovers()).toEqual([]);
-        expect(existsSync('/media/vault/nofs')).toBe(false);
-        expect(sha256File(file)).toBe(before);
-      });
+      }
+      // inside another vault volume
+      ok(vault(['mount', file, '--password-stdin'], PW));
+      const inner = path.join('/media/vault/mp', 'inner');
+      mkdirSync(inner);
+      const other = create('other.vol', 'ext4');
+      const r = vault(['mount', other, inner, '--password-stdin'], PW);
+      expect(r.status).toBe(2);
+      expect(r.stderr).toMatch(/inside the mounted vault volume/);
+      ok(vault(['dismount', file]));
+    });
 
-      it('refuses unusable mount points with exit code 2, touching nothing', () => {
-        const file = create('mp.vol', 'ext4');
-        const notEmpty = path.join(dir, 'full');
-        mkdirSync(notEmpty);
-        writeFileSync(path.join(notEmpty, 'x'), 'x');
-        const aFile = path.join(dir, 'afile');
-        writeFileSync(aFile, 'x');
-        for (const [mp, msg] of [
-          [path.join(dir, 'missing'), /does not exist/],
-          [notEmpty, /not empty/],
-          [aFile, /not a directory/],
-        ] as const) {
-          const r = vault(['mount', file, mp, '--password-stdin'], PW);
-          expect(r.status, r.stderr).toBe(2);
-          expect(r.stderr).toMatch(msg);
-          expect(leftovers()).toEqual([]);
-        }
-        // inside another vault volume
-        ok(vault(['mount', file, '--password-stdin'], PW));
-        const inner = path.join('/media/vault/mp', 'inner');
-        mkdirSync(inner);
-        const other = create('other.vol', 'ext4');
-        const r = vault(['mount', other, inner, '--password-stdin'], PW);
-        expect(r.status).toBe(2);
-        expect(r.stderr).toMatch(/inside the mounted vault volume/);
-        ok(vault(['dismount', file]));
-      });
-
-      it('under sudo, the new filesystem belongs to the invoking user', () => {
-        const sudo = { SUDO_UID: String(NOBODY), SUDO_GID: String(NOBODY) };
-        for (const fs of ['ext4', 'vfat', 'exfat']) {
-          const file = create(`owned-${fs}.vol`, fs, sudo);
-          ok(vault(['mount', file, '--password-stdin'], PW, sudo));
-          const mp = `/media/vault/owned-${fs}`;
-          const st = statSync(mp);
-          expect([st.uid, st.gid], fs).toEqual([NOBODY, NOBODY]);
-          const w = spawnSync('sh', ['-c', `echo hi > ${mp}/mine.txt`], { uid: NOBODY, gid: NOBODY, encoding: 'utf8' });
-          expect(w.status, `${fs}: ${w.stderr}`).toBe(0);
-          ok(vault(['dismount', mp]));
-        }
-      });
+    it('under sudo, the new filesystem belongs to the invoking user', () => {
+      const sudo = { SUDO_UID: String(NOBODY), SUDO_GID: String(NOBODY) };
+      for (const fs of ['ext4', 'vfat', 'exfat']) {
+        const file = create(`owned-${fs}.vol`, fs, sudo);
+        ok(vault(['mount', file, '--password-stdin'], PW, sudo));
+        const mp = `/media/vault/owned-${fs}`;
+        const st = statSync(mp);
+        expect([st.uid, st.gid], fs).toEqual([NOBODY, NOBODY]);
+        const w = spawnSync('sh', ['-c', `echo hi > ${mp}/mine.txt`], { uid: NOBODY, gid: NOBODY, encoding: 'utf8' });
+        expect(w.status, `${fs}: ${w.stderr}`).toBe(0);
+        ok(vault(['dismount', mp]));
+      }
     });
   });
-}
+});

@@ -2,33 +2,20 @@
  * Issue 3 end to end: create / mount / dismount / list through the real binary, real FUSE, real loop
  * devices and real filesystems. After every test nothing of ours may be left on the machine.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
-import { CLI, ENGINES, FAST_KDF, e2eAvailable, useEngine, expectClean, forceCleanup, leftovers, ok, removeDir, sha256File, tempDir, vault, vaultAsync } from './harness.js';
+import { CLI, FAST_KDF, e2eSuite, forEachEngine, expectClean, leftovers, ok, sha256File, vault, vaultAsync } from './harness.js';
 import { readTree, writeTree } from './fill.js';
 
-const run = e2eAvailable('mount.test.ts');
+const suite = e2eSuite('mount');
+const run = suite.run;
 const PW = 'correct horse battery staple\n';
-let dir: string;
-
-beforeAll(() => {
-  if (run) dir = tempDir('mount');
-});
-afterEach(() => {
-  if (!run) return;
-  const left = leftovers();
-  if (left.length) forceCleanup();
-  expect(left, 'a test left these behind').toEqual([]);
-});
-afterAll(() => {
-  if (run) removeDir(dir);
-});
 
 function create(name: string, size: string, fs: string, extra: string[] = []): string {
-  const file = path.join(dir, name);
+  const file = path.join(suite.dir, name);
   ok(vault(['create', file, '--size', size, '--fs', fs, '--password-stdin', ...FAST_KDF, ...extra], PW), `create ${name}`);
   return file;
 }
@@ -42,213 +29,204 @@ function list(): { container: string; mountpoint: string | null; loopDevice: str
   return JSON.parse(ok(vault(['list', '--json'])).stdout);
 }
 
-for (const engine of ENGINES) {
-  describe(`${engine} server`, () => {
-    // Each engine gets its own directory: the suites reuse container names.
-    beforeAll(() => {
-      if (!run) return;
-      useEngine(engine);
-      removeDir(dir);
-      dir = tempDir(`mount-${engine}`);
-    });
-    describe.runIf(run)('vault create / mount / dismount / list', () => {
-      for (const fs of ['ext4', 'vfat', 'exfat'] as const) {
-        it(`round trip on ${fs}: 64 MiB + 500 files survive dismount and remount`, () => {
-          const file = create(`rt-${fs}.vol`, '160M', fs);
-          const mp = path.join(dir, `mp-${fs}`);
-          mkdirSync(mp);
-          mount(file, mp);
-          const vols = list();
-          expect(vols).toHaveLength(1);
-          expect(vols[0]).toMatchObject({ container: file, mountpoint: mp, state: 'mounted' });
-          const written = writeTree(mp, 64 << 20, 500);
-          ok(vault(['dismount', mp]));
-          expectClean();
-          mount(file, mp);
-          expect(readTree(mp)).toEqual(written);
-          ok(vault(['dismount', file])); // by container path this time
-        });
-      }
-
-      it('round trip with --fs none / --no-filesystem: raw writes and reads through the block device', () => {
-        const file = create('raw.vol', '64M', 'none', ['--sector-size', '512']);
-        const dev = mount(file, undefined, ['--no-filesystem']);
-        expect(dev).toMatch(/^\/dev\/loop\d+$/);
-        expect(list()[0]!.mountpoint).toBeNull();
-        const data = randomBytes(8 << 20);
-        const fd = openSync(dev, 'r+');
-        writeSync(fd, data, 0, data.length, 12345 * 512); // sector-aligned on a 512-byte loop device
-        fsyncSync(fd);
-        closeSync(fd);
-        ok(vault(['dismount', dev]));
-        const dev2 = mount(file, undefined, ['--no-filesystem']);
-        const back = Buffer.alloc(data.length);
-        const fd2 = openSync(dev2, 'r');
-        readSync(fd2, back, 0, back.length, 12345 * 512);
-        closeSync(fd2);
-        expect(back.equals(data)).toBe(true);
-        ok(vault(['dismount', dev2]));
-      });
-
-      it('wrong password: documented exit code 3, nothing mounted or running, container unchanged', () => {
-        const file = create('wrong.vol', '32M', 'ext4');
-        const before = sha256File(file);
-        const r = vault(['mount', file, '--password-stdin'], 'not the password\n');
-        expect(r.status).toBe(3);
-        expect(r.stderr).toMatch(/^vault: wrong passphrase or keyfile$/m);
-        expect(r.stderr.split('\n').filter(Boolean).length).toBeLessThanOrEqual(2);
-        expect(leftovers()).toEqual([]);
-        expect(sha256File(file)).toBe(before);
-      });
-
-      it('no plaintext on disk: a marker written inside never appears in the container', () => {
-        const file = create('marker.vol', '48M', 'ext4');
-        const mp = path.join(dir, 'mp-marker');
+forEachEngine(suite, () => {
+  describe.runIf(run)('vault create / mount / dismount / list', () => {
+    for (const fs of ['ext4', 'vfat', 'exfat'] as const) {
+      it(`round trip on ${fs}: 64 MiB + 500 files survive dismount and remount`, () => {
+        const file = create(`rt-${fs}.vol`, '160M', fs);
+        const mp = path.join(suite.dir, `mp-${fs}`);
         mkdirSync(mp);
         mount(file, mp);
-        const marker = `VAULT-MARKER-${randomBytes(16).toString('hex')}`;
-        const fd = openSync(path.join(mp, 'secret.txt'), 'w');
-        writeSync(fd, marker.repeat(1000));
-        fsyncSync(fd);
-        closeSync(fd);
-        // The test can fail: the marker is visible through the decrypted block device while mounted.
-        const dev = list()[0]!.loopDevice;
-        expect(spawnSync('grep', ['-c', '-a', marker, dev], { encoding: 'utf8' }).stdout.trim()).not.toBe('0');
+        const vols = list();
+        expect(vols).toHaveLength(1);
+        expect(vols[0]).toMatchObject({ container: file, mountpoint: mp, state: 'mounted' });
+        const written = writeTree(mp, 64 << 20, 500);
         ok(vault(['dismount', mp]));
-        expect(readFileSync(file).includes(Buffer.from(marker))).toBe(false);
+        expectClean();
+        mount(file, mp);
+        expect(readTree(mp)).toEqual(written);
+        ok(vault(['dismount', file])); // by container path this time
       });
+    }
 
-      it('two concurrent mounts of one container: exactly one succeeds', async () => {
-        const file = create('twice.vol', '32M', 'ext4');
-        const [a, b] = await Promise.all([vaultAsync(['mount', file, '--password-stdin'], PW), vaultAsync(['mount', file, '--password-stdin'], PW)]);
-        const statuses = [a.status, b.status].sort();
-        expect(statuses, a.stderr + b.stderr).toEqual([0, 4]);
-        const loser = a.status === 4 ? a : b;
-        expect(loser.stderr).toMatch(/already mounted/);
+    it('round trip with --fs none / --no-filesystem: raw writes and reads through the block device', () => {
+      const file = create('raw.vol', '64M', 'none', ['--sector-size', '512']);
+      const dev = mount(file, undefined, ['--no-filesystem']);
+      expect(dev).toMatch(/^\/dev\/loop\d+$/);
+      expect(list()[0]!.mountpoint).toBeNull();
+      const data = randomBytes(8 << 20);
+      const fd = openSync(dev, 'r+');
+      writeSync(fd, data, 0, data.length, 12345 * 512); // sector-aligned on a 512-byte loop device
+      fsyncSync(fd);
+      closeSync(fd);
+      ok(vault(['dismount', dev]));
+      const dev2 = mount(file, undefined, ['--no-filesystem']);
+      const back = Buffer.alloc(data.length);
+      const fd2 = openSync(dev2, 'r');
+      readSync(fd2, back, 0, back.length, 12345 * 512);
+      closeSync(fd2);
+      expect(back.equals(data)).toBe(true);
+      ok(vault(['dismount', dev2]));
+    });
+
+    it('wrong password: documented exit code 3, nothing mounted or running, container unchanged', () => {
+      const file = create('wrong.vol', '32M', 'ext4');
+      const before = sha256File(file);
+      const r = vault(['mount', file, '--password-stdin'], 'not the password\n');
+      expect(r.status).toBe(3);
+      expect(r.stderr).toMatch(/^vault: wrong passphrase or keyfile$/m);
+      expect(r.stderr.split('\n').filter(Boolean).length).toBeLessThanOrEqual(2);
+      expect(leftovers()).toEqual([]);
+      expect(sha256File(file)).toBe(before);
+    });
+
+    it('no plaintext on disk: a marker written inside never appears in the container', () => {
+      const file = create('marker.vol', '48M', 'ext4');
+      const mp = path.join(suite.dir, 'mp-marker');
+      mkdirSync(mp);
+      mount(file, mp);
+      const marker = `VAULT-MARKER-${randomBytes(16).toString('hex')}`;
+      const fd = openSync(path.join(mp, 'secret.txt'), 'w');
+      writeSync(fd, marker.repeat(1000));
+      fsyncSync(fd);
+      closeSync(fd);
+      // The test can fail: the marker is visible through the decrypted block device while mounted.
+      const dev = list()[0]!.loopDevice;
+      expect(spawnSync('grep', ['-c', '-a', marker, dev], { encoding: 'utf8' }).stdout.trim()).not.toBe('0');
+      ok(vault(['dismount', mp]));
+      expect(readFileSync(file).includes(Buffer.from(marker))).toBe(false);
+    });
+
+    it('two concurrent mounts of one container: exactly one succeeds', async () => {
+      const file = create('twice.vol', '32M', 'ext4');
+      const [a, b] = await Promise.all([vaultAsync(['mount', file, '--password-stdin'], PW), vaultAsync(['mount', file, '--password-stdin'], PW)]);
+      const statuses = [a.status, b.status].sort();
+      expect(statuses, a.stderr + b.stderr).toEqual([0, 4]);
+      const loser = a.status === 4 ? a : b;
+      expect(loser.stderr).toMatch(/already mounted/);
+      expect(list()).toHaveLength(1);
+      ok(vault(['dismount', file]));
+    });
+
+    it('busy dismount names the process; --force ends it and succeeds', () => {
+      const file = create('busy.vol', '32M', 'ext4');
+      mount(file);
+      const mp = list()[0]!.mountpoint!;
+      expect(mp).toBe('/media/vault/busy');
+      writeFileSync(path.join(mp, 'held.txt'), 'x');
+      const holder = spawn('sleep', ['600'], { cwd: mp, stdio: 'ignore' });
+      try {
+        const r = vault(['dismount', mp]);
+        expect(r.status).toBe(4);
+        expect(r.stderr).toContain(`pid ${holder.pid}`);
+        expect(r.stderr).toContain('sleep');
         expect(list()).toHaveLength(1);
-        ok(vault(['dismount', file]));
-      });
-
-      it('busy dismount names the process; --force ends it and succeeds', () => {
-        const file = create('busy.vol', '32M', 'ext4');
-        mount(file);
-        const mp = list()[0]!.mountpoint!;
-        expect(mp).toBe('/media/vault/busy');
-        writeFileSync(path.join(mp, 'held.txt'), 'x');
-        const holder = spawn('sleep', ['600'], { cwd: mp, stdio: 'ignore' });
-        try {
-          const r = vault(['dismount', mp]);
-          expect(r.status).toBe(4);
-          expect(r.stderr).toContain(`pid ${holder.pid}`);
-          expect(r.stderr).toContain('sleep');
-          expect(list()).toHaveLength(1);
-          const f = ok(vault(['dismount', mp, '--force']));
-          expect(f.stdout).toContain(`pid ${holder.pid}`);
-          expect(existsSync(mp)).toBe(false); // vault created it, vault removed it
-        } finally {
-          holder.kill('SIGKILL');
-        }
-      });
-
-      it('a server killed with -9 is reported by list and cleaned up; dismount cleans up too', () => {
-        const file = create('killed.vol', '32M', 'ext4');
-        for (const cleanupBy of ['list', 'dismount'] as const) {
-          mount(file);
-          const v = list()[0]!;
-          process.kill(v.serverPid, 'SIGKILL');
-          spawnSync('sleep', ['0.3']);
-          if (cleanupBy === 'list') {
-            const r = ok(vault(['list']));
-            expect(r.stdout + r.stderr).toMatch(/server died|had died/);
-          } else {
-            const r = ok(vault(['dismount', file]));
-            expect(r.stdout).toMatch(/had died/);
-          }
-          expect(leftovers()).toEqual([]);
-          expect(existsSync('/media/vault/killed')).toBe(false);
-        }
-      });
-
-      it('read-only mount refuses writes, and works on a container without write permission', () => {
-        const file = create('ro.vol', '32M', 'ext4');
-        const mp = path.join(dir, 'mp-ro');
-        mkdirSync(mp);
-        mount(file, mp);
-        writeFileSync(path.join(mp, 'before.txt'), 'written read-write');
-        ok(vault(['dismount', mp]));
-        chmodSync(file, 0o444);
-        spawnSync('chattr', ['+i', file]); // root ignores mode bits; immutable makes the file truly unwritable
-        try {
-          const rw = vault(['mount', file, mp, '--password-stdin'], PW);
-          expect(rw.status, rw.stderr).not.toBe(0);
-          expect(rw.stderr).toMatch(/--read-only/);
-          mount(file, mp, ['--read-only']);
-          expect(readFileSync(path.join(mp, 'before.txt'), 'utf8')).toBe('written read-write');
-          expect(() => writeFileSync(path.join(mp, 'after.txt'), 'no')).toThrow(/EROFS|read-only/);
-          expect(list()[0]).toMatchObject({ readOnly: true });
-          ok(vault(['dismount', mp]));
-        } finally {
-          spawnSync('chattr', ['-i', file]);
-        }
-      });
-
-      it('dismount --all with three volumes mounted', () => {
-        const files = ['all1.vol', 'all2.vol', 'all3.vol'].map((n) => create(n, '32M', 'ext4'));
-        for (const f of files) mount(f);
-        expect(list()).toHaveLength(3);
-        ok(vault(['dismount', '--all']));
-        expect(list()).toHaveLength(0);
-        // idempotent: nothing mounted is success
-        ok(vault(['dismount', '--all', '--force']));
-      });
+        const f = ok(vault(['dismount', mp, '--force']));
+        expect(f.stdout).toContain(`pid ${holder.pid}`);
+        expect(existsSync(mp)).toBe(false); // vault created it, vault removed it
+      } finally {
+        holder.kill('SIGKILL');
+      }
     });
 
-    describe.runIf(run)('vault create', () => {
-      it('refuses to overwrite without --force, and overwrites with it', () => {
-        const file = path.join(dir, 'exists.vol');
-        writeFileSync(file, 'precious');
-        const r = vault(['create', file, '--size', '16M', '--fs', 'none', '--password-stdin', ...FAST_KDF], PW);
-        expect(r.status).toBe(2);
-        expect(r.stderr).toMatch(/already exists/);
-        expect(readFileSync(file, 'utf8')).toBe('precious');
-        ok(vault(['create', file, '--size', '16M', '--fs', 'none', '--password-stdin', '--force', ...FAST_KDF], PW));
-        expect(statSync(file).size).toBe(16 << 20);
-      });
+    it('a server killed with -9 is reported by list and cleaned up; dismount cleans up too', () => {
+      const file = create('killed.vol', '32M', 'ext4');
+      for (const cleanupBy of ['list', 'dismount'] as const) {
+        mount(file);
+        const v = list()[0]!;
+        process.kill(v.serverPid, 'SIGKILL');
+        spawnSync('sleep', ['0.3']);
+        if (cleanupBy === 'list') {
+          const r = ok(vault(['list']));
+          expect(r.stdout + r.stderr).toMatch(/server died|had died/);
+        } else {
+          const r = ok(vault(['dismount', file]));
+          expect(r.stdout).toMatch(/had died/);
+        }
+        expect(leftovers()).toEqual([]);
+        expect(existsSync('/media/vault/killed')).toBe(false);
+      }
+    });
 
-      it('fills the data area with ciphertext by default, and leaves it sparse with --quick', () => {
-        const full = create('full.vol', '64M', 'none');
-        const quick = create('quick.vol', '64M', 'none', ['--quick']);
-        const blocks = (f: string) => statSync(f).blocks * 512;
-        expect(blocks(full)).toBeGreaterThan(60 << 20);
-        expect(blocks(quick)).toBeLessThan(1 << 20);
-        // no long runs of zeros in the filled data area
-        const data = readFileSync(full).subarray(1 << 20, 2 << 20);
-        expect(data.includes(Buffer.alloc(64))).toBe(false);
-      });
+    it('read-only mount refuses writes, and works on a container without write permission', () => {
+      const file = create('ro.vol', '32M', 'ext4');
+      const mp = path.join(suite.dir, 'mp-ro');
+      mkdirSync(mp);
+      mount(file, mp);
+      writeFileSync(path.join(mp, 'before.txt'), 'written read-write');
+      ok(vault(['dismount', mp]));
+      chmodSync(file, 0o444);
+      spawnSync('chattr', ['+i', file]); // root ignores mode bits; immutable makes the file truly unwritable
+      try {
+        const rw = vault(['mount', file, mp, '--password-stdin'], PW);
+        expect(rw.status, rw.stderr).not.toBe(0);
+        expect(rw.stderr).toMatch(/--read-only/);
+        mount(file, mp, ['--read-only']);
+        expect(readFileSync(path.join(mp, 'before.txt'), 'utf8')).toBe('written read-write');
+        expect(() => writeFileSync(path.join(mp, 'after.txt'), 'no')).toThrow(/EROFS|read-only/);
+        expect(list()[0]).toMatchObject({ readOnly: true });
+        ok(vault(['dismount', mp]));
+      } finally {
+        spawnSync('chattr', ['-i', file]);
+      }
+    });
 
-      it('an interrupted create leaves no container and no partial file behind', async () => {
-        const file = path.join(dir, 'interrupted.vol');
-        const child = spawn(process.execPath, [CLI, 'create', file, '--size', '3G', '--fs', 'ext4', '--password-stdin', ...FAST_KDF], { stdio: ['pipe', 'ignore', 'pipe'] });
-        child.stdin.end(PW);
-        await new Promise((r) => setTimeout(r, 1500));
-        child.kill('SIGTERM');
-        const status = await new Promise<number | null>((r) => child.on('close', r));
-        expect(status).toBe(130);
-        expect(existsSync(file)).toBe(false);
-        expect(spawnSync('ls', ['-a', dir], { encoding: 'utf8' }).stdout).not.toMatch(/vault-partial/);
-      });
-
-      it('without a terminal and without --password-stdin it fails at once', () => {
-        // setsid: a new session has no controlling terminal, even when the suite runs from one.
-        const noTty = (args: string[]) => spawnSync('setsid', ['-w', process.execPath, CLI, ...args], { encoding: 'utf8', input: '', timeout: 10_000 });
-        const t0 = Date.now();
-        const m = noTty(['mount', create('notty.vol', '16M', 'none')]);
-        expect(m.status).toBe(2);
-        const c = noTty(['create', path.join(dir, 'x.vol'), '--size', '16M', '--fs', 'none', ...FAST_KDF]);
-        expect(c.status).toBe(2);
-        expect(c.stderr).toMatch(/no terminal.*\n.*--password-stdin/);
-        expect(Date.now() - t0).toBeLessThan(10_000);
-      });
+    it('dismount --all with three volumes mounted', () => {
+      const files = ['all1.vol', 'all2.vol', 'all3.vol'].map((n) => create(n, '32M', 'ext4'));
+      for (const f of files) mount(f);
+      expect(list()).toHaveLength(3);
+      ok(vault(['dismount', '--all']));
+      expect(list()).toHaveLength(0);
+      // idempotent: nothing mounted is success
+      ok(vault(['dismount', '--all', '--force']));
     });
   });
-}
+
+  describe.runIf(run)('vault create', () => {
+    it('refuses to overwrite without --force, and overwrites with it', () => {
+      const file = path.join(suite.dir, 'exists.vol');
+      writeFileSync(file, 'precious');
+      const r = vault(['create', file, '--size', '16M', '--fs', 'none', '--password-stdin', ...FAST_KDF], PW);
+      expect(r.status).toBe(2);
+      expect(r.stderr).toMatch(/already exists/);
+      expect(readFileSync(file, 'utf8')).toBe('precious');
+      ok(vault(['create', file, '--size', '16M', '--fs', 'none', '--password-stdin', '--force', ...FAST_KDF], PW));
+      expect(statSync(file).size).toBe(16 << 20);
+    });
+
+    it('fills the data area with ciphertext by default, and leaves it sparse with --quick', () => {
+      const full = create('full.vol', '64M', 'none');
+      const quick = create('quick.vol', '64M', 'none', ['--quick']);
+      const blocks = (f: string) => statSync(f).blocks * 512;
+      expect(blocks(full)).toBeGreaterThan(60 << 20);
+      expect(blocks(quick)).toBeLessThan(1 << 20);
+      // no long runs of zeros in the filled data area
+      const data = readFileSync(full).subarray(1 << 20, 2 << 20);
+      expect(data.includes(Buffer.alloc(64))).toBe(false);
+    });
+
+    it('an interrupted create leaves no container and no partial file behind', async () => {
+      const file = path.join(suite.dir, 'interrupted.vol');
+      const child = spawn(process.execPath, [CLI, 'create', file, '--size', '3G', '--fs', 'ext4', '--password-stdin', ...FAST_KDF], { stdio: ['pipe', 'ignore', 'pipe'] });
+      child.stdin.end(PW);
+      await new Promise((r) => setTimeout(r, 1500));
+      child.kill('SIGTERM');
+      const status = await new Promise<number | null>((r) => child.on('close', r));
+      expect(status).toBe(130);
+      expect(existsSync(file)).toBe(false);
+      expect(spawnSync('ls', ['-a', suite.dir], { encoding: 'utf8' }).stdout).not.toMatch(/vault-partial/);
+    });
+
+    it('without a terminal and without --password-stdin it fails at once', () => {
+      // setsid: a new session has no controlling terminal, even when the suite runs from one.
+      const noTty = (args: string[]) => spawnSync('setsid', ['-w', process.execPath, CLI, ...args], { encoding: 'utf8', input: '', timeout: 10_000 });
+      const t0 = Date.now();
+      const m = noTty(['mount', create('notty.vol', '16M', 'none')]);
+      expect(m.status).toBe(2);
+      const c = noTty(['create', path.join(suite.dir, 'x.vol'), '--size', '16M', '--fs', 'none', ...FAST_KDF]);
+      expect(c.status).toBe(2);
+      expect(c.stderr).toMatch(/no terminal.*\n.*--password-stdin/);
+      expect(Date.now() - t0).toBeLessThan(10_000);
+    });
+  });
+});

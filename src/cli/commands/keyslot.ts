@@ -4,7 +4,7 @@ import { candidateHeaders, closeContainer, openContainer, readHeaderCopies } fro
 import { resolveContainer } from '../../mount/lifecycle.js';
 import { addKdfOptions, kdfFromOptions, type KdfCliOptions } from '../kdf-options.js';
 import { info, warn } from '../output.js';
-import { gatherKdfInput, kdfInputFrom, readPassphrases } from '../secrets.js';
+import { gatherKdfInput, gatherOldAndNew } from '../secrets.js';
 import { openUnlocked, parseSlot } from '../unlock.js';
 import { VaultError } from '../../errors.js';
 
@@ -48,11 +48,7 @@ export function registerKeyslot(program: Command): void {
     .option('--new-keyfile <file>', 'keyfile of the new secret (repeatable)', collect);
   addKdfOptions(add).action(async (container: string, o: AddOptions) => {
     const slot = parseSlot(o.slot);
-    const [oldPw, newPw] = o.passwordStdin
-      ? readPassphrases(o, ['', ''], false)
-      : [readPassphrases(o, ['Existing passphrase: '], false)[0]!, readPassphrases(o, ['New passphrase: '], true)[0]!];
-    const oldInput = kdfInputFrom(oldPw!, o.keyfile);
-    const newInput = kdfInputFrom(newPw!, o.newKeyfile);
+    const { oldInput, newInput } = gatherOldAndNew(o);
     try {
       const kdf = await kdfFromOptions(o);
       const x = await openUnlocked(container, oldInput, { readOnly: false });

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { changePassphrase } from '../../volume/keyslots.js';
 import { addKdfOptions, kdfFromOptions, type KdfCliOptions } from '../kdf-options.js';
 import { info } from '../output.js';
-import { kdfInputFrom, readPassphrases } from '../secrets.js';
+import { gatherOldAndNew } from '../secrets.js';
 import { openUnlocked, parseSlot } from '../unlock.js';
 
 interface PasswdOptions extends KdfCliOptions {
@@ -24,11 +24,7 @@ export function registerPasswd(program: Command): void {
     .option('--new-keyfile <file>', 'keyfile of the new secret (repeatable)', collect);
   addKdfOptions(cmd).action(async (container: string, o: PasswdOptions) => {
     const slot = parseSlot(o.slot);
-    const [oldPw, newPw] = o.passwordStdin
-      ? readPassphrases(o, ['', ''], false)
-      : [readPassphrases(o, ['Existing passphrase: '], false)[0]!, readPassphrases(o, ['New passphrase: '], true)[0]!];
-    const oldInput = kdfInputFrom(oldPw!, o.keyfile);
-    const newInput = kdfInputFrom(newPw!, o.newKeyfile);
+    const { oldInput, newInput } = gatherOldAndNew(o);
     try {
       const kdf = await kdfFromOptions(o);
       const x = await openUnlocked(container, oldInput, { readOnly: false, ...(slot !== undefined ? { slot } : {}) });
