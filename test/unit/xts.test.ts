@@ -366,8 +366,11 @@ describe('argument validation', () => {
 });
 
 describe('fallback backend', () => {
-  it('warns exactly once per process on stderr', async () => {
-    // A fresh copy of the modules, so that earlier fallback calls in this worker do not count.
+  async function stderrOf(env: Record<string, string | undefined>, force: 'node-crypto' | null): Promise<string[]> {
+    const saved = { ...process.env };
+    Object.assign(process.env, env);
+    for (const [k, v] of Object.entries(env)) if (v === undefined) delete process.env[k];
+    // Fresh copies of the modules: the addon is looked up once per module instance.
     vi.resetModules();
     const fresh = await import('../../src/crypto/xts.js');
     const { KeyHandle: FreshKeyHandle } = await import('../../src/crypto/key-handle.js');
@@ -377,7 +380,7 @@ describe('fallback backend', () => {
       return true;
     });
     try {
-      fresh.__forceBackendForTests('node-crypto');
+      fresh.__forceBackendForTests(force);
       const key = FreshKeyHandle.fromBytes(randomKey());
       const buf = randomBytes(4096);
       fresh.xtsEncrypt(key, buf, { sectorSize: 512, firstTweak: 1n });
@@ -387,7 +390,18 @@ describe('fallback backend', () => {
     } finally {
       spy.mockRestore();
       fresh.__forceBackendForTests(null);
+      process.env = saved;
+      vi.resetModules();
     }
+    return writes;
+  }
+
+  it('warns exactly once per process on stderr when the addon is missing', async () => {
+    const writes = await stderrOf({ VAULT_DISABLE_NATIVE: '1', VAULT_REQUIRE_NATIVE: undefined }, null);
     expect(writes).toEqual(['vault: native addon not available, using the slower node:crypto path\n']);
+  });
+
+  it('stays quiet when the fallback is chosen on purpose (benchmarks, tests)', async () => {
+    expect(await stderrOf({}, 'node-crypto')).toEqual([]);
   });
 });
