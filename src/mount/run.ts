@@ -11,13 +11,23 @@ export interface RunResult {
   stderr: string;
 }
 
+/**
+ * PATH for system tools: the caller's, plus the sbin directories, which `su` without `-` and some
+ * sudo setups leave out although losetup, mkfs.* and blkid live there.
+ */
+export function toolPath(): string {
+  const parts = (process.env.PATH ?? '').split(':').filter(Boolean);
+  for (const d of ['/usr/local/sbin', '/usr/sbin', '/sbin', '/usr/bin', '/bin']) if (!parts.includes(d)) parts.push(d);
+  return parts.join(':');
+}
+
 /** Runs a command; returns its result whatever the exit status. Throws only if it cannot start. */
 export function run(cmd: string, args: readonly string[], opts: { input?: string; timeoutMs?: number } = {}): RunResult {
   const r = spawnSync(cmd, args, {
     encoding: 'utf8',
     input: opts.input ?? '',
     timeout: opts.timeoutMs ?? 120_000,
-    env: { ...process.env, LC_ALL: 'C' },
+    env: { ...process.env, PATH: toolPath(), LC_ALL: 'C' },
   });
   if (r.error) {
     const e = r.error as NodeJS.ErrnoException;

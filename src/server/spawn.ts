@@ -10,6 +10,7 @@ import { VaultError } from '../errors.js';
 import type { KeyHandle } from '../crypto/key-handle.js';
 import { makePipe } from '../crypto/process-hardening.js';
 import { processStartTime } from '../mount/state.js';
+import { toolPath } from '../mount/run.js';
 import type { ServerConfig, ServerStatus } from './protocol.js';
 
 const SERVER_MAIN = fileURLToPath(new URL('./main.js', import.meta.url));
@@ -31,7 +32,7 @@ export async function startServer(config: ServerConfig, containerFd: number, key
     child = spawn(process.execPath, [SERVER_MAIN, '--config', JSON.stringify(config)], {
       detached: true, // its own session: it outlives the CLI and ignores the terminal's signals
       stdio: ['ignore', logFd, logFd, containerFd, pipe ? pipe[0] : 'pipe', 'pipe'],
-      env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', LANG: 'C' },
+      env: { PATH: toolPath(), LANG: 'C' },
     });
   } finally {
     closeSync(logFd);
