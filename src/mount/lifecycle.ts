@@ -296,8 +296,16 @@ export async function dismountVolume(r: VolumeRecord, force: boolean): Promise<D
   if (r.loopDevice) {
     const info = loopInfo(r.loopDevice);
     if (info && info.backingFile.startsWith(r.fuseDir)) {
-      detachLoop(r.loopDevice);
-      actions.push(`detached ${r.loopDevice}`);
+      try {
+        detachLoop(r.loopDevice);
+        actions.push(`detached ${r.loopDevice}`);
+      } catch (e) {
+        // Something holds the loop device itself open. Without --force that is "busy"; with it, the
+        // server is stopped anyway below: the key is wiped and the device fails all further I/O,
+        // then detaches itself when its last user closes it.
+        if (!force || !isVaultError(e, 'busy')) throw e;
+        actions.push(`${r.loopDevice} is still open elsewhere; it detaches itself when closed, and can no longer read or write the volume`);
+      }
     }
   }
   const how = await stopServer(r.serverPid, r.serverStartTime, r.fuseDir);
