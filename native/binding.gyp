@@ -17,7 +17,7 @@
       # Key handles in locked memory (secure_mem.c), batched XTS (xts_core.c, the same code the
       # volume server runs), a few syscalls.
       'target_name': 'vault_native',
-      'sources': ['vault_native.c', 'xts_core.c', 'secure_mem.c'],
+      'sources': ['vault_native.c', 'xts_core.c', 'secure_mem.c', 'napi_util.c'],
       'cflags': ['-O2', '-Wall', '-Wextra', '-fvisibility=hidden'],
       'cflags_c': ['-Werror', '-std=gnu11'],
       'configurations': {
@@ -31,7 +31,7 @@
       # threads, XTS through node's OpenSSL (xts_core.c), keys and plaintext buffers in locked
       # memory (secure_mem.c). No libfuse. Same flags and OpenSSL arrangement as vault_native.
       'target_name': 'vault_fuse',
-      'sources': ['vault_fuse_module.c', 'fuse_server.c', 'xts_core.c', 'secure_mem.c'],
+      'sources': ['vault_fuse_module.c', 'fuse_server.c', 'xts_core.c', 'secure_mem.c', 'napi_util.c'],
       'cflags': ['-O2', '-Wall', '-Wextra', '-fvisibility=hidden'],
       'cflags_c': ['-Werror', '-std=gnu11'],
       'libraries': ['-lpthread'],

@@ -44,6 +44,7 @@
 
 #include "fuse_server.h"
 #include "secure_mem.h"
+#include "napi_util.h"
 #include "xts_core.h"
 
 #include <errno.h>
@@ -198,14 +199,6 @@ static uint64_t now_ms(void) {
 
 static void count_add(_Atomic uint64_t *c, uint64_t n) {
   atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n, memory_order_relaxed);
-}
-
-static const char *errno_name(int err) {
-  const char *name = NULL;
-#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 32))
-  name = strerrorname_np(err);
-#endif
-  return name != NULL ? name : "ERR_VAULT_SYSCALL";
 }
 
 /* Records an I/O failure seen while serving (a worker keeps serving). */
@@ -1100,56 +1093,9 @@ static void session_unref(vf_session *s) {
 /* ------------------------------------------------------------------------------------------ */
 /* N-API helpers                                                                                */
 
-static bool exception_pending(napi_env env) {
-  bool pending = false;
-  return napi_is_exception_pending(env, &pending) == napi_ok && pending;
-}
-
-static void throw_error(napi_env env, const char *code, const char *msg) {
-  if (!exception_pending(env)) napi_throw_error(env, code, msg);
-}
-
-static void throw_type_error(napi_env env, const char *msg) {
-  if (!exception_pending(env)) napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", msg);
-}
-
-static void throw_range_error(napi_env env, const char *msg) {
-  if (!exception_pending(env)) napi_throw_range_error(env, "ERR_OUT_OF_RANGE", msg);
-}
-
-static void throw_napi_failure(napi_env env, const char *call) {
-  const napi_extended_error_info *info = NULL;
-  char msg[256];
-  if (napi_get_last_error_info(env, &info) != napi_ok) info = NULL;
-  snprintf(msg, sizeof msg, "vault_fuse: %s failed: %s", call,
-           info != NULL && info->error_message != NULL ? info->error_message : "unknown N-API error");
-  throw_error(env, "ERR_VAULT_NAPI", msg);
-}
-
-/* A Node-style system error: code "EPERM" etc., errno (negative), syscall. */
-static void throw_errno(napi_env env, const char *syscall, const char *what, int err) {
-  char msg[512];
-  const char *name = errno_name(err);
-  napi_value code, text, error, num, sys;
-  if (exception_pending(env)) return;
-  snprintf(msg, sizeof msg, "%s: %s (%s)", what, strerror(err), syscall);
-  if (napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &code) != napi_ok ||
-      napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &text) != napi_ok ||
-      napi_create_error(env, code, text, &error) != napi_ok || napi_create_int32(env, -err, &num) != napi_ok ||
-      napi_set_named_property(env, error, "errno", num) != napi_ok ||
-      napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &sys) != napi_ok ||
-      napi_set_named_property(env, error, "syscall", sys) != napi_ok || napi_throw(env, error) != napi_ok) {
-    throw_error(env, name, msg);
-  }
-}
-
-#define CHECK(call)                                                                             \
-  do {                                                                                          \
-    if ((call) != napi_ok) {                                                                    \
-      throw_napi_failure(env, #call);                                                           \
-      return NULL;                                                                              \
-    }                                                                                           \
-  } while (0)
+/* vault_throw_* live in napi_util.c (shared with vault_native). */
+#define ADDON_NAME "vault_fuse"
+#define CHECK VAULT_CHECK
 
 static const napi_type_tag SESSION_TAG = {0x7661756c74667573ULL, 0x6573657373696f6eULL};
 
@@ -1157,7 +1103,7 @@ static const napi_type_tag SESSION_TAG = {0x7661756c74667573ULL, 0x6573657373696
 static bool get_prop(napi_env env, napi_value obj, const char *name, napi_value *v, bool *present) {
   napi_valuetype t;
   if (napi_get_named_property(env, obj, name, v) != napi_ok || napi_typeof(env, *v, &t) != napi_ok) {
-    throw_napi_failure(env, "napi_get_named_property");
+    vault_throw_napi_failure(env, ADDON_NAME, "napi_get_named_property");
     return false;
   }
   *present = t != napi_undefined;
@@ -1175,7 +1121,7 @@ static bool get_int_prop(napi_env env, napi_value obj, const char *name, bool re
   if (!present) {
     if (required) {
       snprintf(msg, sizeof msg, "options.%s is required", name);
-      throw_type_error(env, msg);
+      vault_throw_type_error(env, msg);
       return false;
     }
     *out = (uint64_t)def;
@@ -1183,12 +1129,12 @@ static bool get_int_prop(napi_env env, napi_value obj, const char *name, bool re
   }
   if (napi_get_value_double(env, v, &d) != napi_ok) {
     snprintf(msg, sizeof msg, "options.%s must be a number", name);
-    throw_type_error(env, msg);
+    vault_throw_type_error(env, msg);
     return false;
   }
   if (!(d >= 0 && d <= max) || (double)(uint64_t)d != d) {
     snprintf(msg, sizeof msg, "options.%s must be an integer in [0, %.0f], got %g", name, max, d);
-    throw_range_error(env, msg);
+    vault_throw_range_error(env, msg);
     return false;
   }
   *out = (uint64_t)d;
@@ -1206,7 +1152,7 @@ static bool get_bool_prop(napi_env env, napi_value obj, const char *name, bool d
   }
   if (napi_get_value_bool(env, v, out) != napi_ok) {
     snprintf(msg, sizeof msg, "options.%s must be a boolean", name);
-    throw_type_error(env, msg);
+    vault_throw_type_error(env, msg);
     return false;
   }
   return true;
@@ -1224,18 +1170,18 @@ static bool get_u64_prop(napi_env env, napi_value obj, const char *name, uint64_
     return true;
   }
   if (napi_typeof(env, v, &t) != napi_ok) {
-    throw_napi_failure(env, "napi_typeof");
+    vault_throw_napi_failure(env, ADDON_NAME, "napi_typeof");
     return false;
   }
   if (t == napi_number) return get_int_prop(env, obj, name, true, 0, 9007199254740991.0, out);
   if (t != napi_bigint || napi_get_value_bigint_uint64(env, v, out, &lossless) != napi_ok) {
     snprintf(msg, sizeof msg, "options.%s must be a bigint", name);
-    throw_type_error(env, msg);
+    vault_throw_type_error(env, msg);
     return false;
   }
   if (!lossless) {
     snprintf(msg, sizeof msg, "options.%s must be in [0, 2^64)", name);
-    throw_range_error(env, msg);
+    vault_throw_range_error(env, msg);
     return false;
   }
   return true;
@@ -1249,12 +1195,12 @@ static bool get_string_prop(napi_env env, napi_value obj, const char *name, char
   if (!get_prop(env, obj, name, &v, &present)) return false;
   if (!present || napi_get_value_string_utf8(env, v, buf, cap, &len) != napi_ok) {
     snprintf(msg, sizeof msg, "options.%s must be a string", name);
-    throw_type_error(env, msg);
+    vault_throw_type_error(env, msg);
     return false;
   }
   if (len == 0 || len + 1 >= cap || strlen(buf) != len) {
     snprintf(msg, sizeof msg, "options.%s must be a non-empty path without NUL bytes", name);
-    throw_range_error(env, msg);
+    vault_throw_range_error(env, msg);
     return false;
   }
   return true;
@@ -1267,13 +1213,13 @@ static bool session_unwrap(napi_env env, napi_callback_info info, vf_session **o
   bool tagged = false;
   void *p = NULL;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) {
-    throw_napi_failure(env, "napi_get_cb_info");
+    vault_throw_napi_failure(env, ADDON_NAME, "napi_get_cb_info");
     return false;
   }
   if (argc < 1 || napi_typeof(env, argv[0], &t) != napi_ok || t != napi_external ||
       napi_check_object_type_tag(env, argv[0], &SESSION_TAG, &tagged) != napi_ok || !tagged ||
       napi_get_value_external(env, argv[0], &p) != napi_ok) {
-    throw_type_error(env, "expected a vault_fuse session");
+    vault_throw_type_error(env, "expected a vault_fuse session");
     return false;
   }
   *out = p;
@@ -1379,7 +1325,7 @@ static bool open_direct(vf_session *s) {
 }
 
 static napi_value fail_errno(napi_env env, const char *syscall, const char *what, int err) {
-  throw_errno(env, syscall, what, err);
+  vault_throw_errno(env, syscall, what, err);
   return NULL;
 }
 
@@ -1399,7 +1345,7 @@ static napi_value serve(napi_env env, napi_callback_info info) {
 
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 1 || napi_typeof(env, argv[0], &t) != napi_ok || t != napi_object) {
-    throw_type_error(env, "serve(options): options must be an object");
+    vault_throw_type_error(env, "serve(options): options must be an object");
     return NULL;
   }
   if (!get_string_prop(env, argv[0], "mountDir", dir_arg, sizeof dir_arg) ||
@@ -1418,28 +1364,28 @@ static napi_value serve(napi_env env, napi_callback_info info) {
       !get_int_prop(env, argv[0], "maxRequest", false, VF_MAX_IO, VF_MAX_IO, &max_request))
     return NULL;
   if (sector_size < VF_MIN_SECTOR || (sector_size & (sector_size - 1)) != 0) {
-    throw_range_error(env, "options.sectorSize must be a power of two in [512, 65536]");
+    vault_throw_range_error(env, "options.sectorSize must be a power of two in [512, 65536]");
     return NULL;
   }
   if (data_size == 0 || data_size % sector_size != 0) {
-    throw_range_error(env, "options.dataSize must be a positive multiple of sectorSize");
+    vault_throw_range_error(env, "options.dataSize must be a positive multiple of sectorSize");
     return NULL;
   }
   if (data_offset + data_size > 9007199254740991.0) {
-    throw_range_error(env, "options.dataOffset + dataSize must stay below 2^53");
+    vault_throw_range_error(env, "options.dataOffset + dataSize must stay below 2^53");
     return NULL;
   }
   if (max_request < 65536 || (max_request & (max_request - 1)) != 0) {
-    throw_range_error(env, "options.maxRequest must be a power of two in [65536, 1048576]");
+    vault_throw_range_error(env, "options.maxRequest must be a power of two in [65536, 1048576]");
     return NULL;
   }
   if (threads < 1) {
-    throw_range_error(env, "options.threads must be in [1, 64]");
+    vault_throw_range_error(env, "options.threads must be in [1, 64]");
     return NULL;
   }
   if (__builtin_mul_overflow(data_size / sector_size - 1, tweak_step, &last) ||
       __builtin_add_overflow(last, first_tweak, &last)) {
-    throw_range_error(env, "firstTweak + (sectors - 1) * tweakStep exceeds 2^64 - 1");
+    vault_throw_range_error(env, "firstTweak + (sectors - 1) * tweakStep exceeds 2^64 - 1");
     return NULL;
   }
   /* The container: readable (and writable unless read-only), and holding the whole data area. */
@@ -1449,7 +1395,7 @@ static napi_value serve(napi_env env, napi_callback_info info) {
   if ((fl & O_ACCMODE) == O_WRONLY || (!read_only && (fl & O_ACCMODE) != O_RDWR))
     return fail_errno(env, "fcntl", "options.containerFd is not open for reading and writing", EBADF);
   if (S_ISREG(st.st_mode) && (uint64_t)st.st_size < data_offset + data_size) {
-    throw_error(env, "ERR_VAULT_CONTAINER_SHORT", "the container file is shorter than dataOffset + dataSize");
+    vault_throw_error(env, "ERR_VAULT_CONTAINER_SHORT", "the container file is shorter than dataOffset + dataSize");
     return NULL;
   }
 
@@ -1494,18 +1440,18 @@ static napi_value serve(napi_env env, napi_callback_info info) {
   s->mount_dir = realpath(dir_arg, NULL);
   if (s->mount_dir == NULL) {
     snprintf(what, sizeof what, "mount point %s", dir_arg);
-    throw_errno(env, "realpath", what, errno);
+    vault_throw_errno(env, "realpath", what, errno);
     goto fail;
   }
   err = stat(s->mount_dir, &st) != 0 ? errno : S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
   if (err != 0) {
     snprintf(what, sizeof what, "mount point %s", s->mount_dir);
-    throw_errno(env, "stat", what, err);
+    vault_throw_errno(env, "stat", what, err);
     goto fail;
   }
   s->container_fd = fcntl((int)container_fd, F_DUPFD_CLOEXEC, 3);
   if (s->container_fd < 0) {
-    throw_errno(env, "fcntl", "duplicating options.containerFd", errno);
+    vault_throw_errno(env, "fcntl", "duplicating options.containerFd", errno);
     goto fail;
   }
   s->io_fd = s->container_fd;
@@ -1514,22 +1460,22 @@ static napi_value serve(napi_env env, napi_callback_info info) {
   /* The key: straight from the pipe into locked pages. */
   s->key = vault_secure_alloc(VAULT_XTS_KEY_LEN, &err);
   if (s->key == NULL) {
-    throw_errno(env, "mmap/mlock", "cannot allocate locked memory for the key", err);
+    vault_throw_errno(env, "mmap/mlock", "cannot allocate locked memory for the key", err);
     goto fail;
   }
   err = vault_secure_read_fd((int)key_fd, s->key, VAULT_XTS_KEY_LEN, &got);
   if (err == -1) {
     snprintf(what, sizeof what, "reading the key from fd %d: end of file after %zu of %d bytes", (int)key_fd, got,
              VAULT_XTS_KEY_LEN);
-    throw_error(env, "ERR_VAULT_KEY_SHORT_READ", what);
+    vault_throw_error(env, "ERR_VAULT_KEY_SHORT_READ", what);
     goto fail;
   } else if (err != 0) {
     snprintf(what, sizeof what, "reading the key from fd %d", (int)key_fd);
-    throw_errno(env, "read", what, err);
+    vault_throw_errno(env, "read", what, err);
     goto fail;
   }
   if (CRYPTO_memcmp(s->key, s->key + VAULT_XTS_KEY_LEN / 2, VAULT_XTS_KEY_LEN / 2) == 0) {
-    throw_error(env, "ERR_VAULT_XTS_EQUAL_HALVES", "invalid XTS-AES-256 key: its two 32-byte halves are equal");
+    vault_throw_error(env, "ERR_VAULT_XTS_EQUAL_HALVES", "invalid XTS-AES-256 key: its two 32-byte halves are equal");
     goto fail;
   }
 
@@ -1543,13 +1489,13 @@ static napi_value serve(napi_env env, napi_callback_info info) {
     w->xts = vault_xts_ctx_new(s->key);
     if (w->xts == NULL) {
       snprintf(what, sizeof what, "cannot set up an XTS-AES-256 context: %s", vault_xts_error());
-      throw_error(env, "ERR_VAULT_OPENSSL", what);
+      vault_throw_error(env, "ERR_VAULT_OPENSSL", what);
       goto fail;
     }
     w->req_mem = vault_secure_alloc(VF_REQ_MEM, &err);
     if (w->req_mem != NULL) w->data = vault_secure_alloc(w->data_len, &err);
     if (w->req_mem == NULL || w->data == NULL) {
-      throw_errno(env, "mmap/mlock", "cannot allocate locked I/O buffers", err);
+      vault_throw_errno(env, "mmap/mlock", "cannot allocate locked I/O buffers", err);
       goto fail;
     }
     w->req = w->req_mem + VF_REQ_SKEW;
@@ -1558,14 +1504,14 @@ static napi_value serve(napi_env env, napi_callback_info info) {
   install_wake_signal();
   s->dev_fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
   if (s->dev_fd < 0) {
-    throw_errno(env, "open", "/dev/fuse", errno);
+    vault_throw_errno(env, "open", "/dev/fuse", errno);
     goto fail;
   }
 
   if (napi_create_string_utf8(env, "vault:fuse", NAPI_AUTO_LENGTH, &res_name) != napi_ok ||
       napi_create_threadsafe_function(env, NULL, NULL, res_name, 0, 1, s, tsfn_finalize, s, tsfn_call_js,
                                       &s->tsfn) != napi_ok) {
-    throw_napi_failure(env, "napi_create_threadsafe_function");
+    vault_throw_napi_failure(env, ADDON_NAME, "napi_create_threadsafe_function");
     goto fail;
   }
   s->refs++;
@@ -1574,7 +1520,7 @@ static napi_value serve(napi_env env, napi_callback_info info) {
   snprintf(opts, sizeof opts, "fd=%d,rootmode=40000,user_id=0,group_id=0,max_read=%u", s->dev_fd, s->max_request);
   if (mount("vault", s->mount_dir, "fuse.vault", MS_NOSUID | MS_NODEV | (read_only ? MS_RDONLY : 0), opts) != 0) {
     snprintf(what, sizeof what, "mounting FUSE on %s", s->mount_dir);
-    throw_errno(env, "mount", what, errno);
+    vault_throw_errno(env, "mount", what, errno);
     goto fail_running;
   }
   s->mounted = true;
@@ -1590,11 +1536,11 @@ static napi_value serve(napi_env env, napi_callback_info info) {
     uint32_t master = (uint32_t)s->dev_fd;
     int fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
     if (fd < 0) {
-      throw_errno(env, "open", "/dev/fuse (clone)", errno);
+      vault_throw_errno(env, "open", "/dev/fuse (clone)", errno);
       goto fail_running;
     }
     if (ioctl(fd, FUSE_DEV_IOC_CLONE, &master) != 0) {
-      throw_errno(env, "ioctl", "FUSE_DEV_IOC_CLONE", errno);
+      vault_throw_errno(env, "ioctl", "FUSE_DEV_IOC_CLONE", errno);
       close(fd);
       goto fail_running;
     }
@@ -1616,7 +1562,7 @@ static napi_value serve(napi_env env, napi_callback_info info) {
       s->running--;
       pthread_mutex_unlock(&s->life);
       pthread_sigmask(SIG_SETMASK, &old, NULL);
-      throw_errno(env, "pthread_create", "starting FUSE workers", err);
+      vault_throw_errno(env, "pthread_create", "starting FUSE workers", err);
       goto fail_running;
     }
     w->started = true;
@@ -1639,7 +1585,7 @@ static napi_value serve(napi_env env, napi_callback_info info) {
              s->failed ? s->message : "");
     pthread_mutex_unlock(&s->life);
     if (!ok) {
-      throw_errno(env, "read", what, err);
+      vault_throw_errno(env, "read", what, err);
       goto fail_running;
     }
   }
@@ -1647,7 +1593,7 @@ static napi_value serve(napi_env env, napi_callback_info info) {
 
   if (napi_create_external(env, s, session_finalize, NULL, &ext) != napi_ok ||
       napi_type_tag_object(env, ext, &SESSION_TAG) != napi_ok) {
-    throw_napi_failure(env, "napi_create_external");
+    vault_throw_napi_failure(env, ADDON_NAME, "napi_create_external");
     /* Without an External, nothing will call stop(): do it now. */
     teardown(s);
     session_unref(s);
@@ -1682,7 +1628,7 @@ static napi_value wait_session(napi_env env, napi_callback_info info) {
   if (s->finished) {
     result = make_result(env, s);
     if (result == NULL) {
-      throw_napi_failure(env, "make_result");
+      vault_throw_napi_failure(env, ADDON_NAME, "make_result");
       return NULL;
     }
     CHECK(napi_resolve_deferred(env, d, result));
@@ -1692,7 +1638,7 @@ static napi_value wait_session(napi_env env, napi_callback_info info) {
     size_t cap = s->capwaiters ? s->capwaiters * 2 : 4;
     napi_deferred *p = realloc(s->waiters, cap * sizeof *p);
     if (p == NULL) {
-      throw_errno(env, "realloc", "wait", ENOMEM);
+      vault_throw_errno(env, "realloc", "wait", ENOMEM);
       return NULL;
     }
     s->waiters = p;
@@ -1737,7 +1683,7 @@ static napi_value stats_session(napi_env env, napi_callback_info info) {
   if (!set_num(env, obj, "lastIoMs", (double)last) || !set_num(env, obj, "reads", (double)reads) ||
       !set_num(env, obj, "writes", (double)writes) || !set_num(env, obj, "bytesRead", (double)br) ||
       !set_num(env, obj, "bytesWritten", (double)bw) || !set_num(env, obj, "errors", (double)errors)) {
-    throw_napi_failure(env, "napi_set_named_property");
+    vault_throw_napi_failure(env, ADDON_NAME, "napi_set_named_property");
     return NULL;
   }
   {

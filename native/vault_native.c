@@ -22,6 +22,7 @@
 #define NAPI_VERSION 8
 
 #include "secure_mem.h"
+#include "napi_util.h"
 #include "xts_core.h"
 
 #include <errno.h>
@@ -44,71 +45,15 @@
 /* ------------------------------------------------------------------------------------------ */
 /* Errors                                                                                       */
 
-/* An earlier, more specific exception wins over a follow-up one. */
-static bool exception_pending(napi_env env) {
-  bool pending = false;
-  return napi_is_exception_pending(env, &pending) == napi_ok && pending;
-}
-
-static void throw_error(napi_env env, const char *code, const char *msg) {
-  if (!exception_pending(env)) napi_throw_error(env, code, msg);
-}
-
-static void throw_type_error(napi_env env, const char *msg) {
-  if (!exception_pending(env)) napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", msg);
-}
-
-static void throw_range_error(napi_env env, const char *msg) {
-  if (!exception_pending(env)) napi_throw_range_error(env, "ERR_OUT_OF_RANGE", msg);
-}
-
-static void throw_napi_failure(napi_env env, const char *call) {
-  /* Must be read before any other N-API call overwrites it. */
-  const napi_extended_error_info *info = NULL;
-  char msg[256];
-  if (napi_get_last_error_info(env, &info) != napi_ok) info = NULL;
-  snprintf(msg, sizeof msg, "vault_native: %s failed: %s", call,
-           info != NULL && info->error_message != NULL ? info->error_message : "unknown N-API error");
-  throw_error(env, "ERR_VAULT_NAPI", msg);
-}
-
-/* Throws an Error shaped like Node's own system errors: code "EPIPE" etc., errno, syscall. */
-static void throw_errno(napi_env env, const char *syscall, const char *what, int err) {
-  char msg[256];
-  const char *name = NULL;
-  napi_value code, text, error, num, sys;
-#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 32))
-  name = strerrorname_np(err);
-#endif
-  if (name == NULL) name = "ERR_VAULT_SYSCALL";
-  if (exception_pending(env)) return;
-  snprintf(msg, sizeof msg, "%s: %s (%s)", what, strerror(err), syscall);
-  if (napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &code) != napi_ok ||
-      napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &text) != napi_ok ||
-      napi_create_error(env, code, text, &error) != napi_ok ||
-      napi_create_int32(env, -err, &num) != napi_ok ||  /* negative, like libuv / Node */
-      napi_set_named_property(env, error, "errno", num) != napi_ok ||
-      napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &sys) != napi_ok ||
-      napi_set_named_property(env, error, "syscall", sys) != napi_ok ||
-      napi_throw(env, error) != napi_ok) {
-    throw_error(env, name, msg);
-  }
-}
-
-/* Every N-API call is checked; a failure throws and leaves through `label` (or returns NULL,
-   which N-API turns into `undefined` with the exception pending). */
+/* vault_throw_* live in napi_util.c (shared with vault_fuse). A failed N-API call throws and
+   leaves through `label`. */
+#define ADDON_NAME "vault_native"
+#define CHECK VAULT_CHECK
 #define CHECK_GOTO(call, label)                                                                 \
   do {                                                                                          \
     if ((call) != napi_ok) {                                                                    \
-      throw_napi_failure(env, #call);                                                           \
+      vault_throw_napi_failure(env, ADDON_NAME, #call);                                         \
       goto label;                                                                               \
-    }                                                                                           \
-  } while (0)
-#define CHECK(call)                                                                             \
-  do {                                                                                          \
-    if ((call) != napi_ok) {                                                                    \
-      throw_napi_failure(env, #call);                                                           \
-      return NULL;                                                                              \
     }                                                                                           \
   } while (0)
 
@@ -118,13 +63,13 @@ static void throw_errno(napi_env env, const char *syscall, const char *what, int
 static bool get_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv) {
   size_t argc = want;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) {
-    throw_napi_failure(env, "napi_get_cb_info");
+    vault_throw_napi_failure(env, ADDON_NAME, "napi_get_cb_info");
     return false;
   }
   if (argc < want) {
     char msg[64];
     snprintf(msg, sizeof msg, "expected %zu arguments, got %zu", want, argc);
-    throw_type_error(env, msg);
+    vault_throw_type_error(env, msg);
     return false;
   }
   return true;
@@ -137,16 +82,16 @@ static bool get_bytes(napi_env env, napi_value v, const char *what, uint8_t **da
   void *p = NULL;
   char msg[96];
   if (napi_is_typedarray(env, v, &is_ta) != napi_ok) {
-    throw_napi_failure(env, "napi_is_typedarray");
+    vault_throw_napi_failure(env, ADDON_NAME, "napi_is_typedarray");
     return false;
   }
   if (is_ta && napi_get_typedarray_info(env, v, &type, len, &p, NULL, NULL) != napi_ok) {
-    throw_napi_failure(env, "napi_get_typedarray_info");
+    vault_throw_napi_failure(env, ADDON_NAME, "napi_get_typedarray_info");
     return false;
   }
   if (!is_ta || type != napi_uint8_array) {
     snprintf(msg, sizeof msg, "%s must be a Uint8Array or Buffer", what);
-    throw_type_error(env, msg);
+    vault_throw_type_error(env, msg);
     return false;
   }
   *data = p;
@@ -158,11 +103,11 @@ static bool get_number(napi_env env, napi_value v, const char *what, double *out
   napi_status st = napi_get_value_double(env, v, out);
   if (st == napi_number_expected) {
     snprintf(msg, sizeof msg, "%s must be a number", what);
-    throw_type_error(env, msg);
+    vault_throw_type_error(env, msg);
     return false;
   }
   if (st != napi_ok) {
-    throw_napi_failure(env, "napi_get_value_double");
+    vault_throw_napi_failure(env, ADDON_NAME, "napi_get_value_double");
     return false;
   }
   return true;
@@ -175,7 +120,7 @@ static bool get_index(napi_env env, napi_value v, const char *what, double max, 
   if (!get_number(env, v, what, &d)) return false;
   if (!(d >= 0 && d <= max) || (double)(uint64_t)d != d) {
     snprintf(msg, sizeof msg, "%s must be an integer in [0, %.0f], got %g", what, max, d);
-    throw_range_error(env, msg);
+    vault_throw_range_error(env, msg);
     return false;
   }
   *out = (size_t)d;
@@ -194,11 +139,11 @@ static bool get_bool(napi_env env, napi_value v, const char *what, bool *out) {
   napi_status st = napi_get_value_bool(env, v, out);
   if (st == napi_boolean_expected) {
     snprintf(msg, sizeof msg, "%s must be a boolean", what);
-    throw_type_error(env, msg);
+    vault_throw_type_error(env, msg);
     return false;
   }
   if (st != napi_ok) {
-    throw_napi_failure(env, "napi_get_value_bool");
+    vault_throw_napi_failure(env, ADDON_NAME, "napi_get_value_bool");
     return false;
   }
   return true;
@@ -211,16 +156,16 @@ static bool get_u64(napi_env env, napi_value v, const char *what, uint64_t *out)
   napi_status st = napi_get_value_bigint_uint64(env, v, out, &lossless);
   if (st == napi_bigint_expected) {
     snprintf(msg, sizeof msg, "%s must be a bigint", what);
-    throw_type_error(env, msg);
+    vault_throw_type_error(env, msg);
     return false;
   }
   if (st != napi_ok) {
-    throw_napi_failure(env, "napi_get_value_bigint_uint64");
+    vault_throw_napi_failure(env, ADDON_NAME, "napi_get_value_bigint_uint64");
     return false;
   }
   if (!lossless) {  /* negative, or does not fit in 64 bits */
     snprintf(msg, sizeof msg, "%s must be in [0, 2^64)", what);
-    throw_range_error(env, msg);
+    vault_throw_range_error(env, msg);
     return false;
   }
   return true;
@@ -279,18 +224,18 @@ static napi_value key_wrap(napi_env env, vault_key *k) {
       CRYPTO_memcmp(k->mem, k->mem + VAULT_XTS_KEY_LEN / 2, VAULT_XTS_KEY_LEN / 2) == 0) {
     key_wipe(k);
     free(k);
-    throw_error(env, "ERR_VAULT_XTS_EQUAL_HALVES",
+    vault_throw_error(env, "ERR_VAULT_XTS_EQUAL_HALVES",
                 "invalid XTS-AES-256 key: its two 32-byte halves are equal");
     return NULL;
   }
   if (napi_create_external(env, k, key_finalize, NULL, &ext) != napi_ok) {
-    throw_napi_failure(env, "napi_create_external");
+    vault_throw_napi_failure(env, ADDON_NAME, "napi_create_external");
     key_wipe(k);
     free(k);
     return NULL;
   }
   if (napi_type_tag_object(env, ext, &KEY_TAG) != napi_ok) {
-    throw_napi_failure(env, "napi_type_tag_object");
+    vault_throw_napi_failure(env, ADDON_NAME, "napi_type_tag_object");
     key_wipe(k);  /* the finalizer frees k when the External is collected */
     return NULL;
   }
@@ -302,28 +247,28 @@ static bool key_unwrap(napi_env env, napi_value v, bool allow_disposed, vault_ke
   bool tagged = false;
   void *p = NULL;
   if (napi_typeof(env, v, &t) != napi_ok) {
-    throw_napi_failure(env, "napi_typeof");
+    vault_throw_napi_failure(env, ADDON_NAME, "napi_typeof");
     return false;
   }
   if (t != napi_external) {
-    throw_type_error(env, "expected a native key handle");
+    vault_throw_type_error(env, "expected a native key handle");
     return false;
   }
   if (napi_check_object_type_tag(env, v, &KEY_TAG, &tagged) != napi_ok) {
-    throw_napi_failure(env, "napi_check_object_type_tag");
+    vault_throw_napi_failure(env, ADDON_NAME, "napi_check_object_type_tag");
     return false;
   }
   if (!tagged) {
-    throw_type_error(env, "expected a native key handle");
+    vault_throw_type_error(env, "expected a native key handle");
     return false;
   }
   if (napi_get_value_external(env, v, &p) != napi_ok) {
-    throw_napi_failure(env, "napi_get_value_external");
+    vault_throw_napi_failure(env, ADDON_NAME, "napi_get_value_external");
     return false;
   }
   *out = p;
   if ((*out)->disposed && !allow_disposed) {
-    throw_error(env, "ERR_VAULT_KEY_DISPOSED", "the key handle has been disposed");
+    vault_throw_error(env, "ERR_VAULT_KEY_DISPOSED", "the key handle has been disposed");
     return false;
   }
   return true;
@@ -334,7 +279,7 @@ static bool get_key_length(napi_env env, napi_value v, size_t *len) {
   if (!get_index(env, v, "key length", (double)KEY_MAX_LEN, len)) return false;
   if (*len == 0) {
     snprintf(msg, sizeof msg, "key length must be in [1, %d]", KEY_MAX_LEN);
-    throw_range_error(env, msg);
+    vault_throw_range_error(env, msg);
     return false;
   }
   return true;
@@ -352,14 +297,14 @@ static napi_value key_from_bytes(napi_env env, napi_callback_info info) {
   if (!get_args(env, info, 1, argv) || !get_bytes(env, argv[0], "key bytes", &src, &len)) return NULL;
   if (len == 0 || len > KEY_MAX_LEN) {
     snprintf(msg, sizeof msg, "key length must be in [1, %d]", KEY_MAX_LEN);
-    throw_range_error(env, msg);
+    vault_throw_range_error(env, msg);
     return NULL;
   }
   k = key_alloc(len, &err);
   if (k != NULL) memcpy(k->mem, src, len);
   OPENSSL_cleanse(src, len);
   if (k == NULL) {
-    throw_errno(env, "mmap/mlock", "cannot allocate locked memory for a key", err);
+    vault_throw_errno(env, "mmap/mlock", "cannot allocate locked memory for a key", err);
     return NULL;
   }
   return key_wrap(env, k);
@@ -377,7 +322,7 @@ static napi_value key_from_fd(napi_env env, napi_callback_info info) {
     return NULL;
   k = key_alloc(len, &err);
   if (k == NULL) {
-    throw_errno(env, "mmap/mlock", "cannot allocate locked memory for a key", err);
+    vault_throw_errno(env, "mmap/mlock", "cannot allocate locked memory for a key", err);
     return NULL;
   }
   err = vault_secure_read_fd(fd, k->mem, len, &got);
@@ -386,10 +331,10 @@ static napi_value key_from_fd(napi_env env, napi_callback_info info) {
     free(k);
     if (err == -1) {
       snprintf(msg, sizeof msg, "reading a key from fd %d: end of file after %zu of %zu bytes", fd, got, len);
-      throw_error(env, "ERR_VAULT_KEY_SHORT_READ", msg);
+      vault_throw_error(env, "ERR_VAULT_KEY_SHORT_READ", msg);
     } else {
       snprintf(msg, sizeof msg, "reading a key from fd %d", fd);
-      throw_errno(env, "read", msg, err);
+      vault_throw_errno(env, "read", msg, err);
     }
     return NULL;
   }
@@ -408,7 +353,7 @@ static napi_value key_to_fd(napi_env env, napi_callback_info info) {
   err = vault_secure_write_fd(fd, k->mem, k->len);
   if (err != 0) {
     snprintf(msg, sizeof msg, "writing a key to fd %d", fd);
-    throw_errno(env, "write", msg, err);
+    vault_throw_errno(env, "write", msg, err);
   }
   return NULL;
 }
@@ -433,7 +378,7 @@ static napi_value key_copy_to(napi_env env, napi_callback_info info) {
       !get_bytes(env, argv[1], "target", &dst, &len))
     return NULL;
   if (len != k->len) {
-    throw_range_error(env, "target length must equal the key length");
+    vault_throw_range_error(env, "target length must equal the key length");
     return NULL;
   }
   memcpy(dst, k->mem, len);
@@ -510,24 +455,24 @@ static bool xts_parse(napi_env env, napi_callback_info info, napi_value *argv, v
   if ((*key)->len != VAULT_XTS_KEY_LEN) {
     snprintf(msg, sizeof msg, "XTS-AES-256 needs a %d-byte key, this handle holds %zu bytes", VAULT_XTS_KEY_LEN,
              (*key)->len);
-    throw_range_error(env, msg);
+    vault_throw_range_error(env, msg);
     return false;
   }
   if (j->sector < VAULT_XTS_BLOCK || j->sector % VAULT_XTS_BLOCK != 0) {
     snprintf(msg, sizeof msg, "sectorSize must be a multiple of 16 in [16, %d], got %zu", VAULT_XTS_MAX_SECTOR,
              j->sector);
-    throw_range_error(env, msg);
+    vault_throw_range_error(env, msg);
     return false;
   }
   if (j->len == 0 || j->len % j->sector != 0) {
     snprintf(msg, sizeof msg, "buffer length %zu is not a positive multiple of sectorSize %zu", j->len, j->sector);
-    throw_range_error(env, msg);
+    vault_throw_range_error(env, msg);
     return false;
   }
   /* The tweak of the last sector must still fit in 64 bits. */
   if (__builtin_mul_overflow((uint64_t)(j->len / j->sector - 1), j->step, &last) ||
       __builtin_add_overflow(last, j->first_tweak, &last)) {
-    throw_range_error(env, "firstTweak + (sectors - 1) * tweakStep exceeds 2^64 - 1");
+    vault_throw_range_error(env, "firstTweak + (sectors - 1) * tweakStep exceeds 2^64 - 1");
     return false;
   }
   j->key = (*key)->mem;
@@ -542,7 +487,7 @@ static napi_value xts_sync(napi_env env, napi_callback_info info) {
   xts_job j;
   char err[256];
   if (!xts_parse(env, info, argv, &k, &j)) return NULL;
-  if (!xts_run(&j, err, sizeof err)) throw_error(env, "ERR_VAULT_OPENSSL", err);
+  if (!xts_run(&j, err, sizeof err)) vault_throw_error(env, "ERR_VAULT_OPENSSL", err);
   return NULL;
 }
 
@@ -603,7 +548,7 @@ static napi_value xts_async_start(napi_env env, napi_callback_info info) {
   napi_value argv[6], name, promise, e;
   xts_async *a = calloc(1, sizeof *a);
   if (a == NULL) {
-    throw_errno(env, "calloc", "xtsAsync", ENOMEM);
+    vault_throw_errno(env, "calloc", "xtsAsync", ENOMEM);
     return NULL;
   }
   if (!xts_parse(env, info, argv, &a->key, &a->job)) goto fail;
@@ -615,7 +560,7 @@ static napi_value xts_async_start(napi_env env, napi_callback_info info) {
   if (napi_queue_async_work(env, a->work) != napi_ok) {
     /* A deferred is only released by settling it. */
     e = make_error(env, "ERR_VAULT_NAPI", "vault_native: napi_queue_async_work failed");
-    if (e == NULL || napi_reject_deferred(env, a->deferred, e) != napi_ok) throw_napi_failure(env, "napi_reject_deferred");
+    if (e == NULL || napi_reject_deferred(env, a->deferred, e) != napi_ok) vault_throw_napi_failure(env, ADDON_NAME, "napi_reject_deferred");
     xts_async_free(env, a);
     return promise;
   }
@@ -633,7 +578,7 @@ fail:
    reads need CAP_SYS_PTRACE. */
 static napi_value harden_process(napi_env env, napi_callback_info info) {
   (void)info;
-  if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) throw_errno(env, "prctl", "PR_SET_DUMPABLE", errno);
+  if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) vault_throw_errno(env, "prctl", "PR_SET_DUMPABLE", errno);
   return NULL;
 }
 
@@ -643,7 +588,7 @@ static napi_value is_dumpable(napi_env env, napi_callback_info info) {
   int r = prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
   (void)info;
   if (r < 0) {
-    throw_errno(env, "prctl", "PR_GET_DUMPABLE", errno);
+    vault_throw_errno(env, "prctl", "PR_GET_DUMPABLE", errno);
     return NULL;
   }
   CHECK(napi_get_boolean(env, r != 0, &result));
@@ -672,7 +617,7 @@ static napi_value make_pipe(napi_env env, napi_callback_info info) {
   int fds[2];
   (void)info;
   if (pipe2(fds, O_CLOEXEC) != 0) {
-    throw_errno(env, "pipe2", "pipe", errno);
+    vault_throw_errno(env, "pipe2", "pipe", errno);
     return NULL;
   }
   CHECK_GOTO(napi_create_array_with_length(env, 2, &result), fail);
