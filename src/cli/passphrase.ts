@@ -13,12 +13,6 @@ import { wipe } from '../crypto/wipe.js';
 
 const MAX_PASSPHRASE = 64 * 1024;
 
-/** Reads all of standard input (up to 64 KiB + 1) and strips exactly one trailing newline. */
-export function readPassphraseFromStdin(): Buffer {
-  const lines = readStdinLines(1);
-  return lines[0]!;
-}
-
 /**
  * Reads `count` newline-terminated passphrases from stdin (for commands that need an old and a new
  * one). The last may lack its newline. With count = 1 the whole input is one passphrase.

@@ -11,14 +11,6 @@ export function parseSize(text: string): number {
   return bytes;
 }
 
-/** Parses durations like `15m`, `3s`, `1h`, `90` (seconds). */
-export function parseDuration(text: string): number {
-  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$/i.exec(text);
-  if (!m) throw new VaultError('usage', `invalid duration "${text}"`, 'use e.g. 30s, 15m or 2h');
-  const mult: Record<string, number> = { ms: 0.001, s: 1, m: 60, h: 3600, d: 86400 };
-  return Number(m[1]) * mult[(m[2] ?? 's').toLowerCase()]!;
-}
-
 export function formatSize(bytes: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
   let v = bytes;

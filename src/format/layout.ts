@@ -3,7 +3,6 @@
  */
 import { VaultError } from '../errors.js';
 import { DEFAULT_DATA_OFFSET, HEADER_SIZE, MAX_CONTAINER_BYTES, type SectorSize } from './constants.js';
-import type { Header } from './types.js';
 
 export interface Geometry {
   sectorSize: SectorSize;
@@ -29,8 +28,4 @@ export function secondaryOffset(g: Pick<Geometry, 'dataOffset' | 'dataSize'>): n
 
 export function containerFileSize(g: Pick<Geometry, 'dataOffset' | 'dataSize'>): number {
   return g.dataOffset + g.dataSize + HEADER_SIZE;
-}
-
-export function sectorCount(h: Pick<Header, 'dataSize' | 'sectorSize'>): number {
-  return h.dataSize / h.sectorSize;
 }

@@ -33,7 +33,9 @@ export function requireRoot(what: string): void {
     throw new VaultError('privilege', `${what} needs root privileges`, `run it with sudo: sudo vault ${what.replace(/^vault /, '')}`);
 }
 
-function requireFuse(): void {
+/** Everything mounting needs, checked before any passphrase is asked or any container written. */
+export function requireMountPrivileges(what: string): void {
+  requireRoot(what);
   if (!existsSync('/dev/fuse'))
     throw new VaultError('missing-component', '/dev/fuse is missing: the FUSE kernel module is not loaded', 'run `modprobe fuse` as root');
 }
@@ -68,8 +70,7 @@ export function openLocked(containerPath: string, readOnly: boolean): ContainerF
 }
 
 export async function mountVolume(o: MountOptions): Promise<VolumeRecord> {
-  requireRoot('vault mount');
-  requireFuse();
+  requireMountPrivileges('vault mount');
   const c = openLocked(resolveContainer(o.container), o.readOnly);
   try {
     const input = await o.kdfInput();
@@ -91,11 +92,10 @@ export type MountUnlockedOptions = Omit<MountOptions, 'container' | 'kdfInput'>;
 
 /**
  * Mounts a container that is already open, locked and unlocked (used by mount, and by create to
- * format through the same path). Consumes `key`. On failure, undoes every step it took.
+ * format through the same path). Consumes `key`. On failure, undoes every step it took. The caller
+ * has checked requireMountPrivileges() before asking for secrets.
  */
 export async function mountUnlocked(c: ContainerFile, header: Header, key: KeyHandle, o: MountUnlockedOptions): Promise<VolumeRecord> {
-  requireRoot('vault mount');
-  requireFuse();
   const undo = new UndoStack();
   try {
     const record = await startVolume(c, header, key, o, undo);

@@ -11,7 +11,6 @@ import { parseHeaderCopy } from '../format/header.js';
 import { secondaryOffset } from '../format/layout.js';
 import type { Header, KdfParams } from '../format/types.js';
 import { createKeyslot, emptyKeyslot } from '../crypto/keyslot.js';
-import { verifyHeaderMac } from '../crypto/master-key.js';
 import { candidateHeaders, readHeaderCopies, writeHeaderUpdate, type ContainerFile, type UnlockResult } from './container.js';
 import { readAtSync, writeAllSync } from './fd-io.js';
 
@@ -68,21 +67,15 @@ export function checkSlotIndex(slot: number): void {
 
 /** A header backup file: the primary copy then the secondary copy, 8192 bytes (spec §10). */
 export function writeHeaderBackup(c: ContainerFile, file: string): { uuid: Buffer } {
-  const { candidates } = candidateHeaders(c, readHeaderCopies(c));
+  const read = readHeaderCopies(c);
+  const { candidates } = candidateHeaders(c, read); // throws when neither copy is usable
   const newest = candidates[0]!;
-  const primary = readAtSync(c.fd, HEADER_SIZE, 0);
-  const secondary = readAtSync(c.fd, HEADER_SIZE, secondaryOffset(newest));
-  // Back up valid bytes only: a damaged copy is replaced by its valid sibling's contents, so the
-  // backup restores to a healthy container. Both copies are authenticated at restore time by MAC.
-  const copies = [primary, secondary].map((bytes, i) => {
-    try {
-      parseHeaderCopy(bytes, i as 0 | 1);
-      return bytes;
-    } catch {
-      return null;
-    }
-  });
-  if (!copies[0] && !copies[1]) throw new VaultError('headers-damaged', 'both headers are damaged; there is nothing to back up');
+  // Back up valid copies only, as they are on disk; a damaged copy becomes zeros (spec §10), and the
+  // restore rebuilds nothing from it. Restored copies are authenticated by MAC at the next unlock.
+  const copies = [
+    read.primary.ok ? readAtSync(c.fd, HEADER_SIZE, 0) : null,
+    read.secondary.ok ? readAtSync(c.fd, HEADER_SIZE, secondaryOffset(read.secondary.header)) : null,
+  ];
   let fd: number;
   try {
     fd = openSync(file, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, 0o600);
@@ -140,10 +133,9 @@ export function restoreHeaders(c: ContainerFile, backup: BackupContents): void {
 }
 
 /**
- * Rewrites both copies from the copy that unlocked (MAC verified), repairing a damaged or stale one.
- * Returns which copies were rewritten.
+ * Rewrites both copies from the copy that unlocked (unlockContainer has verified its MAC),
+ * repairing a damaged or stale one. Returns the header as written.
  */
 export function repairHeaders(c: ContainerFile, u: UnlockResult): Header {
-  verifyHeaderMac(u.masterKey, u.header);
   return writeHeaderUpdate(c, u.header, u.masterKey, u.header.copy);
 }

@@ -5,7 +5,7 @@ import { VaultError } from '../../errors.js';
 import { DEFAULT_SECTOR_SIZE, type SectorSize } from '../../format/constants.js';
 import { finishContainer, writeNewContainer } from '../../volume/create.js';
 import { closeContainer } from '../../volume/container.js';
-import { dismountVolume, mountUnlocked, openLocked, requireRoot } from '../../mount/lifecycle.js';
+import { dismountVolume, mountUnlocked, openLocked, requireMountPrivileges } from '../../mount/lifecycle.js';
 import { makeFilesystem, type FsType } from '../../mount/filesystem.js';
 import { records } from '../../mount/state.js';
 import { gatherKdfInput } from '../secrets.js';
@@ -44,7 +44,7 @@ export function registerCreate(program: Command): void {
       const sectorSize = Number(o.sectorSize) as SectorSize;
       if (sectorSize !== 512 && sectorSize !== 4096) throw new VaultError('usage', '--sector-size must be 512 or 4096');
       const abs = path.resolve(target);
-      if (o.fs !== 'none') requireRoot('vault create');
+      if (o.fs !== 'none') requireMountPrivileges('vault create');
       if (existsSync(abs)) {
         if (!o.force) throw new VaultError('exists', `${abs} already exists`, 'use --force to overwrite it');
         if (records().some((r) => r.container === abs)) throw new VaultError('busy', `${abs} is mounted; dismount it first`);
