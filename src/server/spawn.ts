@@ -46,7 +46,9 @@ export async function startServer(config: ServerConfig, containerFd: number, key
     }
   } else {
     const keyStream = (child.stdio as unknown[])[4] as NodeJS.WritableStream;
-    key.withBytes((bytes) => keyStream.end(Buffer.from(bytes)));
+    // The stream keeps the buffer until it is flushed into the pipe; wipe it then.
+    const copy = key.withBytes((bytes) => Buffer.from(bytes));
+    keyStream.end(copy, () => copy.fill(0));
   }
   const status = await readStatus(child);
   child.unref();
