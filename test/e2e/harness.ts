@@ -14,7 +14,16 @@ import { afterAll, afterEach, beforeAll, describe, expect } from 'vitest';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const CLI = path.join(ROOT, 'dist/src/cli/main.js');
-export const RUN_DIR = '/run/vault';
+/**
+ * Where the volumes under test keep their state. A run may set VAULT_RUN_DIR and VAULT_E2E_TAG to
+ * isolate itself from other runs on the same machine (parallel development worktrees): it then
+ * judges only its own run directory and temp dirs as leftovers.
+ */
+export const RUN_DIR = process.env.VAULT_RUN_DIR ?? '/run/vault';
+const TAG = process.env.VAULT_E2E_TAG ? `${process.env.VAULT_E2E_TAG}-` : '';
+export const TMP_PREFIX = `/tmp/vault-e2e-${TAG}`;
+/** The default mount base is shared by every run; only an untagged run judges it. */
+const CHECK_MEDIA = TAG === '';
 
 /** Cheap KDF for tests, through the documented flags (spec bounds allow 1 MiB, 1 pass). */
 export const FAST_KDF = ['--kdf-memory', '8', '--kdf-iterations', '1', '--kdf-parallelism', '1'];
@@ -86,7 +95,7 @@ export function ok(r: VaultResult, what = 'vault'): VaultResult {
 }
 
 export function tempDir(prefix: string): string {
-  return mkdtempSync(path.join('/tmp', `vault-e2e-${prefix}-`));
+  return mkdtempSync(`${TMP_PREFIX}${prefix}-`);
 }
 
 export function sha256File(file: string): string {
@@ -99,7 +108,7 @@ export function sha256File(file: string): string {
  * of other run directories (a benchmark's VAULT_RUN_DIR) are not ours to judge.
  */
 export function leftovers(): string[] {
-  const ours = (p: string) => p.startsWith(RUN_DIR + '/') || p.startsWith('/media/vault/') || p.startsWith('/tmp/vault-e2e-');
+  const ours = (p: string) => p.startsWith(RUN_DIR + '/') || (CHECK_MEDIA && p.startsWith('/media/vault/')) || p.startsWith(TMP_PREFIX);
   const found: string[] = [];
   for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
     const f = line.split(' ');
@@ -108,7 +117,7 @@ export function leftovers(): string[] {
     if (ours(mp)) found.push(`mount ${mp} (${fstype})`);
   }
   const loops = spawnSync('losetup', ['-a'], { encoding: 'utf8' }).stdout;
-  for (const l of loops.split('\n')) if (l.includes(`(${RUN_DIR}/`) || l.includes('(/tmp/vault-e2e-')) found.push(`loop ${l}`);
+  for (const l of loops.split('\n')) if (l.includes(`(${RUN_DIR}/`) || l.includes(`(${TMP_PREFIX}`)) found.push(`loop ${l}`);
   for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
     try {
       const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { FAST_KDF, e2eSuite, forEachEngine, leftovers, ok, sha256File, vault } from './harness.js';
+import { FAST_KDF, RUN_DIR, e2eSuite, forEachEngine, leftovers, ok, sha256File, vault } from './harness.js';
 
 const suite = e2eSuite('mount-safety');
 const run = suite.run;
@@ -26,7 +26,7 @@ forEachEngine(suite, () => {
       ok(vault(['mount', file, '--password-stdin'], PW));
       const v = JSON.parse(ok(vault(['list', '--json'])).stdout)[0];
       expect(statSync(path.dirname(v.fuseDir)).mode & 0o777).toBe(0o700);
-      expect(statSync('/run/vault').mode & 0o777).toBe(0o700);
+      expect(statSync(RUN_DIR).mode & 0o777).toBe(0o700);
       expect(statSync(v.blockFile).mode & 0o777).toBe(0o600);
       const asNobody = spawnSync('head', ['-c', '16', v.blockFile], { uid: NOBODY, gid: NOBODY, encoding: 'utf8' });
       expect(asNobody.status).not.toBe(0);
