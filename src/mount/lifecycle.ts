@@ -23,6 +23,7 @@ import {
   createVolumeDir, newVolumeId, processStartTime, readRecords, records, removeVolumeDir, saveRecord, serverAlive,
   volumeDir, volumeDirAgeMs, type VolumeRecord,
 } from './state.js';
+import { NO_POLICY, type DismountPolicy } from './policy.js';
 import { UndoStack } from './undo.js';
 import { run } from './run.js';
 
@@ -52,6 +53,8 @@ export interface MountOptions {
   /** Owner for FAT/exFAT mounts (the user who ran sudo). */
   owner?: { uid: number; gid: number };
   signal?: AbortSignal;
+  /** When the volume closes by itself: on lock/sleep (through `vault watch`) and after idle time. */
+  policy?: DismountPolicy;
 }
 
 function checkAborted(signal?: AbortSignal): void {
@@ -125,6 +128,7 @@ async function startVolume(c: ContainerFile, header: Header, key: KeyHandle, o: 
     firstTweak: '0',
     tweakStep: '1',
     engine: serverEngine(o.warn),
+    idleSeconds: o.policy?.idleSeconds ?? null,
   };
   let server;
   try {
@@ -156,6 +160,7 @@ async function startVolume(c: ContainerFile, header: Header, key: KeyHandle, o: 
     serverPid: server.pid,
     serverStartTime: server.startTime,
     mountedAt: new Date().toISOString(),
+    policy: o.policy ?? NO_POLICY,
   };
 
   if (!o.noFilesystem) {
