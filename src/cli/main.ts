@@ -16,6 +16,7 @@ import { registerKeyfile } from './commands/keyfile.js';
 import { registerHeader } from './commands/header.js';
 import { registerInfo } from './commands/info.js';
 import { registerBenchmark } from './commands/benchmark.js';
+import { registerWatch } from './commands/watch.js';
 
 const debug = process.argv.includes('--debug');
 
@@ -44,6 +45,7 @@ export function buildProgram(): Command {
   registerHeader(program);
   registerInfo(program);
   registerBenchmark(program);
+  registerWatch(program);
   const all = (c: Command): Command[] => [c, ...c.commands.flatMap(all)];
   for (const c of all(program)) c.exitOverride();
   return program;
