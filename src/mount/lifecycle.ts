@@ -290,6 +290,7 @@ export async function dismountVolume(r: VolumeRecord, force: boolean): Promise<D
       const ended = await endProcesses(holders);
       for (const h of ended.terminated) actions.push(`ended pid ${h.pid} (${h.command}) with SIGTERM`);
       for (const h of ended.killed) actions.push(`killed pid ${h.pid} (${h.command}) with SIGKILL`);
+      for (const h of ended.survived) actions.push(`pid ${h.pid} (${h.command}) outlived SIGKILL (stuck in the kernel)`);
       res = unmountFilesystem(r.mountpoint);
     }
     if (!res.ok) {

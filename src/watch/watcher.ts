@@ -79,6 +79,9 @@ export function startWatcher(buses: BusChoice, log: (m: string) => void): Watche
       onDisconnect: () => {
         if (logindOwner === undefined) return;
         logindOwner = undefined;
+        // A resume may have been missed while disconnected; awake is the safe assumption, as an
+        // inhibitor taken needlessly only delays a suspend that is under way, briefly.
+        asleep = false;
         retake(); // releases: that descriptor's logind is gone
       },
       log,
