@@ -4,20 +4,27 @@
  * plays logind (template `logind`) or the GNOME screen saver (template `gnome_screensaver`).
  * Everything started here is stopped by stopAll(), which the tests call after each test.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, rmSync } from 'node:fs';
+import { spawn, spawnSync, type ChildProcess, type SpawnSyncReturns } from 'node:child_process';
+import { chmodSync, copyFileSync, existsSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { ROOT } from './harness.js';
 
 const BUS_CONF = path.join(ROOT, 'test/e2e/dbus/test-bus.conf');
+/** A session bus as dbus-daemon's own session.conf sets it up: only its owner may connect. */
+const OWNER_ONLY_CONF = path.join(ROOT, 'test/e2e/dbus/owner-only-bus.conf');
+
+export interface User {
+  uid: number;
+  gid: number;
+}
 /** Debian's interpreter: python3 on PATH may be another one (pyenv) without the dbusmock package. */
 export const DEBIAN_PYTHON = '/usr/bin/python3';
 
 const started = new Set<ChildProcess>();
 
-/** Starts `argv` and remembers it for stopAll(). */
-function launch(argv: string[], env: Record<string, string>): ChildProcess {
-  const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+/** Starts `argv` (as `user` if given) and remembers it for stopAll(). */
+function launch(argv: string[], env: Record<string, string>, user?: User): ChildProcess {
+  const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env }, ...(user ?? {}) });
   started.add(child);
   child.on('exit', () => started.delete(child));
   return child;
@@ -43,7 +50,10 @@ export async function waitFor(what: string, cond: () => boolean, timeoutMs = 15_
   return Date.now() - t0;
 }
 
-/** A private dbus-daemon listening on a socket in `dir`; restartable on the same address. */
+/**
+ * A private dbus-daemon listening on a socket in `dir`; restartable on the same address. With
+ * `owner`, it is a user's session bus: run by that user, and closed to everyone else, root too.
+ */
 export class TestBus {
   readonly socket: string;
   private daemon: ChildProcess | null = null;
@@ -52,6 +62,7 @@ export class TestBus {
     dir: string,
     name: string,
     readonly kind: 'system' | 'session',
+    readonly owner?: User,
   ) {
     this.socket = path.join(dir, `${name}.sock`);
   }
@@ -67,7 +78,14 @@ export class TestBus {
 
   async start(): Promise<void> {
     rmSync(this.socket, { force: true });
-    this.daemon = launch(['dbus-daemon', `--config-file=${BUS_CONF}`, `--address=${this.address}`, '--nofork', '--nopidfile'], {});
+    let conf = BUS_CONF;
+    if (this.owner) {
+      // The daemon runs as the owner, who may not be able to read the checkout.
+      conf = path.join(path.dirname(this.socket), path.basename(OWNER_ONLY_CONF));
+      copyFileSync(OWNER_ONLY_CONF, conf);
+      chmodSync(conf, 0o644);
+    }
+    this.daemon = launch(['dbus-daemon', `--config-file=${conf}`, `--address=${this.address}`, '--nofork', '--nopidfile'], {}, this.owner);
     await waitFor(`dbus-daemon on ${this.socket}`, () => existsSync(this.socket), 10_000);
   }
 
@@ -77,28 +95,34 @@ export class TestBus {
     this.daemon = null;
   }
 
-  /** `gdbus call` on this bus; returns its output (a GVariant text) or throws with its error. */
+  /** `gdbus call` on this bus (as its owner); returns its output (a GVariant text) or throws with its error. */
   call(dest: string, objectPath: string, method: string, ...args: string[]): string {
-    const r = spawnSync('gdbus', ['call', `--${this.kind}`, '--dest', dest, '--object-path', objectPath, '--method', method, ...args], {
+    const r = this.gdbus(['call', `--${this.kind}`, '--dest', dest, '--object-path', objectPath, '--method', method, ...args]);
+    if (r.status !== 0) throw new Error(`gdbus call ${method}: ${r.stderr.trim() || r.error?.message}`);
+    return r.stdout.trim();
+  }
+
+  /** Runs gdbus on this bus, as the bus's owner if it has one. */
+  gdbus(args: string[], asOwner = true): SpawnSyncReturns<string> {
+    return spawnSync('gdbus', args, {
       encoding: 'utf8',
       env: { ...process.env, ...this.env },
       timeout: 10_000,
+      ...(asOwner && this.owner ? this.owner : {}),
     });
-    if (r.status !== 0) throw new Error(`gdbus call ${method}: ${r.stderr.trim() || r.error?.message}`);
-    return r.stdout.trim();
   }
 
   /** Starts python-dbusmock with `template` and waits until it owns `name`. */
   async mock(template: string, name: string): Promise<ChildProcess> {
     const argv = [DEBIAN_PYTHON, '-m', 'dbusmock', ...(this.kind === 'system' ? ['--system'] : []), '--template', template];
-    const child = launch(argv, this.env);
+    const child = launch(argv, this.env, this.owner);
     let stderr = '';
     child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
     await waitFor(
       `dbusmock ${template} to own ${name}`,
       () => {
         if (child.exitCode !== null) throw new Error(`dbusmock ${template} exited: ${stderr}`);
-        return spawnSync('gdbus', ['introspect', `--${this.kind}`, '--dest', name, '--object-path', '/'], { env: { ...process.env, ...this.env } }).status === 0;
+        return this.gdbus(['introspect', `--${this.kind}`, '--dest', name, '--object-path', '/']).status === 0;
       },
       15_000,
       100,

@@ -4,9 +4,9 @@
  */
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readlinkSync, readdirSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, mkdirSync, readFileSync, readlinkSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { CLI, FAST_KDF, RUN_DIR, e2eSuite, ok, vault } from './harness.js';
+import { CLI, FAST_KDF, RUN_DIR, e2eSuite, ok, removeDir, tempDir, vault } from './harness.js';
 import { Logind, TestBus, stopAll, waitFor } from './dbus.js';
 
 const suite = e2eSuite('watch');
@@ -171,6 +171,29 @@ describe.runIf(run)('vault watch', () => {
     session.call('org.gnome.ScreenSaver', '/org/gnome/ScreenSaver', 'org.gnome.ScreenSaver.SetActive', 'true');
     await waitFor('volume a dismounted on ActiveChanged(true)', () => !mounted(a), 5000);
     await w.waitLog(/lock: dismounted .*a\.vol/);
+  });
+
+  it('under sudo, the screen savers are watched on the invoking user\'s own session bus, which refuses root', async () => {
+    const nobody = { uid: 65534, gid: 65534 };
+    // The user's bus lives in a directory of that user's (the suite's dir is root's, 0700).
+    const dir = tempDir('watch-user');
+    try {
+      chownSync(dir, nobody.uid, nobody.gid);
+      const session = new TestBus(dir, 'user-bus', 'session', nobody);
+      await session.start();
+      await session.mock('gnome_screensaver', 'org.gnome.ScreenSaver');
+      const asRoot = session.gdbus(['call', '--session', '--dest', 'org.freedesktop.DBus', '--object-path', '/org/freedesktop/DBus', '--method', 'org.freedesktop.DBus.GetId'], false);
+      expect(asRoot.status, 'root must not get onto the user bus').not.toBe(0);
+      const a = mount('a', ['--dismount-on', 'lock']);
+      const w = watch({ ...session.env, SUDO_UID: String(nobody.uid), SUDO_GID: String(nobody.gid) }, 'session');
+      await w.waitLog(/listening to org\.gnome\.ScreenSaver/);
+      session.call('org.gnome.ScreenSaver', '/org/gnome/ScreenSaver', 'org.gnome.ScreenSaver.SetActive', 'true');
+      await waitFor('volume a dismounted on ActiveChanged(true)', () => !mounted(a), 5000);
+      await w.waitLog(/lock: dismounted .*a\.vol/);
+    } finally {
+      await stopAll();
+      removeDir(dir);
+    }
   });
 
   it('Lock with an open file: the volume is dismounted anyway, the process is ended and the log names it', async () => {
