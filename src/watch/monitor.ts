@@ -27,7 +27,8 @@ export class BusMonitor {
   private retryMs = FIRST_RETRY_MS;
   private timer: NodeJS.Timeout | null = null;
   /** Whether the last attempt got as far as a working connection (to log outages only once). */
-  private connected = true;
+  private connected = false;
+  private firstAttempt = true;
 
   constructor(
     readonly bus: BusTarget,
@@ -50,7 +51,8 @@ export class BusMonitor {
     createInterface({ input: child.stdout! }).on('line', (line) => {
       if (line.startsWith('Monitoring signals')) {
         // Connected and subscribed: a later outage is news again.
-        if (!this.connected) this.h.log(`${this.bus.kind} bus: connected again (${this.bus.address})`);
+        if (!this.connected && !this.firstAttempt) this.h.log(`${this.bus.kind} bus: connected again (${this.bus.address})`);
+        this.firstAttempt = false;
         this.connected = true;
         this.retryMs = FIRST_RETRY_MS;
         return;
@@ -67,7 +69,9 @@ export class BusMonitor {
     this.child = null;
     if (this.stopped) return;
     if (this.connected) this.h.log(`${this.bus.kind} bus: lost ${this.name} (${reason}); reconnecting`);
+    else if (this.firstAttempt) this.h.log(`${this.bus.kind} bus: cannot reach ${this.bus.address} for ${this.name} (${reason}); retrying`);
     this.connected = false;
+    this.firstAttempt = false;
     this.h.onDisconnect(reason);
     this.timer = setTimeout(() => this.start(), this.retryMs);
     this.retryMs = Math.min(MAX_RETRY_MS, this.retryMs * 2);

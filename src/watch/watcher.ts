@@ -11,7 +11,9 @@
  * Triggers are handled one at a time, in order. Unlock, LockedHint=false and ActiveChanged(false)
  * are logged and never dismount anything.
  */
+import { VaultError, isVaultError } from '../errors.js';
 import type { Trigger } from '../mount/policy.js';
+import { run } from '../mount/run.js';
 import { sessionBus, systemBus, type BusTarget } from './bus-address.js';
 import { closeVolumesFor } from './close-volumes.js';
 import { LOGIND_NAME, SCREENSAVER_NAMES, type BusEvent } from './events.js';
@@ -22,6 +24,21 @@ export type BusChoice = 'system' | 'session' | 'all';
 
 export interface Watcher {
   stop(): Promise<void>;
+}
+
+/** The D-Bus tools the watcher runs; missing ones are an error at start, not a silent retry loop. */
+export function requireWatchTools(buses: BusChoice): void {
+  const tools: [string, string[], string][] = [['gdbus', ['help'], 'libglib2.0-bin']];
+  if (buses !== 'session') tools.push(['systemd-inhibit', ['--version'], 'systemd']);
+  for (const [cmd, args, pkg] of tools) {
+    try {
+      run(cmd, args, { timeoutMs: 10_000 });
+    } catch (e) {
+      if (isVaultError(e, 'missing-component'))
+        throw new VaultError('missing-component', `vault watch needs ${cmd}, which is not installed`, `install the Debian package "${pkg}" (apt-get install ${pkg})`);
+      throw e;
+    }
+  }
 }
 
 export function startWatcher(buses: BusChoice, log: (m: string) => void): Watcher {

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { VaultError } from '../../errors.js';
 import { requireRoot } from '../../mount/lifecycle.js';
-import { startWatcher, type BusChoice } from '../../watch/watcher.js';
+import { requireWatchTools, startWatcher, type BusChoice } from '../../watch/watcher.js';
 
 const BUSES: readonly BusChoice[] = ['system', 'session', 'all'];
 
@@ -19,6 +19,7 @@ export function registerWatch(program: Command): void {
       if (!(BUSES as readonly string[]).includes(o.bus))
         throw new VaultError('usage', `--bus: unknown bus "${o.bus}"`, `choose from ${BUSES.join(', ')}`);
       requireRoot('vault watch');
+      requireWatchTools(o.bus as BusChoice);
       const watcher = startWatcher(o.bus as BusChoice, log);
       log(`vault watch: started (pid ${process.pid})`);
       const why = await new Promise<string>((resolve) => {
