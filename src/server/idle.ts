@@ -54,6 +54,7 @@ function dismountSelf(volumeId: string, fuseDir: string, log: (m: string) => voi
     const child = spawn(process.execPath, [CLI_MAIN, 'dismount', volumeId, '--force'], {
       // Detached: it must outlive this server, which it stops before removing the state record.
       detached: true,
+      cwd: '/',
       // Its report goes to this server's log (fds 1 and 2).
       stdio: ['ignore', 'inherit', 'inherit'],
       env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', LANG: 'C', VAULT_RUN_DIR: runDir },

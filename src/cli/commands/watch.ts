@@ -20,6 +20,8 @@ export function registerWatch(program: Command): void {
         throw new VaultError('usage', `--bus: unknown bus "${o.bus}"`, `choose from ${BUSES.join(', ')}`);
       requireRoot('vault watch');
       requireWatchTools(o.bus as BusChoice);
+      // Started from inside a volume, the watcher's own cwd would keep that volume busy.
+      process.chdir('/');
       const watcher = startWatcher(o.bus as BusChoice, log);
       log(`vault watch: started (pid ${process.pid})`);
       const why = await new Promise<string>((resolve) => {
