@@ -101,6 +101,12 @@ describe.runIf(run)('vault watch', () => {
     await stopAll();
   });
 
+  it('an unknown --bus is a usage error', () => {
+    const r = vault(['watch', '--bus', 'nope']);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/--bus: unknown bus "nope"/);
+  });
+
   it('Lock: within 5 s exactly the volume whose policy names lock is dismounted, and its server has exited', async () => {
     const { bus, logind } = await logindBus();
     const a = mount('a', ['--dismount-on', 'lock']);
