@@ -17,6 +17,7 @@ import { registerKeyfile } from './commands/keyfile.js';
 import { registerHeader } from './commands/header.js';
 import { registerInfo } from './commands/info.js';
 import { registerBenchmark } from './commands/benchmark.js';
+import { registerWatch } from './commands/watch.js';
 
 const debug = process.argv.includes('--debug');
 
@@ -54,6 +55,7 @@ export function buildProgram(): Command {
   registerHeader(program);
   registerInfo(program);
   registerBenchmark(program);
+  registerWatch(program);
   const all = (c: Command): Command[] => [c, ...c.commands.flatMap(all)];
   for (const c of all(program)) c.exitOverride();
   return program;
