@@ -64,9 +64,11 @@ function openError(path: string, e: NodeJS.ErrnoException, readOnly: boolean): V
   switch (e.code) {
     case 'ENOENT':
       return new VaultError('not-a-container', `${path} does not exist`);
+    case 'EROFS':
+      // Not a permission problem: saying "no permission" would send the user after the file's mode.
+      return new VaultError('privilege', `${path} is on a read-only filesystem`, 'use --read-only to open it without writing');
     case 'EACCES':
     case 'EPERM':
-    case 'EROFS':
       return readOnly
         ? new VaultError('privilege', `no permission to read ${path}`)
         : new VaultError('privilege', `no permission to write ${path}`, 'use --read-only to open it without writing');
