@@ -310,7 +310,7 @@ static int read_sectors(vf_worker *w, uint8_t *buf, uint64_t first, uint64_t n) 
   int err = pread_full(s->io_fd, buf, bytes, s->data_offset + (first << s->sector_shift));
   if (err != 0) {
     io_error(w, "reading the container", err);
-    return err;
+    return EIO; /* the cause stays in stats().lastError; see write_sectors */
   }
   if (vault_xts_run(w->xts, buf, bytes, s->sector_size, tweak_of(s, first), s->tweak_step, 0) != 0) {
     io_error(w, "XTS decryption", EIO);
@@ -335,7 +335,11 @@ static int write_sectors(vf_worker *w, uint8_t *buf, uint64_t first, uint64_t n,
   atomic_fetch_add(&s->write_gen, 1);
   if (err != 0) {
     io_error(w, "writing the container", err);
-    return err;
+    /* A block device has a fixed size: failing to store a sector is an I/O error, whatever the
+       host said. Passing ENOSPC on would tell the filesystem inside that *it* is full (df inside
+       shows free space), and the fallback engine already answers EIO. io_error() keeps the cause
+       (stats().lastError). */
+    return EIO;
   }
   return 0;
 }
@@ -769,7 +773,7 @@ static void handle(vf_worker *w, size_t n) {
     case FUSE_FSYNC:
       err = sync_container(s);
       if (err != 0) io_error(w, "fdatasync of the container", err);
-      reply_err(w, h->unique, err);
+      reply_err(w, h->unique, err != 0 ? EIO : 0);
       break;
     case FUSE_FALLOCATE:
       op_fallocate(w, h, arg, arglen);

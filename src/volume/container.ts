@@ -64,9 +64,11 @@ function openError(path: string, e: NodeJS.ErrnoException, readOnly: boolean): V
   switch (e.code) {
     case 'ENOENT':
       return new VaultError('not-a-container', `${path} does not exist`);
+    case 'EROFS':
+      // Not a permission problem: saying "no permission" would send the user after the file's mode.
+      return new VaultError('privilege', `${path} is on a read-only filesystem`, 'use --read-only to open it without writing');
     case 'EACCES':
     case 'EPERM':
-    case 'EROFS':
       return readOnly
         ? new VaultError('privilege', `no permission to read ${path}`)
         : new VaultError('privilege', `no permission to write ${path}`, 'use --read-only to open it without writing');
@@ -120,12 +122,18 @@ export function candidateHeaders(c: ContainerFile, copies: HeaderCopies): { cand
   for (const r of [copies.primary, copies.secondary]) if (!r.ok) warnings.push(r.error.message);
   if (valid.length === 0) throw noUsableHeader(c, copies);
   valid.sort((a, b) => (a.sequence === b.sequence ? a.copy - b.copy : a.sequence > b.sequence ? -1 : 1));
-  const [newest, other] = valid;
+  // A copy describing more bytes than the file holds means a truncated file, or a forged copy (its
+  // checksum recomputed, so only its MAC would tell). Skip such a copy and say "truncated" only when
+  // no copy fits: a forged primary must not lock out an authentic secondary (found by the fuzzer).
+  const fits = valid.filter((h) => containerFileSize(h) <= c.size);
+  if (fits.length === 0)
+    throw new VaultError('truncated', `${c.path} is truncated: the header describes ${containerFileSize(valid[0]!)} bytes, the file has ${c.size}`);
+  for (const h of valid)
+    if (!fits.includes(h)) warnings.push(`${h.copy === 0 ? 'primary' : 'secondary'} header describes ${containerFileSize(h)} bytes, more than the file's ${c.size}`);
+  const [newest, other] = fits;
   if (newest && other && other.sequence < newest.sequence)
     warnings.push(`${other.copy === 0 ? 'primary' : 'secondary'} header is older than the other copy`);
-  if (newest && newest.dataOffset + newest.dataSize > c.size - HEADER_SIZE && c.size < containerFileSize(newest))
-    throw new VaultError('truncated', `${c.path} is truncated: the header describes ${containerFileSize(newest)} bytes, the file has ${c.size}`);
-  return { candidates: valid, warnings };
+  return { candidates: fits, warnings };
 }
 
 function noUsableHeader(c: ContainerFile, copies: HeaderCopies): VaultError {

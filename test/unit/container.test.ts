@@ -92,6 +92,24 @@ describe('container unlock', () => {
     closeContainer(c);
   });
 
+  it('a forged primary describing a larger container does not lock out the authentic secondary (fuzzer find)', async () => {
+    // Found by test/fuzz: the geometry of the newest copy was trusted for the "truncated" check
+    // before its MAC could be checked, so a checksum-fixed primary with a larger data size made an
+    // intact container unopenable with the right passphrase.
+    const { file } = await makeContainer('forged-size.vol');
+    patch(file, 0, (b) => b.writeBigUInt64LE(b.readBigUInt64LE(OFF.dataSize) * 4n, OFF.dataSize));
+    const c = openContainer(file, true);
+    const r = await unlockContainer(c, pw('pw0'));
+    expect(r.header.copy).toBe(1);
+    expect(r.warnings.join()).toMatch(/primary header describes \d+ bytes, more than the file's/);
+    closeContainer(c);
+    // a file really cut short (no copy fits) is still reported as truncated
+    const t = await makeContainer('cut.vol');
+    const whole = readFileSync(t.file);
+    writeFileSync(t.file, whole.subarray(0, whole.length - 8192));
+    expect((await unlockError(t.file, 'pw0')).code).toBe('truncated');
+  });
+
   it('says so when both copies are damaged, and points to header restore', async () => {
     const { file, header } = await makeContainer('both.vol');
     patch(file, 0, (b) => (b[100] ^= 1), false);
