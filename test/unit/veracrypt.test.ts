@@ -141,6 +141,8 @@ describe('header', () => {
     expect(parseError(fieldCrc)).toMatchObject({ code: 'checksum-mismatch', message: /its fields/ });
     expect(parseError(syntheticHeader((p) => p.writeUInt16BE(6, 68))).code).toBe('unsupported-version');
     expect(parseError(syntheticHeader((p) => p.writeUInt16BE(2, 68))).code).toBe('unsupported-feature');
+    expect(parseError(syntheticHeader((p) => p.writeUInt16BE(0x0127, 70)))).toMatchObject({ code: 'unsupported-version', message: /requires VeraCrypt 1.27/ });
+    expect(parseHeader(syntheticHeader((p) => p.writeUInt16BE(0x0126, 70)), 'normal').requiredProgramVersion).toBe(0x0126);
     expect(parseError(syntheticHeader((p) => p.writeUInt32BE(1, 124)))).toMatchObject({ code: 'unsupported-feature', message: /system/ });
     expect(parseError(syntheticHeader((p) => { p.writeUInt32BE(2, 124); p.writeBigUInt64BE(4096n, 116); }))).toMatchObject({ message: /partly encrypted/ });
     expect(parseError(syntheticHeader((p) => p.writeUInt32BE(768, 128))).code).toBe('invalid-field');

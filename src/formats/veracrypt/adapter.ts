@@ -14,7 +14,7 @@ import type { ContainerFile } from '../../volume/container.js';
 import type { FormatAdapter, FormatInfo, UnlockOptions, UnlockSecret, UnlockedVolume } from '../types.js';
 import {
   BACKUP_HIDDEN_FROM_END, BACKUP_NORMAL_FROM_END, DATA_UNIT, HEADER_SIZE, HIDDEN_HEADER_OFFSET, SALT_SIZE,
-  decryptHeader, headerMagic, label, parseHeader, type HeaderKind, type VcHeader,
+  bcd, decryptHeader, headerMagic, label, parseHeader, type HeaderKind, type VcHeader,
 } from './header.js';
 import { deriveHeaderKey, describeKdf, kdfCandidates, type KdfCandidate } from './kdf.js';
 import { KEYFILE_MAX_READ, mixKeyfiles } from './keyfiles.js';
@@ -152,13 +152,12 @@ function volumeFrom(win: { header: VcHeader; slot: HeaderSlot; kdf: KdfCandidate
 
 function describe(win: { header: VcHeader; slot: HeaderSlot; kdf: KdfCandidate }, o: UnlockOptions): FormatInfo {
   const h = win.header;
-  const version = (v: number) => `${v >> 8}.${(v & 0xff).toString(16).padStart(2, '0')}`;
   const json = {
     format: h.format,
     volumeType: win.slot.kind,
     header: win.slot.copy,
     headerVersion: h.version,
-    requiredProgramVersion: version(h.requiredProgramVersion),
+    requiredProgramVersion: bcd(h.requiredProgramVersion),
     kdf: win.kdf.kind === 'pbkdf2'
       ? { name: win.kdf.label, iterations: win.kdf.iterations }
       : { name: 'Argon2id', memoryKiB: win.kdf.memoryKiB, iterations: win.kdf.iterations, parallelism: win.kdf.parallelism },
