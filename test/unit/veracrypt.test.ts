@@ -13,7 +13,9 @@ import { crc32 } from '../../src/formats/veracrypt/crc32.js';
 import { argon2Params, kdfCandidates, pbkdf2Iterations } from '../../src/formats/veracrypt/kdf.js';
 import { mixKeyfiles } from '../../src/formats/veracrypt/keyfiles.js';
 import { decryptHeader, headerMagic, parseHeader } from '../../src/formats/veracrypt/header.js';
-import { detectFormat } from '../../src/formats/index.js';
+import { detectFormat, unlockVolume } from '../../src/formats/index.js';
+import { veracryptAdapter } from '../../src/formats/veracrypt/adapter.js';
+import { unsupportedCipher, xtsUnit0 } from '../../src/formats/veracrypt/cipher-probe.js';
 import { closeContainer, openContainer } from '../../src/volume/container.js';
 import type { VaultError } from '../../src/errors.js';
 
@@ -186,4 +188,40 @@ describe('format detection', () => {
     expect(detect(wiped)).toBe('vault');
     rmSync(dir, { recursive: true, force: true });
   });
+});
+
+describe('naming an unsupported cipher', () => {
+  it('the XTS construction over ECB equals OpenSSL aes-256-xts (so Camellia-XTS is built right)', () => {
+    const key = randomBytes(64);
+    const data = randomBytes(448);
+    const c = createCipheriv('aes-256-xts', key, Buffer.alloc(16));
+    const ref = Buffer.concat([c.update(data), c.final()]);
+    expect(xtsUnit0('aes-256-ecb', key, data, false).equals(ref)).toBe(true);
+    expect(xtsUnit0('aes-256-ecb', key, ref, true).equals(data)).toBe(true);
+  });
+
+  it('a Camellia-encrypted header with the right password is refused by name, not as a wrong password', async () => {
+    const password = 'camellia pw';
+    const plain = syntheticHeader((p) => p.write('TRUE', 64, 'latin1'));
+    const key = pbkdf2Sync(password, plain.subarray(0, 64), 1000, 64, 'sha512'); // TrueCrypt's count: cheap
+    const raw = Buffer.concat([plain.subarray(0, 64), xtsUnit0('camellia-256-ecb', key, plain.subarray(64), false)]);
+    expect(unsupportedCipher(raw, key)).toBe('Camellia');
+    expect(unsupportedCipher(raw, randomBytes(64))).toBe(null);
+    const dir = mkdtempSync(path.join(tmpdir(), 'vault-unit-camellia-'));
+    const file = path.join(dir, 'c.tc');
+    const body = randomBytes(5 * 65536);
+    raw.copy(body, 65536); // the hidden-volume header position, so only that header is tried
+    writeFileSync(file, body);
+    const c = openContainer(file, true);
+    try {
+      const secret = { passphrase: Buffer.from(password), keyfiles: [] };
+      await expect(unlockVolume(veracryptAdapter, c, secret, { readOnly: true, hidden: true })).rejects.toMatchObject({
+        code: 'unsupported-feature',
+        message: /encrypted with Camellia/,
+      });
+    } finally {
+      closeContainer(c);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
 });

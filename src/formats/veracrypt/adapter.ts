@@ -18,6 +18,7 @@ import {
 } from './header.js';
 import { deriveHeaderKey, describeKdf, kdfCandidates, type KdfCandidate } from './kdf.js';
 import { KEYFILE_MAX_READ, mixKeyfiles } from './keyfiles.js';
+import { unsupportedCipher } from './cipher-probe.js';
 
 /** The smallest file VeraCrypt makes holds four 64 KiB header areas, two at each end. */
 const MIN_VOLUME_FILE = 4 * 65536 + DATA_UNIT;
@@ -61,7 +62,11 @@ async function attempt(slot: HeaderSlot, kdf: KdfCandidate, password: Buffer): P
     } catch {
       return { ok: false, error: null }; // e.g. a derived key with equal halves, which XTS refuses
     }
-    if (!headerMagic(plain)) return { ok: false, error: null };
+    if (!headerMagic(plain)) {
+      const other = unsupportedCipher(slot.raw, key);
+      if (!other) return { ok: false, error: null };
+      return { ok: false, error: new VaultError('unsupported-feature', `the ${slot.kind} volume is encrypted with ${other}, which vault does not support (AES-256-XTS only)`) };
+    }
     try {
       return { ok: true, header: parseHeader(plain, slot.kind), slot, kdf };
     } catch (e) {
@@ -76,24 +81,25 @@ async function attempt(slot: HeaderSlot, kdf: KdfCandidate, password: Buffer): P
 
 /**
  * Runs the attempts `width` at a time (one per core: more only queue on the threadpool and, for
- * Argon2id, hold hundreds of MiB each) in the given order, and stops starting new ones at the
- * first success. Returns that success, or every failure. Waits for attempts already running, so
- * nothing derived outlives the call unwiped and no work lingers after it.
+ * Argon2id, hold hundreds of MiB each) in the given order, and stops starting new ones once one
+ * is decisive: a success, or a header that decrypted but failed a check (the password was right,
+ * so no other derivation will do better). Returns that outcome first, then the other failures.
+ * Waits for attempts already running, so nothing derived outlives the call unwiped.
  */
-async function firstSuccess(attempts: Array<() => Promise<Outcome>>, width: number): Promise<Outcome[]> {
+async function firstDecisive(attempts: Array<() => Promise<Outcome>>, width: number): Promise<Outcome[]> {
   const failures: Outcome[] = [];
-  let winner: Outcome | null = null;
+  let decisive: Outcome | null = null;
   let next = 0;
   const worker = async () => {
-    while (winner === null && next < attempts.length) {
+    while (decisive === null && next < attempts.length) {
       const r = await attempts[next++]!();
-      if (!r.ok) failures.push(r);
-      else if (winner === null) winner = r;
-      else r.header.masterKey.fill(0); // two headers opened at once: keep the first
+      if (decisive === null && (r.ok || r.error)) decisive = r;
+      else if (r.ok) r.header.masterKey.fill(0); // a second header opened at once: keep the first
+      else failures.push(r);
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, width) }, worker));
-  return winner ? [winner] : failures;
+  return decisive ? [decisive, ...failures] : failures;
 }
 
 function noHeaderOpened(c: ContainerFile, outcomes: Outcome[], o: UnlockOptions): VaultError {
@@ -119,7 +125,7 @@ async function unlock(c: ContainerFile, secret: UnlockSecret, o: UnlockOptions):
     const kdfs = kdfCandidates(o.pim ?? 0);
     // Cheap, common derivations first, each for both headers before the next KDF.
     const attempts = kdfs.flatMap((k) => slots.map((s) => () => attempt(s, k, Buffer.from(password))));
-    outcomes = await firstSuccess(attempts, availableParallelism());
+    outcomes = await firstDecisive(attempts, availableParallelism());
   } finally {
     password.fill(0);
   }
