@@ -80,6 +80,7 @@ describe.runIf(run)('VeraCrypt and TrueCrypt containers', () => {
     expect(uuidThrough(file, HIDDEN_PW, ['--hidden'])).toBe(HIDDEN_UUID);
     expect(uuidThrough(file, HIDDEN_PW)).toBe(HIDDEN_UUID); // both headers are tried
     expect(uuidThrough(file, PW, ['--read-only'])).toBe(OUTER_UUID);
+    expect(uuidThrough(file, HIDDEN_PW, ['--hidden', '--use-backup-header', '--read-only'])).toBe(HIDDEN_UUID);
     const i = JSON.parse(ok(vault(['info', file, '--json', '--password-stdin'], HIDDEN_PW)).stdout);
     expect(i).toMatchObject({ format: 'veracrypt', volumeType: 'hidden', header: 'primary', pim: 0 });
     expect(i.dataOffset % 512).toBe(0);
