@@ -31,7 +31,7 @@ interface HeaderSlot {
 
 type Outcome =
   | { ok: true; header: VcHeader; slot: HeaderSlot; kdf: KdfCandidate }
-  | { ok: false; error: VaultError | null };
+  | { ok: false; error: VaultError | null; skipped?: string };
 
 /**
  * Could this file be a VeraCrypt/TrueCrypt volume? VeraCrypt fills the hidden-header area with
@@ -54,7 +54,15 @@ function headerSlots(c: ContainerFile, o: UnlockOptions): HeaderSlot[] {
 
 /** Derives one header key and tries it. Owns (and wipes) its copy of the password. */
 async function attempt(slot: HeaderSlot, kdf: KdfCandidate, password: Buffer): Promise<Outcome> {
-  const key = await deriveHeaderKey(kdf, password, slot.raw.subarray(0, SALT_SIZE)).finally(() => password.fill(0));
+  let key: Buffer;
+  try {
+    key = await deriveHeaderKey(kdf, password, slot.raw.subarray(0, SALT_SIZE));
+  } catch (e) {
+    // A digest this OpenSSL lacks, or memory Argon2id could not get: that derivation is not tried.
+    return { ok: false, error: null, skipped: `${kdf.label} (${(e as Error).message})` };
+  } finally {
+    password.fill(0);
+  }
   let plain: Buffer | null = null;
   try {
     try {
@@ -107,10 +115,13 @@ function noHeaderOpened(c: ContainerFile, outcomes: Outcome[], o: UnlockOptions)
   const telling = outcomes.find((r): r is { ok: false; error: VaultError } => !r.ok && r.error !== null);
   if (telling) return telling.error;
   const where = o.useBackupHeader ? 'backup headers' : o.hidden ? 'hidden-volume header' : 'headers';
+  const skipped = [...new Set(outcomes.flatMap((r) => (!r.ok && r.skipped ? [r.skipped] : [])))];
   return new VaultError(
     'wrong-password',
     `no ${where} of ${c.path} opened: wrong password, PIM or keyfiles, or not a VeraCrypt/TrueCrypt volume vault supports (AES-256-XTS only; no Serpent, Twofish, Camellia, Kuznyechik or cascades)`,
-    'check the password, --pim and --keyfile; an unrecognised file is tried as VeraCrypt/TrueCrypt, whose headers carry no signature',
+    skipped.length
+      ? `these key derivations could not run here: ${skipped.join('; ')}`
+      : 'check the password, --pim and --keyfile; an unrecognised file is tried as VeraCrypt/TrueCrypt, whose headers carry no signature',
   );
 }
 
