@@ -10,7 +10,9 @@ import { spawnSync } from 'node:child_process';
 import { createDecipheriv, randomBytes } from 'node:crypto';
 import { chmodSync, closeSync, copyFileSync, existsSync, fsyncSync, openSync, readFileSync, readSync, writeSync } from 'node:fs';
 import path from 'node:path';
-import { ROOT, e2eSuite, ok, sha256File, vault } from './harness.js';
+import { CLI, ROOT, e2eSuite, ok, sha256File, vault } from './harness.js';
+import { describeHit, runPaused, scanMemory } from './memscan.js';
+import { mixKeyfiles } from '../../src/formats/veracrypt/keyfiles.js';
 
 const FIXTURES = path.resolve(ROOT, '../shared/fixtures/veracrypt');
 const present = existsSync(FIXTURES);
@@ -165,5 +167,23 @@ describe.runIf(run)('VeraCrypt and TrueCrypt containers', () => {
     }
     expect(existsSync(path.join(suite.dir, 'b'))).toBe(false);
     expect(sha256File(tc)).toBe(before);
+  });
+
+  it('vault mount wipes the VeraCrypt password, the keyfile pool and the master key before it exits', async () => {
+    const file = copy('vck_1-sha512-xts-aes');
+    const key = Buffer.from(ok(vault(['info', file, '--dump-master-key', '--password-stdin', ...kf(1), ...kf(2)], PW)).stdout.trim(), 'hex');
+    const p = await runPaused(CLI, ['mount', file, '--no-filesystem', '--read-only', '--password-stdin', ...kf(1), ...kf(2)], Buffer.from(PW));
+    let hits;
+    try {
+      // The password as typed and as a V8 string, the KDF input (password mixed with the keyfile
+      // pool), and each half of the XTS key.
+      const pool = mixKeyfiles(Buffer.from(PW), [1, 2].map((n) => readFileSync(path.join(FIXTURES, `keyfile${n}`))));
+      hits = scanMemory(p.pid, [Buffer.from(PW), Buffer.from(PW, 'utf16le'), pool, key.subarray(0, 32), key.subarray(32)]);
+    } finally {
+      process.kill(p.pid, 'SIGCONT');
+    }
+    expect(await p.done, p.stderr()).toBe(0);
+    expect(hits.map(describeHit), 'vault mount still holds a secret when it exits').toEqual([]);
+    ok(vault(['dismount', file]));
   });
 });

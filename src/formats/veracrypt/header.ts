@@ -71,9 +71,13 @@ export function decryptHeader(raw: Buffer, headerKey: Buffer): Buffer {
   const d = createDecipheriv('aes-256-xts', headerKey, Buffer.alloc(16)); // data unit 0
   const plain = Buffer.alloc(HEADER_SIZE);
   raw.copy(plain, 0, 0, SALT_SIZE);
-  const body = Buffer.concat([d.update(raw.subarray(SALT_SIZE, HEADER_SIZE)), d.final()]);
+  // No Buffer.concat: it would leave the cipher's own output (holding the master key) unwiped.
+  const body = d.update(raw.subarray(SALT_SIZE, HEADER_SIZE));
+  const tail = d.final(); // XTS on whole blocks: empty
   body.copy(plain, SALT_SIZE);
+  tail.copy(plain, SALT_SIZE + body.length);
   body.fill(0);
+  tail.fill(0);
   return plain;
 }
 
