@@ -5,12 +5,12 @@
  * The fixtures are read where they are and copied to a temp dir before anything opens them
  * read-write; they are third-party data and never enter the project.
  */
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { createDecipheriv, randomBytes } from 'node:crypto';
 import { chmodSync, closeSync, copyFileSync, existsSync, fsyncSync, openSync, readFileSync, readSync, writeSync } from 'node:fs';
 import path from 'node:path';
-import { CLI, ROOT, e2eSuite, ok, sha256File, vault } from './harness.js';
+import { CLI, ENGINES, ROOT, e2eSuite, ok, sha256File, useEngine, vault } from './harness.js';
 import { describeHit, runPaused, scanMemory } from './memscan.js';
 import { mixKeyfiles } from '../../src/formats/veracrypt/keyfiles.js';
 
@@ -64,6 +64,8 @@ function expectCleanFailure(file: string, pw: string, extra: string[], status: n
 }
 
 describe.runIf(run)('VeraCrypt and TrueCrypt containers', () => {
+  afterEach(() => useEngine('native'));
+
   it('each real container opens and exposes its filesystem (VeraCrypt SHA-512, TrueCrypt, keyfiles)', () => {
     expect(uuidThrough(copy('vc_1-sha512-xts-aes'), PW)).toBe(OUTER_UUID);
     expect(uuidThrough(copy('tc_5-sha512-xts-aes'), PW)).toBe(OUTER_UUID);
@@ -111,7 +113,9 @@ describe.runIf(run)('VeraCrypt and TrueCrypt containers', () => {
     expect(i.header).toBe('backup');
   });
 
-  it('writes land where VeraCrypt reads them: remount reads them back, and the ciphertext uses its tweaks', () => {
+  // Both volume servers: each has its own data path, and each must use VeraCrypt's tweaks.
+  it.each(ENGINES)('writes land where VeraCrypt reads them (%s server): remount reads them back, and the ciphertext uses its tweaks', (engine) => {
+    useEngine(engine);
     const file = copy('vc_1-sha512-xts-aes');
     const plain = randomBytes(4 * 512);
     const sector = 7; // within the 36 KiB data area, away from the FAT boot sector
