@@ -7,7 +7,8 @@
 # (the exit code vault uses for a missing system component).
 set -euo pipefail
 
-runtime=(libfuse2 fuse3 e2fsprogs dosfstools exfatprogs util-linux mount fusefat exfat-fuse)
+# libglib2.0-bin (gdbus) and systemd (systemd-inhibit): `vault watch` listens to D-Bus through them.
+runtime=(libfuse2 fuse3 e2fsprogs dosfstools exfatprogs util-linux mount fusefat exfat-fuse libglib2.0-bin systemd)
 test_extra=(fio psmisc python3-cryptography python3-dbusmock dbus-daemon cryptsetup-bin gdb)
 bench_extra=(fio gocryptfs)
 

@@ -6,6 +6,7 @@
 export type ErrorCode =
   // usage and input
   | 'usage'
+  | 'bad-config'
   // container format (untrusted bytes)
   | 'not-a-container'
   | 'truncated'

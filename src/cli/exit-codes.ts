@@ -6,7 +6,7 @@ import type { ErrorCode } from '../errors.js';
 export const EXIT = {
   ok: 0,
   failure: 1, // anything not listed below
-  usage: 2, // bad command line or input
+  usage: 2, // bad command line, input or config file
   wrongPassword: 3, // no keyslot opened with the passphrase/keyfiles given
   busy: 4, // already mounted, locked by another vault, or the filesystem is in use
   notContainer: 5, // not a vault container, or its headers are damaged/unsupported
@@ -17,6 +17,7 @@ export const EXIT = {
 
 const BY_CODE: Record<ErrorCode, number> = {
   usage: EXIT.usage,
+  'bad-config': EXIT.usage,
   exists: EXIT.usage,
   'kdf-bounds': EXIT.notContainer,
   'not-a-container': EXIT.notContainer,

@@ -7,16 +7,37 @@ import { Command, CommanderError } from 'commander';
 import { isVaultError } from '../errors.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
 import { hardenProcess } from '../crypto/process-hardening.js';
-import { registerCreate } from './commands/create.js';
-import { registerDismount } from './commands/dismount.js';
-import { registerList } from './commands/list.js';
-import { registerMount } from './commands/mount.js';
-import { registerPasswd } from './commands/passwd.js';
-import { registerKeyslot } from './commands/keyslot.js';
-import { registerKeyfile } from './commands/keyfile.js';
-import { registerHeader } from './commands/header.js';
-import { registerInfo } from './commands/info.js';
-import { registerBenchmark } from './commands/benchmark.js';
+
+type Register = (program: Command) => void;
+
+/**
+ * Each command's module, loaded only when needed: a command line that names one command loads
+ * just that one. Node spends most of a short command's time loading modules, and `vault list`
+ * (run by scripts, status bars and the watcher) must stay fast; only help loads them all.
+ */
+const COMMANDS: Record<string, () => Promise<Register>> = {
+  create: async () => (await import('./commands/create.js')).registerCreate,
+  mount: async () => (await import('./commands/mount.js')).registerMount,
+  dismount: async () => (await import('./commands/dismount.js')).registerDismount,
+  list: async () => (await import('./commands/list.js')).registerList,
+  passwd: async () => (await import('./commands/passwd.js')).registerPasswd,
+  keyslot: async () => (await import('./commands/keyslot.js')).registerKeyslot,
+  keyfile: async () => (await import('./commands/keyfile.js')).registerKeyfile,
+  header: async () => (await import('./commands/header.js')).registerHeader,
+  info: async () => (await import('./commands/info.js')).registerInfo,
+  benchmark: async () => (await import('./commands/benchmark.js')).registerBenchmark,
+  watch: async () => (await import('./commands/watch.js')).registerWatch,
+};
+const ALIASES: Record<string, string> = { unmount: 'dismount' };
+
+/** The command a command line names (the first argument that is not an option), if it is one of ours. */
+function namedCommand(argv: string[]): string | null {
+  const first = argv.slice(2).find((a) => !a.startsWith('-'));
+  if (first === undefined) return null;
+  const name = ALIASES[first] ?? first;
+  return name in COMMANDS ? name : null;
+}
+
 
 const debug = process.argv.includes('--debug');
 
@@ -35,7 +56,8 @@ function fail(message: string, hint: string | undefined, code: number): never {
   process.exit(code);
 }
 
-export function buildProgram(): Command {
+/** The program with the commands `argv` needs: the one it names, or all of them (help, typos). */
+export async function buildProgram(argv: string[] = process.argv): Promise<Command> {
   const program = new Command();
   program
     .name('vault')
@@ -44,16 +66,8 @@ export function buildProgram(): Command {
     .option('--debug', 'print stack traces on errors')
     .exitOverride()
     .configureOutput({ outputError: (str, write) => write(`vault: ${str.replace(/^error: /, '')}`) });
-  registerCreate(program);
-  registerMount(program);
-  registerDismount(program);
-  registerList(program);
-  registerPasswd(program);
-  registerKeyslot(program);
-  registerKeyfile(program);
-  registerHeader(program);
-  registerInfo(program);
-  registerBenchmark(program);
+  const named = namedCommand(argv);
+  for (const load of named ? [COMMANDS[named]!] : Object.values(COMMANDS)) (await load())(program);
   const all = (c: Command): Command[] => [c, ...c.commands.flatMap(all)];
   for (const c of all(program)) c.exitOverride();
   return program;
@@ -63,7 +77,7 @@ async function main(): Promise<void> {
   // The CLI holds passphrases and master keys for a moment: no core dumps, no ptrace by non-root.
   hardenProcess();
   try {
-    await buildProgram().parseAsync(process.argv);
+    await (await buildProgram()).parseAsync(process.argv);
     pauseForMemoryScan();
   } catch (e) {
     if (e instanceof CommanderError) {

@@ -18,11 +18,12 @@ import { BLOCK_FILE_NAME, type ServerConfig, type ServerEngine } from '../server
 import { nativeFuseAddon } from '../crypto/native-fuse.js';
 import { attachLoop, detachLoop, loopInfo, loopsBackedBy } from './loop.js';
 import { detectFilesystem, isMountPoint, mountFilesystem, readMountInfo, unmountFilesystem } from './filesystem.js';
-import { describeHolders, endProcesses, findHolders } from './holders.js';
+import { describeHolders, endProcesses, findHolders, type Holder } from './holders.js';
 import {
   createVolumeDir, mountInProgress, newVolumeId, processAlive, processStartTime, readRecords, records, removeVolumeDir,
   saveRecord, selfIdentity, serverAlive, volumeDir, type VolumeRecord,
 } from './state.js';
+import { NO_POLICY, type DismountPolicy } from './policy.js';
 import { UndoStack } from './undo.js';
 import { run } from './run.js';
 
@@ -63,6 +64,8 @@ export interface MountOptions {
   /** Owner for FAT/exFAT mounts (the user who ran sudo). */
   owner?: { uid: number; gid: number };
   signal?: AbortSignal;
+  /** When the volume closes by itself: on lock/sleep (through `vault watch`) and after idle time. */
+  policy?: DismountPolicy;
   /** Mounted only for a moment by this process (create's mkfs): cleaned up if the process dies. */
   transient?: boolean;
 }
@@ -147,6 +150,7 @@ async function startVolume(c: ContainerFile, v: UnlockedVolume, o: MountUnlocked
     firstTweak: v.firstTweak.toString(),
     tweakStep: v.tweakStep.toString(),
     engine: serverEngine(o.warn),
+    idleSeconds: o.policy?.idleSeconds ?? null,
   };
   let server;
   try {
@@ -178,6 +182,7 @@ async function startVolume(c: ContainerFile, v: UnlockedVolume, o: MountUnlocked
     serverPid: server.pid,
     serverStartTime: server.startTime,
     mountedAt: new Date().toISOString(),
+    policy: o.policy ?? NO_POLICY,
     ...(o.transient ? { transientOwner: selfIdentity() } : {}),
   };
 
@@ -298,16 +303,28 @@ export async function dismountVolume(r: VolumeRecord, force: boolean): Promise<D
   if (r.mountpoint && isMountPoint(r.mountpoint)) {
     let res = unmountFilesystem(r.mountpoint);
     if (!res.ok && res.busy) {
-      const holders = findHolders(r.mountpoint);
+      let holders: Holder[] = [];
+      try {
+        holders = findHolders(r.mountpoint);
+      } catch (e) {
+        if (!force) throw e;
+        actions.push(`could not list the processes using ${r.mountpoint}: ${(e as Error).message}`);
+      }
       if (!force)
         throw new VaultError(
           'busy',
           `${r.mountpoint} is busy${holders.length ? `: in use by ${describeHolders(holders)}` : ''}`,
           'close those programs, or use `vault dismount --force` to end them',
         );
-      const ended = await endProcesses(holders);
-      for (const h of ended.terminated) actions.push(`ended pid ${h.pid} (${h.command}) with SIGTERM`);
-      for (const h of ended.killed) actions.push(`killed pid ${h.pid} (${h.command}) with SIGKILL`);
+      try {
+        const ended = await endProcesses(holders);
+        for (const h of ended.terminated) actions.push(`ended pid ${h.pid} (${h.command}) with SIGTERM`);
+        for (const h of ended.killed) actions.push(`killed pid ${h.pid} (${h.command}) with SIGKILL`);
+        for (const h of ended.survived) actions.push(`pid ${h.pid} (${h.command}) outlived SIGKILL (stuck in the kernel)`);
+      } catch (e) {
+        // Not being able to end them must not keep the key alive: go on to the lazy unmount.
+        actions.push(`could not end the processes using ${r.mountpoint}: ${(e as Error).message}`);
+      }
       res = unmountFilesystem(r.mountpoint);
     }
     if (!res.ok) {
@@ -326,8 +343,13 @@ export async function dismountVolume(r: VolumeRecord, force: boolean): Promise<D
         // Something holds the loop device itself open. Without --force that is "busy"; with it, the
         // server is stopped anyway below: the key is wiped and the device fails all further I/O,
         // then detaches itself when its last user closes it.
-        if (!force || !isVaultError(e, 'busy')) throw e;
-        actions.push(`${r.loopDevice} is still open elsewhere; it detaches itself when closed, and can no longer read or write the volume`);
+        // Any other failure, too: a forced dismount must still reach the server and wipe the key.
+        if (!force) throw e;
+        actions.push(
+          isVaultError(e, 'busy')
+            ? `${r.loopDevice} is still open elsewhere; it detaches itself when closed, and can no longer read or write the volume`
+            : `could not detach ${r.loopDevice} (${(e as Error).message}); it can no longer read or write the volume`,
+        );
       }
     }
   }

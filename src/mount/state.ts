@@ -16,6 +16,7 @@
 import { chmodSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
+import type { DismountPolicy } from './policy.js';
 
 export function runDir(): string {
   return process.env.VAULT_RUN_DIR ?? '/run/vault';
@@ -43,6 +44,8 @@ export interface VolumeRecord {
   /** Start time of the server (/proc/<pid>/stat field 22): guards against a reused pid. */
   serverStartTime: string;
   mountedAt: string;
+  /** When the volume closes by itself (absent in records written before policies existed: none). */
+  policy?: DismountPolicy;
   /**
    * "<pid> <start time>" of the process that mounted the volume only for a moment (`vault create`
    * formatting through the mount path). If that process dies, nobody else will dismount it.

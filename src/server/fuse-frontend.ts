@@ -21,8 +21,16 @@ class LargeWriteFuse extends Fuse {
 
 const FILE = `/${BLOCK_FILE_NAME}`;
 
-export function serveBlockFile(mountDir: string, file: EncryptedBlockFile, onError: (e: unknown) => void): Promise<Fuse> {
+export interface FuseNativeServer {
+  fuse: Fuse;
+  /** Wall-clock time (ms since the epoch) of the last read or write; the start time before any.
+   *  The same measure as the native server's stats().lastIoMs, for idle detection. */
+  lastIoMs(): number;
+}
+
+export function serveBlockFile(mountDir: string, file: EncryptedBlockFile, onError: (e: unknown) => void): Promise<FuseNativeServer> {
   const now = new Date();
+  let lastIo = Date.now();
   const fileStat = () => ({
     mode: 0o100000 | (file.readOnly ? 0o400 : 0o600),
     uid: 0,
@@ -57,6 +65,7 @@ export function serveBlockFile(mountDir: string, file: EncryptedBlockFile, onErr
       cb(0);
     },
     read(_path: string, _fd: number, buf: Buffer, len: number, pos: number, cb: (n: number) => void) {
+      lastIo = Date.now();
       file.read(pos, len).then(
         (data) => {
           data.copy(buf, 0);
@@ -69,6 +78,7 @@ export function serveBlockFile(mountDir: string, file: EncryptedBlockFile, onErr
       );
     },
     write(_path: string, _fd: number, buf: Buffer, len: number, pos: number, cb: (n: number) => void) {
+      lastIo = Date.now();
       if (file.readOnly) return cb(Fuse.EROFS);
       if (pos + len > file.size) return cb(pos >= file.size ? Fuse.ENOSPC : Fuse.EFBIG);
       file.write(pos, buf.subarray(0, len)).then(cb, (e) => {
@@ -100,7 +110,9 @@ export function serveBlockFile(mountDir: string, file: EncryptedBlockFile, onErr
     fsname: 'vault',
     subtype: 'vault',
   });
-  return new Promise((resolve, reject) => fuse.mount((err: Error | null) => (err ? reject(err) : resolve(fuse))));
+  return new Promise((resolve, reject) =>
+    fuse.mount((err: Error | null) => (err ? reject(err) : resolve({ fuse, lastIoMs: () => lastIo }))),
+  );
 }
 
 export function unmountFuse(fuse: Fuse): Promise<void> {

@@ -12,6 +12,7 @@
  */
 import { closeSync, writeSync } from 'node:fs';
 import { hardenProcess, isDumpable } from '../crypto/process-hardening.js';
+import { watchIdle } from './idle.js';
 import { BLOCK_FILE_NAME, SERVER_FD, type ServerConfig, type ServerStatus } from './protocol.js';
 
 function log(msg: string): void {
@@ -32,6 +33,8 @@ interface Serving {
   stop(): Promise<void>;
   /** Settles when serving ended by itself (FUSE unmounted from outside, fatal error). */
   ended: Promise<string>;
+  /** Time (ms since the epoch) of the last read or write, for the idle limit. */
+  lastIoMs(): number;
 }
 
 async function serveWithNativeEngine(config: ServerConfig): Promise<Serving> {
@@ -40,7 +43,11 @@ async function serveWithNativeEngine(config: ServerConfig): Promise<Serving> {
   // against 0.48x with 8 (bench/RESULTS.md); threads mostly wait on pread/pwrite.
   const server = await serveNative(config, SERVER_FD.container, SERVER_FD.key, { threads: 16 });
   closeSync(SERVER_FD.key);
-  return { stop: () => server.stop(), ended: server.done.then((end) => `${end.reason}${end.message ? `: ${end.message}` : ''}`) };
+  return {
+    stop: () => server.stop(),
+    ended: server.done.then((end) => `${end.reason}${end.message ? `: ${end.message}` : ''}`),
+    lastIoMs: () => server.stats().lastIoMs,
+  };
 }
 
 async function serveWithFuseNative(config: ServerConfig): Promise<Serving> {
@@ -57,9 +64,9 @@ async function serveWithFuseNative(config: ServerConfig): Promise<Serving> {
     key,
     config.readOnly,
   );
-  let fuse;
+  let served;
   try {
-    fuse = await serveBlockFile(config.fuseDir, file, (e) => log(`I/O error: ${(e as Error).message}`));
+    served = await serveBlockFile(config.fuseDir, file, (e) => log(`I/O error: ${(e as Error).message}`));
   } catch (e) {
     key.dispose();
     throw e;
@@ -73,9 +80,10 @@ async function serveWithFuseNative(config: ServerConfig): Promise<Serving> {
   });
   return {
     ended,
+    lastIoMs: served.lastIoMs,
     stop: async () => {
       clearInterval(watch);
-      await unmountFuse(fuse);
+      await unmountFuse(served.fuse);
       await file.sync().catch((e) => log(`final sync failed: ${(e as Error).message}`));
       key.dispose();
     },
@@ -99,10 +107,15 @@ async function main(): Promise<void> {
   }
   log(`serving ${config.containerPath} (${config.dataSize} bytes, ${config.readOnly ? 'read-only' : 'read-write'}, engine ${config.engine})`);
 
+  const idle =
+    config.idleSeconds === null
+      ? null
+      : watchIdle({ volumeId: config.volumeId, fuseDir: config.fuseDir, idleSeconds: config.idleSeconds, lastIoMs: serving.lastIoMs, log });
   let stopping = false;
   const stop = async (why: string) => {
     if (stopping) return;
     stopping = true;
+    idle?.stop();
     log(`stopping: ${why}`);
     await serving.stop();
     log('key wiped; exiting');

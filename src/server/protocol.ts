@@ -27,6 +27,8 @@ export interface ServerConfig {
   tweakStep: string;
   /** Which server implementation serves the file (see src/server/main.ts). */
   engine: ServerEngine;
+  /** Seconds without a read or write after which the server dismounts its own volume; null: never. */
+  idleSeconds: number | null;
 }
 
 export type ServerEngine = 'native' | 'fuse-native';

@@ -31,6 +31,9 @@ export async function startServer(config: ServerConfig, containerFd: number, key
   try {
     child = spawn(process.execPath, [SERVER_MAIN, '--config', JSON.stringify(config)], {
       detached: true, // its own session: it outlives the CLI and ignores the terminal's signals
+      // Not the CLI's directory: a server whose cwd lay inside another vault volume would keep
+      // that volume busy, and a forced dismount of it would end this server.
+      cwd: '/',
       stdio: ['ignore', logFd, logFd, containerFd, pipe ? pipe[0] : 'pipe', 'pipe'],
       env: { PATH: toolPath(), LANG: 'C' },
     });

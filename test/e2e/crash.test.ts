@@ -55,7 +55,7 @@ function exec(cmd: string, args: string[], timeoutMs = 120_000): Promise<{ statu
 function fioChunk(file: string, k: number, seed: number, verify: boolean): string[] {
   return [
     `--name=chunk${k}`, `--filename=${file}`, `--offset=${k * CHUNK_MIB}M`, `--size=${CHUNK_MIB}M`,
-    '--rw=write', '--bs=16k', '--ioengine=psync', '--verify=crc32c', `--randseed=${seed}`,
+    '--rw=write', '--bs=16k', '--ioengine=psync', '--verify=crc32c', `--randseed=${seed}`, '--verify_state_save=0',
     ...(verify ? ['--verify_only=1'] : ['--do_verify=0', '--fsync=32', '--end_fsync=1']),
   ];
 }

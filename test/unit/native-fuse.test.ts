@@ -200,6 +200,7 @@ describe.skipIf(missing.length > 0)('native FUSE volume server', () => {
       firstTweak: firstTweak.toString(),
       tweakStep: tweakStep.toString(),
       engine: 'native',
+      idleSeconds: null,
     };
     let server: NativeServer;
     try {

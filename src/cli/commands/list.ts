@@ -3,6 +3,7 @@ import { listVolumes } from '../../mount/lifecycle.js';
 import { info, warn } from '../output.js';
 import { formatLabel } from '../../formats/index.js';
 import type { FormatName } from '../../formats/types.js';
+import { NO_POLICY, describePolicy } from '../../mount/policy.js';
 
 export function registerList(program: Command): void {
   program
@@ -17,7 +18,7 @@ export function registerList(program: Command): void {
         (actions) => debris.push(actions.join('; ')),
       );
       if (o.json) {
-        process.stdout.write(JSON.stringify(volumes.map((v) => ({ ...v.record, state: v.state })), null, 2) + '\n');
+        process.stdout.write(JSON.stringify(volumes.map((v) => ({ ...v.record, policy: v.record.policy ?? NO_POLICY, state: v.state })), null, 2) + '\n');
       } else if (volumes.length === 0) {
         info('no volumes mounted');
       } else {
@@ -25,7 +26,8 @@ export function registerList(program: Command): void {
           const r = v.record;
           const where = r.mountpoint ?? r.loopDevice ?? r.blockFile;
           const state = v.state === 'mounted' ? '' : '  [volume server died: cleaned up]';
-          info(`${r.container}  ${formatOf(r.format)}  ${where}  ${r.fsType ?? 'no filesystem'}  ${r.loopDevice ?? ''}  ${r.readOnly ? 'ro' : 'rw'}  pid ${r.serverPid}${state}`);
+          const policy = describePolicy(r.policy ?? NO_POLICY);
+          info(`${r.container}  ${formatOf(r.format)}  ${where}  ${r.fsType ?? 'no filesystem'}  ${r.loopDevice ?? ''}  ${r.readOnly ? 'ro' : 'rw'}  pid ${r.serverPid}  auto-dismount: ${policy}${state}`);
         }
       }
       for (const c of cleaned) warn(`volume server had died; cleaned up ${c}`);

@@ -6,6 +6,8 @@ import { addFormatOptions, formatChoice, type FormatCliOptions } from '../format
 import { info, warn } from '../output.js';
 import { invokingUser } from '../owner.js';
 import { abortOnSignals } from '../signals.js';
+import { loadDefaultPolicy } from '../config.js';
+import { parseDuration, parseTriggers, type DismountPolicy } from '../../mount/policy.js';
 
 interface MountCliOptions extends FormatCliOptions {
   readOnly?: boolean;
@@ -13,6 +15,17 @@ interface MountCliOptions extends FormatCliOptions {
   filesystem: boolean; // commander's --no-filesystem
   passwordStdin?: boolean;
   keyfile?: string[];
+  dismountOn?: string;
+  idle?: string;
+}
+
+/** The config file's defaults, overridden flag by flag. Checked before any passphrase is asked. */
+function policyFor(o: MountCliOptions): DismountPolicy {
+  const defaults = loadDefaultPolicy();
+  return {
+    dismountOn: o.dismountOn !== undefined ? parseTriggers(o.dismountOn.split(','), '--dismount-on') : defaults.dismountOn,
+    idleSeconds: o.idle !== undefined ? parseDuration(o.idle, '--idle') : defaults.idleSeconds,
+  };
 }
 
 export function registerMount(program: Command): void {
@@ -23,8 +36,11 @@ export function registerMount(program: Command): void {
     .option('--fs-options <opts>', 'extra mount options for the filesystem, comma-separated')
     .option('--no-filesystem', 'only attach the decrypted block device and print its path')
     .option('--password-stdin', 'read the passphrase from standard input')
-    .option('--keyfile <file>', 'use a keyfile (repeatable)', (v: string, acc: string[] = []) => [...acc, v]);
+    .option('--keyfile <file>', 'use a keyfile (repeatable)', (v: string, acc: string[] = []) => [...acc, v])
+    .option('--dismount-on <events>', 'dismount on these events, seen by `vault watch`: lock, sleep, comma-separated, or none')
+    .option('--idle <duration>', 'dismount after this long without I/O, e.g. 15m, 30s, 1h30m, or off');
   addFormatOptions(cmd).action(async (container: string, mountpoint: string | undefined, o: MountCliOptions) => {
+    const policy = policyFor(o);
     const choice = formatChoice(o);
     const { signal, dispose } = abortOnSignals();
     try {
@@ -40,6 +56,7 @@ export function registerMount(program: Command): void {
         warn,
         ...(owner ? { owner } : {}),
         signal,
+        policy,
       });
       if (r.mountpoint) info(`mounted ${r.container} on ${r.mountpoint} (${r.fsType}${r.readOnly ? ', read-only' : ''})`);
       else info(r.loopDevice!);

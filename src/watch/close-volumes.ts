@@ -1,0 +1,25 @@
+/**
+ * What a trigger does: `vault dismount --force` for every mounted volume whose policy names it,
+ * with a log line per volume saying what was done (processes ended, lazy detach, key wiped).
+ */
+import { isVaultError } from '../errors.js';
+import { dismountVolume } from '../mount/lifecycle.js';
+import type { Trigger } from '../mount/policy.js';
+import { records } from '../mount/state.js';
+
+export async function closeVolumesFor(trigger: Trigger, log: (m: string) => void): Promise<void> {
+  const due = records().filter((r) => (r.policy?.dismountOn ?? []).includes(trigger));
+  if (due.length === 0) {
+    log(`${trigger}: no mounted volume is set to dismount on ${trigger}`);
+    return;
+  }
+  for (const r of due) {
+    try {
+      const rep = await dismountVolume(r, true);
+      log(`${trigger}: dismounted ${r.container}${rep.actions.length ? ` (${rep.actions.join('; ')})` : ''}`);
+    } catch (e) {
+      // One volume failing must not keep the others open.
+      log(`${trigger}: FAILED to dismount ${r.container}: ${isVaultError(e) ? e.message : (e as Error).stack}`);
+    }
+  }
+}
