@@ -11,7 +11,7 @@ import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CLI, FAST_KDF, RUN_DIR, e2eSuite, ok, vault } from './harness.js';
-import { describeHit, processState, scanMemory } from './memscan.js';
+import { describeHit, runPaused, scanMemory } from './memscan.js';
 
 const suite = e2eSuite('leaks');
 
@@ -33,27 +33,6 @@ function uniquePassphrase(): Buffer {
 function serverPidOf(mountpoint: string): number {
   const list = JSON.parse(ok(vault(['list', '--json'])).stdout) as { mountpoint: string; serverPid: number; id: string }[];
   return list.find((v) => v.mountpoint === mountpoint)!.serverPid;
-}
-
-/** Runs the CLI with the pause hook; resolves with its pid once it has stopped itself before exiting. */
-function runPaused(args: string[], input: Buffer): Promise<{ pid: number; done: Promise<number>; stderr: () => string }> {
-  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['pipe', 'ignore', 'pipe'], env: { ...process.env, VAULT_TEST_PAUSE_BEFORE_EXIT: '1' } });
-  let stderr = '';
-  child.stderr.on('data', (d) => (stderr += d));
-  const done = new Promise<number>((r) => child.on('close', (s) => r(s ?? -1)));
-  child.stdin.end(input);
-  return new Promise((resolve, reject) => {
-    const poll = setInterval(() => {
-      const st = processState(child.pid!);
-      if (st === 'T') {
-        clearInterval(poll);
-        resolve({ pid: child.pid!, done, stderr: () => stderr });
-      } else if (st === null || st === 'Z') {
-        clearInterval(poll);
-        reject(new Error(`vault ${args[0]} exited before pausing: ${stderr}`));
-      }
-    }, 20);
-  });
 }
 
 describe.runIf(suite.run)('nothing leaked', () => {
@@ -127,7 +106,7 @@ describe.runIf(suite.run)('nothing leaked', () => {
       ok(vault(['create', file, '--size', '16M', '--fs', 'ext4', '--quick', '--password-stdin', ...FAST_KDF], Buffer.concat([pw, Buffer.from('\n')])));
       const newPw = uniquePassphrase();
       const input = Buffer.concat([pw, Buffer.from('\n'), ...(lines === 2 ? [newPw, Buffer.from('\n')] : [])]);
-      const p = await runPaused(argsOf(file, mnt), input);
+      const p = await runPaused(CLI, argsOf(file, mnt), input);
       let hits;
       try {
         hits = scanMemory(p.pid, [pw, newPw, Buffer.from(pw.toString('latin1'), 'utf16le')]);

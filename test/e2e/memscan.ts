@@ -2,6 +2,7 @@
  * Reads a live process's memory through /proc/<pid>/mem (as root) and finds byte strings in it,
  * telling for each hit whether the mapping holding it is locked in RAM (smaps "Locked:").
  */
+import { spawn } from 'node:child_process';
 import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 
 export interface Mapping {
@@ -79,4 +80,25 @@ export function processState(pid: number): string | null {
 
 export function describeHit(h: Hit): string {
   return `0x${h.address.toString(16)} in ${h.mapping.perms} ${h.mapping.name || '[anonymous]'} (locked ${h.mapping.lockedKb} kB)`;
+}
+
+/** Runs the CLI with the pause hook; resolves with its pid once it has stopped itself before exiting. */
+export function runPaused(cli: string, args: string[], input: Buffer): Promise<{ pid: number; done: Promise<number>; stderr: () => string }> {
+  const child = spawn(process.execPath, [cli, ...args], { stdio: ['pipe', 'ignore', 'pipe'], env: { ...process.env, VAULT_TEST_PAUSE_BEFORE_EXIT: '1' } });
+  let stderr = '';
+  child.stderr.on('data', (d) => (stderr += d));
+  const done = new Promise<number>((r) => child.on('close', (s) => r(s ?? -1)));
+  child.stdin.end(input);
+  return new Promise((resolve, reject) => {
+    const poll = setInterval(() => {
+      const st = processState(child.pid!);
+      if (st === 'T') {
+        clearInterval(poll);
+        resolve({ pid: child.pid!, done, stderr: () => stderr });
+      } else if (st === null || st === 'Z') {
+        clearInterval(poll);
+        reject(new Error(`vault ${args[0]} exited before pausing: ${stderr}`));
+      }
+    }, 20);
+  });
 }

@@ -1,6 +1,8 @@
 import type { Command } from 'commander';
 import { listVolumes } from '../../mount/lifecycle.js';
 import { info, warn } from '../output.js';
+import { formatLabel } from '../../formats/index.js';
+import type { FormatName } from '../../formats/types.js';
 import { NO_POLICY, describePolicy } from '../../mount/policy.js';
 
 export function registerList(program: Command): void {
@@ -25,10 +27,15 @@ export function registerList(program: Command): void {
           const where = r.mountpoint ?? r.loopDevice ?? r.blockFile;
           const state = v.state === 'mounted' ? '' : '  [volume server died: cleaned up]';
           const policy = describePolicy(r.policy ?? NO_POLICY);
-          info(`${r.container}  ${where}  ${r.fsType ?? 'no filesystem'}  ${r.loopDevice ?? ''}  ${r.readOnly ? 'ro' : 'rw'}  pid ${r.serverPid}  auto-dismount: ${policy}${state}`);
+          info(`${r.container}  ${formatOf(r.format)}  ${where}  ${r.fsType ?? 'no filesystem'}  ${r.loopDevice ?? ''}  ${r.readOnly ? 'ro' : 'rw'}  pid ${r.serverPid}  auto-dismount: ${policy}${state}`);
         }
       }
       for (const c of cleaned) warn(`volume server had died; cleaned up ${c}`);
       for (const d of debris) warn(d);
     });
+}
+
+/** Records written before formats existed say `vault-v1`. */
+function formatOf(f: string): string {
+  return f === 'vault-v1' ? 'vault' : formatLabel(f as FormatName) ?? f;
 }

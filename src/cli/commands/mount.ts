@@ -1,13 +1,15 @@
 import type { Command } from 'commander';
 import { mountVolume } from '../../mount/lifecycle.js';
-import { gatherKdfInput } from '../secrets.js';
+import { keyfilePolicy } from '../../formats/index.js';
+import { gatherSecret } from '../secrets.js';
+import { addFormatOptions, formatChoice, type FormatCliOptions } from '../format-options.js';
 import { info, warn } from '../output.js';
 import { invokingUser } from '../owner.js';
 import { abortOnSignals } from '../signals.js';
 import { loadDefaultPolicy } from '../config.js';
 import { parseDuration, parseTriggers, type DismountPolicy } from '../../mount/policy.js';
 
-interface MountCliOptions {
+interface MountCliOptions extends FormatCliOptions {
   readOnly?: boolean;
   fsOptions?: string;
   filesystem: boolean; // commander's --no-filesystem
@@ -27,37 +29,39 @@ function policyFor(o: MountCliOptions): DismountPolicy {
 }
 
 export function registerMount(program: Command): void {
-  program
+  const cmd = program
     .command('mount <container> [mountpoint]')
-    .description('unlock a container and mount its filesystem (default mount point: /media/vault/<name>)')
+    .description('unlock a container (vault, VeraCrypt, TrueCrypt) and mount its filesystem (default mount point: /media/vault/<name>)')
     .option('--read-only', 'open the container, the loop device and the filesystem read-only')
     .option('--fs-options <opts>', 'extra mount options for the filesystem, comma-separated')
     .option('--no-filesystem', 'only attach the decrypted block device and print its path')
     .option('--password-stdin', 'read the passphrase from standard input')
     .option('--keyfile <file>', 'use a keyfile (repeatable)', (v: string, acc: string[] = []) => [...acc, v])
     .option('--dismount-on <events>', 'dismount on these events, seen by `vault watch`: lock, sleep, comma-separated, or none')
-    .option('--idle <duration>', 'dismount after this long without I/O, e.g. 15m, 30s, 1h30m, or off')
-    .action(async (container: string, mountpoint: string | undefined, o: MountCliOptions) => {
-      const policy = policyFor(o);
-      const { signal, dispose } = abortOnSignals();
-      try {
-        const owner = invokingUser();
-        const r = await mountVolume({
-          container,
-          ...(mountpoint ? { mountpoint } : {}),
-          readOnly: !!o.readOnly,
-          ...(o.fsOptions ? { fsOptions: o.fsOptions } : {}),
-          noFilesystem: !o.filesystem,
-          kdfInput: () => gatherKdfInput(o),
-          warn,
-          ...(owner ? { owner } : {}),
-          signal,
-          policy,
-        });
-        if (r.mountpoint) info(`mounted ${r.container} on ${r.mountpoint} (${r.fsType}${r.readOnly ? ', read-only' : ''})`);
-        else info(r.loopDevice!);
-      } finally {
-        dispose();
-      }
-    });
+    .option('--idle <duration>', 'dismount after this long without I/O, e.g. 15m, 30s, 1h30m, or off');
+  addFormatOptions(cmd).action(async (container: string, mountpoint: string | undefined, o: MountCliOptions) => {
+    const policy = policyFor(o);
+    const choice = formatChoice(o);
+    const { signal, dispose } = abortOnSignals();
+    try {
+      const owner = invokingUser();
+      const r = await mountVolume({
+        container,
+        ...(mountpoint ? { mountpoint } : {}),
+        readOnly: !!o.readOnly,
+        ...(o.fsOptions ? { fsOptions: o.fsOptions } : {}),
+        noFilesystem: !o.filesystem,
+        secret: (adapter) => gatherSecret(o, keyfilePolicy(adapter)),
+        ...choice,
+        warn,
+        ...(owner ? { owner } : {}),
+        signal,
+        policy,
+      });
+      if (r.mountpoint) info(`mounted ${r.container} on ${r.mountpoint} (${r.fsType}${r.readOnly ? ', read-only' : ''})`);
+      else info(r.loopDevice!);
+    } finally {
+      dispose();
+    }
+  });
 }
