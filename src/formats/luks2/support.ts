@@ -111,20 +111,23 @@ export function usableKeyslot(m: Luks2Metadata, k: Luks2Keyslot): UsableKeyslot 
   if (k.area.encryption !== SEGMENT_CIPHER || k.area.keySize !== AREA_KEY_LENGTH)
     throw unsupported(`${what} area cipher "${String(k.area.encryption).slice(0, 40)}" with a ${(k.area.keySize ?? 0) * 8}-bit key is not supported`);
   if (k.area.size < BigInt(afSplitBytes(k.keySize))) throw new VaultError('invalid-field', `${what} area is smaller than its key material`);
+  const kdfType = k.kdf.type;
+  if (kdfType !== 'pbkdf2' && kdfType !== 'argon2i' && kdfType !== 'argon2id')
+    throw unsupported(`${what} uses the KDF "${kdfType.slice(0, 30)}", which vault does not support`);
   const salt = decodeBase64(k.kdf.salt);
   if (!salt || salt.length !== SALT_LENGTH) throw new VaultError('invalid-field', `${what}: the KDF salt is not ${SALT_LENGTH} bytes of base64`);
   let kdf: LuksKdf;
-  if (k.kdf.type === 'pbkdf2') {
+  if (kdfType === 'pbkdf2') {
     kdf = { type: 'pbkdf2', hash: hashName(k.kdf.hash, `${what} PBKDF2`), iterations: smallInt(k.kdf.iterations, `${what} iterations`), salt };
-  } else if (k.kdf.type === 'argon2i' || k.kdf.type === 'argon2id') {
+  } else {
     kdf = {
-      type: k.kdf.type,
+      type: kdfType,
       time: smallInt(k.kdf.time, `${what} Argon2 time`),
       memoryKiB: smallInt(k.kdf.memory, `${what} Argon2 memory`),
       cpus: smallInt(k.kdf.cpus, `${what} Argon2 threads`),
       salt,
     };
-  } else throw unsupported(`${what} uses the KDF "${k.kdf.type.slice(0, 30)}", which vault does not support`);
+  }
   checkLuksKdfBounds(kdf, what);
   const areaOffset = k.area.offset;
   if (areaOffset > BigInt(Number.MAX_SAFE_INTEGER)) throw new VaultError('invalid-field', `${what} area offset is out of range`);
