@@ -99,7 +99,7 @@ export function readBinaryHeader(read: (length: number, offset: number) => Buffe
 
 /**
  * The JSON text of an area (validate_json_area()): it must open with '{', hold one JSON object and
- * nothing after it but NUL bytes, with at least one NUL (the terminator) before the area ends.
+ * nothing after it but whitespace and then NUL bytes, at least one (the terminator).
  * Returns the text bytes, or a reason.
  */
 export function jsonText(area: Buffer): Buffer | string {
@@ -107,7 +107,7 @@ export function jsonText(area: Buffer): Buffer | string {
   const end = area.indexOf(0);
   if (end < 0) return 'the JSON area has no terminating NUL byte';
   for (let i = end; i < area.length; i++) if (area[i] !== 0) return `non-NUL byte at JSON area offset ${i}, after the JSON text`;
-  // json-c stops right after the closing brace; anything else before the NUL (even spaces) is refused.
-  if (area[end - 1] !== 0x7d) return 'unexpected data after the JSON object';
+  // Anything but whitespace between the object and the NUL is refused by the JSON parser (json-c
+  // also reads trailing whitespace as part of the text, so cryptsetup accepts it too).
   return area.subarray(0, end);
 }
