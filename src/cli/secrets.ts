@@ -6,6 +6,7 @@ import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { VaultError } from '../errors.js';
 import { MAX_KEYFILE_SIZE, buildKdfInput } from '../crypto/kdf.js';
 import { wipe } from '../crypto/wipe.js';
+import type { KeyfilePolicy, UnlockSecret } from '../formats/types.js';
 import { promptPassphrase, readStdinLines } from './passphrase.js';
 
 export interface SecretOptions {
@@ -14,6 +15,14 @@ export interface SecretOptions {
 }
 
 export function readKeyfile(file: string): Buffer {
+  return readKeyfileWith(file, { maxBytes: MAX_KEYFILE_SIZE, prefix: false });
+}
+
+/**
+ * Reads a keyfile the way a format uses it: the whole file up to `maxBytes`, or (`prefix`, as
+ * VeraCrypt does) only its first `maxBytes` bytes of a file of any size. Empty files are refused.
+ */
+export function readKeyfileWith(file: string, policy: KeyfilePolicy): Buffer {
   let fd: number;
   try {
     fd = openSync(file, 'r');
@@ -23,9 +32,9 @@ export function readKeyfile(file: string): Buffer {
   try {
     const st = fstatSync(fd);
     if (!st.isFile()) throw new VaultError('usage', `keyfile ${file} is not a regular file`);
-    if (st.size === 0 || st.size > MAX_KEYFILE_SIZE)
-      throw new VaultError('usage', `keyfile ${file} is ${st.size} bytes; a keyfile must be 1 byte to 1 MiB`);
-    const b = Buffer.alloc(st.size);
+    if (st.size === 0 || (st.size > policy.maxBytes && !policy.prefix))
+      throw new VaultError('usage', `keyfile ${file} is ${st.size} bytes; a keyfile must be 1 byte to ${sizeText(policy.maxBytes)}`);
+    const b = Buffer.alloc(Math.min(st.size, policy.maxBytes));
     let done = 0;
     while (done < b.length) {
       const n = readSync(fd, b, done, b.length - done, done);
@@ -36,6 +45,10 @@ export function readKeyfile(file: string): Buffer {
   } finally {
     closeSync(fd);
   }
+}
+
+function sizeText(n: number): string {
+  return n % (1024 * 1024) === 0 ? `${n / (1024 * 1024)} MiB` : `${n} bytes`;
 }
 
 /**
@@ -73,6 +86,23 @@ export function gatherKdfInput(o: SecretOptions, prompt = 'Passphrase: ', confir
   const hasKeyfiles = (o.keyfile?.length ?? 0) > 0;
   const [pw] = readPassphrases(o, [hasKeyfiles ? prompt.replace(/: $/, ' (empty if none): ') : prompt], confirm);
   return kdfInputFrom(pw!, o.keyfile);
+}
+
+/**
+ * The passphrase and the keyfiles, kept apart (UnlockSecret) for formats that combine them their
+ * own way; keyfiles are read as `policy` says. The caller wipes both (unlockVolume does).
+ */
+export function gatherSecret(o: SecretOptions, policy: KeyfilePolicy): UnlockSecret {
+  const paths = o.keyfile ?? [];
+  const [passphrase] = readPassphrases(o, [paths.length ? 'Passphrase (empty if none): ' : 'Passphrase: '], false);
+  const keyfiles: Buffer[] = [];
+  try {
+    for (const p of paths) keyfiles.push(readKeyfileWith(p, policy));
+  } catch (e) {
+    wipe(passphrase, ...keyfiles);
+    throw e;
+  }
+  return { passphrase: passphrase!, keyfiles };
 }
 
 /**

@@ -3,6 +3,7 @@ import { VaultError } from '../errors.js';
 import { closeContainer, openContainer, unlockContainer, type ContainerFile, type UnlockResult } from '../volume/container.js';
 import { lockHeaderUpdates } from '../volume/header-lock.js';
 import { resolveContainer } from '../mount/lifecycle.js';
+import { requireVaultFormat } from '../formats/index.js';
 import { warn } from './output.js';
 
 export interface Unlocked {
@@ -45,4 +46,17 @@ export function parseSlot(v: string | undefined): number | undefined {
   if (v === undefined) return undefined;
   if (!/^\d+$/.test(v)) throw new VaultError('usage', `--slot must be a number, got "${v}"`);
   return Number(v);
+}
+
+/**
+ * Key management changes vault headers only: on a VeraCrypt, TrueCrypt or LUKS container it stops
+ * here, before any passphrase is asked and without writing a byte.
+ */
+export function refuseForeign(path: string, what: string): void {
+  const c = openContainer(resolveContainer(path), true);
+  try {
+    requireVaultFormat(c, what);
+  } finally {
+    closeContainer(c);
+  }
 }

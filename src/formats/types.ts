@@ -52,6 +52,11 @@ export interface UnlockedVolume {
   uuid: string | null;
   /** Non-fatal findings to show the user (a damaged header copy, ...). */
   warnings: string[];
+  /**
+   * Optional: metadata only known after unlocking (VeraCrypt: the KDF, PIM and volume type that
+   * matched), shown by `vault info` for formats whose header says nothing without the password.
+   */
+  info?: FormatInfo;
 }
 
 /** A format's metadata for `vault info`, without secrets. */
@@ -61,6 +66,16 @@ export interface FormatInfo {
   fields: Array<[string, string]>;
   /** The same, as structured data for --json. */
   json: Record<string, unknown>;
+  /** Optional: non-fatal findings (a damaged header copy, ...), printed as warnings. */
+  warnings?: string[];
+}
+
+/** How the CLI reads a keyfile for a format before handing its bytes over in UnlockSecret. */
+export interface KeyfilePolicy {
+  /** Largest number of bytes used from one keyfile. */
+  maxBytes: number;
+  /** true: use the first maxBytes of a longer file (VeraCrypt); false: refuse a longer file. */
+  prefix: boolean;
 }
 
 export interface FormatAdapter {
@@ -71,7 +86,18 @@ export interface FormatAdapter {
    * adapter never claims a file here; it is the fallback tried last.
    */
   recognises(firstBytes: Buffer): boolean;
+  /**
+   * Optional fuller recognition on the open file, for formats with a second header copy elsewhere
+   * (vault's secondary copy at the end, LUKS2's secondary header) whose primary may be destroyed.
+   * The VeraCrypt fallback uses it to say whether the file could be a VeraCrypt volume at all.
+   */
+  claims?(c: ContainerFile): boolean;
+  /** Optional: how keyfiles are read for this format (default: whole file, at most 8 MiB). */
+  keyfilePolicy?: KeyfilePolicy;
   unlock(c: ContainerFile, secret: UnlockSecret, o: UnlockOptions): Promise<UnlockedVolume>;
-  /** Metadata that can be shown without the password (for VeraCrypt: after unlock only). */
+  /**
+   * Metadata that can be shown without the password. Formats that need the password for it
+   * (VeraCrypt) leave this out and put it in UnlockedVolume.info instead.
+   */
   info?(c: ContainerFile, o: UnlockOptions): FormatInfo;
 }

@@ -9,10 +9,10 @@
 import { existsSync, mkdirSync, readdirSync, realpathSync, rmdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { VaultError, isVaultError } from '../errors.js';
-import { KeyHandle } from '../crypto/key-handle.js';
 import { flockFd } from '../crypto/process-hardening.js';
-import { closeContainer, formatUuid, openContainer, unlockContainer, type ContainerFile } from '../volume/container.js';
-import type { Header } from '../format/types.js';
+import { closeContainer, openContainer, type ContainerFile } from '../volume/container.js';
+import { detectFormat, unlockVolume } from '../formats/index.js';
+import type { FormatAdapter, UnlockSecret, UnlockedVolume } from '../formats/types.js';
 import { startServer } from '../server/spawn.js';
 import { BLOCK_FILE_NAME, type ServerConfig, type ServerEngine } from '../server/protocol.js';
 import { nativeFuseAddon } from '../crypto/native-fuse.js';
@@ -46,8 +46,19 @@ export interface MountOptions {
   readOnly: boolean;
   fsOptions?: string;
   noFilesystem: boolean;
-  /** Produces the KDF input (passphrase and keyfiles); called after the container is validated and locked. */
-  kdfInput: () => Promise<Buffer> | Buffer;
+  /**
+   * Produces the secret (passphrase and keyfiles, read the way `adapter` wants them); called after
+   * the container is open, locked and its format known. Wiped after the unlock.
+   */
+  secret: (adapter: FormatAdapter) => Promise<UnlockSecret> | UnlockSecret;
+  /** Force a format instead of detecting it (`--type`). */
+  type?: string;
+  /** A detached header file (LUKS `--header`). */
+  headerPath?: string;
+  /** VeraCrypt/TrueCrypt: `--pim`, `--hidden`, `--use-backup-header`. */
+  pim?: number;
+  hidden?: boolean;
+  useBackupHeader?: boolean;
   warn: (message: string) => void;
   /** Owner for FAT/exFAT mounts (the user who ran sudo). */
   owner?: { uid: number; gid: number };
@@ -72,45 +83,54 @@ export function openLocked(containerPath: string, readOnly: boolean): ContainerF
 export async function mountVolume(o: MountOptions): Promise<VolumeRecord> {
   requireMountPrivileges('vault mount');
   const c = openLocked(resolveContainer(o.container), o.readOnly);
+  let headerFile: ContainerFile | undefined;
   try {
-    const input = await o.kdfInput();
-    let unlocked;
-    try {
-      unlocked = await unlockContainer(c, input);
-    } finally {
-      input.fill(0);
+    if (o.headerPath) headerFile = openContainer(resolveContainer(o.headerPath), true);
+    const adapter = detectFormat(c, { ...(o.type ? { type: o.type } : {}), ...(headerFile ? { headerFile } : {}) });
+    const secret = await o.secret(adapter);
+    const volume = await unlockVolume(adapter, c, secret, {
+      readOnly: o.readOnly,
+      ...(o.pim !== undefined ? { pim: o.pim } : {}),
+      ...(o.hidden ? { hidden: true } : {}),
+      ...(o.useBackupHeader ? { useBackupHeader: true } : {}),
+      ...(headerFile ? { headerFile } : {}),
+    });
+    for (const w of volume.warnings) o.warn(w);
+    if (o.signal?.aborted) {
+      volume.key.dispose();
+      checkAborted(o.signal);
     }
-    for (const w of unlocked.warnings) o.warn(w);
-    checkAborted(o.signal);
-    return await mountUnlocked(c, unlocked.header, KeyHandle.fromBytes(unlocked.masterKey), o);
+    return await mountUnlocked(c, volume, o);
   } finally {
+    if (headerFile) closeContainer(headerFile);
     closeContainer(c); // the server holds its own descriptor, and with it the lock
   }
 }
 
-export type MountUnlockedOptions = Omit<MountOptions, 'container' | 'kdfInput'>;
+export type MountUnlockedOptions = Omit<MountOptions, 'container' | 'secret' | 'type' | 'headerPath' | 'pim' | 'hidden' | 'useBackupHeader'>;
 
 /**
  * Mounts a container that is already open, locked and unlocked (used by mount, and by create to
- * format through the same path). Consumes `key`. On failure, undoes every step it took. The caller
- * has checked requireMountPrivileges() before asking for secrets.
+ * format through the same path), whatever its format. Consumes `volume.key`. On failure, undoes
+ * every step it took. The caller has checked requireMountPrivileges() before asking for secrets.
  */
-export async function mountUnlocked(c: ContainerFile, header: Header, key: KeyHandle, o: MountUnlockedOptions): Promise<VolumeRecord> {
+export async function mountUnlocked(c: ContainerFile, volume: UnlockedVolume, o: MountUnlockedOptions): Promise<VolumeRecord> {
   const undo = new UndoStack();
   try {
-    const record = await startVolume(c, header, key, o, undo);
+    const record = await startVolume(c, volume, o, undo);
     undo.commit();
     return record;
   } catch (e) {
-    key.dispose();
+    volume.key.dispose();
     const failed = await undo.unwind();
     for (const f of failed) o.warn(`cleanup: ${f}`);
     throw e;
   }
 }
 
-/** Server, loop device, filesystem and record for an unlocked container. Consumes `key`. */
-async function startVolume(c: ContainerFile, header: Header, key: KeyHandle, o: MountUnlockedOptions, undo: UndoStack): Promise<VolumeRecord> {
+/** Server, loop device, filesystem and record for an unlocked container. Consumes `v.key`. */
+async function startVolume(c: ContainerFile, v: UnlockedVolume, o: MountUnlockedOptions, undo: UndoStack): Promise<VolumeRecord> {
+  const key = v.key;
   const id = newVolumeId();
   const dir = createVolumeDir(id);
   undo.push('remove volume directory', () => removeVolumeDir(id));
@@ -119,11 +139,11 @@ async function startVolume(c: ContainerFile, header: Header, key: KeyHandle, o: 
     containerPath: c.path,
     fuseDir: path.join(dir, 'fuse'),
     readOnly: o.readOnly,
-    sectorSize: header.sectorSize,
-    dataOffset: header.dataOffset,
-    dataSize: header.dataSize,
-    firstTweak: '0',
-    tweakStep: '1',
+    sectorSize: v.sectorSize,
+    dataOffset: v.dataOffset,
+    dataSize: v.dataSize,
+    firstTweak: v.firstTweak.toString(),
+    tweakStep: v.tweakStep.toString(),
     engine: serverEngine(o.warn),
   };
   let server;
@@ -135,7 +155,7 @@ async function startVolume(c: ContainerFile, header: Header, key: KeyHandle, o: 
   undo.push('stop volume server', () => stopServer(server.pid, server.startTime, config.fuseDir));
   checkAborted(o.signal);
 
-  const loop = attachLoop(server.blockFile, { readOnly: o.readOnly, directIo: true, sectorSize: header.sectorSize });
+  const loop = attachLoop(server.blockFile, { readOnly: o.readOnly, directIo: true, sectorSize: v.sectorSize });
   undo.push(`detach ${loop.device}`, () => detachLoop(loop.device));
   checkAborted(o.signal);
 
@@ -144,8 +164,8 @@ async function startVolume(c: ContainerFile, header: Header, key: KeyHandle, o: 
     id,
     container: c.path,
     containerId: `${st.dev}:${st.ino}`,
-    uuid: formatUuid(header.uuid),
-    format: 'vault-v1',
+    uuid: v.uuid,
+    format: v.format,
     mountpoint: null,
     mountpointCreated: false,
     fuseDir: config.fuseDir,

@@ -24,7 +24,9 @@ export interface VolumeRecord {
   container: string;
   /** `dev:ino` of the container, so the same file reached by another path is recognised. */
   containerId: string;
-  uuid: string;
+  /** The volume's UUID where its format has one (vault, LUKS); null for VeraCrypt/TrueCrypt. */
+  uuid: string | null;
+  /** The container format (src/formats/types.ts FormatName). */
   format: string;
   mountpoint: string | null;
   /** True when vault created the mount point and must remove it on dismount. */

@@ -8,6 +8,7 @@ import { closeContainer } from '../../volume/container.js';
 import { dismountVolume, mountUnlocked, openLocked, requireMountPrivileges } from '../../mount/lifecycle.js';
 import { makeFilesystem, type FsType } from '../../mount/filesystem.js';
 import { records } from '../../mount/state.js';
+import { vaultVolume } from '../../formats/vault.js';
 import { gatherKdfInput } from '../secrets.js';
 import { addKdfOptions, kdfFromOptions, type KdfCliOptions } from '../kdf-options.js';
 import { info, progress, warn } from '../output.js';
@@ -84,7 +85,7 @@ async function formatThroughMount(tmpPath: string, made: Awaited<ReturnType<type
   const c = openLocked(tmpPath, false);
   let record;
   try {
-    record = await mountUnlocked(c, made.header, made.key, { readOnly: false, noFilesystem: true, warn, signal });
+    record = await mountUnlocked(c, vaultVolume(made.header, made.key, []), { readOnly: false, noFilesystem: true, warn, signal });
   } finally {
     closeContainer(c);
   }

@@ -9,7 +9,7 @@ import { resolveContainer } from '../../mount/lifecycle.js';
 import { promptLine } from '../passphrase.js';
 import { info, warn } from '../output.js';
 import { gatherKdfInput } from '../secrets.js';
-import { openUnlocked } from '../unlock.js';
+import { openUnlocked, refuseForeign } from '../unlock.js';
 
 const activeSlots = (h: Header) => h.keyslots.flatMap((s, i) => (s.state === 'active' ? [i] : []));
 
@@ -20,6 +20,7 @@ export function registerHeader(program: Command): void {
     .command('backup <container> <file>')
     .description('write both header copies (with all keyslots) to a new file, mode 0600')
     .action((container: string, file: string) => {
+      refuseForeign(container, 'vault header backup');
       const c = openContainer(resolveContainer(container), true);
       try {
         const { uuid } = writeHeaderBackup(c, file);
@@ -35,6 +36,7 @@ export function registerHeader(program: Command): void {
     .description('overwrite the container headers with a backup of the same container')
     .option('--force', 'do not ask for confirmation')
     .action(async (container: string, file: string, o: { force?: boolean }) => {
+      refuseForeign(container, 'vault header restore');
       let raw: Buffer;
       try {
         raw = readFileSync(file);
@@ -77,6 +79,7 @@ export function registerHeader(program: Command): void {
     .option('--password-stdin', 'read the passphrase from standard input')
     .option('--keyfile <file>', 'keyfile (repeatable)', (v: string, acc: string[] = []) => [...acc, v])
     .action(async (container: string, o: { passwordStdin?: boolean; keyfile?: string[] }) => {
+      refuseForeign(container, 'vault header repair');
       const x = await openUnlocked(container, gatherKdfInput(o), { readOnly: false });
       try {
         if (x.u.warnings.length === 0) {

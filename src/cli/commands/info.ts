@@ -1,63 +1,86 @@
 import type { Command } from 'commander';
-import { isVaultError } from '../../errors.js';
-import { candidateHeaders, closeContainer, formatUuid, openContainer, readHeaderCopies } from '../../volume/container.js';
+import { closeContainer, openContainer, type ContainerFile } from '../../volume/container.js';
 import { resolveContainer } from '../../mount/lifecycle.js';
+import { detectFormat, formatLabel, keyfilePolicy, unlockVolume } from '../../formats/index.js';
+import type { FormatInfo, UnlockOptions, UnlockedVolume } from '../../formats/types.js';
 import { info, warn } from '../output.js';
-import { gatherKdfInput } from '../secrets.js';
-import { openUnlocked } from '../unlock.js';
-import { formatSize } from '../sizes.js';
+import { gatherSecret } from '../secrets.js';
+import { addFormatOptions, formatChoice, type FormatCliOptions } from '../format-options.js';
+
+interface InfoCliOptions extends FormatCliOptions {
+  json?: boolean;
+  dumpMasterKey?: boolean;
+  passwordStdin?: boolean;
+  keyfile?: string[];
+}
 
 export function registerInfo(program: Command): void {
-  program
+  const cmd = program
     .command('info <container>')
-    .description('show the container format, geometry and keyslots (never a secret unless --dump-master-key)')
+    .description('show the container format, geometry and keyslots (never a secret unless --dump-master-key); VeraCrypt/TrueCrypt need the password')
     .option('--json', 'print JSON for scripts')
     .option('--dump-master-key', 'after a passphrase, print the master key in hex (for recovery and verification)')
-    .option('--password-stdin', 'read the passphrase from standard input (with --dump-master-key)')
-    .option('--keyfile <file>', 'keyfile (repeatable)', (v: string, acc: string[] = []) => [...acc, v])
-    .action(async (container: string, o: { json?: boolean; dumpMasterKey?: boolean; passwordStdin?: boolean; keyfile?: string[] }) => {
-      if (o.dumpMasterKey) {
-        const x = await openUnlocked(container, gatherKdfInput(o), { readOnly: true });
-        try {
-          warn('the master key below decrypts this container whatever its passphrases: anyone who sees it can read everything, forever');
-          process.stdout.write(`${Buffer.from(x.u.masterKey).toString('hex')}\n`);
-        } finally {
-          x.close();
-        }
+    .option('--password-stdin', 'read the passphrase from standard input (with --dump-master-key, or for VeraCrypt/TrueCrypt)')
+    .option('--keyfile <file>', 'keyfile (repeatable)', (v: string, acc: string[] = []) => [...acc, v]);
+  addFormatOptions(cmd).action(async (container: string, o: InfoCliOptions) => {
+    const choice = formatChoice(o);
+    const c = openContainer(resolveContainer(container), true);
+    let headerFile: ContainerFile | undefined;
+    try {
+      if (choice.headerPath) headerFile = openContainer(resolveContainer(choice.headerPath), true);
+      const adapter = detectFormat(c, { ...(choice.type ? { type: choice.type } : {}), ...(headerFile ? { headerFile } : {}) });
+      const opts: UnlockOptions = {
+        readOnly: true,
+        ...(choice.pim !== undefined ? { pim: choice.pim } : {}),
+        ...(choice.hidden ? { hidden: true } : {}),
+        ...(choice.useBackupHeader ? { useBackupHeader: true } : {}),
+        ...(headerFile ? { headerFile } : {}),
+      };
+      if (!o.dumpMasterKey && adapter.info) {
+        show(adapter.info(c, opts), !!o.json);
         return;
       }
-      const c = openContainer(resolveContainer(container), true);
+      // The master key, or metadata that only the password reveals (VeraCrypt's KDF and volume type).
+      const volume = await unlockVolume(adapter, c, gatherSecret(o, keyfilePolicy(adapter)), opts);
       try {
-        const copies = readHeaderCopies(c);
-        const { candidates, warnings } = candidateHeaders(c, copies);
-        for (const w of warnings) warn(w);
-        const h = candidates[0]!;
-        const copyState = (r: typeof copies.primary) => (r.ok ? `valid, sequence ${r.header.sequence}` : isVaultError(r.error) ? `unusable: ${r.error.message}` : 'unusable');
-        const data = {
-          format: 'vault',
-          version: h.version,
-          uuid: formatUuid(h.uuid),
-          cipher: h.cipher,
-          sectorSize: h.sectorSize,
-          dataOffset: h.dataOffset,
-          dataSize: h.dataSize,
-          sequence: h.sequence.toString(),
-          headers: { primary: copyState(copies.primary), secondary: copyState(copies.secondary) },
-          keyslots: h.keyslots.flatMap((s, i) => (s.state === 'active' ? [{ slot: i, kdf: 'argon2id', ...s.kdf }] : [])),
-        };
-        if (o.json) {
-          process.stdout.write(JSON.stringify(data, null, 2) + '\n');
+        for (const w of volume.warnings) warn(w);
+        if (o.dumpMasterKey) {
+          warn('the master key below decrypts this container whatever its passphrases: anyone who sees it can read everything, forever');
+          process.stdout.write(`${volume.key.withBytes((k) => k.toString('hex'))}\n`);
           return;
         }
-        info(`format:      vault version ${data.version}`);
-        info(`uuid:        ${data.uuid}`);
-        info(`cipher:      ${data.cipher}, ${data.sectorSize}-byte sectors`);
-        info(`data:        offset ${data.dataOffset}, size ${data.dataSize} (${formatSize(data.dataSize)})`);
-        info(`headers:     primary ${data.headers.primary}; secondary ${data.headers.secondary}`);
-        info('keyslots:');
-        for (const s of data.keyslots) info(`  ${s.slot}: argon2id, ${s.memoryKiB / 1024} MiB, ${s.iterations} iterations, ${s.parallelism} lanes`);
+        show(volume.info ?? geometryInfo(volume), !!o.json);
       } finally {
-        closeContainer(c);
+        volume.key.dispose();
       }
-    });
+    } finally {
+      if (headerFile) closeContainer(headerFile);
+      closeContainer(c);
+    }
+  });
+}
+
+/** What every unlocked volume can show, for formats that add nothing of their own. */
+function geometryInfo(v: UnlockedVolume): FormatInfo {
+  const json = { format: v.format, uuid: v.uuid, sectorSize: v.sectorSize, dataOffset: v.dataOffset, dataSize: v.dataSize };
+  return {
+    format: v.format,
+    fields: [
+      ['format', formatLabel(v.format)],
+      ...(v.uuid ? [['uuid', v.uuid] as [string, string]] : []),
+      ['cipher', `aes-256-xts, ${v.sectorSize}-byte sectors`],
+      ['data', `offset ${v.dataOffset}, size ${v.dataSize}`],
+    ],
+    json,
+  };
+}
+
+function show(fi: FormatInfo, json: boolean): void {
+  for (const w of fi.warnings ?? []) warn(w);
+  if (json) {
+    process.stdout.write(JSON.stringify(fi.json, null, 2) + '\n');
+    return;
+  }
+  // Labels line up in one column; indented labels (list items under a heading) keep their indent.
+  for (const [label, value] of fi.fields) info(value === '' ? `${label}:` : label.startsWith(' ') ? `${label}: ${value}` : `${`${label}:`.padEnd(13)}${value}`);
 }

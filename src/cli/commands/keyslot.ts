@@ -5,7 +5,7 @@ import { resolveContainer } from '../../mount/lifecycle.js';
 import { addKdfOptions, kdfFromOptions, type KdfCliOptions } from '../kdf-options.js';
 import { info, warn } from '../output.js';
 import { gatherKdfInput, gatherOldAndNew } from '../secrets.js';
-import { openUnlocked, parseSlot } from '../unlock.js';
+import { openUnlocked, parseSlot, refuseForeign } from '../unlock.js';
 import { VaultError } from '../../errors.js';
 
 const collect = (v: string, acc: string[] = []) => [...acc, v];
@@ -25,6 +25,7 @@ export function registerKeyslot(program: Command): void {
     .description('show the keyslots and their KDF parameters (no passphrase needed)')
     .option('--json', 'print JSON for scripts')
     .action((container: string, o: { json?: boolean }) => {
+      refuseForeign(container, 'vault keyslot list');
       const c = openContainer(resolveContainer(container), true);
       try {
         const { candidates, warnings } = candidateHeaders(c, readHeaderCopies(c));
@@ -48,6 +49,7 @@ export function registerKeyslot(program: Command): void {
     .option('--new-keyfile <file>', 'keyfile of the new secret (repeatable)', collect);
   addKdfOptions(add).action(async (container: string, o: AddOptions) => {
     const slot = parseSlot(o.slot);
+    refuseForeign(container, 'vault keyslot add');
     const { oldInput, newInput } = gatherOldAndNew(o);
     try {
       const kdf = await kdfFromOptions(o);
@@ -73,6 +75,7 @@ export function registerKeyslot(program: Command): void {
     .action(async (container: string, o: { slot: string; force?: boolean; passwordStdin?: boolean; keyfile?: string[] }) => {
       const slot = parseSlot(o.slot);
       if (slot === undefined) throw new VaultError('usage', '--slot is required');
+      refuseForeign(container, 'vault keyslot remove');
       const x = await openUnlocked(container, gatherKdfInput(o), { readOnly: false });
       try {
         const last = x.u.header.keyslots.filter((s) => s.state === 'active').length === 1;

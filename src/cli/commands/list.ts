@@ -1,6 +1,8 @@
 import type { Command } from 'commander';
 import { listVolumes } from '../../mount/lifecycle.js';
 import { info, warn } from '../output.js';
+import { formatLabel } from '../../formats/index.js';
+import type { FormatName } from '../../formats/types.js';
 
 export function registerList(program: Command): void {
   program
@@ -19,9 +21,14 @@ export function registerList(program: Command): void {
           const r = v.record;
           const where = r.mountpoint ?? r.loopDevice ?? r.blockFile;
           const state = v.state === 'mounted' ? '' : '  [volume server died: cleaned up]';
-          info(`${r.container}  ${where}  ${r.fsType ?? 'no filesystem'}  ${r.loopDevice ?? ''}  ${r.readOnly ? 'ro' : 'rw'}  pid ${r.serverPid}${state}`);
+          info(`${r.container}  ${formatOf(r.format)}  ${where}  ${r.fsType ?? 'no filesystem'}  ${r.loopDevice ?? ''}  ${r.readOnly ? 'ro' : 'rw'}  pid ${r.serverPid}${state}`);
         }
       }
       for (const c of cleaned) warn(`volume server had died; cleaned up ${c}`);
     });
+}
+
+/** Records written before formats existed say `vault-v1`. */
+function formatOf(f: string): string {
+  return f === 'vault-v1' ? 'vault' : formatLabel(f as FormatName) ?? f;
 }

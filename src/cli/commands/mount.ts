@@ -1,11 +1,13 @@
 import type { Command } from 'commander';
 import { mountVolume } from '../../mount/lifecycle.js';
-import { gatherKdfInput } from '../secrets.js';
+import { keyfilePolicy } from '../../formats/index.js';
+import { gatherSecret } from '../secrets.js';
+import { addFormatOptions, formatChoice, type FormatCliOptions } from '../format-options.js';
 import { info, warn } from '../output.js';
 import { invokingUser } from '../owner.js';
 import { abortOnSignals } from '../signals.js';
 
-interface MountCliOptions {
+interface MountCliOptions extends FormatCliOptions {
   readOnly?: boolean;
   fsOptions?: string;
   filesystem: boolean; // commander's --no-filesystem
@@ -14,33 +16,35 @@ interface MountCliOptions {
 }
 
 export function registerMount(program: Command): void {
-  program
+  const cmd = program
     .command('mount <container> [mountpoint]')
-    .description('unlock a container and mount its filesystem (default mount point: /media/vault/<name>)')
+    .description('unlock a container (vault, VeraCrypt, TrueCrypt) and mount its filesystem (default mount point: /media/vault/<name>)')
     .option('--read-only', 'open the container, the loop device and the filesystem read-only')
     .option('--fs-options <opts>', 'extra mount options for the filesystem, comma-separated')
     .option('--no-filesystem', 'only attach the decrypted block device and print its path')
     .option('--password-stdin', 'read the passphrase from standard input')
-    .option('--keyfile <file>', 'use a keyfile (repeatable)', (v: string, acc: string[] = []) => [...acc, v])
-    .action(async (container: string, mountpoint: string | undefined, o: MountCliOptions) => {
-      const { signal, dispose } = abortOnSignals();
-      try {
-        const owner = invokingUser();
-        const r = await mountVolume({
-          container,
-          ...(mountpoint ? { mountpoint } : {}),
-          readOnly: !!o.readOnly,
-          ...(o.fsOptions ? { fsOptions: o.fsOptions } : {}),
-          noFilesystem: !o.filesystem,
-          kdfInput: () => gatherKdfInput(o),
-          warn,
-          ...(owner ? { owner } : {}),
-          signal,
-        });
-        if (r.mountpoint) info(`mounted ${r.container} on ${r.mountpoint} (${r.fsType}${r.readOnly ? ', read-only' : ''})`);
-        else info(r.loopDevice!);
-      } finally {
-        dispose();
-      }
-    });
+    .option('--keyfile <file>', 'use a keyfile (repeatable)', (v: string, acc: string[] = []) => [...acc, v]);
+  addFormatOptions(cmd).action(async (container: string, mountpoint: string | undefined, o: MountCliOptions) => {
+    const choice = formatChoice(o);
+    const { signal, dispose } = abortOnSignals();
+    try {
+      const owner = invokingUser();
+      const r = await mountVolume({
+        container,
+        ...(mountpoint ? { mountpoint } : {}),
+        readOnly: !!o.readOnly,
+        ...(o.fsOptions ? { fsOptions: o.fsOptions } : {}),
+        noFilesystem: !o.filesystem,
+        secret: (adapter) => gatherSecret(o, keyfilePolicy(adapter)),
+        ...choice,
+        warn,
+        ...(owner ? { owner } : {}),
+        signal,
+      });
+      if (r.mountpoint) info(`mounted ${r.container} on ${r.mountpoint} (${r.fsType}${r.readOnly ? ', read-only' : ''})`);
+      else info(r.loopDevice!);
+    } finally {
+      dispose();
+    }
+  });
 }

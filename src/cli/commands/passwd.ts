@@ -3,7 +3,7 @@ import { changePassphrase } from '../../volume/keyslots.js';
 import { addKdfOptions, kdfFromOptions, type KdfCliOptions } from '../kdf-options.js';
 import { info } from '../output.js';
 import { gatherOldAndNew } from '../secrets.js';
-import { openUnlocked, parseSlot } from '../unlock.js';
+import { openUnlocked, parseSlot, refuseForeign } from '../unlock.js';
 
 interface PasswdOptions extends KdfCliOptions {
   slot?: string;
@@ -24,6 +24,7 @@ export function registerPasswd(program: Command): void {
     .option('--new-keyfile <file>', 'keyfile of the new secret (repeatable)', collect);
   addKdfOptions(cmd).action(async (container: string, o: PasswdOptions) => {
     const slot = parseSlot(o.slot);
+    refuseForeign(container, 'vault passwd');
     const { oldInput, newInput } = gatherOldAndNew(o);
     try {
       const kdf = await kdfFromOptions(o);

@@ -1,0 +1,50 @@
+/**
+ * The options that pick a container format and say how to open a foreign one, shared by `mount`
+ * and `info`: --type, --header, --pim, --hidden, --use-backup-header.
+ */
+import type { Command } from 'commander';
+import { VaultError } from '../errors.js';
+import { formatNames } from '../formats/index.js';
+
+export interface FormatCliOptions {
+  type?: string;
+  header?: string;
+  pim?: string;
+  hidden?: boolean;
+  useBackupHeader?: boolean;
+}
+
+export interface FormatChoice {
+  type?: string;
+  headerPath?: string;
+  pim?: number;
+  hidden?: boolean;
+  useBackupHeader?: boolean;
+}
+
+/** VeraCrypt's own upper bound for a non-system volume's PIM (its iteration count stays below 2^31). */
+export const MAX_PIM = 2147468;
+
+export function addFormatOptions(cmd: Command): Command {
+  return cmd
+    .option('--type <format>', `container format instead of detecting it: ${formatNames().join(', ')}`)
+    .option('--header <file>', 'a detached header file (LUKS)')
+    .option('--pim <n>', 'VeraCrypt Personal Iterations Multiplier (0 or absent: the default)')
+    .option('--hidden', 'VeraCrypt/TrueCrypt: open the hidden volume (use only its header)')
+    .option('--use-backup-header', 'VeraCrypt/TrueCrypt: use the backup headers at the end of the container');
+}
+
+export function formatChoice(o: FormatCliOptions): FormatChoice {
+  let pim: number | undefined;
+  if (o.pim !== undefined) {
+    if (!/^\d+$/.test(o.pim) || Number(o.pim) > MAX_PIM) throw new VaultError('usage', `--pim must be a whole number from 0 to ${MAX_PIM}`);
+    pim = Number(o.pim);
+  }
+  return {
+    ...(o.type ? { type: o.type } : {}),
+    ...(o.header ? { headerPath: o.header } : {}),
+    ...(pim !== undefined ? { pim } : {}),
+    ...(o.hidden ? { hidden: true } : {}),
+    ...(o.useBackupHeader ? { useBackupHeader: true } : {}),
+  };
+}

@@ -1,0 +1,115 @@
+/**
+ * The format registry: which adapter opens a container, and the one checked way to unlock it.
+ *
+ * Detection order:
+ *   1. `--type` names the adapter outright;
+ *   2. an adapter whose magic is in the first bytes (of the detached header when there is one),
+ *      or that claims the file by a fuller check (a header copy elsewhere in the file);
+ *   3. the VeraCrypt/TrueCrypt adapter: its headers look like random bytes, so it is the fallback,
+ *      tried only when the file could be such a volume at all;
+ *   4. otherwise vault's own adapter, whose error explains what is missing (a vault container
+ *      whose two headers were both destroyed lands here and is told to restore a backup).
+ */
+import { VaultError } from '../errors.js';
+import { readAtSync } from '../volume/fd-io.js';
+import type { ContainerFile } from '../volume/container.js';
+import type { FormatAdapter, FormatName, KeyfilePolicy, UnlockOptions, UnlockSecret, UnlockedVolume } from './types.js';
+import { vaultAdapter } from './vault.js';
+import { veracryptAdapter } from './veracrypt/adapter.js';
+
+/**
+ * Adapters recognised by a magic number, tried in this order.
+ * LUKS: add `luks2Adapter` (and `luks1Adapter`) to this list; nothing else needs to change.
+ */
+const MAGIC_ADAPTERS: readonly FormatAdapter[] = [
+  vaultAdapter,
+  // ---- LUKS adapters go here ----
+];
+
+/** Tried when no magic matches: VeraCrypt and TrueCrypt headers are indistinguishable from random. */
+const FALLBACK: FormatAdapter = veracryptAdapter;
+
+/** Bytes read for magic recognition: enough for every header's fixed part. */
+const PROBE_BYTES = 4096;
+
+/** Every name `--type` accepts, with the adapter it selects. */
+export function adapterByName(name: string): FormatAdapter {
+  const all = [...MAGIC_ADAPTERS, FALLBACK];
+  const hit = name === 'truecrypt' ? FALLBACK : all.find((a) => a.name === name);
+  if (!hit) throw new VaultError('usage', `unknown container format "${name}"`, `use one of ${formatNames().join(', ')}`);
+  return hit;
+}
+
+export function formatNames(): string[] {
+  return [...MAGIC_ADAPTERS.map((a) => a.name), FALLBACK.name, 'truecrypt'];
+}
+
+/** Chooses the adapter for an open container (and optional detached header), reading only a few bytes. */
+export function detectFormat(c: ContainerFile, o: { type?: string; headerFile?: ContainerFile } = {}): FormatAdapter {
+  if (o.type) return adapterByName(o.type);
+  const probe = o.headerFile ?? c;
+  const first = readAtSync(probe.fd, Math.min(PROBE_BYTES, probe.size), 0);
+  const byMagic = MAGIC_ADAPTERS.find((a) => a.recognises(first)) ?? MAGIC_ADAPTERS.find((a) => a.claims?.(probe));
+  if (byMagic) return byMagic;
+  if (FALLBACK.claims?.(c) ?? true) return FALLBACK;
+  return vaultAdapter;
+}
+
+const DEFAULT_KEYFILE_POLICY: KeyfilePolicy = { maxBytes: 8 * 1024 * 1024, prefix: false };
+
+export function keyfilePolicy(a: FormatAdapter): KeyfilePolicy {
+  return a.keyfilePolicy ?? DEFAULT_KEYFILE_POLICY;
+}
+
+/**
+ * Unlocks with `adapter` and checks the geometry it yields against the file before anything uses
+ * it: an adapter bug or a hostile header must never point the data path outside the container.
+ * The secret is wiped here whatever happens.
+ */
+export async function unlockVolume(adapter: FormatAdapter, c: ContainerFile, secret: UnlockSecret, o: UnlockOptions): Promise<UnlockedVolume> {
+  let v: UnlockedVolume;
+  try {
+    v = await adapter.unlock(c, secret, o);
+  } finally {
+    secret.passphrase.fill(0);
+    for (const k of secret.keyfiles) k.fill(0);
+  }
+  try {
+    checkGeometry(v, c);
+  } catch (e) {
+    v.key.dispose();
+    throw e;
+  }
+  return v;
+}
+
+function checkGeometry(v: UnlockedVolume, c: ContainerFile): void {
+  const bad = (why: string) => new VaultError('invalid-field', `the ${v.format} header describes an impossible volume: ${why}`);
+  if (v.sectorSize !== 512 && v.sectorSize !== 4096) throw bad(`sector size ${v.sectorSize}`);
+  if (!Number.isSafeInteger(v.dataOffset) || v.dataOffset < 0 || v.dataOffset % 512 !== 0) throw bad(`data offset ${v.dataOffset}`);
+  if (!Number.isSafeInteger(v.dataSize) || v.dataSize <= 0 || v.dataSize % v.sectorSize !== 0) throw bad(`data size ${v.dataSize}`);
+  if (v.firstTweak < 0n || v.tweakStep < 1n) throw bad('negative tweak');
+  if (v.dataOffset + v.dataSize > c.size)
+    throw new VaultError('truncated', `${c.path} is truncated: the ${v.format} header describes ${v.dataOffset + v.dataSize} bytes, the file has ${c.size}`);
+  if (v.key.length !== 64) throw bad(`a ${v.key.length}-byte key`);
+}
+
+/** The label people know a format by. */
+export function formatLabel(f: FormatName): string {
+  return { vault: 'vault', luks2: 'LUKS2', luks1: 'LUKS1', veracrypt: 'VeraCrypt', truecrypt: 'TrueCrypt' }[f];
+}
+
+/**
+ * Key-management commands change vault headers only. On any other format they stop here, before
+ * a passphrase is asked or a byte is written.
+ */
+export function requireVaultFormat(c: ContainerFile, what: string): void {
+  const a = detectFormat(c);
+  if (a.name === 'vault') return;
+  const label = a === FALLBACK ? 'VeraCrypt/TrueCrypt (or unrecognised)' : formatLabel(a.name);
+  throw new VaultError(
+    'unsupported-feature',
+    `${c.path} is not a vault container (it looks like ${label}); \`${what}\` changes vault headers only`,
+    'change its keys with the tool that made it (veracrypt, cryptsetup); vault only mounts it',
+  );
+}

@@ -1,0 +1,95 @@
+/**
+ * vault's own format (spec/format.md) as a format adapter: a thin wrapper around the existing
+ * header reading and unlock in src/volume/container.ts, so a vault container mounts exactly as before.
+ */
+import { VaultError, isVaultError } from '../errors.js';
+import { HEADER_SIZE, MAGIC } from '../format/constants.js';
+import type { Header } from '../format/types.js';
+import { MAX_KEYFILE_SIZE, buildKdfInput } from '../crypto/kdf.js';
+import { KeyHandle } from '../crypto/key-handle.js';
+import { readAtSync } from '../volume/fd-io.js';
+import { candidateHeaders, formatUuid, readHeaderCopies, unlockContainer, type ContainerFile, type CopyRead } from '../volume/container.js';
+import type { FormatAdapter, FormatInfo, UnlockOptions, UnlockSecret, UnlockedVolume } from './types.js';
+
+/** The geometry of a vault header as the one shared data path needs it (tweak = sector index). */
+export function vaultVolume(header: Header, key: KeyHandle, warnings: string[]): UnlockedVolume {
+  return {
+    format: 'vault',
+    key,
+    sectorSize: header.sectorSize,
+    dataOffset: header.dataOffset,
+    dataSize: header.dataSize,
+    firstTweak: 0n,
+    tweakStep: 1n,
+    uuid: formatUuid(header.uuid),
+    warnings,
+  };
+}
+
+/** VeraCrypt/LUKS options mean nothing to a vault container: say so rather than ignore them. */
+function refuseForeignOptions(o: UnlockOptions): void {
+  const given = [
+    o.pim !== undefined ? '--pim' : null,
+    o.hidden ? '--hidden' : null,
+    o.useBackupHeader ? '--use-backup-header' : null,
+    o.headerFile ? '--header' : null,
+  ].filter((x): x is string => x !== null);
+  if (given.length)
+    throw new VaultError('usage', `${given.join(', ')} ${given.length === 1 ? 'does' : 'do'} not apply to a vault container`, 'vault finds and checks both of its header copies by itself');
+}
+
+async function unlock(c: ContainerFile, secret: UnlockSecret, o: UnlockOptions): Promise<UnlockedVolume> {
+  refuseForeignOptions(o);
+  // The KDF input of spec §4.2, byte for byte what `gatherKdfInput` produced before formats existed.
+  const input = buildKdfInput(secret.passphrase, secret.keyfiles);
+  let u;
+  try {
+    u = await unlockContainer(c, input, o.slot);
+  } finally {
+    input.fill(0);
+  }
+  return vaultVolume(u.header, KeyHandle.fromBytes(u.masterKey), u.warnings);
+}
+
+function copyState(r: CopyRead): string {
+  return r.ok ? `valid, sequence ${r.header.sequence}` : isVaultError(r.error) ? `unusable: ${r.error.message}` : 'unusable';
+}
+
+/** `vault info` for a vault container: geometry, both copies and the keyslots, no secret. */
+function info(c: ContainerFile): FormatInfo {
+  const copies = readHeaderCopies(c);
+  const { candidates, warnings } = candidateHeaders(c, copies);
+  const h = candidates[0]!;
+  const json = {
+    format: 'vault',
+    version: h.version,
+    uuid: formatUuid(h.uuid),
+    cipher: h.cipher,
+    sectorSize: h.sectorSize,
+    dataOffset: h.dataOffset,
+    dataSize: h.dataSize,
+    sequence: h.sequence.toString(),
+    headers: { primary: copyState(copies.primary), secondary: copyState(copies.secondary) },
+    keyslots: h.keyslots.flatMap((s, i) => (s.state === 'active' ? [{ slot: i, kdf: 'argon2id', ...s.kdf }] : [])),
+  };
+  const fields: Array<[string, string]> = [
+    ['format', `vault version ${json.version}`],
+    ['uuid', json.uuid],
+    ['cipher', `${json.cipher}, ${json.sectorSize}-byte sectors`],
+    ['data', `offset ${json.dataOffset}, size ${json.dataSize}`],
+    ['headers', `primary ${json.headers.primary}; secondary ${json.headers.secondary}`],
+    ['keyslots', ''],
+    ...json.keyslots.map((s): [string, string] => [`  ${s.slot}`, `argon2id, ${s.memoryKiB / 1024} MiB, ${s.iterations} iterations, ${s.parallelism} lanes`]),
+  ];
+  return { format: 'vault', fields, json, warnings };
+}
+
+export const vaultAdapter: FormatAdapter = {
+  name: 'vault',
+  recognises: (firstBytes) => firstBytes.subarray(0, MAGIC.length).equals(MAGIC),
+  // The primary copy may be destroyed (that is what the secondary at the end is for).
+  claims: (c) => c.size >= 2 * HEADER_SIZE && readAtSync(c.fd, MAGIC.length, c.size - HEADER_SIZE).equals(MAGIC),
+  keyfilePolicy: { maxBytes: MAX_KEYFILE_SIZE, prefix: false },
+  unlock,
+  info,
+};

@@ -1,0 +1,135 @@
+/**
+ * The VeraCrypt/TrueCrypt volume header: where its copies are, how it is decrypted, and its fields.
+ * Pure functions on bytes; the one boundary where the decrypted header becomes typed values.
+ *
+ * A header is 512 bytes: a 64-byte salt, then 448 bytes encrypted with the header key in XTS mode,
+ * data unit 0 (one 448-byte unit). Decrypted layout (offsets in the 512-byte header, big-endian):
+ *
+ *     0  64  salt (not encrypted)
+ *    64   4  magic "VERA" (VeraCrypt) or "TRUE" (TrueCrypt)
+ *    68   2  header version (5 today)
+ *    70   2  minimum program version needed to open the volume
+ *    72   4  CRC-32 of bytes 256..511 (the key area)
+ *    76  16  creation and modification times (VeraCrypt writes zeros)
+ *    92   8  hidden volume size (non-zero only in a hidden volume's header)
+ *   100   8  volume size (bytes of data)
+ *   108   8  byte offset of the encrypted area (the data) in the container
+ *   116   8  size of the encrypted area
+ *   124   4  flags: bit 0 system encryption, bit 1 in-place encrypted non-system volume
+ *   128   4  sector size (header version ≥ 5; 0 before means 512)
+ *   132 120  reserved (zero)
+ *   252   4  CRC-32 of bytes 64..251 (header version ≥ 4)
+ *   256 256  master keys: for AES-256-XTS, key 1 at 256..287 and key 2 at 288..319
+ *
+ * Sources: VeraCrypt Common/Volumes.c (header layout, ReadVolumeHeader), Common/Crypto.h
+ * (offsets), cryptsetup lib/tcrypt/tcrypt.h (struct tcrypt_phdr) and tcrypt.c.
+ */
+import { createDecipheriv } from 'node:crypto';
+import { VaultError } from '../../errors.js';
+import { crc32 } from './crc32.js';
+
+export const HEADER_SIZE = 512;
+export const SALT_SIZE = 64;
+/** Header positions inside a file-hosted volume (VeraCrypt Common/Volumes.h, cryptsetup tcrypt.h). */
+export const HIDDEN_HEADER_OFFSET = 65536;
+/** The backup headers sit in the last 128 KiB: normal at size − 131072, hidden at size − 65536. */
+export const BACKUP_NORMAL_FROM_END = 131072;
+export const BACKUP_HIDDEN_FROM_END = 65536;
+/** Newest header version VeraCrypt writes; a larger one is a format this code does not know. */
+export const MAX_HEADER_VERSION = 5;
+/** VeraCrypt's data unit: XTS tweaks count 512-byte units from the start of the container. */
+export const DATA_UNIT = 512;
+
+const FLAG_SYSTEM = 1;
+const FLAG_IN_PLACE = 2;
+const SECTOR_SIZES = [512, 1024, 2048, 4096];
+
+export type HeaderKind = 'normal' | 'hidden';
+
+export interface VcHeader {
+  format: 'veracrypt' | 'truecrypt';
+  version: number;
+  requiredProgramVersion: number;
+  hiddenVolumeSize: number;
+  volumeSize: number;
+  encryptedAreaStart: number;
+  encryptedAreaSize: number;
+  flags: number;
+  sectorSize: number;
+  /** XTS key 1 ‖ key 2 (64 bytes): the caller moves it into a KeyHandle, which wipes it. */
+  masterKey: Buffer;
+}
+
+/** Decrypts the 448 encrypted bytes of `raw` (512 bytes) with a 64-byte AES-256-XTS header key. */
+export function decryptHeader(raw: Buffer, headerKey: Buffer): Buffer {
+  const d = createDecipheriv('aes-256-xts', headerKey, Buffer.alloc(16)); // data unit 0
+  const plain = Buffer.alloc(HEADER_SIZE);
+  raw.copy(plain, 0, 0, SALT_SIZE);
+  const body = Buffer.concat([d.update(raw.subarray(SALT_SIZE, HEADER_SIZE)), d.final()]);
+  body.copy(plain, SALT_SIZE);
+  body.fill(0);
+  return plain;
+}
+
+/** The magic of a decrypted header, or null: a wrong key gives random bytes here. */
+export function headerMagic(plain: Buffer): 'veracrypt' | 'truecrypt' | null {
+  const m = plain.toString('latin1', 64, 68);
+  return m === 'VERA' ? 'veracrypt' : m === 'TRUE' ? 'truecrypt' : null;
+}
+
+function u64(b: Buffer, off: number, what: string): number {
+  const v = b.readBigUInt64BE(off);
+  if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new VaultError('invalid-field', `the VeraCrypt header's ${what} is out of range`);
+  return Number(v);
+}
+
+/**
+ * Checks and reads a decrypted header whose magic matched (headerMagic). `kind` is where it was
+ * read from. Throws a VaultError for a damaged or unsupported header; checks in cheap-first order:
+ * key-area CRC, version, header CRC, flags, geometry.
+ */
+export function parseHeader(plain: Buffer, kind: HeaderKind): VcHeader {
+  const format = headerMagic(plain);
+  if (!format) throw new VaultError('not-a-container', 'no VeraCrypt/TrueCrypt signature in the decrypted header');
+  if (crc32(plain.subarray(256, 512)) !== plain.readUInt32BE(72))
+    throw new VaultError('checksum-mismatch', 'the VeraCrypt header decrypts, but the CRC of its key area does not match: the header is damaged');
+  const version = plain.readUInt16BE(68);
+  if (version > MAX_HEADER_VERSION)
+    throw new VaultError('unsupported-version', `${label(format)} header version ${version} is newer than vault knows (up to ${MAX_HEADER_VERSION})`);
+  if (version < 3)
+    throw new VaultError('unsupported-feature', `${label(format)} header version ${version} (TrueCrypt before 5.0, LRW/CBC modes) is not supported`);
+  if (version >= 4 && crc32(plain.subarray(64, 252)) !== plain.readUInt32BE(252))
+    throw new VaultError('checksum-mismatch', 'the VeraCrypt header decrypts, but the CRC of its fields does not match: the header is damaged');
+  const flags = plain.readUInt32BE(124);
+  if (flags & FLAG_SYSTEM)
+    throw new VaultError('unsupported-feature', 'this is a VeraCrypt/TrueCrypt system-encryption header, which vault does not open');
+  const h: VcHeader = {
+    format,
+    version,
+    requiredProgramVersion: plain.readUInt16BE(70),
+    hiddenVolumeSize: u64(plain, 92, 'hidden volume size'),
+    volumeSize: u64(plain, 100, 'volume size'),
+    encryptedAreaStart: u64(plain, 108, 'data offset'),
+    encryptedAreaSize: u64(plain, 116, 'encrypted area size'),
+    flags,
+    sectorSize: version >= 5 ? plain.readUInt32BE(128) || DATA_UNIT : DATA_UNIT,
+    masterKey: Buffer.from(plain.subarray(256, 320)),
+  };
+  if (!SECTOR_SIZES.includes(h.sectorSize)) throw invalid(`sector size ${h.sectorSize}`);
+  if (h.encryptedAreaStart % DATA_UNIT !== 0 || h.encryptedAreaStart < DATA_UNIT) throw invalid(`data offset ${h.encryptedAreaStart}`);
+  if (h.volumeSize === 0 || h.volumeSize % DATA_UNIT !== 0) throw invalid(`volume size ${h.volumeSize}`);
+  if (kind === 'hidden' && h.hiddenVolumeSize === 0) throw invalid('a hidden-volume header without a hidden volume size');
+  if (kind === 'hidden' && version < 4) throw new VaultError('unsupported-feature', 'hidden volumes of TrueCrypt before 6.0 are not supported');
+  // An in-place encryption that was never finished leaves part of the volume in plaintext.
+  if (flags & FLAG_IN_PLACE && h.encryptedAreaSize !== h.volumeSize)
+    throw new VaultError('unsupported-feature', 'the volume is only partly encrypted (in-place encryption not finished); finish it in VeraCrypt first');
+  return h;
+}
+
+function invalid(what: string): VaultError {
+  return new VaultError('invalid-field', `the VeraCrypt header is invalid: ${what}`);
+}
+
+export function label(f: 'veracrypt' | 'truecrypt'): string {
+  return f === 'veracrypt' ? 'VeraCrypt' : 'TrueCrypt';
+}
