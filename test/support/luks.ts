@@ -5,7 +5,7 @@
  * adapter unlocked with node:crypto, independently of vault's data path.
  */
 import { spawnSync } from 'node:child_process';
-import { createDecipheriv, createHash } from 'node:crypto';
+import { createDecipheriv, createHash, randomBytes } from 'node:crypto';
 import { closeSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { expect } from 'vitest';
@@ -44,6 +44,15 @@ export function keyFile(dir: string, name: string, bytes: string | Buffer): stri
   const p = path.join(dir, name);
   writeFileSync(p, bytes);
   return p;
+}
+
+/** A file of `size` bytes in `dir`: `random` random bytes, then zeros. */
+export function plaintextImage(dir: string, name: string, random: number, size: number): { file: string; plain: Buffer } {
+  const file = path.join(dir, name);
+  const plain = Buffer.alloc(size);
+  randomBytes(random).copy(plain);
+  writeFileSync(file, plain);
+  return { file, plain };
 }
 
 export const secretOf = (passphrase: string | Buffer, keyfiles: Buffer[] = []): UnlockSecret => ({

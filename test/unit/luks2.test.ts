@@ -5,7 +5,6 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { copyFileSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { luks2Adapter } from '../../src/formats/luks2/index.js';
 import { readLuks2Header } from '../../src/formats/luks2/read.js';
@@ -18,6 +17,7 @@ import {
   fastArgon2,
   keyFile,
   mutateJson,
+  plaintextImage,
   secretOf,
   unlockFile,
   withContainer,
@@ -35,19 +35,11 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-/** A file of `size` bytes: `random` random bytes, then zeros. */
-function plaintextImage(name: string, random: number, size: number): { file: string; plain: Buffer } {
-  const file = path.join(dir, name);
-  const plain = Buffer.alloc(size);
-  randomBytes(random).copy(plain);
-  writeFileSync(file, plain);
-  return { file, plain };
-}
 
 describe('cryptsetup reencrypt --encrypt of a known plaintext', () => {
   for (const sectorSize of [512, 4096]) {
     it(`attached header, ${sectorSize}-byte sectors: decrypts to exactly the plaintext`, async () => {
-      const { file, plain } = plaintextImage(`attached-${sectorSize}.img`, 4 * MiB, 8 * MiB);
+      const { file, plain } = plaintextImage(dir, `attached-${sectorSize}.img`, 4 * MiB, 8 * MiB);
       // --reduce-device-size 4M: the header goes in front, the data moves 2 MiB forward, and the
       // first 8 − 4 MiB of the file are the plaintext cryptsetup promises to keep.
       cryptsetup(['reencrypt', '--encrypt', '--force-offline-reencrypt', '--type', 'luks2', '--reduce-device-size', '4M', '--sector-size', String(sectorSize), ...FAST_PBKDF2, '--key-file', key, file]);
@@ -65,7 +57,7 @@ describe('cryptsetup reencrypt --encrypt of a known plaintext', () => {
     });
 
     it(`detached header, ${sectorSize}-byte sectors: decrypts in place to exactly the plaintext`, async () => {
-      const { file, plain } = plaintextImage(`detached-${sectorSize}.img`, 4 * MiB, 4 * MiB);
+      const { file, plain } = plaintextImage(dir, `detached-${sectorSize}.img`, 4 * MiB, 4 * MiB);
       const header = path.join(dir, `detached-${sectorSize}.hdr`);
       cryptsetup(['reencrypt', '--encrypt', '--force-offline-reencrypt', '--type', 'luks2', '--header', header, '--sector-size', String(sectorSize), ...FAST_PBKDF2, '--key-file', key, file]);
       const v = await unlockFile(luks2Adapter, file, secretOf('', [KEY]), { header });
@@ -81,7 +73,7 @@ describe('cryptsetup reencrypt --encrypt of a known plaintext', () => {
   }
 
   it('honours a non-zero iv_tweak and a fixed segment size', async () => {
-    const { file, plain } = plaintextImage('tweak.img', 4 * MiB, 8 * MiB);
+    const { file, plain } = plaintextImage(dir, 'tweak.img', 4 * MiB, 8 * MiB);
     cryptsetup(['reencrypt', '--encrypt', '--force-offline-reencrypt', '--type', 'luks2', '--reduce-device-size', '4M', ...FAST_PBKDF2, '--key-file', key, file]);
     const before = await unlockFile(luks2Adapter, file, secretOf('', [KEY]));
     const data = decryptVolume(before, file);
