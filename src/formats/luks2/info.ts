@@ -34,7 +34,6 @@ export function luks2Info(h: Luks2Header): FormatInfo {
     fields.push([`keyslot ${k.id}`, `${k.type}, ${k.keySize * 8}-bit key, priority ${PRIORITY[k.priority]}, ${kdfText(k)}, area ${k.area.encryption ?? k.area.type}`]);
   if (m.tokenCount) fields.push(['tokens', `${m.tokenCount} (not used by vault)`]);
   if (m.config.requirements.length) fields.push(['requirements', m.config.requirements.join(', ')]);
-  for (const w of h.warnings) fields.push(['warning', w]);
   const big = (v: bigint | null | undefined) => (v === null || v === undefined ? v : v.toString());
   const json = {
     format: 'luks2',
@@ -63,5 +62,5 @@ export function luks2Info(h: Luks2Header): FormatInfo {
     requirements: m.config.requirements,
     warnings: h.warnings,
   };
-  return { format: 'luks2', fields, json };
+  return { format: 'luks2', fields, json, warnings: h.warnings };
 }
