@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { closeSync, copyFileSync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, writeFileSync, writeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { e2eSuite, expectClean, forEachEngine, leftovers, ok, sha256File, vault } from './harness.js';
@@ -147,17 +147,21 @@ forEachEngine(suite, () => {
       expect(sha256File(file)).toBe(before);
     });
 
-    it('a keyfile is the raw LUKS passphrase (its newline included)', () => {
+    it('a keyfile is the raw LUKS passphrase (its newline included); --slot opens an ignored keyslot', () => {
       const file = path.join(suite.dir, 'kf.img');
       writeFileSync(file, Buffer.alloc(20 * MiB));
       const kf = path.join(suite.dir, 'kf');
       writeFileSync(kf, 'line with newline\n');
       cryptsetup(['luksFormat', '--type', 'luks2', ...FAST_PBKDF2, '--key-file', kf, file]);
-      copyFileSync(kf, `${kf}.copy`);
       const dev = ok(vault(['mount', file, '--no-filesystem', '--password-stdin', '--keyfile', kf], '\n')).stdout.trim();
       ok(vault(['dismount', dev]));
       expect(vault(['mount', file, '--no-filesystem', '--password-stdin'], 'line with newline\n').status).toBe(3);
       expect(leftovers()).toEqual([]);
+      // A keyslot of priority "ignore" opens only when --slot names it.
+      cryptsetup(['config', '--priority', 'ignore', '--key-slot', '0', file]);
+      expect(vault(['mount', file, '--no-filesystem', '--password-stdin', '--keyfile', kf], '\n').status).toBe(3);
+      const dev2 = ok(vault(['mount', file, '--no-filesystem', '--password-stdin', '--keyfile', kf, '--slot', '0'], '\n')).stdout.trim();
+      ok(vault(['dismount', dev2]));
     });
   });
 });
