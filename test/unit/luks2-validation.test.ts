@@ -12,6 +12,7 @@ import path from 'node:path';
 import { VaultError } from '../../src/errors.js';
 import { readLuks2Header, type Luks2Header } from '../../src/formats/luks2/read.js';
 import { luks2Adapter } from '../../src/formats/luks2/index.js';
+import { detectFormat } from '../../src/formats/index.js';
 import {
   copyOffsets,
   cryptsetup,
@@ -210,6 +211,12 @@ describe('cryptsetup validation cases', () => {
       }
     });
   }
+
+  it('the registry detects LUKS2 by its magic, and by the secondary copy when the primary is gone', () => {
+    expect(withContainer(base, (c) => detectFormat(c).name)).toBe('luks2');
+    const f = damaged((file) => patch(file, 0, Buffer.alloc(4096)));
+    expect(withContainer(f, (c) => detectFormat(c).name)).toBe('luks2');
+  });
 
   it('unlocks from the secondary copy when the primary is damaged, and says so', async () => {
     const f = damaged((file) => patch(file, 448, Buffer.alloc(64)));

@@ -232,7 +232,6 @@ function validateKeyslot(id: number, k: Obj, digests: Luks2Digest[]): Luks2Keysl
   const keySize = u32(k, 'key_size', what);
   // The area (hdr_validate_areas) is required of every keyslot type.
   const a = obj(k, 'area', what);
-  str(a, 'type', `${what} area`);
   const area = {
     type: str(a, 'type', `${what} area`),
     offset: u64(a, 'offset', `${what} area`),
