@@ -1500,6 +1500,15 @@ static napi_value serve(napi_env env, napi_callback_info info) {
     }
     w->req = w->req_mem + VF_REQ_SKEW;
   }
+  /* The raw key is in locked pages; the expanded schedules OpenSSL just made are on its heap. */
+  {
+    size_t spans = 0;
+    err = vault_lock_key_copies(s->key, VAULT_XTS_KEY_LEN, &spans);
+    if (err != 0) {
+      vault_throw_errno(env, "mlock", "cannot lock the memory holding the AES key schedules", err);
+      goto fail;
+    }
+  }
 
   install_wake_signal();
   s->dev_fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);

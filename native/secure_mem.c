@@ -5,7 +5,11 @@
 #include "secure_mem.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -100,4 +104,81 @@ int vault_secure_write_fd(int fd, const uint8_t *src, size_t n) {
     }
   }
   return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Locking the key schedules OpenSSL keeps on its own heap                                      */
+
+/* Locks one span of pages: mlock (never swapped) and MADV_DONTDUMP (never in a core dump). */
+static int lock_span(uintptr_t from, uintptr_t to, size_t page) {
+  uintptr_t start = from / page * page;
+  uintptr_t end = (to + page - 1) / page * page;
+  if (mlock((void *)start, end - start) != 0) return errno;
+  (void)madvise((void *)start, end - start, MADV_DONTDUMP);
+  return 0;
+}
+
+int vault_lock_key_copies(const uint8_t *key, size_t len, size_t *pages_locked) {
+  const size_t page = (size_t)sysconf(_SC_PAGESIZE);
+  const size_t piece = 16, around = 256;
+  size_t locked = 0;
+  int result = 0;
+  FILE *maps = fopen("/proc/self/maps", "re");
+  int mem = open("/proc/self/mem", O_RDONLY | O_CLOEXEC);
+  uint8_t *chunk = NULL;
+  const size_t chunk_len = 1 << 20;
+  char line[512];
+  if (maps == NULL || mem < 0) {
+    result = errno;
+    goto out;
+  }
+  chunk = malloc(chunk_len + piece);
+  if (chunk == NULL) {
+    result = ENOMEM;
+    goto out;
+  }
+  while (fgets(line, sizeof line, maps) != NULL) {
+    unsigned long start, end;
+    char perms[5] = "";
+    char name[256] = "";
+    if (sscanf(line, "%lx-%lx %4s %*s %*s %*s %255s", &start, &end, perms, name) < 3) continue;
+    /* Only private writable memory without a file: the malloc heaps, where OpenSSL allocates. */
+    if (strcmp(perms, "rw-p") != 0 || (name[0] != '\0' && strcmp(name, "[heap]") != 0)) continue;
+    for (unsigned long at = start; at < end; at += chunk_len) {
+      /* pread of /proc/self/mem instead of a plain read: another thread (V8's) may unmap memory
+         under us, which fails the read instead of crashing the process. Overlap by one piece. */
+      size_t want = end - at < chunk_len + piece ? end - at : chunk_len + piece;
+      ssize_t n = pread(mem, chunk, want, (off_t)at);
+      if (n <= 0) continue;
+      for (size_t k = 0; k + piece <= len; k += piece) {
+        const uint8_t *p = chunk;
+        size_t left = (size_t)n;
+        while (left >= piece) {
+          const uint8_t *hit = memmem(p, left, key + k, piece);
+          if (hit == NULL) break;
+          uintptr_t addr = (uintptr_t)at + (uintptr_t)(hit - chunk);
+          /* Our own key copy is already locked; skip only what is inside this chunk's range. */
+          if ((size_t)(hit - chunk) < chunk_len) {
+            /* Clamped to the mapping: mlock fails with ENOMEM on unmapped neighbours. */
+            uintptr_t from = addr - start > around ? addr - around : start;
+            uintptr_t to = end - addr > piece + around ? addr + piece + around : end;
+            int e = lock_span(from, to, page);
+            if (e != 0 && result == 0) result = e;
+            if (e == 0) locked++;
+          }
+          left -= (size_t)(hit - p) + 1;
+          p = hit + 1;
+        }
+      }
+    }
+  }
+out:
+  if (chunk != NULL) {
+    OPENSSL_cleanse(chunk, chunk_len + piece);
+    free(chunk);
+  }
+  if (mem >= 0) close(mem);
+  if (maps != NULL) fclose(maps);
+  if (pages_locked != NULL) *pages_locked = locked;
+  return result;
 }

@@ -8,7 +8,7 @@
 set -euo pipefail
 
 runtime=(libfuse2 fuse3 e2fsprogs dosfstools exfatprogs util-linux mount fusefat exfat-fuse)
-test_extra=(fio psmisc python3-cryptography cryptsetup-bin)
+test_extra=(fio psmisc python3-cryptography python3-dbusmock dbus-daemon cryptsetup-bin gdb)
 bench_extra=(fio gocryptfs)
 
 want=("${runtime[@]}")

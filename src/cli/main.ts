@@ -6,6 +6,7 @@
 import { Command, CommanderError } from 'commander';
 import { isVaultError } from '../errors.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
+import { hardenProcess } from '../crypto/process-hardening.js';
 import { registerCreate } from './commands/create.js';
 import { registerDismount } from './commands/dismount.js';
 import { registerList } from './commands/list.js';
@@ -18,6 +19,15 @@ import { registerInfo } from './commands/info.js';
 import { registerBenchmark } from './commands/benchmark.js';
 
 const debug = process.argv.includes('--debug');
+
+/**
+ * Test hook for the leak tests (issue 6): stop just before a successful exit, after every secret
+ * buffer was wiped, so the test can scan this process's memory for the passphrase. It stops the
+ * process and nothing else; it reveals nothing.
+ */
+function pauseForMemoryScan(): void {
+  if (process.env.VAULT_TEST_PAUSE_BEFORE_EXIT === '1') process.kill(process.pid, 'SIGSTOP');
+}
 
 function fail(message: string, hint: string | undefined, code: number): never {
   process.stderr.write(`vault: ${message}\n`);
@@ -50,8 +60,11 @@ export function buildProgram(): Command {
 }
 
 async function main(): Promise<void> {
+  // The CLI holds passphrases and master keys for a moment: no core dumps, no ptrace by non-root.
+  hardenProcess();
   try {
     await buildProgram().parseAsync(process.argv);
+    pauseForMemoryScan();
   } catch (e) {
     if (e instanceof CommanderError) {
       // help and version exit 0; every other commander error is a usage error

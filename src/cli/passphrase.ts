@@ -27,7 +27,11 @@ export function readStdinLines(count: number): Buffer[] {
       n = readSync(0, buf, 0, buf.length, null);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'EAGAIN') continue;
+      if (code === 'EAGAIN') {
+        // A non-blocking stdin (inherited O_NONBLOCK) with nothing yet: wait a little, don't spin.
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+        continue;
+      }
       if (code === 'EOF') break;
       throw new VaultError('usage', `cannot read the passphrase from standard input (${code})`);
     }

@@ -52,7 +52,7 @@ export async function argon2id(
   length: number,
   extra: { secret?: Uint8Array; associatedData?: Uint8Array } = {},
 ): Promise<Buffer> {
-  return argon2.hash(Buffer.from(password.buffer, password.byteOffset, password.length), {
+  return hashWipingCopy(Buffer.from(password.buffer, password.byteOffset, password.length), {
     raw: true,
     type: argon2.argon2id,
     version: 0x13,
@@ -64,4 +64,39 @@ export async function argon2id(
     ...(extra.secret ? { secret: Buffer.from(extra.secret) } : {}),
     ...(extra.associatedData ? { associatedData: Buffer.from(extra.associatedData) } : {}),
   });
+}
+
+/**
+ * argon2.hash(), minus the stray copy of the password it leaves behind.
+ *
+ * The package's JS wrapper copies the password with Buffer.from() before handing it to its C++
+ * binding, and nothing ever wipes that copy (the C++ side copies it again and wipes its own copy,
+ * ARGON2_FLAG_CLEAR_PASSWORD). Buffer.from() of a small buffer takes its memory from Node's shared
+ * buffer pool, and both copies are made synchronously inside the call, before it returns its
+ * promise. So: raise the pool's size limit so the copy is pooled whatever its length, bracket the
+ * call with two one-byte pooled allocations, and wipe every occurrence of the password between
+ * them, which can only be that copy. Checked by test/e2e/leaks.test.ts, which scans the memory of
+ * an exiting CLI for the passphrase.
+ */
+function hashWipingCopy(password: Buffer, options: Parameters<typeof argon2.hash>[1] & { raw: true }): Promise<Buffer> {
+  const poolSize = Buffer.poolSize;
+  Buffer.poolSize = Math.max(poolSize, 2 * (password.length + 16));
+  let pending: Promise<Buffer>;
+  let before: Buffer;
+  let after: Buffer;
+  try {
+    before = Buffer.allocUnsafe(1);
+    pending = argon2.hash(password, options);
+    after = Buffer.allocUnsafe(1);
+  } finally {
+    Buffer.poolSize = poolSize;
+  }
+  if (password.length > 0) {
+    const ranges: Buffer[] =
+      before.buffer === after.buffer
+        ? [Buffer.from(before.buffer, before.byteOffset + 1, after.byteOffset - before.byteOffset - 1)]
+        : [Buffer.from(before.buffer, before.byteOffset + 1), Buffer.from(after.buffer, 0, after.byteOffset)];
+    for (const r of ranges) for (let i = r.indexOf(password); i >= 0; i = r.indexOf(password, i + 1)) r.fill(0, i, i + password.length);
+  }
+  return pending;
 }

@@ -16,12 +16,12 @@ import type { FormatAdapter, UnlockSecret, UnlockedVolume } from '../formats/typ
 import { startServer } from '../server/spawn.js';
 import { BLOCK_FILE_NAME, type ServerConfig, type ServerEngine } from '../server/protocol.js';
 import { nativeFuseAddon } from '../crypto/native-fuse.js';
-import { attachLoop, detachLoop, loopInfo } from './loop.js';
-import { detectFilesystem, isMountPoint, mountFilesystem, unmountFilesystem } from './filesystem.js';
+import { attachLoop, detachLoop, loopInfo, loopsBackedBy } from './loop.js';
+import { detectFilesystem, isMountPoint, mountFilesystem, readMountInfo, unmountFilesystem } from './filesystem.js';
 import { describeHolders, endProcesses, findHolders } from './holders.js';
 import {
-  createVolumeDir, newVolumeId, processStartTime, readRecords, records, removeVolumeDir, saveRecord, serverAlive,
-  volumeDir, volumeDirAgeMs, type VolumeRecord,
+  createVolumeDir, mountInProgress, newVolumeId, processAlive, processStartTime, readRecords, records, removeVolumeDir,
+  saveRecord, selfIdentity, serverAlive, volumeDir, type VolumeRecord,
 } from './state.js';
 import { UndoStack } from './undo.js';
 import { run } from './run.js';
@@ -65,6 +65,8 @@ export interface MountOptions {
   /** Owner for FAT/exFAT mounts (the user who ran sudo). */
   owner?: { uid: number; gid: number };
   signal?: AbortSignal;
+  /** Mounted only for a moment by this process (create's mkfs): cleaned up if the process dies. */
+  transient?: boolean;
 }
 
 function checkAborted(signal?: AbortSignal): void {
@@ -179,6 +181,7 @@ async function startVolume(c: ContainerFile, v: UnlockedVolume, o: MountUnlocked
     serverPid: server.pid,
     serverStartTime: server.startTime,
     mountedAt: new Date().toISOString(),
+    ...(o.transient ? { transientOwner: selfIdentity() } : {}),
   };
 
   if (!o.noFilesystem) {
@@ -350,15 +353,21 @@ export interface VolumeStatus {
 }
 
 /** The mounted volumes. Volumes whose server died are reported and then cleaned up. */
-export async function listVolumes(onCleanup: (r: DismountReport) => void): Promise<VolumeStatus[]> {
+export async function listVolumes(onCleanup: (r: DismountReport) => void, onDebris: (actions: string[]) => void = () => {}): Promise<VolumeStatus[]> {
   const out: VolumeStatus[] = [];
   for (const rr of readRecords()) {
     if (!rr.ok) {
       // A directory without a record is a mount in progress, or debris from a CLI killed mid-mount.
-      if (volumeDirAgeMs(rr.id) > 120_000) {
-        const fuse = path.join(volumeDir(rr.id), 'fuse');
-        if (isMountPoint(fuse)) run('umount', ['-l', fuse]);
-        removeVolumeDir(rr.id);
+      if (!mountInProgress(rr.id)) onDebris(clearDebris(rr.id));
+      continue;
+    }
+    if (rr.record.transientOwner && !processAlive(rr.record.transientOwner)) {
+      // `vault create` was killed while it formatted through this mount: nobody will dismount it.
+      try {
+        const rep = await dismountVolume(rr.record, true);
+        onDebris([`dismounted ${rr.record.container}, left mounted by an interrupted create`, ...rep.actions]);
+      } catch (e) {
+        if (!isVaultError(e)) throw e;
       }
       continue;
     }
@@ -373,6 +382,36 @@ export async function listVolumes(onCleanup: (r: DismountReport) => void): Promi
     }
   }
   return out;
+}
+
+/**
+ * Undoes what a CLI killed mid-mount (or mid-create) left behind, in reverse order of mounting: a
+ * filesystem mounted from the loop device, the loop device, the FUSE mount (whose disappearance
+ * makes the server wipe its key and exit), and the directory. Returns what it did.
+ */
+export function clearDebris(id: string): string[] {
+  const dir = volumeDir(id);
+  const fuse = path.join(dir, 'fuse');
+  const actions: string[] = [];
+  for (const loop of loopsBackedBy(path.join(fuse, BLOCK_FILE_NAME))) {
+    for (const m of readMountInfo().filter((e) => e.source === loop)) {
+      unmountFilesystem(m.mountpoint, { lazy: true });
+      actions.push(`detached ${m.mountpoint} lazily`);
+    }
+    try {
+      detachLoop(loop);
+      actions.push(`detached ${loop}`);
+    } catch (e) {
+      if (!isVaultError(e, 'busy')) throw e;
+      actions.push(`${loop} is still open elsewhere; it detaches itself when closed`);
+    }
+  }
+  if (isMountPoint(fuse)) {
+    run('umount', ['-l', fuse]);
+    actions.push('stopped the volume server (its FUSE mount was removed; it wipes its key on exit)');
+  }
+  removeVolumeDir(id);
+  return [`cleared the remains of an interrupted mount (${dir})`, ...actions];
 }
 
 /** Finds the volume a user means: by mount point, container path, loop device or id. */

@@ -7,6 +7,9 @@
  *   /run/vault/<id>/state.json  0600  VolumeRecord (no secrets)
  *   /run/vault/<id>/fuse/       0700  the FUSE mount, serving the single block file `volume` (0600)
  *   /run/vault/<id>/server.log  0600  the volume server's log (no secrets)
+ *   /run/vault/<id>/owner       0600  "<pid> <start time>" of the CLI that is mounting it, so a
+ *                                     directory without state.json whose owner died (kill -9
+ *                                     mid-mount) is recognised as debris at once
  *
  * VAULT_RUN_DIR overrides /run/vault (used by tests that must not touch real volumes).
  */
@@ -40,6 +43,11 @@ export interface VolumeRecord {
   /** Start time of the server (/proc/<pid>/stat field 22): guards against a reused pid. */
   serverStartTime: string;
   mountedAt: string;
+  /**
+   * "<pid> <start time>" of the process that mounted the volume only for a moment (`vault create`
+   * formatting through the mount path). If that process dies, nobody else will dismount it.
+   */
+  transientOwner?: string;
 }
 
 export function volumeDir(id: string): string {
@@ -57,7 +65,32 @@ export function createVolumeDir(id: string): string {
   const dir = volumeDir(id);
   mkdirSync(dir, { mode: 0o700 });
   mkdirSync(path.join(dir, 'fuse'), { mode: 0o700 });
+  writeFileSync(path.join(dir, 'owner'), `${selfIdentity()}\n`, { mode: 0o600 });
   return dir;
+}
+
+/**
+ * Whether the CLI that created a record-less volume directory is still at work on it. A directory
+ * from before owner files existed, or whose owner file is unreadable, counts as in progress until
+ * it is two minutes old.
+ */
+export function mountInProgress(id: string): boolean {
+  try {
+    return processAlive(readFileSync(path.join(volumeDir(id), 'owner'), 'utf8'));
+  } catch {
+    return volumeDirAgeMs(id) <= 120_000;
+  }
+}
+
+/** This process, as "<pid> <start time>": an identity that a reused pid does not match. */
+export function selfIdentity(): string {
+  return `${process.pid} ${processStartTime(process.pid)}`;
+}
+
+/** Whether the process named by selfIdentity() still runs. */
+export function processAlive(identity: string): boolean {
+  const [pid, start] = identity.trim().split(' ');
+  return processStartTime(Number(pid)) === start;
 }
 
 export function saveRecord(r: VolumeRecord): void {

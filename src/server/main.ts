@@ -11,7 +11,7 @@
  *   available (the addon failed to build).
  */
 import { closeSync, writeSync } from 'node:fs';
-import { hardenProcess } from '../crypto/process-hardening.js';
+import { hardenProcess, isDumpable } from '../crypto/process-hardening.js';
 import { BLOCK_FILE_NAME, SERVER_FD, type ServerConfig, type ServerStatus } from './protocol.js';
 
 function log(msg: string): void {
@@ -87,6 +87,7 @@ async function main(): Promise<void> {
   // its own pages with madvise(MADV_DONTNEED), which fails on locked pages and aborts the process.
   // The key itself sits in locked pages of its own; see SECURITY.md.)
   if (!hardenProcess()) log('warning: native addon missing; the process stays dumpable');
+  else log(`process hardening: ${isDumpable() === false ? 'not dumpable (no core dumps, no ptrace by non-root)' : 'STILL DUMPABLE'}`);
   const config = JSON.parse(process.argv[process.argv.indexOf('--config') + 1]!) as ServerConfig;
 
   let serving: Serving;

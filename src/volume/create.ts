@@ -4,7 +4,7 @@
  * beside the target, which is renamed over the target only when complete, so an interrupted
  * create never leaves a half-made container at the target path.
  */
-import { closeSync, constants as fsc, fsyncSync, ftruncateSync, openSync, renameSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, constants as fsc, fsyncSync, ftruncateSync, openSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { VaultError } from '../errors.js';
@@ -27,9 +27,42 @@ export interface NewContainer {
   key: KeyHandle;
 }
 
-/** The temporary name used while a container is being made: hidden, beside the target. */
+/**
+ * The temporary name used while a container is being made: hidden, beside the target, and naming
+ * the pid of the process making it, so that a later create can tell a partial file whose maker was
+ * killed (kill -9 cannot be caught, so nobody else removes it) from one still being written.
+ */
 export function partialPath(target: string): string {
-  return path.join(path.dirname(target), `.${path.basename(target)}.vault-partial-${randomBytes(4).toString('hex')}`);
+  return path.join(path.dirname(target), `${partialPrefix(target)}${process.pid}-${randomBytes(4).toString('hex')}`);
+}
+
+function partialPrefix(target: string): string {
+  return `.${path.basename(target)}.vault-partial-`;
+}
+
+/**
+ * Removes the partial files an interrupted create of `target` left behind: those whose maker no
+ * longer exists. (A reused pid keeps a stale file in place, which is the safe way to be wrong.)
+ * Returns the paths removed.
+ */
+export function removeStalePartials(target: string): string[] {
+  const dir = path.dirname(target);
+  const prefix = partialPrefix(target);
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const removed: string[] = [];
+  for (const name of names) {
+    if (!name.startsWith(prefix)) continue;
+    const m = /^(\d+)-[0-9a-f]{8}$/.exec(name.slice(prefix.length));
+    if (!m || existsSync(`/proc/${m[1]}`)) continue;
+    rmSync(path.join(dir, name), { force: true });
+    removed.push(path.join(dir, name));
+  }
+  return removed;
 }
 
 export async function writeNewContainer(

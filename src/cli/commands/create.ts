@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { VaultError } from '../../errors.js';
 import { DEFAULT_SECTOR_SIZE, type SectorSize } from '../../format/constants.js';
-import { finishContainer, writeNewContainer } from '../../volume/create.js';
+import { finishContainer, removeStalePartials, writeNewContainer } from '../../volume/create.js';
 import { closeContainer } from '../../volume/container.js';
 import { dismountVolume, mountUnlocked, openLocked, requireMountPrivileges } from '../../mount/lifecycle.js';
 import { makeFilesystem, type FsType } from '../../mount/filesystem.js';
@@ -50,6 +50,7 @@ export function registerCreate(program: Command): void {
         if (!o.force) throw new VaultError('exists', `${abs} already exists`, 'use --force to overwrite it');
         if (records().some((r) => r.container === abs)) throw new VaultError('busy', `${abs} is mounted; dismount it first`);
       }
+      for (const p of removeStalePartials(abs)) warn(`removed ${p}, left by an interrupted create`);
       const kdfInput = gatherKdfInput(o, 'New passphrase: ', true);
       const kdf = await kdfFromOptions(o);
       const { signal, dispose } = abortOnSignals();
@@ -85,7 +86,7 @@ async function formatThroughMount(tmpPath: string, made: Awaited<ReturnType<type
   const c = openLocked(tmpPath, false);
   let record;
   try {
-    record = await mountUnlocked(c, vaultVolume(made.header, made.key, []), { readOnly: false, noFilesystem: true, warn, signal });
+    record = await mountUnlocked(c, vaultVolume(made.header, made.key, []), { readOnly: false, noFilesystem: true, warn, signal, transient: true });
   } finally {
     closeContainer(c);
   }

@@ -25,7 +25,10 @@ export function registerDismount(program: Command): void {
       requireRoot('vault dismount');
       if (o.all) {
         // Dead volumes are cleaned up by the listing itself.
-        await listVolumes((rep) => info(`cleaned up ${rep.record.container}: ${rep.actions.join('; ')}`));
+        await listVolumes(
+          (rep) => info(`cleaned up ${rep.record.container}: ${rep.actions.join('; ')}`),
+          (actions) => info(actions.join('; ')),
+        );
         const failures: string[] = [];
         for (const r of records()) {
           try {

@@ -11,7 +11,11 @@ export function registerList(program: Command): void {
     .option('--json', 'print JSON for scripts')
     .action(async (o: { json?: boolean }) => {
       const cleaned: string[] = [];
-      const volumes = await listVolumes((rep) => cleaned.push(`${rep.record.container}: ${rep.actions.join('; ')}`));
+      const debris: string[] = [];
+      const volumes = await listVolumes(
+        (rep) => cleaned.push(`${rep.record.container}: ${rep.actions.join('; ')}`),
+        (actions) => debris.push(actions.join('; ')),
+      );
       if (o.json) {
         process.stdout.write(JSON.stringify(volumes.map((v) => ({ ...v.record, state: v.state })), null, 2) + '\n');
       } else if (volumes.length === 0) {
@@ -25,6 +29,7 @@ export function registerList(program: Command): void {
         }
       }
       for (const c of cleaned) warn(`volume server had died; cleaned up ${c}`);
+      for (const d of debris) warn(d);
     });
 }
 

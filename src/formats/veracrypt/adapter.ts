@@ -14,10 +14,11 @@ import type { ContainerFile } from '../../volume/container.js';
 import type { FormatAdapter, FormatInfo, UnlockOptions, UnlockSecret, UnlockedVolume } from '../types.js';
 import {
   BACKUP_HIDDEN_FROM_END, BACKUP_NORMAL_FROM_END, DATA_UNIT, HEADER_SIZE, HIDDEN_HEADER_OFFSET, SALT_SIZE,
-  decryptHeader, headerMagic, label, parseHeader, type HeaderKind, type VcHeader,
+  bcd, decryptHeader, headerMagic, label, parseHeader, type HeaderKind, type VcHeader,
 } from './header.js';
 import { deriveHeaderKey, describeKdf, kdfCandidates, type KdfCandidate } from './kdf.js';
 import { KEYFILE_MAX_READ, mixKeyfiles } from './keyfiles.js';
+import { unsupportedCipher } from './cipher-probe.js';
 
 /** The smallest file VeraCrypt makes holds four 64 KiB header areas, two at each end. */
 const MIN_VOLUME_FILE = 4 * 65536 + DATA_UNIT;
@@ -30,7 +31,7 @@ interface HeaderSlot {
 
 type Outcome =
   | { ok: true; header: VcHeader; slot: HeaderSlot; kdf: KdfCandidate }
-  | { ok: false; error: VaultError | null };
+  | { ok: false; error: VaultError | null; skipped?: string };
 
 /**
  * Could this file be a VeraCrypt/TrueCrypt volume? VeraCrypt fills the hidden-header area with
@@ -53,7 +54,15 @@ function headerSlots(c: ContainerFile, o: UnlockOptions): HeaderSlot[] {
 
 /** Derives one header key and tries it. Owns (and wipes) its copy of the password. */
 async function attempt(slot: HeaderSlot, kdf: KdfCandidate, password: Buffer): Promise<Outcome> {
-  const key = await deriveHeaderKey(kdf, password, slot.raw.subarray(0, SALT_SIZE)).finally(() => password.fill(0));
+  let key: Buffer;
+  try {
+    key = await deriveHeaderKey(kdf, password, slot.raw.subarray(0, SALT_SIZE));
+  } catch (e) {
+    // A digest this OpenSSL lacks, or memory Argon2id could not get: that derivation is not tried.
+    return { ok: false, error: null, skipped: `${kdf.label} (${(e as Error).message})` };
+  } finally {
+    password.fill(0);
+  }
   let plain: Buffer | null = null;
   try {
     try {
@@ -61,7 +70,11 @@ async function attempt(slot: HeaderSlot, kdf: KdfCandidate, password: Buffer): P
     } catch {
       return { ok: false, error: null }; // e.g. a derived key with equal halves, which XTS refuses
     }
-    if (!headerMagic(plain)) return { ok: false, error: null };
+    if (!headerMagic(plain)) {
+      const other = unsupportedCipher(slot.raw, key);
+      if (!other) return { ok: false, error: null };
+      return { ok: false, error: new VaultError('unsupported-feature', `the ${slot.kind} volume is encrypted with ${other}, which vault does not support (AES-256-XTS only)`) };
+    }
     try {
       return { ok: true, header: parseHeader(plain, slot.kind), slot, kdf };
     } catch (e) {
@@ -76,24 +89,25 @@ async function attempt(slot: HeaderSlot, kdf: KdfCandidate, password: Buffer): P
 
 /**
  * Runs the attempts `width` at a time (one per core: more only queue on the threadpool and, for
- * Argon2id, hold hundreds of MiB each) in the given order, and stops starting new ones at the
- * first success. Returns that success, or every failure. Waits for attempts already running, so
- * nothing derived outlives the call unwiped and no work lingers after it.
+ * Argon2id, hold hundreds of MiB each) in the given order, and stops starting new ones once one
+ * is decisive: a success, or a header that decrypted but failed a check (the password was right,
+ * so no other derivation will do better). Returns that outcome first, then the other failures.
+ * Waits for attempts already running, so nothing derived outlives the call unwiped.
  */
-async function firstSuccess(attempts: Array<() => Promise<Outcome>>, width: number): Promise<Outcome[]> {
+async function firstDecisive(attempts: Array<() => Promise<Outcome>>, width: number): Promise<Outcome[]> {
   const failures: Outcome[] = [];
-  let winner: Outcome | null = null;
+  let decisive: Outcome | null = null;
   let next = 0;
   const worker = async () => {
-    while (winner === null && next < attempts.length) {
+    while (decisive === null && next < attempts.length) {
       const r = await attempts[next++]!();
-      if (!r.ok) failures.push(r);
-      else if (winner === null) winner = r;
-      else r.header.masterKey.fill(0); // two headers opened at once: keep the first
+      if (decisive === null && (r.ok || r.error)) decisive = r;
+      else if (r.ok) r.header.masterKey.fill(0); // a second header opened at once: keep the first
+      else failures.push(r);
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, width) }, worker));
-  return winner ? [winner] : failures;
+  return decisive ? [decisive, ...failures] : failures;
 }
 
 function noHeaderOpened(c: ContainerFile, outcomes: Outcome[], o: UnlockOptions): VaultError {
@@ -101,10 +115,13 @@ function noHeaderOpened(c: ContainerFile, outcomes: Outcome[], o: UnlockOptions)
   const telling = outcomes.find((r): r is { ok: false; error: VaultError } => !r.ok && r.error !== null);
   if (telling) return telling.error;
   const where = o.useBackupHeader ? 'backup headers' : o.hidden ? 'hidden-volume header' : 'headers';
+  const skipped = [...new Set(outcomes.flatMap((r) => (!r.ok && r.skipped ? [r.skipped] : [])))];
   return new VaultError(
     'wrong-password',
     `no ${where} of ${c.path} opened: wrong password, PIM or keyfiles, or not a VeraCrypt/TrueCrypt volume vault supports (AES-256-XTS only; no Serpent, Twofish, Camellia, Kuznyechik or cascades)`,
-    'check the password, --pim and --keyfile; an unrecognised file is tried as VeraCrypt/TrueCrypt, whose headers carry no signature',
+    skipped.length
+      ? `these key derivations could not run here: ${skipped.join('; ')}`
+      : 'check the password, --pim and --keyfile; an unrecognised file is tried as VeraCrypt/TrueCrypt, whose headers carry no signature',
   );
 }
 
@@ -119,7 +136,7 @@ async function unlock(c: ContainerFile, secret: UnlockSecret, o: UnlockOptions):
     const kdfs = kdfCandidates(o.pim ?? 0);
     // Cheap, common derivations first, each for both headers before the next KDF.
     const attempts = kdfs.flatMap((k) => slots.map((s) => () => attempt(s, k, Buffer.from(password))));
-    outcomes = await firstSuccess(attempts, availableParallelism());
+    outcomes = await firstDecisive(attempts, availableParallelism());
   } finally {
     password.fill(0);
   }
@@ -152,13 +169,12 @@ function volumeFrom(win: { header: VcHeader; slot: HeaderSlot; kdf: KdfCandidate
 
 function describe(win: { header: VcHeader; slot: HeaderSlot; kdf: KdfCandidate }, o: UnlockOptions): FormatInfo {
   const h = win.header;
-  const version = (v: number) => `${v >> 8}.${(v & 0xff).toString(16).padStart(2, '0')}`;
   const json = {
     format: h.format,
     volumeType: win.slot.kind,
     header: win.slot.copy,
     headerVersion: h.version,
-    requiredProgramVersion: version(h.requiredProgramVersion),
+    requiredProgramVersion: bcd(h.requiredProgramVersion),
     kdf: win.kdf.kind === 'pbkdf2'
       ? { name: win.kdf.label, iterations: win.kdf.iterations }
       : { name: 'Argon2id', memoryKiB: win.kdf.memoryKiB, iterations: win.kdf.iterations, parallelism: win.kdf.parallelism },

@@ -37,6 +37,12 @@ export const BACKUP_NORMAL_FROM_END = 131072;
 export const BACKUP_HIDDEN_FROM_END = 65536;
 /** Newest header version VeraCrypt writes; a larger one is a format this code does not know. */
 export const MAX_HEADER_VERSION = 5;
+/**
+ * The newest program versions whose format this code implements (BCD, as in the header): a header
+ * that requires a later program may use a format change vault does not know, so it is refused.
+ * VeraCrypt 1.26 (its Argon2id volumes still require only 1.11) and TrueCrypt 7.1a, the last.
+ */
+export const MAX_REQUIRED_PROGRAM = { veracrypt: 0x0126, truecrypt: 0x071a } as const;
 /** VeraCrypt's data unit: XTS tweaks count 512-byte units from the start of the container. */
 export const DATA_UNIT = 512;
 
@@ -100,13 +106,16 @@ export function parseHeader(plain: Buffer, kind: HeaderKind): VcHeader {
     throw new VaultError('unsupported-feature', `${label(format)} header version ${version} (TrueCrypt before 5.0, LRW/CBC modes) is not supported`);
   if (version >= 4 && crc32(plain.subarray(64, 252)) !== plain.readUInt32BE(252))
     throw new VaultError('checksum-mismatch', 'the VeraCrypt header decrypts, but the CRC of its fields does not match: the header is damaged');
+  const required = plain.readUInt16BE(70);
+  if (required > MAX_REQUIRED_PROGRAM[format])
+    throw new VaultError('unsupported-version', `the volume requires ${label(format)} ${bcd(required)} or later; vault implements the format up to ${label(format)} ${bcd(MAX_REQUIRED_PROGRAM[format])}`);
   const flags = plain.readUInt32BE(124);
   if (flags & FLAG_SYSTEM)
     throw new VaultError('unsupported-feature', 'this is a VeraCrypt/TrueCrypt system-encryption header, which vault does not open');
   const h: VcHeader = {
     format,
     version,
-    requiredProgramVersion: plain.readUInt16BE(70),
+    requiredProgramVersion: required,
     hiddenVolumeSize: u64(plain, 92, 'hidden volume size'),
     volumeSize: u64(plain, 100, 'volume size'),
     encryptedAreaStart: u64(plain, 108, 'data offset'),
@@ -128,6 +137,11 @@ export function parseHeader(plain: Buffer, kind: HeaderKind): VcHeader {
 
 function invalid(what: string): VaultError {
   return new VaultError('invalid-field', `the VeraCrypt header is invalid: ${what}`);
+}
+
+/** A BCD program version as people write it: 0x010b → 1.0b (VeraCrypt 1.11), 0x071a → 7.1a. */
+export function bcd(v: number): string {
+  return `${v >> 8}.${(v & 0xff).toString(16).padStart(2, '0')}`;
 }
 
 export function label(f: 'veracrypt' | 'truecrypt'): string {

@@ -1,0 +1,142 @@
+/**
+ * Issue 6, nothing leaked: the passphrase and the master key stay out of everything a process
+ * exposes (argv, environment, state files, logs, memory), the volume server is not dumpable and
+ * keeps its key in locked memory, and the CLI wipes the passphrase before it exits.
+ *
+ * (That the decrypted data never reaches the container is mount.test.ts's "no plaintext on disk".)
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { CLI, FAST_KDF, RUN_DIR, e2eSuite, ok, vault } from './harness.js';
+import { describeHit, processState, scanMemory } from './memscan.js';
+
+const suite = e2eSuite('leaks');
+
+/** The forms a secret could take where it leaked: raw bytes, hex (either case), base64, UTF-16 (a V8 string). */
+function forms(secret: Buffer): Buffer[] {
+  const hex = secret.toString('hex');
+  return [secret, Buffer.from(hex), Buffer.from(hex.toUpperCase()), Buffer.from(secret.toString('base64')), Buffer.from(secret.toString('latin1'), 'utf16le')];
+}
+
+function containsAny(haystack: Buffer, needles: Buffer[]): boolean {
+  return needles.some((n) => haystack.includes(n));
+}
+
+/** A passphrase unlikely to occur by chance anywhere: 40 printable random characters. */
+function uniquePassphrase(): Buffer {
+  return Buffer.from(`leak-${randomBytes(30).toString('base64url')}`);
+}
+
+function serverPidOf(mountpoint: string): number {
+  const list = JSON.parse(ok(vault(['list', '--json'])).stdout) as { mountpoint: string; serverPid: number; id: string }[];
+  return list.find((v) => v.mountpoint === mountpoint)!.serverPid;
+}
+
+/** Runs the CLI with the pause hook; resolves with its pid once it has stopped itself before exiting. */
+function runPaused(args: string[], input: Buffer): Promise<{ pid: number; done: Promise<number>; stderr: () => string }> {
+  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['pipe', 'ignore', 'pipe'], env: { ...process.env, VAULT_TEST_PAUSE_BEFORE_EXIT: '1' } });
+  let stderr = '';
+  child.stderr.on('data', (d) => (stderr += d));
+  const done = new Promise<number>((r) => child.on('close', (s) => r(s ?? -1)));
+  child.stdin.end(input);
+  return new Promise((resolve, reject) => {
+    const poll = setInterval(() => {
+      const st = processState(child.pid!);
+      if (st === 'T') {
+        clearInterval(poll);
+        resolve({ pid: child.pid!, done, stderr: () => stderr });
+      } else if (st === null || st === 'Z') {
+        clearInterval(poll);
+        reject(new Error(`vault ${args[0]} exited before pausing: ${stderr}`));
+      }
+    }, 20);
+  });
+}
+
+describe.runIf(suite.run)('nothing leaked', () => {
+  it('passphrase and master key: not in argv, environment, state files or logs; server not dumpable, key locked, no passphrase in its memory', async () => {
+    const pw = uniquePassphrase();
+    const file = path.join(suite.dir, 'leak.vol');
+    const mnt = path.join(suite.dir, 'mnt');
+    mkdirSync(mnt);
+    ok(vault(['create', file, '--size', '32M', '--fs', 'ext4', '--quick', '--password-stdin', ...FAST_KDF], Buffer.concat([pw, Buffer.from('\n')])));
+    const key = Buffer.from(ok(vault(['info', file, '--dump-master-key', '--password-stdin'], pw)).stdout.trim(), 'hex');
+    expect(key.length).toBe(64);
+    const secrets = [...forms(pw), ...forms(key), ...forms(key.subarray(0, 32)), ...forms(key.subarray(32))];
+
+    // The CLI while it waits for the passphrase: its argv and environment hold none of it.
+    const cli = spawn(process.execPath, [CLI, '--debug', 'mount', file, mnt, '--password-stdin'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let cliErr = '';
+    cli.stderr.on('data', (d) => (cliErr += d));
+    await new Promise((r) => setTimeout(r, 300));
+    expect(containsAny(readFileSync(`/proc/${cli.pid}/cmdline`), secrets)).toBe(false);
+    expect(containsAny(readFileSync(`/proc/${cli.pid}/environ`), secrets)).toBe(false);
+    cli.stdin.end(pw);
+    expect(await new Promise((r) => cli.on('close', r)), cliErr).toBe(0);
+
+    const pid = serverPidOf(mnt);
+    // Exercise the data path, so the log and every cipher context have seen I/O too.
+    writeFileSync(path.join(mnt, 'data'), randomBytes(4 << 20));
+    spawnSync('sync');
+    const volDirs = readdirSync(RUN_DIR).map((d) => path.join(RUN_DIR, d));
+    expect(volDirs.length).toBe(1);
+    const exposed: [string, Buffer][] = [
+      ['server cmdline', readFileSync(`/proc/${pid}/cmdline`)],
+      ['server environ', readFileSync(`/proc/${pid}/environ`)],
+      ...readdirSync(volDirs[0]!).filter((f) => f !== 'fuse').map((f): [string, Buffer] => [f, readFileSync(path.join(volDirs[0]!, f))]),
+    ];
+    expect(exposed.map(([n]) => n)).toEqual(expect.arrayContaining(['server cmdline', 'server environ', 'state.json', 'server.log', 'owner']));
+    for (const [what, bytes] of exposed) expect(containsAny(bytes, secrets), `a secret appears in ${what}`).toBe(false);
+
+    // Not dumpable: the server checks prctl(PR_GET_DUMPABLE) after hardening itself and logs it.
+    expect(readFileSync(path.join(volDirs[0]!, 'server.log'), 'utf8')).toMatch(/process hardening: not dumpable/);
+    // The key sits in locked memory.
+    const vmLck = Number(/^VmLck:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]);
+    expect(vmLck).toBeGreaterThan(0);
+
+    const pieces = [0, 16, 32, 48].map((o) => key.subarray(o, o + 16));
+    const hits = scanMemory(pid, [pw, key, ...pieces]);
+    const pwHits = hits.filter((h) => h.needle === 0);
+    expect(pwHits.map(describeHit), 'the passphrase is in the server memory').toEqual([]);
+    const keyHits = hits.filter((h) => h.needle === 1);
+    // The server holds the raw key exactly once, in a locked mapping of its own.
+    expect(keyHits.map(describeHit)).toHaveLength(1);
+    expect(keyHits[0]!.mapping.lockedKb, describeHit(keyHits[0]!)).toBeGreaterThan(0);
+    // OpenSSL's expanded key schedules begin or end with 16-byte pieces of the key: each such copy
+    // (one set per worker thread) must sit in locked memory too, or it could be swapped out.
+    const pieceHits = hits.filter((h) => h.needle >= 2);
+    expect(pieceHits.length).toBeGreaterThan(4);
+    expect(pieceHits.filter((h) => h.mapping.lockedKb === 0).map(describeHit), 'key material in unlocked memory').toEqual([]);
+
+    ok(vault(['dismount', mnt]));
+  }, 120_000);
+
+  for (const [name, argsOf, lines] of [
+    ['mount', (f: string, m: string) => ['mount', f, m, '--password-stdin'], 1],
+    ['passwd', (f: string) => ['passwd', f, '--password-stdin', ...FAST_KDF], 2],
+    ['create', (f: string) => ['create', `${f}.new`, '--size', '16M', '--fs', 'ext4', '--quick', '--password-stdin', ...FAST_KDF], 1],
+  ] as const) {
+    it(`vault ${name} wipes the passphrase before it exits: its memory holds no copy`, async () => {
+      const file = path.join(suite.dir, `wipe-${name}.vol`);
+      const mnt = path.join(suite.dir, `wipe-${name}`);
+      mkdirSync(mnt);
+      const pw = uniquePassphrase();
+      ok(vault(['create', file, '--size', '16M', '--fs', 'ext4', '--quick', '--password-stdin', ...FAST_KDF], Buffer.concat([pw, Buffer.from('\n')])));
+      const newPw = uniquePassphrase();
+      const input = Buffer.concat([pw, Buffer.from('\n'), ...(lines === 2 ? [newPw, Buffer.from('\n')] : [])]);
+      const p = await runPaused(argsOf(file, mnt), input);
+      let hits;
+      try {
+        hits = scanMemory(p.pid, [pw, newPw, Buffer.from(pw.toString('latin1'), 'utf16le')]);
+      } finally {
+        process.kill(p.pid, 'SIGCONT');
+      }
+      expect(await p.done, p.stderr()).toBe(0);
+      expect(hits.map(describeHit), `vault ${name} still holds the passphrase when it exits`).toEqual([]);
+      if (name === 'mount') ok(vault(['dismount', mnt]));
+    }, 120_000);
+  }
+});

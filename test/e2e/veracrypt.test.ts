@@ -1,0 +1,169 @@
+/**
+ * Issue 8: real VeraCrypt and TrueCrypt containers (made by VeraCrypt and TrueCrypt themselves;
+ * ../shared/fixtures/veracrypt, see its README) open through the real CLI, read and write with
+ * VeraCrypt's own offsets and tweaks, and fail cleanly with a wrong password, PIM or keyfile.
+ * The fixtures are read where they are and copied to a temp dir before anything opens them
+ * read-write; they are third-party data and never enter the project.
+ */
+import { describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import { createDecipheriv, randomBytes } from 'node:crypto';
+import { chmodSync, closeSync, copyFileSync, existsSync, fsyncSync, openSync, readFileSync, readSync, writeSync } from 'node:fs';
+import path from 'node:path';
+import { ROOT, e2eSuite, ok, sha256File, vault } from './harness.js';
+
+const FIXTURES = path.resolve(ROOT, '../shared/fixtures/veracrypt');
+const present = existsSync(FIXTURES);
+if (!present) console.warn(`\n!!!!! veracrypt.test.ts: SKIPPED: the real VeraCrypt/TrueCrypt containers are not at ${FIXTURES} !!!!!\n`);
+
+const suite = e2eSuite('veracrypt');
+const run = suite.run && present;
+const PW = 'aaaaaaaaaaaa';
+const HIDDEN_PW = 'bbbbbbbbbbbb';
+/** The outer volumes' filesystem UUID; the hidden volume's filesystem says CAFE-BABE. */
+const OUTER_UUID = 'DEAD-BABE';
+const HIDDEN_UUID = 'CAFE-BABE';
+const kf = (n: number) => ['--keyfile', path.join(FIXTURES, `keyfile${n}`)];
+
+let copies = 0;
+function copy(name: string): string {
+  const dst = path.join(suite.dir, `${copies++}-${name}`);
+  copyFileSync(path.join(FIXTURES, name), dst);
+  chmodSync(dst, 0o600);
+  return dst;
+}
+
+function fsUuid(device: string): string {
+  return spawnSync('blkid', ['-p', '-o', 'value', '-s', 'UUID', device], { encoding: 'utf8' }).stdout.trim();
+}
+
+/** Mounts without a filesystem, returns the loop device. */
+function attach(file: string, pw: string, extra: string[] = []): string {
+  return ok(vault(['mount', file, '--no-filesystem', '--password-stdin', ...extra], pw), 'mount').stdout.trim();
+}
+
+function uuidThrough(file: string, pw: string, extra: string[] = []): string {
+  const dev = attach(file, pw, extra);
+  try {
+    return fsUuid(dev);
+  } finally {
+    ok(vault(['dismount', dev]), 'dismount');
+  }
+}
+
+function expectCleanFailure(file: string, pw: string, extra: string[], status: number, pattern: RegExp): void {
+  const before = sha256File(file);
+  const r = vault(['mount', file, '--no-filesystem', '--password-stdin', ...extra], pw);
+  expect(r.status, r.stderr).toBe(status);
+  expect(r.stderr.split('\n').filter((l) => l.startsWith('vault: ')).length).toBe(1);
+  expect(r.stderr).toMatch(pattern);
+  expect(r.stderr).not.toContain(pw);
+  expect(sha256File(file)).toBe(before);
+}
+
+describe.runIf(run)('VeraCrypt and TrueCrypt containers', () => {
+  it('each real container opens and exposes its filesystem (VeraCrypt SHA-512, TrueCrypt, keyfiles)', () => {
+    expect(uuidThrough(copy('vc_1-sha512-xts-aes'), PW)).toBe(OUTER_UUID);
+    expect(uuidThrough(copy('tc_5-sha512-xts-aes'), PW)).toBe(OUTER_UUID);
+    expect(uuidThrough(copy('vck_1-sha512-xts-aes'), PW, [...kf(1), ...kf(2)])).toBe(OUTER_UUID);
+  });
+
+  it('opens the Argon2id container (VeraCrypt 1.26.27+)', () => {
+    const file = copy('vc_1-argon2id-xts-aes');
+    expect(uuidThrough(file, PW, ['--read-only'])).toBe(OUTER_UUID);
+    const i = JSON.parse(ok(vault(['info', file, '--json', '--password-stdin'], PW)).stdout);
+    expect(i.kdf).toEqual({ name: 'Argon2id', memoryKiB: 425984, iterations: 6, parallelism: 1 });
+  });
+
+  it('hidden volume: --hidden, the hidden password alone, and the outer volume', () => {
+    const file = copy('vc_1-sha512-xts-aes-hidden');
+    expect(uuidThrough(file, HIDDEN_PW, ['--hidden'])).toBe(HIDDEN_UUID);
+    expect(uuidThrough(file, HIDDEN_PW)).toBe(HIDDEN_UUID); // both headers are tried
+    expect(uuidThrough(file, PW, ['--read-only'])).toBe(OUTER_UUID);
+    expect(uuidThrough(file, HIDDEN_PW, ['--hidden', '--use-backup-header', '--read-only'])).toBe(HIDDEN_UUID);
+    const i = JSON.parse(ok(vault(['info', file, '--json', '--password-stdin'], HIDDEN_PW)).stdout);
+    expect(i).toMatchObject({ format: 'veracrypt', volumeType: 'hidden', header: 'primary', pim: 0 });
+    expect(i.dataOffset % 512).toBe(0);
+    // --hidden with the outer password: only the hidden header is tried, and it does not open
+    expectCleanFailure(file, PW, ['--hidden'], 3, /hidden-volume header/);
+  });
+
+  it('wrong password, wrong PIM and a missing keyfile fail with exit 3 and change nothing', () => {
+    const vc = copy('vc_1-sha512-xts-aes');
+    expectCleanFailure(vc, 'wrong-password', [], 3, /wrong password, PIM or keyfiles/);
+    expectCleanFailure(vc, PW, ['--pim', '7'], 3, /wrong password, PIM or keyfiles/);
+    const vck = copy('vck_1-sha512-xts-aes');
+    expectCleanFailure(vck, PW, kf(1), 3, /wrong password, PIM or keyfiles/);
+    expectCleanFailure(vck, PW, [], 3, /wrong password, PIM or keyfiles/);
+    expect(vault(['mount', vck, '--no-filesystem', '--password-stdin', '--keyfile', path.join(suite.dir, 'absent')], PW).status).toBe(2);
+  });
+
+  it('--use-backup-header opens a container whose primary headers are destroyed', () => {
+    const file = copy('vc_1-sha512-xts-aes');
+    const fd = openSync(file, 'r+');
+    writeSync(fd, randomBytes(512), 0, 512, 0);
+    closeSync(fd);
+    expectCleanFailure(file, PW, [], 3, /wrong password/);
+    expect(uuidThrough(file, PW, ['--use-backup-header', '--read-only'])).toBe(OUTER_UUID);
+    const i = JSON.parse(ok(vault(['info', file, '--json', '--use-backup-header', '--password-stdin'], PW)).stdout);
+    expect(i.header).toBe('backup');
+  });
+
+  it('writes land where VeraCrypt reads them: remount reads them back, and the ciphertext uses its tweaks', () => {
+    const file = copy('vc_1-sha512-xts-aes');
+    const plain = randomBytes(4 * 512);
+    const sector = 7; // within the 36 KiB data area, away from the FAT boot sector
+    const dev = attach(file, PW);
+    const fd = openSync(dev, 'r+');
+    writeSync(fd, plain, 0, plain.length, sector * 512);
+    fsyncSync(fd);
+    closeSync(fd);
+    ok(vault(['dismount', dev]));
+    const again = attach(file, PW, ['--read-only']);
+    const back = Buffer.alloc(plain.length);
+    const rfd = openSync(again, 'r');
+    readSync(rfd, back, 0, back.length, sector * 512);
+    closeSync(rfd);
+    ok(vault(['dismount', again]));
+    expect(back.equals(plain)).toBe(true);
+
+    // Independently of vault's data path: VeraCrypt's data unit number is the byte offset in the
+    // container divided by 512 (Core/Volume.cpp), under the master key printed by --dump-master-key.
+    const info = JSON.parse(ok(vault(['info', file, '--json', '--password-stdin'], PW)).stdout);
+    const key = Buffer.from(ok(vault(['info', file, '--dump-master-key', '--password-stdin'], PW)).stdout.trim(), 'hex');
+    expect(key.length).toBe(64);
+    const raw = readFileSync(file);
+    for (let i = 0; i < 4; i++) {
+      const offset = info.dataOffset + (sector + i) * 512;
+      const tweak = Buffer.alloc(16);
+      tweak.writeBigUInt64LE(BigInt(offset / 512));
+      const d = createDecipheriv('aes-256-xts', key, tweak);
+      const dec = Buffer.concat([d.update(raw.subarray(offset, offset + 512)), d.final()]);
+      expect(dec.equals(plain.subarray(i * 512, (i + 1) * 512)), `sector ${sector + i}`).toBe(true);
+    }
+  });
+
+  it('info, list and the key-management commands on a foreign container', () => {
+    const tc = copy('tc_5-sha512-xts-aes');
+    const i = JSON.parse(ok(vault(['info', tc, '--json', '--password-stdin'], PW)).stdout);
+    expect(i).toMatchObject({ format: 'truecrypt', volumeType: 'normal', kdf: { name: 'PBKDF2-HMAC-SHA-512', iterations: 1000 } });
+    expect(JSON.stringify(i)).not.toMatch(/key"/i);
+    const dev = attach(tc, PW, ['--read-only']);
+    try {
+      const list = JSON.parse(ok(vault(['list', '--json'])).stdout);
+      expect(list).toHaveLength(1);
+      expect(list[0]).toMatchObject({ format: 'truecrypt', uuid: null, loopDevice: dev });
+      expect(ok(vault(['list'])).stdout).toMatch(/TrueCrypt/);
+    } finally {
+      ok(vault(['dismount', dev]));
+    }
+    const before = sha256File(tc);
+    for (const args of [['passwd', tc, '--password-stdin'], ['keyslot', 'list', tc], ['header', 'backup', tc, path.join(suite.dir, 'b')], ['header', 'repair', tc, '--password-stdin']]) {
+      const r = vault(args, `${PW}\nnew\n`);
+      expect(r.status, `${args.join(' ')}: ${r.stderr}`).toBe(5);
+      expect(r.stderr).toMatch(/not a vault container .*changes vault headers only/);
+    }
+    expect(existsSync(path.join(suite.dir, 'b'))).toBe(false);
+    expect(sha256File(tc)).toBe(before);
+  });
+});
