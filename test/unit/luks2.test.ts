@@ -9,6 +9,8 @@ import path from 'node:path';
 import { luks2Adapter } from '../../src/formats/luks2/index.js';
 import { readLuks2Header } from '../../src/formats/luks2/read.js';
 import { keyslotsToTry } from '../../src/formats/luks2/support.js';
+import { openFirstKeyslot } from '../../src/formats/luks/try-keyslots.js';
+import { closeContainer, openContainer } from '../../src/volume/container.js';
 import {
   cryptsetup,
   decryptVolume,
@@ -162,6 +164,20 @@ describe('keyslots', () => {
     const info = withContainer(copy, (c) => luks2Adapter.info!(c, { readOnly: true }));
     expect(info.fields.find(([k]) => k === 'keyslot 1')?.[1]).toMatch(/priority ignore/);
     expect(info.fields.find(([k]) => k === 'keyslot 3')?.[1]).toMatch(/priority prefer/);
+  });
+
+  it('a keyslot that cannot be tried does not stop the others; alone, its reason is the error', async () => {
+    const c = openContainer(file, true);
+    try {
+      const [good] = keyslotsToTry(readLuks2Header(c.fd, c.size, c.path).metadata, 0, []);
+      const broken = { ...good!, slot: { ...good!.slot, name: 'keyslot 7', areaOffset: c.size } };
+      const { key: k } = await openFirstKeyslot(c.fd, [broken, good!], Buffer.from(KEY));
+      k.dispose();
+      await expectVaultError(openFirstKeyslot(c.fd, [broken], Buffer.from(KEY)), 'truncated', /keyslot 7/);
+      await expectVaultError(openFirstKeyslot(c.fd, [broken, good!], Buffer.from('wrong')), 'truncated', /keyslot 7/);
+    } finally {
+      closeContainer(c);
+    }
   });
 
   it('info shows keyslots, KDFs, the segment and the UUID without secrets', () => {

@@ -19,8 +19,17 @@ export interface KeyslotAttempt {
  * wrong-password. `passphrase` stays the caller's to wipe; every intermediate is wiped here.
  */
 export async function openFirstKeyslot(fd: number, attempts: KeyslotAttempt[], passphrase: Buffer): Promise<{ key: KeyHandle; slot: string }> {
+  // A keyslot that cannot be tried here (its material cut off, Argon2 out of memory) does not stop
+  // the others; if none opens, its reason is the error, since the passphrase may have been its.
+  let failure: VaultError | null = null;
   for (const a of attempts) {
-    const candidate = await recoverCandidateKey(fd, a.slot, passphrase);
+    let candidate: Buffer;
+    try {
+      candidate = await recoverCandidateKey(fd, a.slot, passphrase);
+    } catch (e) {
+      failure ??= e instanceof VaultError ? e : new VaultError('io', `${a.slot.name}: the key derivation failed: ${String((e as Error).message).split('\n')[0]}`);
+      continue;
+    }
     let matches = false;
     try {
       matches = await pbkdf2DigestMatches(candidate, a.digest, a.slot.name);
@@ -29,5 +38,6 @@ export async function openFirstKeyslot(fd: number, attempts: KeyslotAttempt[], p
     }
     if (matches) return { key: KeyHandle.fromBytes(candidate), slot: a.slot.name }; // fromBytes zeroes candidate
   }
+  if (failure) throw failure;
   throw new VaultError('wrong-password', 'wrong passphrase or keyfile', 'check the passphrase or keyfile, then try again');
 }
