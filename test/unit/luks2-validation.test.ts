@@ -126,6 +126,7 @@ const rows: Row[] = [
   ['keyslot-missing-digest', 'F', both((j) => (j.digests['0'].keyslots = ['0', '2']))],
   ['keyslot-too-many-digests', 'F', both((j) => (j.digests['1'] = { ...j.digests['0'], keyslots: ['1'] }))],
   ['keyslot-invalid-af', 'F', both((j) => (j.keyslots['0'].af.type = 'luks2'))],
+  ['keyslot priority not an integer', 'R', both((j) => (j.keyslots['0'].priority = 'high')), (h) => expect(h.metadata.keyslots[0]!.priority).toBe(0)],
   ['key_size as a double', 'F', (f) => writeJsonText(f, JSON.stringify(readJson(f)).replace('"key_size":64,', '"key_size":64.0,'))],
   // [4] integer limits
   ['uint64-max-segment-size', 'R', both((j) => Object.assign(j.segments['0'], { sector_size: 512, size: '18446744073709551104' }))],

@@ -158,6 +158,10 @@ describe('keyslots', () => {
     cryptsetup(['config', '--priority', 'ignore', '--key-slot', '1', copy]);
     const order = withContainer(copy, (c) => keyslotsToTry(readLuks2Header(c.fd, c.size, c.path).metadata, undefined, []).map((k) => k.id));
     expect(order).toEqual([3, 0, 2, 4]);
+    // An odd priority value is not an error (cryptsetup does not validate it): that slot is just never tried unasked.
+    mutateJson(copy, (j) => (j.keyslots['2'].priority = 'high'));
+    const order2 = withContainer(copy, (c) => keyslotsToTry(readLuks2Header(c.fd, c.size, c.path).metadata, undefined, []).map((k) => k.id));
+    expect(order2).toEqual([3, 0, 4]);
     await expectVaultError(unlockFile(luks2Adapter, copy, secretOf('', [keys.argon2id!])), 'wrong-password');
     const v = await unlockFile(luks2Adapter, copy, secretOf('', [keys.argon2id!]), { slot: 1 });
     v.key.dispose();

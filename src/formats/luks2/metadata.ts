@@ -239,11 +239,10 @@ function validateKeyslot(id: number, k: Obj, digests: Luks2Digest[]): Luks2Keysl
     encryption: null as string | null,
     keySize: null as number | null,
   };
-  let priority = 1;
-  if (k.has('priority')) {
-    priority = u32(k, 'priority', what);
-    if (priority > 2) fail(`${what} priority ${priority} is not 0, 1 or 2`);
-  }
+  // cryptsetup does not validate "priority" (LUKS2_keyslot_priority_get reads it as an int and
+  // tries only 2 and 1); anything but the integers 1 and 2 therefore means "never tried unasked".
+  const p = k.get('priority');
+  const priority = p === undefined ? 1 : p.t === 'int' && (p.v === 1n || p.v === 2n) ? Number(p.v) : 0;
   if (type !== 'luks2') return { id, type, keySize, priority, area, kdf: null, af: null };
 
   // luks2_keyslot_validate()
