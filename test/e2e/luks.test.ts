@@ -143,7 +143,9 @@ forEachEngine(suite, () => {
       expect(r.stderr).toMatch(/wrong passphrase or keyfile/);
       expect(leftovers()).toEqual([]);
       // Key management is vault's own; a LUKS header is never changed.
-      expect(vault(['passwd', file, '--password-stdin'], `${PW}\nnew\n`).status).not.toBe(0);
+      const passwd = vault(['passwd', file, '--password-stdin'], `${PW}\nnew\n`);
+      expect(passwd.status).toBe(5);
+      expect(passwd.stderr).toMatch(/not a vault container \(it looks like LUKS2\)/);
       expect(sha256File(file)).toBe(before);
     });
 
