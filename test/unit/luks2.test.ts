@@ -229,6 +229,8 @@ describe('refused before any key derivation', () => {
     ['keyslot kdf unknown', (j) => (j.keyslots['0'].kdf = { type: 'scrypt', salt: j.keyslots['0'].kdf.salt }), 'unsupported-feature', /scrypt/],
     ['area cipher', (j) => (j.keyslots['0'].area.encryption = 'twofish-xts-plain64'), 'unsupported-feature', /twofish/],
     ['256-bit key', (j) => (j.keyslots['0'].key_size = 32), 'unsupported-feature', /256-bit key/],
+    ['digest without its value', (j) => delete j.digests['0'].digest, 'invalid-field', /digest 0: missing or bad digest/],
+    ['digest type', (j) => (j.digests['0'].type = 'hmac'), 'unsupported-feature', /"hmac"/],
   ];
   for (const [name, mutate, code, message] of cases) {
     it(`${name}: ${code}, fast`, async () => {

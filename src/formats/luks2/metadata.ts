@@ -55,8 +55,14 @@ export interface Luks2Digest {
   type: string;
   keyslots: number[];
   segments: number[];
-  /** The type-specific members, read at unlock (pbkdf2: hash, iterations, salt, digest). */
-  members: Map<string, JsonValue>;
+  /**
+   * The pbkdf2 members, each null when missing or of the wrong type: cryptsetup checks them only
+   * when it uses the digest, so a header is not invalid for them; vault refuses them at unlock.
+   */
+  hash: string | null;
+  iterations: bigint | null;
+  salt: string | null;
+  digest: string | null;
 }
 
 export interface Luks2Metadata {
@@ -85,6 +91,16 @@ const obj = (o: Obj, key: string, what: string): Obj => typed(o.get(key), 'objec
 const str = (o: Obj, key: string, what: string): string => typed(o.get(key), 'string', `${what} "${key}"`).v;
 const int = (o: Obj, key: string, what: string): bigint => typed(o.get(key), 'int', `${what} "${key}"`).v;
 const arr = (o: Obj, key: string, what: string): JsonValue[] => typed(o.get(key), 'array', `${what} "${key}"`).v;
+
+/** Members cryptsetup reads only when it uses them: null when missing or of another type. */
+const optStr = (o: Obj, key: string): string | null => {
+  const v = o.get(key);
+  return v?.t === 'string' ? v.v : null;
+};
+const optInt = (o: Obj, key: string): bigint | null => {
+  const v = o.get(key);
+  return v?.t === 'int' ? v.v : null;
+};
 
 function u32(o: Obj, key: string, what: string): number {
   const v = int(o, key, what);
@@ -146,7 +162,10 @@ export function validateMetadata(root: JsonValue, jsonAreaSize: number): Luks2Me
     type: str(d, 'type', `digest ${id}`),
     keyslots: references(d, 'keyslots', `digest ${id}`, keyslotsObj, 'keyslot'),
     segments: references(d, 'segments', `digest ${id}`, segmentsObj, 'segment'),
-    members: d,
+    hash: optStr(d, 'hash'),
+    iterations: optInt(d, 'iterations'),
+    salt: optStr(d, 'salt'),
+    digest: optStr(d, 'digest'),
   }));
 
   const segments = validateSegments(segmentsObj, digests);

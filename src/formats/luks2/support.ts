@@ -77,16 +77,12 @@ function smallInt(v: bigint | undefined, what: string): number {
 
 function pbkdf2Digest(d: Luks2Digest, what: string): PbkdfDigest {
   if (d.type !== 'pbkdf2') throw unsupported(`${what} has type "${d.type.slice(0, 30)}"; vault checks only "pbkdf2" digests`);
-  const get = (key: string, t: 'string' | 'int') => {
-    const v = d.members.get(key);
-    if (v === undefined || v.t !== t) throw new VaultError('invalid-field', `${what}: "${key}" is missing or not of type ${t}`);
-    return v.v as string | bigint;
-  };
-  const salt = decodeBase64(get('salt', 'string') as string);
-  const digest = decodeBase64(get('digest', 'string') as string);
-  if (!salt || salt.length === 0 || salt.length > 64) throw new VaultError('invalid-field', `${what}: bad salt`);
-  if (!digest || digest.length < 16 || digest.length > 64) throw new VaultError('invalid-field', `${what}: bad digest value`);
-  const r: PbkdfDigest = { hash: hashName(get('hash', 'string') as string, what), iterations: smallInt(get('iterations', 'int') as bigint, `${what} iterations`), salt, digest };
+  const salt = d.salt === null ? null : decodeBase64(d.salt);
+  const digest = d.digest === null ? null : decodeBase64(d.digest);
+  if (!salt || salt.length === 0 || salt.length > 64) throw new VaultError('invalid-field', `${what}: missing or bad salt`);
+  if (!digest || digest.length < 16 || digest.length > 64) throw new VaultError('invalid-field', `${what}: missing or bad digest value`);
+  if (d.iterations === null) throw new VaultError('invalid-field', `${what}: missing iteration count`);
+  const r: PbkdfDigest = { hash: hashName(d.hash ?? undefined, what), iterations: smallInt(d.iterations, `${what} iterations`), salt, digest };
   checkLuksKdfBounds({ type: 'pbkdf2', hash: r.hash, iterations: r.iterations, salt }, what);
   return r;
 }
