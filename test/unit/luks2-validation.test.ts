@@ -13,6 +13,8 @@ import { VaultError } from '../../src/errors.js';
 import { readLuks2Header, type Luks2Header } from '../../src/formats/luks2/read.js';
 import { luks2Adapter } from '../../src/formats/luks2/index.js';
 import { detectFormat } from '../../src/formats/index.js';
+import { luks2Info } from '../../src/formats/luks2/info.js';
+import { dataSegment, keyslotsToTry } from '../../src/formats/luks2/support.js';
 import {
   copyOffsets,
   cryptsetup,
@@ -244,7 +246,7 @@ describe('cryptsetup validation cases', () => {
     await expectVaultError(async () => read(f), 'truncated');
   });
 
-  it('never crashes on random damage: each of 300 mutations parses or is a VaultError', () => {
+  it('never crashes on random damage: each of 300 mutations is read, shown and checked for use, or is a VaultError', () => {
     const text = Buffer.from(JSON.stringify(readJson(base)));
     const f = damaged(() => undefined);
     const metadata = readFileSync(f).subarray(0, 2 * copyOffsets(f).hdrSize);
@@ -257,13 +259,55 @@ describe('cryptsetup validation cases', () => {
       writeJsonText(f, t, ['primary', 'secondary']);
       if (i % 5 === 0) patch(f, copyOffsets(f).secondary + randomInt(512), Buffer.from([randomInt(256)]));
       try {
-        read(f);
+        const h = read(f);
+        luks2Info(h); // whatever parsed can be shown
+        dataSegment(h.metadata);
+        keyslotsToTry(h.metadata, undefined, []);
       } catch (e) {
         expect(e, String(e)).toBeInstanceOf(VaultError);
         refused++;
       }
     }
     expect(refused).toBeGreaterThan(0);
+  });
+});
+
+describe('structural fuzzing', () => {
+  it('300 random member replacements or deletions: each is read, shown and checked for use, or is a VaultError', () => {
+    const f = damaged(() => undefined);
+    const metadata = readFileSync(f).subarray(0, 2 * copyOffsets(f).hdrSize);
+    const original = readJson(f);
+    const replacements: unknown[] = [42, -1, 0, 2 ** 40, 1.5, '', 'x', '0', '512', '18446744073709551616', 'dynamic', [], ['0'], {}, null, true];
+    let accepted = 0;
+    for (let i = 0; i < 300; i++) {
+      patch(f, 0, metadata);
+      const j = structuredClone(original);
+      // A random path down the object tree.
+      let parent: Json = j;
+      let key = '';
+      for (let depth = 0; depth < 1 + randomInt(4); depth++) {
+        const keys = Object.keys(parent);
+        if (keys.length === 0) break;
+        key = keys[randomInt(keys.length)]!;
+        const next = parent[key];
+        if (depth > 0 && (typeof next !== 'object' || next === null || randomInt(3) === 0)) break;
+        if (typeof next !== 'object' || next === null) break;
+        if (depth < 3) parent = next as Json;
+      }
+      if (randomInt(4) === 0) delete parent[key];
+      else parent[key] = replacements[randomInt(replacements.length)];
+      writeJsonText(f, JSON.stringify(j));
+      try {
+        const h = read(f);
+        luks2Info(h);
+        dataSegment(h.metadata);
+        keyslotsToTry(h.metadata, undefined, []);
+        accepted++;
+      } catch (e) {
+        expect(e, String(e)).toBeInstanceOf(VaultError);
+      }
+    }
+    expect(accepted).toBeLessThan(300);
   });
 });
 
