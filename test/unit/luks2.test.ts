@@ -12,13 +12,16 @@ import { keyslotsToTry } from '../../src/formats/luks2/support.js';
 import { openFirstKeyslot } from '../../src/formats/luks/try-keyslots.js';
 import { closeContainer, openContainer } from '../../src/volume/container.js';
 import {
+  copyOffsets,
   cryptsetup,
   decryptVolume,
   expectVaultError,
   FAST_PBKDF2,
   fastArgon2,
+  fixChecksum,
   keyFile,
   mutateJson,
+  patch,
   plaintextImage,
   secretOf,
   unlockFile,
@@ -229,6 +232,7 @@ describe('refused before any key derivation', () => {
     ['keyslot kdf unknown', (j) => (j.keyslots['0'].kdf = { type: 'scrypt', salt: j.keyslots['0'].kdf.salt }), 'unsupported-feature', /scrypt/],
     ['area cipher', (j) => (j.keyslots['0'].area.encryption = 'twofish-xts-plain64'), 'unsupported-feature', /twofish/],
     ['256-bit key', (j) => (j.keyslots['0'].key_size = 32), 'unsupported-feature', /256-bit key/],
+    ['cipher with control characters', (j) => (j.segments['0'].encryption = 'evil\n\u001b[2J'), 'unsupported-feature', /"evil\\n\\u001b\[2J"/],
     ['digest without its value', (j) => delete j.digests['0'].digest, 'invalid-field', /digest 0: missing or bad digest/],
     ['digest type', (j) => (j.digests['0'].type = 'hmac'), 'unsupported-feature', /"hmac"/],
   ];
@@ -254,6 +258,23 @@ describe('refused before any key derivation', () => {
   it('a segment ending beyond the file is truncated', async () => {
     const f = variant('too-big', (j) => (j.segments['0'].size = String(64 * MiB)));
     await expectVaultError(unlockFile(luks2Adapter, f, secretOf('', [KEY])), 'truncated');
+  });
+
+  it('header text with control characters is shown as "?" by info and in the UUID', async () => {
+    const f = path.join(dir, 'label.img');
+    copyFileSync(base, f);
+    const { secondary } = copyOffsets(f);
+    for (const at of [0, secondary]) {
+      patch(f, at + 24, 'evil\u001b[2J\n\0');
+      patch(f, at + 168 + 36, '\u001b');
+      fixChecksum(f, at);
+    }
+    const info = withContainer(f, (c) => luks2Adapter.info!(c, { readOnly: true }));
+    expect(info.fields).toContainEqual(['label', 'evil?[2J?']);
+    expect(JSON.stringify(info.fields)).not.toMatch(/\\u001b/);
+    const v = await unlockFile(luks2Adapter, f, secretOf('', [KEY]));
+    expect(v.uuid).toMatch(/\?$/);
+    v.key.dispose();
   });
 
   it('recognises LUKS2 by its magic and version only', () => {

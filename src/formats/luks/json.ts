@@ -7,6 +7,8 @@
  * refused, and invalid UTF-8 is an error instead of a replacement character.
  */
 
+import { quote } from './quote.js';
+
 export type JsonValue =
   | { t: 'object'; v: Map<string, JsonValue> }
   | { t: 'array'; v: JsonValue[] }
@@ -80,7 +82,7 @@ class Parser {
       this.ws();
       if (this.s[this.pos] !== '"') this.fail('expected a member name');
       const key = this.string();
-      if (v.has(key)) this.fail(`duplicate member "${key.slice(0, 40)}"`);
+      if (v.has(key)) this.fail(`duplicate member ${quote(key)}`);
       this.ws();
       if (this.s[this.pos] !== ':') this.fail('expected ":"');
       this.pos++;

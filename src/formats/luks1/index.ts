@@ -16,6 +16,7 @@ import { openFirstKeyslot, type KeyslotAttempt } from '../luks/try-keyslots.js';
 import type { FormatAdapter, FormatInfo, UnlockOptions, UnlockSecret, UnlockedVolume } from '../types.js';
 import { MAGIC_PRIMARY } from '../luks2/binary-header.js';
 import { LUKS1_HEADER_SIZE, parseLuks1Header, type Luks1Header } from './header.js';
+import { printable, quote } from '../luks/quote.js';
 
 function metadataFile(c: ContainerFile, o: UnlockOptions): ContainerFile {
   return o.headerFile ?? c;
@@ -31,11 +32,11 @@ function readHeader(c: ContainerFile, o: UnlockOptions): Luks1Header {
 /** Refusals that need no derivation: cipher, key size, hash, iteration bounds. */
 function checkSupported(h: Luks1Header): LuksHash {
   if (h.cipherName !== 'aes' || h.cipherMode !== 'xts-plain64')
-    throw new VaultError('unsupported-feature', `the LUKS1 cipher "${h.cipherName.slice(0, 31)}-${h.cipherMode.slice(0, 31)}" is not supported; vault opens only aes-xts-plain64`);
+    throw new VaultError('unsupported-feature', `the LUKS1 cipher ${quote(`${h.cipherName}-${h.cipherMode}`)} is not supported; vault opens only aes-xts-plain64`);
   if (h.keyBytes !== AREA_KEY_LENGTH)
     throw new VaultError('unsupported-feature', `the LUKS1 volume key has ${h.keyBytes * 8} bits; vault opens only 512-bit (AES-256-XTS) keys`);
   if (!LUKS_HASHES.includes(h.hashSpec as LuksHash))
-    throw new VaultError('unsupported-feature', `the LUKS1 hash "${h.hashSpec.slice(0, 31)}" is not supported (sha1, sha256, sha512)`);
+    throw new VaultError('unsupported-feature', `the LUKS1 hash ${quote(h.hashSpec)} is not supported (sha1, sha256, sha512)`);
   return h.hashSpec as LuksHash;
 }
 
@@ -75,7 +76,7 @@ async function unlock(c: ContainerFile, secret: UnlockSecret, o: UnlockOptions):
       dataSize: geometry.dataSize,
       firstTweak: 0n,
       tweakStep: 1n,
-      uuid: h.uuid,
+      uuid: printable(h.uuid),
       warnings: [],
     };
   } finally {
@@ -95,7 +96,7 @@ function info(c: ContainerFile, o: UnlockOptions): FormatInfo {
   ];
   return {
     format: 'luks1',
-    fields,
+    fields: fields.map(([k, v]) => [k, printable(v)]),
     json: {
       format: 'luks1',
       uuid: h.uuid,

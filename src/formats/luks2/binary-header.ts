@@ -21,6 +21,7 @@
  */
 import { createHash } from 'node:crypto';
 import { HASH_SIZE, type LuksHash } from '../luks/af.js';
+import { quote } from '../luks/quote.js';
 
 export const BIN_HEADER_SIZE = 4096;
 export const MAGIC_PRIMARY = Buffer.from([0x4c, 0x55, 0x4b, 0x53, 0xba, 0xbe]); // LUKS\xba\xbe
@@ -77,7 +78,7 @@ export function readBinaryHeader(read: (length: number, offset: number) => Buffe
   const hdrSize = Number(hdrSize64);
   if (copy === 'secondary' && offset !== hdrSize) return fail(`header size ${hdrSize} does not match its offset ${offset}`);
   const alg = cString(bin.subarray(72, 104)) as LuksHash;
-  if (!CHECKSUM_ALGS.includes(alg)) return fail(`unsupported checksum algorithm "${cString(bin.subarray(72, 104)).slice(0, 31)}"`);
+  if (!CHECKSUM_ALGS.includes(alg)) return fail(`unsupported checksum algorithm ${quote(cString(bin.subarray(72, 104)))}`);
   const jsonArea = read(hdrSize - BIN_HEADER_SIZE, offset + BIN_HEADER_SIZE);
   if (jsonArea.length < hdrSize - BIN_HEADER_SIZE) return { reason: `${copy} header: the device ends inside its JSON area`, io: true };
   const zeroed = Buffer.from(bin);

@@ -5,6 +5,7 @@
 import { wipe } from '../../crypto/wipe.js';
 import type { ContainerFile } from '../../volume/container.js';
 import { luksGeometry } from '../luks/geometry.js';
+import { printable } from '../luks/quote.js';
 import { luksPassphrase } from '../luks/secret.js';
 import { openFirstKeyslot } from '../luks/try-keyslots.js';
 import type { FormatAdapter, FormatInfo, UnlockOptions, UnlockSecret, UnlockedVolume } from '../types.js';
@@ -52,7 +53,7 @@ async function unlock(c: ContainerFile, secret: UnlockSecret, o: UnlockOptions):
       // dm-crypt's plain64 IV counts 512-byte units even with larger sectors, from iv_tweak.
       firstTweak: seg.ivTweak,
       tweakStep: BigInt(seg.sectorSize / 512),
-      uuid: header.bin.uuid,
+      uuid: printable(header.bin.uuid),
       warnings,
     };
   } finally {

@@ -2,6 +2,7 @@
  * `vault info` for LUKS2: what `cryptsetup luksDump` shows, minus salts and digests (which are not
  * secret but are noise here). Readable without the passphrase.
  */
+import { printable } from '../luks/quote.js';
 import type { FormatInfo } from '../types.js';
 import type { Luks2Keyslot } from './metadata.js';
 import type { Luks2Header } from './read.js';
@@ -62,5 +63,6 @@ export function luks2Info(h: Luks2Header): FormatInfo {
     requirements: m.config.requirements,
     warnings: h.warnings,
   };
-  return { format: 'luks2', fields, json, warnings: h.warnings };
+  // Labels, UUIDs and type names are header text: no control characters reach the terminal.
+  return { format: 'luks2', fields: fields.map(([k, v]) => [k, printable(v)]), json, warnings: h.warnings };
 }

@@ -10,6 +10,7 @@
  */
 import type { JsonValue, JsonType } from '../luks/json.js';
 import { BIN_HEADER_SIZE, METADATA_SIZES } from './binary-header.js';
+import { quote } from '../luks/quote.js';
 
 const U64_MAX = (1n << 64n) - 1n;
 const U32_MAX = (1n << 32n) - 1n;
@@ -110,7 +111,7 @@ function u32(o: Obj, key: string, what: string): number {
 
 /** A decimal string holding a u64: digits only (no sign, no space), no overflow (json_str_to_uint64). */
 function u64String(s: string, what: string): bigint {
-  if (!/^[0-9]+$/.test(s)) fail(`${what} "${s.slice(0, 30)}" is not a decimal number`);
+  if (!/^[0-9]+$/.test(s)) fail(`${what} ${quote(s)} is not a decimal number`);
   const v = BigInt(s);
   if (v > U64_MAX) fail(`${what} ${s.slice(0, 30)} overflows 64 bits`);
   return v;
@@ -120,7 +121,7 @@ const u64 = (o: Obj, key: string, what: string): bigint => u64String(str(o, key,
 /** Object keys of keyslots, segments, digests, tokens are decimal numbers. */
 function numberedEntries(o: Obj, what: string): [number, Obj][] {
   return [...o].map(([k, v]) => {
-    if (!/^[0-9]{1,9}$/.test(k)) fail(`${what} key "${k.slice(0, 20)}" is not a number`);
+    if (!/^[0-9]{1,9}$/.test(k)) fail(`${what} key ${quote(k)} is not a number`);
     return [Number(k), typed(v, 'object', `${what} ${k}`).v];
   });
 }
@@ -132,7 +133,7 @@ function stringArray(v: JsonValue[], what: string): string[] {
 /** An array of references ("0", "1") to members of `target`. */
 function references(o: Obj, key: string, what: string, target: Obj, targetName: string): number[] {
   return stringArray(arr(o, key, what), `${what} "${key}"`).map((ref) => {
-    if (!target.has(ref) || target.get(ref)!.t !== 'object') fail(`${what} references missing ${targetName} "${ref.slice(0, 20)}"`);
+    if (!target.has(ref) || target.get(ref)!.t !== 'object') fail(`${what} references missing ${targetName} ${quote(ref)}`);
     return Number(ref);
   });
 }
@@ -285,9 +286,9 @@ function validateKeyslot(id: number, k: Obj, digests: Luks2Digest[]): Luks2Keysl
     kdf = { type: kdfType, salt: '' };
   }
   const afType = str(afObj, 'type', `${what} af`);
-  if (afType !== 'luks1') fail(`${what} af type "${afType.slice(0, 20)}" is not "luks1"`);
+  if (afType !== 'luks1') fail(`${what} af type ${quote(afType)} is not "luks1"`);
   const af = { type: afType, hash: str(afObj, 'hash', `${what} af`), stripes: int(afObj, 'stripes', `${what} af`) };
-  if (area.type !== 'raw') fail(`${what} area type "${area.type.slice(0, 20)}" is not "raw"`);
+  if (area.type !== 'raw') fail(`${what} area type ${quote(area.type)} is not "raw"`);
   area.encryption = str(a, 'encryption', `${what} area`);
   area.keySize = u32(a, 'key_size', `${what} area`);
   // LUKS2_keyslots_validate(): a luks2 keyslot belongs to exactly one digest.

@@ -9,6 +9,7 @@ import { decodeBase64 } from '../luks/base64.js';
 import { checkLuksKdfBounds, type LuksKdf } from '../luks/kdf.js';
 import { AREA_KEY_LENGTH, type AfKeyslot } from '../luks/keyslot.js';
 import type { Luks2Digest, Luks2Keyslot, Luks2Metadata, Luks2Segment } from './metadata.js';
+import { quote } from '../luks/quote.js';
 
 /** The one data cipher: AES-256 in XTS mode with the plain64 IV (the 512-byte sector number). */
 export const SEGMENT_CIPHER = 'aes-xts-plain64';
@@ -35,19 +36,19 @@ export function dataSegment(m: Luks2Metadata): DataSegment {
     throw unsupported(
       reencrypt
         ? `the LUKS2 header has a reencryption in progress (requirement ${reqs.join(', ')}); vault cannot open it`
-        : `the LUKS2 header requires ${reqs.map((r) => `"${r.slice(0, 40)}"`).join(', ')}, which vault does not know`,
+        : `the LUKS2 header requires ${reqs.map((r) => quote(r)).join(', ')}, which vault does not know`,
       reencrypt ? 'finish or abort the reencryption with cryptsetup first' : undefined,
     );
   }
   if (m.segments.length !== 1)
     throw unsupported(`the LUKS2 header has ${m.segments.length} segments (a reencryption in progress?); vault opens only one`, 'finish the reencryption with cryptsetup first');
   const s: Luks2Segment = m.segments[0]!;
-  if (s.crypt === null) throw unsupported(`the LUKS2 data segment has type "${s.type.slice(0, 40)}"; vault opens only "crypt"`);
+  if (s.crypt === null) throw unsupported(`the LUKS2 data segment has type ${quote(s.type)}; vault opens only "crypt"`);
   const { encryption, sectorSize, integrity, ivTweak } = s.crypt;
   if (encryption === 'cipher_null' || encryption.startsWith('cipher_null-'))
     throw unsupported('the LUKS2 data segment is not encrypted (cipher_null); vault refuses it');
-  if (encryption !== SEGMENT_CIPHER) throw unsupported(`the LUKS2 cipher "${encryption.slice(0, 60)}" is not supported; vault opens only ${SEGMENT_CIPHER}`);
-  if (integrity !== null) throw unsupported(`the LUKS2 data segment uses integrity protection ("${integrity.slice(0, 40)}"); vault does not support it`);
+  if (encryption !== SEGMENT_CIPHER) throw unsupported(`the LUKS2 cipher ${quote(encryption)} is not supported; vault opens only ${SEGMENT_CIPHER}`);
+  if (integrity !== null) throw unsupported(`the LUKS2 data segment uses integrity protection (${quote(integrity)}); vault does not support it`);
   if (sectorSize !== 512 && sectorSize !== 4096) throw unsupported(`the LUKS2 sector size ${sectorSize} is not supported; vault opens 512 and 4096`);
   return { offset: s.offset, size: s.size, sectorSize, ivTweak };
 }
@@ -65,7 +66,7 @@ export interface PbkdfDigest {
 }
 
 function hashName(h: string | undefined, what: string): LuksHash {
-  if (!LUKS_HASHES.includes(h as LuksHash)) throw unsupported(`${what}: hash "${String(h).slice(0, 30)}" is not supported (sha1, sha256, sha512)`);
+  if (!LUKS_HASHES.includes(h as LuksHash)) throw unsupported(`${what}: hash ${quote(String(h))} is not supported (sha1, sha256, sha512)`);
   return h as LuksHash;
 }
 
@@ -76,7 +77,7 @@ function smallInt(v: bigint | undefined, what: string): number {
 }
 
 function pbkdf2Digest(d: Luks2Digest, what: string): PbkdfDigest {
-  if (d.type !== 'pbkdf2') throw unsupported(`${what} has type "${d.type.slice(0, 30)}"; vault checks only "pbkdf2" digests`);
+  if (d.type !== 'pbkdf2') throw unsupported(`${what} has type ${quote(d.type)}; vault checks only "pbkdf2" digests`);
   const salt = d.salt === null ? null : decodeBase64(d.salt);
   const digest = d.digest === null ? null : decodeBase64(d.digest);
   if (!salt || salt.length === 0 || salt.length > 64) throw new VaultError('invalid-field', `${what}: missing or bad salt`);
@@ -97,7 +98,7 @@ export interface UsableKeyslot {
 /** Checks one luks2 keyslot fully (KDF bounds included); throws what makes it unusable. */
 export function usableKeyslot(m: Luks2Metadata, k: Luks2Keyslot): UsableKeyslot {
   const what = `keyslot ${k.id}`;
-  if (k.type !== 'luks2' || k.kdf === null || k.af === null) throw unsupported(`${what} has type "${k.type.slice(0, 30)}", which vault cannot open`);
+  if (k.type !== 'luks2' || k.kdf === null || k.af === null) throw unsupported(`${what} has type ${quote(k.type)}, which vault cannot open`);
   if (k.keySize !== VOLUME_KEY_LENGTH) throw unsupported(`${what} holds a ${k.keySize * 8}-bit key; vault opens only 512-bit (AES-256-XTS) keys`);
   const d = digestFor(m, k.id);
   if (!d) throw unsupported(`${what} does not unlock the data segment`);
@@ -105,11 +106,11 @@ export function usableKeyslot(m: Luks2Metadata, k: Luks2Keyslot): UsableKeyslot 
   if (k.af.stripes !== BigInt(AF_STRIPES)) throw unsupported(`${what} has ${k.af.stripes} AF stripes; LUKS uses ${AF_STRIPES}`);
   const afHash = hashName(k.af.hash, `${what} AF`);
   if (k.area.encryption !== SEGMENT_CIPHER || k.area.keySize !== AREA_KEY_LENGTH)
-    throw unsupported(`${what} area cipher "${String(k.area.encryption).slice(0, 40)}" with a ${(k.area.keySize ?? 0) * 8}-bit key is not supported`);
+    throw unsupported(`${what} area cipher ${quote(String(k.area.encryption))} with a ${(k.area.keySize ?? 0) * 8}-bit key is not supported`);
   if (k.area.size < BigInt(afSplitBytes(k.keySize))) throw new VaultError('invalid-field', `${what} area is smaller than its key material`);
   const kdfType = k.kdf.type;
   if (kdfType !== 'pbkdf2' && kdfType !== 'argon2i' && kdfType !== 'argon2id')
-    throw unsupported(`${what} uses the KDF "${kdfType.slice(0, 30)}", which vault does not support`);
+    throw unsupported(`${what} uses the KDF ${quote(kdfType)}, which vault does not support`);
   const salt = decodeBase64(k.kdf.salt);
   if (!salt || salt.length !== SALT_LENGTH) throw new VaultError('invalid-field', `${what}: the KDF salt is not ${SALT_LENGTH} bytes of base64`);
   let kdf: LuksKdf;
