@@ -1,6 +1,6 @@
 /**
  * The options that pick a container format and say how to open a foreign one, shared by `mount`
- * and `info`: --type, --header, --pim, --hidden, --use-backup-header.
+ * and `info`: --type, --header, --slot, --pim, --hidden, --use-backup-header.
  */
 import type { Command } from 'commander';
 import { VaultError } from '../errors.js';
@@ -9,6 +9,7 @@ import { formatNames } from '../formats/index.js';
 export interface FormatCliOptions {
   type?: string;
   header?: string;
+  slot?: string;
   pim?: string;
   hidden?: boolean;
   useBackupHeader?: boolean;
@@ -17,6 +18,7 @@ export interface FormatCliOptions {
 export interface FormatChoice {
   type?: string;
   headerPath?: string;
+  slot?: number;
   pim?: number;
   hidden?: boolean;
   useBackupHeader?: boolean;
@@ -29,6 +31,7 @@ export function addFormatOptions(cmd: Command): Command {
   return cmd
     .option('--type <format>', `container format instead of detecting it: ${formatNames().join(', ')}`)
     .option('--header <file>', 'a detached header file (LUKS)')
+    .option('--slot <n>', 'try only this keyslot (vault, LUKS; also a LUKS keyslot of priority "ignore")')
     .option('--pim <n>', 'VeraCrypt Personal Iterations Multiplier (0 or absent: the default)')
     .option('--hidden', 'VeraCrypt/TrueCrypt: open the hidden volume (use only its header)')
     .option('--use-backup-header', 'VeraCrypt/TrueCrypt: use the backup headers at the end of the container');
@@ -40,9 +43,11 @@ export function formatChoice(o: FormatCliOptions): FormatChoice {
     if (!/^\d+$/.test(o.pim) || Number(o.pim) > MAX_PIM) throw new VaultError('usage', `--pim must be a whole number from 0 to ${MAX_PIM}`);
     pim = Number(o.pim);
   }
+  if (o.slot !== undefined && !/^\d{1,3}$/.test(o.slot)) throw new VaultError('usage', `--slot must be a keyslot number, got "${o.slot}"`);
   return {
     ...(o.type ? { type: o.type } : {}),
     ...(o.header ? { headerPath: o.header } : {}),
+    ...(o.slot !== undefined ? { slot: Number(o.slot) } : {}),
     ...(pim !== undefined ? { pim } : {}),
     ...(o.hidden ? { hidden: true } : {}),
     ...(o.useBackupHeader ? { useBackupHeader: true } : {}),

@@ -16,15 +16,11 @@ import type { ContainerFile } from '../volume/container.js';
 import type { FormatAdapter, FormatName, KeyfilePolicy, UnlockOptions, UnlockSecret, UnlockedVolume } from './types.js';
 import { vaultAdapter } from './vault.js';
 import { veracryptAdapter } from './veracrypt/adapter.js';
+import { luks1Adapter } from './luks1/index.js';
+import { luks2Adapter } from './luks2/index.js';
 
-/**
- * Adapters recognised by a magic number, tried in this order.
- * LUKS: add `luks2Adapter` (and `luks1Adapter`) to this list; nothing else needs to change.
- */
-const MAGIC_ADAPTERS: readonly FormatAdapter[] = [
-  vaultAdapter,
-  // ---- LUKS adapters go here ----
-];
+/** Adapters recognised by a magic number, tried in this order. */
+const MAGIC_ADAPTERS: readonly FormatAdapter[] = [vaultAdapter, luks2Adapter, luks1Adapter];
 
 /** Tried when no magic matches: VeraCrypt and TrueCrypt headers are indistinguishable from random. */
 const FALLBACK: FormatAdapter = veracryptAdapter;

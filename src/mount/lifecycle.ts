@@ -56,6 +56,8 @@ export interface MountOptions {
   type?: string;
   /** A detached header file (LUKS `--header`). */
   headerPath?: string;
+  /** Try only this keyslot (`--slot`). */
+  slot?: number;
   /** VeraCrypt/TrueCrypt: `--pim`, `--hidden`, `--use-backup-header`. */
   pim?: number;
   hidden?: boolean;
@@ -95,6 +97,7 @@ export async function mountVolume(o: MountOptions): Promise<VolumeRecord> {
     const secret = await o.secret(adapter);
     const volume = await unlockVolume(adapter, c, secret, {
       readOnly: o.readOnly,
+      ...(o.slot !== undefined ? { slot: o.slot } : {}),
       ...(o.pim !== undefined ? { pim: o.pim } : {}),
       ...(o.hidden ? { hidden: true } : {}),
       ...(o.useBackupHeader ? { useBackupHeader: true } : {}),
@@ -112,7 +115,7 @@ export async function mountVolume(o: MountOptions): Promise<VolumeRecord> {
   }
 }
 
-export type MountUnlockedOptions = Omit<MountOptions, 'container' | 'secret' | 'type' | 'headerPath' | 'pim' | 'hidden' | 'useBackupHeader'>;
+export type MountUnlockedOptions = Omit<MountOptions, 'container' | 'secret' | 'type' | 'headerPath' | 'slot' | 'pim' | 'hidden' | 'useBackupHeader'>;
 
 /**
  * Mounts a container that is already open, locked and unlocked (used by mount, and by create to

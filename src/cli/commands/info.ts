@@ -31,6 +31,7 @@ export function registerInfo(program: Command): void {
       const adapter = detectFormat(c, { ...(choice.type ? { type: choice.type } : {}), ...(headerFile ? { headerFile } : {}) });
       const opts: UnlockOptions = {
         readOnly: true,
+        ...(choice.slot !== undefined ? { slot: choice.slot } : {}),
         ...(choice.pim !== undefined ? { pim: choice.pim } : {}),
         ...(choice.hidden ? { hidden: true } : {}),
         ...(choice.useBackupHeader ? { useBackupHeader: true } : {}),

@@ -1,0 +1,169 @@
+/**
+ * Issue 8, LUKS end to end: containers encrypted by the real cryptsetup (offline, in user space, no
+ * dm-crypt needed) are mounted by the real vault binary; what vault reads is exactly the plaintext,
+ * and what vault writes is exactly what `cryptsetup reencrypt --decrypt` then yields.
+ */
+import { describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, writeFileSync, writeSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import { e2eSuite, expectClean, forEachEngine, leftovers, ok, sha256File, vault } from './harness.js';
+import { cryptsetup, FAST_PBKDF2, fastArgon2, mutateJson, plaintextImage } from '../support/luks.js';
+
+const suite = e2eSuite('luks');
+const run = suite.run;
+const MiB = 1024 * 1024;
+const PW = 'luks passphrase'; // the keyslot's key file holds exactly these bytes, no newline
+
+function keyFile(): string {
+  const f = path.join(suite.dir, 'key');
+  writeFileSync(f, PW);
+  return f;
+}
+
+function readDevice(dev: string, length: number, offset = 0): Buffer {
+  const b = Buffer.alloc(length);
+  const fd = openSync(dev, 'r');
+  try {
+    readSync(fd, b, 0, length, offset);
+  } finally {
+    closeSync(fd);
+  }
+  return b;
+}
+
+function writeDevice(dev: string, data: Buffer, offset: number): void {
+  const fd = openSync(dev, 'r+');
+  try {
+    writeSync(fd, data, 0, data.length, offset);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function mountRaw(file: string, extra: string[] = []): string {
+  return ok(vault(['mount', file, '--no-filesystem', '--password-stdin', ...extra], `${PW}\n`), `mount ${file}`).stdout.trim();
+}
+
+/**
+ * cryptsetup 2.6 decrypts offline only with a detached header whose data starts at 0. For an
+ * attached header the test carves the data area into its own file and gives cryptsetup a header
+ * copy that says "offset 0": the ciphertext and its IVs (counted from the segment start) are the same.
+ */
+function decryptAttached(file: string, dataOffset: number): Buffer {
+  const data = path.join(suite.dir, 'carved.img');
+  const header = path.join(suite.dir, 'carved.hdr');
+  writeFileSync(data, readFileSync(file).subarray(dataOffset));
+  spawnSync('rm', ['-f', header]);
+  cryptsetup(['luksHeaderBackup', file, '--header-backup-file', header]);
+  mutateJson(header, (j) => (j.segments['0'].offset = '0'));
+  cryptsetup(['reencrypt', '--decrypt', '--force-offline-reencrypt', '--header', header, '--key-file', keyFile(), data]);
+  return readFileSync(data);
+}
+
+forEachEngine(suite, () => {
+  describe.runIf(run)('LUKS containers made by cryptsetup', () => {
+    it('attached header, 4096-byte sectors: vault reads the plaintext; what vault writes, cryptsetup decrypts', () => {
+      const { file, plain } = plaintextImage(suite.dir, 'attached.img', 4 * MiB, 8 * MiB);
+      cryptsetup(['reencrypt', '--encrypt', '--force-offline-reencrypt', '--type', 'luks2', '--reduce-device-size', '4M', '--sector-size', '4096', ...FAST_PBKDF2, '--key-file', keyFile(), file]);
+      const dev = mountRaw(file);
+      expect(dev).toMatch(/^\/dev\/loop\d+$/);
+      const list = JSON.parse(ok(vault(['list', '--json'])).stdout) as Array<{ container: string }>;
+      expect(list.map((v) => v.container)).toEqual([file]);
+      expect(readDevice(dev, 4 * MiB).equals(plain.subarray(0, 4 * MiB))).toBe(true);
+      const written = randomBytes(3 * MiB);
+      writeDevice(dev, written, 3 * MiB); // across the old plaintext's end
+      ok(vault(['dismount', dev]));
+      expectClean();
+      const expected = Buffer.concat([plain.subarray(0, 3 * MiB), written]);
+      expect(decryptAttached(file, 2 * MiB).equals(expected)).toBe(true);
+    });
+
+    it('detached header (--header), 512-byte sectors, argon2id keyslot: both directions byte for byte', () => {
+      const { file, plain } = plaintextImage(suite.dir, 'detached.img', 4 * MiB, 4 * MiB);
+      const header = path.join(suite.dir, 'detached.hdr');
+      spawnSync('rm', ['-f', header]);
+      cryptsetup(['reencrypt', '--encrypt', '--force-offline-reencrypt', '--type', 'luks2', '--header', header, '--sector-size', '512', ...fastArgon2('argon2id'), '--key-file', keyFile(), file]);
+      // Without its header the data file is random bytes: as LUKS2 it is no container at all.
+      expect(vault(['mount', file, '--no-filesystem', '--password-stdin', '--type', 'luks2'], `${PW}\n`).status).toBe(5);
+      const dev = mountRaw(file, ['--header', header]);
+      expect(readDevice(dev, 4 * MiB).equals(plain)).toBe(true);
+      const written = randomBytes(MiB + 512);
+      writeDevice(dev, written, 512 * 777);
+      ok(vault(['dismount', dev]));
+      expectClean();
+      cryptsetup(['reencrypt', '--decrypt', '--force-offline-reencrypt', '--header', header, '--key-file', keyFile(), file]);
+      const expected = Buffer.from(plain);
+      written.copy(expected, 512 * 777);
+      expect(readFileSync(file).equals(expected)).toBe(true);
+    });
+
+    it('an ext4 filesystem inside LUKS2: files read back; a file vault writes is in the decrypted image', () => {
+      const src = path.join(suite.dir, 'tree');
+      mkdirSync(src);
+      const content = randomBytes(300 * 1024);
+      writeFileSync(path.join(src, 'before.bin'), content);
+      const file = path.join(suite.dir, 'fs.img');
+      writeFileSync(file, Buffer.alloc(24 * MiB));
+      const mk = spawnSync('mkfs.ext4', ['-q', '-F', '-b', '4096', '-d', src, file, '16M'], { encoding: 'utf8' });
+      expect(mk.status, mk.stderr).toBe(0);
+      cryptsetup(['reencrypt', '--encrypt', '--force-offline-reencrypt', '--type', 'luks2', '--reduce-device-size', '8M', ...FAST_PBKDF2, '--key-file', keyFile(), file]);
+      const mp = path.join(suite.dir, 'mp');
+      mkdirSync(mp);
+      ok(vault(['mount', file, mp, '--password-stdin'], `${PW}\n`));
+      expect(readFileSync(path.join(mp, 'before.bin')).equals(content)).toBe(true);
+      const added = randomBytes(200 * 1024);
+      writeFileSync(path.join(mp, 'after.bin'), added);
+      ok(vault(['dismount', mp]));
+      expectClean();
+      const plainImage = path.join(suite.dir, 'fs-plain.img');
+      writeFileSync(plainImage, decryptAttached(file, 4 * MiB));
+      const out = path.join(suite.dir, 'after.out');
+      const dump = spawnSync('debugfs', ['-R', `dump /after.bin ${out}`, plainImage], { encoding: 'utf8' });
+      expect(dump.status, dump.stderr).toBe(0);
+      expect(readFileSync(out).equals(added)).toBe(true);
+    });
+
+    it('info shows keyslots without a password; --dump-master-key matches cryptsetup; wrong passphrase exits 3', () => {
+      const file = path.join(suite.dir, 'info.img');
+      writeFileSync(file, Buffer.alloc(20 * MiB));
+      cryptsetup(['luksFormat', '--type', 'luks2', '--label', 'vault-e2e', ...FAST_PBKDF2, '--key-file', keyFile(), file]);
+      const info = JSON.parse(ok(vault(['info', file, '--json'])).stdout) as { format: string; label: string; keyslots: Array<{ kdf: { type: string } }> };
+      expect(info.format).toBe('luks2');
+      expect(info.label).toBe('vault-e2e');
+      expect(info.keyslots.map((k) => k.kdf.type)).toEqual(['pbkdf2']);
+      const dump = cryptsetup(['luksDump', '--dump-volume-key', '--key-file', keyFile(), file]);
+      const mk = /MK dump:\s*([0-9a-f\s]+)/.exec(dump)![1]!.replace(/\s+/g, '');
+      expect(ok(vault(['info', file, '--dump-master-key', '--password-stdin'], `${PW}\n`)).stdout.trim()).toBe(mk);
+      const before = sha256File(file);
+      const r = vault(['mount', file, '--password-stdin'], 'not it\n');
+      expect(r.status).toBe(3);
+      expect(r.stderr).toMatch(/wrong passphrase or keyfile/);
+      expect(leftovers()).toEqual([]);
+      // Key management is vault's own; a LUKS header is never changed.
+      const passwd = vault(['passwd', file, '--password-stdin'], `${PW}\nnew\n`);
+      expect(passwd.status).toBe(5);
+      expect(passwd.stderr).toMatch(/not a vault container \(it looks like LUKS2\)/);
+      expect(sha256File(file)).toBe(before);
+    });
+
+    it('a keyfile is the raw LUKS passphrase (its newline included); --slot opens an ignored keyslot', () => {
+      const file = path.join(suite.dir, 'kf.img');
+      writeFileSync(file, Buffer.alloc(20 * MiB));
+      const kf = path.join(suite.dir, 'kf');
+      writeFileSync(kf, 'line with newline\n');
+      cryptsetup(['luksFormat', '--type', 'luks2', ...FAST_PBKDF2, '--key-file', kf, file]);
+      const dev = ok(vault(['mount', file, '--no-filesystem', '--password-stdin', '--keyfile', kf], '\n')).stdout.trim();
+      ok(vault(['dismount', dev]));
+      expect(vault(['mount', file, '--no-filesystem', '--password-stdin'], 'line with newline\n').status).toBe(3);
+      expect(leftovers()).toEqual([]);
+      // A keyslot of priority "ignore" opens only when --slot names it.
+      cryptsetup(['config', '--priority', 'ignore', '--key-slot', '0', file]);
+      expect(vault(['mount', file, '--no-filesystem', '--password-stdin', '--keyfile', kf], '\n').status).toBe(3);
+      const dev2 = ok(vault(['mount', file, '--no-filesystem', '--password-stdin', '--keyfile', kf, '--slot', '0'], '\n')).stdout.trim();
+      ok(vault(['dismount', dev2]));
+    });
+  });
+});
