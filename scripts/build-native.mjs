@@ -6,14 +6,21 @@
 // A failed build is not fatal: vault falls back to node:crypto and warns. CI sets VAULT_REQUIRE_NATIVE=1
 // so that a missing addon fails the test suite instead of passing on the slow path.
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const addons = ['vault_native.node', 'vault_fuse.node'].map((f) => path.join(root, 'native', 'build', 'Release', f));
-if (process.argv.includes('--if-missing') && addons.every((a) => existsSync(a))) process.exit(0);
+// --if-missing (what `npm run build` passes): skip the build when both addons exist and are newer
+// than every source of native/, so a pull that changes the C code rebuilds it.
+const newestSource = Math.max(
+  ...readdirSync(path.join(root, 'native'))
+    .filter((f) => /\.(c|h|gyp)$/.test(f))
+    .map((f) => statSync(path.join(root, 'native', f)).mtimeMs),
+);
+if (process.argv.includes('--if-missing') && addons.every((a) => existsSync(a) && statSync(a).mtimeMs >= newestSource)) process.exit(0);
 
 const nodeDir = path.resolve(path.dirname(process.execPath), '..');
 const haveLocalHeaders = existsSync(path.join(nodeDir, 'include', 'node', 'node_api.h'));

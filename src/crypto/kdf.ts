@@ -67,6 +67,29 @@ export async function argon2id(
 }
 
 /**
+ * Raw Argon2i or Argon2id (version 0x13, no secret, no associated data) for foreign formats: LUKS
+ * keyslots name either variant. Callers check their format's bounds first.
+ */
+export function argon2Raw(
+  variant: 'argon2i' | 'argon2id',
+  password: Uint8Array,
+  salt: Uint8Array,
+  p: { memoryKiB: number; iterations: number; parallelism: number },
+  length: number,
+): Promise<Buffer> {
+  return hashWipingCopy(Buffer.from(password.buffer, password.byteOffset, password.length), {
+    raw: true,
+    type: variant === 'argon2i' ? argon2.argon2i : argon2.argon2id,
+    version: 0x13,
+    salt: Buffer.from(salt),
+    memoryCost: p.memoryKiB,
+    timeCost: p.iterations,
+    parallelism: p.parallelism,
+    hashLength: length,
+  });
+}
+
+/**
  * argon2.hash(), minus the stray copy of the password it leaves behind.
  *
  * The package's JS wrapper copies the password with Buffer.from() before handing it to its C++

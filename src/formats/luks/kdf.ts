@@ -7,11 +7,11 @@
  *   no secret, no associated data; output length = the keyslot area's key_size.
  *   pbkdf2 "iterations" with HMAC-"hash"; output length likewise.
  */
-import argon2 from 'argon2';
 import { pbkdf2 as pbkdf2Cb, timingSafeEqual } from 'node:crypto';
 import { promisify } from 'node:util';
 import { VaultError } from '../../errors.js';
 import { wipe } from '../../crypto/wipe.js';
+import { argon2Raw } from '../../crypto/kdf.js';
 import type { LuksHash } from './af.js';
 
 const pbkdf2 = promisify(pbkdf2Cb);
@@ -66,16 +66,7 @@ export function checkLuksKdfBounds(kdf: LuksKdf, where: string): void {
 export async function deriveLuksKey(secret: Buffer, kdf: LuksKdf, length: number, where: string): Promise<Buffer> {
   checkLuksKdfBounds(kdf, where);
   if (kdf.type === 'pbkdf2') return pbkdf2(secret, kdf.salt, kdf.iterations, length, kdf.hash);
-  return argon2.hash(secret, {
-    raw: true,
-    type: kdf.type === 'argon2i' ? argon2.argon2i : argon2.argon2id,
-    version: 0x13,
-    salt: kdf.salt,
-    memoryCost: kdf.memoryKiB,
-    timeCost: kdf.time,
-    parallelism: kdf.cpus,
-    hashLength: length,
-  });
+  return argon2Raw(kdf.type, secret, kdf.salt, { memoryKiB: kdf.memoryKiB, iterations: kdf.time, parallelism: kdf.cpus }, length);
 }
 
 /** The LUKS "pbkdf2" volume-key digest: PBKDF2(key, salt, iterations, hash) compared in constant time. */
