@@ -13,7 +13,7 @@
 import { VaultError } from '../errors.js';
 import { readAtSync } from '../volume/fd-io.js';
 import type { ContainerFile } from '../volume/container.js';
-import type { FormatAdapter, FormatName, KeyfilePolicy, UnlockOptions, UnlockSecret, UnlockedVolume } from './types.js';
+import { formatLabel, type FormatAdapter, type KeyfilePolicy, type UnlockOptions, type UnlockSecret, type UnlockedVolume } from './types.js';
 import { vaultAdapter } from './vault.js';
 import { veracryptAdapter } from './veracrypt/adapter.js';
 import { luks1Adapter } from './luks1/index.js';
@@ -88,11 +88,6 @@ function checkGeometry(v: UnlockedVolume, c: ContainerFile): void {
   if (v.dataOffset + v.dataSize > c.size)
     throw new VaultError('truncated', `${c.path} is truncated: the ${v.format} header describes ${v.dataOffset + v.dataSize} bytes, the file has ${c.size}`);
   if (v.key.length !== 64) throw bad(`a ${v.key.length}-byte key`);
-}
-
-/** The label people know a format by. */
-export function formatLabel(f: FormatName): string {
-  return { vault: 'vault', luks2: 'LUKS2', luks1: 'LUKS1', veracrypt: 'VeraCrypt', truecrypt: 'TrueCrypt' }[f];
 }
 
 /**

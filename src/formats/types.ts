@@ -11,6 +11,12 @@ import type { ContainerFile } from '../volume/container.js';
 
 export type FormatName = 'vault' | 'luks2' | 'luks1' | 'veracrypt' | 'truecrypt';
 
+/** The label people know a format by. */
+export function formatLabel(f: FormatName): string {
+  return { vault: 'vault', luks2: 'LUKS2', luks1: 'LUKS1', veracrypt: 'VeraCrypt', truecrypt: 'TrueCrypt' }[f];
+}
+
+
 /** What unlocks a foreign or native volume. Adapters must not keep references after unlock. */
 export interface UnlockSecret {
   /** The passphrase bytes exactly as typed or read (no trailing newline); wiped by the caller. */

@@ -1,14 +1,13 @@
 /**
- * Mounting and dismounting a volume: the one place that orders the steps.
+ * Mounting a volume: the one place that orders the steps.
  *
  * mount:    open + lock container → unlock → volume server (FUSE) → loop device → filesystem → record
- * dismount: filesystem → loop device → server (unmounts FUSE, wipes the key) → mount point → record
- * A failed mount undoes what it did (UndoStack); a dismount tolerates pieces already gone (a server
- * killed with -9), so it doubles as the cleanup of dead volumes.
+ * A failed mount undoes what it did (UndoStack). Dismounting, listing and cleanup live in
+ * dismount.ts, which loads no crypto.
  */
 import { existsSync, mkdirSync, readdirSync, realpathSync, rmdirSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { VaultError, isVaultError } from '../errors.js';
+import { VaultError } from '../errors.js';
 import { flockFd } from '../crypto/process-hardening.js';
 import { closeContainer, openContainer, type ContainerFile } from '../volume/container.js';
 import { detectFormat, unlockVolume } from '../formats/index.js';
@@ -16,30 +15,15 @@ import type { FormatAdapter, UnlockSecret, UnlockedVolume } from '../formats/typ
 import { startServer } from '../server/spawn.js';
 import { BLOCK_FILE_NAME, type ServerConfig, type ServerEngine } from '../server/protocol.js';
 import { nativeFuseAddon } from '../crypto/native-fuse.js';
-import { attachLoop, detachLoop, loopInfo, loopsBackedBy } from './loop.js';
-import { detectFilesystem, isMountPoint, mountFilesystem, readMountInfo, unmountFilesystem } from './filesystem.js';
-import { describeHolders, endProcesses, findHolders, type Holder } from './holders.js';
-import {
-  createVolumeDir, mountInProgress, newVolumeId, processAlive, processStartTime, readRecords, records, removeVolumeDir,
-  saveRecord, selfIdentity, serverAlive, volumeDir, type VolumeRecord,
-} from './state.js';
+import { attachLoop, detachLoop } from './loop.js';
+import { detectFilesystem, isMountPoint, mountFilesystem, unmountFilesystem } from './filesystem.js';
+import { createVolumeDir, newVolumeId, records, removeVolumeDir, saveRecord, selfIdentity, type VolumeRecord } from './state.js';
 import { NO_POLICY, type DismountPolicy } from './policy.js';
 import { UndoStack } from './undo.js';
-import { run } from './run.js';
+import { requireMountPrivileges } from './privileges.js';
+import { stopServer } from './dismount.js';
 
 export const DEFAULT_MOUNT_BASE = '/media/vault';
-
-export function requireRoot(what: string): void {
-  if (process.getuid?.() !== 0)
-    throw new VaultError('privilege', `${what} needs root privileges`, `run it with sudo: sudo vault ${what.replace(/^vault /, '')}`);
-}
-
-/** Everything mounting needs, checked before any passphrase is asked or any container written. */
-export function requireMountPrivileges(what: string): void {
-  requireRoot(what);
-  if (!existsSync('/dev/fuse'))
-    throw new VaultError('missing-component', '/dev/fuse is missing: the FUSE kernel module is not loaded', 'run `modprobe fuse` as root');
-}
 
 export interface MountOptions {
   container: string;
@@ -265,187 +249,3 @@ function prepareMountpoint(given: string | undefined, containerPath: string): { 
   throw new VaultError('busy', `no free mount point under ${DEFAULT_MOUNT_BASE} for ${base}`);
 }
 
-/** SIGTERM the server (it unmounts FUSE and wipes the key), SIGKILL if it hangs, then clear a stale FUSE mount. */
-export async function stopServer(pid: number, startTime: string, fuseDir: string): Promise<'stopped' | 'killed' | 'gone'> {
-  let outcome: 'stopped' | 'killed' | 'gone' = 'gone';
-  if (processStartTime(pid) === startTime) {
-    process.kill(pid, 'SIGTERM');
-    outcome = (await waitExit(pid, startTime, 10_000)) ? 'stopped' : 'killed';
-    if (outcome === 'killed') {
-      process.kill(pid, 'SIGKILL');
-      await waitExit(pid, startTime, 5_000);
-    }
-  }
-  if (isMountPoint(fuseDir)) run('umount', ['-l', fuseDir]);
-  return outcome;
-}
-
-async function waitExit(pid: number, startTime: string, ms: number): Promise<boolean> {
-  const until = Date.now() + ms;
-  while (Date.now() < until) {
-    if (processStartTime(pid) !== startTime) return true;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return processStartTime(pid) !== startTime;
-}
-
-export interface DismountReport {
-  record: VolumeRecord;
-  actions: string[];
-}
-
-/**
- * Dismounts one volume. Without force, a busy filesystem is an error naming the processes; with
- * force they are ended (SIGTERM, then SIGKILL) and, if the filesystem still cannot be unmounted,
- * it is detached lazily and the server stopped, so no further I/O can succeed.
- */
-export async function dismountVolume(r: VolumeRecord, force: boolean): Promise<DismountReport> {
-  const actions: string[] = [];
-  const alive = serverAlive(r);
-  if (!alive) actions.push(`volume server (pid ${r.serverPid}) had died; cleaning up`);
-  if (r.mountpoint && isMountPoint(r.mountpoint)) {
-    let res = unmountFilesystem(r.mountpoint);
-    if (!res.ok && res.busy) {
-      let holders: Holder[] = [];
-      try {
-        holders = findHolders(r.mountpoint);
-      } catch (e) {
-        if (!force) throw e;
-        actions.push(`could not list the processes using ${r.mountpoint}: ${(e as Error).message}`);
-      }
-      if (!force)
-        throw new VaultError(
-          'busy',
-          `${r.mountpoint} is busy${holders.length ? `: in use by ${describeHolders(holders)}` : ''}`,
-          'close those programs, or use `vault dismount --force` to end them',
-        );
-      try {
-        const ended = await endProcesses(holders);
-        for (const h of ended.terminated) actions.push(`ended pid ${h.pid} (${h.command}) with SIGTERM`);
-        for (const h of ended.killed) actions.push(`killed pid ${h.pid} (${h.command}) with SIGKILL`);
-        for (const h of ended.survived) actions.push(`pid ${h.pid} (${h.command}) outlived SIGKILL (stuck in the kernel)`);
-      } catch (e) {
-        // Not being able to end them must not keep the key alive: go on to the lazy unmount.
-        actions.push(`could not end the processes using ${r.mountpoint}: ${(e as Error).message}`);
-      }
-      res = unmountFilesystem(r.mountpoint);
-    }
-    if (!res.ok) {
-      if (!force && alive) throw new VaultError('io', `cannot unmount ${r.mountpoint}: ${res.message}`, 'use --force to detach it lazily');
-      unmountFilesystem(r.mountpoint, { lazy: true });
-      actions.push(`detached ${r.mountpoint} lazily (${res.message}); the key is wiped below, so no further I/O can succeed`);
-    } else actions.push(`unmounted ${r.mountpoint}`);
-  }
-  if (r.loopDevice) {
-    const info = loopInfo(r.loopDevice);
-    if (info && info.backingFile.startsWith(r.fuseDir)) {
-      try {
-        detachLoop(r.loopDevice);
-        actions.push(`detached ${r.loopDevice}`);
-      } catch (e) {
-        // Something holds the loop device itself open. Without --force that is "busy"; with it, the
-        // server is stopped anyway below: the key is wiped and the device fails all further I/O,
-        // then detaches itself when its last user closes it.
-        // Any other failure, too: a forced dismount must still reach the server and wipe the key.
-        if (!force) throw e;
-        actions.push(
-          isVaultError(e, 'busy')
-            ? `${r.loopDevice} is still open elsewhere; it detaches itself when closed, and can no longer read or write the volume`
-            : `could not detach ${r.loopDevice} (${(e as Error).message}); it can no longer read or write the volume`,
-        );
-      }
-    }
-  }
-  const how = await stopServer(r.serverPid, r.serverStartTime, r.fuseDir);
-  if (how !== 'gone') actions.push(how === 'stopped' ? 'stopped the volume server; key wiped' : 'killed the unresponsive volume server');
-  if (r.mountpoint && r.mountpointCreated && existsSync(r.mountpoint) && !isMountPoint(r.mountpoint)) {
-    try {
-      rmdirSync(r.mountpoint);
-    } catch {
-      actions.push(`left ${r.mountpoint} in place (not empty)`);
-    }
-  }
-  removeVolumeDir(r.id);
-  return { record: r, actions };
-}
-
-export interface VolumeStatus {
-  record: VolumeRecord;
-  state: 'mounted' | 'server-died';
-}
-
-/** The mounted volumes. Volumes whose server died are reported and then cleaned up. */
-export async function listVolumes(onCleanup: (r: DismountReport) => void, onDebris: (actions: string[]) => void = () => {}): Promise<VolumeStatus[]> {
-  const out: VolumeStatus[] = [];
-  for (const rr of readRecords()) {
-    if (!rr.ok) {
-      // A directory without a record is a mount in progress, or debris from a CLI killed mid-mount.
-      if (!mountInProgress(rr.id)) onDebris(clearDebris(rr.id));
-      continue;
-    }
-    if (rr.record.transientOwner && !processAlive(rr.record.transientOwner)) {
-      // `vault create` was killed while it formatted through this mount: nobody will dismount it.
-      try {
-        const rep = await dismountVolume(rr.record, true);
-        onDebris([`dismounted ${rr.record.container}, left mounted by an interrupted create`, ...rep.actions]);
-      } catch (e) {
-        if (!isVaultError(e)) throw e;
-      }
-      continue;
-    }
-    const alive = serverAlive(rr.record);
-    out.push({ record: rr.record, state: alive ? 'mounted' : 'server-died' });
-    if (!alive) {
-      try {
-        onCleanup(await dismountVolume(rr.record, true));
-      } catch (e) {
-        if (!isVaultError(e)) throw e;
-      }
-    }
-  }
-  return out;
-}
-
-/**
- * Undoes what a CLI killed mid-mount (or mid-create) left behind, in reverse order of mounting: a
- * filesystem mounted from the loop device, the loop device, the FUSE mount (whose disappearance
- * makes the server wipe its key and exit), and the directory. Returns what it did.
- */
-export function clearDebris(id: string): string[] {
-  const dir = volumeDir(id);
-  const fuse = path.join(dir, 'fuse');
-  const actions: string[] = [];
-  for (const loop of loopsBackedBy(path.join(fuse, BLOCK_FILE_NAME))) {
-    for (const m of readMountInfo().filter((e) => e.source === loop)) {
-      unmountFilesystem(m.mountpoint, { lazy: true });
-      actions.push(`detached ${m.mountpoint} lazily`);
-    }
-    try {
-      detachLoop(loop);
-      actions.push(`detached ${loop}`);
-    } catch (e) {
-      if (!isVaultError(e, 'busy')) throw e;
-      actions.push(`${loop} is still open elsewhere; it detaches itself when closed`);
-    }
-  }
-  if (isMountPoint(fuse)) {
-    run('umount', ['-l', fuse]);
-    actions.push('stopped the volume server (its FUSE mount was removed; it wipes its key on exit)');
-  }
-  removeVolumeDir(id);
-  return [`cleared the remains of an interrupted mount (${dir})`, ...actions];
-}
-
-/** Finds the volume a user means: by mount point, container path, loop device or id. */
-export function findVolume(target: string): VolumeRecord {
-  const all = records();
-  let abs = path.resolve(target);
-  try {
-    abs = realpathSync(abs);
-  } catch {
-    // a stale mount point or a removed container may not resolve; match the plain path
-  }
-  const hit = all.find((r) => r.mountpoint === abs || r.container === abs || r.loopDevice === target || r.id === target || r.blockFile === abs);
-  if (!hit) throw new VaultError('not-mounted', `${target} is not a mounted vault volume`, 'see `vault list`');
-  return hit;
-}

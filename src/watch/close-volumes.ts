@@ -3,7 +3,7 @@
  * with a log line per volume saying what was done (processes ended, lazy detach, key wiped).
  */
 import { isVaultError } from '../errors.js';
-import { dismountVolume } from '../mount/lifecycle.js';
+import { dismountVolume } from '../mount/dismount.js';
 import type { Trigger } from '../mount/policy.js';
 import { records } from '../mount/state.js';
 

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { VaultError, isVaultError } from '../../errors.js';
-import { dismountVolume, findVolume, listVolumes, requireRoot } from '../../mount/lifecycle.js';
+import { dismountVolume, findVolume, listVolumes } from '../../mount/dismount.js';
+import { requireRoot } from '../../mount/privileges.js';
 import { records } from '../../mount/state.js';
 import { info, setQuiet, warn } from '../output.js';
 

@@ -1,8 +1,7 @@
 import type { Command } from 'commander';
-import { listVolumes } from '../../mount/lifecycle.js';
+import { listVolumes } from '../../mount/dismount.js';
 import { info, warn } from '../output.js';
-import { formatLabel } from '../../formats/index.js';
-import type { FormatName } from '../../formats/types.js';
+import { formatLabel, type FormatName } from '../../formats/types.js';
 import { NO_POLICY, describePolicy } from '../../mount/policy.js';
 
 export function registerList(program: Command): void {

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { VaultError } from '../../errors.js';
-import { requireRoot } from '../../mount/lifecycle.js';
+import { requireRoot } from '../../mount/privileges.js';
 import { requireWatchTools, startWatcher, type BusChoice } from '../../watch/watcher.js';
 
 const BUSES: readonly BusChoice[] = ['system', 'session', 'all'];
