@@ -17,7 +17,7 @@ const suite = e2eSuite('load');
 
 function fio(file: string, seed: number): Promise<{ status: number; out: string }> {
   const args = [
-    '--name=load', `--filename=${file}`, '--size=24M', '--rw=randwrite', '--bs=4k', '--ioengine=libaio', '--iodepth=8',
+    '--name=load', `--filename=${file}`, '--size=16M', '--rw=randwrite', '--bs=4k', '--ioengine=libaio', '--iodepth=8',
     '--direct=1', '--verify=crc32c', '--do_verify=1', `--randseed=${seed}`, '--verify_fatal=1', '--verify_state_save=0',
   ];
   return new Promise((resolve, reject) => {
