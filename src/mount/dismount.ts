@@ -16,7 +16,7 @@ import { detachLoop, loopInfo, loopsBackedBy } from './loop.js';
 import { isMountPoint, readMountInfo, unmountFilesystem } from './filesystem.js';
 import { describeHolders, endProcesses, findHolders, type Holder } from './holders.js';
 import {
-  mountInProgress, processAlive, processStartTime, readRecords, records, removeVolumeDir, serverAlive, volumeDir,
+  mountInProgress, processAlive, removeAbandonedNewDirs, processStartTime, readRecords, records, removeVolumeDir, serverAlive, serverOf, volumeDir,
   type VolumeRecord,
 } from './state.js';
 import { run } from './run.js';
@@ -132,11 +132,12 @@ export interface VolumeStatus {
 
 /** The mounted volumes. Volumes whose server died are reported and then cleaned up. */
 export async function listVolumes(onCleanup: (r: DismountReport) => void, onDebris: (actions: string[]) => void = () => {}): Promise<VolumeStatus[]> {
+  removeAbandonedNewDirs();
   const out: VolumeStatus[] = [];
   for (const rr of readRecords()) {
     if (!rr.ok) {
       // A directory without a record is a mount in progress, or debris from a CLI killed mid-mount.
-      if (!mountInProgress(rr.id)) onDebris(clearDebris(rr.id));
+      if (!mountInProgress(rr.id)) onDebris(await clearDebris(rr.id));
       continue;
     }
     if (rr.record.transientOwner && !processAlive(rr.record.transientOwner)) {
@@ -167,7 +168,7 @@ export async function listVolumes(onCleanup: (r: DismountReport) => void, onDebr
  * filesystem mounted from the loop device, the loop device, the FUSE mount (whose disappearance
  * makes the server wipe its key and exit), and the directory. Returns what it did.
  */
-export function clearDebris(id: string): string[] {
+export async function clearDebris(id: string): Promise<string[]> {
   const dir = volumeDir(id);
   const fuse = path.join(dir, 'fuse');
   const actions: string[] = [];
@@ -184,9 +185,13 @@ export function clearDebris(id: string): string[] {
       actions.push(`${loop} is still open elsewhere; it detaches itself when closed`);
     }
   }
-  if (isMountPoint(fuse)) {
+  const server = serverOf(id);
+  if (server) {
+    const how = await stopServer(server.pid, server.startTime, fuse);
+    if (how !== 'gone') actions.push(how === 'stopped' ? 'stopped the volume server; key wiped' : 'killed the unresponsive volume server');
+  } else if (isMountPoint(fuse)) {
     run('umount', ['-l', fuse]);
-    actions.push('stopped the volume server (its FUSE mount was removed; it wipes its key on exit)');
+    actions.push('removed its FUSE mount (the server wipes its key and exits when it is gone)');
   }
   removeVolumeDir(id);
   return [`cleared the remains of an interrupted mount (${dir})`, ...actions];

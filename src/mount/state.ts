@@ -7,6 +7,8 @@
  *   /run/vault/<id>/state.json  0600  VolumeRecord (no secrets)
  *   /run/vault/<id>/fuse/       0700  the FUSE mount, serving the single block file `volume` (0600)
  *   /run/vault/<id>/server.log  0600  the volume server's log (no secrets)
+ *   /run/vault/<id>/server.pid  0600  "<pid> <start time>" of the volume server, written by the
+ *                                     server itself first thing, so debris cleanup can stop it
  *   /run/vault/<id>/owner       0600  "<pid> <start time>" of the CLI that is mounting it, so a
  *                                     directory without state.json whose owner died (kill -9
  *                                     mid-mount) is recognised as debris at once
@@ -65,11 +67,31 @@ export function newVolumeId(): string {
 export function createVolumeDir(id: string): string {
   mkdirSync(runDir(), { recursive: true, mode: 0o700 });
   chmodSync(runDir(), 0o700);
+  // Built under a temporary name and renamed into place, so a volume directory never exists
+  // without its owner file, even when the CLI is killed halfway through making it.
   const dir = volumeDir(id);
-  mkdirSync(dir, { mode: 0o700 });
-  mkdirSync(path.join(dir, 'fuse'), { mode: 0o700 });
-  writeFileSync(path.join(dir, 'owner'), `${selfIdentity()}\n`, { mode: 0o600 });
+  const tmp = path.join(runDir(), `${NEW_DIR_PREFIX}${process.pid}-${id}`);
+  mkdirSync(tmp, { mode: 0o700 });
+  mkdirSync(path.join(tmp, 'fuse'), { mode: 0o700 });
+  writeFileSync(path.join(tmp, 'owner'), `${selfIdentity()}\n`, { mode: 0o600 });
+  renameSync(tmp, dir);
   return dir;
+}
+
+const NEW_DIR_PREFIX = '.new-';
+
+/** Removes half-made volume directories (see createVolumeDir) of CLIs that no longer run. Nothing is mounted in them. */
+export function removeAbandonedNewDirs(): void {
+  let names: string[];
+  try {
+    names = readdirSync(runDir());
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const m = /^\.new-(\d+)-[0-9a-f]{8}$/.exec(name);
+    if (m && processStartTime(Number(m[1])) === null) rmSync(path.join(runDir(), name), { recursive: true, force: true });
+  }
 }
 
 /**
@@ -82,6 +104,21 @@ export function mountInProgress(id: string): boolean {
     return processAlive(readFileSync(path.join(volumeDir(id), 'owner'), 'utf8'));
   } catch {
     return volumeDirAgeMs(id) <= 120_000;
+  }
+}
+
+/** Written by the volume server as it starts; `fuseDir` is <volume dir>/fuse. Throws if the directory is gone. */
+export function writeServerPid(fuseDir: string): void {
+  writeFileSync(path.join(path.dirname(fuseDir), 'server.pid'), `${selfIdentity()}\n`, { mode: 0o600, flag: 'wx' });
+}
+
+/** The server a volume directory names in server.pid, or null. */
+export function serverOf(id: string): { pid: number; startTime: string } | null {
+  try {
+    const [pid, startTime] = readFileSync(path.join(volumeDir(id), 'server.pid'), 'utf8').trim().split(' ');
+    return pid && startTime ? { pid: Number(pid), startTime } : null;
+  } catch {
+    return null;
   }
 }
 

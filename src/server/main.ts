@@ -12,6 +12,7 @@
  */
 import { closeSync, writeSync } from 'node:fs';
 import { hardenProcess, isDumpable } from '../crypto/process-hardening.js';
+import { writeServerPid } from '../mount/state.js';
 import { watchIdle } from './idle.js';
 import { BLOCK_FILE_NAME, SERVER_FD, type ServerConfig, type ServerStatus } from './protocol.js';
 
@@ -97,6 +98,14 @@ async function main(): Promise<void> {
   if (!hardenProcess()) log('warning: native addon missing; the process stays dumpable');
   else log(`process hardening: ${isDumpable() === false ? 'not dumpable (no core dumps, no ptrace by non-root)' : 'STILL DUMPABLE'}`);
   const config = JSON.parse(process.argv[process.argv.indexOf('--config') + 1]!) as ServerConfig;
+  // Say who serves this volume before anything else, so that a CLI killed mid-mount leaves a server
+  // the next `vault list` can find and stop. No directory means that cleanup already ran: give up.
+  try {
+    writeServerPid(config.fuseDir);
+  } catch (e) {
+    report({ ok: false, code: 'mount-failed', message: `the volume directory is gone: ${(e as Error).message}` });
+    process.exit(1);
+  }
 
   let serving: Serving;
   try {
