@@ -66,6 +66,19 @@ describe('VeraCrypt algorithms (Crypto.c EncryptionAlgorithms)', () => {
     expect(mine.equals(ref)).toBe(true);
   });
 
+  it('a two-cipher cascade takes all primary keys, then all secondary keys (Serpent-AES: AES first)', () => {
+    // VeraCrypt's self-test cannot tell this layout from interleaved pairs for two ciphers: its
+    // key1[32..63] equals key2[0..31]. The three-cipher CRCs above can; this pins two ciphers too.
+    const key = randomBytes(128);
+    const data = randomBytes(448);
+    const mine = Buffer.from(data);
+    chainXts(CHAINS.find((c) => c.name === 'Serpent-AES')!, key, mine, 0n, false);
+    const aesKey = Buffer.concat([key.subarray(0, 32), key.subarray(64, 96)]);
+    const ref = createCipheriv('aes-256-xts', aesKey, Buffer.alloc(16)).update(data);
+    chainXts(CHAINS.find((c) => c.name === 'Serpent')!, Buffer.concat([key.subarray(32, 64), key.subarray(96, 128)]), ref, 0n, false);
+    expect(mine.equals(ref)).toBe(true);
+  });
+
   it('refuses short keys and partial blocks', () => {
     const c = CHAINS.find((x) => x.name === 'Serpent-Twofish-AES')!;
     expect(() => chainXts(c, randomBytes(128), Buffer.alloc(32), 0n, true)).toThrow(RangeError);

@@ -5,9 +5,10 @@
  * Source: VeraCrypt src/Common/Crypto.c, table EncryptionAlgorithms. Each entry lists its ciphers
  * in the order they ENCRYPT (the first is applied first); its name is that list reversed, so
  * "Serpent-Twofish-AES" encrypts with AES, then Twofish, then Serpent. Key layout (EAInit and
- * EAInitMode, Crypto.c; cryptsetup lib/tcrypt/tcrypt.c agrees): the primary XTS keys of all
- * ciphers come first, 32 bytes each in that same order, then all the secondary (tweak) keys, so a
- * three-cipher cascade uses 192 bytes. XTS is applied per cipher over the whole buffer (Crypto.c
+ * EAInitMode, Crypto.c): the primary XTS keys of all ciphers come first, 32 bytes each in that
+ * same order, then all the secondary (tweak) keys, so a three-cipher cascade uses 192 bytes.
+ * cryptsetup lib/tcrypt/tcrypt.c (tcrypt_cipher) agrees; it names chains in encryption order,
+ * e.g. "serpent-twofish-aes" for AES-Twofish-Serpent. XTS is applied per cipher over the whole buffer (Crypto.c
  * EncryptBuffer: one full XTS pass per cipher), decryption in reverse order. VeraCrypt's own
  * self-test (src/Common/Tests.c, TestSectorBufEncryption) pins all of this down with CRCs, which
  * test/unit/veracrypt-ciphers.test.ts reproduces.
