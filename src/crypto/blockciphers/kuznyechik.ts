@@ -7,7 +7,7 @@
  * first (a_15 … a_0), which is how VeraCrypt (Crypto/kuznyechik.c, Common/Tests.c) stores its
  * vectors too, so Appendix A of the standard applies byte for byte.
  */
-import { type BlockCipher, checkBlock, checkKey } from './types.js';
+import { type BlockCipher, checkBlock, checkKey, offHeapBytes } from './types.js';
 import { gfMul } from './gf256.js';
 
 /** π, the S-box (GOST R 34.12-2015, section 4.1.1). */
@@ -73,10 +73,15 @@ const CONSTANTS = Array.from({ length: 32 }, (_, i) => {
 
 /** K_1..K_10 (16 bytes each) from the 256-bit key by the Feistel network with the constants. */
 function schedule(key: Uint8Array): Uint8Array[] {
-  let a = Uint8Array.from(key.subarray(0, 16));
-  let b = Uint8Array.from(key.subarray(16, 32));
-  const keys = [Uint8Array.from(a), Uint8Array.from(b)];
-  const t = new Uint8Array(16);
+  const copy = (x: Uint8Array): Uint8Array => {
+    const c = offHeapBytes(16);
+    c.set(x);
+    return c;
+  };
+  let a = copy(key.subarray(0, 16));
+  let b = copy(key.subarray(16, 32));
+  const keys = [copy(a), copy(b)];
+  const t = offHeapBytes(16);
   for (let i = 0; i < 32; i++) {
     t.set(a);
     xorInto(t, CONSTANTS[i]!);
@@ -85,8 +90,8 @@ function schedule(key: Uint8Array): Uint8Array[] {
     xorInto(t, b);
     b.fill(0);
     b = a;
-    a = Uint8Array.from(t);
-    if (i % 8 === 7) keys.push(Uint8Array.from(a), Uint8Array.from(b));
+    a = copy(t);
+    if (i % 8 === 7) keys.push(copy(a), copy(b));
   }
   a.fill(0);
   b.fill(0);

@@ -6,7 +6,7 @@
  * "serpent" (so cryptsetup's tcrypt) and the NESSIE vectors. The AES-submission files print keys
  * and blocks as big numbers, i.e. byte-reversed ("tnepres" in the kernel); vault does not use it.
  */
-import { type BlockCipher, checkBlock, checkKey, rotl, rotr } from './types.js';
+import { type BlockCipher, checkBlock, checkKey, offHeapWords, rotl, rotr } from './types.js';
 
 const SBOX: readonly (readonly number[])[] = [
   [3, 8, 15, 1, 10, 6, 5, 11, 14, 13, 4, 2, 7, 0, 9, 12],
@@ -68,12 +68,12 @@ function linearInverse(x: Uint32Array): void {
 
 /** 33 round keys of 4 words each, from the 8 key words (little-endian). */
 function schedule(key: Uint8Array): Uint32Array {
-  const w = new Uint32Array(8 + 132);
+  const w = offHeapWords(8 + 132);
   const view = new DataView(key.buffer, key.byteOffset, key.byteLength);
   for (let i = 0; i < 8; i++) w[i] = view.getUint32(4 * i, true);
   for (let i = 0; i < 132; i++) w[i + 8] = rotl((w[i]! ^ w[i + 3]! ^ w[i + 5]! ^ w[i + 7]! ^ PHI ^ i) >>> 0, 11);
-  const k = new Uint32Array(132);
-  const x = new Uint32Array(4);
+  const k = offHeapWords(132);
+  const x = offHeapWords(4);
   for (let r = 0; r < 33; r++) {
     x.set(w.subarray(8 + 4 * r, 12 + 4 * r));
     sbox(SBOX[(35 - r) % 8]!, x); // round key r goes through S-box (3 − r) mod 8
@@ -84,11 +84,13 @@ function schedule(key: Uint8Array): Uint32Array {
   return k;
 }
 
-function load(block: Uint8Array): Uint32Array {
+/** Reads a block into the state words (little-endian). */
+function load(block: Uint8Array, x: Uint32Array): void {
   const v = new DataView(block.buffer, block.byteOffset, 16);
-  return Uint32Array.of(v.getUint32(0, true), v.getUint32(4, true), v.getUint32(8, true), v.getUint32(12, true));
+  for (let i = 0; i < 4; i++) x[i] = v.getUint32(4 * i, true);
 }
 
+/** Writes the state words back into the block, then clears them. */
 function store(x: Uint32Array, block: Uint8Array): void {
   const v = new DataView(block.buffer, block.byteOffset, 16);
   for (let i = 0; i < 4; i++) v.setUint32(4 * i, x[i]!, true);
@@ -102,10 +104,11 @@ function addKey(x: Uint32Array, k: Uint32Array, r: number): void {
 export function serpent(key: Uint8Array): BlockCipher {
   checkKey(key, 'Serpent');
   const k = schedule(key);
+  const x = offHeapWords(4); // the cipher state, reused so that no copy of it is left to the GC
   return {
     encrypt(block) {
       checkBlock(block);
-      const x = load(block);
+      load(block, x);
       for (let r = 0; r < 32; r++) {
         addKey(x, k, r);
         sbox(SBOX[r % 8]!, x);
@@ -116,7 +119,7 @@ export function serpent(key: Uint8Array): BlockCipher {
     },
     decrypt(block) {
       checkBlock(block);
-      const x = load(block);
+      load(block, x);
       addKey(x, k, 32);
       for (let r = 31; r >= 0; r--) {
         if (r < 31) linearInverse(x);
@@ -125,6 +128,9 @@ export function serpent(key: Uint8Array): BlockCipher {
       }
       store(x, block);
     },
-    wipe: () => k.fill(0),
+    wipe() {
+      k.fill(0);
+      x.fill(0);
+    },
   };
 }

@@ -6,7 +6,7 @@
  * Byte order as in the paper and in VeraCrypt (Crypto/Twofish.c): key and block bytes map to
  * 32-bit words little-endian, so the paper's KAT files apply byte for byte.
  */
-import { type BlockCipher, checkBlock, checkKey, rotl, rotr } from './types.js';
+import { type BlockCipher, checkBlock, checkKey, offHeapWords, rotl, rotr } from './types.js';
 import { gfMul } from './gf256.js';
 
 /** The 4-bit tables t0..t3 of q0 and q1 (paper, section 4.3.5). */
@@ -99,12 +99,16 @@ interface Schedule {
 
 function schedule(key: Uint8Array): Schedule {
   const v = new DataView(key.buffer, key.byteOffset, 32);
-  const m = new Uint32Array(8);
+  const m = offHeapWords(8);
   for (let i = 0; i < 8; i++) m[i] = v.getUint32(4 * i, true);
-  const even = Uint32Array.of(m[0]!, m[2]!, m[4]!, m[6]!);
-  const odd = Uint32Array.of(m[1]!, m[3]!, m[5]!, m[7]!);
+  const even = offHeapWords(4);
+  const odd = offHeapWords(4);
+  for (let i = 0; i < 4; i++) {
+    even[i] = m[2 * i]!;
+    odd[i] = m[2 * i + 1]!;
+  }
   // S_i = RS · key bytes 8i..8i+7; h takes them in reverse: (S_3, S_2, S_1, S_0).
-  const s = new Uint32Array(4);
+  const s = offHeapWords(4);
   for (let i = 0; i < 4; i++) {
     let w = 0;
     for (let r = 0; r < 4; r++) {
@@ -114,7 +118,7 @@ function schedule(key: Uint8Array): Schedule {
     }
     s[3 - i] = w >>> 0;
   }
-  const k = new Uint32Array(40);
+  const k = offHeapWords(40);
   const rho = 0x01010101;
   for (let i = 0; i < 20; i++) {
     const a = h(Math.imul(2 * i, rho) >>> 0, even);

@@ -23,3 +23,11 @@ export function checkKey(key: Uint8Array, name: string): void {
 export function checkBlock(block: Uint8Array): void {
   if (block.length !== BLOCK_BYTES) throw new RangeError(`a block is 16 bytes, got ${block.length}`);
 }
+
+/**
+ * Zeroed arrays over their own ArrayBuffer, whose bytes live outside V8's heap. V8 keeps typed
+ * arrays of up to 64 bytes made with `new Uint8Array(n)` on its heap, where a garbage collection
+ * may move them and leave unwiped copies of key material behind; these never move.
+ */
+export const offHeapBytes = (n: number): Uint8Array => new Uint8Array(new ArrayBuffer(n));
+export const offHeapWords = (n: number): Uint32Array => new Uint32Array(new ArrayBuffer(4 * n));

@@ -13,7 +13,7 @@
  * self-test (src/Common/Tests.c, TestSectorBufEncryption) pins all of this down with CRCs, which
  * test/unit/veracrypt-ciphers.test.ts reproduces.
  */
-import type { BlockCipher } from '../../crypto/blockciphers/types.js';
+import { type BlockCipher, offHeapBytes } from '../../crypto/blockciphers/types.js';
 import { aes, camellia } from '../../crypto/blockciphers/openssl.js';
 import { serpent } from '../../crypto/blockciphers/serpent.js';
 import { twofish } from '../../crypto/blockciphers/twofish.js';
@@ -78,8 +78,8 @@ function timesAlpha(t: Uint8Array): void {
  * 512-byte unit takes the next tweak, as VeraCrypt's EncryptBufferXTS does.
  */
 function xts(data: Uint8Array, firstUnit: bigint, k1: BlockCipher, k2: BlockCipher, decrypt: boolean): void {
-  const t = new Uint8Array(16);
-  const x = new Uint8Array(16);
+  const t = offHeapBytes(16);
+  const x = offHeapBytes(16);
   for (let off = 0; off < data.length; off += 16) {
     if (off % DATA_UNIT_BYTES === 0) {
       t.fill(0);
