@@ -7,12 +7,15 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { createDecipheriv, randomBytes } from 'node:crypto';
-import { chmodSync, closeSync, copyFileSync, existsSync, fsyncSync, openSync, readFileSync, readSync, writeSync } from 'node:fs';
+import { createDecipheriv, pbkdf2Sync, randomBytes } from 'node:crypto';
+import { chmodSync, closeSync, copyFileSync, existsSync, fsyncSync, openSync, readFileSync, readSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { CLI, ENGINES, ROOT, e2eSuite, ok, sha256File, useEngine, vault } from './harness.js';
 import { describeHit, runPaused, scanMemory } from './memscan.js';
 import { mixKeyfiles } from '../../src/formats/veracrypt/keyfiles.js';
+import { CHAINS, chainXts } from '../../src/formats/veracrypt/cipher-chains.js';
+import { crc32 } from '../../src/formats/veracrypt/crc32.js';
+import { pbkdf2Iterations } from '../../src/formats/veracrypt/kdf.js';
 
 const FIXTURES = path.resolve(ROOT, '../shared/fixtures/veracrypt');
 const present = existsSync(FIXTURES);
@@ -187,7 +190,43 @@ describe.runIf(run)('VeraCrypt and TrueCrypt containers', () => {
       process.kill(p.pid, 'SIGCONT');
     }
     expect(await p.done, p.stderr()).toBe(0);
-    expect(hits.map(describeHit), 'vault mount still holds a secret when it exits').toEqual([]);
+    expect(hits.map((h) => `needle ${h.needle} at ${describeHit(h)}`), 'vault mount still holds a secret when it exits').toEqual([]);
     ok(vault(['dismount', file]));
+  });
+});
+
+/**
+ * No real container uses another cipher, so these are made here as VeraCrypt lays them out: a
+ * valid version-5 header (magic, fields, both CRCs) encrypted with the named algorithm under
+ * PBKDF2-HMAC-SHA-512 at PIM 1 (16000 iterations, cheap), in a file of random bytes.
+ */
+describe.runIf(suite.run)('VeraCrypt volumes with other ciphers', () => {
+  function container(algorithm: string, pw: string): string {
+    const file = path.join(suite.dir, `${algorithm}.hc`);
+    const body = randomBytes(1 << 20);
+    const h = body.subarray(0, 512);
+    h.fill(0, 64);
+    h.write('VERA', 64, 'latin1');
+    h.writeUInt16BE(5, 68);
+    h.writeUInt16BE(0x010b, 70);
+    h.writeBigUInt64BE(BigInt((1 << 20) - 262144), 100);
+    h.writeBigUInt64BE(131072n, 108);
+    h.writeBigUInt64BE(BigInt((1 << 20) - 262144), 116);
+    h.writeUInt32BE(512, 128);
+    randomBytes(192).copy(h, 256);
+    h.writeUInt32BE(crc32(h.subarray(256, 512)), 72);
+    h.writeUInt32BE(crc32(h.subarray(64, 252)), 252);
+    const key = pbkdf2Sync(pw, h.subarray(0, 64), pbkdf2Iterations(1), 192, 'sha512');
+    chainXts(CHAINS.find((c) => c.name === algorithm)!, key, h.subarray(64), 0n, false);
+    key.fill(0);
+    writeFileSync(file, body, { mode: 0o600 });
+    return file;
+  }
+
+  it.each(['Serpent-Twofish-AES', 'Kuznyechik'])('vault mount --pim 1 names %s (exit 5) and changes nothing', (algorithm) => {
+    const pw = 'other cipher pw';
+    const file = container(algorithm, pw);
+    expectCleanFailure(file, pw, ['--pim', '1'], 5, new RegExp(`the normal volume is encrypted with ${algorithm}, which vault does not support`));
+    expectCleanFailure(file, 'not the password', ['--pim', '1'], 3, /wrong password, PIM or keyfiles/);
   });
 });

@@ -15,7 +15,8 @@ import { mixKeyfiles } from '../../src/formats/veracrypt/keyfiles.js';
 import { decryptHeader, headerMagic, parseHeader } from '../../src/formats/veracrypt/header.js';
 import { detectFormat, unlockVolume } from '../../src/formats/index.js';
 import { veracryptAdapter } from '../../src/formats/veracrypt/adapter.js';
-import { unsupportedCipher, xtsUnit0 } from '../../src/formats/veracrypt/cipher-probe.js';
+import { unsupportedCipher } from '../../src/formats/veracrypt/cipher-probe.js';
+import { CHAINS, chainXts } from '../../src/formats/veracrypt/cipher-chains.js';
 import { closeContainer, openContainer } from '../../src/volume/container.js';
 import type { VaultError } from '../../src/errors.js';
 
@@ -192,37 +193,72 @@ describe('format detection', () => {
 });
 
 describe('naming an unsupported cipher', () => {
-  it('the XTS construction over ECB equals OpenSSL aes-256-xts (so Camellia-XTS is built right)', () => {
-    const key = randomBytes(64);
-    const data = randomBytes(448);
-    const c = createCipheriv('aes-256-xts', key, Buffer.alloc(16));
-    const ref = Buffer.concat([c.update(data), c.final()]);
-    expect(xtsUnit0('aes-256-ecb', key, data, false).equals(ref)).toBe(true);
-    expect(xtsUnit0('aes-256-ecb', key, ref, true).equals(data)).toBe(true);
+  /** A valid header encrypted under `key` with a VeraCrypt algorithm, as VeraCrypt writes it. */
+  function encryptedHeader(name: string, key: Buffer, magic = 'VERA'): Buffer {
+    const raw = syntheticHeader((p) => p.write(magic, 64, 'latin1'));
+    chainXts(CHAINS.find((c) => c.name === name)!, key, raw.subarray(64), 0n, false);
+    return raw;
+  }
+
+  it.each(CHAINS.filter((c) => c.name !== 'AES').map((c) => [c.name, c] as const))('names %s from the header and its key, and nothing else', (name, c) => {
+    const key = randomBytes(192);
+    const raw = encryptedHeader(name, key);
+    expect(unsupportedCipher(raw, key)).toBe(name);
+    // With only the 64 bytes a PBKDF2 first pass derives, only single ciphers can be recognised.
+    expect(unsupportedCipher(raw, key.subarray(0, 64))).toBe(c.ciphers.length === 1 ? name : null);
+    expect(unsupportedCipher(raw, randomBytes(192))).toBe(null);
+    const otherKey = Buffer.from(key);
+    otherKey[191]! ^= 1; // the last secondary key byte: used only by three-cipher cascades
+    expect(unsupportedCipher(raw, otherKey)).toBe(c.ciphers.length === 3 ? null : name);
   });
 
-  it('a Camellia-encrypted header with the right password is refused by name, not as a wrong password', async () => {
-    const password = 'camellia pw';
-    const plain = syntheticHeader((p) => p.write('TRUE', 64, 'latin1'));
-    const key = pbkdf2Sync(password, plain.subarray(0, 64), 1000, 64, 'sha512'); // TrueCrypt's count: cheap
-    const raw = Buffer.concat([plain.subarray(0, 64), xtsUnit0('camellia-256-ecb', key, plain.subarray(64), false)]);
-    expect(unsupportedCipher(raw, key)).toBe('Camellia');
-    expect(unsupportedCipher(raw, randomBytes(64))).toBe(null);
-    const dir = mkdtempSync(path.join(tmpdir(), 'vault-unit-camellia-'));
-    const file = path.join(dir, 'c.tc');
+  it('needs the CRCs as well as the magic, and leaves AES to the AES path', () => {
+    const key = randomBytes(192);
+    const damaged = syntheticHeader();
+    damaged[300]! ^= 1; // key area no longer matches its CRC
+    chainXts(CHAINS.find((c) => c.name === 'Serpent')!, key, damaged.subarray(64), 0n, false);
+    expect(unsupportedCipher(damaged, key)).toBe(null);
+    expect(unsupportedCipher(encryptedHeader('AES', key), key)).toBe(null);
+    expect(unsupportedCipher(encryptedHeader('Twofish', key, 'TRUE'), key)).toBe('Twofish');
+  });
+
+  async function refusal(raw: Buffer, password: string, pim?: number): Promise<unknown> {
+    const dir = mkdtempSync(path.join(tmpdir(), 'vault-unit-cipher-'));
+    const file = path.join(dir, 'c.vc');
     const body = randomBytes(5 * 65536);
     raw.copy(body, 65536); // the hidden-volume header position, so only that header is tried
     writeFileSync(file, body);
     const c = openContainer(file, true);
     try {
       const secret = { passphrase: Buffer.from(password), keyfiles: [] };
-      await expect(unlockVolume(veracryptAdapter, c, secret, { readOnly: true, hidden: true })).rejects.toMatchObject({
-        code: 'unsupported-feature',
-        message: /encrypted with Camellia/,
-      });
+      return await unlockVolume(veracryptAdapter, c, secret, { readOnly: true, hidden: true, ...(pim ? { pim } : {}) }).then(
+        () => 'opened',
+        (e: unknown) => e,
+      );
     } finally {
       closeContainer(c);
       rmSync(dir, { recursive: true, force: true });
     }
+  }
+
+  it('a Camellia-encrypted TrueCrypt header with the right password is refused by name, not as a wrong password', async () => {
+    const password = 'camellia pw';
+    const salt = randomBytes(64);
+    const key = pbkdf2Sync(password, salt, 1000, 64, 'sha512'); // TrueCrypt's count: cheap
+    const raw = encryptedHeader('Camellia', key, 'TRUE');
+    salt.copy(raw);
+    expect(await refusal(raw, password)).toMatchObject({ code: 'unsupported-feature', message: /encrypted with Camellia,/ });
+  }, 120_000);
+
+  it('a Serpent-Twofish-AES header (PBKDF2-SHA-512, PIM 1) is named through the adapter\'s 192-byte pass', async () => {
+    const password = 'cascade pw';
+    const salt = randomBytes(64);
+    const key = pbkdf2Sync(password, salt, pbkdf2Iterations(1), 192, 'sha512');
+    const raw = encryptedHeader('Serpent-Twofish-AES', key);
+    salt.copy(raw);
+    const e = await refusal(raw, password, 1);
+    expect(e).toMatchObject({ code: 'unsupported-feature', message: 'the hidden volume is encrypted with Serpent-Twofish-AES, which vault does not support (AES-256-XTS only)' });
+    expect((e as VaultError).hint).toMatch(/password is right/);
+    expect(await refusal(raw, 'wrong pw', 1)).toMatchObject({ code: 'wrong-password' });
   }, 120_000);
 });

@@ -16,7 +16,7 @@ import {
   BACKUP_HIDDEN_FROM_END, BACKUP_NORMAL_FROM_END, DATA_UNIT, HEADER_SIZE, HIDDEN_HEADER_OFFSET, SALT_SIZE,
   bcd, decryptHeader, headerMagic, label, parseHeader, type HeaderKind, type VcHeader,
 } from './header.js';
-import { deriveHeaderKey, describeKdf, kdfCandidates, type KdfCandidate } from './kdf.js';
+import { XTS_KEY_BYTES, cascadeWorthDeriving, deriveHeaderKey, describeKdf, kdfCandidates, type KdfCandidate } from './kdf.js';
 import { KEYFILE_MAX_READ, mixKeyfiles } from './keyfiles.js';
 import { unsupportedCipher } from './cipher-probe.js';
 
@@ -52,11 +52,15 @@ function headerSlots(c: ContainerFile, o: UnlockOptions): HeaderSlot[] {
   return o.hidden ? slots.filter((s) => s.kind === 'hidden') : slots;
 }
 
-/** Derives one header key and tries it. Owns (and wipes) its copy of the password. */
-async function attempt(slot: HeaderSlot, kdf: KdfCandidate, password: Buffer): Promise<Outcome> {
+/**
+ * Derives one header key and tries it: AES-256-XTS, then, if that fails, every other VeraCrypt
+ * algorithm the key is long enough for, to name it (`full`: derive the 192 bytes cascades need).
+ * Owns (and wipes) its copy of the password.
+ */
+async function attempt(slot: HeaderSlot, kdf: KdfCandidate, password: Buffer, full: boolean): Promise<Outcome> {
   let key: Buffer;
   try {
-    key = await deriveHeaderKey(kdf, password, slot.raw.subarray(0, SALT_SIZE));
+    key = await deriveHeaderKey(kdf, password, slot.raw.subarray(0, SALT_SIZE), full);
   } catch (e) {
     // A digest this OpenSSL lacks, or memory Argon2id could not get: that derivation is not tried.
     return { ok: false, error: null, skipped: `${kdf.label} (${(e as Error).message})` };
@@ -66,14 +70,21 @@ async function attempt(slot: HeaderSlot, kdf: KdfCandidate, password: Buffer): P
   let plain: Buffer | null = null;
   try {
     try {
-      plain = decryptHeader(slot.raw, key);
+      plain = decryptHeader(slot.raw, key.subarray(0, XTS_KEY_BYTES));
     } catch {
       return { ok: false, error: null }; // e.g. a derived key with equal halves, which XTS refuses
     }
     if (!headerMagic(plain)) {
       const other = unsupportedCipher(slot.raw, key);
       if (!other) return { ok: false, error: null };
-      return { ok: false, error: new VaultError('unsupported-feature', `the ${slot.kind} volume is encrypted with ${other}, which vault does not support (AES-256-XTS only)`) };
+      return {
+        ok: false,
+        error: new VaultError(
+          'unsupported-feature',
+          `the ${slot.kind} volume is encrypted with ${other}, which vault does not support (AES-256-XTS only)`,
+          'the password is right; open it with VeraCrypt, or copy its files to an AES volume',
+        ),
+      };
     }
     try {
       return { ok: true, header: parseHeader(plain, slot.kind), slot, kdf };
@@ -118,7 +129,7 @@ function noHeaderOpened(c: ContainerFile, outcomes: Outcome[], o: UnlockOptions)
   const skipped = [...new Set(outcomes.flatMap((r) => (!r.ok && r.skipped ? [r.skipped] : [])))];
   return new VaultError(
     'wrong-password',
-    `no ${where} of ${c.path} opened: wrong password, PIM or keyfiles, or not a VeraCrypt/TrueCrypt volume vault supports (AES-256-XTS only; no Serpent, Twofish, Camellia, Kuznyechik or cascades)`,
+    `no ${where} of ${c.path} opened: wrong password, PIM or keyfiles, or not a VeraCrypt/TrueCrypt volume vault supports (AES-256-XTS only; another cipher is named instead when the password is right)`,
     skipped.length
       ? `these key derivations could not run here: ${skipped.join('; ')}`
       : 'check the password, --pim and --keyfile; an unrecognised file is tried as VeraCrypt/TrueCrypt, whose headers carry no signature',
@@ -135,8 +146,13 @@ async function unlock(c: ContainerFile, secret: UnlockSecret, o: UnlockOptions):
   try {
     const kdfs = kdfCandidates(o.pim ?? 0);
     // Cheap, common derivations first, each for both headers before the next KDF.
-    const attempts = kdfs.flatMap((k) => slots.map((s) => () => attempt(s, k, Buffer.from(password))));
+    const attempts = kdfs.flatMap((k) => slots.map((s) => () => attempt(s, k, Buffer.from(password), false)));
     outcomes = await firstDecisive(attempts, availableParallelism());
+    if (!outcomes[0]?.ok && !outcomes.some((r) => !r.ok && r.error)) {
+      // Nothing opened: only now pay for the 192-byte PBKDF2 keys that name a cascade (kdf.ts).
+      const again = kdfs.filter(cascadeWorthDeriving).flatMap((k) => slots.map((s) => () => attempt(s, k, Buffer.from(password), true)));
+      outcomes = [...(await firstDecisive(again, availableParallelism())), ...outcomes];
+    }
   } finally {
     password.fill(0);
   }

@@ -87,6 +87,17 @@ export function headerMagic(plain: Buffer): 'veracrypt' | 'truecrypt' | null {
   return m === 'VERA' ? 'veracrypt' : m === 'TRUE' ? 'truecrypt' : null;
 }
 
+/**
+ * Would VeraCrypt accept this decrypted header as decrypted correctly? Its magic and its CRCs
+ * (key area, and the fields from header version 4), as ReadVolumeHeader checks before anything
+ * else. A wrong key passes with probability about 2^-96.
+ */
+export function headerChecksPass(plain: Buffer): boolean {
+  if (!headerMagic(plain)) return false;
+  if (crc32(plain.subarray(256, 512)) !== plain.readUInt32BE(72)) return false;
+  return plain.readUInt16BE(68) < 4 || crc32(plain.subarray(64, 252)) === plain.readUInt32BE(252);
+}
+
 function u64(b: Buffer, off: number, what: string): number {
   const v = b.readBigUInt64BE(off);
   if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new VaultError('invalid-field', `the VeraCrypt header's ${what} is out of range`);

@@ -27,7 +27,9 @@ export function mixKeyfiles(password: Uint8Array, keyfiles: readonly Uint8Array[
     throw new VaultError('usage', `the password is ${password.length} bytes; VeraCrypt passwords are at most ${MAX_PASSWORD} bytes`);
   if (keyfiles.length === 0) return Buffer.from(password);
   const size = password.length <= LEGACY_POOL_SIZE ? LEGACY_POOL_SIZE : POOL_SIZE;
-  const pool = Buffer.alloc(size);
+  // Over its own ArrayBuffer, whose bytes live outside V8's heap: `Buffer.alloc(64)` makes an
+  // on-heap typed array, which a garbage collection may move, leaving an unwiped copy behind.
+  const pool = Buffer.from(new ArrayBuffer(size));
   for (const [i, k] of keyfiles.entries()) {
     if (k.length === 0) throw new VaultError('usage', `keyfile ${i + 1} is empty`);
     let crc = 0xffffffff;
