@@ -5,6 +5,7 @@
 import type { Command } from 'commander';
 import { VaultError } from '../errors.js';
 import { formatNames } from '../formats/index.js';
+import type { FormatChoice } from '../formats/types.js';
 
 export interface FormatCliOptions {
   type?: string;
@@ -15,14 +16,6 @@ export interface FormatCliOptions {
   useBackupHeader?: boolean;
 }
 
-export interface FormatChoice {
-  type?: string;
-  headerPath?: string;
-  slot?: number;
-  pim?: number;
-  hidden?: boolean;
-  useBackupHeader?: boolean;
-}
 
 /** VeraCrypt's own upper bound for a non-system volume's PIM (its iteration count stays below 2^31). */
 export const MAX_PIM = 2147468;

@@ -40,6 +40,20 @@ export interface UnlockOptions {
   readOnly: boolean;
 }
 
+/** How the user asked a container to be opened (`mount` and `info` options), before any parsing of it. */
+export interface FormatChoice {
+  /** Force a format instead of detecting it (`--type`). */
+  type?: string;
+  /** A detached header file (LUKS `--header`). */
+  headerPath?: string;
+  /** Try only this keyslot (`--slot`). */
+  slot?: number;
+  /** VeraCrypt/TrueCrypt: `--pim`, `--hidden`, `--use-backup-header`. */
+  pim?: number;
+  hidden?: boolean;
+  useBackupHeader?: boolean;
+}
+
 /** The one thing every adapter yields. The data path needs nothing else. */
 export interface UnlockedVolume {
   format: FormatName;

@@ -21,6 +21,25 @@ import {
 } from './state.js';
 import { run } from './run.js';
 
+/**
+ * Detaches a volume's loop device. Without `force` a failure is thrown; with it, it is reported:
+ * the caller stops the server next, so the key is wiped and the device fails all further I/O (and
+ * detaches itself when whoever holds it open closes it). A forced dismount must always get there.
+ */
+function detachLoopOfVolume(device: string, force: boolean, actions: string[]): void {
+  try {
+    detachLoop(device);
+    actions.push(`detached ${device}`);
+  } catch (e) {
+    if (!force) throw e;
+    actions.push(
+      isVaultError(e, 'busy')
+        ? `${device} is still open elsewhere; it detaches itself when closed, and can no longer read or write the volume`
+        : `could not detach ${device} (${(e as Error).message}); it can no longer read or write the volume`,
+    );
+  }
+}
+
 /** SIGTERM the server (it unmounts FUSE and wipes the key), SIGKILL if it hangs, then clear a stale FUSE mount. */
 export async function stopServer(pid: number, startTime: string, fuseDir: string): Promise<'stopped' | 'killed' | 'gone'> {
   let outcome: 'stopped' | 'killed' | 'gone' = 'gone';
@@ -95,21 +114,7 @@ export async function dismountVolume(r: VolumeRecord, force: boolean): Promise<D
   if (r.loopDevice) {
     const info = loopInfo(r.loopDevice);
     if (info && info.backingFile.startsWith(r.fuseDir)) {
-      try {
-        detachLoop(r.loopDevice);
-        actions.push(`detached ${r.loopDevice}`);
-      } catch (e) {
-        // Something holds the loop device itself open. Without --force that is "busy"; with it, the
-        // server is stopped anyway below: the key is wiped and the device fails all further I/O,
-        // then detaches itself when its last user closes it.
-        // Any other failure, too: a forced dismount must still reach the server and wipe the key.
-        if (!force) throw e;
-        actions.push(
-          isVaultError(e, 'busy')
-            ? `${r.loopDevice} is still open elsewhere; it detaches itself when closed, and can no longer read or write the volume`
-            : `could not detach ${r.loopDevice} (${(e as Error).message}); it can no longer read or write the volume`,
-        );
-      }
+      detachLoopOfVolume(r.loopDevice, force, actions);
     }
   }
   const how = await stopServer(r.serverPid, r.serverStartTime, r.fuseDir);
@@ -177,13 +182,7 @@ export async function clearDebris(id: string): Promise<string[]> {
       unmountFilesystem(m.mountpoint, { lazy: true });
       actions.push(`detached ${m.mountpoint} lazily`);
     }
-    try {
-      detachLoop(loop);
-      actions.push(`detached ${loop}`);
-    } catch (e) {
-      if (!isVaultError(e, 'busy')) throw e;
-      actions.push(`${loop} is still open elsewhere; it detaches itself when closed`);
-    }
+    detachLoopOfVolume(loop, true, actions);
   }
   const server = serverOf(id);
   if (server) {

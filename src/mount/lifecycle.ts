@@ -11,7 +11,7 @@ import { VaultError } from '../errors.js';
 import { flockFd } from '../crypto/process-hardening.js';
 import { closeContainer, openContainer, type ContainerFile } from '../volume/container.js';
 import { detectFormat, unlockVolume } from '../formats/index.js';
-import type { FormatAdapter, UnlockSecret, UnlockedVolume } from '../formats/types.js';
+import type { FormatAdapter, FormatChoice, UnlockSecret, UnlockedVolume } from '../formats/types.js';
 import { startServer } from '../server/spawn.js';
 import { BLOCK_FILE_NAME, type ServerConfig, type ServerEngine } from '../server/protocol.js';
 import { nativeFuseAddon } from '../crypto/native-fuse.js';
@@ -25,7 +25,7 @@ import { stopServer } from './dismount.js';
 
 export const DEFAULT_MOUNT_BASE = '/media/vault';
 
-export interface MountOptions {
+export interface MountOptions extends FormatChoice {
   container: string;
   mountpoint?: string;
   readOnly: boolean;
@@ -36,16 +36,6 @@ export interface MountOptions {
    * the container is open, locked and its format known. Wiped after the unlock.
    */
   secret: (adapter: FormatAdapter) => Promise<UnlockSecret> | UnlockSecret;
-  /** Force a format instead of detecting it (`--type`). */
-  type?: string;
-  /** A detached header file (LUKS `--header`). */
-  headerPath?: string;
-  /** Try only this keyslot (`--slot`). */
-  slot?: number;
-  /** VeraCrypt/TrueCrypt: `--pim`, `--hidden`, `--use-backup-header`. */
-  pim?: number;
-  hidden?: boolean;
-  useBackupHeader?: boolean;
   warn: (message: string) => void;
   /** Owner for FAT/exFAT mounts (the user who ran sudo). */
   owner?: { uid: number; gid: number };
@@ -99,7 +89,7 @@ export async function mountVolume(o: MountOptions): Promise<VolumeRecord> {
   }
 }
 
-export type MountUnlockedOptions = Omit<MountOptions, 'container' | 'secret' | 'type' | 'headerPath' | 'slot' | 'pim' | 'hidden' | 'useBackupHeader'>;
+export type MountUnlockedOptions = Omit<MountOptions, 'container' | 'secret' | keyof FormatChoice>;
 
 /**
  * Mounts a container that is already open, locked and unlocked (used by mount, and by create to

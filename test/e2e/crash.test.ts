@@ -17,7 +17,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { CLI, FAST_KDF, e2eSuite, leftovers, ok, vault } from './harness.js';
+import { CLI, FAST_KDF, e2eSuite, execAsync, leftovers, ok, serverPidOf, vault } from './harness.js';
 
 const ROUNDS = Number(process.env.VAULT_CRASH_ROUNDS ?? 10);
 const suite = e2eSuite('crash');
@@ -36,19 +36,14 @@ function rng(seed: number): () => number {
   };
 }
 
-function exec(cmd: string, args: string[], timeoutMs = 120_000): Promise<{ status: number; out: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (out += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('error', reject);
-    child.on('close', (status) => {
-      clearTimeout(timer);
-      resolve({ status: status ?? -1, out });
-    });
-  });
+/** Runs `vault ARGS` with `input` and kills it with SIGKILL after `ms` (if it is still running then). */
+async function killVaultAfter(args: string[], input: string, ms: number): Promise<void> {
+  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['pipe', 'ignore', 'ignore'] });
+  child.stdin.end(input);
+  const exited = new Promise((r) => child.on('close', r));
+  await new Promise((r) => setTimeout(r, ms));
+  child.kill('SIGKILL');
+  await exited;
 }
 
 /** The fio job for chunk `k` of `file`; with `verify` it only checks what an earlier run wrote. */
@@ -58,13 +53,6 @@ function fioChunk(file: string, k: number, seed: number, verify: boolean): strin
     '--rw=write', '--bs=16k', '--ioengine=psync', '--verify=crc32c', `--randseed=${seed}`, '--verify_state_save=0',
     ...(verify ? ['--verify_only=1'] : ['--do_verify=0', '--fsync=32', '--end_fsync=1']),
   ];
-}
-
-function serverPid(mountpoint: string): number {
-  const list = JSON.parse(ok(vault(['list', '--json'])).stdout) as { mountpoint: string; serverPid: number }[];
-  const v = list.find((x) => x.mountpoint === mountpoint);
-  if (!v) throw new Error(`${mountpoint} is not in vault list`);
-  return v.serverPid;
 }
 
 describe.runIf(suite.run)('crash consistency', () => {
@@ -85,14 +73,14 @@ describe.runIf(suite.run)('crash consistency', () => {
       for (const f of readdirSync(mnt)) if (f.startsWith('data')) rmSync(path.join(mnt, f));
       const data = path.join(mnt, `data${round}`);
       writeFileSync(data, '');
-      expect((await exec('truncate', ['-s', `${CHUNKS * CHUNK_MIB}M`, data])).status).toBe(0);
-      const pid = serverPid(mnt);
+      expect((await execAsync('truncate', ['-s', `${CHUNKS * CHUNK_MIB}M`, data])).status).toBe(0);
+      const pid = serverPidOf(mnt);
 
       const acked: number[] = [];
       let stopped = false;
       const writer = (async () => {
         for (let k = 0; k < CHUNKS && !stopped; k++) {
-          const r = await exec('fio', fioChunk(data, k, seed + round * 100 + k, false));
+          const r = await execAsync('fio', fioChunk(data, k, seed + round * 100 + k, false));
           if (r.status !== 0) return; // the server died under it
           acked.push(k);
         }
@@ -110,13 +98,13 @@ describe.runIf(suite.run)('crash consistency', () => {
 
       mount(); // the kernel replays the journal
       for (const k of acked) {
-        const v = await exec('fio', fioChunk(data, k, seed + round * 100 + k, true));
+        const v = await execAsync('fio', fioChunk(data, k, seed + round * 100 + k, true));
         expect(v.status, `${where}: chunk ${k} was fsync'ed before the kill but does not verify:\n${v.out}`).toBe(0);
       }
       ok(vault(['dismount', mnt]));
 
       const raw = ok(vault(['mount', file, '--no-filesystem', '--password-stdin'], 'pw\n')).stdout.trim();
-      const fsck = await exec('e2fsck', ['-fn', raw]);
+      const fsck = await execAsync('e2fsck', ['-fn', raw]);
       ok(vault(['dismount', raw]));
       expect(fsck.status, `${where}: e2fsck -fn after journal replay:\n${fsck.out}`).toBe(0);
     }
@@ -139,12 +127,7 @@ describe.runIf(suite.run)('crash consistency', () => {
       const rounds = Math.max(3, Math.ceil(ROUNDS / 2));
       for (let round = 0; round < rounds; round++) {
         rmSync(target, { force: true });
-        const child = spawn(process.execPath, [CLI, ...args], { stdio: ['pipe', 'ignore', 'ignore'] });
-        child.stdin.end('pw\n');
-        const exited = new Promise((r) => child.on('close', r));
-        await new Promise((r) => setTimeout(r, random() * duration));
-        child.kill('SIGKILL');
-        await exited;
+        await killVaultAfter(args, 'pw\n', random() * duration);
         // Whatever the kill interrupted, `vault list` clears a half-done mount at once.
         ok(vault(['list']));
         expect(leftovers(), `round ${round}: after vault list`).toEqual([]);
@@ -203,12 +186,7 @@ describe.runIf(suite.run)('crash consistency', () => {
       for (let round = 0; round < rounds; round++) {
         const file = fresh();
         c.prepare?.(file);
-        const child = spawn(process.execPath, [CLI, ...c.args(file)], { stdio: ['pipe', 'ignore', 'ignore'] });
-        child.stdin.end(c.input);
-        const exited = new Promise((r) => child.on('close', r));
-        await new Promise((r) => setTimeout(r, random() * duration));
-        child.kill('SIGKILL');
-        await exited;
+        await killVaultAfter(c.args(file), c.input, random() * duration);
         const oldOk = opens(file, c.before);
         const newOk = opens(file, c.after);
         expect(oldOk || newOk, `${c.name}, round ${round}: opens with neither secret`).toBe(true);

@@ -89,6 +89,30 @@ export function vaultAsync(args: string[], input = ''): Promise<VaultResult> {
   });
 }
 
+/** Runs any program asynchronously (so tests can do other things meanwhile); its output, both streams, in order. */
+export function execAsync(cmd: string, args: string[], timeoutMs = 300_000): Promise<{ status: number; out: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('error', reject);
+    child.on('close', (status) => {
+      clearTimeout(timer);
+      resolve({ status: status ?? -1, out });
+    });
+  });
+}
+
+/** The pid of the volume server behind a mount point, from `vault list --json`. */
+export function serverPidOf(mountpoint: string): number {
+  const list = JSON.parse(ok(vault(['list', '--json'])).stdout) as { mountpoint: string; serverPid: number }[];
+  const v = list.find((x) => x.mountpoint === mountpoint);
+  if (!v) throw new Error(`${mountpoint} is not in vault list`);
+  return v.serverPid;
+}
+
 export function ok(r: VaultResult, what = 'vault'): VaultResult {
   expect(r.status, `${what} failed: ${r.stderr}`).toBe(0);
   return r;

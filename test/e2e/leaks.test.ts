@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { CLI, FAST_KDF, RUN_DIR, e2eSuite, ok, vault } from './harness.js';
+import { CLI, FAST_KDF, RUN_DIR, e2eSuite, ok, serverPidOf, vault } from './harness.js';
 import { describeHit, runPaused, scanMemory } from './memscan.js';
 
 const suite = e2eSuite('leaks');
@@ -28,11 +28,6 @@ function containsAny(haystack: Buffer, needles: Buffer[]): boolean {
 /** A passphrase unlikely to occur by chance anywhere: 40 printable random characters. */
 function uniquePassphrase(): Buffer {
   return Buffer.from(`leak-${randomBytes(30).toString('base64url')}`);
-}
-
-function serverPidOf(mountpoint: string): number {
-  const list = JSON.parse(ok(vault(['list', '--json'])).stdout) as { mountpoint: string; serverPid: number; id: string }[];
-  return list.find((v) => v.mountpoint === mountpoint)!.serverPid;
 }
 
 describe.runIf(suite.run)('nothing leaked', () => {

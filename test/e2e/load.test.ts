@@ -5,11 +5,11 @@
  *
  * CI runs VAULT_MOUNT_CYCLES=100 (the default); `npm run test:long` runs 1000.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { CLI, FAST_KDF, RUN_DIR, e2eSuite, leftovers, ok, vault } from './harness.js';
+import { CLI, FAST_KDF, RUN_DIR, e2eSuite, execAsync, leftovers, ok, vault } from './harness.js';
 
 const CYCLES = Number(process.env.VAULT_MOUNT_CYCLES ?? 100);
 const VOLUMES = 8;
@@ -20,14 +20,7 @@ function fio(file: string, seed: number): Promise<{ status: number; out: string 
     '--name=load', `--filename=${file}`, '--size=16M', '--rw=randwrite', '--bs=4k', '--ioengine=libaio', '--iodepth=8',
     '--direct=1', '--verify=crc32c', '--do_verify=1', `--randseed=${seed}`, '--verify_fatal=1', '--verify_state_save=0',
   ];
-  return new Promise((resolve, reject) => {
-    const child = spawn('fio', args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (out += d));
-    child.on('error', reject);
-    child.on('close', (status) => resolve({ status: status ?? -1, out }));
-  });
+  return execAsync('fio', args, 600_000);
 }
 
 /** Every process's open descriptors that lead to `target` (a container, or anything under a directory). */
@@ -82,8 +75,8 @@ describe.runIf(suite.run)('under load', () => {
     // Seven keep working under fio while the eighth is dismounted in the middle of it.
     const busy = Promise.all(mounts.slice(0, -1).map((m, i) => fio(path.join(m, 'b'), 200 + i)));
     await new Promise((r) => setTimeout(r, 500));
-    const d = await new Promise<number>((resolve) => spawn(process.execPath, [CLI, 'dismount', mounts.at(-1)!], { stdio: 'ignore' }).on('close', (s) => resolve(s ?? -1)));
-    expect(d).toBe(0);
+    const d = await execAsync(process.execPath, [CLI, 'dismount', mounts.at(-1)!]);
+    expect(d.status, d.out).toBe(0);
     const rest = await busy;
     rest.forEach((r, i) => expect(r.status, `fio on volume ${i} while another was dismounted:\n${r.out}`).toBe(0));
     expect((JSON.parse(ok(vault(['list', '--json'])).stdout) as unknown[]).length).toBe(VOLUMES - 1);
