@@ -34,12 +34,17 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <node_api.h>
 #include <openssl/crypto.h>
 
 /* Key handles are for keys; the cap only stops nonsense lengths from pinning lots of memory. */
+#ifndef PR_SET_IO_FLUSHER
+#define PR_SET_IO_FLUSHER 57
+#endif
+
 #define KEY_MAX_LEN 65536
 
 /* ------------------------------------------------------------------------------------------ */
@@ -633,6 +638,38 @@ fail:
 }
 
 /* ------------------------------------------------------------------------------------------ */
+/* Kernel capability probes (src/system/capabilities.ts). Each returns 0 or the errno the kernel
+   gave, and changes nothing it keeps: the socket is closed at once. */
+
+/* socket(domain, type, 0), closed again: 0 when the kernel offers that family (AF_ALG: 38). */
+static napi_value probe_socket(napi_env env, napi_callback_info info) {
+  napi_value argv[2], result;
+  int32_t domain, type;
+  int fd, err = 0;
+  if (!get_args(env, info, 2, argv)) return NULL;
+  CHECK(napi_get_value_int32(env, argv[0], &domain));
+  CHECK(napi_get_value_int32(env, argv[1], &type));
+  fd = socket(domain, type | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    err = errno;
+  else
+    close(fd);
+  CHECK(napi_create_int32(env, err, &result));
+  return result;
+}
+
+/* prctl(PR_SET_IO_FLUSHER, on): a process that serves a block device's I/O (a loop device over
+   our FUSE file) marks itself so memory reclaim cannot deadlock on it. Needs CAP_SYS_RESOURCE. */
+static napi_value set_io_flusher(napi_env env, napi_callback_info info) {
+  napi_value argv[1], result;
+  bool on;
+  if (!get_args(env, info, 1, argv) || !get_bool(env, argv[0], "on", &on)) return NULL;
+  int r = prctl(PR_SET_IO_FLUSHER, on ? 1 : 0, 0, 0, 0);
+  CHECK(napi_create_int32(env, r == 0 ? 0 : errno, &result));
+  return result;
+}
+
+/* ------------------------------------------------------------------------------------------ */
 
 NAPI_MODULE_INIT() {
   static const struct {
@@ -643,6 +680,7 @@ NAPI_MODULE_INIT() {
       {"keyLength", key_length},        {"keyCopyTo", key_copy_to},    {"keyDispose", key_dispose},
       {"xts", xts_sync},                {"xtsAsync", xts_async_start}, {"hardenProcess", harden_process},
       {"isDumpable", is_dumpable},      {"flock", flock_fd},           {"pipe", make_pipe},
+      {"probeSocket", probe_socket},    {"setIoFlusher", set_io_flusher},
   };
   enum { N = sizeof fns / sizeof fns[0] };
   napi_property_descriptor props[N];

@@ -40,6 +40,10 @@ export interface NativeAddon {
   flock(fd: number, exclusive: boolean, nonBlocking: boolean): number;
   /** pipe2(O_CLOEXEC): [readFd, writeFd]. */
   pipe(): [number, number];
+  /** socket(domain, type, 0), closed again at once: 0, or the errno (EAFNOSUPPORT: no such family). */
+  probeSocket(domain: number, type: number): number;
+  /** prctl(PR_SET_IO_FLUSHER, on): 0, or the errno (EPERM without CAP_SYS_RESOURCE). */
+  setIoFlusher(on: boolean): number;
 }
 
 const ADDON_RELATIVE = addonPath('vault_native.node');

@@ -19,9 +19,10 @@ import { unsupportedCipher } from '../../src/formats/veracrypt/cipher-probe.js';
 import { CHAINS, chainXts } from '../../src/formats/veracrypt/cipher-chains.js';
 import { closeContainer, openContainer } from '../../src/volume/container.js';
 import type { VaultError } from '../../src/errors.js';
+import { requirementsMet } from '../support/requirements.js';
 
 const FIXTURES = path.resolve(import.meta.dirname, '../../../shared/fixtures/veracrypt');
-if (!existsSync(FIXTURES)) console.warn(`\n!!!!! veracrypt unit: the real-header test is SKIPPED: no fixtures at ${FIXTURES} !!!!!\n`);
+const haveFixtures = requirementsMet('veracrypt unit (the real-header test)', existsSync(FIXTURES) ? [] : [`fixtures at ${FIXTURES}`]);
 
 describe('CRC-32', () => {
   it('matches the standard check value and zlib', () => {
@@ -156,7 +157,7 @@ describe('header', () => {
     expect(parseError(syntheticHeader(), 'hidden').code).toBe('invalid-field'); // hidden header, no hidden size
   });
 
-  it.runIf(existsSync(FIXTURES))('decrypts the real TrueCrypt header (PBKDF2-SHA-512, 1000 iterations)', () => {
+  it.runIf(haveFixtures)('decrypts the real TrueCrypt header (PBKDF2-SHA-512, 1000 iterations)', () => {
     const raw = readFileSync(path.join(FIXTURES, 'tc_5-sha512-xts-aes')).subarray(0, 512);
     const key = pbkdf2Sync('aaaaaaaaaaaa', raw.subarray(0, 64), 1000, 64, 'sha512');
     const h = parseHeader(decryptHeader(raw, key), 'normal');
