@@ -29,6 +29,10 @@ export type ErrorCode =
   | 'io'
   | 'mount-failed'
   | 'exists'
+  // refused for safety (issue 13): a path someone else can change, another user's volume, a
+  // filesystem type that is not allowed
+  | 'unsafe'
+  | 'not-owner'
   | 'interrupted'
   | 'internal';
 

@@ -12,6 +12,7 @@ export const EXIT = {
   notContainer: 5, // not a vault container, or its headers are damaged/unsupported
   privilege: 6, // needs root, or a system component (FUSE, loop devices, a tool) is missing
   io: 7, // an I/O or system tool failure (losetup, mount, mkfs, disk errors)
+  refused: 8, // refused for safety: a path others can change, another user's volume, a filesystem type not allowed
   interrupted: 130, // stopped by SIGINT/SIGTERM; nothing half-made is left behind
 } as const;
 
@@ -38,6 +39,8 @@ const BY_CODE: Record<ErrorCode, number> = {
   io: EXIT.io,
   'mount-failed': EXIT.io,
   interrupted: EXIT.interrupted,
+  unsafe: EXIT.refused,
+  'not-owner': EXIT.refused,
   internal: EXIT.failure,
 };
 
