@@ -7,13 +7,15 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CLI, FAST_KDF, RUN_DIR, e2eSuite, ok, serverPidOf, vault } from './harness.js';
 import { describeHit, runPaused, scanMemory } from './memscan.js';
+import { localUser, runAs } from '../support/unprivileged.js';
 
 const suite = e2eSuite('leaks');
+const FIXTURES = path.resolve(import.meta.dirname, '../../../shared/fixtures/veracrypt');
 
 /** The forms a secret could take where it leaked: raw bytes, hex (either case), base64, UTF-16 (a V8 string). */
 function forms(secret: Buffer): Buffer[] {
@@ -86,6 +88,36 @@ describe.runIf(suite.run)('nothing leaked', () => {
     expect(pieceHits.filter((h) => h.mapping.lockedKb === 0).map(describeHit), 'key material in unlocked memory').toEqual([]);
 
     ok(vault(['dismount', mnt]));
+  }, 120_000);
+
+  it.runIf(existsSync(FIXTURES))('another user reading the server of a VeraCrypt hidden volume in /proc learns neither the container nor the hidden offset', () => {
+    const file = path.join(suite.dir, 'vc-hidden.vol');
+    copyFileSync(path.join(FIXTURES, 'vc_1-sha512-xts-aes-hidden'), file);
+    const mnt = path.join(suite.dir, 'hidden');
+    mkdirSync(mnt);
+    const pw = 'bbbbbbbbbbbb'; // the fixture's hidden-volume password (test/e2e/veracrypt.test.ts)
+    const info = JSON.parse(ok(vault(['info', file, '--json', '--hidden', '--password-stdin'], pw)).stdout) as { dataOffset: number; dataSize: number };
+    ok(vault(['mount', file, mnt, '--hidden', '--read-only', '--password-stdin'], pw));
+    try {
+      const pid = serverPidOf(mnt);
+      const mallory = localUser();
+      const cmdline = runAs(mallory, 'cat', [`/proc/${pid}/cmdline`]);
+      expect(cmdline.status, cmdline.stderr).toBe(0); // world-readable: what is in it is the point
+      expect(cmdline.stdout).toContain('server/main.js');
+      // The environment of a non-dumpable process is root's to read only; check root's view too.
+      const environ = runAs(mallory, 'cat', [`/proc/${pid}/environ`]);
+      const views: [string, string][] = [
+        ['cmdline', cmdline.stdout],
+        ['environ (as the user)', environ.stdout],
+        ['environ (as root)', readFileSync(`/proc/${pid}/environ`, 'latin1')],
+      ];
+      for (const [what, text] of views) {
+        for (const needle of [file, path.basename(file), String(info.dataOffset), String(info.dataSize), 'dataOffset', 'containerPath'])
+          expect(text, `${what} shows ${needle}`).not.toContain(needle);
+      }
+    } finally {
+      ok(vault(['dismount', mnt]));
+    }
   }, 120_000);
 
   for (const [name, argsOf, lines] of [
