@@ -9,7 +9,7 @@
 import { spawnSync } from 'node:child_process';
 import { closeSync, openSync, readSync, writeSync } from 'node:fs';
 import { VaultError } from '../errors.js';
-import { wipe } from '../crypto/wipe.js';
+import { secretBuffer, secretCopy, wipe } from '../crypto/wipe.js';
 
 const MAX_PASSPHRASE = 64 * 1024;
 
@@ -18,47 +18,50 @@ const MAX_PASSPHRASE = 64 * 1024;
  * one). The last may lack its newline. With count = 1 the whole input is one passphrase.
  */
 export function readStdinLines(count: number): Buffer[] {
-  const chunks: Buffer[] = [];
+  // Straight into one buffer of its own, sized for the bound: no growing copies left behind.
+  const limit = MAX_PASSPHRASE * count + count;
+  const all = secretBuffer(limit + 1);
   let total = 0;
-  const buf = Buffer.alloc(4096);
-  for (;;) {
-    let n: number;
-    try {
-      n = readSync(0, buf, 0, buf.length, null);
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'EAGAIN') {
-        // A non-blocking stdin (inherited O_NONBLOCK) with nothing yet: wait a little, don't spin.
-        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
-        continue;
+  try {
+    for (;;) {
+      let n: number;
+      try {
+        n = readSync(0, all, total, all.length - total, null);
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code === 'EAGAIN') {
+          // A non-blocking stdin (inherited O_NONBLOCK) with nothing yet: wait a little, don't spin.
+          Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+          continue;
+        }
+        if (code === 'EOF') break;
+        throw new VaultError('usage', `cannot read the passphrase from standard input (${code})`);
       }
-      if (code === 'EOF') break;
-      throw new VaultError('usage', `cannot read the passphrase from standard input (${code})`);
+      if (n === 0) break;
+      total += n;
+      if (total > limit) throw new VaultError('usage', `the passphrase on standard input is longer than ${MAX_PASSPHRASE} bytes`);
     }
-    if (n === 0) break;
-    chunks.push(Buffer.from(buf.subarray(0, n)));
-    total += n;
-    if (total > MAX_PASSPHRASE * count + count) {
-      wipe(buf, ...chunks);
-      throw new VaultError('usage', `the passphrase on standard input is longer than ${MAX_PASSPHRASE} bytes`);
-    }
+    return splitLines(all.subarray(0, total), count);
+  } finally {
+    wipe(all);
   }
-  const all = Buffer.concat(chunks);
-  wipe(buf, ...chunks);
+}
+
+/** `count` passphrases, one per line (the last may lack its newline), each in a buffer of its own. */
+function splitLines(all: Buffer, count: number): Buffer[] {
   const out: Buffer[] = [];
   let start = 0;
   for (let i = 0; i < count; i++) {
     const nl = i < count - 1 ? all.indexOf(0x0a, start) : -1;
     if (i < count - 1 && nl < 0) {
-      wipe(all);
+      wipe(...out);
       throw new VaultError('usage', `expected ${count} lines on standard input (one passphrase per line)`);
     }
     let end = nl < 0 ? all.length : nl;
     if (nl < 0 && end > start && all[end - 1] === 0x0a) end--; // exactly one trailing newline
-    out.push(Buffer.from(all.subarray(start, end)));
+    out.push(secretCopy(all.subarray(start, end)));
     start = end + 1;
   }
-  wipe(all);
   return out;
 }
 
@@ -75,8 +78,11 @@ export function promptPassphrase(question: string): Buffer {
     );
   }
   const restore = setRawMode(fd, true);
-  const out: number[] = [];
-  const one = Buffer.alloc(1);
+  // Typed bytes go into one preallocated buffer of their own, wiped below whatever happens: a
+  // growing JS array would leave a copy of the passphrase in the heap at every reallocation.
+  const typed = secretBuffer(MAX_PASSPHRASE);
+  const one = secretBuffer(1);
+  let length = 0;
   try {
     writeSync(fd, question);
     for (;;) {
@@ -85,26 +91,26 @@ export function promptPassphrase(question: string): Buffer {
       const c = one[0]!;
       if (c === 0x0d || c === 0x0a) break;
       if (c === 0x03) throw new VaultError('interrupted', 'interrupted');
-      if (c === 0x04 && out.length === 0) break;
+      if (c === 0x04 && length === 0) break;
       if (c === 0x7f || c === 0x08) {
-        if (out.length) {
-          out[out.length - 1] = 0;
-          out.length--;
+        if (length) {
+          typed[--length] = 0;
           writeSync(fd, '\b \b');
         }
         continue;
       }
-      if (out.length >= MAX_PASSPHRASE) continue;
-      out.push(c);
+      if (length === typed.length) {
+        writeSync(fd, '\n');
+        throw new VaultError('usage', `the passphrase is longer than ${MAX_PASSPHRASE} bytes`);
+      }
+      typed[length++] = c;
       // One star per character, not per UTF-8 continuation byte.
       if ((c & 0xc0) !== 0x80) writeSync(fd, '*');
     }
     writeSync(fd, '\n');
-    const b = Buffer.from(out);
-    out.fill(0);
-    return b;
+    return secretCopy(typed.subarray(0, length));
   } finally {
-    one.fill(0);
+    wipe(typed, one);
     restore();
     closeSync(fd);
   }

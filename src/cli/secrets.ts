@@ -57,24 +57,38 @@ function sizeText(n: number): string {
  */
 export function readPassphrases(o: SecretOptions, prompts: string[], confirm: boolean): Buffer[] {
   if (o.passwordStdin) return readStdinLines(prompts.length);
-  return prompts.map((q) => {
-    const first = promptPassphrase(q);
-    if (!confirm) return first;
-    const second = promptPassphrase('Repeat passphrase: ');
-    const same = first.equals(second);
-    wipe(second);
-    if (!same) {
-      wipe(first);
-      throw new VaultError('usage', 'the passphrases do not match');
-    }
+  const out: Buffer[] = [];
+  try {
+    for (const q of prompts) out.push(confirm ? promptTwice(q) : promptPassphrase(q));
+    return out;
+  } catch (e) {
+    wipe(...out);
+    throw e;
+  }
+}
+
+/** Asks twice; whatever ends the second prompt (Ctrl-C, a mismatch), the first is wiped. */
+function promptTwice(question: string): Buffer {
+  const first = promptPassphrase(question);
+  let second: Buffer | null = null;
+  try {
+    second = promptPassphrase('Repeat passphrase: ');
+    if (!first.equals(second)) throw new VaultError('usage', 'the passphrases do not match');
     return first;
-  });
+  } catch (e) {
+    wipe(first);
+    throw e;
+  } finally {
+    wipe(second);
+  }
 }
 
 /** The KDF input for one secret: passphrase (possibly empty when keyfiles are given) plus keyfiles. */
 export function kdfInputFrom(passphrase: Buffer, keyfilePaths: readonly string[] = []): Buffer {
-  const keyfiles = keyfilePaths.map(readKeyfile);
+  const keyfiles: Buffer[] = [];
   try {
+    // Read inside the try: a keyfile that fails must not leave the passphrase or the others unwiped.
+    for (const p of keyfilePaths) keyfiles.push(readKeyfile(p));
     return buildKdfInput(passphrase, keyfiles);
   } finally {
     wipe(passphrase, ...keyfiles);
@@ -110,9 +124,18 @@ export function gatherSecret(o: SecretOptions, policy: KeyfilePolicy): UnlockSec
  * two prompts (the new one asked twice). Keyfiles: --keyfile for the existing, --new-keyfile for the new.
  */
 export function gatherOldAndNew(o: SecretOptions & { newKeyfile?: string[] }): { oldInput: Buffer; newInput: Buffer } {
-  const [oldPw, newPw] = o.passwordStdin
-    ? readPassphrases(o, ['', ''], false)
-    : [readPassphrases(o, ['Existing passphrase: '], false)[0]!, readPassphrases(o, ['New passphrase: '], true)[0]!];
-  const oldInput = kdfInputFrom(oldPw!, o.keyfile);
-  return { oldInput, newInput: kdfInputFrom(newPw!, o.newKeyfile) };
+  // Everything read so far is wiped if a later step fails (a prompt interrupted, a keyfile
+  // missing); on success kdfInputFrom has wiped the passphrases and the caller owns the inputs.
+  const held: Buffer[] = [];
+  const keep = (b: Buffer): Buffer => (held.push(b), b);
+  try {
+    const [oldPw, newPw] = o.passwordStdin
+      ? readPassphrases(o, ['', ''], false).map(keep)
+      : [keep(readPassphrases(o, ['Existing passphrase: '], false)[0]!), keep(readPassphrases(o, ['New passphrase: '], true)[0]!)];
+    const oldInput = keep(kdfInputFrom(oldPw!, o.keyfile));
+    return { oldInput, newInput: kdfInputFrom(newPw!, o.newKeyfile) };
+  } catch (e) {
+    wipe(...held);
+    throw e;
+  }
 }

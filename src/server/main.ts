@@ -10,11 +10,11 @@
  * - fuse-native: the original JS server over libfuse2, used only when the native server is not
  *   available (the addon failed to build).
  */
-import { closeSync, writeSync } from 'node:fs';
+import { closeSync, readSync, writeSync } from 'node:fs';
 import { hardenProcess, isDumpable } from '../crypto/process-hardening.js';
 import { writeServerPid } from '../mount/state.js';
 import { watchIdle } from './idle.js';
-import { BLOCK_FILE_NAME, SERVER_FD, type ServerConfig, type ServerStatus } from './protocol.js';
+import { BLOCK_FILE_NAME, MAX_CONFIG_BYTES, SERVER_FD, type ServerConfig, type ServerStatus } from './protocol.js';
 
 function log(msg: string): void {
   process.stderr.write(`${new Date().toISOString()} vault-server[${process.pid}] ${msg}\n`);
@@ -27,6 +27,27 @@ function report(status: ServerStatus): void {
   } catch {
     // The CLI went away; nothing to tell.
   }
+}
+
+/** The config from its pipe (fd 6, up to EOF): never from argv, which every user can read. */
+function readConfig(): ServerConfig {
+  const buf = Buffer.alloc(MAX_CONFIG_BYTES);
+  let done = 0;
+  for (;;) {
+    let n: number;
+    try {
+      n = readSync(SERVER_FD.config, buf, done, buf.length - done, null);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw e;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10); // a non-blocking pipe: wait, don't spin
+      continue;
+    }
+    if (n === 0) break;
+    done += n;
+    if (done === buf.length) throw new Error(`the config on fd ${SERVER_FD.config} is longer than ${MAX_CONFIG_BYTES} bytes`);
+  }
+  closeSync(SERVER_FD.config);
+  return JSON.parse(buf.toString('utf8', 0, done)) as ServerConfig;
 }
 
 /** What main() needs from an engine once it serves. */
@@ -97,7 +118,7 @@ async function main(): Promise<void> {
   // The key itself sits in locked pages of its own; see SECURITY.md.)
   if (!hardenProcess()) log('warning: native addon missing; the process stays dumpable');
   else log(`process hardening: ${isDumpable() === false ? 'not dumpable (no core dumps, no ptrace by non-root)' : 'STILL DUMPABLE'}`);
-  const config = JSON.parse(process.argv[process.argv.indexOf('--config') + 1]!) as ServerConfig;
+  const config = readConfig();
   // Say who serves this volume before anything else, so that a CLI killed mid-mount leaves a server
   // the next `vault list` can find and stop. No directory means that cleanup already ran: give up.
   try {

@@ -1,7 +1,8 @@
 /**
  * How the CLI starts a volume server and learns that it is ready (see src/server/main.ts).
  *
- * The server is a detached `node dist/src/server/main.js --config <json>` process with:
+ * The server is a detached `node dist/src/server/main.js --volume <id>` process (the id is the
+ * random name of its directory under /run/vault, nothing about the container) with:
  *   fd 0      /dev/null
  *   fd 1, 2   the volume's log file (<volume dir>/server.log); never receives secrets
  *   fd 3      the container, opened by the CLI (O_RDWR, or O_RDONLY for read-only) and already
@@ -11,7 +12,10 @@
  *             The key never appears in argv, the environment, a file or a log.
  *   fd 5      write end of the status pipe: the server writes one JSON line (ServerStatus) once the
  *             FUSE mount is serving, or once it failed, then closes it.
- * The config (argv) holds no secret.
+ *   fd 6      read end of a pipe carrying the ServerConfig as JSON, then EOF. Not argv: every local
+ *             user can read /proc/<pid>/cmdline, and the container path, size and data offset
+ *             (which tells a VeraCrypt hidden volume from its outer volume) are nobody else's business.
+ * Neither argv nor the environment says anything about the volume.
  */
 export interface ServerConfig {
   volumeId: string;
@@ -35,7 +39,10 @@ export type ServerEngine = 'native' | 'fuse-native';
 
 export const BLOCK_FILE_NAME = 'volume';
 
-export const SERVER_FD = { container: 3, key: 4, status: 5 } as const;
+export const SERVER_FD = { container: 3, key: 4, status: 5, config: 6 } as const;
+
+/** Bound on the config's JSON: it is a few hundred bytes; more means something else wrote the pipe. */
+export const MAX_CONFIG_BYTES = 64 * 1024;
 
 export type ServerStatus =
   | { ok: true; pid: number; blockFile: string }

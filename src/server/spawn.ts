@@ -11,7 +11,7 @@ import type { KeyHandle } from '../crypto/key-handle.js';
 import { makePipe } from '../crypto/process-hardening.js';
 import { processStartTime } from '../mount/state.js';
 import { toolPath } from '../mount/run.js';
-import type { ServerConfig, ServerStatus } from './protocol.js';
+import { SERVER_FD, type ServerConfig, type ServerStatus } from './protocol.js';
 
 const SERVER_MAIN = fileURLToPath(new URL('./main.js', import.meta.url));
 const READY_TIMEOUT_MS = 30_000;
@@ -29,18 +29,20 @@ export async function startServer(config: ServerConfig, containerFd: number, key
   const pipe = makePipe();
   let child;
   try {
-    child = spawn(process.execPath, [SERVER_MAIN, '--config', JSON.stringify(config)], {
+    // The config goes through fd 6, not argv (protocol.ts); the id only names the run directory.
+    child = spawn(process.execPath, [SERVER_MAIN, '--volume', config.volumeId], {
       detached: true, // its own session: it outlives the CLI and ignores the terminal's signals
       // Not the CLI's directory: a server whose cwd lay inside another vault volume would keep
       // that volume busy, and a forced dismount of it would end this server.
       cwd: '/',
-      stdio: ['ignore', logFd, logFd, containerFd, pipe ? pipe[0] : 'pipe', 'pipe'],
+      stdio: ['ignore', logFd, logFd, containerFd, pipe ? pipe[0] : 'pipe', 'pipe', 'pipe'],
       env: { PATH: toolPath(), LANG: 'C' },
     });
   } finally {
     closeSync(logFd);
     if (pipe) closeSync(pipe[0]);
   }
+  ((child.stdio as unknown[])[SERVER_FD.config] as NodeJS.WritableStream).end(JSON.stringify(config));
   if (pipe) {
     try {
       key.writeToFd(pipe[1]);
@@ -48,7 +50,7 @@ export async function startServer(config: ServerConfig, containerFd: number, key
       closeSync(pipe[1]);
     }
   } else {
-    const keyStream = (child.stdio as unknown[])[4] as NodeJS.WritableStream;
+    const keyStream = (child.stdio as unknown[])[SERVER_FD.key] as NodeJS.WritableStream;
     // The stream keeps the buffer until it is flushed into the pipe; wipe it then.
     const copy = key.withBytes((bytes) => Buffer.from(bytes));
     keyStream.end(copy, () => copy.fill(0));
@@ -62,7 +64,7 @@ export async function startServer(config: ServerConfig, containerFd: number, key
 }
 
 function readStatus(child: ReturnType<typeof spawn>): Promise<ServerStatus> {
-  const stream = (child.stdio as unknown[])[5] as NodeJS.ReadableStream & { destroy(): void };
+  const stream = (child.stdio as unknown[])[SERVER_FD.status] as NodeJS.ReadableStream & { destroy(): void };
   return new Promise((resolve) => {
     let text = '';
     let exit = '';

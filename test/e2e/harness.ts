@@ -7,7 +7,7 @@
  */
 import { spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect } from 'vitest';
@@ -146,8 +146,10 @@ export function leftovers(): string[] {
   for (const l of loops.split('\n')) if (l.includes(`(${RUN_DIR}/`) || l.includes(`(${TMP_PREFIX}`)) found.push(`loop ${l}`);
   for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
     try {
+      // A server's argv names only its volume id, so tell ours by its log (fd 1), which lies in its
+      // run directory; it stays open, even deleted, for as long as the server lives.
       const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-      if (cmd.includes('dist/src/server/main.js') && cmd.includes(`"fuseDir":"${RUN_DIR}/`)) found.push(`server process ${pid}`);
+      if (cmd.includes('dist/src/server/main.js') && readlinkSync(`/proc/${pid}/fd/1`).startsWith(`${RUN_DIR}/`)) found.push(`server process ${pid}`);
     } catch {
       // exited while we looked
     }

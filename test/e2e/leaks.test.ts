@@ -7,13 +7,16 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CLI, FAST_KDF, RUN_DIR, e2eSuite, ok, serverPidOf, vault } from './harness.js';
 import { describeHit, runPaused, scanMemory } from './memscan.js';
+import { localUser, runAs } from '../support/unprivileged.js';
+import { runPausedOnTty } from './pty.js';
 
 const suite = e2eSuite('leaks');
+const FIXTURES = path.resolve(import.meta.dirname, '../../../shared/fixtures/veracrypt');
 
 /** The forms a secret could take where it leaked: raw bytes, hex (either case), base64, UTF-16 (a V8 string). */
 function forms(secret: Buffer): Buffer[] {
@@ -23,6 +26,21 @@ function forms(secret: Buffer): Buffer[] {
 
 function containsAny(haystack: Buffer, needles: Buffer[]): boolean {
   return needles.some((n) => haystack.includes(n));
+}
+
+/**
+ * Every form a typed passphrase could take in the CLI's heap: its UTF-8 bytes (as typed); a V8
+ * string of it in UTF-16LE, or one byte per character (Latin-1) when every character fits; its
+ * ASCII part alone in both; and a JS array of its bytes (small integers, 8 bytes each, the value in
+ * the upper half: what the old prompt's number[] left behind at every growth).
+ */
+function typedForms(pw: string): Buffer[] {
+  const utf8 = Buffer.from(pw, 'utf8');
+  const ascii = pw.replace(/[^\x20-\x7e]/g, '');
+  const smis = Buffer.alloc(utf8.length * 8);
+  utf8.forEach((c, i) => (smis[i * 8 + 4] = c));
+  const latin1 = [...pw].every((ch) => ch.charCodeAt(0) <= 0xff) ? [Buffer.from(pw, 'latin1')] : [];
+  return [utf8, Buffer.from(pw, 'utf16le'), ...latin1, Buffer.from(ascii, 'latin1'), Buffer.from(ascii, 'utf16le'), smis];
 }
 
 /** A passphrase unlikely to occur by chance anywhere: 40 printable random characters. */
@@ -87,6 +105,62 @@ describe.runIf(suite.run)('nothing leaked', () => {
 
     ok(vault(['dismount', mnt]));
   }, 120_000);
+
+  it.runIf(existsSync(FIXTURES))('another user reading the server of a VeraCrypt hidden volume in /proc learns neither the container nor the hidden offset', () => {
+    const file = path.join(suite.dir, 'vc-hidden.vol');
+    copyFileSync(path.join(FIXTURES, 'vc_1-sha512-xts-aes-hidden'), file);
+    const mnt = path.join(suite.dir, 'hidden');
+    mkdirSync(mnt);
+    const pw = 'bbbbbbbbbbbb'; // the fixture's hidden-volume password (test/e2e/veracrypt.test.ts)
+    const info = JSON.parse(ok(vault(['info', file, '--json', '--hidden', '--password-stdin'], pw)).stdout) as { dataOffset: number; dataSize: number };
+    ok(vault(['mount', file, mnt, '--hidden', '--read-only', '--password-stdin'], pw));
+    try {
+      const pid = serverPidOf(mnt);
+      const mallory = localUser();
+      const cmdline = runAs(mallory, 'cat', [`/proc/${pid}/cmdline`]);
+      expect(cmdline.status, cmdline.stderr).toBe(0); // world-readable: what is in it is the point
+      expect(cmdline.stdout).toContain('server/main.js');
+      // The environment of a non-dumpable process is root's to read only; check root's view too.
+      const environ = runAs(mallory, 'cat', [`/proc/${pid}/environ`]);
+      const views: [string, string][] = [
+        ['cmdline', cmdline.stdout],
+        ['environ (as the user)', environ.stdout],
+        ['environ (as root)', readFileSync(`/proc/${pid}/environ`, 'latin1')],
+      ];
+      for (const [what, text] of views) {
+        for (const needle of [file, path.basename(file), String(info.dataOffset), String(info.dataSize), 'dataOffset', 'containerPath'])
+          expect(text, `${what} shows ${needle}`).not.toContain(needle);
+      }
+    } finally {
+      ok(vault(['dismount', mnt]));
+    }
+  }, 120_000);
+
+  for (const [name, extra] of [['create', 'éüß'], ['mount', '日本語ü']] as const) {
+    it(`vault ${name} typed on a real terminal (non-ASCII "${extra}") keeps no copy of the passphrase in any encoding`, async () => {
+      const pw = `leak-${randomBytes(24).toString('base64url')}-${extra}`;
+      const bytes = Buffer.from(pw);
+      const file = path.join(suite.dir, `tty-${name}.vol`);
+      const mnt = path.join(suite.dir, `tty-${name}`);
+      mkdirSync(mnt);
+      if (name === 'mount') ok(vault(['create', file, '--size', '16M', '--fs', 'ext4', '--quick', '--password-stdin', ...FAST_KDF], bytes));
+      const args = name === 'create' ? ['create', file, '--size', '16M', '--fs', 'none', '--quick', ...FAST_KDF] : ['mount', file, mnt];
+      const p = await runPausedOnTty(CLI, args, name === 'create' ? [bytes, bytes] : [bytes]);
+      let hits;
+      try {
+        hits = scanMemory(p.pid, typedForms(pw));
+      } finally {
+        process.kill(p.pid, 'SIGCONT');
+      }
+      const terminal = () => p.stderr();
+      expect(await p.done, terminal()).toBe(0);
+      expect(terminal()).toMatch(name === 'create' ? /New passphrase: \*+\r?\n.*Repeat passphrase: \*+/s : /Passphrase: \*+/);
+      expect(terminal(), 'the typed passphrase was echoed').not.toContain(pw.slice(0, 20));
+      expect(hits.map((h) => `form ${h.needle}: ${describeHit(h)}`), `vault ${name} still holds the typed passphrase`).toEqual([]);
+      if (name === 'mount') ok(vault(['dismount', mnt]));
+      else ok(vault(['info', file, '--password-stdin'], bytes)); // the typed passphrase is the one set
+    }, 120_000);
+  }
 
   for (const [name, argsOf, lines] of [
     ['mount', (f: string, m: string) => ['mount', f, m, '--password-stdin'], 1],

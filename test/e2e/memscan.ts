@@ -83,21 +83,37 @@ export function describeHit(h: Hit): string {
 }
 
 /** Runs the CLI with the pause hook; resolves with its pid once it has stopped itself before exiting. */
-export function runPaused(cli: string, args: string[], input: Buffer): Promise<{ pid: number; done: Promise<number>; stderr: () => string }> {
+export interface Paused {
+  pid: number;
+  done: Promise<number>;
+  stderr: () => string;
+}
+
+export function runPaused(cli: string, args: string[], input: Buffer): Promise<Paused> {
   const child = spawn(process.execPath, [cli, ...args], { stdio: ['pipe', 'ignore', 'pipe'], env: { ...process.env, VAULT_TEST_PAUSE_BEFORE_EXIT: '1' } });
   let stderr = '';
   child.stderr.on('data', (d) => (stderr += d));
   const done = new Promise<number>((r) => child.on('close', (s) => r(s ?? -1)));
   child.stdin.end(input);
+  return whenPaused(() => child.pid, { done, stderr: () => stderr }, `vault ${args[0]}`);
+}
+
+/**
+ * Resolves once process pid() (known once it is not undefined) has stopped itself (state T);
+ * rejects if it ends first.
+ */
+export function whenPaused(pid: () => number | undefined, p: Omit<Paused, 'pid'>, what: string): Promise<Paused> {
   return new Promise((resolve, reject) => {
     const poll = setInterval(() => {
-      const st = processState(child.pid!);
+      const id = pid();
+      if (id === undefined) return;
+      const st = processState(id);
       if (st === 'T') {
         clearInterval(poll);
-        resolve({ pid: child.pid!, done, stderr: () => stderr });
+        resolve({ pid: id, ...p });
       } else if (st === null || st === 'Z') {
         clearInterval(poll);
-        reject(new Error(`vault ${args[0]} exited before pausing: ${stderr}`));
+        reject(new Error(`${what} exited before pausing: ${p.stderr()}`));
       }
     }, 20);
   });

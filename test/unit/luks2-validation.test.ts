@@ -6,7 +6,7 @@
  * accept ("R"), possibly from the other copy, what cryptsetup accepts. Nothing may crash.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { copyFileSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { closeSync, copyFileSync, openSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { randomInt } from 'node:crypto';
 import path from 'node:path';
 import { VaultError } from '../../src/errors.js';
@@ -15,6 +15,7 @@ import { luks2Adapter } from '../../src/formats/luks2/index.js';
 import { detectFormat } from '../../src/formats/index.js';
 import { luks2Info } from '../../src/formats/luks2/info.js';
 import { dataSegment, keyslotsToTry } from '../../src/formats/luks2/support.js';
+import { MAX_KDF_ATTEMPTS, openFirstKeyslot } from '../../src/formats/luks/try-keyslots.js';
 import {
   copyOffsets,
   cryptsetup,
@@ -80,7 +81,19 @@ function withArea(edit: (area: Buffer, textLength: number) => void) {
   };
 }
 
-type Row = [name: string, expect: 'R' | 'F', damage: (file: string) => void, check?: (h: Luks2Header) => void];
+/** Adds entries up to `count` members, numbered after the existing ones. */
+function addEntries(section: Json, count: number, make: (i: number) => unknown): void {
+  for (let i = Object.keys(section).length; i < count; i++) section[String(i)] = make(i);
+}
+
+/** A keyslot of a type vault does not try: only the members every type needs, and its own 4 KiB area at the end. */
+function tinyKeyslot(j: Json, i: number): Json {
+  const end = 2 * (Number(j.config.json_size) + 4096) + Number(j.config.keyslots_size);
+  return { type: 'x', key_size: 64, area: { type: 'raw', offset: String(end - (i + 1) * 4096), size: '4096' } };
+}
+
+/** R: accepted, F: refused, as by cryptsetup; V: refused by vault's own bounds, accepted by cryptsetup. */
+type Row = [name: string, expect: 'R' | 'F' | 'V', damage: (file: string) => void, check?: (h: Luks2Header) => void];
 
 const rows: Row[] = [
   // [1] auto-recovery: one copy with a bad checksum, the other copy is used
@@ -168,6 +181,20 @@ const rows: Row[] = [
   ['invalid-json-size-c0', 'F', both((j) => (j.config.json_size = '0'))],
   ['invalid-json-size-c1', 'F', both((j) => (j.config.json_size = '-12288'))],
   ['invalid-json-size-c2', 'F', both((j) => (j.config.json_size = String(32768 - 4096)))],
+  // [7] counts vault bounds (LUKS2_LIMITS) before looking at any entry; cryptsetup's own limits
+  // (LUKS2_KEYSLOTS_MAX, LUKS2_TOKENS_MAX) apply only when it adds entries, so it accepts these.
+  ['33 keyslots', 'V', both((j) => addEntries(j.keyslots, 33, (i) => tinyKeyslot(j, i)))],
+  ['33 tokens', 'V', both((j) => addEntries(j.tokens, 33, () => ({ type: 'x', keyslots: [] })))],
+  ['33 digests', 'V', both((j) => addEntries(j.digests, 33, () => ({ type: 'x', keyslots: [], segments: [] })))],
+  ['33 segments', 'V', both((j) => {
+    const [start, unit] = [Number(j.segments['0'].offset), j.segments['0'].sector_size];
+    j.segments['0'].size = String(unit);
+    addEntries(j.segments, 33, (i) => ({ type: 'x', offset: String(start + i * unit), size: String(unit) }));
+  })],
+  ['a digest listing 33 keyslots', 'V', both((j) => j.digests['0'].keyslots.push(...Array(33).fill('0')))],
+  ['a digest listing 33 segments', 'V', both((j) => j.digests['0'].segments.push(...Array(33).fill('0')))],
+  ['a token listing 33 keyslots', 'V', both((j) => (j.tokens['0'] = { type: 'x', keyslots: Array(33).fill('0') }))],
+  ['32 keyslots (the most allowed)', 'R', both((j) => addEntries(j.keyslots, 32, (i) => tinyKeyslot(j, i))), (h) => expect(h.metadata.keyslots).toHaveLength(32)],
   ['requirements not an object', 'F', both((j) => (j.config.requirements = ['online-reencrypt']))],
   // seqid: the newer copy wins, the other one is only a warning
   ['secondary-newer-seqid', 'R', (f) => {
@@ -191,10 +218,10 @@ const rows: Row[] = [
 
 describe('cryptsetup validation cases', () => {
   for (const [name, verdict, damage, check] of rows) {
-    it(`${name}: ${verdict === 'R' ? 'accepted' : 'refused'}, as by cryptsetup`, () => {
+    it(`${name}: ${verdict === 'R' ? 'accepted' : 'refused'}${verdict === 'V' ? ' by vault' : ', as by cryptsetup'}`, () => {
       const f = damaged(damage);
-      expect(cryptsetupAccepts(f), 'cryptsetup luksDump verdict').toBe(verdict === 'R');
-      if (verdict === 'F') {
+      expect(cryptsetupAccepts(f), 'cryptsetup luksDump verdict').toBe(verdict !== 'F');
+      if (verdict !== 'R') {
         let err: unknown;
         try {
           read(f);
@@ -204,6 +231,7 @@ describe('cryptsetup validation cases', () => {
         expect(err).toBeInstanceOf(VaultError);
         expect(['headers-damaged', 'not-a-container', 'truncated']).toContain((err as VaultError).code);
         expect((err as VaultError).message).not.toContain('\n');
+        if (verdict === 'V') expect((err as VaultError).message).toMatch(/(keyslots|tokens|segments|digests)\b.*more than the 32 allowed/);
       } else {
         const h = read(f);
         check?.(h);
@@ -308,6 +336,40 @@ describe('structural fuzzing', () => {
       }
     }
     expect(accepted).toBeLessThan(300);
+  });
+});
+
+describe('counts are bounded before anything costly', () => {
+  it('a header of 48 000 keyslots in both 4 MiB metadata copies is refused in well under a second', async () => {
+    const f = path.join(dir, 'keyslots-48000.img');
+    writeFileSync(f, '');
+    truncateSync(f, 32 * MiB);
+    cryptsetup(['luksFormat', '--type', 'luks2', '--luks2-metadata-size', '4m', ...FAST_PBKDF2, '--key-file', key, f]);
+    const j = readJson(f);
+    // Areas of one byte each, all distinct: before the bound this cost 27 s per copy (overlap checks).
+    const areasStart = 2 * (Number(j.config.json_size) + 4096);
+    for (let i = 0; i < 48_000; i++) j.keyslots[String(i)] = { type: 'x', key_size: 1, area: { type: 'r', offset: String(areasStart + i), size: '1' } };
+    const text = JSON.stringify(j);
+    expect(text.length).toBeLessThan(Number(j.config.json_size));
+    writeJsonText(f, text);
+    const started = performance.now();
+    const err = await expectVaultError(async () => read(f), 'headers-damaged', /keyslots: more than the 32 allowed/);
+    expect(performance.now() - started).toBeLessThan(250);
+    expect(err.message).not.toContain('\n');
+  });
+
+  it('no unlock runs more than 32 key derivations, whatever the format hands it', async () => {
+    const slot = { name: 'keyslot', kdf: { type: 'pbkdf2' as const, hash: 'sha256' as const, iterations: 1, salt: Buffer.alloc(32) }, areaOffset: 0, keyLength: 64, afHash: 'sha256' as const };
+    const digest = { hash: 'sha256' as const, iterations: 1, salt: Buffer.alloc(32), digest: Buffer.alloc(20) };
+    const attempts = Array.from({ length: MAX_KDF_ATTEMPTS + 1 }, () => ({ slot, digest }));
+    const fd = openSync(base, 'r');
+    try {
+      await expectVaultError(openFirstKeyslot(fd, attempts, Buffer.from('x')), 'invalid-field', /33 keyslots to try, more than the 32 allowed/);
+      // 32 are tried (and fail as a wrong passphrase would).
+      await expectVaultError(openFirstKeyslot(fd, attempts.slice(1), Buffer.from('x')), 'wrong-password');
+    } finally {
+      closeSync(fd);
+    }
   });
 });
 

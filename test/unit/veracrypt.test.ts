@@ -93,6 +93,14 @@ describe('keyfile pool', () => {
     expect(() => mixKeyfiles(randomBytes(129), [])).toThrow(/at most 128 bytes/);
     expect(() => mixKeyfiles(Buffer.from('a'), [Buffer.alloc(0)])).toThrow(/empty/);
   });
+  it('an empty keyfile after a good one is refused before any byte is mixed; results own their buffer', () => {
+    // The pool used to be filled keyfile by keyfile and left unwiped when a later one was empty.
+    expect(() => mixKeyfiles(Buffer.from('a'), [randomBytes(70), Buffer.alloc(0)])).toThrow(/keyfile 2 is empty/);
+    for (const out of [mixKeyfiles(Buffer.from('abc'), []), mixKeyfiles(Buffer.from('abc'), [randomBytes(70)])]) {
+      expect(out.byteOffset).toBe(0);
+      expect(out.buffer.byteLength).toBe(out.length); // not a view into Node's shared pool
+    }
+  });
 });
 
 /** A decrypted header with valid CRCs, for mutation; `edit` runs before the CRCs are computed. */
@@ -155,6 +163,31 @@ describe('header', () => {
     expect(parseError(syntheticHeader((p) => p.writeBigUInt64BE(0n, 100))).code).toBe('invalid-field');
     expect(parseError(syntheticHeader((p) => p.writeBigUInt64BE(1n << 60n, 100))).code).toBe('invalid-field');
     expect(parseError(syntheticHeader(), 'hidden').code).toBe('invalid-field'); // hidden header, no hidden size
+  });
+
+  it('a header failing a geometry check leaves no copy of its master key; a good one gets a buffer of its own', () => {
+    // Buffer.from(<4 KiB) copies land in Node's shared pool, which Buffer.allocUnsafe hands out next:
+    // before the fix, the key of a header refused for its geometry stayed there unwiped.
+    const pool = () => Buffer.from(Buffer.allocUnsafe(1).buffer);
+    const contains = (hay: Buffer, key: Uint8Array) => hay.indexOf(key) >= 0;
+    const edits: Array<[string, (p: Buffer) => void, 'normal' | 'hidden']> = [
+      ['sector size', (p) => p.writeUInt32BE(768, 128), 'normal'],
+      ['data offset', (p) => p.writeBigUInt64BE(131073n, 108), 'normal'],
+      ['volume size', (p) => p.writeBigUInt64BE(0n, 100), 'normal'],
+      ['hidden size', () => undefined, 'hidden'],
+      ['in-place', (p) => { p.writeUInt32BE(2, 124); p.writeBigUInt64BE(4096n, 116); }, 'normal'],
+      ['out of range', (p) => p.writeBigUInt64BE(1n << 60n, 92), 'normal'],
+    ];
+    for (const [what, edit, kind] of edits) {
+      const p = syntheticHeader(edit);
+      const key = Uint8Array.from(p.subarray(256, 320)); // not a pooled Buffer: that would be a copy itself
+      expect(parseError(p, kind).code, what).toMatch(/invalid-field|unsupported-feature/);
+      expect(contains(pool(), key), `${what}: key left in the buffer pool`).toBe(false);
+      p.fill(0);
+    }
+    const h = parseHeader(syntheticHeader(), 'normal');
+    expect(h.masterKey.buffer.byteLength).toBe(64); // not a view into the shared pool
+    h.masterKey.fill(0);
   });
 
   it.runIf(haveFixtures)('decrypts the real TrueCrypt header (PBKDF2-SHA-512, 1000 iterations)', () => {

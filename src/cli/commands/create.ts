@@ -54,7 +54,11 @@ export function registerCreate(program: Command): void {
       }
       for (const p of removeStalePartials(abs)) warn(`removed ${p}, left by an interrupted create`);
       const kdfInput = gatherKdfInput(o, 'New passphrase: ', true);
-      const kdf = await kdfFromOptions(o);
+      // After the prompt (calibration takes seconds), so a bad --kdf-* value must not leave it unwiped.
+      const kdf = await kdfFromOptions(o).catch((e: unknown) => {
+        kdfInput.fill(0);
+        throw e;
+      });
       const { signal, dispose } = abortOnSignals();
       const started = Date.now();
       let made;

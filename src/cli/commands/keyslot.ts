@@ -7,6 +7,7 @@ import { info, warn } from '../output.js';
 import { gatherKdfInput, gatherOldAndNew } from '../secrets.js';
 import { openUnlocked, parseSlot, refuseForeign } from '../unlock.js';
 import { VaultError } from '../../errors.js';
+import { wipe } from '../../crypto/wipe.js';
 
 const collect = (v: string, acc: string[] = []) => [...acc, v];
 
@@ -61,7 +62,8 @@ export function registerKeyslot(program: Command): void {
         x.close();
       }
     } finally {
-      newInput.fill(0);
+      // Both: oldInput is openUnlocked's to wipe, but a bad --kdf-* value throws before it runs.
+      wipe(oldInput, newInput);
     }
   });
 

@@ -4,6 +4,7 @@ import { addKdfOptions, kdfFromOptions, type KdfCliOptions } from '../kdf-option
 import { info } from '../output.js';
 import { gatherOldAndNew } from '../secrets.js';
 import { openUnlocked, parseSlot, refuseForeign } from '../unlock.js';
+import { wipe } from '../../crypto/wipe.js';
 
 interface PasswdOptions extends KdfCliOptions {
   slot?: string;
@@ -36,7 +37,8 @@ export function registerPasswd(program: Command): void {
         x.close();
       }
     } finally {
-      newInput.fill(0);
+      // Both: oldInput is openUnlocked's to wipe, but a bad --kdf-* value throws before it runs.
+      wipe(oldInput, newInput);
     }
   });
 }

@@ -9,6 +9,7 @@
  * The returned buffer is the caller's own copy; it wipes it.
  */
 import { VaultError } from '../../errors.js';
+import { secretCopy } from '../../crypto/wipe.js';
 import type { UnlockSecret } from '../types.js';
 
 export function luksPassphrase(secret: UnlockSecret): Buffer {
@@ -18,7 +19,7 @@ export function luksPassphrase(secret: UnlockSecret): Buffer {
   if (keyfile !== undefined) {
     if (secret.passphrase.length > 0)
       throw new VaultError('usage', 'a LUKS keyslot takes a passphrase or a keyfile, not both', 'leave the passphrase empty when giving a keyfile');
-    return Buffer.from(keyfile);
+    return secretCopy(keyfile);
   }
-  return Buffer.from(secret.passphrase);
+  return secretCopy(secret.passphrase);
 }

@@ -9,6 +9,13 @@ import type { LuksHash } from './af.js';
 import { pbkdf2DigestMatches } from './kdf.js';
 import { recoverCandidateKey, type AfKeyslot } from './keyslot.js';
 
+/**
+ * Key derivations one unlock may run: each can cost seconds and gigabytes, so a header may not ask
+ * for more than cryptsetup could ever have written (LUKS2_KEYSLOTS_MAX; LUKS1 has 8). The LUKS2
+ * reader already refuses more keyslots; this holds for every caller, whatever the format.
+ */
+export const MAX_KDF_ATTEMPTS = 32;
+
 export interface KeyslotAttempt {
   slot: AfKeyslot;
   digest: { hash: LuksHash; iterations: number; salt: Buffer; digest: Buffer };
@@ -21,6 +28,8 @@ export interface KeyslotAttempt {
 export async function openFirstKeyslot(fd: number, attempts: KeyslotAttempt[], passphrase: Buffer): Promise<{ key: KeyHandle; slot: string }> {
   // A keyslot that cannot be tried here (its material cut off, Argon2 out of memory) does not stop
   // the others; if none opens, its reason is the error, since the passphrase may have been its.
+  if (attempts.length > MAX_KDF_ATTEMPTS)
+    throw new VaultError('invalid-field', `the header has ${attempts.length} keyslots to try, more than the ${MAX_KDF_ATTEMPTS} allowed`);
   let failure: VaultError | null = null;
   for (const a of attempts) {
     let candidate: Buffer;

@@ -16,6 +16,19 @@ const U64_MAX = (1n << 64n) - 1n;
 const U32_MAX = (1n << 32n) - 1n;
 const MAX_KEYSLOTS_SIZE = 0x8000000n; // 128 MiB (LUKS2_MAX_KEYSLOTS_SIZE)
 
+/**
+ * How many entries each section may hold. The JSON area (up to 4 MiB) has room for tens of
+ * thousands of tiny entries, and every later step (overlap checks, digest lookups, one KDF per
+ * keyslot) grows with their number: 48 000 keyslots took 27 s per header copy before any passphrase
+ * was asked. cryptsetup never makes more than LUKS2_KEYSLOTS_MAX (32) keyslots or LUKS2_TOKENS_MAX
+ * (32) tokens, and a reencryption uses at most 3 segments and 2 digests, so 32 of each leaves room.
+ * Checked on the member count, before any entry is looked at.
+ */
+export const LUKS2_LIMITS = { keyslot: 32, token: 32, segment: 32, digest: 32 } as const;
+
+/** The same limits by section name, for the JSON reader to stop at the first entry too many. */
+export const LUKS2_SECTION_LIMITS = Object.fromEntries(Object.entries(LUKS2_LIMITS).map(([k, v]) => [`${k}s`, v]));
+
 export interface Luks2Kdf {
   type: string;
   /** pbkdf2 */
@@ -130,9 +143,14 @@ function stringArray(v: JsonValue[], what: string): string[] {
   return v.map((e) => typed(e, 'string', `${what} element`).v);
 }
 
-/** An array of references ("0", "1") to members of `target`. */
-function references(o: Obj, key: string, what: string, target: Obj, targetName: string): number[] {
-  return stringArray(arr(o, key, what), `${what} "${key}"`).map((ref) => {
+/**
+ * An array of references ("0", "1") to members of `target`. Never longer than the section it
+ * points into may be (a longer one must repeat itself), so that lookups in it stay cheap.
+ */
+function references(o: Obj, key: string, what: string, target: Obj, targetName: keyof typeof LUKS2_LIMITS): number[] {
+  const refs = arr(o, key, what);
+  if (refs.length > LUKS2_LIMITS[targetName]) fail(`${what} "${key}": ${refs.length} ${targetName}s, more than the ${LUKS2_LIMITS[targetName]} allowed`);
+  return stringArray(refs, `${what} "${key}"`).map((ref) => {
     if (!target.has(ref) || target.get(ref)!.t !== 'object') fail(`${what} references missing ${targetName} ${quote(ref)}`);
     return Number(ref);
   });
@@ -147,6 +165,11 @@ interface Interval {
 export function validateMetadata(root: JsonValue, jsonAreaSize: number): Luks2Metadata {
   const top = typed(root, 'object', 'the JSON metadata').v;
   for (const s of ['keyslots', 'tokens', 'segments', 'digests', 'config']) obj(top, s, 'section');
+  // Counts first: everything after this grows with them.
+  for (const [what, max] of Object.entries(LUKS2_LIMITS)) {
+    const n = obj(top, `${what}s`, 'section').size;
+    if (n > max) fail(`${what}s: ${n}, more than the ${max} allowed`);
+  }
   const keyslotsObj = obj(top, 'keyslots', 'section');
   const segmentsObj = obj(top, 'segments', 'section');
 

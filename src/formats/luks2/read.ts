@@ -10,9 +10,9 @@
  */
 import { VaultError } from '../../errors.js';
 import { readAtSync } from '../../volume/fd-io.js';
-import { JsonSyntaxError, parseJson } from '../luks/json.js';
+import { JsonLimitError, JsonSyntaxError, parseJson } from '../luks/json.js';
 import { jsonText, METADATA_SIZES, readBinaryHeader, type BinaryHeader, type CopyName } from './binary-header.js';
-import { MetadataError, validateMetadata, type Luks2Metadata } from './metadata.js';
+import { LUKS2_SECTION_LIMITS, MetadataError, validateMetadata, type Luks2Metadata } from './metadata.js';
 
 export interface Luks2Header {
   bin: BinaryHeader;
@@ -33,10 +33,10 @@ function readCopy(fd: number, offset: number, copy: CopyName): CopyState {
   const text = jsonText(bin.jsonArea);
   if (typeof text === 'string') return invalid(text);
   try {
-    return { ok: true, bin, metadata: validateMetadata(parseJson(text), bin.hdrSize - 4096) };
+    return { ok: true, bin, metadata: validateMetadata(parseJson(text, LUKS2_SECTION_LIMITS), bin.hdrSize - 4096) };
   } catch (e) {
     if (e instanceof JsonSyntaxError) return invalid(`malformed JSON: ${e.message}`);
-    if (e instanceof MetadataError) return invalid(`invalid metadata: ${e.message}`);
+    if (e instanceof MetadataError || e instanceof JsonLimitError) return invalid(`invalid metadata: ${e.message}`);
     throw e;
   }
 }

@@ -8,6 +8,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { VaultError, isVaultError } from '../../errors.js';
+import { secretCopy } from '../../crypto/wipe.js';
 import { KeyHandle } from '../../crypto/key-handle.js';
 import { readAtSync } from '../../volume/fd-io.js';
 import type { ContainerFile } from '../../volume/container.js';
@@ -146,11 +147,11 @@ async function unlock(c: ContainerFile, secret: UnlockSecret, o: UnlockOptions):
   try {
     const kdfs = kdfCandidates(o.pim ?? 0);
     // Cheap, common derivations first, each for both headers before the next KDF.
-    const attempts = kdfs.flatMap((k) => slots.map((s) => () => attempt(s, k, Buffer.from(password), false)));
+    const attempts = kdfs.flatMap((k) => slots.map((s) => () => attempt(s, k, secretCopy(password), false)));
     outcomes = await firstDecisive(attempts, availableParallelism());
     if (!outcomes[0]?.ok && !outcomes.some((r) => !r.ok && r.error)) {
       // Nothing opened: only now pay for the 192-byte PBKDF2 keys that name a cascade (kdf.ts).
-      const again = kdfs.filter(cascadeWorthDeriving).flatMap((k) => slots.map((s) => () => attempt(s, k, Buffer.from(password), true)));
+      const again = kdfs.filter(cascadeWorthDeriving).flatMap((k) => slots.map((s) => () => attempt(s, k, secretCopy(password), true)));
       outcomes = [...(await firstDecisive(again, availableParallelism())), ...outcomes];
     }
   } finally {

@@ -26,6 +26,7 @@
  */
 import { createDecipheriv } from 'node:crypto';
 import { VaultError } from '../../errors.js';
+import { secretCopy } from '../../crypto/wipe.js';
 import { crc32 } from './crc32.js';
 
 export const HEADER_SIZE = 512;
@@ -127,18 +128,22 @@ export function parseHeader(plain: Buffer, kind: HeaderKind): VcHeader {
   const flags = plain.readUInt32BE(124);
   if (flags & FLAG_SYSTEM)
     throw new VaultError('unsupported-feature', 'this is a VeraCrypt/TrueCrypt system-encryption header, which vault does not open');
-  const h: VcHeader = {
-    format,
-    version,
-    requiredProgramVersion: required,
+  const geometry = {
     hiddenVolumeSize: u64(plain, 92, 'hidden volume size'),
     volumeSize: u64(plain, 100, 'volume size'),
     encryptedAreaStart: u64(plain, 108, 'data offset'),
     encryptedAreaSize: u64(plain, 116, 'encrypted area size'),
-    flags,
     sectorSize: version >= 5 ? plain.readUInt32BE(128) || DATA_UNIT : DATA_UNIT,
-    masterKey: Buffer.from(plain.subarray(256, 320)),
   };
+  checkGeometry(geometry, kind, version, flags);
+  // The key is copied last, once nothing can throw any more, into a buffer of its own (see
+  // secretCopy): a copy made before a failing check would stay in memory unwiped.
+  return { format, version, requiredProgramVersion: required, flags, ...geometry, masterKey: secretCopy(plain.subarray(256, 320)) };
+}
+
+type Geometry = Pick<VcHeader, 'hiddenVolumeSize' | 'volumeSize' | 'encryptedAreaStart' | 'encryptedAreaSize' | 'sectorSize'>;
+
+function checkGeometry(h: Geometry, kind: HeaderKind, version: number, flags: number): void {
   if (!SECTOR_SIZES.includes(h.sectorSize)) throw invalid(`sector size ${h.sectorSize}`);
   if (h.encryptedAreaStart % DATA_UNIT !== 0 || h.encryptedAreaStart < DATA_UNIT) throw invalid(`data offset ${h.encryptedAreaStart}`);
   if (h.volumeSize === 0 || h.volumeSize % DATA_UNIT !== 0) throw invalid(`volume size ${h.volumeSize}`);
@@ -147,7 +152,6 @@ export function parseHeader(plain: Buffer, kind: HeaderKind): VcHeader {
   // An in-place encryption that was never finished leaves part of the volume in plaintext.
   if (flags & FLAG_IN_PLACE && h.encryptedAreaSize !== h.volumeSize)
     throw new VaultError('unsupported-feature', 'the volume is only partly encrypted (in-place encryption not finished); finish it in VeraCrypt first');
-  return h;
 }
 
 function invalid(what: string): VaultError {

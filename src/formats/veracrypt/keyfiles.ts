@@ -11,6 +11,7 @@
  */
 import { VaultError } from '../../errors.js';
 import { crc32Step } from './crc32.js';
+import { secretBuffer, secretCopy } from '../../crypto/wipe.js';
 
 export const KEYFILE_MAX_READ = 1024 * 1024;
 export const LEGACY_POOL_SIZE = 64;
@@ -25,13 +26,14 @@ export const MAX_PASSWORD = 128;
 export function mixKeyfiles(password: Uint8Array, keyfiles: readonly Uint8Array[]): Buffer {
   if (password.length > MAX_PASSWORD)
     throw new VaultError('usage', `the password is ${password.length} bytes; VeraCrypt passwords are at most ${MAX_PASSWORD} bytes`);
-  if (keyfiles.length === 0) return Buffer.from(password);
+  if (keyfiles.length === 0) return secretCopy(password);
   const size = password.length <= LEGACY_POOL_SIZE ? LEGACY_POOL_SIZE : POOL_SIZE;
-  // Over its own ArrayBuffer, whose bytes live outside V8's heap: `Buffer.alloc(64)` makes an
-  // on-heap typed array, which a garbage collection may move, leaving an unwiped copy behind.
-  const pool = Buffer.from(new ArrayBuffer(size));
-  for (const [i, k] of keyfiles.entries()) {
-    if (k.length === 0) throw new VaultError('usage', `keyfile ${i + 1} is empty`);
+  // Every keyfile is checked before the pool gets its first byte, so no error leaves a partly
+  // mixed pool behind unwiped.
+  const empty = keyfiles.findIndex((k) => k.length === 0);
+  if (empty >= 0) throw new VaultError('usage', `keyfile ${empty + 1} is empty`);
+  const pool = secretBuffer(size);
+  for (const k of keyfiles) {
     let crc = 0xffffffff;
     let pos = 0;
     const n = Math.min(k.length, KEYFILE_MAX_READ);
