@@ -268,7 +268,10 @@ export function unmountFilesystem(target: string | MountEntry, opts: { lazy?: bo
   const entry = typeof target === 'string' ? findMount(target) : target;
   if (entry === null) return { ok: false, busy: false, message: `${path.resolve(target as string)}: not mounted` };
   const flags = UMOUNT_NOFOLLOW | (opts.lazy ? MNT_DETACH : 0);
-  const r = withVerifiedMount(entry, (parent, name) => umountIn(parent, name, flags));
+  const r = withVerifiedMount(entry, (parent, name, root) => {
+    root.close(); // a descriptor on the mount keeps it busy
+    return umountIn(parent, name, flags);
+  });
   if (r === null) return { ok: false, busy: false, message: `${entry.mountpoint}: not mounted, or moved while vault was unmounting it` };
   return r;
 }

@@ -26,6 +26,7 @@ export interface PinnedDir {
   /** Where the kernel says the directory is now (readlink of /proc/self/fd/N). */
   readonly where: string;
   stat(): Stats;
+  /** Idempotent. */
   close(): void;
 }
 
@@ -44,13 +45,17 @@ export function pinDir(p: string): PinnedDir {
     if (code === 'ENOENT') throw new VaultError('usage', `${p} does not exist`);
     throw new VaultError('io', `cannot open ${p}: ${(e as Error).message}`);
   }
+  let open = true;
   return {
     fd,
     get where() {
       return readlinkSync(`/proc/self/fd/${fd}`);
     },
     stat: () => fstatSync(fd),
-    close: () => closeSync(fd),
+    close: () => {
+      if (open) closeSync(fd);
+      open = false;
+    },
   };
 }
 
