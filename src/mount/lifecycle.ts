@@ -240,7 +240,13 @@ function prepareMountpoint(given: string | undefined, containerPath: string, own
     } catch {
       throw new VaultError('usage', `mount point ${abs} does not exist`, `create it first (mkdir -p ${abs}), or omit it to use ${DEFAULT_MOUNT_BASE}/<user>/<name>`);
     }
-    if (!statSync(real).isDirectory()) throw new VaultError('usage', `mount point ${abs} is not a directory`);
+    try {
+      trustedSymlinksOnly(abs, owner);
+      if (!statSync(real).isDirectory()) throw new VaultError('usage', `mount point ${abs} is not a directory`);
+    } catch (e) {
+      if (isVaultError(e)) throw e;
+      throw new VaultError('unsafe', `mount point ${abs} changed while vault checked it`, 'use a mount point in a directory that only you and root can change');
+    }
     return { path: real, dir: checkedMountpoint(real, abs, owner), created: false };
   }
   const userDir = userMountBase(owner);
@@ -262,6 +268,25 @@ function prepareMountpoint(given: string | undefined, containerPath: string, own
     }
   }
   throw new VaultError('busy', `no free mount point under ${userDir} for ${base}`);
+}
+
+/**
+ * Refuses a mount point path that goes through a symlink another user owns (as the kernel's
+ * protected_symlinks does in sticky directories): that user chose where it leads, and could point
+ * it at an empty directory of root's. Symlinks of root or of the user vault runs for are followed.
+ */
+function trustedSymlinksOnly(abs: string, owner: { uid: number } | undefined): void {
+  const user = owner?.uid ?? process.getuid?.() ?? 0;
+  let p = '/';
+  for (const part of abs.split('/').filter(Boolean)) {
+    p = path.join(p, part);
+    const st = lstatSync(p);
+    if (st.isSymbolicLink()) {
+      if (st.uid !== 0 && st.uid !== user)
+        throw new VaultError('unsafe', `mount point ${abs} goes through ${p}, a symlink of another user (uid ${st.uid})`, 'give the real path of a directory of your own');
+      p = realpathSync.native(p);
+    }
+  }
 }
 
 /** Opens `real` by descriptor and checks it there; `shown` is the path the user gave. */
