@@ -317,14 +317,15 @@ export function withVerifiedMount<T>(entry: MountEntry, body: (parent: PinnedDir
 }
 
 /**
- * Makes the root directory of a mounted ext4 volume private to its owner (0700) when it is not, as
- * volumes made before vault did that at creation are not. Returns the old mode when it changed it.
+ * The mode of a mounted volume's root directory when others may reach into it (null when it is
+ * private), made private (0700) on the way when `fix` is set: volumes made before vault did that
+ * at creation are not. Acts on the mount verified by descriptor, not on a path.
  */
-export function makeRootPrivate(entry: MountEntry): number | null {
+export function makeRootPrivate(entry: MountEntry, fix: boolean): number | null {
   return withVerifiedMount(entry, (_parent, _name, root) => {
     const mode = root.stat().mode & 0o7777;
     if ((mode & 0o077) === 0) return null;
-    chmodSync(`/proc/self/fd/${root.fd}`, mode & PRIVATE_DIR_MODE);
+    if (fix) chmodSync(`/proc/self/fd/${root.fd}`, mode & PRIVATE_DIR_MODE);
     return mode;
   });
 }

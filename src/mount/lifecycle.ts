@@ -349,12 +349,8 @@ function userName(uid: number): string {
  */
 function keepRootPrivate(record: VolumeRecord, o: MountUnlockedOptions): void {
   const entry = readMountInfo().find((e) => e.id === record.mountId);
-  if (!entry) return;
-  if (o.readOnly) {
-    const mode = statSync(entry.mountpoint).mode & 0o777;
-    if (mode & 0o077) o.warn(`the volume's root directory is mode ${mode.toString(8)}: other users may read it where they can reach ${entry.mountpoint}`);
-    return;
-  }
-  const old = makeRootPrivate(entry);
-  if (old !== null) o.warn(`made the volume's root directory private to its owner (mode ${old.toString(8)} → 700)`);
+  const old = entry ? makeRootPrivate(entry, !o.readOnly) : null;
+  if (old === null) return;
+  if (o.readOnly) o.warn(`the volume's root directory is mode ${old.toString(8)}: other users may read it where they can reach ${record.mountpoint}`);
+  else o.warn(`made the volume's root directory private to its owner (mode ${old.toString(8)} → 700)`);
 }

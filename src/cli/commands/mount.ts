@@ -32,7 +32,7 @@ function policyFor(o: MountCliOptions): DismountPolicy {
 export function registerMount(program: Command): void {
   const cmd = program
     .command('mount <container> [mountpoint]')
-    .description('unlock a container (vault, LUKS2, LUKS1, VeraCrypt, TrueCrypt) and mount its filesystem (default mount point: /media/vault/<name>)')
+    .description('unlock a container (vault, LUKS2, LUKS1, VeraCrypt, TrueCrypt) and mount its filesystem (default mount point: /media/vault/<user>/<name>)')
     .option('--read-only', 'open the container, the loop device and the filesystem read-only')
     .option('--fs-options <opts>', 'extra mount options for the filesystem, comma-separated')
     .option('--no-filesystem', 'only attach the decrypted block device and print its path')
