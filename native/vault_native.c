@@ -33,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -669,6 +670,26 @@ static napi_value set_io_flusher(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* umount2(path, flags): 0 or the errno. src/mount/filesystem.ts passes a path inside a directory
+   it holds by descriptor (/proc/self/fd/N/name) with UMOUNT_NOFOLLOW, after checking that the
+   name is the mount it means (issue 13): umount(8) would canonicalise the path first. */
+static napi_value umount_path(napi_env env, napi_callback_info info) {
+  napi_value argv[2], result;
+  char target[4096];
+  size_t len;
+  int32_t flags;
+  if (!get_args(env, info, 2, argv)) return NULL;
+  CHECK(napi_get_value_string_utf8(env, argv[0], target, sizeof target, &len));
+  CHECK(napi_get_value_int32(env, argv[1], &flags));
+  if (len + 1 >= sizeof target) {
+    CHECK(napi_create_int32(env, ENAMETOOLONG, &result));
+    return result;
+  }
+  int r = umount2(target, flags);
+  CHECK(napi_create_int32(env, r == 0 ? 0 : errno, &result));
+  return result;
+}
+
 /* ------------------------------------------------------------------------------------------ */
 
 NAPI_MODULE_INIT() {
@@ -680,7 +701,7 @@ NAPI_MODULE_INIT() {
       {"keyLength", key_length},        {"keyCopyTo", key_copy_to},    {"keyDispose", key_dispose},
       {"xts", xts_sync},                {"xtsAsync", xts_async_start}, {"hardenProcess", harden_process},
       {"isDumpable", is_dumpable},      {"flock", flock_fd},           {"pipe", make_pipe},
-      {"probeSocket", probe_socket},    {"setIoFlusher", set_io_flusher},
+      {"probeSocket", probe_socket},    {"setIoFlusher", set_io_flusher}, {"umount2", umount_path},
   };
   enum { N = sizeof fns / sizeof fns[0] };
   napi_property_descriptor props[N];

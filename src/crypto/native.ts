@@ -44,6 +44,8 @@ export interface NativeAddon {
   probeSocket(domain: number, type: number): number;
   /** prctl(PR_SET_IO_FLUSHER, on): 0, or the errno (EPERM without CAP_SYS_RESOURCE). */
   setIoFlusher(on: boolean): number;
+  /** umount2(path, flags) (MNT_DETACH 2, UMOUNT_NOFOLLOW 8): 0, or the errno (EBUSY, EINVAL: not a mount). */
+  umount2(path: string, flags: number): number;
 }
 
 const ADDON_RELATIVE = addonPath('vault_native.node');

@@ -13,11 +13,11 @@ import path from 'node:path';
 import { VaultError, isVaultError } from '../errors.js';
 import { BLOCK_FILE_NAME } from '../server/protocol.js';
 import { detachLoop, loopInfo, loopsBackedBy } from './loop.js';
-import { isMountPoint, readMountInfo, unmountFilesystem } from './filesystem.js';
+import { isMountPoint, readMountInfo, unmountFilesystem, type MountEntry } from './filesystem.js';
 import { describeHolders, endProcesses, findHolders, type Holder } from './holders.js';
 import {
-  mountInProgress, processAlive, removeAbandonedNewDirs, processStartTime, readRecords, records, removeVolumeDir, serverAlive, serverOf, volumeDir,
-  type VolumeRecord,
+  inScope, mountInProgress, ownerOf, processAlive, removeAbandonedNewDirs, processStartTime, readRecords, records, removeVolumeDir, serverAlive, serverOf, volumeDir,
+  type Scope, type VolumeRecord,
 } from './state.js';
 import { run } from './run.js';
 
@@ -78,20 +78,23 @@ export async function dismountVolume(r: VolumeRecord, force: boolean): Promise<D
   const actions: string[] = [];
   const alive = serverAlive(r);
   if (!alive) actions.push(`volume server (pid ${r.serverPid}) had died; cleaning up`);
-  if (r.mountpoint && isMountPoint(r.mountpoint)) {
-    let res = unmountFilesystem(r.mountpoint);
+  const m = volumeMount(r);
+  if (m) {
+    // Everything below acts on this mount (by id and device), whatever its path names by now.
+    const where = m.mountpoint;
+    let res = unmountFilesystem(m);
     if (!res.ok && res.busy) {
       let holders: Holder[] = [];
       try {
-        holders = findHolders(r.mountpoint);
+        holders = findHolders(m);
       } catch (e) {
         if (!force) throw e;
-        actions.push(`could not list the processes using ${r.mountpoint}: ${(e as Error).message}`);
+        actions.push(`could not list the processes using ${where}: ${(e as Error).message}`);
       }
       if (!force)
         throw new VaultError(
           'busy',
-          `${r.mountpoint} is busy${holders.length ? `: in use by ${describeHolders(holders)}` : ''}`,
+          `${where} is busy${holders.length ? `: in use by ${describeHolders(holders)}` : ''}`,
           'close those programs, or use `vault dismount --force` to end them',
         );
       try {
@@ -101,15 +104,15 @@ export async function dismountVolume(r: VolumeRecord, force: boolean): Promise<D
         for (const h of ended.survived) actions.push(`pid ${h.pid} (${h.command}) outlived SIGKILL (stuck in the kernel)`);
       } catch (e) {
         // Not being able to end them must not keep the key alive: go on to the lazy unmount.
-        actions.push(`could not end the processes using ${r.mountpoint}: ${(e as Error).message}`);
+        actions.push(`could not end the processes using ${where}: ${(e as Error).message}`);
       }
-      res = unmountFilesystem(r.mountpoint);
+      res = unmountFilesystem(m);
     }
     if (!res.ok) {
-      if (!force && alive) throw new VaultError('io', `cannot unmount ${r.mountpoint}: ${res.message}`, 'use --force to detach it lazily');
-      unmountFilesystem(r.mountpoint, { lazy: true });
-      actions.push(`detached ${r.mountpoint} lazily (${res.message}); the key is wiped below, so no further I/O can succeed`);
-    } else actions.push(`unmounted ${r.mountpoint}`);
+      if (!force && alive) throw new VaultError('io', `cannot unmount ${where}: ${res.message}`, 'use --force to detach it lazily');
+      unmountFilesystem(m, { lazy: true });
+      actions.push(`detached ${where} lazily (${res.message}); the key is wiped below, so no further I/O can succeed`);
+    } else actions.push(`unmounted ${where}`);
   }
   if (r.loopDevice) {
     const info = loopInfo(r.loopDevice);
@@ -119,6 +122,8 @@ export async function dismountVolume(r: VolumeRecord, force: boolean): Promise<D
   }
   const how = await stopServer(r.serverPid, r.serverStartTime, r.fuseDir);
   if (how !== 'gone') actions.push(how === 'stopped' ? 'stopped the volume server; key wiped' : 'killed the unresponsive volume server');
+  // A mount point vault made lies in the user's directory under /media/vault, whose parent is
+  // root's: its name cannot be redirected, and rmdir neither follows a symlink nor removes content.
   if (r.mountpoint && r.mountpointCreated && existsSync(r.mountpoint) && !isMountPoint(r.mountpoint)) {
     try {
       rmdirSync(r.mountpoint);
@@ -130,13 +135,32 @@ export async function dismountVolume(r: VolumeRecord, force: boolean): Promise<D
   return { record: r, actions };
 }
 
+/**
+ * The mount that is the volume's filesystem, found by the identity recorded when it was mounted
+ * (mount id and device), or null when it is no longer mounted. Records from before mount ids were
+ * kept: the mount of the volume's own loop device at the recorded path.
+ */
+export function volumeMount(r: VolumeRecord): MountEntry | null {
+  if (!r.mountpoint) return null;
+  const all = readMountInfo();
+  if (r.mountId !== undefined) return all.find((e) => e.id === r.mountId && e.devno === r.mountDevno) ?? null;
+  return all.filter((e) => e.mountpoint === r.mountpoint && r.loopDevice !== null && e.source === r.loopDevice).at(-1) ?? null;
+}
+
 export interface VolumeStatus {
   record: VolumeRecord;
   state: 'mounted' | 'server-died';
 }
 
-/** The mounted volumes. Volumes whose server died are reported and then cleaned up. */
-export async function listVolumes(onCleanup: (r: DismountReport) => void, onDebris: (actions: string[]) => void = () => {}): Promise<VolumeStatus[]> {
+/**
+ * The mounted volumes in `scope` (one user's, or all). Those whose server died are reported and
+ * then cleaned up; other users' volumes are neither listed nor touched (issue 13).
+ */
+export async function listVolumes(
+  onCleanup: (r: DismountReport) => void,
+  onDebris: (actions: string[]) => void = () => {},
+  scope: Scope = 'all',
+): Promise<VolumeStatus[]> {
   removeAbandonedNewDirs();
   const out: VolumeStatus[] = [];
   for (const rr of readRecords()) {
@@ -145,6 +169,7 @@ export async function listVolumes(onCleanup: (r: DismountReport) => void, onDebr
       if (!mountInProgress(rr.id)) onDebris(await clearDebris(rr.id));
       continue;
     }
+    if (!inScope(rr.record, scope)) continue;
     if (rr.record.transientOwner && !processAlive(rr.record.transientOwner)) {
       // `vault create` was killed while it formatted through this mount: nobody will dismount it.
       try {
@@ -179,7 +204,7 @@ export async function clearDebris(id: string): Promise<string[]> {
   const actions: string[] = [];
   for (const loop of loopsBackedBy(path.join(fuse, BLOCK_FILE_NAME))) {
     for (const m of readMountInfo().filter((e) => e.source === loop)) {
-      unmountFilesystem(m.mountpoint, { lazy: true });
+      unmountFilesystem(m, { lazy: true }); // that mount, not whatever its path names by now
       actions.push(`detached ${m.mountpoint} lazily`);
     }
     detachLoopOfVolume(loop, true, actions);
@@ -196,8 +221,11 @@ export async function clearDebris(id: string): Promise<string[]> {
   return [`cleared the remains of an interrupted mount (${dir})`, ...actions];
 }
 
-/** Finds the volume a user means: by mount point, container path, loop device or id. */
-export function findVolume(target: string): VolumeRecord {
+/**
+ * Finds the volume a user means: by mount point, container path, loop device or id. Outside
+ * `scope` it is refused (exit 8): under sudo, another user's volume is not the caller's to close.
+ */
+export function findVolume(target: string, scope: Scope = 'all'): VolumeRecord {
   const all = records();
   let abs = path.resolve(target);
   try {
@@ -207,5 +235,6 @@ export function findVolume(target: string): VolumeRecord {
   }
   const hit = all.find((r) => r.mountpoint === abs || r.container === abs || r.loopDevice === target || r.id === target || r.blockFile === abs);
   if (!hit) throw new VaultError('not-mounted', `${target} is not a mounted vault volume`, 'see `vault list`');
+  if (!inScope(hit, scope)) throw new VaultError('not-owner', `${target} was mounted by another user (uid ${ownerOf(hit)})`, 'only that user, or root without sudo, can dismount it');
   return hit;
 }

@@ -1,17 +1,30 @@
 /**
  * The filesystem inside a volume: detect, create, mount, unmount, and read the mount table.
  */
-import { readFileSync, realpathSync, statSync } from 'node:fs';
+import { chmodSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { release } from 'node:os';
 import path from 'node:path';
 import { VaultError, isVaultError } from '../errors.js';
 import { firstLine, run, type RunResult } from './run.js';
+import { CHILD_FD_PATH, mountIdOf, pinDir, pinnedChild, withPinned, type PinnedDir } from './pinned.js';
+import { nativeAddon } from '../crypto/native.js';
 
 export type FsType = 'ext4' | 'vfat' | 'exfat';
 export const FS_TYPES: readonly FsType[] = ['ext4', 'vfat', 'exfat'];
 
 export function isFsType(s: string): s is FsType {
   return (FS_TYPES as readonly string[]).includes(s);
+}
+
+/**
+ * Refuses a filesystem type vault does not mount by default (issue 13). The type comes from blkid
+ * reading the volume's content, which whoever made the container controls; every other type the
+ * kernel can load a driver for (ext2, btrfs, xfs, squashfs, hfsplus, …) would expose that driver's
+ * parser to a crafted image, as root. `allowed` lists the types the user named with --allow-fs.
+ */
+export function checkFsAllowed(type: string, allowed: readonly string[] = []): void {
+  if (isFsType(type) || allowed.includes(type)) return;
+  throw new VaultError('unsafe', `the volume holds a ${type} filesystem, which vault does not mount by default`, `if you trust whoever made this volume, mount it with --allow-fs ${type}`);
 }
 
 export interface MakeFsOptions {
@@ -58,6 +71,8 @@ const NO_UNIX_OWNERS = new Set(['vfat', 'exfat', 'msdos']);
 /** Options that would make mount do something else than mounting this device here. */
 const FORBIDDEN_OPTIONS = /^(remount|bind|rbind|move|loop|offset|sizelimit|encryption|helper|uhelper|x-mount\..*)$/i;
 const MKFS_TIMEOUT_MS = 60 * 60_000;
+/** Mode of a volume's root directory: its owner's only (issue 13). */
+export const PRIVATE_DIR_MODE = 0o700;
 const NO_DRIVER_HINT: Record<string, string> = {
   exfat: 'the running kernel has no exFAT driver: load the exfat module, or install the Debian package exfat-fuse',
   vfat: 'the running kernel has no FAT driver: load the vfat module, or install the Debian package fusefat',
@@ -107,6 +122,9 @@ export function makeFilesystem(device: string, type: FsType, opts: MakeFsOptions
       if (opts.ownerUid !== undefined || opts.ownerGid !== undefined)
         ext.push(`root_owner=${opts.ownerUid ?? process.getuid?.() ?? 0}:${opts.ownerGid ?? process.getgid?.() ?? 0}`);
       r = tool(mkfs, ['-q', '-F', '-E', ext.join(','), ...(label ? ['-L', label] : []), device], pkg, MKFS_TIMEOUT_MS);
+      // mke2fs makes the root directory 0755 (this version has no root_perms): anyone who can reach
+      // the mount point could read the files. The volume belongs to one user, so its root is 0700.
+      if (r.status === 0) r = tool('debugfs', ['-w', '-R', `set_inode_field / mode 0${(0o40000 | PRIVATE_DIR_MODE).toString(8)}`, device], pkg);
       break;
     }
     case 'vfat': {
@@ -130,11 +148,18 @@ export function makeFilesystem(device: string, type: FsType, opts: MakeFsOptions
 }
 
 /**
- * Mounts `device` on `mountpoint`. Defaults to nosuid,nodev like VeraCrypt: a volume is a file
- * anyone may have prepared, and a setuid binary or device node on it must not gain privileges
- * once mounted. The user may still ask for suid or dev in extraOptions, which come last and win.
+ * Mounts `device` on `mountpoint` and returns the new mount's mountinfo entry. Defaults to
+ * nosuid,nodev like VeraCrypt: a volume is a file anyone may have prepared, and a setuid binary or
+ * device node on it must not gain privileges once mounted. The user may still ask for suid or dev
+ * in extraOptions, which come last and win.
+ *
+ * The mount point is used by descriptor (pinned.ts): mount(8) gets it as /proc/self/fd/3 with
+ * --no-canonicalize, so the directory that was checked is the one covered even if its name, or any
+ * directory above it, is swapped meanwhile. A plain path is pinned here (its last component must
+ * not be a symlink).
  */
-export function mountFilesystem(device: string, mountpoint: string, opts: MountOptions): void {
+export function mountFilesystem(device: string, mountpoint: string | PinnedDir, opts: MountOptions): MountEntry {
+  if (typeof mountpoint === 'string') return withPinned(path.resolve(mountpoint), (d) => mountFilesystem(device, d, opts));
   if (!/^[a-z0-9][a-z0-9_.+-]*$/.test(opts.type)) throw new VaultError('usage', `invalid filesystem type: ${opts.type}`);
   checkId('ownerUid', opts.ownerUid);
   checkId('ownerGid', opts.ownerGid);
@@ -154,14 +179,15 @@ export function mountFilesystem(device: string, mountpoint: string, opts: MountO
   if (opts.type === 'vfat') options.push('utf8'); // file names from Linux programs are UTF-8
   options.push(...extra);
 
+  const where = mountpoint.where;
   const r = kernelSupports(opts.type)
     ? // -w: never fall back to a read-only mount on its own (a write-protected device must be an
       // error for a read-write request). -i: use the kernel's driver, not a /sbin/mount.<type> helper.
-      tool('mount', ['-i', readOnly ? '-r' : '-w', '-t', opts.type, '-o', options.join(','), device, path.resolve(mountpoint)], 'mount')
+      tool('mount', ['-i', '--no-canonicalize', readOnly ? '-r' : '-w', '-t', opts.type, '-o', options.join(','), device, CHILD_FD_PATH], 'mount', undefined, mountpoint.fd)
     : mountWithFuseDriver(device, mountpoint, opts.type, options, readOnly);
-  if (r.status === 0) return;
+  if (r.status === 0) return mountedOn(mountpoint, device);
 
-  const msg = `mounting ${device} on ${mountpoint} failed: ${detail(r)}`;
+  const msg = `mounting ${device} on ${where} failed: ${detail(r)}`;
   if (/unknown filesystem type/i.test(r.stderr))
     throw new VaultError('missing-component', msg, NO_DRIVER_HINT[opts.type] ?? `the running kernel has no ${opts.type} driver`);
   if (/already mounted|busy/i.test(r.stderr)) throw new VaultError('already-mounted', msg);
@@ -174,19 +200,34 @@ export function mountFilesystem(device: string, mountpoint: string, opts: MountO
 }
 
 /**
+ * The mount just made of `device` on the pinned directory: the topmost mount whose parent is the
+ * directory's own mount, at the directory's path. A FUSE driver that resolved the path by name
+ * itself (fusefat does) could have mounted elsewhere after a swap: that mount is detached again.
+ */
+function mountedOn(d: PinnedDir, device: string): MountEntry {
+  const parent = mountIdOf(d.fd);
+  const where = d.where;
+  const entries = readMountInfo();
+  const hit = entries.filter((e) => e.parentId === parent && e.mountpoint === where).at(-1);
+  if (hit && (hit.source === device || hit.fstype.startsWith('fuse'))) return hit;
+  for (const stray of entries.filter((e) => e.source === device)) unmountFilesystem(stray, { lazy: true });
+  throw new VaultError('unsafe', `${device} was not mounted on ${where}: the mount point was swapped while mounting`, 'use a mount point in a directory that only you and root can change');
+}
+/**
  * Kernels built without FAT or exFAT drivers (as some minimal VM kernels are) can still mount them
  * in user space: exfat-fuse through its mount helper, FAT through fusefat. Being FUSE mounts, they
  * are reachable only by root unless allow_other is set; with an owner, the kernel enforces the
  * uid/gid/umask permissions (default_permissions), as the kernel drivers would.
  */
-function mountWithFuseDriver(device: string, mountpoint: string, type: string, options: string[], readOnly: boolean) {
+function mountWithFuseDriver(device: string, mountpoint: PinnedDir, type: string, options: string[], readOnly: boolean) {
   const fuseOptions = options.filter((o) => o !== 'utf8' && o !== 'ro');
   if (fuseOptions.some((o) => o.startsWith('uid='))) fuseOptions.push('allow_other', 'default_permissions');
+  // The helpers inherit the pinned directory as fd 3, as mount(8) does (see mountedOn for fusefat).
   if (type === 'exfat')
-    return tool('mount', [readOnly ? '-r' : '-w', '-t', 'exfat-fuse', '-o', [...(readOnly ? ['ro'] : []), ...fuseOptions].join(','), device, path.resolve(mountpoint)], 'exfat-fuse');
+    return tool('mount', ['--no-canonicalize', readOnly ? '-r' : '-w', '-t', 'exfat-fuse', '-o', [...(readOnly ? ['ro'] : []), ...fuseOptions].join(','), device, CHILD_FD_PATH], 'exfat-fuse', undefined, mountpoint.fd);
   if (type === 'vfat')
     // fusefat writes only with the explicit rw+ option.
-    return tool('fusefat', ['-o', [readOnly ? 'ro' : 'rw+', ...fuseOptions].join(','), device, path.resolve(mountpoint)], 'fusefat');
+    return tool('fusefat', ['-o', [readOnly ? 'ro' : 'rw+', ...fuseOptions].join(','), device, CHILD_FD_PATH], 'fusefat', undefined, mountpoint.fd);
   return { status: 32, stdout: '', stderr: `unknown filesystem type '${type}'` };
 }
 
@@ -212,10 +253,92 @@ export function kernelSupports(type: string): boolean {
   return false;
 }
 
-/** Unmounts `mountpoint`; `lazy` detaches it now and lets the kernel finish when it is no longer used. */
-export function unmountFilesystem(mountpoint: string, opts: { lazy?: boolean } = {}): UnmountResult {
-  const args = ['-i', ...(opts.lazy ? ['-l'] : []), path.resolve(mountpoint)];
-  const r = tool('umount', args, 'mount');
+/** Flags of umount2(2). */
+const MNT_DETACH = 2;
+const UMOUNT_NOFOLLOW = 8;
+
+/**
+ * Unmounts one mount; `lazy` detaches it now and lets the kernel finish when it is no longer used.
+ * A path means the topmost mount there now. A mountinfo entry means exactly that mount (by its
+ * id and device), wherever it is now: found again in mountinfo, checked through a descriptor of
+ * its parent directory, and unmounted through that descriptor (withVerifiedMount), so a name
+ * swapped meanwhile can never make this unmount `/` or another user's mount (issue 13).
+ */
+export function unmountFilesystem(target: string | MountEntry, opts: { lazy?: boolean } = {}): UnmountResult {
+  const entry = typeof target === 'string' ? findMount(target) : target;
+  if (entry === null) return { ok: false, busy: false, message: `${path.resolve(target as string)}: not mounted` };
+  const flags = UMOUNT_NOFOLLOW | (opts.lazy ? MNT_DETACH : 0);
+  const r = withVerifiedMount(entry, (parent, name, root) => {
+    root.close(); // a descriptor on the mount keeps it busy
+    return umountIn(parent, name, flags);
+  });
+  if (r === null) return { ok: false, busy: false, message: `${entry.mountpoint}: not mounted, or moved while vault was unmounting it` };
+  return r;
+}
+
+/**
+ * Runs `body` on a mount that is still the one `entry` describes (same id, same device): with its
+ * parent directory pinned and `name` inside it checked to lead to exactly that mount. A mount point
+ * cannot be renamed or removed while mounted, so `name` in that directory stays the mount. Tries
+ * again when a name changed between reading mountinfo and pinning; null when the mount is gone.
+ */
+export function withVerifiedMount<T>(entry: MountEntry, body: (parent: PinnedDir, name: string, root: PinnedDir) => T): T | null {
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const now = readMountInfo().find((e) => e.id === entry.id && e.devno === entry.devno);
+    if (!now || now.mountpoint === '/' || now.mountpoint.endsWith(' (deleted)')) return null;
+    let parent: PinnedDir;
+    try {
+      parent = pinDir(path.dirname(now.mountpoint));
+    } catch (e) {
+      if (isVaultError(e)) continue; // an ancestor was swapped: read mountinfo again
+      throw e;
+    }
+    try {
+      const name = path.basename(now.mountpoint);
+      let root: PinnedDir;
+      try {
+        root = pinDir(pinnedChild(parent, name));
+      } catch (e) {
+        if (isVaultError(e)) continue;
+        throw e;
+      }
+      let same: boolean;
+      try {
+        same = mountIdOf(root.fd) === now.id;
+        if (same) return body(parent, name, root);
+      } finally {
+        root.close();
+      }
+    } finally {
+      parent.close();
+    }
+  }
+  return null;
+}
+
+/**
+ * The mode of a mounted volume's root directory when others may reach into it (null when it is
+ * private), made private (0700) on the way when `fix` is set: volumes made before vault did that
+ * at creation are not. Acts on the mount verified by descriptor, not on a path.
+ */
+export function makeRootPrivate(entry: MountEntry, fix: boolean): number | null {
+  return withVerifiedMount(entry, (_parent, _name, root) => {
+    const mode = root.stat().mode & 0o7777;
+    if ((mode & 0o077) === 0) return null;
+    if (fix) chmodSync(`/proc/self/fd/${root.fd}`, mode & PRIVATE_DIR_MODE);
+    return mode;
+  });
+}
+
+/** umount2 of `name` in the pinned directory: through the addon, else umount(8) handed the directory as fd 3. */
+function umountIn(parent: PinnedDir, name: string, flags: number): UnmountResult {
+  const addon = nativeAddon();
+  if (addon) {
+    const err = addon.umount2(pinnedChild(parent, name), flags);
+    if (err === 0) return { ok: true };
+    return { ok: false, busy: err === 16 /* EBUSY */, message: err === 16 ? 'target is busy' : `umount2 failed (errno ${err})` };
+  }
+  const r = tool('umount', ['-i', '--no-canonicalize', ...(flags & MNT_DETACH ? ['-l'] : []), path.join(CHILD_FD_PATH, name)], 'mount', undefined, parent.fd);
   if (r.status === 0) return { ok: true };
   return { ok: false, busy: /target is busy|device is busy|resource busy/i.test(r.stderr), message: detail(r) };
 }
@@ -375,9 +498,9 @@ function deviceBytes(device: string): number | null {
 }
 
 /** Runs a system tool; a missing tool names the Debian package to install. */
-function tool(cmd: string, args: string[], pkg: string, timeoutMs?: number): RunResult {
+function tool(cmd: string, args: string[], pkg: string, timeoutMs?: number, fd3?: number): RunResult {
   try {
-    return run(cmd, args, timeoutMs === undefined ? {} : { timeoutMs });
+    return run(cmd, args, { ...(timeoutMs === undefined ? {} : { timeoutMs }), ...(fd3 === undefined ? {} : { fd3 }) });
   } catch (e) {
     if (isVaultError(e, 'missing-component'))
       throw new VaultError('missing-component', e.message, `install the Debian package "${pkg}" (apt-get install ${pkg})`);

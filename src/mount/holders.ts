@@ -5,10 +5,10 @@
  * reached through bind mounts, and processes in other mount namespaces. Processes come and go
  * during a scan, so every /proc read may fail with ENOENT/ESRCH; such processes are skipped.
  */
-import { readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import { fstatSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { VaultError } from '../errors.js';
-import { devnoOf, findMount, parseMountInfo } from './filesystem.js';
+import { devnoOf, findMount, parseMountInfo, withVerifiedMount, type MountEntry } from './filesystem.js';
 
 export type HolderReason = 'open file' | 'cwd' | 'root' | 'mapped file';
 
@@ -26,17 +26,24 @@ const REASON_ORDER: readonly HolderReason[] = ['open file', 'cwd', 'root', 'mapp
 const POLL_MS = 25;
 const KILL_WAIT_MS = 5000;
 
-/** Processes (other than this one) using the filesystem mounted on `mountpoint`; one entry per process. */
-export function findHolders(mountpoint: string): Holder[] {
-  const mp = path.resolve(mountpoint);
+/**
+ * Processes (other than this one) using a mounted filesystem; one entry per process. A path means
+ * the mount there now; a mountinfo entry means exactly that mount: its device number comes from
+ * the mount verified by descriptor (withVerifiedMount), never from a stat of a path that may have
+ * been redirected to `/`, which would make every process a "holder" for --force to kill.
+ */
+export function findHolders(target: string | MountEntry): Holder[] {
   // Without this check, a plain directory would match every process using its parent filesystem.
-  if (findMount(mp) === null) throw new VaultError('not-mounted', `${mp} is not a mount point`);
-  let devno: string;
+  const entry = typeof target === 'string' ? findMount(path.resolve(target)) : target;
+  if (entry === null) throw new VaultError('not-mounted', `${path.resolve(target as string)} is not a mount point`);
+  const mp = entry.mountpoint;
+  let devno: string | null;
   try {
-    devno = devnoOf(statSync(mp, { bigint: true }).dev);
+    devno = withVerifiedMount(entry, (_p, _n, root) => devnoOf(fstatSync(root.fd, { bigint: true }).dev));
   } catch (e) {
     throw new VaultError('io', `cannot stat ${mp}: ${(e as Error).message}`);
   }
+  if (devno === null) throw new VaultError('not-mounted', `${mp} is no longer mounted`);
 
   const mountIds = new MountIdResolver();
   const holders: Holder[] = [];

@@ -5,9 +5,9 @@
  * A failed mount undoes what it did (UndoStack). Dismounting, listing and cleanup live in
  * dismount.ts, which loads no crypto.
  */
-import { existsSync, mkdirSync, readdirSync, realpathSync, rmdirSync, statSync } from 'node:fs';
+import { chmodSync, chownSync, lstatSync, mkdirSync, realpathSync, rmdirSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { VaultError } from '../errors.js';
+import { VaultError, isVaultError } from '../errors.js';
 import { flockFd } from '../crypto/process-hardening.js';
 import { closeContainer, openContainer, type ContainerFile } from '../volume/container.js';
 import { detectFormat, unlockVolume } from '../formats/index.js';
@@ -16,7 +16,9 @@ import { startServer } from '../server/spawn.js';
 import { BLOCK_FILE_NAME, type ServerConfig, type ServerEngine } from '../server/protocol.js';
 import { nativeFuseAddon } from '../crypto/native-fuse.js';
 import { attachLoop, detachLoop } from './loop.js';
-import { detectFilesystem, isMountPoint, mountFilesystem, unmountFilesystem } from './filesystem.js';
+import { checkFsAllowed, detectFilesystem, makeRootPrivate, mountFilesystem, readMountInfo, unmountFilesystem } from './filesystem.js';
+import { entriesOf, mountIdOf, pinDir, type PinnedDir } from './pinned.js';
+import { run } from './run.js';
 import { createVolumeDir, newVolumeId, records, removeVolumeDir, saveRecord, selfIdentity, type VolumeRecord } from './state.js';
 import { NO_POLICY, type DismountPolicy } from './policy.js';
 import { UndoStack } from './undo.js';
@@ -37,8 +39,10 @@ export interface MountOptions extends FormatChoice {
    */
   secret: (adapter: FormatAdapter) => Promise<UnlockSecret> | UnlockSecret;
   warn: (message: string) => void;
-  /** Owner for FAT/exFAT mounts (the user who ran sudo). */
+  /** The user who ran sudo: owns FAT/exFAT mounts, the default mount point and the volume record. */
   owner?: { uid: number; gid: number };
+  /** Filesystem types to mount besides ext4, vfat and exfat (--allow-fs). */
+  allowFs?: string[];
   signal?: AbortSignal;
   /** When the volume closes by itself: on lock/sleep (through `vault watch`) and after idle time. */
   policy?: DismountPolicy;
@@ -161,24 +165,33 @@ async function startVolume(c: ContainerFile, v: UnlockedVolume, o: MountUnlocked
     mountedAt: new Date().toISOString(),
     policy: o.policy ?? NO_POLICY,
     ...(o.transient ? { transientOwner: selfIdentity() } : {}),
+    ownerUid: o.owner?.uid ?? process.getuid?.() ?? 0,
   };
 
   if (!o.noFilesystem) {
     const fsType = detectFilesystem(loop.device);
     if (!fsType)
       throw new VaultError('mount-failed', 'the volume holds no filesystem that could be recognised', 'mount it with --no-filesystem to reach the raw block device');
-    const mp = prepareMountpoint(o.mountpoint, c.path);
-    if (mp.created) undo.push(`remove ${mp.path}`, () => rmdirSync(mp.path));
-    mountFilesystem(loop.device, mp.path, {
-      type: fsType,
-      readOnly: o.readOnly,
-      ...(o.fsOptions ? { extraOptions: o.fsOptions } : {}),
-      ...(o.owner ? { ownerUid: o.owner.uid, ownerGid: o.owner.gid } : {}),
-    });
-    undo.push(`unmount ${mp.path}`, () => unmountFilesystem(mp.path, { lazy: true }));
-    record.mountpoint = mp.path;
+    checkFsAllowed(fsType, o.allowFs);
+    const mp = prepareMountpoint(o.mountpoint, c.path, o.owner);
+    try {
+      if (mp.created) undo.push(`remove ${mp.path}`, () => rmdirSync(mp.path));
+      const entry = mountFilesystem(loop.device, mp.dir, {
+        type: fsType,
+        readOnly: o.readOnly,
+        ...(o.fsOptions ? { extraOptions: o.fsOptions } : {}),
+        ...(o.owner ? { ownerUid: o.owner.uid, ownerGid: o.owner.gid } : {}),
+      });
+      undo.push(`unmount ${entry.mountpoint}`, () => unmountFilesystem(entry, { lazy: true }));
+      record.mountpoint = entry.mountpoint;
+      record.mountId = entry.id;
+      record.mountDevno = entry.devno;
+    } finally {
+      mp.dir.close();
+    }
     record.mountpointCreated = mp.created;
     record.fsType = fsType;
+    if (fsType === 'ext4') keepRootPrivate(record, o);
   }
   checkAborted(o.signal);
   saveRecord(record);
@@ -205,37 +218,139 @@ export function resolveContainer(p: string): string {
   }
 }
 
-/** Validates a given mount point, or picks and creates the default one, /media/vault/<name>. */
-function prepareMountpoint(given: string | undefined, containerPath: string): { path: string; created: boolean } {
-  const inVolume = (p: string) =>
-    records().find((r) => r.mountpoint && (p === r.mountpoint || p.startsWith(r.mountpoint + '/')));
-  if (given) {
-    const abs = path.resolve(given);
-    let st;
-    try {
-      st = statSync(abs);
-    } catch {
-      throw new VaultError('usage', `mount point ${abs} does not exist`, `create it first (mkdir -p ${abs}), or omit it to use ${DEFAULT_MOUNT_BASE}/<name>`);
-    }
-    if (!st.isDirectory()) throw new VaultError('usage', `mount point ${abs} is not a directory`);
-    const real = realpathSync(abs);
-    const host = inVolume(real);
-    if (host) throw new VaultError('usage', `mount point ${abs} is inside the mounted vault volume ${host.container}`, 'choose a mount point outside any vault volume');
-    if (isMountPoint(real)) throw new VaultError('busy', `${abs} is already a mount point`);
-    if (readdirSync(real).length > 0) throw new VaultError('usage', `mount point ${abs} is not empty`, 'mount on an empty directory');
-    return { path: real, created: false };
-  }
-  const base = path.basename(containerPath).replace(/\.[^.]*$/, '').replace(/[^A-Za-z0-9._-]/g, '_') || 'volume';
-  mkdirSync(DEFAULT_MOUNT_BASE, { recursive: true, mode: 0o755 });
-  for (let n = 1; n < 100; n++) {
-    const candidate = path.join(DEFAULT_MOUNT_BASE, n === 1 ? base : `${base}-${n}`);
-    if (!existsSync(candidate)) {
-      mkdirSync(candidate, { mode: 0o700 });
-      return { path: candidate, created: true };
-    }
-    if (statSync(candidate).isDirectory() && !isMountPoint(candidate) && readdirSync(candidate).length === 0)
-      return { path: candidate, created: false };
-  }
-  throw new VaultError('busy', `no free mount point under ${DEFAULT_MOUNT_BASE} for ${base}`);
+/** The checked mount point, held by descriptor (pinned.ts) until it is mounted on. */
+interface PreparedMountpoint {
+  path: string;
+  dir: PinnedDir;
+  created: boolean;
 }
 
+/**
+ * Validates a given mount point, or picks and creates the default one, /media/vault/<user>/<name>.
+ * Every check is made on the descriptor that is then mounted on (issue 13): a directory, owned by
+ * root or the user vault runs for, empty, not already a mount point, outside any vault volume,
+ * and still where the path said when it was opened.
+ */
+function prepareMountpoint(given: string | undefined, containerPath: string, owner: { uid: number; gid: number } | undefined): PreparedMountpoint {
+  if (given) {
+    const abs = path.resolve(given);
+    let real: string;
+    try {
+      real = realpathSync(abs);
+    } catch {
+      throw new VaultError('usage', `mount point ${abs} does not exist`, `create it first (mkdir -p ${abs}), or omit it to use ${DEFAULT_MOUNT_BASE}/<user>/<name>`);
+    }
+    try {
+      trustedSymlinksOnly(abs, owner);
+      if (!statSync(real).isDirectory()) throw new VaultError('usage', `mount point ${abs} is not a directory`);
+    } catch (e) {
+      if (isVaultError(e)) throw e;
+      throw new VaultError('unsafe', `mount point ${abs} changed while vault checked it`, 'use a mount point in a directory that only you and root can change');
+    }
+    return { path: real, dir: checkedMountpoint(real, abs, owner), created: false };
+  }
+  const userDir = userMountBase(owner);
+  const base = path.basename(containerPath).replace(/\.[^.]*$/, '').replace(/[^A-Za-z0-9._-]/g, '_') || 'volume';
+  for (let n = 1; n < 100; n++) {
+    const candidate = path.join(userDir, n === 1 ? base : `${base}-${n}`);
+    let created = true;
+    try {
+      mkdirSync(candidate, { mode: 0o700 });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      created = false;
+    }
+    try {
+      return { path: candidate, dir: checkedMountpoint(candidate, candidate, owner), created };
+    } catch (e) {
+      if (created) rmdirSync(candidate);
+      if (!isVaultError(e)) throw e; // taken (mounted, not empty, not a directory): try the next name
+    }
+  }
+  throw new VaultError('busy', `no free mount point under ${userDir} for ${base}`);
+}
+
+/**
+ * Refuses a mount point path that goes through a symlink another user owns (as the kernel's
+ * protected_symlinks does in sticky directories): that user chose where it leads, and could point
+ * it at an empty directory of root's. Symlinks of root or of the user vault runs for are followed.
+ */
+function trustedSymlinksOnly(abs: string, owner: { uid: number } | undefined): void {
+  const user = owner?.uid ?? process.getuid?.() ?? 0;
+  let p = '/';
+  for (const part of abs.split('/').filter(Boolean)) {
+    p = path.join(p, part);
+    const st = lstatSync(p);
+    if (st.isSymbolicLink()) {
+      if (st.uid !== 0 && st.uid !== user)
+        throw new VaultError('unsafe', `mount point ${abs} goes through ${p}, a symlink of another user (uid ${st.uid})`, 'give the real path of a directory of your own');
+      p = realpathSync.native(p);
+    }
+  }
+}
+
+/** Opens `real` by descriptor and checks it there; `shown` is the path the user gave. */
+function checkedMountpoint(real: string, shown: string, owner: { uid: number } | undefined): PinnedDir {
+  const dir = pinDir(real);
+  try {
+    if (dir.where !== real) throw new VaultError('unsafe', `mount point ${shown} was moved while vault checked it`, 'use a mount point in a directory that only you and root can change');
+    const st = dir.stat();
+    const user = owner?.uid ?? process.getuid?.() ?? 0;
+    if (st.uid !== 0 && st.uid !== user)
+      throw new VaultError('unsafe', `mount point ${shown} belongs to another user (uid ${st.uid})`, 'mount on a directory of your own, or omit the mount point');
+    const host = records().find((r) => r.mountpoint && (real === r.mountpoint || real.startsWith(r.mountpoint + '/')));
+    if (host) throw new VaultError('usage', `mount point ${shown} is inside the mounted vault volume ${host.container}`, 'choose a mount point outside any vault volume');
+    // Opening a mount point lands on the root of what is mounted there, whose mount sits at `real`.
+    const on = readMountInfo().find((e) => e.id === mountIdOf(dir.fd));
+    if (on?.mountpoint === real) throw new VaultError('busy', `${shown} is already a mount point`);
+    if (entriesOf(dir).length > 0) throw new VaultError('usage', `mount point ${shown} is not empty`, 'mount on an empty directory');
+    return dir;
+  } catch (e) {
+    dir.close();
+    throw e;
+  }
+}
+
+/**
+ * /media/vault/<user>: the user's own 0700 directory for default mount points, so no other user
+ * can even reach their volumes (issue 13). /media/vault itself is root's, 0711. Either is made, or
+ * checked and put right when it exists: a directory (not a symlink) of the right owner.
+ */
+function userMountBase(owner: { uid: number; gid: number } | undefined): string {
+  ownDir(DEFAULT_MOUNT_BASE, 0, 0, 0o711);
+  const uid = owner?.uid ?? process.getuid?.() ?? 0;
+  const dir = path.join(DEFAULT_MOUNT_BASE, userName(uid));
+  ownDir(dir, uid, owner?.gid ?? process.getgid?.() ?? 0, 0o700);
+  return dir;
+}
+
+function ownDir(dir: string, uid: number, gid: number, mode: number): void {
+  try {
+    mkdirSync(dir, { mode });
+    chownSync(dir, uid, gid);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+  }
+  const st = lstatSync(dir);
+  if (!st.isDirectory() || st.uid !== uid)
+    throw new VaultError('unsafe', `${dir} is not a directory owned by uid ${uid}`, `remove or fix ${dir}, then mount again`);
+  if ((st.mode & 0o7777) !== mode) chmodSync(dir, mode);
+}
+
+/** The login name of `uid` (getent: /etc/passwd, LDAP…), or the number when it has none. */
+function userName(uid: number): string {
+  const name = run('getent', ['passwd', String(uid)]).stdout.split(':')[0] ?? '';
+  return /^[A-Za-z0-9_][A-Za-z0-9_.-]*\$?$/.test(name) ? name : String(uid);
+}
+
+/**
+ * Makes the volume's root directory 0700 when it is not (volumes from before vault did this at
+ * creation): the files are the owner's only, wherever the volume is mounted. Read-only: a warning.
+ */
+function keepRootPrivate(record: VolumeRecord, o: MountUnlockedOptions): void {
+  const entry = readMountInfo().find((e) => e.id === record.mountId);
+  const old = entry ? makeRootPrivate(entry, !o.readOnly) : null;
+  if (old === null) return;
+  if (o.readOnly) o.warn(`the volume's root directory is mode ${old.toString(8)}: other users may read it where they can reach ${record.mountpoint}`);
+  else o.warn(`made the volume's root directory private to its owner (mode ${old.toString(8)} → 700)`);
+}

@@ -36,12 +36,14 @@ export function toolEnv(): Record<string, string> {
 }
 
 /** Runs a command; returns its result whatever the exit status. Throws only if it cannot start. */
-export function run(cmd: string, args: readonly string[], opts: { input?: string; timeoutMs?: number } = {}): RunResult {
+export function run(cmd: string, args: readonly string[], opts: { input?: string; timeoutMs?: number; fd3?: number; env?: Record<string, string> } = {}): RunResult {
   const r = spawnSync(cmd, args, {
     encoding: 'utf8',
     input: opts.input ?? '',
+    // fd3: a descriptor the tool gets as its fd 3, e.g. a pinned mount point (src/mount/pinned.ts).
+    ...(opts.fd3 !== undefined ? { stdio: ['pipe', 'pipe', 'pipe', opts.fd3] } : {}),
     timeout: opts.timeoutMs ?? 120_000,
-    env: toolEnv(),
+    env: opts.env ?? toolEnv(),
   });
   if (r.error) {
     const e = r.error as NodeJS.ErrnoException;

@@ -53,6 +53,29 @@ export interface VolumeRecord {
    * formatting through the mount path). If that process dies, nobody else will dismount it.
    */
   transientOwner?: string;
+  /**
+   * The user the volume was mounted for (SUDO_UID under sudo, else the real uid). Only that user,
+   * and plain root, may dismount it (issue 13). Absent in records from before owners: root's.
+   */
+  ownerUid?: number;
+  /**
+   * Which mount is the volume's filesystem: its mount id and device ("major:minor") in
+   * /proc/self/mountinfo. Dismounting finds the mount by these, never by the path, which whoever
+   * owns a directory on it can redirect. Absent in older records and without a filesystem.
+   */
+  mountId?: number;
+  mountDevno?: string;
+}
+
+/** Whose volumes a command may act on: one user's (by uid), or everyone's (plain root). */
+export type Scope = number | 'all';
+
+export function ownerOf(r: VolumeRecord): number {
+  return r.ownerUid ?? 0;
+}
+
+export function inScope(r: VolumeRecord, scope: Scope): boolean {
+  return scope === 'all' || ownerOf(r) === scope;
 }
 
 export function volumeDir(id: string): string {

@@ -1,16 +1,19 @@
 /**
- * What a trigger does: `vault dismount --force` for every mounted volume whose policy names it,
- * with a log line per volume saying what was done (processes ended, lazy detach, key wiped).
+ * What a trigger does: `vault dismount --force` for every mounted volume in `scope` whose policy
+ * names it, with a log line per volume saying what was done (processes ended, lazy detach, key
+ * wiped). The scope is the user whose session locked (issue 13): one user's lock must never close
+ * another user's volumes or end their programs. Only a machine-wide event under plain root
+ * (sleep) reaches every user's.
  */
 import { isVaultError } from '../errors.js';
 import { dismountVolume } from '../mount/dismount.js';
 import type { Trigger } from '../mount/policy.js';
-import { records } from '../mount/state.js';
+import { inScope, records, type Scope } from '../mount/state.js';
 
-export async function closeVolumesFor(trigger: Trigger, log: (m: string) => void): Promise<void> {
-  const due = records().filter((r) => (r.policy?.dismountOn ?? []).includes(trigger));
+export async function closeVolumesFor(trigger: Trigger, log: (m: string) => void, scope: Scope): Promise<void> {
+  const due = records().filter((r) => inScope(r, scope) && (r.policy?.dismountOn ?? []).includes(trigger));
   if (due.length === 0) {
-    log(`${trigger}: no mounted volume is set to dismount on ${trigger}`);
+    log(`${trigger}: no mounted volume${scope === 'all' ? '' : ` of uid ${scope}`} is set to dismount on ${trigger}`);
     return;
   }
   for (const r of due) {

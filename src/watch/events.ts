@@ -12,7 +12,8 @@
  * log can say it was seen: it never dismounts anything.
  */
 export type BusEvent =
-  | { kind: 'lock' | 'unlock' | 'sleep' | 'resume'; what: string }
+  /** `session`: the logind session object the event is about (its user's volumes are the ones to close). */
+  | { kind: 'lock' | 'unlock' | 'sleep' | 'resume'; what: string; session?: string }
   | { kind: 'owner'; name: string; owner: string | null };
 
 /** The screen savers whose ActiveChanged(true) means the screen was locked. */
@@ -32,7 +33,7 @@ export function parseMonitorLine(line: string): BusEvent | null {
   const [, objectPath, iface, member, args] = m as unknown as [string, string, string, string, string];
   const flag = (a: string) => (/^true,?$/.test(a.trim()) ? true : /^false,?$/.test(a.trim()) ? false : null);
   if (iface === 'org.freedesktop.login1.Session' && (member === 'Lock' || member === 'Unlock'))
-    return { kind: member === 'Lock' ? 'lock' : 'unlock', what: `logind ${member} of ${objectPath}` };
+    return { kind: member === 'Lock' ? 'lock' : 'unlock', what: `logind ${member} of ${objectPath}`, session: objectPath };
   if (iface === 'org.freedesktop.login1.Manager' && member === 'PrepareForSleep') {
     const f = flag(args);
     if (f === null) return null;
@@ -42,7 +43,7 @@ export function parseMonitorLine(line: string): BusEvent | null {
     // Only the changed-properties dictionary counts, not the invalidated list after it.
     const hint = /'LockedHint': <(true|false)>/.exec(args);
     if (!hint) return null;
-    return { kind: hint[1] === 'true' ? 'lock' : 'unlock', what: `logind LockedHint=${hint[1]} of ${objectPath}` };
+    return { kind: hint[1] === 'true' ? 'lock' : 'unlock', what: `logind LockedHint=${hint[1]} of ${objectPath}`, session: objectPath };
   }
   if ((SCREENSAVER_NAMES as readonly string[]).includes(iface) && member === 'ActiveChanged') {
     const f = flag(args);

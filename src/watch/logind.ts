@@ -7,7 +7,8 @@
  * they are done, taken again on PrepareForSleep(false), and renewed after logind or the bus
  * restarted (the old descriptor belongs to the old logind).
  */
-import { systemBus } from './bus-address.js';
+import { busEnv, systemBus, type BusTarget } from './bus-address.js';
+import { run, toolPath } from '../mount/run.js';
 import { LOGIND_NAME, type BusEvent } from './events.js';
 import { SleepInhibitor } from './inhibitor.js';
 import { BusMonitor } from './monitor.js';
@@ -38,7 +39,7 @@ export function logindMonitor(a: Actions): { monitor: BusMonitor; inhibitor: Sle
       owner = e.owner;
       a.log(e.owner ? `system bus: listening to logind (${e.owner}) on ${bus.address}` : 'system bus: logind is not running; waiting for it');
       retake();
-    } else if (e.kind === 'lock') a.dismount('lock', e.what);
+    } else if (e.kind === 'lock') a.dismount('lock', e.what, () => (e.session ? sessionUser(bus, e.session) : null));
     else if (e.kind === 'sleep') {
       asleep = true;
       a.dismount('sleep', e.what);
@@ -66,4 +67,18 @@ export function logindMonitor(a: Actions): { monitor: BusMonitor; inhibitor: Sle
     log: a.log,
   });
   return { monitor, inhibitor };
+}
+
+/**
+ * The uid of a logind session (its User property), or null when logind does not say. A session's
+ * lock closes only that user's volumes (issue 13): any user may lock their own session.
+ */
+export function sessionUser(bus: BusTarget, session: string): number | null {
+  if (!/^\/org\/freedesktop\/login1\/session\/[A-Za-z0-9_]+$/.test(session)) return null;
+  const r = run('gdbus', ['call', '--system', '--dest', LOGIND_NAME, '--object-path', session, '--method', 'org.freedesktop.DBus.Properties.Get', 'org.freedesktop.login1.Session', 'User'], {
+    timeoutMs: 5000,
+    env: busEnv(bus, toolPath()),
+  });
+  const m = /\(uint32 (\d+),/.exec(r.stdout);
+  return r.status === 0 && m ? Number(m[1]) : null;
 }

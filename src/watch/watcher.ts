@@ -8,6 +8,7 @@
  */
 import { VaultError, isVaultError } from '../errors.js';
 import type { Trigger } from '../mount/policy.js';
+import type { Scope } from '../mount/state.js';
 import { run } from '../mount/run.js';
 import { sessionBus } from './bus-address.js';
 import { closeVolumesFor } from './close-volumes.js';
@@ -25,8 +26,12 @@ export interface Watcher {
 
 /** What the bus listeners may do. */
 export interface Actions {
-  /** Dismount (forced) every volume whose policy names `trigger`; `what` is the event, for the log. */
-  dismount(trigger: Trigger, what: string): void;
+  /**
+   * Dismount (forced) every volume whose policy names `trigger`; `what` is the event, for the log.
+   * `user` says whose volumes (the locked session's user, the session bus's user), resolved when
+   * the job runs; null: nobody's. Without it, the watcher's own scope (sleep).
+   */
+  dismount(trigger: Trigger, what: string, user?: () => number | null): void;
   /** Runs `job` after everything queued before it. */
   enqueue(job: () => Promise<void>): void;
   log(m: string): void;
@@ -47,15 +52,24 @@ export function requireWatchTools(buses: BusChoice): void {
   }
 }
 
-export function startWatcher(buses: BusChoice, log: (m: string) => void): Watcher {
+/**
+ * `scope`: whose volumes this watcher may close at all: everyone's under plain root, the invoking
+ * user's under sudo (issue 13). Events about a user narrow it to that user.
+ */
+export function startWatcher(buses: BusChoice, log: (m: string) => void, scope: Scope): Watcher {
   let queue: Promise<void> = Promise.resolve();
   const actions: Actions = {
     enqueue(job) {
       queue = queue.then(job).catch((e: unknown) => log(`internal error: ${(e as Error).stack ?? e}`));
     },
-    dismount(trigger, what) {
+    dismount(trigger, what, user) {
       log(`${trigger}: ${what}`);
-      actions.enqueue(() => closeVolumesFor(trigger, log));
+      actions.enqueue(async () => {
+        const uid = user ? user() : scope;
+        if (uid === null) return log(`${trigger}: cannot tell whose session this is; nothing dismounted`);
+        if (scope !== 'all' && uid !== scope) return log(`${trigger}: uid ${uid} is not the user this watcher runs for (uid ${scope}); nothing dismounted`);
+        await closeVolumesFor(trigger, log, uid);
+      });
     },
     log,
   };
@@ -70,7 +84,7 @@ export function startWatcher(buses: BusChoice, log: (m: string) => void): Watche
   if (buses !== 'system') {
     const bus = sessionBus();
     if (bus === null) log('session bus: none (DBUS_SESSION_BUS_ADDRESS, SUDO_UID and XDG_RUNTIME_DIR are unset); screen savers are not watched');
-    else for (const name of SCREENSAVER_NAMES) monitors.push(screenSaverMonitor(bus, name, actions));
+    else for (const name of SCREENSAVER_NAMES) monitors.push(screenSaverMonitor(bus, name, actions, bus.as?.uid ?? process.getuid?.() ?? 0));
   }
 
   for (const m of monitors) m.start();

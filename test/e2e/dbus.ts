@@ -143,9 +143,12 @@ export class Logind {
     return new Logind(bus);
   }
 
-  /** Adds session `id` and returns its object path. */
-  addSession(id: string): string {
-    this.bus.call(Logind.NAME, Logind.PATH, 'org.freedesktop.DBus.Mock.AddSession', id, 'seat0', '1000', 'alice', 'true');
+  /**
+   * Adds session `id` of user `uid` and returns its object path. A session's lock closes only its
+   * user's volumes (issue 13): root's by default, as the suite mounts as plain root.
+   */
+  addSession(id: string, uid = 0, name = 'root'): string {
+    this.bus.call(Logind.NAME, Logind.PATH, 'org.freedesktop.DBus.Mock.AddSession', id, 'seat0', String(uid), name, 'true');
     return `${Logind.PATH}/session/${id}`;
   }
 

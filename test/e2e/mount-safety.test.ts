@@ -44,7 +44,7 @@ forEachEngine(suite, () => {
       expect(r.stderr).toMatch(/no filesystem/);
       expect(r.stderr).toMatch(/--no-filesystem/);
       expect(leftovers()).toEqual([]);
-      expect(existsSync('/media/vault/nofs')).toBe(false);
+      expect(existsSync('/media/vault/root/nofs')).toBe(false);
       expect(sha256File(file)).toBe(before);
     });
 
@@ -67,7 +67,7 @@ forEachEngine(suite, () => {
       }
       // inside another vault volume
       ok(vault(['mount', file, '--password-stdin'], PW));
-      const inner = path.join('/media/vault/mp', 'inner');
+      const inner = path.join('/media/vault/root/mp', 'inner');
       mkdirSync(inner);
       const other = create('other.vol', 'ext4');
       const r = vault(['mount', other, inner, '--password-stdin'], PW);
@@ -81,7 +81,7 @@ forEachEngine(suite, () => {
       for (const fs of ['ext4', 'vfat', 'exfat']) {
         const file = create(`owned-${fs}.vol`, fs, sudo);
         ok(vault(['mount', file, '--password-stdin'], PW, sudo));
-        const mp = `/media/vault/owned-${fs}`;
+        const mp = `/media/vault/nobody/owned-${fs}`;
         const st = statSync(mp);
         expect([st.uid, st.gid], fs).toEqual([NOBODY, NOBODY]);
         const w = spawnSync('sh', ['-c', `echo hi > ${mp}/mine.txt`], { uid: NOBODY, gid: NOBODY, encoding: 'utf8' });

@@ -153,7 +153,7 @@ forEachEngine(suite, () => {
       const file = create('busy.vol', '32M', 'ext4');
       mount(file);
       const mp = list()[0]!.mountpoint!;
-      expect(mp).toBe('/media/vault/busy');
+      expect(mp).toBe('/media/vault/root/busy');
       writeFileSync(path.join(mp, 'held.txt'), 'x');
       const holder = spawn('sleep', ['600'], { cwd: mp, stdio: 'ignore' });
       try {
@@ -185,7 +185,7 @@ forEachEngine(suite, () => {
           expect(r.stdout).toMatch(/had died/);
         }
         expect(leftovers()).toEqual([]);
-        expect(existsSync('/media/vault/killed')).toBe(false);
+        expect(existsSync('/media/vault/root/killed')).toBe(false);
       }
     });
 

@@ -22,10 +22,10 @@ interface Vol {
 
 const containers: Record<string, string> = {};
 
-function mount(name: string, policy: string[]): Vol {
+function mount(name: string, policy: string[], env: Record<string, string> = {}): Vol {
   const mp = path.join(suite.dir, `mp-${name}`);
   mkdirSync(mp, { recursive: true });
-  ok(vault(['mount', containers[name]!, mp, '--password-stdin', ...policy], PW), `mount ${name}`);
+  ok(vault(['mount', containers[name]!, mp, '--password-stdin', ...policy], PW, env), `mount ${name}`);
   const v = JSON.parse(ok(vault(['list', '--json'])).stdout).find((r: { mountpoint: string }) => r.mountpoint === mp);
   return { container: v.container, mountpoint: mp, id: v.id, serverPid: v.serverPid };
 }
@@ -190,7 +190,8 @@ describe.runIf(run)('vault watch', () => {
       await session.mock('gnome_screensaver', 'org.gnome.ScreenSaver');
       const asRoot = session.gdbus(['call', '--session', '--dest', 'org.freedesktop.DBus', '--object-path', '/org/freedesktop/DBus', '--method', 'org.freedesktop.DBus.GetId'], false);
       expect(asRoot.status, 'root must not get onto the user bus').not.toBe(0);
-      const a = mount('a', ['--dismount-on', 'lock']);
+      // A session bus speaks for its user only: the volume is the invoking user's (issue 13).
+      const a = mount('a', ['--dismount-on', 'lock'], { SUDO_UID: String(nobody.uid), SUDO_GID: String(nobody.gid) });
       const w = watch({ ...session.env, SUDO_UID: String(nobody.uid), SUDO_GID: String(nobody.gid) }, 'session');
       await w.waitLog(/listening to org\.gnome\.ScreenSaver/);
       session.call('org.gnome.ScreenSaver', '/org/gnome/ScreenSaver', 'org.gnome.ScreenSaver.SetActive', 'true');

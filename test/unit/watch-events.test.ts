@@ -7,15 +7,15 @@ import { parseMonitorLine } from '../../src/watch/events.js';
 
 describe('parseMonitorLine', () => {
   const cases: [string, unknown][] = [
-    ['/org/freedesktop/login1/session/c1: org.freedesktop.login1.Session.Lock ()', { kind: 'lock', what: 'logind Lock of /org/freedesktop/login1/session/c1' }],
-    ['/org/freedesktop/login1/session/c1: org.freedesktop.login1.Session.Unlock ()', { kind: 'unlock', what: 'logind Unlock of /org/freedesktop/login1/session/c1' }],
+    ['/org/freedesktop/login1/session/c1: org.freedesktop.login1.Session.Lock ()', { kind: 'lock', what: 'logind Lock of /org/freedesktop/login1/session/c1', session: '/org/freedesktop/login1/session/c1' }],
+    ['/org/freedesktop/login1/session/c1: org.freedesktop.login1.Session.Unlock ()', { kind: 'unlock', what: 'logind Unlock of /org/freedesktop/login1/session/c1', session: '/org/freedesktop/login1/session/c1' }],
     [
       "/org/freedesktop/login1/session/c1: org.freedesktop.DBus.Properties.PropertiesChanged ('org.freedesktop.login1.Session', {'LockedHint': <true>}, @as [])",
-      { kind: 'lock', what: 'logind LockedHint=true of /org/freedesktop/login1/session/c1' },
+      { kind: 'lock', what: 'logind LockedHint=true of /org/freedesktop/login1/session/c1', session: '/org/freedesktop/login1/session/c1' },
     ],
     [
       "/org/freedesktop/login1/session/c1: org.freedesktop.DBus.Properties.PropertiesChanged ('org.freedesktop.login1.Session', {'IdleHint': <false>, 'LockedHint': <false>}, @as [])",
-      { kind: 'unlock', what: 'logind LockedHint=false of /org/freedesktop/login1/session/c1' },
+      { kind: 'unlock', what: 'logind LockedHint=false of /org/freedesktop/login1/session/c1', session: '/org/freedesktop/login1/session/c1' },
     ],
     ['/org/freedesktop/login1: org.freedesktop.login1.Manager.PrepareForSleep (true,)', { kind: 'sleep', what: 'logind PrepareForSleep(true)' }],
     ['/org/freedesktop/login1: org.freedesktop.login1.Manager.PrepareForSleep (false,)', { kind: 'resume', what: 'logind PrepareForSleep(false)' }],

@@ -3,19 +3,25 @@ import { listVolumes } from '../../mount/dismount.js';
 import { info, warn } from '../output.js';
 import { formatLabel, type FormatName } from '../../formats/types.js';
 import { NO_POLICY, describePolicy } from '../../mount/policy.js';
+import { inScope, records } from '../../mount/state.js';
+import { actingScope } from '../owner.js';
 
 export function registerList(program: Command): void {
   program
     .command('list')
-    .description('show mounted volumes')
+    .description('show mounted volumes (under sudo: those of the invoking user)')
     .option('--json', 'print JSON for scripts')
     .action(async (o: { json?: boolean }) => {
       const cleaned: string[] = [];
       const debris: string[] = [];
+      // Under sudo only the invoking user's volumes are shown (issue 13); the others are counted.
+      const scope = actingScope();
       const volumes = await listVolumes(
         (rep) => cleaned.push(`${rep.record.container}: ${rep.actions.join('; ')}`),
         (actions) => debris.push(actions.join('; ')),
+        scope,
       );
+      const others = records().filter((r) => !inScope(r, scope)).length;
       if (o.json) {
         process.stdout.write(JSON.stringify(volumes.map((v) => ({ ...v.record, policy: v.record.policy ?? NO_POLICY, state: v.state })), null, 2) + '\n');
       } else if (volumes.length === 0) {
@@ -29,6 +35,7 @@ export function registerList(program: Command): void {
           info(`${r.container}  ${formatOf(r.format)}  ${where}  ${r.fsType ?? 'no filesystem'}  ${r.loopDevice ?? ''}  ${r.readOnly ? 'ro' : 'rw'}  pid ${r.serverPid}  auto-dismount: ${policy}${state}`);
         }
       }
+      if (others > 0 && !o.json) info(`(${others} volume(s) of other users not shown)`);
       for (const c of cleaned) warn(`volume server had died; cleaned up ${c}`);
       for (const d of debris) warn(d);
     });

@@ -17,6 +17,7 @@ interface MountCliOptions extends FormatCliOptions {
   keyfile?: string[];
   dismountOn?: string;
   idle?: string;
+  allowFs?: string[];
 }
 
 /** The config file's defaults, overridden flag by flag. Checked before any passphrase is asked. */
@@ -31,14 +32,15 @@ function policyFor(o: MountCliOptions): DismountPolicy {
 export function registerMount(program: Command): void {
   const cmd = program
     .command('mount <container> [mountpoint]')
-    .description('unlock a container (vault, LUKS2, LUKS1, VeraCrypt, TrueCrypt) and mount its filesystem (default mount point: /media/vault/<name>)')
+    .description('unlock a container (vault, LUKS2, LUKS1, VeraCrypt, TrueCrypt) and mount its filesystem (default mount point: /media/vault/<user>/<name>)')
     .option('--read-only', 'open the container, the loop device and the filesystem read-only')
     .option('--fs-options <opts>', 'extra mount options for the filesystem, comma-separated')
     .option('--no-filesystem', 'only attach the decrypted block device and print its path')
     .option('--password-stdin', 'read the passphrase from standard input')
     .option('--keyfile <file>', 'use a keyfile (repeatable)', (v: string, acc: string[] = []) => [...acc, v])
     .option('--dismount-on <events>', 'dismount on these events, seen by `vault watch`: lock, sleep, comma-separated, or none')
-    .option('--idle <duration>', 'dismount after this long without I/O, e.g. 15m, 30s, 1h30m, or off');
+    .option('--idle <duration>', 'dismount after this long without I/O, e.g. 15m, 30s, 1h30m, or off')
+    .option('--allow-fs <type>', 'also mount this filesystem type (default: only ext4, vfat, exfat); repeatable', (v: string, acc: string[] = []) => [...acc, ...v.split(',')]);
   addFormatOptions(cmd).action(async (container: string, mountpoint: string | undefined, o: MountCliOptions) => {
     const policy = policyFor(o);
     const choice = formatChoice(o);
@@ -55,6 +57,7 @@ export function registerMount(program: Command): void {
         ...choice,
         warn,
         ...(owner ? { owner } : {}),
+        ...(o.allowFs ? { allowFs: o.allowFs } : {}),
         signal,
         policy,
       });

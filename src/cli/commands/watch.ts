@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { VaultError } from '../../errors.js';
 import { requireRoot } from '../../mount/privileges.js';
 import { requireWatchTools, startWatcher, type BusChoice } from '../../watch/watcher.js';
+import { actingScope } from '../owner.js';
 
 const BUSES: readonly BusChoice[] = ['system', 'session', 'all'];
 
@@ -22,7 +23,7 @@ export function registerWatch(program: Command): void {
       requireWatchTools(o.bus as BusChoice);
       // Started from inside a volume, the watcher's own cwd would keep that volume busy.
       process.chdir('/');
-      const watcher = startWatcher(o.bus as BusChoice, log);
+      const watcher = startWatcher(o.bus as BusChoice, log, actingScope());
       log(`vault watch: started (pid ${process.pid})`);
       const why = await new Promise<string>((resolve) => {
         for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.once(sig, () => resolve(sig));
