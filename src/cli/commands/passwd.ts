@@ -3,7 +3,7 @@ import { changePassphrase } from '../../volume/keyslots.js';
 import { addKdfOptions, kdfFromOptions, type KdfCliOptions } from '../kdf-options.js';
 import { info } from '../output.js';
 import { gatherOldAndNew } from '../secrets.js';
-import { openUnlocked, parseSlot, refuseForeign } from '../unlock.js';
+import { parseSlot, unlockOpened, withVaultContainer } from '../unlock.js';
 
 interface PasswdOptions extends KdfCliOptions {
   slot?: string;
@@ -24,19 +24,20 @@ export function registerPasswd(program: Command): void {
     .option('--new-keyfile <file>', 'keyfile of the new secret (repeatable)', collect);
   addKdfOptions(cmd).action(async (container: string, o: PasswdOptions) => {
     const slot = parseSlot(o.slot);
-    refuseForeign(container, 'vault passwd');
-    const { oldInput, newInput } = gatherOldAndNew(o);
-    try {
-      const kdf = await kdfFromOptions(o);
-      const x = await openUnlocked(container, oldInput, { readOnly: false, ...(slot !== undefined ? { slot } : {}) });
+    await withVaultContainer(container, 'vault passwd', false, async (c) => {
+      const { oldInput, newInput } = gatherOldAndNew(o);
       try {
-        await changePassphrase(x.c, x.u, newInput, kdf);
-        info(`changed the passphrase of keyslot ${x.u.slot}`);
+        const kdf = await kdfFromOptions(o);
+        const x = await unlockOpened(c, oldInput, slot !== undefined ? { slot } : {});
+        try {
+          await changePassphrase(x.c, x.u, newInput, kdf);
+          info(`changed the passphrase of keyslot ${x.u.slot}`);
+        } finally {
+          x.close();
+        }
       } finally {
-        x.close();
+        newInput.fill(0);
       }
-    } finally {
-      newInput.fill(0);
-    }
+    });
   });
 }
