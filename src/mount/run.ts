@@ -11,14 +11,28 @@ export interface RunResult {
   stderr: string;
 }
 
+/** Where root finds system tools: the directories only root can write (sudo's secure_path). */
+export const TRUSTED_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
 /**
- * PATH for system tools: the caller's, plus the sbin directories, which `su` without `-` and some
- * sudo setups leave out although losetup, mkfs.* and blkid live there.
+ * PATH for system tools. As root only TRUSTED_PATH: a caller's PATH may name a directory another
+ * user writes (`su` without `-` keeps the user's environment), and root would run that user's
+ * `losetup` or `mount`. Otherwise the caller's, plus the sbin directories, which some setups leave
+ * out although losetup, mkfs.* and blkid live there.
  */
-export function toolPath(): string {
+export function toolPath(euid: number = process.geteuid?.() ?? 0): string {
+  if (euid === 0) return TRUSTED_PATH;
   const parts = (process.env.PATH ?? '').split(':').filter(Boolean);
-  for (const d of ['/usr/local/sbin', '/usr/sbin', '/sbin', '/usr/bin', '/bin']) if (!parts.includes(d)) parts.push(d);
+  for (const d of TRUSTED_PATH.split(':')) if (!parts.includes(d)) parts.push(d);
   return parts.join(':');
+}
+
+/**
+ * The environment of a system tool: PATH and the C locale, nothing else of the caller's. LD_PRELOAD,
+ * LD_LIBRARY_PATH, BLKID_CONF, LIBMOUNT_* and the like would otherwise steer what root runs.
+ */
+export function toolEnv(): Record<string, string> {
+  return { PATH: toolPath(), LC_ALL: 'C' };
 }
 
 /** Runs a command; returns its result whatever the exit status. Throws only if it cannot start. */
@@ -27,7 +41,7 @@ export function run(cmd: string, args: readonly string[], opts: { input?: string
     encoding: 'utf8',
     input: opts.input ?? '',
     timeout: opts.timeoutMs ?? 120_000,
-    env: { ...process.env, PATH: toolPath(), LC_ALL: 'C' },
+    env: toolEnv(),
   });
   if (r.error) {
     const e = r.error as NodeJS.ErrnoException;

@@ -11,6 +11,7 @@
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { toolPath } from '../mount/run.js';
 
 const CLI_MAIN = fileURLToPath(new URL('../cli/main.js', import.meta.url));
 /** After a failed attempt (e.g. a tool missing), try again this much later rather than spin. */
@@ -57,7 +58,7 @@ function dismountSelf(volumeId: string, fuseDir: string, log: (m: string) => voi
       cwd: '/',
       // Its report goes to this server's log (fds 1 and 2).
       stdio: ['ignore', 'inherit', 'inherit'],
-      env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', LANG: 'C', VAULT_RUN_DIR: runDir },
+      env: { PATH: toolPath(), LANG: 'C', VAULT_RUN_DIR: runDir },
     });
     child.on('error', (e) => {
       log(`idle dismount could not start: ${e.message}`);

@@ -20,8 +20,10 @@ export const CLI = path.join(ROOT, 'dist/src/cli/main.js');
  * judges only its own run directory and temp dirs as leftovers.
  */
 export const RUN_DIR = process.env.VAULT_RUN_DIR ?? '/run/vault';
-const TAG = process.env.VAULT_E2E_TAG ? `${process.env.VAULT_E2E_TAG}-` : '';
-export const TMP_PREFIX = `/tmp/vault-e2e-${TAG}`;
+const TAG = process.env.VAULT_E2E_TAG ?? '';
+// A tagged run's temp dirs must not start with the untagged prefix, or an untagged run would judge
+// them (and force-clean them) as its own leftovers.
+export const TMP_PREFIX = TAG ? `/tmp/vault-e2e.${TAG}-` : '/tmp/vault-e2e-';
 /** The default mount base is shared by every run; only an untagged run judges it. */
 const CHECK_MEDIA = TAG === '';
 
