@@ -5,7 +5,7 @@
  * Nothing touches the data area, so a mounted volume keeps working.
  */
 import { closeSync, fstatSync, fsyncSync } from 'node:fs';
-import { VaultError } from '../errors.js';
+import { VaultError, isVaultError } from '../errors.js';
 import { HEADER_SIZE, KEYSLOT_COUNT } from '../format/constants.js';
 import { parseHeaderCopy } from '../format/header.js';
 import { secondaryOffset } from '../format/layout.js';
@@ -150,10 +150,15 @@ function macValid(masterKey: Uint8Array, h: Header): boolean {
 export async function authenticateBackup(c: ContainerFile, backup: BackupContents, kdfInput: Uint8Array): Promise<{ currentAuthenticated: boolean }> {
   requireBackupFits(c, backup);
   const newestFirst = [...backup.copies].sort((a, b) => (a.sequence === b.sequence ? a.copy - b.copy : a.sequence > b.sequence ? -1 : 1));
-  const u = await unlockHeaders(newestFirst, [], kdfInput);
+  const altered = () => new VaultError('header-tampered', 'a header copy in the backup fails its MAC: it was altered', 'restore an unaltered backup of this container');
+  let u;
   try {
-    for (const h of backup.copies)
-      if (!macValid(u.masterKey, h)) throw new VaultError('header-tampered', `the ${h.copy === 0 ? 'primary' : 'secondary'} copy in the backup fails its MAC: it was altered`);
+    u = await unlockHeaders(newestFirst, [], kdfInput);
+  } catch (e) {
+    throw isVaultError(e, 'header-tampered') ? altered() : e;
+  }
+  try {
+    for (const h of backup.copies) if (!macValid(u.masterKey, h)) throw altered();
     const read = readHeaderCopies(c);
     const current = [read.primary, read.secondary].flatMap((r) => (r.ok && macValid(u.masterKey, r.header) ? [r.header] : []));
     for (const h of current)
