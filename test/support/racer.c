@@ -39,8 +39,9 @@ int main(int argc, char **argv) {
         struct stat st;
         if (lstat(e->d_name, &st) != 0) continue;
         if (S_ISLNK(st.st_mode)) {
-          /* our own plant: plant it again, so the name keeps changing under vault */
-          if (unlink(e->d_name) == 0 && symlink(canary, e->d_name) == 0) swaps++;
+          /* our own plant: plant a fresh one over it (atomically, so the name never goes missing) */
+          snprintf(b, sizeof b, "%s.stolen-link", e->d_name);
+          if (symlink(canary, b) == 0 && rename(b, e->d_name) == 0) swaps++;
           continue;
         }
         snprintf(a, sizeof a, "%s.stolen%lu", e->d_name, n++);
