@@ -5,7 +5,7 @@
  * (for a symlink to /etc or /dev) changes nothing. Through the native addon; without it, through
  * /proc/self/fd/<dirFd>/<name>, which the kernel resolves from the same descriptor.
  */
-import { closeSync, constants as fsc, fstatSync, linkSync, openSync, realpathSync, renameSync, unlinkSync, type Stats } from 'node:fs';
+import { closeSync, constants as fsc, fstatSync, linkSync, lstatSync, openSync, realpathSync, renameSync, unlinkSync, type Stats } from 'node:fs';
 import { constants as osc } from 'node:os';
 import path from 'node:path';
 import { nativeAddon } from '../crypto/native.js';
@@ -35,7 +35,21 @@ export interface DirHandle {
 
 export function openDir(dir: string): DirHandle {
   const real = realpathSync(dir);
-  return { path: real, fd: openSync(real, fsc.O_RDONLY | fsc.O_DIRECTORY | fsc.O_NOFOLLOW) };
+  return { path: real, fd: openNoFollowDir(real) };
+}
+
+/**
+ * open(O_DIRECTORY|O_NOFOLLOW). A symlink there fails with ENOTDIR (not ELOOP, because of
+ * O_DIRECTORY); it is reported as ELOOP so callers tell "swapped for a symlink" from "not a directory".
+ */
+export function openNoFollowDir(dir: string): number {
+  try {
+    return openSync(dir, fsc.O_RDONLY | fsc.O_DIRECTORY | fsc.O_NOFOLLOW);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOTDIR' && lstatSync(dir, { throwIfNoEntry: false })?.isSymbolicLink())
+      throw Object.assign(e as NodeJS.ErrnoException, { code: 'ELOOP' });
+    throw e;
+  }
 }
 
 export function openAt(dirFd: number, name: string, flags: number, mode = 0o600): number {

@@ -3,8 +3,9 @@
  * someone else made or can change is refused, never adopted, because whoever controls it can
  * plant symlinks that root then follows (issue 13: /run/lock/vault).
  */
-import { closeSync, constants as fsc, fchmodSync, fstatSync, mkdirSync, openSync } from 'node:fs';
+import { closeSync, fchmodSync, fstatSync, mkdirSync } from 'node:fs';
 import { VaultError } from '../errors.js';
+import { openNoFollowDir } from './fs-at.js';
 
 /** Where vault keeps its state; VAULT_RUN_DIR overrides /run/vault (tests that must not touch real volumes). */
 export function runDir(): string {
@@ -20,7 +21,7 @@ export function ensurePrivateDir(dir: string): string {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   let fd: number;
   try {
-    fd = openSync(dir, fsc.O_RDONLY | fsc.O_DIRECTORY | fsc.O_NOFOLLOW);
+    fd = openNoFollowDir(dir);
   } catch (e) {
     throw unsafeDir(dir, (e as NodeJS.ErrnoException).code === 'ELOOP' ? 'is a symbolic link' : `cannot be opened (${(e as NodeJS.ErrnoException).code})`);
   }
