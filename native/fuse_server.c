@@ -1398,8 +1398,18 @@ static napi_value serve(napi_env env, napi_callback_info info) {
   if (fl < 0) return fail_errno(env, "fcntl", "options.containerFd", errno);
   if ((fl & O_ACCMODE) == O_WRONLY || (!read_only && (fl & O_ACCMODE) != O_RDWR))
     return fail_errno(env, "fcntl", "options.containerFd is not open for reading and writing", EBADF);
-  if (S_ISREG(st.st_mode) && (uint64_t)st.st_size < data_offset + data_size) {
-    vault_throw_error(env, "ERR_VAULT_CONTAINER_SHORT", "the container file is shorter than dataOffset + dataSize");
+  /* Only a regular file or a block device can be a container, and either must hold the whole data
+     area: a device's size comes from BLKGETSIZE64, since st_size is 0 for devices. Anything else
+     (a character device, a FIFO, a socket) is refused before a byte is read or written. */
+  uint64_t container_size = 0;
+  if (S_ISREG(st.st_mode))
+    container_size = (uint64_t)st.st_size;
+  else if (!S_ISBLK(st.st_mode))
+    return fail_errno(env, "fstat", "options.containerFd is not a regular file or block device", EINVAL);
+  else if (ioctl((int)container_fd, BLKGETSIZE64, &container_size) != 0)
+    return fail_errno(env, "ioctl(BLKGETSIZE64)", "options.containerFd", errno);
+  if (container_size < data_offset + data_size) {
+    vault_throw_error(env, "ERR_VAULT_CONTAINER_SHORT", "the container is shorter than dataOffset + dataSize");
     return NULL;
   }
 

@@ -7,7 +7,9 @@
  *  - Batched XTS-AES-256, in place, through the OpenSSL that is linked into the node binary
  *    (xts_core.c, shared with the volume server): one call covers many sectors, synchronously or
  *    on the libuv threadpool.
- *  - Syscalls Node does not expose: prctl(PR_SET_DUMPABLE), flock, pipe2. (Not mlockall: in a
+ *  - Syscalls Node does not expose: prctl(PR_SET_DUMPABLE), flock, pipe2, and openat, renameat2
+ *    and unlinkat relative to a directory descriptor (so that a path in a directory another user
+ *    can write is walked once, not again at every step). (Not mlockall: in a
  *    Node process V8 releases pages with madvise(MADV_DONTNEED), which fails on locked memory and
  *    aborts the process.)
  *
@@ -16,7 +18,7 @@
  * bytes are not wiped while key->inflight > 0 (see key_dispose / xts_complete).
  */
 #ifndef _GNU_SOURCE
-#define _GNU_SOURCE /* pipe2, strerrorname_np */
+#define _GNU_SOURCE /* pipe2, strerrorname_np, renameat2 */
 #endif
 /* Type tags (napi_type_tag_object on Externals) need N-API 8; Node 20 provides 9. */
 #define NAPI_VERSION 8
@@ -29,6 +31,7 @@
 #include <fcntl.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +39,7 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <node_api.h>
@@ -691,6 +695,66 @@ static napi_value umount_path(napi_env env, napi_callback_info info) {
 }
 
 /* ------------------------------------------------------------------------------------------ */
+/* Directory-relative file operations (src/system/fs-at.ts). Each takes one name inside an open
+   directory: never a path, so nothing is walked by name but that last component. Results are
+   errno numbers (openat: the fd, or -errno), as for flock, so callers map them to VaultErrors. */
+
+/* A single path component: not empty, not "." or "..", no '/'. */
+static bool get_name(napi_env env, napi_value v, char *buf, size_t size) {
+  size_t len = 0;
+  if (napi_get_value_string_utf8(env, v, buf, size, &len) != napi_ok) {
+    vault_throw_type_error(env, "name must be a string");
+    return false;
+  }
+  if (len == 0 || len >= size - 1 || strchr(buf, '/') != NULL || strcmp(buf, ".") == 0 || strcmp(buf, "..") == 0) {
+    vault_throw_range_error(env, "name must be one path component");
+    return false;
+  }
+  return true;
+}
+
+/* openat(dirFd, name, flags, mode): the new fd (always O_CLOEXEC), or -errno. */
+static napi_value openat_fd(napi_env env, napi_callback_info info) {
+  napi_value argv[4], result;
+  char name[NAME_MAX + 2];
+  int dir_fd, fd;
+  int32_t flags, mode;
+  if (!get_args(env, info, 4, argv) || !get_fd(env, argv[0], &dir_fd) || !get_name(env, argv[1], name, sizeof name)) return NULL;
+  CHECK(napi_get_value_int32(env, argv[2], &flags));
+  CHECK(napi_get_value_int32(env, argv[3], &mode));
+  do {
+    fd = openat(dir_fd, name, flags | O_CLOEXEC, (mode_t)mode);
+  } while (fd < 0 && errno == EINTR);
+  CHECK(napi_create_int32(env, fd >= 0 ? fd : -errno, &result));
+  return result;
+}
+
+/* renameat2(dirFd, old, dirFd, new, noReplace ? RENAME_NOREPLACE : 0): 0 or an errno. */
+static napi_value renameat_fd(napi_env env, napi_callback_info info) {
+  napi_value argv[4], result;
+  char from[NAME_MAX + 2], to[NAME_MAX + 2];
+  int dir_fd;
+  bool no_replace;
+  if (!get_args(env, info, 4, argv) || !get_fd(env, argv[0], &dir_fd) || !get_name(env, argv[1], from, sizeof from) ||
+      !get_name(env, argv[2], to, sizeof to) || !get_bool(env, argv[3], "noReplace", &no_replace))
+    return NULL;
+  int r = renameat2(dir_fd, from, dir_fd, to, no_replace ? RENAME_NOREPLACE : 0);
+  CHECK(napi_create_int32(env, r == 0 ? 0 : errno, &result));
+  return result;
+}
+
+/* unlinkat(dirFd, name, 0): 0 or an errno (a directory is never removed: EISDIR). */
+static napi_value unlinkat_fd(napi_env env, napi_callback_info info) {
+  napi_value argv[2], result;
+  char name[NAME_MAX + 2];
+  int dir_fd;
+  if (!get_args(env, info, 2, argv) || !get_fd(env, argv[0], &dir_fd) || !get_name(env, argv[1], name, sizeof name)) return NULL;
+  int r = unlinkat(dir_fd, name, 0);
+  CHECK(napi_create_int32(env, r == 0 ? 0 : errno, &result));
+  return result;
+}
+
+/* ------------------------------------------------------------------------------------------ */
 
 NAPI_MODULE_INIT() {
   static const struct {
@@ -702,6 +766,7 @@ NAPI_MODULE_INIT() {
       {"xts", xts_sync},                {"xtsAsync", xts_async_start}, {"hardenProcess", harden_process},
       {"isDumpable", is_dumpable},      {"flock", flock_fd},           {"pipe", make_pipe},
       {"probeSocket", probe_socket},    {"setIoFlusher", set_io_flusher}, {"umount2", umount_path},
+      {"openat", openat_fd},            {"renameat", renameat_fd},        {"unlinkat", unlinkat_fd},
   };
   enum { N = sizeof fns / sizeof fns[0] };
   napi_property_descriptor props[N];

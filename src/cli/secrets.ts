@@ -2,11 +2,12 @@
  * Gathers what unlocks a volume: the passphrase (prompt or --password-stdin) and keyfiles, turned
  * into the KDF input of spec §4.2. All pieces are wiped once combined.
  */
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync } from 'node:fs';
 import { VaultError } from '../errors.js';
 import { MAX_KEYFILE_SIZE, buildKdfInput } from '../crypto/kdf.js';
 import { wipe } from '../crypto/wipe.js';
 import type { KeyfilePolicy, UnlockSecret } from '../formats/types.js';
+import { openRegularFile, readHead } from '../system/safe-open.js';
 import { promptPassphrase, readStdinLines } from './passphrase.js';
 
 export interface SecretOptions {
@@ -23,25 +24,11 @@ export function readKeyfile(file: string): Buffer {
  * VeraCrypt does) only its first `maxBytes` bytes of a file of any size. Empty files are refused.
  */
 export function readKeyfileWith(file: string, policy: KeyfilePolicy): Buffer {
-  let fd: number;
+  const { fd, size } = openRegularFile(file, 'keyfile');
   try {
-    fd = openSync(file, 'r');
-  } catch (e) {
-    throw new VaultError('usage', `cannot read keyfile ${file}: ${(e as NodeJS.ErrnoException).code}`);
-  }
-  try {
-    const st = fstatSync(fd);
-    if (!st.isFile()) throw new VaultError('usage', `keyfile ${file} is not a regular file`);
-    if (st.size === 0 || (st.size > policy.maxBytes && !policy.prefix))
-      throw new VaultError('usage', `keyfile ${file} is ${st.size} bytes; a keyfile must be 1 byte to ${sizeText(policy.maxBytes)}`);
-    const b = Buffer.alloc(Math.min(st.size, policy.maxBytes));
-    let done = 0;
-    while (done < b.length) {
-      const n = readSync(fd, b, done, b.length - done, done);
-      if (n === 0) break;
-      done += n;
-    }
-    return b.subarray(0, done);
+    if (size === 0 || (size > policy.maxBytes && !policy.prefix))
+      throw new VaultError('usage', `keyfile ${file} is ${size} bytes; a keyfile must be 1 byte to ${sizeText(policy.maxBytes)}`);
+    return readHead(fd, Math.min(size, policy.maxBytes));
   } finally {
     closeSync(fd);
   }

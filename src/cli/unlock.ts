@@ -9,19 +9,34 @@ import { warn } from './output.js';
 export interface Unlocked {
   c: ContainerFile;
   u: UnlockResult;
-  /** Wipes the master key, releases the header lock and closes the container. */
+  /** Wipes the master key and releases the header lock (the container stays open). */
   close(): void;
 }
 
 /**
- * Opens the container (read-write unless `readOnly`), takes the header-update lock for writers, and
- * unlocks it with `kdfInput` (wiped afterwards). Warnings (a damaged copy) are printed.
+ * Runs a key-management command on one descriptor: opens the container once (read-write unless
+ * `readOnly`), stops on a VeraCrypt, TrueCrypt or LUKS container before any passphrase is asked
+ * and without writing a byte, and closes it at the end. Every later step uses this descriptor:
+ * opening the path again would let whoever owns its directory swap the file in between (issue 13).
  */
-export async function openUnlocked(path: string, kdfInput: Buffer, o: { readOnly: boolean; slot?: number }): Promise<Unlocked> {
-  const c = openContainer(resolveContainer(path), o.readOnly);
+export async function withVaultContainer<T>(path: string, what: string, readOnly: boolean, fn: (c: ContainerFile) => T | Promise<T>): Promise<T> {
+  const c = openContainer(resolveContainer(path), readOnly);
+  try {
+    requireVaultFormat(c, what);
+    return await fn(c);
+  } finally {
+    closeContainer(c);
+  }
+}
+
+/**
+ * Takes the header-update lock for writers and unlocks the open container with `kdfInput` (wiped
+ * afterwards). Warnings (a damaged copy) are printed.
+ */
+export async function unlockOpened(c: ContainerFile, kdfInput: Buffer, o: { slot?: number } = {}): Promise<Unlocked> {
   let release = () => {};
   try {
-    if (!o.readOnly) release = lockHeaderUpdates(c);
+    if (!c.readOnly) release = lockHeaderUpdates(c);
     const u = await unlockContainer(c, kdfInput, o.slot);
     for (const w of u.warnings) warn(w);
     return {
@@ -30,12 +45,10 @@ export async function openUnlocked(path: string, kdfInput: Buffer, o: { readOnly
       close: () => {
         u.masterKey.fill(0);
         release();
-        closeContainer(c);
       },
     };
   } catch (e) {
     release();
-    closeContainer(c);
     throw e;
   } finally {
     kdfInput.fill(0);
@@ -46,17 +59,4 @@ export function parseSlot(v: string | undefined): number | undefined {
   if (v === undefined) return undefined;
   if (!/^\d+$/.test(v)) throw new VaultError('usage', `--slot must be a number, got "${v}"`);
   return Number(v);
-}
-
-/**
- * Key management changes vault headers only: on a VeraCrypt, TrueCrypt or LUKS container it stops
- * here, before any passphrase is asked and without writing a byte.
- */
-export function refuseForeign(path: string, what: string): void {
-  const c = openContainer(resolveContainer(path), true);
-  try {
-    requireVaultFormat(c, what);
-  } finally {
-    closeContainer(c);
-  }
 }

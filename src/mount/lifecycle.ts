@@ -5,7 +5,7 @@
  * A failed mount undoes what it did (UndoStack). Dismounting, listing and cleanup live in
  * dismount.ts, which loads no crypto.
  */
-import { chmodSync, chownSync, lstatSync, mkdirSync, realpathSync, rmdirSync, statSync } from 'node:fs';
+import { chmodSync, chownSync, fstatSync, lstatSync, mkdirSync, realpathSync, rmdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { VaultError, isVaultError } from '../errors.js';
 import { flockFd } from '../crypto/process-hardening.js';
@@ -57,12 +57,19 @@ function checkAborted(signal?: AbortSignal): void {
 /** Opens the container and takes its exclusive lock, or says who holds it. */
 export function openLocked(containerPath: string, readOnly: boolean): ContainerFile {
   const c = openContainer(containerPath, readOnly);
-  const err = flockFd(c.fd, true, true);
-  if (err !== 0) {
+  try {
+    lockContainer(c);
+  } catch (e) {
     closeContainer(c);
-    throw new VaultError('already-mounted', `${containerPath} is already mounted or in use by another vault process`, 'see `vault list`');
+    throw e;
   }
   return c;
+}
+
+/** Takes the exclusive lock of an open container (held by its volume server while mounted). */
+export function lockContainer(c: ContainerFile): void {
+  if (flockFd(c.fd, true, true) !== 0)
+    throw new VaultError('already-mounted', `${c.path} is already mounted or in use by another vault process`, 'see `vault list`');
 }
 
 export async function mountVolume(o: MountOptions): Promise<VolumeRecord> {
@@ -146,7 +153,7 @@ async function startVolume(c: ContainerFile, v: UnlockedVolume, o: MountUnlocked
   undo.push(`detach ${loop.device}`, () => detachLoop(loop.device));
   checkAborted(o.signal);
 
-  const st = statSync(c.path);
+  const st = fstatSync(c.fd); // the file this command opened, not whatever the path names now
   const record: VolumeRecord = {
     id,
     container: c.path,

@@ -15,14 +15,13 @@
  *
  * VAULT_RUN_DIR overrides /run/vault (used by tests that must not touch real volumes).
  */
-import { chmodSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import type { DismountPolicy } from './policy.js';
+import { ensurePrivateDir, runDir } from '../system/private-dir.js';
 
-export function runDir(): string {
-  return process.env.VAULT_RUN_DIR ?? '/run/vault';
-}
+export { runDir };
 
 export interface VolumeRecord {
   id: string;
@@ -88,8 +87,7 @@ export function newVolumeId(): string {
 
 /** Creates /run/vault and the volume's private directory, both 0700. */
 export function createVolumeDir(id: string): string {
-  mkdirSync(runDir(), { recursive: true, mode: 0o700 });
-  chmodSync(runDir(), 0o700);
+  ensurePrivateDir(runDir()); // refuses a run directory another user made (VAULT_RUN_DIR under /tmp)
   // Built under a temporary name and renamed into place, so a volume directory never exists
   // without its owner file, even when the CLI is killed halfway through making it.
   const dir = volumeDir(id);

@@ -78,8 +78,17 @@ async function serveWithFuseNative(config: ServerConfig): Promise<Serving> {
   const { EncryptedBlockFile } = await import('../volume/block-file.js');
   const { serveBlockFile, unmountFuse } = await import('./fuse-frontend.js');
   const { isMountPoint } = await import('../mount/filesystem.js');
+  const { containerFromFd } = await import('../volume/container.js');
   const key = KeyHandle.readFromFd(SERVER_FD.key, MASTER_KEY_SIZE);
   closeSync(SERVER_FD.key);
+  try {
+    // As the native server does: only a regular file or block device holding the whole data area.
+    const container = containerFromFd(SERVER_FD.container, config.containerPath, config.readOnly);
+    if (container.size < config.dataOffset + config.dataSize) throw new Error('the container is shorter than dataOffset + dataSize');
+  } catch (e) {
+    key.dispose();
+    throw e;
+  }
   const file = new EncryptedBlockFile(
     SERVER_FD.container,
     { dataOffset: config.dataOffset, dataSize: config.dataSize, sectorSize: config.sectorSize, firstTweak: BigInt(config.firstTweak), tweakStep: BigInt(config.tweakStep) },

@@ -1,10 +1,17 @@
 /**
  * Writing a new container: header with a fresh master key, then the data area filled with
  * encryptions of zeros (or left sparse with --quick). Everything is written to a temporary file
- * beside the target, which is renamed over the target only when complete, so an interrupted
- * create never leaves a half-made container at the target path.
+ * beside the target, which is renamed to the target only when complete, so an interrupted create
+ * never leaves a half-made container at the target path.
+ *
+ * The target's directory may belong to another user (issue 13), who can rename, replace and
+ * symlink entries in it at any moment. So it is opened once (O_DIRECTORY|O_NOFOLLOW) and every
+ * step works on that descriptor and on the temporary file's own descriptor: the file is made with
+ * O_EXCL, kept open for everything that writes it (fill, mkfs), never opened again by name, and
+ * renamed without replacing anything unless --force. Names in the directory are only compared
+ * against that descriptor's inode, and only entries proven to be ours are ever removed.
  */
-import { closeSync, existsSync, constants as fsc, fsyncSync, ftruncateSync, openSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, constants as fsc, fstatSync, fsyncSync, ftruncateSync, readdirSync, type Stats } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { VaultError } from '../errors.js';
@@ -15,13 +22,32 @@ import { KeyHandle } from '../crypto/key-handle.js';
 import { createKeyslot } from '../crypto/keyslot.js';
 import { generateMasterKey } from '../crypto/master-key.js';
 import { xtsEncryptAsync } from '../crypto/xts.js';
+import { NO_FOLLOW, openAt, openDir, renameAt, sameFile, statAt, unlinkAt, type DirHandle } from '../system/fs-at.js';
 import { newHeader, writeInitialHeaders } from './container.js';
 import { writeFully } from './fd-io.js';
 
 const FILL_CHUNK = 4 * 1024 * 1024;
 
+/** The target of a create: its directory, opened once, and its name in it. */
+export interface Target {
+  dir: DirHandle;
+  name: string;
+}
+
+export function openTarget(target: string): Target {
+  try {
+    return { dir: openDir(path.dirname(target)), name: path.basename(target) };
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ELOOP') throw new VaultError('unsafe', `${path.dirname(target)} became a symbolic link while vault opened it`);
+    throw new VaultError(code === 'ENOENT' ? 'usage' : 'io', `cannot open the directory ${path.dirname(target)}: ${code}`);
+  }
+}
+
 export interface NewContainer {
-  tmpPath: string;
+  /** The temporary file's name in the target directory, and its open descriptor (the caller closes it). */
+  tmpName: string;
+  fd: number;
   header: Header;
   /** Caller owns it: dispose when done. */
   key: KeyHandle;
@@ -32,25 +58,33 @@ export interface NewContainer {
  * the pid of the process making it, so that a later create can tell a partial file whose maker was
  * killed (kill -9 cannot be caught, so nobody else removes it) from one still being written.
  */
-export function partialPath(target: string): string {
-  return path.join(path.dirname(target), `${partialPrefix(target)}${process.pid}-${randomBytes(4).toString('hex')}`);
+export function partialName(name: string): string {
+  return `${partialPrefix(name)}${process.pid}-${randomBytes(4).toString('hex')}`;
 }
 
-function partialPrefix(target: string): string {
-  return `.${path.basename(target)}.vault-partial-`;
+function partialPrefix(name: string): string {
+  return `.${name}.vault-partial-`;
 }
 
 /**
- * Removes the partial files an interrupted create of `target` left behind: those whose maker no
- * longer exists. (A reused pid keeps a stale file in place, which is the safe way to be wrong.)
- * Returns the paths removed.
+ * Whether an entry is a partial file this user's vault made: a regular file (not a symlink,
+ * directory or device), owned by our uid, mode 0600, with one link. Anyone can plant the name;
+ * nobody else can make such a file, and unlinking a name never touches another file.
  */
-export function removeStalePartials(target: string): string[] {
-  const dir = path.dirname(target);
-  const prefix = partialPrefix(target);
+function isOwnPartial(st: Stats | null): boolean {
+  return !!st && st.isFile() && st.uid === (process.geteuid?.() ?? 0) && (st.mode & 0o7777) === 0o600 && st.nlink === 1;
+}
+
+/**
+ * Removes the partial files an interrupted create of the target left behind: those whose maker no
+ * longer exists. (A reused pid keeps a stale file in place, which is the safe way to be wrong.)
+ * Returns the names removed.
+ */
+export function removeStalePartials(t: Target): string[] {
+  const prefix = partialPrefix(t.name);
   let names: string[];
   try {
-    names = readdirSync(dir);
+    names = readdirSync(`/proc/self/fd/${t.dir.fd}`); // the directory we opened, not the path again
   } catch {
     return [];
   }
@@ -58,15 +92,29 @@ export function removeStalePartials(target: string): string[] {
   for (const name of names) {
     if (!name.startsWith(prefix)) continue;
     const m = /^(\d+)-[0-9a-f]{8}$/.exec(name.slice(prefix.length));
-    if (!m || existsSync(`/proc/${m[1]}`)) continue;
-    rmSync(path.join(dir, name), { force: true });
-    removed.push(path.join(dir, name));
+    if (!m || existsSync(`/proc/${m[1]}`) || !isOwnPartial(statAt(t.dir.fd, name))) continue;
+    try {
+      unlinkAt(t.dir.fd, name);
+      removed.push(path.join(t.dir.path, name));
+    } catch {
+      // gone, or swapped for a directory: not ours to remove
+    }
   }
   return removed;
 }
 
+/** Unlinks the temporary name if it still names our file (else someone renamed it; leave theirs alone). */
+export function removePartial(t: Target, made: Pick<NewContainer, 'tmpName' | 'fd'>): void {
+  try {
+    const st = statAt(t.dir.fd, made.tmpName);
+    if (st && sameFile(st, fstatSync(made.fd))) unlinkAt(t.dir.fd, made.tmpName);
+  } catch {
+    // best effort: an entry we cannot examine is not removed
+  }
+}
+
 export async function writeNewContainer(
-  target: string,
+  t: Target,
   o: {
     size: number;
     sectorSize: SectorSize;
@@ -80,11 +128,11 @@ export async function writeNewContainer(
   const geometry = geometryForSize(o.size, o.sectorSize);
   const header = newHeader(geometry);
   const mk = generateMasterKey();
-  const tmpPath = partialPath(target);
+  const tmpName = partialName(t.name);
   let fd = -1;
   try {
     header.keyslots[0] = await createKeyslot(o.kdfInput, mk, header.uuid, 0, o.kdf);
-    fd = openSync(tmpPath, fsc.O_RDWR | fsc.O_CREAT | fsc.O_EXCL, 0o600);
+    fd = openAt(t.dir.fd, tmpName, fsc.O_RDWR | fsc.O_CREAT | fsc.O_EXCL | NO_FOLLOW, 0o600);
     ftruncateSync(fd, containerFileSize(header)); // sparse until written
     writeInitialHeaders(fd, header, mk);
     const key = KeyHandle.fromBytes(mk); // wipes mk
@@ -95,13 +143,14 @@ export async function writeNewContainer(
       key.dispose();
       throw e;
     }
-    return { tmpPath, header, key };
+    return { tmpName, fd, header, key };
   } catch (e) {
     mk.fill(0);
-    rmSync(tmpPath, { force: true });
+    if (fd >= 0) {
+      removePartial(t, { tmpName, fd });
+      closeSync(fd);
+    }
     throw e;
-  } finally {
-    if (fd >= 0) closeSync(fd);
   }
 }
 
@@ -130,13 +179,27 @@ async function fillWithEncryptedZeros(
   await pendingWrite;
 }
 
-/** Moves the finished container into place and makes the rename durable. */
-export function finishContainer(tmpPath: string, target: string): void {
-  renameSync(tmpPath, target);
-  const dirFd = openSync(path.dirname(target), 'r');
+/**
+ * Moves the finished container into place and makes the rename durable. The temporary name must
+ * still be our file before the rename, and the target must be our file after it; without `force`
+ * the rename never replaces an entry (RENAME_NOREPLACE), whatever appeared there meanwhile.
+ */
+export function finishContainer(t: Target, made: Pick<NewContainer, 'tmpName' | 'fd'>, force: boolean): void {
+  const ours = fstatSync(made.fd);
+  const isOurs = (name: string) => {
+    const st = statAt(t.dir.fd, name);
+    return !!st && sameFile(st, ours);
+  };
+  const target = path.join(t.dir.path, t.name);
+  if (!isOurs(made.tmpName))
+    throw new VaultError('unsafe', `the temporary file beside ${target} was replaced while vault wrote it; nothing was created`, 'make sure no other user can write that directory');
   try {
-    fsyncSync(dirFd);
-  } finally {
-    closeSync(dirFd);
+    renameAt(t.dir.fd, made.tmpName, t.name, !force);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw new VaultError('exists', `${target} appeared while vault created it`, 'use --force to overwrite it');
+    throw e;
   }
+  if (!isOurs(t.name))
+    throw new VaultError('unsafe', `${target} was replaced right after vault created it; it is not the new container`, 'make sure no other user can write that directory');
+  fsyncSync(t.dir.fd);
 }

@@ -4,14 +4,17 @@
  * synced (spec §6), so a crash at any instant leaves the old or the new state, never neither.
  * Nothing touches the data area, so a mounted volume keeps working.
  */
-import { closeSync, constants as fsc, fsyncSync, openSync } from 'node:fs';
-import { VaultError } from '../errors.js';
+import { closeSync, fstatSync, fsyncSync } from 'node:fs';
+import { VaultError, isVaultError } from '../errors.js';
 import { HEADER_SIZE, KEYSLOT_COUNT } from '../format/constants.js';
 import { parseHeaderCopy } from '../format/header.js';
 import { secondaryOffset } from '../format/layout.js';
 import type { Header, KdfParams } from '../format/types.js';
 import { createKeyslot, emptyKeyslot } from '../crypto/keyslot.js';
-import { candidateHeaders, readHeaderCopies, writeHeaderUpdate, type ContainerFile, type UnlockResult } from './container.js';
+import { verifyHeaderMac } from '../crypto/master-key.js';
+import { wipe } from '../crypto/wipe.js';
+import { createNewFile } from '../system/safe-open.js';
+import { candidateHeaders, readHeaderCopies, unlockHeaders, writeHeaderUpdate, type ContainerFile, type UnlockResult } from './container.js';
 import { readAtSync, writeAllSync } from './fd-io.js';
 
 function withSlots(h: Header): Header {
@@ -76,13 +79,7 @@ export function writeHeaderBackup(c: ContainerFile, file: string): { uuid: Buffe
     read.primary.ok ? readAtSync(c.fd, HEADER_SIZE, 0) : null,
     read.secondary.ok ? readAtSync(c.fd, HEADER_SIZE, secondaryOffset(read.secondary.header)) : null,
   ];
-  let fd: number;
-  try {
-    fd = openSync(file, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, 0o600);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new VaultError(code === 'EEXIST' ? 'exists' : 'io', code === 'EEXIST' ? `${file} already exists` : `cannot write ${file}: ${code}`);
-  }
+  const fd = createNewFile(file, 'header backup');
   try {
     writeAllSync(fd, copies[0] ?? Buffer.alloc(HEADER_SIZE), 0);
     writeAllSync(fd, copies[1] ?? Buffer.alloc(HEADER_SIZE), HEADER_SIZE);
@@ -115,10 +112,68 @@ export function parseHeaderBackup(raw: Buffer): BackupContents {
   return { copies, uuid: copies[0]!.uuid, raw };
 }
 
+/**
+ * Refuses a backup whose copies do not sit exactly where this container's headers are: the
+ * secondary copy is written at the backup's own `data_offset + data_size`, so a smaller geometry
+ * would put it inside the data area. A regular file ends with the secondary copy (spec §9); a block
+ * device may be larger than its container.
+ */
+export function requireBackupFits(c: ContainerFile, backup: BackupContents): void {
+  const isFile = fstatSync(c.fd).isFile();
+  for (const h of backup.copies) {
+    const end = secondaryOffset(h) + HEADER_SIZE;
+    if (end > c.size || (isFile && end !== c.size))
+      throw new VaultError('invalid-field', `the backup describes a container of ${end} bytes; ${c.path} has ${c.size}`, 'restore a backup of this container');
+    if (!sameGeometry(h, backup.copies[0]!)) throw new VaultError('invalid-field', 'the two copies in the backup describe different geometries');
+  }
+}
+
+function sameGeometry(a: Header, b: Header): boolean {
+  return a.uuid.equals(b.uuid) && a.version === b.version && a.cipher === b.cipher && a.sectorSize === b.sectorSize && a.dataOffset === b.dataOffset && a.dataSize === b.dataSize;
+}
+
+function macValid(masterKey: Uint8Array, h: Header): boolean {
+  try {
+    verifyHeaderMac(masterKey, h);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Proves a backup before it is restored (spec §10). Its UUID is public, so it proves nothing:
+ * `kdfInput` must unlock the backup, every copy in it must carry a valid MAC under that master key,
+ * and each current copy that authenticates under the same key must have the backup's geometry.
+ * Returns whether any current copy authenticated (none: the headers are damaged, the repair case).
+ */
+export async function authenticateBackup(c: ContainerFile, backup: BackupContents, kdfInput: Uint8Array): Promise<{ currentAuthenticated: boolean }> {
+  requireBackupFits(c, backup);
+  const newestFirst = [...backup.copies].sort((a, b) => (a.sequence === b.sequence ? a.copy - b.copy : a.sequence > b.sequence ? -1 : 1));
+  const altered = () => new VaultError('header-tampered', 'a header copy in the backup fails its MAC: it was altered', 'restore an unaltered backup of this container');
+  let u;
+  try {
+    u = await unlockHeaders(newestFirst, [], kdfInput);
+  } catch (e) {
+    throw isVaultError(e, 'header-tampered') ? altered() : e;
+  }
+  try {
+    for (const h of backup.copies) if (!macValid(u.masterKey, h)) throw altered();
+    const read = readHeaderCopies(c);
+    const current = [read.primary, read.secondary].flatMap((r) => (r.ok && macValid(u.masterKey, r.header) ? [r.header] : []));
+    for (const h of current)
+      if (!sameGeometry(h, backup.copies[0]!))
+        throw new VaultError('invalid-field', "the backup's geometry differs from the container's authenticated header", 'restore a backup of this container');
+    return { currentAuthenticated: current.length > 0 };
+  } finally {
+    wipe(u.masterKey);
+  }
+}
+
 /** Writes a backup's copies over the container's headers (secondary first, then primary, each synced). */
 export function restoreHeaders(c: ContainerFile, backup: BackupContents): void {
+  requireBackupFits(c, backup);
   const h = backup.copies[0]!;
-  if (c.size < secondaryOffset(h) + HEADER_SIZE) throw new VaultError('invalid-field', 'the backup describes a larger container than this file');
   const bytesOf = (copy: 0 | 1) => {
     const own = backup.copies.find((x) => x.copy === copy);
     // A copy missing from the backup cannot be rebuilt without the master key: keep the valid one's twin.

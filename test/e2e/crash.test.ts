@@ -167,7 +167,7 @@ describe.runIf(suite.run)('crash consistency', () => {
       { name: 'header repair', args: (f) => ['header', 'repair', f, '--password-stdin'], input: 'old\n', before: 'old', after: 'old' },
       {
         // The backup holds "old"; the container was moved on to "new" since.
-        name: 'header restore', args: (f) => ['header', 'restore', f, backup, '--force'], input: '', before: 'new', after: 'old',
+        name: 'header restore', args: (f) => ['header', 'restore', f, backup, '--force', '--password-stdin'], input: 'old\n', before: 'new', after: 'old',
         prepare: (f) => {
           rmSync(backup, { force: true });
           ok(vault(['header', 'backup', f, backup]));

@@ -154,7 +154,8 @@ export function leftovers(): string[] {
       // exited while we looked
     }
   }
-  if (existsSync(RUN_DIR)) for (const d of readdirSync(RUN_DIR)) found.push(`state ${RUN_DIR}/${d}`);
+  // locks/ holds the header-lock files (src/volume/header-lock.ts): empty files, kept on purpose.
+  if (existsSync(RUN_DIR)) for (const d of readdirSync(RUN_DIR)) if (d !== 'locks') found.push(`state ${RUN_DIR}/${d}`);
   return found;
 }
 

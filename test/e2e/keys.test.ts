@@ -123,12 +123,12 @@ describe.runIf(run)('key management', () => {
     expect(broken.status).toBe(5);
     expect(broken.stderr).toMatch(/header restore/);
     const other = create('x');
-    const wrong = vault(['header', 'restore', other, backup, '--force']);
+    const wrong = vault(['header', 'restore', other, backup, '--force', '--password-stdin'], 'pw\n');
     expect(wrong.status, wrong.stderr).toBe(2);
     expect(wrong.stderr).toMatch(/belongs to container/);
-    const noForce = vault(['header', 'restore', file, backup]);
+    const noForce = vault(['header', 'restore', file, backup, '--password-stdin'], 'pw\n');
     expect(noForce.status).toBe(2); // no terminal to confirm on
-    const restored = ok(vault(['header', 'restore', file, backup, '--force']));
+    const restored = ok(vault(['header', 'restore', file, backup, '--force', '--password-stdin'], 'pw\n'));
     expect(restored.stdout).toMatch(/backup: sequence 1/);
     expect(vault(['mount', file, '--password-stdin'], 'changed\n').status).toBe(3); // the backup predates passwd
     ok(vault(['mount', file, '--password-stdin'], 'pw\n'));

@@ -654,5 +654,28 @@ describe.skipIf(missing.length > 0)('native FUSE volume server', () => {
       expect(tryServe({ dataSize: 2 * MiB })?.code).toBe('ERR_VAULT_CONTAINER_SHORT');
       expect(tryServe({ firstTweak: (1n << 64n) - 2n })?.code).toBe('ERR_OUT_OF_RANGE');
     });
+    it('a container that is neither a regular file nor a block device, or a block device shorter than the data area (issue 13)', () => {
+      const dev = openSync('/dev/null', 'r+');
+      try {
+        expect(tryServe({ containerFd: dev })?.code).toBe('EINVAL');
+      } finally {
+        closeSync(dev);
+      }
+      // A block device's st_size is 0: the server must ask the device (BLKGETSIZE64), as the CLI does.
+      const backing = path.join(mkdtempSync(path.join(root, 'blk-')), 'small');
+      const init = openSync(backing, 'w');
+      ftruncateSync(init, DATA_OFFSET + MiB / 2);
+      closeSync(init);
+      const loop = spawnSync('losetup', ['--find', '--show', backing], { encoding: 'utf8' });
+      expect(loop.status, loop.stderr).toBe(0);
+      const blk = openSync(loop.stdout.trim(), 'r+');
+      try {
+        expect(tryServe({ containerFd: blk })?.code).toBe('ERR_VAULT_CONTAINER_SHORT');
+        expect(tryServe({ containerFd: blk, dataSize: MiB / 2 })).toBeNull();
+      } finally {
+        closeSync(blk);
+        spawnSync('losetup', ['-d', loop.stdout.trim()]);
+      }
+    });
   });
 });

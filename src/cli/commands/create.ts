@@ -1,11 +1,12 @@
-import { existsSync, rmSync } from 'node:fs';
+import { closeSync } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { VaultError } from '../../errors.js';
 import { DEFAULT_SECTOR_SIZE, type SectorSize } from '../../format/constants.js';
-import { finishContainer, removeStalePartials, writeNewContainer } from '../../volume/create.js';
-import { closeContainer } from '../../volume/container.js';
-import { mountUnlocked, openLocked } from '../../mount/lifecycle.js';
+import { finishContainer, openTarget, removePartial, removeStalePartials, writeNewContainer, type NewContainer, type Target } from '../../volume/create.js';
+import { containerFromFd } from '../../volume/container.js';
+import { lockContainer, mountUnlocked } from '../../mount/lifecycle.js';
+import { statAt } from '../../system/fs-at.js';
 import { dismountVolume } from '../../mount/dismount.js';
 import { requireMountPrivileges } from '../../mount/privileges.js';
 import { makeFilesystem, type FsType } from '../../mount/filesystem.js';
@@ -48,54 +49,66 @@ export function registerCreate(program: Command): void {
       if (sectorSize !== 512 && sectorSize !== 4096) throw new VaultError('usage', '--sector-size must be 512 or 4096');
       const abs = path.resolve(target);
       if (o.fs !== 'none') requireMountPrivileges('vault create');
-      if (existsSync(abs)) {
-        if (!o.force) throw new VaultError('exists', `${abs} already exists`, 'use --force to overwrite it');
-        if (records().some((r) => r.container === abs)) throw new VaultError('busy', `${abs} is mounted; dismount it first`);
-      }
-      for (const p of removeStalePartials(abs)) warn(`removed ${p}, left by an interrupted create`);
-      const kdfInput = gatherKdfInput(o, 'New passphrase: ', true);
-      // After the prompt (calibration takes seconds), so a bad --kdf-* value must not leave it unwiped.
-      const kdf = await kdfFromOptions(o).catch((e: unknown) => {
-        kdfInput.fill(0);
-        throw e;
-      });
-      const { signal, dispose } = abortOnSignals();
-      const started = Date.now();
-      let made;
+      const t = openTarget(abs);
       try {
-        made = await writeNewContainer(abs, {
-          size, sectorSize, kdf, kdfInput, quick: !!o.quick, signal,
-          onProgress: (done, total) => progress('encrypting', done, total, started),
-        });
+        await createIn(t, abs, o, size, sectorSize);
       } finally {
-        kdfInput.fill(0);
+        closeSync(t.dir.fd);
       }
-      try {
-        if (o.quick) warn('--quick: the data area is sparse, so anyone who sees the file can tell which parts hold data');
-        if (o.fs !== 'none') await formatThroughMount(made.tmpPath, made, o.fs as FsType, signal);
-        else made.key.dispose();
-        if (signal.aborted) throw new VaultError('interrupted', 'interrupted; no container was made');
-        finishContainer(made.tmpPath, abs);
-      } catch (e) {
-        made.key.dispose();
-        rmSync(made.tmpPath, { force: true });
-        throw e;
-      } finally {
-        dispose();
-      }
-      info(`created ${abs} (${o.fs === 'none' ? 'no filesystem' : o.fs}, ${sectorSize}-byte sectors, Argon2id ${kdf.memoryKiB / 1024} MiB × ${kdf.iterations} × ${kdf.parallelism})`);
     });
 }
 
-/** Formats the new container through the normal mount path: mkfs writes only through the encryption. */
-async function formatThroughMount(tmpPath: string, made: Awaited<ReturnType<typeof writeNewContainer>>, fs: FsType, signal: AbortSignal) {
-  const c = openLocked(tmpPath, false);
-  let record;
-  try {
-    record = await mountUnlocked(c, vaultVolume(made.header, made.key, []), { readOnly: false, noFilesystem: true, warn, signal, transient: true });
-  } finally {
-    closeContainer(c);
+/** The create itself, inside the target directory opened once (see src/volume/create.ts). */
+async function createIn(t: Target, abs: string, o: CreateOptions, size: number, sectorSize: SectorSize): Promise<void> {
+  const existing = statAt(t.dir.fd, t.name); // a dangling symlink counts as existing too
+  if (existing) {
+    if (!o.force) throw new VaultError('exists', `${abs} already exists`, 'use --force to overwrite it');
+    const id = `${existing.dev}:${existing.ino}`; // any path to a mounted container, not only this one
+    if (records().some((r) => r.container === abs || r.containerId === id)) throw new VaultError('busy', `${abs} is mounted; dismount it first`);
   }
+  for (const p of removeStalePartials(t)) warn(`removed ${p}, left by an interrupted create`);
+  const kdfInput = gatherKdfInput(o, 'New passphrase: ', true);
+  // After the prompt (calibration takes seconds), so a bad --kdf-* value must not leave it unwiped.
+  const kdf = await kdfFromOptions(o).catch((e: unknown) => {
+    kdfInput.fill(0);
+    throw e;
+  });
+  const { signal, dispose } = abortOnSignals();
+  const started = Date.now();
+  let made;
+  try {
+    made = await writeNewContainer(t, {
+      size, sectorSize, kdf, kdfInput, quick: !!o.quick, signal,
+      onProgress: (done, total) => progress('encrypting', done, total, started),
+    });
+  } finally {
+    kdfInput.fill(0);
+  }
+  try {
+    if (o.quick) warn('--quick: the data area is sparse, so anyone who sees the file can tell which parts hold data');
+    if (o.fs !== 'none') await formatThroughMount(t, made, o.fs as FsType, signal);
+    else made.key.dispose();
+    if (signal.aborted) throw new VaultError('interrupted', 'interrupted; no container was made');
+    finishContainer(t, made, !!o.force);
+  } catch (e) {
+    made.key.dispose();
+    removePartial(t, made);
+    throw e;
+  } finally {
+    closeSync(made.fd);
+    dispose();
+  }
+  info(`created ${abs} (${o.fs === 'none' ? 'no filesystem' : o.fs}, ${sectorSize}-byte sectors, Argon2id ${kdf.memoryKiB / 1024} MiB × ${kdf.iterations} × ${kdf.parallelism})`);
+}
+
+/**
+ * Formats the new container through the normal mount path: mkfs writes only through the encryption,
+ * and only into the file this create made (its descriptor, never its name).
+ */
+async function formatThroughMount(t: Target, made: NewContainer, fs: FsType, signal: AbortSignal) {
+  const c = containerFromFd(made.fd, path.join(t.dir.path, made.tmpName), false);
+  lockContainer(c);
+  const record = await mountUnlocked(c, vaultVolume(made.header, made.key, []), { readOnly: false, noFilesystem: true, warn, signal, transient: true });
   try {
     const owner = invokingUser();
     makeFilesystem(record.loopDevice!, fs, { fresh: true, ...(owner ? { ownerUid: owner.uid, ownerGid: owner.gid } : {}) });

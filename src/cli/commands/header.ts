@@ -1,17 +1,29 @@
 import type { Command } from 'commander';
-import { readFileSync } from 'node:fs';
+import { closeSync } from 'node:fs';
 import { VaultError } from '../../errors.js';
+import { HEADER_SIZE } from '../../format/constants.js';
 import type { Header } from '../../format/types.js';
-import { candidateHeaders, closeContainer, formatUuid, openContainer, readHeaderCopies } from '../../volume/container.js';
+import { candidateHeaders, formatUuid, readHeaderCopies, type ContainerFile } from '../../volume/container.js';
 import { lockHeaderUpdates } from '../../volume/header-lock.js';
-import { parseHeaderBackup, repairHeaders, restoreHeaders, writeHeaderBackup } from '../../volume/keyslots.js';
-import { resolveContainer } from '../../mount/lifecycle.js';
+import { authenticateBackup, parseHeaderBackup, repairHeaders, requireBackupFits, restoreHeaders, writeHeaderBackup, type BackupContents } from '../../volume/keyslots.js';
+import { openRegularFile, readHead } from '../../system/safe-open.js';
 import { promptLine } from '../passphrase.js';
 import { info, warn } from '../output.js';
-import { gatherKdfInput } from '../secrets.js';
-import { openUnlocked, refuseForeign } from '../unlock.js';
+import { gatherKdfInput, type SecretOptions } from '../secrets.js';
+import { unlockOpened, withVaultContainer } from '../unlock.js';
 
 const activeSlots = (h: Header) => h.keyslots.flatMap((s, i) => (s.state === 'active' ? [i] : []));
+const collect = (v: string, acc: string[] = []) => [...acc, v];
+
+/** A backup file, read through O_NOFOLLOW|O_NONBLOCK as a regular file and never more than a backup's size (a FIFO or a huge file cannot stall root). */
+function readBackupFile(file: string): BackupContents {
+  const { fd } = openRegularFile(file, 'header backup');
+  try {
+    return parseHeaderBackup(readHead(fd, 2 * HEADER_SIZE + 1)); // one byte more, so a longer file is refused
+  } finally {
+    closeSync(fd);
+  }
+}
 
 export function registerHeader(program: Command): void {
   const header = program.command('header').description('back up, restore and repair container headers');
@@ -19,77 +31,84 @@ export function registerHeader(program: Command): void {
   header
     .command('backup <container> <file>')
     .description('write both header copies (with all keyslots) to a new file, mode 0600')
-    .action((container: string, file: string) => {
-      refuseForeign(container, 'vault header backup');
-      const c = openContainer(resolveContainer(container), true);
-      try {
+    .action((container: string, file: string) =>
+      withVaultContainer(container, 'vault header backup', true, (c) => {
         const { uuid } = writeHeaderBackup(c, file);
         info(`backed up the headers of ${formatUuid(uuid)} to ${file}`);
         warn('the backup opens with the passphrases it holds now, even after you change or remove them: keep it as safe as the passphrases');
-      } finally {
-        closeContainer(c);
-      }
-    });
+      }),
+    );
 
   header
     .command('restore <container> <file>')
-    .description('overwrite the container headers with a backup of the same container')
+    .description('overwrite the container headers with a backup of the same container (needs a passphrase the backup holds)')
     .option('--force', 'do not ask for confirmation')
-    .action(async (container: string, file: string, o: { force?: boolean }) => {
-      refuseForeign(container, 'vault header restore');
-      let raw: Buffer;
-      try {
-        raw = readFileSync(file);
-      } catch (e) {
-        throw new VaultError('usage', `cannot read ${file}: ${(e as NodeJS.ErrnoException).code}`);
-      }
-      const backup = parseHeaderBackup(raw);
-      const c = openContainer(resolveContainer(container), false);
-      const release = lockHeaderUpdates(c);
-      try {
-        let current: Header | null = null;
+    .option('--password-stdin', 'read a passphrase of the backup from standard input')
+    .option('--keyfile <file>', 'keyfile (repeatable)', collect)
+    .action((container: string, file: string, o: SecretOptions & { force?: boolean }) =>
+      withVaultContainer(container, 'vault header restore', false, async (c) => {
+        const backup = readBackupFile(file);
+        const release = lockHeaderUpdates(c);
         try {
-          current = candidateHeaders(c, readHeaderCopies(c)).candidates[0]!;
-        } catch (e) {
-          // Both headers unreadable (even "no signature" when both were overwritten): exactly the
-          // case restore exists for. The backup's own checks and the size check below still apply.
-          if (!(e instanceof VaultError)) throw e;
+          await restoreFrom(c, backup, file, o);
+        } finally {
+          release();
         }
-        if (current && !current.uuid.equals(backup.uuid))
-          throw new VaultError('usage', `the backup belongs to container ${formatUuid(backup.uuid)}, not to ${formatUuid(current.uuid)}`);
-        const b = backup.copies[0]!;
-        info(`restoring headers of ${formatUuid(backup.uuid)} from ${file}:`);
-        info(current ? `  now:    sequence ${current.sequence}, active keyslots ${activeSlots(current).join(', ') || 'none'}` : '  now:    no readable header');
-        info(`  backup: sequence ${b.sequence}, active keyslots ${activeSlots(b).join(', ') || 'none'}`);
-        if (!o.force) {
-          const answer = promptLine('Type YES to overwrite the headers: ');
-          if (answer !== 'YES') throw new VaultError('usage', 'not restored');
-        }
-        restoreHeaders(c, backup);
-        info('headers restored');
-      } finally {
-        release();
-        closeContainer(c);
-      }
-    });
+      }),
+    );
 
   header
     .command('repair <container>')
     .description('rewrite a damaged or stale header copy from the good one (needs a passphrase)')
     .option('--password-stdin', 'read the passphrase from standard input')
     .option('--keyfile <file>', 'keyfile (repeatable)', (v: string, acc: string[] = []) => [...acc, v])
-    .action(async (container: string, o: { passwordStdin?: boolean; keyfile?: string[] }) => {
-      refuseForeign(container, 'vault header repair');
-      const x = await openUnlocked(container, gatherKdfInput(o), { readOnly: false });
-      try {
-        if (x.u.warnings.length === 0) {
-          info('both header copies are valid; nothing to repair');
-          return;
+    .action((container: string, o: SecretOptions) =>
+      withVaultContainer(container, 'vault header repair', false, async (c) => {
+        const x = await unlockOpened(c, gatherKdfInput(o));
+        try {
+          if (x.u.warnings.length === 0) {
+            info('both header copies are valid; nothing to repair');
+            return;
+          }
+          repairHeaders(x.c, x.u);
+          info('both header copies rewritten from the authenticated copy');
+        } finally {
+          x.close();
         }
-        repairHeaders(x.c, x.u);
-        info('both header copies rewritten from the authenticated copy');
-      } finally {
-        x.close();
-      }
-    });
+      }),
+    );
+}
+
+/**
+ * The checks before a restore writes a byte (spec §10): the UUID (a quick, public answer to "wrong
+ * backup"), the geometry against the file, then a passphrase that opens the backup, which proves it
+ * was made with this container's key and has its authenticated geometry.
+ */
+async function restoreFrom(c: ContainerFile, backup: BackupContents, file: string, o: SecretOptions & { force?: boolean }): Promise<void> {
+  let current: Header | null = null;
+  try {
+    current = candidateHeaders(c, readHeaderCopies(c)).candidates[0]!;
+  } catch (e) {
+    // Both headers unreadable (even "no signature" when both were overwritten): exactly the case
+    // restore exists for. The backup's own checks still apply.
+    if (!(e instanceof VaultError)) throw e;
+  }
+  if (current && !current.uuid.equals(backup.uuid))
+    throw new VaultError('usage', `the backup belongs to container ${formatUuid(backup.uuid)}, not to ${formatUuid(current.uuid)}`);
+  requireBackupFits(c, backup);
+  const input = gatherKdfInput(o, 'Passphrase (of the backup): ');
+  let proof;
+  try {
+    proof = await authenticateBackup(c, backup, input);
+  } finally {
+    input.fill(0);
+  }
+  if (current && !proof.currentAuthenticated) warn('the current headers do not authenticate with this passphrase; the backup replaces them');
+  const b = backup.copies[0]!;
+  info(`restoring headers of ${formatUuid(backup.uuid)} from ${file}:`);
+  info(current ? `  now:    sequence ${current.sequence}, active keyslots ${activeSlots(current).join(', ') || 'none'}` : '  now:    no readable header');
+  info(`  backup: sequence ${b.sequence}, active keyslots ${activeSlots(b).join(', ') || 'none'}`);
+  if (!o.force && promptLine('Type YES to overwrite the headers: ') !== 'YES') throw new VaultError('usage', 'not restored');
+  restoreHeaders(c, backup);
+  info('headers restored');
 }

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { randomBytes } from 'node:crypto';
-import { closeSync, constants as fsc, fsyncSync, openSync, writeSync } from 'node:fs';
-import { VaultError } from '../../errors.js';
+import { closeSync, fsyncSync, writeSync } from 'node:fs';
+import { createNewFile } from '../../system/safe-open.js';
 import { wipe } from '../../crypto/wipe.js';
 import { info } from '../output.js';
 
@@ -12,13 +12,7 @@ export function registerKeyfile(program: Command): void {
     .command('generate <path>')
     .description('write a new keyfile of 64 random bytes (mode 0600)')
     .action((file: string) => {
-      let fd: number;
-      try {
-        fd = openSync(file, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, 0o600);
-      } catch (e) {
-        const code = (e as NodeJS.ErrnoException).code;
-        throw new VaultError(code === 'EEXIST' ? 'exists' : 'io', code === 'EEXIST' ? `${file} already exists` : `cannot create ${file}: ${code}`);
-      }
+      const fd = createNewFile(file, 'keyfile');
       const bytes = randomBytes(64);
       try {
         writeSync(fd, bytes);

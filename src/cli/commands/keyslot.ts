@@ -1,11 +1,10 @@
 import type { Command } from 'commander';
 import { addKeyslot, removeKeyslot } from '../../volume/keyslots.js';
-import { candidateHeaders, closeContainer, openContainer, readHeaderCopies } from '../../volume/container.js';
-import { resolveContainer } from '../../mount/lifecycle.js';
+import { candidateHeaders, readHeaderCopies } from '../../volume/container.js';
 import { addKdfOptions, kdfFromOptions, type KdfCliOptions } from '../kdf-options.js';
 import { info, warn } from '../output.js';
 import { gatherKdfInput, gatherOldAndNew } from '../secrets.js';
-import { openUnlocked, parseSlot, refuseForeign } from '../unlock.js';
+import { parseSlot, unlockOpened, withVaultContainer } from '../unlock.js';
 import { VaultError } from '../../errors.js';
 import { wipe } from '../../crypto/wipe.js';
 
@@ -25,10 +24,8 @@ export function registerKeyslot(program: Command): void {
     .command('list <container>')
     .description('show the keyslots and their KDF parameters (no passphrase needed)')
     .option('--json', 'print JSON for scripts')
-    .action((container: string, o: { json?: boolean }) => {
-      refuseForeign(container, 'vault keyslot list');
-      const c = openContainer(resolveContainer(container), true);
-      try {
+    .action((container: string, o: { json?: boolean }) =>
+      withVaultContainer(container, 'vault keyslot list', true, (c) => {
         const { candidates, warnings } = candidateHeaders(c, readHeaderCopies(c));
         for (const w of warnings) warn(w);
         const slots = candidates[0]!.keyslots.map((s, i) => (s.state === 'active' ? { slot: i, state: 'active', kdf: 'argon2id', ...s.kdf } : { slot: i, state: 'empty' }));
@@ -36,10 +33,8 @@ export function registerKeyslot(program: Command): void {
         else
           for (const s of slots)
             info(s.state === 'active' && 'memoryKiB' in s ? `${s.slot}: active  argon2id  ${s.memoryKiB / 1024} MiB, ${s.iterations} iterations, ${s.parallelism} lanes` : `${s.slot}: empty`);
-      } finally {
-        closeContainer(c);
-      }
-    });
+      }),
+    );
 
   const add = keyslot
     .command('add <container>')
@@ -50,21 +45,22 @@ export function registerKeyslot(program: Command): void {
     .option('--new-keyfile <file>', 'keyfile of the new secret (repeatable)', collect);
   addKdfOptions(add).action(async (container: string, o: AddOptions) => {
     const slot = parseSlot(o.slot);
-    refuseForeign(container, 'vault keyslot add');
-    const { oldInput, newInput } = gatherOldAndNew(o);
-    try {
-      const kdf = await kdfFromOptions(o);
-      const x = await openUnlocked(container, oldInput, { readOnly: false });
+    await withVaultContainer(container, 'vault keyslot add', false, async (c) => {
+      const { oldInput, newInput } = gatherOldAndNew(o);
       try {
-        const r = await addKeyslot(x.c, x.u, newInput, kdf, slot);
-        info(`added keyslot ${r.slot}`);
+        const kdf = await kdfFromOptions(o);
+        const x = await unlockOpened(c, oldInput);
+        try {
+          const r = await addKeyslot(x.c, x.u, newInput, kdf, slot);
+          info(`added keyslot ${r.slot}`);
+        } finally {
+          x.close();
+        }
       } finally {
-        x.close();
+        // Both: unlockOpened wipes oldInput, but a bad --kdf-* value throws before it runs.
+        wipe(oldInput, newInput);
       }
-    } finally {
-      // Both: oldInput is openUnlocked's to wipe, but a bad --kdf-* value throws before it runs.
-      wipe(oldInput, newInput);
-    }
+    });
   });
 
   keyslot
@@ -77,15 +73,16 @@ export function registerKeyslot(program: Command): void {
     .action(async (container: string, o: { slot: string; force?: boolean; passwordStdin?: boolean; keyfile?: string[] }) => {
       const slot = parseSlot(o.slot);
       if (slot === undefined) throw new VaultError('usage', '--slot is required');
-      refuseForeign(container, 'vault keyslot remove');
-      const x = await openUnlocked(container, gatherKdfInput(o), { readOnly: false });
-      try {
-        const last = x.u.header.keyslots.filter((s) => s.state === 'active').length === 1;
-        removeKeyslot(x.c, x.u, slot, !!o.force);
-        if (last) warn(`keyslot ${slot} was the last one: nothing can open this container any more, and its data is unrecoverable`);
-        info(`removed keyslot ${slot}`);
-      } finally {
-        x.close();
-      }
+      await withVaultContainer(container, 'vault keyslot remove', false, async (c) => {
+        const x = await unlockOpened(c, gatherKdfInput(o));
+        try {
+          const last = x.u.header.keyslots.filter((s) => s.state === 'active').length === 1;
+          removeKeyslot(x.c, x.u, slot, !!o.force);
+          if (last) warn(`keyslot ${slot} was the last one: nothing can open this container any more, and its data is unrecoverable`);
+          info(`removed keyslot ${slot}`);
+        } finally {
+          x.close();
+        }
+      });
     });
 }

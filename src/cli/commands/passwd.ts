@@ -3,7 +3,7 @@ import { changePassphrase } from '../../volume/keyslots.js';
 import { addKdfOptions, kdfFromOptions, type KdfCliOptions } from '../kdf-options.js';
 import { info } from '../output.js';
 import { gatherOldAndNew } from '../secrets.js';
-import { openUnlocked, parseSlot, refuseForeign } from '../unlock.js';
+import { parseSlot, unlockOpened, withVaultContainer } from '../unlock.js';
 import { wipe } from '../../crypto/wipe.js';
 
 interface PasswdOptions extends KdfCliOptions {
@@ -25,20 +25,21 @@ export function registerPasswd(program: Command): void {
     .option('--new-keyfile <file>', 'keyfile of the new secret (repeatable)', collect);
   addKdfOptions(cmd).action(async (container: string, o: PasswdOptions) => {
     const slot = parseSlot(o.slot);
-    refuseForeign(container, 'vault passwd');
-    const { oldInput, newInput } = gatherOldAndNew(o);
-    try {
-      const kdf = await kdfFromOptions(o);
-      const x = await openUnlocked(container, oldInput, { readOnly: false, ...(slot !== undefined ? { slot } : {}) });
+    await withVaultContainer(container, 'vault passwd', false, async (c) => {
+      const { oldInput, newInput } = gatherOldAndNew(o);
       try {
-        await changePassphrase(x.c, x.u, newInput, kdf);
-        info(`changed the passphrase of keyslot ${x.u.slot}`);
+        const kdf = await kdfFromOptions(o);
+        const x = await unlockOpened(c, oldInput, slot !== undefined ? { slot } : {});
+        try {
+          await changePassphrase(x.c, x.u, newInput, kdf);
+          info(`changed the passphrase of keyslot ${x.u.slot}`);
+        } finally {
+          x.close();
+        }
       } finally {
-        x.close();
+        // Both: unlockOpened wipes oldInput, but a bad --kdf-* value throws before it runs.
+        wipe(oldInput, newInput);
       }
-    } finally {
-      // Both: oldInput is openUnlocked's to wipe, but a bad --kdf-* value throws before it runs.
-      wipe(oldInput, newInput);
-    }
+    });
   });
 }

@@ -1,0 +1,96 @@
+/**
+ * Issue 13: the directory-relative file operations (src/system/fs-at.ts), with the native addon and
+ * through its /proc/self/fd fallback, and the checks on vault's private directories
+ * (src/system/private-dir.ts).
+ */
+import { describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, chownSync, closeSync, constants as fsc, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { NO_FOLLOW, openAt, openDir, renameAt, statAt, unlinkAt } from '../../src/system/fs-at.js';
+import { ensurePrivateDir } from '../../src/system/private-dir.js';
+import { isVaultError } from '../../src/errors.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const isRoot = process.getuid?.() === 0;
+
+function fresh(): string {
+  return mkdtempSync(path.join(tmpdir(), 'vault-safe-files-'));
+}
+
+describe('directory-relative operations', () => {
+  it('create with O_EXCL|O_NOFOLLOW, refuse a planted symlink, rename without replacing, unlink only the entry', () => {
+    const dir = fresh();
+    const victim = path.join(dir, 'victim');
+    writeFileSync(victim, 'keep');
+    symlinkSync(victim, path.join(dir, 'planted'));
+    const d = openDir(dir);
+    try {
+      expect(() => openAt(d.fd, 'planted', fsc.O_RDWR | fsc.O_CREAT | fsc.O_EXCL | NO_FOLLOW)).toThrow(expect.objectContaining({ code: 'EEXIST' }));
+      expect(() => openAt(d.fd, 'planted', fsc.O_RDWR | NO_FOLLOW)).toThrow(expect.objectContaining({ code: 'ELOOP' }));
+      closeSync(openAt(d.fd, 'new', fsc.O_RDWR | fsc.O_CREAT | fsc.O_EXCL | NO_FOLLOW));
+      expect(statAt(d.fd, 'planted')!.isSymbolicLink()).toBe(true);
+      expect(statAt(d.fd, 'missing')).toBeNull();
+      expect(() => renameAt(d.fd, 'new', 'planted', true)).toThrow(expect.objectContaining({ code: 'EEXIST' }));
+      unlinkAt(d.fd, 'planted');
+      expect(readFileSync(victim, 'utf8')).toBe('keep');
+      renameAt(d.fd, 'new', 'planted', true);
+      expect(lstatSync(path.join(dir, 'planted')).isFile()).toBe(true);
+      mkdirSync(path.join(dir, 'sub'));
+      expect(() => unlinkAt(d.fd, 'sub')).toThrow(expect.objectContaining({ code: 'EISDIR' }));
+      expect(() => openAt(d.fd, '../x', fsc.O_RDONLY)).toThrow();
+    } finally {
+      closeSync(d.fd);
+    }
+  });
+
+  it('the /proc/self/fd fallback (no addon) keeps the same semantics', () => {
+    const dir = fresh();
+    writeFileSync(path.join(dir, 'a'), 'a');
+    writeFileSync(path.join(dir, 'b'), 'b');
+    const code = `
+      const { openDir, renameAt } = await import(${JSON.stringify(path.join(ROOT, 'dist/src/system/fs-at.js'))});
+      const d = openDir(${JSON.stringify(dir)});
+      try { renameAt(d.fd, 'a', 'b', true); console.log('replaced'); } catch (e) { console.log(e.code); }
+      renameAt(d.fd, 'a', 'c', true);
+      console.log('renamed');`;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', code], { encoding: 'utf8', env: { ...process.env, VAULT_DISABLE_NATIVE: '1' } });
+    if (!existsSync(path.join(ROOT, 'dist/src/system/fs-at.js'))) return; // needs `npm run build`
+    expect(r.stdout.trim().split('\n'), r.stderr).toEqual(['EEXIST', 'renamed']);
+    expect(readFileSync(path.join(dir, 'b'), 'utf8')).toBe('b');
+    expect(readFileSync(path.join(dir, 'c'), 'utf8')).toBe('a');
+  });
+});
+
+describe('private directories', () => {
+  it('makes a missing one 0700 and tightens one of ours', () => {
+    const dir = path.join(fresh(), 'run');
+    ensurePrivateDir(dir);
+    expect(statSync(dir).mode & 0o777).toBe(0o700);
+    chmodSync(dir, 0o755);
+    ensurePrivateDir(dir);
+    expect(statSync(dir).mode & 0o777).toBe(0o700);
+  });
+
+  it('refuses a symlink, and (as root) a directory another user owns', () => {
+    const base = fresh();
+    const real = path.join(base, 'real');
+    mkdirSync(real, { mode: 0o700 });
+    symlinkSync(real, path.join(base, 'link'));
+    const refused = (dir: string) => {
+      try {
+        ensurePrivateDir(dir);
+        return null;
+      } catch (e) {
+        return isVaultError(e, 'unsafe') ? e.message : String(e);
+      }
+    };
+    expect(refused(path.join(base, 'link'))).toMatch(/is a symbolic link$/);
+    if (!isRoot) return;
+    chownSync(real, 65534, 65534);
+    expect(refused(real)).toMatch(/belongs to uid 65534, not 0$/);
+    expect(statSync(real).uid).toBe(65534);
+  });
+});
