@@ -3,9 +3,9 @@
  * through its /proc/self/fd fallback, and the checks on vault's private directories
  * (src/system/private-dir.ts).
  */
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, closeSync, constants as fsc, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, closeSync, constants as fsc, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,9 +16,15 @@ import { isVaultError } from '../../src/errors.js';
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const isRoot = process.getuid?.() === 0;
 
+const made: string[] = [];
 function fresh(): string {
-  return mkdtempSync(path.join(tmpdir(), 'vault-safe-files-'));
+  const dir = mkdtempSync(path.join(tmpdir(), 'vault-safe-files-'));
+  made.push(dir);
+  return dir;
 }
+afterAll(() => {
+  for (const dir of made) rmSync(dir, { recursive: true, force: true });
+});
 
 describe('directory-relative operations', () => {
   it('create with O_EXCL|O_NOFOLLOW, refuse a planted symlink, rename without replacing, unlink only the entry', () => {
