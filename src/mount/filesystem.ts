@@ -1,11 +1,12 @@
 /**
  * The filesystem inside a volume: detect, create, mount, unmount, and read the mount table.
  */
-import { chmodSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, statSync } from 'node:fs';
 import { release } from 'node:os';
 import path from 'node:path';
 import { VaultError, isVaultError } from '../errors.js';
-import { firstLine, run, type RunResult } from './run.js';
+import { firstLine, run, runOk, type RunResult } from './run.js';
+import { ensurePrivateDir, runDir } from '../system/private-dir.js';
 import { CHILD_FD_PATH, mountIdOf, pinDir, pinnedChild, withPinned, type PinnedDir } from './pinned.js';
 import { nativeAddon } from '../crypto/native.js';
 
@@ -219,16 +220,57 @@ function mountedOn(d: PinnedDir, device: string): MountEntry {
  * are reachable only by root unless allow_other is set; with an owner, the kernel enforces the
  * uid/gid/umask permissions (default_permissions), as the kernel drivers would.
  */
-function mountWithFuseDriver(device: string, mountpoint: PinnedDir, type: string, options: string[], readOnly: boolean) {
+function mountWithFuseDriver(device: string, mountpoint: PinnedDir, type: string, options: string[], readOnly: boolean): RunResult {
+  // These drivers (libfuse2) resolve their mount point by name themselves (realpath, then mount(2)),
+  // so a user who owns the mount point's parent could swap it between the two. They never see the
+  // user's directory: they mount on a directory of root's own, and that mount is then moved onto the
+  // pinned directory by descriptor, which no name can redirect.
+  const stage = stagingDir();
+  try {
+    const r = runFuseDriver(device, stage.inner, type, options, readOnly);
+    if (r.status !== 0) return r;
+    const moved = tool('mount', ['--no-canonicalize', '--move', stage.inner, CHILD_FD_PATH], 'mount', undefined, mountpoint.fd);
+    if (moved.status !== 0) run('umount', ['-l', '--no-canonicalize', stage.inner]);
+    return moved;
+  } finally {
+    stage.remove();
+  }
+}
+
+function runFuseDriver(device: string, where: string, type: string, options: string[], readOnly: boolean): RunResult {
   const fuseOptions = options.filter((o) => o !== 'utf8' && o !== 'ro');
   if (fuseOptions.some((o) => o.startsWith('uid='))) fuseOptions.push('allow_other', 'default_permissions');
-  // The helpers inherit the pinned directory as fd 3, as mount(8) does (see mountedOn for fusefat).
   if (type === 'exfat')
-    return tool('mount', ['--no-canonicalize', readOnly ? '-r' : '-w', '-t', 'exfat-fuse', '-o', [...(readOnly ? ['ro'] : []), ...fuseOptions].join(','), device, CHILD_FD_PATH], 'exfat-fuse', undefined, mountpoint.fd);
+    return tool('mount', ['--no-canonicalize', readOnly ? '-r' : '-w', '-t', 'exfat-fuse', '-o', [...(readOnly ? ['ro'] : []), ...fuseOptions].join(','), device, where], 'exfat-fuse');
   if (type === 'vfat')
     // fusefat writes only with the explicit rw+ option.
-    return tool('fusefat', ['-o', [readOnly ? 'ro' : 'rw+', ...fuseOptions].join(','), device, CHILD_FD_PATH], 'fusefat', undefined, mountpoint.fd);
+    return tool('fusefat', ['-o', [readOnly ? 'ro' : 'rw+', ...fuseOptions].join(','), device, where], 'fusefat');
   return { status: 32, stdout: '', stderr: `unknown filesystem type '${type}'` };
+}
+
+/**
+ * A directory only root can reach (inside the checked run directory), on a private bind mount of
+ * its own: a mount cannot be moved away from under a shared parent (on systemd machines / is
+ * shared), and a private parent also keeps the staged mount from propagating anywhere.
+ */
+function stagingDir(): { inner: string; remove(): void } {
+  const outer = mkdtempSync(path.join(ensurePrivateDir(runDir()), '.stage-'));
+  const inner = path.join(outer, 'm');
+  mkdirSync(inner, { mode: 0o700 });
+  let bound = false;
+  const remove = () => {
+    if (bound) run('umount', ['-l', '--no-canonicalize', outer]);
+    rmSync(outer, { recursive: true, force: true });
+  };
+  try {
+    runOk('mount', ['--no-canonicalize', '--bind', outer, outer], 'mount-failed');
+    bound = true;
+    runOk('mount', ['--no-canonicalize', '--make-private', outer], 'mount-failed');
+  } catch (e) {
+    remove();
+    throw e;
+  }
+  return { inner, remove };
 }
 
 /**
