@@ -11,11 +11,12 @@
  * are errors that name the file and the key, never silently ignored, since a policy that quietly
  * fails to apply leaves volumes open that the user believes close themselves.
  */
-import { readFileSync } from 'node:fs';
+import { closeSync, constants as fsc, fstatSync, openSync, type Stats } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { VaultError } from '../errors.js';
 import { NO_POLICY, parseDuration, parseTriggers, type DismountPolicy } from '../mount/policy.js';
+import { readHead } from '../system/safe-open.js';
 
 const KEYS = ['dismountOn', 'idle'] as const;
 
@@ -26,16 +27,41 @@ export function configPath(): string {
   return path.join(base, 'vault', 'config.json');
 }
 
+/** Larger than any sensible policy; a bound on what a hostile path can make vault read. */
+const MAX_CONFIG_BYTES = 64 * 1024;
+
 /** The default policy from the config file; no file means no policy. */
 export function loadDefaultPolicy(file = configPath()): DismountPolicy {
-  let text: string;
+  let fd: number;
   try {
-    text = readFileSync(file, 'utf8');
+    // O_NONBLOCK: a FIFO planted at that name must not hang vault.
+    fd = openSync(file, fsc.O_RDONLY | fsc.O_NONBLOCK | fsc.O_NOCTTY);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return NO_POLICY;
     throw new VaultError('bad-config', `cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
-  return parseConfig(text, file);
+  try {
+    checkTrusted(file, fstatSync(fd));
+    const text = readHead(fd, MAX_CONFIG_BYTES + 1);
+    if (text.length > MAX_CONFIG_BYTES) throw new VaultError('bad-config', `${file} is larger than ${MAX_CONFIG_BYTES} bytes`);
+    return parseConfig(text.toString('utf8'), file);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * A policy decides when volumes close, so the file must be what its owner wrote: a regular file of
+ * this user's (root's, for root), which no one else can write (issue 13). Symlinks are followed, as
+ * /etc often holds them; it is the file they lead to that must be trusted.
+ */
+function checkTrusted(file: string, st: Stats): void {
+  const uid = process.geteuid?.() ?? 0;
+  if (!st.isFile()) throw new VaultError('bad-config', `${file} is not a regular file`);
+  if (st.uid !== uid && st.uid !== 0)
+    throw new VaultError('unsafe', `refusing the config file ${file}: it belongs to uid ${st.uid}`, `it must belong to ${uid === 0 ? 'root' : 'you or root'}`);
+  if ((st.mode & 0o022) !== 0)
+    throw new VaultError('unsafe', `refusing the config file ${file}: others can write it (mode ${(st.mode & 0o777).toString(8)})`, `chmod go-w ${file}`);
 }
 
 export function parseConfig(text: string, file: string): DismountPolicy {

@@ -5,9 +5,10 @@
  */
 import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { FAST_KDF, e2eSuite, leftovers, ok, vault } from './harness.js';
+import { localUser } from '../support/unprivileged.js';
 
 const suite = e2eSuite('policy');
 const run = suite.run;
@@ -68,6 +69,26 @@ describe.runIf(run)('auto-dismount policy', () => {
       if (env.VAULT_CONFIG) expect(r.stderr).toContain(env.VAULT_CONFIG);
       expect(leftovers()).toEqual([]);
     }
+  });
+
+  it("a config file another user owns or can write is refused (exit 8); a FIFO there does not hang vault", () => {
+    const file = create('untrusted');
+    const user = localUser();
+    const theirs = config('theirs', '{"idle": "off"}');
+    chownSync(theirs.VAULT_CONFIG!, user.uid, user.gid);
+    const open = config('open', '{"idle": "off"}');
+    chmodSync(open.VAULT_CONFIG!, 0o666);
+    for (const [env, msg] of [[theirs, /belongs to uid/], [open, /others can write it/]] as const) {
+      const r = vault(['mount', file, '--password-stdin'], PW, env);
+      expect(r.status, r.stderr).toBe(8);
+      expect(r.stderr).toMatch(msg);
+      expect(leftovers()).toEqual([]);
+    }
+    const fifo = path.join(suite.dir, 'fifo.json');
+    expect(spawnSync('mkfifo', [fifo]).status).toBe(0);
+    const r = vault(['mount', file, '--password-stdin'], PW, { VAULT_CONFIG: fifo });
+    expect(r.status, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(/not a regular file/);
   });
 
   it('dismount --all --force --quiet: silent and exit 0, with volumes mounted and with none', () => {
