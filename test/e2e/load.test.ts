@@ -97,7 +97,7 @@ describe.runIf(suite.run)('under load', () => {
     expect(leftovers()).toEqual([]);
     expect(openersOf(file)).toEqual([]);
     expect(openersOf(RUN_DIR)).toEqual([]);
-    expect(readdirSync(RUN_DIR)).toEqual([]);
+    expect(readdirSync(RUN_DIR).filter((d) => d !== 'locks')).toEqual([]); // locks/ holds empty header-lock files, kept on purpose
     // Other runs on this machine may attach loop devices of their own meanwhile; none are ours
     // (leftovers() checked that), and the total cannot have grown by one per cycle.
     const loopsAfter = spawnSync('losetup', ['-a'], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean).length;
