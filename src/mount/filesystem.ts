@@ -207,11 +207,19 @@ export function mountFilesystem(device: string, mountpoint: string | PinnedDir, 
  */
 function mountedOn(d: PinnedDir, device: string): MountEntry {
   const parent = mountIdOf(d.fd);
+  // mountinfo names mount points by path, and the owner of the parent may be renaming the pinned
+  // directory right now (it is theirs to rename). Read where it is before and after mountinfo:
+  // when both agree, that path named the pinned directory while mountinfo was read.
+  for (let look = 0; look < 50; look++) {
+    const before = d.where;
+    const entries = readMountInfo();
+    if (d.where !== before) continue;
+    const hit = entries.filter((e) => e.parentId === parent && e.mountpoint === before).at(-1);
+    if (hit && (hit.source === device || hit.fstype.startsWith('fuse'))) return hit;
+    break;
+  }
   const where = d.where;
-  const entries = readMountInfo();
-  const hit = entries.filter((e) => e.parentId === parent && e.mountpoint === where).at(-1);
-  if (hit && (hit.source === device || hit.fstype.startsWith('fuse'))) return hit;
-  for (const stray of entries.filter((e) => e.source === device)) unmountFilesystem(stray, { lazy: true });
+  for (const stray of readMountInfo().filter((e) => e.source === device)) unmountFilesystem(stray, { lazy: true });
   throw new VaultError('unsafe', `${device} was not mounted on ${where}: the mount point was swapped while mounting`, 'use a mount point in a directory that only you and root can change');
 }
 /**

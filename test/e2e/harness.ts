@@ -166,6 +166,14 @@ export function expectClean(): void {
 /** Last resort after a failed test, so one failure does not cascade into every later test. */
 export function forceCleanup(): void {
   spawnSync(process.execPath, [CLI, 'dismount', '--all', '--force'], { encoding: 'utf8', timeout: 60_000 });
+  // What a failed test mounted itself (a canary tmpfs, a fixture) under this run's temp dirs,
+  // deepest first, so one failure does not fail every later test as a leftover.
+  const mine = readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .map((l) => (l.split(' ')[4] ?? '').replace(/\\040/g, ' '))
+    .filter((mp) => mp.startsWith(TMP_PREFIX))
+    .reverse();
+  for (const mp of mine) spawnSync('umount', ['-l', mp]);
 }
 
 export function removeDir(dir: string): void {
