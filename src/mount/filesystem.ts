@@ -333,7 +333,9 @@ export function unmountFilesystem(target: string | MountEntry, opts: { lazy?: bo
  * again when a name changed between reading mountinfo and pinning; null when the mount is gone.
  */
 export function withVerifiedMount<T>(entry: MountEntry, body: (parent: PinnedDir, name: string, root: PinnedDir) => T): T | null {
-  for (let attempt = 0; attempt < 5; attempt++) {
+  // The owner of an ancestor directory may rename it without pause (a racer in the tests does, a
+  // million times a minute); each look takes about a millisecond and most land between two swaps.
+  for (let attempt = 0; attempt < 200; attempt++) {
     const now = readMountInfo().find((e) => e.id === entry.id && e.devno === entry.devno);
     if (!now || now.mountpoint === '/' || now.mountpoint.endsWith(' (deleted)')) return null;
     let parent: PinnedDir;

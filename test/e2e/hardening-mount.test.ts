@@ -132,6 +132,8 @@ describe.runIf(run)('hardening: a local user against root’s mounts', () => {
         ok(vault(['mount', file, path.join(race, 'mnt'), '--password-stdin'], PW, sudo(mallory)));
         ok(vault(['dismount', path.join(race, 'mnt')]));
         targetIntact();
+        // Nothing of vault's is left mounted in her tree either, wherever the race moved it.
+        expect(mountinfo().filter((m) => m.mountpoint.startsWith(`${home}/`)).map((m) => m.mountpoint)).toEqual([]);
       } finally {
         spawnSync('umount', [target]);
         removeDir(home);
