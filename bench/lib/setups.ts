@@ -11,7 +11,7 @@
  * encryption layer. Both mount with noinit_itable: with lazy_itable_init the kernel would otherwise
  * zero inode tables in the background during the measurements, in one setup more than another.
  */
-import { chmodSync, closeSync, ftruncateSync, mkdirSync, openSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, ftruncateSync, mkdirSync, openSync, readFileSync, readlinkSync, realpathSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { CleanupStack } from './cleanup.js';
 import { nowMs, sleep, progress } from './log.js';
@@ -133,8 +133,7 @@ async function vaultUp(ctx: SetupContext): Promise<MountedSetup> {
     notes.push(`vault: loop direct I/O switched OFF for this run (--vault-loop-dio off)`);
   }
   const kdf = ctx.kdfMs;
-  // Which data path served this run: the server's --config names its engine (absent in builds
-  // that had only the fuse-native one). Results of different engines must not be mixed up.
+  // Which data path served this run: results of different engines must not be mixed up.
   const engine = serverEngine(rec.serverPid);
   notes.push(`vault: volume server engine ${engine}`);
   const info: Record<string, unknown> = {
@@ -166,10 +165,11 @@ async function vaultUp(ctx: SetupContext): Promise<MountedSetup> {
 }
 
 function serverEngine(pid: number): string {
+  // The server's argv names only its volume id (its config comes through a pipe), so ask its log,
+  // which is its stdout: "serving … (…, engine native)".
   try {
-    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-    const config = JSON.parse(argv[argv.indexOf('--config') + 1] ?? '{}') as { engine?: string };
-    return config.engine ?? 'fuse-native (no engine field)';
+    const log = readFileSync(readlinkSync(`/proc/${pid}/fd/1`), 'utf8');
+    return /serving .*, engine ([\w-]+)\)/.exec(log)?.[1] ?? 'unknown (no "serving" line in its log)';
   } catch {
     return 'unknown';
   }

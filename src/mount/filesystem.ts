@@ -181,12 +181,20 @@ export function mountFilesystem(device: string, mountpoint: string | PinnedDir, 
   options.push(...extra);
 
   const where = mountpoint.where;
-  const r = kernelSupports(opts.type)
-    ? // -w: never fall back to a read-only mount on its own (a write-protected device must be an
-      // error for a read-write request). -i: use the kernel's driver, not a /sbin/mount.<type> helper.
-      tool('mount', ['-i', '--no-canonicalize', readOnly ? '-r' : '-w', '-t', opts.type, '-o', options.join(','), device, CHILD_FD_PATH], 'mount', undefined, mountpoint.fd)
-    : mountWithFuseDriver(device, mountpoint, opts.type, options, readOnly);
-  if (r.status === 0) return mountedOn(mountpoint, device);
+  // How to tell our new mount in mountinfo: a kernel mount by its source, our loop device; a FUSE
+  // driver's (whose source is the driver's name) by the id it had in the staging directory.
+  let ours = (e: MountEntry) => e.source === device;
+  let r: RunResult;
+  if (kernelSupports(opts.type)) {
+    // -w: never fall back to a read-only mount on its own (a write-protected device must be an
+    // error for a read-write request). -i: use the kernel's driver, not a /sbin/mount.<type> helper.
+    r = tool('mount', ['-i', '--no-canonicalize', readOnly ? '-r' : '-w', '-t', opts.type, '-o', options.join(','), device, CHILD_FD_PATH], 'mount', undefined, mountpoint.fd);
+  } else {
+    const f = mountWithFuseDriver(device, mountpoint, opts.type, options, readOnly);
+    r = f.result;
+    if (f.mountId !== undefined) ours = (e) => e.id === f.mountId;
+  }
+  if (r.status === 0) return mountedOn(mountpoint, device, ours);
 
   const msg = `mounting ${device} on ${where} failed: ${detail(r)}`;
   if (/unknown filesystem type/i.test(r.stderr))
@@ -205,7 +213,7 @@ export function mountFilesystem(device: string, mountpoint: string | PinnedDir, 
  * directory's own mount, at the directory's path. A FUSE driver that resolved the path by name
  * itself (fusefat does) could have mounted elsewhere after a swap: that mount is detached again.
  */
-function mountedOn(d: PinnedDir, device: string): MountEntry {
+function mountedOn(d: PinnedDir, device: string, ours: (e: MountEntry) => boolean): MountEntry {
   const parent = mountIdOf(d.fd);
   // mountinfo names mount points by path, and the owner of the parent may be renaming the pinned
   // directory right now (it is theirs to rename). Read where it is before and after mountinfo:
@@ -215,12 +223,14 @@ function mountedOn(d: PinnedDir, device: string): MountEntry {
     const entries = readMountInfo();
     if (d.where !== before) continue;
     const hit = entries.filter((e) => e.parentId === parent && e.mountpoint === before).at(-1);
-    if (hit && (hit.source === device || hit.fstype.startsWith('fuse'))) return hit;
+    if (hit && ours(hit)) return hit;
     break;
   }
+  // Not shown to be on the pinned directory (or its owner never stopped renaming it): undo it,
+  // found by what it is, not by where it is.
   const where = d.where;
-  for (const stray of readMountInfo().filter((e) => e.source === device)) unmountFilesystem(stray, { lazy: true });
-  throw new VaultError('unsafe', `${device} was not mounted on ${where}: the mount point was swapped while mounting`, 'use a mount point in a directory that only you and root can change');
+  for (const stray of readMountInfo().filter(ours)) unmountFilesystem(stray, { lazy: true });
+  throw new VaultError('unsafe', `${device} was not mounted on ${where}: the mount point was swapped, or kept moving, while mounting`, 'use a mount point in a directory that only you and root can change');
 }
 /**
  * Kernels built without FAT or exFAT drivers (as some minimal VM kernels are) can still mount them
@@ -228,7 +238,7 @@ function mountedOn(d: PinnedDir, device: string): MountEntry {
  * are reachable only by root unless allow_other is set; with an owner, the kernel enforces the
  * uid/gid/umask permissions (default_permissions), as the kernel drivers would.
  */
-function mountWithFuseDriver(device: string, mountpoint: PinnedDir, type: string, options: string[], readOnly: boolean): RunResult {
+function mountWithFuseDriver(device: string, mountpoint: PinnedDir, type: string, options: string[], readOnly: boolean): { result: RunResult; mountId?: number } {
   // These drivers (libfuse2) resolve their mount point by name themselves (realpath, then mount(2)),
   // so a user who owns the mount point's parent could swap it between the two. They never see the
   // user's directory: they mount on a directory of root's own, and that mount is then moved onto the
@@ -236,10 +246,13 @@ function mountWithFuseDriver(device: string, mountpoint: PinnedDir, type: string
   const stage = stagingDir();
   try {
     const r = runFuseDriver(device, stage.inner, type, options, readOnly);
-    if (r.status !== 0) return r;
+    if (r.status !== 0) return { result: r };
+    // Its id stays the same when it moves: how mountedOn knows it, wherever it lands.
+    const staged = readMountInfo().filter((e) => e.mountpoint === stage.inner).at(-1);
+    if (!staged) return { result: { status: 32, stdout: '', stderr: `${type}: the driver said it mounted, but nothing is mounted on ${stage.inner}` } };
     const moved = tool('mount', ['--no-canonicalize', '--move', stage.inner, CHILD_FD_PATH], 'mount', undefined, mountpoint.fd);
     if (moved.status !== 0) run('umount', ['-l', '--no-canonicalize', stage.inner]);
-    return moved;
+    return { result: moved, mountId: staged.id };
   } finally {
     stage.remove();
   }

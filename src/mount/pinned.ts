@@ -6,15 +6,10 @@
  * mount. An O_PATH descriptor names one directory for good; the kernel resolves /proc/self/fd/N
  * to exactly that directory, whatever its name is by then.
  */
-import { closeSync, fstatSync, openSync, readFileSync, readdirSync, readlinkSync, type Stats } from 'node:fs';
-import path from 'node:path';
+import { closeSync, constants as fsc, fstatSync, openSync, readFileSync, readdirSync, readlinkSync, type Stats } from 'node:fs';
 import { VaultError } from '../errors.js';
+import { O_PATH, viaProc } from '../system/fs-at.js';
 
-/** open(2) flags Node does not export; these are the values on every Linux architecture Node runs on. */
-const O_PATH = 0o10000000;
-const O_NOFOLLOW = 0o400000;
-const O_DIRECTORY = 0o200000;
-const O_CLOEXEC = 0o2000000;
 
 /** The descriptor number a pinned directory gets in the tool vault runs on it (see stdioFor). */
 export const CHILD_FD = 3;
@@ -37,7 +32,7 @@ export interface PinnedDir {
 export function pinDir(p: string): PinnedDir {
   let fd: number;
   try {
-    fd = openSync(p, O_PATH | O_NOFOLLOW | O_DIRECTORY | O_CLOEXEC);
+    fd = openSync(p, O_PATH | fsc.O_NOFOLLOW | fsc.O_DIRECTORY); // node adds O_CLOEXEC itself
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ELOOP' || code === 'ENOTDIR')
@@ -88,6 +83,5 @@ export function stdioFor(d: PinnedDir): ['ignore', 'pipe', 'pipe', number] {
 
 /** `dir/name` with `dir` pinned: the path a tool or syscall uses for `name` inside exactly that directory. */
 export function pinnedChild(parent: PinnedDir, name: string): string {
-  if (name === '' || name === '.' || name === '..' || name.includes('/')) throw new VaultError('internal', `bad directory entry name ${JSON.stringify(name)}`);
-  return path.join(`/proc/self/fd/${parent.fd}`, name);
+  return viaProc(parent.fd, name);
 }

@@ -22,8 +22,9 @@ function errnoError(errno: number, syscall: string, name: string): NodeJS.ErrnoE
   return Object.assign(new Error(`${code}: ${syscall} ${name}`), { code, errno: -errno, syscall });
 }
 
-function viaProc(dirFd: number, name: string): string {
-  if (!name || name.includes('/') || name === '.' || name === '..') throw new Error(`not one path component: ${name}`);
+/** `name` inside the directory open as `dirFd`, as a path the kernel resolves from that descriptor. */
+export function viaProc(dirFd: number, name: string): string {
+  if (!name || name.includes('/') || name === '.' || name === '..') throw new Error(`not one path component: ${JSON.stringify(name)}`);
   return `/proc/self/fd/${dirFd}/${name}`;
 }
 

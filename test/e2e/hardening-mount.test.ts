@@ -118,6 +118,8 @@ describe.runIf(run)('hardening: a local user against root’s mounts', () => {
               targetIntact();
             }
             expect(mountinfo().filter((m) => m.mountpoint === target).map((m) => m.source)).toEqual(['vault-canary']);
+            // A refused or dismounted attempt leaves nothing mounted in her tree, wherever it moved.
+            expect(mountinfo().filter((m) => m.mountpoint.startsWith(`${home}/`)).map((m) => `${m.mountpoint} (${m.fstype})`)).toEqual([]);
           }
         } finally {
           racer.kill('SIGTERM');
@@ -136,6 +138,8 @@ describe.runIf(run)('hardening: a local user against root’s mounts', () => {
         expect(mountinfo().filter((m) => m.mountpoint.startsWith(`${home}/`)).map((m) => m.mountpoint)).toEqual([]);
       } finally {
         spawnSync('umount', [target]);
+        // Debris of a failed attempt must not outlive the test (and fail every later one).
+        for (const m of mountinfo().filter((m) => m.mountpoint.startsWith(`${home}/`)).reverse()) spawnSync('umount', ['-l', m.mountpoint]);
         removeDir(home);
       }
     });
