@@ -1,0 +1,21 @@
+/**
+ * README's first Quick start command, scripts/demo.sh, as a newcomer runs it: it must reach its
+ * end on this machine. (Issue 13 moved default mount points to /media/vault/<user>/, and the demo,
+ * which named the old path, broke without any test noticing.)
+ */
+import { describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { ROOT, e2eSuite } from './harness.js';
+
+const suite = e2eSuite('quickstart');
+
+describe.runIf(suite.run)('README Quick start', () => {
+  it('scripts/demo.sh creates, mounts, writes, lists, dismounts and reads back, with no standard input', () => {
+    const r = spawnSync('bash', [path.join(ROOT, 'scripts/demo.sh')], { cwd: ROOT, encoding: 'utf8', input: '', timeout: 600_000 });
+    expect(r.status, `${r.stdout}\n${r.stderr}`).toBe(0);
+    expect(r.stdout).toMatch(/^hello from inside the encrypted volume$/m); // read back after remounting
+    expect(r.stdout).toContain("'hello from inside' does not occur in secret.vol");
+    expect(r.stdout.trimEnd().endsWith('== done')).toBe(true);
+  });
+});
