@@ -172,7 +172,7 @@ async function startVolume(c: ContainerFile, v: UnlockedVolume, o: MountUnlocked
     mountedAt: new Date().toISOString(),
     policy: o.policy ?? NO_POLICY,
     ...(o.transient ? { transientOwner: selfIdentity() } : {}),
-    ownerUid: o.owner?.uid ?? process.getuid?.() ?? 0,
+    ownerUid: actingUid(o.owner),
   };
 
   if (!o.noFilesystem) {
@@ -223,6 +223,11 @@ export function resolveContainer(p: string): string {
   } catch {
     throw new VaultError('not-a-container', `${p} does not exist`);
   }
+}
+
+/** The user vault acts for: the one who ran sudo, else whoever runs vault. */
+function actingUid(owner: { uid: number } | undefined): number {
+  return owner?.uid ?? process.getuid?.() ?? 0;
 }
 
 /** The checked mount point, held by descriptor (pinned.ts) until it is mounted on. */
@@ -283,7 +288,7 @@ function prepareMountpoint(given: string | undefined, containerPath: string, own
  * it at an empty directory of root's. Symlinks of root or of the user vault runs for are followed.
  */
 function trustedSymlinksOnly(abs: string, owner: { uid: number } | undefined): void {
-  const user = owner?.uid ?? process.getuid?.() ?? 0;
+  const user = actingUid(owner);
   let p = '/';
   for (const part of abs.split('/').filter(Boolean)) {
     p = path.join(p, part);
@@ -302,7 +307,7 @@ function checkedMountpoint(real: string, shown: string, owner: { uid: number } |
   try {
     if (dir.where !== real) throw new VaultError('unsafe', `mount point ${shown} was moved while vault checked it`, 'use a mount point in a directory that only you and root can change');
     const st = dir.stat();
-    const user = owner?.uid ?? process.getuid?.() ?? 0;
+    const user = actingUid(owner);
     if (st.uid !== 0 && st.uid !== user)
       throw new VaultError('unsafe', `mount point ${shown} belongs to another user (uid ${st.uid})`, 'mount on a directory of your own, or omit the mount point');
     const host = records().find((r) => r.mountpoint && (real === r.mountpoint || real.startsWith(r.mountpoint + '/')));
@@ -325,7 +330,7 @@ function checkedMountpoint(real: string, shown: string, owner: { uid: number } |
  */
 function userMountBase(owner: { uid: number; gid: number } | undefined): string {
   ownDir(DEFAULT_MOUNT_BASE, 0, 0, 0o711);
-  const uid = owner?.uid ?? process.getuid?.() ?? 0;
+  const uid = actingUid(owner);
   const dir = path.join(DEFAULT_MOUNT_BASE, userName(uid));
   ownDir(dir, uid, owner?.gid ?? process.getgid?.() ?? 0, 0o700);
   return dir;
