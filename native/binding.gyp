@@ -1,4 +1,5 @@
-# vault's N-API addon (plain C, node_api.h only).
+# vault's N-API addon (plain C, node_api.h only): one addon, so the XTS core and the locked
+# memory are linked once.
 #
 # OpenSSL: no 'libraries' entry on purpose. The EVP_* / OPENSSL_cleanse symbols are resolved at
 # dlopen time against the node binary itself, which exports its bundled OpenSSL; the headers come
@@ -14,24 +15,14 @@
 {
   'targets': [
     {
-      # Key handles in locked memory (secure_mem.c), batched XTS (xts_core.c, the same code the
-      # volume server runs), a few syscalls.
       'target_name': 'vault_native',
-      'sources': ['vault_native.c', 'xts_core.c', 'secure_mem.c', 'napi_util.c'],
-      'cflags': ['-O2', '-Wall', '-Wextra', '-fvisibility=hidden'],
-      'cflags_c': ['-Werror', '-std=gnu11'],
-      'configurations': {
-        'Release': {
-          'cflags!': ['-O3'],
-        },
-      },
-    },
-    {
-      # The native volume server (fuse_server.c): FUSE spoken directly on /dev/fuse by worker
-      # threads, XTS through node's OpenSSL (xts_core.c), keys and plaintext buffers in locked
-      # memory (secure_mem.c). No libfuse. Same flags and OpenSSL arrangement as vault_native.
-      'target_name': 'vault_fuse',
-      'sources': ['vault_fuse_module.c', 'fuse_server.c', 'xts_core.c', 'secure_mem.c', 'napi_util.c'],
+      'sources': [
+        # Key handles, batched XTS for JS, a few syscalls (vault_native.c); shared helpers.
+        'vault_native.c', 'napi_util.c', 'xts_core.c', 'secure_mem.c',
+        # The volume server: FUSE spoken directly on /dev/fuse by native threads (fuse_*.c; see
+        # fuse_internal.h for which file does what).
+        'fuse_napi.c', 'fuse_session.c', 'fuse_classic.c', 'fuse_ops.c', 'fuse_io.c',
+      ],
       'cflags': ['-O2', '-Wall', '-Wextra', '-fvisibility=hidden'],
       'cflags_c': ['-Werror', '-std=gnu11'],
       'libraries': ['-lpthread'],

@@ -1,11 +1,11 @@
 /*
  * fuse_server: vault's native volume server. Serves one file, `volume`, whose bytes are the
  * decrypted data area of a container, by speaking the FUSE protocol directly on /dev/fuse (no
- * libfuse) from a pool of worker threads; JavaScript only starts, watches and stops it.
+ * libfuse) from native threads; JavaScript only starts, watches and stops it.
  *
- * vault_fuse_register() adds serve / wait / stop / stats to `exports` (see src/crypto/native-fuse.ts
- * for the JS-side contract). It is called from vault_fuse_module.c's NAPI_MODULE_INIT, and can be
- * called from another addon's init to fold the server into it.
+ * vault_fuse_register() adds serve / wait / stop / stats to `exports` (see src/server/fuse-addon.ts
+ * for the JS-side contract); vault_native.c's module init calls it. The parts are listed in
+ * fuse_internal.h.
  */
 #ifndef VAULT_FUSE_SERVER_H
 #define VAULT_FUSE_SERVER_H

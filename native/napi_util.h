@@ -1,5 +1,6 @@
 /*
- * napi_util: the error helpers both addons (vault_native, vault_fuse) use. Names carry a vault_
+ * napi_util: the N-API helpers every part of the addon uses: errors, positional arguments, option
+ * objects. Names carry a vault_
  * prefix: the addons are loaded into the node binary, whose own exported symbols could otherwise
  * interpose on generic names.
  */
@@ -7,6 +8,8 @@
 #define VAULT_NAPI_UTIL_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <node_api.h>
 
 /* An earlier, more specific exception wins over a follow-up one: every thrower checks this first. */
@@ -21,6 +24,24 @@ void vault_throw_napi_failure(napi_env env, const char *addon, const char *call)
 const char *vault_errno_name(int err);
 /* An Error shaped like Node's own system errors: code "EPIPE" etc., errno (negative), syscall. */
 void vault_throw_errno(napi_env env, const char *syscall, const char *what, int err);
+
+/* Positional arguments. Each returns false with an exception thrown (TypeError / RangeError with a
+   message naming `what`). */
+bool vault_arg_count(napi_env env, napi_callback_info info, size_t want, napi_value *argv);
+bool vault_arg_bytes(napi_env env, napi_value v, const char *what, uint8_t **data, size_t *len); /* Uint8Array */
+bool vault_arg_number(napi_env env, napi_value v, const char *what, double *out);
+bool vault_arg_index(napi_env env, napi_value v, const char *what, double max, size_t *out); /* integer in [0, max] */
+bool vault_arg_fd(napi_env env, napi_value v, int *fd);
+bool vault_arg_bool(napi_env env, napi_value v, const char *what, bool *out);
+bool vault_arg_u64(napi_env env, napi_value v, const char *what, uint64_t *out); /* a bigint in [0, 2^64) */
+
+/* Properties of an options object ("options.<name>" in messages). Absent optional ones get `def`. */
+bool vault_opt_prop(napi_env env, napi_value obj, const char *name, napi_value *v, bool *present);
+bool vault_opt_int(napi_env env, napi_value obj, const char *name, bool required, double def, double max,
+                   uint64_t *out);
+bool vault_opt_bool(napi_env env, napi_value obj, const char *name, bool def, bool *out);
+bool vault_opt_u64(napi_env env, napi_value obj, const char *name, uint64_t def, uint64_t *out); /* bigint or safe integer */
+bool vault_opt_string(napi_env env, napi_value obj, const char *name, char *buf, size_t cap); /* non-empty, no NUL */
 
 /* Every N-API call is checked; a failure throws and returns NULL (N-API turns that into
    `undefined` with the exception pending). ADDON_NAME must be defined by the including file. */

@@ -26,6 +26,7 @@
 #include "secure_mem.h"
 #include "napi_util.h"
 #include "xts_core.h"
+#include "fuse_server.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -55,7 +56,7 @@
 /* ------------------------------------------------------------------------------------------ */
 /* Errors                                                                                       */
 
-/* vault_throw_* live in napi_util.c (shared with vault_fuse). A failed N-API call throws and
+/* vault_throw_* and the argument helpers live in napi_util.c. A failed N-API call throws and
    leaves through `label`. */
 #define ADDON_NAME "vault_native"
 #define CHECK VAULT_CHECK
@@ -66,120 +67,6 @@
       goto label;                                                                               \
     }                                                                                           \
   } while (0)
-
-/* ------------------------------------------------------------------------------------------ */
-/* Argument helpers                                                                             */
-
-static bool get_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv) {
-  size_t argc = want;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) {
-    vault_throw_napi_failure(env, ADDON_NAME, "napi_get_cb_info");
-    return false;
-  }
-  if (argc < want) {
-    char msg[64];
-    snprintf(msg, sizeof msg, "expected %zu arguments, got %zu", want, argc);
-    vault_throw_type_error(env, msg);
-    return false;
-  }
-  return true;
-}
-
-/* Uint8Array or Buffer (a Buffer is a Uint8Array). */
-static bool get_bytes(napi_env env, napi_value v, const char *what, uint8_t **data, size_t *len) {
-  bool is_ta = false;
-  napi_typedarray_type type;
-  void *p = NULL;
-  char msg[96];
-  if (napi_is_typedarray(env, v, &is_ta) != napi_ok) {
-    vault_throw_napi_failure(env, ADDON_NAME, "napi_is_typedarray");
-    return false;
-  }
-  if (is_ta && napi_get_typedarray_info(env, v, &type, len, &p, NULL, NULL) != napi_ok) {
-    vault_throw_napi_failure(env, ADDON_NAME, "napi_get_typedarray_info");
-    return false;
-  }
-  if (!is_ta || type != napi_uint8_array) {
-    snprintf(msg, sizeof msg, "%s must be a Uint8Array or Buffer", what);
-    vault_throw_type_error(env, msg);
-    return false;
-  }
-  *data = p;
-  return true;
-}
-
-static bool get_number(napi_env env, napi_value v, const char *what, double *out) {
-  char msg[96];
-  napi_status st = napi_get_value_double(env, v, out);
-  if (st == napi_number_expected) {
-    snprintf(msg, sizeof msg, "%s must be a number", what);
-    vault_throw_type_error(env, msg);
-    return false;
-  }
-  if (st != napi_ok) {
-    vault_throw_napi_failure(env, ADDON_NAME, "napi_get_value_double");
-    return false;
-  }
-  return true;
-}
-
-/* A non-negative integer below `max`. */
-static bool get_index(napi_env env, napi_value v, const char *what, double max, size_t *out) {
-  double d;
-  char msg[128];
-  if (!get_number(env, v, what, &d)) return false;
-  if (!(d >= 0 && d <= max) || (double)(uint64_t)d != d) {
-    snprintf(msg, sizeof msg, "%s must be an integer in [0, %.0f], got %g", what, max, d);
-    vault_throw_range_error(env, msg);
-    return false;
-  }
-  *out = (size_t)d;
-  return true;
-}
-
-static bool get_fd(napi_env env, napi_value v, int *fd) {
-  size_t n;
-  if (!get_index(env, v, "fd", (double)INT32_MAX, &n)) return false;
-  *fd = (int)n;
-  return true;
-}
-
-static bool get_bool(napi_env env, napi_value v, const char *what, bool *out) {
-  char msg[96];
-  napi_status st = napi_get_value_bool(env, v, out);
-  if (st == napi_boolean_expected) {
-    snprintf(msg, sizeof msg, "%s must be a boolean", what);
-    vault_throw_type_error(env, msg);
-    return false;
-  }
-  if (st != napi_ok) {
-    vault_throw_napi_failure(env, ADDON_NAME, "napi_get_value_bool");
-    return false;
-  }
-  return true;
-}
-
-/* A BigInt in [0, 2^64). */
-static bool get_u64(napi_env env, napi_value v, const char *what, uint64_t *out) {
-  bool lossless = false;
-  char msg[96];
-  napi_status st = napi_get_value_bigint_uint64(env, v, out, &lossless);
-  if (st == napi_bigint_expected) {
-    snprintf(msg, sizeof msg, "%s must be a bigint", what);
-    vault_throw_type_error(env, msg);
-    return false;
-  }
-  if (st != napi_ok) {
-    vault_throw_napi_failure(env, ADDON_NAME, "napi_get_value_bigint_uint64");
-    return false;
-  }
-  if (!lossless) {  /* negative, or does not fit in 64 bits */
-    snprintf(msg, sizeof msg, "%s must be in [0, 2^64)", what);
-    vault_throw_range_error(env, msg);
-    return false;
-  }
-  return true;
-}
 
 /* ------------------------------------------------------------------------------------------ */
 /* Key handles                                                                                  */
@@ -286,7 +173,7 @@ static bool key_unwrap(napi_env env, napi_value v, bool allow_disposed, vault_ke
 
 static bool get_key_length(napi_env env, napi_value v, size_t *len) {
   char msg[96];
-  if (!get_index(env, v, "key length", (double)KEY_MAX_LEN, len)) return false;
+  if (!vault_arg_index(env, v, "key length", (double)KEY_MAX_LEN, len)) return false;
   if (*len == 0) {
     snprintf(msg, sizeof msg, "key length must be in [1, %d]", KEY_MAX_LEN);
     vault_throw_range_error(env, msg);
@@ -304,7 +191,7 @@ static napi_value key_from_bytes(napi_env env, napi_callback_info info) {
   vault_key *k;
   int err;
   char msg[64];
-  if (!get_args(env, info, 1, argv) || !get_bytes(env, argv[0], "key bytes", &src, &len)) return NULL;
+  if (!vault_arg_count(env, info, 1, argv) || !vault_arg_bytes(env, argv[0], "key bytes", &src, &len)) return NULL;
   if (len == 0 || len > KEY_MAX_LEN) {
     snprintf(msg, sizeof msg, "key length must be in [1, %d]", KEY_MAX_LEN);
     vault_throw_range_error(env, msg);
@@ -328,7 +215,7 @@ static napi_value key_from_fd(napi_env env, napi_callback_info info) {
   size_t len, got;
   vault_key *k;
   char msg[128];
-  if (!get_args(env, info, 2, argv) || !get_fd(env, argv[0], &fd) || !get_key_length(env, argv[1], &len))
+  if (!vault_arg_count(env, info, 2, argv) || !vault_arg_fd(env, argv[0], &fd) || !get_key_length(env, argv[1], &len))
     return NULL;
   k = key_alloc(len, &err);
   if (k == NULL) {
@@ -358,7 +245,7 @@ static napi_value key_to_fd(napi_env env, napi_callback_info info) {
   vault_key *k;
   int fd, err;
   char msg[64];
-  if (!get_args(env, info, 2, argv) || !key_unwrap(env, argv[0], false, &k) || !get_fd(env, argv[1], &fd))
+  if (!vault_arg_count(env, info, 2, argv) || !key_unwrap(env, argv[0], false, &k) || !vault_arg_fd(env, argv[1], &fd))
     return NULL;
   err = vault_secure_write_fd(fd, k->mem, k->len);
   if (err != 0) {
@@ -372,7 +259,7 @@ static napi_value key_to_fd(napi_env env, napi_callback_info info) {
 static napi_value key_length(napi_env env, napi_callback_info info) {
   napi_value argv[1], result;
   vault_key *k;
-  if (!get_args(env, info, 1, argv) || !key_unwrap(env, argv[0], false, &k)) return NULL;
+  if (!vault_arg_count(env, info, 1, argv) || !key_unwrap(env, argv[0], false, &k)) return NULL;
   CHECK(napi_create_uint32(env, (uint32_t)k->len, &result));
   return result;
 }
@@ -384,8 +271,8 @@ static napi_value key_copy_to(napi_env env, napi_callback_info info) {
   vault_key *k;
   uint8_t *dst;
   size_t len;
-  if (!get_args(env, info, 2, argv) || !key_unwrap(env, argv[0], false, &k) ||
-      !get_bytes(env, argv[1], "target", &dst, &len))
+  if (!vault_arg_count(env, info, 2, argv) || !key_unwrap(env, argv[0], false, &k) ||
+      !vault_arg_bytes(env, argv[1], "target", &dst, &len))
     return NULL;
   if (len != k->len) {
     vault_throw_range_error(env, "target length must equal the key length");
@@ -400,7 +287,7 @@ static napi_value key_copy_to(napi_env env, napi_callback_info info) {
 static napi_value key_dispose(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   vault_key *k;
-  if (!get_args(env, info, 1, argv) || !key_unwrap(env, argv[0], true, &k)) return NULL;
+  if (!vault_arg_count(env, info, 1, argv) || !key_unwrap(env, argv[0], true, &k)) return NULL;
   k->disposed = true;
   if (k->inflight == 0) key_wipe(k);
   return NULL;
@@ -456,11 +343,11 @@ static bool xts_parse(napi_env env, napi_callback_info info, napi_value *argv, v
   bool enc;
   uint64_t last;
   char msg[160];
-  if (!get_args(env, info, 6, argv) || !key_unwrap(env, argv[0], false, key) ||
-      !get_bytes(env, argv[1], "buf", &j->data, &j->len) ||
-      !get_index(env, argv[2], "sectorSize", (double)VAULT_XTS_MAX_SECTOR, &j->sector) ||
-      !get_u64(env, argv[3], "firstTweak", &j->first_tweak) || !get_u64(env, argv[4], "tweakStep", &j->step) ||
-      !get_bool(env, argv[5], "encrypt", &enc))
+  if (!vault_arg_count(env, info, 6, argv) || !key_unwrap(env, argv[0], false, key) ||
+      !vault_arg_bytes(env, argv[1], "buf", &j->data, &j->len) ||
+      !vault_arg_index(env, argv[2], "sectorSize", (double)VAULT_XTS_MAX_SECTOR, &j->sector) ||
+      !vault_arg_u64(env, argv[3], "firstTweak", &j->first_tweak) || !vault_arg_u64(env, argv[4], "tweakStep", &j->step) ||
+      !vault_arg_bool(env, argv[5], "encrypt", &enc))
     return false;
   if ((*key)->len != VAULT_XTS_KEY_LEN) {
     snprintf(msg, sizeof msg, "XTS-AES-256 needs a %d-byte key, this handle holds %zu bytes", VAULT_XTS_KEY_LEN,
@@ -611,8 +498,8 @@ static napi_value flock_fd(napi_env env, napi_callback_info info) {
   napi_value argv[3], result;
   int fd, r;
   bool exclusive, non_blocking;
-  if (!get_args(env, info, 3, argv) || !get_fd(env, argv[0], &fd) || !get_bool(env, argv[1], "exclusive", &exclusive) ||
-      !get_bool(env, argv[2], "nonBlocking", &non_blocking))
+  if (!vault_arg_count(env, info, 3, argv) || !vault_arg_fd(env, argv[0], &fd) || !vault_arg_bool(env, argv[1], "exclusive", &exclusive) ||
+      !vault_arg_bool(env, argv[2], "nonBlocking", &non_blocking))
     return NULL;
   do {
     r = flock(fd, (exclusive ? LOCK_EX : LOCK_SH) | (non_blocking ? LOCK_NB : 0));
@@ -651,7 +538,7 @@ static napi_value probe_socket(napi_env env, napi_callback_info info) {
   napi_value argv[2], result;
   int32_t domain, type;
   int fd, err = 0;
-  if (!get_args(env, info, 2, argv)) return NULL;
+  if (!vault_arg_count(env, info, 2, argv)) return NULL;
   CHECK(napi_get_value_int32(env, argv[0], &domain));
   CHECK(napi_get_value_int32(env, argv[1], &type));
   fd = socket(domain, type | SOCK_CLOEXEC, 0);
@@ -668,7 +555,7 @@ static napi_value probe_socket(napi_env env, napi_callback_info info) {
 static napi_value set_io_flusher(napi_env env, napi_callback_info info) {
   napi_value argv[1], result;
   bool on;
-  if (!get_args(env, info, 1, argv) || !get_bool(env, argv[0], "on", &on)) return NULL;
+  if (!vault_arg_count(env, info, 1, argv) || !vault_arg_bool(env, argv[0], "on", &on)) return NULL;
   int r = prctl(PR_SET_IO_FLUSHER, on ? 1 : 0, 0, 0, 0);
   CHECK(napi_create_int32(env, r == 0 ? 0 : errno, &result));
   return result;
@@ -682,7 +569,7 @@ static napi_value umount_path(napi_env env, napi_callback_info info) {
   char target[4096];
   size_t len;
   int32_t flags;
-  if (!get_args(env, info, 2, argv)) return NULL;
+  if (!vault_arg_count(env, info, 2, argv)) return NULL;
   CHECK(napi_get_value_string_utf8(env, argv[0], target, sizeof target, &len));
   CHECK(napi_get_value_int32(env, argv[1], &flags));
   if (len + 1 >= sizeof target) {
@@ -719,7 +606,7 @@ static napi_value openat_fd(napi_env env, napi_callback_info info) {
   char name[NAME_MAX + 2];
   int dir_fd, fd;
   int32_t flags, mode;
-  if (!get_args(env, info, 4, argv) || !get_fd(env, argv[0], &dir_fd) || !get_name(env, argv[1], name, sizeof name)) return NULL;
+  if (!vault_arg_count(env, info, 4, argv) || !vault_arg_fd(env, argv[0], &dir_fd) || !get_name(env, argv[1], name, sizeof name)) return NULL;
   CHECK(napi_get_value_int32(env, argv[2], &flags));
   CHECK(napi_get_value_int32(env, argv[3], &mode));
   do {
@@ -735,8 +622,8 @@ static napi_value renameat_fd(napi_env env, napi_callback_info info) {
   char from[NAME_MAX + 2], to[NAME_MAX + 2];
   int dir_fd;
   bool no_replace;
-  if (!get_args(env, info, 4, argv) || !get_fd(env, argv[0], &dir_fd) || !get_name(env, argv[1], from, sizeof from) ||
-      !get_name(env, argv[2], to, sizeof to) || !get_bool(env, argv[3], "noReplace", &no_replace))
+  if (!vault_arg_count(env, info, 4, argv) || !vault_arg_fd(env, argv[0], &dir_fd) || !get_name(env, argv[1], from, sizeof from) ||
+      !get_name(env, argv[2], to, sizeof to) || !vault_arg_bool(env, argv[3], "noReplace", &no_replace))
     return NULL;
   int r = renameat2(dir_fd, from, dir_fd, to, no_replace ? RENAME_NOREPLACE : 0);
   CHECK(napi_create_int32(env, r == 0 ? 0 : errno, &result));
@@ -748,7 +635,7 @@ static napi_value unlinkat_fd(napi_env env, napi_callback_info info) {
   napi_value argv[2], result;
   char name[NAME_MAX + 2];
   int dir_fd;
-  if (!get_args(env, info, 2, argv) || !get_fd(env, argv[0], &dir_fd) || !get_name(env, argv[1], name, sizeof name)) return NULL;
+  if (!vault_arg_count(env, info, 2, argv) || !vault_arg_fd(env, argv[0], &dir_fd) || !get_name(env, argv[1], name, sizeof name)) return NULL;
   int r = unlinkat(dir_fd, name, 0);
   CHECK(napi_create_int32(env, r == 0 ? 0 : errno, &result));
   return result;
@@ -774,5 +661,5 @@ NAPI_MODULE_INIT() {
     props[i] = (napi_property_descriptor){fns[i].name, NULL, fns[i].fn, NULL, NULL, NULL, napi_enumerable, NULL};
   }
   CHECK(napi_define_properties(env, exports, N, props));
-  return exports;
+  return vault_fuse_register(env, exports); /* serve / wait / stop / stats: the volume server */
 }

@@ -1,7 +1,7 @@
 /*
  * xts_core: XTS-AES-256 over runs of whole sectors, in place, through the OpenSSL inside the node
  * binary (no libcrypto is linked: the EVP symbols resolve against node at dlopen time). The one
- * implementation behind both addons: vault_native's xts()/xtsAsync() and vault_fuse's workers.
+ * implementation behind both users: xts()/xtsAsync() for JS and the volume server's workers.
  *
  * Sector i of a run (from 0) is one XTS data unit (IEEE 1619) whose tweak is
  * first_tweak + i * tweak_step, as a 128-bit little-endian number (spec/format.md §8). The caller

@@ -3,8 +3,8 @@
 // because npm 11 runs the project's own lifecycle scripts but not its dependencies'.
 // Uses Node's own headers (they carry the OpenSSL headers matching the OpenSSL inside the node binary),
 // found next to the running node, so no download is needed.
-// A failed build is not fatal: vault falls back to node:crypto and warns. CI sets VAULT_REQUIRE_NATIVE=1
-// so that a missing addon fails the test suite instead of passing on the slow path.
+// The addon is required (the volume server, key handles and XTS live in it): a failed build fails
+// `npm ci` with a message saying what to install. There is no slower fallback to drop back to.
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -12,8 +12,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const addons = ['vault_native.node', 'vault_fuse.node'].map((f) => path.join(root, 'native', 'build', 'Release', f));
-// --if-missing (what `npm run build` passes): skip the build when both addons exist and are newer
+const addons = [path.join(root, 'native', 'build', 'Release', 'vault_native.node')];
+// --if-missing (what `npm run build` passes): skip the build when the addon exists and are newer
 // than every source of native/, so a pull that changes the C code rebuilds it.
 const newestSource = Math.max(
   ...readdirSync(path.join(root, 'native'))
@@ -33,14 +33,15 @@ try {
   const npmGyp = path.join(nodeDir, 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
   if (existsSync(npmGyp)) gyp = npmGyp;
 }
+const HOW = 'Install a C compiler, make and liburing (as root: bash scripts/setup-system.sh, or apt-get install build-essential liburing-dev), then run `npm run build:native`.';
 if (!gyp) {
-  console.warn('vault: node-gyp not found; the native addon was not built (vault will use the slower node:crypto path)');
-  process.exit(0);
+  console.error(`vault: node-gyp not found, so the native addon (required) cannot be built. Install it with \`npm ci\` (it is a devDependency) or with npm itself. ${HOW}`);
+  process.exit(1);
 }
 const args = [gyp, 'rebuild', '--directory', path.join(root, 'native')];
 if (haveLocalHeaders) args.push(`--nodedir=${nodeDir}`);
 const r = spawnSync(process.execPath, args, { stdio: 'inherit' });
 if (r.status !== 0) {
-  console.warn('vault: building native/ failed; vault will use the slower node:crypto path. Install make and a C compiler (apt-get install build-essential), then run `npm run build:native`.');
-  process.exit(process.env.VAULT_REQUIRE_NATIVE === '1' ? 1 : 0);
+  console.error(`vault: building the native addon (native/, required) failed; see the compiler output above. ${HOW}`);
+  process.exit(1);
 }

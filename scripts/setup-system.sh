@@ -7,12 +7,15 @@
 # (the exit code vault uses for a missing system component).
 set -euo pipefail
 
+# make, gcc, g++ (node-gyp links with it) and python3 (node-gyp runs on it): `npm ci` builds the native
+# addon, which vault cannot run without.
+build=(make gcc g++ python3)
 # libglib2.0-bin (gdbus) and systemd (systemd-inhibit): `vault watch` listens to D-Bus through them.
-runtime=(libfuse2 fuse3 e2fsprogs dosfstools exfatprogs util-linux mount fusefat exfat-fuse libglib2.0-bin systemd)
+runtime=(fuse3 e2fsprogs dosfstools exfatprogs util-linux mount fusefat exfat-fuse libglib2.0-bin systemd)
 test_extra=(fio psmisc python3-cryptography python3-dbusmock dbus-daemon cryptsetup-bin gdb)
 bench_extra=(fio gocryptfs)
 
-want=("${runtime[@]}")
+want=("${build[@]}" "${runtime[@]}")
 for arg in "$@"; do
   case "$arg" in
     --test) want+=("${test_extra[@]}") ;;

@@ -1,6 +1,7 @@
 /**
- * Loads one of vault's native addons (native/build/Release/*.node) by path from the repository
- * root, so it works from src/ (vitest) and from dist/src/ (compiled) alike.
+ * Loads vault's native addon (native/build/Release/vault_native.node) by path from the repository
+ * root, so it works from src/ (vitest) and from dist/src/ (compiled) alike. The addon is required:
+ * there is no slower fallback that would keep keys in JS memory (README, "Data path").
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -25,20 +26,24 @@ function findRepoRoot(): string {
   }
 }
 
-export function addonPath(file: string): string {
-  return path.join('native', 'build', 'Release', file);
-}
+export const ADDON_PATH = path.join('native', 'build', 'Release', 'vault_native.node');
+
+let addon: unknown = null;
 
 /**
- * Loads `file`, unless one of the `disabledBy` environment variables is '1' (tests use them to
- * exercise fallbacks). Never throws: the error says why the addon is absent.
+ * The addon's exports (typed by src/crypto/native.ts and src/server/fuse-addon.ts, each for its
+ * own part). Throws an Error saying how to build it when it cannot be loaded.
  */
-export function loadAddon<T>(file: string, disabledBy: string[]): { addon: T | null; error: Error | null } {
-  const off = disabledBy.find((v) => process.env[v] === '1');
-  if (off) return { addon: null, error: new Error(`${file} disabled by ${off}=1`) };
+export function loadVaultAddon(): unknown {
+  if (addon !== null) return addon;
   try {
-    return { addon: createRequire(import.meta.url)(path.join(findRepoRoot(), addonPath(file))) as T, error: null };
+    addon = createRequire(import.meta.url)(path.join(findRepoRoot(), ADDON_PATH)) as unknown;
   } catch (err) {
-    return { addon: null, error: err instanceof Error ? err : new Error(String(err)) };
+    throw new Error(
+      `vault: the native addon (${ADDON_PATH}) is missing or does not load: ${err instanceof Error ? err.message : String(err)}. ` +
+        'Build it with `npm run build:native` (needs make, a C compiler and liburing-dev: run scripts/setup-system.sh).',
+      { cause: err },
+    );
   }
+  return addon;
 }

@@ -1,20 +1,17 @@
 // KeyHandle: a secret key that JS code passes around without holding its bytes.
 //
-// With the native addon the bytes live in mmap'ed, mlock'ed, MADV_DONTDUMP pages that are wiped
-// with OPENSSL_cleanse on dispose(); JS only holds an opaque reference. Without it (fallback) the
-// bytes are in a Buffer of our own (Buffer.alloc, never the shared pool) that dispose() zeroes;
-// the V8 heap may still have been swapped or copied by then, which is why the addon is preferred.
-import { timingSafeEqual } from 'node:crypto';
-import { readSync, writeSync } from 'node:fs';
+// The bytes live in the native addon's mmap'ed, mlock'ed, MADV_DONTDUMP pages, wiped with
+// OPENSSL_cleanse on dispose(); JS only holds an opaque reference.
 import type { NativeKey } from './native.js';
-import { nativeAddon, requireNative } from './native.js';
+import { nativeAddon } from './native.js';
 
 /** Largest key a handle holds (the native side enforces the same). */
 export const MAX_KEY_LENGTH = 65536;
-const XTS_KEY_LENGTH = 64;
 
 /** @internal What a live handle holds; only src/crypto/ modules look inside. */
-export type KeyState = { readonly kind: 'native'; readonly key: NativeKey } | { readonly kind: 'js'; readonly bytes: Buffer };
+export interface KeyState {
+  readonly key: NativeKey;
+}
 
 let stateOf: (handle: KeyHandle) => KeyState;
 
@@ -32,23 +29,6 @@ function checkLength(length: unknown): asserts length is number {
 function checkFd(fd: unknown): asserts fd is number {
   if (typeof fd !== 'number') throw new TypeError(`fd must be a number, got ${typeof fd}`);
   if (!Number.isInteger(fd) || fd < 0 || fd > 0x7fffffff) throw new RangeError(`fd must be a non-negative integer, got ${fd}`);
-}
-
-/** Same rule as the native side: XTS forbids key1 == key2, so refuse it when the key is created. */
-function checkXtsHalves(bytes: Buffer): void {
-  if (bytes.length === XTS_KEY_LENGTH && timingSafeEqual(bytes.subarray(0, 32), bytes.subarray(32))) {
-    throw codedError('invalid XTS-AES-256 key: its two 32-byte halves are equal', 'ERR_VAULT_XTS_EQUAL_HALVES');
-  }
-}
-
-function isWouldBlock(err: unknown): boolean {
-  const code = (err as { code?: unknown } | null)?.code;
-  return code === 'EAGAIN' || code === 'EWOULDBLOCK';
-}
-
-/** Blocking pause for the fallback's O_NONBLOCK fds (the native side uses poll() instead). */
-function pause(ms: number): void {
-  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
 
 export class KeyHandle {
@@ -71,74 +51,24 @@ export class KeyHandle {
   static fromBytes(bytes: Uint8Array): KeyHandle {
     if (!(bytes instanceof Uint8Array)) throw new TypeError('key bytes must be a Uint8Array or Buffer');
     checkLength(bytes.length);
-    const native = nativeAddon();
-    if (native !== null) return new KeyHandle({ kind: 'native', key: native.keyFromBytes(bytes) }, bytes.length);
-    const copy = Buffer.alloc(bytes.length);
-    copy.set(bytes);
-    bytes.fill(0);
-    try {
-      checkXtsHalves(copy);
-    } catch (err) {
-      copy.fill(0);
-      throw err;
-    }
-    return new KeyHandle({ kind: 'js', bytes: copy }, copy.length);
+    return new KeyHandle({ key: nativeAddon().keyFromBytes(bytes) }, bytes.length);
   }
 
   /**
    * Reads exactly `length` bytes from `fd` (e.g. the read end of a pipe from the parent process),
-   * blocking until they have arrived; end of file first is an error. With the addon the bytes go
-   * straight into locked memory and never through a JS buffer.
+   * blocking until they have arrived; end of file first is an error. The bytes go straight into
+   * locked memory and never through a JS buffer.
    */
   static readFromFd(fd: number, length: number): KeyHandle {
     checkFd(fd);
     checkLength(length);
-    const native = nativeAddon();
-    if (native !== null) return new KeyHandle({ kind: 'native', key: native.keyFromFd(fd, length) }, length);
-    const bytes = Buffer.alloc(length);
-    try {
-      let got = 0;
-      while (got < length) {
-        let n: number;
-        try {
-          n = readSync(fd, bytes, got, length - got, null);
-        } catch (err) {
-          if (isWouldBlock(err)) {
-            pause(5);
-            continue;
-          }
-          throw err;
-        }
-        if (n === 0) {
-          throw codedError(`reading a key from fd ${fd}: end of file after ${got} of ${length} bytes`, 'ERR_VAULT_KEY_SHORT_READ');
-        }
-        got += n;
-      }
-      checkXtsHalves(bytes);
-    } catch (err) {
-      bytes.fill(0);
-      throw err;
-    }
-    return new KeyHandle({ kind: 'js', bytes }, length);
+    return new KeyHandle({ key: nativeAddon().keyFromFd(fd, length) }, length);
   }
 
   /** Writes the key bytes to `fd` (e.g. a pipe to a child process), blocking until all are written. */
   writeToFd(fd: number): void {
     checkFd(fd);
-    const state = this.#live();
-    if (state.kind === 'native') {
-      requireNative().keyToFd(state.key, fd);
-      return;
-    }
-    let done = 0;
-    while (done < state.bytes.length) {
-      try {
-        done += writeSync(fd, state.bytes, done, state.bytes.length - done);
-      } catch (err) {
-        if (!isWouldBlock(err)) throw err;
-        pause(5);
-      }
-    }
+    nativeAddon().keyToFd(this.#live().key, fd);
   }
 
   /**
@@ -155,8 +85,7 @@ export class KeyHandle {
     const state = this.#live();
     const copy = Buffer.alloc(this.#length);
     try {
-      if (state.kind === 'native') requireNative().keyCopyTo(state.key, copy);
-      else state.bytes.copy(copy);
+      nativeAddon().keyCopyTo(state.key, copy);
       const result = fn(copy);
       if (typeof (result as { then?: unknown } | null)?.then === 'function') {
         throw new TypeError('KeyHandle.withBytes: fn must be synchronous (the key copy is zeroed when it returns)');
@@ -172,17 +101,12 @@ export class KeyHandle {
     return this.#length;
   }
 
-  /** True when the key lives in locked native memory. */
-  get isNative(): boolean {
-    return this.#state?.kind === 'native';
-  }
-
   get disposed(): boolean {
     return this.#state === null;
   }
 
   /**
-   * Wipes the key (native: OPENSSL_cleanse, munlock, munmap; fallback: zero fill). Idempotent.
+   * Wipes the key (OPENSSL_cleanse, munlock, munmap). Idempotent.
    * Any later use of the handle throws. Native async XTS jobs already queued still finish; the
    * wipe then happens when the last of them completes.
    */
@@ -190,8 +114,7 @@ export class KeyHandle {
     const state = this.#state;
     if (state === null) return;
     this.#state = null;
-    if (state.kind === 'native') requireNative().keyDispose(state.key);
-    else state.bytes.fill(0);
+    nativeAddon().keyDispose(state.key);
   }
 
   #live(): KeyState {

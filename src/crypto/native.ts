@@ -1,10 +1,7 @@
-// Loader for vault's N-API addon (native/vault_native.c, built by scripts/build-native.mjs).
-//
-// The addon is optional: without it vault falls back to node:crypto (slower, and keys live in
-// ordinary JS memory). VAULT_REQUIRE_NATIVE=1 turns a missing addon into an error (CI sets it so
-// the suite cannot silently pass on the fallback); VAULT_DISABLE_NATIVE=1 pretends it is absent
-// (tests use it to exercise the fallback). Both are read once, on first use.
-import { addonPath, loadAddon } from './addon-loader.js';
+// vault's N-API addon (native/vault_native.c and the rest of native/, built by
+// scripts/build-native.mjs): key handles in locked memory, batched XTS, a few syscalls. Required:
+// a missing addon is an error that says how to build it, never a quiet fallback.
+import { loadVaultAddon } from './addon-loader.js';
 
 /** Opaque handle to key bytes held in locked native memory (an N-API External). */
 export type NativeKey = { readonly __brand: 'vault.NativeKey' };
@@ -54,38 +51,7 @@ export interface NativeAddon {
   unlinkat(dirFd: number, name: string): number;
 }
 
-const ADDON_RELATIVE = addonPath('vault_native.node');
-
-let loaded = false;
-let addon: NativeAddon | null = null;
-let loadError: Error | null = null;
-
-function load(): void {
-  loaded = true;
-  ({ addon, error: loadError } = loadAddon<NativeAddon>('vault_native.node', ['VAULT_DISABLE_NATIVE']));
-}
-
-function missingError(): Error {
-  return new Error(
-    `vault: the native addon (${ADDON_RELATIVE}) is required but not available: ${loadError?.message ?? 'unknown'}. ` +
-      'Build it with `npm run build:native` (needs make and a C compiler).',
-    { cause: loadError },
-  );
-}
-
-/**
- * The addon, or null when it is absent or disabled (VAULT_DISABLE_NATIVE=1).
- * Throws instead of returning null when VAULT_REQUIRE_NATIVE=1.
- */
-export function nativeAddon(): NativeAddon | null {
-  if (!loaded) load();
-  if (addon === null && process.env['VAULT_REQUIRE_NATIVE'] === '1') throw missingError();
-  return addon;
-}
-
-/** The addon; throws (with the load error as `cause`) when it is not available. */
-export function requireNative(): NativeAddon {
-  const a = nativeAddon();
-  if (a === null) throw missingError();
-  return a;
+/** The addon; throws an Error saying how to build it when it is missing. */
+export function nativeAddon(): NativeAddon {
+  return loadVaultAddon() as NativeAddon;
 }

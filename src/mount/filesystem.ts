@@ -395,17 +395,11 @@ export function makeRootPrivate(entry: MountEntry, fix: boolean): number | null 
   });
 }
 
-/** umount2 of `name` in the pinned directory: through the addon, else umount(8) handed the directory as fd 3. */
+/** umount2 of `name` in the pinned directory (UMOUNT_NOFOLLOW among `flags`: never a symlink's target). */
 function umountIn(parent: PinnedDir, name: string, flags: number): UnmountResult {
-  const addon = nativeAddon();
-  if (addon) {
-    const err = addon.umount2(pinnedChild(parent, name), flags);
-    if (err === 0) return { ok: true };
-    return { ok: false, busy: err === 16 /* EBUSY */, message: err === 16 ? 'target is busy' : `umount2 failed (errno ${err})` };
-  }
-  const r = tool('umount', ['-i', '--no-canonicalize', ...(flags & MNT_DETACH ? ['-l'] : []), path.join(CHILD_FD_PATH, name)], 'mount', undefined, parent.fd);
-  if (r.status === 0) return { ok: true };
-  return { ok: false, busy: /target is busy|device is busy|resource busy/i.test(r.stderr), message: detail(r) };
+  const err = nativeAddon().umount2(pinnedChild(parent, name), flags);
+  if (err === 0) return { ok: true };
+  return { ok: false, busy: err === 16 /* EBUSY */, message: err === 16 ? 'target is busy' : `umount2 failed (errno ${err})` };
 }
 
 /** Whether something is mounted exactly on `p`. */

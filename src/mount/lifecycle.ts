@@ -13,8 +13,7 @@ import { closeContainer, openContainer, type ContainerFile } from '../volume/con
 import { detectFormat, unlockVolume } from '../formats/index.js';
 import type { FormatAdapter, FormatChoice, UnlockSecret, UnlockedVolume } from '../formats/types.js';
 import { startServer } from '../server/spawn.js';
-import { BLOCK_FILE_NAME, type ServerConfig, type ServerEngine } from '../server/protocol.js';
-import { nativeFuseAddon } from '../crypto/native-fuse.js';
+import { BLOCK_FILE_NAME, type ServerConfig, type TransportChoice } from '../server/protocol.js';
 import { attachLoop, detachLoop } from './loop.js';
 import { checkFsAllowed, detectFilesystem, makeRootPrivate, mountFilesystem, readMountInfo, unmountFilesystem } from './filesystem.js';
 import { entriesOf, mountIdOf, pinDir, type PinnedDir } from './pinned.js';
@@ -137,7 +136,7 @@ async function startVolume(c: ContainerFile, v: UnlockedVolume, o: MountUnlocked
     dataSize: v.dataSize,
     firstTweak: v.firstTweak.toString(),
     tweakStep: v.tweakStep.toString(),
-    engine: serverEngine(o.warn),
+    transport: transportChoice(),
     idleSeconds: o.policy?.idleSeconds ?? null,
   };
   let server;
@@ -168,6 +167,7 @@ async function startVolume(c: ContainerFile, v: UnlockedVolume, o: MountUnlocked
     fsType: null,
     readOnly: o.readOnly,
     serverPid: server.pid,
+    transport: server.transport,
     serverStartTime: server.startTime,
     mountedAt: new Date().toISOString(),
     policy: o.policy ?? NO_POLICY,
@@ -206,15 +206,15 @@ async function startVolume(c: ContainerFile, v: UnlockedVolume, o: MountUnlocked
 }
 
 /**
- * The native server unless it is missing (the addon did not build), or VAULT_SERVER_ENGINE names
- * the other one (the test suite runs on both engines that way).
+ * FUSE over io_uring where this kernel offers it, classic /dev/fuse otherwise; VAULT_FUSE_TRANSPORT
+ * (io_uring, classic or auto) chooses explicitly (README, "Environment"). An unknown value is an
+ * error rather than a guess.
  */
-function serverEngine(warn: (m: string) => void): ServerEngine {
-  const forced = process.env.VAULT_SERVER_ENGINE;
-  if (forced === 'native' || forced === 'fuse-native') return forced;
-  if (nativeFuseAddon()) return 'native';
-  warn('the native volume server is not built; using the slower fuse-native server (run `npm run build:native`)');
-  return 'fuse-native';
+function transportChoice(): TransportChoice {
+  const v = process.env['VAULT_FUSE_TRANSPORT'];
+  if (v === undefined || v === '' || v === 'auto') return 'auto';
+  if (v === 'io_uring' || v === 'classic') return v;
+  throw new VaultError('usage', `VAULT_FUSE_TRANSPORT is "${v}"`, 'set it to io_uring, classic or auto, or unset it');
 }
 
 export function resolveContainer(p: string): string {

@@ -19,6 +19,7 @@ import { mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, wri
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import type { DismountPolicy } from './policy.js';
+import type { FuseTransport } from '../server/protocol.js';
 import { ensurePrivateDir, runDir } from '../system/private-dir.js';
 
 export { runDir };
@@ -42,6 +43,8 @@ export interface VolumeRecord {
   fsType: string | null;
   readOnly: boolean;
   serverPid: number;
+  /** How its server talks to the kernel (absent in records from before the io_uring transport). */
+  transport?: FuseTransport;
   /** Start time of the server (/proc/<pid>/stat field 22): guards against a reused pid. */
   serverStartTime: string;
   mountedAt: string;

@@ -4,17 +4,15 @@
  * decrypted data area as a file through FUSE, until SIGTERM or until its FUSE mount disappears.
  * Started by the CLI (src/server/spawn.ts); see protocol.ts for its file descriptors.
  *
- * Two engines serve the file:
- * - native (default): FUSE spoken on /dev/fuse by native worker threads (native/fuse_server.c);
- *   the key goes from the pipe into the addon's locked memory and never enters JS;
- * - fuse-native: the original JS server over libfuse2, used only when the native server is not
- *   available (the addon failed to build).
+ * The native addon serves the file: FUSE spoken on /dev/fuse by native threads (native/fuse_*.c),
+ * over io_uring where the kernel offers it; the key goes from the pipe into the addon's locked
+ * memory and never enters JS.
  */
 import { closeSync, readSync, writeSync } from 'node:fs';
 import { hardenProcess, isDumpable } from '../crypto/process-hardening.js';
 import { writeServerPid } from '../mount/state.js';
 import { watchIdle } from './idle.js';
-import { BLOCK_FILE_NAME, MAX_CONFIG_BYTES, SERVER_FD, type ServerConfig, type ServerStatus } from './protocol.js';
+import { BLOCK_FILE_NAME, MAX_CONFIG_BYTES, SERVER_FD, type FuseTransport, type ServerConfig, type ServerStatus } from './protocol.js';
 
 function log(msg: string): void {
   process.stderr.write(`${new Date().toISOString()} vault-server[${process.pid}] ${msg}\n`);
@@ -50,16 +48,17 @@ function readConfig(): ServerConfig {
   return JSON.parse(buf.toString('utf8', 0, done)) as ServerConfig;
 }
 
-/** What main() needs from an engine once it serves. */
+/** What main() needs from the server once it serves. */
 interface Serving {
   stop(): Promise<void>;
   /** Settles when serving ended by itself (FUSE unmounted from outside, fatal error). */
   ended: Promise<string>;
   /** Time (ms since the epoch) of the last read or write, for the idle limit. */
   lastIoMs(): number;
+  transport: FuseTransport;
 }
 
-async function serveWithNativeEngine(config: ServerConfig): Promise<Serving> {
+async function serve(config: ServerConfig): Promise<Serving> {
   const { serveNative } = await import('./native-frontend.js');
   // 16 workers: on 2 cores, 4 KiB random I/O at queue depth 16 measured 0.70x plain with 16 threads
   // against 0.48x with 8 (bench/RESULTS.md); threads mostly wait on pread/pwrite.
@@ -69,55 +68,7 @@ async function serveWithNativeEngine(config: ServerConfig): Promise<Serving> {
     stop: () => server.stop(),
     ended: server.done.then((end) => `${end.reason}${end.message ? `: ${end.message}` : ''}`),
     lastIoMs: () => server.stats().lastIoMs,
-  };
-}
-
-async function serveWithFuseNative(config: ServerConfig): Promise<Serving> {
-  const { KeyHandle } = await import('../crypto/key-handle.js');
-  const { MASTER_KEY_SIZE } = await import('../format/constants.js');
-  const { EncryptedBlockFile } = await import('../volume/block-file.js');
-  const { serveBlockFile, unmountFuse } = await import('./fuse-frontend.js');
-  const { isMountPoint } = await import('../mount/filesystem.js');
-  const { containerFromFd } = await import('../volume/container.js');
-  const key = KeyHandle.readFromFd(SERVER_FD.key, MASTER_KEY_SIZE);
-  closeSync(SERVER_FD.key);
-  try {
-    // As the native server does: only a regular file or block device holding the whole data area.
-    const container = containerFromFd(SERVER_FD.container, config.containerPath, config.readOnly);
-    if (container.size < config.dataOffset + config.dataSize) throw new Error('the container is shorter than dataOffset + dataSize');
-  } catch (e) {
-    key.dispose();
-    throw e;
-  }
-  const file = new EncryptedBlockFile(
-    SERVER_FD.container,
-    { dataOffset: config.dataOffset, dataSize: config.dataSize, sectorSize: config.sectorSize, firstTweak: BigInt(config.firstTweak), tweakStep: BigInt(config.tweakStep) },
-    key,
-    config.readOnly,
-  );
-  let served;
-  try {
-    served = await serveBlockFile(config.fuseDir, file, (e) => log(`I/O error: ${(e as Error).message}`));
-  } catch (e) {
-    key.dispose();
-    throw e;
-  }
-  // libfuse2 gives no signal when its mount is removed from outside: poll for it.
-  let watch: NodeJS.Timeout;
-  const ended = new Promise<string>((resolve) => {
-    watch = setInterval(() => {
-      if (!isMountPoint(config.fuseDir)) resolve('FUSE mount disappeared');
-    }, 1000);
-  });
-  return {
-    ended,
-    lastIoMs: served.lastIoMs,
-    stop: async () => {
-      clearInterval(watch);
-      await unmountFuse(served.fuse);
-      await file.sync().catch((e) => log(`final sync failed: ${(e as Error).message}`));
-      key.dispose();
-    },
+    transport: server.stats().transport,
   };
 }
 
@@ -125,8 +76,8 @@ async function main(): Promise<void> {
   // Before the key arrives: no core dumps and no ptrace by non-root. (Not mlockall: V8 releases
   // its own pages with madvise(MADV_DONTNEED), which fails on locked pages and aborts the process.
   // The key itself sits in locked pages of its own; see SECURITY.md.)
-  if (!hardenProcess()) log('warning: native addon missing; the process stays dumpable');
-  else log(`process hardening: ${isDumpable() === false ? 'not dumpable (no core dumps, no ptrace by non-root)' : 'STILL DUMPABLE'}`);
+  hardenProcess();
+  log(`process hardening: ${isDumpable() ? 'STILL DUMPABLE' : 'not dumpable (no core dumps, no ptrace by non-root)'}`);
   const config = readConfig();
   // Say who serves this volume before anything else, so that a CLI killed mid-mount leaves a server
   // the next `vault list` can find and stop. No directory means that cleanup already ran: give up.
@@ -139,12 +90,12 @@ async function main(): Promise<void> {
 
   let serving: Serving;
   try {
-    serving = config.engine === 'fuse-native' ? await serveWithFuseNative(config) : await serveWithNativeEngine(config);
+    serving = await serve(config);
   } catch (e) {
     report({ ok: false, code: 'mount-failed', message: `FUSE mount failed: ${(e as Error).message}` });
     process.exit(1);
   }
-  log(`serving ${config.containerPath} (${config.dataSize} bytes, ${config.readOnly ? 'read-only' : 'read-write'}, engine ${config.engine})`);
+  log(`serving ${config.containerPath} (${config.dataSize} bytes, ${config.readOnly ? 'read-only' : 'read-write'}, transport ${serving.transport})`);
 
   const idle =
     config.idleSeconds === null
@@ -167,7 +118,7 @@ async function main(): Promise<void> {
   // volume any more: wipe the key and exit.
   void serving.ended.then((why) => stop(why));
 
-  report({ ok: true, pid: process.pid, blockFile: `${config.fuseDir}/${BLOCK_FILE_NAME}` });
+  report({ ok: true, pid: process.pid, blockFile: `${config.fuseDir}/${BLOCK_FILE_NAME}`, transport: serving.transport });
 }
 
 main().catch((e) => {

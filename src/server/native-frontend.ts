@@ -1,16 +1,16 @@
 /**
  * Serves a container's decrypted data area as the single file `volume` through the native volume
- * server (native/fuse_server.c): FUSE spoken directly on /dev/fuse by a pool of native threads, so
- * no request crosses into the JS thread. The drop-in fast path for fuse-frontend.ts.
+ * server (native/fuse_*.c): FUSE spoken directly on /dev/fuse by native threads, so no request
+ * crosses into the JS thread.
  *
- * Same privacy as fuse-frontend.ts: no allow_other, root directory 0700, file 0600 (0400 read-only).
- * The key is read by the addon from `keyFd` straight into locked memory; it never enters JS.
+ * Private to root: no allow_other, root directory 0700, file 0600 (0400 read-only). The key is read
+ * by the addon from `keyFd` straight into locked memory; it never enters JS.
  */
 import { VaultError } from '../errors.js';
-import { nativeFuseAddon, nativeFuseLoadError, type FuseEnd, type FuseStats } from '../crypto/native-fuse.js';
+import { fuseAddon, type FuseEnd, type FuseStats } from './fuse-addon.js';
 import { BLOCK_FILE_NAME, type ServerConfig } from './protocol.js';
 
-export type { FuseEnd, FuseStats } from '../crypto/native-fuse.js';
+export type { FuseEnd, FuseStats } from './fuse-addon.js';
 
 export interface NativeTuning {
   /** Worker threads (1..64). Default: $VAULT_FUSE_THREADS, else 8. */
@@ -49,7 +49,7 @@ function defaultThreads(): number | undefined {
  * Mounts config.fuseDir and serves the volume until stop() or an outside unmount. `containerFd` is
  * the container (the server keeps its own duplicate of it; the caller may close this one after the
  * promise resolves), `keyFd` carries exactly 64 key bytes then EOF (the caller closes it).
- * Rejects with a VaultError ('missing-component' without the addon, 'mount-failed' otherwise, the
+ * Throws a VaultError ('missing-component' without the addon, 'mount-failed' otherwise, the
  * addon's Error with its errno `code` as cause); nothing is left mounted then.
  */
 export async function serveNative(
@@ -58,13 +58,11 @@ export async function serveNative(
   keyFd: number,
   tuning: NativeTuning = {},
 ): Promise<NativeServer> {
-  const addon = nativeFuseAddon();
-  if (addon === null) {
-    throw new VaultError(
-      'missing-component',
-      `the native volume server (native/build/Release/vault_fuse.node) is not available: ${nativeFuseLoadError()?.message ?? 'unknown'}`,
-      'build it with `npm run build:native` (needs make and a C compiler)',
-    );
+  let addon;
+  try {
+    addon = fuseAddon();
+  } catch (e) {
+    throw new VaultError('missing-component', (e as Error).message, 'run `npm run build:native`', { cause: e });
   }
   const threads = tuning.threads ?? defaultThreads();
   let session;
@@ -79,6 +77,7 @@ export async function serveNative(
       firstTweak: BigInt(config.firstTweak),
       tweakStep: BigInt(config.tweakStep),
       readOnly: config.readOnly,
+      transport: config.transport,
       ...(threads !== undefined ? { threads } : {}),
       ...(tuning.asyncDio !== undefined ? { asyncDio: tuning.asyncDio } : {}),
       ...(tuning.parallelDirectWrites !== undefined ? { parallelDirectWrites: tuning.parallelDirectWrites } : {}),

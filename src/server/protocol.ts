@@ -29,13 +29,15 @@ export interface ServerConfig {
   /** XTS tweak of data sector i is firstTweak + i * tweakStep (vault format: 0 and 1). */
   firstTweak: string; // decimal, as JSON has no bigint
   tweakStep: string;
-  /** Which server implementation serves the file (see src/server/main.ts). */
-  engine: ServerEngine;
+  /** How the server talks to the kernel: FUSE over io_uring, classic /dev/fuse reads, or the best
+   *  this kernel offers ('auto'). */
+  transport: TransportChoice;
   /** Seconds without a read or write after which the server dismounts its own volume; null: never. */
   idleSeconds: number | null;
 }
 
-export type ServerEngine = 'native' | 'fuse-native';
+export type TransportChoice = 'auto' | FuseTransport;
+export type FuseTransport = 'io_uring' | 'classic';
 
 export const BLOCK_FILE_NAME = 'volume';
 
@@ -45,5 +47,5 @@ export const SERVER_FD = { container: 3, key: 4, status: 5, config: 6 } as const
 export const MAX_CONFIG_BYTES = 64 * 1024;
 
 export type ServerStatus =
-  | { ok: true; pid: number; blockFile: string }
+  | { ok: true; pid: number; blockFile: string; transport: FuseTransport }
   | { ok: false; code: string; message: string };

@@ -11,7 +11,7 @@ import type { KeyHandle } from '../crypto/key-handle.js';
 import { makePipe } from '../crypto/process-hardening.js';
 import { processStartTime } from '../mount/state.js';
 import { toolPath } from '../mount/run.js';
-import { SERVER_FD, type ServerConfig, type ServerStatus } from './protocol.js';
+import { SERVER_FD, type FuseTransport, type ServerConfig, type ServerStatus } from './protocol.js';
 
 const SERVER_MAIN = fileURLToPath(new URL('./main.js', import.meta.url));
 const READY_TIMEOUT_MS = 30_000;
@@ -20,12 +20,12 @@ export interface StartedServer {
   pid: number;
   startTime: string;
   blockFile: string;
+  transport: FuseTransport;
 }
 
 export async function startServer(config: ServerConfig, containerFd: number, key: KeyHandle, logFile: string): Promise<StartedServer> {
   const logFd = openSync(logFile, 'a', 0o600);
-  // With the addon, the key moves from locked memory to locked memory through a raw pipe. Without
-  // it, the key is in JS memory anyway, and a Node stdio pipe carries it.
+  // The key moves from locked memory to locked memory through a raw pipe.
   const pipe = makePipe();
   let child;
   try {
@@ -35,32 +35,25 @@ export async function startServer(config: ServerConfig, containerFd: number, key
       // Not the CLI's directory: a server whose cwd lay inside another vault volume would keep
       // that volume busy, and a forced dismount of it would end this server.
       cwd: '/',
-      stdio: ['ignore', logFd, logFd, containerFd, pipe ? pipe[0] : 'pipe', 'pipe', 'pipe'],
+      stdio: ['ignore', logFd, logFd, containerFd, pipe[0], 'pipe', 'pipe'],
       env: { PATH: toolPath(), LANG: 'C' },
     });
   } finally {
     closeSync(logFd);
-    if (pipe) closeSync(pipe[0]);
+    closeSync(pipe[0]);
   }
   ((child.stdio as unknown[])[SERVER_FD.config] as NodeJS.WritableStream).end(JSON.stringify(config));
-  if (pipe) {
-    try {
-      key.writeToFd(pipe[1]);
-    } finally {
-      closeSync(pipe[1]);
-    }
-  } else {
-    const keyStream = (child.stdio as unknown[])[SERVER_FD.key] as NodeJS.WritableStream;
-    // The stream keeps the buffer until it is flushed into the pipe; wipe it then.
-    const copy = key.withBytes((bytes) => Buffer.from(bytes));
-    keyStream.end(copy, () => copy.fill(0));
+  try {
+    key.writeToFd(pipe[1]);
+  } finally {
+    closeSync(pipe[1]);
   }
   const status = await readStatus(child);
   child.unref();
   if (!status.ok) throw new VaultError(status.code === 'mount-failed' ? 'mount-failed' : 'internal', status.message, `see ${logFile}`);
   const startTime = processStartTime(status.pid);
   if (!startTime) throw new VaultError('internal', 'the volume server exited right after starting', `see ${logFile}`);
-  return { pid: status.pid, startTime, blockFile: status.blockFile };
+  return { pid: status.pid, startTime, blockFile: status.blockFile, transport: status.transport };
 }
 
 function readStatus(child: ReturnType<typeof spawn>): Promise<ServerStatus> {

@@ -76,10 +76,9 @@ export function fuseOverIoUring(): 'on' | 'off' | 'absent' {
 const AF_ALG = 38;
 const SOCK_SEQPACKET = 5;
 
-/** The kernel crypto API for user space (AF_ALG), which cryptsetup's benchmark and keyslot code use. null: no addon to ask with. */
-export function afAlgAvailable(): boolean | null {
-  const addon = nativeAddon();
-  return addon === null ? null : addon.probeSocket(AF_ALG, SOCK_SEQPACKET) === 0;
+/** The kernel crypto API for user space (AF_ALG), which cryptsetup's benchmark and keyslot code use. */
+export function afAlgAvailable(): boolean {
+  return nativeAddon().probeSocket(AF_ALG, SOCK_SEQPACKET) === 0;
 }
 
 /** /dev/uhid, through which a FIDO2 authenticator can be simulated at its HID transport. */

@@ -2,10 +2,10 @@
  * File operations relative to an open directory (openat, renameat2, unlinkat), for paths in
  * directories another user may write (issue 13). The directory is opened once; every later step
  * names one component inside that descriptor, so swapping a path component between two steps
- * (for a symlink to /etc or /dev) changes nothing. Through the native addon; without it, through
- * /proc/self/fd/<dirFd>/<name>, which the kernel resolves from the same descriptor.
+ * (for a symlink to /etc or /dev) changes nothing. Through the native addon (viaProc names an entry
+ * for tools that take a path: /proc/self/fd/<dirFd>/<name>, resolved from the same descriptor).
  */
-import { closeSync, constants as fsc, fstatSync, linkSync, lstatSync, openSync, realpathSync, renameSync, unlinkSync, type Stats } from 'node:fs';
+import { closeSync, constants as fsc, fstatSync, lstatSync, openSync, realpathSync, type Stats } from 'node:fs';
 import { constants as osc } from 'node:os';
 import path from 'node:path';
 import { nativeAddon } from '../crypto/native.js';
@@ -54,9 +54,7 @@ export function openNoFollowDir(dir: string): number {
 }
 
 export function openAt(dirFd: number, name: string, flags: number, mode = 0o600): number {
-  const n = nativeAddon();
-  if (!n) return openSync(viaProc(dirFd, name), flags, mode);
-  const fd = n.openat(dirFd, name, flags, mode);
+  const fd = nativeAddon().openat(dirFd, name, flags, mode);
   if (fd < 0) throw errnoError(-fd, 'openat', name);
   return fd;
 }
@@ -79,22 +77,13 @@ export function statAt(dirFd: number, name: string): Stats | null {
 
 /** Renames within the directory; with `noReplace`, fails with EEXIST instead of replacing an entry. */
 export function renameAt(dirFd: number, from: string, to: string, noReplace: boolean): void {
-  const n = nativeAddon();
-  if (n) {
-    const err = n.renameat(dirFd, from, to, noReplace);
-    if (err !== 0) throw errnoError(err, 'renameat2', to);
-    return;
-  }
-  if (!noReplace) return renameSync(viaProc(dirFd, from), viaProc(dirFd, to));
-  linkSync(viaProc(dirFd, from), viaProc(dirFd, to)); // link(2) never replaces: EEXIST
-  unlinkSync(viaProc(dirFd, from));
+  const err = nativeAddon().renameat(dirFd, from, to, noReplace);
+  if (err !== 0) throw errnoError(err, 'renameat2', to);
 }
 
 /** Removes one entry; never a directory (EISDIR), never what a symlink points to. */
 export function unlinkAt(dirFd: number, name: string): void {
-  const n = nativeAddon();
-  if (!n) return unlinkSync(viaProc(dirFd, name));
-  const err = n.unlinkat(dirFd, name);
+  const err = nativeAddon().unlinkat(dirFd, name);
   if (err !== 0) throw errnoError(err, 'unlinkat', name);
 }
 

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { spawn, spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { FAST_KDF, e2eSuite, forEachEngine, ok, vault } from './harness.js';
+import { FAST_KDF, e2eSuite, forEachTransport, ok, vault } from './harness.js';
 
 const suite = e2eSuite('data-path');
 const run = suite.run;
@@ -29,7 +29,7 @@ function mountRaw(name: string, sectorSize: string) {
   return { file, vol: JSON.parse(ok(vault(['list', '--json'])).stdout)[0] as { blockFile: string; loopDevice: string } };
 }
 
-forEachEngine(suite, () => {
+forEachTransport(suite, () => {
   describe.runIf(run)('data path correctness', () => {
     for (const ss of ['512', '4096']) {
       it(`fio --verify=crc32c on the raw block file: 4 jobs, mixed sizes and alignments (${ss}-byte sectors)`, () => {

@@ -50,13 +50,14 @@ export function e2eAvailable(suite: string): boolean {
 }
 
 /**
- * The volume server engines. The native server is the default; fuse-native is the fallback where
- * the addon cannot be built, so the mount suites run on both (issue 4: both paths must pass).
+ * The volume server's transports: FUSE over io_uring and classic /dev/fuse. Each has its own way
+ * of moving requests and replies, so the mount suites run on both.
  */
-export const ENGINES = ['native', 'fuse-native'] as const;
-let engine: (typeof ENGINES)[number] = 'native';
-export function useEngine(e: (typeof ENGINES)[number]): void {
-  engine = e;
+export const TRANSPORTS = ['classic'] as const;
+export type Transport = (typeof TRANSPORTS)[number];
+let transport: Transport = 'classic';
+export function useTransport(t: Transport): void {
+  transport = t;
 }
 
 export interface VaultResult {
@@ -71,7 +72,7 @@ export function vault(args: string[], input: string | Buffer = '', env: Record<s
     input,
     encoding: 'utf8',
     timeout: 180_000,
-    env: { ...process.env, VAULT_SERVER_ENGINE: engine, ...env },
+    env: { ...process.env, VAULT_FUSE_TRANSPORT: transport, ...env },
   });
   if (r.error) throw r.error;
   return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
@@ -80,7 +81,7 @@ export function vault(args: string[], input: string | Buffer = '', env: Record<s
 /** The same, asynchronously (for concurrent invocations). */
 export function vaultAsync(args: string[], input = ''): Promise<VaultResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, VAULT_SERVER_ENGINE: engine } });
+    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, VAULT_FUSE_TRANSPORT: transport } });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
@@ -205,7 +206,7 @@ export function e2eSuite(name: string): { readonly run: boolean; readonly dir: s
     get dir() {
       return dir;
     },
-    /** A fresh temp dir, e.g. per server engine, since suites reuse container names. */
+    /** A fresh temp dir, e.g. per transport, since suites reuse container names. */
     newDir(suffix: string) {
       removeDir(dir);
       dir = tempDir(`${name}-${suffix}`);
@@ -213,14 +214,14 @@ export function e2eSuite(name: string): { readonly run: boolean; readonly dir: s
   };
 }
 
-/** Declares `body`'s tests once per server engine, each engine with its own temp dir. */
-export function forEachEngine(suite: ReturnType<typeof e2eSuite>, body: () => void): void {
-  for (const e of ENGINES) {
-    describe(`${e} server`, () => {
+/** Declares `body`'s tests once per transport, each with its own temp dir. */
+export function forEachTransport(suite: ReturnType<typeof e2eSuite>, body: () => void): void {
+  for (const t of TRANSPORTS) {
+    describe(`${t} transport`, () => {
       beforeAll(() => {
         if (!suite.run) return;
-        useEngine(e);
-        suite.newDir(e); // the suites reuse container names
+        useTransport(t);
+        suite.newDir(t); // the suites reuse container names
       });
       body();
     });

@@ -1,12 +1,12 @@
 /**
  * Issue 7, idle dismount: the volume server itself dismounts a volume that saw no read or write
- * for its --idle limit (no watcher running). On both server engines.
+ * for its --idle limit (no watcher running). On both transports.
  */
 import { describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { FAST_KDF, RUN_DIR, e2eSuite, forEachEngine, ok, vault } from './harness.js';
+import { FAST_KDF, RUN_DIR, e2eSuite, forEachTransport, ok, vault } from './harness.js';
 import { waitFor } from './dbus.js';
 
 const suite = e2eSuite('idle');
@@ -33,7 +33,7 @@ function mountWithIdle(name: string): { id: string; serverPid: number; mountpoin
   return { id: v.id, serverPid: v.serverPid, mountpoint: mp, mountedAt };
 }
 
-forEachEngine(suite, () => {
+forEachTransport(suite, () => {
   describe.runIf(run)('idle dismount', () => {
     it('--idle 3s: a volume without I/O is dismounted by its server; one under steady I/O is not, until the I/O stops', async () => {
       const quiet = mountWithIdle('quiet');

@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, writeFileSync, writeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
-import { e2eSuite, expectClean, forEachEngine, leftovers, ok, sha256File, vault } from './harness.js';
+import { e2eSuite, expectClean, forEachTransport, leftovers, ok, sha256File, vault } from './harness.js';
 import { cryptsetup, FAST_PBKDF2, fastArgon2, mutateJson, plaintextImage } from '../support/luks.js';
 
 const suite = e2eSuite('luks');
@@ -63,7 +63,7 @@ function decryptAttached(file: string, dataOffset: number): Buffer {
   return readFileSync(data);
 }
 
-forEachEngine(suite, () => {
+forEachTransport(suite, () => {
   describe.runIf(run)('LUKS containers made by cryptsetup', () => {
     it('attached header, 4096-byte sectors: vault reads the plaintext; what vault writes, cryptsetup decrypts', () => {
       const { file, plain } = plaintextImage(suite.dir, 'attached.img', 4 * MiB, 8 * MiB);

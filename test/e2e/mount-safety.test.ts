@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { FAST_KDF, RUN_DIR, e2eSuite, forEachEngine, leftovers, ok, sha256File, vault } from './harness.js';
+import { FAST_KDF, RUN_DIR, e2eSuite, forEachTransport, leftovers, ok, sha256File, vault } from './harness.js';
 
 const suite = e2eSuite('mount-safety');
 const run = suite.run;
@@ -19,7 +19,7 @@ function create(name: string, fs: string, env: Record<string, string> = {}): str
   return file;
 }
 
-forEachEngine(suite, () => {
+forEachTransport(suite, () => {
   describe.runIf(run)('mount safety', () => {
     it('only root can reach the decrypted block file', () => {
       const file = create('private.vol', 'ext4');

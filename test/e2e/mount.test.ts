@@ -7,7 +7,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
-import { CLI, FAST_KDF, e2eSuite, forEachEngine, expectClean, leftovers, ok, sha256File, vault, vaultAsync } from './harness.js';
+import { CLI, FAST_KDF, e2eSuite, forEachTransport, expectClean, leftovers, ok, sha256File, vault, vaultAsync } from './harness.js';
 import { readTree, writeTree } from './fill.js';
 import { queueLimits } from '../../src/system/capabilities.js';
 import { renewLoopDevice, switchDiscardOff } from '../support/discard-off.js';
@@ -31,7 +31,7 @@ function list(): { container: string; mountpoint: string | null; loopDevice: str
   return JSON.parse(ok(vault(['list', '--json'])).stdout);
 }
 
-forEachEngine(suite, () => {
+forEachTransport(suite, () => {
   describe.runIf(run)('vault create / mount / dismount / list', () => {
     for (const fs of ['ext4', 'vfat', 'exfat'] as const) {
       it(`round trip on ${fs}: 64 MiB + 500 files survive dismount and remount`, () => {

@@ -10,7 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { createDecipheriv, pbkdf2Sync, randomBytes } from 'node:crypto';
 import { chmodSync, closeSync, copyFileSync, existsSync, fsyncSync, openSync, readFileSync, readSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
-import { CLI, ENGINES, ROOT, e2eSuite, ok, sha256File, useEngine, vault } from './harness.js';
+import { CLI, ROOT, TRANSPORTS, e2eSuite, ok, sha256File, useTransport, vault } from './harness.js';
 import { describeHit, runPaused, scanMemory } from './memscan.js';
 import { requirementsMet } from '../support/requirements.js';
 import { mixKeyfiles } from '../../src/formats/veracrypt/keyfiles.js';
@@ -68,7 +68,7 @@ function expectCleanFailure(file: string, pw: string, extra: string[], status: n
 }
 
 describe.runIf(run)('VeraCrypt and TrueCrypt containers', () => {
-  afterEach(() => useEngine('native'));
+  afterEach(() => useTransport('classic'));
 
   it('each real container opens and exposes its filesystem (VeraCrypt SHA-512, TrueCrypt, keyfiles)', () => {
     expect(uuidThrough(copy('vc_1-sha512-xts-aes'), PW)).toBe(OUTER_UUID);
@@ -117,9 +117,9 @@ describe.runIf(run)('VeraCrypt and TrueCrypt containers', () => {
     expect(i.header).toBe('backup');
   });
 
-  // Both volume servers: each has its own data path, and each must use VeraCrypt's tweaks.
-  it.each(ENGINES)('writes land where VeraCrypt reads them (%s server): remount reads them back, and the ciphertext uses its tweaks', (engine) => {
-    useEngine(engine);
+  // Both transports: each moves the data its own way, and each must keep VeraCrypt's tweaks.
+  it.each(TRANSPORTS)('writes land where VeraCrypt reads them (%s transport): remount reads them back, and the ciphertext uses its tweaks', (t) => {
+    useTransport(t);
     const file = copy('vc_1-sha512-xts-aes');
     const plain = randomBytes(4 * 512);
     const sector = 7; // within the 36 KiB data area, away from the FAT boot sector

@@ -6,8 +6,8 @@
  * aes-256-xts (spec/format.md §8: sector i, IV = LE128(firstTweak + i * tweakStep)). fio's crc32c
  * verification covers many more I/O shapes, on the file and through a loop device.
  *
- * Needs root, /dev/fuse, loop devices, fio and both addons; skips loudly without them (and fails
- * instead on CI or with VAULT_REQUIRE_NATIVE=1). After every test nothing may be left: no mount
+ * Needs root, /dev/fuse, loop devices and fio; skips loudly without them (and fails
+ * instead on CI). The addon itself is required: without it the file fails. After every test nothing may be left: no mount
  * under the temporary directory, no loop device on a file in it.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -35,7 +35,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { nativeAddon } from '../../src/crypto/native.js';
-import { nativeFuseAddon, type FuseEnd } from '../../src/crypto/native-fuse.js';
+import { fuseAddon, type FuseEnd } from '../../src/server/fuse-addon.js';
 import { serveNative, type NativeServer } from '../../src/server/native-frontend.js';
 import type { ServerConfig } from '../../src/server/protocol.js';
 import { queueLimits } from '../../src/system/capabilities.js';
@@ -52,8 +52,6 @@ function missingRequirements(): string[] {
   if (!existsSync('/dev/fuse')) missing.push('/dev/fuse');
   if (!existsSync('/dev/loop-control')) missing.push('/dev/loop-control');
   for (const tool of ['fio', 'losetup', 'blkdiscard', 'fallocate', 'umount', 'mkfs.ext4', 'e2fsck', 'python3']) if (!commandExists(tool)) missing.push(tool);
-  if (nativeAddon() === null) missing.push('native/build/Release/vault_native.node');
-  if (nativeFuseAddon() === null) missing.push('native/build/Release/vault_fuse.node');
   return missing;
 }
 
@@ -70,7 +68,7 @@ function makeKey(): Buffer {
 
 /** A real pipe (from the main addon) holding the key, write end closed: returns the read end. */
 function keyPipe(bytes: Uint8Array): number {
-  const [r, w] = nativeAddon()!.pipe();
+  const [r, w] = nativeAddon().pipe();
   writeSync(w, bytes);
   closeSync(w);
   return r;
@@ -171,6 +169,7 @@ describe.skipIf(missing.length > 0)('native FUSE volume server', () => {
     readOnly?: boolean;
     threads?: number;
     directIo?: boolean;
+    transport?: 'auto' | 'io_uring' | 'classic';
   }): Promise<Vol> {
     const dir = mkdtempSync(path.join(root, 'v-'));
     const mnt = path.join(dir, 'fuse');
@@ -195,7 +194,7 @@ describe.skipIf(missing.length > 0)('native FUSE volume server', () => {
       dataSize: opts.dataSize,
       firstTweak: firstTweak.toString(),
       tweakStep: tweakStep.toString(),
-      engine: 'native',
+      transport: opts.transport ?? 'auto',
       idleSeconds: null,
     };
     let server: NativeServer;
@@ -584,8 +583,8 @@ describe.skipIf(missing.length > 0)('native FUSE volume server', () => {
       const code = `
         const fs = require('node:fs');
         const crypto = require('node:crypto');
-        const fuse = require(${JSON.stringify(path.join(ADDON_DIR, 'vault_fuse.node'))});
         const native = require(${JSON.stringify(path.join(ADDON_DIR, 'vault_native.node'))});
+        const fuse = native;
         const fd = fs.openSync(${JSON.stringify(path.join(dir, 'c.vol'))}, 'w+');
         fs.ftruncateSync(fd, ${DATA_OFFSET + MiB});
         const [r, w] = native.pipe();
@@ -615,7 +614,7 @@ describe.skipIf(missing.length > 0)('native FUSE volume server', () => {
       const fd = openSync(container, 'r+');
       const keyFd = keyPipe(key);
       try {
-        const s = nativeFuseAddon()!.serve({
+        const s = fuseAddon().serve({
           mountDir: mnt,
           containerFd: fd,
           keyFd,
@@ -627,7 +626,7 @@ describe.skipIf(missing.length > 0)('native FUSE volume server', () => {
           readOnly: false,
           ...over,
         } as never);
-        nativeFuseAddon()!.stop(s);
+        fuseAddon().stop(s);
         return null;
       } catch (e) {
         return e as NodeJS.ErrnoException;

@@ -1,30 +1,14 @@
-// KeyHandle and the native process helpers (locked memory, pipes, dumpability, flock).
-//
-// Native-only tests skip (loudly) when the addon is not built, but FAIL when
-// VAULT_REQUIRE_NATIVE=1. Run with VAULT_DISABLE_NATIVE=1 to test the fallback handles.
-import { spawn, spawnSync } from 'node:child_process';
+// KeyHandle and the native process helpers (locked memory, pipes, dumpability, flock). The addon
+// is required: without it every test here fails.
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, constants, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { constants as osConstants, tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { KeyHandle } from '../../src/crypto/key-handle.js';
-import { nativeAddon, requireNative } from '../../src/crypto/native.js';
+import { nativeAddon } from '../../src/crypto/native.js';
 import { xtsEncrypt } from '../../src/crypto/xts.js';
-
-let nativeAvailable = false;
-try {
-  nativeAvailable = nativeAddon() !== null;
-} catch {
-  nativeAvailable = false; // VAULT_REQUIRE_NATIVE=1 and missing: native tests below fail
-}
-const runNative = nativeAvailable || process.env['VAULT_REQUIRE_NATIVE'] === '1';
-if (!runNative) {
-  console.warn(
-    '\n*** vault: native addon NOT available: locked-memory / pipe / hardening tests are SKIPPED. ***\n' +
-      '*** Build it with `npm run build:native`; set VAULT_REQUIRE_NATIVE=1 to make its absence fail. ***\n',
-  );
-}
 
 function randomKey(): Buffer {
   for (;;) {
@@ -49,32 +33,12 @@ function thrown(fn: () => unknown): unknown {
 const scratch = mkdtempSync(path.join(tmpdir(), 'vault-key-handle-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
-/**
- * A real pipe as two fds: the addon's pipe2() when present, else a FIFO (which is a pipe too).
- * The FIFO's read end is opened O_NONBLOCK (so that opening does not wait for a writer), which
- * also exercises the EAGAIN handling of readFromFd.
- */
-let fifoCount = 0;
+/** A real pipe as two fds (pipe2 with O_CLOEXEC, through the addon). */
 function makePipe(): [number, number] {
-  const native = nativeAddon();
-  if (native !== null) return native.pipe();
-  const fifo = path.join(scratch, `fifo${fifoCount++}`);
-  const r = spawnSync('mkfifo', [fifo]);
-  if (r.status !== 0) throw new Error(`mkfifo failed: ${r.stderr}`);
-  const readFd = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
-  const writeFd = openSync(fifo, constants.O_WRONLY);
-  rmSync(fifo);
-  return [readFd, writeFd];
+  return nativeAddon().pipe();
 }
 
 describe('KeyHandle', () => {
-  it(`is ${nativeAvailable ? 'native' : 'the JS fallback'} in this run`, () => {
-    const k = KeyHandle.fromBytes(randomKey());
-    expect(k.isNative).toBe(nativeAvailable);
-    expect(k.length).toBe(64);
-    k.dispose();
-  });
-
   it('fromBytes copies the key and wipes the caller\'s bytes', () => {
     const original = randomKey();
     const bytes = Buffer.from(original);
@@ -154,7 +118,6 @@ describe('KeyHandle', () => {
     k.dispose();
     k.dispose();
     expect(k.disposed).toBe(true);
-    expect(k.isNative).toBe(false);
     expect(k.length).toBe(64);
     const code = { code: 'ERR_VAULT_KEY_DISPOSED' };
     expect(thrown(() => k.withBytes(() => 0))).toMatchObject(code);
@@ -169,7 +132,6 @@ describe('KeyHandle', () => {
     try {
       k.writeToFd(w);
       const back = KeyHandle.readFromFd(r, 64);
-      expect(back.isNative).toBe(nativeAvailable);
       expect(keyBytes(back).equals(original)).toBe(true);
       back.dispose();
     } finally {
@@ -232,9 +194,8 @@ function vmLckKiB(): number {
   return Number(m[1]);
 }
 
-describe.skipIf(!runNative)('native key memory and process helpers', () => {
+describe('native key memory and process helpers', () => {
   it('locks key pages: VmLck grows by a page per handle and shrinks on dispose', () => {
-    requireNative();
     const before = vmLckKiB();
     const handles = Array.from({ length: 4 }, () => KeyHandle.fromBytes(randomKey()));
     const during = vmLckKiB();
@@ -244,7 +205,6 @@ describe.skipIf(!runNative)('native key memory and process helpers', () => {
   });
 
   it('locks memory for keys read from an fd too', () => {
-    requireNative();
     const [r, w] = makePipe();
     writeSync(w, randomKey());
     closeSync(w);
@@ -252,13 +212,12 @@ describe.skipIf(!runNative)('native key memory and process helpers', () => {
     const k = KeyHandle.readFromFd(r, 64);
     closeSync(r);
     expect(vmLckKiB()).toBeGreaterThan(before);
-    expect(k.isNative).toBe(true);
     k.dispose();
     expect(vmLckKiB()).toBe(before);
   });
 
   it('pipe() returns two close-on-exec fds', () => {
-    const native = requireNative();
+    const native = nativeAddon();
     const [r, w] = native.pipe();
     try {
       for (const fd of [r, w]) {
@@ -274,7 +233,7 @@ describe.skipIf(!runNative)('native key memory and process helpers', () => {
   });
 
   it('flock returns 0, or EWOULDBLOCK (without throwing) while another open file holds it', () => {
-    const native = requireNative();
+    const native = nativeAddon();
     const file = path.join(scratch, 'lockfile');
     const { EWOULDBLOCK, EBADF } = osConstants.errno;
     // flock locks belong to the open file description: two open()s conflict even in one process.
@@ -294,7 +253,7 @@ describe.skipIf(!runNative)('native key memory and process helpers', () => {
   });
 
   it('the process is non-dumpable after hardenProcess()', () => {
-    const native = requireNative();
+    const native = nativeAddon();
     expect(native.isDumpable()).toBe(true); // a fresh vitest worker
     native.hardenProcess();
     expect(native.isDumpable()).toBe(false);

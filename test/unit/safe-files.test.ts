@@ -4,16 +4,13 @@
  * (src/system/private-dir.ts).
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, closeSync, constants as fsc, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, closeSync, constants as fsc, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { NO_FOLLOW, openAt, openDir, renameAt, statAt, unlinkAt } from '../../src/system/fs-at.js';
 import { ensurePrivateDir } from '../../src/system/private-dir.js';
 import { isVaultError } from '../../src/errors.js';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const isRoot = process.getuid?.() === 0;
 
 const made: string[] = [];
@@ -50,26 +47,6 @@ describe('directory-relative operations', () => {
     } finally {
       closeSync(d.fd);
     }
-  });
-
-  it('the /proc/self/fd fallback (no addon) keeps the same semantics', () => {
-    const dir = fresh();
-    writeFileSync(path.join(dir, 'a'), 'a');
-    writeFileSync(path.join(dir, 'b'), 'b');
-    const code = `
-      const { openDir, renameAt } = await import(${JSON.stringify(path.join(ROOT, 'dist/src/system/fs-at.js'))});
-      const d = openDir(${JSON.stringify(dir)});
-      try { renameAt(d.fd, 'a', 'b', true); console.log('replaced'); } catch (e) { console.log(e.code); }
-      renameAt(d.fd, 'a', 'c', true);
-      console.log('renamed');`;
-    expect(existsSync(path.join(ROOT, 'dist/src/system/fs-at.js')), 'run `npm run build` first').toBe(true);
-    // VAULT_REQUIRE_NATIVE (set on CI) would make the disabled addon an error instead of a fallback.
-    const env: NodeJS.ProcessEnv = { ...process.env, VAULT_DISABLE_NATIVE: '1' };
-    delete env['VAULT_REQUIRE_NATIVE'];
-    const r = spawnSync(process.execPath, ['--input-type=module', '-e', code], { encoding: 'utf8', env });
-    expect(r.stdout.trim().split('\n'), r.stderr).toEqual(['EEXIST', 'renamed']);
-    expect(readFileSync(path.join(dir, 'b'), 'utf8')).toBe('b');
-    expect(readFileSync(path.join(dir, 'c'), 'utf8')).toBe('a');
   });
 });
 

@@ -1,17 +1,13 @@
-// XTS-AES-256: known answers (IEEE 1619), cross-checks between every backend and an independent
-// reference, and argument validation.
-//
-// Native tests skip (loudly) when the addon is not built, but FAIL when VAULT_REQUIRE_NATIVE=1.
-// With VAULT_DISABLE_NATIVE=1 the fallback and reference tests still run.
+// XTS-AES-256: known answers (IEEE 1619), cross-checks of the native path (sync and async) against
+// two independent implementations (node:crypto's aes-256-xts, one sector per call, and a reference
+// written from the standard in test/support), and argument validation.
 import { readFileSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
-import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { afterAll, describe, expect, it } from 'vitest';
 import { KeyHandle } from '../../src/crypto/key-handle.js';
-import { nativeAddon, requireNative } from '../../src/crypto/native.js';
-import type { XtsBackend, XtsParams } from '../../src/crypto/xts.js';
+import { nativeAddon } from '../../src/crypto/native.js';
+import type { XtsParams } from '../../src/crypto/xts.js';
 import {
-  __forceBackendForTests,
-  xtsBackend,
   xtsDecrypt,
   xtsDecryptAsync,
   xtsEncrypt,
@@ -32,22 +28,6 @@ const { vectors } = JSON.parse(readFileSync(new URL('../vectors/xts-aes-256-ieee
 };
 
 const U64_MAX = (1n << 64n) - 1n;
-const requireNativeEnv = process.env['VAULT_REQUIRE_NATIVE'] === '1';
-let nativeAvailable = false;
-try {
-  nativeAvailable = nativeAddon() !== null;
-} catch {
-  nativeAvailable = false; // VAULT_REQUIRE_NATIVE=1 and missing: the native tests below will fail
-}
-/** Run the native tests when the addon is there, or when its absence must fail the suite. */
-const runNative = nativeAvailable || requireNativeEnv;
-if (!runNative) {
-  console.warn(
-    '\n*** vault: native addon NOT available: native XTS tests are SKIPPED, only the node:crypto fallback is tested. ***\n' +
-      '*** Build it with `npm run build:native`; set VAULT_REQUIRE_NATIVE=1 to make its absence fail. ***\n',
-  );
-}
-
 /** Fresh random 64-byte key whose halves differ (they do with overwhelming probability). */
 function randomKey(): Buffer {
   for (;;) {
@@ -62,34 +42,40 @@ function randomU64(): bigint {
 
 type Path = 'native-sync' | 'native-async' | 'node-crypto' | 'reference';
 
+/** node:crypto's aes-256-xts, one data unit per call: independent of our native code. */
+function nodeCryptoXts(keyBytes: Uint8Array, data: Buffer, p: XtsParams, encrypt: boolean): void {
+  const iv = Buffer.alloc(16);
+  let tweak = p.firstTweak;
+  for (let off = 0; off < data.length; off += p.sectorSize, tweak += p.tweakStep ?? 1n) {
+    iv.writeBigUInt64LE(tweak, 0);
+    const c = encrypt ? createCipheriv('aes-256-xts', keyBytes, iv) : createDecipheriv('aes-256-xts', keyBytes, iv);
+    const sector = data.subarray(off, off + p.sectorSize);
+    c.update(sector).copy(sector);
+  }
+}
+
 /** Runs one path over a copy of `data` and returns the result. */
 async function runPath(path: Path, keyBytes: Uint8Array, data: Uint8Array, p: XtsParams, encrypt: boolean): Promise<Buffer> {
   const out = Buffer.from(data);
   if (path === 'reference') {
     return Buffer.from(xtsReference(keyBytes, data, { ...p, encrypt }));
   }
-  const backend: XtsBackend = path === 'node-crypto' ? 'node-crypto' : 'native';
-  if (backend === 'native') requireNative(); // throws (fails the test) if the addon is missing
+  if (path === 'node-crypto') {
+    nodeCryptoXts(keyBytes, out, p, encrypt);
+    return out;
+  }
   const key = KeyHandle.fromBytes(Buffer.from(keyBytes));
-  __forceBackendForTests(backend);
   try {
-    expect(xtsBackend()).toBe(backend);
     if (path === 'native-async') await (encrypt ? xtsEncryptAsync : xtsDecryptAsync)(key, out, p);
     else (encrypt ? xtsEncrypt : xtsDecrypt)(key, out, p);
   } finally {
-    __forceBackendForTests(null);
     key.dispose();
   }
   return out;
 }
 
 const nativePaths: Path[] = ['native-sync', 'native-async'];
-const portablePaths: Path[] = ['node-crypto', 'reference'];
-const allPaths: Path[] = runNative ? [...nativePaths, ...portablePaths] : portablePaths;
-
-afterEach(() => {
-  __forceBackendForTests(null);
-});
+const allPaths: Path[] = [...nativePaths, 'node-crypto', 'reference'];
 
 describe('reference implementation sanity', () => {
   it('multiplies by alpha with the little-endian convention of IEEE 1619', () => {
@@ -117,9 +103,8 @@ describe('IEEE 1619-2007 XTS-AES-256 vectors 10-12 (512-byte data units)', () =>
     const ct = Buffer.from(v.ciphertext, 'hex');
     const p: XtsParams = { sectorSize: 512, firstTweak: BigInt(v.dataUnitSequenceNumber) };
     const name = v.source.replace(/^.*vector /, 'vector ');
-    for (const path of [...nativePaths, ...portablePaths]) {
-      const test = nativePaths.includes(path) && !runNative ? it.skip : it;
-      test(`${name}: ${path} encrypts and decrypts`, async () => {
+    for (const path of allPaths) {
+      it(`${name}: ${path} encrypts and decrypts`, async () => {
         expect((await runPath(path, key, pt, p, true)).toString('hex')).toBe(v.ciphertext);
         expect((await runPath(path, key, ct, p, false)).toString('hex')).toBe(v.plaintext);
       });
@@ -194,7 +179,7 @@ describe('cross-check: ' + allPaths.join(' == '), () => {
   // through OpenSSL's XTS. Sector counts here span several chunks, a shorter last chunk and (for
   // the smallest sectors) several tweak groups; sizes straddle the switch between the two paths.
   for (const sectorSize of [16, 32, 48, 496, 1008, 1024, 1040, 2048, 65536]) {
-    it.skipIf(!runNative)(`sector ${sectorSize}: native sync and async match node:crypto across chunks`, async () => {
+    it(`sector ${sectorSize}: native sync and async match node:crypto across chunks`, async () => {
       const sectors = Math.max(2, Math.ceil((3 * 4096) / sectorSize) + 1);
       for (const [firstTweak, step] of [
         [0n, 1n],
@@ -228,17 +213,8 @@ describe('cross-check: ' + allPaths.join(' == '), () => {
   });
 });
 
-describe.skipIf(!runNative)('native backend', () => {
-  it('is the default backend when the addon is loaded', () => {
-    requireNative();
-    expect(xtsBackend()).toBe('native');
-    const key = KeyHandle.fromBytes(randomKey());
-    expect(key.isNative).toBe(true);
-    key.dispose();
-  });
-
+describe('native backend', () => {
   it('runs many async jobs concurrently on one key, each matching the sync result', async () => {
-    requireNative();
     const keyBytes = randomKey();
     const key = KeyHandle.fromBytes(Buffer.from(keyBytes));
     const bufs = Array.from({ length: 16 }, () => randomBytes(64 * 4096));
@@ -256,7 +232,6 @@ describe.skipIf(!runNative)('native backend', () => {
   });
 
   it('lets queued async jobs finish when the key is disposed meanwhile', async () => {
-    requireNative();
     const keyBytes = randomKey();
     const key = KeyHandle.fromBytes(Buffer.from(keyBytes));
     const pt = randomBytes(1 << 20);
@@ -270,7 +245,7 @@ describe.skipIf(!runNative)('native backend', () => {
   });
 
   it('validates arguments in C as well (direct addon calls)', async () => {
-    const native = requireNative();
+    const native = nativeAddon();
     const key = native.keyFromBytes(randomKey());
     const buf = Buffer.alloc(1024);
     const call = (...args: unknown[]) => (native.xts as (...a: unknown[]) => void)(...args);
@@ -295,7 +270,7 @@ describe.skipIf(!runNative)('native backend', () => {
 });
 
 describe('argument validation', () => {
-  // Created on first use, so that a missing addon under VAULT_REQUIRE_NATIVE=1 fails each test.
+  // Created on first use, so that a failure to load the addon fails each test.
   let cachedKey: KeyHandle | undefined;
   const key = (): KeyHandle => (cachedKey ??= KeyHandle.fromBytes(randomKey()));
   afterAll(() => cachedKey?.dispose());
@@ -362,46 +337,5 @@ describe('argument validation', () => {
     const copy = Buffer.from(b);
     expect(() => xtsEncrypt(key(), b, { sectorSize: 512, firstTweak: 0n })).toThrow(RangeError);
     expect(b.equals(copy)).toBe(true);
-  });
-});
-
-describe('fallback backend', () => {
-  async function stderrOf(env: Record<string, string | undefined>, force: 'node-crypto' | null): Promise<string[]> {
-    const saved = { ...process.env };
-    Object.assign(process.env, env);
-    for (const [k, v] of Object.entries(env)) if (v === undefined) delete process.env[k];
-    // Fresh copies of the modules: the addon is looked up once per module instance.
-    vi.resetModules();
-    const fresh = await import('../../src/crypto/xts.js');
-    const { KeyHandle: FreshKeyHandle } = await import('../../src/crypto/key-handle.js');
-    const writes: string[] = [];
-    const spy = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
-      writes.push(String(chunk));
-      return true;
-    });
-    try {
-      fresh.__forceBackendForTests(force);
-      const key = FreshKeyHandle.fromBytes(randomKey());
-      const buf = randomBytes(4096);
-      fresh.xtsEncrypt(key, buf, { sectorSize: 512, firstTweak: 1n });
-      fresh.xtsDecrypt(key, buf, { sectorSize: 512, firstTweak: 1n });
-      await fresh.xtsEncryptAsync(key, buf, { sectorSize: 4096, firstTweak: 1n });
-      key.dispose();
-    } finally {
-      spy.mockRestore();
-      fresh.__forceBackendForTests(null);
-      process.env = saved;
-      vi.resetModules();
-    }
-    return writes;
-  }
-
-  it('warns exactly once per process on stderr when the addon is missing', async () => {
-    const writes = await stderrOf({ VAULT_DISABLE_NATIVE: '1', VAULT_REQUIRE_NATIVE: undefined }, null);
-    expect(writes).toEqual(['vault: native addon not available, using the slower node:crypto path\n']);
-  });
-
-  it('stays quiet when the fallback is chosen on purpose (benchmarks, tests)', async () => {
-    expect(await stderrOf({}, 'node-crypto')).toEqual([]);
   });
 });

@@ -1,13 +1,9 @@
-// Loader for vault's native volume server (native/fuse_server.c, built as the second N-API addon
-// native/build/Release/vault_fuse.node by scripts/build-native.mjs).
+// The volume server's part of vault's native addon (native/fuse_*.c): serve / wait / stop / stats.
 //
 // The server speaks FUSE directly on /dev/fuse from its own threads: JS only starts it, watches it
 // and stops it. The key goes from a descriptor straight into the addon's locked memory and never
 // passes through JS.
-//
-// Optional like the main addon: nativeFuseAddon() returns null when it is absent, or disabled with
-// VAULT_DISABLE_NATIVE=1 (everything native) or VAULT_DISABLE_NATIVE_FUSE=1 (only this server).
-import { loadAddon } from './addon-loader.js';
+import { loadVaultAddon } from '../crypto/addon-loader.js';
 
 /** Opaque handle to a running (or ended) server session (an N-API External). */
 export type FuseSession = { readonly __brand: 'vault.FuseSession' };
@@ -38,6 +34,9 @@ export interface FuseServeOptions {
   /** Reopen the container with O_DIRECT when its filesystem's alignment (statx STATX_DIOALIGN)
    *  allows: no second, ciphertext copy of the volume in the host page cache (default true). */
   directIo?: boolean;
+  /** FUSE over io_uring ('io_uring', an error where the kernel does not offer it), read/writev on
+   *  /dev/fuse ('classic'), or io_uring where offered and classic otherwise ('auto', the default). */
+  transport?: 'auto' | 'io_uring' | 'classic';
   /** Tuning: largest READ/WRITE the kernel sends (max_read, max_write; power of two,
    *  65536..1048576, default 1048576). */
   maxRequest?: number;
@@ -62,6 +61,8 @@ export interface FuseStats {
   lastError?: string;
   /** Whether the container is accessed with O_DIRECT (see FuseServeOptions.directIo). */
   directIo: boolean;
+  /** The transport in use. */
+  transport: 'io_uring' | 'classic';
 }
 
 /** The addon's exports. Errors are Node-style: `code` is 'EPERM', 'ENOENT' etc. for system errors,
@@ -81,23 +82,7 @@ export interface NativeFuseAddon {
 }
 
 
-let loaded = false;
-let addon: NativeFuseAddon | null = null;
-let loadError: Error | null = null;
-
-function load(): void {
-  loaded = true;
-  ({ addon, error: loadError } = loadAddon<NativeFuseAddon>('vault_fuse.node', ['VAULT_DISABLE_NATIVE', 'VAULT_DISABLE_NATIVE_FUSE']));
-}
-
-/** The addon, or null when it is absent or disabled. */
-export function nativeFuseAddon(): NativeFuseAddon | null {
-  if (!loaded) load();
-  return addon;
-}
-
-/** Why nativeFuseAddon() returned null (null while it has not been tried or when it loaded). */
-export function nativeFuseLoadError(): Error | null {
-  if (!loaded) load();
-  return loadError;
+/** The volume server's functions of the addon; throws (saying how to build it) when it is missing. */
+export function fuseAddon(): NativeFuseAddon {
+  return loadVaultAddon() as NativeFuseAddon;
 }

@@ -1,0 +1,230 @@
+/*
+ * fuse_internal.h: what the parts of the native volume server share (not an API; see
+ * fuse_server.h for the one entry point, and fuse_session.c's comment for the design).
+ *
+ *   fuse_io.c        sector I/O: pread/pwrite, XTS, write locks, fdatasync (spec/format.md §8)
+ *   fuse_ops.c       FUSE operations: one request in, one reply out, whatever the transport
+ *   fuse_classic.c   the classic transport: worker threads read()/writev() cloned /dev/fuse fds
+ *   fuse_session.c   a session's life: open, key, buffers, mount, workers, teardown
+ *   fuse_napi.c      N-API glue: serve / wait / stop / stats
+ */
+#ifndef VAULT_FUSE_INTERNAL_H
+#define VAULT_FUSE_INTERNAL_H
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* strerrorname_np, statx, O_DIRECT, pthread_kill */
+#endif
+#ifndef NAPI_VERSION
+#define NAPI_VERSION 8
+#endif
+
+#include "xts_core.h"
+
+#include <linux/fuse.h>
+#include <node_api.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+#if FUSE_KERNEL_VERSION != 7 || FUSE_KERNEL_MINOR_VERSION < 38
+#error "needs <linux/fuse.h> for FUSE protocol 7.38 or later"
+#endif
+
+/* ------------------------------------------------------------------------------------------ */
+/* Parameters                                                                                   */
+
+#define VF_MAX_IO (1u << 20)              /* max_write, max_read: 1 MiB */
+#define VF_MAX_PAGES 256                  /* VF_MAX_IO / 4 KiB */
+#define VF_REQ_BUF (VF_MAX_IO + 4096)     /* room for any request: headers + max_write of data */
+/* Requests are read at this offset into a page-aligned buffer, so that a WRITE's data (after
+   fuse_in_header and fuse_write_in) starts on a page boundary: aligned writes are encrypted in
+   place and can go to an O_DIRECT container descriptor without a copy. */
+#define VF_REQ_SKEW (4096 - sizeof(struct fuse_in_header) - sizeof(struct fuse_write_in))
+#define VF_REQ_MEM (VF_REQ_SKEW + VF_REQ_BUF)
+#define VF_MAX_THREADS 64
+#define VF_DEFAULT_THREADS 8
+#define VF_MIN_SECTOR 512
+#define VF_MAX_SECTOR 65536
+#define VF_STRIPES 1024                   /* striped write locks */
+#define VF_LOCK_SHIFT 16                  /* one lock region: 64 KiB (or one sector if larger) */
+#define VF_TTL 86400                      /* entry/attr timeout (s): the tree never changes */
+#define VF_MAX_BACKGROUND 64
+#define VF_CONGESTION 48
+#define VF_INIT_TIMEOUT_S 30
+#define VF_STOP_GRACE_MS 1000             /* after umount, before aborting the connection */
+
+#define VF_ROOT_ID FUSE_ROOT_ID
+#define VF_FILE_ID 2
+#define VF_FILE_NAME "volume"
+
+_Static_assert(VF_REQ_BUF >= FUSE_MIN_READ_BUFFER, "FUSE needs at least an 8 KiB read buffer");
+_Static_assert(VF_REQ_BUF >= sizeof(struct fuse_in_header) + sizeof(struct fuse_write_in) + VF_MAX_IO,
+               "the kernel refuses reads into a buffer smaller than headers + max_write");
+
+/* ------------------------------------------------------------------------------------------ */
+/* Session and workers                                                                          */
+
+typedef struct vf_session vf_session;
+
+typedef struct {
+  /* Per-worker counters, summed by stats(); relaxed atomics (only this worker writes them). */
+  _Atomic uint64_t reads, writes, bytes_read, bytes_written, errors, last_io_ms;
+} vf_counters;
+
+/* One thread serving requests, with what it needs of its own: an XTS context and buffers. */
+typedef struct {
+  vf_counters c; /* first: keeps each worker's hot counters on its own cache lines */
+  vf_session *s;
+  int fd;                /* classic transport: the mounting /dev/fuse descriptor (worker 0) or a clone */
+  pthread_t tid;
+  bool started;          /* JS thread */
+  bool exited;           /* under s->life */
+  vault_xts_ctx *xts;
+  uint8_t *req_mem;      /* VF_REQ_MEM bytes, locked (classic transport: where requests land) */
+  uint8_t *req;          /* req_mem + VF_REQ_SKEW (see VF_REQ_SKEW) */
+  uint8_t *data;         /* data_len bytes, locked: covering sectors of a read / RMW / zero range,
+                            and the classic transport's reply buffer */
+  size_t data_len;
+} __attribute__((aligned(64))) vf_worker;
+
+typedef enum { VF_RUNNING, VF_UNMOUNTED, VF_STOPPED, VF_ERROR } vf_reason;
+
+typedef enum { VF_TRANSPORT_AUTO, VF_TRANSPORT_CLASSIC, VF_TRANSPORT_URING } vf_transport;
+
+/* What serve() was asked for, checked by fuse_napi.c before a session exists. */
+typedef struct {
+  vf_transport transport;
+  const char *mount_dir;
+  int container_fd, key_fd;
+  uint64_t data_offset, data_size, sector_size, first_tweak, tweak_step, max_request;
+  int threads;
+  bool read_only, async_dio, parallel_writes, direct_io;
+} vf_config;
+
+struct vf_session {
+  /* Configuration (immutable once the workers run). */
+  char *mount_dir; /* realpath */
+  int container_fd; /* our own dup, O_CLOEXEC */
+  int io_fd;        /* what the data path uses: container_fd, or an O_DIRECT reopening of it */
+  bool direct_io;   /* io_fd is O_DIRECT */
+  uint64_t data_offset, data_size;
+  uint32_t sector_size, sector_shift, lock_shift;
+  uint64_t first_tweak, tweak_step;
+  bool read_only, async_dio, parallel_writes;
+  int nthreads;
+  vf_transport transport; /* the one in use: CLASSIC or URING */
+  uint8_t *key; /* VAULT_XTS_KEY_LEN bytes of locked memory */
+  uint32_t open_flags;
+  uint32_t max_request; /* negotiated max_write and mount's max_read, <= VF_MAX_IO */
+
+  /* FUSE connection. */
+  int dev_fd;       /* the mounting descriptor */
+  bool mounted;     /* JS thread: we mounted and have not seen it go */
+  bool have_dev;
+  unsigned dev_major, dev_minor; /* the mount's anonymous device: names it in mountinfo, fusectl */
+
+  /* Data path. */
+  pthread_mutex_t stripes[VF_STRIPES];
+  pthread_mutex_t sync_lock;
+  _Atomic uint64_t write_gen;  /* completed writes (incremented after their pwrite) */
+  _Atomic uint64_t synced_gen; /* write_gen covered by the last successful fdatasync */
+  pthread_mutex_t attr_lock;   /* times set through SETATTR */
+  struct timespec times[2][3]; /* [root, file][atime, mtime, ctime] */
+  struct timespec start;
+
+  /* Lifecycle. */
+  pthread_mutex_t life;
+  pthread_cond_t life_cond;
+  int running;         /* started workers not yet exited, plus serve()'s token while it starts them */
+  bool init_done;
+  int init_error;
+  _Atomic bool stopping;
+  bool failed;         /* a worker hit a fatal error */
+  char message[256];   /* the first fatal error (wait()'s message) */
+  char last_io_error[256]; /* the latest I/O error (stats().lastError) */
+  vf_reason reason;    /* set when running reaches 0 */
+  _Atomic bool torn_down;
+
+  /* JS thread only. */
+  bool mutexes_ready;
+  napi_threadsafe_function tsfn;
+  bool finished;        /* the tsfn callback ran: reason is final */
+  napi_deferred *waiters;
+  size_t nwaiters, capwaiters;
+  int refs;             /* the External and the tsfn each hold one */
+  bool cleanup_hook;    /* registered with napi_add_env_cleanup_hook */
+  vf_session *live_prev, *live_next; /* in live_sessions while serving (see at_exit_unmount) */
+  bool live;
+
+  vf_worker workers[];
+};
+
+/* ------------------------------------------------------------------------------------------ */
+/* fuse_io.c: sector I/O                                                                        */
+
+uint64_t vf_now_ms(void);
+void vf_count_add(_Atomic uint64_t *c, uint64_t n);
+/* Records an I/O failure seen while serving (the worker keeps serving). */
+void vf_io_error(vf_worker *w, const char *what, int err);
+/* Records a fatal failure of a worker (it exits). The first one is kept. */
+void vf_fatal_error(vf_session *s, const char *what, int err);
+/* Reads and decrypts sectors [first, first + n) into buf. 0 or EIO (the cause in lastError). */
+int vf_read_sectors(vf_worker *w, uint8_t *buf, uint64_t first, uint64_t n);
+/* Writes `len` plaintext bytes at data-area offset `off` (in range, len > 0); `src` NULL means
+   zeros, and `src` may be encrypted in place. 0 or EIO. */
+int vf_write_range(vf_worker *w, uint8_t *src, uint64_t off, size_t len);
+/* fdatasync unless every completed write is already covered by a successful one. 0 or an errno. */
+int vf_sync_container(vf_session *s);
+
+/* ------------------------------------------------------------------------------------------ */
+/* fuse_ops.c: one request, one reply, whatever the transport                                   */
+
+typedef struct {
+  const struct fuse_in_header *h;
+  const uint8_t *arg;    /* the op's arguments: its fixed in-struct, or LOOKUP's name */
+  size_t arglen;
+  uint8_t *payload;      /* WRITE's data (page-aligned where the transport can), or NULL */
+  size_t payload_len;
+  uint8_t *out;          /* the transport's reply buffer (page-aligned, >= 4096 bytes): a READ of */
+  size_t out_cap;        /* whole sectors that fits is decrypted straight into it */
+} vf_req;
+
+typedef struct {
+  bool none;             /* FORGET, INTERRUPT …: send nothing */
+  int err;               /* 0 or a positive errno: the reply is the header alone */
+  const uint8_t *body;   /* otherwise the body: in req->out, or in the worker's buffer */
+  size_t len;
+} vf_reply;
+
+void vf_dispatch(vf_worker *w, const vf_req *r, vf_reply *rep);
+/* The transport sent INIT's reply (send_err 0) or failed to: serve() may go on. */
+void vf_init_answered(vf_session *s, int err);
+
+/* ------------------------------------------------------------------------------------------ */
+/* fuse_classic.c: the classic transport                                                        */
+
+/* Opens worker i's descriptor (a clone of s->dev_fd; worker 0 uses s->dev_fd itself). 0 or an errno. */
+int vf_classic_open(vf_session *s, int i);
+void *vf_classic_worker(void *arg);
+
+/* ------------------------------------------------------------------------------------------ */
+/* fuse_session.c                                                                               */
+
+/* A session for `c` with its buffers, key and container, not yet mounted. NULL with the error
+   thrown into `env`. */
+vf_session *vf_session_new(napi_env env, const vf_config *c);
+/* Mounts, starts the workers and waits for the kernel's INIT; throws into env and returns false
+   on failure (the caller then tears down). */
+bool vf_session_start(napi_env env, vf_session *s);
+/* Drops one count of s->running; the last one out wakes the JS thread. */
+void vf_running_put(vf_session *s);
+void vf_teardown(vf_session *s);
+void vf_session_unref(vf_session *s);
+/* at exit(3): set once the process is exiting; workers then leave N-API alone */
+extern atomic_bool vf_exiting;
+
+#endif

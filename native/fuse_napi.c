@@ -1,0 +1,370 @@
+/*
+ * fuse_napi.c: the volume server's N-API glue. serve(options) checks the options, builds a session
+ * (fuse_session.c) and returns it as a type-tagged External; wait(session) resolves when it has
+ * ended; stop(session) ends it; stats(session) reads its counters. See src/server/fuse-addon.ts
+ * for the JS-side contract.
+ */
+#include "fuse_internal.h"
+#include "fuse_server.h"
+#include "napi_util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+
+#define ADDON_NAME "vault_native"
+#define CHECK VAULT_CHECK
+
+static const napi_type_tag SESSION_TAG = {0x7661756c74667573ULL, 0x6573657373696f6eULL};
+
+static bool session_unwrap(napi_env env, napi_callback_info info, vf_session **out) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_valuetype t;
+  bool tagged = false;
+  void *p = NULL;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) {
+    vault_throw_napi_failure(env, ADDON_NAME, "napi_get_cb_info");
+    return false;
+  }
+  if (argc < 1 || napi_typeof(env, argv[0], &t) != napi_ok || t != napi_external ||
+      napi_check_object_type_tag(env, argv[0], &SESSION_TAG, &tagged) != napi_ok || !tagged ||
+      napi_get_value_external(env, argv[0], &p) != napi_ok) {
+    vault_throw_type_error(env, "expected a volume server session");
+    return false;
+  }
+  *out = p;
+  return true;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* JS side of the lifecycle                                                                     */
+
+static napi_value make_result(napi_env env, vf_session *s) {
+  static const char *const names[] = {"running", "unmounted", "stopped", "error"};
+  napi_value obj, v;
+  if (napi_create_object(env, &obj) != napi_ok ||
+      napi_create_string_utf8(env, names[s->reason], NAPI_AUTO_LENGTH, &v) != napi_ok ||
+      napi_set_named_property(env, obj, "reason", v) != napi_ok)
+    return NULL;
+  if (s->reason == VF_ERROR && (napi_create_string_utf8(env, s->message, NAPI_AUTO_LENGTH, &v) != napi_ok ||
+                                napi_set_named_property(env, obj, "message", v) != napi_ok))
+    return NULL;
+  return obj;
+}
+
+/* JS thread: the last worker has exited. */
+static void tsfn_call_js(napi_env env, napi_value js_cb, void *context, void *data) {
+  vf_session *s = context;
+  napi_value result;
+  (void)js_cb;
+  (void)data;
+  if (env == NULL) return; /* the environment is going away */
+  vf_teardown(s);              /* no-op when stop() already did it */
+  s->finished = true;
+  result = make_result(env, s);
+  for (size_t i = 0; i < s->nwaiters; i++) {
+    if (result != NULL) {
+      (void)napi_resolve_deferred(env, s->waiters[i], result);
+    } else {
+      napi_value e = NULL;
+      napi_value m;
+      if (napi_create_string_utf8(env, "vault_native: cannot build the volume server result", NAPI_AUTO_LENGTH, &m) == napi_ok)
+        (void)napi_create_error(env, NULL, m, &e);
+      (void)napi_reject_deferred(env, s->waiters[i], e);
+    }
+  }
+  s->nwaiters = 0;
+}
+
+/* The environment is going away (process exit, worker termination) while the session may still
+   serve: unmount and wipe rather than leave a dead mount and the key behind. */
+static void env_cleanup(void *arg) {
+  vf_session *s = arg;
+  s->cleanup_hook = false; /* a hook runs once */
+  vf_teardown(s);
+}
+
+static void tsfn_finalize(napi_env env, void *data, void *hint) {
+  vf_session *s = data;
+  (void)env;
+  (void)hint;
+  s->tsfn = NULL;
+  vf_session_unref(s);
+}
+
+static void session_finalize(napi_env env, void *data, void *hint) {
+  vf_session *s = data;
+  (void)hint;
+  vf_teardown(s); /* a dropped session stops serving */
+  if (s->cleanup_hook) {
+    s->cleanup_hook = false;
+    (void)napi_remove_env_cleanup_hook(env, env_cleanup, s);
+  }
+  vf_session_unref(s);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* serve(opts): session                                                                         */
+
+/* options.transport: 'auto' (default), 'classic' or 'io_uring'. */
+static bool parse_transport(napi_env env, napi_value o, vf_transport *out) {
+  static const char *const names[] = {"auto", "classic", "io_uring"};
+  char buf[16];
+  napi_value v;
+  bool present;
+  size_t len = 0;
+  if (!vault_opt_prop(env, o, "transport", &v, &present)) return false;
+  *out = VF_TRANSPORT_AUTO;
+  if (!present) return true;
+  if (napi_get_value_string_utf8(env, v, buf, sizeof buf, &len) == napi_ok)
+    for (int i = 0; i < 3; i++)
+      if (strcmp(buf, names[i]) == 0) {
+        *out = (vf_transport)i;
+        return true;
+      }
+  vault_throw_type_error(env, "options.transport must be 'auto', 'classic' or 'io_uring'");
+  return false;
+}
+
+/* Reads and checks serve()'s options; the container must be readable (and writable unless
+   read-only), a regular file or block device, and hold the whole data area. */
+static bool parse_config(napi_env env, napi_value o, vf_config *c, char *dir, size_t dircap) {
+  uint64_t container_fd, key_fd, threads, last, container_size = 0;
+  struct stat st;
+  int fl;
+  if (!vault_opt_string(env, o, "mountDir", dir, dircap) ||
+      !vault_opt_int(env, o, "containerFd", true, 0, INT32_MAX, &container_fd) ||
+      !vault_opt_int(env, o, "keyFd", true, 0, INT32_MAX, &key_fd) ||
+      !vault_opt_int(env, o, "dataOffset", true, 0, 9007199254740991.0, &c->data_offset) ||
+      !vault_opt_int(env, o, "dataSize", true, 0, 9007199254740991.0, &c->data_size) ||
+      !vault_opt_int(env, o, "sectorSize", true, 0, VF_MAX_SECTOR, &c->sector_size) ||
+      !vault_opt_u64(env, o, "firstTweak", 0, &c->first_tweak) || !vault_opt_u64(env, o, "tweakStep", 1, &c->tweak_step) ||
+      !vault_opt_bool(env, o, "readOnly", false, &c->read_only) ||
+      !vault_opt_int(env, o, "threads", false, VF_DEFAULT_THREADS, VF_MAX_THREADS, &threads) ||
+      !vault_opt_bool(env, o, "asyncDio", true, &c->async_dio) ||
+      !vault_opt_bool(env, o, "parallelDirectWrites", true, &c->parallel_writes) ||
+      !vault_opt_bool(env, o, "directIo", true, &c->direct_io) ||
+      !vault_opt_int(env, o, "maxRequest", false, VF_MAX_IO, VF_MAX_IO, &c->max_request))
+    return false;
+  if (!parse_transport(env, o, &c->transport)) return false;
+  c->mount_dir = dir;
+  c->container_fd = (int)container_fd;
+  c->key_fd = (int)key_fd;
+  c->threads = (int)threads;
+  if (c->sector_size < VF_MIN_SECTOR || (c->sector_size & (c->sector_size - 1)) != 0) {
+    vault_throw_range_error(env, "options.sectorSize must be a power of two in [512, 65536]");
+    return false;
+  }
+  if (c->data_size == 0 || c->data_size % c->sector_size != 0) {
+    vault_throw_range_error(env, "options.dataSize must be a positive multiple of sectorSize");
+    return false;
+  }
+  if (c->data_offset + c->data_size > 9007199254740991.0) {
+    vault_throw_range_error(env, "options.dataOffset + dataSize must stay below 2^53");
+    return false;
+  }
+  if (c->max_request < 65536 || (c->max_request & (c->max_request - 1)) != 0) {
+    vault_throw_range_error(env, "options.maxRequest must be a power of two in [65536, 1048576]");
+    return false;
+  }
+  if (threads < 1) {
+    vault_throw_range_error(env, "options.threads must be in [1, 64]");
+    return false;
+  }
+  if (__builtin_mul_overflow(c->data_size / c->sector_size - 1, c->tweak_step, &last) ||
+      __builtin_add_overflow(last, c->first_tweak, &last)) {
+    vault_throw_range_error(env, "firstTweak + (sectors - 1) * tweakStep exceeds 2^64 - 1");
+    return false;
+  }
+  if (fstat(c->container_fd, &st) != 0) {
+    vault_throw_errno(env, "fstat", "options.containerFd", errno);
+    return false;
+  }
+  fl = fcntl(c->container_fd, F_GETFL);
+  if (fl < 0) {
+    vault_throw_errno(env, "fcntl", "options.containerFd", errno);
+    return false;
+  }
+  if ((fl & O_ACCMODE) == O_WRONLY || (!c->read_only && (fl & O_ACCMODE) != O_RDWR)) {
+    vault_throw_errno(env, "fcntl", "options.containerFd is not open for reading and writing", EBADF);
+    return false;
+  }
+  /* A device's size comes from BLKGETSIZE64 (st_size is 0 for devices). Anything else (a
+     character device, a FIFO, a socket) is refused before a byte is read or written. */
+  if (S_ISREG(st.st_mode)) {
+    container_size = (uint64_t)st.st_size;
+  } else if (!S_ISBLK(st.st_mode)) {
+    vault_throw_errno(env, "fstat", "options.containerFd is not a regular file or block device", EINVAL);
+    return false;
+  } else if (ioctl(c->container_fd, BLKGETSIZE64, &container_size) != 0) {
+    vault_throw_errno(env, "ioctl(BLKGETSIZE64)", "options.containerFd", errno);
+    return false;
+  }
+  if (container_size < c->data_offset + c->data_size) {
+    vault_throw_error(env, "ERR_VAULT_CONTAINER_SHORT", "the container is shorter than dataOffset + dataSize");
+    return false;
+  }
+  return true;
+}
+
+/* The threadsafe function that tells the JS thread the last worker has gone. */
+static bool create_tsfn(napi_env env, vf_session *s) {
+  napi_value name;
+  if (napi_create_string_utf8(env, "vault:fuse", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      napi_create_threadsafe_function(env, NULL, NULL, name, 0, 1, s, tsfn_finalize, s, tsfn_call_js, &s->tsfn) !=
+          napi_ok) {
+    vault_throw_napi_failure(env, ADDON_NAME, "napi_create_threadsafe_function");
+    return false;
+  }
+  s->refs++;
+  s->running = 1; /* serve()'s token: the tsfn fires only once this and every worker are gone */
+  return true;
+}
+
+static napi_value serve(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], ext;
+  napi_valuetype t;
+  char dir[PATH_MAX];
+  vf_config c;
+  vf_session *s;
+
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1 || napi_typeof(env, argv[0], &t) != napi_ok || t != napi_object) {
+    vault_throw_type_error(env, "serve(options): options must be an object");
+    return NULL;
+  }
+  memset(&c, 0, sizeof c);
+  if (!parse_config(env, argv[0], &c, dir, sizeof dir)) return NULL;
+  s = vf_session_new(env, &c);
+  if (s == NULL) return NULL;
+  if (!create_tsfn(env, s)) {
+    vf_teardown(s);
+    vf_session_unref(s);
+    return NULL;
+  }
+  if (!vf_session_start(env, s)) {
+    /* Drop serve()'s token first (teardown waits for the running count to reach 0), then unmount,
+       stop whatever started and wipe. The last count out releases the tsfn, whose finalizer drops
+       the other reference and frees the session. */
+    vf_running_put(s);
+    vf_teardown(s);
+    vf_session_unref(s);
+    return NULL;
+  }
+  vf_running_put(s); /* drop serve()'s token */
+  if (napi_create_external(env, s, session_finalize, NULL, &ext) != napi_ok ||
+      napi_type_tag_object(env, ext, &SESSION_TAG) != napi_ok) {
+    vault_throw_napi_failure(env, ADDON_NAME, "napi_create_external");
+    /* Without an External, nothing will call stop(): do it now. */
+    vf_teardown(s);
+    vf_session_unref(s);
+    return NULL;
+  }
+  if (napi_add_env_cleanup_hook(env, env_cleanup, s) == napi_ok) s->cleanup_hook = true;
+  return ext;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* wait / stop / stats                                                                          */
+
+static napi_value wait_session(napi_env env, napi_callback_info info) {
+  vf_session *s;
+  napi_value promise, result;
+  napi_deferred d;
+  if (!session_unwrap(env, info, &s)) return NULL;
+  CHECK(napi_create_promise(env, &d, &promise));
+  if (s->finished) {
+    result = make_result(env, s);
+    if (result == NULL) {
+      vault_throw_napi_failure(env, ADDON_NAME, "make_result");
+      return NULL;
+    }
+    CHECK(napi_resolve_deferred(env, d, result));
+    return promise;
+  }
+  if (s->nwaiters == s->capwaiters) {
+    size_t cap = s->capwaiters ? s->capwaiters * 2 : 4;
+    napi_deferred *p = realloc(s->waiters, cap * sizeof *p);
+    if (p == NULL) {
+      vault_throw_errno(env, "realloc", "wait", ENOMEM);
+      return NULL;
+    }
+    s->waiters = p;
+    s->capwaiters = cap;
+  }
+  s->waiters[s->nwaiters++] = d;
+  return promise;
+}
+
+static napi_value stop_session(napi_env env, napi_callback_info info) {
+  vf_session *s;
+  if (!session_unwrap(env, info, &s)) return NULL;
+  vf_teardown(s);
+  return NULL;
+}
+
+static bool set_num(napi_env env, napi_value obj, const char *name, double v) {
+  napi_value n;
+  return napi_create_double(env, v, &n) == napi_ok && napi_set_named_property(env, obj, name, n) == napi_ok;
+}
+
+static napi_value stats_session(napi_env env, napi_callback_info info) {
+  vf_session *s;
+  napi_value obj, str;
+  uint64_t reads = 0, writes = 0, br = 0, bw = 0, errors = 0, last = 0;
+  char last_error[256];
+  if (!session_unwrap(env, info, &s)) return NULL;
+  for (int i = 0; i < s->nthreads; i++) {
+    vf_counters *c = &s->workers[i].c;
+    uint64_t l = atomic_load_explicit(&c->last_io_ms, memory_order_relaxed);
+    reads += atomic_load_explicit(&c->reads, memory_order_relaxed);
+    writes += atomic_load_explicit(&c->writes, memory_order_relaxed);
+    br += atomic_load_explicit(&c->bytes_read, memory_order_relaxed);
+    bw += atomic_load_explicit(&c->bytes_written, memory_order_relaxed);
+    errors += atomic_load_explicit(&c->errors, memory_order_relaxed);
+    if (l > last) last = l;
+  }
+  pthread_mutex_lock(&s->life);
+  memcpy(last_error, s->last_io_error, sizeof last_error);
+  pthread_mutex_unlock(&s->life);
+  CHECK(napi_create_object(env, &obj));
+  if (!set_num(env, obj, "lastIoMs", (double)last) || !set_num(env, obj, "reads", (double)reads) ||
+      !set_num(env, obj, "writes", (double)writes) || !set_num(env, obj, "bytesRead", (double)br) ||
+      !set_num(env, obj, "bytesWritten", (double)bw) || !set_num(env, obj, "errors", (double)errors)) {
+    vault_throw_napi_failure(env, ADDON_NAME, "napi_set_named_property");
+    return NULL;
+  }
+  {
+    napi_value b, tr;
+    CHECK(napi_get_boolean(env, s->direct_io, &b));
+    CHECK(napi_set_named_property(env, obj, "directIo", b));
+    CHECK(napi_create_string_utf8(env, s->transport == VF_TRANSPORT_URING ? "io_uring" : "classic", NAPI_AUTO_LENGTH, &tr));
+    CHECK(napi_set_named_property(env, obj, "transport", tr));
+  }
+  if (last_error[0] != '\0') {
+    CHECK(napi_create_string_utf8(env, last_error, NAPI_AUTO_LENGTH, &str));
+    CHECK(napi_set_named_property(env, obj, "lastError", str));
+  }
+  return obj;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+
+napi_value vault_fuse_register(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+      {"serve", NULL, serve, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"wait", NULL, wait_session, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"stop", NULL, stop_session, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"stats", NULL, stats_session, NULL, NULL, NULL, napi_enumerable, NULL},
+  };
+  CHECK(napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
+  return exports;
+}

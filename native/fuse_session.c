@@ -1,0 +1,581 @@
+/*
+ * fuse_session.c: the life of one volume server session.
+ *
+ * serve() (fuse_napi.c) builds a session in named steps: vf_session_new() allocates it, opens the
+ * mount point and the container (O_DIRECT where allowed), reads the key into locked pages and
+ * gives every worker its XTS context and locked buffers; vf_session_start() mounts (mount(2): we
+ * run as root), starts the workers and returns once the kernel's INIT has been answered.
+ *
+ * Secrets: the 64-byte key is read from a descriptor straight into locked pages (secure_mem), and
+ * each worker has its own XTS context keyed from it. Request and data buffers hold plaintext, so
+ * they are locked too, and wiped when the session ends.
+ *
+ * Ending: the workers exit on ENODEV (connection gone: unmounted, or aborted). vf_teardown()
+ * unmounts (MNT_DETACH), gives the workers a moment to see ENODEV, then aborts the connection
+ * (fusectl if mounted, else by waking the workers with a signal so they close their descriptors),
+ * joins them and wipes everything. When the last worker exits, a threadsafe function wakes the JS
+ * thread (fuse_napi.c), which tears down (if stop() has not) and resolves wait().
+ */
+#include "fuse_internal.h"
+#include "napi_util.h"
+#include "secure_mem.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+/* ------------------------------------------------------------------------------------------ */
+/* Workers                                                                                      */
+
+static int wake_signal; /* a real-time signal with a no-op handler: interrupts a worker's read() */
+
+static void wake_handler(int sig) { (void)sig; }
+
+/* JS thread, once per process. 0 if no free real-time signal was found (stop then relies on the
+   fusectl abort file). */
+static void install_wake_signal(void) {
+  static bool done;
+  if (done) return;
+  done = true;
+  for (int sig = SIGRTMIN + 4; sig <= SIGRTMAX - 4; sig++) {
+    struct sigaction old, sa;
+    if (sigaction(sig, NULL, &old) != 0) continue;
+    if ((old.sa_flags & SA_SIGINFO) || old.sa_handler != SIG_DFL) continue;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = wake_handler;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0; /* no SA_RESTART: a blocked read() returns EINTR */
+    if (sigaction(sig, &sa, NULL) == 0) {
+      wake_signal = sig;
+      return;
+    }
+  }
+}
+
+/*
+ * Sessions that are serving, for at_exit_unmount(): process.exit() and fatal exceptions end the
+ * process through exit(3) without running N-API finalizers or env cleanup hooks, and would leave a
+ * dead FUSE mount behind. (The key needs no wipe then: the kernel zeroes freed pages before reuse.)
+ */
+static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
+static vf_session *live_sessions;
+atomic_bool vf_exiting; /* set by at_exit_unmount: workers then leave N-API alone */
+
+static void unmount_if_ours(vf_session *s);
+
+static void at_exit_unmount(void) {
+  atomic_store(&vf_exiting, true);
+  pthread_mutex_lock(&live_lock);
+  for (vf_session *s = live_sessions; s != NULL; s = s->live_next) {
+    atomic_store(&s->stopping, true);
+    unmount_if_ours(s);
+  }
+  pthread_mutex_unlock(&live_lock);
+}
+
+static void live_add(vf_session *s) {
+  static bool registered;
+  pthread_mutex_lock(&live_lock);
+  if (!registered) registered = atexit(at_exit_unmount) == 0;
+  s->live_prev = NULL;
+  s->live_next = live_sessions;
+  if (live_sessions != NULL) live_sessions->live_prev = s;
+  live_sessions = s;
+  s->live = true;
+  pthread_mutex_unlock(&live_lock);
+}
+
+static void live_remove(vf_session *s) {
+  pthread_mutex_lock(&live_lock);
+  if (s->live) {
+    if (s->live_prev != NULL) {
+      s->live_prev->live_next = s->live_next;
+    } else {
+      live_sessions = s->live_next;
+    }
+    if (s->live_next != NULL) s->live_next->live_prev = s->live_prev;
+    s->live = false;
+  }
+  pthread_mutex_unlock(&live_lock);
+}
+
+/* Drops one count of s->running; the last one out wakes the JS thread. */
+void vf_running_put(vf_session *s) {
+  bool last;
+  pthread_mutex_lock(&s->life);
+  last = --s->running == 0;
+  if (last) {
+    s->reason = s->failed ? VF_ERROR : atomic_load(&s->stopping) ? VF_STOPPED : VF_UNMOUNTED;
+  }
+  pthread_cond_broadcast(&s->life_cond);
+  pthread_mutex_unlock(&s->life);
+  if (last && !atomic_load(&vf_exiting)) {
+    /* Queue the JS-side callback, then drop the only thread count: the tsfn finalizes after it. */
+    (void)napi_call_threadsafe_function(s->tsfn, NULL, napi_tsfn_nonblocking);
+    (void)napi_release_threadsafe_function(s->tsfn, napi_tsfn_release);
+  }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Mount bookkeeping                                                                            */
+
+/* Decodes mountinfo's octal escapes (\040 for a space, ...) in place. */
+static void unescape_mountinfo(char *p) {
+  char *o = p;
+  while (*p) {
+    if (p[0] == '\\' && p[1] >= '0' && p[1] <= '3' && p[2] >= '0' && p[2] <= '7' && p[3] >= '0' && p[3] <= '7') {
+      *o++ = (char)((p[1] - '0') * 64 + (p[2] - '0') * 8 + (p[3] - '0'));
+      p += 4;
+    } else {
+      *o++ = *p++;
+    }
+  }
+  *o = '\0';
+}
+
+/*
+ * Scans /proc/self/mountinfo for the topmost mount on `dir`. Returns true when there is one, with
+ * its device and whether it is a fuse.vault mount. (Later lines are mounted later, so the last
+ * match is the one a path lookup sees.)
+ */
+static bool top_mount(const char *dir, unsigned *maj, unsigned *min, bool *is_vault) {
+  FILE *f = fopen("/proc/self/mountinfo", "re");
+  char *line = NULL;
+  size_t cap = 0;
+  bool found = false;
+  if (f == NULL) return false;
+  while (getline(&line, &cap, f) > 0) {
+    char *save = NULL, *tok, *mp = NULL, *fstype = NULL;
+    unsigned a = 0, b = 0;
+    int field = 0;
+    bool sep = false;
+    for (tok = strtok_r(line, " \n", &save); tok != NULL; tok = strtok_r(NULL, " \n", &save), field++) {
+      if (field == 2 && sscanf(tok, "%u:%u", &a, &b) != 2) break;
+      if (field == 4) mp = tok;
+      if (sep) {
+        fstype = tok;
+        break;
+      }
+      if (field >= 6 && strcmp(tok, "-") == 0) sep = true;
+    }
+    if (mp == NULL || fstype == NULL) continue;
+    unescape_mountinfo(mp);
+    if (strcmp(mp, dir) != 0) continue;
+    found = true;
+    *maj = a;
+    *min = b;
+    *is_vault = strcmp(fstype, "fuse.vault") == 0;
+  }
+  free(line);
+  fclose(f);
+  return found;
+}
+
+/* Detaches our mount if it is still the one on mount_dir (never someone else's mounted over or
+   after it). JS thread. */
+static void unmount_if_ours(vf_session *s) {
+  unsigned maj, min;
+  bool vault;
+  if (!s->mounted) return;
+  if (!top_mount(s->mount_dir, &maj, &min, &vault)) {
+    s->mounted = false; /* gone: unmounted from outside */
+    return;
+  }
+  if (!vault || (s->have_dev && (maj != s->dev_major || min != s->dev_minor)))
+    return; /* covered by another mount: not ours to unmount by path */
+  if (umount2(s->mount_dir, MNT_DETACH | UMOUNT_NOFOLLOW) == 0 || errno == EINVAL || errno == ENOENT)
+    s->mounted = false;
+}
+
+/* Aborts the connection through the fusectl filesystem when it is mounted. */
+static void abort_connection(vf_session *s) {
+  char path[96];
+  int fd;
+  if (!s->have_dev) return;
+  /* The directory is named after the kernel's dev_t: major << 20 | minor. */
+  snprintf(path, sizeof path, "/sys/fs/fuse/connections/%u/abort", (s->dev_major << 20) | s->dev_minor);
+  fd = open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  if (write(fd, "1", 1) < 0) { /* nothing else to try here; the workers are signalled next */
+  }
+  close(fd);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Teardown                                                                                     */
+
+static void add_ms(struct timespec *t, long ms) {
+  t->tv_sec += ms / 1000;
+  t->tv_nsec += (ms % 1000) * 1000000L;
+  if (t->tv_nsec >= 1000000000L) {
+    t->tv_sec++;
+    t->tv_nsec -= 1000000000L;
+  }
+}
+
+/* Waits until no worker runs, at most `ms` (negative: forever). Returns true if none runs. */
+static bool wait_workers(vf_session *s, long ms) {
+  struct timespec until;
+  bool done;
+  clock_gettime(CLOCK_MONOTONIC, &until);
+  add_ms(&until, ms < 0 ? 0 : ms);
+  pthread_mutex_lock(&s->life);
+  while (s->running > 0) {
+    if (ms < 0) {
+      pthread_cond_wait(&s->life_cond, &s->life);
+    } else if (pthread_cond_timedwait(&s->life_cond, &s->life, &until) == ETIMEDOUT) {
+      break;
+    }
+  }
+  done = s->running == 0;
+  pthread_mutex_unlock(&s->life);
+  return done;
+}
+
+/* Makes every worker exit (they must already see s->stopping). */
+static void kick_workers(vf_session *s) {
+  while (!wait_workers(s, 20)) {
+    pthread_mutex_lock(&s->life);
+    for (int i = 0; i < s->nthreads; i++) {
+      vf_worker *w = &s->workers[i];
+      if (w->started && !w->exited && wake_signal != 0) pthread_kill(w->tid, wake_signal);
+    }
+    pthread_mutex_unlock(&s->life);
+  }
+}
+
+/*
+ * Ends the session: unmount, stop and join the workers, final sync, close the descriptors (which
+ * aborts the connection if it still lives), wipe the key and the buffers. Idempotent; JS thread.
+ * The workers may already have exited by themselves (unmounted from outside).
+ */
+void vf_teardown(vf_session *s) {
+  if (atomic_load(&s->torn_down)) return;
+  live_remove(s);
+  atomic_store(&s->stopping, true);
+  unmount_if_ours(s);
+  if (!wait_workers(s, VF_STOP_GRACE_MS)) {
+    /* Still held open (a loop device attached to `volume`): abort the connection. */
+    abort_connection(s);
+    kick_workers(s);
+  }
+  for (int i = 0; i < s->nthreads; i++) {
+    vf_worker *w = &s->workers[i];
+    if (w->started) pthread_join(w->tid, NULL);
+    w->started = false;
+  }
+  if (s->container_fd >= 0) {
+    if (!s->read_only && atomic_load(&s->synced_gen) < atomic_load(&s->write_gen)) (void)fdatasync(s->container_fd);
+    if (s->io_fd != s->container_fd) close(s->io_fd);
+    close(s->container_fd);
+    s->container_fd = s->io_fd = -1;
+  }
+  for (int i = 0; i < s->nthreads; i++) {
+    vf_worker *w = &s->workers[i];
+    if (w->fd >= 0 && w->fd != s->dev_fd) close(w->fd);
+    w->fd = -1;
+    vault_xts_ctx_free(w->xts);
+    w->xts = NULL;
+    vault_secure_free(w->req_mem, VF_REQ_MEM);
+    w->req_mem = w->req = NULL;
+    vault_secure_free(w->data, w->data_len);
+    w->data = NULL;
+  }
+  if (s->dev_fd >= 0) close(s->dev_fd);
+  s->dev_fd = -1;
+  /* The mount may have outlived the connection (covered by another mount): try once more. */
+  unmount_if_ours(s);
+  vault_secure_free(s->key, VAULT_XTS_KEY_LEN);
+  s->key = NULL;
+  atomic_store(&s->torn_down, true);
+}
+
+static void session_free(vf_session *s) {
+  if (s->mutexes_ready) {
+    for (int i = 0; i < VF_STRIPES; i++) pthread_mutex_destroy(&s->stripes[i]);
+    pthread_mutex_destroy(&s->sync_lock);
+    pthread_mutex_destroy(&s->attr_lock);
+    pthread_mutex_destroy(&s->life);
+    pthread_cond_destroy(&s->life_cond);
+  }
+  free(s->waiters);
+  free(s->mount_dir);
+  free(s);
+}
+
+void vf_session_unref(vf_session *s) {
+  if (--s->refs == 0) session_free(s);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Starting: a session is built in named steps, each of which throws into `env` on failure.     */
+
+/*
+ * Reopens the container with O_DIRECT when its filesystem or device allows our I/O pattern
+ * (statx STATX_DIOALIGN: every sector offset and length, and our page-aligned buffers, meet its
+ * alignment). Then the host page cache holds no second copy of the volume (as with dm-crypt), the
+ * loop device's direct I/O reaches the disk, and writes skip a copy. Falls back to the buffered
+ * descriptor otherwise. The flock stays on the original open file description, which we keep.
+ */
+static bool open_direct(vf_session *s) {
+  struct statx stx;
+  struct stat a, b;
+  char path[64];
+  int fd;
+  if (statx(s->container_fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &stx) != 0 || !(stx.stx_mask & STATX_DIOALIGN))
+    return false;
+  if (stx.stx_dio_offset_align == 0 || stx.stx_dio_mem_align == 0 || stx.stx_dio_mem_align > 4096 ||
+      s->data_offset % stx.stx_dio_offset_align != 0 || s->sector_size % stx.stx_dio_offset_align != 0)
+    return false;
+  snprintf(path, sizeof path, "/proc/self/fd/%d", s->container_fd);
+  fd = open(path, (s->read_only ? O_RDONLY : O_RDWR) | O_DIRECT | O_CLOEXEC);
+  if (fd < 0) return false;
+  if (fstat(fd, &a) != 0 || fstat(s->container_fd, &b) != 0 || a.st_dev != b.st_dev || a.st_ino != b.st_ino) {
+    close(fd);
+    return false;
+  }
+  s->io_fd = fd;
+  return true;
+}
+
+/* Cache-line aligned, so that each worker's counters sit on lines of their own. */
+static vf_session *session_alloc(napi_env env, const vf_config *c) {
+  vf_session *s = NULL;
+  size_t size = sizeof *s + (size_t)c->threads * sizeof(vf_worker);
+  if (posix_memalign((void **)&s, 64, size) != 0) {
+    vault_throw_errno(env, "posix_memalign", "serve", ENOMEM);
+    return NULL;
+  }
+  memset(s, 0, size);
+  s->container_fd = s->io_fd = -1;
+  s->dev_fd = -1;
+  s->nthreads = c->threads;
+  s->refs = 1; /* the External, once it exists; the tsfn adds one */
+  s->data_offset = c->data_offset;
+  s->data_size = c->data_size;
+  s->sector_size = (uint32_t)c->sector_size;
+  s->sector_shift = (uint32_t)__builtin_ctzll(c->sector_size);
+  s->lock_shift = s->sector_shift > VF_LOCK_SHIFT ? s->sector_shift : VF_LOCK_SHIFT;
+  s->first_tweak = c->first_tweak;
+  s->tweak_step = c->tweak_step;
+  s->read_only = c->read_only;
+  s->async_dio = c->async_dio;
+  s->parallel_writes = c->parallel_writes;
+  s->max_request = (uint32_t)c->max_request;
+  s->open_flags = FOPEN_DIRECT_IO | (c->parallel_writes ? FOPEN_PARALLEL_DIRECT_WRITES : 0);
+  s->reason = VF_RUNNING;
+  s->transport = VF_TRANSPORT_CLASSIC;
+  for (int i = 0; i < s->nthreads; i++) s->workers[i].fd = -1;
+  for (int i = 0; i < VF_STRIPES; i++) pthread_mutex_init(&s->stripes[i], NULL);
+  pthread_mutex_init(&s->sync_lock, NULL);
+  pthread_mutex_init(&s->attr_lock, NULL);
+  pthread_mutex_init(&s->life, NULL);
+  {
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->life_cond, &ca);
+    pthread_condattr_destroy(&ca);
+  }
+  s->mutexes_ready = true;
+  clock_gettime(CLOCK_REALTIME, &s->start);
+  for (int i = 0; i < 2; i++)
+    for (int j = 0; j < 3; j++) s->times[i][j] = s->start;
+  return s;
+}
+
+/* The mount point (resolved once: mount(2) and the bookkeeping use the same name) and our own
+   descriptors of the container. */
+static bool open_paths(napi_env env, vf_session *s, const vf_config *c) {
+  char what[PATH_MAX + 64];
+  struct stat st;
+  int err;
+  s->mount_dir = realpath(c->mount_dir, NULL);
+  if (s->mount_dir == NULL) {
+    snprintf(what, sizeof what, "mount point %s", c->mount_dir);
+    vault_throw_errno(env, "realpath", what, errno);
+    return false;
+  }
+  err = stat(s->mount_dir, &st) != 0 ? errno : S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
+  if (err != 0) {
+    snprintf(what, sizeof what, "mount point %s", s->mount_dir);
+    vault_throw_errno(env, "stat", what, err);
+    return false;
+  }
+  s->container_fd = fcntl(c->container_fd, F_DUPFD_CLOEXEC, 3);
+  if (s->container_fd < 0) {
+    vault_throw_errno(env, "fcntl", "duplicating options.containerFd", errno);
+    return false;
+  }
+  s->io_fd = s->container_fd;
+  if (c->direct_io) s->direct_io = open_direct(s);
+  return true;
+}
+
+/* The key: straight from the pipe into locked pages. */
+static bool read_key(napi_env env, vf_session *s, int key_fd) {
+  char what[128];
+  size_t got;
+  int err;
+  s->key = vault_secure_alloc(VAULT_XTS_KEY_LEN, &err);
+  if (s->key == NULL) {
+    vault_throw_errno(env, "mmap/mlock", "cannot allocate locked memory for the key", err);
+    return false;
+  }
+  err = vault_secure_read_fd(key_fd, s->key, VAULT_XTS_KEY_LEN, &got);
+  if (err == -1) {
+    snprintf(what, sizeof what, "reading the key from fd %d: end of file after %zu of %d bytes", key_fd, got,
+             VAULT_XTS_KEY_LEN);
+    vault_throw_error(env, "ERR_VAULT_KEY_SHORT_READ", what);
+    return false;
+  } else if (err != 0) {
+    snprintf(what, sizeof what, "reading the key from fd %d", key_fd);
+    vault_throw_errno(env, "read", what, err);
+    return false;
+  }
+  if (CRYPTO_memcmp(s->key, s->key + VAULT_XTS_KEY_LEN / 2, VAULT_XTS_KEY_LEN / 2) == 0) {
+    vault_throw_error(env, "ERR_VAULT_XTS_EQUAL_HALVES", "invalid XTS-AES-256 key: its two 32-byte halves are equal");
+    return false;
+  }
+  return true;
+}
+
+/* Per worker: a keyed XTS context and two locked buffers. Then the expanded key schedules that
+   OpenSSL just made on its heap are locked too. */
+static bool prepare_workers(napi_env env, vf_session *s) {
+  char what[160];
+  size_t spans = 0;
+  int err = 0;
+  for (int i = 0; i < s->nthreads; i++) {
+    vf_worker *w = &s->workers[i];
+    w->s = s;
+    w->data_len = VF_MAX_IO + 2 * (size_t)s->sector_size;
+    atomic_store(&w->c.last_io_ms, vf_now_ms());
+    w->xts = vault_xts_ctx_new(s->key);
+    if (w->xts == NULL) {
+      snprintf(what, sizeof what, "cannot set up an XTS-AES-256 context: %s", vault_xts_error());
+      vault_throw_error(env, "ERR_VAULT_OPENSSL", what);
+      return false;
+    }
+    w->req_mem = vault_secure_alloc(VF_REQ_MEM, &err);
+    if (w->req_mem != NULL) w->data = vault_secure_alloc(w->data_len, &err);
+    if (w->req_mem == NULL || w->data == NULL) {
+      vault_throw_errno(env, "mmap/mlock", "cannot allocate locked I/O buffers", err);
+      return false;
+    }
+    w->req = w->req_mem + VF_REQ_SKEW;
+  }
+  err = vault_lock_key_copies(s->key, VAULT_XTS_KEY_LEN, &spans);
+  if (err != 0) {
+    vault_throw_errno(env, "mlock", "cannot lock the memory holding the AES key schedules", err);
+    return false;
+  }
+  return true;
+}
+
+vf_session *vf_session_new(napi_env env, const vf_config *c) {
+  vf_session *s;
+  if (c->transport == VF_TRANSPORT_URING) {
+    /* Not in this build yet: say so rather than serve on another transport than the one asked for. */
+    vault_throw_error(env, "ERR_VAULT_NO_IO_URING", "FUSE over io_uring is not available in this build of vault");
+    return NULL;
+  }
+  s = session_alloc(env, c);
+  if (s == NULL) return NULL;
+  if (!open_paths(env, s, c) || !read_key(env, s, c->key_fd) || !prepare_workers(env, s)) goto fail;
+  install_wake_signal();
+  s->dev_fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+  if (s->dev_fd < 0) {
+    vault_throw_errno(env, "open", "/dev/fuse", errno);
+    goto fail;
+  }
+  return s;
+fail:
+  vf_teardown(s);
+  vf_session_unref(s);
+  return NULL;
+}
+
+static bool mount_fuse(napi_env env, vf_session *s) {
+  char opts[160], what[PATH_MAX + 64];
+  bool vault = false;
+  snprintf(opts, sizeof opts, "fd=%d,rootmode=40000,user_id=0,group_id=0,max_read=%u", s->dev_fd, s->max_request);
+  if (mount("vault", s->mount_dir, "fuse.vault", MS_NOSUID | MS_NODEV | (s->read_only ? MS_RDONLY : 0), opts) != 0) {
+    snprintf(what, sizeof what, "mounting FUSE on %s", s->mount_dir);
+    vault_throw_errno(env, "mount", what, errno);
+    return false;
+  }
+  s->mounted = true;
+  live_add(s);
+  s->have_dev = top_mount(s->mount_dir, &s->dev_major, &s->dev_minor, &vault) && vault;
+  return true;
+}
+
+/* Workers block every signal but the wake-up one: the JS thread keeps handling SIGINT etc. */
+static bool start_workers(napi_env env, vf_session *s) {
+  sigset_t all, old;
+  int err;
+  for (int i = 0; i < s->nthreads; i++) {
+    err = vf_classic_open(s, i);
+    if (err != 0) {
+      vault_throw_errno(env, "ioctl", "cloning /dev/fuse (FUSE_DEV_IOC_CLONE)", err);
+      return false;
+    }
+  }
+  sigfillset(&all);
+  if (wake_signal != 0) sigdelset(&all, wake_signal);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  for (int i = 0; i < s->nthreads; i++) {
+    vf_worker *w = &s->workers[i];
+    pthread_mutex_lock(&s->life);
+    s->running++;
+    pthread_mutex_unlock(&s->life);
+    err = pthread_create(&w->tid, NULL, vf_classic_worker, w);
+    if (err != 0) {
+      pthread_mutex_lock(&s->life);
+      s->running--;
+      pthread_mutex_unlock(&s->life);
+      pthread_sigmask(SIG_SETMASK, &old, NULL);
+      vault_throw_errno(env, "pthread_create", "starting FUSE workers", err);
+      return false;
+    }
+    w->started = true;
+  }
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  return true;
+}
+
+/* Waits until the kernel's INIT has been answered (or every worker has died). */
+static bool wait_init(napi_env env, vf_session *s) {
+  char what[PATH_MAX + 320];
+  struct timespec until;
+  bool ok;
+  int err;
+  clock_gettime(CLOCK_MONOTONIC, &until);
+  until.tv_sec += VF_INIT_TIMEOUT_S;
+  pthread_mutex_lock(&s->life);
+  while (!s->init_done && s->running > 1) {
+    if (pthread_cond_timedwait(&s->life_cond, &s->life, &until) == ETIMEDOUT) break;
+  }
+  ok = s->init_done && s->init_error == 0;
+  err = s->init_done ? s->init_error : s->failed ? EIO : ETIMEDOUT;
+  snprintf(what, sizeof what, "FUSE handshake on %s%s%s", s->mount_dir, s->failed ? ": " : "",
+           s->failed ? s->message : "");
+  pthread_mutex_unlock(&s->life);
+  if (!ok) vault_throw_errno(env, "read", what, err);
+  return ok;
+}
+
+bool vf_session_start(napi_env env, vf_session *s) {
+  return mount_fuse(env, s) && start_workers(env, s) && wait_init(env, s);
+}
