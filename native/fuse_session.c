@@ -454,6 +454,7 @@ static bool read_key(napi_env env, vf_session *s, int key_fd) {
    OpenSSL just made on its heap are locked too. */
 static bool prepare_workers(napi_env env, vf_session *s) {
   char what[160];
+  const void *hints[VF_MAX_THREADS];
   size_t spans = 0;
   int err = 0;
   for (int i = 0; i < s->nthreads; i++) {
@@ -474,8 +475,9 @@ static bool prepare_workers(napi_env env, vf_session *s) {
       return false;
     }
     w->req = w->req_mem + VF_REQ_SKEW;
+    hints[i] = w->xts; /* malloc'ed by this thread just before OpenSSL's schedules */
   }
-  err = vault_lock_key_copies(s->key, VAULT_XTS_KEY_LEN, &spans);
+  err = vault_lock_key_copies(s->key, VAULT_XTS_KEY_LEN, hints, (size_t)s->nthreads, &spans);
   if (err != 0) {
     vault_throw_errno(env, "mlock", "cannot lock the memory holding the AES key schedules", err);
     return false;

@@ -5,6 +5,7 @@
 #include "secure_mem.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
@@ -118,7 +119,17 @@ static int lock_span(uintptr_t from, uintptr_t to, size_t page) {
   return 0;
 }
 
-int vault_lock_key_copies(const uint8_t *key, size_t len, size_t *pages_locked) {
+/* Whether [start, end) holds one of the hint addresses. */
+static bool holds_hint(unsigned long start, unsigned long end, const void *const *hints, size_t nhints) {
+  for (size_t i = 0; i < nhints; i++) {
+    uintptr_t a = (uintptr_t)hints[i];
+    if (a >= start && a < end) return true;
+  }
+  return false;
+}
+
+int vault_lock_key_copies(const uint8_t *key, size_t len, const void *const *hints, size_t nhints,
+                          size_t *pages_locked) {
   const size_t page = (size_t)sysconf(_SC_PAGESIZE);
   const size_t piece = 16, around = 256;
   size_t locked = 0;
@@ -142,8 +153,10 @@ int vault_lock_key_copies(const uint8_t *key, size_t len, size_t *pages_locked) 
     char perms[5] = "";
     char name[256] = "";
     if (sscanf(line, "%lx-%lx %4s %*s %*s %*s %255s", &start, &end, perms, name) < 3) continue;
-    /* Only private writable memory without a file: the malloc heaps, where OpenSSL allocates. */
+    /* Only private writable memory without a file: the malloc heaps, where OpenSSL allocates.
+       With hints, only the main heap and the arenas holding them (V8's heap is not walked). */
     if (strcmp(perms, "rw-p") != 0 || (name[0] != '\0' && strcmp(name, "[heap]") != 0)) continue;
+    if (nhints > 0 && strcmp(name, "[heap]") != 0 && !holds_hint(start, end, hints, nhints)) continue;
     for (unsigned long at = start; at < end; at += chunk_len) {
       /* pread of /proc/self/mem instead of a plain read: another thread (V8's) may unmap memory
          under us, which fails the read instead of crashing the process. Overlap by one piece. */

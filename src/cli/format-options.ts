@@ -4,8 +4,7 @@
  */
 import type { Command } from 'commander';
 import { VaultError } from '../errors.js';
-import { formatNames } from '../formats/index.js';
-import type { FormatChoice } from '../formats/types.js';
+import { FORMAT_NAMES, type FormatChoice } from '../formats/types.js';
 
 export interface FormatCliOptions {
   type?: string;
@@ -22,7 +21,7 @@ export const MAX_PIM = 2147468;
 
 export function addFormatOptions(cmd: Command): Command {
   return cmd
-    .option('--type <format>', `container format instead of detecting it: ${formatNames().join(', ')}`)
+    .option('--type <format>', `container format instead of detecting it: ${FORMAT_NAMES.join(', ')}`)
     .option('--header <file>', 'a detached header file (LUKS)')
     .option('--slot <n>', 'try only this keyslot (vault, LUKS; also a LUKS keyslot of priority "ignore")')
     .option('--pim <n>', 'VeraCrypt Personal Iterations Multiplier (0 or absent: the default)')

@@ -1,6 +1,7 @@
 /** Opening and unlocking a container for the key-management commands. */
 import { VaultError } from '../errors.js';
-import { closeContainer, openContainer, unlockContainer, type ContainerFile, type UnlockResult } from '../volume/container.js';
+import { unlockContainer, type UnlockResult } from '../volume/container.js';
+import { closeContainer, openContainer, type ContainerFile } from '../volume/container-file.js';
 import { lockHeaderUpdates } from '../volume/header-lock.js';
 import { resolveContainer } from '../mount/lifecycle.js';
 import { requireVaultFormat } from '../formats/index.js';

@@ -12,8 +12,8 @@
  */
 import { VaultError } from '../errors.js';
 import { readAtSync } from '../volume/fd-io.js';
-import type { ContainerFile } from '../volume/container.js';
-import { formatLabel, type FormatAdapter, type KeyfilePolicy, type UnlockOptions, type UnlockSecret, type UnlockedVolume } from './types.js';
+import type { ContainerFile } from '../volume/container-file.js';
+import { FORMAT_NAMES, formatLabel, type FormatAdapter, type UnlockOptions, type UnlockSecret, type UnlockedVolume } from './types.js';
 import { vaultAdapter } from './vault.js';
 import { veracryptAdapter } from './veracrypt/adapter.js';
 import { luks1Adapter } from './luks1/index.js';
@@ -32,11 +32,12 @@ const PROBE_BYTES = 4096;
 export function adapterByName(name: string): FormatAdapter {
   const all = [...MAGIC_ADAPTERS, FALLBACK];
   const hit = name === 'truecrypt' ? FALLBACK : all.find((a) => a.name === name);
-  if (!hit) throw new VaultError('usage', `unknown container format "${name}"`, `use one of ${formatNames().join(', ')}`);
+  if (!hit) throw new VaultError('usage', `unknown container format "${name}"`, `use one of ${FORMAT_NAMES.join(', ')}`);
   return hit;
 }
 
-export function formatNames(): string[] {
+/** Every adapter's name and 'truecrypt', in detection order (FORMAT_NAMES, checked by a unit test). */
+export function adapterNames(): string[] {
   return [...MAGIC_ADAPTERS.map((a) => a.name), FALLBACK.name, 'truecrypt'];
 }
 
@@ -49,12 +50,6 @@ export function detectFormat(c: ContainerFile, o: { type?: string; headerFile?: 
   if (byMagic) return byMagic;
   if (FALLBACK.claims?.(c) ?? true) return FALLBACK;
   return vaultAdapter;
-}
-
-const DEFAULT_KEYFILE_POLICY: KeyfilePolicy = { maxBytes: 8 * 1024 * 1024, prefix: false };
-
-export function keyfilePolicy(a: FormatAdapter): KeyfilePolicy {
-  return a.keyfilePolicy ?? DEFAULT_KEYFILE_POLICY;
 }
 
 /**

@@ -7,9 +7,15 @@
  * at a format again.
  */
 import type { KeyHandle } from '../crypto/key-handle.js';
-import type { ContainerFile } from '../volume/container.js';
+import type { ContainerFile } from '../volume/container-file.js';
 
 export type FormatName = 'vault' | 'luks2' | 'luks1' | 'veracrypt' | 'truecrypt';
+
+/**
+ * Every name `--type` accepts, in detection order. Kept here, not built from the adapters, so
+ * that the CLI can list them without loading any format's code.
+ */
+export const FORMAT_NAMES: readonly FormatName[] = ['vault', 'luks2', 'luks1', 'veracrypt', 'truecrypt'];
 
 /** The label people know a format by. */
 export function formatLabel(f: FormatName): string {
@@ -120,4 +126,11 @@ export interface FormatAdapter {
    * (VeraCrypt) leave this out and put it in UnlockedVolume.info instead.
    */
   info?(c: ContainerFile, o: UnlockOptions): FormatInfo;
+}
+
+const DEFAULT_KEYFILE_POLICY: KeyfilePolicy = { maxBytes: 8 * 1024 * 1024, prefix: false };
+
+/** How a format reads keyfiles: its own policy, or the default. */
+export function keyfilePolicy(a: FormatAdapter): KeyfilePolicy {
+  return a.keyfilePolicy ?? DEFAULT_KEYFILE_POLICY;
 }

@@ -8,7 +8,8 @@ import type { Header } from '../format/types.js';
 import { MAX_KEYFILE_SIZE, buildKdfInput } from '../crypto/kdf.js';
 import { KeyHandle } from '../crypto/key-handle.js';
 import { readAtSync } from '../volume/fd-io.js';
-import { candidateHeaders, formatUuid, readHeaderCopies, unlockContainer, type ContainerFile, type CopyRead } from '../volume/container.js';
+import { candidateHeaders, formatUuid, readHeaderCopies, unlockContainer, type CopyRead } from '../volume/container.js';
+import { type ContainerFile } from '../volume/container-file.js';
 import type { FormatAdapter, FormatInfo, UnlockOptions, UnlockSecret, UnlockedVolume } from './types.js';
 
 /** The geometry of a vault header as the one shared data path needs it (tweak = sector index). */

@@ -9,10 +9,9 @@ import { chmodSync, chownSync, fstatSync, lstatSync, mkdirSync, realpathSync, rm
 import path from 'node:path';
 import { VaultError, isVaultError } from '../errors.js';
 import { flockFd } from '../crypto/process-hardening.js';
-import { closeContainer, openContainer, type ContainerFile } from '../volume/container.js';
-import { detectFormat, unlockVolume } from '../formats/index.js';
+import { closeContainer, openContainer, type ContainerFile } from '../volume/container-file.js';
 import type { FormatAdapter, FormatChoice, UnlockSecret, UnlockedVolume } from '../formats/types.js';
-import { startServer } from '../server/spawn.js';
+import { abandonServer, handOver, launchServer, type LaunchedServer } from '../server/spawn.js';
 import { BLOCK_FILE_NAME, type ServerConfig, type TransportChoice } from '../server/protocol.js';
 import { attachLoop, detachLoop } from './loop.js';
 import { checkFsAllowed, detectFilesystem, makeRootPrivate, mountFilesystem, readMountInfo, unmountFilesystem } from './filesystem.js';
@@ -75,9 +74,16 @@ export async function mountVolume(o: MountOptions): Promise<VolumeRecord> {
   requireMountPrivileges('vault mount');
   const c = openLocked(resolveContainer(o.container), o.readOnly);
   let headerFile: ContainerFile | undefined;
+  let early: PreparedVolume | undefined;
   try {
+    // The server starts now, so that its Node start-up overlaps this process's loading of the
+    // format code, the passphrase and the KDF.
+    early = prepareVolume(c);
+    const { detectFormat, unlockVolume } = await import('../formats/index.js');
     if (o.headerPath) headerFile = openContainer(resolveContainer(o.headerPath), true);
     const adapter = detectFormat(c, { ...(o.type ? { type: o.type } : {}), ...(headerFile ? { headerFile } : {}) });
+    // A failed or cancelled passphrase (Ctrl-C at the prompt) lands in the finally below, which
+    // takes the launched server and its directory away.
     const secret = await o.secret(adapter);
     const volume = await unlockVolume(adapter, c, secret, {
       readOnly: o.readOnly,
@@ -92,11 +98,38 @@ export async function mountVolume(o: MountOptions): Promise<VolumeRecord> {
       volume.key.dispose();
       checkAborted(o.signal);
     }
-    return await mountUnlocked(c, volume, o);
+    const prepared = early;
+    early = undefined; // from here on, mountUnlocked's undo owns it
+    return await mountUnlocked(c, volume, o, prepared);
   } finally {
+    if (early) await discardPrepared(early);
     if (headerFile) closeContainer(headerFile);
     closeContainer(c); // the server holds its own descriptor, and with it the lock
   }
+}
+
+/** A volume directory and a server launched into it, waiting for the unlocked volume. */
+interface PreparedVolume {
+  id: string;
+  dir: string;
+  server: LaunchedServer;
+}
+
+/** Makes the volume directory and launches its server, so that Node starts there while this process unlocks. */
+function prepareVolume(c: ContainerFile): PreparedVolume {
+  const id = newVolumeId();
+  const dir = createVolumeDir(id);
+  try {
+    return { id, dir, server: launchServer(id, c.fd, path.join(dir, 'server.log')) };
+  } catch (e) {
+    removeVolumeDir(id);
+    throw e;
+  }
+}
+
+async function discardPrepared(p: PreparedVolume): Promise<void> {
+  await abandonServer(p.server);
+  removeVolumeDir(p.id);
 }
 
 export type MountUnlockedOptions = Omit<MountOptions, 'container' | 'secret' | keyof FormatChoice>;
@@ -106,10 +139,10 @@ export type MountUnlockedOptions = Omit<MountOptions, 'container' | 'secret' | k
  * format through the same path), whatever its format. Consumes `volume.key`. On failure, undoes
  * every step it took. The caller has checked requireMountPrivileges() before asking for secrets.
  */
-export async function mountUnlocked(c: ContainerFile, volume: UnlockedVolume, o: MountUnlockedOptions): Promise<VolumeRecord> {
+export async function mountUnlocked(c: ContainerFile, volume: UnlockedVolume, o: MountUnlockedOptions, prepared?: PreparedVolume): Promise<VolumeRecord> {
   const undo = new UndoStack();
   try {
-    const record = await startVolume(c, volume, o, undo);
+    const record = await startVolume(c, volume, o, undo, prepared);
     undo.commit();
     return record;
   } catch (e) {
@@ -121,11 +154,14 @@ export async function mountUnlocked(c: ContainerFile, volume: UnlockedVolume, o:
 }
 
 /** Server, loop device, filesystem and record for an unlocked container. Consumes `v.key`. */
-async function startVolume(c: ContainerFile, v: UnlockedVolume, o: MountUnlockedOptions, undo: UndoStack): Promise<VolumeRecord> {
+async function startVolume(c: ContainerFile, v: UnlockedVolume, o: MountUnlockedOptions, undo: UndoStack, prepared?: PreparedVolume): Promise<VolumeRecord> {
   const key = v.key;
-  const id = newVolumeId();
-  const dir = createVolumeDir(id);
+  const { id, dir, server: launched } = prepared ?? prepareVolume(c);
   undo.push('remove volume directory', () => removeVolumeDir(id));
+  let handed = false;
+  undo.push('abandon the volume server', async () => {
+    if (!handed) await abandonServer(launched);
+  });
   const config: ServerConfig = {
     volumeId: id,
     containerPath: c.path,
@@ -141,7 +177,8 @@ async function startVolume(c: ContainerFile, v: UnlockedVolume, o: MountUnlocked
   };
   let server;
   try {
-    server = await startServer(config, c.fd, key, path.join(dir, 'server.log'));
+    handed = true;
+    server = await handOver(launched, config, key);
   } finally {
     key.dispose();
   }

@@ -8,7 +8,8 @@
  * over io_uring where the kernel offers it; the key goes from the pipe into the addon's locked
  * memory and never enters JS.
  */
-import { closeSync, readSync, writeSync } from 'node:fs';
+import { closeSync, writeSync } from 'node:fs';
+import { Socket } from 'node:net';
 import { hardenProcess, isDumpable } from '../crypto/process-hardening.js';
 import { writeServerPid } from '../mount/state.js';
 import { watchIdle } from './idle.js';
@@ -27,25 +28,29 @@ function report(status: ServerStatus): void {
   }
 }
 
-/** The config from its pipe (fd 6, up to EOF): never from argv, which every user can read. */
-function readConfig(): ServerConfig {
-  const buf = Buffer.alloc(MAX_CONFIG_BYTES);
-  let done = 0;
-  for (;;) {
-    let n: number;
-    try {
-      n = readSync(SERVER_FD.config, buf, done, buf.length - done, null);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw e;
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10); // a non-blocking pipe: wait, don't spin
-      continue;
-    }
-    if (n === 0) break;
-    done += n;
-    if (done === buf.length) throw new Error(`the config on fd ${SERVER_FD.config} is longer than ${MAX_CONFIG_BYTES} bytes`);
-  }
-  closeSync(SERVER_FD.config);
-  return JSON.parse(buf.toString('utf8', 0, done)) as ServerConfig;
+/**
+ * The config from its pipe (fd 6, up to EOF): never from argv, which every user can read. The CLI
+ * launches the server before it has unlocked the volume (spawn.ts), so this may wait for as long
+ * as a passphrase prompt; null means the CLI gave up (end-of-file before any byte).
+ */
+function readConfig(): Promise<ServerConfig | null> {
+  return new Promise((resolve, reject) => {
+    const pipe = new Socket({ fd: SERVER_FD.config, readable: true, writable: false });
+    const parts: Buffer[] = [];
+    let size = 0;
+    pipe.on('data', (d: Buffer) => {
+      size += d.length;
+      if (size > MAX_CONFIG_BYTES) {
+        pipe.destroy();
+        reject(new Error(`the config on fd ${SERVER_FD.config} is longer than ${MAX_CONFIG_BYTES} bytes`));
+      } else parts.push(d);
+    });
+    pipe.on('error', reject);
+    pipe.on('end', () => {
+      pipe.destroy();
+      resolve(size === 0 ? null : (JSON.parse(Buffer.concat(parts).toString('utf8')) as ServerConfig));
+    });
+  });
 }
 
 /** What main() needs from the server once it serves. */
@@ -58,8 +63,8 @@ interface Serving {
   transport: FuseTransport;
 }
 
-async function serve(config: ServerConfig): Promise<Serving> {
-  const { serveNative } = await import('./native-frontend.js');
+async function serve(config: ServerConfig, frontend: Promise<typeof import('./native-frontend.js')>): Promise<Serving> {
+  const { serveNative } = await frontend;
   // 16 workers: on 2 cores, 4 KiB random I/O at queue depth 16 measured 0.70x plain with 16 threads
   // against 0.48x with 8 (bench/RESULTS.md); threads mostly wait on pread/pwrite.
   const server = await serveNative(config, SERVER_FD.container, SERVER_FD.key, { threads: 16 });
@@ -78,7 +83,13 @@ async function main(): Promise<void> {
   // The key itself sits in locked pages of its own; see SECURITY.md.)
   hardenProcess();
   log(`process hardening: ${isDumpable() ? 'STILL DUMPABLE' : 'not dumpable (no core dumps, no ptrace by non-root)'}`);
-  const config = readConfig();
+  const frontend = import('./native-frontend.js'); // loads while the CLI unlocks the volume
+  frontend.catch(() => undefined); // a failure is reported where serve() awaits it
+  const config = await readConfig();
+  if (config === null) {
+    log('the CLI gave up before sending a config (no key was sent); exiting');
+    process.exit(0);
+  }
   // Say who serves this volume before anything else, so that a CLI killed mid-mount leaves a server
   // the next `vault list` can find and stop. No directory means that cleanup already ran: give up.
   try {
@@ -90,7 +101,7 @@ async function main(): Promise<void> {
 
   let serving: Serving;
   try {
-    serving = await serve(config);
+    serving = await serve(config, frontend);
   } catch (e) {
     report({ ok: false, code: 'mount-failed', message: `FUSE mount failed: ${(e as Error).message}` });
     process.exit(1);

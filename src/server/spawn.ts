@@ -2,8 +2,13 @@
  * Starts a volume server (src/server/main.ts) as a detached process and waits until it serves.
  * The key goes through a pipe straight from native memory to native memory; the container's
  * descriptor (with its flock) is inherited. See protocol.ts.
+ *
+ * Two steps, so that Node's start-up in the server (~100 ms) overlaps the CLI's own work: launch
+ * as soon as the container is open (the server hardens itself and waits for its config), hand the
+ * config and the key over once the volume is unlocked. A launch that is never handed over is
+ * abandoned: its pipes close, and the server exits without having seen a key.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { VaultError } from '../errors.js';
@@ -23,14 +28,24 @@ export interface StartedServer {
   transport: FuseTransport;
 }
 
-export async function startServer(config: ServerConfig, containerFd: number, key: KeyHandle, logFile: string): Promise<StartedServer> {
+/** A server process that runs and waits for its config and key (launchServer). */
+export interface LaunchedServer {
+  readonly logFile: string;
+  readonly child: ChildProcess;
+  /** Write end of the key pipe, -1 once closed. */
+  keyFd: number;
+  /** Settles with the server's status line, or with why there is none; arms its timeout on demand. */
+  readonly status: { promise: Promise<ServerStatus>; arm(): void };
+}
+
+export function launchServer(volumeId: string, containerFd: number, logFile: string): LaunchedServer {
   const logFd = openSync(logFile, 'a', 0o600);
   // The key moves from locked memory to locked memory through a raw pipe.
   const pipe = makePipe();
-  let child;
+  let child: ChildProcess;
   try {
     // The config goes through fd 6, not argv (protocol.ts); the id only names the run directory.
-    child = spawn(process.execPath, [SERVER_MAIN, '--volume', config.volumeId], {
+    child = spawn(process.execPath, [SERVER_MAIN, '--volume', volumeId], {
       detached: true, // its own session: it outlives the CLI and ignores the terminal's signals
       // Not the CLI's directory: a server whose cwd lay inside another vault volume would keep
       // that volume busy, and a forced dismount of it would end this server.
@@ -38,31 +53,72 @@ export async function startServer(config: ServerConfig, containerFd: number, key
       stdio: ['ignore', logFd, logFd, containerFd, pipe[0], 'pipe', 'pipe'],
       env: { PATH: toolPath(), LANG: 'C' },
     });
+  } catch (e) {
+    closeSync(pipe[1]);
+    throw e;
   } finally {
     closeSync(logFd);
     closeSync(pipe[0]);
   }
-  ((child.stdio as unknown[])[SERVER_FD.config] as NodeJS.WritableStream).end(JSON.stringify(config));
+  return { logFile, child, keyFd: pipe[1], status: watchStatus(child) };
+}
+
+/** Sends the config and the key to a launched server and waits until it serves. */
+export async function handOver(s: LaunchedServer, config: ServerConfig, key: KeyHandle): Promise<StartedServer> {
+  s.status.arm();
+  configStream(s).end(JSON.stringify(config));
   try {
-    key.writeToFd(pipe[1]);
+    key.writeToFd(s.keyFd);
   } finally {
-    closeSync(pipe[1]);
+    closeKeyPipe(s);
   }
-  const status = await readStatus(child);
-  child.unref();
-  if (!status.ok) throw new VaultError(status.code === 'mount-failed' ? 'mount-failed' : 'internal', status.message, `see ${logFile}`);
+  const status = await s.status.promise;
+  s.child.unref();
+  if (!status.ok) throw new VaultError(status.code === 'mount-failed' ? 'mount-failed' : 'internal', status.message, `see ${s.logFile}`);
   const startTime = processStartTime(status.pid);
-  if (!startTime) throw new VaultError('internal', 'the volume server exited right after starting', `see ${logFile}`);
+  if (!startTime) throw new VaultError('internal', 'the volume server exited right after starting', `see ${s.logFile}`);
   return { pid: status.pid, startTime, blockFile: status.blockFile, transport: status.transport };
 }
 
-function readStatus(child: ReturnType<typeof spawn>): Promise<ServerStatus> {
+/**
+ * Gives up on a launched server before handing anything over, and waits until it is gone, so that
+ * a failed mount leaves no process behind. It never saw a key: its pipes close and it is killed.
+ */
+export async function abandonServer(s: LaunchedServer): Promise<void> {
+  configStream(s).end();
+  closeKeyPipe(s);
+  ((s.child.stdio as unknown[])[SERVER_FD.status] as { destroy(): void }).destroy();
+  if (s.child.exitCode === null && s.child.signalCode === null) {
+    const gone = new Promise<void>((resolve) => s.child.once('exit', () => resolve()));
+    s.child.kill('SIGKILL');
+    await gone;
+  }
+}
+
+export async function startServer(config: ServerConfig, containerFd: number, key: KeyHandle, logFile: string): Promise<StartedServer> {
+  return handOver(launchServer(config.volumeId, containerFd, logFile), config, key);
+}
+
+function configStream(s: LaunchedServer): NodeJS.WritableStream {
+  return (s.child.stdio as unknown[])[SERVER_FD.config] as NodeJS.WritableStream;
+}
+
+function closeKeyPipe(s: LaunchedServer): void {
+  if (s.keyFd < 0) return;
+  closeSync(s.keyFd);
+  s.keyFd = -1;
+}
+
+/** Collects the status line from the moment of launch; the timeout counts from arm() (the handover). */
+function watchStatus(child: ChildProcess): LaunchedServer['status'] {
   const stream = (child.stdio as unknown[])[SERVER_FD.status] as NodeJS.ReadableStream & { destroy(): void };
-  return new Promise((resolve) => {
+  let timer: NodeJS.Timeout | undefined;
+  let finish: (s: ServerStatus) => void = () => undefined;
+  const promise = new Promise<ServerStatus>((resolve) => {
     let text = '';
     let exit = '';
     let done = false;
-    const finish = (s: ServerStatus) => {
+    finish = (s: ServerStatus) => {
       if (done) return;
       done = true;
       clearTimeout(timer);
@@ -71,10 +127,6 @@ function readStatus(child: ReturnType<typeof spawn>): Promise<ServerStatus> {
       child.removeAllListeners('exit');
       resolve(s);
     };
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      finish({ ok: false, code: 'internal', message: 'the volume server did not start in time' });
-    }, READY_TIMEOUT_MS);
     stream.on('data', (d: Buffer) => {
       text += d.toString('utf8');
       const nl = text.indexOf('\n');
@@ -92,4 +144,11 @@ function readStatus(child: ReturnType<typeof spawn>): Promise<ServerStatus> {
       finish({ ok: false, code: 'internal', message: `the volume server exited during start${exit ? ` (${exit})` : ''}` }),
     );
   });
+  const arm = () => {
+    timer ??= setTimeout(() => {
+      child.kill('SIGKILL');
+      finish({ ok: false, code: 'internal', message: 'the volume server did not start in time' });
+    }, READY_TIMEOUT_MS);
+  };
+  return { promise, arm };
 }

@@ -14,7 +14,7 @@ import { VaultError } from '../errors.js';
 import { flockFd } from '../crypto/process-hardening.js';
 import { NO_FOLLOW } from '../system/fs-at.js';
 import { ensurePrivateDir, runDir } from '../system/private-dir.js';
-import type { ContainerFile } from './container.js';
+import type { ContainerFile } from './container-file.js';
 
 export function lockDir(): string {
   return ensurePrivateDir(path.join(ensurePrivateDir(runDir()), 'locks'));

@@ -14,7 +14,8 @@ import { createKeyslot, emptyKeyslot } from '../crypto/keyslot.js';
 import { verifyHeaderMac } from '../crypto/master-key.js';
 import { wipe } from '../crypto/wipe.js';
 import { createNewFile } from '../system/safe-open.js';
-import { candidateHeaders, readHeaderCopies, unlockHeaders, writeHeaderUpdate, type ContainerFile, type UnlockResult } from './container.js';
+import { candidateHeaders, readHeaderCopies, unlockHeaders, writeHeaderUpdate, type UnlockResult } from './container.js';
+import { type ContainerFile } from './container-file.js';
 import { readAtSync, writeAllSync } from './fd-io.js';
 
 function withSlots(h: Header): Header {

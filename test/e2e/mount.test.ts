@@ -121,6 +121,27 @@ forEachTransport(suite, () => {
       expect(sha256File(file)).toBe(before);
     });
 
+    it('the server launched before the passphrase goes away by itself when the CLI dies at the prompt', async () => {
+      // (A failed or cancelled passphrase takes it away at once: see the wrong-password test.)
+      const file = create('given-up.vol', '32M', 'ext4');
+      // --password-stdin with a stdin that never ends: the CLI waits for the passphrase with its
+      // server already launched (src/server/spawn.ts), holding no key.
+      const child = spawn(process.execPath, [CLI, 'mount', file, '--password-stdin'], { stdio: ['pipe', 'ignore', 'ignore'] });
+      const closed = new Promise<void>((r) => child.on('close', () => r()));
+      const servers = () => leftovers().filter((l) => l.startsWith('server process'));
+      const waiting = Date.now() + 10_000;
+      while (servers().length === 0 && Date.now() < waiting) await new Promise((r) => setTimeout(r, 50));
+      expect(servers().length, 'a server waiting for its config').toBe(1);
+      child.kill('SIGKILL');
+      await closed;
+      // Its config pipe reads end-of-file: it exits without a word to anyone, having seen no key.
+      const gone = Date.now() + 10_000;
+      while (servers().length > 0 && Date.now() < gone) await new Promise((r) => setTimeout(r, 50));
+      expect(servers()).toEqual([]);
+      ok(vault(['list'])); // clears the directory the killed CLI left
+      expect(leftovers()).toEqual([]);
+    });
+
     it('no plaintext on disk: a marker written inside never appears in the container', () => {
       const file = create('marker.vol', '48M', 'ext4');
       const mp = path.join(suite.dir, 'mp-marker');

@@ -28,7 +28,8 @@ import type { Header, KdfParams } from '../../src/format/types.js';
 import { buildKdfInput } from '../../src/crypto/kdf.js';
 import { createKeyslot } from '../../src/crypto/keyslot.js';
 import { generateMasterKey, verifyHeaderMac } from '../../src/crypto/master-key.js';
-import { closeContainer, newHeader, openContainer, unlockContainer, writeInitialHeaders } from '../../src/volume/container.js';
+import { newHeader, unlockContainer, writeInitialHeaders } from '../../src/volume/container.js';
+import { closeContainer, openContainer } from '../../src/volume/container-file.js';
 import { readAtSync, writeAllSync } from '../../src/volume/fd-io.js';
 import { Prng, describeMutation, generateMutation, mutateCopy, targetsOf, type BaseInfo, type Mutation } from './header-mutations.js';
 

@@ -10,7 +10,7 @@ import { closeSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, write
 import path from 'node:path';
 import { expect } from 'vitest';
 import { VaultError, type ErrorCode } from '../../src/errors.js';
-import { closeContainer, openContainer, type ContainerFile } from '../../src/volume/container.js';
+import { closeContainer, openContainer, type ContainerFile } from '../../src/volume/container-file.js';
 import type { FormatAdapter, UnlockOptions, UnlockSecret, UnlockedVolume } from '../../src/formats/types.js';
 
 export const FAST_PBKDF2 = ['--pbkdf', 'pbkdf2', '--pbkdf-force-iterations', '1000'];

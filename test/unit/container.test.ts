@@ -7,9 +7,8 @@ import { createKeyslot } from '../../src/crypto/keyslot.js';
 import { generateMasterKey } from '../../src/crypto/master-key.js';
 import { OFF, SLOT_OFF, KEYSLOT_SIZE } from '../../src/format/constants.js';
 import { containerFileSize, geometryForSize } from '../../src/format/layout.js';
-import {
-  closeContainer, newHeader, openContainer, readHeaderCopies, unlockContainer, writeHeaderUpdate, writeInitialHeaders,
-} from '../../src/volume/container.js';
+import { newHeader, readHeaderCopies, unlockContainer, writeHeaderUpdate, writeInitialHeaders } from '../../src/volume/container.js';
+import { closeContainer, openContainer } from '../../src/volume/container-file.js';
 import { VaultError } from '../../src/errors.js';
 import { fixChecksum } from '../support/headers.js';
 

@@ -13,10 +13,11 @@ import { createKeyslot } from '../../src/crypto/keyslot.js';
 import { generateMasterKey } from '../../src/crypto/master-key.js';
 import { KeyHandle } from '../../src/crypto/key-handle.js';
 import { containerFileSize, geometryForSize } from '../../src/format/layout.js';
-import { closeContainer, newHeader, openContainer, unlockContainer, writeInitialHeaders } from '../../src/volume/container.js';
-import { adapterByName, detectFormat, unlockVolume } from '../../src/formats/index.js';
+import { newHeader, unlockContainer, writeInitialHeaders } from '../../src/volume/container.js';
+import { closeContainer, openContainer } from '../../src/volume/container-file.js';
+import { adapterByName, adapterNames, detectFormat, unlockVolume } from '../../src/formats/index.js';
 import { vaultAdapter } from '../../src/formats/vault.js';
-import type { FormatAdapter } from '../../src/formats/types.js';
+import { FORMAT_NAMES, type FormatAdapter } from '../../src/formats/types.js';
 
 const KDF = { memoryKiB: 1024, iterations: 1, parallelism: 1 };
 let dir: string;
@@ -69,6 +70,11 @@ describe('vault adapter', () => {
 });
 
 describe('registry', () => {
+  it('FORMAT_NAMES (what the CLI lists without loading formats) are exactly the adapters, in detection order', () => {
+    expect([...FORMAT_NAMES]).toEqual(adapterNames());
+    for (const n of FORMAT_NAMES) expect(adapterByName(n).name).toBe(n === 'truecrypt' ? 'veracrypt' : n);
+  });
+
   it('knows the format names, including truecrypt for the VeraCrypt adapter', () => {
     expect(adapterByName('vault').name).toBe('vault');
     expect(adapterByName('truecrypt').name).toBe('veracrypt');

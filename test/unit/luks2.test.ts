@@ -10,7 +10,7 @@ import { luks2Adapter } from '../../src/formats/luks2/index.js';
 import { readLuks2Header } from '../../src/formats/luks2/read.js';
 import { keyslotsToTry } from '../../src/formats/luks2/support.js';
 import { openFirstKeyslot } from '../../src/formats/luks/try-keyslots.js';
-import { closeContainer, openContainer } from '../../src/volume/container.js';
+import { closeContainer, openContainer } from '../../src/volume/container-file.js';
 import {
   copyOffsets,
   cryptsetup,

@@ -17,7 +17,7 @@ import { detectFormat, unlockVolume } from '../../src/formats/index.js';
 import { veracryptAdapter } from '../../src/formats/veracrypt/adapter.js';
 import { unsupportedCipher } from '../../src/formats/veracrypt/cipher-probe.js';
 import { CHAINS, chainXts } from '../../src/formats/veracrypt/cipher-chains.js';
-import { closeContainer, openContainer } from '../../src/volume/container.js';
+import { closeContainer, openContainer } from '../../src/volume/container-file.js';
 import type { VaultError } from '../../src/errors.js';
 import { requirementsMet } from '../support/requirements.js';
 

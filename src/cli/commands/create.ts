@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { VaultError } from '../../errors.js';
 import { DEFAULT_SECTOR_SIZE, type SectorSize } from '../../format/constants.js';
 import { finishContainer, openTarget, removePartial, removeStalePartials, writeNewContainer, type NewContainer, type Target } from '../../volume/create.js';
-import { containerFromFd } from '../../volume/container.js';
+import { containerFromFd } from '../../volume/container-file.js';
 import { lockContainer, mountUnlocked } from '../../mount/lifecycle.js';
 import { statAt } from '../../system/fs-at.js';
 import { dismountVolume } from '../../mount/dismount.js';

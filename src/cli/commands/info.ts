@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
-import { closeContainer, openContainer, type ContainerFile } from '../../volume/container.js';
+import { closeContainer, openContainer, type ContainerFile } from '../../volume/container-file.js';
 import { resolveContainer } from '../../mount/lifecycle.js';
-import { detectFormat, keyfilePolicy, unlockVolume } from '../../formats/index.js';
+import { detectFormat, unlockVolume } from '../../formats/index.js';
+import { keyfilePolicy } from '../../formats/types.js';
 import { formatLabel } from '../../formats/types.js';
 import type { FormatInfo, UnlockOptions, UnlockedVolume } from '../../formats/types.js';
 import { info, warn } from '../output.js';

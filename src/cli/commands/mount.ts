@@ -1,7 +1,6 @@
 import type { Command } from 'commander';
 import { mountVolume } from '../../mount/lifecycle.js';
-import { keyfilePolicy } from '../../formats/index.js';
-import { gatherSecret } from '../secrets.js';
+import { keyfilePolicy } from '../../formats/types.js';
 import { addFormatOptions, formatChoice, type FormatCliOptions } from '../format-options.js';
 import { info, warn } from '../output.js';
 import { invokingUser } from '../owner.js';
@@ -53,7 +52,8 @@ export function registerMount(program: Command): void {
         readOnly: !!o.readOnly,
         ...(o.fsOptions ? { fsOptions: o.fsOptions } : {}),
         noFilesystem: !o.filesystem,
-        secret: (adapter) => gatherSecret(o, keyfilePolicy(adapter)),
+        // Loaded when needed: the secrets code pulls in the KDF, and the server launches before that.
+        secret: async (adapter) => (await import('../secrets.js')).gatherSecret(o, keyfilePolicy(adapter)),
         ...choice,
         warn,
         ...(owner ? { owner } : {}),

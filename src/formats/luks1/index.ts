@@ -6,7 +6,7 @@
 import { VaultError } from '../../errors.js';
 import { wipe } from '../../crypto/wipe.js';
 import { readAtSync } from '../../volume/fd-io.js';
-import type { ContainerFile } from '../../volume/container.js';
+import type { ContainerFile } from '../../volume/container-file.js';
 import { LUKS_HASHES, type LuksHash } from '../luks/af.js';
 import { luksGeometry } from '../luks/geometry.js';
 import { checkLuksKdfBounds } from '../luks/kdf.js';

@@ -3,7 +3,7 @@
  * Rules and sources: spec/interop-luks.md.
  */
 import { wipe } from '../../crypto/wipe.js';
-import type { ContainerFile } from '../../volume/container.js';
+import type { ContainerFile } from '../../volume/container-file.js';
 import { luksGeometry } from '../luks/geometry.js';
 import { printable } from '../luks/quote.js';
 import { luksPassphrase } from '../luks/secret.js';

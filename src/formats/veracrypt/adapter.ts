@@ -11,7 +11,7 @@ import { VaultError, isVaultError } from '../../errors.js';
 import { secretCopy } from '../../crypto/wipe.js';
 import { KeyHandle } from '../../crypto/key-handle.js';
 import { readAtSync } from '../../volume/fd-io.js';
-import type { ContainerFile } from '../../volume/container.js';
+import type { ContainerFile } from '../../volume/container-file.js';
 import type { FormatAdapter, FormatInfo, UnlockOptions, UnlockSecret, UnlockedVolume } from '../types.js';
 import {
   BACKUP_HIDDEN_FROM_END, BACKUP_NORMAL_FROM_END, DATA_UNIT, HEADER_SIZE, HIDDEN_HEADER_OFFSET, SALT_SIZE,
