@@ -446,7 +446,8 @@ static bool plan_rings(napi_env env, const vf_config *c, int *nrings, char *note
     snprintf(note, cap, "classic: %s", why);
     return true;
   }
-  *nrings = vf_uring_queues() * VF_URING_THREADS_PER_QUEUE;
+  /* options.threads queue threads, spread evenly over the queues, at least one each. */
+  *nrings = vf_uring_queues() * (c->threads > vf_uring_queues() ? c->threads / vf_uring_queues() : 1);
   return true;
 }
 
@@ -583,8 +584,8 @@ static bool start_transport(napi_env env, vf_session *s) {
     }
     if (err == 0) {
       s->transport = VF_TRANSPORT_URING;
-      snprintf(s->transport_note, sizeof s->transport_note, "io_uring: %s, %d queues",
-               s->asked == VF_TRANSPORT_URING ? "asked for" : "enable_uring is Y", s->nrings / VF_URING_THREADS_PER_QUEUE);
+      snprintf(s->transport_note, sizeof s->transport_note, "io_uring: %s (%d queues, %d threads)",
+               s->asked == VF_TRANSPORT_URING ? "asked for" : "enable_uring is Y", vf_uring_queues(), s->nrings);
       return true;
     }
     if (s->asked == VF_TRANSPORT_URING) {

@@ -3,9 +3,10 @@
  * root with /sys/module/fuse/parameters/enable_uring; Documentation/filesystems/fuse-io-uring.rst).
  *
  * The kernel keeps one queue per possible CPU and hands a request to the queue of the CPU that
- * issued it; the ring is used only once every queue has a registered entry. We run one thread per
- * queue (VF_URING_THREADS_PER_QUEUE), each with its own 128-byte-SQE ring and VF_URING_DEPTH
- * entries. An entry is a header buffer (struct fuse_uring_req_header: the fuse_in/out_header, the
+ * issued it; once INIT has accepted io_uring, requests wait until every queue has a registered
+ * entry. We run options.threads queue threads spread over the queues (at least one each; see
+ * VF_URING_DEPTH for the measurements), each with its own 128-byte-SQE ring of VF_URING_DEPTH
+ * entries, so that each queue has several requests served at once. An entry is a header buffer (struct fuse_uring_req_header: the fuse_in/out_header, the
  * op's first argument, the commit id and payload size) and a payload buffer of max_write bytes.
  * A thread registers its entries (FUSE_IO_URING_CMD_REGISTER, iov = header + payload); each
  * completion then carries one request, which goes to vf_dispatch(); the reply goes back in the
