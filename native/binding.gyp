@@ -21,11 +21,14 @@
         'vault_native.c', 'napi_util.c', 'xts_core.c', 'secure_mem.c',
         # The volume server: FUSE spoken directly on /dev/fuse by native threads (fuse_*.c; see
         # fuse_internal.h for which file does what).
-        'fuse_napi.c', 'fuse_session.c', 'fuse_classic.c', 'fuse_ops.c', 'fuse_io.c',
+        'fuse_napi.c', 'fuse_session.c', 'fuse_mount.c', 'fuse_classic.c', 'fuse_uring.c', 'fuse_ops.c',
+        'fuse_io.c',
       ],
       'cflags': ['-O2', '-Wall', '-Wextra', '-fvisibility=hidden'],
       'cflags_c': ['-Werror', '-std=gnu11'],
-      'libraries': ['-lpthread'],
+      # liburing (Debian: liburing-dev to build, liburing2 at run time): the FUSE-over-io_uring
+      # transport (fuse_uring.c).
+      'libraries': ['-lpthread', '-luring'],
       'configurations': {
         'Release': {
           'cflags!': ['-O3'],

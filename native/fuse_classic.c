@@ -98,9 +98,6 @@ void *vf_classic_worker(void *arg) {
     }
     handle(w, (size_t)n);
   }
-  pthread_mutex_lock(&s->life);
-  w->exited = true;
-  pthread_mutex_unlock(&s->life);
-  vf_running_put(s);
+  vf_worker_exit(w);
   return NULL;
 }

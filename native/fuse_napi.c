@@ -348,6 +348,8 @@ static napi_value stats_session(napi_env env, napi_callback_info info) {
     CHECK(napi_set_named_property(env, obj, "directIo", b));
     CHECK(napi_create_string_utf8(env, s->transport == VF_TRANSPORT_URING ? "io_uring" : "classic", NAPI_AUTO_LENGTH, &tr));
     CHECK(napi_set_named_property(env, obj, "transport", tr));
+    CHECK(napi_create_string_utf8(env, s->transport_note, NAPI_AUTO_LENGTH, &tr));
+    CHECK(napi_set_named_property(env, obj, "transportNote", tr));
   }
   if (last_error[0] != '\0') {
     CHECK(napi_create_string_utf8(env, last_error, NAPI_AUTO_LENGTH, &str));

@@ -9,6 +9,7 @@
  * (writes to the one inode are not serialised by the kernel).
  */
 #include "fuse_internal.h"
+#include "fuse_uring_abi.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -93,6 +94,12 @@ static void op_init(vf_worker *w, const vf_req *r, vf_reply *rep) {
   out->max_write = s->max_request;
   out->time_gran = 1;
   out->max_pages = (uint16_t)(s->max_request / 4096);
+  /* FUSE over io_uring: accepted when the session has queue threads ready for it (fuse_uring.c). */
+  if (s->nrings > 0 && (in->flags & FUSE_INIT_EXT) && r->arglen >= sizeof *in && (in->flags2 & VF_FLAGS2_OVER_IO_URING)) {
+    out->flags |= FUSE_INIT_EXT;
+    out->flags2 = VF_FLAGS2_OVER_IO_URING;
+    s->uring_offered = true;
+  }
   reply_body(rep, out, out->minor < 23 ? FUSE_COMPAT_22_INIT_OUT_SIZE : sizeof *out);
 }
 

@@ -28,7 +28,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -71,19 +70,19 @@ static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
 static vf_session *live_sessions;
 atomic_bool vf_exiting; /* set by at_exit_unmount: workers then leave N-API alone */
 
-static void unmount_if_ours(vf_session *s);
-
 static void at_exit_unmount(void) {
   atomic_store(&vf_exiting, true);
   pthread_mutex_lock(&live_lock);
   for (vf_session *s = live_sessions; s != NULL; s = s->live_next) {
     atomic_store(&s->stopping, true);
-    unmount_if_ours(s);
+    vf_unmount_if_ours(s);
+    /* Queue threads must not die holding a request of a live connection (see fuse_uring.c). */
+    if (s->transport == VF_TRANSPORT_URING) vf_abort_connection(s);
   }
   pthread_mutex_unlock(&live_lock);
 }
 
-static void live_add(vf_session *s) {
+void vf_live_add(vf_session *s) {
   static bool registered;
   pthread_mutex_lock(&live_lock);
   if (!registered) registered = atexit(at_exit_unmount) == 0;
@@ -126,89 +125,19 @@ void vf_running_put(vf_session *s) {
   }
 }
 
-/* ------------------------------------------------------------------------------------------ */
-/* Mount bookkeeping                                                                            */
-
-/* Decodes mountinfo's octal escapes (\040 for a space, ...) in place. */
-static void unescape_mountinfo(char *p) {
-  char *o = p;
-  while (*p) {
-    if (p[0] == '\\' && p[1] >= '0' && p[1] <= '3' && p[2] >= '0' && p[2] <= '7' && p[3] >= '0' && p[3] <= '7') {
-      *o++ = (char)((p[1] - '0') * 64 + (p[2] - '0') * 8 + (p[3] - '0'));
-      p += 4;
-    } else {
-      *o++ = *p++;
-    }
-  }
-  *o = '\0';
+void vf_worker_exit(vf_worker *w) {
+  pthread_mutex_lock(&w->s->life);
+  w->exited = true;
+  pthread_mutex_unlock(&w->s->life);
+  vf_running_put(w->s);
 }
 
-/*
- * Scans /proc/self/mountinfo for the topmost mount on `dir`. Returns true when there is one, with
- * its device and whether it is a fuse.vault mount. (Later lines are mounted later, so the last
- * match is the one a path lookup sees.)
- */
-static bool top_mount(const char *dir, unsigned *maj, unsigned *min, bool *is_vault) {
-  FILE *f = fopen("/proc/self/mountinfo", "re");
-  char *line = NULL;
-  size_t cap = 0;
-  bool found = false;
-  if (f == NULL) return false;
-  while (getline(&line, &cap, f) > 0) {
-    char *save = NULL, *tok, *mp = NULL, *fstype = NULL;
-    unsigned a = 0, b = 0;
-    int field = 0;
-    bool sep = false;
-    for (tok = strtok_r(line, " \n", &save); tok != NULL; tok = strtok_r(NULL, " \n", &save), field++) {
-      if (field == 2 && sscanf(tok, "%u:%u", &a, &b) != 2) break;
-      if (field == 4) mp = tok;
-      if (sep) {
-        fstype = tok;
-        break;
-      }
-      if (field >= 6 && strcmp(tok, "-") == 0) sep = true;
-    }
-    if (mp == NULL || fstype == NULL) continue;
-    unescape_mountinfo(mp);
-    if (strcmp(mp, dir) != 0) continue;
-    found = true;
-    *maj = a;
-    *min = b;
-    *is_vault = strcmp(fstype, "fuse.vault") == 0;
-  }
-  free(line);
-  fclose(f);
-  return found;
-}
-
-/* Detaches our mount if it is still the one on mount_dir (never someone else's mounted over or
-   after it). JS thread. */
-static void unmount_if_ours(vf_session *s) {
-  unsigned maj, min;
-  bool vault;
-  if (!s->mounted) return;
-  if (!top_mount(s->mount_dir, &maj, &min, &vault)) {
-    s->mounted = false; /* gone: unmounted from outside */
-    return;
-  }
-  if (!vault || (s->have_dev && (maj != s->dev_major || min != s->dev_minor)))
-    return; /* covered by another mount: not ours to unmount by path */
-  if (umount2(s->mount_dir, MNT_DETACH | UMOUNT_NOFOLLOW) == 0 || errno == EINVAL || errno == ENOENT)
-    s->mounted = false;
-}
-
-/* Aborts the connection through the fusectl filesystem when it is mounted. */
-static void abort_connection(vf_session *s) {
-  char path[96];
-  int fd;
-  if (!s->have_dev) return;
-  /* The directory is named after the kernel's dev_t: major << 20 | minor. */
-  snprintf(path, sizeof path, "/sys/fs/fuse/connections/%u/abort", (s->dev_major << 20) | s->dev_minor);
-  fd = open(path, O_WRONLY | O_CLOEXEC);
-  if (fd < 0) return;
-  if (write(fd, "1", 1) < 0) { /* nothing else to try here; the workers are signalled next */
-  }
-  close(fd);
+void vf_ring_registered(vf_session *s, int err) {
+  pthread_mutex_lock(&s->life);
+  s->rings_reported++;
+  if (err != 0 && s->ring_error == 0) s->ring_error = err;
+  pthread_cond_broadcast(&s->life_cond);
+  pthread_mutex_unlock(&s->life);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -263,10 +192,10 @@ void vf_teardown(vf_session *s) {
   if (atomic_load(&s->torn_down)) return;
   live_remove(s);
   atomic_store(&s->stopping, true);
-  unmount_if_ours(s);
+  vf_unmount_if_ours(s);
   if (!wait_workers(s, VF_STOP_GRACE_MS)) {
     /* Still held open (a loop device attached to `volume`): abort the connection. */
-    abort_connection(s);
+    vf_abort_connection(s);
     kick_workers(s);
   }
   for (int i = 0; i < s->nthreads; i++) {
@@ -290,11 +219,12 @@ void vf_teardown(vf_session *s) {
     w->req_mem = w->req = NULL;
     vault_secure_free(w->data, w->data_len);
     w->data = NULL;
+    vf_ring_free(w);
   }
   if (s->dev_fd >= 0) close(s->dev_fd);
   s->dev_fd = -1;
   /* The mount may have outlived the connection (covered by another mount): try once more. */
-  unmount_if_ours(s);
+  vf_unmount_if_ours(s);
   vault_secure_free(s->key, VAULT_XTS_KEY_LEN);
   s->key = NULL;
   atomic_store(&s->torn_down, true);
@@ -349,9 +279,9 @@ static bool open_direct(vf_session *s) {
 }
 
 /* Cache-line aligned, so that each worker's counters sit on lines of their own. */
-static vf_session *session_alloc(napi_env env, const vf_config *c) {
+static vf_session *session_alloc(napi_env env, const vf_config *c, int nrings) {
   vf_session *s = NULL;
-  size_t size = sizeof *s + (size_t)c->threads * sizeof(vf_worker);
+  size_t size = sizeof *s + (size_t)(c->threads + nrings) * sizeof(vf_worker);
   if (posix_memalign((void **)&s, 64, size) != 0) {
     vault_throw_errno(env, "posix_memalign", "serve", ENOMEM);
     return NULL;
@@ -359,7 +289,10 @@ static vf_session *session_alloc(napi_env env, const vf_config *c) {
   memset(s, 0, size);
   s->container_fd = s->io_fd = -1;
   s->dev_fd = -1;
-  s->nthreads = c->threads;
+  s->nthreads = c->threads + nrings;
+  s->nclassic = c->threads;
+  s->nrings = nrings;
+  s->asked = c->transport;
   s->refs = 1; /* the External, once it exists; the tsfn adds one */
   s->data_offset = c->data_offset;
   s->data_size = c->data_size;
@@ -468,16 +401,16 @@ static bool prepare_workers(napi_env env, vf_session *s) {
       vault_throw_error(env, "ERR_VAULT_OPENSSL", what);
       return false;
     }
-    w->req_mem = vault_secure_alloc(VF_REQ_MEM, &err);
-    if (w->req_mem != NULL) w->data = vault_secure_alloc(w->data_len, &err);
-    if (w->req_mem == NULL || w->data == NULL) {
+    if (i < s->nclassic) w->req_mem = vault_secure_alloc(VF_REQ_MEM, &err); /* queue threads: ring buffers */
+    if (w->req_mem != NULL || i >= s->nclassic) w->data = vault_secure_alloc(w->data_len, &err);
+    if ((w->req_mem == NULL && i < s->nclassic) || w->data == NULL) {
       vault_throw_errno(env, "mmap/mlock", "cannot allocate locked I/O buffers", err);
       return false;
     }
-    w->req = w->req_mem + VF_REQ_SKEW;
-    hints[i] = w->xts; /* malloc'ed by this thread just before OpenSSL's schedules */
+    if (w->req_mem != NULL) w->req = w->req_mem + VF_REQ_SKEW;
+    if (i < VF_MAX_THREADS) hints[i] = w->xts; /* malloc'ed by this thread just before OpenSSL's */
   }
-  err = vault_lock_key_copies(s->key, VAULT_XTS_KEY_LEN, hints, (size_t)s->nthreads, &spans);
+  err = vault_lock_key_copies(s->key, VAULT_XTS_KEY_LEN, hints, s->nthreads < VF_MAX_THREADS ? (size_t)s->nthreads : VF_MAX_THREADS, &spans);
   if (err != 0) {
     vault_throw_errno(env, "mlock", "cannot lock the memory holding the AES key schedules", err);
     return false;
@@ -485,16 +418,68 @@ static bool prepare_workers(napi_env env, vf_session *s) {
   return true;
 }
 
+/* ERR_VAULT_URING_UNAVAILABLE: io_uring was asked for and cannot be had; says how to get it. */
+static void throw_uring_unavailable(napi_env env, const char *why) {
+  char msg[512];
+  snprintf(msg, sizeof msg,
+           "FUSE over io_uring is not available: %s. Root can switch it on with `vault uring enable` (or "
+           "`echo Y > /sys/module/fuse/parameters/enable_uring`); or set VAULT_FUSE_TRANSPORT=auto or classic",
+           why);
+  vault_throw_error(env, "ERR_VAULT_URING_UNAVAILABLE", msg);
+}
+
+/*
+ * How many io_uring queue threads to prepare. None for 'classic', nor where io_uring is not
+ * available ('auto' notes why and serves classic; a forced 'io_uring' fails). The last word is
+ * INIT's: the kernel may still not offer it (see start_transport).
+ */
+static bool plan_rings(napi_env env, const vf_config *c, int *nrings, char *note, size_t cap) {
+  char why[200];
+  *nrings = 0;
+  if (c->transport == VF_TRANSPORT_CLASSIC) {
+    snprintf(note, cap, "classic: asked for");
+    return true;
+  }
+  if (!vf_uring_available(why, sizeof why)) {
+    if (c->transport == VF_TRANSPORT_URING) {
+      throw_uring_unavailable(env, why);
+      return false;
+    }
+    snprintf(note, cap, "classic: %s", why);
+    return true;
+  }
+  /* options.threads queue threads, spread evenly over the queues, at least one each. */
+  *nrings = vf_uring_queues() * (c->threads > vf_uring_queues() ? c->threads / vf_uring_queues() : 1);
+  return true;
+}
+
+/* The queue threads' rings and buffers; 'auto' falls back to classic if they cannot be made. */
+static bool prepare_rings(napi_env env, vf_session *s) {
+  char why[200];
+  int err;
+  if (s->nrings == 0) return true;
+  err = vf_uring_create(s, why, sizeof why);
+  if (err == 0) return true;
+  if (s->asked == VF_TRANSPORT_URING) {
+    throw_uring_unavailable(env, why);
+    return false;
+  }
+  for (int i = s->nclassic; i < s->nthreads; i++) vf_ring_free(&s->workers[i]);
+  s->nrings = 0;
+  snprintf(s->transport_note, sizeof s->transport_note, "classic: %s", why);
+  return true;
+}
+
 vf_session *vf_session_new(napi_env env, const vf_config *c) {
   vf_session *s;
-  if (c->transport == VF_TRANSPORT_URING) {
-    /* Not in this build yet: say so rather than serve on another transport than the one asked for. */
-    vault_throw_error(env, "ERR_VAULT_NO_IO_URING", "FUSE over io_uring is not available in this build of vault");
-    return NULL;
-  }
-  s = session_alloc(env, c);
+  char note[sizeof s->transport_note] = "";
+  int nrings;
+  if (!plan_rings(env, c, &nrings, note, sizeof note)) return NULL;
+  s = session_alloc(env, c, nrings);
   if (s == NULL) return NULL;
-  if (!open_paths(env, s, c) || !read_key(env, s, c->key_fd) || !prepare_workers(env, s)) goto fail;
+  memcpy(s->transport_note, note, sizeof note);
+  if (!open_paths(env, s, c) || !read_key(env, s, c->key_fd) || !prepare_workers(env, s) || !prepare_rings(env, s))
+    goto fail;
   install_wake_signal();
   s->dev_fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
   if (s->dev_fd < 0) {
@@ -508,26 +493,12 @@ fail:
   return NULL;
 }
 
-static bool mount_fuse(napi_env env, vf_session *s) {
-  char opts[160], what[PATH_MAX + 64];
-  bool vault = false;
-  snprintf(opts, sizeof opts, "fd=%d,rootmode=40000,user_id=0,group_id=0,max_read=%u", s->dev_fd, s->max_request);
-  if (mount("vault", s->mount_dir, "fuse.vault", MS_NOSUID | MS_NODEV | (s->read_only ? MS_RDONLY : 0), opts) != 0) {
-    snprintf(what, sizeof what, "mounting FUSE on %s", s->mount_dir);
-    vault_throw_errno(env, "mount", what, errno);
-    return false;
-  }
-  s->mounted = true;
-  live_add(s);
-  s->have_dev = top_mount(s->mount_dir, &s->dev_major, &s->dev_minor, &vault) && vault;
-  return true;
-}
-
-/* Workers block every signal but the wake-up one: the JS thread keeps handling SIGINT etc. */
-static bool start_workers(napi_env env, vf_session *s) {
+/* Starts workers [from, to) running fn; classic ones get their /dev/fuse descriptors first. They
+   block every signal but the wake-up one: the JS thread keeps handling SIGINT etc. */
+static bool start_threads(napi_env env, vf_session *s, int from, int to, void *(*fn)(void *)) {
   sigset_t all, old;
   int err;
-  for (int i = 0; i < s->nthreads; i++) {
+  for (int i = from; i < to && fn == vf_classic_worker; i++) {
     err = vf_classic_open(s, i);
     if (err != 0) {
       vault_throw_errno(env, "ioctl", "cloning /dev/fuse (FUSE_DEV_IOC_CLONE)", err);
@@ -537,12 +508,12 @@ static bool start_workers(napi_env env, vf_session *s) {
   sigfillset(&all);
   if (wake_signal != 0) sigdelset(&all, wake_signal);
   pthread_sigmask(SIG_SETMASK, &all, &old);
-  for (int i = 0; i < s->nthreads; i++) {
+  for (int i = from; i < to; i++) {
     vf_worker *w = &s->workers[i];
     pthread_mutex_lock(&s->life);
     s->running++;
     pthread_mutex_unlock(&s->life);
-    err = pthread_create(&w->tid, NULL, vf_classic_worker, w);
+    err = pthread_create(&w->tid, NULL, fn, w);
     if (err != 0) {
       pthread_mutex_lock(&s->life);
       s->running--;
@@ -556,7 +527,6 @@ static bool start_workers(napi_env env, vf_session *s) {
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   return true;
 }
-
 /* Waits until the kernel's INIT has been answered (or every worker has died). */
 static bool wait_init(napi_env env, vf_session *s) {
   char what[PATH_MAX + 320];
@@ -578,6 +548,58 @@ static bool wait_init(napi_env env, vf_session *s) {
   return ok;
 }
 
+/* Waits until every queue thread has registered its entries: 0 or the first failure. */
+static int wait_rings(vf_session *s) {
+  struct timespec until;
+  int err;
+  clock_gettime(CLOCK_MONOTONIC, &until);
+  until.tv_sec += VF_URING_REGISTER_TIMEOUT_S;
+  pthread_mutex_lock(&s->life);
+  while (s->rings_reported < s->nrings) {
+    if (pthread_cond_timedwait(&s->life_cond, &s->life, &until) == ETIMEDOUT) break;
+  }
+  err = s->rings_reported < s->nrings ? ETIMEDOUT : s->ring_error;
+  pthread_mutex_unlock(&s->life);
+  return err;
+}
+
+/*
+ * After INIT: the io_uring queue threads if INIT accepted io_uring, else the rest of the classic
+ * workers. Once INIT has accepted io_uring there is no way back: the kernel holds every request
+ * until each queue has registered, so a failed registration fails serve() whatever was asked for.
+ * Otherwise a forced io_uring that did not come about is an error; 'auto' serves classic and notes
+ * why.
+ */
+static bool start_transport(napi_env env, vf_session *s) {
+  char why[200];
+  int err = EOPNOTSUPP;
+  if (s->nrings > 0) {
+    snprintf(why, sizeof why, "the kernel did not offer FUSE_OVER_IO_URING at INIT");
+    if (s->uring_offered) {
+      if (!start_threads(env, s, s->nclassic, s->nthreads, vf_ring_worker)) return false;
+      err = wait_rings(s);
+      if (err != 0) {
+        snprintf(why, sizeof why, "registering the io_uring queues failed: %s", strerror(err));
+        throw_uring_unavailable(env, why);
+        return false;
+      }
+    }
+    if (err == 0) {
+      s->transport = VF_TRANSPORT_URING;
+      snprintf(s->transport_note, sizeof s->transport_note, "io_uring: %s (%d queues, %d threads)",
+               s->asked == VF_TRANSPORT_URING ? "asked for" : "enable_uring is Y", vf_uring_queues(), s->nrings);
+      return true;
+    }
+    if (s->asked == VF_TRANSPORT_URING) {
+      throw_uring_unavailable(env, why);
+      return false;
+    }
+    snprintf(s->transport_note, sizeof s->transport_note, "classic: %s", why);
+  }
+  return start_threads(env, s, s->nrings > 0 ? 1 : s->nclassic, s->nclassic, vf_classic_worker);
+}
+
 bool vf_session_start(napi_env env, vf_session *s) {
-  return mount_fuse(env, s) && start_workers(env, s) && wait_init(env, s);
+  return vf_mount(env, s) && start_threads(env, s, 0, s->nrings > 0 ? 1 : s->nclassic, vf_classic_worker) &&
+         wait_init(env, s) && start_transport(env, s);
 }

@@ -7,11 +7,12 @@
 # (the exit code vault uses for a missing system component).
 set -euo pipefail
 
-# make, gcc, g++ (node-gyp links with it) and python3 (node-gyp runs on it): `npm ci` builds the native
-# addon, which vault cannot run without.
-build=(make gcc g++ python3)
+# make, gcc, g++ (node-gyp links with it), python3 (node-gyp runs on it) and liburing-dev (the FUSE over
+# io_uring transport): `npm ci` builds the native addon, which vault cannot run without.
+build=(make gcc g++ python3 liburing-dev)
 # libglib2.0-bin (gdbus) and systemd (systemd-inhibit): `vault watch` listens to D-Bus through them.
-runtime=(fuse3 e2fsprogs dosfstools exfatprogs util-linux mount fusefat exfat-fuse libglib2.0-bin systemd)
+# liburing2: the native addon links against it.
+runtime=(liburing2 fuse3 e2fsprogs dosfstools exfatprogs util-linux mount fusefat exfat-fuse libglib2.0-bin systemd)
 test_extra=(fio psmisc python3-cryptography python3-dbusmock dbus-daemon cryptsetup-bin gdb)
 bench_extra=(fio gocryptfs)
 

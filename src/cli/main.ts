@@ -27,6 +27,7 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   info: async () => (await import('./commands/info.js')).registerInfo,
   benchmark: async () => (await import('./commands/benchmark.js')).registerBenchmark,
   watch: async () => (await import('./commands/watch.js')).registerWatch,
+  uring: async () => (await import('./commands/uring.js')).registerUring,
 };
 const ALIASES: Record<string, string> = { unmount: 'dismount' };
 

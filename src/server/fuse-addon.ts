@@ -34,8 +34,10 @@ export interface FuseServeOptions {
   /** Reopen the container with O_DIRECT when its filesystem's alignment (statx STATX_DIOALIGN)
    *  allows: no second, ciphertext copy of the volume in the host page cache (default true). */
   directIo?: boolean;
-  /** FUSE over io_uring ('io_uring', an error where the kernel does not offer it), read/writev on
-   *  /dev/fuse ('classic'), or io_uring where offered and classic otherwise ('auto', the default). */
+  /** FUSE over io_uring ('io_uring': ERR_VAULT_URING_UNAVAILABLE where root has not switched it on
+   *  or the kernel does not offer it), read/writev on /dev/fuse ('classic'), or io_uring where it is
+   *  switched on and offered and classic otherwise ('auto', the default; stats().transportNote says
+   *  which and why). io_uring uses `threads` queue threads spread over the kernel's per-CPU queues. */
   transport?: 'auto' | 'io_uring' | 'classic';
   /** Tuning: largest READ/WRITE the kernel sends (max_read, max_write; power of two,
    *  65536..1048576, default 1048576). */
@@ -63,6 +65,9 @@ export interface FuseStats {
   directIo: boolean;
   /** The transport in use. */
   transport: 'io_uring' | 'classic';
+  /** Why that one, e.g. 'io_uring: enable_uring is Y (2 queues, 8 threads)' or 'classic: FUSE over
+   *  io_uring is switched off (… enable_uring is N)'. */
+  transportNote: string;
 }
 
 /** The addon's exports. Errors are Node-style: `code` is 'EPERM', 'ENOENT' etc. for system errors,

@@ -11,6 +11,7 @@
 import { closeSync, writeSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { hardenProcess, isDumpable } from '../crypto/process-hardening.js';
+import { isVaultError } from '../errors.js';
 import { writeServerPid } from '../mount/state.js';
 import { watchIdle } from './idle.js';
 import { BLOCK_FILE_NAME, MAX_CONFIG_BYTES, SERVER_FD, type FuseTransport, type ServerConfig, type ServerStatus } from './protocol.js';
@@ -61,6 +62,8 @@ interface Serving {
   /** Time (ms since the epoch) of the last read or write, for the idle limit. */
   lastIoMs(): number;
   transport: FuseTransport;
+  /** Why that transport (FuseStats.transportNote). */
+  transportNote: string;
 }
 
 async function serve(config: ServerConfig, frontend: Promise<typeof import('./native-frontend.js')>): Promise<Serving> {
@@ -74,6 +77,7 @@ async function serve(config: ServerConfig, frontend: Promise<typeof import('./na
     ended: server.done.then((end) => `${end.reason}${end.message ? `: ${end.message}` : ''}`),
     lastIoMs: () => server.stats().lastIoMs,
     transport: server.stats().transport,
+    transportNote: server.stats().transportNote,
   };
 }
 
@@ -103,10 +107,12 @@ async function main(): Promise<void> {
   try {
     serving = await serve(config, frontend);
   } catch (e) {
-    report({ ok: false, code: 'mount-failed', message: `FUSE mount failed: ${(e as Error).message}` });
+    // io_uring asked for (VAULT_FUSE_TRANSPORT) but switched off: the message says how to switch it on.
+    if (isVaultError(e, 'missing-component')) report({ ok: false, code: e.code, message: e.message });
+    else report({ ok: false, code: 'mount-failed', message: `FUSE mount failed: ${(e as Error).message}` });
     process.exit(1);
   }
-  log(`serving ${config.containerPath} (${config.dataSize} bytes, ${config.readOnly ? 'read-only' : 'read-write'}, transport ${serving.transport})`);
+  log(`serving ${config.containerPath} (${config.dataSize} bytes, ${config.readOnly ? 'read-only' : 'read-write'}, transport ${serving.transport}: ${serving.transportNote})`);
 
   const idle =
     config.idleSeconds === null

@@ -85,6 +85,8 @@ export async function serveNative(
       ...(tuning.maxRequest !== undefined ? { maxRequest: tuning.maxRequest } : {}),
     });
   } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ERR_VAULT_URING_UNAVAILABLE')
+      throw new VaultError('missing-component', (e as Error).message, 'as root: `vault uring enable`; or VAULT_FUSE_TRANSPORT=auto', { cause: e });
     throw new VaultError('mount-failed', `FUSE mount failed: ${(e as Error).message}`, undefined, { cause: e });
   }
   // The closures below hold `session`: while this object is reachable the server cannot be

@@ -74,7 +74,10 @@ export async function handOver(s: LaunchedServer, config: ServerConfig, key: Key
   }
   const status = await s.status.promise;
   s.child.unref();
-  if (!status.ok) throw new VaultError(status.code === 'mount-failed' ? 'mount-failed' : 'internal', status.message, `see ${s.logFile}`);
+  if (!status.ok) {
+    const code = status.code === 'mount-failed' || status.code === 'missing-component' ? status.code : 'internal';
+    throw new VaultError(code, status.message, code === 'missing-component' ? 'as root: `vault uring enable`, or VAULT_FUSE_TRANSPORT=auto' : `see ${s.logFile}`);
+  }
   const startTime = processStartTime(status.pid);
   if (!startTime) throw new VaultError('internal', 'the volume server exited right after starting', `see ${s.logFile}`);
   return { pid: status.pid, startTime, blockFile: status.blockFile, transport: status.transport };

@@ -7,7 +7,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
-import { CLI, FAST_KDF, e2eSuite, forEachTransport, expectClean, leftovers, ok, sha256File, vault, vaultAsync } from './harness.js';
+import { CLI, FAST_KDF, currentTransport, e2eSuite, forEachTransport, expectClean, leftovers, ok, sha256File, vault, vaultAsync } from './harness.js';
 import { readTree, writeTree } from './fill.js';
 import { queueLimits } from '../../src/system/capabilities.js';
 import { renewLoopDevice, switchDiscardOff } from '../support/discard-off.js';
@@ -41,7 +41,7 @@ forEachTransport(suite, () => {
         mount(file, mp);
         const vols = list();
         expect(vols).toHaveLength(1);
-        expect(vols[0]).toMatchObject({ container: file, mountpoint: mp, state: 'mounted' });
+        expect(vols[0]).toMatchObject({ container: file, mountpoint: mp, state: 'mounted', transport: currentTransport() });
         const written = writeTree(mp, 64 << 20, 500);
         ok(vault(['dismount', mp]));
         expectClean();

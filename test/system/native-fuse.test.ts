@@ -11,7 +11,7 @@
  * under the temporary directory, no loop device on a file in it.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createCipheriv, createDecipheriv, randomBytes, randomInt } from 'node:crypto';
 import {
   chmodSync,
@@ -41,6 +41,7 @@ import type { ServerConfig } from '../../src/server/protocol.js';
 import { queueLimits } from '../../src/system/capabilities.js';
 import { renewLoopDevice, switchDiscardOff } from '../support/discard-off.js';
 import { commandExists, requirementsMet } from '../support/requirements.js';
+import { fuseUringSupported, setEnableUring, withEnableUring } from '../support/fuse-uring.js';
 
 const ADDON_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../native/build/Release');
 const DATA_OFFSET = 1 << 20;
@@ -132,13 +133,21 @@ interface Vol {
   server: NativeServer;
 }
 
-describe.skipIf(missing.length > 0)('native FUSE volume server', () => {
+// Every test runs on both transports. The io_uring run switches the kernel's enable_uring on for
+// its duration and puts back what it found (test/support/fuse-uring.ts).
+const TRANSPORTS = ['classic', 'io_uring'] as const;
+if (missing.length === 0 && !fuseUringSupported()) requirementsMet('native-fuse (io_uring transport)', ['a kernel with CONFIG_FUSE_IO_URING']);
+
+for (const transport of TRANSPORTS)
+describe.skipIf(missing.length > 0 || (transport === 'io_uring' && !fuseUringSupported()))(`native FUSE volume server (${transport} transport)`, () => {
   let root: string;
   let cleanups: (() => void | Promise<void>)[] = [];
+  let uringWas: 'Y' | 'N' | undefined;
 
   beforeAll(() => {
     root = mkdtempSync(path.join(tmpdir(), 'vault-nfuse-'));
     chmodSync(root, 0o700);
+    if (transport === 'io_uring') uringWas = setEnableUring('Y');
   });
 
   afterEach(async () => {
@@ -158,6 +167,7 @@ describe.skipIf(missing.length > 0)('native FUSE volume server', () => {
   });
 
   afterAll(() => {
+    if (uringWas !== undefined) setEnableUring(uringWas);
     if (root) rmSync(root, { recursive: true, force: true });
   });
 
@@ -194,7 +204,7 @@ describe.skipIf(missing.length > 0)('native FUSE volume server', () => {
       dataSize: opts.dataSize,
       firstTweak: firstTweak.toString(),
       tweakStep: tweakStep.toString(),
-      transport: opts.transport ?? 'auto',
+      transport: opts.transport ?? transport,
       idleSeconds: null,
     };
     let server: NativeServer;
@@ -532,6 +542,74 @@ describe.skipIf(missing.length > 0)('native FUSE volume server', () => {
     expect(head.equals(decryptRange(v, 0, 4096))).toBe(true);
   });
 
+  it(`serves on the ${transport} transport, and stats() says so and why`, async () => {
+    const v = await setup({ sectorSize: 4096, dataSize: 1 * MiB });
+    expect(v.server.stats().transport).toBe(transport);
+    expect(v.server.stats().transportNote).toMatch(new RegExp(`^${transport}: asked for`));
+  });
+
+  if (transport === 'io_uring') {
+    // What 'auto' picks (and what a forced choice does) as root switches enable_uring.
+    it("'auto' serves classic while enable_uring is N, and says why", async () => {
+      await withEnableUring('N', async () => {
+        const v = await setup({ sectorSize: 4096, dataSize: 1 * MiB, transport: 'auto' });
+        expect(v.server.stats().transport).toBe('classic');
+        expect(v.server.stats().transportNote).toMatch(/enable_uring is N/);
+        const fd = openSync(v.vol, 'r+');
+        writeSync(fd, Buffer.from('classic'), 0, 7, 4096);
+        closeSync(fd);
+      });
+    });
+    it("'auto' serves io_uring while enable_uring is Y", async () => {
+      await withEnableUring('Y', async () => {
+        const v = await setup({ sectorSize: 4096, dataSize: 1 * MiB, transport: 'auto' });
+        expect(v.server.stats().transport).toBe('io_uring');
+        expect(v.server.stats().transportNote).toMatch(/^io_uring: enable_uring is Y/);
+      });
+    });
+    it("'classic' stays classic while enable_uring is Y", async () => {
+      await withEnableUring('Y', async () => {
+        const v = await setup({ sectorSize: 4096, dataSize: 1 * MiB, transport: 'classic' });
+        expect(v.server.stats().transport).toBe('classic');
+      });
+    });
+    it('a forced io_uring while enable_uring is N fails with ERR_VAULT_URING_UNAVAILABLE, says how to switch it on, mounts nothing', async () => {
+      await withEnableUring('N', async () => {
+        const e = await setup({ sectorSize: 4096, dataSize: 1 * MiB, transport: 'io_uring' }).then(
+          () => null,
+          (err: unknown) => err as Error & { code?: string; cause?: { code?: string } },
+        );
+        expect(e?.code).toBe('missing-component');
+        expect(e?.cause?.code).toBe('ERR_VAULT_URING_UNAVAILABLE');
+        expect(e?.message).toMatch(/enable_uring is N/);
+        expect(e?.message).toContain('vault uring enable');
+        expect(mountPoints().filter((m) => m.startsWith(root))).toEqual([]);
+      });
+    });
+  }
+
+  it('stop() with I/O in flight (fio: reads, writes and fsyncs at depth 16) returns promptly; wait() says stopped', async () => {
+    const v = await setup({ sectorSize: 4096, dataSize: 64 * MiB });
+    const fio = spawn('fio', ['--name=busy', `--filename=${v.vol}`, '--rw=randrw', '--bsrange=4k-1m', '--direct=1', '--ioengine=libaio',
+      '--iodepth=16', '--numjobs=2', '--fsync=4', '--time_based', '--runtime=60', '--size=64m'], { stdio: 'ignore' });
+    const exited = new Promise<number | null>((resolve) => fio.on('close', (code) => resolve(code)));
+    try {
+      const until = Date.now() + 20_000;
+      while (v.server.stats().writes < 50 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+      expect(v.server.stats().writes).toBeGreaterThanOrEqual(50);
+      const t0 = Date.now();
+      await v.server.stop();
+      expect(Date.now() - t0).toBeLessThan(10_000);
+      expect(await v.server.done).toEqual({ reason: 'stopped' });
+      expect(mountPoints()).not.toContain(v.mnt);
+      // fio sees the volume go (I/O errors) and ends long before its 60 s.
+      const code = await Promise.race([exited, new Promise<string>((r) => setTimeout(() => r('still running'), 20_000))]);
+      expect(code).not.toBe('still running');
+    } finally {
+      fio.kill('SIGKILL');
+    }
+  });
+
   it('stop() unmounts, joins and is idempotent; wait() then says stopped', async () => {
     const v = await setup({ sectorSize: 4096, dataSize: 1 * MiB });
     expect(mountPoints()).toContain(v.mnt);
@@ -591,7 +669,7 @@ describe.skipIf(missing.length > 0)('native FUSE volume server', () => {
         fs.writeSync(w, crypto.randomBytes(64));
         fs.closeSync(w);
         const s = fuse.serve({ mountDir: ${JSON.stringify(mnt)}, containerFd: fd, keyFd: r, dataOffset: ${DATA_OFFSET},
-          dataSize: ${MiB}, sectorSize: 4096, firstTweak: 0n, tweakStep: 1n, readOnly: false });
+          dataSize: ${MiB}, sectorSize: 4096, firstTweak: 0n, tweakStep: 1n, readOnly: false, transport: '${transport}' });
         fs.writeSync(1, fs.readdirSync(${JSON.stringify(mnt)}).join(',') + '\\n');
         ${ending};
       `;
@@ -624,6 +702,7 @@ describe.skipIf(missing.length > 0)('native FUSE volume server', () => {
           firstTweak: 0n,
           tweakStep: 1n,
           readOnly: false,
+          transport,
           ...over,
         } as never);
         fuseAddon().stop(s);
