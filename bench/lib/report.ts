@@ -31,6 +31,15 @@ export function checkTransport(requested: Transport, reported: unknown): Transpo
   return { requested, reported, status: reported === requested ? 'verified' : 'MISMATCH!' };
 }
 
+/**
+ * The CLI's own words from a failed command's description (describeFailure in proc.ts):
+ * "`…` failed (exit code 7): vault: FUSE mount failed: … | hint: see …" → "FUSE mount failed: … (exit code 7)".
+ */
+export function cliReason(message: string): string {
+  const m = /failed \(([^)]*)\): (?:vault: )?(.*?)(?: \| hint:.*)?$/s.exec(message);
+  return m ? `${m[2]!.trim()} (${m[1]})` : message;
+}
+
 /** Merges the checks of several volumes of one setup: any mismatch wins, then any unverified. */
 export function worstTransport(checks: readonly TransportCheck[]): TransportCheck | null {
   if (checks.length === 0) return null;

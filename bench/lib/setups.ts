@@ -24,7 +24,7 @@ import path from 'node:path';
 import type { CleanupStack } from './cleanup.js';
 import { median, nowMs, sleep, progress } from './log.js';
 import { run, runOk, StepError } from './proc.js';
-import { checkTransport, type Column, type Transport, type TransportCheck } from './report.js';
+import { checkTransport, cliReason, type Column, type Transport, type TransportCheck } from './report.js';
 import type { ServerRss } from './rss.js';
 import { loopDirectIo, pidAlive, procStatusBytes, processesMentioning, unmount } from './system.js';
 import { readUringParam, URING_PARAM, type UringParam } from './uring.js';
@@ -173,7 +173,7 @@ export async function vaultVolume(
     } catch (e) {
       // The first io_uring mount failing is the transport being unavailable (kernel, build), not
       // a benchmark failure: the report says so with the reason and goes on with the rest.
-      if (first && transport === 'io_uring' && e instanceof StepError) throw new Unavailable(e.message);
+      if (first && transport === 'io_uring' && e instanceof StepError) throw new Unavailable(cliReason(e.message));
       throw e;
     }
     first = false;

@@ -2,6 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   checkTransport,
+  cliReason,
   contextLine,
   evaluateTargets,
   mainTable,
@@ -61,6 +62,13 @@ describe('transport verification', () => {
     expect(checkTransport('io_uring', 'classic')).toEqual({ requested: 'io_uring', reported: 'classic', status: 'MISMATCH!' });
     expect(checkTransport('classic', undefined)).toEqual({ requested: 'classic', reported: null, status: 'UNVERIFIED!' });
     expect(checkTransport('classic', '').status).toBe('UNVERIFIED!');
+  });
+  it('cuts a failed vault command down to the CLI\'s reason', () => {
+    const msg =
+      '`/usr/bin/node /x/dist/src/cli/main.js mount /v.vol /mnt --password-stdin` failed (exit code 7): ' +
+      'vault: FUSE mount failed: FUSE over io_uring is not available in this build of vault | hint: see /run/vault-bench/1/ab/server.log';
+    expect(cliReason(msg)).toBe('FUSE mount failed: FUSE over io_uring is not available in this build of vault (exit code 7)');
+    expect(cliReason('something else entirely')).toBe('something else entirely');
   });
   it('a mismatch among several volumes wins over verified ones', () => {
     expect(worstTransport([ok('classic'), checkTransport('classic', 'io_uring'), checkTransport('classic', null)])?.status).toBe('MISMATCH!');
