@@ -1,13 +1,18 @@
-// vault's benchmark: plain ext4 on a loop device (the ceiling), vault, and gocryptfs (the peer),
-// on the same underlying filesystem, with fio and a small-file workload; plus vault's mount time
-// without the KDF, its volume server's peak RSS, and create/mount time for 1 GiB vs 1 TiB.
+// vault's benchmark, issue 14's targets in one run: plain ext4 on a loop device, vault over each
+// FUSE transport (classic and io_uring), and gocryptfs (the peer), on the same underlying
+// filesystem, with fio and dd doing the I/O; plus this machine's crypto ceiling (one core,
+// AES-256-XTS decryption of 1 MiB buffers through vault's native addon), mount time with the fast
+// KDF, the volume servers' peak RSS through the whole run, 8 volumes mounted and loaded at once,
+// and `vault create` with a full random fill against dd.
 //
-//   npm run bench [-- --quick] [-- --setups plain,vault,gocryptfs] [-- --json]
+//   npm run bench [-- --quick] [-- --setups plain,vault-classic,vault-io_uring,gocryptfs] [-- --json]
+//   VAULT_BENCH_QUICK=1 npm run bench           (the same as --quick)
 //   node dist/bench/run.js [options]            (after `npm run build`; as root)
 //
 // Progress goes to stderr; the table to stdout (to stderr with --json, which puts the JSON
 // document alone on stdout); the JSON always goes to bench/results/<timestamp>.json.
-// Everything it mounts, attaches or starts is undone at the end, on failure and on Ctrl-C.
+// Everything it mounts, attaches or starts is undone at the end, on failure and on Ctrl-C; it
+// dismounts only the volumes it mounted (by name), from its own VAULT_RUN_DIR under /run/vault-bench.
 import { existsSync, mkdirSync, realpathSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -16,23 +21,36 @@ import { CleanupStack, installSignalHandlers } from './lib/cleanup.js';
 import { elapsedS, progress } from './lib/log.js';
 import { describeMachine, machineInfo, type MachineInfo } from './lib/machine.js';
 import { Interrupted, run } from './lib/proc.js';
-import { checkTargets, mainTable, scalingTable, targetsTable, type ResultsBySetup, type TargetCheck } from './lib/report.js';
-import { sizeIndependence, type ScalingResult } from './lib/scaling.js';
-import { SETUP_NAMES, type SetupContext, type SetupName } from './lib/setups.js';
+import { measureCeiling, type Ceiling } from './lib/ceiling.js';
+import { createFill, type FillResult } from './lib/fill.js';
+import { multiVolume, type MultiResult } from './lib/multi.js';
+import {
+  contextLine, evaluateTargets, mainTable, targetLines,
+  type BenchFigures, type ColumnFigures, type TargetResult,
+} from './lib/report.js';
+import { ServerRss } from './lib/rss.js';
+import { SETUP_NAMES, transportOf, type SetupContext, type SetupName } from './lib/setups.js';
 import { leftovers, runDirFor, sweep, sweepStale, WORK_PREFIX } from './lib/sweep.js';
 import { otherIoLoad, statfsType } from './lib/system.js';
+import { readUringParam, restoreStaleUringParam, UringParam, URING_PARAM } from './lib/uring.js';
 import { BENCH_KDF, measureArgon2Ms, measureNodeStartMs, VaultCli } from './lib/vault.js';
-import { benchSetup, type BenchParams } from './lib/workloads.js';
+import { benchSetup, type BenchParams, type SetupResult } from './lib/workloads.js';
 
 const MiB = 2 ** 20;
 const GiB = 2 ** 30;
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
-/** Sizes per mode. --quick must finish in under 2 minutes for all three setups. */
+/** Sizes per mode. --quick takes a few minutes; the create fill is the issue's 512 MiB in both. */
 function paramsFor(quick: boolean): BenchParams {
   return quick
-    ? { quick, volumeBytes: 1 * GiB, seqBytes: 256 * MiB, randRuntimeS: 5, metaFiles: 2_000, sizeTestReps: 1 }
-    : { quick, volumeBytes: 2 * GiB, seqBytes: 1 * GiB, randRuntimeS: 20, metaFiles: 20_000, sizeTestReps: 3 };
+    ? {
+        quick, volumeBytes: 1 * GiB, seqBytes: 256 * MiB, randRuntimeS: 5, mountReps: 3,
+        multiVolumes: 8, multiVolumeBytes: 512 * MiB, multiBytes: 64 * MiB, fillBytes: 512 * MiB, fillReps: 1, ceilingSeconds: 2,
+      }
+    : {
+        quick, volumeBytes: 2 * GiB, seqBytes: 1 * GiB, randRuntimeS: 20, mountReps: 7,
+        multiVolumes: 8, multiVolumeBytes: 1 * GiB, multiBytes: 256 * MiB, fillBytes: 512 * MiB, fillReps: 3, ceilingSeconds: 5,
+      };
 }
 
 interface Options {
@@ -40,18 +58,18 @@ interface Options {
   setups: SetupName[];
   json: boolean;
   workBase: string;
-  vaultLoopDio: 'on' | 'off';
   vaultCli: string;
   label: string | null;
 }
 
 const USAGE = `usage: node dist/bench/run.js [options]          (as root; npm run bench -- [options])
 
-  --quick                 smaller sizes (256 MiB sequential, 5 s random, 2,000 files); under 2 minutes
-  --setups LIST           comma-separated subset of plain,vault,gocryptfs (default: all three)
+  --quick                 smaller sizes (256 MiB sequential, 5 s random, 8 × 64 MiB); a few minutes
+                          (also VAULT_BENCH_QUICK=1)
+  --setups LIST           comma-separated subset of plain,vault-classic,vault-io_uring,gocryptfs
+                          (vault = both vault transports; default: all four)
   --json                  also print the JSON document to stdout (the table then goes to stderr)
   --workdir DIR           where images, containers and mounts go (default /var/tmp; not tmpfs)
-  --vault-loop-dio on|off experiment: switch the vault loop device's direct I/O off after mounting
   --vault-cli PATH        the vault CLI to run (default: dist/src/cli/main.js of this checkout)
   --label TEXT            a name for this run, stored in the JSON and printed with the table
   -h, --help              this text
@@ -65,11 +83,10 @@ function usageError(msg: string): never {
 
 function parseArgs(argv: string[]): Options {
   const o: Options = {
-    quick: false,
+    quick: /^(1|yes|true)$/i.test(process.env['VAULT_BENCH_QUICK'] ?? ''),
     setups: [...SETUP_NAMES],
     json: false,
     workBase: '/var/tmp',
-    vaultLoopDio: 'on',
     vaultCli: path.join(REPO_ROOT, 'dist', 'src', 'cli', 'main.js'),
     label: null,
   };
@@ -88,8 +105,8 @@ function parseArgs(argv: string[]): Options {
         o.json = true;
         break;
       case '--setups': {
-        const list = value().split(',').map((s) => s.trim()).filter(Boolean);
-        for (const s of list) if (!(SETUP_NAMES as readonly string[]).includes(s)) usageError(`unknown setup "${s}" (use ${SETUP_NAMES.join(', ')})`);
+        const list = value().split(',').map((s) => s.trim()).filter(Boolean).flatMap((s) => (s === 'vault' ? ['vault-classic', 'vault-io_uring'] : [s]));
+        for (const s of list) if (!(SETUP_NAMES as readonly string[]).includes(s)) usageError(`unknown setup "${s}" (use ${SETUP_NAMES.join(', ')}, or vault for both vault transports)`);
         if (list.length === 0) usageError('--setups needs at least one setup');
         // Always in the canonical order: plain first, so its figures exist when ratios are printed.
         o.setups = SETUP_NAMES.filter((s) => list.includes(s));
@@ -98,12 +115,6 @@ function parseArgs(argv: string[]): Options {
       case '--workdir':
         o.workBase = value();
         break;
-      case '--vault-loop-dio': {
-        const v = value();
-        if (v !== 'on' && v !== 'off') usageError('--vault-loop-dio takes on or off');
-        o.vaultLoopDio = v;
-        break;
-      }
       case '--vault-cli':
         o.vaultCli = path.resolve(value());
         break;
@@ -138,14 +149,15 @@ async function ensureTools(o: Options): Promise<void> {
   const r = await run('bash', [script, '--bench'], { timeoutMs: 15 * 60_000 });
   for (const line of `${r.stdout}${r.stderr}`.split('\n')) if (line.trim()) progress(`  ${line.trim()}`);
   if (r.code !== 0) throw new FatalSetupError(`scripts/setup-system.sh --bench failed (exit ${r.code})`, r.code === 6 ? 6 : 1);
-  const need = ['fio', 'mkfs.ext4', 'losetup', ...(o.setups.includes('gocryptfs') ? ['gocryptfs', 'fusermount'] : [])];
+  const need = ['fio', 'dd', 'mkfs.ext4', 'losetup', ...(o.setups.includes('gocryptfs') ? ['gocryptfs', 'fusermount'] : [])];
   for (const tool of need) {
     const t = await run('sh', ['-c', `command -v ${tool}`]);
     if (t.code !== 0) throw new FatalSetupError(`${tool} is not installed`, 6);
   }
-  if ((o.setups.includes('vault') || o.setups.includes('gocryptfs')) && !existsSync('/dev/fuse'))
+  const anyVault = o.setups.some((s) => transportOf(s) !== null);
+  if ((anyVault || o.setups.includes('gocryptfs')) && !existsSync('/dev/fuse'))
     throw new FatalSetupError('/dev/fuse is missing (modprobe fuse)', 6);
-  if (o.setups.includes('vault') && !existsSync(o.vaultCli))
+  if (anyVault && !existsSync(o.vaultCli))
     throw new FatalSetupError(`${o.vaultCli} does not exist: run \`npm run build\` first`, 6);
 }
 
@@ -162,6 +174,7 @@ async function main(): Promise<number> {
   const wasInterrupted = installSignalHandlers();
   const p = paramsFor(o.quick);
   const startedAt = new Date();
+  // Read first, before this run adds any load of its own.
   const loadAvgStart = os.loadavg();
   const cleanup = new CleanupStack();
   if (!existsSync(o.workBase)) usageError(`--workdir ${o.workBase} does not exist`);
@@ -169,23 +182,34 @@ async function main(): Promise<number> {
   const workDir = path.join(base, `${WORK_PREFIX}${process.pid}`);
   const runDir = runDirFor(process.pid);
   const vault = new VaultCli(o.vaultCli, runDir);
-  const results: ResultsBySetup = {};
+  const rss = new ServerRss(o.vaultCli, runDir);
+  const uring = new UringParam(cleanup);
+  const results: Partial<Record<SetupName, SetupResult>> = {};
+  const multi: Partial<Record<SetupName, MultiResult>> = {};
   const notes: string[] = [];
+  const anyVault = o.setups.some((s) => transportOf(s) !== null);
   let machine: MachineInfo | null = null;
+  let ceiling: Ceiling | null = null;
+  let fill: FillResult | null = null;
   let kdf: { medianMs: number; samplesMs: number[] } | null = null;
   let nodeStartMs: number | null = null;
-  let scaling: ScalingResult | null = null;
-  let scalingError: string | null = null;
   let exitCode = 0;
   let cleanupFailures: string[] = [];
   let left: string[] = [];
+  const uringParamAtStart = readUringParam();
 
   progress(`vault bench, ${o.quick ? 'QUICK' : 'full'} run: ${o.setups.join(', ')}${o.label ? ` [${o.label}]` : ''}`);
+  progress(`load average at start ${loadAvgStart.map((l) => l.toFixed(2)).join(' ')}`);
   try {
     await ensureTools(o);
     const fsType = await statfsType(base);
     // The comparison is about a disk-backed filesystem: tmpfs would hide every I/O cost.
     if (/^(tmpfs|ramfs)$/.test(fsType)) throw new FatalSetupError(`${base} is on ${fsType}; use --workdir on a disk filesystem`, 2);
+    const restored = restoreStaleUringParam();
+    if (restored) {
+      notes.push(restored);
+      progress(restored);
+    }
     await sweepStale(base, o.vaultCli);
     mkdirSync(workDir, { mode: 0o700 });
     // Pushed first, so it runs last: the net under everything else (see sweep.ts).
@@ -195,6 +219,7 @@ async function main(): Promise<number> {
     });
     machine = await machineInfo(workDir, o.vaultCli);
     for (const line of describeMachine(machine)) progress(line);
+    progress(`${URING_PARAM}: ${uringParamAtStart ?? 'absent'}`);
     // Other work on the machine skews every figure; record it rather than pretend it away.
     const busy = otherIoLoad();
     if (busy.length > 0) {
@@ -202,12 +227,24 @@ async function main(): Promise<number> {
       notes.push(n);
       progress(`WARNING: ${n}`);
     }
-    if (o.setups.includes('vault')) {
+    rss.start();
+
+    progress(`ceiling: one core, AES-256-XTS decrypt of 1 MiB buffers through the native addon, ${p.ceilingSeconds} s`);
+    try {
+      ceiling = measureCeiling(p.ceilingSeconds);
+      progress(`ceiling: ${ceiling.mibps.toFixed(0)} MiB/s`);
+    } catch (e) {
+      notes.push(`ceiling not measured: ${(e as Error).message}`);
+      progress(`ceiling FAILED: ${(e as Error).message}`);
+      exitCode = 1;
+    }
+    if (anyVault) {
       kdf = await measureArgon2Ms();
       nodeStartMs = await measureNodeStartMs();
-      progress(`Argon2id ${BENCH_KDF.memoryMiB} MiB × ${BENCH_KDF.iterations} × ${BENCH_KDF.parallelism}: ${kdf.medianMs.toFixed(1)} ms; node start: ${nodeStartMs.toFixed(0)} ms`);
+      progress(`context: Argon2id ${BENCH_KDF.memoryMiB} MiB × ${BENCH_KDF.iterations} × ${BENCH_KDF.parallelism}: ${kdf.medianMs.toFixed(1)} ms; node start: ${nodeStartMs.toFixed(0)} ms`);
     }
-    const ctx: SetupContext = { workDir, volumeBytes: p.volumeBytes, cleanup, vault, vaultLoopDio: o.vaultLoopDio, kdfMs: kdf?.medianMs ?? null };
+
+    const ctx: SetupContext = { workDir, cleanup, vault, uring, rss };
     for (const name of o.setups) {
       const before = otherIoLoad();
       const r = await benchSetup(name, ctx, p);
@@ -219,19 +256,31 @@ async function main(): Promise<number> {
       }
       results[name] = r;
       notes.push(...r.notes);
-      if (!r.ok) {
+      if (r.unavailable) notes.push(`${name}: unavailable: ${r.unavailable}`);
+      else if (!r.ok) {
         exitCode = 1;
         notes.push(`${name}: ${r.error ?? 'failed'}`);
       }
     }
-    if (o.setups.includes('vault')) {
+
+    // 8 volumes at once: plain and every vault transport that could run.
+    for (const name of o.setups) {
+      if (name === 'gocryptfs' || results[name]?.unavailable) continue;
+      const m = await multiVolume(name, ctx, { volumes: p.multiVolumes, volumeBytes: p.multiVolumeBytes, bytesEach: p.multiBytes });
+      multi[name] = m;
+      if (m.error) {
+        exitCode = 1;
+        notes.push(`${name} ×${p.multiVolumes}: ${m.error}`);
+      }
+    }
+
+    if (anyVault) {
       try {
-        scaling = await sizeIndependence(vault, workDir, cleanup, p.sizeTestReps, kdf?.medianMs ?? null);
+        fill = await createFill(vault, workDir, p.fillBytes, p.fillReps);
       } catch (e) {
         if (e instanceof Interrupted) throw e;
-        scalingError = (e as Error).message;
-        notes.push(`size test failed: ${scalingError}`);
-        progress(`size test FAILED: ${scalingError}`);
+        notes.push(`create fill failed: ${(e as Error).message}`);
+        progress(`create fill FAILED: ${(e as Error).message}`);
         exitCode = 1;
       }
     }
@@ -245,21 +294,30 @@ async function main(): Promise<number> {
   } finally {
     progress('cleaning up');
     cleanupFailures = await cleanup.runAll();
+    rss.stop();
     left = leftovers(workDir, runDir);
     if (left.length > 0) {
       progress(`LEFT BEHIND: ${left.join('; ')}`);
       exitCode = exitCode || 1;
     }
     if (cleanupFailures.length > 0) exitCode = exitCode || 1;
+    const uringNow = readUringParam();
+    if (uringNow !== uringParamAtStart) {
+      const n = `${URING_PARAM} is ${uringNow} at the end, ${uringParamAtStart} at the start (changed by someone else, or not restored)`;
+      notes.push(n);
+      progress(`WARNING: ${n}`);
+    }
   }
   if (wasInterrupted()) exitCode = 130;
 
   const finishedAt = new Date();
   const loadAvgEnd = os.loadavg();
-  const targets: TargetCheck[] = checkTargets(results, scaling);
+  const figures = toFigures(o.setups, results, multi, fill, ceiling, rss, loadAvgStart, loadAvgEnd);
+  const targets: TargetResult[] = evaluateTargets(figures);
   const doc = {
     tool: 'vault bench',
-    schema: 1,
+    schema: 2,
+    issue: 14,
     label: o.label,
     mode: o.quick ? 'quick' : 'full',
     quick: o.quick,
@@ -269,23 +327,20 @@ async function main(): Promise<number> {
     durationS: elapsedS(),
     exitCode,
     interrupted: exitCode === 130,
-    options: { setups: o.setups, workBase: base, vaultLoopDio: o.vaultLoopDio, vaultCli: o.vaultCli },
-    params: { ...p, randBlockBytes: 4096, randIodepth: 16, seqBlockBytes: MiB, metaFileBytes: 4096, kdf: BENCH_KDF },
+    options: { setups: o.setups, workBase: base, vaultCli: o.vaultCli, runDir },
+    params: { ...p, randBlockBytes: 4096, randIodepth: 16, seqBlockBytes: MiB, kdf: BENCH_KDF },
     machine,
     // 1, 5 and 15-minute load averages: on 2 cores, anything near 2 means the run shared the CPU.
     load: { start: loadAvgStart, end: loadAvgEnd },
-    vault: {
-      argon2idMs: kdf,
-      nodeStartMs,
-      mountEndToEndMs: results.vault?.mountEndToEndMs ?? null,
-      mountWithoutKdfMs: results.vault?.mountMs ?? null,
-      mountWithoutKdfMethod: 'computed from outside: end-to-end `vault mount` minus the in-process Argon2id time of the same parameters',
-      serverPeakRssBytes: results.vault?.peakRssBytes ?? null,
-      sizeIndependence: scaling,
-      sizeIndependenceError: scalingError,
-    },
-    setups: results,
+    ceiling,
+    uringParam: { atStart: uringParamAtStart, switchedOnForMounts: uring.switches },
+    context: { argon2idMs: kdf, nodeStartMs },
+    figures,
     targets,
+    setups: results,
+    multi,
+    createFill: fill,
+    serverRss: { peakAllBytes: rss.peakBytes(), peakSumBytes: rss.peakSumBytes, serversSeen: rss.serversSeen() },
     notes,
     cleanup: { failures: cleanupFailures, leftBehind: left },
   };
@@ -296,25 +351,24 @@ async function main(): Promise<number> {
 
   const lines: string[] = [];
   lines.push(
-    `vault benchmark — ${o.quick ? 'QUICK run (smaller sizes: not comparable with full runs)' : 'full run'}${o.label ? ` — ${o.label}` : ''}`,
+    `vault benchmark (issue 14) — ${o.quick ? 'QUICK run (smaller sizes: not comparable with full runs)' : 'full run'}${o.label ? ` — ${o.label}` : ''}`,
     `${startedAt.toISOString()}, ${elapsedS().toFixed(0)} s${exitCode === 130 ? ', INTERRUPTED' : ''}`,
   );
   if (machine) lines.push(...describeMachine(machine));
-  lines.push(`load average at start ${loadAvgStart.map((l) => l.toFixed(2)).join(' ')}, at end ${loadAvgEnd.map((l) => l.toFixed(2)).join(' ')}`);
   lines.push(
-    `volumes ${p.volumeBytes / GiB} GiB; sequential ${p.seqBytes / MiB} MiB (bs 1M, psync); random 4 KiB, libaio QD16, O_DIRECT, ` +
-      `${p.randRuntimeS} s on that file; ${p.metaFiles} files of 4 KiB`,
+    `volumes ${p.volumeBytes / GiB} GiB; sequential ${p.seqBytes / MiB} MiB (fio bs 1M, psync, end_fsync on write, caches dropped before read); ` +
+      `random 4 KiB, libaio QD16, O_DIRECT, ${p.randRuntimeS} s on that file; mount: median of ${p.mountReps}; ` +
+      `${p.multiVolumes} volumes of ${p.multiVolumeBytes / MiB} MiB at once, ${p.multiBytes / MiB} MiB written then read on each; ` +
+      `create fill ${p.fillBytes / MiB} MiB (median of ${p.fillReps})`,
   );
-  if (results.vault?.info?.['engine'] !== undefined) lines.push(`vault volume server engine: ${String(results.vault.info['engine'])}`);
-  if (o.vaultLoopDio === 'off') lines.push('EXPERIMENT: vault loop device with direct I/O OFF');
-  if (kdf && results.vault?.mountEndToEndMs !== undefined)
-    lines.push(
-      `vault mount end to end ${results.vault.mountEndToEndMs.toFixed(0)} ms = Argon2id ${BENCH_KDF.memoryMiB} MiB×${BENCH_KDF.iterations}×${BENCH_KDF.parallelism} ` +
-        `${kdf.medianMs.toFixed(1)} ms (measured in-process) + ${results.vault.mountMs!.toFixed(0)} ms without KDF (computed); node start alone ${nodeStartMs?.toFixed(0)} ms`,
-    );
-  lines.push('', mainTable(results), '');
-  if (scaling) lines.push(scalingTable(scaling, p.sizeTestReps), '');
-  if (o.setups.includes('vault')) lines.push(targetsTable(targets), '');
+  if (kdf) lines.push(`context: Argon2id ${BENCH_KDF.memoryMiB} MiB×${BENCH_KDF.iterations}×${BENCH_KDF.parallelism} ${kdf.medianMs.toFixed(1)} ms (inside every vault mount figure); node start alone ${nodeStartMs?.toFixed(0)} ms`);
+  if (fill) lines.push(`create fill: \`${fill.ddCommand}\` ${fill.ddSamplesMs.map((m) => m.toFixed(0)).join('/')} ms; vault create --fs none ${fill.vaultSamplesMs.map((m) => m.toFixed(0)).join('/')} ms`);
+  lines.push(
+    `server RSS: highest VmHWM of any of the ${rss.serversSeen()} vault servers this run started ${fmtMB(rss.peakBytes())}; ` +
+      `highest sum of their VmRSS at one time ${fmtMB(rss.peakSumBytes)}`,
+  );
+  lines.push('', contextLine(figures), '', mainTable(figures, targets), '', contextLine(figures), '');
+  lines.push(...targetLines(targets), '');
   for (const n of notes) lines.push(`note: ${n}`);
   if (left.length) lines.push(`LEFT BEHIND: ${left.join('; ')}`);
   lines.push(`results: ${path.relative(process.cwd(), jsonFile) || jsonFile}`);
@@ -326,6 +380,59 @@ async function main(): Promise<number> {
     process.stdout.write(text);
   }
   return exitCode;
+}
+
+function fmtMB(bytes: number | null): string {
+  return bytes === null ? 'n/a' : `${(bytes / 1e6).toFixed(1)} MB`;
+}
+
+function toFigures(
+  setups: readonly SetupName[],
+  results: Partial<Record<SetupName, SetupResult>>,
+  multi: Partial<Record<SetupName, MultiResult>>,
+  fill: FillResult | null,
+  ceiling: Ceiling | null,
+  rss: ServerRss,
+  loadStart: number[],
+  loadEnd: number[],
+): BenchFigures {
+  const columns: BenchFigures['columns'] = {};
+  const set = <K extends keyof ColumnFigures>(c: ColumnFigures, k: K, v: ColumnFigures[K] | null | undefined): void => {
+    if (v !== null && v !== undefined) c[k] = v;
+  };
+  for (const name of setups) {
+    const r = results[name];
+    const c: ColumnFigures = { available: r !== undefined && r.unavailable === undefined };
+    if (!r) {
+      c.unavailable = 'not run (the run stopped before it)';
+      columns[name] = c;
+      continue;
+    }
+    if (r.unavailable) c.unavailable = r.unavailable;
+    if (r.error) c.error = r.error;
+    const t = transportOf(name);
+    if (t) c.transport = r.transport ?? null;
+    set(c, 'seqWriteMiBps', r.seqWrite ? r.seqWrite.bytesPerS / MiB : null);
+    set(c, 'seqReadMiBps', r.seqRead ? r.seqRead.bytesPerS / MiB : null);
+    set(c, 'randReadIops', r.randRead?.iops);
+    set(c, 'randWriteIops', r.randWrite?.iops);
+    set(c, 'mountMs', r.mountMs);
+    set(c, 'mountSamplesMs', r.mountSamplesMs);
+    const peak = t ? rss.peakBytes(name) : r.peakRssBytes;
+    set(c, 'peakRssMB', peak != null ? peak / 1e6 : null);
+    const m = multi[name];
+    if (m) {
+      set(c, 'multiWriteMiBps', m.write ? m.write.bytesPerS / MiB : null);
+      set(c, 'multiReadMiBps', m.read ? m.read.bytesPerS / MiB : null);
+      if (t) c.multiTransport = m.transport;
+    }
+    if (fill) set(c, 'createFillMBps', name === 'plain' ? fill.ddMBps : t ? fill.vaultMBps : null);
+    columns[name] = c;
+  }
+  // The dd reference exists even when plain itself was not among the setups.
+  if (fill && !columns.plain) columns.plain = { available: true, createFillMBps: fill.ddMBps };
+  const all = rss.peakBytes();
+  return { columns, ceilingMiBps: ceiling?.mibps ?? null, loadStart, loadEnd, peakRssAllMB: all === null ? null : all / 1e6 };
 }
 
 process.exitCode = await main();

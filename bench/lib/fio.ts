@@ -143,3 +143,45 @@ export async function runFio(j: FioJob): Promise<FioResult> {
   const why = first.report && first.report.error !== 0 ? `fio job error ${first.report.error}; ` : '';
   throw new StepError(`fio ${j.name}: ${why}${describeFailure(first.r)}`);
 }
+
+export interface FioMultiResult {
+  files: number;
+  /** Bytes over all jobs. */
+  ioBytes: number;
+  /** The longest job's time (end_fsync included), seconds: all jobs start together. */
+  runtimeS: number;
+  /** Aggregate: ioBytes / runtimeS. */
+  bytesPerS: number;
+  wallS: number;
+  command: string;
+}
+
+/**
+ * One fio process, one job per file, all started together (the options before the first --name
+ * are global in fio's command line): aggregate throughput of several volumes loaded at once.
+ */
+export async function runFioMulti(j: Omit<FioJob, 'name' | 'filename'>, files: readonly string[]): Promise<FioMultiResult> {
+  const global = fioArgs({ ...j, name: 'x', filename: 'x' }).filter((a) => !a.startsWith('--name=') && !a.startsWith('--filename='));
+  const args = [...global, ...files.flatMap((f, i) => [`--name=v${i}`, `--filename=${f}`])];
+  const r = await run('fio', args, { timeoutMs: ((j.runtimeS ?? 0) + 30 * 60) * 1000 });
+  const command = ['fio', ...args].join(' ');
+  let jobs: FioJobReport[] = [];
+  try {
+    const start = r.stdout.indexOf('{');
+    jobs = (JSON.parse(r.stdout.slice(start)) as { jobs?: FioJobReport[] }).jobs ?? [];
+  } catch {
+    jobs = [];
+  }
+  if (r.code !== 0 || jobs.length !== files.length || jobs.some((x) => x.error !== 0))
+    throw new StepError(`fio (${files.length} jobs): ${describeFailure(r)}`);
+  const write = j.rw === 'write' || j.rw === 'randwrite';
+  let ioBytes = 0;
+  let runtimeMs = 0;
+  for (const job of jobs) {
+    const d = write ? job.write : job.read;
+    ioBytes += d.io_bytes;
+    runtimeMs = Math.max(runtimeMs, job.job_runtime ?? 0, d.runtime);
+  }
+  const runtimeS = runtimeMs / 1000;
+  return { files: files.length, ioBytes, runtimeS, bytesPerS: runtimeS > 0 ? ioBytes / runtimeS : 0, wallS: r.ms / 1000, command };
+}

@@ -1,49 +1,209 @@
 /**
- * Turning results into tables. Tables are Markdown pipe tables padded to line up, so the same text
- * reads well on a terminal and pastes straight into bench/RESULTS.md.
+ * Issue 14's targets, and the tables that show them. Pure: figures in, verdicts and text out, no
+ * I/O (test/unit/bench-report.test.ts checks it).
  *
- * Ratios are always "this setup's figure ÷ the other's", whatever the direction: the `better`
- * column says whether a ratio above 1 is good (throughput) or bad (time, memory).
+ * Columns: plain (loop on a plain file), vault over each FUSE transport (classic /dev/fuse and
+ * io_uring), gocryptfs. Every vault figure is printed with the transport the volume really got
+ * (`vault list --json`): a volume that was asked for io_uring and got classic is shown as
+ * MISMATCH!, one whose transport could not be read as UNVERIFIED!, and neither counts as met.
+ * A setup that could not run (io_uring on a kernel or build without it) is "unavailable" with the
+ * reason, never a crash and never a silent gap. A target that is missed is printed as MISSED.
  */
-import type { ScalingResult } from './scaling.js';
-import type { SetupName } from './setups.js';
-import type { SetupResult } from './workloads.js';
 
-const MiB = 2 ** 20;
-const GiB = 2 ** 30;
+export const VAULT_TRANSPORTS = ['classic', 'io_uring'] as const;
+export type Transport = (typeof VAULT_TRANSPORTS)[number];
+export const COLUMNS = ['plain', 'vault-classic', 'vault-io_uring', 'gocryptfs'] as const;
+export type Column = (typeof COLUMNS)[number];
+export type VaultColumn = `vault-${Transport}`;
 
-interface Metric {
-  key: string;
-  label: string;
-  better: 'higher' | 'lower';
-  get: (r: SetupResult) => number | null;
-  fmt: (v: number) => string;
-  /** A footnote marker when the cell was not measured as specified. */
-  mark?: (r: SetupResult) => string;
+export const vaultColumn = (t: Transport): VaultColumn => `vault-${t}`;
+
+export interface TransportCheck {
+  requested: Transport;
+  /** What `vault list --json` said (field `transport`); null when it said nothing. */
+  reported: string | null;
+  status: 'verified' | 'MISMATCH!' | 'UNVERIFIED!';
 }
 
-const f1 = (v: number): string => v.toFixed(1);
-const f0 = (v: number): string => Math.round(v).toString();
-const ms = (v: number): string => (v < 10 ? v.toFixed(1) : Math.round(v).toString());
+/** Compares the transport asked for with the one the volume record reports. */
+export function checkTransport(requested: Transport, reported: unknown): TransportCheck {
+  if (typeof reported !== 'string' || reported === '') return { requested, reported: null, status: 'UNVERIFIED!' };
+  return { requested, reported, status: reported === requested ? 'verified' : 'MISMATCH!' };
+}
 
-export const METRICS: Metric[] = [
-  { key: 'seqWriteMiBps', label: 'sequential write, MiB/s', better: 'higher', get: (r) => (r.seqWrite ? r.seqWrite.bytesPerS / MiB : null), fmt: f1 },
-  { key: 'seqReadMiBps', label: 'sequential read (cold), MiB/s', better: 'higher', get: (r) => (r.seqRead ? r.seqRead.bytesPerS / MiB : null), fmt: f1 },
+/**
+ * The CLI's own words from a failed command's description (describeFailure in proc.ts):
+ * "`…` failed (exit code 7): vault: FUSE mount failed: … | hint: see …" → "FUSE mount failed: … (exit code 7)".
+ */
+export function cliReason(message: string): string {
+  const m = /failed \(([^)]*)\): (?:vault: )?(.*?)(?: \| hint:.*)?$/s.exec(message);
+  return m ? `${m[2]!.trim()} (${m[1]})` : message;
+}
+
+/** Merges the checks of several volumes of one setup: any mismatch wins, then any unverified. */
+export function worstTransport(checks: readonly TransportCheck[]): TransportCheck | null {
+  if (checks.length === 0) return null;
+  return checks.find((c) => c.status === 'MISMATCH!') ?? checks.find((c) => c.status === 'UNVERIFIED!') ?? checks[0]!;
+}
+
+/** The figures of one column. Throughputs in MiB/s (create fill in MB/s, as dd prints), times in ms. */
+export interface ColumnFigures {
+  /** False: the setup could not run at all (then `unavailable` says why). */
+  available: boolean;
+  unavailable?: string;
+  /** A step failed part-way; the figures measured before it are kept. */
+  error?: string;
+  transport?: TransportCheck | null;
+  seqWriteMiBps?: number;
+  seqReadMiBps?: number;
+  randReadIops?: number;
+  randWriteIops?: number;
+  /** Median wall-clock mount time (plain: losetup + mount; vault: `vault mount`, fast KDF). */
+  mountMs?: number;
+  mountSamplesMs?: number[];
+  /** Peak VmHWM of the user-space server(s) of this column through the whole bench. */
+  peakRssMB?: number;
+  /** 8 volumes of this setup mounted at once, loaded at once: aggregate MiB/s. */
+  multiWriteMiBps?: number;
+  multiReadMiBps?: number;
+  multiTransport?: TransportCheck | null;
+  /** plain: dd conv=fsync of 512 MiB; vault: `vault create --fs none` of 512 MiB with a full random fill. MB/s. */
+  createFillMBps?: number;
+}
+
+export interface BenchFigures {
+  columns: Partial<Record<Column, ColumnFigures>>;
+  /** One core, AES-256-XTS decryption of 1 MiB buffers through the native addon, MiB/s. */
+  ceilingMiBps: number | null;
+  /** 1, 5, 15-minute load averages. */
+  loadStart: number[];
+  loadEnd: number[];
+  /** Highest VmHWM of any vault server this run started, whole bench (MB). */
+  peakRssAllMB: number | null;
+}
+
+export type Verdict = 'met' | 'MISSED' | 'n/a';
+
+export interface TargetResult {
+  id: string;
+  /** The target as the issue states it. */
+  target: string;
+  transport: Transport;
+  value: number | null;
+  reference: number | null;
+  /** value ÷ reference (null for absolute targets). */
+  ratio: number | null;
+  verdict: Verdict;
+  /** Why n/a, or the transport warning (MISMATCH!/UNVERIFIED!) that keeps a figure from counting. */
+  why?: string;
+}
+
+export const RSS_LIMIT_MB = 100;
+export const MOUNT_LIMIT_MS = 200;
+
+type Key = 'seqWriteMiBps' | 'seqReadMiBps' | 'randReadIops' | 'randWriteIops' | 'mountMs' | 'peakRssMB' | 'multiWriteMiBps' | 'multiReadMiBps' | 'createFillMBps';
+
+interface TargetDef {
+  id: string;
+  target: string;
+  key: Key;
+  /** The reference figure (null: none could be formed), or an absolute limit. */
+  ref: (f: BenchFigures) => { value: number | null; why?: string };
+  /** Relative: ratio ≥ min. Absolute: value < or ≤ the limit. */
+  kind: { relative: number } | { below: number } | { atMost: number };
+  /** Whether the transport matters for this figure (create with --fs none runs no server). */
+  perTransport: boolean;
+}
+
+const col = (f: BenchFigures, c: Column, k: Key): number | null => {
+  const v = f.columns[c];
+  return v && v.available && typeof v[k] === 'number' && Number.isFinite(v[k]) ? (v[k] as number) : null;
+};
+
+export const TARGETS: TargetDef[] = [
   {
-    key: 'randReadIops', label: 'random read 4 KiB QD16, IOPS', better: 'higher', get: (r) => r.randRead?.iops ?? null, fmt: f0,
-    mark: (r) => (r.randRead && !r.randRead.direct ? ' (buffered)' : ''),
+    id: 'seq-read',
+    target: 'sequential read ≥ 0.7 × min(plain, ceiling)',
+    key: 'seqReadMiBps',
+    ref: (f) => {
+      const plain = col(f, 'plain', 'seqReadMiBps');
+      if (plain === null) return { value: null, why: 'no plain figure' };
+      if (f.ceilingMiBps === null) return { value: null, why: 'ceiling not measured' };
+      return { value: Math.min(plain, f.ceilingMiBps) };
+    },
+    kind: { relative: 0.7 },
+    perTransport: true,
   },
+  { id: 'seq-write-plain', target: 'sequential write ≥ 0.8 × plain', key: 'seqWriteMiBps', ref: (f) => refOf(f, 'plain', 'seqWriteMiBps'), kind: { relative: 0.8 }, perTransport: true },
+  { id: 'seq-write-gocryptfs', target: 'sequential write ≥ 2 × gocryptfs', key: 'seqWriteMiBps', ref: (f) => refOf(f, 'gocryptfs', 'seqWriteMiBps'), kind: { relative: 2 }, perTransport: true },
+  { id: 'rand-read', target: '4 KiB random read ≥ 0.5 × plain', key: 'randReadIops', ref: (f) => refOf(f, 'plain', 'randReadIops'), kind: { relative: 0.5 }, perTransport: true },
+  { id: 'rand-write', target: '4 KiB random write ≥ 0.5 × plain', key: 'randWriteIops', ref: (f) => refOf(f, 'plain', 'randWriteIops'), kind: { relative: 0.5 }, perTransport: true },
+  { id: 'rss', target: `server peak RSS < ${RSS_LIMIT_MB} MB (whole bench, 8 volumes included)`, key: 'peakRssMB', ref: () => ({ value: RSS_LIMIT_MB }), kind: { below: RSS_LIMIT_MB }, perTransport: true },
   {
-    key: 'randWriteIops', label: 'random write 4 KiB QD16, IOPS', better: 'higher', get: (r) => r.randWrite?.iops ?? null, fmt: f0,
-    mark: (r) => (r.randWrite && !r.randWrite.direct ? ' (buffered)' : ''),
+    id: 'create-fill',
+    target: 'create, full random fill ≥ 0.7 × plain sequential write (dd conv=fsync)',
+    key: 'createFillMBps',
+    ref: (f) => refOf(f, 'plain', 'createFillMBps'),
+    kind: { relative: 0.7 },
+    perTransport: false,
   },
-  { key: 'metaCreatePerS', label: 'create files (+syncfs), files/s', better: 'higher', get: (r) => r.metadata?.create.filesPerS ?? null, fmt: f0 },
-  { key: 'metaStatPerS', label: 'stat files (cold), files/s', better: 'higher', get: (r) => r.metadata?.stat.filesPerS ?? null, fmt: f0 },
-  { key: 'metaDeletePerS', label: 'delete files (+syncfs), files/s', better: 'higher', get: (r) => r.metadata?.delete.filesPerS ?? null, fmt: f0 },
-  { key: 'createMs', label: 'create empty volume, ms', better: 'lower', get: (r) => r.createMs ?? null, fmt: ms },
-  { key: 'mountMs', label: 'mount without KDF, ms', better: 'lower', get: (r) => r.mountMs ?? null, fmt: ms },
-  { key: 'peakRssMB', label: 'server peak RSS, MB', better: 'lower', get: (r) => (r.peakRssBytes != null ? r.peakRssBytes / 1e6 : null), fmt: f1 },
+  { id: 'mount', target: `mount without KDF ≤ ${MOUNT_LIMIT_MS} ms`, key: 'mountMs', ref: () => ({ value: MOUNT_LIMIT_MS }), kind: { atMost: MOUNT_LIMIT_MS }, perTransport: true },
 ];
+
+function refOf(f: BenchFigures, c: Column, k: Key): { value: number | null; why?: string } {
+  const v = col(f, c, k);
+  return v === null ? { value: null, why: `no ${c} figure` } : { value: v };
+}
+
+/** Every target, once per vault transport. */
+export function evaluateTargets(f: BenchFigures): TargetResult[] {
+  const out: TargetResult[] = [];
+  for (const def of TARGETS) {
+    for (const t of VAULT_TRANSPORTS) {
+      const c = f.columns[vaultColumn(t)];
+      const ref = def.ref(f);
+      const base = { id: def.id, target: def.target, transport: t, reference: ref.value };
+      if (!c) {
+        out.push({ ...base, value: null, ratio: null, verdict: 'n/a', why: 'not run' });
+        continue;
+      }
+      if (!c.available) {
+        out.push({ ...base, value: null, ratio: null, verdict: 'n/a', why: `unavailable: ${c.unavailable ?? 'unknown reason'}` });
+        continue;
+      }
+      const value = col(f, vaultColumn(t), def.key);
+      if (value === null) {
+        out.push({ ...base, value: null, ratio: null, verdict: 'n/a', why: c.error ? `not measured (${c.error})` : 'not measured' });
+        continue;
+      }
+      let verdict: Verdict;
+      let ratio: number | null = null;
+      let why: string | undefined;
+      if ('relative' in def.kind) {
+        if (ref.value === null || ref.value === 0) {
+          out.push({ ...base, value, ratio: null, verdict: 'n/a', why: ref.why ?? 'no reference' });
+          continue;
+        }
+        ratio = value / ref.value;
+        verdict = ratio >= def.kind.relative ? 'met' : 'MISSED';
+      } else if ('below' in def.kind) {
+        verdict = value < def.kind.below ? 'met' : 'MISSED';
+      } else {
+        verdict = value <= def.kind.atMost ? 'met' : 'MISSED';
+      }
+      // A figure from a volume that did not (verifiably) use this transport is not this transport's.
+      const tc = def.key === 'peakRssMB' ? worstTransport([c.transport, c.multiTransport].filter((x): x is TransportCheck => !!x)) : c.transport;
+      if (def.perTransport && (!tc || tc.status !== 'verified')) {
+        why = tc ? `${tc.status} asked for ${t}, volume reported ${tc.reported ?? 'nothing'}` : 'UNVERIFIED! transport not read';
+        verdict = 'n/a';
+      }
+      out.push({ ...base, value, ratio, verdict, ...(why ? { why } : {}) });
+    }
+  }
+  return out;
+}
+
+// ---- formatting ----
 
 export function renderTable(header: string[], rows: string[][], alignLeft = 1): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
@@ -53,98 +213,138 @@ export function renderTable(header: string[], rows: string[][], alignLeft = 1): 
   return [line(header), rule, ...rows.map(line)].join('\n');
 }
 
-function ratio(a: number | null, b: number | null): string {
-  if (a === null || b === null || b === 0) return '–';
-  return `${(a / b).toFixed(2)}×`;
+export function fmtNumber(v: number): string {
+  if (!Number.isFinite(v)) return String(v);
+  const a = Math.abs(v);
+  return a >= 1000 ? Math.round(v).toString() : a >= 10 ? v.toFixed(1) : v.toFixed(2);
 }
 
-export type ResultsBySetup = Partial<Record<SetupName, SetupResult>>;
+export const fmtLoad = (l: readonly number[]): string => l.map((x) => x.toFixed(2)).join(' ');
 
-/** The main table: a column per setup, then vault ÷ plain, vault ÷ gocryptfs, gocryptfs ÷ plain. */
-export function mainTable(results: ResultsBySetup): string {
-  const setups = (['plain', 'vault', 'gocryptfs'] as const).filter((s) => results[s] !== undefined);
-  const val = (m: Metric, s: SetupName): number | null => {
-    const r = results[s];
-    return r ? m.get(r) : null;
-  };
-  const header = ['metric', 'better', ...setups, 'vault ÷ plain', 'vault ÷ gocryptfs', 'gocryptfs ÷ plain'];
-  const rows = METRICS.map((m) => [
-    m.label,
-    m.better === 'higher' ? '↑' : '↓',
-    ...setups.map((s) => {
-      const v = val(m, s);
-      const r = results[s]!;
-      return v === null ? 'n/a' : `${m.fmt(v)}${m.mark?.(r) ?? ''}`;
-    }),
-    ratio(val(m, 'vault'), val(m, 'plain')),
-    ratio(val(m, 'vault'), val(m, 'gocryptfs')),
-    ratio(val(m, 'gocryptfs'), val(m, 'plain')),
-  ]);
+/** The label printed beside a vault figure: the transport it really ran on, or the warning. */
+export function transportLabel(t: Transport, tc: TransportCheck | null | undefined): string {
+  if (!tc) return `[${t} UNVERIFIED!]`;
+  if (tc.status === 'verified') return `[${tc.reported}]`;
+  if (tc.status === 'MISMATCH!') return `[MISMATCH! asked ${t}, got ${tc.reported}]`;
+  return `[${t} UNVERIFIED!]`;
+}
+
+interface Row {
+  label: string;
+  key: Key;
+  /** The target this row carries, if any (its id in TARGETS). */
+  targetId?: string;
+  /** Reference column for the ratio of a row without a target. */
+  ratioTo?: Column;
+  /** The transport does not matter for this figure. */
+  noServer?: boolean;
+}
+
+const ROWS: Row[] = [
+  { label: 'sequential read (cold), MiB/s', key: 'seqReadMiBps', targetId: 'seq-read' },
+  { label: 'sequential write, MiB/s', key: 'seqWriteMiBps', targetId: 'seq-write-plain' },
+  { label: 'sequential write, MiB/s (vs gocryptfs)', key: 'seqWriteMiBps', targetId: 'seq-write-gocryptfs' },
+  { label: 'random read 4 KiB QD16, IOPS', key: 'randReadIops', targetId: 'rand-read' },
+  { label: 'random write 4 KiB QD16, IOPS', key: 'randWriteIops', targetId: 'rand-write' },
+  { label: 'server peak RSS, MB', key: 'peakRssMB', targetId: 'rss' },
+  { label: '8 volumes at once: write, MiB/s total', key: 'multiWriteMiBps', ratioTo: 'plain' },
+  { label: '8 volumes at once: read, MiB/s total', key: 'multiReadMiBps', ratioTo: 'plain' },
+  { label: 'create 512 MiB, full fill, MB/s', key: 'createFillMBps', targetId: 'create-fill', noServer: true },
+  { label: 'mount without KDF, ms (median)', key: 'mountMs', targetId: 'mount' },
+];
+
+function figureCell(f: BenchFigures, c: Column, row: Row): string {
+  const v = f.columns[c];
+  if (!v) return 'not run';
+  if (!v.available) return 'unavailable';
+  const x = v[row.key];
+  const num = typeof x === 'number' && Number.isFinite(x) ? fmtNumber(x) : 'n/a';
+  if (!c.startsWith('vault-')) return num;
+  const t = c.slice('vault-'.length) as Transport;
+  if (row.noServer) return `${num} [no server]`;
+  const tc = row.key.startsWith('multi') ? v.multiTransport : row.key === 'peakRssMB' ? worstTransport([v.transport, v.multiTransport].filter((y): y is TransportCheck => !!y)) : v.transport;
+  return `${num} ${transportLabel(t, tc)}`;
+}
+
+const TRANSPORT_SHORT: Record<Transport, string> = { classic: 'classic', io_uring: 'io_uring' };
+
+function ratioText(r: number | null): string {
+  return r === null ? '–' : `${r.toFixed(2)}×`;
+}
+
+export function verdictText(r: TargetResult): string {
+  if (r.verdict === 'n/a') return r.why?.startsWith('MISMATCH!') ? 'MISMATCH!' : r.why?.startsWith('UNVERIFIED!') ? 'UNVERIFIED!' : r.why?.startsWith('unavailable') ? 'unavailable' : 'n/a';
+  return r.verdict;
+}
+
+/** The main table: one row per figure, the four columns, then ratio, target and verdict per transport. */
+export function mainTable(f: BenchFigures, results: TargetResult[] = evaluateTargets(f)): string {
+  const shown = COLUMNS.filter((c) => f.columns[c] !== undefined);
+  const header = ['metric', ...shown.map(columnTitle), 'ratio', 'target', 'met'];
+  const rows = ROWS.map((row) => {
+    const cells = shown.map((c) => figureCell(f, c, row));
+    let ratio = '';
+    let target = '';
+    let met = '';
+    const per = (fn: (t: Transport) => string): string =>
+      VAULT_TRANSPORTS.filter((t) => f.columns[vaultColumn(t)] !== undefined)
+        .map((t) => `${TRANSPORT_SHORT[t]} ${fn(t)}`)
+        .join(' · ');
+    if (row.targetId) {
+      const def = TARGETS.find((d) => d.id === row.targetId)!;
+      const rs = results.filter((r) => r.id === row.targetId);
+      const byT = (t: Transport): TargetResult | undefined => rs.find((r) => r.transport === t);
+      ratio = 'relative' in def.kind ? per((t) => ratioText(byT(t)?.ratio ?? null)) : '–';
+      target = targetShort(def, f);
+      met = per((t) => {
+        const r = byT(t);
+        return r ? verdictText(r) : 'n/a';
+      });
+    } else if (row.ratioTo) {
+      const ref = col(f, row.ratioTo, row.key);
+      ratio = per((t) => {
+        const v = col(f, vaultColumn(t), row.key);
+        return ratioText(v !== null && ref !== null && ref !== 0 ? v / ref : null);
+      });
+      target = `report (vs ${row.ratioTo})`;
+      met = '–';
+    }
+    return [row.label, ...cells, ratio, target, met];
+  });
   return renderTable(header, rows);
 }
 
-export function scalingTable(s: ScalingResult, reps: number): string {
-  const label = (b: number): string => (b >= 1024 * GiB ? `${b / (1024 * GiB)} TiB` : `${b / GiB} GiB`);
-  const [a, b] = s.points as [ScalingResult['points'][0], ScalingResult['points'][0]];
-  const nk = (p: typeof a): string => (p.mountNoKdfMedianMs === null ? 'n/a' : ms(p.mountNoKdfMedianMs));
-  const rows = s.points.map((p) => [label(p.sizeBytes), ms(p.createMs), ms(p.mountMedianMs), nk(p), (p.allocatedBytes / MiB).toFixed(0)]);
-  rows.push([
-    `${label(b.sizeBytes)} ÷ ${label(a.sizeBytes)}`,
-    ratio(b.createMs, a.createMs),
-    ratio(b.mountMedianMs, a.mountMedianMs),
-    ratio(b.mountNoKdfMedianMs, a.mountNoKdfMedianMs),
-    ratio(b.allocatedBytes, a.allocatedBytes),
-  ]);
-  return renderTable(
-    ['vault container (--quick)', `create, ms (median of ${reps})`, `mount, ms (median of ${reps})`, 'mount − KDF, ms', 'allocated on disk, MiB'],
-    rows,
-  );
+function columnTitle(c: Column): string {
+  return c === 'vault-classic' ? 'vault classic' : c === 'vault-io_uring' ? 'vault io_uring' : c;
 }
 
-export interface TargetCheck {
-  target: string;
-  value: string;
-  pass: boolean | null;
+function targetShort(def: TargetDef, f: BenchFigures): string {
+  if (def.id === 'seq-read') {
+    const ref = def.ref(f).value;
+    return `≥ 0.7 × min(plain, ceiling)${ref !== null ? ` = ${fmtNumber(0.7 * ref)}` : ''}`;
+  }
+  if ('relative' in def.kind) return `≥ ${def.kind.relative} × ${def.id === 'seq-write-gocryptfs' ? 'gocryptfs' : 'plain'}`;
+  if ('below' in def.kind) return `< ${def.kind.below}`;
+  return `≤ ${def.kind.atMost}`;
 }
 
-/** The issue's targets; a threshold the issue does not state (size independence) is stated here. */
-export const SIZE_INDEPENDENCE_MAX_RATIO = 1.5;
-
-export function checkTargets(results: ResultsBySetup, scaling: ScalingResult | null): TargetCheck[] {
-  const get = (key: string, s: SetupName): number | null => {
-    const r = results[s];
-    const m = METRICS.find((x) => x.key === key)!;
-    return r ? m.get(r) : null;
-  };
-  const cmp = (target: string, a: number | null, b: number | null, min: number): TargetCheck => {
-    if (a === null || b === null || b === 0) return { target, value: 'n/a', pass: null };
-    const q = a / b;
-    // Three decimals: 0.698 printed as "0.70×" next to "NO" for a 0.7 target reads like a bug.
-    return { target, value: `${q.toFixed(3)}×`, pass: q >= min };
-  };
-  const rss = get('peakRssMB', 'vault');
-  const out: TargetCheck[] = [
-    cmp('sequential write ≥ 0.7× plain', get('seqWriteMiBps', 'vault'), get('seqWriteMiBps', 'plain'), 0.7),
-    cmp('sequential read ≥ 0.7× plain', get('seqReadMiBps', 'vault'), get('seqReadMiBps', 'plain'), 0.7),
-    cmp('random read IOPS ≥ 0.3× plain', get('randReadIops', 'vault'), get('randReadIops', 'plain'), 0.3),
-    cmp('random write IOPS ≥ 0.3× plain', get('randWriteIops', 'vault'), get('randWriteIops', 'plain'), 0.3),
-    cmp('random read IOPS ≥ 1× gocryptfs', get('randReadIops', 'vault'), get('randReadIops', 'gocryptfs'), 1),
-    cmp('random write IOPS ≥ 1× gocryptfs', get('randWriteIops', 'vault'), get('randWriteIops', 'gocryptfs'), 1),
-    cmp('sequential write ≥ 2× gocryptfs', get('seqWriteMiBps', 'vault'), get('seqWriteMiBps', 'gocryptfs'), 2),
-    cmp('sequential read ≥ 1× gocryptfs', get('seqReadMiBps', 'vault'), get('seqReadMiBps', 'gocryptfs'), 1),
-    { target: 'volume server peak RSS < 150 MB', value: rss === null ? 'n/a' : `${rss.toFixed(1)} MB`, pass: rss === null ? null : rss < 150 },
-  ];
-  const sizeCheck = (what: string, q: number | undefined): TargetCheck =>
-    q === undefined
-      ? { target: `${what} independent of size (1 TiB ÷ 1 GiB ≤ ${SIZE_INDEPENDENCE_MAX_RATIO})`, value: 'n/a', pass: null }
-      : { target: `${what} independent of size (1 TiB ÷ 1 GiB ≤ ${SIZE_INDEPENDENCE_MAX_RATIO})`, value: `${q.toFixed(3)}×`, pass: q <= SIZE_INDEPENDENCE_MAX_RATIO };
-  out.push(sizeCheck('create --quick time', scaling?.createRatio), sizeCheck('mount time', scaling?.mountRatio));
-  return out;
+/** The line printed above and below the table: transports, load at start and end, the ceiling. */
+export function contextLine(f: BenchFigures): string {
+  const tr = VAULT_TRANSPORTS.filter((t) => f.columns[vaultColumn(t)] !== undefined)
+    .map((t) => {
+      const c = f.columns[vaultColumn(t)]!;
+      return c.available ? `vault ${transportLabel(t, c.transport)}` : `vault ${t}: unavailable (${c.unavailable ?? '?'})`;
+    })
+    .join('; ');
+  const ceiling = f.ceilingMiBps === null ? 'NOT MEASURED' : `${fmtNumber(f.ceilingMiBps)} MiB/s`;
+  return `transports: ${tr || 'no vault setup'} | load average at start ${fmtLoad(f.loadStart)}, at end ${fmtLoad(f.loadEnd)} | ceiling (1 core, AES-256-XTS decrypt, 1 MiB buffers, native addon) ${ceiling}`;
 }
 
-export function targetsTable(checks: TargetCheck[]): string {
-  return renderTable(
-    ['target (vault)', 'measured', 'met'],
-    checks.map((c) => [c.target, c.value, c.pass === null ? 'n/a' : c.pass ? 'yes' : 'NO']),
-  );
+/** Each target on its own line, for the summary (and for grepping MISSED). */
+export function targetLines(results: TargetResult[]): string[] {
+  return results.map((r) => {
+    const fig = r.value === null ? 'n/a' : fmtNumber(r.value);
+    const ratio = r.ratio === null ? '' : ` = ${r.ratio.toFixed(3)}× of ${r.reference === null ? '?' : fmtNumber(r.reference)}`;
+    return `${verdictText(r).padEnd(11)} ${r.transport.padEnd(8)} ${r.target}: ${fig}${ratio}${r.why ? ` (${r.why})` : ''}`;
+  });
 }

@@ -1,182 +1,229 @@
 /**
- * The three setups, each brought up on the same underlying filesystem (this run's work directory)
- * and torn down through the cleanup stack:
+ * The setups, each brought up on the same underlying filesystem (this run's work directory), each
+ * volume the same size, and torn down through the cleanup stack:
  *
- * - plain:     sparse ext4 image → loop device with direct I/O → ext4. No encryption: the ceiling.
- * - vault:     `vault create --quick` + `vault mount` (FUSE volume server → loop (direct I/O) → ext4).
- * - gocryptfs: Debian's gocryptfs, the file-based FUSE peer, over a cipher directory.
+ * - plain:          sparse image → loop device (direct I/O, 4096-byte sectors) → ext4 (mkfs -b 4096).
+ *                   No encryption, no FUSE.
+ * - vault-classic:  `vault create --quick` + `vault mount` with VAULT_FUSE_TRANSPORT=classic
+ *                   (FUSE volume server on /dev/fuse → loop (direct I/O) → ext4).
+ * - vault-io_uring: the same container creation, mounted with VAULT_FUSE_TRANSPORT=io_uring, the
+ *                   fuse module's enable_uring switched on around the mount only (uring.ts).
+ * - gocryptfs:      Debian's gocryptfs, the file-based FUSE peer, over a cipher directory.
  *
  * plain copies what vault does to its own loop device and filesystem (mkfs -E options, 4096-byte
- * logical blocks, nosuid,nodev), so the only difference between the two is vault's FUSE and
- * encryption layer. Both mount with noinit_itable: with lazy_itable_init the kernel would otherwise
- * zero inode tables in the background during the measurements, in one setup more than another.
+ * blocks and logical sectors, nosuid,nodev), so the only difference is vault's FUSE and encryption
+ * layer. Both mount with noinit_itable: with lazy_itable_init the kernel would otherwise zero inode
+ * tables in the background during the measurements, in one setup more than another.
+ *
+ * Every setup is mounted `mountReps` times (mounted, unmounted, mounted again; the last mount
+ * stays for the workloads): the mount time reported is the median wall-clock time. vault's
+ * containers use the tests' fast KDF, so its mount time is the time of everything but the KDF.
  */
-import { chmodSync, closeSync, ftruncateSync, mkdirSync, openSync, readFileSync, readlinkSync, realpathSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, ftruncateSync, mkdirSync, openSync, realpathSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { CleanupStack } from './cleanup.js';
-import { nowMs, sleep, progress } from './log.js';
+import { median, nowMs, sleep, progress } from './log.js';
 import { run, runOk, StepError } from './proc.js';
-import { loopDirectIo, pidAlive, procStatusBytes, processesMentioning, syncFs, unmount } from './system.js';
+import { checkTransport, cliReason, type Column, type Transport, type TransportCheck } from './report.js';
+import type { ServerRss } from './rss.js';
+import { loopDirectIo, pidAlive, procStatusBytes, processesMentioning, unmount } from './system.js';
+import { readUringParam, URING_PARAM, type UringParam } from './uring.js';
 import type { VaultCli } from './vault.js';
 
-export const SETUP_NAMES = ['plain', 'vault', 'gocryptfs'] as const;
-export type SetupName = (typeof SETUP_NAMES)[number];
+export const SETUP_NAMES: readonly Column[] = ['plain', 'vault-classic', 'vault-io_uring', 'gocryptfs'];
+export type SetupName = Column;
 
-/**
- * The mkfs.ext4 extended options vault uses for a new container (makeFilesystem with `fresh` in
- * src/mount/filesystem.ts), copied for plain so both start from the same layout: a lazily
- * initialised journal leaves the same holes in plain's sparse image as in vault's sparse container.
- */
+/** vault's mkfs.ext4 extended options for a new container (makeFilesystem, `fresh`), copied for plain. */
 const EXT4_MKFS_E = 'nodiscard,lazy_itable_init=1,lazy_journal_init=1';
 const EXT4_MOUNT_EXTRA = 'noinit_itable';
 
 export interface SetupContext {
   workDir: string;
-  volumeBytes: number;
   cleanup: CleanupStack;
   vault: VaultCli;
-  /** Experiment: switch the vault loop device's direct I/O off after mounting. */
-  vaultLoopDio: 'on' | 'off';
-  /** Argon2id time of the benchmark KDF, to subtract from vault's mount time. */
-  kdfMs: number | null;
+  uring: UringParam;
+  rss: ServerRss;
 }
 
 export interface MountedSetup {
   name: SetupName;
   mountpoint: string;
   createMs: number;
-  createLabel: string;
-  /** Mount time without any KDF (vault: computed, see mountLabel). */
-  mountMs: number;
+  mountSamplesMs: number[];
   mountLabel: string;
-  /** vault only: `vault mount` end to end, KDF included. */
-  mountEndToEndMs?: number;
+  /** vault: the transport the volume reported, checked against the one asked for. */
+  transport: TransportCheck | null;
   info: Record<string, unknown>;
   notes: string[];
-  /** Makes everything written so far durable on the setup's storage. */
-  syncfs(): Promise<void>;
-  /** Peak RSS of the user-space server (VmHWM), or null when the data path is all in the kernel. */
+  /** Peak RSS of the user-space server (VmHWM, bytes), or null when there is none. */
   peakRssBytes(): number | null;
-  peakRssLabel: string;
   teardown(): Promise<void>;
 }
 
-function prepareDirs(ctx: SetupContext, name: SetupName): { dir: string; mp: string } {
-  const dir = path.join(ctx.workDir, name);
+/** A setup that cannot run here (io_uring where the kernel or this build lacks it). */
+export class Unavailable extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'Unavailable';
+  }
+}
+
+export const transportOf = (name: SetupName): Transport | null =>
+  name === 'vault-classic' ? 'classic' : name === 'vault-io_uring' ? 'io_uring' : null;
+
+function prepareDirs(parent: string, name: string): { dir: string; mp: string } {
+  const dir = path.join(parent, name);
   const mp = path.join(dir, 'mnt');
   mkdirSync(mp, { recursive: true });
   return { dir, mp: realpathSync(mp) };
 }
 
-async function plainUp(ctx: SetupContext): Promise<MountedSetup> {
-  const { dir, mp } = prepareDirs(ctx, 'plain');
+/** Mounts `reps` times (all but the last undone again); returns the wall-clock times. */
+async function mountCycles(reps: number, mount: () => Promise<number>, unmountIt: () => Promise<void>): Promise<number[]> {
+  const samples: number[] = [];
+  for (let i = 0; i < reps; i++) {
+    samples.push(await mount());
+    if (i < reps - 1) await unmountIt();
+  }
+  return samples;
+}
+
+export async function plainVolume(ctx: SetupContext, parent: string, label: string, volumeBytes: number, reps: number): Promise<MountedSetup> {
+  const { dir, mp } = prepareDirs(parent, label);
   const img = path.join(dir, 'plain.img');
   const t0 = nowMs();
   // Sparse, like a `vault create --quick` container.
   const fd = openSync(img, 'w', 0o600);
   try {
-    ftruncateSync(fd, ctx.volumeBytes);
+    ftruncateSync(fd, volumeBytes);
   } finally {
     closeSync(fd);
   }
-  await runOk('mkfs.ext4', ['-q', '-F', '-E', EXT4_MKFS_E, img], { timeoutMs: 30 * 60_000 });
+  await runOk('mkfs.ext4', ['-q', '-F', '-b', '4096', '-E', EXT4_MKFS_E, img], { timeoutMs: 30 * 60_000 });
   const createMs = nowMs() - t0;
 
-  const t1 = nowMs();
-  const dev = (await runOk('losetup', ['--find', '--show', '--direct-io=on', '--sector-size', '4096', img])).stdout.trim();
-  const detach = ctx.cleanup.push(`losetup -d ${dev}`, async () => {
-    await runOk('losetup', ['-d', dev], { cleanup: true });
-  });
-  await runOk('mount', ['-t', 'ext4', '-o', `nosuid,nodev,${EXT4_MOUNT_EXTRA}`, dev, mp]);
-  const umount = ctx.cleanup.push(`umount ${mp}`, () => unmount(mp));
-  const mountMs = nowMs() - t1;
-
+  let handles: { umount: { run(): Promise<void> }; detach: { run(): Promise<void> } } | null = null;
+  let dev = '';
+  const mount = async (): Promise<number> => {
+    const t1 = nowMs();
+    dev = (await runOk('losetup', ['--find', '--show', '--direct-io=on', '--sector-size', '4096', img])).stdout.trim();
+    const d = dev;
+    const detach = ctx.cleanup.push(`losetup -d ${d}`, async () => {
+      await runOk('losetup', ['-d', d], { cleanup: true });
+    });
+    await runOk('mount', ['-t', 'ext4', '-o', `nosuid,nodev,${EXT4_MOUNT_EXTRA}`, d, mp]);
+    const umount = ctx.cleanup.push(`umount ${mp}`, () => unmount(mp));
+    handles = { umount, detach };
+    return nowMs() - t1;
+  };
+  const down = async (): Promise<void> => {
+    if (!handles) return;
+    const h: { umount: { run(): Promise<void> }; detach: { run(): Promise<void> } } = handles;
+    handles = null;
+    await h.umount.run();
+    await h.detach.run();
+  };
+  const mountSamplesMs = await mountCycles(reps, mount, down);
   const dio = loopDirectIo(dev);
   const notes: string[] = [];
-  if (dio !== true) notes.push(`plain: the kernel did not grant direct I/O on ${dev}`);
+  if (dio !== true) notes.push(`${label}: the kernel did not grant direct I/O on ${dev}`);
   return {
     name: 'plain',
     mountpoint: mp,
     createMs,
-    createLabel: 'truncate + mkfs.ext4',
-    mountMs,
+    mountSamplesMs,
     mountLabel: 'losetup + mount',
+    transport: null,
     info: { image: img, loopDevice: dev, loopDirectIo: dio },
     notes,
-    syncfs: () => syncFs(mp),
     peakRssBytes: () => null,
-    peakRssLabel: 'kernel only',
-    teardown: async () => {
-      await umount.run();
-      await detach.run();
-    },
+    teardown: down,
   };
 }
 
-async function vaultUp(ctx: SetupContext): Promise<MountedSetup> {
-  const { dir, mp } = prepareDirs(ctx, 'vault');
-  const container = path.join(dir, 'vault.vol');
-  // Registered before create: create itself mounts the new container briefly to run mkfs.
-  ctx.cleanup.push('vault dismount --all --force', () => ctx.vault.dismountAllForce());
-  const createMs = await ctx.vault.create(container, ctx.volumeBytes);
-  const endToEnd = await ctx.vault.mount(container, mp, EXT4_MOUNT_EXTRA);
-  const rec = (await ctx.vault.list()).find((r) => r.mountpoint === mp);
-  if (!rec) throw new StepError(`vault list does not show the volume mounted on ${mp}`);
-  const dev = rec.loopDevice!;
-  const notes: string[] = [];
-  const granted = loopDirectIo(dev);
-  if (granted !== true) notes.push(`vault: the kernel did not grant direct I/O on ${dev} over the FUSE block file`);
-  if (ctx.vaultLoopDio === 'off') {
-    // Experiment: the loop device then goes through the page cache of the FUSE block file.
-    await runOk('losetup', ['--direct-io=off', dev]);
-    if (loopDirectIo(dev) !== false) throw new StepError(`could not switch direct I/O off on ${dev}`);
-    notes.push(`vault: loop direct I/O switched OFF for this run (--vault-loop-dio off)`);
+/** Why io_uring cannot be tried at all on this kernel, or null. */
+export function uringPrecondition(): string | null {
+  return readUringParam() === null ? `this kernel's fuse module has no io_uring support (${URING_PARAM} is missing)` : null;
+}
+
+export async function vaultVolume(
+  ctx: SetupContext,
+  parent: string,
+  label: string,
+  transport: Transport,
+  volumeBytes: number,
+  reps: number,
+): Promise<MountedSetup> {
+  const name: SetupName = transport === 'classic' ? 'vault-classic' : 'vault-io_uring';
+  if (transport === 'io_uring') {
+    const why = uringPrecondition();
+    if (why) throw new Unavailable(why);
   }
-  const kdf = ctx.kdfMs;
-  // Which data path served this run: results of different engines must not be mixed up.
-  const engine = serverEngine(rec.serverPid);
-  notes.push(`vault: volume server engine ${engine}`);
-  const info: Record<string, unknown> = {
-    engine,
-    container,
-    loopDevice: dev,
-    loopDirectIoGranted: granted,
-    loopDirectIo: loopDirectIo(dev),
-    serverPid: rec.serverPid,
+  const { dir, mp } = prepareDirs(parent, label);
+  const container = path.join(dir, 'vault.vol');
+  const createMs = await ctx.vault.create(container, volumeBytes);
+  const checks: TransportCheck[] = [];
+  let mounted: { handle: { run(): Promise<void> }; serverPid: number } | null = null;
+  let first = true;
+  const mount = async (): Promise<number> => {
+    let ms: number;
+    const doMount = () => ctx.vault.mount(container, mp, transport, EXT4_MOUNT_EXTRA);
+    try {
+      ms = transport === 'io_uring' ? await ctx.uring.around(doMount) : await doMount();
+    } catch (e) {
+      // The first io_uring mount failing is the transport being unavailable (kernel, build), not
+      // a benchmark failure: the report says so with the reason and goes on with the rest.
+      if (first && transport === 'io_uring' && e instanceof StepError) throw new Unavailable(cliReason(e.message));
+      throw e;
+    }
+    first = false;
+    // Registered at once, so a failure below still dismounts it. By name: never --all.
+    const handle = ctx.cleanup.push(`vault dismount ${mp}`, async () => {
+      await ctx.vault.dismount(mp, true);
+    });
+    const rec = (await ctx.vault.list()).find((r) => r.mountpoint === mp);
+    if (!rec) throw new StepError(`vault list does not show the volume mounted on ${mp}`);
+    mounted = { handle, serverPid: rec.serverPid };
+    ctx.rss.tag(rec.serverPid, name);
+    const check = checkTransport(transport, rec.transport);
+    checks.push(check);
+    if (check.status !== 'verified')
+      progress(`${label}: ${check.status} asked for transport ${transport}, vault list --json reports ${check.reported ?? 'no transport'}`);
+    return ms;
   };
+  const down = async (): Promise<void> => {
+    if (!mounted) return;
+    const m: { handle: { run(): Promise<void> }; serverPid: number } = mounted;
+    mounted = null;
+    ctx.rss.readNow(m.serverPid);
+    await m.handle.run();
+    for (let i = 0; i < 100 && pidAlive(m.serverPid); i++) await sleep(20);
+    if (pidAlive(m.serverPid)) throw new StepError(`volume server ${m.serverPid} still runs after dismount`);
+  };
+  const mountSamplesMs = await mountCycles(reps, mount, down);
+  const serverPid = (mounted as { serverPid: number } | null)?.serverPid ?? null;
+  const rec = (await ctx.vault.list()).find((r) => r.mountpoint === mp);
+  const dev = rec?.loopDevice ?? null;
+  const notes: string[] = [];
+  const granted = dev ? loopDirectIo(dev) : null;
+  if (granted !== true) notes.push(`${label}: the kernel did not grant direct I/O on ${dev} over the FUSE block file`);
+  const transportCheck = checks.find((c) => c.status === 'MISMATCH!') ?? checks.find((c) => c.status === 'UNVERIFIED!') ?? checks[0] ?? null;
   return {
-    name: 'vault',
+    name,
     mountpoint: mp,
     createMs,
-    createLabel: 'vault create --quick (incl. KDF and mkfs)',
-    mountMs: kdf === null ? endToEnd : endToEnd - kdf,
-    mountLabel: kdf === null ? 'vault mount end to end' : 'vault mount end to end − Argon2id (computed from outside)',
-    mountEndToEndMs: endToEnd,
-    info,
+    mountSamplesMs,
+    mountLabel: `vault mount, VAULT_FUSE_TRANSPORT=${transport}, fast KDF (8 MiB × 1 × 1), wall clock`,
+    transport: transportCheck,
+    info: { container, loopDevice: dev, loopDirectIo: granted, serverPid, transportsReported: checks.map((c) => c.reported) },
     notes,
-    syncfs: () => syncFs(mp),
-    peakRssBytes: () => procStatusBytes(rec.serverPid, 'VmHWM'),
-    peakRssLabel: 'volume server VmHWM',
-    teardown: async () => {
-      info['dismountMs'] = await ctx.vault.dismount(mp);
-      if (pidAlive(rec.serverPid)) throw new StepError(`volume server ${rec.serverPid} still runs after dismount`);
-    },
+    peakRssBytes: () => (serverPid === null ? null : procStatusBytes(serverPid, 'VmHWM')),
+    teardown: down,
   };
 }
 
-function serverEngine(pid: number): string {
-  // The server's argv names only its volume id (its config comes through a pipe), so ask its log,
-  // which is its stdout: "serving … (…, engine native)".
-  try {
-    const log = readFileSync(readlinkSync(`/proc/${pid}/fd/1`), 'utf8');
-    return /serving .*, engine ([\w-]+)\)/.exec(log)?.[1] ?? 'unknown (no "serving" line in its log)';
-  } catch {
-    return 'unknown';
-  }
-}
-
-async function gocryptfsUp(ctx: SetupContext): Promise<MountedSetup> {
-  const { dir, mp } = prepareDirs(ctx, 'gocryptfs');
+async function gocryptfsUp(ctx: SetupContext, reps: number): Promise<MountedSetup> {
+  const { dir, mp } = prepareDirs(ctx.workDir, 'gocryptfs');
   const cipher = path.join(dir, 'cipher');
   const passfile = path.join(dir, 'passfile');
   mkdirSync(cipher);
@@ -186,50 +233,60 @@ async function gocryptfsUp(ctx: SetupContext): Promise<MountedSetup> {
   // -scryptn 10: the cheap KDF, the counterpart of vault's 8 MiB × 1 Argon2id here.
   await runOk('gocryptfs', ['-init', '-q', '-passfile', passfile, '-scryptn', '10', cipher]);
   const createMs = nowMs() - t0;
-  const t1 = nowMs();
-  await runOk('gocryptfs', ['-q', '-passfile', passfile, cipher, mp]);
-  const mountMs = nowMs() - t1;
-  const umount = ctx.cleanup.push(`fusermount -u ${mp}`, async () => {
-    const r = await run('fusermount', ['-u', mp], { cleanup: true });
-    if (r.code !== 0) await runOk('fusermount', ['-u', '-z', mp], { cleanup: true });
-  });
-  // The daemon (re-executed with -fg -notifypid) is the process whose memory we report.
-  const daemon = processesMentioning(cipher).find((p) => /(^|\/)gocryptfs /.test(p.cmdline) && p.cmdline.includes(mp));
+  let handle: { run(): Promise<void> } | null = null;
+  let daemon: { pid: number } | undefined;
+  const mount = async (): Promise<number> => {
+    const t1 = nowMs();
+    await runOk('gocryptfs', ['-q', '-passfile', passfile, cipher, mp]);
+    const ms = nowMs() - t1;
+    handle = ctx.cleanup.push(`fusermount -u ${mp}`, async () => {
+      const r = await run('fusermount', ['-u', mp], { cleanup: true });
+      if (r.code !== 0) await runOk('fusermount', ['-u', '-z', mp], { cleanup: true });
+    });
+    // The daemon (re-executed with -fg -notifypid) is the process whose memory we report.
+    daemon = processesMentioning(cipher).find((p) => /(^|\/)gocryptfs /.test(p.cmdline) && p.cmdline.includes(mp));
+    return ms;
+  };
+  const down = async (): Promise<void> => {
+    if (!handle) return;
+    const h: { run(): Promise<void> } = handle;
+    handle = null;
+    await h.run();
+    const d = daemon;
+    if (d) {
+      for (let i = 0; i < 100 && pidAlive(d.pid); i++) await sleep(50);
+      if (pidAlive(d.pid)) progress(`gocryptfs daemon ${d.pid} still runs after unmount`);
+    }
+  };
+  const mountSamplesMs = await mountCycles(reps, mount, down);
   const notes: string[] = [];
-  if (!daemon) notes.push('gocryptfs: daemon process not found; no RSS figure');
+  const d = daemon as { pid: number } | undefined;
+  if (!d) notes.push('gocryptfs: daemon process not found; no RSS figure');
   return {
     name: 'gocryptfs',
     mountpoint: mp,
     createMs,
-    createLabel: 'gocryptfs -init (scryptn 10)',
-    mountMs,
+    mountSamplesMs,
     mountLabel: 'gocryptfs mount end to end (scrypt N=2^10 included, ~1 ms)',
-    info: { cipherDir: cipher, daemonPid: daemon?.pid ?? null },
+    transport: null,
+    info: { cipherDir: cipher, daemonPid: d?.pid ?? null },
     notes,
-    // gocryptfs has no syncfs of its own: flush its dirty FUSE pages, then the cipher directory's fs.
-    syncfs: async () => {
-      await syncFs(mp);
-      await syncFs(cipher);
-    },
-    peakRssBytes: () => (daemon ? procStatusBytes(daemon.pid, 'VmHWM') : null),
-    peakRssLabel: 'gocryptfs daemon VmHWM',
-    teardown: async () => {
-      await umount.run();
-      if (daemon) {
-        for (let i = 0; i < 100 && pidAlive(daemon.pid); i++) await sleep(50);
-        if (pidAlive(daemon.pid)) progress(`gocryptfs daemon ${daemon.pid} still runs after unmount`);
-      }
-    },
+    peakRssBytes: () => (d ? procStatusBytes(d.pid, 'VmHWM') : null),
+    teardown: down,
   };
 }
 
-export function bringUp(name: SetupName, ctx: SetupContext): Promise<MountedSetup> {
+export function bringUp(name: SetupName, ctx: SetupContext, volumeBytes: number, reps: number): Promise<MountedSetup> {
   switch (name) {
     case 'plain':
-      return plainUp(ctx);
-    case 'vault':
-      return vaultUp(ctx);
+      return plainVolume(ctx, ctx.workDir, 'plain', volumeBytes, reps);
+    case 'vault-classic':
+      return vaultVolume(ctx, ctx.workDir, name, 'classic', volumeBytes, reps);
+    case 'vault-io_uring':
+      return vaultVolume(ctx, ctx.workDir, name, 'io_uring', volumeBytes, reps);
     case 'gocryptfs':
-      return gocryptfsUp(ctx);
+      return gocryptfsUp(ctx, reps);
   }
 }
+
+export const medianMs = (xs: number[]): number | undefined => (xs.length ? median(xs) : undefined);

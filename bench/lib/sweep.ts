@@ -35,8 +35,19 @@ export function leftovers(workDir: string, runDir: string): string[] {
 export async function sweep(workDir: string, runDir: string, cliPath: string): Promise<string[]> {
   const actions: string[] = [];
   if (existsSync(runDir) && readdirSync(runDir).length > 0) {
-    const r = await new VaultCli(cliPath, runDir).exec(['dismount', '--all', '--force', '--quiet'], { cleanup: true });
-    if (r.code === 0) actions.push(`vault dismount --all --force (VAULT_RUN_DIR=${runDir})`);
+    // Each volume of this run's private state dir by name (never --all): only what it mounted.
+    const cli = new VaultCli(cliPath, runDir);
+    let recs: { container: string; mountpoint: string | null }[] = [];
+    try {
+      recs = await cli.list();
+    } catch {
+      recs = [];
+    }
+    for (const rec of recs) {
+      if (!under(workDir, rec.container)) continue;
+      const r = await cli.exec(['dismount', rec.mountpoint ?? rec.container, '--force', '--quiet'], { cleanup: true });
+      actions.push(`vault dismount ${rec.mountpoint ?? rec.container} --force${r.code === 0 ? '' : ' — FAILED'}`);
+    }
   }
   for (const d of [workDir, runDir]) {
     for (const m of mountsUnder(d)) {

@@ -1,23 +1,23 @@
 /**
- * One setup, start to finish: bring it up, run the workloads in a fixed order on one file, read
- * the server's peak RSS, tear it down. The order matters and is the same for every setup:
+ * One setup, start to finish: bring it up (mount-time cycles included), run the workloads in a
+ * fixed order on one file, read the server's peak RSS, tear it down. The order and the cache drops
+ * are the same for every setup, and fio does all the I/O:
  *
  *   1. sequential write of `seqBytes` to a new file, fsync at the end (fio end_fsync);
  *   2. caches dropped, sequential read of that file;
  *   3. caches dropped, 4 KiB random read, O_DIRECT, iodepth 16, time-based, on that same file
  *      (so it is "pre-laid-out" by step 1 and every read hits written data);
- *   4. the same with random writes (overwrites: no block allocation in the measured path);
- *   5. the metadata workload (metadata.ts);
- *   6. peak RSS (VmHWM) of the user-space server, read just before teardown.
+ *   4. caches dropped, the same with random writes (overwrites: no block allocation measured).
  *
  * A failing step ends this setup (with what it measured so far kept); the other setups still run.
+ * A setup that cannot run here (io_uring without kernel or build support) comes back unavailable.
  */
 import path from 'node:path';
 import { progress } from './log.js';
 import { runFio, type FioResult } from './fio.js';
-import { metadataWorkload, type MetaResult } from './metadata.js';
 import { Interrupted } from './proc.js';
-import { bringUp, type SetupContext, type SetupName } from './setups.js';
+import { bringUp, medianMs, Unavailable, type SetupContext, type SetupName } from './setups.js';
+import type { TransportCheck } from './report.js';
 import { dropCaches } from './system.js';
 
 export interface BenchParams {
@@ -25,27 +25,33 @@ export interface BenchParams {
   volumeBytes: number;
   seqBytes: number;
   randRuntimeS: number;
-  metaFiles: number;
-  /** Mounts per container size in the size-independence test. */
-  sizeTestReps: number;
+  /** Mounts per setup; the median is reported. */
+  mountReps: number;
+  /** The 8-volume phase: volumes, size of each, bytes written then read on each. */
+  multiVolumes: number;
+  multiVolumeBytes: number;
+  multiBytes: number;
+  /** create-with-fill vs dd: size (the issue's 512 MiB) and repetitions (median). */
+  fillBytes: number;
+  fillReps: number;
+  ceilingSeconds: number;
 }
 
 export interface SetupResult {
   name: SetupName;
   ok: boolean;
+  unavailable?: string;
   error?: string;
   createMs?: number;
-  createLabel?: string;
   mountMs?: number;
+  mountSamplesMs?: number[];
   mountLabel?: string;
-  mountEndToEndMs?: number;
+  transport?: TransportCheck | null;
   peakRssBytes?: number | null;
-  peakRssLabel?: string;
   seqWrite?: FioResult;
   seqRead?: FioResult;
   randRead?: FioResult;
   randWrite?: FioResult;
-  metadata?: MetaResult;
   info?: Record<string, unknown>;
   notes: string[];
   durationS?: number;
@@ -60,24 +66,29 @@ export async function benchSetup(name: SetupName, ctx: SetupContext, p: BenchPar
   progress(`${name}: setting up`);
   let setup;
   try {
-    setup = await bringUp(name, ctx);
+    setup = await bringUp(name, ctx, p.volumeBytes, p.mountReps);
   } catch (e) {
     if (e instanceof Interrupted) throw e;
+    if (e instanceof Unavailable) {
+      result.unavailable = e.message;
+      progress(`${name}: UNAVAILABLE: ${e.message}`);
+      return result;
+    }
     result.error = `setup failed: ${(e as Error).message}`;
     progress(`${name}: ${result.error}`);
     return result;
   }
   Object.assign(result, {
     createMs: setup.createMs,
-    createLabel: setup.createLabel,
-    mountMs: setup.mountMs,
+    mountSamplesMs: setup.mountSamplesMs,
+    mountMs: medianMs(setup.mountSamplesMs),
     mountLabel: setup.mountLabel,
-    peakRssLabel: setup.peakRssLabel,
+    transport: setup.transport,
     info: setup.info,
   });
-  if (setup.mountEndToEndMs !== undefined) result.mountEndToEndMs = setup.mountEndToEndMs;
   result.notes.push(...setup.notes);
-  progress(`${name}: created in ${setup.createMs.toFixed(0)} ms, mounted in ${setup.mountMs.toFixed(0)} ms (${setup.mountLabel})`);
+  const tr = setup.transport ? `, transport ${setup.transport.reported ?? '?'} (${setup.transport.status})` : '';
+  progress(`${name}: created in ${setup.createMs.toFixed(0)} ms; mounts ${setup.mountSamplesMs.map((m) => m.toFixed(0)).join('/')} ms (${setup.mountLabel})${tr}`);
 
   const file = path.join(setup.mountpoint, 'fio.dat');
   const rand = (rw: 'randread' | 'randwrite') =>
@@ -109,16 +120,6 @@ export async function benchSetup(name: SetupName, ctx: SetupContext, p: BenchPar
     progress(`${name}:   ${result.randWrite.iops.toFixed(0)} IOPS${result.randWrite.note ? ` (${result.randWrite.note})` : ''}`);
     for (const r of [result.randRead, result.randWrite]) if (r.note) result.notes.push(`${name}: ${r.note}`);
 
-    await dropCaches();
-    progress(`${name}: metadata: create, stat, delete ${p.metaFiles} files of 4 KiB`);
-    result.metadata = await metadataWorkload(path.join(setup.mountpoint, 'meta'), p.metaFiles, {
-      syncfs: () => setup.syncfs(),
-      dropCaches,
-    });
-    const m = result.metadata;
-    progress(
-      `${name}:   create ${m.create.filesPerS.toFixed(0)}/s, stat ${m.stat.filesPerS.toFixed(0)}/s, delete ${m.delete.filesPerS.toFixed(0)}/s`,
-    );
     result.ok = true;
   } catch (e) {
     failure = e;

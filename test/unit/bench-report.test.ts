@@ -1,0 +1,191 @@
+/** Issue 14: the bench's target evaluation and report (bench/lib/report.ts), without running anything. */
+import { describe, expect, it } from 'vitest';
+import {
+  checkTransport,
+  cliReason,
+  contextLine,
+  evaluateTargets,
+  mainTable,
+  targetLines,
+  worstTransport,
+  type BenchFigures,
+  type ColumnFigures,
+  type TargetResult,
+} from '../../bench/lib/report.js';
+
+const ok = (t: 'classic' | 'io_uring') => checkTransport(t, t);
+
+function vault(t: 'classic' | 'io_uring', o: Partial<ColumnFigures> = {}): ColumnFigures {
+  return {
+    available: true,
+    transport: ok(t),
+    multiTransport: ok(t),
+    seqWriteMiBps: 300,
+    seqReadMiBps: 600,
+    randReadIops: 20_000,
+    randWriteIops: 20_000,
+    mountMs: 150,
+    peakRssMB: 80,
+    multiWriteMiBps: 250,
+    multiReadMiBps: 500,
+    createFillMBps: 250,
+    ...o,
+  };
+}
+
+function figures(o: Partial<BenchFigures> = {}, cols: BenchFigures['columns'] = {}): BenchFigures {
+  return {
+    ceilingMiBps: 2000,
+    loadStart: [0.5, 0.25, 0.125],
+    loadEnd: [1.5, 1, 0.75],
+    peakRssAllMB: 80,
+    columns: {
+      plain: { available: true, seqWriteMiBps: 350, seqReadMiBps: 800, randReadIops: 30_000, randWriteIops: 36_000, mountMs: 15, multiWriteMiBps: 300, multiReadMiBps: 700, createFillMBps: 340 },
+      'vault-classic': vault('classic'),
+      'vault-io_uring': vault('io_uring'),
+      gocryptfs: { available: true, seqWriteMiBps: 140, seqReadMiBps: 350, randReadIops: 10_000, randWriteIops: 4_000, mountMs: 30, peakRssMB: 27 },
+      ...cols,
+    },
+    ...o,
+  };
+}
+
+const find = (rs: TargetResult[], id: string, t: 'classic' | 'io_uring'): TargetResult => {
+  const r = rs.find((x) => x.id === id && x.transport === t);
+  if (!r) throw new Error(`no result ${id}/${t}`);
+  return r;
+};
+
+describe('transport verification', () => {
+  it('verifies a match, flags a mismatch and a missing field', () => {
+    expect(checkTransport('io_uring', 'io_uring').status).toBe('verified');
+    expect(checkTransport('io_uring', 'classic')).toEqual({ requested: 'io_uring', reported: 'classic', status: 'MISMATCH!' });
+    expect(checkTransport('classic', undefined)).toEqual({ requested: 'classic', reported: null, status: 'UNVERIFIED!' });
+    expect(checkTransport('classic', '').status).toBe('UNVERIFIED!');
+  });
+  it('cuts a failed vault command down to the CLI\'s reason', () => {
+    const msg =
+      '`/usr/bin/node /x/dist/src/cli/main.js mount /v.vol /mnt --password-stdin` failed (exit code 7): ' +
+      'vault: FUSE mount failed: FUSE over io_uring is not available in this build of vault | hint: see /run/vault-bench/1/ab/server.log';
+    expect(cliReason(msg)).toBe('FUSE mount failed: FUSE over io_uring is not available in this build of vault (exit code 7)');
+    expect(cliReason('something else entirely')).toBe('something else entirely');
+  });
+  it('a mismatch among several volumes wins over verified ones', () => {
+    expect(worstTransport([ok('classic'), checkTransport('classic', 'io_uring'), checkTransport('classic', null)])?.status).toBe('MISMATCH!');
+    expect(worstTransport([ok('classic'), checkTransport('classic', null)])?.status).toBe('UNVERIFIED!');
+    expect(worstTransport([])).toBeNull();
+  });
+});
+
+describe('targets', () => {
+  it('sequential read is judged against min(plain, ceiling)', () => {
+    // Ceiling below plain: the ceiling is the reference.
+    const low = evaluateTargets(figures({ ceilingMiBps: 500 }));
+    const r = find(low, 'seq-read', 'classic');
+    expect(r.reference).toBe(500);
+    expect(r.ratio).toBeCloseTo(600 / 500);
+    expect(r.verdict).toBe('met');
+    // Ceiling above plain: plain is; 600/800 = 0.75 ≥ 0.7.
+    const high = find(evaluateTargets(figures({ ceilingMiBps: 5000 })), 'seq-read', 'classic');
+    expect(high.reference).toBe(800);
+    expect(high.verdict).toBe('met');
+    // 0.69 × is missed, not rounded up.
+    const miss = find(evaluateTargets(figures({}, { 'vault-classic': vault('classic', { seqReadMiBps: 0.69 * 800 }) })), 'seq-read', 'classic');
+    expect(miss.verdict).toBe('MISSED');
+    // Without a ceiling there is no verdict.
+    const none = find(evaluateTargets(figures({ ceilingMiBps: null })), 'seq-read', 'classic');
+    expect(none.verdict).toBe('n/a');
+    expect(none.why).toMatch(/ceiling/);
+  });
+
+  it('applies each threshold at its boundary', () => {
+    const rs = evaluateTargets(
+      figures({}, {
+        'vault-classic': vault('classic', { seqWriteMiBps: 280, randReadIops: 15_000, randWriteIops: 17_999, mountMs: 200, peakRssMB: 100, createFillMBps: 0.7 * 340 }),
+      }),
+    );
+    expect(find(rs, 'seq-write-plain', 'classic').verdict).toBe('met'); // 280/350 = 0.8 exactly
+    expect(find(rs, 'seq-write-gocryptfs', 'classic').verdict).toBe('met'); // 280/140 = 2 exactly
+    expect(find(rs, 'rand-read', 'classic').verdict).toBe('met'); // 0.5 exactly
+    expect(find(rs, 'rand-write', 'classic').verdict).toBe('MISSED'); // 17999/36000 < 0.5
+    expect(find(rs, 'mount', 'classic').verdict).toBe('met'); // ≤ 200
+    expect(find(rs, 'rss', 'classic').verdict).toBe('MISSED'); // < 100 is strict
+    expect(find(rs, 'create-fill', 'classic').verdict).toBe('met');
+    const slow = find(evaluateTargets(figures({}, { 'vault-classic': vault('classic', { mountMs: 201 }) })), 'mount', 'classic');
+    expect(slow.verdict).toBe('MISSED');
+  });
+
+  it('an unavailable setup gives n/a with its reason, and the other transport is still judged', () => {
+    const rs = evaluateTargets(figures({}, { 'vault-io_uring': { available: false, unavailable: 'ERR_VAULT_NO_IO_URING: not in this build' } }));
+    const u = rs.filter((r) => r.transport === 'io_uring');
+    expect(u.length).toBeGreaterThan(5);
+    for (const r of u) {
+      expect(r.verdict).toBe('n/a');
+      expect(r.why).toContain('ERR_VAULT_NO_IO_URING');
+    }
+    expect(rs.filter((r) => r.transport === 'classic').every((r) => r.verdict === 'met')).toBe(true);
+  });
+
+  it('a figure from a volume on the wrong transport does not count', () => {
+    const rs = evaluateTargets(figures({}, { 'vault-io_uring': vault('io_uring', { transport: checkTransport('io_uring', 'classic') }) }));
+    const r = find(rs, 'seq-write-plain', 'io_uring');
+    expect(r.verdict).toBe('n/a');
+    expect(r.why).toMatch(/^MISMATCH!/);
+    expect(r.value).toBe(300); // still reported
+    // The create fill runs no server: its figure does not depend on the transport.
+    expect(find(rs, 'create-fill', 'io_uring').verdict).toBe('met');
+    // Peak RSS also covers the 8-volume phase: a mismatch there taints it.
+    const multi = evaluateTargets(figures({}, { 'vault-classic': vault('classic', { multiTransport: checkTransport('classic', null) }) }));
+    expect(find(multi, 'rss', 'classic').why).toMatch(/^UNVERIFIED!/);
+  });
+
+  it('a missing reference is n/a, not met', () => {
+    const cols = figures().columns;
+    delete cols.gocryptfs;
+    const r = find(evaluateTargets(figures()), 'seq-write-gocryptfs', 'classic');
+    expect(r.verdict).toBe('met');
+    const without = evaluateTargets({ ...figures(), columns: cols });
+    expect(find(without, 'seq-write-gocryptfs', 'classic')).toMatchObject({ verdict: 'n/a', why: 'no gocryptfs figure' });
+  });
+});
+
+describe('report text', () => {
+  it('prints the transport beside every vault figure, MISSED for a miss, and the context', () => {
+    const f = figures({}, {
+      'vault-classic': vault('classic', { seqWriteMiBps: 100 }),
+      'vault-io_uring': { available: false, unavailable: 'FUSE over io_uring is not available in this build of vault' },
+    });
+    const table = mainTable(f);
+    const lines = table.split('\n');
+    const seqw = lines.find((l) => l.startsWith('| sequential write, MiB/s '))!;
+    expect(seqw).toContain('100.0 [classic]');
+    expect(seqw).toContain('unavailable');
+    expect(seqw).toContain('classic MISSED');
+    expect(seqw).toContain('io_uring unavailable');
+    expect(seqw).toContain('classic 0.29×');
+    // Every vault figure cell carries a transport label (or says it runs no server).
+    const cells = lines.slice(2).map((l) => l.split('|').map((c) => c.trim())[3]!); // ['', metric, plain, vault classic, …]
+    for (const c of cells) expect(c).toMatch(/\[(classic|no server)\]$/);
+    const ctx = contextLine(f);
+    expect(ctx).toContain('load average at start 0.50 0.25 0.13, at end 1.50 1.00 0.75');
+    expect(ctx).toContain('ceiling (1 core, AES-256-XTS decrypt, 1 MiB buffers, native addon) 2000 MiB/s');
+    expect(ctx).toContain('vault io_uring: unavailable (FUSE over io_uring is not available in this build of vault)');
+    expect(contextLine({ ...f, ceilingMiBps: null })).toContain('NOT MEASURED');
+  });
+
+  it('flags a mismatched transport loudly in the table and in the target lines', () => {
+    const f = figures({}, { 'vault-io_uring': vault('io_uring', { transport: checkTransport('io_uring', 'classic') }) });
+    const table = mainTable(f);
+    expect(table).toContain('[MISMATCH! asked io_uring, got classic]');
+    expect(table).toContain('io_uring MISMATCH!');
+    const tl = targetLines(evaluateTargets(f));
+    expect(tl.some((l) => l.startsWith('MISMATCH!') && l.includes('io_uring'))).toBe(true);
+    expect(tl.filter((l) => l.startsWith('met')).length).toBeGreaterThan(0);
+  });
+
+  it('gives the 8-volume rows a ratio against 8 plain loops', () => {
+    const row = mainTable(figures()).split('\n').find((l) => l.includes('8 volumes at once: read'))!;
+    expect(row).toContain('classic 0.71×'); // 500 / 700
+    expect(row).toContain('report (vs plain)');
+  });
+});
