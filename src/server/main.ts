@@ -67,10 +67,10 @@ interface Serving {
 }
 
 async function serve(config: ServerConfig, frontend: Promise<typeof import('./native-frontend.js')>): Promise<Serving> {
-  const { serveNative } = await frontend;
   // 16 workers: on 2 cores, 4 KiB random I/O at queue depth 16 measured 0.70x plain with 16 threads
   // against 0.48x with 8 (bench/RESULTS.md); threads mostly wait on pread/pwrite.
-  const server = await serveNative(config, SERVER_FD.container, SERVER_FD.key, { threads: 16 });
+  const { serveNative, tuningFromEnv } = await frontend;
+  const server = await serveNative(config, SERVER_FD.container, SERVER_FD.key, { threads: 16, ...tuningFromEnv() });
   closeSync(SERVER_FD.key);
   return {
     stop: () => server.stop(),

@@ -38,11 +38,34 @@ export interface NativeServer {
   stats(): FuseStats;
 }
 
-function defaultThreads(): number | undefined {
-  const v = process.env['VAULT_FUSE_THREADS'];
+function envInt(name: string, min: number, max: number): number | undefined {
+  const v = process.env[name];
   if (v === undefined || v === '') return undefined;
   const n = Number(v);
-  return Number.isInteger(n) && n >= 1 && n <= 64 ? n : undefined;
+  return Number.isInteger(n) && n >= min && n <= max ? n : undefined;
+}
+
+function envBool(name: string): boolean | undefined {
+  const v = process.env[name];
+  return v === '0' ? false : v === '1' ? true : undefined;
+}
+
+/** The tuning set by $VAULT_FUSE_THREADS, $VAULT_FUSE_MAX_REQUEST (bytes) and $VAULT_FUSE_DIRECT_IO
+ *  (0/1: O_DIRECT on the container), for benchmarks (bench/RESULTS.md); launchServer() passes
+ *  these through to the server (TUNING_ENV in spawn.ts). Unset or invalid values are left out. */
+export function tuningFromEnv(): NativeTuning {
+  const threads = envInt('VAULT_FUSE_THREADS', 1, 64);
+  const maxRequest = envInt('VAULT_FUSE_MAX_REQUEST', 65536, 64 << 20);
+  const directIo = envBool('VAULT_FUSE_DIRECT_IO');
+  return {
+    ...(threads !== undefined ? { threads } : {}),
+    ...(maxRequest !== undefined ? { maxRequest } : {}),
+    ...(directIo !== undefined ? { directIo } : {}),
+  };
+}
+
+function defaultThreads(): number | undefined {
+  return envInt('VAULT_FUSE_THREADS', 1, 64);
 }
 
 /**

@@ -38,6 +38,19 @@ export interface LaunchedServer {
   readonly status: { promise: Promise<ServerStatus>; arm(): void };
 }
 
+/** Server tuning for benchmarks, read by tuningFromEnv() in native-frontend.ts; nothing else of
+ *  the CLI's environment reaches the server. */
+const TUNING_ENV = ['VAULT_FUSE_THREADS', 'VAULT_FUSE_MAX_REQUEST', 'VAULT_FUSE_DIRECT_IO'];
+
+function tuningEnv(): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const k of TUNING_ENV) {
+    const v = process.env[k];
+    if (v !== undefined && /^[0-9]{1,9}$/.test(v)) env[k] = v;
+  }
+  return env;
+}
+
 export function launchServer(volumeId: string, containerFd: number, logFile: string): LaunchedServer {
   const logFd = openSync(logFile, 'a', 0o600);
   // The key moves from locked memory to locked memory through a raw pipe.
@@ -51,7 +64,7 @@ export function launchServer(volumeId: string, containerFd: number, logFile: str
       // that volume busy, and a forced dismount of it would end this server.
       cwd: '/',
       stdio: ['ignore', logFd, logFd, containerFd, pipe[0], 'pipe', 'pipe'],
-      env: { PATH: toolPath(), LANG: 'C' },
+      env: { PATH: toolPath(), LANG: 'C', ...tuningEnv() },
     });
   } catch (e) {
     closeSync(pipe[1]);
