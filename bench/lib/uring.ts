@@ -9,7 +9,9 @@ import path from 'node:path';
 import type { CleanupStack } from './cleanup.js';
 import { pidAlive } from './system.js';
 
-export const URING_PARAM = '/sys/module/fuse/parameters/enable_uring';
+import { ENABLE_URING as URING_PARAM, setFuseOverIoUring } from '../../src/system/capabilities.js';
+
+export { URING_PARAM };
 export const URING_MARKER = '/run/vault-bench/enable_uring.saved';
 
 interface Marker {
@@ -28,7 +30,7 @@ export function readUringParam(): string | null {
 }
 
 function writeParam(v: string): void {
-  writeFileSync(URING_PARAM, `${v}\n`);
+  setFuseOverIoUring(v === 'Y' || v === '1');
 }
 
 /** A marker left by a run that died while the parameter was changed: restore and say so. */

@@ -7,13 +7,14 @@
  * by the addon from `keyFd` straight into locked memory; it never enters JS.
  */
 import { VaultError } from '../errors.js';
+import { URING_HINT } from '../system/capabilities.js';
 import { fuseAddon, type FuseEnd, type FuseStats } from './fuse-addon.js';
 import { BLOCK_FILE_NAME, type ServerConfig } from './protocol.js';
 
 export type { FuseEnd, FuseStats } from './fuse-addon.js';
 
 export interface NativeTuning {
-  /** Worker threads (1..64). Default: $VAULT_FUSE_THREADS, else 8. */
+  /** Worker threads (1..64). Default: the addon's, 8 (the server asks for 16; tuningFromEnv). */
   threads?: number;
   /** Negotiate FUSE_ASYNC_DIO (default true). */
   asyncDio?: boolean;
@@ -64,10 +65,6 @@ export function tuningFromEnv(): NativeTuning {
   };
 }
 
-function defaultThreads(): number | undefined {
-  return envInt('VAULT_FUSE_THREADS', 1, 64);
-}
-
 /**
  * Mounts config.fuseDir and serves the volume until stop() or an outside unmount. `containerFd` is
  * the container (the server keeps its own duplicate of it; the caller may close this one after the
@@ -87,7 +84,6 @@ export async function serveNative(
   } catch (e) {
     throw new VaultError('missing-component', (e as Error).message, 'run `npm run build:native`', { cause: e });
   }
-  const threads = tuning.threads ?? defaultThreads();
   let session;
   try {
     session = addon.serve({
@@ -101,7 +97,7 @@ export async function serveNative(
       tweakStep: BigInt(config.tweakStep),
       readOnly: config.readOnly,
       transport: config.transport,
-      ...(threads !== undefined ? { threads } : {}),
+      ...(tuning.threads !== undefined ? { threads: tuning.threads } : {}),
       ...(tuning.asyncDio !== undefined ? { asyncDio: tuning.asyncDio } : {}),
       ...(tuning.parallelDirectWrites !== undefined ? { parallelDirectWrites: tuning.parallelDirectWrites } : {}),
       ...(tuning.directIo !== undefined ? { directIo: tuning.directIo } : {}),
@@ -109,7 +105,7 @@ export async function serveNative(
     });
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ERR_VAULT_URING_UNAVAILABLE')
-      throw new VaultError('missing-component', (e as Error).message, 'as root: `vault uring enable`; or VAULT_FUSE_TRANSPORT=auto', { cause: e });
+      throw new VaultError('missing-component', (e as Error).message, URING_HINT, { cause: e });
     throw new VaultError('mount-failed', `FUSE mount failed: ${(e as Error).message}`, undefined, { cause: e });
   }
   // The closures below hold `session`: while this object is reachable the server cannot be

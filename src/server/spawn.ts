@@ -12,6 +12,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { VaultError } from '../errors.js';
+import { URING_HINT } from '../system/capabilities.js';
 import type { KeyHandle } from '../crypto/key-handle.js';
 import { makePipe } from '../crypto/process-hardening.js';
 import { processStartTime } from '../mount/state.js';
@@ -89,7 +90,7 @@ export async function handOver(s: LaunchedServer, config: ServerConfig, key: Key
   s.child.unref();
   if (!status.ok) {
     const code = status.code === 'mount-failed' || status.code === 'missing-component' ? status.code : 'internal';
-    throw new VaultError(code, status.message, code === 'missing-component' ? 'as root: `vault uring enable`, or VAULT_FUSE_TRANSPORT=auto' : `see ${s.logFile}`);
+    throw new VaultError(code, status.message, code === 'missing-component' ? URING_HINT : `see ${s.logFile}`);
   }
   const startTime = processStartTime(status.pid);
   if (!startTime) throw new VaultError('internal', 'the volume server exited right after starting', `see ${s.logFile}`);

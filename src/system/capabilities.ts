@@ -7,7 +7,7 @@
  * about itself (procfs, sysfs) or makes one attempt that leaves nothing behind; none changes the
  * machine. `vault doctor` reports the same list.
  */
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { nativeAddon } from '../crypto/native.js';
 
 /** What a block device's request queue accepts beyond reads and writes; 0 means not at all. */
@@ -69,8 +69,19 @@ export function ioUringUsable(policy: IoUringPolicy = ioUringPolicy()): boolean 
  * not loaded), otherwise whether root switched it on (/sys/module/fuse/parameters/enable_uring).
  */
 export function fuseOverIoUring(): 'on' | 'off' | 'absent' {
-  const v = readOptional('/sys/module/fuse/parameters/enable_uring');
+  const v = readOptional(ENABLE_URING);
   return v === null ? 'absent' : v === 'Y' || v === '1' ? 'on' : 'off';
+}
+
+/** The kernel's machine-wide switch for FUSE over io_uring (root only; off by default). */
+export const ENABLE_URING = '/sys/module/fuse/parameters/enable_uring';
+
+/** What to do when io_uring was asked for and the switch is off. */
+export const URING_HINT = 'as root: `vault uring enable`, or VAULT_FUSE_TRANSPORT=auto';
+
+/** Sets the switch (root only; vault does so only when asked: `vault uring`, tests, the bench). */
+export function setFuseOverIoUring(on: boolean): void {
+  writeFileSync(ENABLE_URING, on ? 'Y' : 'N');
 }
 
 const AF_ALG = 38;

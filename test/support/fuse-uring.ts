@@ -3,24 +3,22 @@
  * machine-wide, so a test that needs it in one position sets it and puts back what it found, in a
  * finally or afterAll. Only root can write it.
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-
-export const ENABLE_URING = '/sys/module/fuse/parameters/enable_uring';
+import { fuseOverIoUring, setFuseOverIoUring } from '../../src/system/capabilities.js';
 
 /** Whether this kernel has FUSE over io_uring at all (CONFIG_FUSE_IO_URING). */
 export function fuseUringSupported(): boolean {
-  return existsSync(ENABLE_URING);
+  return fuseOverIoUring() !== 'absent';
 }
 
 /** The switch's position: 'Y' or 'N'. */
 export function enableUring(): 'Y' | 'N' {
-  return readFileSync(ENABLE_URING, 'utf8').trim() === 'Y' ? 'Y' : 'N';
+  return fuseOverIoUring() === 'on' ? 'Y' : 'N';
 }
 
 /** Sets the switch; returns what it was, for the caller to restore. */
 export function setEnableUring(v: 'Y' | 'N'): 'Y' | 'N' {
   const was = enableUring();
-  if (was !== v) writeFileSync(ENABLE_URING, v);
+  if (was !== v) setFuseOverIoUring(v === 'Y');
   return was;
 }
 

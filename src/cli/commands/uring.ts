@@ -1,11 +1,8 @@
 import type { Command } from 'commander';
-import { writeFileSync } from 'node:fs';
 import { VaultError } from '../../errors.js';
 import { requireRoot } from '../../mount/privileges.js';
-import { fuseOverIoUring, ioUringPolicy, ioUringUsable } from '../../system/capabilities.js';
+import { fuseOverIoUring, ioUringPolicy, ioUringUsable, setFuseOverIoUring } from '../../system/capabilities.js';
 import { info } from '../output.js';
-
-const ENABLE_URING = '/sys/module/fuse/parameters/enable_uring';
 
 /**
  * `vault uring status|enable|disable`: the kernel's switch for FUSE over io_uring
@@ -43,7 +40,7 @@ export function registerUring(program: Command): void {
         requireRoot(`vault uring ${name}`);
         if (fuseOverIoUring() === 'absent')
           throw new VaultError('missing-component', 'this kernel has no FUSE over io_uring', 'it needs Linux 6.14 or later built with CONFIG_FUSE_IO_URING');
-        writeFileSync(ENABLE_URING, value);
+        setFuseOverIoUring(value === 'Y');
         info(`FUSE over io_uring is ${value === 'Y' ? 'on' : 'off'} for volumes mounted from now on (mounted ones keep their transport)`);
       });
 }
