@@ -8,7 +8,7 @@
  * Kept apart from mounting (lifecycle.ts) on purpose: nothing here touches keys, formats or
  * crypto, so `vault list` and `vault dismount` load none of those modules and stay fast.
  */
-import { existsSync, realpathSync, rmdirSync } from 'node:fs';
+import { existsSync, readFileSync, realpathSync, rmdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { VaultError, isVaultError } from '../errors.js';
 import { BLOCK_FILE_NAME } from '../server/protocol.js';
@@ -16,10 +16,13 @@ import { detachLoop, loopInfo, loopsBackedBy } from './loop.js';
 import { isMountPoint, readMountInfo, unmountFilesystem, type MountEntry } from './filesystem.js';
 import { describeHolders, endProcesses, findHolders, type Holder } from './holders.js';
 import {
-  inScope, mountInProgress, ownerOf, processAlive, removeAbandonedNewDirs, processStartTime, readRecords, records, removeVolumeDir, serverAlive, serverOf, volumeDir,
+  inScope, mountInProgress, ownerOf, processAlive, removeAbandonedNewDirs, processStartTime, readRecords, records, removeVolumeDir, serverAlive, serverOf, userRecords, volumeDir,
   type Scope, type VolumeRecord,
 } from './state.js';
 import { run } from './run.js';
+import { fuseUnmount, waitReleased } from './fuse-fs.js';
+import { loopDelete, unmountFs } from './udisks.js';
+import type { UnmountResult } from './filesystem.js';
 
 /**
  * Detaches a volume's loop device. Without `force` a failure is thrown; with it, it is reported:
@@ -51,8 +54,48 @@ export async function stopServer(pid: number, startTime: string, fuseDir: string
       await waitExit(pid, startTime, 5_000);
     }
   }
-  if (isMountPoint(fuseDir)) run('umount', ['-l', fuseDir]);
+  if (isMountPoint(fuseDir)) removeFuseMount(fuseDir);
   return outcome;
+}
+
+/** Detaches a (dead) server's FUSE mount: umount as root, fusermount3 as its user. */
+function removeFuseMount(fuseDir: string): void {
+  if (process.geteuid?.() === 0) run('umount', ['-l', fuseDir]);
+  else fuseUnmount(fuseDir, true);
+}
+
+/** How a volume's filesystem is unmounted on its route: umount2 by root, udisks, or fusermount3. */
+function unmounterOf(r: VolumeRecord): (m: MountEntry, lazy: boolean) => UnmountResult {
+  if (r.route === 'udisks')
+    return (_m, lazy) => {
+      try {
+        unmountFs(r.udisksObject!, lazy);
+        return { ok: true };
+      } catch (e) {
+        if (!isVaultError(e)) throw e;
+        return { ok: false, busy: isVaultError(e, 'busy'), message: e.message };
+      }
+    };
+  if (r.route === 'fuse') return (m, lazy) => fuseUnmount(m.mountpoint, lazy);
+  return (m, lazy) => unmountFilesystem(m, { lazy });
+}
+
+/** After the filesystem: the loop device (root, udisks), or the fuse driver letting go of the block file. */
+async function releaseBlockFile(r: VolumeRecord, force: boolean, actions: string[]): Promise<void> {
+  if (r.route === 'udisks' && r.udisksObject) {
+    try {
+      loopDelete(r.udisksObject);
+      actions.push(`deleted ${r.loopDevice}`);
+    } catch (e) {
+      if (!force || !isVaultError(e)) throw e;
+      actions.push(`could not delete ${r.loopDevice} (${e.message}); it can no longer read or write the volume`);
+    }
+  } else if (r.route === 'fuse') {
+    if (r.mountpoint && !(await waitReleased(r.blockFile, 60_000))) actions.push('the filesystem driver still holds the volume after 60 s; stopping the server anyway');
+  } else if (r.loopDevice) {
+    const info = loopInfo(r.loopDevice);
+    if (info && info.backingFile.startsWith(r.fuseDir)) detachLoopOfVolume(r.loopDevice, force, actions);
+  }
 }
 
 async function waitExit(pid: number, startTime: string, ms: number): Promise<boolean> {
@@ -75,14 +118,16 @@ export interface DismountReport {
  * it is detached lazily and the server stopped, so no further I/O can succeed.
  */
 export async function dismountVolume(r: VolumeRecord, force: boolean): Promise<DismountReport> {
+  if (r.userDir) return dismountUserVolume(r, force);
   const actions: string[] = [];
   const alive = serverAlive(r);
   if (!alive) actions.push(`volume server (pid ${r.serverPid}) had died; cleaning up`);
   const m = volumeMount(r);
+  const unmount = unmounterOf(r);
   if (m) {
     // Everything below acts on this mount (by id and device), whatever its path names by now.
     const where = m.mountpoint;
-    let res = unmountFilesystem(m);
+    let res = unmount(m, false);
     if (!res.ok && res.busy) {
       let holders: Holder[] = [];
       try {
@@ -106,20 +151,15 @@ export async function dismountVolume(r: VolumeRecord, force: boolean): Promise<D
         // Not being able to end them must not keep the key alive: go on to the lazy unmount.
         actions.push(`could not end the processes using ${where}: ${(e as Error).message}`);
       }
-      res = unmountFilesystem(m);
+      res = unmount(m, false);
     }
     if (!res.ok) {
       if (!force && alive) throw new VaultError('io', `cannot unmount ${where}: ${res.message}`, 'use --force to detach it lazily');
-      unmountFilesystem(m, { lazy: true });
+      unmount(m, true);
       actions.push(`detached ${where} lazily (${res.message}); the key is wiped below, so no further I/O can succeed`);
     } else actions.push(`unmounted ${where}`);
   }
-  if (r.loopDevice) {
-    const info = loopInfo(r.loopDevice);
-    if (info && info.backingFile.startsWith(r.fuseDir)) {
-      detachLoopOfVolume(r.loopDevice, force, actions);
-    }
-  }
+  await releaseBlockFile(r, force, actions);
   const how = await stopServer(r.serverPid, r.serverStartTime, r.fuseDir);
   if (how !== 'gone') actions.push(how === 'stopped' ? 'stopped the volume server; key wiped' : 'killed the unresponsive volume server');
   // A mount point vault made lies in the user's directory under /media/vault, whose parent is
@@ -133,6 +173,55 @@ export async function dismountVolume(r: VolumeRecord, force: boolean): Promise<D
   }
   removeVolumeDir(r.id);
   return { record: r, actions };
+}
+
+/**
+ * Root dismounting an ordinary user's volume (issue 15). The record is the user's writing, so
+ * root acts only on what the kernel confirms belongs to it: a mount of the loop device backed by
+ * the user's own block file (udisks), or a FUSE mount of that uid (fuse); a server process of
+ * that uid. Root writes nothing in the user's directory: the user's next vault command finds the
+ * server gone and removes the record.
+ */
+async function dismountUserVolume(r: VolumeRecord, force: boolean): Promise<DismountReport> {
+  const actions: string[] = [];
+  const uid = ownerOf(r);
+  const loop = r.loopDevice ? loopInfo(r.loopDevice) : null;
+  const ownLoop = loop !== null && loop.backingFile === r.blockFile;
+  const m = volumeMount(r);
+  const devno = ownLoop ? readSysDev(r.loopDevice!) : null;
+  const ours = m && ((devno !== null && m.devno === devno) || (m.fstype.startsWith('fuse') && m.options.includes(`user_id=${uid}`)));
+  if (m && ours) {
+    let res = unmountFilesystem(m);
+    if (!res.ok) {
+      if (!force) throw new VaultError(res.busy ? 'busy' : 'io', `cannot unmount ${m.mountpoint}: ${res.message}`, 'use --force to detach it lazily');
+      res = unmountFilesystem(m, { lazy: true });
+      actions.push(`detached ${m.mountpoint} lazily`);
+    } else actions.push(`unmounted ${m.mountpoint}`);
+  }
+  if (ownLoop) detachLoopOfVolume(r.loopDevice!, force, actions);
+  if (processUid(r.serverPid) === uid && processStartTime(r.serverPid) === r.serverStartTime) {
+    process.kill(r.serverPid, 'SIGTERM'); // it unmounts its FUSE mount and wipes the key
+    const gone = await waitExit(r.serverPid, r.serverStartTime, 10_000);
+    if (!gone) process.kill(r.serverPid, 'SIGKILL');
+    actions.push(gone ? 'stopped the volume server; key wiped' : 'killed the unresponsive volume server');
+  }
+  return { record: r, actions };
+}
+
+function readSysDev(device: string): string | null {
+  try {
+    return readFileSync(`/sys/block/${path.basename(device)}/dev`, 'utf8').trim();
+  } catch {
+    return null;
+  }
+}
+
+function processUid(pid: number): number | null {
+  try {
+    return statSync(`/proc/${pid}`).uid;
+  } catch {
+    return null;
+  }
 }
 
 /**
@@ -190,6 +279,8 @@ export async function listVolumes(
       }
     }
   }
+  // Root sees every user's volumes; a dead one is its user's to clear (their next vault command).
+  for (const r of userRecords()) if (inScope(r, scope)) out.push({ record: r, state: serverAlive(r) ? 'mounted' : 'server-died' });
   return out;
 }
 
@@ -202,7 +293,21 @@ export async function clearDebris(id: string): Promise<string[]> {
   const dir = volumeDir(id);
   const fuse = path.join(dir, 'fuse');
   const actions: string[] = [];
+  const root = process.geteuid?.() === 0;
   for (const loop of loopsBackedBy(path.join(fuse, BLOCK_FILE_NAME))) {
+    if (!root) {
+      // Set up by udisksd for this user: only udisks may take it down.
+      const object = `/org/freedesktop/UDisks2/block_devices/${path.basename(loop)}`;
+      try {
+        unmountFs(object, true);
+        loopDelete(object);
+        actions.push(`deleted ${loop}`);
+      } catch (e) {
+        if (!isVaultError(e)) throw e;
+        actions.push(`could not delete ${loop}: ${e.message}`);
+      }
+      continue;
+    }
     for (const m of readMountInfo().filter((e) => e.source === loop)) {
       unmountFilesystem(m, { lazy: true }); // that mount, not whatever its path names by now
       actions.push(`detached ${m.mountpoint} lazily`);
@@ -214,7 +319,7 @@ export async function clearDebris(id: string): Promise<string[]> {
     const how = await stopServer(server.pid, server.startTime, fuse);
     if (how !== 'gone') actions.push(how === 'stopped' ? 'stopped the volume server; key wiped' : 'killed the unresponsive volume server');
   } else if (isMountPoint(fuse)) {
-    run('umount', ['-l', fuse]);
+    removeFuseMount(fuse);
     actions.push('removed its FUSE mount (the server wipes its key and exits when it is gone)');
   }
   removeVolumeDir(id);
@@ -226,7 +331,7 @@ export async function clearDebris(id: string): Promise<string[]> {
  * `scope` it is refused (exit 8): under sudo, another user's volume is not the caller's to close.
  */
 export function findVolume(target: string, scope: Scope = 'all'): VolumeRecord {
-  const all = records();
+  const all = [...records(), ...userRecords()];
   let abs = path.resolve(target);
   try {
     abs = realpathSync(abs);

@@ -5,7 +5,8 @@
  * A failed mount undoes what it did (UndoStack). Dismounting, listing and cleanup live in
  * dismount.ts, which loads no crypto.
  */
-import { chmodSync, chownSync, fstatSync, lstatSync, mkdirSync, realpathSync, rmdirSync, statSync } from 'node:fs';
+import { chmodSync, chownSync, closeSync, constants as fsc, fstatSync, lstatSync, mkdirSync, openSync, readFileSync, realpathSync, rmdirSync, statSync } from 'node:fs';
+import { homedir } from 'node:os';
 import path from 'node:path';
 import { VaultError, isVaultError } from '../errors.js';
 import { flockFd } from '../crypto/process-hardening.js';
@@ -20,8 +21,10 @@ import { run } from './run.js';
 import { createVolumeDir, newVolumeId, records, removeVolumeDir, saveRecord, selfIdentity, type VolumeRecord } from './state.js';
 import { NO_POLICY, type DismountPolicy } from './policy.js';
 import { UndoStack } from './undo.js';
-import { requireMountPrivileges } from './privileges.js';
 import { stopServer } from './dismount.js';
+import { chooseRoute, type Route, type RouteChoice } from './route.js';
+import { loopDelete, loopSetup, mountFs, unmountFs, type UdisksLoop } from './udisks.js';
+import { fuseDriverNote, fuseUnmount, mountWithDriver, waitReleased } from './fuse-fs.js';
 
 export const DEFAULT_MOUNT_BASE = '/media/vault';
 
@@ -46,6 +49,10 @@ export interface MountOptions extends FormatChoice {
   policy?: DismountPolicy;
   /** Mounted only for a moment by this process (create's mkfs): cleaned up if the process dies. */
   transient?: boolean;
+  /** The route forced with --via; otherwise chosen (src/mount/route.ts). */
+  via?: Route;
+  /** Told which route was taken, and why an earlier one was passed over. */
+  note?: (message: string) => void;
 }
 
 function checkAborted(signal?: AbortSignal): void {
@@ -71,7 +78,7 @@ export function lockContainer(c: ContainerFile): void {
 }
 
 export async function mountVolume(o: MountOptions): Promise<VolumeRecord> {
-  requireMountPrivileges('vault mount');
+  const route = routeFor(o);
   const c = openLocked(resolveContainer(o.container), o.readOnly);
   let headerFile: ContainerFile | undefined;
   let early: PreparedVolume | undefined;
@@ -100,7 +107,7 @@ export async function mountVolume(o: MountOptions): Promise<VolumeRecord> {
     }
     const prepared = early;
     early = undefined; // from here on, mountUnlocked's undo owns it
-    return await mountUnlocked(c, volume, o, prepared);
+    return await mountUnlocked(c, volume, { ...o, route }, prepared);
   } finally {
     if (early) await discardPrepared(early);
     if (headerFile) closeContainer(headerFile);
@@ -132,7 +139,19 @@ async function discardPrepared(p: PreparedVolume): Promise<void> {
   removeVolumeDir(p.id);
 }
 
-export type MountUnlockedOptions = Omit<MountOptions, 'container' | 'secret' | keyof FormatChoice>;
+export type MountUnlockedOptions = Omit<MountOptions, 'container' | 'secret' | 'via' | keyof FormatChoice> & { route: RouteChoice };
+
+/**
+ * The route for this mount, checked before any passphrase is asked: what it needs of the user and
+ * the machine, and the options it cannot honour.
+ */
+export function routeFor(o: Pick<MountOptions, 'via' | 'noFilesystem' | 'mountpoint' | 'note'>): RouteChoice {
+  const choice = chooseRoute(o.via, !o.noFilesystem);
+  if (choice.route === 'udisks' && o.mountpoint)
+    throw new VaultError('usage', 'udisks chooses the mount point itself (/media/$USER/…)', 'omit the mount point, or mount with `--via fuse`');
+  if (choice.route !== 'root') o.note?.(`route: ${choice.route}${choice.note ? ` (${choice.note})` : ''}`);
+  return choice;
+}
 
 /**
  * Mounts a container that is already open, locked and unlocked (used by mount, and by create to
@@ -174,6 +193,8 @@ async function startVolume(c: ContainerFile, v: UnlockedVolume, o: MountUnlocked
     tweakStep: v.tweakStep.toString(),
     transport: transportChoice(),
     idleSeconds: o.policy?.idleSeconds ?? null,
+    // udisksd (root) and the loop driver open the block file of a user's FUSE mount.
+    allowRoot: o.route.route === 'udisks',
   };
   let server;
   try {
@@ -183,10 +204,6 @@ async function startVolume(c: ContainerFile, v: UnlockedVolume, o: MountUnlocked
     key.dispose();
   }
   undo.push('stop volume server', () => stopServer(server.pid, server.startTime, config.fuseDir));
-  checkAborted(o.signal);
-
-  const loop = attachLoop(server.blockFile, { readOnly: o.readOnly, directIo: true, sectorSize: v.sectorSize });
-  undo.push(`detach ${loop.device}`, () => detachLoop(loop.device));
   checkAborted(o.signal);
 
   const st = fstatSync(c.fd); // the file this command opened, not whatever the path names now
@@ -200,7 +217,7 @@ async function startVolume(c: ContainerFile, v: UnlockedVolume, o: MountUnlocked
     mountpointCreated: false,
     fuseDir: config.fuseDir,
     blockFile: path.join(config.fuseDir, BLOCK_FILE_NAME),
-    loopDevice: loop.device,
+    loopDevice: null,
     fsType: null,
     readOnly: o.readOnly,
     serverPid: server.pid,
@@ -210,36 +227,105 @@ async function startVolume(c: ContainerFile, v: UnlockedVolume, o: MountUnlocked
     policy: o.policy ?? NO_POLICY,
     ...(o.transient ? { transientOwner: selfIdentity() } : {}),
     ownerUid: actingUid(o.owner),
+    route: o.route.route,
   };
-
-  if (!o.noFilesystem) {
-    const fsType = detectFilesystem(loop.device);
-    if (!fsType)
-      throw new VaultError('mount-failed', 'the volume holds no filesystem that could be recognised', 'mount it with --no-filesystem to reach the raw block device');
-    checkFsAllowed(fsType, o.allowFs);
-    const mp = prepareMountpoint(o.mountpoint, c.path, o.owner);
-    try {
-      if (mp.created) undo.push(`remove ${mp.path}`, () => rmdirSync(mp.path));
-      const entry = mountFilesystem(loop.device, mp.dir, {
-        type: fsType,
-        readOnly: o.readOnly,
-        ...(o.fsOptions ? { extraOptions: o.fsOptions } : {}),
-        ...(o.owner ? { ownerUid: o.owner.uid, ownerGid: o.owner.gid } : {}),
-      });
-      undo.push(`unmount ${entry.mountpoint}`, () => unmountFilesystem(entry, { lazy: true }));
-      record.mountpoint = entry.mountpoint;
-      record.mountId = entry.id;
-      record.mountDevno = entry.devno;
-    } finally {
-      mp.dir.close();
-    }
-    record.mountpointCreated = mp.created;
-    record.fsType = fsType;
-    if (fsType === 'ext4') keepRootPrivate(record, o);
-  }
+  if (o.route.route === 'root') await attachRoot(record, v.sectorSize, o, undo);
+  else if (o.route.route === 'udisks') await attachUdisks(record, o, undo);
+  else if (!o.noFilesystem) mountDriver(record, o, undo);
   checkAborted(o.signal);
   saveRecord(record);
   return record;
+}
+
+/** The root route: vault's own loop device and mount(2). */
+async function attachRoot(record: VolumeRecord, sectorSize: number, o: MountUnlockedOptions, undo: UndoStack): Promise<void> {
+  const loop = attachLoop(record.blockFile, { readOnly: o.readOnly, directIo: true, sectorSize });
+  undo.push(`detach ${loop.device}`, () => detachLoop(loop.device));
+  record.loopDevice = loop.device;
+  checkAborted(o.signal);
+  if (o.noFilesystem) return;
+  const fsType = detectFilesystem(loop.device);
+  if (!fsType)
+    throw new VaultError('mount-failed', 'the volume holds no filesystem that could be recognised', 'mount it with --no-filesystem to reach the raw block device');
+  checkFsAllowed(fsType, o.allowFs);
+  const mp = prepareMountpoint(o.mountpoint, record.container, o.owner);
+  try {
+    if (mp.created) undo.push(`remove ${mp.path}`, () => rmdirSync(mp.path));
+    const entry = mountFilesystem(loop.device, mp.dir, {
+      type: fsType,
+      readOnly: o.readOnly,
+      ...(o.fsOptions ? { extraOptions: o.fsOptions } : {}),
+      ...(o.owner ? { ownerUid: o.owner.uid, ownerGid: o.owner.gid } : {}),
+    });
+    undo.push(`unmount ${entry.mountpoint}`, () => unmountFilesystem(entry, { lazy: true }));
+    record.mountpoint = entry.mountpoint;
+    record.mountId = entry.id;
+    record.mountDevno = entry.devno;
+  } finally {
+    mp.dir.close();
+  }
+  record.mountpointCreated = mp.created;
+  record.fsType = fsType;
+  if (fsType === 'ext4') keepRootPrivate(record, o);
+}
+
+/**
+ * The udisks route: udisksd sets up a loop device on the descriptor of the block file (root never
+ * opens the user's path) and mounts its filesystem under /media/<user>, as a desktop does. No
+ * autoclear: udev's probe would detach the device before the mount (issue 15).
+ */
+async function attachUdisks(record: VolumeRecord, o: MountUnlockedOptions, undo: UndoStack): Promise<void> {
+  let fsType: string | null = null;
+  if (!o.noFilesystem) {
+    fsType = detectFilesystem(record.blockFile);
+    if (!fsType)
+      throw new VaultError('mount-failed', 'the volume holds no filesystem that could be recognised', 'mount it with --no-filesystem to reach the raw block file');
+    checkFsAllowed(fsType, o.allowFs);
+  }
+  const fd = openSync(record.blockFile, (o.readOnly ? fsc.O_RDONLY : fsc.O_RDWR) | fsc.O_NOFOLLOW);
+  let loop: UdisksLoop;
+  try {
+    loop = loopSetup(fd, o.readOnly);
+  } finally {
+    closeSync(fd);
+  }
+  undo.push(`delete ${loop.device}`, () => loopDelete(loop.object));
+  record.loopDevice = loop.device;
+  record.udisksObject = loop.object;
+  checkAborted(o.signal);
+  if (!fsType) return;
+  await mountFs(loop, fsType, o.readOnly);
+  undo.push(`unmount ${loop.device}`, () => unmountFs(loop.object, true));
+  const devno = readFileSync(`/sys/block/${path.basename(loop.device)}/dev`, 'utf8').trim();
+  const entry = readMountInfo().filter((e) => e.devno === devno).at(-1);
+  if (!entry) throw new VaultError('mount-failed', `udisks reported ${loop.device} mounted, but it is not in the mount table`);
+  record.mountpoint = entry.mountpoint;
+  record.mountId = entry.id;
+  record.mountDevno = entry.devno;
+  record.fsType = fsType;
+  if (fsType === 'ext4') keepRootPrivate(record, o);
+}
+
+/** The fuse route: the filesystem's user-space driver (fuse2fs…) on the block file. */
+function mountDriver(record: VolumeRecord, o: MountUnlockedOptions, undo: UndoStack): void {
+  const fsType = detectFilesystem(record.blockFile);
+  if (!fsType)
+    throw new VaultError('mount-failed', 'the volume holds no filesystem that could be recognised', 'mount it with --no-filesystem to reach the raw block file');
+  checkFsAllowed(fsType, o.allowFs);
+  const mp = prepareMountpoint(o.mountpoint, record.container, o.owner);
+  mp.dir.close();
+  if (mp.created) undo.push(`remove ${mp.path}`, () => rmdirSync(mp.path));
+  const entry = mountWithDriver(record.blockFile, mp.path, fsType, o.readOnly);
+  undo.push(`unmount ${mp.path}`, async () => {
+    fuseUnmount(mp.path, true);
+    await waitReleased(record.blockFile, 30_000);
+  });
+  o.warn(fuseDriverNote(fsType));
+  record.mountpoint = entry.mountpoint;
+  record.mountId = entry.id;
+  record.mountDevno = entry.devno;
+  record.mountpointCreated = mp.created;
+  record.fsType = fsType;
 }
 
 /**
@@ -298,7 +384,7 @@ function prepareMountpoint(given: string | undefined, containerPath: string, own
     }
     return { path: real, dir: checkedMountpoint(real, abs, owner), created: false };
   }
-  const userDir = userMountBase(owner);
+  const userDir = process.geteuid?.() === 0 ? userMountBase(owner) : ownVaultsDir();
   const base = path.basename(containerPath).replace(/\.[^.]*$/, '').replace(/[^A-Za-z0-9._-]/g, '_') || 'volume';
   for (let n = 1; n < 100; n++) {
     const candidate = path.join(userDir, n === 1 ? base : `${base}-${n}`);
@@ -370,6 +456,14 @@ function userMountBase(owner: { uid: number; gid: number } | undefined): string 
   const uid = actingUid(owner);
   const dir = path.join(DEFAULT_MOUNT_BASE, userName(uid));
   ownDir(dir, uid, owner?.gid ?? process.getgid?.() ?? 0, 0o700);
+  return dir;
+}
+
+/** An ordinary user's default mount points (fuse route): ~/Vaults, 0700. */
+function ownVaultsDir(): string {
+  const uid = process.geteuid?.() ?? 0;
+  const dir = path.join(homedir(), 'Vaults');
+  ownDir(dir, uid, process.getegid?.() ?? 0, 0o700);
   return dir;
 }
 

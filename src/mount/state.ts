@@ -20,6 +20,7 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import type { DismountPolicy } from './policy.js';
 import type { FuseTransport } from '../server/protocol.js';
+import type { Route } from './route.js';
 import { ensurePrivateDir, runDir } from '../system/private-dir.js';
 
 export { runDir };
@@ -67,6 +68,15 @@ export interface VolumeRecord {
    */
   mountId?: number;
   mountDevno?: string;
+  /** How the volume reached its user (src/mount/route.ts); absent in older records: root. */
+  route?: Route;
+  /** The udisks route's loop device object (/org/freedesktop/UDisks2/block_devices/loopN). */
+  udisksObject?: string;
+  /**
+   * Set when read, never stored: the record lies in an ordinary user's run directory (root's view
+   * of everyone's volumes, issue 15). That user wrote it, so root checks every field it acts on.
+   */
+  userDir?: string;
 }
 
 /** Whose volumes a command may act on: one user's (by uid), or everyone's (plain root). */
@@ -186,6 +196,45 @@ export function readRecords(): RecordRead[] {
       out.push({ ok: true, record });
     } catch (e) {
       out.push({ ok: false, id, error: (e as Error).message });
+    }
+  }
+  return out;
+}
+
+/**
+ * Root's view of ordinary users' volumes: the records under /run/user/<uid>/vault (their
+ * $XDG_RUNTIME_DIR), each in a directory that uid owns. Only with the default run directory: a
+ * test's VAULT_RUN_DIR sees its own volumes only.
+ */
+export function userRecords(): VolumeRecord[] {
+  if ((process.geteuid?.() ?? 0) !== 0 || process.env.VAULT_RUN_DIR) return [];
+  const out: VolumeRecord[] = [];
+  let uids: string[];
+  try {
+    uids = readdirSync('/run/user');
+  } catch {
+    return [];
+  }
+  for (const u of uids) {
+    if (!/^\d+$/.test(u) || u === '0') continue;
+    const base = path.join('/run/user', u, 'vault');
+    let ids: string[];
+    try {
+      if (statSync(base).uid !== Number(u)) continue;
+      ids = readdirSync(base);
+    } catch {
+      continue;
+    }
+    for (const id of ids) {
+      if (!/^[0-9a-f]{8}$/.test(id)) continue;
+      try {
+        const r = JSON.parse(readFileSync(path.join(base, id, 'state.json'), 'utf8')) as VolumeRecord;
+        const dir = path.join(base, id);
+        // The owner is the directory's, whatever the record says; the paths must be its own.
+        out.push({ ...r, id, ownerUid: Number(u), userDir: dir, fuseDir: path.join(dir, 'fuse'), blockFile: path.join(dir, 'fuse', 'volume') });
+      } catch {
+        // unreadable or half-written: the user's own vault clears it
+      }
     }
   }
   return out;

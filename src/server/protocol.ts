@@ -34,6 +34,8 @@ export interface ServerConfig {
   transport: TransportChoice;
   /** Seconds without a read or write after which the server dismounts its own volume; null: never. */
   idleSeconds: number | null;
+  /** An ordinary user's mount (fusermount3) that root may open too: the udisks route (issue 15). */
+  allowRoot?: boolean;
 }
 
 export type TransportChoice = 'auto' | FuseTransport;

@@ -3,13 +3,36 @@
  * someone else made or can change is refused, never adopted, because whoever controls it can
  * plant symlinks that root then follows (issue 13: /run/lock/vault).
  */
-import { closeSync, fchmodSync, fstatSync, mkdirSync } from 'node:fs';
+import { closeSync, fchmodSync, fstatSync, lstatSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
 import { VaultError } from '../errors.js';
 import { openNoFollowDir } from './fs-at.js';
 
-/** Where vault keeps its state; VAULT_RUN_DIR overrides /run/vault (tests that must not touch real volumes). */
+/**
+ * Where vault keeps its state: /run/vault for root; $XDG_RUNTIME_DIR/vault for an ordinary user
+ * (issue 15), which logind makes per login (/run/user/<uid>, 0700, gone at logout). VAULT_RUN_DIR
+ * overrides both (tests that must not touch real volumes).
+ */
 export function runDir(): string {
-  return process.env.VAULT_RUN_DIR ?? '/run/vault';
+  if (process.env.VAULT_RUN_DIR) return process.env.VAULT_RUN_DIR;
+  if ((process.geteuid?.() ?? 0) === 0) return '/run/vault';
+  return path.join(userRuntimeDir(), 'vault');
+}
+
+/** $XDG_RUNTIME_DIR, which must be an absolute path to a directory of this user's that no one else can enter. */
+export function userRuntimeDir(): string {
+  const dir = process.env.XDG_RUNTIME_DIR;
+  const hint = 'log in through a session that has one (a desktop, `ssh`, or `machinectl shell`), or set XDG_RUNTIME_DIR to a private directory of yours (mode 0700)';
+  if (!dir || !path.isAbsolute(dir)) throw new VaultError('missing-component', 'XDG_RUNTIME_DIR is not set, and vault keeps its state for your volumes there', hint);
+  let st;
+  try {
+    st = lstatSync(dir);
+  } catch {
+    throw new VaultError('missing-component', `XDG_RUNTIME_DIR (${dir}) does not exist`, hint);
+  }
+  if (!st.isDirectory() || st.uid !== process.geteuid?.() || (st.mode & 0o077) !== 0)
+    throw new VaultError('unsafe', `XDG_RUNTIME_DIR (${dir}) is not a private directory of yours`, hint);
+  return dir;
 }
 
 /**

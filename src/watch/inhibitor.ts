@@ -12,7 +12,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { toolPath } from '../mount/run.js';
-import { busEnv, type BusTarget } from './bus-address.js';
+import { busEnv, type BusTarget } from '../system/bus-address.js';
 
 const TAKE_TIMEOUT_MS = 10_000;
 const RELEASE_TIMEOUT_MS = 5_000;

@@ -7,7 +7,7 @@
  * they are done, taken again on PrepareForSleep(false), and renewed after logind or the bus
  * restarted (the old descriptor belongs to the old logind).
  */
-import { busEnv, systemBus, type BusTarget } from './bus-address.js';
+import { busEnv, systemBus, type BusTarget } from '../system/bus-address.js';
 import { run, toolPath } from '../mount/run.js';
 import { LOGIND_NAME, type BusEvent } from './events.js';
 import { SleepInhibitor } from './inhibitor.js';

@@ -8,7 +8,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { toolPath } from '../mount/run.js';
-import { busEnv, type BusTarget } from './bus-address.js';
+import { busEnv, type BusTarget } from '../system/bus-address.js';
 import { parseMonitorLine, type BusEvent } from './events.js';
 
 const FIRST_RETRY_MS = 250;

@@ -4,7 +4,7 @@
  * screen saver name and emit the signal (issue 13).
  * One monitor per screen saver name (freedesktop, GNOME, Xfce); names nobody owns cost nothing.
  */
-import type { BusTarget } from './bus-address.js';
+import type { BusTarget } from '../system/bus-address.js';
 import { BusMonitor } from './monitor.js';
 import type { Actions } from './watcher.js';
 

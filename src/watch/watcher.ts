@@ -10,7 +10,7 @@ import { VaultError, isVaultError } from '../errors.js';
 import type { Trigger } from '../mount/policy.js';
 import type { Scope } from '../mount/state.js';
 import { run } from '../mount/run.js';
-import { sessionBus } from './bus-address.js';
+import { sessionBus } from '../system/bus-address.js';
 import { closeVolumesFor } from './close-volumes.js';
 import { SCREENSAVER_NAMES } from './events.js';
 import type { SleepInhibitor } from './inhibitor.js';

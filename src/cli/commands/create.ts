@@ -8,7 +8,7 @@ import { containerFromFd } from '../../volume/container-file.js';
 import { lockContainer, mountUnlocked } from '../../mount/lifecycle.js';
 import { statAt } from '../../system/fs-at.js';
 import { dismountVolume } from '../../mount/dismount.js';
-import { requireMountPrivileges } from '../../mount/privileges.js';
+import { chooseRoute, type RouteChoice } from '../../mount/route.js';
 import { makeFilesystem, type FsType } from '../../mount/filesystem.js';
 import { records } from '../../mount/state.js';
 import { vaultVolume } from '../../formats/vault.js';
@@ -48,10 +48,11 @@ export function registerCreate(program: Command): void {
       const sectorSize = Number(o.sectorSize) as SectorSize;
       if (sectorSize !== 512 && sectorSize !== 4096) throw new VaultError('usage', '--sector-size must be 512 or 4096');
       const abs = path.resolve(target);
-      if (o.fs !== 'none') requireMountPrivileges('vault create');
+      // root formats through its loop device; an ordinary user on the FUSE block file itself.
+      const route = o.fs !== 'none' ? chooseRoute(undefined, false) : undefined;
       const t = openTarget(abs);
       try {
-        await createIn(t, abs, o, size, sectorSize);
+        await createIn(t, abs, o, size, sectorSize, route);
       } finally {
         closeSync(t.dir.fd);
       }
@@ -59,7 +60,7 @@ export function registerCreate(program: Command): void {
 }
 
 /** The create itself, inside the target directory opened once (see src/volume/create.ts). */
-async function createIn(t: Target, abs: string, o: CreateOptions, size: number, sectorSize: SectorSize): Promise<void> {
+async function createIn(t: Target, abs: string, o: CreateOptions, size: number, sectorSize: SectorSize, route: RouteChoice | undefined): Promise<void> {
   const existing = statAt(t.dir.fd, t.name); // a dangling symlink counts as existing too
   if (existing) {
     if (!o.force) throw new VaultError('exists', `${abs} already exists`, 'use --force to overwrite it');
@@ -86,7 +87,7 @@ async function createIn(t: Target, abs: string, o: CreateOptions, size: number, 
   }
   try {
     if (o.quick) warn('--quick: the data area is sparse, so anyone who sees the file can tell which parts hold data');
-    if (o.fs !== 'none') await formatThroughMount(t, made, o.fs as FsType, signal);
+    if (route) await formatThroughMount(t, made, o.fs as FsType, signal, route);
     else made.key.dispose();
     if (signal.aborted) throw new VaultError('interrupted', 'interrupted; no container was made');
     finishContainer(t, made, !!o.force);
@@ -105,14 +106,20 @@ async function createIn(t: Target, abs: string, o: CreateOptions, size: number, 
  * Formats the new container through the normal mount path: mkfs writes only through the encryption,
  * and only into the file this create made (its descriptor, never its name).
  */
-async function formatThroughMount(t: Target, made: NewContainer, fs: FsType, signal: AbortSignal) {
+async function formatThroughMount(t: Target, made: NewContainer, fs: FsType, signal: AbortSignal, route: RouteChoice) {
   const c = containerFromFd(made.fd, path.join(t.dir.path, made.tmpName), false);
   lockContainer(c);
-  const record = await mountUnlocked(c, vaultVolume(made.header, made.key, []), { readOnly: false, noFilesystem: true, warn, signal, transient: true });
+  const record = await mountUnlocked(c, vaultVolume(made.header, made.key, []), { readOnly: false, noFilesystem: true, warn, signal, transient: true, route });
   try {
-    const owner = invokingUser();
-    makeFilesystem(record.loopDevice!, fs, { fresh: true, ...(owner ? { ownerUid: owner.uid, ownerGid: owner.gid } : {}) });
+    const owner = invokingUser() ?? selfUnlessRoot();
+    makeFilesystem(record.loopDevice ?? record.blockFile, fs, { fresh: true, ...(owner ? { ownerUid: owner.uid, ownerGid: owner.gid } : {}) });
   } finally {
     await dismountVolume(record, true);
   }
+}
+
+/** An ordinary user owns the root of the filesystem they create (mkfs.ext4 -E root_owner). */
+function selfUnlessRoot(): { uid: number; gid: number } | undefined {
+  const uid = process.geteuid?.() ?? 0;
+  return uid === 0 ? undefined : { uid, gid: process.getegid?.() ?? 0 };
 }

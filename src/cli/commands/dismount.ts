@@ -1,8 +1,7 @@
 import type { Command } from 'commander';
 import { VaultError, isVaultError } from '../../errors.js';
 import { dismountVolume, findVolume, listVolumes } from '../../mount/dismount.js';
-import { requireRoot } from '../../mount/privileges.js';
-import { inScope, records } from '../../mount/state.js';
+import { inScope, records, userRecords } from '../../mount/state.js';
 import { actingScope } from '../owner.js';
 import { info, setQuiet, warn } from '../output.js';
 
@@ -24,7 +23,6 @@ export function registerDismount(program: Command): void {
       if (o.quiet) setQuiet(true);
       if (!target && !o.all) throw new VaultError('usage', 'name a volume to dismount, or use --all', 'see `vault list`');
       if (target && o.all) throw new VaultError('usage', 'give either a volume or --all, not both');
-      requireRoot('vault dismount');
       // Under sudo, only the invoking user's volumes (issue 13); plain root, all.
       const scope = actingScope();
       if (o.all) {
@@ -35,7 +33,7 @@ export function registerDismount(program: Command): void {
           scope,
         );
         const failures: string[] = [];
-        for (const r of records().filter((x) => inScope(x, scope))) {
+        for (const r of [...records(), ...userRecords()].filter((x) => inScope(x, scope))) {
           try {
             const rep = await dismountVolume(r, !!o.force);
             info(`dismounted ${r.container}${rep.actions.length ? ` (${rep.actions.join('; ')})` : ''}`);

@@ -30,9 +30,10 @@ export function registerList(program: Command): void {
         for (const v of volumes) {
           const r = v.record;
           const where = r.mountpoint ?? r.loopDevice ?? r.blockFile;
-          const state = v.state === 'mounted' ? '' : '  [volume server died: cleaned up]';
           const policy = describePolicy(r.policy ?? NO_POLICY);
-          info(`${r.container}  ${formatOf(r.format)}  ${where}  ${r.fsType ?? 'no filesystem'}  ${r.loopDevice ?? ''}  ${r.readOnly ? 'ro' : 'rw'}  pid ${r.serverPid}  auto-dismount: ${policy}${state}`);
+          const state = v.state === 'mounted' ? '' : r.userDir ? '  [volume server died: its user clears it]' : '  [volume server died: cleaned up]';
+          const whose = r.userDir ? `  uid ${r.ownerUid}` : '';
+          info(`${r.container}  ${formatOf(r.format)}  ${where}  ${r.fsType ?? 'no filesystem'}  ${r.loopDevice ?? ''}  ${r.readOnly ? 'ro' : 'rw'}  via ${r.route ?? 'root'}${whose}  pid ${r.serverPid}  auto-dismount: ${policy}${state}`);
         }
       }
       if (others > 0 && !o.json) info(`(${others} volume(s) of other users not shown)`);

@@ -7,6 +7,7 @@ import { invokingUser } from '../owner.js';
 import { abortOnSignals } from '../signals.js';
 import { loadDefaultPolicy } from '../config.js';
 import { parseDuration, parseTriggers, type DismountPolicy } from '../../mount/policy.js';
+import { parseRoute } from '../../mount/route.js';
 
 interface MountCliOptions extends FormatCliOptions {
   readOnly?: boolean;
@@ -17,6 +18,7 @@ interface MountCliOptions extends FormatCliOptions {
   dismountOn?: string;
   idle?: string;
   allowFs?: string[];
+  via?: string;
 }
 
 /** The config file's defaults, overridden flag by flag. Checked before any passphrase is asked. */
@@ -31,7 +33,7 @@ function policyFor(o: MountCliOptions): DismountPolicy {
 export function registerMount(program: Command): void {
   const cmd = program
     .command('mount <container> [mountpoint]')
-    .description('unlock a container (vault, LUKS2, LUKS1, VeraCrypt, TrueCrypt) and mount its filesystem (default mount point: /media/vault/<user>/<name>)')
+    .description('unlock a container (vault, LUKS2, LUKS1, VeraCrypt, TrueCrypt) and mount its filesystem (default mount point: /media/vault/<user>/<name> as root, /media/<user>/… through udisks, ~/Vaults/<name> through fuse)')
     .option('--read-only', 'open the container, the loop device and the filesystem read-only')
     .option('--fs-options <opts>', 'extra mount options for the filesystem, comma-separated')
     .option('--no-filesystem', 'only attach the decrypted block device and print its path')
@@ -39,10 +41,12 @@ export function registerMount(program: Command): void {
     .option('--keyfile <file>', 'use a keyfile (repeatable)', (v: string, acc: string[] = []) => [...acc, v])
     .option('--dismount-on <events>', 'dismount on these events, seen by `vault watch`: lock, sleep, comma-separated, or none')
     .option('--idle <duration>', 'dismount after this long without I/O, e.g. 15m, 30s, 1h30m, or off')
+    .option('--via <route>', 'as an ordinary user: udisks (kernel filesystem, needs `vault setup-rootless`) or fuse (fuse2fs, needs nothing); default: the first that works')
     .option('--allow-fs <type>', 'also mount this filesystem type (default: only ext4, vfat, exfat); repeatable', (v: string, acc: string[] = []) => [...acc, ...v.split(',')]);
   addFormatOptions(cmd).action(async (container: string, mountpoint: string | undefined, o: MountCliOptions) => {
     const policy = policyFor(o);
     const choice = formatChoice(o);
+    const via = parseRoute(o.via);
     const { signal, dispose } = abortOnSignals();
     try {
       const owner = invokingUser();
@@ -60,9 +64,11 @@ export function registerMount(program: Command): void {
         ...(o.allowFs ? { allowFs: o.allowFs } : {}),
         signal,
         policy,
+        ...(via ? { via } : {}),
+        note: info,
       });
       if (r.mountpoint) info(`mounted ${r.container} on ${r.mountpoint} (${r.fsType}${r.readOnly ? ', read-only' : ''})`);
-      else info(r.loopDevice!);
+      else info(r.loopDevice ?? r.blockFile);
     } finally {
       dispose();
     }

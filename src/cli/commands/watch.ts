@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
 import { VaultError } from '../../errors.js';
-import { requireRoot } from '../../mount/privileges.js';
 import { requireWatchTools, startWatcher, type BusChoice } from '../../watch/watcher.js';
 import { actingScope } from '../owner.js';
 
@@ -19,7 +18,6 @@ export function registerWatch(program: Command): void {
     .action(async (o: { bus: string }) => {
       if (!(BUSES as readonly string[]).includes(o.bus))
         throw new VaultError('usage', `--bus: unknown bus "${o.bus}"`, `choose from ${BUSES.join(', ')}`);
-      requireRoot('vault watch');
       requireWatchTools(o.bus as BusChoice);
       // Started from inside a volume, the watcher's own cwd would keep that volume busy.
       process.chdir('/');

@@ -1,0 +1,80 @@
+/**
+ * How a volume reaches the user (issue 15), chosen before any passphrase is asked:
+ *
+ *   root    vault runs as root: its own loop device and mount(2), as always.
+ *   udisks  an ordinary user: the volume server's FUSE mount (allow_root, so udisksd and the loop
+ *           driver may open the block file), then udisksd's LoopSetup and Filesystem.Mount, with
+ *           polkit's consent. Kernel ext4 speed.
+ *   fuse    an ordinary user without udisks: a user-space filesystem driver (fuse2fs) on the block
+ *           file. Needs no administrator; slower, and without a journal.
+ *
+ * `--via` forces one; otherwise the first that can work, in that order, and the user is told why
+ * an earlier one could not.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { VaultError } from '../errors.js';
+import { refusedAction, SETUP_HINT, udisksReachable } from './udisks.js';
+
+export const ROUTES = ['root', 'udisks', 'fuse'] as const;
+export type Route = (typeof ROUTES)[number];
+
+export interface RouteChoice {
+  route: Route;
+  /** Why an earlier route was passed over (printed as a note), when one was. */
+  note?: string;
+}
+
+export function parseRoute(v: string | undefined): Route | undefined {
+  if (v === undefined) return undefined;
+  if ((ROUTES as readonly string[]).includes(v)) return v as Route;
+  throw new VaultError('usage', `--via ${v}: unknown route`, `choose from ${ROUTES.join(', ')}`);
+}
+
+const FUSE_CONF = '/etc/fuse.conf';
+
+/** Whether /etc/fuse.conf lets users mount with allow_root/allow_other. */
+export function userAllowOther(file = FUSE_CONF): boolean {
+  try {
+    return readFileSync(file, 'utf8').split('\n').some((l) => l.trim() === 'user_allow_other');
+  } catch {
+    return false;
+  }
+}
+
+function requireFuse(): void {
+  if (!existsSync('/dev/fuse'))
+    throw new VaultError('missing-component', '/dev/fuse is missing: the FUSE kernel module is not loaded', 'ask an administrator to run `modprobe fuse`');
+  if (!existsSync('/usr/bin/fusermount3') && !existsSync('/bin/fusermount3'))
+    throw new VaultError('missing-component', 'fusermount3 is not installed', 'ask an administrator to install fuse3 (`sudo vault setup-rootless`)');
+}
+
+/** Why the udisks route cannot work for this user now, or null when it can. */
+export function udisksUnavailable(): string | null {
+  const bus = udisksReachable();
+  if (!bus.ok) return bus.why;
+  if (!userAllowOther()) return `${FUSE_CONF} does not enable user_allow_other, which the udisks route needs`;
+  const refused = refusedAction();
+  if (refused) return `polkit does not allow ${refused} for you`;
+  return null;
+}
+
+/**
+ * The route for a mount (or a create's format). `needsLoop` is false when no filesystem is to be
+ * mounted (`--no-filesystem`, create's mkfs): an ordinary user then needs only the FUSE mount.
+ */
+export function chooseRoute(via: Route | undefined, needsLoop = true): RouteChoice {
+  const root = process.geteuid?.() === 0;
+  if (root) {
+    if (via && via !== 'root') throw new VaultError('usage', `--via ${via} is for ordinary users`, 'as root, vault mounts directly; run vault as yourself to use udisks or fuse');
+    if (!existsSync('/dev/fuse'))
+      throw new VaultError('missing-component', '/dev/fuse is missing: the FUSE kernel module is not loaded', 'run `modprobe fuse` as root');
+    return { route: 'root' };
+  }
+  if (via === 'root') throw new VaultError('privilege', '--via root needs root privileges', 'run it with sudo, or choose --via udisks or --via fuse');
+  requireFuse();
+  if (via === 'fuse' || !needsLoop) return { route: 'fuse' };
+  const why = udisksUnavailable();
+  if (why === null) return { route: 'udisks' };
+  if (via === 'udisks') throw new VaultError(/polkit/.test(why) ? 'privilege' : 'missing-component', `the udisks route is not available: ${why}`, SETUP_HINT);
+  return { route: 'fuse', note: `not using udisks: ${why}; ${SETUP_HINT.replace(', or mount with `--via fuse`', '')} for kernel speed` };
+}
