@@ -13,7 +13,9 @@ build=(make gcc g++ python3 liburing-dev)
 # libglib2.0-bin (gdbus) and systemd (systemd-inhibit): `vault watch` listens to D-Bus through them.
 # liburing2: the native addon links against it.
 runtime=(liburing2 fuse3 e2fsprogs dosfstools exfatprogs util-linux mount fusefat exfat-fuse libglib2.0-bin systemd)
-test_extra=(fio psmisc python3-cryptography python3-dbusmock dbus-daemon cryptsetup-bin gdb)
+# udisks2, polkitd, fuse2fs and udev (systemd-udevd): `vault setup-rootless` and its test run the real
+# daemons of "vault without root" (test/support/rootless-stack.ts).
+test_extra=(fio psmisc python3-cryptography python3-dbusmock dbus-daemon cryptsetup-bin gdb udisks2 polkitd fuse2fs udev)
 bench_extra=(fio gocryptfs)
 
 want=("${build[@]}" "${runtime[@]}")

@@ -28,6 +28,7 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   benchmark: async () => (await import('./commands/benchmark.js')).registerBenchmark,
   watch: async () => (await import('./commands/watch.js')).registerWatch,
   uring: async () => (await import('./commands/uring.js')).registerUring,
+  'setup-rootless': async () => (await import('./commands/setup-rootless.js')).registerSetupRootless,
 };
 const ALIASES: Record<string, string> = { unmount: 'dismount' };
 
