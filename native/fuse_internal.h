@@ -7,6 +7,7 @@
  *   fuse_classic.c   the classic transport: worker threads read()/writev() cloned /dev/fuse fds
  *   fuse_uring.c     the io_uring transport: a thread and a ring per kernel queue (per CPU)
  *   fuse_mount.c     mount(2), finding our mount, unmounting it, aborting the connection
+ *   fuse_user.c      as an ordinary user: fusermount3 mounts and unmounts, RLIMIT_MEMLOCK
  *   fuse_session.c   a session's life: open, key, buffers, mount, workers, teardown
  *   fuse_napi.c      N-API glue: serve / wait / stop / stats
  */
@@ -116,6 +117,7 @@ typedef struct {
   uint64_t data_offset, data_size, sector_size, first_tweak, tweak_step, max_request;
   int threads;
   bool read_only, async_dio, parallel_writes, direct_io;
+  bool allow_root; /* as an ordinary user: root may use the mount too (fusermount3 allow_other) */
 } vf_config;
 
 struct vf_session {
@@ -135,6 +137,11 @@ struct vf_session {
   bool uring_offered;     /* INIT: the kernel offered FUSE_OVER_IO_URING and we accepted */
   char transport_note[256]; /* why this transport (stats().transportNote) */
   uint8_t *key; /* VAULT_XTS_KEY_LEN bytes of locked memory */
+  bool lock_io;   /* the I/O buffers are locked too (always as root; as a user, if RLIMIT_MEMLOCK allows) */
+  uid_t owner_uid; /* who mounted: the file's owner, and who may use it (with root if allow_root) */
+  gid_t owner_gid;
+  bool unprivileged; /* euid != 0: mounted and unmounted through fusermount3 */
+  bool allow_root;   /* unprivileged: mounted allow_other, requests of others than owner and root refused */
   uint32_t open_flags;
   uint32_t max_request; /* negotiated max_write and mount's max_read, <= VF_MAX_IO */
 
@@ -252,6 +259,22 @@ bool vf_mount(napi_env env, vf_session *s);
 void vf_unmount_if_ours(vf_session *s);
 /* Aborts the FUSE connection through fusectl (a private fusectl mount if none is mounted). */
 void vf_abort_connection(vf_session *s);
+
+/* ------------------------------------------------------------------------------------------ */
+/* fuse_user.c: running as an ordinary user                                                     */
+
+/* Mounts s->mount_dir through fusermount3: the /dev/fuse descriptor it sends back, or -1 with
+   what went wrong (fusermount3's own stderr included) in msg. */
+int vf_fusermount_mount(vf_session *s, char *msg, size_t cap);
+/* `fusermount3 -u -z -- dir`: whether it succeeded. */
+bool vf_fusermount_unmount(const char *dir);
+/* Whether the I/O buffers can be locked as well (RLIMIT_MEMLOCK), the key being locked already. */
+bool vf_io_lock_fits(const vf_session *s);
+/* Throws the failure to lock `what` (the key, its schedules): names RLIMIT_MEMLOCK when it is the
+   cause, and what to do. */
+void vf_throw_memlock(napi_env env, const char *what, int err);
+/* Bytes of locked memory one io_uring queue thread's entries take (fuse_uring.c). */
+size_t vf_uring_locked_bytes(const vf_session *s);
 
 /* ------------------------------------------------------------------------------------------ */
 /* fuse_session.c                                                                               */

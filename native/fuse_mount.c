@@ -1,7 +1,8 @@
 /*
- * fuse_mount.c: the session's mount. mount(2) of fuse.vault on the mount point (we run as root),
- * finding our mount in mountinfo (by the anonymous device it got), unmounting it only while it is
- * still ours, and aborting the FUSE connection through fusectl.
+ * fuse_mount.c: the session's mount. mount(2) of fuse.vault on the mount point as root (through
+ * fusermount3 as an ordinary user: fuse_user.c), finding our mount in mountinfo (by the anonymous
+ * device it got), unmounting it only while it is still ours, and aborting the FUSE connection
+ * through fusectl.
  */
 #include "fuse_internal.h"
 #include "napi_util.h"
@@ -78,7 +79,8 @@ void vf_unmount_if_ours(vf_session *s) {
   }
   if (!vault || (s->have_dev && (maj != s->dev_major || min != s->dev_minor)))
     return; /* covered by another mount: not ours to unmount by path */
-  if (umount2(s->mount_dir, MNT_DETACH | UMOUNT_NOFOLLOW) == 0 || errno == EINVAL || errno == ENOENT)
+  if (s->unprivileged ? vf_fusermount_unmount(s->mount_dir)
+                      : (umount2(s->mount_dir, MNT_DETACH | UMOUNT_NOFOLLOW) == 0 || errno == EINVAL || errno == ENOENT))
     s->mounted = false;
 }
 
@@ -111,13 +113,33 @@ void vf_abort_connection(vf_session *s) {
   if (dir >= 0) close(dir);
 }
 
-bool vf_mount(napi_env env, vf_session *s) {
+/* As root: our own /dev/fuse descriptor, and mount(2). */
+static bool mount_as_root(napi_env env, vf_session *s) {
   char opts[160], what[PATH_MAX + 64];
-  bool vault = false;
+  s->dev_fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+  if (s->dev_fd < 0) {
+    vault_throw_errno(env, "open", "/dev/fuse", errno);
+    return false;
+  }
   snprintf(opts, sizeof opts, "fd=%d,rootmode=40000,user_id=0,group_id=0,max_read=%u", s->dev_fd, s->max_request);
   if (mount("vault", s->mount_dir, "fuse.vault", MS_NOSUID | MS_NODEV | (s->read_only ? MS_RDONLY : 0), opts) != 0) {
     snprintf(what, sizeof what, "mounting FUSE on %s", s->mount_dir);
     vault_throw_errno(env, "mount", what, errno);
+    return false;
+  }
+  return true;
+}
+
+bool vf_mount(napi_env env, vf_session *s) {
+  char msg[PATH_MAX + 900];
+  bool vault = false;
+  s->owner_uid = geteuid();
+  s->owner_gid = getegid();
+  s->unprivileged = s->owner_uid != 0;
+  if (!s->unprivileged) {
+    if (!mount_as_root(env, s)) return false;
+  } else if ((s->dev_fd = vf_fusermount_mount(s, msg, sizeof msg)) < 0) {
+    vault_throw_error(env, "ERR_VAULT_FUSERMOUNT", msg);
     return false;
   }
   s->mounted = true;

@@ -151,6 +151,7 @@ static bool parse_config(napi_env env, napi_value o, vf_config *c, char *dir, si
       !vault_opt_bool(env, o, "asyncDio", true, &c->async_dio) ||
       !vault_opt_bool(env, o, "parallelDirectWrites", true, &c->parallel_writes) ||
       !vault_opt_bool(env, o, "directIo", true, &c->direct_io) ||
+      !vault_opt_bool(env, o, "allowRoot", false, &c->allow_root) ||
       !vault_opt_int(env, o, "maxRequest", false, VF_MAX_IO, VF_MAX_IO, &c->max_request))
     return false;
   if (!parse_transport(env, o, &c->transport)) return false;
@@ -346,6 +347,8 @@ static napi_value stats_session(napi_env env, napi_callback_info info) {
     napi_value b, tr;
     CHECK(napi_get_boolean(env, s->direct_io, &b));
     CHECK(napi_set_named_property(env, obj, "directIo", b));
+    CHECK(napi_get_boolean(env, s->lock_io, &b));
+    CHECK(napi_set_named_property(env, obj, "ioBuffersLocked", b));
     CHECK(napi_create_string_utf8(env, s->transport == VF_TRANSPORT_URING ? "io_uring" : "classic", NAPI_AUTO_LENGTH, &tr));
     CHECK(napi_set_named_property(env, obj, "transport", tr));
     CHECK(napi_create_string_utf8(env, s->transport_note, NAPI_AUTO_LENGTH, &tr));

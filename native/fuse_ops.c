@@ -53,8 +53,8 @@ static void fill_attr(vf_session *s, uint64_t nodeid, struct fuse_attr *a) {
     a->blocks = (s->data_size + 511) / 512;
   }
   a->blksize = 4096;
-  a->uid = 0;
-  a->gid = 0;
+  a->uid = s->owner_uid;
+  a->gid = s->owner_gid;
   pthread_mutex_lock(&s->attr_lock);
   a->atime = (uint64_t)s->times[i][0].tv_sec;
   a->atimensec = (uint32_t)s->times[i][0].tv_nsec;
@@ -141,7 +141,8 @@ static void op_setattr(vf_worker *w, const vf_req *r, vf_reply *rep) {
      Setting what already is (the size some tools truncate to, the same mode) is accepted. */
   if ((v & FATTR_SIZE) && (i == 0 || in->size != s->data_size)) return reply_err(rep, EPERM);
   if ((v & FATTR_MODE) && (in->mode & 07777) != cur_mode) return reply_err(rep, EPERM);
-  if (((v & FATTR_UID) && in->uid != 0) || ((v & FATTR_GID) && in->gid != 0)) return reply_err(rep, EPERM);
+  if (((v & FATTR_UID) && in->uid != s->owner_uid) || ((v & FATTR_GID) && in->gid != s->owner_gid))
+    return reply_err(rep, EPERM);
   if (v & (FATTR_ATIME | FATTR_MTIME | FATTR_CTIME)) {
     struct timespec t[3];
     pthread_mutex_lock(&s->attr_lock);
@@ -302,10 +303,26 @@ static void op_fallocate(vf_worker *w, const vf_req *r, vf_reply *rep) {
   reply_err(rep, err);
 }
 
+/* allow_root (mounted allow_other by a user): whether a request of anyone but the owner and root
+   goes through anyway. As libfuse's fuse_req_check_allow_root: what the kernel sends on behalf of
+   an opener or of itself (READ/WRITE of writeback and readahead, RELEASE ...), and no-reply ops. */
+static bool others_may(uint32_t op) {
+  switch (op) {
+    case FUSE_INIT: case FUSE_READ: case FUSE_WRITE: case FUSE_FSYNC: case FUSE_RELEASE: case FUSE_READDIR:
+    case FUSE_FSYNCDIR: case FUSE_RELEASEDIR: case FUSE_NOTIFY_REPLY: case FUSE_READDIRPLUS:
+    case FUSE_FORGET: case FUSE_BATCH_FORGET: case FUSE_INTERRUPT: case FUSE_DESTROY:
+      return true;
+    default:
+      return false;
+  }
+}
+
 void vf_dispatch(vf_worker *w, const vf_req *r, vf_reply *rep) {
   const struct fuse_in_header *h = r->h;
   int err;
   memset(rep, 0, sizeof *rep);
+  if (w->s->allow_root && w->s->unprivileged && h->uid != w->s->owner_uid && h->uid != 0 && !others_may(h->opcode))
+    return reply_err(rep, EACCES);
   switch (h->opcode) {
     case FUSE_INIT:
       return op_init(w, r, rep);
@@ -332,7 +349,7 @@ void vf_dispatch(vf_worker *w, const vf_req *r, vf_reply *rep) {
     case FUSE_DESTROY:
       return reply_err(rep, 0);
     case FUSE_ACCESS:
-      /* Only root reaches this mount (no allow_other); the kernel applies MS_RDONLY itself. */
+      /* Only the owner (and root with allow_root) reaches this mount; MS_RDONLY is the kernel's. */
       return reply_err(rep, known_node(h->nodeid) ? 0 : ENOENT);
     case FUSE_STATFS:
       return op_statfs(w, r, rep);

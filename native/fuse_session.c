@@ -3,8 +3,8 @@
  *
  * serve() (fuse_napi.c) builds a session in named steps: vf_session_new() allocates it, opens the
  * mount point and the container (O_DIRECT where allowed), reads the key into locked pages and
- * gives every worker its XTS context and locked buffers; vf_session_start() mounts (mount(2): we
- * run as root), starts the workers and returns once the kernel's INIT has been answered.
+ * gives every worker its XTS context and locked buffers; vf_session_start() mounts (mount(2) as
+ * root, fusermount3 as a user: fuse_user.c), starts the workers and returns once INIT is answered.
  *
  * Secrets: the 64-byte key is read from a descriptor straight into locked pages (secure_mem), and
  * each worker has its own XTS context keyed from it. Request and data buffers hold plaintext, so
@@ -302,6 +302,7 @@ static vf_session *session_alloc(napi_env env, const vf_config *c, int nrings) {
   s->first_tweak = c->first_tweak;
   s->tweak_step = c->tweak_step;
   s->read_only = c->read_only;
+  s->allow_root = c->allow_root;
   s->async_dio = c->async_dio;
   s->parallel_writes = c->parallel_writes;
   s->max_request = (uint32_t)c->max_request;
@@ -362,7 +363,7 @@ static bool read_key(napi_env env, vf_session *s, int key_fd) {
   int err;
   s->key = vault_secure_alloc(VAULT_XTS_KEY_LEN, &err);
   if (s->key == NULL) {
-    vault_throw_errno(env, "mmap/mlock", "cannot allocate locked memory for the key", err);
+    vf_throw_memlock(env, "the key", err);
     return false;
   }
   err = vault_secure_read_fd(key_fd, s->key, VAULT_XTS_KEY_LEN, &got);
@@ -390,6 +391,7 @@ static bool prepare_workers(napi_env env, vf_session *s) {
   const void *hints[VF_MAX_THREADS];
   size_t spans = 0;
   int err = 0;
+  s->lock_io = vf_io_lock_fits(s);
   for (int i = 0; i < s->nthreads; i++) {
     vf_worker *w = &s->workers[i];
     w->s = s;
@@ -401,10 +403,10 @@ static bool prepare_workers(napi_env env, vf_session *s) {
       vault_throw_error(env, "ERR_VAULT_OPENSSL", what);
       return false;
     }
-    if (i < s->nclassic) w->req_mem = vault_secure_alloc(VF_REQ_MEM, &err); /* queue threads: ring buffers */
-    if (w->req_mem != NULL || i >= s->nclassic) w->data = vault_secure_alloc(w->data_len, &err);
+    if (i < s->nclassic) w->req_mem = vault_secure_alloc_opt(VF_REQ_MEM, s->lock_io, &err); /* rings: their own */
+    if (w->req_mem != NULL || i >= s->nclassic) w->data = vault_secure_alloc_opt(w->data_len, s->lock_io, &err);
     if ((w->req_mem == NULL && i < s->nclassic) || w->data == NULL) {
-      vault_throw_errno(env, "mmap/mlock", "cannot allocate locked I/O buffers", err);
+      vf_throw_memlock(env, "the I/O buffers", err);
       return false;
     }
     if (w->req_mem != NULL) w->req = w->req_mem + VF_REQ_SKEW;
@@ -412,7 +414,7 @@ static bool prepare_workers(napi_env env, vf_session *s) {
   }
   err = vault_lock_key_copies(s->key, VAULT_XTS_KEY_LEN, hints, s->nthreads < VF_MAX_THREADS ? (size_t)s->nthreads : VF_MAX_THREADS, &spans);
   if (err != 0) {
-    vault_throw_errno(env, "mlock", "cannot lock the memory holding the AES key schedules", err);
+    vf_throw_memlock(env, "the AES key schedules", err);
     return false;
   }
   return true;
@@ -481,12 +483,7 @@ vf_session *vf_session_new(napi_env env, const vf_config *c) {
   if (!open_paths(env, s, c) || !read_key(env, s, c->key_fd) || !prepare_workers(env, s) || !prepare_rings(env, s))
     goto fail;
   install_wake_signal();
-  s->dev_fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
-  if (s->dev_fd < 0) {
-    vault_throw_errno(env, "open", "/dev/fuse", errno);
-    goto fail;
-  }
-  return s;
+  return s; /* /dev/fuse: opened by vf_mount(), or by fusermount3 */
 fail:
   vf_teardown(s);
   vf_session_unref(s);

@@ -125,6 +125,15 @@ void vf_ring_free(vf_worker *w) {
   w->ring = NULL;
 }
 
+/* The kernel refuses payload buffers smaller than max(8 KiB, max_write, max_pages pages). */
+static size_t payload_cap(const vf_session *s) {
+  return s->max_request > FUSE_MIN_READ_BUFFER ? s->max_request : FUSE_MIN_READ_BUFFER;
+}
+
+size_t vf_uring_locked_bytes(const vf_session *s) {
+  return VF_URING_DEPTH * (HEADER_MEM + vault_secure_map_len(payload_cap(s)));
+}
+
 /* Worker w's ring for queue `qid`, with its entries' buffers. 0 or an errno (why says what). */
 static int ring_create(vf_worker *w, uint16_t qid, char *why, size_t cap) {
   struct io_uring_params p;
@@ -134,8 +143,7 @@ static int ring_create(vf_worker *w, uint16_t qid, char *why, size_t cap) {
   w->ring = r;
   r->qid = qid;
   r->depth = VF_URING_DEPTH;
-  /* The kernel refuses payload buffers smaller than max(8 KiB, max_write, max_pages pages). */
-  r->payload_cap = w->s->max_request > FUSE_MIN_READ_BUFFER ? w->s->max_request : FUSE_MIN_READ_BUFFER;
+  r->payload_cap = payload_cap(w->s);
   memset(&p, 0, sizeof p);
   p.flags = IORING_SETUP_SQE128 | IORING_SETUP_CQSIZE;
   p.cq_entries = 2 * VF_URING_DEPTH;
@@ -147,10 +155,10 @@ static int ring_create(vf_worker *w, uint16_t qid, char *why, size_t cap) {
   r->ring_ok = true;
   for (int i = 0; i < r->depth; i++) {
     vf_ring_ent *e = &r->ent[i];
-    e->hdr = vault_secure_alloc(HEADER_MEM, &err);
-    if (e->hdr != NULL) e->payload = vault_secure_alloc(r->payload_cap, &err);
+    e->hdr = vault_secure_alloc_opt(HEADER_MEM, w->s->lock_io, &err);
+    if (e->hdr != NULL) e->payload = vault_secure_alloc_opt(r->payload_cap, w->s->lock_io, &err);
     if (e->hdr == NULL || e->payload == NULL) {
-      snprintf(why, cap, "cannot allocate locked io_uring buffers: %s", strerror(err));
+      snprintf(why, cap, "cannot allocate %sio_uring buffers: %s", w->s->lock_io ? "locked " : "", strerror(err));
       return err;
     }
     e->iov[0] = (struct iovec){e->hdr, sizeof *e->hdr};

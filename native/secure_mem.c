@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
@@ -21,7 +22,9 @@ size_t vault_secure_map_len(size_t len) {
   return (len + page - 1) / page * page;
 }
 
-void *vault_secure_alloc(size_t len, int *err) {
+void *vault_secure_alloc(size_t len, int *err) { return vault_secure_alloc_opt(len, true, err); }
+
+void *vault_secure_alloc_opt(size_t len, bool lock, int *err) {
   size_t map_len;
   void *mem;
   if (len == 0) {
@@ -41,7 +44,7 @@ void *vault_secure_alloc(size_t len, int *err) {
     *err = errno;
     return NULL;
   }
-  if (mlock(mem, map_len) != 0 || madvise(mem, map_len, MADV_DONTDUMP) != 0) {
+  if ((lock && mlock(mem, map_len) != 0) || madvise(mem, map_len, MADV_DONTDUMP) != 0) {
     *err = errno;
     munmap(mem, map_len);
     return NULL;
@@ -135,11 +138,10 @@ int vault_lock_key_copies(const uint8_t *key, size_t len, const void *const *hin
   size_t locked = 0;
   int result = 0;
   FILE *maps = fopen("/proc/self/maps", "re");
-  int mem = open("/proc/self/mem", O_RDONLY | O_CLOEXEC);
   uint8_t *chunk = NULL;
   const size_t chunk_len = 1 << 20;
   char line[512];
-  if (maps == NULL || mem < 0) {
+  if (maps == NULL) {
     result = errno;
     goto out;
   }
@@ -158,10 +160,13 @@ int vault_lock_key_copies(const uint8_t *key, size_t len, const void *const *hin
     if (strcmp(perms, "rw-p") != 0 || (name[0] != '\0' && strcmp(name, "[heap]") != 0)) continue;
     if (nhints > 0 && strcmp(name, "[heap]") != 0 && !holds_hint(start, end, hints, nhints)) continue;
     for (unsigned long at = start; at < end; at += chunk_len) {
-      /* pread of /proc/self/mem instead of a plain read: another thread (V8's) may unmap memory
-         under us, which fails the read instead of crashing the process. Overlap by one piece. */
+      /* process_vm_readv of ourselves instead of a plain read: another thread (V8's) may unmap
+         memory under us, which fails the read instead of crashing the process. (Not a pread of
+         /proc/self/mem: once the process is not dumpable, that file is root's, and an ordinary
+         user cannot open it.) Overlap by one piece. */
       size_t want = end - at < chunk_len + piece ? end - at : chunk_len + piece;
-      ssize_t n = pread(mem, chunk, want, (off_t)at);
+      struct iovec local = {chunk, want}, remote = {(void *)(uintptr_t)at, want};
+      ssize_t n = process_vm_readv(getpid(), &local, 1, &remote, 1, 0);
       if (n <= 0) continue;
       for (size_t k = 0; k + piece <= len; k += piece) {
         const uint8_t *p = chunk;
@@ -190,7 +195,6 @@ out:
     OPENSSL_cleanse(chunk, chunk_len + piece);
     free(chunk);
   }
-  if (mem >= 0) close(mem);
   if (maps != NULL) fclose(maps);
   if (pages_locked != NULL) *pages_locked = locked;
   return result;

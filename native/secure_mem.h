@@ -14,6 +14,7 @@
 #ifndef VAULT_SECURE_MEM_H
 #define VAULT_SECURE_MEM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -23,6 +24,10 @@ size_t vault_secure_map_len(size_t len);
 /* Returns page-aligned, zeroed, locked memory of at least `len` bytes (len > 0), or NULL with
    *err set to an errno (ENOMEM, EPERM/EAGAIN from mlock when RLIMIT_MEMLOCK is too small). */
 void *vault_secure_alloc(size_t len, int *err);
+
+/* The same, locked only if `lock`: memory that RLIMIT_MEMLOCK has no room for (still never in a
+   core dump, zeros in a fork()ed child, wiped when freed). */
+void *vault_secure_alloc_opt(size_t len, bool lock, int *err);
 
 /* Wipes, unlocks and unmaps memory from vault_secure_alloc(len). NULL-safe. `len` must be the
    length given to vault_secure_alloc. */

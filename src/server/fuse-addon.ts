@@ -42,6 +42,10 @@ export interface FuseServeOptions {
   /** Tuning: largest READ/WRITE the kernel sends (max_read, max_write; power of two,
    *  65536..1048576, default 1048576). */
   maxRequest?: number;
+  /** Run by an ordinary user (mounted through fusermount3): let root use the mount too (mounted
+   *  allow_other; requests of anyone but the owner and root are refused with EACCES). Needs
+   *  user_allow_other in /etc/fuse.conf. Ignored when run by root. Default false. */
+  allowRoot?: boolean;
 }
 
 /** How a session ended: unmounted from outside (e.g. `umount -l`), stop(), or a fatal error. */
@@ -63,6 +67,10 @@ export interface FuseStats {
   lastError?: string;
   /** Whether the container is accessed with O_DIRECT (see FuseServeOptions.directIo). */
   directIo: boolean;
+  /** Whether the I/O buffers (plaintext) are locked in memory like the key. Always as root; run by
+   *  an ordinary user, only where RLIMIT_MEMLOCK has room for them (the key and its schedules are
+   *  locked whatever the limit, or serve() fails with ERR_VAULT_MEMLOCK). */
+  ioBuffersLocked: boolean;
   /** The transport in use. */
   transport: 'io_uring' | 'classic';
   /** Why that one, e.g. 'io_uring: enable_uring is Y (2 queues, 8 threads)' or 'classic: FUSE over
@@ -73,13 +81,15 @@ export interface FuseStats {
 /** The addon's exports. Errors are Node-style: `code` is 'EPERM', 'ENOENT' etc. for system errors,
  *  'ERR_VAULT_KEY_SHORT_READ' / 'ERR_VAULT_XTS_EQUAL_HALVES' for a bad key. */
 export interface NativeFuseAddon {
-  /** Reads the key, opens /dev/fuse, mounts, starts the workers and returns once the kernel's INIT
-   *  is answered. Blocks the calling thread for that long (milliseconds). On failure throws and
+  /** Reads the key, opens /dev/fuse and mounts (as an ordinary user: fusermount3 does both, and
+   *  its failure is an ERR_VAULT_FUSERMOUNT error quoting its message, e.g. "fusermount3: not found"
+   *  or "... only allowed if 'user_allow_other' is set in /etc/fuse.conf"), starts the workers and
+   *  returns once the kernel's INIT is answered. Blocks the calling thread for that long (milliseconds). On failure throws and
    *  leaves nothing mounted. The session keeps the event loop alive until it ends. */
   serve(options: FuseServeOptions): FuseSession;
   /** Settles when every worker has exited (and the session is torn down: key wiped, unmounted). */
   wait(session: FuseSession): Promise<FuseEnd>;
-  /** Unmounts (MNT_DETACH), aborts the connection if something still holds the file open after a
+  /** Unmounts (MNT_DETACH; `fusermount3 -u -z` as a user), aborts the connection if something still holds the file open after a
    *  1 s grace, joins the workers, syncs and wipes. Idempotent; also run when the session is
    *  garbage-collected. Blocks the calling thread until done. */
   stop(session: FuseSession): void;

@@ -64,6 +64,8 @@ interface Serving {
   transport: FuseTransport;
   /** Why that transport (FuseStats.transportNote). */
   transportNote: string;
+  /** FuseStats.ioBuffersLocked. */
+  ioBuffersLocked: boolean;
 }
 
 async function serve(config: ServerConfig, frontend: Promise<typeof import('./native-frontend.js')>): Promise<Serving> {
@@ -78,6 +80,7 @@ async function serve(config: ServerConfig, frontend: Promise<typeof import('./na
     lastIoMs: () => server.stats().lastIoMs,
     transport: server.stats().transport,
     transportNote: server.stats().transportNote,
+    ioBuffersLocked: server.stats().ioBuffersLocked,
   };
 }
 
@@ -113,6 +116,8 @@ async function main(): Promise<void> {
     process.exit(1);
   }
   log(`serving ${config.containerPath} (${config.dataSize} bytes, ${config.readOnly ? 'read-only' : 'read-write'}, transport ${serving.transport}: ${serving.transportNote})`);
+  if (!serving.ioBuffersLocked)
+    log('RLIMIT_MEMLOCK has no room for the I/O buffers: only the key and its schedules are locked (raise `ulimit -l` to lock the buffers too)');
 
   const idle =
     config.idleSeconds === null

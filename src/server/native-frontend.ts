@@ -3,8 +3,10 @@
  * server (native/fuse_*.c): FUSE spoken directly on /dev/fuse by native threads, so no request
  * crosses into the JS thread.
  *
- * Private to root: no allow_other, root directory 0700, file 0600 (0400 read-only). The key is read
- * by the addon from `keyFd` straight into locked memory; it never enters JS.
+ * Private to whoever runs the server: root (mount(2)), or an ordinary user (fusermount3, which mounts
+ * with user_id=<uid>: nobody else, not even root, gets in, unless config.allowRoot). No allow_other
+ * for anyone else; root directory 0700, file 0600 (0400 read-only). The key is read by the addon
+ * from `keyFd` straight into locked memory; it never enters JS.
  */
 import { VaultError } from '../errors.js';
 import { URING_HINT } from '../system/capabilities.js';
@@ -97,6 +99,7 @@ export async function serveNative(
       tweakStep: BigInt(config.tweakStep),
       readOnly: config.readOnly,
       transport: config.transport,
+      ...(config.allowRoot ? { allowRoot: true } : {}),
       ...(tuning.threads !== undefined ? { threads: tuning.threads } : {}),
       ...(tuning.asyncDio !== undefined ? { asyncDio: tuning.asyncDio } : {}),
       ...(tuning.parallelDirectWrites !== undefined ? { parallelDirectWrites: tuning.parallelDirectWrites } : {}),

@@ -34,7 +34,10 @@ export interface ServerConfig {
   transport: TransportChoice;
   /** Seconds without a read or write after which the server dismounts its own volume; null: never. */
   idleSeconds: number | null;
-  /** An ordinary user's mount (fusermount3) that root may open too: the udisks route (issue 15). */
+  /** A server run by an ordinary user mounts through fusermount3, and its mount is then usable by
+   *  that user alone; true lets root use it too (e.g. to attach a loop device). Needs
+   *  user_allow_other in /etc/fuse.conf (fusermount3 refuses otherwise). Default false; meaningless
+   *  for a server run by root, whose mount is root's alone anyway. */
   allowRoot?: boolean;
 }
 
