@@ -32,8 +32,9 @@ const DRIVERS: Record<string, Driver> = {
     note: 'ext4 through fuse2fs: about 3× slower than the kernel, and writes are not journaled, so a crash can leave the filesystem needing e2fsck',
   },
   vfat: { tool: 'fusefat', pkg: 'fusefat', args: (b, m, ro) => ['-o', ro ? 'ro' : 'rw+', b, m], note: 'FAT through fusefat (slow)' },
-  exfat: { tool: 'mount.exfat-fuse', pkg: 'exfat-fuse', args: (b, m, ro) => ['-o', ro ? 'ro' : 'rw', b, m], note: 'exFAT through exfat-fuse' },
 };
+// exFAT has no driver here: exfat-fuse, run by a user, hands fusermount3 a `user=` option that only
+// fuse 2's fusermount knew, and fusermount3 refuses the mount.
 
 export function fuseDriverNote(fsType: string): string {
   return DRIVERS[fsType]?.note ?? '';
@@ -42,7 +43,7 @@ export function fuseDriverNote(fsType: string): string {
 /** Mounts `blockFile`'s filesystem on `mountpoint` with its user-space driver; returns the mount. */
 export function mountWithDriver(blockFile: string, mountpoint: string, fsType: string, readOnly: boolean): MountEntry {
   const d = DRIVERS[fsType];
-  if (!d) throw new VaultError('missing-component', `no user-space driver for ${fsType}`, 'mount it as root, or through udisks (`sudo vault setup-rootless`)');
+  if (!d) throw new VaultError('missing-component', `the fuse route has no driver for ${fsType}`, 'mount it through udisks (`sudo vault setup-rootless --user $USER`), or as root');
   const r = run(d.tool, d.args(blockFile, mountpoint, readOnly), { timeoutMs: 120_000 });
   if (r.status !== 0) throw new VaultError('mount-failed', `${d.tool} could not mount the volume: ${firstLine(r.stderr) || firstLine(r.stdout) || `exit ${r.status}`}`);
   const entry = readMountInfo().filter((e) => e.mountpoint === mountpoint).at(-1);

@@ -15,7 +15,7 @@ import type { FormatAdapter, FormatChoice, UnlockSecret, UnlockedVolume } from '
 import { abandonServer, handOver, launchServer, type LaunchedServer } from '../server/spawn.js';
 import { BLOCK_FILE_NAME, type ServerConfig, type TransportChoice } from '../server/protocol.js';
 import { attachLoop, detachLoop } from './loop.js';
-import { checkFsAllowed, detectFilesystem, makeRootPrivate, mountFilesystem, readMountInfo, unmountFilesystem } from './filesystem.js';
+import { checkFsAllowed, detectFilesystem, kernelSupports, makeRootPrivate, mountFilesystem, readMountInfo, unmountFilesystem } from './filesystem.js';
 import { entriesOf, mountIdOf, pinDir, type PinnedDir } from './pinned.js';
 import { run } from './run.js';
 import { createVolumeDir, newVolumeId, records, removeVolumeDir, saveRecord, selfIdentity, type VolumeRecord } from './state.js';
@@ -281,6 +281,13 @@ async function attachUdisks(record: VolumeRecord, o: MountUnlockedOptions, undo:
     if (!fsType)
       throw new VaultError('mount-failed', 'the volume holds no filesystem that could be recognised', 'mount it with --no-filesystem to reach the raw block file');
     checkFsAllowed(fsType, o.allowFs);
+    if (!kernelSupports(fsType)) {
+      // udisksd mounts with the kernel's drivers only; FAT and exFAT are often modules not loaded.
+      o.warn(`the running kernel has no ${fsType} driver, so udisks cannot mount it: taking the fuse route instead`);
+      record.route = 'fuse';
+      mountDriver(record, o, undo);
+      return;
+    }
   }
   const fd = openSync(record.blockFile, (o.readOnly ? fsc.O_RDONLY : fsc.O_RDWR) | fsc.O_NOFOLLOW);
   let loop: UdisksLoop;

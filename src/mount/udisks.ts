@@ -106,13 +106,12 @@ export function loopDelete(object: string): void {
 }
 
 /**
- * Whether polkit will let this process use udisks for a volume, asked before any passphrase is
- * (pkcheck, from polkitd). Returns the first action refused, or null when all are allowed.
+ * Whether polkit will let this process set up a loop device, asked before any passphrase is
+ * (pkcheck, from polkitd). Returns the action refused, or null. The mount itself is decided for
+ * the device udisks makes (vault's rule allows loop devices only), so it can only be asked then.
  */
 export function refusedAction(): string | null {
-  for (const action of ['org.freedesktop.udisks2.loop-setup', 'org.freedesktop.udisks2.filesystem-mount']) {
-    const r = run('pkcheck', ['--action-id', action, '--process', String(process.pid)], { env: busEnv(systemBus(), toolPath()), timeoutMs: 10_000 });
-    if (r.status !== 0) return action;
-  }
-  return null;
+  const action = 'org.freedesktop.udisks2.loop-setup';
+  const r = run('pkcheck', ['--action-id', action, '--process', String(process.pid)], { env: busEnv(systemBus(), toolPath()), timeoutMs: 10_000 });
+  return r.status === 0 ? null : action;
 }

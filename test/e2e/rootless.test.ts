@@ -14,6 +14,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { CLI, FAST_KDF, ROOT, e2eAvailable, ok, vault, type VaultResult } from './harness.js';
 import { localUser, runAs, type LocalUser } from '../support/unprivileged.js';
 import { startRootlessStack, type RootlessStack } from '../support/rootless-stack.js';
+import { kernelSupports } from '../../src/mount/filesystem.js';
 
 const RUN = e2eAvailable('rootless.test.ts');
 const PASS = 'correct horse battery staple\n';
@@ -113,6 +114,11 @@ function createAs(u: LocalUser, name: string, size = '96M', fs = 'ext4'): string
   ok(r, `create as ${u.name}`);
   expect(statSync(file).uid).toBe(u.uid);
   return file;
+}
+
+/** Whether the running kernel mounts `fs` itself (then udisks can). */
+function kernelHas(fs: string): boolean {
+  return kernelSupports(fs);
 }
 
 describe.skipIf(!RUN)('vault as an ordinary user (issue 15)', () => {
@@ -264,14 +270,31 @@ describe.skipIf(!RUN)('vault as an ordinary user (issue 15)', () => {
     expect(userLeftovers(alice)).toEqual([]);
   });
 
-  it('creates vfat and exfat volumes on the block file, and mounts them through udisks as the user', () => {
+  it('creates vfat and exfat volumes on the block file; mounts each through udisks where the kernel has its driver, else through its FUSE driver, else says why not', () => {
     for (const fs of ['vfat', 'exfat']) {
       const vol = createAs(alice, `${fs}.vol`, '64M', fs);
-      ok(asUser(alice, ['mount', vol, '--password-stdin'], PASS), `mount ${fs}`);
+      const m = asUser(alice, ['mount', vol, '--password-stdin'], PASS);
+      if (kernelHas(fs)) {
+        ok(m, `mount ${fs}`);
+        expect(listAs(alice)[0]?.route).toBe('udisks');
+      } else if (fs === 'vfat') {
+        ok(m, `mount ${fs}`);
+        expect(m.stderr).toMatch(/no vfat driver.*fuse route/);
+        expect(listAs(alice)[0]?.route).toBe('fuse');
+      } else {
+        expect(m.status, m.stderr).toBe(6);
+        expect(m.stderr).toMatch(/no driver for exfat/);
+        expect(userLeftovers(alice)).toEqual([]);
+        continue;
+      }
       const [v] = listAs(alice);
       expect(v?.fsType).toBe(fs);
-      treeAs(alice, ['write', v!.mountpoint!, '65536', '10']);
+      const sums = treeAs(alice, ['write', v!.mountpoint!, '65536', '10']);
       ok(asUser(alice, ['dismount', v!.mountpoint!]));
+      ok(asUser(alice, ['mount', vol, '--password-stdin'], PASS), `remount ${fs}`);
+      const [w] = listAs(alice);
+      expect(treeAs(alice, ['read', w!.mountpoint!])).toEqual(sums);
+      ok(asUser(alice, ['dismount', w!.mountpoint!]));
     }
   });
 });
