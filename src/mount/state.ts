@@ -15,7 +15,8 @@
  *
  * VAULT_RUN_DIR overrides /run/vault (used by tests that must not touch real volumes).
  */
-import { mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, lstatSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { openRegularFile, readHead } from '../system/safe-open.js';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import type { DismountPolicy } from './policy.js';
@@ -220,7 +221,8 @@ export function userRecords(): VolumeRecord[] {
     const base = path.join('/run/user', u, 'vault');
     let ids: string[];
     try {
-      if (statSync(base).uid !== Number(u)) continue;
+      const st = lstatSync(base);
+      if (!st.isDirectory() || st.uid !== Number(u)) continue;
       ids = readdirSync(base);
     } catch {
       continue;
@@ -228,7 +230,7 @@ export function userRecords(): VolumeRecord[] {
     for (const id of ids) {
       if (!/^[0-9a-f]{8}$/.test(id)) continue;
       try {
-        const r = JSON.parse(readFileSync(path.join(base, id, 'state.json'), 'utf8')) as VolumeRecord;
+        const r = JSON.parse(readUserFile(path.join(base, id, 'state.json'))) as VolumeRecord;
         const dir = path.join(base, id);
         // The owner is the directory's, whatever the record says; the paths must be its own.
         out.push({ ...r, id, ownerUid: Number(u), userDir: dir, fuseDir: path.join(dir, 'fuse'), blockFile: path.join(dir, 'fuse', 'volume') });
@@ -239,6 +241,20 @@ export function userRecords(): VolumeRecord[] {
   }
   return out;
 }
+
+/** A user's file, read by root: never through a symlink, never hanging on a FIFO, bounded. */
+function readUserFile(file: string): string {
+  const { fd, size } = openRegularFile(file, 'volume record');
+  try {
+    if (size > MAX_RECORD_BYTES) throw new Error(`${file} is too large`);
+    return readHead(fd, MAX_RECORD_BYTES).toString('utf8');
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** A record is about a kilobyte. */
+const MAX_RECORD_BYTES = 64 * 1024;
 
 export function records(): VolumeRecord[] {
   return readRecords().flatMap((r) => (r.ok ? [r.record] : []));

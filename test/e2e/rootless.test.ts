@@ -11,7 +11,7 @@ import { spawnSync } from 'node:child_process';
 import { chownSync, existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { CLI, FAST_KDF, ROOT, e2eAvailable, ok, vault, type VaultResult } from './harness.js';
+import { CLI, FAST_KDF, ROOT, TRANSPORTS, e2eAvailable, ok, useTransport, vault, type VaultResult } from './harness.js';
 import { localUser, runAs, type LocalUser } from '../support/unprivileged.js';
 import { startRootlessStack, type RootlessStack } from '../support/rootless-stack.js';
 import { kernelSupports } from '../../src/mount/filesystem.js';
@@ -176,6 +176,25 @@ describe.skipIf(!RUN)('vault as an ordinary user (issue 15)', () => {
     const mp2 = listAs(alice)[0]!.mountpoint!;
     expect(treeAs(alice, ['read', mp2])).toEqual(sums);
     ok(asUser(alice, ['dismount', mp2]), 'dismount again');
+  });
+
+  it.skipIf(!TRANSPORTS.includes('io_uring'))('serves the udisks route over FUSE io_uring too, and the files survive a remount on classic', () => {
+    const vol = createAs(alice, 'u.vol', '64M');
+    useTransport('io_uring'); // switches the kernel's enable_uring on, and back below
+    try {
+      ok(asUser(alice, ['mount', vol, '--password-stdin'], PASS, { VAULT_FUSE_TRANSPORT: 'io_uring' }), 'mount on io_uring');
+      const [v] = listAs(alice) as (ListedVolume & { transport?: string })[];
+      expect(v?.route).toBe('udisks');
+      expect(v?.transport).toBe('io_uring');
+      const sums = treeAs(alice, ['write', v!.mountpoint!, String(16 << 20), '100']);
+      ok(asUser(alice, ['dismount', v!.mountpoint!]));
+      ok(asUser(alice, ['mount', vol, '--password-stdin'], PASS, { VAULT_FUSE_TRANSPORT: 'classic' }), 'mount on classic');
+      const [w] = listAs(alice);
+      expect(treeAs(alice, ['read', w!.mountpoint!])).toEqual(sums);
+      ok(asUser(alice, ['dismount', w!.mountpoint!]));
+    } finally {
+      useTransport('classic');
+    }
   });
 
   it('keeps a volume from other users: bob can neither list, read nor dismount it; root sees and dismounts it', () => {
