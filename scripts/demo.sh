@@ -1,14 +1,39 @@
 #!/usr/bin/env bash
 # README's first Quick start command: sets up a fresh Debian machine, then shows the main job:
 # create a volume, mount it, write a file, list, dismount. Run as root (sudo).
+#
+# Run through sudo by an ordinary user, it shows that user's path (issue 15): `vault setup-rootless
+# --user $SUDO_USER` prepares the machine (saying each change), then every vault command runs as
+# that user, without root. Run by root itself (no SUDO_USER), it shows root's path.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup-system.sh
 [[ -d node_modules && -f native/build/Release/vault_native.node ]] || npm ci --no-fund --no-audit
 npm run --silent build
-vault() { node dist/src/cli/main.js "$@"; }
+cli="$PWD/dist/src/cli/main.js"
+user=${SUDO_USER:-root}
+if [[ $user != root ]]; then
+  uid=$(id -u "$user")
+  echo "== sudo vault setup-rootless --user $user   (once per machine)"
+  node "$cli" setup-rootless --user "$user"
+  # A login gives the user their runtime directory; under sudo it may not exist yet.
+  if [[ ! -d /run/user/$uid ]]; then install -d -m 0700 -o "$uid" -g "$(id -g "$user")" "/run/user/$uid"; fi
+  # The user's own environment, with the group vault just added (--init-groups reads it now).
+  vault() {
+    setpriv --reuid "$uid" --regid "$(id -g "$user")" --init-groups --reset-env -- \
+      env HOME="$(getent passwd "$user" | cut -d: -f6)" USER="$user" XDG_RUNTIME_DIR="/run/user/$uid" \
+      ${DBUS_SYSTEM_BUS_ADDRESS:+DBUS_SYSTEM_BUS_ADDRESS=$DBUS_SYSTEM_BUS_ADDRESS} \
+      PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin node "$cli" "$@"
+  }
+  as_user() { setpriv --reuid "$uid" --regid "$(id -g "$user")" --init-groups -- "$@"; }
+  echo "== from here on, every vault command runs as $user, without root"
+else
+  vault() { node "$cli" "$@"; }
+  as_user() { "$@"; }
+fi
 
 work=$(mktemp -d /tmp/vault-demo-XXXXXX)
+[[ $user == root ]] || chown "$user:" "$work"
 # Only what the demo made: other volumes on this machine are none of its business.
 trap 'vault dismount "$work/secret.vol" --force --quiet 2>/dev/null || true; rm -rf "$work"' EXIT
 # A demo passphrase on stdin keeps the demo non-interactive; a person would type it at the prompt.
@@ -18,14 +43,15 @@ echo "== vault create $work/secret.vol --size 256M --fs ext4"
 echo "$pass" | vault create "$work/secret.vol" --size 256M --fs ext4 --password-stdin
 echo "== vault mount $work/secret.vol"
 echo "$pass" | vault mount "$work/secret.vol" --password-stdin
-# Where vault mounted it (by default /media/vault/<user>/secret, <user> being who ran sudo, or root).
+# Where vault mounted it: /media/<user>/<uuid> through udisks, ~/Vaults/secret through fuse2fs,
+# /media/vault/root/secret as root.
 mountpoint_of() {
   vault list --json | node -e 'const v = JSON.parse(require("fs").readFileSync(0, "utf8")).find((x) => x.container === process.argv[1]); process.stdout.write(v ? v.mountpoint : "")' "$1"
 }
 mp=$(mountpoint_of "$work/secret.vol")
 echo "== write a file"
-echo "hello from inside the encrypted volume" > "$mp/hello.txt"
-ls -l "$mp"
+echo "hello from inside the encrypted volume" | as_user tee "$mp/hello.txt" >/dev/null
+as_user ls -l "$mp"
 echo "== vault list"
 vault list
 echo "== vault dismount $mp"
@@ -35,6 +61,6 @@ if grep -q "hello from inside" "$work/secret.vol"; then echo "plaintext found (t
 echo "== mount again and read it back"
 echo "$pass" | vault mount "$work/secret.vol" --password-stdin --read-only
 mp=$(mountpoint_of "$work/secret.vol")
-cat "$mp/hello.txt"
+as_user cat "$mp/hello.txt"
 vault dismount "$mp"
 echo "== done"

@@ -13,7 +13,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { VaultError } from '../errors.js';
-import { refusedAction, SETUP_HINT, udisksReachable } from './udisks.js';
+import { ADMIN_SETUP, refusedAction, udisksReachable } from './udisks.js';
 
 export const ROUTES = ['root', 'udisks', 'fuse'] as const;
 export type Route = (typeof ROUTES)[number];
@@ -48,13 +48,13 @@ function requireFuse(): void {
     throw new VaultError('missing-component', 'fusermount3 is not installed', 'ask an administrator to install fuse3 (`sudo vault setup-rootless`)');
 }
 
-/** Why the udisks route cannot work for this user now, or null when it can. */
-export function udisksUnavailable(): string | null {
+/** Why the udisks route cannot work for this user now, and what would fix it; null when it can. */
+export function udisksUnavailable(): { why: string; fix: string } | null {
   const bus = udisksReachable();
-  if (!bus.ok) return bus.why;
-  if (!userAllowOther()) return `${FUSE_CONF} does not enable user_allow_other, which the udisks route needs`;
+  if (!bus.ok) return { why: bus.why, fix: 'an administrator must install udisks2 and run the system D-Bus (`sudo vault setup-rootless` installs udisks2)' };
+  if (!userAllowOther()) return { why: `${FUSE_CONF} does not enable user_allow_other, which the udisks route needs`, fix: ADMIN_SETUP };
   const refused = refusedAction();
-  if (refused) return `polkit does not allow ${refused} for you`;
+  if (refused) return { why: `polkit does not allow ${refused} for you`, fix: ADMIN_SETUP };
   return null;
 }
 
@@ -73,8 +73,8 @@ export function chooseRoute(via: Route | undefined, needsLoop = true): RouteChoi
   if (via === 'root') throw new VaultError('privilege', '--via root needs root privileges', 'run it with sudo, or choose --via udisks or --via fuse');
   requireFuse();
   if (via === 'fuse' || !needsLoop) return { route: 'fuse' };
-  const why = udisksUnavailable();
-  if (why === null) return { route: 'udisks' };
-  if (via === 'udisks') throw new VaultError(/polkit/.test(why) ? 'privilege' : 'missing-component', `the udisks route is not available: ${why}`, SETUP_HINT);
-  return { route: 'fuse', note: `not using udisks: ${why}; ${SETUP_HINT.replace(', or mount with `--via fuse`', '')} for kernel speed` };
+  const no = udisksUnavailable();
+  if (no === null) return { route: 'udisks' };
+  if (via === 'udisks') throw new VaultError(/polkit/.test(no.why) ? 'privilege' : 'missing-component', `the udisks route is not available: ${no.why}`, `${no.fix}, or mount with \`--via fuse\``);
+  return { route: 'fuse', note: `not using udisks: ${no.why}; for the kernel's speed, ${no.fix}` };
 }

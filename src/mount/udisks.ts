@@ -18,7 +18,8 @@ const IFACE = 'org.freedesktop.UDisks2';
 /** udisksd asks polkit; without this a desktop's authentication agent would pop up a dialog. */
 const NO_INTERACTION = "'auth.no_user_interaction': <true>";
 
-export const SETUP_HINT = 'ask an administrator to run `sudo vault setup-rootless --user $USER`, or mount with `--via fuse`';
+export const ADMIN_SETUP = 'ask an administrator to run `sudo vault setup-rootless --user $USER`';
+export const SETUP_HINT = `${ADMIN_SETUP}, or mount with \`--via fuse\``;
 
 function gdbus(objectPath: string, method: string, args: readonly string[], fd3?: number): RunResult {
   return run('gdbus', ['call', '--system', '--dest', UDISKS_NAME, '--object-path', objectPath, '--method', method, ...args], {

@@ -214,7 +214,7 @@ function fuseConfStep(file: string): Step {
   const text = () => readOptional(file) ?? '';
   return {
     name: 'fuse.conf',
-    explain: () => `enable user_allow_other in ${file}: a user's volume server mounts with allow_root, so that udisksd and the loop driver may open its block file`,
+    explain: () => `enable user_allow_other in ${file}: a user's volume server mounts allow_other (served to its owner and root only), so that udisksd and the loop driver may open its block file`,
     check: () => userAllowOther(text()),
     apply: () => writeFileAtomic(file, withUserAllowOther(text()), modeOf(file, 0o644)),
     undo: () => {

@@ -6,7 +6,9 @@
 import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
-import { ROOT, e2eSuite } from './harness.js';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { CLI, ROOT, e2eSuite } from './harness.js';
+import { localUser } from '../support/unprivileged.js';
 
 const suite = e2eSuite('quickstart');
 
@@ -17,5 +19,30 @@ describe.runIf(suite.run)('README Quick start', () => {
     expect(r.stdout).toMatch(/^hello from inside the encrypted volume$/m); // read back after remounting
     expect(r.stdout).toContain("'hello from inside' does not occur in secret.vol");
     expect(r.stdout.trimEnd().endsWith('== done')).toBe(true);
+  });
+
+  it('run through sudo by an ordinary user, demo.sh prepares the machine and shows that user\'s path, without root', () => {
+    const user = localUser('vault-demo');
+    const files = ['/etc/fuse.conf', '/etc/polkit-1/rules.d/50-vault.rules'];
+    const saved = files.map((f) => (existsSync(f) ? readFileSync(f) : null));
+    try {
+      const r = spawnSync('bash', [path.join(ROOT, 'scripts/demo.sh')], {
+        cwd: ROOT,
+        encoding: 'utf8',
+        input: '',
+        timeout: 600_000,
+        env: { ...process.env, SUDO_USER: user.name, SUDO_UID: String(user.uid), SUDO_GID: String(user.gid) },
+      });
+      expect(r.status, `${r.stdout}\n${r.stderr}`).toBe(0);
+      expect(r.stdout).toContain(`every vault command runs as ${user.name}, without root`);
+      // No system bus on a bare machine: the fuse route, saying why and what would be faster.
+      expect(r.stdout).toMatch(/^route: (udisks|fuse)/m);
+      expect(r.stdout).toMatch(/^hello from inside the encrypted volume$/m);
+      expect(r.stdout.trimEnd().endsWith('== done')).toBe(true);
+    } finally {
+      spawnSync(process.execPath, [CLI, 'setup-rootless', '--undo', '--user', user.name]);
+      spawnSync(process.execPath, [CLI, 'setup-rootless', '--undo']);
+      files.forEach((f, i) => (saved[i] === null ? rmSync(f, { force: true }) : writeFileSync(f, saved[i]!)));
+    }
   });
 });
