@@ -5,10 +5,9 @@
  * A failed mount undoes what it did (UndoStack). Dismounting, listing and cleanup live in
  * dismount.ts, which loads no crypto.
  */
-import { chmodSync, chownSync, closeSync, constants as fsc, fstatSync, lstatSync, mkdirSync, openSync, readFileSync, realpathSync, rmdirSync, statSync } from 'node:fs';
-import { homedir } from 'node:os';
+import { closeSync, constants as fsc, fstatSync, openSync, readFileSync, realpathSync, rmdirSync } from 'node:fs';
 import path from 'node:path';
-import { VaultError, isVaultError } from '../errors.js';
+import { VaultError } from '../errors.js';
 import { flockFd } from '../crypto/process-hardening.js';
 import { closeContainer, openContainer, type ContainerFile } from '../volume/container-file.js';
 import type { FormatAdapter, FormatChoice, UnlockSecret, UnlockedVolume } from '../formats/types.js';
@@ -16,17 +15,14 @@ import { abandonServer, handOver, launchServer, type LaunchedServer } from '../s
 import { BLOCK_FILE_NAME, type ServerConfig, type TransportChoice } from '../server/protocol.js';
 import { attachLoop, detachLoop } from './loop.js';
 import { checkFsAllowed, detectFilesystem, kernelSupports, makeRootPrivate, mountFilesystem, readMountInfo, unmountFilesystem } from './filesystem.js';
-import { entriesOf, mountIdOf, pinDir, type PinnedDir } from './pinned.js';
-import { run } from './run.js';
-import { createVolumeDir, newVolumeId, records, removeVolumeDir, saveRecord, selfIdentity, type VolumeRecord } from './state.js';
+import { actingUid, prepareMountpoint } from './mountpoint.js';
+import { createVolumeDir, newVolumeId, removeVolumeDir, saveRecord, selfIdentity, type VolumeRecord } from './state.js';
 import { NO_POLICY, type DismountPolicy } from './policy.js';
 import { UndoStack } from './undo.js';
 import { stopServer } from './dismount.js';
 import { chooseRoute, type Route, type RouteChoice } from './route.js';
 import { loopDelete, loopSetup, mountFs, unmountFs, type UdisksLoop } from './udisks.js';
 import { fuseDriverNote, fuseUnmount, mountWithDriver, waitReleased } from './fuse-fs.js';
-
-export const DEFAULT_MOUNT_BASE = '/media/vault';
 
 export interface MountOptions extends FormatChoice {
   container: string;
@@ -237,6 +233,15 @@ async function startVolume(c: ContainerFile, v: UnlockedVolume, o: MountUnlocked
   return record;
 }
 
+/** The filesystem on the decrypted device or block file, if it is one vault may mount. */
+function allowedFilesystem(device: string, o: MountUnlockedOptions): string {
+  const fsType = detectFilesystem(device);
+  if (!fsType)
+    throw new VaultError('mount-failed', 'the volume holds no filesystem that could be recognised', `mount it with --no-filesystem to reach the raw ${device.startsWith('/dev/') ? 'block device' : 'block file'}`);
+  checkFsAllowed(fsType, o.allowFs);
+  return fsType;
+}
+
 /** The root route: vault's own loop device and mount(2). */
 async function attachRoot(record: VolumeRecord, sectorSize: number, o: MountUnlockedOptions, undo: UndoStack): Promise<void> {
   const loop = attachLoop(record.blockFile, { readOnly: o.readOnly, directIo: true, sectorSize });
@@ -244,10 +249,7 @@ async function attachRoot(record: VolumeRecord, sectorSize: number, o: MountUnlo
   record.loopDevice = loop.device;
   checkAborted(o.signal);
   if (o.noFilesystem) return;
-  const fsType = detectFilesystem(loop.device);
-  if (!fsType)
-    throw new VaultError('mount-failed', 'the volume holds no filesystem that could be recognised', 'mount it with --no-filesystem to reach the raw block device');
-  checkFsAllowed(fsType, o.allowFs);
+  const fsType = allowedFilesystem(loop.device, o);
   const mp = prepareMountpoint(o.mountpoint, record.container, o.owner);
   try {
     if (mp.created) undo.push(`remove ${mp.path}`, () => rmdirSync(mp.path));
@@ -277,10 +279,7 @@ async function attachRoot(record: VolumeRecord, sectorSize: number, o: MountUnlo
 async function attachUdisks(record: VolumeRecord, o: MountUnlockedOptions, undo: UndoStack): Promise<void> {
   let fsType: string | null = null;
   if (!o.noFilesystem) {
-    fsType = detectFilesystem(record.blockFile);
-    if (!fsType)
-      throw new VaultError('mount-failed', 'the volume holds no filesystem that could be recognised', 'mount it with --no-filesystem to reach the raw block file');
-    checkFsAllowed(fsType, o.allowFs);
+    fsType = allowedFilesystem(record.blockFile, o);
     if (!kernelSupports(fsType)) {
       // udisksd mounts with the kernel's drivers only; FAT and exFAT are often modules not loaded.
       o.warn(`the running kernel has no ${fsType} driver, so udisks cannot mount it: taking the fuse route instead`);
@@ -315,10 +314,7 @@ async function attachUdisks(record: VolumeRecord, o: MountUnlockedOptions, undo:
 
 /** The fuse route: the filesystem's user-space driver (fuse2fs…) on the block file. */
 function mountDriver(record: VolumeRecord, o: MountUnlockedOptions, undo: UndoStack): void {
-  const fsType = detectFilesystem(record.blockFile);
-  if (!fsType)
-    throw new VaultError('mount-failed', 'the volume holds no filesystem that could be recognised', 'mount it with --no-filesystem to reach the raw block file');
-  checkFsAllowed(fsType, o.allowFs);
+  const fsType = allowedFilesystem(record.blockFile, o);
   const mp = prepareMountpoint(o.mountpoint, record.container, o.owner);
   mp.dir.close();
   if (mp.created) undo.push(`remove ${mp.path}`, () => rmdirSync(mp.path));
@@ -353,144 +349,6 @@ export function resolveContainer(p: string): string {
   } catch {
     throw new VaultError('not-a-container', `${p} does not exist`);
   }
-}
-
-/** The user vault acts for: the one who ran sudo, else whoever runs vault. */
-function actingUid(owner: { uid: number } | undefined): number {
-  return owner?.uid ?? process.getuid?.() ?? 0;
-}
-
-/** The checked mount point, held by descriptor (pinned.ts) until it is mounted on. */
-interface PreparedMountpoint {
-  path: string;
-  dir: PinnedDir;
-  created: boolean;
-}
-
-/**
- * Validates a given mount point, or picks and creates the default one, /media/vault/<user>/<name>.
- * Every check is made on the descriptor that is then mounted on (issue 13): a directory, owned by
- * root or the user vault runs for, empty, not already a mount point, outside any vault volume,
- * and still where the path said when it was opened.
- */
-function prepareMountpoint(given: string | undefined, containerPath: string, owner: { uid: number; gid: number } | undefined): PreparedMountpoint {
-  if (given) {
-    const abs = path.resolve(given);
-    let real: string;
-    try {
-      real = realpathSync(abs);
-    } catch {
-      throw new VaultError('usage', `mount point ${abs} does not exist`, `create it first (mkdir -p ${abs}), or omit it to use ${DEFAULT_MOUNT_BASE}/<user>/<name>`);
-    }
-    try {
-      trustedSymlinksOnly(abs, owner);
-      if (!statSync(real).isDirectory()) throw new VaultError('usage', `mount point ${abs} is not a directory`);
-    } catch (e) {
-      if (isVaultError(e)) throw e;
-      throw new VaultError('unsafe', `mount point ${abs} changed while vault checked it`, 'use a mount point in a directory that only you and root can change');
-    }
-    return { path: real, dir: checkedMountpoint(real, abs, owner), created: false };
-  }
-  const userDir = process.geteuid?.() === 0 ? userMountBase(owner) : ownVaultsDir();
-  const base = path.basename(containerPath).replace(/\.[^.]*$/, '').replace(/[^A-Za-z0-9._-]/g, '_') || 'volume';
-  for (let n = 1; n < 100; n++) {
-    const candidate = path.join(userDir, n === 1 ? base : `${base}-${n}`);
-    let created = true;
-    try {
-      mkdirSync(candidate, { mode: 0o700 });
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      created = false;
-    }
-    try {
-      return { path: candidate, dir: checkedMountpoint(candidate, candidate, owner), created };
-    } catch (e) {
-      if (created) rmdirSync(candidate);
-      if (!isVaultError(e)) throw e; // taken (mounted, not empty, not a directory): try the next name
-    }
-  }
-  throw new VaultError('busy', `no free mount point under ${userDir} for ${base}`);
-}
-
-/**
- * Refuses a mount point path that goes through a symlink another user owns (as the kernel's
- * protected_symlinks does in sticky directories): that user chose where it leads, and could point
- * it at an empty directory of root's. Symlinks of root or of the user vault runs for are followed.
- */
-function trustedSymlinksOnly(abs: string, owner: { uid: number } | undefined): void {
-  const user = actingUid(owner);
-  let p = '/';
-  for (const part of abs.split('/').filter(Boolean)) {
-    p = path.join(p, part);
-    const st = lstatSync(p);
-    if (st.isSymbolicLink()) {
-      if (st.uid !== 0 && st.uid !== user)
-        throw new VaultError('unsafe', `mount point ${abs} goes through ${p}, a symlink of another user (uid ${st.uid})`, 'give the real path of a directory of your own');
-      p = realpathSync.native(p);
-    }
-  }
-}
-
-/** Opens `real` by descriptor and checks it there; `shown` is the path the user gave. */
-function checkedMountpoint(real: string, shown: string, owner: { uid: number } | undefined): PinnedDir {
-  const dir = pinDir(real);
-  try {
-    if (dir.where !== real) throw new VaultError('unsafe', `mount point ${shown} was moved while vault checked it`, 'use a mount point in a directory that only you and root can change');
-    const st = dir.stat();
-    const user = actingUid(owner);
-    if (st.uid !== 0 && st.uid !== user)
-      throw new VaultError('unsafe', `mount point ${shown} belongs to another user (uid ${st.uid})`, 'mount on a directory of your own, or omit the mount point');
-    const host = records().find((r) => r.mountpoint && (real === r.mountpoint || real.startsWith(r.mountpoint + '/')));
-    if (host) throw new VaultError('usage', `mount point ${shown} is inside the mounted vault volume ${host.container}`, 'choose a mount point outside any vault volume');
-    // Opening a mount point lands on the root of what is mounted there, whose mount sits at `real`.
-    const on = readMountInfo().find((e) => e.id === mountIdOf(dir.fd));
-    if (on?.mountpoint === real) throw new VaultError('busy', `${shown} is already a mount point`);
-    if (entriesOf(dir).length > 0) throw new VaultError('usage', `mount point ${shown} is not empty`, 'mount on an empty directory');
-    return dir;
-  } catch (e) {
-    dir.close();
-    throw e;
-  }
-}
-
-/**
- * /media/vault/<user>: the user's own 0700 directory for default mount points, so no other user
- * can even reach their volumes (issue 13). /media/vault itself is root's, 0711. Either is made, or
- * checked and put right when it exists: a directory (not a symlink) of the right owner.
- */
-function userMountBase(owner: { uid: number; gid: number } | undefined): string {
-  ownDir(DEFAULT_MOUNT_BASE, 0, 0, 0o711);
-  const uid = actingUid(owner);
-  const dir = path.join(DEFAULT_MOUNT_BASE, userName(uid));
-  ownDir(dir, uid, owner?.gid ?? process.getgid?.() ?? 0, 0o700);
-  return dir;
-}
-
-/** An ordinary user's default mount points (fuse route): ~/Vaults, 0700. */
-function ownVaultsDir(): string {
-  const uid = process.geteuid?.() ?? 0;
-  const dir = path.join(homedir(), 'Vaults');
-  ownDir(dir, uid, process.getegid?.() ?? 0, 0o700);
-  return dir;
-}
-
-function ownDir(dir: string, uid: number, gid: number, mode: number): void {
-  try {
-    mkdirSync(dir, { mode });
-    chownSync(dir, uid, gid);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-  }
-  const st = lstatSync(dir);
-  if (!st.isDirectory() || st.uid !== uid)
-    throw new VaultError('unsafe', `${dir} is not a directory owned by uid ${uid}`, `remove or fix ${dir}, then mount again`);
-  if ((st.mode & 0o7777) !== mode) chmodSync(dir, mode);
-}
-
-/** The login name of `uid` (getent: /etc/passwd, LDAP…), or the number when it has none. */
-function userName(uid: number): string {
-  const name = run('getent', ['passwd', String(uid)]).stdout.split(':')[0] ?? '';
-  return /^[A-Za-z0-9_][A-Za-z0-9_.-]*\$?$/.test(name) ? name : String(uid);
 }
 
 /**

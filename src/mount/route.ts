@@ -14,6 +14,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { VaultError } from '../errors.js';
 import { ADMIN_SETUP, refusedAction, udisksReachable } from './udisks.js';
+import { runDir } from '../system/private-dir.js';
 
 export const ROUTES = ['root', 'udisks', 'fuse'] as const;
 export type Route = (typeof ROUTES)[number];
@@ -72,6 +73,8 @@ export function chooseRoute(via: Route | undefined, needsLoop = true): RouteChoi
   }
   if (via === 'root') throw new VaultError('privilege', '--via root needs root privileges', 'run it with sudo, or choose --via udisks or --via fuse');
   requireFuse();
+  runDir(); // $XDG_RUNTIME_DIR, checked now rather than after the passphrase
+
   if (via === 'fuse' || !needsLoop) return { route: 'fuse' };
   const no = udisksUnavailable();
   if (no === null) return { route: 'udisks' };
