@@ -1,7 +1,12 @@
 import type { Scope } from '../mount/state.js';
 
-/** The user who ran `sudo vault …`: new filesystems and FAT/exFAT mounts belong to them. */
+/**
+ * The user who ran `sudo vault …`: new filesystems and FAT/exFAT mounts belong to them. Only root
+ * acts for another user: an ordinary user's SUDO_UID (`sudo -u alice` run by bob, a shell started
+ * from one) names someone this process cannot act for, so it is ignored.
+ */
 export function invokingUser(): { uid: number; gid: number } | undefined {
+  if ((process.geteuid?.() ?? 0) !== 0) return undefined;
   const uid = Number(process.env.SUDO_UID);
   const gid = Number(process.env.SUDO_GID);
   if (Number.isInteger(uid) && Number.isInteger(gid) && uid > 0) return { uid, gid };

@@ -155,8 +155,12 @@ export async function dismountVolume(r: VolumeRecord, force: boolean): Promise<D
     }
     if (!res.ok) {
       if (!force && alive) throw new VaultError('io', `cannot unmount ${where}: ${res.message}`, 'use --force to detach it lazily');
-      unmount(m, true);
-      actions.push(`detached ${where} lazily (${res.message}); the key is wiped below, so no further I/O can succeed`);
+      const lazy = unmount(m, true);
+      actions.push(
+        lazy.ok
+          ? `detached ${where} lazily (${res.message}); the key is wiped below, so no further I/O can succeed`
+          : `could not detach ${where} (${lazy.message}); the key is wiped below, so no further I/O can succeed`,
+      );
     } else actions.push(`unmounted ${where}`);
   }
   await releaseBlockFile(r, force, actions);
@@ -197,6 +201,9 @@ async function dismountUserVolume(r: VolumeRecord, force: boolean): Promise<Dism
       res = unmountFilesystem(m, { lazy: true });
       actions.push(`detached ${m.mountpoint} lazily`);
     } else actions.push(`unmounted ${m.mountpoint}`);
+    // The fuse route's driver (fuse2fs) writes its last metadata to the block file after the
+    // unmount returned: the server must outlive that, as in the user's own dismount.
+    if (!ownLoop && !(await waitReleased(r.blockFile, 60_000))) actions.push('the filesystem driver still holds the volume after 60 s; stopping the server anyway');
   }
   if (ownLoop) detachLoopOfVolume(r.loopDevice!, force, actions);
   if (processUid(r.serverPid) === uid && processStartTime(r.serverPid) === r.serverStartTime) {

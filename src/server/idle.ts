@@ -7,6 +7,10 @@
  * filesystem flushes it through the loop device into this very server, so the server must keep
  * answering FUSE requests while the unmount runs, and the dismount finally stops this server with
  * SIGTERM (which wipes the key) and then removes the state record after the server has exited.
+ *
+ * The dismount runs as the server's own user, so an ordinary user's volume (issue 15) goes down
+ * through its route like their own `vault dismount`: udisks Filesystem.Unmount and Loop.Delete,
+ * or fusermount3 -u and the fuse driver letting go; VAULT_RUN_DIR points it at their records.
  */
 import { spawn } from 'node:child_process';
 import path from 'node:path';
@@ -58,7 +62,14 @@ function dismountSelf(volumeId: string, fuseDir: string, log: (m: string) => voi
       cwd: '/',
       // Its report goes to this server's log (fds 1 and 2).
       stdio: ['ignore', 'inherit', 'inherit'],
-      env: { PATH: toolPath(), LANG: 'C', VAULT_RUN_DIR: runDir },
+      // A user's udisks volume is dismounted over the system bus it was mounted through (spawn.ts
+      // passes a user's server DBUS_SYSTEM_BUS_ADDRESS; without it, the standard socket).
+      env: {
+        PATH: toolPath(),
+        LANG: 'C',
+        VAULT_RUN_DIR: runDir,
+        ...(process.env.DBUS_SYSTEM_BUS_ADDRESS ? { DBUS_SYSTEM_BUS_ADDRESS: process.env.DBUS_SYSTEM_BUS_ADDRESS } : {}),
+      },
     });
     child.on('error', (e) => {
       log(`idle dismount could not start: ${e.message}`);

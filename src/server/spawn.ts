@@ -40,7 +40,7 @@ export interface LaunchedServer {
 }
 
 /** Server tuning for benchmarks, read by tuningFromEnv() in native-frontend.ts; nothing else of
- *  the CLI's environment reaches the server. */
+ *  the CLI's environment reaches the server but a user's system bus (systemBusEnv). */
 const TUNING_ENV = ['VAULT_FUSE_THREADS', 'VAULT_FUSE_MAX_REQUEST', 'VAULT_FUSE_DIRECT_IO'];
 
 function tuningEnv(): Record<string, string> {
@@ -50,6 +50,16 @@ function tuningEnv(): Record<string, string> {
     if (v !== undefined && /^[0-9]{1,9}$/.test(v)) env[k] = v;
   }
   return env;
+}
+
+/**
+ * An ordinary user's server dismounts its own volume when idle (idle.ts) through that user's route:
+ * for udisks, over the system bus the CLI mounted through (DBUS_SYSTEM_BUS_ADDRESS, when set). A
+ * root server never talks D-Bus and gets nothing.
+ */
+function systemBusEnv(): Record<string, string> {
+  const address = process.env.DBUS_SYSTEM_BUS_ADDRESS;
+  return (process.geteuid?.() ?? 0) !== 0 && address ? { DBUS_SYSTEM_BUS_ADDRESS: address } : {};
 }
 
 export function launchServer(volumeId: string, containerFd: number, logFile: string): LaunchedServer {
@@ -65,7 +75,7 @@ export function launchServer(volumeId: string, containerFd: number, logFile: str
       // that volume busy, and a forced dismount of it would end this server.
       cwd: '/',
       stdio: ['ignore', logFd, logFd, containerFd, pipe[0], 'pipe', 'pipe'],
-      env: { PATH: toolPath(), LANG: 'C', ...tuningEnv() },
+      env: { PATH: toolPath(), LANG: 'C', ...tuningEnv(), ...systemBusEnv() },
     });
   } catch (e) {
     closeSync(pipe[1]);

@@ -3,15 +3,17 @@
  * names it, with a log line per volume saying what was done (processes ended, lazy detach, key
  * wiped). The scope is the user whose session locked (issue 13): one user's lock must never close
  * another user's volumes or end their programs. Only a machine-wide event under plain root
- * (sleep) reaches every user's.
+ * (sleep) reaches every user's: root's own and those ordinary users mounted themselves (issue 15,
+ * their records in /run/user/<uid>/vault, which root dismounts after the kernel confirms what is
+ * theirs; see dismountUserVolume). A watcher run by an ordinary user sees their own only.
  */
 import { isVaultError } from '../errors.js';
 import { dismountVolume } from '../mount/dismount.js';
 import type { Trigger } from '../mount/policy.js';
-import { inScope, records, type Scope } from '../mount/state.js';
+import { inScope, records, userRecords, type Scope } from '../mount/state.js';
 
 export async function closeVolumesFor(trigger: Trigger, log: (m: string) => void, scope: Scope): Promise<void> {
-  const due = records().filter((r) => inScope(r, scope) && (r.policy?.dismountOn ?? []).includes(trigger));
+  const due = [...records(), ...userRecords()].filter((r) => inScope(r, scope) && (r.policy?.dismountOn ?? []).includes(trigger));
   if (due.length === 0) {
     log(`${trigger}: no mounted volume${scope === 'all' ? '' : ` of uid ${scope}`} is set to dismount on ${trigger}`);
     return;

@@ -54,7 +54,9 @@ export function requireWatchTools(buses: BusChoice): void {
 
 /**
  * `scope`: whose volumes this watcher may close at all: everyone's under plain root, the invoking
- * user's under sudo (issue 13). Events about a user narrow it to that user.
+ * user's under sudo (issue 13), an ordinary user's own when they run it (issue 15: their records
+ * in $XDG_RUNTIME_DIR/vault, dismounted through their routes, udisks or fusermount3). Events about
+ * a user narrow it to that user.
  */
 export function startWatcher(buses: BusChoice, log: (m: string) => void, scope: Scope): Watcher {
   let queue: Promise<void> = Promise.resolve();
@@ -83,7 +85,10 @@ export function startWatcher(buses: BusChoice, log: (m: string) => void, scope: 
   }
   if (buses !== 'system') {
     const bus = sessionBus();
-    if (bus === null) log('session bus: none (DBUS_SESSION_BUS_ADDRESS, SUDO_UID and XDG_RUNTIME_DIR are unset); screen savers are not watched');
+    if (bus === null)
+      log(
+        `session bus: none (DBUS_SESSION_BUS_ADDRESS${process.geteuid?.() === 0 ? ', SUDO_UID' : ''} and XDG_RUNTIME_DIR are unset); screen savers are not watched`,
+      );
     else for (const name of SCREENSAVER_NAMES) monitors.push(screenSaverMonitor(bus, name, actions, bus.as?.uid ?? process.getuid?.() ?? 0));
   }
 

@@ -67,6 +67,17 @@ export class TestBus {
     this.socket = path.join(dir, `${name}.sock`);
   }
 
+  /**
+   * A bus on the socket at `socket`: to start there (a user's session bus at the place systemd
+   * puts it, $XDG_RUNTIME_DIR/bus), or one already running (the rootless stack's system bus) to
+   * call and run mocks on, without start().
+   */
+  static at(socket: string, kind: 'system' | 'session', owner?: User): TestBus {
+    const bus = new TestBus(path.dirname(socket), path.basename(socket), kind, owner);
+    (bus as { socket: string }).socket = socket;
+    return bus;
+  }
+
   get address(): string {
     return `unix:path=${this.socket}`;
   }
@@ -87,6 +98,8 @@ export class TestBus {
     }
     this.daemon = launch(['dbus-daemon', `--config-file=${conf}`, `--address=${this.address}`, '--nofork', '--nopidfile'], {}, this.owner);
     await waitFor(`dbus-daemon on ${this.socket}`, () => existsSync(this.socket), 10_000);
+    // Read once at start: the copy must not stay behind in the owner's directory.
+    if (conf !== BUS_CONF) rmSync(conf, { force: true });
   }
 
   /** Kills the daemon outright (SIGKILL), as a crash would. Every client loses its connection. */
@@ -128,6 +141,32 @@ export class TestBus {
       100,
     );
     return child;
+  }
+}
+
+/** A running `vault watch` (started by the caller: as root, or as a user), its output collected. */
+export class WatchProcess {
+  log = '';
+
+  constructor(readonly child: ChildProcess) {
+    this.child.stdout!.on('data', (d: Buffer) => (this.log += d.toString()));
+    this.child.stderr!.on('data', (d: Buffer) => (this.log += d.toString()));
+  }
+
+  count(re: RegExp): number {
+    return this.log.split('\n').filter((l) => re.test(l)).length;
+  }
+
+  async waitLog(re: RegExp, times = 1, ms = 15_000): Promise<void> {
+    await waitFor(`watch log ${re} ×${times}\n${this.log}`, () => this.count(re) >= times, ms);
+  }
+
+  /** SIGTERM; resolves with its exit status (0 when it stopped cleanly). */
+  async stop(): Promise<number | null> {
+    if (this.child.exitCode !== null) return this.child.exitCode;
+    const done = new Promise<number | null>((r) => this.child.once('exit', (code) => r(code)));
+    this.child.kill('SIGTERM');
+    return done;
   }
 }
 

@@ -8,11 +8,12 @@
  * HOME, XDG_RUNTIME_DIR=/run/user/<uid> (0700, made here as logind would) and the system bus.
  */
 import { spawnSync } from 'node:child_process';
-import { chownSync, existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { CLI, FAST_KDF, ROOT, TRANSPORTS, e2eAvailable, ok, useTransport, vault, type VaultResult } from './harness.js';
 import { localUser, runAs, type LocalUser } from '../support/unprivileged.js';
+import { runtimeDir, userLeftovers } from '../support/user-leftovers.js';
 import { startRootlessStack, type RootlessStack } from '../support/rootless-stack.js';
 import { kernelSupports } from '../../src/mount/filesystem.js';
 
@@ -26,10 +27,6 @@ let stack: RootlessStack;
 let alice: LocalUser; // in group vault (setup-rootless --user)
 let bob: LocalUser; // not in the group: polkit says no
 const saved = new Map<string, string | null>();
-
-function runtimeDir(u: LocalUser): string {
-  return `/run/user/${u.uid}`;
-}
 
 /** `vault ARGS` as user `u`, with a login's environment. */
 function asUser(u: LocalUser, args: string[], input = '', extraEnv: Record<string, string> = {}): VaultResult {
@@ -66,35 +63,6 @@ function listAs(u: LocalUser): ListedVolume[] {
   return JSON.parse(ok(asUser(u, ['list', '--json']), 'list').stdout) as ListedVolume[];
 }
 
-/** What a user's volumes can leave behind: mounts, loop devices on their block files, servers, state. */
-function userLeftovers(u: LocalUser): string[] {
-  const found: string[] = [];
-  const run = path.join(runtimeDir(u), 'vault');
-  const ours = (p: string) => p.startsWith(run + '/') || p.startsWith(`/media/${u.name}/`) || p.startsWith(path.join(u.home, 'Vaults') + '/');
-  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
-    const mp = (line.split(' ')[4] ?? '').replace(/\\040/g, ' ');
-    if (ours(mp)) found.push(`mount ${mp}`);
-  }
-  for (const l of readdirSync('/sys/block').filter((d) => d.startsWith('loop'))) {
-    try {
-      const backing = readFileSync(`/sys/block/${l}/loop/backing_file`, 'utf8').trim();
-      if (backing.startsWith(run + '/')) found.push(`loop ${l} → ${backing}`);
-    } catch {
-      // not bound
-    }
-  }
-  for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
-    try {
-      if (!readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('dist/src/server/main.js')) continue;
-      if (readlinkSync(`/proc/${pid}/fd/1`).startsWith(run + '/')) found.push(`server ${pid}`);
-    } catch {
-      // exited meanwhile
-    }
-  }
-  if (existsSync(run)) for (const d of readdirSync(run)) if (d !== 'locks') found.push(`state ${run}/${d}`);
-  return found;
-}
-
 function saveFile(f: string): void {
   saved.set(f, existsSync(f) ? readFileSync(f, 'utf8') : null);
 }
@@ -123,9 +91,9 @@ function kernelHas(fs: string): boolean {
 
 describe.skipIf(!RUN)('vault as an ordinary user (issue 15)', () => {
   beforeAll(async () => {
+    stack = await startRootlessStack(); // first: it waits for other runs' rootless suites
     saveFile(FUSE_CONF);
     saveFile(RULE);
-    stack = await startRootlessStack();
     alice = localUser('vault-alice');
     bob = localUser('vault-bob');
     for (const u of [alice, bob]) {

@@ -69,6 +69,8 @@ describe.runIf(run)('vault setup-rootless', () => {
   const loopSetup = (user: LocalUser) => udisks(user, '/org/freedesktop/UDisks2/Manager', 'Manager.LoopSetup', ['3', NO_INTERACTION], images.get(user.name));
 
   beforeAll(async () => {
+    // First: it waits for any other run's rootless suite to finish with the machine's setup.
+    stack = await startRootlessStack();
     fuseConfWas = readOptional(FUSE_CONF);
     ruleWas = readOptional(POLKIT_RULE_FILE);
     groupWas = groupMembers();
@@ -86,10 +88,10 @@ describe.runIf(run)('vault setup-rootless', () => {
       chmodSync(img, 0o600);
       images.set(u.name, img);
     }
-    stack = await startRootlessStack();
-  });
+  }, 300_000);
 
   afterAll(async () => {
+    if (!stack) return; // never got the machine: nothing saved, nothing to restore
     const restore = (file: string, was: Buffer | null) => {
       if (was === null) rmSync(file, { force: true });
       else if (!readOptional(file)?.equals(was)) writeFileSync(file, was);

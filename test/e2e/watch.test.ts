@@ -3,11 +3,11 @@
  * the GNOME screen saver played by python-dbusmock, and the built `vault watch` listening to them.
  */
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { chownSync, existsSync, mkdirSync, readFileSync, readlinkSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { CLI, FAST_KDF, RUN_DIR, e2eSuite, ok, removeDir, tempDir, vault } from './harness.js';
-import { Logind, TestBus, stopAll, waitFor } from './dbus.js';
+import { Logind, TestBus, WatchProcess, stopAll, waitFor } from './dbus.js';
 
 const suite = e2eSuite('watch');
 const run = suite.run;
@@ -40,36 +40,10 @@ function alive(pid: number): boolean {
 }
 const mounted = (v: Vol) => existsSync(path.join(RUN_DIR, v.id)) || alive(v.serverPid);
 
+let watchers: WatchProcess[] = [];
 /** `vault watch` as a child process, its log collected. */
-class Watch {
-  readonly child: ChildProcess;
-  log = '';
-
-  constructor(env: Record<string, string>, bus: string) {
-    this.child = spawn(process.execPath, [CLI, 'watch', '--bus', bus], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
-    this.child.stdout!.on('data', (d: Buffer) => (this.log += d.toString()));
-    this.child.stderr!.on('data', (d: Buffer) => (this.log += d.toString()));
-  }
-
-  count(re: RegExp): number {
-    return this.log.split('\n').filter((l) => re.test(l)).length;
-  }
-
-  async waitLog(re: RegExp, times = 1, ms = 15_000): Promise<void> {
-    await waitFor(`watch log ${re} ×${times}\n${this.log}`, () => this.count(re) >= times, ms);
-  }
-
-  async stop(): Promise<number | null> {
-    if (this.child.exitCode !== null) return this.child.exitCode;
-    const done = new Promise<number | null>((r) => this.child.once('exit', (code) => r(code)));
-    this.child.kill('SIGTERM');
-    return done;
-  }
-}
-
-let watchers: Watch[] = [];
-function watch(env: Record<string, string>, bus = 'system'): Watch {
-  const w = new Watch(env, bus);
+function watch(env: Record<string, string>, bus = 'system'): WatchProcess {
+  const w = new WatchProcess(spawn(process.execPath, [CLI, 'watch', '--bus', bus], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } }));
   watchers.push(w);
   return w;
 }

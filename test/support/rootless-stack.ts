@@ -5,6 +5,11 @@
  * Clients reach them through DBUS_SYSTEM_BUS_ADDRESS (`env`); a user's process started through
  * setpriv --reset-env needs it passed explicitly (`env` the program). stop() ends exactly what
  * start started, process group by process group, and removes the temp dir.
+ *
+ * What these suites change is machine-wide (udevd, /etc/fuse.conf, the polkit rule, group vault,
+ * which their afterAll undoes), so a stack also holds a lock (flock on LOCK_FILE) from start to
+ * stop: suites of parallel runs (worktrees) wait for each other instead of undoing each other's
+ * setup mid-test.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -27,6 +32,32 @@ const UDEVD = '/lib/systemd/systemd-udevd';
 const POLKITD = '/usr/lib/polkit-1/polkitd';
 const UDISKSD = '/usr/libexec/udisks2/udisksd';
 const START_TIMEOUT_MS = 20_000;
+const LOCK_FILE = '/run/lock/vault-e2e-rootless.lock';
+/** Below the suites' beforeAll timeouts (300 s). */
+const LOCK_WAIT_S = 270;
+
+/**
+ * Takes LOCK_FILE in a helper (`flock … sh`, which says "held" once it has it) and returns its
+ * release. The lock dies with the helper, which dies when this process closes its stdin: a test
+ * process that crashes cannot leave it taken.
+ */
+async function machineLock(): Promise<() => Promise<void>> {
+  const child = spawn('flock', ['-w', String(LOCK_WAIT_S), LOCK_FILE, 'sh', '-c', 'echo held; read -r _'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  await new Promise<void>((resolve, reject) => {
+    child.once('error', reject);
+    child.once('exit', (code) => reject(new Error(`no rootless stack lock (${LOCK_FILE}) after ${LOCK_WAIT_S} s: another run holds it (flock exit ${code}: ${stderr.trim()})`)));
+    child.stdout!.once('data', () => resolve());
+  });
+  child.removeAllListeners('exit');
+  return async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const gone = new Promise((r) => child.once('exit', r));
+    child.stdin!.end();
+    await gone;
+  };
+}
 
 /** A system bus as /usr/share/dbus-1/system.conf sets it up, minus the user switch, activation and syslog. */
 function busConfig(socket: string): string {
@@ -67,6 +98,7 @@ function udevdRuns(): boolean {
 
 /** Starts the stack and waits until polkitd and udisksd own their names on the bus. */
 export async function startRootlessStack(): Promise<RootlessStack> {
+  const unlock = await machineLock();
   const dir = mkdtempSync('/tmp/vault-rootless-');
   chmodSync(dir, 0o755); // polkitd drops to its own user, and test users connect too
   const socket = path.join(dir, 'system_bus_socket');
@@ -133,6 +165,7 @@ export async function startRootlessStack(): Promise<RootlessStack> {
   const stop = async () => {
     for (const name of [...daemons.keys()].reverse()) await stopOne(name);
     rmSync(dir, { recursive: true, force: true });
+    await unlock();
   };
 
   try {

@@ -4,6 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { parseMonitorLine } from '../../src/watch/events.js';
+import { sessionBus } from '../../src/system/bus-address.js';
 
 describe('parseMonitorLine', () => {
   const cases: [string, unknown][] = [
@@ -39,5 +40,20 @@ describe('parseMonitorLine', () => {
       '',
     ])
       expect(parseMonitorLine(line), line).toBeNull();
+  });
+});
+
+describe('sessionBus', () => {
+  const sudo = { SUDO_UID: '1000', SUDO_GID: '1000' };
+  it('root under sudo: the invoking user\'s bus, connected to as that user', () => {
+    expect(sessionBus(sudo, 0)).toEqual({ kind: 'session', address: 'unix:path=/run/user/1000/bus', as: { uid: 1000, gid: 1000 } });
+    expect(sessionBus({ ...sudo, DBUS_SESSION_BUS_ADDRESS: 'unix:path=/x' }, 0)).toEqual({ kind: 'session', address: 'unix:path=/x', as: { uid: 1000, gid: 1000 } });
+  });
+
+  it('an ordinary user (issue 15): their own bus as themselves, whatever SUDO_UID says', () => {
+    const env = { ...sudo, XDG_RUNTIME_DIR: '/run/user/1001' };
+    expect(sessionBus(env, 1001)).toEqual({ kind: 'session', address: 'unix:path=/run/user/1001/bus' });
+    expect(sessionBus({ ...env, DBUS_SESSION_BUS_ADDRESS: 'unix:path=/y' }, 1001)).toEqual({ kind: 'session', address: 'unix:path=/y' });
+    expect(sessionBus(sudo, 1001)).toBeNull();
   });
 });
