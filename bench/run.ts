@@ -1,18 +1,22 @@
 // vault's benchmark, issue 14's targets in one run: plain ext4 on a loop device, vault over each
 // FUSE transport (classic and io_uring), and gocryptfs (the peer), on the same underlying
-// filesystem, with fio and dd doing the I/O; plus this machine's crypto ceiling (one core,
+// filesystem, with fio and dd doing the I/O; issue 15's rootless routes beside root in the same
+// run (an ordinary user's volumes through udisks and through fuse2fs, against the root route,
+// vault-classic, with the real dbus-daemon, polkitd and udisksd: lib/rootless.ts); plus this machine's crypto ceiling (one core,
 // AES-256-XTS decryption of 1 MiB buffers through vault's native addon), mount time with the fast
 // KDF, the volume servers' peak RSS through the whole run, 8 volumes mounted and loaded at once,
 // and `vault create` with a full random fill against dd.
 //
-//   npm run bench [-- --quick] [-- --setups plain,vault-classic,vault-io_uring,gocryptfs] [-- --json]
+//   npm run bench [-- --quick] [-- --setups plain,vault-classic,vault-udisks,vault-fuse2fs] [-- --json]
 //   VAULT_BENCH_QUICK=1 npm run bench           (the same as --quick)
 //   node dist/bench/run.js [options]            (after `npm run build`; as root)
 //
 // Progress goes to stderr; the table to stdout (to stderr with --json, which puts the JSON
 // document alone on stdout); the JSON always goes to bench/results/<timestamp>.json.
 // Everything it mounts, attaches or starts is undone at the end, on failure and on Ctrl-C; it
-// dismounts only the volumes it mounted (by name), from its own VAULT_RUN_DIR under /run/vault-bench.
+// dismounts only the volumes it mounted (by name), from its own VAULT_RUN_DIR under /run/vault-bench
+// (and the bench user's, as that user); what the rootless setups change on the machine (fuse.conf,
+// the polkit rule, group vault, the user, the daemons) is put back as it was.
 import { existsSync, mkdirSync, realpathSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -25,11 +29,12 @@ import { measureCeiling, type Ceiling } from './lib/ceiling.js';
 import { createFill, type FillResult } from './lib/fill.js';
 import { multiVolume, type MultiResult } from './lib/multi.js';
 import {
-  contextLine, evaluateTargets, mainTable, targetLines,
-  type BenchFigures, type ColumnFigures, type TargetResult,
+  contextLine, evaluateRouteTargets, evaluateTargets, mainTable, ROUTE_MIN, routeTable, routeTargetLines, targetLines,
+  type BenchFigures, type ColumnFigures, type RouteTargetResult, type TargetResult,
 } from './lib/report.js';
+import { Rootless, ROOTLESS_TOOLS } from './lib/rootless.js';
 import { ServerRss } from './lib/rss.js';
-import { SETUP_NAMES, transportOf, type SetupContext, type SetupName } from './lib/setups.js';
+import { isVault, routeOf, SETUP_NAMES, transportOf, type SetupContext, type SetupName } from './lib/setups.js';
 import { leftovers, runDirFor, sweep, sweepStale, WORK_PREFIX } from './lib/sweep.js';
 import { otherIoLoad, statfsType } from './lib/system.js';
 import { readUringParam, restoreStaleUringParam, UringParam, URING_PARAM } from './lib/uring.js';
@@ -66,8 +71,10 @@ const USAGE = `usage: node dist/bench/run.js [options]          (as root; npm ru
 
   --quick                 smaller sizes (256 MiB sequential, 5 s random, 8 × 64 MiB); a few minutes
                           (also VAULT_BENCH_QUICK=1)
-  --setups LIST           comma-separated subset of plain,vault-classic,vault-io_uring,gocryptfs
-                          (vault = both vault transports; default: all four)
+  --setups LIST           comma-separated subset of plain,vault-classic,vault-io_uring,vault-udisks,
+                          vault-fuse2fs,gocryptfs (vault = both vault transports, rootless = both
+                          routes of an ordinary user; default: all six). The rootless routes are
+                          judged against vault-classic (the root route): include it for their ratios
   --json                  also print the JSON document to stdout (the table then goes to stderr)
   --workdir DIR           where images, containers and mounts go (default /var/tmp; not tmpfs)
   --vault-cli PATH        the vault CLI to run (default: dist/src/cli/main.js of this checkout)
@@ -105,8 +112,14 @@ function parseArgs(argv: string[]): Options {
         o.json = true;
         break;
       case '--setups': {
-        const list = value().split(',').map((s) => s.trim()).filter(Boolean).flatMap((s) => (s === 'vault' ? ['vault-classic', 'vault-io_uring'] : [s]));
-        for (const s of list) if (!(SETUP_NAMES as readonly string[]).includes(s)) usageError(`unknown setup "${s}" (use ${SETUP_NAMES.join(', ')}, or vault for both vault transports)`);
+        const list = value()
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean)
+          .flatMap((s) => (s === 'vault' ? ['vault-classic', 'vault-io_uring'] : s === 'rootless' ? ['vault-udisks', 'vault-fuse2fs'] : [s]));
+        for (const s of list)
+          if (!(SETUP_NAMES as readonly string[]).includes(s))
+            usageError(`unknown setup "${s}" (use ${SETUP_NAMES.join(', ')}, vault for both vault transports, or rootless for both routes)`);
         if (list.length === 0) usageError('--setups needs at least one setup');
         // Always in the canonical order: plain first, so its figures exist when ratios are printed.
         o.setups = SETUP_NAMES.filter((s) => list.includes(s));
@@ -154,12 +167,19 @@ async function ensureTools(o: Options): Promise<void> {
     const t = await run('sh', ['-c', `command -v ${tool}`]);
     if (t.code !== 0) throw new FatalSetupError(`${tool} is not installed`, 6);
   }
-  const anyVault = o.setups.some((s) => transportOf(s) !== null);
+  if (anyRoute(o.setups))
+    for (const tool of ROOTLESS_TOOLS) {
+      const t = tool.startsWith('/') ? existsSync(tool) : (await run('sh', ['-c', `command -v ${tool}`])).code === 0;
+      if (!t) throw new FatalSetupError(`${tool} is not installed (the rootless setups need it: scripts/setup-system.sh --bench)`, 6);
+    }
+  const anyVault = o.setups.some(isVault);
   if ((anyVault || o.setups.includes('gocryptfs')) && !existsSync('/dev/fuse'))
     throw new FatalSetupError('/dev/fuse is missing (modprobe fuse)', 6);
   if (anyVault && !existsSync(o.vaultCli))
     throw new FatalSetupError(`${o.vaultCli} does not exist: run \`npm run build\` first`, 6);
 }
+
+const anyRoute = (setups: readonly SetupName[]): boolean => setups.some((s) => routeOf(s) !== null);
 
 function timestamp(d: Date): string {
   return d.toISOString().replace(/\.\d+Z$/, 'Z').replace(/:/g, '-');
@@ -187,13 +207,14 @@ async function main(): Promise<number> {
   const results: Partial<Record<SetupName, SetupResult>> = {};
   const multi: Partial<Record<SetupName, MultiResult>> = {};
   const notes: string[] = [];
-  const anyVault = o.setups.some((s) => transportOf(s) !== null);
+  const anyVault = o.setups.some(isVault);
   let machine: MachineInfo | null = null;
   let ceiling: Ceiling | null = null;
   let fill: FillResult | null = null;
   let kdf: { medianMs: number; samplesMs: number[] } | null = null;
   let nodeStartMs: number | null = null;
   let exitCode = 0;
+  let rootless: Rootless | null = null;
   let cleanupFailures: string[] = [];
   let left: string[] = [];
   const uringParamAtStart = readUringParam();
@@ -244,7 +265,20 @@ async function main(): Promise<number> {
       progress(`context: Argon2id ${BENCH_KDF.memoryMiB} MiB × ${BENCH_KDF.iterations} × ${BENCH_KDF.parallelism}: ${kdf.medianMs.toFixed(1)} ms; node start: ${nodeStartMs.toFixed(0)} ms`);
     }
 
-    const ctx: SetupContext = { workDir, cleanup, vault, uring, rss };
+    const ctx: SetupContext = { workDir, cleanup, vault, uring, rss, rootless: null };
+    // Before the first setup, so every setup (root's included) runs beside the same idle daemons.
+    if (anyRoute(o.setups)) {
+      progress('rootless: starting dbus-daemon, polkitd, udisksd; user and `vault setup-rootless` for the udisks and fuse2fs routes');
+      try {
+        rootless = ctx.rootless = await Rootless.start(cleanup, o.vaultCli, workDir);
+        for (const n of rootless.notes) progress(n);
+      } catch (e) {
+        if (e instanceof Interrupted) throw e;
+        ctx.rootlessError = (e as Error).message.split('\n')[0]!;
+        progress(`rootless: FAILED: ${(e as Error).message}`);
+        exitCode = 1;
+      }
+    }
     for (const name of o.setups) {
       const before = otherIoLoad();
       const r = await benchSetup(name, ctx, p);
@@ -295,7 +329,9 @@ async function main(): Promise<number> {
     progress('cleaning up');
     cleanupFailures = await cleanup.runAll();
     rss.stop();
-    left = leftovers(workDir, runDir);
+    left = [...leftovers(workDir, runDir), ...(rootless?.leftovers() ?? [])];
+    // Gathered at the end: setup checks during the run and the cleanup add to them.
+    if (rootless) notes.push(...rootless.notes);
     if (left.length > 0) {
       progress(`LEFT BEHIND: ${left.join('; ')}`);
       exitCode = exitCode || 1;
@@ -314,10 +350,11 @@ async function main(): Promise<number> {
   const loadAvgEnd = os.loadavg();
   const figures = toFigures(o.setups, results, multi, fill, ceiling, rss, loadAvgStart, loadAvgEnd);
   const targets: TargetResult[] = evaluateTargets(figures);
+  const routeTargets: RouteTargetResult[] = evaluateRouteTargets(figures);
   const doc = {
     tool: 'vault bench',
-    schema: 2,
-    issue: 14,
+    schema: 3,
+    issues: [14, 15],
     label: o.label,
     mode: o.quick ? 'quick' : 'full',
     quick: o.quick,
@@ -337,6 +374,7 @@ async function main(): Promise<number> {
     context: { argon2idMs: kdf, nodeStartMs },
     figures,
     targets,
+    routeTargets,
     setups: results,
     multi,
     createFill: fill,
@@ -351,7 +389,7 @@ async function main(): Promise<number> {
 
   const lines: string[] = [];
   lines.push(
-    `vault benchmark (issue 14) — ${o.quick ? 'QUICK run (smaller sizes: not comparable with full runs)' : 'full run'}${o.label ? ` — ${o.label}` : ''}`,
+    `vault benchmark (issues 14 and 15) — ${o.quick ? 'QUICK run (smaller sizes: not comparable with full runs)' : 'full run'}${o.label ? ` — ${o.label}` : ''}`,
     `${startedAt.toISOString()}, ${elapsedS().toFixed(0)} s${exitCode === 130 ? ', INTERRUPTED' : ''}`,
   );
   if (machine) lines.push(...describeMachine(machine));
@@ -369,6 +407,17 @@ async function main(): Promise<number> {
   );
   lines.push('', contextLine(figures), '', mainTable(figures, targets), '', contextLine(figures), '');
   lines.push(...targetLines(targets), '');
+  if (anyRoute(o.setups)) {
+    lines.push(
+      `issue 15: the rootless routes, each volume made and mounted by user ${rootless?.user.name ?? '?'} (fio as that user too), ` +
+        `÷ the root route (vault classic); targets udisks ≥ ${ROUTE_MIN.udisks}×, fuse2fs ≥ ${ROUTE_MIN.fuse2fs}× on every workload`,
+      '',
+      routeTable(figures, routeTargets),
+      '',
+      ...routeTargetLines(routeTargets),
+      '',
+    );
+  }
   for (const n of notes) lines.push(`note: ${n}`);
   if (left.length) lines.push(`LEFT BEHIND: ${left.join('; ')}`);
   lines.push(`results: ${path.relative(process.cwd(), jsonFile) || jsonFile}`);
@@ -411,20 +460,21 @@ function toFigures(
     if (r.unavailable) c.unavailable = r.unavailable;
     if (r.error) c.error = r.error;
     const t = transportOf(name);
-    if (t) c.transport = r.transport ?? null;
+    const vaultServer = isVault(name);
+    if (vaultServer) c.transport = r.transport ?? null;
     set(c, 'seqWriteMiBps', r.seqWrite ? r.seqWrite.bytesPerS / MiB : null);
     set(c, 'seqReadMiBps', r.seqRead ? r.seqRead.bytesPerS / MiB : null);
     set(c, 'randReadIops', r.randRead?.iops);
     set(c, 'randWriteIops', r.randWrite?.iops);
     set(c, 'mountMs', r.mountMs);
     set(c, 'mountSamplesMs', r.mountSamplesMs);
-    const peak = t ? rss.peakBytes(name) : r.peakRssBytes;
+    const peak = vaultServer ? rss.peakBytes(name) : r.peakRssBytes;
     set(c, 'peakRssMB', peak != null ? peak / 1e6 : null);
     const m = multi[name];
     if (m) {
       set(c, 'multiWriteMiBps', m.write ? m.write.bytesPerS / MiB : null);
       set(c, 'multiReadMiBps', m.read ? m.read.bytesPerS / MiB : null);
-      if (t) c.multiTransport = m.transport;
+      if (vaultServer) c.multiTransport = m.transport;
     }
     if (fill) set(c, 'createFillMBps', name === 'plain' ? fill.ddMBps : t ? fill.vaultMBps : null);
     columns[name] = c;

@@ -14,9 +14,10 @@ build=(make gcc g++ python3 liburing-dev)
 # liburing2: the native addon links against it.
 runtime=(liburing2 fuse3 e2fsprogs dosfstools exfatprogs util-linux mount fusefat exfat-fuse libglib2.0-bin systemd)
 # udisks2, polkitd, fuse2fs and udev (systemd-udevd): `vault setup-rootless` and its test run the real
-# daemons of "vault without root" (test/support/rootless-stack.ts).
+# daemons of "vault without root" (bench/lib/rootless-stack.ts, which the tests share).
 test_extra=(fio psmisc python3-cryptography python3-dbusmock dbus-daemon cryptsetup-bin gdb udisks2 polkitd fuse2fs udev)
-bench_extra=(fio gocryptfs)
+# The bench's rootless setups (vault-udisks, vault-fuse2fs) run the same daemons as the rootless tests.
+bench_extra=(fio gocryptfs dbus-daemon udisks2 polkitd fuse2fs udev)
 
 want=("${build[@]}" "${runtime[@]}")
 for arg in "$@"; do

@@ -3,7 +3,7 @@
  * report to the figures the benchmark compares. One job, one file, no job files: the exact command
  * lands in the results JSON, so anyone can rerun a single cell by hand.
  */
-import { run, describeFailure, StepError } from './proc.js';
+import { runAs, describeFailure, StepError, type AsUser } from './proc.js';
 
 export interface FioJob {
   name: string;
@@ -17,6 +17,8 @@ export interface FioJob {
   /** Seconds, time-based; otherwise the job ends after sizeBytes. */
   runtimeS?: number;
   endFsync?: boolean;
+  /** Run fio as this user (a rootless route's mount, which only its owner can use). */
+  asUser?: AsUser;
 }
 
 export interface FioResult {
@@ -108,6 +110,11 @@ export function summarise(job: FioJobReport, rw: FioJob['rw'], direct: boolean, 
 
 const EINVAL = 22;
 
+/** The fio command line as run: with the setpriv wrapper when it ran as a user. */
+function commandLine(as: AsUser | undefined, args: string[]): string {
+  return (as ? as.argv('fio', args) : ['fio', ...args]).join(' ');
+}
+
 /**
  * Runs one job. A job asking for O_DIRECT that fails with EINVAL (a FUSE filesystem that does not
  * support it) is rerun buffered and says so in `note`, instead of failing the whole setup.
@@ -116,14 +123,14 @@ export async function runFio(j: FioJob): Promise<FioResult> {
   const timeoutMs = ((j.runtimeS ?? 0) + 20 * 60) * 1000;
   const attempt = async (job: FioJob) => {
     const args = fioArgs(job);
-    const r = await run('fio', args, { timeoutMs });
+    const r = await runAs(job.asUser, 'fio', args, { timeoutMs });
     let report: FioJobReport | null = null;
     try {
       report = parseFioJson(r.stdout);
     } catch {
       report = null;
     }
-    return { r, report, command: ['fio', ...args].join(' ') };
+    return { r, report, command: commandLine(job.asUser, args) };
   };
   const first = await attempt(j);
   const failed = (a: typeof first) => a.r.code !== 0 || a.report === null || a.report.error !== 0;
@@ -163,8 +170,8 @@ export interface FioMultiResult {
 export async function runFioMulti(j: Omit<FioJob, 'name' | 'filename'>, files: readonly string[]): Promise<FioMultiResult> {
   const global = fioArgs({ ...j, name: 'x', filename: 'x' }).filter((a) => !a.startsWith('--name=') && !a.startsWith('--filename='));
   const args = [...global, ...files.flatMap((f, i) => [`--name=v${i}`, `--filename=${f}`])];
-  const r = await run('fio', args, { timeoutMs: ((j.runtimeS ?? 0) + 30 * 60) * 1000 });
-  const command = ['fio', ...args].join(' ');
+  const r = await runAs(j.asUser, 'fio', args, { timeoutMs: ((j.runtimeS ?? 0) + 30 * 60) * 1000 });
+  const command = commandLine(j.asUser, args);
   let jobs: FioJobReport[] = [];
   try {
     const start = r.stdout.indexOf('{');

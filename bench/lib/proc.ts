@@ -148,6 +148,27 @@ export function describeFailure(r: RunResult): string {
   return `\`${r.command}\` failed (${why})${tail ? `: ${tail}` : ''}`;
 }
 
+/**
+ * Runs commands as someone else (an ordinary user, through setpriv): the command line that does it,
+ * the working directory that user can enter, and the environment it gets (setpriv --reset-env
+ * clears the caller's, so the variables travel on the command line through env(1)).
+ */
+export interface AsUser {
+  readonly name: string;
+  readonly uid: number;
+  readonly gid: number;
+  /** cmd and args, wrapped: [program, ...arguments] to spawn instead. */
+  argv(cmd: string, args: readonly string[], extraEnv?: Readonly<Record<string, string>>): string[];
+  readonly cwd: string;
+}
+
+/** run(), as `as` when given (the step's command line then shows the wrapper too). */
+export function runAs(as: AsUser | undefined, cmd: string, args: readonly string[], o: RunOptions = {}, extraEnv?: Readonly<Record<string, string>>): Promise<RunResult> {
+  if (!as) return run(cmd, args, o);
+  const [prog, ...rest] = as.argv(cmd, args, extraEnv);
+  return run(prog!, rest, { ...o, cwd: o.cwd ?? as.cwd });
+}
+
 /** Runs and throws a StepError unless the command exits 0. */
 export async function runOk(cmd: string, args: readonly string[], o: RunOptions = {}): Promise<RunResult> {
   const r = await run(cmd, args, o);

@@ -1,6 +1,7 @@
 /**
- * Issue 14's targets, and the tables that show them. Pure: figures in, verdicts and text out, no
- * I/O (test/unit/bench-report.test.ts checks it).
+ * Issue 14's targets, issue 15's (the rootless routes against the root route), and the tables that
+ * show them. Pure: figures in, verdicts and text out, no I/O (test/unit/bench-report.test.ts
+ * checks it).
  *
  * Columns: plain (loop on a plain file), vault over each FUSE transport (classic /dev/fuse and
  * io_uring), gocryptfs. Every vault figure is printed with the transport the volume really got
@@ -8,15 +9,31 @@
  * MISMATCH!, one whose transport could not be read as UNVERIFIED!, and neither counts as met.
  * A setup that could not run (io_uring on a kernel or build without it) is "unavailable" with the
  * reason, never a crash and never a silent gap. A target that is missed is printed as MISSED.
+ *
+ * Issue 15's columns, vault-udisks and vault-fuse2fs, are volumes an ordinary user mounted through
+ * each route (udisksd's loop device and kernel ext4; fuse2fs on the block file), served on the same
+ * transport as the root route they are compared with (vault-classic): every workload's figure ÷
+ * the root route's, against 0.9 (udisks) and 0.3 (fuse2fs).
  */
 
 export const VAULT_TRANSPORTS = ['classic', 'io_uring'] as const;
 export type Transport = (typeof VAULT_TRANSPORTS)[number];
-export const COLUMNS = ['plain', 'vault-classic', 'vault-io_uring', 'gocryptfs'] as const;
+export const COLUMNS = ['plain', 'vault-classic', 'vault-io_uring', 'vault-udisks', 'vault-fuse2fs', 'gocryptfs'] as const;
 export type Column = (typeof COLUMNS)[number];
 export type VaultColumn = `vault-${Transport}`;
 
 export const vaultColumn = (t: Transport): VaultColumn => `vault-${t}`;
+
+/** Issue 15's routes for an ordinary user, each a column of its own. */
+export const ROOTLESS_ROUTES = ['udisks', 'fuse2fs'] as const;
+export type RootlessRoute = (typeof ROOTLESS_ROUTES)[number];
+export type RouteColumn = `vault-${RootlessRoute}`;
+export const routeColumn = (r: RootlessRoute): RouteColumn => `vault-${r}`;
+/** The root route the rootless ones are judged against, and the transport all three use. */
+export const ROOT_ROUTE_COLUMN: VaultColumn = 'vault-classic';
+export const ROUTE_TRANSPORT: Transport = 'classic';
+/** Issue 15: "the udisks route ≥ 0.9× the root route on every workload; the fuse2fs route ≥ 0.3×." */
+export const ROUTE_MIN: Record<RootlessRoute, number> = { udisks: 0.9, fuse2fs: 0.3 };
 
 export interface TransportCheck {
   requested: Transport;
@@ -260,8 +277,10 @@ function figureCell(f: BenchFigures, c: Column, row: Row): string {
   const x = v[row.key];
   const num = typeof x === 'number' && Number.isFinite(x) ? fmtNumber(x) : 'n/a';
   if (!c.startsWith('vault-')) return num;
-  const t = c.slice('vault-'.length) as Transport;
-  if (row.noServer) return `${num} [no server]`;
+  const route = isRouteColumn(c);
+  // The create fill makes a container with no server and no mount: the same for every route.
+  if (row.noServer) return route ? '–' : `${num} [no server]`;
+  const t = route ? ROUTE_TRANSPORT : (c.slice('vault-'.length) as Transport);
   const tc = row.key.startsWith('multi') ? v.multiTransport : row.key === 'peakRssMB' ? worstTransport([v.transport, v.multiTransport].filter((y): y is TransportCheck => !!y)) : v.transport;
   return `${num} ${transportLabel(t, tc)}`;
 }
@@ -315,7 +334,11 @@ export function mainTable(f: BenchFigures, results: TargetResult[] = evaluateTar
 }
 
 function columnTitle(c: Column): string {
-  return c === 'vault-classic' ? 'vault classic' : c === 'vault-io_uring' ? 'vault io_uring' : c;
+  return c === 'vault-classic' ? 'vault classic' : c === 'vault-io_uring' ? 'vault io_uring' : c === 'vault-udisks' ? 'vault udisks' : c === 'vault-fuse2fs' ? 'vault fuse2fs' : c;
+}
+
+export function isRouteColumn(c: Column): c is RouteColumn {
+  return (ROOTLESS_ROUTES as readonly string[]).some((r) => c === `vault-${r}`);
 }
 
 function targetShort(def: TargetDef, f: BenchFigures): string {
@@ -337,7 +360,13 @@ export function contextLine(f: BenchFigures): string {
     })
     .join('; ');
   const ceiling = f.ceilingMiBps === null ? 'NOT MEASURED' : `${fmtNumber(f.ceilingMiBps)} MiB/s`;
-  return `transports: ${tr || 'no vault setup'} | load average at start ${fmtLoad(f.loadStart)}, at end ${fmtLoad(f.loadEnd)} | ceiling (1 core, AES-256-XTS decrypt, 1 MiB buffers, native addon) ${ceiling}`;
+  const routes = ROOTLESS_ROUTES.filter((r) => f.columns[routeColumn(r)] !== undefined)
+    .map((r) => {
+      const c = f.columns[routeColumn(r)]!;
+      return c.available ? `${r} ${transportLabel(ROUTE_TRANSPORT, c.transport)}` : `${r}: unavailable (${c.unavailable ?? '?'})`;
+    })
+    .join('; ');
+  return `transports: ${tr || 'no vault setup'}${routes ? ` | rootless routes (as a user): ${routes}` : ''} | load average at start ${fmtLoad(f.loadStart)}, at end ${fmtLoad(f.loadEnd)} | ceiling (1 core, AES-256-XTS decrypt, 1 MiB buffers, native addon) ${ceiling}`;
 }
 
 /** Each target on its own line, for the summary (and for grepping MISSED). */
@@ -346,5 +375,122 @@ export function targetLines(results: TargetResult[]): string[] {
     const fig = r.value === null ? 'n/a' : fmtNumber(r.value);
     const ratio = r.ratio === null ? '' : ` = ${r.ratio.toFixed(3)}× of ${r.reference === null ? '?' : fmtNumber(r.reference)}`;
     return `${verdictText(r).padEnd(11)} ${r.transport.padEnd(8)} ${r.target}: ${fig}${ratio}${r.why ? ` (${r.why})` : ''}`;
+  });
+}
+
+// ---- issue 15: the rootless routes against the root route ----
+
+type RouteKey = 'seqReadMiBps' | 'seqWriteMiBps' | 'randReadIops' | 'randWriteIops' | 'multiWriteMiBps' | 'multiReadMiBps';
+
+/** The workloads, each judged: every I/O figure the bench measures on a mounted volume (labels as in the main table). */
+export const ROUTE_WORKLOADS: readonly { id: string; label: string; key: RouteKey }[] = (
+  [
+    ['seq-read', 'seqReadMiBps'],
+    ['seq-write', 'seqWriteMiBps'],
+    ['rand-read', 'randReadIops'],
+    ['rand-write', 'randWriteIops'],
+    ['multi-write', 'multiWriteMiBps'],
+    ['multi-read', 'multiReadMiBps'],
+  ] as const
+).map(([id, key]) => ({ id, key, label: ROWS.find((r) => r.key === key)!.label }));
+
+export interface RouteTargetResult {
+  /** The workload (ROUTE_WORKLOADS id). */
+  id: string;
+  workload: string;
+  route: RootlessRoute;
+  /** The ratio this route must reach (0.9 udisks, 0.3 fuse2fs). */
+  min: number;
+  value: number | null;
+  /** The root route's figure (vault-classic). */
+  reference: number | null;
+  ratio: number | null;
+  verdict: Verdict;
+  why?: string;
+}
+
+/** The transport check that covers a figure: the 8-volume phase has its own volumes. */
+const checkFor = (c: ColumnFigures, key: RouteKey): TransportCheck | null | undefined => (key.startsWith('multi') ? c.multiTransport : c.transport);
+
+/**
+ * Every workload, once per rootless route: route ÷ root route, met when ≥ ROUTE_MIN. n/a (with the
+ * reason) when either side was not run, could not run, did not measure it, or did not verifiably
+ * run on the common transport (then the ratio would compare transports, not routes).
+ */
+export function evaluateRouteTargets(f: BenchFigures): RouteTargetResult[] {
+  const out: RouteTargetResult[] = [];
+  for (const r of ROOTLESS_ROUTES) {
+    const c = f.columns[routeColumn(r)];
+    if (!c) continue;
+    for (const w of ROUTE_WORKLOADS) {
+      const base = { id: w.id, workload: w.label, route: r, min: ROUTE_MIN[r] };
+      const value = col(f, routeColumn(r), w.key);
+      const reference = col(f, ROOT_ROUTE_COLUMN, w.key);
+      const na = (why: string): RouteTargetResult => ({ ...base, value, reference, ratio: null, verdict: 'n/a', why });
+      if (!c.available) {
+        out.push(na(`unavailable: ${c.unavailable ?? 'unknown reason'}`));
+        continue;
+      }
+      if (value === null) {
+        out.push(na(c.error ? `not measured (${c.error})` : 'not measured'));
+        continue;
+      }
+      const root = f.columns[ROOT_ROUTE_COLUMN];
+      if (reference === null || reference === 0) {
+        out.push(na(!root ? `no root-route figure (${ROOT_ROUTE_COLUMN} not run)` : !root.available ? `no root-route figure (${ROOT_ROUTE_COLUMN} unavailable)` : 'no root-route figure'));
+        continue;
+      }
+      const ratio = value / reference;
+      const mine = checkFor(c, w.key);
+      const theirs = checkFor(root!, w.key);
+      if (!mine || mine.status !== 'verified' || mine.reported !== ROUTE_TRANSPORT) {
+        out.push({ ...na(mine ? `${mine.status === 'verified' ? 'MISMATCH!' : mine.status} asked for ${ROUTE_TRANSPORT}, volume reported ${mine.reported ?? 'nothing'}` : 'UNVERIFIED! transport not read'), ratio });
+        continue;
+      }
+      if (!theirs || theirs.status !== 'verified') {
+        out.push({ ...na(`root route: ${theirs ? `${theirs.status} asked for ${ROUTE_TRANSPORT}, volume reported ${theirs.reported ?? 'nothing'}` : 'UNVERIFIED! transport not read'}`), ratio });
+        continue;
+      }
+      out.push({ ...base, value, reference, ratio, verdict: ratio >= ROUTE_MIN[r] ? 'met' : 'MISSED' });
+    }
+  }
+  return out;
+}
+
+function routeVerdictText(r: RouteTargetResult): string {
+  if (r.verdict !== 'n/a') return r.verdict;
+  const why = r.why ?? '';
+  return /^(root route: )?MISMATCH!/.test(why) ? 'MISMATCH!' : /^(root route: )?UNVERIFIED!/.test(why) ? 'UNVERIFIED!' : why.startsWith('unavailable') ? 'unavailable' : 'n/a';
+}
+
+/**
+ * Issue 15's table: per workload the root route's figure, then for each route that ran its figure,
+ * route ÷ root, the target and the verdict.
+ */
+export function routeTable(f: BenchFigures, results: RouteTargetResult[] = evaluateRouteTargets(f)): string {
+  const routes = ROOTLESS_ROUTES.filter((r) => f.columns[routeColumn(r)] !== undefined);
+  const header = ['workload', `root (${columnTitle(ROOT_ROUTE_COLUMN)})`, ...routes.flatMap((r) => [r, `${r} ÷ root`, 'target', 'met'])];
+  const root = f.columns[ROOT_ROUTE_COLUMN];
+  const rows = ROUTE_WORKLOADS.map((w) => {
+    const ref = col(f, ROOT_ROUTE_COLUMN, w.key);
+    const refCell = !root ? 'not run' : !root.available ? 'unavailable' : ref === null ? 'n/a' : fmtNumber(ref);
+    const cells = routes.flatMap((r) => {
+      const c = f.columns[routeColumn(r)]!;
+      const res = results.find((x) => x.route === r && x.id === w.id);
+      const v = col(f, routeColumn(r), w.key);
+      const fig = !c.available ? 'unavailable' : v === null ? 'n/a' : `${fmtNumber(v)} ${transportLabel(ROUTE_TRANSPORT, checkFor(c, w.key))}`;
+      return [fig, ratioText(res?.ratio ?? null), `≥ ${ROUTE_MIN[r]} × root`, res ? routeVerdictText(res) : 'n/a'];
+    });
+    return [w.label, refCell, ...cells];
+  });
+  return renderTable(header, rows);
+}
+
+/** Each route target on its own line (MISSED greps as issue 14's do). */
+export function routeTargetLines(results: RouteTargetResult[]): string[] {
+  return results.map((r) => {
+    const fig = r.value === null ? 'n/a' : fmtNumber(r.value);
+    const ratio = r.ratio === null ? '' : ` = ${r.ratio.toFixed(3)}× of ${r.reference === null ? '?' : fmtNumber(r.reference)}`;
+    return `${routeVerdictText(r).padEnd(11)} ${r.route.padEnd(8)} ${r.workload} ≥ ${r.min} × root route: ${fig}${ratio}${r.why ? ` (${r.why})` : ''}`;
   });
 }

@@ -8,7 +8,18 @@
  *                   (FUSE volume server on /dev/fuse → loop (direct I/O) → ext4).
  * - vault-io_uring: the same container creation, mounted with VAULT_FUSE_TRANSPORT=io_uring, the
  *                   fuse module's enable_uring switched on around the mount only (uring.ts).
+ * - vault-udisks:   issue 15's udisks route: the same container creation, but by an ordinary user
+ *                   (rootless.ts), mounted by that user with `vault mount --via udisks`: the user's
+ *                   FUSE server (allow_root) → udisksd's LoopSetup → udisksd's Filesystem.Mount
+ *                   (kernel ext4 on /media/<user>/…). Transport classic, as vault-classic's.
+ * - vault-fuse2fs:  issue 15's fuse route: the same, mounted with `vault mount --via fuse` on this
+ *                   setup's own mount point: fuse2fs (ext4 in user space) on the block file.
  * - gocryptfs:      Debian's gocryptfs, the file-based FUSE peer, over a cipher directory.
+ *
+ * The rootless setups' workloads run as the user too (fio through setpriv): a fuse2fs mount is the
+ * user's alone (no allow_other), and the udisks one is run the same way so the two compare.
+ * Neither route takes mount options, so their ext4 mounts have no noinit_itable: the kernel's
+ * lazy inode-table init (16 MiB on 1 GiB) may run in the background during the first workload.
  *
  * plain copies what vault does to its own loop device and filesystem (mkfs -E options, 4096-byte
  * blocks and logical sectors, nosuid,nodev), so the only difference is vault's FUSE and encryption
@@ -19,18 +30,19 @@
  * stays for the workloads): the mount time reported is the median wall-clock time. vault's
  * containers use the tests' fast KDF, so its mount time is the time of everything but the KDF.
  */
-import { chmodSync, closeSync, ftruncateSync, mkdirSync, openSync, realpathSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, ftruncateSync, mkdirSync, openSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import type { CleanupStack } from './cleanup.js';
+import type { CleanupHandle, CleanupStack } from './cleanup.js';
 import { median, nowMs, sleep, progress } from './log.js';
-import { run, runOk, StepError } from './proc.js';
-import { checkTransport, cliReason, type Column, type Transport, type TransportCheck } from './report.js';
+import { run, runOk, StepError, type AsUser } from './proc.js';
+import { checkTransport, cliReason, ROUTE_TRANSPORT, worstTransport, type Column, type RootlessRoute, type Transport, type TransportCheck } from './report.js';
+import type { Rootless } from './rootless.js';
 import type { ServerRss } from './rss.js';
-import { loopDirectIo, pidAlive, procStatusBytes, processesMentioning, unmount } from './system.js';
+import { loopDirectIo, mountTable, pidAlive, procStatusBytes, processesMentioning, unmount } from './system.js';
 import { readUringParam, URING_PARAM, type UringParam } from './uring.js';
-import type { VaultCli } from './vault.js';
+import type { VaultCli, VaultRecord } from './vault.js';
 
-export const SETUP_NAMES: readonly Column[] = ['plain', 'vault-classic', 'vault-io_uring', 'gocryptfs'];
+export const SETUP_NAMES: readonly Column[] = ['plain', 'vault-classic', 'vault-io_uring', 'vault-udisks', 'vault-fuse2fs', 'gocryptfs'];
 export type SetupName = Column;
 
 /** vault's mkfs.ext4 extended options for a new container (makeFilesystem, `fresh`), copied for plain. */
@@ -43,6 +55,10 @@ export interface SetupContext {
   vault: VaultCli;
   uring: UringParam;
   rss: ServerRss;
+  /** The rootless setups' user, daemons and machine setup (null: not started, see rootlessError). */
+  rootless: Rootless | null;
+  /** Why the rootless setups cannot run, when starting them failed. */
+  rootlessError?: string;
 }
 
 export interface MountedSetup {
@@ -55,6 +71,8 @@ export interface MountedSetup {
   transport: TransportCheck | null;
   info: Record<string, unknown>;
   notes: string[];
+  /** The user whose mount this is (rootless routes): the workloads run as them. */
+  asUser?: AsUser;
   /** Peak RSS of the user-space server (VmHWM, bytes), or null when there is none. */
   peakRssBytes(): number | null;
   teardown(): Promise<void>;
@@ -70,6 +88,14 @@ export class Unavailable extends Error {
 
 export const transportOf = (name: SetupName): Transport | null =>
   name === 'vault-classic' ? 'classic' : name === 'vault-io_uring' ? 'io_uring' : null;
+
+/** The rootless route of a setup (issue 15), or null for the root-run setups. */
+export const routeOf = (name: SetupName): RootlessRoute | null => (name === 'vault-udisks' ? 'udisks' : name === 'vault-fuse2fs' ? 'fuse2fs' : null);
+
+/** Whether a setup runs a vault volume server (either way: root's transports or a user's route). */
+export const isVault = (name: SetupName): boolean => transportOf(name) !== null || routeOf(name) !== null;
+
+const VIA: Record<RootlessRoute, 'udisks' | 'fuse'> = { udisks: 'udisks', fuse2fs: 'fuse' };
 
 function prepareDirs(parent: string, name: string): { dir: string; mp: string } {
   const dir = path.join(parent, name);
@@ -141,6 +167,53 @@ export async function plainVolume(ctx: SetupContext, parent: string, label: stri
   };
 }
 
+/** A mounted vault volume: the cleanup entry that dismounts it, and its server. */
+interface Served {
+  handle: CleanupHandle;
+  serverPid: number;
+}
+
+/** Just after a vault mount: its server is this setup's (RSS), and its transport is checked and kept. */
+function noteServer(ctx: SetupContext, name: SetupName, label: string, requested: Transport, rec: VaultRecord, checks: TransportCheck[]): void {
+  ctx.rss.tag(rec.serverPid, name);
+  const check = checkTransport(requested, rec.transport);
+  checks.push(check);
+  if (check.status !== 'verified')
+    progress(`${label}: ${check.status} asked for transport ${requested}, vault list --json reports ${check.reported ?? 'no transport'}`);
+}
+
+/** Dismounts a vault volume through its cleanup entry and waits for its server to exit. */
+async function stopServed(ctx: SetupContext, m: Served): Promise<void> {
+  ctx.rss.readNow(m.serverPid);
+  await m.handle.run();
+  for (let i = 0; i < 100 && pidAlive(m.serverPid); i++) await sleep(20);
+  if (pidAlive(m.serverPid)) throw new StepError(`volume server ${m.serverPid} still runs after dismount`);
+}
+
+/**
+ * mountCycles for a vault volume: `mount` mounts it and returns its time and what it started; all
+ * but the last mount are dismounted again (waiting for the server to exit). `down` undoes the last.
+ */
+async function servedCycles<S extends Served>(ctx: SetupContext, reps: number, mount: () => Promise<[number, S]>) {
+  let mounted: S | null = null;
+  const down = async (): Promise<void> => {
+    if (!mounted) return;
+    const m: S = mounted;
+    mounted = null;
+    await stopServed(ctx, m);
+  };
+  const samples = await mountCycles(
+    reps,
+    async () => {
+      const [ms, served] = await mount();
+      mounted = served;
+      return ms;
+    },
+    down,
+  );
+  return { samples, last: mounted as S | null, down };
+}
+
 /** Why io_uring cannot be tried at all on this kernel, or null. */
 export function uringPrecondition(): string | null {
   return readUringParam() === null ? `this kernel's fuse module has no io_uring support (${URING_PARAM} is missing)` : null;
@@ -163,9 +236,8 @@ export async function vaultVolume(
   const container = path.join(dir, 'vault.vol');
   const createMs = await ctx.vault.create(container, volumeBytes);
   const checks: TransportCheck[] = [];
-  let mounted: { handle: { run(): Promise<void> }; serverPid: number } | null = null;
   let first = true;
-  const mount = async (): Promise<number> => {
+  const mount = async (): Promise<[number, Served]> => {
     let ms: number;
     const doMount = () => ctx.vault.mount(container, mp, transport, EXT4_MOUNT_EXTRA);
     try {
@@ -183,31 +255,17 @@ export async function vaultVolume(
     });
     const rec = (await ctx.vault.list()).find((r) => r.mountpoint === mp);
     if (!rec) throw new StepError(`vault list does not show the volume mounted on ${mp}`);
-    mounted = { handle, serverPid: rec.serverPid };
-    ctx.rss.tag(rec.serverPid, name);
-    const check = checkTransport(transport, rec.transport);
-    checks.push(check);
-    if (check.status !== 'verified')
-      progress(`${label}: ${check.status} asked for transport ${transport}, vault list --json reports ${check.reported ?? 'no transport'}`);
-    return ms;
+    noteServer(ctx, name, label, transport, rec, checks);
+    return [ms, { handle, serverPid: rec.serverPid }];
   };
-  const down = async (): Promise<void> => {
-    if (!mounted) return;
-    const m: { handle: { run(): Promise<void> }; serverPid: number } = mounted;
-    mounted = null;
-    ctx.rss.readNow(m.serverPid);
-    await m.handle.run();
-    for (let i = 0; i < 100 && pidAlive(m.serverPid); i++) await sleep(20);
-    if (pidAlive(m.serverPid)) throw new StepError(`volume server ${m.serverPid} still runs after dismount`);
-  };
-  const mountSamplesMs = await mountCycles(reps, mount, down);
-  const serverPid = (mounted as { serverPid: number } | null)?.serverPid ?? null;
+  const { samples: mountSamplesMs, last, down } = await servedCycles(ctx, reps, mount);
+  const serverPid = last?.serverPid ?? null;
   const rec = (await ctx.vault.list()).find((r) => r.mountpoint === mp);
   const dev = rec?.loopDevice ?? null;
   const notes: string[] = [];
   const granted = dev ? loopDirectIo(dev) : null;
   if (granted !== true) notes.push(`${label}: the kernel did not grant direct I/O on ${dev} over the FUSE block file`);
-  const transportCheck = checks.find((c) => c.status === 'MISMATCH!') ?? checks.find((c) => c.status === 'UNVERIFIED!') ?? checks[0] ?? null;
+  const transportCheck = worstTransport(checks);
   return {
     name,
     mountpoint: mp,
@@ -215,9 +273,87 @@ export async function vaultVolume(
     mountSamplesMs,
     mountLabel: `vault mount, VAULT_FUSE_TRANSPORT=${transport}, fast KDF (8 MiB × 1 × 1), wall clock`,
     transport: transportCheck,
-    info: { container, loopDevice: dev, loopDirectIo: granted, serverPid, transportsReported: checks.map((c) => c.reported) },
+    info: {
+      container, loopDevice: dev, loopDirectIo: granted, loopLogicalBlockSize: dev ? loopFacts(dev).logicalBlockSize : null,
+      serverPid, transportsReported: checks.map((c) => c.reported),
+    },
     notes,
     peakRssBytes: () => (serverPid === null ? null : procStatusBytes(serverPid, 'VmHWM')),
+    teardown: down,
+  };
+}
+
+/** What the kernel made of a loop device: direct I/O, logical sector size. */
+export function loopFacts(device: string): { directIo: boolean | null; logicalBlockSize: number | null } {
+  const n = device.replace(/^\/dev\//, '');
+  let lbs: number | null = null;
+  try {
+    lbs = Number(readFileSync(`/sys/block/${n}/queue/logical_block_size`, 'utf8').trim());
+  } catch {
+    lbs = null;
+  }
+  return { directIo: loopDirectIo(device), logicalBlockSize: lbs };
+}
+
+/**
+ * A volume of the bench user's, made and mounted by them through a rootless route (issue 15). The
+ * container is in this setup's dir (the user's, 0700) on the same filesystem as every other
+ * setup's; mount and dismount are the user's `vault mount --via …` and `vault dismount`.
+ */
+export async function routeVolume(
+  ctx: SetupContext,
+  parent: string,
+  label: string,
+  route: RootlessRoute,
+  volumeBytes: number,
+  reps: number,
+): Promise<MountedSetup> {
+  const name: SetupName = route === 'udisks' ? 'vault-udisks' : 'vault-fuse2fs';
+  const rl = ctx.rootless;
+  if (!rl) throw new Unavailable(`the rootless routes' daemons and user could not be set up: ${ctx.rootlessError ?? 'not started'}`);
+  const { dir, mp } = prepareDirs(parent, label);
+  rl.giveToUser(dir, mp);
+  const container = path.join(dir, 'vault.vol');
+  const createMs = await rl.vault.create(container, volumeBytes);
+  const checks: TransportCheck[] = [];
+  const mount = async (): Promise<[number, Served & { mountpoint: string; loopDevice: string | null }]> => {
+    await rl.ensureSetup(); // other sessions' tests toggle the same machine-wide settings
+    // udisks picks /media/<user>/…; fuse2fs mounts where it is told (this setup's dir).
+    const ms = await rl.vault.mount(container, route === 'fuse2fs' ? mp : null, ROUTE_TRANSPORT, undefined, VIA[route]);
+    const rec = (await rl.vault.list()).find((r) => r.container === container);
+    // Registered at once, so a failure below still dismounts it: the user's volume, by its container.
+    const handle = ctx.cleanup.push(`vault dismount ${rec?.mountpoint ?? container} (as ${rl.user.name})`, async () => {
+      await rl.vault.dismount(rec?.mountpoint ?? container, true);
+    });
+    if (!rec || !rec.mountpoint) throw new StepError(`${rl.user.name}'s vault list does not show ${container} mounted`);
+    if (rec.route !== VIA[route]) throw new StepError(`asked for --via ${VIA[route]}, the volume reports route ${rec.route ?? 'none'}`);
+    noteServer(ctx, name, label, ROUTE_TRANSPORT, rec, checks);
+    return [ms, { handle, serverPid: rec.serverPid, mountpoint: rec.mountpoint, loopDevice: rec.loopDevice }];
+  };
+  const { samples: mountSamplesMs, last, down } = await servedCycles(ctx, reps, mount);
+  if (!last) throw new StepError(`${container} is not mounted after the mount cycles`);
+  const notes: string[] = [];
+  const info: Record<string, unknown> = { container, user: rl.user.name, route: VIA[route], serverPid: last.serverPid, mountpoint: last.mountpoint };
+  const entry = mountTable().find((e) => e.mountpoint === last.mountpoint);
+  info['fsType'] = entry?.fstype ?? null;
+  info['mountSource'] = entry?.source ?? null;
+  if (last.loopDevice) {
+    const facts = loopFacts(last.loopDevice);
+    Object.assign(info, { loopDevice: last.loopDevice, loopDirectIo: facts.directIo, loopLogicalBlockSize: facts.logicalBlockSize });
+    notes.push(`${label}: udisks's ${last.loopDevice}: direct I/O ${facts.directIo ? 'on' : 'off'}, ${facts.logicalBlockSize ?? '?'}-byte logical sectors`);
+  }
+  const transportCheck = worstTransport(checks);
+  return {
+    name,
+    mountpoint: last.mountpoint,
+    createMs,
+    mountSamplesMs,
+    mountLabel: `vault mount --via ${VIA[route]} as ${rl.user.name}, VAULT_FUSE_TRANSPORT=${ROUTE_TRANSPORT}, fast KDF (8 MiB × 1 × 1), wall clock (setpriv included)`,
+    transport: transportCheck,
+    info: { ...info, transportsReported: checks.map((c) => c.reported) },
+    notes,
+    asUser: rl.user,
+    peakRssBytes: () => procStatusBytes(last.serverPid, 'VmHWM'),
     teardown: down,
   };
 }
@@ -284,6 +420,10 @@ export function bringUp(name: SetupName, ctx: SetupContext, volumeBytes: number,
       return vaultVolume(ctx, ctx.workDir, name, 'classic', volumeBytes, reps);
     case 'vault-io_uring':
       return vaultVolume(ctx, ctx.workDir, name, 'io_uring', volumeBytes, reps);
+    case 'vault-udisks':
+      return routeVolume(ctx, ctx.workDir, name, 'udisks', volumeBytes, reps);
+    case 'vault-fuse2fs':
+      return routeVolume(ctx, ctx.workDir, name, 'fuse2fs', volumeBytes, reps);
     case 'gocryptfs':
       return gocryptfsUp(ctx, reps);
   }

@@ -10,11 +10,15 @@
  * The FUSE transport is chosen the way a user chooses it: VAULT_FUSE_TRANSPORT in the CLI's
  * environment (src/mount/lifecycle.ts passes it to the server). What the volume really got is read
  * back from `vault list --json` (field `transport`) by the caller.
+ *
+ * The rootless setups (issue 15) drive the same CLI as an ordinary user (`asUser`: setpriv with a
+ * login's environment, rootless.ts): no VAULT_RUN_DIR then, the user's state is where a user's is
+ * ($XDG_RUNTIME_DIR/vault), and the route is forced with `--via`.
  */
 import { randomBytes } from 'node:crypto';
 import { argon2id } from '../../src/crypto/kdf.js';
 import { nowMs, median } from './log.js';
-import { run, runOk, describeFailure, StepError, type RunResult } from './proc.js';
+import { runAs, runOk, describeFailure, StepError, type AsUser, type RunResult } from './proc.js';
 import type { Transport } from './report.js';
 
 /** The cheap KDF the tests use (test/e2e/harness.ts FAST_KDF): 8 MiB, 1 pass, 1 lane. */
@@ -33,13 +37,18 @@ export interface VaultRecord {
   serverPid: number;
   /** The transport its server uses (absent in records of older servers). */
   transport?: string;
+  /** root, udisks or fuse (issue 15; absent in older records). */
+  route?: string;
   state?: string;
 }
 
 export class VaultCli {
   constructor(
     readonly cliPath: string,
+    /** VAULT_RUN_DIR for root's commands; unused for a user's. */
     readonly runDir: string,
+    /** Every command runs as this user, with its own environment (rootless.ts). */
+    readonly asUser?: AsUser,
   ) {}
 
   env(transport?: Transport): NodeJS.ProcessEnv {
@@ -50,12 +59,14 @@ export class VaultCli {
   }
 
   async exec(args: string[], o: { input?: string; cleanup?: boolean; timeoutMs?: number; transport?: Transport } = {}): Promise<RunResult> {
-    return run(process.execPath, [this.cliPath, ...args], {
-      env: this.env(o.transport),
+    const opts = {
       timeoutMs: o.timeoutMs ?? 30 * 60_000,
       ...(o.input !== undefined ? { input: o.input } : {}),
       ...(o.cleanup ? { cleanup: true } : {}),
-    });
+    };
+    if (this.asUser)
+      return runAs(this.asUser, process.execPath, [this.cliPath, ...args], opts, o.transport ? { VAULT_FUSE_TRANSPORT: o.transport } : {});
+    return runAs(undefined, process.execPath, [this.cliPath, ...args], { ...opts, env: this.env(o.transport) });
   }
 
   async execOk(args: string[], o: { input?: string; cleanup?: boolean; timeoutMs?: number; transport?: Transport } = {}): Promise<RunResult> {
@@ -85,10 +96,14 @@ export class VaultCli {
     return r.ms;
   }
 
-  /** `vault mount C MP --password-stdin` with VAULT_FUSE_TRANSPORT set, end to end; ms. */
-  async mount(container: string, mountpoint: string, transport: Transport, fsOptions?: string): Promise<number> {
-    const args = ['mount', container, mountpoint, '--password-stdin'];
+  /**
+   * `vault mount C [MP] --password-stdin` with VAULT_FUSE_TRANSPORT set, end to end; ms. `via`
+   * forces a user's route (udisks picks its own mount point: MP null).
+   */
+  async mount(container: string, mountpoint: string | null, transport: Transport, fsOptions?: string, via?: 'udisks' | 'fuse'): Promise<number> {
+    const args = ['mount', container, ...(mountpoint !== null ? [mountpoint] : []), '--password-stdin'];
     if (fsOptions) args.push('--fs-options', fsOptions);
+    if (via) args.push('--via', via);
     return (await this.execOk(args, { input: PASSPHRASE, transport })).ms;
   }
 

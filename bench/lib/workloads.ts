@@ -11,6 +11,7 @@
  *
  * A failing step ends this setup (with what it measured so far kept); the other setups still run.
  * A setup that cannot run here (io_uring without kernel or build support) comes back unavailable.
+ * On a rootless route's volume fio runs as the volume's user; everything else is the same.
  */
 import path from 'node:path';
 import { progress } from './log.js';
@@ -91,22 +92,24 @@ export async function benchSetup(name: SetupName, ctx: SetupContext, p: BenchPar
   progress(`${name}: created in ${setup.createMs.toFixed(0)} ms; mounts ${setup.mountSamplesMs.map((m) => m.toFixed(0)).join('/')} ms (${setup.mountLabel})${tr}`);
 
   const file = path.join(setup.mountpoint, 'fio.dat');
+  // A rootless route's mount is its user's: fio runs as them there (cache drops stay root's, as everywhere).
+  const asUser = setup.asUser ? { asUser: setup.asUser } : {};
   const rand = (rw: 'randread' | 'randwrite') =>
     runFio({
       name: rw, filename: file, rw, bs: '4k', sizeBytes: p.seqBytes, ioengine: 'libaio', iodepth: 16, direct: true,
-      runtimeS: p.randRuntimeS,
+      runtimeS: p.randRuntimeS, ...asUser,
     });
   let failure: unknown = null;
   try {
     progress(`${name}: sequential write ${p.seqBytes / MiB} MiB (bs 1M, end_fsync)`);
     result.seqWrite = await runFio({
-      name: 'seqwrite', filename: file, rw: 'write', bs: '1M', sizeBytes: p.seqBytes, ioengine: 'psync', endFsync: true,
+      name: 'seqwrite', filename: file, rw: 'write', bs: '1M', sizeBytes: p.seqBytes, ioengine: 'psync', endFsync: true, ...asUser,
     });
     progress(`${name}:   ${mibps(result.seqWrite)}`);
 
     await dropCaches();
     progress(`${name}: sequential read ${p.seqBytes / MiB} MiB (bs 1M, caches dropped)`);
-    result.seqRead = await runFio({ name: 'seqread', filename: file, rw: 'read', bs: '1M', sizeBytes: p.seqBytes, ioengine: 'psync' });
+    result.seqRead = await runFio({ name: 'seqread', filename: file, rw: 'read', bs: '1M', sizeBytes: p.seqBytes, ioengine: 'psync', ...asUser });
     progress(`${name}:   ${mibps(result.seqRead)}`);
 
     await dropCaches();

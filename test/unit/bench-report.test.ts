@@ -1,15 +1,19 @@
-/** Issue 14: the bench's target evaluation and report (bench/lib/report.ts), without running anything. */
+/** Issues 14 and 15: the bench's target evaluation and report (bench/lib/report.ts), without running anything. */
 import { describe, expect, it } from 'vitest';
 import {
   checkTransport,
   cliReason,
   contextLine,
+  evaluateRouteTargets,
   evaluateTargets,
   mainTable,
+  routeTable,
+  routeTargetLines,
   targetLines,
   worstTransport,
   type BenchFigures,
   type ColumnFigures,
+  type RouteTargetResult,
   type TargetResult,
 } from '../../bench/lib/report.js';
 
@@ -187,5 +191,85 @@ describe('report text', () => {
     const row = mainTable(figures()).split('\n').find((l) => l.includes('8 volumes at once: read'))!;
     expect(row).toContain('classic 0.71×'); // 500 / 700
     expect(row).toContain('report (vs plain)');
+  });
+});
+
+describe('issue 15: the rootless routes against the root route', () => {
+  // The root route (vault classic, from vault('classic')): 300 write, 600 read, 20k/20k IOPS, 250/500 ×8.
+  const withRoutes = (udisks: Partial<ColumnFigures> = {}, fuse2fs: Partial<ColumnFigures> = {}, o: Partial<BenchFigures> = {}): BenchFigures =>
+    figures(o, {
+      'vault-udisks': vault('classic', { seqWriteMiBps: 270, seqReadMiBps: 540, randReadIops: 18_000, randWriteIops: 18_000, multiWriteMiBps: 225, multiReadMiBps: 450, ...udisks }),
+      'vault-fuse2fs': vault('classic', { seqWriteMiBps: 90, seqReadMiBps: 180, randReadIops: 6_000, randWriteIops: 6_000, multiWriteMiBps: 75, multiReadMiBps: 150, ...fuse2fs }),
+    });
+  const get = (rs: RouteTargetResult[], id: string, route: 'udisks' | 'fuse2fs'): RouteTargetResult => {
+    const r = rs.find((x) => x.id === id && x.route === route);
+    if (!r) throw new Error(`no result ${id}/${route}`);
+    return r;
+  };
+
+  it('judges every workload of each route against vault classic: udisks ≥ 0.9×, fuse2fs ≥ 0.3×, boundaries included', () => {
+    const rs = evaluateRouteTargets(withRoutes());
+    expect(rs).toHaveLength(12); // 6 workloads × 2 routes
+    for (const r of rs) expect(r.verdict, `${r.route} ${r.id}`).toBe('met');
+    const seqw = get(rs, 'seq-write', 'udisks');
+    expect(seqw).toMatchObject({ value: 270, reference: 300, min: 0.9 });
+    expect(seqw.ratio).toBeCloseTo(0.9);
+    expect(get(rs, 'multi-read', 'fuse2fs').ratio).toBeCloseTo(0.3);
+    // Just under: missed, not rounded up.
+    const miss = evaluateRouteTargets(withRoutes({ randReadIops: 17_999 }, { randWriteIops: 5_999 }));
+    expect(get(miss, 'rand-read', 'udisks').verdict).toBe('MISSED');
+    expect(get(miss, 'rand-write', 'fuse2fs').verdict).toBe('MISSED');
+    expect(get(miss, 'rand-write', 'udisks').verdict).toBe('met');
+  });
+
+  it('without the root route, or with a route that could not run, nothing is met', () => {
+    const f = withRoutes();
+    delete f.columns['vault-classic'];
+    for (const r of evaluateRouteTargets(f)) expect(r).toMatchObject({ verdict: 'n/a', why: 'no root-route figure (vault-classic not run)' });
+    const un = evaluateRouteTargets(figures({}, { 'vault-udisks': { available: false, unavailable: 'udisksd is not running' } }));
+    expect(un).toHaveLength(6); // fuse2fs not run: no rows for it
+    for (const r of un) expect(r).toMatchObject({ route: 'udisks', verdict: 'n/a', why: 'unavailable: udisksd is not running' });
+  });
+
+  it('a figure from a volume on another transport than the root route\'s does not count', () => {
+    const rs = evaluateRouteTargets(withRoutes({ transport: checkTransport('classic', 'io_uring') }));
+    const r = get(rs, 'seq-read', 'udisks');
+    expect(r.verdict).toBe('n/a');
+    expect(r.why).toMatch(/^MISMATCH!/);
+    expect(r.ratio).toBeCloseTo(0.9); // still shown
+    // The 8-volume rows are judged by the 8 volumes' transport.
+    expect(get(rs, 'multi-read', 'udisks').verdict).toBe('met');
+    const root = evaluateRouteTargets({ ...withRoutes(), columns: { ...withRoutes().columns, 'vault-classic': vault('classic', { transport: checkTransport('classic', null) }) } });
+    expect(get(root, 'seq-read', 'fuse2fs').why).toMatch(/^root route: UNVERIFIED!/);
+  });
+
+  it('prints the route table, the target lines and the routes in the main table and the context line', () => {
+    const f = withRoutes({ randWriteIops: 5_000 });
+    const rs = evaluateRouteTargets(f);
+    const table = routeTable(f, rs);
+    const lines = table.split('\n');
+    expect(lines[0]!.split('|').map((c) => c.trim()).filter(Boolean)).toEqual([
+      'workload', 'root (vault classic)', 'udisks', 'udisks ÷ root', 'target', 'met', 'fuse2fs', 'fuse2fs ÷ root', 'target', 'met',
+    ]);
+    const rw = lines.find((l) => l.startsWith('| random write 4 KiB QD16, IOPS'))!;
+    expect(rw).toContain('5000 [classic]');
+    expect(rw).toContain('0.25×');
+    expect(rw).toContain('≥ 0.9 × root');
+    expect(rw).toContain('MISSED');
+    expect(rw).toContain('≥ 0.3 × root');
+    expect(lines.find((l) => l.startsWith('| sequential read'))).toMatch(/0\.90× \|.*met \|.*0\.30× \|.*met \|$/);
+    const tl = routeTargetLines(rs);
+    expect(tl.filter((l) => l.startsWith('MISSED'))).toEqual(['MISSED      udisks   random write 4 KiB QD16, IOPS ≥ 0.9 × root route: 5000 = 0.250× of 20000']);
+    expect(tl.filter((l) => l.startsWith('met'))).toHaveLength(11);
+
+    const main = mainTable(f).split('\n');
+    expect(main[0]).toContain('vault udisks');
+    expect(main[0]).toContain('vault fuse2fs');
+    const fill = main.find((l) => l.startsWith('| create 512 MiB'))!.split('|').map((c) => c.trim());
+    expect(fill.slice(5, 7)).toEqual(['–', '–']); // the routes make no container of their own for it
+    expect(contextLine(f)).toContain('rootless routes (as a user): udisks [classic]; fuse2fs [classic]');
+    const un = contextLine(figures({}, { 'vault-fuse2fs': { available: false, unavailable: 'fuse2fs missing' } }));
+    expect(un).toContain('fuse2fs: unavailable (fuse2fs missing)');
+    expect(routeTable(figures({}, { 'vault-fuse2fs': { available: false, unavailable: 'x' } }))).toContain('unavailable');
   });
 });
