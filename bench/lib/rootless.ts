@@ -32,7 +32,8 @@ import { run, runOk, StepError, type AsUser } from './proc.js';
 import { startRootlessStack, type RootlessStack } from './rootless-stack.js';
 import { loopDevices, mountTable, under } from './system.js';
 import { VaultCli } from './vault.js';
-import { FUSE_CONF, POLKIT_RULE, POLKIT_RULE_FILE, VAULT_GROUP, groupMembers, userAllowOther } from '../../src/system/rootless-setup.js';
+import { FUSE_CONF, POLKIT_RULE, POLKIT_RULE_FILE, SETUP_FILES, VAULT_GROUP, groupMembers, userAllowOther } from '../../src/system/rootless-setup.js';
+import { LOOP_DIO_RULE, LOOP_DIO_RULE_FILE } from '../../src/system/loop-dio-rule.js';
 
 export const BENCH_USER = 'vault-bench';
 const USER_PATH = '/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin';
@@ -147,10 +148,10 @@ export class Rootless {
    */
   static async start(cleanup: CleanupStack, cliPath: string, workDir: string): Promise<Rootless> {
     // What setup-rootless changes, as it is now: put back last (pushed first).
-    const files = [saveFile(FUSE_CONF), saveFile(POLKIT_RULE_FILE)];
+    const files = SETUP_FILES.map(saveFile);
     const groupWas = groupMembers();
     let rl: Rootless | null = null;
-    cleanup.push('rootless: restore /etc/fuse.conf, the polkit rule and group vault', async () => {
+    cleanup.push('rootless: restore /etc/fuse.conf, the polkit and udev rules and group vault', async () => {
       const did: string[] = [];
       for (const f of files) {
         const d = restoreFile(f, rl?.mine.get(f.file));
@@ -249,7 +250,7 @@ export class Rootless {
     const r = await runOk(process.execPath, [this.cliPath, 'setup-rootless', '--user', BENCH_USER], { env: { ...process.env, ...this.stack.env } });
     const lines = r.stdout.split('\n').filter(Boolean);
     for (const line of lines) progress(`  setup-rootless: ${line}`);
-    for (const f of [FUSE_CONF, POLKIT_RULE_FILE]) this.mine.set(f, readOptional(f));
+    for (const f of SETUP_FILES) this.mine.set(f, readOptional(f));
     return lines;
   }
 
@@ -259,6 +260,7 @@ export class Rootless {
     const conf = readOptional(FUSE_CONF);
     if (conf === null || !userAllowOther(conf.toString('utf8'))) out.push(`user_allow_other in ${FUSE_CONF}`);
     if (readOptional(POLKIT_RULE_FILE)?.toString('utf8') !== POLKIT_RULE) out.push(POLKIT_RULE_FILE);
+    if (readOptional(LOOP_DIO_RULE_FILE)?.toString('utf8') !== LOOP_DIO_RULE) out.push(LOOP_DIO_RULE_FILE);
     if (!groupMembers()?.includes(BENCH_USER)) out.push(`${BENCH_USER} in group ${VAULT_GROUP}`);
     return out;
   }

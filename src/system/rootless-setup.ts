@@ -7,10 +7,11 @@
  * check() (already done?), apply() and undo(). A second run finds every step done and changes
  * nothing; --undo reverses what vault did and leaves what an admin did alone.
  */
-import { closeSync, constants as fsc, fchmodSync, fchownSync, fsyncSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
-import path from 'node:path';
+import { statSync, unlinkSync } from 'node:fs';
 import { VaultError } from '../errors.js';
 import { firstLine, run, runOk, toolEnv } from '../mount/run.js';
+import { LOOP_DIO_RULE_FILE, loopDioStep } from './loop-dio-rule.js';
+import { modeOf, readOptional, writeFileAtomic } from './atomic-file.js';
 
 /** The group whose members polkit lets use udisks2 for vault. */
 export const VAULT_GROUP = 'vault';
@@ -124,9 +125,12 @@ export function undoRootless(opts: SetupOptions, say: Say): number {
   return changed;
 }
 
+/** Every file `vault setup-rootless` writes (what a test or the bench saves and puts back). */
+export const SETUP_FILES: readonly string[] = [FUSE_CONF, POLKIT_RULE_FILE, LOOP_DIO_RULE_FILE];
+
 /** The steps, in the order they are applied. */
 export function rootlessSteps(opts: SetupOptions): Step[] {
-  const steps = [packagesStep(), groupStep(), polkitRuleStep(POLKIT_RULE_FILE), fuseConfStep(FUSE_CONF)];
+  const steps = [packagesStep(), groupStep(), polkitRuleStep(POLKIT_RULE_FILE), fuseConfStep(FUSE_CONF), loopDioStep()];
   if (opts.user !== undefined) steps.push(membershipStep(checkedUser(opts.user)));
   return steps;
 }
@@ -266,53 +270,4 @@ function checkedUser(name: string): string {
   if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]*\$?$/.test(name) || run('getent', ['passwd', name]).status !== 0)
     throw new VaultError('usage', `there is no user named ${JSON.stringify(name)}`, 'give an existing login name: --user NAME');
   return name;
-}
-
-function readOptional(file: string): string | null {
-  try {
-    return readFileSync(file, 'utf8');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw e;
-  }
-}
-
-interface Ownership {
-  mode: number;
-  uid: number;
-  gid: number;
-}
-
-/** A file's mode and owner, or root's and `mode` when it does not exist yet. */
-function modeOf(file: string, mode: number): Ownership {
-  const st = statSync(file, { throwIfNoEntry: false });
-  return st ? { mode: st.mode & 0o7777, uid: st.uid, gid: st.gid } : { mode, uid: 0, gid: 0 };
-}
-
-/**
- * Replaces `file` with `text` so that readers (polkitd watches its rules directory) see the old
- * file or the new one, never half: a new file beside it, written, synced, then renamed over it.
- */
-export function writeFileAtomic(file: string, text: string, own: Ownership): void {
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.vault-${process.pid}`);
-  const fd = openSync(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600);
-  try {
-    const data = Buffer.from(text);
-    for (let off = 0; off < data.length; ) off += writeSync(fd, data, off);
-    fchownSync(fd, own.uid, own.gid);
-    fchmodSync(fd, own.mode);
-    fsyncSync(fd);
-    renameSync(tmp, file);
-  } catch (e) {
-    unlinkSync(tmp);
-    throw e;
-  } finally {
-    closeSync(fd);
-  }
-  const dir = openSync(path.dirname(file), fsc.O_RDONLY | fsc.O_DIRECTORY);
-  try {
-    fsyncSync(dir);
-  } finally {
-    closeSync(dir);
-  }
 }

@@ -6,9 +6,9 @@
 import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { CLI, ROOT, e2eSuite } from './harness.js';
 import { localUser } from '../support/unprivileged.js';
+import { snapshotSetupFiles } from '../support/setup-files.js';
 
 const suite = e2eSuite('quickstart');
 
@@ -23,8 +23,7 @@ describe.runIf(suite.run)('README Quick start', () => {
 
   it('run through sudo by an ordinary user, demo.sh prepares the machine and shows that user\'s path, without root', () => {
     const user = localUser('vault-demo');
-    const files = ['/etc/fuse.conf', '/etc/polkit-1/rules.d/50-vault.rules'];
-    const saved = files.map((f) => (existsSync(f) ? readFileSync(f) : null));
+    const restoreSetupFiles = snapshotSetupFiles();
     try {
       const r = spawnSync('bash', [path.join(ROOT, 'scripts/demo.sh')], {
         cwd: ROOT,
@@ -42,7 +41,7 @@ describe.runIf(suite.run)('README Quick start', () => {
     } finally {
       spawnSync(process.execPath, [CLI, 'setup-rootless', '--undo', '--user', user.name]);
       spawnSync(process.execPath, [CLI, 'setup-rootless', '--undo']);
-      files.forEach((f, i) => (saved[i] === null ? rmSync(f, { force: true }) : writeFileSync(f, saved[i]!)));
+      restoreSetupFiles();
     }
   });
 });

@@ -10,7 +10,7 @@
  * process of theirs (the watcher's gdbus monitors and systemd-inhibit included).
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { chownSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { CLI, FAST_KDF, e2eAvailable, ok, vault, type VaultResult } from './harness.js';
@@ -18,17 +18,16 @@ import { Logind, TestBus, WatchProcess, stopAll, waitFor } from './dbus.js';
 import { localUser, runAs, spawnAs, type LocalUser } from '../support/unprivileged.js';
 import { runtimeDir, userLeftovers, userProcesses } from '../support/user-leftovers.js';
 import { startRootlessStack, type RootlessStack } from '../support/rootless-stack.js';
+import { snapshotSetupFiles } from '../support/setup-files.js';
 
 const RUN = e2eAvailable('rootless-watch.test.ts');
 const PASS = 'lock it when I leave\n';
-const FUSE_CONF = '/etc/fuse.conf';
-const RULE = '/etc/polkit-1/rules.d/50-vault.rules';
 const SCREENSAVER = 'org.gnome.ScreenSaver';
 
 let stack: RootlessStack;
 /** In group vault (setup-rootless --user): mounts through udisks, or fuse with --via fuse. */
 let wanda: LocalUser;
-const saved = new Map<string, string | null>();
+let restoreSetupFiles = (): void => {};
 
 function loginEnv(u: LocalUser, extra: Record<string, string>): string[] {
   const env = { PATH: '/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin', HOME: u.home, USER: u.name, XDG_RUNTIME_DIR: runtimeDir(u), ...stack.env, ...extra };
@@ -120,15 +119,10 @@ async function logindFor(u: LocalUser): Promise<{ logind: Logind; session: strin
   return { logind, session: logind.addSession('c1', u.uid, u.name) };
 }
 
-function saveFile(f: string): void {
-  saved.set(f, existsSync(f) ? readFileSync(f, 'utf8') : null);
-}
-
 describe.skipIf(!RUN)('auto-dismount from an ordinary user\'s session (issue 15)', () => {
   beforeAll(async () => {
     stack = await startRootlessStack(); // first: it waits for other runs' rootless suites
-    saveFile(FUSE_CONF);
-    saveFile(RULE);
+    restoreSetupFiles = snapshotSetupFiles();
     wanda = localUser('vault-wanda');
     mkdirSync(runtimeDir(wanda), { recursive: true, mode: 0o700 });
     chownSync(runtimeDir(wanda), wanda.uid, wanda.gid);
@@ -155,10 +149,7 @@ describe.skipIf(!RUN)('auto-dismount from an ordinary user\'s session (issue 15)
     if (!stack) return;
     spawnSync('gpasswd', ['-d', wanda.name, 'vault']);
     vault(['setup-rootless', '--undo']);
-    for (const [f, text] of saved) {
-      if (text === null) rmSync(f, { force: true });
-      else writeFileSync(f, text);
-    }
+    restoreSetupFiles();
     await stack.stop();
   }, 120_000);
 

@@ -8,25 +8,25 @@
  * HOME, XDG_RUNTIME_DIR=/run/user/<uid> (0700, made here as logind would) and the system bus.
  */
 import { spawnSync } from 'node:child_process';
-import { chownSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chownSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { CLI, FAST_KDF, ROOT, TRANSPORTS, e2eAvailable, ok, useTransport, vault, type VaultResult } from './harness.js';
 import { localUser, runAs, type LocalUser } from '../support/unprivileged.js';
 import { runtimeDir, userLeftovers } from '../support/user-leftovers.js';
 import { startRootlessStack, type RootlessStack } from '../support/rootless-stack.js';
+import { snapshotSetupFiles } from '../support/setup-files.js';
 import { kernelSupports } from '../../src/mount/filesystem.js';
 
 const RUN = e2eAvailable('rootless.test.ts');
 const PASS = 'correct horse battery staple\n';
 const TREE_CLI = path.join(ROOT, 'dist/test/e2e/tree-cli.js');
 const FUSE_CONF = '/etc/fuse.conf';
-const RULE = '/etc/polkit-1/rules.d/50-vault.rules';
 
 let stack: RootlessStack;
 let alice: LocalUser; // in group vault (setup-rootless --user)
 let bob: LocalUser; // not in the group: polkit says no
-const saved = new Map<string, string | null>();
+let restoreSetupFiles = (): void => {};
 
 /** `vault ARGS` as user `u`, with a login's environment. */
 function asUser(u: LocalUser, args: string[], input = '', extraEnv: Record<string, string> = {}): VaultResult {
@@ -63,17 +63,6 @@ function listAs(u: LocalUser): ListedVolume[] {
   return JSON.parse(ok(asUser(u, ['list', '--json']), 'list').stdout) as ListedVolume[];
 }
 
-function saveFile(f: string): void {
-  saved.set(f, existsSync(f) ? readFileSync(f, 'utf8') : null);
-}
-
-function restoreFiles(): void {
-  for (const [f, text] of saved) {
-    if (text === null) rmSync(f, { force: true });
-    else writeFileSync(f, text);
-  }
-}
-
 /** A fresh container of `u`'s in their home, made as them. */
 function createAs(u: LocalUser, name: string, size = '96M', fs = 'ext4'): string {
   const file = path.join(u.home, name);
@@ -92,8 +81,7 @@ function kernelHas(fs: string): boolean {
 describe.skipIf(!RUN)('vault as an ordinary user (issue 15)', () => {
   beforeAll(async () => {
     stack = await startRootlessStack(); // first: it waits for other runs' rootless suites
-    saveFile(FUSE_CONF);
-    saveFile(RULE);
+    restoreSetupFiles = snapshotSetupFiles();
     alice = localUser('vault-alice');
     bob = localUser('vault-bob');
     for (const u of [alice, bob]) {
@@ -117,7 +105,7 @@ describe.skipIf(!RUN)('vault as an ordinary user (issue 15)', () => {
     if (!stack) return;
     spawnSync('gpasswd', ['-d', alice.name, 'vault']);
     vault(['setup-rootless', '--undo']);
-    restoreFiles();
+    restoreSetupFiles();
     await stack.stop();
   }, 120_000);
 
@@ -133,6 +121,9 @@ describe.skipIf(!RUN)('vault as an ordinary user (issue 15)', () => {
     // The kernel's ext4 on udisks's loop device, nosuid,nodev; its root is alice's.
     const line = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').find((l) => l.split(' ')[4] === mp)!;
     expect(line).toMatch(/ - ext4 \/dev\/loop\d+ /);
+    // setup-rootless's udev rule gave udisks's loop device direct I/O, as root's route has.
+    const loop = v!.loopDevice!.replace('/dev/', '');
+    expect(readFileSync(`/sys/block/${loop}/loop/dio`, 'utf8').trim()).toBe('1');
     expect(line.split(' ')[5]).toMatch(/nosuid/);
     expect(line.split(' ')[5]).toMatch(/nodev/);
     expect(statSync(mp).uid).toBe(alice.uid);

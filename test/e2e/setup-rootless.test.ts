@@ -22,6 +22,7 @@ import { startRootlessStack, type RootlessStack } from '../support/rootless-stac
 import { localUser, runAs, type LocalUser } from '../support/unprivileged.js';
 import { EXIT } from '../../src/cli/exit-codes.js';
 import { FUSE_CONF, POLKIT_RULE_FILE, VAULT_GROUP, groupMembers } from '../../src/system/rootless-setup.js';
+import { LOOP_DIO_RULE, LOOP_DIO_RULE_FILE } from '../../src/system/loop-dio-rule.js';
 
 const run = e2eAvailable('setup-rootless.test.ts');
 const NO_INTERACTION = "{'auth.no_user_interaction': <true>}";
@@ -57,6 +58,7 @@ describe.runIf(run)('vault setup-rootless', () => {
   // What was there before: restored byte for byte in afterAll.
   let fuseConfWas: Buffer | null;
   let ruleWas: Buffer | null;
+  let udevRuleWas: Buffer | null;
   let groupWas: string[] | null;
 
   /** `gdbus call` on udisks2 as `user`, on the private bus; with `fd3`, that file open read-write as fd 3. */
@@ -73,6 +75,7 @@ describe.runIf(run)('vault setup-rootless', () => {
     stack = await startRootlessStack();
     fuseConfWas = readOptional(FUSE_CONF);
     ruleWas = readOptional(POLKIT_RULE_FILE);
+    udevRuleWas = readOptional(LOOP_DIO_RULE_FILE);
     groupWas = groupMembers();
     u1 = localUser('vault-rl1');
     u2 = localUser('vault-rl2');
@@ -99,6 +102,7 @@ describe.runIf(run)('vault setup-rootless', () => {
     try {
       restore(FUSE_CONF, fuseConfWas);
       restore(POLKIT_RULE_FILE, ruleWas);
+      restore(LOOP_DIO_RULE_FILE, udevRuleWas);
       if (groupWas === null) spawnSync('groupdel', [VAULT_GROUP]);
       else {
         if (groupMembers() === null) spawnSync('groupadd', ['--system', VAULT_GROUP]);
@@ -125,7 +129,9 @@ describe.runIf(run)('vault setup-rootless', () => {
     expect(r.out).toMatch(/^membership: add vault-rl1 to group vault \(gpasswd -a\)/m);
     expect(r.out).toMatch(/vault-rl1 must log in again \(or run `newgrp vault`\)/);
     if (fuseConfWas?.toString().match(/^user_allow_other$/m)) expect(r.out).toMatch(/^fuse\.conf: already done$/m);
-    else expect(r.out).toMatch(/^fuse\.conf: enable user_allow_other in \/etc\/fuse\.conf: .*allow_root/m);
+    else expect(r.out).toMatch(/^fuse\.conf: enable user_allow_other in \/etc\/fuse\.conf: .*allow_other/m);
+    expect(r.out).toMatch(new RegExp(`^udev rule: (write|rewrite) ${LOOP_DIO_RULE_FILE}( \\(.*\\))?: direct I/O for the loop devices`, 'm'));
+    expect(readFileSync(LOOP_DIO_RULE_FILE, 'utf8')).toBe(LOOP_DIO_RULE);
 
     const rule = statSync(POLKIT_RULE_FILE);
     expect(rule.mode & 0o7777).toBe(0o644);
@@ -133,12 +139,12 @@ describe.runIf(run)('vault setup-rootless', () => {
     expect(readFileSync(FUSE_CONF, 'utf8')).toMatch(/^user_allow_other$/m);
     expect(members()).toContain(u1.name);
 
-    const before = [FUSE_CONF, POLKIT_RULE_FILE].map((f) => ({ bytes: readFileSync(f), mtime: statSync(f).mtimeMs }));
+    const before = [FUSE_CONF, POLKIT_RULE_FILE, LOOP_DIO_RULE_FILE].map((f) => ({ bytes: readFileSync(f), mtime: statSync(f).mtimeMs }));
     const again = vault(['setup-rootless', '--user', u1.name]);
     expect(again.status, again.err).toBe(0);
     for (const step of ['packages', 'group vault', 'polkit rule', 'fuse.conf', 'membership']) expect(again.out).toContain(`${step}: already done`);
     expect(again.out).toMatch(/nothing changed/);
-    expect([FUSE_CONF, POLKIT_RULE_FILE].map((f) => ({ bytes: readFileSync(f), mtime: statSync(f).mtimeMs }))).toEqual(before);
+    expect([FUSE_CONF, POLKIT_RULE_FILE, LOOP_DIO_RULE_FILE].map((f) => ({ bytes: readFileSync(f), mtime: statSync(f).mtimeMs }))).toEqual(before);
   });
 
   it('a member sets up a loop device, mounts, unmounts and deletes it through udisks2', async () => {
@@ -198,6 +204,7 @@ describe.runIf(run)('vault setup-rootless', () => {
     expect(all.status, all.err).toBe(0);
     expect(all.out).toMatch(/^packages: left installed/m);
     expect(existsSync(POLKIT_RULE_FILE)).toBe(false);
+    expect(existsSync(LOOP_DIO_RULE_FILE)).toBe(false);
     expect(readOptional(FUSE_CONF)).toEqual(fuseConfWas);
     if (groupWas === null || groupWas.length === 0) expect(groupMembers()).toBeNull();
     else expect(all.out).toContain(`group vault: kept: ${groupWas.join(', ')} still in it`);
