@@ -117,6 +117,7 @@ typedef struct {
   uint64_t data_offset, data_size, sector_size, first_tweak, tweak_step, max_request;
   int threads;
   bool read_only, async_dio, parallel_writes, direct_io;
+  bool page_cache; /* the block file through the kernel's page cache, with writeback (fuse route) */
   bool allow_root; /* as an ordinary user: root may use the mount too (fusermount3 allow_other) */
 } vf_config;
 
@@ -129,7 +130,7 @@ struct vf_session {
   uint64_t data_offset, data_size;
   uint32_t sector_size, sector_shift, lock_shift;
   uint64_t first_tweak, tweak_step;
-  bool read_only, async_dio, parallel_writes;
+  bool read_only, async_dio, parallel_writes, page_cache;
   int nthreads;           /* worker slots: nclassic classic workers, then nrings queue threads */
   int nclassic, nrings;   /* nrings: 0 unless io_uring is tried (and after falling back) */
   vf_transport transport; /* the one in use: CLASSIC or URING */

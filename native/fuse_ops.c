@@ -6,7 +6,8 @@
  * The filesystem: nodeid 1 is the root directory (0700), nodeid 2 the file `volume` (0600, or 0400
  * read-only), whose size is the data area's size and never changes. Files are opened with
  * FOPEN_DIRECT_IO (no page cache of plaintext in the kernel) and FOPEN_PARALLEL_DIRECT_WRITES
- * (writes to the one inode are not serialised by the kernel).
+ * (writes to the one inode are not serialised by the kernel), unless the session serves a
+ * user-space filesystem driver (pageCache: fuse2fs's 4 KiB requests would each be a round trip).
  */
 #include "fuse_internal.h"
 #include "fuse_uring_abi.h"
@@ -83,6 +84,9 @@ static void op_init(vf_worker *w, const vf_req *r, vf_reply *rep) {
   struct fuse_init_out *out;
   uint32_t want = FUSE_ASYNC_READ | FUSE_BIG_WRITES | FUSE_MAX_PAGES | FUSE_PARALLEL_DIROPS;
   if (s->async_dio) want |= FUSE_ASYNC_DIO;
+  /* A page-cached block file (fuse route): the kernel gathers a user-space filesystem's small
+     writes into large ones, and reads ahead. */
+  if (s->page_cache) want |= FUSE_WRITEBACK_CACHE;
   if (r->arglen < offsetof(struct fuse_init_in, flags2) || in->major < 7) return reply_err(rep, EPROTO);
   out = out_struct(r, sizeof *out);
   out->major = FUSE_KERNEL_VERSION;

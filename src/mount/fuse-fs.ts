@@ -1,8 +1,10 @@
 /**
  * The fuse route's filesystems (issue 15): when neither root nor udisks is at hand, a user-space
  * filesystem driver, run as the user on the volume's block file, mounts it through fusermount3.
- * No administrator needs to do anything, at a price: fuse2fs is about 3× slower than the kernel's
- * ext4 and writes without a journal; FAT and exFAT drivers are slower still.
+ * No administrator needs to do anything, at a price: fuse2fs runs at 0.4× to 0.9× of the kernel's
+ * ext4 on one volume (bench/RESULTS.md, issue 15) and writes without a journal. The volume server
+ * serves the block file through the page cache on this route (ServerConfig.pageCache), since the
+ * drivers read and write it in 4 KiB pieces.
  *
  * Each driver daemonizes once its mount is up. Dismounting is `fusermount3 -u`, then waiting until
  * the driver has let go of the block file (it flushes for seconds after the unmount returns),
@@ -29,7 +31,7 @@ const DRIVERS: Record<string, Driver> = {
     tool: 'fuse2fs',
     pkg: 'fuse2fs',
     args: (b, m, ro) => [b, m, '-o', ['fakeroot', ro ? 'ro' : 'rw'].join(',')],
-    note: 'ext4 through fuse2fs: about 3× slower than the kernel, and writes are not journaled, so a crash can leave the filesystem needing e2fsck',
+    note: 'ext4 through fuse2fs: slower than the kernel (0.4× to 0.9× here, less with many volumes at once), and writes are not journaled, so a crash can leave the filesystem needing e2fsck',
   },
   vfat: { tool: 'fusefat', pkg: 'fusefat', args: (b, m, ro) => ['-o', ro ? 'ro' : 'rw+', b, m], note: 'FAT through fusefat (slow)' },
 };

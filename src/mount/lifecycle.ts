@@ -191,6 +191,7 @@ async function startVolume(c: ContainerFile, v: UnlockedVolume, o: MountUnlocked
     idleSeconds: o.policy?.idleSeconds ?? null,
     // udisksd (root) and the loop driver open the block file of a user's FUSE mount.
     allowRoot: o.route.route === 'udisks',
+    pageCache: o.route.route === 'fuse',
   };
   let server;
   try {

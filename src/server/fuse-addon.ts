@@ -46,6 +46,9 @@ export interface FuseServeOptions {
    *  allow_other; requests of anyone but the owner and root are refused with EACCES). Needs
    *  user_allow_other in /etc/fuse.conf. Ignored when run by root. Default false. */
   allowRoot?: boolean;
+  /** Serve the block file through the kernel's page cache with writeback caching (the fuse route:
+   *  a user-space filesystem driver's small requests are gathered and read ahead). Default false. */
+  pageCache?: boolean;
 }
 
 /** How a session ended: unmounted from outside (e.g. `umount -l`), stop(), or a fatal error. */

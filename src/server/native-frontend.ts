@@ -100,6 +100,7 @@ export async function serveNative(
       readOnly: config.readOnly,
       transport: config.transport,
       ...(config.allowRoot ? { allowRoot: true } : {}),
+      ...(config.pageCache ? { pageCache: true } : {}),
       ...(tuning.threads !== undefined ? { threads: tuning.threads } : {}),
       ...(tuning.asyncDio !== undefined ? { asyncDio: tuning.asyncDio } : {}),
       ...(tuning.parallelDirectWrites !== undefined ? { parallelDirectWrites: tuning.parallelDirectWrites } : {}),

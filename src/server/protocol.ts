@@ -39,6 +39,9 @@ export interface ServerConfig {
    *  user_allow_other in /etc/fuse.conf (fusermount3 refuses otherwise). Default false; meaningless
    *  for a server run by root, whose mount is root's alone anyway. */
   allowRoot?: boolean;
+  /** The block file through the kernel's page cache (the fuse route's driver reads and writes it in
+   *  4 KiB pieces); otherwise FOPEN_DIRECT_IO, as a loop device with direct I/O wants it. */
+  pageCache?: boolean;
 }
 
 export type TransportChoice = 'auto' | FuseTransport;
