@@ -164,7 +164,8 @@ export function leftovers(): string[] {
     if (ours(mp)) found.push(`mount ${mp} (${fstype})`);
   }
   const loops = spawnSync('losetup', ['-a'], { encoding: 'utf8' }).stdout;
-  for (const l of loops.split('\n')) if (l.includes(`(${RUN_DIR}/`) || l.includes(`(${TMP_PREFIX}`)) found.push(`loop ${l}`);
+  // "(/volume)": a vault block file whose FUSE mount is gone (detached), its loop device left over.
+  for (const l of loops.split('\n')) if (l.includes(`(${RUN_DIR}/`) || l.includes(`(${TMP_PREFIX}`) || (CHECK_MEDIA && l.endsWith(' (/volume)'))) found.push(`loop ${l}`);
   for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
     try {
       // A server's argv names only its volume id, so tell ours by its log (fd 1), which lies in its

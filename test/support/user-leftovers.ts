@@ -26,7 +26,8 @@ export function userLeftovers(u: LocalUser): string[] {
   for (const l of readdirSync('/sys/block').filter((d) => d.startsWith('loop'))) {
     try {
       const backing = readFileSync(`/sys/block/${l}/loop/backing_file`, 'utf8').trim();
-      if (backing.startsWith(run + '/')) found.push(`loop ${l} → ${backing}`);
+      // "/volume": a vault block file whose FUSE mount is gone (detached), the loop device left over.
+      if (backing.startsWith(run + '/') || backing === '/volume') found.push(`loop ${l} → ${backing}`);
     } catch {
       // not bound
     }
