@@ -8,11 +8,11 @@
  * Kept apart from mounting (lifecycle.ts) on purpose: nothing here touches keys, formats or
  * crypto, so `vault list` and `vault dismount` load none of those modules and stay fast.
  */
-import { existsSync, readFileSync, realpathSync, rmdirSync, statSync } from 'node:fs';
+import { existsSync, realpathSync, rmdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { VaultError, isVaultError } from '../errors.js';
 import { BLOCK_FILE_NAME } from '../server/protocol.js';
-import { detachLoop, loopInfo, loopsBackedBy } from './loop.js';
+import { detachLoop, loopDevno, loopInfo, loopsBackedBy } from './loop.js';
 import { isMountPoint, readMountInfo, unmountFilesystem, type MountEntry } from './filesystem.js';
 import { describeHolders, endProcesses, findHolders, type Holder } from './holders.js';
 import {
@@ -192,7 +192,7 @@ async function dismountUserVolume(r: VolumeRecord, force: boolean): Promise<Dism
   const loop = r.loopDevice ? loopInfo(r.loopDevice) : null;
   const ownLoop = loop !== null && loop.backingFile === r.blockFile;
   const m = volumeMount(r);
-  const devno = ownLoop ? readSysDev(r.loopDevice!) : null;
+  const devno = ownLoop ? loopDevno(r.loopDevice!) : null;
   const ours = m && ((devno !== null && m.devno === devno) || (m.fstype.startsWith('fuse') && m.options.includes(`user_id=${uid}`)));
   if (m && ours) {
     let res = unmountFilesystem(m);
@@ -213,14 +213,6 @@ async function dismountUserVolume(r: VolumeRecord, force: boolean): Promise<Dism
     actions.push(gone ? 'stopped the volume server; key wiped' : 'killed the unresponsive volume server');
   }
   return { record: r, actions };
-}
-
-function readSysDev(device: string): string | null {
-  try {
-    return readFileSync(`/sys/block/${path.basename(device)}/dev`, 'utf8').trim();
-  } catch {
-    return null;
-  }
 }
 
 function processUid(pid: number): number | null {

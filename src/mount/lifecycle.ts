@@ -5,7 +5,7 @@
  * A failed mount undoes what it did (UndoStack). Dismounting, listing and cleanup live in
  * dismount.ts, which loads no crypto.
  */
-import { closeSync, constants as fsc, fstatSync, openSync, readFileSync, realpathSync, rmdirSync } from 'node:fs';
+import { closeSync, constants as fsc, fstatSync, openSync, realpathSync, rmdirSync } from 'node:fs';
 import path from 'node:path';
 import { VaultError } from '../errors.js';
 import { flockFd } from '../crypto/process-hardening.js';
@@ -13,7 +13,7 @@ import { closeContainer, openContainer, type ContainerFile } from '../volume/con
 import type { FormatAdapter, FormatChoice, UnlockSecret, UnlockedVolume } from '../formats/types.js';
 import { abandonServer, handOver, launchServer, type LaunchedServer } from '../server/spawn.js';
 import { BLOCK_FILE_NAME, type ServerConfig, type TransportChoice } from '../server/protocol.js';
-import { attachLoop, detachLoop } from './loop.js';
+import { attachLoop, detachLoop, loopDevno } from './loop.js';
 import { checkFsAllowed, detectFilesystem, kernelSupports, makeRootPrivate, mountFilesystem, readMountInfo, unmountFilesystem } from './filesystem.js';
 import { actingUid, prepareMountpoint } from './mountpoint.js';
 import { createVolumeDir, newVolumeId, removeVolumeDir, saveRecord, selfIdentity, type VolumeRecord } from './state.js';
@@ -303,7 +303,7 @@ async function attachUdisks(record: VolumeRecord, o: MountUnlockedOptions, undo:
   if (!fsType) return;
   await mountFs(loop, fsType, o.readOnly);
   undo.push(`unmount ${loop.device}`, () => unmountFs(loop.object, true));
-  const devno = readFileSync(`/sys/block/${path.basename(loop.device)}/dev`, 'utf8').trim();
+  const devno = loopDevno(loop.device);
   const entry = readMountInfo().filter((e) => e.devno === devno).at(-1);
   if (!entry) throw new VaultError('mount-failed', `udisks reported ${loop.device} mounted, but it is not in the mount table`);
   record.mountpoint = entry.mountpoint;

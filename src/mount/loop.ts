@@ -210,6 +210,16 @@ function detachQuietly(device: string): void {
   }
 }
 
+/** The "major:minor" of a loop device as mountinfo shows it, or null when it does not exist. */
+export function loopDevno(device: string): string | null {
+  try {
+    return readFileSync(`/sys/block/loop${checkDeviceName(device)}/dev`, 'utf8').trim();
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw e;
+  }
+}
+
 function checkDeviceName(device: string): string {
   const m = LOOP_DEVICE.exec(device);
   if (!m) throw new VaultError('usage', `not a loop device: ${device}`);
