@@ -46,7 +46,7 @@ function requireFuse(): void {
   if (!existsSync('/dev/fuse'))
     throw new VaultError('missing-component', '/dev/fuse is missing: the FUSE kernel module is not loaded', 'ask an administrator to run `modprobe fuse`');
   if (!existsSync('/usr/bin/fusermount3') && !existsSync('/bin/fusermount3'))
-    throw new VaultError('missing-component', 'fusermount3 is not installed', 'ask an administrator to install fuse3 (`sudo vault setup-rootless`)');
+    throw new VaultError('missing-component', 'fusermount3 is not installed', 'ask an administrator to install fuse3 (`sudo vault setup-rootless`); `vault doctor` lists what else is missing');
 }
 
 /** What decides whether the udisks route can work; `vault doctor` probes each to report them all. */

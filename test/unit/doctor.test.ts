@@ -242,7 +242,7 @@ describe('vault doctor: packages and output', () => {
   });
 
   it('--json matches spec/doctor.schema.json', () => {
-    const schema = JSON.parse(readFileSync(new URL('../../spec/doctor.schema.json', import.meta.url), 'utf8')) as object;
+    const schema = JSON.parse(readFileSync(new URL('../../spec/doctor.schema.json', import.meta.url), 'utf8')) as Record<string, unknown>;
     for (const f of [healthy(), alice({ udisks: noBus, sessionBus: null, tools: { ...healthy().tools, fuse2fs: null } })]) {
       const r = evaluate(f);
       const out = JSON.parse(doctorJson(r, r.ok ? 0 : 6)) as unknown;
