@@ -26,6 +26,7 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   watch: async () => (await import('./commands/watch.js')).registerWatch,
   uring: async () => (await import('./commands/uring.js')).registerUring,
   'setup-rootless': async () => (await import('./commands/setup-rootless.js')).registerSetupRootless,
+  doctor: async () => (await import('./commands/doctor.js')).registerDoctor,
 };
 const ALIASES: Record<string, string> = { unmount: 'dismount' };
 

@@ -62,7 +62,7 @@ export interface MountEntry {
 }
 
 /** The tool that creates each filesystem, and the Debian package that ships it. */
-const MKFS: Record<FsType, { tool: string; pkg: string }> = {
+export const MKFS: Record<FsType, { tool: string; pkg: string }> = {
   ext4: { tool: 'mkfs.ext4', pkg: 'e2fsprogs' },
   vfat: { tool: 'mkfs.vfat', pkg: 'dosfstools' },
   exfat: { tool: 'mkfs.exfat', pkg: 'exfatprogs' },

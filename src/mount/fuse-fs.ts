@@ -38,6 +38,11 @@ const DRIVERS: Record<string, Driver> = {
 // exFAT has no driver here: exfat-fuse, run by a user, hands fusermount3 a `user=` option that only
 // fuse 2's fusermount knew, and fusermount3 refuses the mount.
 
+/** The fuse route's driver of a filesystem (its tool and Debian package), if it has one. */
+export function fuseDriver(fsType: string): { tool: string; pkg: string } | undefined {
+  return DRIVERS[fsType];
+}
+
 export function fuseDriverNote(fsType: string): string {
   return DRIVERS[fsType]?.note ?? '';
 }

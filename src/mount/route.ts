@@ -46,15 +46,23 @@ function requireFuse(): void {
   if (!existsSync('/dev/fuse'))
     throw new VaultError('missing-component', '/dev/fuse is missing: the FUSE kernel module is not loaded', 'ask an administrator to run `modprobe fuse`');
   if (!existsSync('/usr/bin/fusermount3') && !existsSync('/bin/fusermount3'))
-    throw new VaultError('missing-component', 'fusermount3 is not installed', 'ask an administrator to install fuse3 (`sudo vault setup-rootless`)');
+    throw new VaultError('missing-component', 'fusermount3 is not installed', 'ask an administrator to install fuse3 (`sudo vault setup-rootless`); `vault doctor` lists what else is missing');
 }
 
-/** Why the udisks route cannot work for this user now, and what would fix it; null when it can. */
-export function udisksUnavailable(): { why: string; fix: string } | null {
-  const bus = udisksReachable();
+/** What decides whether the udisks route can work; `vault doctor` probes each to report them all. */
+export interface UdisksProbes {
+  bus: ReturnType<typeof udisksReachable>;
+  allowOther: boolean;
+  /** The polkit action refused, or null (refusedAction). */
+  refused: string | null;
+}
+
+/** Why the udisks route cannot work for this user now, and what would fix it; null when it can. Probes what `known` lacks. */
+export function udisksUnavailable(known: Partial<UdisksProbes> = {}): { why: string; fix: string } | null {
+  const bus = known.bus ?? udisksReachable();
   if (!bus.ok) return { why: bus.why, fix: 'an administrator must install udisks2 and run the system D-Bus (`sudo vault setup-rootless` installs udisks2)' };
-  if (!userAllowOther()) return { why: `${FUSE_CONF} does not enable user_allow_other, which the udisks route needs`, fix: ADMIN_SETUP };
-  const refused = refusedAction();
+  if (!(known.allowOther ?? userAllowOther())) return { why: `${FUSE_CONF} does not enable user_allow_other, which the udisks route needs`, fix: ADMIN_SETUP };
+  const refused = known.refused !== undefined ? known.refused : refusedAction();
   if (refused) return { why: `polkit does not allow ${refused} for you`, fix: ADMIN_SETUP };
   return null;
 }

@@ -48,7 +48,7 @@ export function run(cmd: string, args: readonly string[], opts: { input?: string
   if (r.error) {
     const e = r.error as NodeJS.ErrnoException;
     if (e.code === 'ENOENT')
-      throw new VaultError('missing-component', `${cmd} is not installed`, 'run `sudo scripts/setup-system.sh` to install what vault needs');
+      throw new VaultError('missing-component', `${cmd} is not installed`, '`vault doctor` says what is missing and how to install it (`sudo scripts/setup-system.sh` installs everything)');
     throw new VaultError('io', `${cmd} failed to run: ${e.message}`);
   }
   return { status: r.status ?? 128, stdout: r.stdout, stderr: r.stderr };

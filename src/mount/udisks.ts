@@ -10,6 +10,7 @@
  */
 import { VaultError } from '../errors.js';
 import { busEnv, systemBus } from '../system/bus-address.js';
+import { busError, nameOnBus, type NameOnBus } from '../system/bus-names.js';
 import { run, toolPath, type RunResult } from './run.js';
 
 export const UDISKS_NAME = 'org.freedesktop.UDisks2';
@@ -29,13 +30,6 @@ function gdbus(objectPath: string, method: string, args: readonly string[], fd3?
   });
 }
 
-/** The D-Bus error name and message of a failed call ("GDBus.Error:<name>: <message>"). */
-export function busError(r: RunResult): { name: string; message: string } {
-  const m = /GDBus\.Error:([\w.]+):\s*(.*)/.exec(r.stderr);
-  if (m) return { name: m[1]!, message: m[2]!.trim() };
-  return { name: '', message: r.stderr.trim().split('\n')[0] || `gdbus exited with status ${r.status}` };
-}
-
 function fail(what: string, r: RunResult): VaultError {
   const e = busError(r);
   if (/NotAuthorized/.test(e.name))
@@ -46,17 +40,10 @@ function fail(what: string, r: RunResult): VaultError {
   return new VaultError('mount-failed', `udisks could not ${what}: ${e.message}${e.name ? ` (${e.name})` : ''}`);
 }
 
-/** Whether udisksd owns its name on the system bus, or can be started by D-Bus activation. */
-export function udisksReachable(): { ok: true } | { ok: false; why: string } {
-  const env = busEnv(systemBus(), toolPath());
-  const call = (method: string, args: string[]) =>
-    run('gdbus', ['call', '--system', '--dest', 'org.freedesktop.DBus', '--object-path', '/org/freedesktop/DBus', '--method', `org.freedesktop.DBus.${method}`, ...args], { env, timeoutMs: 10_000 });
-  const owner = call('NameHasOwner', [UDISKS_NAME]);
-  if (owner.status !== 0) return { ok: false, why: `the system bus is not reachable (${busError(owner).message})` };
-  if (/true/.test(owner.stdout)) return { ok: true };
-  const act = call('ListActivatableNames', []);
-  if (act.status === 0 && act.stdout.includes(`'${UDISKS_NAME}'`)) return { ok: true };
-  return { ok: false, why: 'udisksd is not running on the system bus (is udisks2 installed?)' };
+/** Whether udisksd owns its name on the system bus, or can be started by D-Bus activation (`n`: as already asked). */
+export function udisksReachable(n: NameOnBus = nameOnBus(systemBus(), UDISKS_NAME)): { ok: true } | { ok: false; why: string } {
+  if (n.ok) return { ok: true };
+  return { ok: false, why: n.busReachable ? 'udisksd is not running on the system bus (is udisks2 installed?)' : n.why };
 }
 
 /** The loop device udisksd made for an open block file: its D-Bus object and /dev node. */

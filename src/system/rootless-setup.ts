@@ -192,9 +192,15 @@ function groupStep(): Step {
 
 /** The members of group vault (the member list of /etc/group), or null when there is no such group. */
 export function groupMembers(): string[] | null {
+  return vaultGroup()?.members ?? null;
+}
+
+/** Group vault's id and members (getent group), or null when there is no such group. */
+export function vaultGroup(): { gid: number; members: string[] } | null {
   const r = run('getent', ['group', VAULT_GROUP]);
   if (r.status !== 0) return null;
-  return (r.stdout.trim().split(':')[3] ?? '').split(',').filter(Boolean);
+  const fields = r.stdout.trim().split(':');
+  return { gid: Number(fields[2]), members: (fields[3] ?? '').split(',').filter(Boolean) };
 }
 
 function polkitRuleStep(file: string): Step {

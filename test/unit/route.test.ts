@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseRoute, userAllowOther } from '../../src/mount/route.js';
-import { busError } from '../../src/mount/udisks.js';
+import { busError } from '../../src/system/bus-names.js';
 import { isVaultError } from '../../src/errors.js';
 
 describe('--via', () => {
