@@ -4,6 +4,7 @@
  * import) so that tests, the man page check and the completion generator can build it in-process.
  */
 import { Command } from 'commander';
+import { packageVersion } from '../system/package-root.js';
 
 type Register = (program: Command) => void;
 
@@ -43,7 +44,7 @@ export async function buildProgram(argv: string[] = process.argv): Promise<Comma
   program
     .name('vault')
     .description('on-the-fly encrypted volumes: XTS-AES-256 containers mounted through FUSE and a loop device')
-    .version('0.1.0')
+    .version(packageVersion())
     .option('--debug', 'print stack traces on errors')
     .exitOverride()
     .configureOutput({ outputError: (str, write) => write(`vault: ${str.replace(/^error: /, '')}`) });
