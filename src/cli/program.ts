@@ -27,6 +27,7 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   watch: async () => (await import('./commands/watch.js')).registerWatch,
   uring: async () => (await import('./commands/uring.js')).registerUring,
   'setup-rootless': async () => (await import('./commands/setup-rootless.js')).registerSetupRootless,
+  completion: async () => (await import('./commands/completion.js')).registerCompletion,
 };
 const ALIASES: Record<string, string> = { unmount: 'dismount' };
 
