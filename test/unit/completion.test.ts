@@ -1,8 +1,9 @@
 /**
- * Issue 16: `vault completion` scripts, generated from the commander program. The bash script is
- * checked with `bash -n` and then run for real: sourced in bash, COMP_WORDS/COMP_CWORD set, the
- * function called, COMPREPLY read back. dismount's targets come from the real CLI reading a run
- * directory (VAULT_RUN_DIR) that holds one volume record.
+ * Issue 16: `vault completion` scripts, generated from the commander program. Each is parsed by its
+ * shell (`bash -n`, `zsh -n`, `fish -n`); the bash one is then run for real (sourced in bash,
+ * COMP_WORDS/COMP_CWORD set, the function called, COMPREPLY read back) and the fish one through
+ * fish's `complete -C`. dismount's targets come from the real CLI reading a run directory
+ * (VAULT_RUN_DIR) that holds one volume record; nothing is mounted.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -41,17 +42,35 @@ function complete(...words: string[]): string[] {
   return out.split('\n').filter((l) => l !== '');
 }
 
-const has = (shell: string): boolean => spawnSync(shell, ['-c', 'true']).status === 0;
+/** Runs a shell that scripts/setup-system.sh --test installs; a missing one fails with that hint. */
+function shell(name: string, args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const env: NodeJS.ProcessEnv = { ...process.env, VAULT_RUN_DIR: runDir };
+  delete env.SUDO_UID; // the record is root's: under sudo only the invoking user's volumes would show
+  const r = spawnSync(name, args, { encoding: 'utf8', env });
+  if (r.error) throw new Error(`${name} is not installed: run scripts/setup-system.sh --test (${r.error.message})`);
+  return r;
+}
 
 describe('completion scripts', () => {
-  it('are valid bash, zsh and fish (each checked where that shell is installed; bash always is)', () => {
-    expect(spawnSync('bash', ['-n', script]).status).toBe(0);
-    for (const [shell, text] of [['zsh', zshCompletion(tree)], ['fish', fishCompletion(tree)]] as const) {
-      if (!has(shell)) continue;
-      const file = path.join(tmp, `vault.${shell}`);
+  it('are valid bash, zsh and fish', () => {
+    for (const [name, text] of [['bash', bashCompletion(tree)], ['zsh', zshCompletion(tree)], ['fish', fishCompletion(tree)]] as const) {
+      const file = path.join(tmp, `vault.${name}`);
       writeFileSync(file, text);
-      expect(spawnSync(shell, ['-n', file], { encoding: 'utf8' }).stderr).toBe('');
+      const r = shell(name, ['-n', file]);
+      expect(r.stderr, name).toBe('');
+      expect(r.status, name).toBe(0);
     }
+  });
+
+  it('complete in fish too: subcommands, options, choices, and dismount targets from vault itself', () => {
+    const file = path.join(tmp, 'vault.fish');
+    writeFileSync(file, fishCompletion(tree));
+    const words = (line: string): string[] =>
+      shell('fish', ['-c', `set -x PATH '${tmp}' $PATH; source '${file}'; complete -C '${line}'`]).stdout.split('\n').filter(Boolean).map((l) => l.split('\t')[0]!);
+    expect(words('vault keyslot ')).toEqual(['add', 'list', 'remove']);
+    expect(words('vault keyslot add --new')).toEqual(['--new-keyfile']);
+    expect(words('vault completion ')).toEqual(['bash', 'fish', 'zsh']);
+    expect(words('vault unmount ')).toEqual(expect.arrayContaining(['/media/vault/root/secret', '/srv/secret vol.vol']));
   });
 
   it('complete command names, subcommands, options, option choices and aliases', () => {
