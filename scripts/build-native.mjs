@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-// Builds native/ (the N-API addon) with node-gyp. Run by `npm ci` through the root "install" script,
-// because npm 11 runs the project's own lifecycle scripts but not its dependencies'.
+// Builds native/ (the N-API addon) with node-gyp. Run by `npm run build`, which the "prepare" script
+// runs on `npm ci` and before `npm pack`, so the packed package carries the built addon: npm 11 does
+// not run a global package's install scripts, so it could not be built at install time.
 // Uses Node's own headers (they carry the OpenSSL headers matching the OpenSSL inside the node binary),
 // found next to the running node, so no download is needed.
 // The addon is required (the volume server, key handles and XTS live in it): a failed build fails

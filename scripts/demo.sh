@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# README's first Quick start command: sets up a fresh Debian machine, then shows the main job:
-# create a volume, mount it, write a file, list, dismount. Run as root (sudo).
+# README's first Quick start command: sets up a fresh Debian machine, installs the vault command
+# (into /usr/local: bin/vault, the man page, bash completion), then shows the main job: create a
+# volume, mount it, write a file, list, dismount. Run as root (an ordinary user: through sudo).
 #
 # Run through sudo by an ordinary user, it shows that user's path (issue 15): `vault setup-rootless
 # --user $SUDO_USER` prepares the machine (saying each change), then every vault command runs as
@@ -9,13 +10,19 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup-system.sh
 [[ -d node_modules && -f native/build/Release/vault_native.node ]] || npm ci --no-fund --no-audit
-npm run --silent build
-cli="$PWD/dist/src/cli/main.js"
+# A copy, not a link to this clone (--install-links): root's vault must not run code from a
+# directory its user can change. npm's allowScripts warnings are noise here (the package is built
+# before it is installed), hence --loglevel=error.
+echo "== npm install -g --install-links --prefix /usr/local .   (vault on PATH, man vault, bash completion)"
+npm install -g --install-links --prefix /usr/local . --no-fund --no-audit --loglevel=error
+install -d /usr/local/share/bash-completion/completions
+/usr/local/bin/vault completion bash >/usr/local/share/bash-completion/completions/vault
+cli=/usr/local/bin/vault
 user=${SUDO_USER:-root}
 if [[ $user != root ]]; then
   uid=$(id -u "$user")
   echo "== sudo vault setup-rootless --user $user   (once per machine)"
-  node "$cli" setup-rootless --user "$user"
+  "$cli" setup-rootless --user "$user"
   # A login gives the user their runtime directory; under sudo it may not exist yet.
   if [[ ! -d /run/user/$uid ]]; then install -d -m 0700 -o "$uid" -g "$(id -g "$user")" "/run/user/$uid"; fi
   # The user's own environment, with the group vault just added (--init-groups reads it now).
@@ -23,12 +30,12 @@ if [[ $user != root ]]; then
     setpriv --reuid "$uid" --regid "$(id -g "$user")" --init-groups --reset-env -- \
       env HOME="$(getent passwd "$user" | cut -d: -f6)" USER="$user" XDG_RUNTIME_DIR="/run/user/$uid" \
       ${DBUS_SYSTEM_BUS_ADDRESS:+DBUS_SYSTEM_BUS_ADDRESS=$DBUS_SYSTEM_BUS_ADDRESS} \
-      PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin node "$cli" "$@"
+      PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin "$cli" "$@"
   }
   as_user() { setpriv --reuid "$uid" --regid "$(id -g "$user")" --init-groups -- "$@"; }
   echo "== from here on, every vault command runs as $user, without root"
 else
-  vault() { node "$cli" "$@"; }
+  vault() { "$cli" "$@"; }
   as_user() { "$@"; }
 fi
 
@@ -63,4 +70,5 @@ echo "$pass" | vault mount "$work/secret.vol" --password-stdin --read-only
 mp=$(mountpoint_of "$work/secret.vol")
 as_user cat "$mp/hello.txt"
 vault dismount "$mp"
+echo "== vault stays installed: vault --help, man vault"
 echo "== done"

@@ -4,6 +4,7 @@
  * import) so that tests, the man page check and the completion generator can build it in-process.
  */
 import { Command } from 'commander';
+import { packageVersion } from '../system/package-root.js';
 
 type Register = (program: Command) => void;
 
@@ -27,6 +28,7 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   uring: async () => (await import('./commands/uring.js')).registerUring,
   'setup-rootless': async () => (await import('./commands/setup-rootless.js')).registerSetupRootless,
   doctor: async () => (await import('./commands/doctor.js')).registerDoctor,
+  completion: async () => (await import('./commands/completion.js')).registerCompletion,
 };
 const ALIASES: Record<string, string> = { unmount: 'dismount' };
 
@@ -44,7 +46,7 @@ export async function buildProgram(argv: string[] = process.argv): Promise<Comma
   program
     .name('vault')
     .description('on-the-fly encrypted volumes: XTS-AES-256 containers mounted through FUSE and a loop device')
-    .version('0.1.0')
+    .version(packageVersion())
     .option('--debug', 'print stack traces on errors')
     .exitOverride()
     .configureOutput({ outputError: (str, write) => write(`vault: ${str.replace(/^error: /, '')}`) });

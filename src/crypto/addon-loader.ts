@@ -1,30 +1,11 @@
 /**
- * Loads vault's native addon (native/build/Release/vault_native.node) by path from the repository
- * root, so it works from src/ (vitest) and from dist/src/ (compiled) alike. The addon is required:
- * there is no slower fallback that would keep keys in JS memory (README, "Data path").
+ * Loads vault's native addon (native/build/Release/vault_native.node) by path from the package root
+ * (src/system/package-root.ts), so it works from src/ (vitest), from dist/src/ and from an installed
+ * package alike. The addon is required: there is no slower fallback that would keep keys in JS memory (README, "Data path").
  */
-import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-
-/** The nearest ancestor of this module holding vault's package.json. */
-function findRepoRoot(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    const pkg = path.join(dir, 'package.json');
-    if (existsSync(pkg)) {
-      try {
-        if ((JSON.parse(readFileSync(pkg, 'utf8')) as { name?: unknown }).name === 'vault') return dir;
-      } catch {
-        // Not ours (or unreadable): keep walking up.
-      }
-    }
-    const parent = path.dirname(dir);
-    if (parent === dir) throw new Error(`cannot find vault's package.json above ${fileURLToPath(import.meta.url)}`);
-    dir = parent;
-  }
-}
+import { packageRoot } from '../system/package-root.js';
 
 export const ADDON_PATH = path.join('native', 'build', 'Release', 'vault_native.node');
 
@@ -37,7 +18,7 @@ let addon: unknown = null;
 export function loadVaultAddon(): unknown {
   if (addon !== null) return addon;
   try {
-    addon = createRequire(import.meta.url)(path.join(findRepoRoot(), ADDON_PATH)) as unknown;
+    addon = createRequire(import.meta.url)(path.join(packageRoot(), ADDON_PATH)) as unknown;
   } catch (err) {
     throw new Error(
       `vault: the native addon (${ADDON_PATH}) is missing or does not load: ${err instanceof Error ? err.message : String(err)}. ` +

@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { CLI, ROOT, e2eSuite } from './harness.js';
 import { localUser } from '../support/unprivileged.js';
@@ -19,6 +20,11 @@ describe.runIf(suite.run)('README Quick start', () => {
     expect(r.stdout).toMatch(/^hello from inside the encrypted volume$/m); // read back after remounting
     expect(r.stdout).toContain("'hello from inside' does not occur in secret.vol");
     expect(r.stdout.trimEnd().endsWith('== done')).toBe(true);
+    // Issue 16: afterwards `vault` is a command, with its man page and bash completion.
+    const version = (JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+    expect(spawnSync('/usr/local/bin/vault', ['--version'], { encoding: 'utf8' }).stdout.trim()).toBe(version);
+    expect(existsSync('/usr/local/share/man/man1/vault.1')).toBe(true);
+    expect(existsSync('/usr/local/share/bash-completion/completions/vault')).toBe(true);
   });
 
   it('run through sudo by an ordinary user, demo.sh prepares the machine and shows that user\'s path, without root', () => {
