@@ -14,6 +14,7 @@
 import { closeSync, constants as fsc, fstatSync, openSync, type Stats } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { envValue } from '../env.js';
 import { VaultError } from '../errors.js';
 import { NO_POLICY, parseDuration, parseTriggers, type DismountPolicy } from '../mount/policy.js';
 import { readHead } from '../system/safe-open.js';
@@ -21,7 +22,8 @@ import { readHead } from '../system/safe-open.js';
 const KEYS = ['dismountOn', 'idle'] as const;
 
 export function configPath(): string {
-  if (process.env.VAULT_CONFIG) return process.env.VAULT_CONFIG;
+  const override = envValue('VAULT_CONFIG');
+  if (override) return override;
   if (process.getuid?.() === 0) return '/etc/vault/config.json';
   const base = process.env.XDG_CONFIG_HOME || path.join(os.homedir(), '.config');
   return path.join(base, 'vault', 'config.json');

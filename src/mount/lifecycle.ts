@@ -7,6 +7,7 @@
  */
 import { closeSync, constants as fsc, fstatSync, openSync, realpathSync, rmdirSync } from 'node:fs';
 import path from 'node:path';
+import { envValue } from '../env.js';
 import { VaultError } from '../errors.js';
 import { flockFd } from '../crypto/process-hardening.js';
 import { closeContainer, openContainer, type ContainerFile } from '../volume/container-file.js';
@@ -338,7 +339,7 @@ function mountDriver(record: VolumeRecord, o: MountUnlockedOptions, undo: UndoSt
  * error rather than a guess.
  */
 function transportChoice(): TransportChoice {
-  const v = process.env['VAULT_FUSE_TRANSPORT'];
+  const v = envValue('VAULT_FUSE_TRANSPORT');
   if (v === undefined || v === '' || v === 'auto') return 'auto';
   if (v === 'io_uring' || v === 'classic') return v;
   throw new VaultError('usage', `VAULT_FUSE_TRANSPORT is "${v}"`, 'set it to io_uring, classic or auto, or unset it');

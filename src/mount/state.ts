@@ -23,6 +23,7 @@ import type { DismountPolicy } from './policy.js';
 import type { FuseTransport } from '../server/protocol.js';
 import type { Route } from './route.js';
 import { ensurePrivateDir, runDir } from '../system/private-dir.js';
+import { envValue } from '../env.js';
 
 export { runDir };
 
@@ -208,7 +209,7 @@ export function readRecords(): RecordRead[] {
  * test's VAULT_RUN_DIR sees its own volumes only.
  */
 export function userRecords(): VolumeRecord[] {
-  if ((process.geteuid?.() ?? 0) !== 0 || process.env.VAULT_RUN_DIR) return [];
+  if ((process.geteuid?.() ?? 0) !== 0 || envValue('VAULT_RUN_DIR')) return [];
   const out: VolumeRecord[] = [];
   let uids: string[];
   try {

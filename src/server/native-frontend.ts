@@ -8,6 +8,7 @@
  * for anyone else; root directory 0700, file 0600 (0400 read-only). The key is read by the addon
  * from `keyFd` straight into locked memory; it never enters JS.
  */
+import { envValue, type EnvName } from '../env.js';
 import { VaultError } from '../errors.js';
 import { URING_HINT } from '../system/capabilities.js';
 import { fuseAddon, type FuseEnd, type FuseStats } from './fuse-addon.js';
@@ -41,15 +42,15 @@ export interface NativeServer {
   stats(): FuseStats;
 }
 
-function envInt(name: string, min: number, max: number): number | undefined {
-  const v = process.env[name];
+function envInt(name: EnvName, min: number, max: number): number | undefined {
+  const v = envValue(name);
   if (v === undefined || v === '') return undefined;
   const n = Number(v);
   return Number.isInteger(n) && n >= min && n <= max ? n : undefined;
 }
 
-function envBool(name: string): boolean | undefined {
-  const v = process.env[name];
+function envBool(name: EnvName): boolean | undefined {
+  const v = envValue(name);
   return v === '0' ? false : v === '1' ? true : undefined;
 }
 

@@ -11,6 +11,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { envValue, type EnvName } from '../env.js';
 import { VaultError } from '../errors.js';
 import { URING_HINT } from '../system/capabilities.js';
 import type { KeyHandle } from '../crypto/key-handle.js';
@@ -41,12 +42,12 @@ export interface LaunchedServer {
 
 /** Server tuning for benchmarks, read by tuningFromEnv() in native-frontend.ts; nothing else of
  *  the CLI's environment reaches the server but a user's system bus (systemBusEnv). */
-const TUNING_ENV = ['VAULT_FUSE_THREADS', 'VAULT_FUSE_MAX_REQUEST', 'VAULT_FUSE_DIRECT_IO'];
+const TUNING_ENV: EnvName[] = ['VAULT_FUSE_THREADS', 'VAULT_FUSE_MAX_REQUEST', 'VAULT_FUSE_DIRECT_IO'];
 
 function tuningEnv(): Record<string, string> {
   const env: Record<string, string> = {};
   for (const k of TUNING_ENV) {
-    const v = process.env[k];
+    const v = envValue(k);
     if (v !== undefined && /^[0-9]{1,9}$/.test(v)) env[k] = v;
   }
   return env;

@@ -5,6 +5,7 @@
  */
 import { closeSync, fchmodSync, fstatSync, lstatSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
+import { envValue } from '../env.js';
 import { VaultError } from '../errors.js';
 import { openNoFollowDir } from './fs-at.js';
 
@@ -14,7 +15,8 @@ import { openNoFollowDir } from './fs-at.js';
  * overrides both (tests that must not touch real volumes).
  */
 export function runDir(): string {
-  if (process.env.VAULT_RUN_DIR) return process.env.VAULT_RUN_DIR;
+  const override = envValue('VAULT_RUN_DIR');
+  if (override) return override;
   if ((process.geteuid?.() ?? 0) === 0) return '/run/vault';
   return path.join(userRuntimeDir(), 'vault');
 }

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { envValue } from '../../env.js';
 import { VaultError } from '../../errors.js';
 import { requireRoot } from '../../mount/privileges.js';
 import { fuseOverIoUring, ioUringPolicy, ioUringUsable, setFuseOverIoUring } from '../../system/capabilities.js';
@@ -22,7 +23,7 @@ export function registerUring(program: Command): void {
       const state = fuseOverIoUring();
       const policy = ioUringPolicy();
       const usable = ioUringUsable(policy);
-      const env = process.env['VAULT_FUSE_TRANSPORT'] || 'auto';
+      const env = envValue('VAULT_FUSE_TRANSPORT') || 'auto';
       const transport = env !== 'auto' ? env : state === 'on' && usable ? 'io_uring' : 'classic';
       if (o.json) {
         process.stdout.write(JSON.stringify({ enableUring: state, ioUringPolicy: policy, newVolumesUse: transport }, null, 2) + '\n');
