@@ -8,17 +8,9 @@ import { isVaultError } from '../errors.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
 import { hardenProcess } from '../crypto/process-hardening.js';
 import { buildProgram } from './program.js';
+import { cliDone } from '../diagnostics.js';
 
 const debug = process.argv.includes('--debug');
-
-/**
- * Test hook for the leak tests (issue 6): stop just before a successful exit, after every secret
- * buffer was wiped, so the test can scan this process's memory for the passphrase. It stops the
- * process and nothing else; it reveals nothing.
- */
-function pauseForMemoryScan(): void {
-  if (process.env.VAULT_TEST_PAUSE_BEFORE_EXIT === '1') process.kill(process.pid, 'SIGSTOP');
-}
 
 function fail(message: string, hint: string | undefined, code: number): never {
   process.stderr.write(`vault: ${message}\n`);
@@ -31,7 +23,8 @@ async function main(): Promise<void> {
   hardenProcess();
   try {
     await (await buildProgram()).parseAsync(process.argv);
-    pauseForMemoryScan();
+    // Every secret is wiped by now: observers (the leak tests' memory scan) may look.
+    if (cliDone.hasSubscribers) cliDone.publish({});
   } catch (e) {
     if (e instanceof CommanderError) {
       // help and version exit 0; every other commander error is a usage error

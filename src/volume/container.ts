@@ -6,6 +6,7 @@
  */
 import { fsyncSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
+import { headerWrite, type HeaderWriteStep } from '../diagnostics.js';
 import { VaultError, isVaultError } from '../errors.js';
 import { CIPHERS, DEFAULT_SECTOR_SIZE, FORMAT_VERSION, HEADER_SIZE, KEYSLOT_COUNT } from '../format/constants.js';
 import { parseHeaderCopy, serializeHeaderCopy } from '../format/header.js';
@@ -191,12 +192,11 @@ export function sealHeaderCopies(header: Header, masterKey: Uint8Array): [Buffer
 }
 
 /**
- * Test hook for crash injection (issue: durability of header changes). When VAULT_TEST_CRASH_AT=k,
- * the process kills itself with SIGKILL (no cleanup, like a crash) just before header-write step k:
- * 1 = first copy, 2 = first sync, 3 = second copy, 4 = second sync.
+ * Announces header-write step k on the `vault:header:write` diagnostics channel (1 = first copy,
+ * 2 = first sync, 3 = second copy, 4 = second sync); the crash tests kill the process there.
  */
-function crashPoint(step: number): void {
-  if (process.env.VAULT_TEST_CRASH_AT === String(step)) process.kill(process.pid, 'SIGKILL');
+function writeStep(step: HeaderWriteStep['step']): void {
+  if (headerWrite.hasSubscribers) headerWrite.publish({ step } satisfies HeaderWriteStep);
 }
 
 /**
@@ -214,11 +214,10 @@ export function writeHeaderUpdate(c: ContainerFile, header: Header, masterKey: U
   const first: CopyIndex = unlockedCopy === 0 ? 1 : 0;
   const order: [CopyIndex, Buffer][] =
     first === 1 ? [[1, secondaryBytes], [0, primaryBytes]] : [[0, primaryBytes], [1, secondaryBytes]];
-  let step = 1;
-  for (const [copy, bytes] of order) {
-    crashPoint(step++);
+  for (const [i, [copy, bytes]] of order.entries()) {
+    writeStep(i === 0 ? 1 : 3);
     writeAllSync(c.fd, bytes, copy === 0 ? 0 : secondaryOffset(next));
-    crashPoint(step++);
+    writeStep(i === 0 ? 2 : 4);
     fsyncSync(c.fd);
   }
   return { ...next, copy: unlockedCopy };

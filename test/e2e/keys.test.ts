@@ -9,6 +9,7 @@ import { closeSync, fsyncSync, openSync, readFileSync, statSync, writeFileSync, 
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { FAST_KDF, e2eSuite, ok, vault } from './harness.js';
+import { HOOKS_ARGV } from '../support/cli-hooks.js';
 
 const suite = e2eSuite('keys');
 const run = suite.run;
@@ -168,7 +169,7 @@ describe.runIf(run)('key management', () => {
             writeSync(fd, Buffer.from('x'), 0, 1, 300);
             closeSync(fd);
           }
-          const r = vault(args(file), input, { VAULT_TEST_CRASH_AT: String(step) });
+          const r = vault(args(file), input, { VAULT_TEST_CRASH_AT: String(step), NODE_OPTIONS: HOOKS_ARGV.join(' ') });
           expect(r.status, `${name} step ${step}: ${r.stderr}`).not.toBe(0); // it really died at that step
           const oldOpens = opens(file, before) === 0;
           const newOpens = opens(file, after) === 0;

@@ -4,6 +4,7 @@
  */
 import { spawn } from 'node:child_process';
 import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
+import { HOOKS_ARGV } from '../support/cli-hooks.js';
 
 export interface Mapping {
   start: number;
@@ -82,7 +83,7 @@ export function describeHit(h: Hit): string {
   return `0x${h.address.toString(16)} in ${h.mapping.perms} ${h.mapping.name || '[anonymous]'} (locked ${h.mapping.lockedKb} kB)`;
 }
 
-/** Runs the CLI with the pause hook; resolves with its pid once it has stopped itself before exiting. */
+/** Runs the CLI with the pause hook (test/support/hooks.ts, preloaded); resolves with its pid once it has stopped itself before exiting. */
 export interface Paused {
   pid: number;
   done: Promise<number>;
@@ -90,7 +91,7 @@ export interface Paused {
 }
 
 export function runPaused(cli: string, args: string[], input: Buffer): Promise<Paused> {
-  const child = spawn(process.execPath, [cli, ...args], { stdio: ['pipe', 'ignore', 'pipe'], env: { ...process.env, VAULT_TEST_PAUSE_BEFORE_EXIT: '1' } });
+  const child = spawn(process.execPath, [...HOOKS_ARGV, cli, ...args], { stdio: ['pipe', 'ignore', 'pipe'], env: { ...process.env, VAULT_TEST_PAUSE_BEFORE_EXIT: '1' } });
   let stderr = '';
   child.stderr.on('data', (d) => (stderr += d));
   const done = new Promise<number>((r) => child.on('close', (s) => r(s ?? -1)));

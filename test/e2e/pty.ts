@@ -3,12 +3,13 @@
  * /dev/tty and vault's own masked prompt (src/cli/passphrase.ts), not --password-stdin.
  *
  * A small python3 program (its pty module) opens the terminal, starts the CLI on it with the pause
- * hook, answers each prompt (output ending in ":") with the next answer and a carriage return, and
+ * hook (test/support/hooks.ts, preloaded), answers each prompt (output ending in ":") with the next answer and a carriage return, and
  * reports the CLI's pid on its stdout. The answers reach it on its stdin, hex-encoded, so they are in
  * no argv or environment.
  */
 import { spawn } from 'node:child_process';
 import { whenPaused, type Paused } from './memscan.js';
+import { HOOKS_ARGV } from '../support/cli-hooks.js';
 
 const DRIVER = String.raw`
 import binascii, os, pty, sys
@@ -37,7 +38,7 @@ sys.exit(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
 
 /** Runs `cli args` on a pseudo-terminal, typing `answers` at its prompts; resolves once it paused before exit. */
 export function runPausedOnTty(cli: string, args: string[], answers: Buffer[]): Promise<Paused> {
-  const driver = spawn('python3', ['-c', DRIVER, process.execPath, cli, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const driver = spawn('python3', ['-c', DRIVER, process.execPath, ...HOOKS_ARGV, cli, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
   let pid: number | undefined;
   let out = '';
   let terminal = '';
