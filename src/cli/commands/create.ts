@@ -13,6 +13,7 @@ import { makeFilesystem, type FsType } from '../../mount/filesystem.js';
 import { records } from '../../mount/state.js';
 import { vaultVolume } from '../../formats/vault.js';
 import { gatherKdfInput } from '../secrets.js';
+import { withSecretOptions } from '../secret-options.js';
 import { addKdfOptions, kdfFromOptions, type KdfCliOptions } from '../kdf-options.js';
 import { info, progress, warn } from '../output.js';
 import { invokingUser } from '../owner.js';
@@ -38,10 +39,8 @@ export function registerCreate(program: Command): void {
     .requiredOption('--size <size>', 'container size, e.g. 512M, 2G, 1T')
     .option('--fs <type>', 'filesystem inside: ext4, vfat, exfat or none', 'ext4')
     .option('--sector-size <bytes>', 'encryption sector size: 512 or 4096', String(DEFAULT_SECTOR_SIZE))
-    .option('--quick', 'do not fill the data area (sparse file; reveals which sectors were written)')
-    .option('--password-stdin', 'read the passphrase from standard input')
-    .option('--keyfile <file>', 'use a keyfile (repeatable)', (v: string, acc: string[] = []) => [...acc, v])
-    .option('--force', 'overwrite an existing file');
+    .option('--quick', 'do not fill the data area (sparse file; reveals which sectors were written)');
+  withSecretOptions(cmd).option('--force', 'overwrite an existing file');
   addKdfOptions(cmd).action(async (target: string, o: CreateOptions) => {
       const size = parseSize(o.size);
       if (!FILESYSTEMS.includes(o.fs)) throw new VaultError('usage', `unknown filesystem "${o.fs}" (use ${FILESYSTEMS.join(', ')})`);

@@ -11,10 +11,10 @@ import { openRegularFile, readHead } from '../../system/safe-open.js';
 import { promptLine } from '../passphrase.js';
 import { info, warn } from '../output.js';
 import { gatherKdfInput, type SecretOptions } from '../secrets.js';
+import { withSecretOptions } from '../secret-options.js';
 import { unlockOpened, withVaultContainer } from '../unlock.js';
 
 const activeSlots = (h: Header) => h.keyslots.flatMap((s, i) => (s.state === 'active' ? [i] : []));
-const collect = (v: string, acc: string[] = []) => [...acc, v];
 
 /** A backup file, read through O_NOFOLLOW|O_NONBLOCK as a regular file and never more than a backup's size (a FIFO or a huge file cannot stall root). */
 function readBackupFile(file: string): BackupContents {
@@ -40,13 +40,11 @@ export function registerHeader(program: Command): void {
       }),
     );
 
-  header
+  const restore = header
     .command('restore <container> <file>')
     .description('overwrite the container headers with a backup of the same container (needs a passphrase the backup holds)')
-    .option('--force', 'do not ask for confirmation')
-    .option('--password-stdin', 'read a passphrase of the backup from standard input')
-    .option('--keyfile <file>', 'keyfile (repeatable)', collect)
-    .action((container: string, file: string, o: SecretOptions & { force?: boolean }) =>
+    .option('--force', 'do not ask for confirmation');
+  withSecretOptions(restore).action((container: string, file: string, o: SecretOptions & { force?: boolean }) =>
       withVaultContainer(container, 'vault header restore', false, async (c) => {
         const backup = readBackupFile(file);
         const release = lockHeaderUpdates(c);
@@ -58,12 +56,10 @@ export function registerHeader(program: Command): void {
       }),
     );
 
-  header
+  const repair = header
     .command('repair <container>')
-    .description('rewrite a damaged or stale header copy from the good one (needs a passphrase)')
-    .option('--password-stdin', 'read the passphrase from standard input')
-    .option('--keyfile <file>', 'keyfile (repeatable)', (v: string, acc: string[] = []) => [...acc, v])
-    .action((container: string, o: SecretOptions) =>
+    .description('rewrite a damaged or stale header copy from the good one (needs a passphrase)');
+  withSecretOptions(repair).action((container: string, o: SecretOptions) =>
       withVaultContainer(container, 'vault header repair', false, async (c) => {
         const x = await unlockOpened(c, gatherKdfInput(o));
         try {

@@ -7,6 +7,7 @@ import { formatLabel } from '../../formats/types.js';
 import type { FormatInfo, UnlockOptions, UnlockedVolume } from '../../formats/types.js';
 import { info, warn } from '../output.js';
 import { gatherSecret } from '../secrets.js';
+import { withSecretOptions } from '../secret-options.js';
 import { addFormatOptions, formatChoice, type FormatCliOptions } from '../format-options.js';
 
 interface InfoCliOptions extends FormatCliOptions {
@@ -21,9 +22,8 @@ export function registerInfo(program: Command): void {
     .command('info <container>')
     .description('show the container format, geometry and keyslots (never a secret unless --dump-master-key); VeraCrypt/TrueCrypt need the password')
     .option('--json', 'print JSON for scripts')
-    .option('--dump-master-key', 'after a passphrase, print the master key in hex (for recovery and verification)')
-    .option('--password-stdin', 'read the passphrase from standard input (with --dump-master-key, or for VeraCrypt/TrueCrypt)')
-    .option('--keyfile <file>', 'keyfile (repeatable)', (v: string, acc: string[] = []) => [...acc, v]);
+    .option('--dump-master-key', 'after a passphrase, print the master key in hex (for recovery and verification)');
+  withSecretOptions(cmd);
   addFormatOptions(cmd).action(async (container: string, o: InfoCliOptions) => {
     const choice = formatChoice(o);
     const c = openContainer(resolveContainer(container), true);

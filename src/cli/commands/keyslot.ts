@@ -4,11 +4,10 @@ import { candidateHeaders, readHeaderCopies } from '../../volume/container.js';
 import { addKdfOptions, kdfFromOptions, type KdfCliOptions } from '../kdf-options.js';
 import { info, warn } from '../output.js';
 import { gatherKdfInput, gatherOldAndNew } from '../secrets.js';
+import { withNewSecretOptions, withSecretOptions } from '../secret-options.js';
 import { parseSlot, unlockOpened, withVaultContainer } from '../unlock.js';
 import { VaultError } from '../../errors.js';
 import { wipe } from '../../crypto/wipe.js';
-
-const collect = (v: string, acc: string[] = []) => [...acc, v];
 
 interface AddOptions extends KdfCliOptions {
   slot?: string;
@@ -39,10 +38,8 @@ export function registerKeyslot(program: Command): void {
   const add = keyslot
     .command('add <container>')
     .description('add a keyslot for a new passphrase or keyfiles; needs an existing passphrase or keyfile')
-    .option('--slot <n>', 'the keyslot to fill (default: the first empty one)')
-    .option('--password-stdin', 'read an existing and then the new passphrase from standard input, one per line')
-    .option('--keyfile <file>', 'keyfile of an existing secret (repeatable)', collect)
-    .option('--new-keyfile <file>', 'keyfile of the new secret (repeatable)', collect);
+    .option('--slot <n>', 'the keyslot to fill (default: the first empty one)');
+  withNewSecretOptions(add);
   addKdfOptions(add).action(async (container: string, o: AddOptions) => {
     const slot = parseSlot(o.slot);
     await withVaultContainer(container, 'vault keyslot add', false, async (c) => {
@@ -63,14 +60,12 @@ export function registerKeyslot(program: Command): void {
     });
   });
 
-  keyslot
+  const remove = keyslot
     .command('remove <container>')
     .description('remove a keyslot; its bytes are overwritten with random data')
     .requiredOption('--slot <n>', 'the keyslot to remove')
-    .option('--force', 'allow removing the last keyslot (the data becomes unrecoverable)')
-    .option('--password-stdin', 'read a passphrase of any keyslot from standard input')
-    .option('--keyfile <file>', 'keyfile (repeatable)', collect)
-    .action(async (container: string, o: { slot: string; force?: boolean; passwordStdin?: boolean; keyfile?: string[] }) => {
+    .option('--force', 'allow removing the last keyslot (the data becomes unrecoverable)');
+  withSecretOptions(remove).action(async (container: string, o: { slot: string; force?: boolean; passwordStdin?: boolean; keyfile?: string[] }) => {
       const slot = parseSlot(o.slot);
       if (slot === undefined) throw new VaultError('usage', '--slot is required');
       await withVaultContainer(container, 'vault keyslot remove', false, async (c) => {

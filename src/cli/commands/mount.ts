@@ -3,6 +3,7 @@ import { mountVolume } from '../../mount/lifecycle.js';
 import { keyfilePolicy } from '../../formats/types.js';
 import { addFormatOptions, formatChoice, type FormatCliOptions } from '../format-options.js';
 import { info, warn } from '../output.js';
+import { withSecretOptions } from '../secret-options.js';
 import { invokingUser } from '../owner.js';
 import { abortOnSignals } from '../signals.js';
 import { loadDefaultPolicy } from '../config.js';
@@ -36,9 +37,8 @@ export function registerMount(program: Command): void {
     .description('unlock a container (vault, LUKS2, LUKS1, VeraCrypt, TrueCrypt) and mount its filesystem (default mount point: /media/vault/<user>/<name> as root, /media/<user>/… through udisks, ~/Vaults/<name> through fuse)')
     .option('--read-only', 'open the container, the loop device and the filesystem read-only')
     .option('--fs-options <opts>', 'extra mount options for the filesystem, comma-separated')
-    .option('--no-filesystem', 'only attach the decrypted block device and print its path')
-    .option('--password-stdin', 'read the passphrase from standard input')
-    .option('--keyfile <file>', 'use a keyfile (repeatable)', (v: string, acc: string[] = []) => [...acc, v])
+    .option('--no-filesystem', 'only attach the decrypted block device and print its path');
+  withSecretOptions(cmd)
     .option('--dismount-on <events>', 'dismount on these events, seen by `vault watch`: lock, sleep, comma-separated, or none')
     .option('--idle <duration>', 'dismount after this long without I/O, e.g. 15m, 30s, 1h30m, or off')
     .option('--via <route>', 'as an ordinary user: udisks (kernel filesystem, needs `vault setup-rootless`) or fuse (fuse2fs, needs nothing); default: the first that works')

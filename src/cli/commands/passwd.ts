@@ -3,6 +3,7 @@ import { changePassphrase } from '../../volume/keyslots.js';
 import { addKdfOptions, kdfFromOptions, type KdfCliOptions } from '../kdf-options.js';
 import { info } from '../output.js';
 import { gatherOldAndNew } from '../secrets.js';
+import { withNewSecretOptions } from '../secret-options.js';
 import { parseSlot, unlockOpened, withVaultContainer } from '../unlock.js';
 import { wipe } from '../../crypto/wipe.js';
 
@@ -13,16 +14,12 @@ interface PasswdOptions extends KdfCliOptions {
   newKeyfile?: string[];
 }
 
-const collect = (v: string, acc: string[] = []) => [...acc, v];
-
 export function registerPasswd(program: Command): void {
   const cmd = program
     .command('passwd <container>')
     .description('change the passphrase of one keyslot (the data area is not touched)')
-    .option('--slot <n>', 'the keyslot to change (default: the one the old passphrase opens)')
-    .option('--password-stdin', 'read the old and then the new passphrase from standard input, one per line')
-    .option('--keyfile <file>', 'keyfile of the old secret (repeatable)', collect)
-    .option('--new-keyfile <file>', 'keyfile of the new secret (repeatable)', collect);
+    .option('--slot <n>', 'the keyslot to change (default: the one the old passphrase opens)');
+  withNewSecretOptions(cmd);
   addKdfOptions(cmd).action(async (container: string, o: PasswdOptions) => {
     const slot = parseSlot(o.slot);
     await withVaultContainer(container, 'vault passwd', false, async (c) => {
