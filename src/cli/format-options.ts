@@ -29,7 +29,10 @@ export function addFormatOptions(cmd: Command): Command {
     .option('--use-backup-header', 'VeraCrypt/TrueCrypt: use the backup headers at the end of the container');
 }
 
+/** The options' values, checked before anything is opened or asked (the same words as detectFormat's). */
 export function formatChoice(o: FormatCliOptions): FormatChoice {
+  if (o.type !== undefined && !(FORMAT_NAMES as readonly string[]).includes(o.type))
+    throw new VaultError('usage', `unknown container format "${o.type}"`, `use one of ${FORMAT_NAMES.join(', ')}`);
   let pim: number | undefined;
   if (o.pim !== undefined) {
     if (!/^\d+$/.test(o.pim) || Number(o.pim) > MAX_PIM) throw new VaultError('usage', `--pim must be a whole number from 0 to ${MAX_PIM}`);

@@ -12,12 +12,16 @@ export interface KdfCliOptions {
   kdfParallelism?: string;
 }
 
+/** Each value is checked as the command line is parsed, before any prompt or calibration. */
 export function addKdfOptions(cmd: Command): Command {
+  const checked = (name: string, max: number) => (v: string) => (intOption(name, v, 1, max), v);
   return cmd
-    .option('--kdf-memory <MiB>', 'Argon2id memory in MiB (default: calibrated to about 2 s)')
-    .option('--kdf-iterations <n>', 'Argon2id iterations (default: calibrated)')
-    .option('--kdf-parallelism <n>', `Argon2id lanes (default: ${DEFAULT_PARALLELISM})`);
+    .option('--kdf-memory <MiB>', 'Argon2id memory in MiB (default: calibrated to about 2 s)', checked('--kdf-memory', MAX_MEMORY_MIB))
+    .option('--kdf-iterations <n>', 'Argon2id iterations (default: calibrated)', checked('--kdf-iterations', KDF_BOUNDS.iterations.max))
+    .option('--kdf-parallelism <n>', `Argon2id lanes (default: ${DEFAULT_PARALLELISM})`, checked('--kdf-parallelism', KDF_BOUNDS.parallelism.max));
 }
+
+const MAX_MEMORY_MIB = KDF_BOUNDS.memoryKiB.max / 1024;
 
 function intOption(name: string, v: string, min: number, max: number): number {
   const n = Number(v);
@@ -30,7 +34,7 @@ export async function kdfFromOptions(o: KdfCliOptions): Promise<KdfParams> {
   const allGiven = o.kdfMemory !== undefined && o.kdfIterations !== undefined && o.kdfParallelism !== undefined;
   const base = allGiven ? null : (await calibrateKdf()).kdf;
   const kdf: KdfParams = {
-    memoryKiB: o.kdfMemory !== undefined ? intOption('--kdf-memory', o.kdfMemory, 1, KDF_BOUNDS.memoryKiB.max / 1024) * 1024 : base!.memoryKiB,
+    memoryKiB: o.kdfMemory !== undefined ? intOption('--kdf-memory', o.kdfMemory, 1, MAX_MEMORY_MIB) * 1024 : base!.memoryKiB,
     iterations: o.kdfIterations !== undefined ? intOption('--kdf-iterations', o.kdfIterations, 1, KDF_BOUNDS.iterations.max) : base!.iterations,
     parallelism: o.kdfParallelism !== undefined ? intOption('--kdf-parallelism', o.kdfParallelism, 1, KDF_BOUNDS.parallelism.max) : base!.parallelism,
   };

@@ -1,5 +1,6 @@
 /** Opening and unlocking a container for the key-management commands. */
 import { VaultError } from '../errors.js';
+import { KEYSLOT_COUNT } from '../format/constants.js';
 import { unlockContainer, type UnlockResult } from '../volume/container.js';
 import { closeContainer, openContainer, type ContainerFile } from '../volume/container-file.js';
 import { lockHeaderUpdates } from '../volume/header-lock.js';
@@ -59,5 +60,6 @@ export async function unlockOpened(c: ContainerFile, kdfInput: Buffer, o: { slot
 export function parseSlot(v: string | undefined): number | undefined {
   if (v === undefined) return undefined;
   if (!/^\d+$/.test(v)) throw new VaultError('usage', `--slot must be a number, got "${v}"`);
+  if (Number(v) >= KEYSLOT_COUNT) throw new VaultError('usage', `--slot ${v}: a vault container has keyslots 0 to ${KEYSLOT_COUNT - 1}`);
   return Number(v);
 }

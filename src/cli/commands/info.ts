@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { VaultError } from '../../errors.js';
 import { closeContainer, openContainer, type ContainerFile } from '../../volume/container-file.js';
 import { resolveContainer } from '../../mount/lifecycle.js';
 import { detectFormat, unlockVolume } from '../../formats/index.js';
@@ -25,6 +26,7 @@ export function registerInfo(program: Command): void {
     .option('--dump-master-key', 'after a passphrase, print the master key in hex (for recovery and verification)');
   withSecretOptions(cmd);
   addFormatOptions(cmd).action(async (container: string, o: InfoCliOptions) => {
+    if (o.dumpMasterKey && o.json) throw new VaultError('usage', '--dump-master-key prints the key alone, never as JSON', 'drop --json');
     const choice = formatChoice(o);
     const c = openContainer(resolveContainer(container), true);
     let headerFile: ContainerFile | undefined;

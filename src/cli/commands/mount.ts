@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { VaultError } from '../../errors.js';
 import { mountVolume } from '../../mount/lifecycle.js';
 import { keyfilePolicy } from '../../formats/types.js';
 import { addFormatOptions, formatChoice, type FormatCliOptions } from '../format-options.js';
@@ -24,10 +25,13 @@ interface MountCliOptions extends FormatCliOptions {
 
 /** The config file's defaults, overridden flag by flag. Checked before any passphrase is asked. */
 function policyFor(o: MountCliOptions): DismountPolicy {
+  // The flags first: a bad value is a usage error whatever the config file holds.
+  const dismountOn = o.dismountOn !== undefined ? parseTriggers(o.dismountOn.split(','), '--dismount-on') : undefined;
+  const idleSeconds = o.idle !== undefined ? parseDuration(o.idle, '--idle') : undefined;
   const defaults = loadDefaultPolicy();
   return {
-    dismountOn: o.dismountOn !== undefined ? parseTriggers(o.dismountOn.split(','), '--dismount-on') : defaults.dismountOn,
-    idleSeconds: o.idle !== undefined ? parseDuration(o.idle, '--idle') : defaults.idleSeconds,
+    dismountOn: dismountOn ?? defaults.dismountOn,
+    idleSeconds: idleSeconds !== undefined ? idleSeconds : defaults.idleSeconds,
   };
 }
 
@@ -44,9 +48,11 @@ export function registerMount(program: Command): void {
     .option('--via <route>', 'as an ordinary user: udisks (kernel filesystem, needs `vault setup-rootless`) or fuse (fuse2fs, needs nothing); default: the first that works')
     .option('--allow-fs <type>', 'also mount this filesystem type (default: only ext4, vfat, exfat); repeatable', (v: string, acc: string[] = []) => [...acc, ...v.split(',')]);
   addFormatOptions(cmd).action(async (container: string, mountpoint: string | undefined, o: MountCliOptions) => {
-    const policy = policyFor(o);
+    if (!o.filesystem && (mountpoint !== undefined || o.fsOptions !== undefined))
+      throw new VaultError('usage', `--no-filesystem mounts no filesystem: it takes no ${mountpoint !== undefined ? 'mount point' : '--fs-options'}`, 'drop one or the other');
     const choice = formatChoice(o);
     const via = parseRoute(o.via);
+    const policy = policyFor(o);
     const { signal, dispose } = abortOnSignals();
     try {
       const owner = invokingUser();
