@@ -21,9 +21,9 @@ export function addKdfOptions(cmd: Command): Command {
     .option('--kdf-parallelism <n>', `Argon2id lanes (default: ${DEFAULT_PARALLELISM})`, checked('--kdf-parallelism', KDF_BOUNDS.parallelism.max));
 }
 
-const MAX_MEMORY_MIB = KDF_BOUNDS.memoryKiB.max / 1024;
+export const MAX_MEMORY_MIB = KDF_BOUNDS.memoryKiB.max / 1024;
 
-function intOption(name: string, v: string, min: number, max: number): number {
+export function intOption(name: string, v: string, min: number, max: number): number {
   const n = Number(v);
   if (!/^\d+$/.test(v) || n < min || n > max) throw new VaultError('usage', `${name} must be an integer from ${min} to ${max}`);
   return n;

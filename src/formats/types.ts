@@ -8,6 +8,7 @@
  */
 import type { KeyHandle } from '../crypto/key-handle.js';
 import type { ContainerFile } from '../volume/container-file.js';
+import type { InfoJson } from './info-json.js';
 
 export type FormatName = 'vault' | 'luks2' | 'luks1' | 'veracrypt' | 'truecrypt';
 
@@ -90,8 +91,8 @@ export interface FormatInfo {
   format: FormatName;
   /** Human-readable lines (label: value) in display order. */
   fields: Array<[string, string]>;
-  /** The same, as structured data for --json. */
-  json: Record<string, unknown>;
+  /** The same, as structured data for --json (CLI_ABI.md, spec/info.schema.json). */
+  json: InfoJson;
   /** Optional: non-fatal findings (a damaged header copy, ...), printed as warnings. */
   warnings?: string[];
 }

@@ -11,6 +11,7 @@ import { readAtSync } from '../volume/fd-io.js';
 import { candidateHeaders, formatUuid, readHeaderCopies, unlockContainer, type CopyRead } from '../volume/container.js';
 import { type ContainerFile } from '../volume/container-file.js';
 import type { FormatAdapter, FormatInfo, UnlockOptions, UnlockSecret, UnlockedVolume } from './types.js';
+import type { VaultInfoJson } from './info-json.js';
 
 /** The geometry of a vault header as the one shared data path needs it (tweak = sector index). */
 export function vaultVolume(header: Header, key: KeyHandle, warnings: string[]): UnlockedVolume {
@@ -61,7 +62,7 @@ function info(c: ContainerFile): FormatInfo {
   const copies = readHeaderCopies(c);
   const { candidates, warnings } = candidateHeaders(c, copies);
   const h = candidates[0]!;
-  const json = {
+  const json: VaultInfoJson = {
     format: 'vault',
     version: h.version,
     uuid: formatUuid(h.uuid),
@@ -71,7 +72,7 @@ function info(c: ContainerFile): FormatInfo {
     dataSize: h.dataSize,
     sequence: h.sequence.toString(),
     headers: { primary: copyState(copies.primary), secondary: copyState(copies.secondary) },
-    keyslots: h.keyslots.flatMap((s, i) => (s.state === 'active' ? [{ slot: i, kdf: 'argon2id', ...s.kdf }] : [])),
+    keyslots: h.keyslots.flatMap((s, i) => (s.state === 'active' ? [{ slot: i, kdf: { type: 'argon2id' as const, ...s.kdf } }] : [])),
   };
   const fields: Array<[string, string]> = [
     ['format', `vault version ${json.version}`],
@@ -80,7 +81,7 @@ function info(c: ContainerFile): FormatInfo {
     ['data', `offset ${json.dataOffset}, size ${json.dataSize}`],
     ['headers', `primary ${json.headers.primary}; secondary ${json.headers.secondary}`],
     ['keyslots', ''],
-    ...json.keyslots.map((s): [string, string] => [`  ${s.slot}`, `argon2id, ${s.memoryKiB / 1024} MiB, ${s.iterations} iterations, ${s.parallelism} lanes`]),
+    ...h.keyslots.flatMap((s, i): Array<[string, string]> => (s.state === 'active' ? [[`  ${i}`, `argon2id, ${s.kdf.memoryKiB / 1024} MiB, ${s.kdf.iterations} iterations, ${s.kdf.parallelism} lanes`]] : [])),
   ];
   return { format: 'vault', fields, json, warnings };
 }

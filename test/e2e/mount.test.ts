@@ -11,6 +11,7 @@ import { CLI, FAST_KDF, currentTransport, e2eSuite, forEachTransport, expectClea
 import { readTree, writeTree } from './fill.js';
 import { queueLimits } from '../../src/system/capabilities.js';
 import { renewLoopDevice, switchDiscardOff } from '../support/discard-off.js';
+import { expectValid } from '../support/schemas.js';
 
 const suite = e2eSuite('mount');
 const run = suite.run;
@@ -27,8 +28,11 @@ function mount(file: string, mp?: string, extra: string[] = []) {
   return r.stdout.trim();
 }
 
-function list(): { container: string; mountpoint: string | null; loopDevice: string; state: string; serverPid: number; blockFile: string }[] {
-  return JSON.parse(ok(vault(['list', '--json'])).stdout);
+type Listed = { container: string; mountpoint: string | null; loopDevice: string; state: string; serverPid: number; blockFile: string }[];
+
+/** `vault list --json`, checked against its contract (spec/list.schema.json) every time. */
+function list(): Listed {
+  return expectValid('list', ok(vault(['list', '--json'])).stdout) as Listed;
 }
 
 forEachTransport(suite, () => {

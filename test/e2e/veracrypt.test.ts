@@ -80,7 +80,7 @@ describe.runIf(run)('VeraCrypt and TrueCrypt containers', () => {
     const file = copy('vc_1-argon2id-xts-aes');
     expect(uuidThrough(file, PW, ['--read-only'])).toBe(OUTER_UUID);
     const i = JSON.parse(ok(vault(['info', file, '--json', '--password-stdin'], PW)).stdout);
-    expect(i.kdf).toEqual({ name: 'Argon2id', memoryKiB: 425984, iterations: 6, parallelism: 1 });
+    expect(i.kdf).toEqual({ type: 'argon2id', memoryKiB: 425984, iterations: 6, parallelism: 1 });
   });
 
   it('hidden volume: --hidden, the hidden password alone, and the outer volume', () => {
@@ -90,7 +90,7 @@ describe.runIf(run)('VeraCrypt and TrueCrypt containers', () => {
     expect(uuidThrough(file, PW, ['--read-only'])).toBe(OUTER_UUID);
     expect(uuidThrough(file, HIDDEN_PW, ['--hidden', '--use-backup-header', '--read-only'])).toBe(HIDDEN_UUID);
     const i = JSON.parse(ok(vault(['info', file, '--json', '--password-stdin'], HIDDEN_PW)).stdout);
-    expect(i).toMatchObject({ format: 'veracrypt', volumeType: 'hidden', header: 'primary', pim: 0 });
+    expect(i).toMatchObject({ format: 'veracrypt', volumeType: 'hidden', header: { copy: 'primary' }, pim: 0 });
     expect(i.dataOffset % 512).toBe(0);
     // --hidden with the outer password: only the hidden header is tried, and it does not open
     expectCleanFailure(file, PW, ['--hidden'], 3, /hidden-volume header/);
@@ -114,7 +114,7 @@ describe.runIf(run)('VeraCrypt and TrueCrypt containers', () => {
     expectCleanFailure(file, PW, [], 3, /wrong password/);
     expect(uuidThrough(file, PW, ['--use-backup-header', '--read-only'])).toBe(OUTER_UUID);
     const i = JSON.parse(ok(vault(['info', file, '--json', '--use-backup-header', '--password-stdin'], PW)).stdout);
-    expect(i.header).toBe('backup');
+    expect(i.header.copy).toBe('backup');
   });
 
   // Both transports: each moves the data its own way, and each must keep VeraCrypt's tweaks.
@@ -156,7 +156,7 @@ describe.runIf(run)('VeraCrypt and TrueCrypt containers', () => {
   it('info, list and the key-management commands on a foreign container', () => {
     const tc = copy('tc_5-sha512-xts-aes');
     const i = JSON.parse(ok(vault(['info', tc, '--json', '--password-stdin'], PW)).stdout);
-    expect(i).toMatchObject({ format: 'truecrypt', volumeType: 'normal', kdf: { name: 'PBKDF2-HMAC-SHA-512', iterations: 1000 } });
+    expect(i).toMatchObject({ format: 'truecrypt', volumeType: 'normal', kdf: { type: 'pbkdf2', hash: 'sha512', iterations: 1000 } });
     expect(JSON.stringify(i)).not.toMatch(/key"/i);
     const dev = attach(tc, PW, ['--read-only']);
     try {

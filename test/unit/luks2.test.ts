@@ -11,6 +11,7 @@ import { readLuks2Header } from '../../src/formats/luks2/read.js';
 import { keyslotsToTry } from '../../src/formats/luks2/support.js';
 import { openFirstKeyslot } from '../../src/formats/luks/try-keyslots.js';
 import { closeContainer, openContainer } from '../../src/volume/container-file.js';
+import type { Luks2InfoJson } from '../../src/formats/info-json.js';
 import {
   copyOffsets,
   cryptsetup,
@@ -124,7 +125,7 @@ describe('keyslots', () => {
     const volumeKey = first.key.withBytes((k) => Buffer.from(k));
     first.key.dispose();
     const info = withContainer(file, (c) => luks2Adapter.info!(c, { readOnly: true }));
-    const slots = (info.json.keyslots as Array<{ id: number; kdf: { type: string; hash?: string } }>).map((k) => `${k.kdf.type}${k.kdf.hash ? `-${k.kdf.hash}` : ''}`);
+    const slots = (info.json as Luks2InfoJson).keyslots.map((k) => `${k.kdf?.type}${k.kdf && 'hash' in k.kdf ? `-${k.kdf.hash}` : ''}`);
     expect(slots).toEqual(['pbkdf2-sha256', 'argon2id', 'argon2i', 'pbkdf2-sha256', 'pbkdf2-sha512']);
     for (const [name, k] of Object.entries(keys)) {
       const v = await unlockFile(luks2Adapter, file, secretOf('', [k]));

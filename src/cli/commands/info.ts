@@ -6,6 +6,7 @@ import { detectFormat, unlockVolume } from '../../formats/index.js';
 import { keyfilePolicy } from '../../formats/types.js';
 import { formatLabel } from '../../formats/types.js';
 import type { FormatInfo, UnlockOptions, UnlockedVolume } from '../../formats/types.js';
+import type { GeometryInfoJson } from '../../formats/info-json.js';
 import { info, warn } from '../output.js';
 import { gatherSecret } from '../secrets.js';
 import { withSecretOptions } from '../secret-options.js';
@@ -67,7 +68,7 @@ export function registerInfo(program: Command): void {
 
 /** What every unlocked volume can show, for formats that add nothing of their own. */
 function geometryInfo(v: UnlockedVolume): FormatInfo {
-  const json = { format: v.format, uuid: v.uuid, sectorSize: v.sectorSize, dataOffset: v.dataOffset, dataSize: v.dataSize };
+  const json: GeometryInfoJson = { format: v.format, uuid: v.uuid, sectorSize: v.sectorSize, dataOffset: v.dataOffset, dataSize: v.dataSize };
   return {
     format: v.format,
     fields: [

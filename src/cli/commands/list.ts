@@ -5,6 +5,7 @@ import { formatLabel, type FormatName } from '../../formats/types.js';
 import { NO_POLICY, describePolicy } from '../../mount/policy.js';
 import { inScope, records } from '../../mount/state.js';
 import { actingScope } from '../owner.js';
+import { listedVolume } from '../list-json.js';
 
 export function registerList(program: Command): void {
   program
@@ -23,7 +24,7 @@ export function registerList(program: Command): void {
       );
       const others = records().filter((r) => !inScope(r, scope)).length;
       if (o.json) {
-        process.stdout.write(JSON.stringify(volumes.map((v) => ({ ...v.record, policy: v.record.policy ?? NO_POLICY, state: v.state })), null, 2) + '\n');
+        process.stdout.write(JSON.stringify(volumes.map(listedVolume), null, 2) + '\n');
       } else if (volumes.length === 0) {
         info('no volumes mounted');
       } else {

@@ -14,6 +14,7 @@ import { AREA_KEY_LENGTH } from '../luks/keyslot.js';
 import { luksPassphrase } from '../luks/secret.js';
 import { openFirstKeyslot, type KeyslotAttempt } from '../luks/try-keyslots.js';
 import type { FormatAdapter, FormatInfo, UnlockOptions, UnlockSecret, UnlockedVolume } from '../types.js';
+import type { Luks1InfoJson } from '../info-json.js';
 import { MAGIC_PRIMARY } from '../luks2/binary-header.js';
 import { LUKS1_HEADER_SIZE, parseLuks1Header, type Luks1Header } from './header.js';
 import { printable, quote } from '../luks/quote.js';
@@ -104,8 +105,8 @@ function info(c: ContainerFile, o: UnlockOptions): FormatInfo {
       keyBits: h.keyBytes * 8,
       hash: h.hashSpec,
       dataOffset: h.payloadOffset,
-      keyslots: h.keyslots.map((k) => ({ id: k.id, kdf: { type: 'pbkdf2', hash: h.hashSpec, iterations: k.iterations } })),
-    },
+      keyslots: h.keyslots.map((k) => ({ slot: k.id, kdf: { type: 'pbkdf2', hash: h.hashSpec, iterations: k.iterations } })),
+    } satisfies Luks1InfoJson,
   };
 }
 

@@ -4,10 +4,18 @@
  */
 import { printable } from '../luks/quote.js';
 import type { FormatInfo } from '../types.js';
-import type { Luks2Keyslot } from './metadata.js';
+import type { Luks2Kdf, Luks2Keyslot } from './metadata.js';
+import type { KdfJson, Luks2InfoJson } from '../info-json.js';
 import type { Luks2Header } from './read.js';
 
-const PRIORITY = ['ignore', 'normal', 'prefer'];
+const PRIORITY = ['ignore', 'normal', 'prefer'] as const;
+
+/** A LUKS2 KDF in the shape every format's JSON uses (info-json.ts): argon2's time is its iterations, cpus its parallelism. */
+function kdfJson(f: Luks2Kdf): KdfJson {
+  if (f.type === 'pbkdf2') return { type: 'pbkdf2', hash: f.hash!, iterations: Number(f.iterations) };
+  if (f.type === 'argon2i' || f.type === 'argon2id') return { type: f.type, memoryKiB: Number(f.memory), iterations: Number(f.time), parallelism: Number(f.cpus) };
+  return { type: f.type };
+}
 
 function kdfText(k: Luks2Keyslot): string {
   const f = k.kdf;
@@ -35,13 +43,12 @@ export function luks2Info(h: Luks2Header): FormatInfo {
     fields.push([`keyslot ${k.id}`, `${k.type}, ${k.keySize * 8}-bit key, priority ${PRIORITY[k.priority]}, ${kdfText(k)}, area ${k.area.encryption ?? k.area.type}`]);
   if (m.tokenCount) fields.push(['tokens', `${m.tokenCount} (not used by vault)`]);
   if (m.config.requirements.length) fields.push(['requirements', m.config.requirements.join(', ')]);
-  const big = (v: bigint | null | undefined) => (v === null || v === undefined ? v : v.toString());
-  const json = {
+  const json: Luks2InfoJson = {
     format: 'luks2',
     uuid: bin.uuid,
     label: bin.label,
     subsystem: bin.subsystem,
-    header: { copy: bin.copy, seqid: bin.seqid.toString(), metadataSize: bin.hdrSize, keyslotsSize: m.config.keyslotsSize.toString() },
+    header: { copy: bin.copy, sequence: bin.seqid.toString(), metadataSize: bin.hdrSize, keyslotsSize: m.config.keyslotsSize.toString() },
     segments: m.segments.map((s) => ({
       id: s.id,
       type: s.type,
@@ -50,18 +57,15 @@ export function luks2Info(h: Luks2Header): FormatInfo {
       ...(s.crypt ? { encryption: s.crypt.encryption, sectorSize: s.crypt.sectorSize, ivTweak: s.crypt.ivTweak.toString() } : {}),
     })),
     keyslots: m.keyslots.map((k) => ({
-      id: k.id,
+      slot: k.id,
       type: k.type,
       keyBits: k.keySize * 8,
-      priority: PRIORITY[k.priority],
-      ...(k.kdf
-        ? { kdf: { type: k.kdf.type, hash: k.kdf.hash, iterations: big(k.kdf.iterations), time: big(k.kdf.time), memoryKiB: big(k.kdf.memory), threads: big(k.kdf.cpus) } }
-        : {}),
+      priority: PRIORITY[k.priority]!,
+      ...(k.kdf ? { kdf: kdfJson(k.kdf) } : {}),
       areaEncryption: k.area.encryption,
     })),
     tokens: m.tokenCount,
     requirements: m.config.requirements,
-    warnings: h.warnings,
   };
   // Labels, UUIDs and type names are header text: no control characters reach the terminal.
   return { format: 'luks2', fields: fields.map(([k, v]) => [k, printable(v)]), json, warnings: h.warnings };

@@ -13,6 +13,7 @@ import { KeyHandle } from '../../crypto/key-handle.js';
 import { readAtSync } from '../../volume/fd-io.js';
 import type { ContainerFile } from '../../volume/container-file.js';
 import type { FormatAdapter, FormatInfo, UnlockOptions, UnlockSecret, UnlockedVolume } from '../types.js';
+import type { VeraCryptInfoJson } from '../info-json.js';
 import {
   BACKUP_HIDDEN_FROM_END, BACKUP_NORMAL_FROM_END, DATA_UNIT, HEADER_SIZE, HIDDEN_HEADER_OFFSET, SALT_SIZE,
   bcd, decryptHeader, headerMagic, label, parseHeader, type HeaderKind, type VcHeader,
@@ -186,15 +187,14 @@ function volumeFrom(win: { header: VcHeader; slot: HeaderSlot; kdf: KdfCandidate
 
 function describe(win: { header: VcHeader; slot: HeaderSlot; kdf: KdfCandidate }, o: UnlockOptions): FormatInfo {
   const h = win.header;
-  const json = {
+  const json: VeraCryptInfoJson = {
     format: h.format,
+    uuid: null,
     volumeType: win.slot.kind,
-    header: win.slot.copy,
-    headerVersion: h.version,
-    requiredProgramVersion: bcd(h.requiredProgramVersion),
+    header: { copy: win.slot.copy, version: h.version, requiredProgramVersion: bcd(h.requiredProgramVersion) },
     kdf: win.kdf.kind === 'pbkdf2'
-      ? { name: win.kdf.label, iterations: win.kdf.iterations }
-      : { name: 'Argon2id', memoryKiB: win.kdf.memoryKiB, iterations: win.kdf.iterations, parallelism: win.kdf.parallelism },
+      ? { type: 'pbkdf2', hash: win.kdf.digest, iterations: win.kdf.iterations }
+      : { type: 'argon2id', memoryKiB: win.kdf.memoryKiB, iterations: win.kdf.iterations, parallelism: win.kdf.parallelism },
     pim: o.pim ?? 0,
     cipher: 'aes-256-xts',
     sectorSize: h.sectorSize,
@@ -205,7 +205,7 @@ function describe(win: { header: VcHeader; slot: HeaderSlot; kdf: KdfCandidate }
   return {
     format: h.format,
     fields: [
-      ['format', `${label(h.format)}, header version ${h.version} (needs version ${json.requiredProgramVersion})`],
+      ['format', `${label(h.format)}, header version ${h.version} (needs version ${json.header.requiredProgramVersion})`],
       ['volume', `${win.slot.kind}, opened with the ${win.slot.copy} header`],
       ['kdf', describeKdf(win.kdf)],
       ['pim', json.pim === 0 ? '0 (default)' : String(json.pim)],
