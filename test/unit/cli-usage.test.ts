@@ -129,6 +129,7 @@ const CASES: Record<string, Case[]> = {
   benchmark: [
     [['benchmark', '--quick'], UNKNOWN, /unknown option '--quick'/],
     [['benchmark', 'xts'], EXCESS, /too many arguments for 'benchmark'/],
+    [['benchmark', '--kdf-memory', '5000'], 'usage', /--kdf-memory must be an integer from 1 to 4096/],
   ],
   watch: [
     [['watch', '--bus', 'school'], 'usage', /--bus: unknown bus "school"[^]*system, session, all/],
