@@ -11,7 +11,7 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 
 const SPEC = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../spec');
 
-export type JsonCommand = 'list' | 'info' | 'benchmark';
+export type JsonCommand = 'list' | 'info' | 'benchmark' | 'doctor';
 
 const ajv = new Ajv2020({ strict: true, allErrors: true });
 
@@ -21,6 +21,12 @@ export function check(command: JsonCommand, data: unknown): { valid: boolean; er
   const validate = ajv.getSchema(id) ?? ajv.compile(JSON.parse(readFileSync(path.join(SPEC, `${command}.schema.json`), 'utf8')) as object);
   const valid = validate(data) as boolean;
   return { valid, errors: ajv.errorsText(validate.errors, { separator: '\n' }) };
+}
+
+/** ajv's complaints about `data` (one per line), none when it is valid. */
+export function schemaErrors(command: JsonCommand, data: unknown): string[] {
+  const r = check(command, data);
+  return r.valid ? [] : r.errors.split('\n');
 }
 
 /** Asserts that `stdout` (a command's --json output) parses and is valid; returns the parsed value. */

@@ -14,12 +14,11 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SETUP_FILES } from '../../src/system/rootless-setup.js';
 import { TRUSTED_PATH } from '../../src/mount/run.js';
-import { checkShape } from '../support/json-shape.js';
+import { schemaErrors } from '../support/schemas.js';
 import { requirementsMet } from '../support/requirements.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const CLI = path.join(ROOT, 'dist/src/cli/main.js');
-const SCHEMA = JSON.parse(readFileSync(path.join(ROOT, 'spec/doctor.schema.json'), 'utf8')) as Record<string, unknown>;
 const NOBODY = { uid: 65534, gid: 65534 };
 
 const missing: string[] = [];
@@ -100,7 +99,7 @@ describe.runIf(run)('vault doctor on this machine', () => {
 
   it('as root: every check agrees with the machine, the exit code with the checks, the JSON with the schema', () => {
     const r = doctor('root');
-    expect(checkShape(SCHEMA, r.report)).toEqual([]);
+    expect(schemaErrors('doctor', r.report)).toEqual([]);
     expect(r.report.user).toMatchObject({ uid: 0, root: true });
     expect(r.report.route.name).toBe('root');
     agreesWithMachine('root', r.report, {});
@@ -111,7 +110,7 @@ describe.runIf(run)('vault doctor on this machine', () => {
 
   it('as nobody without XDG_RUNTIME_DIR: that is missing, and the run fails with 6', () => {
     const r = doctor('nobody');
-    expect(checkShape(SCHEMA, r.report)).toEqual([]);
+    expect(schemaErrors('doctor', r.report)).toEqual([]);
     expect(r.report.user).toMatchObject({ uid: NOBODY.uid, root: false });
     agreesWithMachine('nobody', r.report, {});
     expect(r.report.missing).toContain('runtime-dir');
@@ -121,7 +120,7 @@ describe.runIf(run)('vault doctor on this machine', () => {
   it('as nobody with a runtime directory: the route vault would take, and the exit code that follows', () => {
     const env = { XDG_RUNTIME_DIR: xdg };
     const r = doctor('nobody', env);
-    expect(checkShape(SCHEMA, r.report)).toEqual([]);
+    expect(schemaErrors('doctor', r.report)).toEqual([]);
     agreesWithMachine('nobody', r.report, env);
     expect(['udisks', 'fuse']).toContain(r.report.route.name);
     expect(r.status).toBe(r.report.exitCode);

@@ -139,6 +139,15 @@ const CASES: Record<string, Case[]> = {
     [['uring', 'status', '--bogus'], UNKNOWN, /unknown option '--bogus'/],
     [['uring', 'enable', 'now'], EXCESS, /too many arguments for 'enable'/],
   ],
+  doctor: [
+    [['doctor', '--fix'], UNKNOWN, /unknown option '--fix'/],
+    [['doctor', 'fuse'], EXCESS, /too many arguments for 'doctor'/],
+  ],
+  completion: [
+    [['completion'], 'usage', /name a shell: vault completion bash\|zsh\|fish/],
+    [['completion', 'tcsh'], 'commander.invalidArgument', /value 'tcsh' is invalid for argument 'shell'. Allowed choices are bash, zsh, fish/],
+    [['completion', 'bash', '--bogus'], UNKNOWN, /unknown option '--bogus'/],
+  ],
   'setup-rootless': [
     [['setup-rootless', '--user'], MISSING_VALUE, /option '--user <name>' argument missing/],
     [['setup-rootless', '--bogus'], UNKNOWN, /unknown option '--bogus'/],

@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { buildProgram } from '../../src/cli/program.js';
 import { allCommands, commandTree } from '../../src/cli/completion/tree.js';
 import { EXIT } from '../../src/cli/exit-codes.js';
+import { ENV } from '../../src/env.js';
 
 const page = readFileSync(new URL('../../man/vault.1.md', import.meta.url), 'utf8');
 
@@ -42,7 +43,7 @@ describe('man page', async () => {
     const exits = section(/^## EXIT STATUS/)!;
     for (const [name, code] of Object.entries(EXIT)) expect(exits, `exit code ${code} (${name})`).toMatch(new RegExp(`^\\* ${code}:`, 'm'));
     const env = section(/^## ENVIRONMENT/)!;
-    for (const v of ['VAULT_CONFIG', 'VAULT_RUN_DIR', 'VAULT_FUSE_TRANSPORT', 'VAULT_FUSE_THREADS', 'VAULT_FUSE_MAX_REQUEST', 'VAULT_FUSE_DIRECT_IO'])
+    for (const v of Object.keys(ENV)) // src/env.ts: every VAULT_* variable vault reads
       expect(env).toContain(`\`${v}\``);
     const files = section(/^## FILES/)!;
     for (const f of ['/run/vault/', '$XDG_RUNTIME_DIR/vault/', '/etc/vault/config.json', '~/.config/vault/config.json']) expect(files).toContain(`\`${f}\``);
