@@ -26,7 +26,7 @@ export function registerPasswd(program: Command): void {
   addKdfOptions(cmd).action(async (container: string, o: PasswdOptions) => {
     const slot = parseSlot(o.slot);
     await withVaultContainer(container, 'vault passwd', false, async (c) => {
-      const { oldInput, newInput } = gatherOldAndNew(o);
+      const { oldInput, newInput } = await gatherOldAndNew(o);
       try {
         const kdf = await kdfFromOptions(o);
         const x = await unlockOpened(c, oldInput, slot !== undefined ? { slot } : {});
