@@ -16,7 +16,7 @@ export interface Pane {
   /** tmux send-keys: literal text (`-l`) or key names (Enter, BSpace, Down, C-c). */
   type(text: string): void;
   keys(...names: string[]): void;
-  /** The visible screen, one string per row, trailing blanks cut. */
+  /** The visible screen, one string per row, trailing blanks cut (a prompt "Passphrase: " reads "Passphrase:"). */
   screen(): string[];
   /** Waits until `re` matches the screen (rows joined with "\n"); returns the rows. */
   waitFor(re: RegExp, timeoutMs?: number): Promise<string[]>;
@@ -57,9 +57,11 @@ export function openPane(dir: string, cli: string, kdf: string[]): Pane {
   return pane;
 }
 
-/** The rows of `screen` from the last one starting with `$ <command>` on (that command's output). */
+/** The rows of `screen` from the last one starting with `$ <command>` on, without the shell's next prompt. */
 export function since(screen: string[], command: string): string[] {
   const at = screen.map((l) => l.startsWith(`$ ${command}`)).lastIndexOf(true);
   if (at < 0) throw new Error(`no "$ ${command}" on the screen:\n${screen.join('\n')}`);
-  return screen.slice(at).filter((l, i, all) => l !== '' || all.slice(i).some((x) => x !== ''));
+  const rows = screen.slice(at);
+  while (rows.length > 1 && (rows.at(-1) === '' || rows.at(-1) === '$')) rows.pop();
+  return rows;
 }
