@@ -15,16 +15,23 @@ import { promptPassphrase, sayOnTty } from './tty-prompt.js';
 export const TRIES = 3;
 
 /** The weakness of `passphrase`, or null when it is strong enough or keyfiles protect it too. */
-function weakness(passphrase: Buffer, withKeyfiles: boolean): string | null {
+async function weakness(passphrase: Buffer, withKeyfiles: boolean): Promise<string | null> {
   if (withKeyfiles || passphrase.length === 0) return null;
-  const s = estimateStrength(passphrase);
+  const s = await estimateStrength(passphrase);
   return s.score < STRONG_SCORE ? weaknessText(s) : null;
 }
 
-/** --password-stdin: warns on stderr when the new passphrase is weak; never asks. */
-export function warnIfWeak(passphrase: Buffer, withKeyfiles: boolean): void {
-  const w = weakness(passphrase, withKeyfiles);
-  if (w) warn(w);
+/**
+ * --password-stdin: starts the estimate of a new passphrase (it runs while the command derives keys
+ * and writes; the caller may wipe the passphrase at once) and returns what prints its warning, if
+ * any, when the command is done. Never asks; never fails the command.
+ */
+export function weaknessWarning(passphrase: Buffer, withKeyfiles: boolean): () => Promise<void> {
+  const pending = weakness(passphrase, withKeyfiles).catch((e: unknown) => `could not estimate the new passphrase's strength: ${(e as Error).message}`);
+  return async () => {
+    const w = await pending;
+    if (w) warn(w);
+  };
 }
 
 /** Asks for a new passphrase on the terminal, twice, with retries and the strength check. */
@@ -40,7 +47,7 @@ export async function askNewPassphrase(question: string, withKeyfiles: boolean):
         wipe(pw);
         continue;
       }
-      const w = weakness(pw, withKeyfiles);
+      const w = await weakness(pw, withKeyfiles);
       if (w && !(await useAnyway(w))) {
         wipe(pw);
         continue;

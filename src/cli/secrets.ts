@@ -10,7 +10,7 @@ import type { KeyfilePolicy, UnlockSecret } from '../formats/types.js';
 import { openRegularFile, readHead } from '../system/safe-open.js';
 import { readStdinLines } from './passphrase.js';
 import { promptPassphrase } from './tty-prompt.js';
-import { askNewPassphrase, warnIfWeak } from './new-passphrase.js';
+import { askNewPassphrase, weaknessWarning } from './new-passphrase.js';
 
 export interface SecretOptions {
   passwordStdin?: boolean;
@@ -53,13 +53,16 @@ export function readPassphrases(o: SecretOptions, prompts: string[]): Buffer[] {
   }
 }
 
-/** A new passphrase: one line of stdin (warned about if weak), or asked twice on the terminal. */
-async function readNewPassphrase(o: SecretOptions, question: string, withKeyfiles: boolean): Promise<Buffer> {
-  if (!o.passwordStdin) return askNewPassphrase(question, withKeyfiles);
+/** What prints the strength warning of a new passphrase from stdin once the command is done. */
+export type WarnWeak = () => Promise<void>;
+const nothingToSay: WarnWeak = async () => {};
+
+/** A new passphrase: one line of stdin (estimated meanwhile), or asked twice on the terminal. */
+async function readNewPassphrase(o: SecretOptions, question: string, withKeyfiles: boolean): Promise<{ pw: Buffer; warnWeak: WarnWeak }> {
+  if (!o.passwordStdin) return { pw: await askNewPassphrase(question, withKeyfiles), warnWeak: nothingToSay };
   const [pw] = readStdinLines(1);
   try {
-    warnIfWeak(pw!, withKeyfiles);
-    return pw!;
+    return { pw: pw!, warnWeak: weaknessWarning(pw!, withKeyfiles) };
   } catch (e) {
     wipe(pw);
     throw e;
@@ -86,10 +89,13 @@ export function gatherKdfInput(o: SecretOptions, prompt = 'Passphrase: '): Buffe
   return kdfInputFrom(pw!, o.keyfile);
 }
 
-/** Reads a new passphrase (twice on a terminal, strength-checked) and the keyfiles: the KDF input. */
-export async function gatherNewKdfInput(o: SecretOptions): Promise<Buffer> {
-  const pw = await readNewPassphrase(o, withNone('New passphrase: ', o.keyfile), (o.keyfile?.length ?? 0) > 0);
-  return kdfInputFrom(pw, o.keyfile);
+/**
+ * Reads a new passphrase (twice on a terminal, strength-checked) and the keyfiles: the KDF input,
+ * and what prints a weak --password-stdin passphrase's warning when the command is done.
+ */
+export async function gatherNewKdfInput(o: SecretOptions): Promise<{ input: Buffer; warnWeak: WarnWeak }> {
+  const { pw, warnWeak } = await readNewPassphrase(o, withNone('New passphrase: ', o.keyfile), (o.keyfile?.length ?? 0) > 0);
+  return { input: kdfInputFrom(pw, o.keyfile), warnWeak };
 }
 
 /**
@@ -113,7 +119,7 @@ export function gatherSecret(o: SecretOptions, policy: KeyfilePolicy): UnlockSec
  * An existing secret and a new one, for passwd and keyslot add: two lines on --password-stdin, or
  * two prompts (the new one asked twice). Keyfiles: --keyfile for the existing, --new-keyfile for the new.
  */
-export async function gatherOldAndNew(o: SecretOptions & { newKeyfile?: string[] }): Promise<{ oldInput: Buffer; newInput: Buffer }> {
+export async function gatherOldAndNew(o: SecretOptions & { newKeyfile?: string[] }): Promise<{ oldInput: Buffer; newInput: Buffer; warnWeak: WarnWeak }> {
   // Everything read so far is wiped if a later step fails (a prompt interrupted, a keyfile
   // missing); on success kdfInputFrom has wiped the passphrases and the caller owns the inputs.
   const held: Buffer[] = [];
@@ -121,15 +127,16 @@ export async function gatherOldAndNew(o: SecretOptions & { newKeyfile?: string[]
   const newWithKeyfiles = (o.newKeyfile?.length ?? 0) > 0;
   try {
     let oldPw: Buffer, newPw: Buffer;
+    let warnWeak = nothingToSay;
     if (o.passwordStdin) {
       [oldPw, newPw] = readPassphrases(o, ['', '']).map(keep) as [Buffer, Buffer];
-      warnIfWeak(newPw, newWithKeyfiles);
+      warnWeak = weaknessWarning(newPw, newWithKeyfiles);
     } else {
       oldPw = keep(readPassphrases(o, [withNone('Existing passphrase: ', o.keyfile)])[0]!);
       newPw = keep(await askNewPassphrase(withNone('New passphrase: ', o.newKeyfile), newWithKeyfiles));
     }
     const oldInput = keep(kdfInputFrom(oldPw, o.keyfile));
-    return { oldInput, newInput: kdfInputFrom(newPw, o.newKeyfile) };
+    return { oldInput, newInput: kdfInputFrom(newPw, o.newKeyfile), warnWeak };
   } catch (e) {
     wipe(...held);
     throw e;

@@ -4,7 +4,7 @@
  * answers with the score and feedback text only. The CLI's memory is scanned for the passphrase by
  * the leak tests; the child's goes back to the kernel when it exits.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { closeSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { VaultError } from '../errors.js';
@@ -29,24 +29,34 @@ const ESTIMATE_BYTES = 1024;
 
 const CHILD = () => path.join(packageRoot(), 'dist', 'src', 'cli', 'strength-child.js');
 
-export function estimateStrength(passphrase: Uint8Array): Strength {
-  // Into a pipe before the child starts: 1 KiB always fits a pipe's buffer, so this never blocks.
+/**
+ * Starts the estimate: the bytes go into a pipe before the child starts (1 KiB always fits a pipe's
+ * buffer, so this never blocks), so the caller may wipe `passphrase` as soon as this returns.
+ */
+export function estimateStrength(passphrase: Uint8Array): Promise<Strength> {
   const [readEnd, writeEnd] = makePipe();
   try {
     writeSync(writeEnd, passphrase, 0, Math.min(passphrase.length, ESTIMATE_BYTES));
-    closeSync(writeEnd);
-    const r = spawnSync(process.execPath, [CHILD()], { stdio: [readEnd, 'pipe', 'pipe'], encoding: 'utf8', timeout: 30_000 });
-    if (r.status !== 0)
-      throw new VaultError('internal', `the passphrase strength check failed: ${(r.stderr || r.error?.message || `exit ${r.status}`).trim().split('\n')[0]}`, 'run `npm run build` in vault\'s directory, and report it if it persists');
-    return JSON.parse(r.stdout) as Strength;
   } finally {
-    closeSync(readEnd);
-    try {
-      closeSync(writeEnd);
-    } catch {
-      // already closed above
-    }
+    closeSync(writeEnd);
   }
+  let child;
+  try {
+    child = spawn(process.execPath, [CHILD()], { stdio: [readEnd, 'pipe', 'pipe'], timeout: 30_000 });
+  } finally {
+    closeSync(readEnd); // the child has its own copy
+  }
+  return new Promise((resolve, reject) => {
+    let out = '';
+    let err = '';
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+    child.on('error', reject);
+    child.on('close', (status) => {
+      if (status === 0) resolve(JSON.parse(out) as Strength);
+      else reject(new VaultError('internal', `the passphrase strength check failed: ${(err || `exit ${status}`).trim().split('\n')[0]}`, "run `npm run build` in vault's directory, and report it if it persists"));
+    });
+  });
 }
 
 /** The warning for a weak passphrase: what is wrong and what to do (zxcvbn's own words), one line each. */

@@ -91,7 +91,7 @@ async function mayOverwrite(t: Target, abs: string, o: CreateOptions): Promise<b
 /** The create itself, inside the target directory opened once (see src/volume/create.ts). */
 async function createIn(t: Target, abs: string, o: CreateOptions, x: Settled, route: RouteChoice | undefined): Promise<void> {
   for (const p of removeStalePartials(t)) warn(`removed ${p}, left by an interrupted create`);
-  const kdfInput = await gatherNewKdfInput(o);
+  const { input: kdfInput, warnWeak } = await gatherNewKdfInput(o);
   // After the prompt (calibration takes seconds), so a bad --kdf-* value must not leave it unwiped.
   const kdf = await kdfFromOptions(o).catch((e: unknown) => {
     kdfInput.fill(0);
@@ -122,6 +122,7 @@ async function createIn(t: Target, abs: string, o: CreateOptions, x: Settled, ro
     closeSync(made.fd);
     dispose();
   }
+  await warnWeak(); // estimated while the container was written
   info(`created ${abs} (${x.fs === 'none' ? 'no filesystem' : x.fs}, ${x.sectorSize}-byte sectors, Argon2id ${kdf.memoryKiB / 1024} MiB × ${kdf.iterations} × ${kdf.parallelism})`);
 }
 

@@ -55,12 +55,13 @@ export function registerKeyslot(program: Command): void {
   addKdfOptions(add).action(async (container: string, o: AddOptions) => {
     const slot = parseSlot(o.slot);
     await withVaultContainer(container, 'vault keyslot add', false, async (c) => {
-      const { oldInput, newInput } = await gatherOldAndNew(o);
+      const { oldInput, newInput, warnWeak } = await gatherOldAndNew(o);
       try {
         const kdf = await kdfFromOptions(o);
         const x = await unlockOpened(c, oldInput);
         try {
           const r = await addKeyslot(x.c, x.u, newInput, kdf, slot);
+          await warnWeak();
           info(`added keyslot ${r.slot}`);
         } finally {
           x.close();
