@@ -13,11 +13,11 @@ build=(make gcc g++ python3 liburing-dev)
 # libglib2.0-bin (gdbus) and systemd (systemd-inhibit): `vault watch` listens to D-Bus through them.
 # liburing2: the native addon links against it.
 runtime=(liburing2 fuse3 e2fsprogs dosfstools exfatprogs util-linux mount fusefat exfat-fuse libglib2.0-bin systemd)
-# tmux: test/system/tty.test.ts draws the prompts on a real terminal and reads the screen back.
 # udisks2, polkitd, fuse2fs and udev (systemd-udevd): `vault setup-rootless` and its test run the real
 # daemons of "vault without root" (bench/lib/rootless-stack.ts, which the tests share).
 # man-db (it brings groff-base): the install test renders the installed man page with `man -l`.
 # zsh and fish: the completion test checks `vault completion zsh|fish` with the real shells.
+# tmux: test/system/tty.test.ts draws the prompts on a real terminal and reads the screen back.
 test_extra=(tmux fio psmisc python3-cryptography python3-dbusmock dbus-daemon cryptsetup-bin gdb udisks2 polkitd fuse2fs udev man-db zsh fish)
 # The bench's rootless setups (vault-udisks, vault-fuse2fs) run the same daemons as the rootless tests.
 bench_extra=(fio gocryptfs dbus-daemon udisks2 polkitd fuse2fs udev)

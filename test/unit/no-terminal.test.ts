@@ -4,7 +4,7 @@
  * answers them, before any passphrase is read and without touching anything. --yes (and --force,
  * which includes it) answer the confirmation: the command goes on to the passphrase.
  *
- * The refusals run in-process, through the commander commands themselves; standard input is marked
+ * The refusals run in-process, through the commander program (buildProgram); standard input is marked
  * "not a terminal" in case the test runner was started from one. That --yes goes on is checked with
  * the built CLI in a session of its own (setsid: no controlling terminal, so the passphrase prompt
  * fails at once instead of waiting). The containers are made by the CLI with keyfiles (no typing,
@@ -16,10 +16,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Command } from 'commander';
-import { registerCreate } from '../../src/cli/commands/create.js';
-import { registerHeader } from '../../src/cli/commands/header.js';
-import { registerKeyslot } from '../../src/cli/commands/keyslot.js';
+import { buildProgram } from '../../src/cli/program.js';
 import { VaultError } from '../../src/errors.js';
 
 const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../dist/src/cli/main.js');
@@ -29,12 +26,9 @@ let wasTTY: boolean | undefined;
 
 /** Runs `vault ARGS` in this process; the error it ends with (null when it succeeds). */
 async function inProcess(args: string[]): Promise<VaultError | null> {
-  const program = new Command().exitOverride();
-  for (const register of [registerCreate, registerHeader, registerKeyslot]) register(program);
-  const all = (c: Command): Command[] => [c, ...c.commands.flatMap(all)];
-  for (const c of all(program)) c.exitOverride();
+  const argv = ['node', 'vault', ...args];
   try {
-    await program.parseAsync(['node', 'vault', ...args]);
+    await (await buildProgram(argv)).parseAsync(argv);
     return null;
   } catch (e) {
     if (e instanceof VaultError) return e;
