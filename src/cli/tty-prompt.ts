@@ -3,8 +3,9 @@
  * prompt library returns a JS string, which cannot be wiped: typed bytes go straight into a Buffer.
  *
  * The terminal is switched to non-canonical, no-echo, no-signal mode (so Ctrl-C arrives as a byte
- * and we can wipe and restore before leaving) but keeps output processing; lines still end in
- * "\r\n" so nothing is drawn as a staircase whatever the terminal's settings. One star per
+ * and we can wipe and restore before leaving) with output processing on (opost onlcr, set even if
+ * it was off): "\n" returns to column 0, so nothing is drawn as a staircase. (`stty raw` turned it
+ * off, and every line after the first started where the previous one ended.) One star per
  * character: Backspace removes a whole UTF-8 character (all its bytes) and one star, Ctrl-U the lot.
  */
 import { spawnSync } from 'node:child_process';
@@ -28,11 +29,6 @@ export function openTty(hint: string): number {
   }
 }
 
-/** Writes lines to the terminal with "\r\n" endings, so they start at column 0 in any mode. */
-export function ttyWrite(fd: number, text: string): void {
-  writeSync(fd, text.replace(/\r?\n/g, '\r\n'));
-}
-
 /** Writes `text` (lines) to the controlling terminal, if there is one. */
 export function sayOnTty(text: string): void {
   let fd: number;
@@ -42,7 +38,7 @@ export function sayOnTty(text: string): void {
     return;
   }
   try {
-    ttyWrite(fd, text);
+    writeSync(fd, text);
   } finally {
     closeSync(fd);
   }
@@ -59,14 +55,14 @@ export function promptPassphrase(question: string): Buffer {
   let length = 0;
   let stars = 0;
   try {
-    ttyWrite(fd, question);
+    writeSync(fd, question);
     for (;;) {
       const n = readSync(fd, one, 0, 1, null);
       if (n === 0) break;
       const c = one[0]!;
       if (c === 0x0d || c === 0x0a) break;
       if (c === CTRL_C) {
-        ttyWrite(fd, '\n');
+        writeSync(fd, '\n');
         throw new VaultError('interrupted', 'interrupted');
       }
       if (c === CTRL_D && length === 0) break;
@@ -78,7 +74,7 @@ export function promptPassphrase(question: string): Buffer {
         continue;
       }
       if (length === typed.length) {
-        ttyWrite(fd, '\n');
+        writeSync(fd, '\n');
         throw new VaultError('usage', `the passphrase is longer than ${MAX_PASSPHRASE} bytes`);
       }
       typed[length++] = c;
@@ -87,7 +83,7 @@ export function promptPassphrase(question: string): Buffer {
         writeSync(fd, '*');
       }
     }
-    ttyWrite(fd, '\n');
+    writeSync(fd, '\n');
     return secretCopy(typed.subarray(0, length));
   } finally {
     wipe(typed, one);
@@ -109,12 +105,12 @@ function eraseCharacters(typed: Buffer, length: number, count: number): number {
 }
 
 /**
- * Keystrokes one at a time, unechoed, Ctrl-C/Ctrl-Z/Ctrl-V/Ctrl-S as bytes; output processing
- * stays on. Returns the function that puts the terminal back as it was.
+ * Keystrokes one at a time, unechoed, Ctrl-C/Ctrl-Z/Ctrl-V/Ctrl-S as bytes; "\n" written as "\r\n".
+ * Returns the function that puts the terminal back as it was.
  */
 function keystrokeMode(fd: number): () => void {
   const saved = spawnSync('stty', ['-g'], { stdio: [fd, 'pipe', 'ignore'], encoding: 'utf8' }).stdout?.trim();
-  spawnSync('stty', ['-icanon', '-echo', '-isig', '-iexten', '-ixon', 'min', '1', 'time', '0'], { stdio: [fd, 'ignore', 'ignore'] });
+  spawnSync('stty', ['-icanon', '-echo', '-isig', '-iexten', '-ixon', 'min', '1', 'time', '0', 'opost', 'onlcr'], { stdio: [fd, 'ignore', 'ignore'] });
   return () => {
     if (saved) spawnSync('stty', [saved], { stdio: [fd, 'ignore', 'ignore'] });
   };
