@@ -12,9 +12,12 @@ import { estimateStrength, STRONG_SCORE, weaknessText } from './strength.js';
 import { askOnTty } from './terminal.js';
 import { promptPassphrase, sayOnTty } from './tty-prompt.js';
 
-export const TRIES = 3;
+const TRIES = 3;
 
-/** The weakness of `passphrase`, or null when it is strong enough or keyfiles protect it too. */
+/**
+ * The weakness of `passphrase`, or null when it is strong enough or keyfiles protect it too. The
+ * bytes are in the child's pipe before the first await: the caller may wipe them once this returns.
+ */
 async function weakness(passphrase: Buffer, withKeyfiles: boolean): Promise<string | null> {
   if (withKeyfiles || passphrase.length === 0) return null;
   const s = await estimateStrength(passphrase);
@@ -27,6 +30,7 @@ async function weakness(passphrase: Buffer, withKeyfiles: boolean): Promise<stri
  * any, when the command is done. Never asks; never fails the command.
  */
 export function weaknessWarning(passphrase: Buffer, withKeyfiles: boolean): () => Promise<void> {
+  // weakness() never throws at once (an async function): any failure ends up in this catch.
   const pending = weakness(passphrase, withKeyfiles).catch((e: unknown) => `could not estimate the new passphrase's strength: ${(e as Error).message}`);
   return async () => {
     const w = await pending;

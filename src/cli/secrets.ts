@@ -61,12 +61,7 @@ const nothingToSay: WarnWeak = async () => {};
 async function readNewPassphrase(o: SecretOptions, question: string, withKeyfiles: boolean): Promise<{ pw: Buffer; warnWeak: WarnWeak }> {
   if (!o.passwordStdin) return { pw: await askNewPassphrase(question, withKeyfiles), warnWeak: nothingToSay };
   const [pw] = readStdinLines(1);
-  try {
-    return { pw: pw!, warnWeak: weaknessWarning(pw!, withKeyfiles) };
-  } catch (e) {
-    wipe(pw);
-    throw e;
-  }
+  return { pw: pw!, warnWeak: weaknessWarning(pw!, withKeyfiles) };
 }
 
 /** The KDF input for one secret: passphrase (possibly empty when keyfiles are given) plus keyfiles. */

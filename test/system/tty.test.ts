@@ -2,8 +2,8 @@
  * What a person sees on a real terminal (a tmux pane, test/support/tmux.ts): the passphrase prompt
  * (stars, Backspace over a two-byte character, a mismatch and its retry, each line at column 0),
  * Ctrl-C leaving a sane terminal, the weak-passphrase confirmation, the create wizard (arrow keys,
- * Enter, a size it refuses), flags that skip its questions, and a confirmation before removing the
- * last-but-one keyslot. The screen text is checked row by row.
+ * Enter, a size it refuses), flags that skip its questions, and confirmations (overwriting a file,
+ * removing the last-but-one keyslot). The screen text is checked row by row.
  *
  * Needs tmux and a built tree (`npm run build`). The commands use no root except the wizard's ext4
  * create, which formats through vault's normal route (root: its loop device; a user: FUSE).
@@ -163,7 +163,7 @@ describe.runIf(run)('on a terminal', () => {
     expect(vault(['info', file, '--password-stdin'], STRONG).status).toBe(0);
   });
 
-  it('create: flags skip the questions they answer (--fs and --quick: only the size is asked)', async () => {
+  it('create: flags skip the questions they answer (--fs and --quick: only the size is asked); an existing file is asked about first', async () => {
     const p = await start('create s.vol --fs none --quick $K');
     await p.waitFor(/^\? Size .*:/m);
     p.type('2M');
@@ -174,6 +174,16 @@ describe.runIf(run)('on a terminal', () => {
     expect(rows.slice(1, 4)).toEqual([expect.stringMatching(/^✔ Size .*: 2M$/), `New passphrase: ${STARS}`, `Repeat passphrase: ${STARS}`]);
     expect(rows.join('\n')).not.toMatch(/Filesystem:|Fill:/);
     expect(rows).toContain('rc=0');
+
+    // the same again: the file exists now, so create asks before anything else; No keeps it
+    const before = statSync(path.join(dir, 's.vol')).mtimeMs;
+    p.type('vault create s.vol --size 2M --fs none --quick $K; echo rc=$?');
+    p.keys('Enter');
+    await p.waitFor(/^\? \S+s\.vol already exists\. Overwrite it\? \(y\/N\)$/m);
+    p.keys('n', 'Enter');
+    const again = since(await p.waitFor(/^rc=2$/m), 'vault create s.vol --size');
+    expect(again.slice(1)).toEqual([`✔ ${path.join(dir, 's.vol')} already exists. Overwrite it? No`, 'vault: nothing was created', 'rc=2']);
+    expect(statSync(path.join(dir, 's.vol')).mtimeMs).toBe(before);
   });
 
   it('keyslot remove of the last-but-one slot asks first; Yes removes it', async () => {
