@@ -7,7 +7,7 @@
  * $K holding the cheap KDF flags.
  */
 import { spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
 let panes = 0;
@@ -35,6 +35,7 @@ export function openPane(dir: string, cli: string, kdf: string[]): Pane {
   const rc = path.join(dir, `.bashrc-${panes}`);
   writeFileSync(rc, [`PS1='$ '`, `cd ${JSON.stringify(dir)}`, `vault() { ${JSON.stringify(process.execPath)} ${JSON.stringify(cli)} "$@"; }`, `K='${kdf.join(' ')}'`, ''].join('\n'));
   tmux(socket, ['new-session', '-d', '-x', '100', '-y', '30', `bash --noprofile --rcfile ${rc} -i`]);
+  const socketPath = tmux(socket, ['display-message', '-p', '#{socket_path}']).trim();
   const screen = () =>
     tmux(socket, ['capture-pane', '-p'])
       .split('\n')
@@ -52,7 +53,10 @@ export function openPane(dir: string, cli: string, kdf: string[]): Pane {
         await new Promise((r) => setTimeout(r, 40));
       }
     },
-    close: () => void spawnSync('tmux', ['-L', socket, 'kill-server']),
+    close: () => {
+      spawnSync('tmux', ['-L', socket, 'kill-server']);
+      rmSync(socketPath, { force: true }); // tmux leaves its socket file behind
+    },
   };
   return pane;
 }
