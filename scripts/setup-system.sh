@@ -17,7 +17,8 @@ runtime=(liburing2 fuse3 e2fsprogs dosfstools exfatprogs util-linux mount fusefa
 # daemons of "vault without root" (bench/lib/rootless-stack.ts, which the tests share).
 # man-db (it brings groff-base): the install test renders the installed man page with `man -l`.
 # zsh and fish: the completion test checks `vault completion zsh|fish` with the real shells.
-test_extra=(fio psmisc python3-cryptography python3-dbusmock dbus-daemon cryptsetup-bin gdb udisks2 polkitd fuse2fs udev man-db zsh fish)
+# tmux: test/system/tty.test.ts draws the prompts on a real terminal and reads the screen back.
+test_extra=(tmux fio psmisc python3-cryptography python3-dbusmock dbus-daemon cryptsetup-bin gdb udisks2 polkitd fuse2fs udev man-db zsh fish)
 # The bench's rootless setups (vault-udisks, vault-fuse2fs) run the same daemons as the rootless tests.
 bench_extra=(fio gocryptfs dbus-daemon udisks2 polkitd fuse2fs udev)
 

@@ -8,7 +8,9 @@ import { MAX_KEYFILE_SIZE, buildKdfInput } from '../crypto/kdf.js';
 import { wipe } from '../crypto/wipe.js';
 import type { KeyfilePolicy, UnlockSecret } from '../formats/types.js';
 import { openRegularFile, readHead } from '../system/safe-open.js';
-import { promptPassphrase, readStdinLines } from './passphrase.js';
+import { readStdinLines } from './passphrase.js';
+import { promptPassphrase } from './tty-prompt.js';
+import { askNewPassphrase, weaknessWarning } from './new-passphrase.js';
 
 export interface SecretOptions {
   passwordStdin?: boolean;
@@ -38,15 +40,12 @@ function sizeText(n: number): string {
   return n % (1024 * 1024) === 0 ? `${n / (1024 * 1024)} MiB` : `${n} bytes`;
 }
 
-/**
- * Reads `count` passphrases: from stdin (one per line) or from the terminal. With `confirm`, each
- * terminal passphrase is asked twice and must match.
- */
-export function readPassphrases(o: SecretOptions, prompts: string[], confirm: boolean): Buffer[] {
+/** Reads `count` existing passphrases: from stdin (one per line) or from the terminal. */
+export function readPassphrases(o: SecretOptions, prompts: string[]): Buffer[] {
   if (o.passwordStdin) return readStdinLines(prompts.length);
   const out: Buffer[] = [];
   try {
-    for (const q of prompts) out.push(confirm ? promptTwice(q) : promptPassphrase(q));
+    for (const q of prompts) out.push(promptPassphrase(q));
     return out;
   } catch (e) {
     wipe(...out);
@@ -54,20 +53,15 @@ export function readPassphrases(o: SecretOptions, prompts: string[], confirm: bo
   }
 }
 
-/** Asks twice; whatever ends the second prompt (Ctrl-C, a mismatch), the first is wiped. */
-function promptTwice(question: string): Buffer {
-  const first = promptPassphrase(question);
-  let second: Buffer | null = null;
-  try {
-    second = promptPassphrase('Repeat passphrase: ');
-    if (!first.equals(second)) throw new VaultError('usage', 'the passphrases do not match');
-    return first;
-  } catch (e) {
-    wipe(first);
-    throw e;
-  } finally {
-    wipe(second);
-  }
+/** What prints the strength warning of a new passphrase from stdin once the command is done. */
+export type WarnWeak = () => Promise<void>;
+const nothingToSay: WarnWeak = async () => {};
+
+/** A new passphrase: one line of stdin (estimated meanwhile), or asked twice on the terminal. */
+async function readNewPassphrase(o: SecretOptions, question: string, withKeyfiles: boolean): Promise<{ pw: Buffer; warnWeak: WarnWeak }> {
+  if (!o.passwordStdin) return { pw: await askNewPassphrase(question, withKeyfiles), warnWeak: nothingToSay };
+  const [pw] = readStdinLines(1);
+  return { pw: pw!, warnWeak: weaknessWarning(pw!, withKeyfiles) };
 }
 
 /** The KDF input for one secret: passphrase (possibly empty when keyfiles are given) plus keyfiles. */
@@ -82,11 +76,21 @@ export function kdfInputFrom(passphrase: Buffer, keyfilePaths: readonly string[]
   }
 }
 
-/** Reads one passphrase (and the keyfiles) and returns the KDF input. */
-export function gatherKdfInput(o: SecretOptions, prompt = 'Passphrase: ', confirm = false): Buffer {
-  const hasKeyfiles = (o.keyfile?.length ?? 0) > 0;
-  const [pw] = readPassphrases(o, [hasKeyfiles ? prompt.replace(/: $/, ' (empty if none): ') : prompt], confirm);
+const withNone = (prompt: string, keyfiles?: string[]) => (keyfiles?.length ? prompt.replace(/: $/, ' (empty if none): ') : prompt);
+
+/** Reads one existing passphrase (and the keyfiles) and returns the KDF input. */
+export function gatherKdfInput(o: SecretOptions, prompt = 'Passphrase: '): Buffer {
+  const [pw] = readPassphrases(o, [withNone(prompt, o.keyfile)]);
   return kdfInputFrom(pw!, o.keyfile);
+}
+
+/**
+ * Reads a new passphrase (twice on a terminal, strength-checked) and the keyfiles: the KDF input,
+ * and what prints a weak --password-stdin passphrase's warning when the command is done.
+ */
+export async function gatherNewKdfInput(o: SecretOptions): Promise<{ input: Buffer; warnWeak: WarnWeak }> {
+  const { pw, warnWeak } = await readNewPassphrase(o, withNone('New passphrase: ', o.keyfile), (o.keyfile?.length ?? 0) > 0);
+  return { input: kdfInputFrom(pw, o.keyfile), warnWeak };
 }
 
 /**
@@ -95,7 +99,7 @@ export function gatherKdfInput(o: SecretOptions, prompt = 'Passphrase: ', confir
  */
 export function gatherSecret(o: SecretOptions, policy: KeyfilePolicy): UnlockSecret {
   const paths = o.keyfile ?? [];
-  const [passphrase] = readPassphrases(o, [paths.length ? 'Passphrase (empty if none): ' : 'Passphrase: '], false);
+  const [passphrase] = readPassphrases(o, [withNone('Passphrase: ', paths)]);
   const keyfiles: Buffer[] = [];
   try {
     for (const p of paths) keyfiles.push(readKeyfileWith(p, policy));
@@ -110,17 +114,24 @@ export function gatherSecret(o: SecretOptions, policy: KeyfilePolicy): UnlockSec
  * An existing secret and a new one, for passwd and keyslot add: two lines on --password-stdin, or
  * two prompts (the new one asked twice). Keyfiles: --keyfile for the existing, --new-keyfile for the new.
  */
-export function gatherOldAndNew(o: SecretOptions & { newKeyfile?: string[] }): { oldInput: Buffer; newInput: Buffer } {
+export async function gatherOldAndNew(o: SecretOptions & { newKeyfile?: string[] }): Promise<{ oldInput: Buffer; newInput: Buffer; warnWeak: WarnWeak }> {
   // Everything read so far is wiped if a later step fails (a prompt interrupted, a keyfile
   // missing); on success kdfInputFrom has wiped the passphrases and the caller owns the inputs.
   const held: Buffer[] = [];
   const keep = (b: Buffer): Buffer => (held.push(b), b);
+  const newWithKeyfiles = (o.newKeyfile?.length ?? 0) > 0;
   try {
-    const [oldPw, newPw] = o.passwordStdin
-      ? readPassphrases(o, ['', ''], false).map(keep)
-      : [keep(readPassphrases(o, ['Existing passphrase: '], false)[0]!), keep(readPassphrases(o, ['New passphrase: '], true)[0]!)];
-    const oldInput = keep(kdfInputFrom(oldPw!, o.keyfile));
-    return { oldInput, newInput: kdfInputFrom(newPw!, o.newKeyfile) };
+    let oldPw: Buffer, newPw: Buffer;
+    let warnWeak = nothingToSay;
+    if (o.passwordStdin) {
+      [oldPw, newPw] = readPassphrases(o, ['', '']).map(keep) as [Buffer, Buffer];
+      warnWeak = weaknessWarning(newPw, newWithKeyfiles);
+    } else {
+      oldPw = keep(readPassphrases(o, [withNone('Existing passphrase: ', o.keyfile)])[0]!);
+      newPw = keep(await askNewPassphrase(withNone('New passphrase: ', o.newKeyfile), newWithKeyfiles));
+    }
+    const oldInput = keep(kdfInputFrom(oldPw, o.keyfile));
+    return { oldInput, newInput: kdfInputFrom(newPw, o.newKeyfile), warnWeak };
   } catch (e) {
     wipe(...held);
     throw e;

@@ -161,7 +161,7 @@ describe.runIf(suite.run)('crash consistency', () => {
       { name: 'passwd', args: (f) => ['passwd', f, '--password-stdin', ...FAST_KDF], input: 'old\nnew\n', before: 'old', after: 'new' },
       { name: 'keyslot add', args: (f) => ['keyslot', 'add', f, '--password-stdin', ...FAST_KDF], input: 'old\nnew\n', before: 'old', after: 'new' },
       {
-        name: 'keyslot remove', args: (f) => ['keyslot', 'remove', f, '--slot', '1', '--password-stdin'], input: 'old\n', before: 'other', after: 'old',
+        name: 'keyslot remove', args: (f) => ['keyslot', 'remove', f, '--slot', '1', '--yes', '--password-stdin'], input: 'old\n', before: 'other', after: 'old',
         prepare: (f) => ok(vault(['keyslot', 'add', f, '--password-stdin', ...FAST_KDF], 'old\nother\n')),
       },
       { name: 'header repair', args: (f) => ['header', 'repair', f, '--password-stdin'], input: 'old\n', before: 'old', after: 'old' },

@@ -60,7 +60,7 @@ describe.runIf(run)('key management', () => {
     expect(slots.filter((s: { state: string }) => s.state === 'active').map((s: { slot: number }) => s.slot)).toEqual([0, 1]);
     expect(opens(file, 'second')).toBe(0);
     const slot1Before = readFileSync(file).subarray(128 + 160, 128 + 320);
-    ok(vault(['keyslot', 'remove', file, '--slot', '1', '--password-stdin'], 'first\n'));
+    ok(vault(['keyslot', 'remove', file, '--slot', '1', '--yes', '--password-stdin'], 'first\n'));
     expect(opens(file, 'second')).toBe(3);
     // the removed slot's bytes were overwritten with random data, not just flagged
     const slot1After = readFileSync(file).subarray(128 + 160, 128 + 320);
@@ -156,7 +156,7 @@ describe.runIf(run)('key management', () => {
     const commands: [string, (f: string) => string[], string, string, string][] = [
       ['passwd', (f) => ['passwd', f, '--password-stdin', ...FAST_KDF], 'old\nnew\n', 'old', 'new'],
       ['keyslot add', (f) => ['keyslot', 'add', f, '--password-stdin', ...FAST_KDF], 'old\nnew\n', 'old', 'new'],
-      ['keyslot remove', (f) => ['keyslot', 'remove', f, '--slot', '1', '--password-stdin'], 'old\n', 'other', 'old'],
+      ['keyslot remove', (f) => ['keyslot', 'remove', f, '--slot', '1', '--yes', '--password-stdin'], 'old\n', 'other', 'old'],
       ['header repair', (f) => ['header', 'repair', f, '--password-stdin'], 'old\n', 'old', 'old'],
     ];
     for (const [name, args, input, before, after] of commands) {

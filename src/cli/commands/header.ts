@@ -8,13 +8,17 @@ import { type ContainerFile } from '../../volume/container-file.js';
 import { lockHeaderUpdates } from '../../volume/header-lock.js';
 import { authenticateBackup, parseHeaderBackup, repairHeaders, requireBackupFits, restoreHeaders, writeHeaderBackup, type BackupContents } from '../../volume/keyslots.js';
 import { openRegularFile, readHead } from '../../system/safe-open.js';
-import { promptLine } from '../passphrase.js';
+import { addYesOption, confirmationPossible, confirmOrStop, type YesOption } from '../confirm.js';
 import { info, warn } from '../output.js';
 import { gatherKdfInput, type SecretOptions } from '../secrets.js';
 import { withSecretOptions } from '../secret-options.js';
 import { unlockOpened, withVaultContainer } from '../unlock.js';
 
 const activeSlots = (h: Header) => h.keyslots.flatMap((s, i) => (s.state === 'active' ? [i] : []));
+
+type RestoreOptions = SecretOptions & YesOption & { force?: boolean };
+/** restore's --force has always meant "do not ask": it answers the confirmation like --yes. */
+const yesOrForce = (o: RestoreOptions): YesOption => ({ yes: !!(o.yes || o.force) });
 
 /** A backup file, read through O_NOFOLLOW|O_NONBLOCK as a regular file and never more than a backup's size (a FIFO or a huge file cannot stall root). */
 function readBackupFile(file: string): BackupContents {
@@ -43,9 +47,10 @@ export function registerHeader(program: Command): void {
   const restore = header
     .command('restore <container> <file>')
     .description('overwrite the container headers with a backup of the same container (needs a passphrase the backup holds)')
-    .option('--force', 'do not ask for confirmation');
-  withSecretOptions(restore).action((container: string, file: string, o: SecretOptions & { force?: boolean }) =>
+    .option('--force', 'restore without asking (the same as --yes here)');
+  addYesOption(withSecretOptions(restore)).action((container: string, file: string, o: RestoreOptions) =>
       withVaultContainer(container, 'vault header restore', false, async (c) => {
+        confirmationPossible(yesOrForce(o), 'restoring the headers'); // before the passphrase is read
         const backup = readBackupFile(file);
         const release = lockHeaderUpdates(c);
         try {
@@ -81,7 +86,7 @@ export function registerHeader(program: Command): void {
  * backup"), the geometry against the file, then a passphrase that opens the backup, which proves it
  * was made with this container's key and has its authenticated geometry.
  */
-async function restoreFrom(c: ContainerFile, backup: BackupContents, file: string, o: SecretOptions & { force?: boolean }): Promise<void> {
+async function restoreFrom(c: ContainerFile, backup: BackupContents, file: string, o: RestoreOptions): Promise<void> {
   let current: Header | null = null;
   try {
     current = candidateHeaders(c, readHeaderCopies(c)).candidates[0]!;
@@ -105,7 +110,7 @@ async function restoreFrom(c: ContainerFile, backup: BackupContents, file: strin
   info(`restoring headers of ${formatUuid(backup.uuid)} from ${file}:`);
   info(current ? `  now:    sequence ${current.sequence}, active keyslots ${activeSlots(current).join(', ') || 'none'}` : '  now:    no readable header');
   info(`  backup: sequence ${b.sequence}, active keyslots ${activeSlots(b).join(', ') || 'none'}`);
-  if (!o.force && promptLine('Type YES to overwrite the headers: ') !== 'YES') throw new VaultError('usage', 'not restored');
+  await confirmOrStop(yesOrForce(o), 'restoring the headers', 'Overwrite both headers with the backup?', 'not restored');
   restoreHeaders(c, backup);
   info('headers restored');
 }

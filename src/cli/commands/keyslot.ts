@@ -8,6 +8,15 @@ import { withNewSecretOptions, withSecretOptions } from '../secret-options.js';
 import { parseSlot, unlockOpened, withVaultContainer } from '../unlock.js';
 import { VaultError } from '../../errors.js';
 import { wipe } from '../../crypto/wipe.js';
+import type { ContainerFile } from '../../volume/container-file.js';
+import { addYesOption, confirmOrStop, type YesOption } from '../confirm.js';
+
+interface RemoveOptions extends YesOption {
+  slot: string;
+  force?: boolean;
+  passwordStdin?: boolean;
+  keyfile?: string[];
+}
 
 interface AddOptions extends KdfCliOptions {
   slot?: string;
@@ -43,12 +52,13 @@ export function registerKeyslot(program: Command): void {
   addKdfOptions(add).action(async (container: string, o: AddOptions) => {
     const slot = parseSlot(o.slot);
     await withVaultContainer(container, 'vault keyslot add', false, async (c) => {
-      const { oldInput, newInput } = gatherOldAndNew(o);
+      const { oldInput, newInput, warnWeak } = await gatherOldAndNew(o);
       try {
         const kdf = await kdfFromOptions(o);
         const x = await unlockOpened(c, oldInput);
         try {
           const r = await addKeyslot(x.c, x.u, newInput, kdf, slot);
+          await warnWeak();
           info(`added keyslot ${r.slot}`);
         } finally {
           x.close();
@@ -64,20 +74,33 @@ export function registerKeyslot(program: Command): void {
     .command('remove <container>')
     .description('remove a keyslot; its bytes are overwritten with random data')
     .requiredOption('--slot <n>', 'the keyslot to remove')
-    .option('--force', 'allow removing the last keyslot (the data becomes unrecoverable)');
-  withSecretOptions(remove).action(async (container: string, o: { slot: string; force?: boolean; passwordStdin?: boolean; keyfile?: string[] }) => {
-      const slot = parseSlot(o.slot);
-      if (slot === undefined) throw new VaultError('usage', '--slot is required');
-      await withVaultContainer(container, 'vault keyslot remove', false, async (c) => {
-        const x = await unlockOpened(c, gatherKdfInput(o));
-        try {
-          const last = x.u.header.keyslots.filter((s) => s.state === 'active').length === 1;
-          removeKeyslot(x.c, x.u, slot, !!o.force);
-          if (last) warn(`keyslot ${slot} was the last one: nothing can open this container any more, and its data is unrecoverable`);
-          info(`removed keyslot ${slot}`);
-        } finally {
-          x.close();
-        }
-      });
+    .option('--force', 'allow removing the last keyslot (the data becomes unrecoverable); implies --yes');
+  addYesOption(withSecretOptions(remove)).action(async (container: string, o: RemoveOptions) => {
+    const slot = parseSlot(o.slot);
+    if (slot === undefined) throw new VaultError('usage', '--slot is required');
+    await withVaultContainer(container, 'vault keyslot remove', false, async (c) => {
+      await confirmRemoval(c, slot, { yes: !!(o.yes || o.force) });
+      const x = await unlockOpened(c, gatherKdfInput(o));
+      try {
+        const last = x.u.header.keyslots.filter((s) => s.state === 'active').length === 1;
+        removeKeyslot(x.c, x.u, slot, !!o.force);
+        if (last) warn(`keyslot ${slot} was the last one: nothing can open this container any more, and its data is unrecoverable`);
+        info(`removed keyslot ${slot}`);
+      } finally {
+        x.close();
+      }
     });
+  });
+}
+
+/**
+ * Removing a keyslot that leaves a single one asks first (or needs --yes): one forgotten passphrase
+ * would then lose the data. Asked before the passphrase, from the public header; the last keyslot
+ * itself needs --force, which answers for it.
+ */
+async function confirmRemoval(c: ContainerFile, slot: number, o: YesOption): Promise<void> {
+  const active = candidateHeaders(c, readHeaderCopies(c)).candidates[0]!.keyslots.flatMap((s, i) => (s.state === 'active' ? [i] : []));
+  if (active.length !== 2 || !active.includes(slot)) return;
+  const other = active.find((i) => i !== slot)!;
+  await confirmOrStop(o, `removing keyslot ${slot}`, `Remove keyslot ${slot}? Only keyslot ${other} will open the container then.`, 'not removed');
 }

@@ -23,12 +23,13 @@ export function registerPasswd(program: Command): void {
   addKdfOptions(cmd).action(async (container: string, o: PasswdOptions) => {
     const slot = parseSlot(o.slot);
     await withVaultContainer(container, 'vault passwd', false, async (c) => {
-      const { oldInput, newInput } = gatherOldAndNew(o);
+      const { oldInput, newInput, warnWeak } = await gatherOldAndNew(o);
       try {
         const kdf = await kdfFromOptions(o);
         const x = await unlockOpened(c, oldInput, slot !== undefined ? { slot } : {});
         try {
           await changePassphrase(x.c, x.u, newInput, kdf);
+          await warnWeak();
           info(`changed the passphrase of keyslot ${x.u.slot}`);
         } finally {
           x.close();

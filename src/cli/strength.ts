@@ -1,0 +1,67 @@
+/**
+ * How guessable a new passphrase is (zxcvbn's score, 0 to 4), without this process ever holding it
+ * as a JS string: a short-lived, hardened child (strength-child.ts) gets the bytes on a pipe and
+ * answers with the score and feedback text only. The CLI's memory is scanned for the passphrase by
+ * the leak tests; the child's goes back to the kernel when it exits.
+ */
+import { spawn } from 'node:child_process';
+import { closeSync, writeSync } from 'node:fs';
+import path from 'node:path';
+import { VaultError } from '../errors.js';
+import { packageRoot } from '../system/package-root.js';
+import { makePipe } from '../crypto/process-hardening.js';
+
+export interface Strength {
+  /** zxcvbn's 0 (too guessable) to 4 (very unguessable). */
+  score: number;
+  warning: string | null;
+  suggestions: string[];
+}
+
+/**
+ * Below this a passphrase is called weak: score 3 is "safely unguessable: moderate protection from
+ * an offline slow-hash scenario" (under 10^10 guesses), which is the attack a stolen container meets.
+ */
+export const STRONG_SCORE = 3;
+
+/** zxcvbn looks at no more than this many characters; more bytes than this never change the score. */
+const ESTIMATE_BYTES = 1024;
+
+const CHILD = () => path.join(packageRoot(), 'dist', 'src', 'cli', 'strength-child.js');
+
+/**
+ * Starts the estimate: the bytes go into a pipe before the child starts (1 KiB always fits a pipe's
+ * buffer, so this never blocks), so the caller may wipe `passphrase` as soon as this returns.
+ */
+export function estimateStrength(passphrase: Uint8Array): Promise<Strength> {
+  const [readEnd, writeEnd] = makePipe();
+  try {
+    writeSync(writeEnd, passphrase, 0, Math.min(passphrase.length, ESTIMATE_BYTES));
+  } finally {
+    closeSync(writeEnd);
+  }
+  let child;
+  try {
+    child = spawn(process.execPath, [CHILD()], { stdio: [readEnd, 'pipe', 'pipe'], timeout: 30_000 });
+  } finally {
+    closeSync(readEnd); // the child has its own copy
+  }
+  return new Promise((resolve, reject) => {
+    let out = '';
+    let err = '';
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+    child.on('error', reject);
+    child.on('close', (status) => {
+      if (status === 0) resolve(JSON.parse(out) as Strength);
+      else reject(new VaultError('internal', `the passphrase strength check failed: ${(err || `exit ${status}`).trim().split('\n')[0]}`, "run `npm run build` in vault's directory, and report it if it persists"));
+    });
+  });
+}
+
+/** The warning for a weak passphrase: what is wrong and what to do (zxcvbn's own words), one line each. */
+export function weaknessText(s: Strength): string {
+  const why = s.warning ? ` ${s.warning}` : '';
+  const tips = s.suggestions.length ? ` ${s.suggestions.join(' ')}` : ' Use a longer passphrase of several uncommon words.';
+  return `the new passphrase is weak (strength ${s.score} of 4): it can be guessed by someone who gets a copy of the container.${why}${tips}`;
+}
