@@ -24,10 +24,12 @@ function setupCommand(f: DoctorFacts): string {
   return asRoot(f, `vault setup-rootless --user ${f.euid === 0 ? 'NAME' : f.user}`);
 }
 
+const systemBusFix = (f: DoctorFacts): string => (f.tools['dbus-daemon'] ? asRoot(f, 'systemctl start dbus') : install(f, 'dbus-daemon'));
+
 function systemBusCheck(f: DoctorFacts): Check {
   const reachable = f.udisks.ok || f.udisks.busReachable;
   const noGdbus = f.tools['gdbus'] === null;
-  const fix = f.tools['dbus-daemon'] ? asRoot(f, 'systemctl start dbus') : install(f, 'dbus-daemon');
+  const fix = systemBusFix(f);
   const detail = noGdbus ? 'unknown: gdbus is not installed' : f.udisks.ok || f.udisks.busReachable ? 'reachable' : f.udisks.why;
   return check('system-bus', 'D-Bus system bus', noGdbus ? null : reachable, detail, fix);
 }
@@ -61,7 +63,7 @@ function udisks(f: DoctorFacts): CheckGroup {
   const items: Check[] = [
     toolCheck(f, 'gdbus', 'how vault talks to udisksd'),
     systemBusCheck(f),
-    check('udisksd', 'udisksd', bus ? f.udisks.ok : null, f.udisks.ok ? `on the system bus (${f.udisks.how})` : bus ? 'not on the system bus (udisks2 is not installed, or not running)' : 'unknown: the system bus is not reachable', setup),
+    check('udisksd', 'udisksd', bus ? f.udisks.ok : null, f.udisks.ok ? `on the system bus (${f.udisks.how})` : bus ? 'not on the system bus (udisks2 is not installed, or not running)' : 'unknown: the system bus is not reachable', bus ? setup : systemBusFix(f)),
     check('user-allow-other', 'user_allow_other', f.allowOther, `${f.allowOther ? 'enabled' : 'not enabled'} in ${FUSE_CONF} (udisksd must open a user's FUSE block file)`, setup),
     check('group', `group ${VAULT_GROUP}`, g !== null, g ? `exists (gid ${g.gid}; members: ${g.members.join(', ') || 'none'})` : 'does not exist', setup, false),
     check('polkit-rule', 'polkit rule', f.polkitRule, f.polkitRule === null ? `unknown: only root can read ${POLKIT_RULE_FILE}` : `${POLKIT_RULE_FILE} ${f.polkitRule ? 'is vault\'s' : 'is missing or not vault\'s'}`, setup, false),
