@@ -29,6 +29,7 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   'setup-rootless': async () => (await import('./commands/setup-rootless.js')).registerSetupRootless,
   doctor: async () => (await import('./commands/doctor.js')).registerDoctor,
   completion: async () => (await import('./commands/completion.js')).registerCompletion,
+  reencrypt: async () => (await import('./commands/reencrypt.js')).registerReencrypt,
 };
 const ALIASES: Record<string, string> = { unmount: 'dismount' };
 

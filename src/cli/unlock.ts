@@ -1,7 +1,7 @@
 /** Opening and unlocking a container for the key-management commands. */
 import { VaultError } from '../errors.js';
 import { KEYSLOT_COUNT } from '../format/constants.js';
-import { unlockContainer, type UnlockResult } from '../volume/container.js';
+import { candidateHeaders, readHeaderCopies, unfinishedReencryption, unlockContainer, type UnlockResult } from '../volume/container.js';
 import { closeContainer, openContainer, type ContainerFile } from '../volume/container-file.js';
 import { lockHeaderUpdates } from '../volume/header-lock.js';
 import { resolveContainer } from '../mount/lifecycle.js';
@@ -25,10 +25,25 @@ export async function withVaultContainer<T>(path: string, what: string, readOnly
   const c = openContainer(resolveContainer(path), readOnly);
   try {
     requireVaultFormat(c, what);
+    if (!FINISH_OR_LOOK.includes(what)) refuseUnfinished(c);
     return await fn(c);
   } finally {
     closeContainer(c);
   }
+}
+
+/** The commands that may see a container part-way through a re-encryption: the one that finishes it, and listing. */
+const FINISH_OR_LOOK = ['vault reencrypt', 'vault keyslot list'];
+
+/** Every other key-management command refuses it before a passphrase is asked (exit 5, spec §13). */
+function refuseUnfinished(c: ContainerFile): void {
+  let flagged = false;
+  try {
+    flagged = !!candidateHeaders(c, readHeaderCopies(c)).candidates[0]!.reencrypt;
+  } catch {
+    return; // damaged headers: the command's own checks say so (header restore exists for them)
+  }
+  if (flagged) throw unfinishedReencryption(c.path);
 }
 
 /**

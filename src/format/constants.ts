@@ -51,6 +51,19 @@ export const OFF = {
   checksum: 4064,
 } as const;
 
+/** Header feature flags (spec §2): bit 0 marks a re-encryption under way (spec §13). */
+export const FLAG_REENCRYPT = 1;
+export const KNOWN_FLAGS = FLAG_REENCRYPT;
+
+/** The reserved area of a flagged header (spec §13.2). */
+export const REENC_OFF = {
+  newSectorSize: 1408,
+  reserved: 1412,
+  staged: 1416,
+  stagedSize: 24 + 80,
+  end: 1416 + KEYSLOT_COUNT * (24 + 80), // 2248
+} as const;
+
 /** Byte offsets inside one keyslot (spec §3). */
 export const SLOT_OFF = {
   state: 0,

@@ -11,6 +11,9 @@ import { VaultError } from '../errors.js';
 import {
   CIPHERS,
   CIPHER_FIELD_SIZE,
+  FLAG_REENCRYPT,
+  KNOWN_FLAGS,
+  REENC_OFF,
   DATA_ALIGNMENT,
   FORMAT_VERSION,
   HEADER_SIZE,
@@ -26,7 +29,7 @@ import {
   type CipherName,
   type SectorSize,
 } from './constants.js';
-import type { ActiveKeyslot, CopyIndex, Header, KdfParams, Keyslot } from './types.js';
+import type { ActiveKeyslot, CopyIndex, Header, KdfParams, Keyslot, ReencryptState, StagedWrap } from './types.js';
 
 const COPY_NAMES = ['primary', 'secondary'] as const;
 
@@ -118,7 +121,7 @@ export function parseHeaderCopy(bytes: Uint8Array, copy: CopyIndex): Header {
     throw new VaultError('checksum-mismatch', `${where} header is damaged (checksum mismatch)`);
   // 5. feature flags
   const flags = b.readUInt32LE(OFF.flags);
-  if (flags !== 0)
+  if ((flags & ~KNOWN_FLAGS) !== 0)
     throw new VaultError('unsupported-feature', `${where} header uses unknown feature flags 0x${flags.toString(16)}`);
   // 6. structure
   const sequence = b.readBigUInt64LE(OFF.sequence);
@@ -144,14 +147,17 @@ export function parseHeaderCopy(bytes: Uint8Array, copy: CopyIndex): Header {
   const copyByte = b[OFF.copy];
   if (copyByte !== copy)
     throw invalid(copy, `copy index ${copyByte} does not match its position (expected ${copy})`);
-  if (!isZero(b.subarray(OFF.reserved1, OFF.keyslots)) || !isZero(b.subarray(OFF.reserved2, OFF.mac)))
+  const flagged = (flags & FLAG_REENCRYPT) !== 0;
+  if (!isZero(b.subarray(OFF.reserved1, OFF.keyslots)) || !isZero(b.subarray(flagged ? REENC_OFF.end : OFF.reserved2, OFF.mac)))
     throw invalid(copy, 'reserved bytes are not zero');
   const keyslots: Keyslot[] = [];
   for (let i = 0; i < KEYSLOT_COUNT; i++) {
     const start = OFF.keyslots + i * KEYSLOT_SIZE;
     keyslots.push(parseKeyslot(b.subarray(start, start + KEYSLOT_SIZE), i, copy));
   }
+  const reencrypt = flagged ? parseReencryptArea(b, keyslots, Number(dataSize), copy) : undefined;
   return {
+    ...(reencrypt ? { reencrypt } : {}),
     version,
     sequence,
     uuid: Buffer.from(b.subarray(OFF.uuid, OFF.uuid + 16)),
@@ -163,6 +169,40 @@ export function parseHeaderCopy(bytes: Uint8Array, copy: CopyIndex): Header {
     keyslots,
     mac: Buffer.from(b.subarray(OFF.mac, OFF.mac + 32)),
   };
+}
+
+/** The reserved area of a flagged header (spec §13.2, §7 step 6). */
+function parseReencryptArea(b: Buffer, keyslots: Keyslot[], dataSize: number, copy: CopyIndex): ReencryptState {
+  const newSectorSize = b.readUInt32LE(REENC_OFF.newSectorSize);
+  if (!(SECTOR_SIZES as readonly number[]).includes(newSectorSize))
+    throw invalid(copy, `re-encryption: new sector size ${newSectorSize} is not one of ${SECTOR_SIZES.join(', ')}`);
+  if (dataSize % newSectorSize !== 0) throw invalid(copy, `re-encryption: data size ${dataSize} is not a multiple of the new sector size ${newSectorSize}`);
+  if (!isZero(b.subarray(REENC_OFF.reserved, REENC_OFF.staged))) throw invalid(copy, 're-encryption: reserved bytes are not zero');
+  const staged = keyslots.map((slot, i): StagedWrap | null => {
+    const at = REENC_OFF.staged + i * REENC_OFF.stagedSize;
+    const entry = b.subarray(at, at + REENC_OFF.stagedSize);
+    if (slot.state === 'empty') {
+      if (!isZero(entry)) throw invalid(copy, `re-encryption: the staged key of empty keyslot ${i} is not zero`);
+      return null;
+    }
+    return { nonce: Buffer.from(entry.subarray(0, 24)), wrappedKey: Buffer.from(entry.subarray(24)) };
+  });
+  if (staged.every((s) => s === null)) throw invalid(copy, 're-encryption: no active keyslot holds the new key');
+  return { newSectorSize: newSectorSize as SectorSize, staged };
+}
+
+function writeReencryptArea(b: Buffer, h: Header): void {
+  const r = h.reencrypt!;
+  if (h.dataSize % r.newSectorSize !== 0) throw new VaultError('internal', 'the new sector size does not divide the data size');
+  b.writeUInt32LE(r.newSectorSize, REENC_OFF.newSectorSize);
+  h.keyslots.forEach((slot, i) => {
+    const w = r.staged[i];
+    if ((slot.state === 'active') !== !!w) throw new VaultError('internal', `keyslot ${i}: a staged key exactly for each active slot`);
+    if (!w) return;
+    const at = REENC_OFF.staged + i * REENC_OFF.stagedSize;
+    expectLength(w.nonce, 24, 'staged nonce').copy(b, at);
+    expectLength(w.wrappedKey, 80, 'staged wrapped key').copy(b, at + 24);
+  });
 }
 
 function printable(s: string): string {
@@ -207,7 +247,7 @@ export function serializeHeaderBody(h: Header): Buffer {
   MAGIC.copy(b, OFF.magic);
   b.writeUInt16LE(FORMAT_VERSION, OFF.version);
   b.writeUInt16LE(HEADER_SIZE, OFF.headerSize);
-  b.writeUInt32LE(0, OFF.flags);
+  b.writeUInt32LE(h.reencrypt ? FLAG_REENCRYPT : 0, OFF.flags);
   b.writeBigUInt64LE(h.sequence, OFF.sequence);
   expectLength(h.uuid, 16, 'uuid').copy(b, OFF.uuid);
   b.write(h.cipher, OFF.cipher, 'latin1');
@@ -221,6 +261,7 @@ export function serializeHeaderBody(h: Header): Buffer {
     const start = OFF.keyslots + i * KEYSLOT_SIZE;
     writeKeyslot(b.subarray(start, start + KEYSLOT_SIZE), slot);
   });
+  if (h.reencrypt) writeReencryptArea(b, h);
   return b.subarray(0, OFF.mac);
 }
 

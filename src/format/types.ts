@@ -38,4 +38,19 @@ export interface Header {
   copy: CopyIndex;
   keyslots: Keyslot[]; // always KEYSLOT_COUNT entries
   mac: Buffer; // 32 bytes, as stored
+  /** Present when flags bit 0 (REENCRYPT) is set: a re-encryption is under way (spec §13). */
+  reencrypt?: ReencryptState;
+}
+
+/** The new master key wrapped for one active slot, in its final keyslot form (spec §13.2). */
+export interface StagedWrap {
+  nonce: Buffer; // 24 bytes
+  wrappedKey: Buffer; // 80 bytes
+}
+
+/** What a flagged header stores in its reserved area (spec §13.2). */
+export interface ReencryptState {
+  newSectorSize: SectorSize;
+  /** One entry per keyslot: the staged wrap of each active slot, null for empty slots. */
+  staged: Array<StagedWrap | null>;
 }

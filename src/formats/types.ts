@@ -45,6 +45,8 @@ export interface UnlockOptions {
   headerFile?: ContainerFile;
   /** Opening read-write: adapters refuse formats/flags that forbid writing (e.g. LUKS requirements). */
   readOnly: boolean;
+  /** vault: progress of finishing an interrupted re-encryption, which a read-write open does first (spec §13.6). */
+  onProgress?: (label: string, done: number, total: number) => void;
 }
 
 /** How the user asked a container to be opened (`mount` and `info` options), before any parsing of it. */

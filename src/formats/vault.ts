@@ -7,6 +7,8 @@ import { HEADER_SIZE, MAGIC } from '../format/constants.js';
 import type { Header } from '../format/types.js';
 import { MAX_KEYFILE_SIZE, buildKdfInput } from '../crypto/kdf.js';
 import { KeyHandle } from '../crypto/key-handle.js';
+import { secretCopy, wipe } from '../crypto/wipe.js';
+import { resumeReencryption } from '../volume/reencrypt/run.js';
 import { readAtSync } from '../volume/fd-io.js';
 import { candidateHeaders, formatUuid, readHeaderCopies, unlockContainer, type CopyRead } from '../volume/container.js';
 import { type ContainerFile } from '../volume/container-file.js';
@@ -46,11 +48,20 @@ async function unlock(c: ContainerFile, secret: UnlockSecret, o: UnlockOptions):
   const input = buildKdfInput(secret.passphrase, secret.keyfiles);
   let u;
   try {
-    u = await unlockContainer(c, input, o.slot);
+    // A read-write open finishes an interrupted re-encryption first (spec §13.6); read-only refuses it.
+    u = await unlockContainer(c, input, o.slot, !o.readOnly && !c.readOnly);
   } finally {
     input.fill(0);
   }
-  return vaultVolume(u.header, KeyHandle.fromBytes(u.masterKey), u.warnings);
+  if (!u.newMasterKey) return vaultVolume(u.header, KeyHandle.fromBytes(u.masterKey), u.warnings);
+  try {
+    const progress = o.onProgress;
+    const done = await resumeReencryption(c, u, progress ? { onProgress: (d, t) => progress('finishing the re-encryption', d, t) } : {});
+    u.warnings.push('an interrupted re-encryption was found and finished');
+    return vaultVolume(done, KeyHandle.fromBytes(secretCopy(u.newMasterKey)), u.warnings);
+  } finally {
+    wipe(u.masterKey, u.newMasterKey);
+  }
 }
 
 function copyState(r: CopyRead): string {
@@ -80,9 +91,11 @@ function info(c: ContainerFile): FormatInfo {
     ['cipher', `${json.cipher}, ${json.sectorSize}-byte sectors`],
     ['data', `offset ${json.dataOffset}, size ${json.dataSize}`],
     ['headers', `primary ${json.headers.primary}; secondary ${json.headers.secondary}`],
+    ...(h.reencrypt ? [['re-encryption', `unfinished (to ${h.reencrypt.newSectorSize}-byte sectors): run \`vault reencrypt --resume\``] as [string, string]] : []),
     ['keyslots', ''],
     ...h.keyslots.flatMap((s, i): Array<[string, string]> => (s.state === 'active' ? [[`  ${i}`, `argon2id, ${s.kdf.memoryKiB / 1024} MiB, ${s.kdf.iterations} iterations, ${s.kdf.parallelism} lanes`]] : [])),
   ];
+  if (h.reencrypt) warnings.push(`${c.path} is part-way through a re-encryption; it opens after \`vault reencrypt --resume\` or a read-write mount finishes it`);
   return { format: 'vault', fields, json, warnings };
 }
 

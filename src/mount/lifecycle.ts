@@ -50,6 +50,8 @@ export interface MountOptions extends FormatChoice {
   via?: Route;
   /** Told which route was taken, and why an earlier one was passed over. */
   note?: (message: string) => void;
+  /** Progress of work done before the mount (finishing an interrupted re-encryption). */
+  progress?: (label: string, done: number, total: number) => void;
 }
 
 function checkAborted(signal?: AbortSignal): void {
@@ -96,6 +98,7 @@ export async function mountVolume(o: MountOptions): Promise<VolumeRecord> {
       ...(o.hidden ? { hidden: true } : {}),
       ...(o.useBackupHeader ? { useBackupHeader: true } : {}),
       ...(headerFile ? { headerFile } : {}),
+      ...(o.progress ? { onProgress: o.progress } : {}),
     });
     for (const w of volume.warnings) o.warn(w);
     if (o.signal?.aborted) {

@@ -14,7 +14,7 @@ import { containerFileSize, secondaryOffset, type Geometry } from '../format/lay
 import type { ActiveKeyslot, CopyIndex, Header } from '../format/types.js';
 import { deriveKek } from '../crypto/kdf.js';
 import { emptyKeyslot, openKeyslot } from '../crypto/keyslot.js';
-import { computeHeaderMac, verifyHeaderMac } from '../crypto/master-key.js';
+import { computeHeaderMac, halvesDiffer, verifyHeaderMac } from '../crypto/master-key.js';
 import { wipe } from '../crypto/wipe.js';
 import { readAtSync, writeAllSync } from './fd-io.js';
 
@@ -97,6 +97,17 @@ export interface UnlockResult {
   masterKey: Uint8Array;
   slot: number;
   warnings: string[];
+  /** A header flagged for re-encryption (spec §13): the new master key, from the same slot's staged wrap. */
+  newMasterKey?: Uint8Array;
+}
+
+/** The error for a container whose re-encryption is unfinished, for every command but those that finish it. */
+export function unfinishedReencryption(path: string): VaultError {
+  return new VaultError(
+    'unsupported-feature',
+    `${path} is part-way through a re-encryption`,
+    `finish it first: \`vault reencrypt --resume ${path}\` (or mount it read-write, which finishes it)`,
+  );
 }
 
 /**
@@ -104,9 +115,15 @@ export interface UnlockResult {
  * the active slots in order. A copy whose MAC fails after unlocking is skipped with a warning.
  * Each (salt, parameters) pair is derived at most once, since both copies usually share slots.
  */
-export async function unlockContainer(c: ContainerFile, kdfInput: Uint8Array, onlySlot?: number): Promise<UnlockResult> {
+export async function unlockContainer(c: ContainerFile, kdfInput: Uint8Array, onlySlot?: number, allowReencrypt = false): Promise<UnlockResult> {
   const { candidates, warnings } = candidateHeaders(c, readHeaderCopies(c));
-  return unlockHeaders(candidates, warnings, kdfInput, onlySlot);
+  if (!allowReencrypt && candidates[0]!.reencrypt) throw unfinishedReencryption(c.path);
+  const u = await unlockHeaders(candidates, warnings, kdfInput, onlySlot);
+  if (!allowReencrypt && u.header.reencrypt) {
+    wipe(u.masterKey);
+    throw unfinishedReencryption(c.path);
+  }
+  return u;
 }
 
 /** As unlockContainer, over header copies already read and validated (newest first): a container's, or a backup's. */
@@ -132,7 +149,13 @@ export async function unlockHeaders(candidates: Header[], warnings: string[], kd
           warnings.push(e.message);
           break; // this copy cannot be trusted; try the other copy
         }
-        return { header, masterKey: mk, slot: i, warnings };
+        if (!header.reencrypt) return { header, masterKey: mk, slot: i, warnings };
+        const newMasterKey = openKeyslot(kek, header.uuid, i, { ...slot, ...header.reencrypt.staged[i]! });
+        if (!newMasterKey || !halvesDiffer(newMasterKey)) {
+          wipe(mk);
+          throw new VaultError('header-tampered', `keyslot ${i} does not open its staged new master key`, 'restore a header backup with `vault header restore`');
+        }
+        return { header, masterKey: mk, slot: i, warnings, newMasterKey };
       }
     }
   } finally {

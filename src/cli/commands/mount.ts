@@ -3,7 +3,7 @@ import { VaultError } from '../../errors.js';
 import { mountVolume } from '../../mount/lifecycle.js';
 import { keyfilePolicy } from '../../formats/types.js';
 import { addFormatOptions, formatChoice, type FormatCliOptions } from '../format-options.js';
-import { info, warn } from '../output.js';
+import { info, progress, warn } from '../output.js';
 import { withSecretOptions } from '../secret-options.js';
 import { invokingUser } from '../owner.js';
 import { abortOnSignals } from '../signals.js';
@@ -54,6 +54,7 @@ export function registerMount(program: Command): void {
     const via = parseRoute(o.via);
     const policy = policyFor(o);
     const { signal, dispose } = abortOnSignals();
+    let started: number | undefined;
     try {
       const owner = invokingUser();
       const r = await mountVolume({
@@ -72,6 +73,7 @@ export function registerMount(program: Command): void {
         policy,
         ...(via ? { via } : {}),
         note: info,
+        progress: (label, done, total) => progress(label, done, total, (started ??= Date.now())),
       });
       if (r.mountpoint) info(`mounted ${r.container} on ${r.mountpoint} (${r.fsType}${r.readOnly ? ', read-only' : ''})`);
       else info(r.loopDevice ?? r.blockFile);

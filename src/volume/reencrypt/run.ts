@@ -1,0 +1,180 @@
+/**
+ * Re-encryption of a whole container, offline (spec §13): start (flag the header, staged keys),
+ * the segment loop with its journal, resume after any interruption, and the final header.
+ * The order of writes is the spec's; each step is durable (fdatasync) before the next begins.
+ */
+import { fdatasyncSync } from 'node:fs';
+import { VaultError } from '../../errors.js';
+import type { SectorSize } from '../../format/constants.js';
+import type { Header } from '../../format/types.js';
+import { KeyHandle } from '../../crypto/key-handle.js';
+import { secretCopy, wipe } from '../../crypto/wipe.js';
+import { writeHeaderUpdate, type UnlockResult } from '../container.js';
+import type { ContainerFile } from '../container-file.js';
+import { readAtSync, readFully, writeAllSync, writeFully } from '../fd-io.js';
+import { MAX_SEGMENT, RECORD_OFFSETS, RECORD_SIZE, UNIT_SIZE, encodeRecord, journalKey, latestRecord, unitHash, type JournalRecord } from './journal.js';
+import { finalHeader, newMasterKey, openEverySlot, stagedHeader, wipeKeks } from './staged.js';
+import { reencryptSegment, unitHashes, type Sides } from './transform.js';
+
+export interface RunOptions {
+  signal?: AbortSignal;
+  onProgress?: (done: number, total: number) => void;
+}
+
+interface Run {
+  c: ContainerFile;
+  header: Header; // the flagged header as written
+  sides: Sides;
+  journalKey: Buffer;
+  newKey: Uint8Array; // raw, for the final header's MAC; wiped at the end
+}
+
+/**
+ * Zeroes both record blocks (before the flag is set, and after it is cleared). Writing them whole
+ * also allocates them in a sparse file, so a full disk fails here, before anything has changed:
+ * later writes only overwrite allocated bytes, since holes are never written (spec §13.4).
+ */
+function clearJournal(c: ContainerFile): void {
+  writeAllSync(c.fd, Buffer.alloc(2 * RECORD_SIZE), RECORD_OFFSETS[0]);
+  fdatasyncSync(c.fd);
+}
+
+function prepare(c: ContainerFile, header: Header, oldKey: Uint8Array, newKey: Uint8Array): Run {
+  const r = header.reencrypt!;
+  return {
+    c,
+    header,
+    journalKey: journalKey(oldKey, newKey, header.uuid),
+    newKey: secretCopy(newKey),
+    sides: {
+      oldKey: KeyHandle.fromBytes(secretCopy(oldKey)),
+      newKey: KeyHandle.fromBytes(secretCopy(newKey)),
+      oldSectorSize: header.sectorSize,
+      newSectorSize: r.newSectorSize,
+    },
+  };
+}
+
+function dispose(run: Run): void {
+  run.sides.oldKey.dispose();
+  run.sides.newKey.dispose();
+  wipe(run.journalKey, run.newKey);
+}
+
+/**
+ * Starts a re-encryption of an unlocked, unflagged `header` (the newest valid copy): every active
+ * slot is opened with its input, the journal is cleared, the flagged header written, then every
+ * segment rewritten and the final header written. Returns the final header.
+ */
+export async function startReencryption(c: ContainerFile, header: Header, inputs: Map<number, Buffer>, newSectorSize: SectorSize, o: RunOptions = {}): Promise<Header> {
+  if (header.reencrypt) throw new VaultError('internal', 'already flagged');
+  if (header.dataSize % newSectorSize !== 0)
+    throw new VaultError('usage', `the data area (${header.dataSize} bytes) is not a multiple of ${newSectorSize}-byte sectors`, 'keep the current sector size');
+  const opened = await openEverySlot(header, inputs);
+  const newKey = newMasterKey(opened.masterKey);
+  let run: Run;
+  try {
+    const flagged = stagedHeader(header, opened.keks, newKey, newSectorSize);
+    clearJournal(c);
+    const written = writeHeaderUpdate(c, flagged, opened.masterKey, header.copy);
+    run = prepare(c, written, opened.masterKey, newKey);
+  } finally {
+    wipeKeks(opened.keks);
+    wipe(opened.masterKey, newKey);
+  }
+  try {
+    await loop(run, 0, 1n, 0, o);
+    return finish(run);
+  } finally {
+    dispose(run);
+  }
+}
+
+/** Resumes an interrupted run from an unlock of its flagged header (`u.newMasterKey` set). */
+export async function resumeReencryption(c: ContainerFile, u: UnlockResult, o: RunOptions = {}): Promise<Header> {
+  if (!u.header.reencrypt || !u.newMasterKey) throw new VaultError('internal', 'not a flagged header');
+  const run = prepare(c, u.header, u.masterKey, u.newMasterKey);
+  try {
+    const blocks = RECORD_OFFSETS.map((at) => readAtSync(c.fd, RECORD_SIZE, at)) as [Buffer, Buffer];
+    const latest = latestRecord(blocks, run.journalKey, u.header.dataSize);
+    if (!latest) await loop(run, 0, 1n, 0, o);
+    else {
+      await repairSegment(run, latest.record);
+      await loop(run, latest.record.offset + latest.record.length, latest.record.sequence + 1n, latest.block === 0 ? 1 : 0, o);
+    }
+    return finish(run);
+  } finally {
+    dispose(run);
+  }
+}
+
+/** The segment of the newest record: each unit is old or new by its hash; old ones are rewritten (spec §13.5). */
+async function repairSegment(run: Run, rec: JournalRecord): Promise<void> {
+  const cur = Buffer.alloc(rec.length);
+  await readFully(run.c.fd, cur, run.header.dataOffset + rec.offset);
+  const neu = await reencryptSegment(cur, rec.offset, run.sides);
+  for (let i = 0, at = 0; at < rec.length; i++, at += UNIT_SIZE) {
+    const h = unitHash(cur.subarray(at, at + UNIT_SIZE));
+    if (h.equals(rec.oldHashes[i]!)) {
+      if (!unitHash(neu.subarray(at, at + UNIT_SIZE)).equals(rec.newHashes[i]!)) throw damaged(rec.offset + at, 'its re-encryption does not match the journal');
+    } else if (h.equals(rec.newHashes[i]!)) cur.copy(neu, at, at, Math.min(at + UNIT_SIZE, rec.length));
+    else throw damaged(rec.offset + at, 'it is neither the old nor the new ciphertext');
+  }
+  await writeUnits(run.c.fd, neu, run.header.dataOffset + rec.offset);
+  fdatasyncSync(run.c.fd);
+}
+
+/**
+ * Writes `buf` at `position` except its all-zero units: those are holes, before and after (a new
+ * unit is all-zero only where the old one was), so writing them would only fill the holes.
+ */
+async function writeUnits(fd: number, buf: Buffer, position: number): Promise<void> {
+  const zero = Buffer.alloc(UNIT_SIZE);
+  let start = -1;
+  for (let at = 0; at < buf.length; at += UNIT_SIZE) {
+    const unit = buf.subarray(at, at + UNIT_SIZE);
+    const hole = unit.equals(zero.subarray(0, unit.length));
+    if (!hole && start < 0) start = at;
+    if (hole && start >= 0) {
+      await writeFully(fd, buf.subarray(start, at), position + start);
+      start = -1;
+    }
+  }
+  if (start >= 0) await writeFully(fd, buf.subarray(start), position + start);
+}
+
+function damaged(at: number, why: string): VaultError {
+  return new VaultError('io', `re-encryption cannot continue: the 4096 bytes at data offset ${at} were changed outside vault (${why})`, 'restore the container from a backup; nothing more was written');
+}
+
+/** Segment by segment: record (synced), then the new ciphertext (synced). Holes are skipped. */
+async function loop(run: Run, from: number, seq: bigint, block: 0 | 1, o: RunOptions): Promise<void> {
+  const { c, header } = run;
+  const total = header.dataSize;
+  const old = Buffer.alloc(Math.min(MAX_SEGMENT, total));
+  for (let pos = from; pos < total; ) {
+    if (o.signal?.aborted) throw new VaultError('interrupted', 'interrupted; run `vault reencrypt --resume` to finish', 'the container opens only after the re-encryption finishes');
+    const len = Math.min(MAX_SEGMENT, total - pos);
+    const seg = old.subarray(0, len);
+    await readFully(c.fd, seg, header.dataOffset + pos);
+    const neu = await reencryptSegment(seg, pos, run.sides);
+    if (!neu.equals(seg)) {
+      const record = encodeRecord({ sequence: seq, offset: pos, length: len, oldHashes: unitHashes(seg), newHashes: unitHashes(neu) }, run.journalKey);
+      writeAllSync(c.fd, record, RECORD_OFFSETS[block]);
+      fdatasyncSync(c.fd);
+      await writeUnits(c.fd, neu, header.dataOffset + pos);
+      fdatasyncSync(c.fd);
+      seq++;
+      block = block === 0 ? 1 : 0;
+    }
+    pos += len;
+    o.onProgress?.(pos, total);
+  }
+}
+
+/** Every sector is new: the final header under the new key (spec §6 order), then the journal cleared. */
+function finish(run: Run): Header {
+  const done = writeHeaderUpdate(run.c, finalHeader(run.header), run.newKey, run.header.copy);
+  clearJournal(run.c);
+  return done;
+}

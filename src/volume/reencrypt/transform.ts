@@ -1,0 +1,64 @@
+/**
+ * One segment's old ciphertext to new (spec §13.4): decrypt with the old key and sector size,
+ * encrypt with the new ones. Tweaks come from the data-area byte offset: the old sector index is
+ * offset / old_sector_size, the new one offset / new_sector_size. A stored sector of all-zero bytes
+ * reads as zeros (spec §8) and a new sector made only of such sectors stays all-zero: holes stay holes.
+ */
+import type { KeyHandle } from '../../crypto/key-handle.js';
+import { xtsDecryptAsync, xtsEncryptAsync } from '../../crypto/xts.js';
+import { UNIT_SIZE, unitHash } from './journal.js';
+
+export interface Sides {
+  oldKey: KeyHandle;
+  newKey: KeyHandle;
+  oldSectorSize: number;
+  newSectorSize: number;
+}
+
+/** Work is split into pieces this big, run on the libuv threadpool side by side. */
+const PIECE = 2 * 1024 * 1024;
+const ZERO = Buffer.alloc(4096);
+
+function zeroSectors(buf: Buffer, size: number): boolean[] {
+  const out: boolean[] = [];
+  for (let at = 0; at < buf.length; at += size) out.push(buf.subarray(at, at + size).equals(ZERO.subarray(0, size)));
+  return out;
+}
+
+/**
+ * Returns the new ciphertext of `old` (the stored bytes at data-area byte `offset`, a multiple of
+ * 4096). `old` is left as it was.
+ */
+export async function reencryptSegment(old: Buffer, offset: number, s: Sides): Promise<Buffer> {
+  const out = Buffer.from(old);
+  if (old.equals(Buffer.alloc(old.length))) return out; // a hole: nothing to do
+  const zeroOld = zeroSectors(old, s.oldSectorSize);
+  const jobs: Promise<void>[] = [];
+  for (let at = 0; at < out.length; at += PIECE) {
+    const piece = out.subarray(at, Math.min(at + PIECE, out.length));
+    jobs.push(
+      (async () => {
+        await xtsDecryptAsync(s.oldKey, piece, { sectorSize: s.oldSectorSize, firstTweak: BigInt((offset + at) / s.oldSectorSize) });
+        for (let j = 0; j < piece.length; j += s.oldSectorSize) if (zeroOld[(at + j) / s.oldSectorSize]) piece.fill(0, j, j + s.oldSectorSize);
+        await xtsEncryptAsync(s.newKey, piece, { sectorSize: s.newSectorSize, firstTweak: BigInt((offset + at) / s.newSectorSize) });
+      })(),
+    );
+  }
+  await Promise.all(jobs);
+  // A new sector whose bytes all came from zero stored sectors stays a hole.
+  const ratio = s.newSectorSize / s.oldSectorSize;
+  for (let k = 0; k * s.newSectorSize < out.length; k++) {
+    const from = Math.floor((k * s.newSectorSize) / s.oldSectorSize);
+    const count = Math.max(1, ratio);
+    let allZero = true;
+    for (let j = from; j < from + count; j++) if (!zeroOld[j]) allZero = false;
+    if (allZero) out.fill(0, k * s.newSectorSize, (k + 1) * s.newSectorSize);
+  }
+  return out;
+}
+
+export function unitHashes(buf: Buffer): Buffer[] {
+  const out: Buffer[] = [];
+  for (let at = 0; at < buf.length; at += UNIT_SIZE) out.push(unitHash(buf.subarray(at, at + UNIT_SIZE)));
+  return out;
+}
