@@ -19,6 +19,8 @@ import { reencryptSegment, unitHashes, type Sides } from './transform.js';
 export interface RunOptions {
   signal?: AbortSignal;
   onProgress?: (done: number, total: number) => void;
+  /** Segment size in bytes: a multiple of 4096, at most 16 MiB (the default). Smaller only for fixtures. */
+  segmentSize?: number;
 }
 
 interface Run {
@@ -151,10 +153,12 @@ function damaged(at: number, why: string): VaultError {
 async function loop(run: Run, from: number, seq: bigint, block: 0 | 1, o: RunOptions): Promise<void> {
   const { c, header } = run;
   const total = header.dataSize;
-  const old = Buffer.alloc(Math.min(MAX_SEGMENT, total));
+  const size = o.segmentSize ?? MAX_SEGMENT;
+  if (size <= 0 || size > MAX_SEGMENT || size % UNIT_SIZE !== 0) throw new VaultError('internal', `bad segment size ${size}`);
+  const old = Buffer.alloc(Math.min(size, total));
   for (let pos = from; pos < total; ) {
     if (o.signal?.aborted) throw new VaultError('interrupted', 'interrupted; run `vault reencrypt --resume` to finish', 'the container opens only after the re-encryption finishes');
-    const len = Math.min(MAX_SEGMENT, total - pos);
+    const len = Math.min(size, total - pos);
     const seg = old.subarray(0, len);
     await readFully(c.fd, seg, header.dataOffset + pos);
     const neu = await reencryptSegment(seg, pos, run.sides);
