@@ -91,7 +91,7 @@ function info(c: ContainerFile): FormatInfo {
     ['cipher', `${json.cipher}, ${json.sectorSize}-byte sectors`],
     ['data', `offset ${json.dataOffset}, size ${json.dataSize}`],
     ['headers', `primary ${json.headers.primary}; secondary ${json.headers.secondary}`],
-    ...(h.reencrypt ? [['re-encryption', `unfinished (to ${h.reencrypt.newSectorSize}-byte sectors): run \`vault reencrypt --resume\``] as [string, string]] : []),
+    ...(h.reencrypt ? [['reencrypt', `unfinished (to ${h.reencrypt.newSectorSize}-byte sectors): run \`vault reencrypt --resume\``] as [string, string]] : []),
     ['keyslots', ''],
     ...h.keyslots.flatMap((s, i): Array<[string, string]> => (s.state === 'active' ? [[`  ${i}`, `argon2id, ${s.kdf.memoryKiB / 1024} MiB, ${s.kdf.iterations} iterations, ${s.kdf.parallelism} lanes`]] : [])),
   ];

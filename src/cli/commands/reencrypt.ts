@@ -44,7 +44,8 @@ export function registerReencrypt(program: Command): void {
         for (const w of warnings) warn(w);
         const h = candidates[0]!;
         const done = h.reencrypt ? await resume(c, h, o, sectorSize, run) : await start(c, h, o, sectorSize, slotKeyfiles, run);
-        info(`re-encrypted ${c.path} under a new master key (${done.sectorSize}-byte sectors); keyslots ${activeSlots(done).join(', ')} open it with their passphrases and keyfiles`);
+        const slots = activeSlots(done);
+        info(`re-encrypted ${c.path} under a new master key (${done.sectorSize}-byte sectors); ${slots.length === 1 ? 'keyslot' : 'keyslots'} ${slots.join(', ')} ${slots.length === 1 ? 'opens' : 'open'} it with the same passphrase and keyfiles`);
       } catch (e) {
         throw ioError(c, e);
       } finally {
