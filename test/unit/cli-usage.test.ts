@@ -148,6 +148,13 @@ const CASES: Record<string, Case[]> = {
     [['completion', 'tcsh'], 'commander.invalidArgument', /value 'tcsh' is invalid for argument 'shell'. Allowed choices are bash, zsh, fish/],
     [['completion', 'bash', '--bogus'], UNKNOWN, /unknown option '--bogus'/],
   ],
+  reencrypt: [
+    [['reencrypt'], MISSING_ARG, /missing required argument 'container'/],
+    [['reencrypt', 'c.vc', '--bogus'], UNKNOWN, /unknown option '--bogus'/],
+    [['reencrypt', 'c.vc', '--sector-size', '1024'], 'usage', /--sector-size must be 512 or 4096/],
+    [['reencrypt', 'c.vc', '--slot-keyfile', 'key'], 'usage', /--slot-keyfile takes N:FILE/],
+    [['reencrypt', 'c.vc', '--slot-keyfile', '8:key'], 'usage', /N from 0 to 7/],
+  ],
   'setup-rootless': [
     [['setup-rootless', '--user'], MISSING_VALUE, /option '--user <name>' argument missing/],
     [['setup-rootless', '--bogus'], UNKNOWN, /unknown option '--bogus'/],
