@@ -18,7 +18,7 @@
       'target_name': 'vault_native',
       'sources': [
         # Key handles, batched XTS for JS, a few syscalls (vault_native.c); shared helpers.
-        'vault_native.c', 'napi_util.c', 'xts_core.c', 'secure_mem.c',
+        'vault_native.c', 'napi_util.c', 'xts_core.c', 'secure_mem.c', 'unit_hash.c',
         # The volume server: FUSE spoken directly on /dev/fuse by native threads (fuse_*.c; see
         # fuse_internal.h for which file does what).
         'fuse_napi.c', 'fuse_session.c', 'fuse_mount.c', 'fuse_user.c', 'fuse_classic.c', 'fuse_uring.c', 'fuse_ops.c',

@@ -23,6 +23,7 @@
 /* Type tags (napi_type_tag_object on Externals) need N-API 8; Node 20 provides 9. */
 #define NAPI_VERSION 8
 
+#include "unit_hash.h"
 #include "secure_mem.h"
 #include "napi_util.h"
 #include "xts_core.h"
@@ -654,6 +655,7 @@ NAPI_MODULE_INIT() {
       {"isDumpable", is_dumpable},      {"flock", flock_fd},           {"pipe", make_pipe},
       {"probeSocket", probe_socket},    {"setIoFlusher", set_io_flusher}, {"umount2", umount_path},
       {"openat", openat_fd},            {"renameat", renameat_fd},        {"unlinkat", unlinkat_fd},
+      {"unitHashesAsync", vault_unit_hashes_start},
   };
   enum { N = sizeof fns / sizeof fns[0] };
   napi_property_descriptor props[N];

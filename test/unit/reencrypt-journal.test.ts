@@ -12,7 +12,7 @@ import { KeyHandle } from '../../src/crypto/key-handle.js';
 import { generateMasterKey } from '../../src/crypto/master-key.js';
 import { finalHeader, stagedHeader } from '../../src/volume/reencrypt/staged.js';
 import { HASH_SIZE, MAX_SEGMENT, RecordError, encodeRecord, journalKey, latestRecord, parseRecord, unitCount, type JournalRecord, type RecordFault } from '../../src/volume/reencrypt/journal.js';
-import { reencryptSegment } from '../../src/volume/reencrypt/transform.js';
+import { reencryptSegment, unitHashes, unitHashesAsync } from '../../src/volume/reencrypt/transform.js';
 import { fixChecksum, sampleHeader, sealedCopy } from '../support/headers.js';
 
 const DATA = 64 << 20;
@@ -129,6 +129,11 @@ describe('journal records (spec §13.3)', () => {
 });
 
 describe('segment transform (spec §13.4)', () => {
+  it('the native unit hashes are the first 16 bytes of SHA-256 of each unit, the last one short', async () => {
+    const buf = randomBytes(5 * 1024 * 1024 + 512);
+    expect((await unitHashesAsync(buf)).map((h) => h.toString('hex'))).toEqual(unitHashes(buf).map((h) => h.toString('hex')));
+  });
+
   function xts(key: Buffer, data: Buffer, sectorSize: number, first: number, decrypt: boolean): Buffer {
     const out = Buffer.alloc(data.length);
     for (let at = 0; at < data.length; at += sectorSize) {

@@ -3,7 +3,8 @@
  * the segment loop with its journal, resume after any interruption, and the final header.
  * The order of writes is the spec's; each step is durable (fdatasync) before the next begins.
  */
-import { fdatasyncSync } from 'node:fs';
+import { fdatasync as fdatasyncCb, fdatasyncSync } from 'node:fs';
+import { promisify } from 'node:util';
 import { VaultError } from '../../errors.js';
 import type { SectorSize } from '../../format/constants.js';
 import type { Header } from '../../format/types.js';
@@ -14,7 +15,9 @@ import type { ContainerFile } from '../container-file.js';
 import { readAtSync, readFully, writeAllSync, writeFully } from '../fd-io.js';
 import { MAX_SEGMENT, RECORD_OFFSETS, RECORD_SIZE, UNIT_SIZE, encodeRecord, journalKey, latestRecord, unitHash, type JournalRecord } from './journal.js';
 import { finalHeader, newMasterKey, openEverySlot, stagedHeader, wipeKeks } from './staged.js';
-import { reencryptSegment, unitHashes, type Sides } from './transform.js';
+import { isHole, reencryptSegment, unitHashesAsync, type Sides } from './transform.js';
+
+const fdatasync = promisify(fdatasyncCb);
 
 export interface RunOptions {
   signal?: AbortSignal;
@@ -149,30 +152,61 @@ function damaged(at: number, why: string): VaultError {
   return new VaultError('io', `re-encryption cannot continue: the 4096 bytes at data offset ${at} were changed outside vault (${why})`, 'restore the container from a backup; nothing more was written');
 }
 
-/** Segment by segment: record (synced), then the new ciphertext (synced). Holes are skipped. */
+/** One segment read and re-encrypted in memory (in place), with its units' hashes, not yet written. */
+interface Prepared {
+  pos: number;
+  neu: Buffer;
+  hole: boolean;
+  oldHashes: Buffer[];
+  newHashes: Buffer[];
+}
+
+/** Two segments are in flight at most (one written, the next prepared): their buffers are reused. */
+async function prepareSegment(run: Run, pos: number, len: number, buf: Buffer): Promise<Prepared> {
+  const seg = buf.subarray(0, len);
+  await readFully(run.c.fd, seg, run.header.dataOffset + pos);
+  const hole = isHole(seg);
+  if (hole) return { pos, neu: seg, hole, oldHashes: [], newHashes: [] };
+  const oldHashes = await unitHashesAsync(seg);
+  await reencryptSegment(seg, pos, run.sides, seg);
+  return { pos, neu: seg, hole, oldHashes, newHashes: await unitHashesAsync(seg) };
+}
+
+/**
+ * Segment by segment: record (synced), then the new ciphertext (synced); holes are skipped. The
+ * next segment is read and re-encrypted in memory while the current one is written: only the
+ * writes are ordered, and nothing of segment k+1 is written before segment k is durable.
+ */
 async function loop(run: Run, from: number, seq: bigint, block: 0 | 1, o: RunOptions): Promise<void> {
   const { c, header } = run;
   const total = header.dataSize;
   const size = o.segmentSize ?? MAX_SEGMENT;
   if (size <= 0 || size > MAX_SEGMENT || size % UNIT_SIZE !== 0) throw new VaultError('internal', `bad segment size ${size}`);
-  const old = Buffer.alloc(Math.min(size, total));
-  for (let pos = from; pos < total; ) {
+  const len = Math.min(size, total);
+  const pairs = [Buffer.allocUnsafe(len), Buffer.allocUnsafe(len)];
+  let turn = 0;
+  const start = (pos: number): Promise<Prepared> | null => {
+    if (pos >= total) return null;
+    const p = prepareSegment(run, pos, Math.min(size, total - pos), pairs[turn++ % 2]!);
+    p.catch(() => {}); // awaited below; a failure then is the loop's
+    return p;
+  };
+  let next = start(from);
+  while (next) {
+    const cur = await next;
     if (o.signal?.aborted) throw new VaultError('interrupted', 'interrupted; run `vault reencrypt --resume` to finish', 'the container opens only after the re-encryption finishes');
-    const len = Math.min(size, total - pos);
-    const seg = old.subarray(0, len);
-    await readFully(c.fd, seg, header.dataOffset + pos);
-    const neu = await reencryptSegment(seg, pos, run.sides);
-    if (!neu.equals(seg)) {
-      const record = encodeRecord({ sequence: seq, offset: pos, length: len, oldHashes: unitHashes(seg), newHashes: unitHashes(neu) }, run.journalKey);
+    const end = cur.pos + cur.neu.length;
+    next = start(end);
+    if (!cur.hole) {
+      const record = encodeRecord({ sequence: seq, offset: cur.pos, length: cur.neu.length, oldHashes: cur.oldHashes, newHashes: cur.newHashes }, run.journalKey);
       writeAllSync(c.fd, record, RECORD_OFFSETS[block]);
-      fdatasyncSync(c.fd);
-      await writeUnits(c.fd, neu, header.dataOffset + pos);
-      fdatasyncSync(c.fd);
+      await fdatasync(c.fd);
+      await writeUnits(c.fd, cur.neu, header.dataOffset + cur.pos);
+      await fdatasync(c.fd);
       seq++;
       block = block === 0 ? 1 : 0;
     }
-    pos += len;
-    o.onProgress?.(pos, total);
+    o.onProgress?.(end, total);
   }
 }
 

@@ -6,7 +6,8 @@
  */
 import type { KeyHandle } from '../../crypto/key-handle.js';
 import { xtsDecryptAsync, xtsEncryptAsync } from '../../crypto/xts.js';
-import { UNIT_SIZE, unitHash } from './journal.js';
+import { nativeAddon } from '../../crypto/native.js';
+import { HASH_SIZE, UNIT_SIZE, unitHash } from './journal.js';
 
 export interface Sides {
   oldKey: KeyHandle;
@@ -18,6 +19,13 @@ export interface Sides {
 /** Work is split into pieces this big, run on the libuv threadpool side by side. */
 const PIECE = 2 * 1024 * 1024;
 const ZERO = Buffer.alloc(4096);
+let zeroSegment = Buffer.alloc(0);
+
+/** Whether a stretch of stored bytes is all zero (a hole: nothing to re-encrypt, spec §13.4). */
+export function isHole(b: Buffer): boolean {
+  if (zeroSegment.length < b.length) zeroSegment = Buffer.alloc(b.length);
+  return b.equals(zeroSegment.subarray(0, b.length));
+}
 
 function zeroSectors(buf: Buffer, size: number): boolean[] {
   const out: boolean[] = [];
@@ -27,11 +35,12 @@ function zeroSectors(buf: Buffer, size: number): boolean[] {
 
 /**
  * Returns the new ciphertext of `old` (the stored bytes at data-area byte `offset`, a multiple of
- * 4096). `old` is left as it was.
+ * 4096). `old` is left as it was, unless `into` is `old` itself (in place).
  */
-export async function reencryptSegment(old: Buffer, offset: number, s: Sides): Promise<Buffer> {
-  const out = Buffer.from(old);
-  if (old.equals(Buffer.alloc(old.length))) return out; // a hole: nothing to do
+export async function reencryptSegment(old: Buffer, offset: number, s: Sides, into?: Buffer): Promise<Buffer> {
+  const out = into ?? Buffer.allocUnsafe(old.length);
+  if (out !== old) old.copy(out);
+  if (isHole(old)) return out; // a hole: nothing to do
   const zeroOld = zeroSectors(old, s.oldSectorSize);
   const jobs: Promise<void>[] = [];
   for (let at = 0; at < out.length; at += PIECE) {
@@ -61,4 +70,17 @@ export function unitHashes(buf: Buffer): Buffer[] {
   const out: Buffer[] = [];
   for (let at = 0; at < buf.length; at += UNIT_SIZE) out.push(unitHash(buf.subarray(at, at + UNIT_SIZE)));
   return out;
+}
+
+/** unitHashes on the libuv threadpool (native, OpenSSL's SHA-256), in pieces side by side. */
+export async function unitHashesAsync(buf: Buffer): Promise<Buffer[]> {
+  const out = Buffer.alloc(Math.ceil(buf.length / UNIT_SIZE) * HASH_SIZE);
+  const jobs: Promise<void>[] = [];
+  for (let at = 0; at < buf.length; at += PIECE) {
+    const piece = buf.subarray(at, Math.min(at + PIECE, buf.length));
+    const first = at / UNIT_SIZE;
+    jobs.push(nativeAddon().unitHashesAsync(piece, UNIT_SIZE, out.subarray(first * HASH_SIZE, (first + Math.ceil(piece.length / UNIT_SIZE)) * HASH_SIZE)));
+  }
+  await Promise.all(jobs);
+  return Array.from({ length: out.length / HASH_SIZE }, (_, i) => out.subarray(i * HASH_SIZE, (i + 1) * HASH_SIZE));
 }
