@@ -9,7 +9,7 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { copyFileSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, copyFileSync, mkdirSync, openSync, readSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { CLI, FAST_KDF, ROOT, e2eSuite, ok, sha256File, vault } from './harness.js';
@@ -41,6 +41,18 @@ function writtenSha(dev: string): string {
 
 function dumpKey(file: string, extra: string[] = [], input = PW): string {
   return ok(vault(['info', file, '--dump-master-key', '--password-stdin', ...extra], input), 'dump-master-key').stdout.trim();
+}
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Whether the primary header has the REENCRYPT flag (spec §2, `flags` at byte 12). */
+function flagged(file: string): boolean {
+  const fd = openSync(file, 'r');
+  try {
+    const b = Buffer.alloc(4);
+    readSync(fd, b, 0, 4, 12);
+    return (b.readUInt32LE(0) & 1) === 1;
+  } finally {
+    closeSync(fd);
+  }
 }
 function sectorSizeOf(file: string): number {
   return JSON.parse(ok(vault(['info', file, '--json'])).stdout).sectorSize as number;
@@ -117,14 +129,21 @@ describe.runIf(suite.run)('vault reencrypt', () => {
       const sector = round % 2 === 0 ? [] : ['--sector-size', '512'];
       const child = spawn(process.execPath, [CLI, 'reencrypt', f, '--password-stdin', '--slot-keyfile', `1:${keyfile}`, ...sector], { stdio: ['pipe', 'ignore', 'ignore'] });
       child.stdin.end(BOTH);
-      const exited = new Promise((r) => child.on('close', r));
-      await new Promise((r) => setTimeout(r, 100 + random() * fullRunMs));
+      let done = false;
+      const exited = new Promise((r) => child.on('close', r)).then(() => (done = true));
+      // Two rounds in three aim at the data phase: wait for the flag (§13.1 step 3), then a random
+      // moment of the segment writes; the third kills at any moment of the whole run.
+      if (round % 3 === 2) await sleep(100 + random() * fullRunMs);
+      else {
+        while (!done && !flagged(f)) await sleep(1);
+        await sleep(random() * 80);
+      }
       child.kill('SIGKILL');
       await exited;
       const unfinished = /reencrypt: +unfinished/.test(ok(vault(['info', f]), where).stdout);
       if (unfinished) {
         partWay++;
-        if (round % 3 === 2) {
+        if (round % 4 === 3) {
           const dev = ok(vault(['mount', f, '--no-filesystem', '--password-stdin'], PW), `${where}: mount finishes it`).stdout.trim();
           ok(vault(['dismount', f]));
           expect(dev).toMatch(/^\/dev\/loop/);
