@@ -1,8 +1,8 @@
 /**
  * The re-encryption journal (spec/format.md §13.3): two record blocks, A and B, in the zero padding
  * between the primary header and the data area. A record names the segment being rewritten and,
- * for each 4096-byte unit in it, a hash of its old and of its new ciphertext, so that after a crash
- * each unit can be told old or new by its hash alone. Records are MAC'd with a key derived from
+ * for each 4096-byte unit in it, a hash of its new ciphertext, so that after a crash each unit can
+ * be told new (its hash) or old (its re-encryption has that hash) or neither. Records are MAC'd with a key derived from
  * both master keys. Pure: no I/O.
  */
 import { createHmac, hash, hkdfSync, timingSafeEqual } from 'node:crypto';
@@ -25,7 +25,6 @@ export interface JournalRecord {
   /** Data-area byte offset and length of the segment in progress. */
   offset: number;
   length: number;
-  oldHashes: Buffer[];
   newHashes: Buffer[];
 }
 
@@ -59,18 +58,15 @@ export function unitCount(length: number): number {
 
 export function encodeRecord(r: JournalRecord, key: Uint8Array): Buffer {
   const n = unitCount(r.length);
-  if (r.oldHashes.length !== n || r.newHashes.length !== n) throw new Error('a record has one old and one new hash per unit');
-  const body = Buffer.alloc(FIXED + n * 2 * HASH_SIZE);
+  if (r.newHashes.length !== n) throw new Error('a record has one hash per unit');
+  const body = Buffer.alloc(FIXED + n * HASH_SIZE);
   JOURNAL_MAGIC.copy(body, 0);
   body.writeBigUInt64LE(r.sequence, 8);
   body.writeBigUInt64LE(BigInt(r.offset), 16);
   body.writeUInt32LE(r.length, 24);
   body.writeUInt32LE(n, 28);
   body.writeUInt32LE(UNIT_SIZE, 32);
-  for (let i = 0; i < n; i++) {
-    r.oldHashes[i]!.copy(body, FIXED + i * 2 * HASH_SIZE);
-    r.newHashes[i]!.copy(body, FIXED + i * 2 * HASH_SIZE + HASH_SIZE);
-  }
+  for (let i = 0; i < n; i++) r.newHashes[i]!.copy(body, FIXED + i * HASH_SIZE);
   return Buffer.concat([body, createHmac('sha256', key).update(body).digest()]);
 }
 
@@ -97,12 +93,12 @@ export function parseRecord(block: Buffer, key: Uint8Array, dataSize: number): J
     throw new RecordError('bad-field', `record has a bad segment length ${length} or unit count ${n}`);
   if (offset % BigInt(UNIT_SIZE) !== 0n || offset + BigInt(length) > BigInt(dataSize))
     throw new RecordError('out-of-range', `record segment ${offset}+${length} is outside the data area`);
-  const end = FIXED + n * 2 * HASH_SIZE;
+  const end = FIXED + n * HASH_SIZE;
   if (block.length < end + MAC_SIZE) throw new RecordError('bad-field', 'record block is truncated');
   const mac = createHmac('sha256', key).update(block.subarray(0, end)).digest();
   if (!timingSafeEqual(mac, block.subarray(end, end + MAC_SIZE))) throw new RecordError('bad-mac', 'record fails its MAC');
-  const hashes = (k: 0 | 1) => Array.from({ length: n }, (_, i) => Buffer.from(block.subarray(FIXED + i * 2 * HASH_SIZE + k * HASH_SIZE, FIXED + i * 2 * HASH_SIZE + (k + 1) * HASH_SIZE)));
-  return { sequence, offset: Number(offset), length, oldHashes: hashes(0), newHashes: hashes(1) };
+  const newHashes = Array.from({ length: n }, (_, i) => Buffer.from(block.subarray(FIXED + i * HASH_SIZE, FIXED + (i + 1) * HASH_SIZE)));
+  return { sequence, offset: Number(offset), length, newHashes };
 }
 
 /** The newest valid record of the two blocks, and which block it is in; null when neither is valid. */

@@ -113,17 +113,17 @@ export async function resumeReencryption(c: ContainerFile, u: UnlockResult, o: R
   }
 }
 
-/** The segment of the newest record: each unit is old or new by its hash; old ones are rewritten (spec §13.5). */
+/**
+ * The segment of the newest record (spec §13.5): a unit with the recorded hash is new; one whose
+ * re-encryption has it is old, and is rewritten; any other was changed outside vault.
+ */
 async function repairSegment(run: Run, rec: JournalRecord): Promise<void> {
   const cur = Buffer.alloc(rec.length);
   await readFully(run.c.fd, cur, run.header.dataOffset + rec.offset);
   const neu = await reencryptSegment(cur, rec.offset, run.sides);
   for (let i = 0, at = 0; at < rec.length; i++, at += UNIT_SIZE) {
-    const h = unitHash(cur.subarray(at, at + UNIT_SIZE));
-    if (h.equals(rec.oldHashes[i]!)) {
-      if (!unitHash(neu.subarray(at, at + UNIT_SIZE)).equals(rec.newHashes[i]!)) throw damaged(rec.offset + at, 'its re-encryption does not match the journal');
-    } else if (h.equals(rec.newHashes[i]!)) cur.copy(neu, at, at, Math.min(at + UNIT_SIZE, rec.length));
-    else throw damaged(rec.offset + at, 'it is neither the old nor the new ciphertext');
+    if (unitHash(cur.subarray(at, at + UNIT_SIZE)).equals(rec.newHashes[i]!)) cur.copy(neu, at, at, Math.min(at + UNIT_SIZE, rec.length));
+    else if (!unitHash(neu.subarray(at, at + UNIT_SIZE)).equals(rec.newHashes[i]!)) throw damaged(rec.offset + at, 'it is neither the old nor the new ciphertext');
   }
   await writeUnits(run.c.fd, neu, run.header.dataOffset + rec.offset);
   fdatasyncSync(run.c.fd);
@@ -157,7 +157,6 @@ interface Prepared {
   pos: number;
   neu: Buffer;
   hole: boolean;
-  oldHashes: Buffer[];
   newHashes: Buffer[];
 }
 
@@ -166,10 +165,9 @@ async function prepareSegment(run: Run, pos: number, len: number, buf: Buffer): 
   const seg = buf.subarray(0, len);
   await readFully(run.c.fd, seg, run.header.dataOffset + pos);
   const hole = isHole(seg);
-  if (hole) return { pos, neu: seg, hole, oldHashes: [], newHashes: [] };
-  const oldHashes = await unitHashesAsync(seg);
+  if (hole) return { pos, neu: seg, hole, newHashes: [] };
   await reencryptSegment(seg, pos, run.sides, seg);
-  return { pos, neu: seg, hole, oldHashes, newHashes: await unitHashesAsync(seg) };
+  return { pos, neu: seg, hole, newHashes: await unitHashesAsync(seg) };
 }
 
 /**
@@ -198,7 +196,7 @@ async function loop(run: Run, from: number, seq: bigint, block: 0 | 1, o: RunOpt
     const end = cur.pos + cur.neu.length;
     next = start(end);
     if (!cur.hole) {
-      const record = encodeRecord({ sequence: seq, offset: cur.pos, length: cur.neu.length, oldHashes: cur.oldHashes, newHashes: cur.newHashes }, run.journalKey);
+      const record = encodeRecord({ sequence: seq, offset: cur.pos, length: cur.neu.length, newHashes: cur.newHashes }, run.journalKey);
       writeAllSync(c.fd, record, RECORD_OFFSETS[block]);
       await fdatasync(c.fd);
       await writeUnits(c.fd, cur.neu, header.dataOffset + cur.pos);
