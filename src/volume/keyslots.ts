@@ -167,7 +167,7 @@ export async function authenticateBackup(c: ContainerFile, backup: BackupContent
         throw new VaultError('invalid-field', "the backup's geometry differs from the container's authenticated header", 'restore a backup of this container');
     return { currentAuthenticated: current.length > 0 };
   } finally {
-    wipe(u.masterKey);
+    wipe(u.masterKey, u.newMasterKey);
   }
 }
 
