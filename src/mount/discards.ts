@@ -13,6 +13,7 @@ import { VaultError } from '../errors.js';
 import type { FormatName } from '../formats/types.js';
 import { queueLimits } from '../system/capabilities.js';
 import type { Route } from './route.js';
+import { run } from './run.js';
 
 /** Where --allow-discards came from: the command line, or the config file's default. */
 export type DiscardSource = 'flag' | 'config';
@@ -75,4 +76,19 @@ export function warnIfNoLoopDiscard(device: string, warn: (message: string) => v
   }
   if (max === 0)
     warn(`${device} passes no discards (its discard_max_bytes is 0): fstrim and discard mounts will not reach the container, which will not shrink`);
+}
+
+/**
+ * Without --allow-discards the server refuses hole punches (EOPNOTSUPP), and the loop driver then
+ * stops offering discard on that device; but the block layer reports a refused discard as success,
+ * so the first fstrim would claim to have trimmed the free space. One refused discard of the
+ * first sector, before any filesystem is mounted, makes the device say "not supported" from the
+ * start. It changes nothing: the server refuses it. Re-attaching the device restores its discard.
+ */
+export function refuseDiscardsNow(device: string, sectorSize: number): void {
+  try {
+    run('blkdiscard', ['--force', '--offset', '0', '--length', String(sectorSize), device], { timeoutMs: 10_000 });
+  } catch {
+    // blkdiscard missing: the first fstrim will learn it instead, trimming nothing all the same.
+  }
 }

@@ -24,7 +24,7 @@ import { stopServer } from './dismount.js';
 import { chooseRoute, type Route, type RouteChoice } from './route.js';
 import { loopDelete, loopSetup, mountFs, unmountFs, type UdisksLoop } from './udisks.js';
 import { fuseDriverNote, fuseUnmount, mountWithDriver, waitReleased } from './fuse-fs.js';
-import { discardsForFormat, discardsForOptions, warnIfNoLoopDiscard, type DiscardSource } from './discards.js';
+import { discardsForFormat, discardsForOptions, refuseDiscardsNow, warnIfNoLoopDiscard, type DiscardSource } from './discards.js';
 
 export interface MountOptions extends FormatChoice {
   container: string;
@@ -264,6 +264,7 @@ async function attachRoot(record: VolumeRecord, sectorSize: number, o: MountUnlo
   undo.push(`detach ${loop.device}`, () => detachLoop(loop.device));
   record.loopDevice = loop.device;
   if (o.discards) warnIfNoLoopDiscard(loop.device, o.warn);
+  else if (!o.readOnly) refuseDiscardsNow(loop.device, loop.sectorSize);
   checkAborted(o.signal);
   if (o.noFilesystem) return;
   const fsType = allowedFilesystem(loop.device, o);
