@@ -27,7 +27,7 @@ interface DiscardRequest {
 
 /** Why discards cannot be allowed for this mount, or null: read-only, or a route without a loop device of vault's. */
 function blockedBy(o: DiscardRequest, route: Route): { why: string; fix: string } | null {
-  if (o.readOnly) return { why: 'a read-only mount writes nothing, discards included', fix: 'drop --read-only or --allow-discards' };
+  if (o.readOnly) return READ_ONLY;
   if (route === 'fuse')
     return { why: 'the fuse route mounts through fuse2fs, which sends no discards (fstrim cannot reach it)', fix: 'mount as root (sudo vault mount --allow-discards)' };
   if (route === 'udisks')
@@ -35,10 +35,18 @@ function blockedBy(o: DiscardRequest, route: Route): { why: string; fix: string 
   return null;
 }
 
-/** The options' verdict before anything is opened: whether discards are allowed. Throws for a flag that cannot be honoured. */
-export function discardsForOptions(o: DiscardRequest, route: Route): boolean {
+/** What the options alone contradict (checked by the command before anything else). */
+export function checkDiscardOptions(o: DiscardRequest): void {
   if (!o.allowDiscards && hasDiscardOption(o.fsOptions))
     throw new VaultError('usage', '--fs-options discard needs --allow-discards: without it the volume refuses discards', 'add --allow-discards (see "TRIM" in README.md for what it reveals)');
+  if (o.allowDiscards === 'flag' && o.readOnly) throw new VaultError('usage', `--allow-discards: ${READ_ONLY.why}`, READ_ONLY.fix);
+}
+
+const READ_ONLY = { why: 'a read-only mount writes nothing, discards included', fix: 'drop --read-only or --allow-discards' };
+
+/** The options' verdict before anything is opened: whether discards are allowed. Throws for a flag that cannot be honoured. */
+export function discardsForOptions(o: DiscardRequest, route: Route): boolean {
+  checkDiscardOptions(o);
   if (!o.allowDiscards) return false;
   const blocked = blockedBy(o, route);
   if (blocked === null) return true;

@@ -10,7 +10,7 @@ import { abortOnSignals } from '../signals.js';
 import { loadDefaultPolicy } from '../config.js';
 import { parseDuration, parseTriggers, type DismountPolicy } from '../../mount/policy.js';
 import { parseRoute } from '../../mount/route.js';
-import type { DiscardSource } from '../../mount/discards.js';
+import { checkDiscardOptions, type DiscardSource } from '../../mount/discards.js';
 
 interface MountCliOptions extends FormatCliOptions {
   readOnly?: boolean;
@@ -61,6 +61,7 @@ export function registerMount(program: Command): void {
     const choice = formatChoice(o);
     const via = parseRoute(o.via);
     const { policy, allowDiscards } = policyFor(o);
+    checkDiscardOptions({ readOnly: !!o.readOnly, ...(allowDiscards ? { allowDiscards } : {}), ...(o.fsOptions ? { fsOptions: o.fsOptions } : {}) });
     const { signal, dispose } = abortOnSignals();
     try {
       const owner = invokingUser();
