@@ -31,7 +31,7 @@ function blockedBy(o: DiscardRequest, route: Route): { why: string; fix: string 
   if (route === 'fuse')
     return { why: 'the fuse route mounts through fuse2fs, which sends no discards (fstrim cannot reach it)', fix: 'mount as root (sudo vault mount --allow-discards)' };
   if (route === 'udisks')
-    return { why: 'the udisks route cannot trim: fstrim needs root, and udisks does not mount with discard', fix: 'mount as root (sudo vault mount --allow-discards)' };
+    return { why: 'the udisks route cannot trim: fstrim needs root, and udisks does not allow the discard mount option for ext4 (its default mount_options)', fix: 'mount as root (sudo vault mount --allow-discards)' };
   return null;
 }
 
