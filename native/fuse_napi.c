@@ -153,6 +153,8 @@ static bool parse_config(napi_env env, napi_value o, vf_config *c, char *dir, si
       !vault_opt_bool(env, o, "directIo", true, &c->direct_io) ||
       !vault_opt_bool(env, o, "allowRoot", false, &c->allow_root) ||
       !vault_opt_bool(env, o, "pageCache", false, &c->page_cache) ||
+      !vault_opt_bool(env, o, "allowDiscards", false, &c->allow_discards) ||
+      !vault_opt_bool(env, o, "zeroSectors", false, &c->zero_sectors) ||
       !vault_opt_int(env, o, "maxRequest", false, VF_MAX_IO, VF_MAX_IO, &c->max_request))
     return false;
   if (!parse_transport(env, o, &c->transport)) return false;

@@ -102,6 +102,8 @@ export async function serveNative(
       transport: config.transport,
       ...(config.allowRoot ? { allowRoot: true } : {}),
       ...(config.pageCache ? { pageCache: true } : {}),
+      ...(config.allowDiscards ? { allowDiscards: true } : {}),
+      ...(config.zeroSectors ? { zeroSectors: true } : {}),
       ...(tuning.threads !== undefined ? { threads: tuning.threads } : {}),
       ...(tuning.asyncDio !== undefined ? { asyncDio: tuning.asyncDio } : {}),
       ...(tuning.parallelDirectWrites !== undefined ? { parallelDirectWrites: tuning.parallelDirectWrites } : {}),

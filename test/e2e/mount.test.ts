@@ -83,7 +83,7 @@ forEachTransport(suite, () => {
         const file = create(`discard-${round.length}.vol`, '64M', 'ext4');
         const mp = path.join(suite.dir, `mp-discard-${round.length}`);
         mkdirSync(mp);
-        mount(file, mp);
+        mount(file, mp, ['--allow-discards']); // without it the volume refuses discards (test/e2e/discards.test.ts)
         const dev = list()[0]!.loopDevice;
         const data = randomBytes(4 << 20);
         try {

@@ -77,6 +77,8 @@ const CASES: Record<string, Case[]> = {
     [['mount', 'c.vc', '--keyfile'], MISSING_VALUE, /option '--keyfile <file>' argument missing/],
     [['mount', 'c.vc', '/mnt/x', '--no-filesystem'], 'usage', /--no-filesystem mounts no filesystem: it takes no mount point/],
     [['mount', 'c.vc', '--no-filesystem', '--fs-options', 'noatime'], 'usage', /--no-filesystem mounts no filesystem: it takes no --fs-options/],
+    [['mount', 'c.vc', '--read-only', '--allow-discards'], 'usage', /--allow-discards: a read-only mount writes nothing/],
+    [['mount', 'c.vc', '--fs-options', 'noatime,discard'], 'usage', /--fs-options discard needs --allow-discards/],
   ],
   dismount: [
     [['dismount'], 'usage', /name a volume to dismount, or use --all/],
