@@ -48,11 +48,14 @@ export async function resizeOffline(x: OfflineResize): Promise<void> {
   return shrink(x, target);
 }
 
-/** The filesystem's type, checked (e2fsck -f -p) when it is ext4, and whether it may be resized that way. */
+/**
+ * The filesystem's type, and whether it may be resized that way. Reads only: a refused or failed
+ * resize must leave the container byte for byte as it was, so e2fsck (which writes the
+ * superblock's check time) runs only once the resize goes ahead.
+ */
 function inspect(device: string, what: 'grow' | 'shrink'): string | null {
   const fs = detectFilesystem(device);
   requireResizable(fs, what);
-  if (fs === 'ext4') checkExt4(device);
   return fs;
 }
 
@@ -72,6 +75,7 @@ async function grow(x: OfflineResize, dataSize: number): Promise<void> {
 async function finishGrow(x: OfflineResize, header: Header): Promise<void> {
   const r = await withDevice(x, header, (dev) => {
     inspect(dev, 'grow');
+    checkExt4(dev); // resize2fs wants a freshly checked filesystem offline
     return resizeExt4(dev);
   });
   if (!r.ok) throw new VaultError('io', `resize2fs failed: ${r.message}; the container itself was resized and opens`, 'run `vault resize` on it again without --size');
@@ -84,6 +88,7 @@ async function shrink(x: OfflineResize, dataSize: number): Promise<void> {
     const min = ext4MinimumBytes(dev);
     if (dataSize < min)
       throw new VaultError('unsafe', `refusing to shrink to ${formatSize(dataSize)} of data: the filesystem needs at least ${formatSize(min)} (resize2fs -P); the container was not changed`, `give a --size of at least ${min + x.header.dataOffset + HEADER_SIZE} bytes, or delete files first`);
+    checkExt4(dev);
     const r = resizeExt4(dev, dataSize);
     if (!r.ok) throw new VaultError('io', `resize2fs failed: ${r.message}; the container was not changed`);
   });

@@ -180,6 +180,9 @@ export async function fillWithEncryptedZeros(fd: number, h: Pick<Header, 'dataOf
       await xtsEncryptAsync(key, buf, { sectorSize: h.sectorSize, firstTweak: BigInt(done / h.sectorSize), tweakStep: 1n });
       await pendingWrite; // the other buffer's write must finish before that buffer is reused
       pendingWrite = writeFully(fd, buf, h.dataOffset + done);
+      // Handled now (and awaited below): a write failing (ENOSPC) while the next chunk is being
+      // encrypted must not be an unhandled rejection, which ends the process before any cleanup.
+      pendingWrite.catch(() => undefined);
       r.onProgress?.(done + len - r.from, total);
     }
   } finally {
