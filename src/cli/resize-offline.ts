@@ -1,37 +1,41 @@
 /**
  * `vault resize` on a container that is not mounted (spec/format.md §12): the filesystem is
  * reached through a transient mount without a filesystem (as `vault create` formats), so that
- * resize2fs works on decrypted sectors in memory only.
+ * resize2fs works on decrypted sectors in memory only. The container file itself is resized by
+ * its format's two steps (vault: headers in crash-safe order; LUKS with a dynamic segment: the
+ * file's length alone): after the filesystem when shrinking, before it when growing.
  */
 import { VaultError } from '../errors.js';
-import { HEADER_SIZE } from '../format/constants.js';
-import type { Header } from '../format/types.js';
 import { KeyHandle } from '../crypto/key-handle.js';
-import { vaultVolume } from '../formats/vault.js';
+import type { UnlockedVolume } from '../formats/types.js';
 import { dismountVolume } from '../mount/dismount.js';
 import { detectFilesystem } from '../mount/filesystem.js';
 import { mountUnlocked } from '../mount/lifecycle.js';
 import { checkExt4, ext4MinimumBytes, requireResizable, resizeExt4 } from '../mount/resize-fs.js';
 import { chooseRoute } from '../mount/route.js';
 import type { ContainerFile } from '../volume/container-file.js';
-import { growContainer, shrinkContainer } from '../volume/resize.js';
+import type { GrowOptions } from '../volume/resize.js';
 import { formatSize } from './sizes.js';
 import { info, progress, warn } from './output.js';
 
 export interface OfflineResize {
   c: ContainerFile;
-  header: Header;
-  masterKey: Uint8Array;
+  /** The unlocked volume as it is now; its key stays the caller's (each mount gets a copy). */
+  volume: UnlockedVolume;
   /** The new data size; undefined: grow the filesystem to fill the volume as it is. */
   dataSize: number | undefined;
   quick: boolean;
   signal: AbortSignal;
+  /** Bytes of the file outside the data area (for the size a hint suggests). */
+  overhead: number;
+  growFile(dataSize: number, o: GrowOptions): Promise<void>;
+  shrinkFile(dataSize: number): void;
 }
 
-/** Runs `fn` on the decrypted device of `header`'s geometry, mounted for this moment only. */
-async function withDevice<T>(x: OfflineResize, header: Header, fn: (device: string) => T): Promise<T> {
-  const key = KeyHandle.fromBytes(Uint8Array.from(x.masterKey));
-  const record = await mountUnlocked(x.c, vaultVolume(header, key, []), {
+/** Runs `fn` on the decrypted device of the volume at `dataSize`, mounted for this moment only. */
+async function withDevice<T>(x: OfflineResize, dataSize: number, fn: (device: string) => T): Promise<T> {
+  const key = x.volume.key.withBytes((b) => KeyHandle.fromBytes(Uint8Array.from(b)));
+  const record = await mountUnlocked(x.c, { ...x.volume, key, dataSize, warnings: [] }, {
     readOnly: false, noFilesystem: true, warn, signal: x.signal, transient: true, route: chooseRoute(undefined, false),
   });
   try {
@@ -43,8 +47,8 @@ async function withDevice<T>(x: OfflineResize, header: Header, fn: (device: stri
 
 export async function resizeOffline(x: OfflineResize): Promise<void> {
   const target = x.dataSize;
-  if (target === undefined) return finishGrow(x, x.header);
-  if (target > x.header.dataSize) return grow(x, target);
+  if (target === undefined) return finishGrow(x, x.volume.dataSize);
+  if (target > x.volume.dataSize) return grow(x, target);
   return shrink(x, target);
 }
 
@@ -60,38 +64,36 @@ function inspect(device: string, what: 'grow' | 'shrink'): string | null {
 }
 
 async function grow(x: OfflineResize, dataSize: number): Promise<void> {
-  const fs = await withDevice(x, x.header, (dev) => inspect(dev, 'grow'));
+  const fs = await withDevice(x, x.volume.dataSize, (dev) => inspect(dev, 'grow'));
   const started = Date.now();
-  const grown = await growContainer(x.c, x.header, x.masterKey, dataSize, {
-    quick: x.quick, signal: x.signal, onProgress: (done, total) => progress('encrypting', done, total, started),
-  });
+  await x.growFile(dataSize, { quick: x.quick, signal: x.signal, onProgress: (done, total) => progress('encrypting', done, total, started) });
   if (x.quick) warn('--quick: the new part is sparse, so anyone who sees the file can tell which parts hold data');
-  info(`the container grew from ${formatSize(x.header.dataSize)} to ${formatSize(dataSize)} of data (file ${grown.dataOffset + dataSize + HEADER_SIZE} bytes)`);
-  if (fs === 'ext4') await finishGrow(x, grown);
+  info(`the container grew from ${formatSize(x.volume.dataSize)} to ${formatSize(dataSize)} of data (file ${x.overhead + dataSize} bytes)`);
+  if (fs === 'ext4') await finishGrow(x, dataSize);
   else info('the volume has no filesystem vault knows; grow what is inside yourself (vault mount --no-filesystem)');
 }
 
 /** Grows the ext4 filesystem to fill the volume (also `vault resize` without --size, after an online grow). */
-async function finishGrow(x: OfflineResize, header: Header): Promise<void> {
-  const r = await withDevice(x, header, (dev) => {
+async function finishGrow(x: OfflineResize, dataSize: number): Promise<void> {
+  const r = await withDevice(x, dataSize, (dev) => {
     inspect(dev, 'grow');
     checkExt4(dev); // resize2fs wants a freshly checked filesystem offline
     return resizeExt4(dev);
   });
   if (!r.ok) throw new VaultError('io', `resize2fs failed: ${r.message}; the container itself was resized and opens`, 'run `vault resize` on it again without --size');
-  info(r.nothingToDo ? 'the filesystem already fills the volume' : `the filesystem now fills the volume (${formatSize(header.dataSize)})`);
+  info(r.nothingToDo ? 'the filesystem already fills the volume' : `the filesystem now fills the volume (${formatSize(dataSize)})`);
 }
 
 async function shrink(x: OfflineResize, dataSize: number): Promise<void> {
-  await withDevice(x, x.header, (dev) => {
+  await withDevice(x, x.volume.dataSize, (dev) => {
     inspect(dev, 'shrink');
     const min = ext4MinimumBytes(dev);
     if (dataSize < min)
-      throw new VaultError('unsafe', `refusing to shrink to ${formatSize(dataSize)} of data: the filesystem needs at least ${formatSize(min)} (resize2fs -P); the container was not changed`, `give a --size of at least ${min + x.header.dataOffset + HEADER_SIZE} bytes, or delete files first`);
+      throw new VaultError('unsafe', `refusing to shrink to ${formatSize(dataSize)} of data: the filesystem needs at least ${formatSize(min)} (resize2fs -P); the container was not changed`, `give a --size of at least ${min + x.overhead} bytes, or delete files first`);
     checkExt4(dev);
     const r = resizeExt4(dev, dataSize);
     if (!r.ok) throw new VaultError('io', `resize2fs failed: ${r.message}; the container was not changed`);
   });
-  shrinkContainer(x.c, x.header, x.masterKey, dataSize);
-  info(`the filesystem and the container shrank from ${formatSize(x.header.dataSize)} to ${formatSize(dataSize)} of data`);
+  x.shrinkFile(dataSize);
+  info(`the filesystem and the container shrank from ${formatSize(x.volume.dataSize)} to ${formatSize(dataSize)} of data`);
 }

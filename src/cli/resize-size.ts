@@ -22,6 +22,8 @@ export interface CurrentGeometry {
   dataOffset: number;
   dataSize: number;
   sectorSize: number;
+  /** Bytes after the data area: vault's secondary header copy (the default), 0 for LUKS. */
+  trailer?: number;
 }
 
 /**
@@ -31,16 +33,17 @@ export interface CurrentGeometry {
  */
 export function plannedDataSize(req: SizeRequest, g: CurrentGeometry): number {
   const ss = g.sectorSize;
-  const wanted = req.kind === 'absolute' ? req.bytes - g.dataOffset - HEADER_SIZE : g.dataSize + req.bytes;
+  const trailer = g.trailer ?? HEADER_SIZE;
+  const wanted = req.kind === 'absolute' ? req.bytes - g.dataOffset - trailer : g.dataSize + req.bytes;
   const dataSize = Math.floor(wanted / ss) * ss;
-  const fileSize = g.dataOffset + dataSize + HEADER_SIZE;
+  const fileSize = g.dataOffset + dataSize + trailer;
   if (!Number.isSafeInteger(fileSize) || fileSize > MAX_CONTAINER_BYTES) throw new VaultError('usage', `a container of ${fileSize} bytes is too large`);
   if (dataSize < 1024 * 1024)
     throw new VaultError('usage', `--size ${describe(req)} leaves a data area of ${Math.max(dataSize, 0)} bytes; the smallest is 1 MiB`);
   if (dataSize === g.dataSize)
     throw new VaultError(
       'usage',
-      `--size ${describe(req)} does not change the size: the data area stays ${g.dataSize} bytes (file ${g.dataOffset + g.dataSize + HEADER_SIZE} bytes)`,
+      `--size ${describe(req)} does not change the size: the data area stays ${g.dataSize} bytes (file ${g.dataOffset + g.dataSize + trailer} bytes)`,
       'give a different size, or no --size to grow the filesystem to fill the volume',
     );
   return dataSize;

@@ -154,6 +154,14 @@ export async function writeNewContainer(
   }
 }
 
+/** The data area being filled: vault's (tweak = sector index), or a foreign format's tweak rule. */
+export interface FillGeometry {
+  dataOffset: number;
+  sectorSize: number;
+  firstTweak?: bigint;
+  tweakStep?: bigint;
+}
+
 /** Where fillWithEncryptedZeros writes: data-area bytes [from, to), sector-aligned. */
 export interface FillRange {
   from: number;
@@ -166,7 +174,8 @@ export interface FillRange {
  * Encrypts zero sectors into data-area bytes [from, to) (create: the whole area; resize: the new
  * part), two chunks in flight (encrypt one, write the other). Progress counts from `from`.
  */
-export async function fillWithEncryptedZeros(fd: number, h: Pick<Header, 'dataOffset' | 'sectorSize'>, key: KeyHandle, r: FillRange): Promise<void> {
+export async function fillWithEncryptedZeros(fd: number, h: FillGeometry, key: KeyHandle, r: FillRange): Promise<void> {
+  const step = h.tweakStep ?? 1n;
   let pendingWrite: Promise<unknown> = Promise.resolve();
   const buffers = [Buffer.alloc(FILL_CHUNK), Buffer.alloc(FILL_CHUNK)];
   const total = r.to - r.from;
@@ -177,7 +186,7 @@ export async function fillWithEncryptedZeros(fd: number, h: Pick<Header, 'dataOf
       const len = Math.min(FILL_CHUNK, r.to - done);
       const buf = buffers[n % 2]!.subarray(0, len);
       buf.fill(0);
-      await xtsEncryptAsync(key, buf, { sectorSize: h.sectorSize, firstTweak: BigInt(done / h.sectorSize), tweakStep: 1n });
+      await xtsEncryptAsync(key, buf, { sectorSize: h.sectorSize, firstTweak: (h.firstTweak ?? 0n) + BigInt(done / h.sectorSize) * step, tweakStep: step });
       await pendingWrite; // the other buffer's write must finish before that buffer is reused
       pendingWrite = writeFully(fd, buf, h.dataOffset + done);
       // Handled now (and awaited below): a write failing (ENOSPC) while the next chunk is being

@@ -12,7 +12,7 @@ import type { Header } from '../format/types.js';
 import { KeyHandle } from '../crypto/key-handle.js';
 import { readHeaderCopies, sealHeaderCopies } from './container.js';
 import type { ContainerFile } from './container-file.js';
-import { fillWithEncryptedZeros } from './create.js';
+import { fillWithEncryptedZeros, type FillGeometry } from './create.js';
 import { readAtSync, writeAllSync } from './fd-io.js';
 
 export interface GrowOptions {
@@ -83,14 +83,42 @@ export async function growContainer(c: ContainerFile, h: Header, masterKey: Uint
 }
 
 /** Puts back what growContainer changed: the old primary copy and the old length. */
-function restore(c: ContainerFile, oldPrimary: Buffer, oldLength: number): void {
+function restore(c: ContainerFile, oldPrimary: Buffer | null, oldLength: number): void {
   try {
-    writeAllSync(c.fd, oldPrimary, 0);
+    if (oldPrimary) writeAllSync(c.fd, oldPrimary, 0);
     ftruncateSync(c.fd, oldLength);
     fsyncSync(c.fd);
   } catch {
     // The primary is written in place (no allocation) and truncation frees space: neither fails
     // for lack of space. If they fail anyway, the old secondary copy still opens the container.
+  }
+}
+
+/**
+ * Grows a container whose data area runs to the end of the file (LUKS1, LUKS2 with a "dynamic"
+ * segment): no header describes the size, so extending the file (and filling the new part unless
+ * quick) is the whole grow. A failure truncates the file back to its old length.
+ */
+export async function growToEnd(c: ContainerFile, v: FillGeometry & { dataSize: number; key: KeyHandle }, dataSize: number, o: GrowOptions): Promise<void> {
+  const oldLength = fstatSync(c.fd).size;
+  try {
+    ftruncateSync(c.fd, v.dataOffset + dataSize);
+    if (!o.quick) await fillWithEncryptedZeros(c.fd, v, v.key, { from: v.dataSize, to: dataSize, signal: o.signal, onProgress: o.onProgress });
+    fsyncSync(c.fd);
+  } catch (e) {
+    restore(c, null, oldLength);
+    if (e instanceof VaultError) throw e;
+    throw ioError('growing the container failed; it was put back as it was', e);
+  }
+}
+
+/** Shrinks such a container (its filesystem already ends before `dataSize`): truncation is all. */
+export function shrinkToEnd(c: ContainerFile, v: { dataOffset: number }, dataSize: number): void {
+  try {
+    ftruncateSync(c.fd, v.dataOffset + dataSize);
+    fsyncSync(c.fd);
+  } catch (e) {
+    throw ioError('shrinking the container failed', e);
   }
 }
 

@@ -2,13 +2,18 @@ import { fstatSync } from 'node:fs';
 import type { Command } from 'commander';
 import { VaultError, isVaultError } from '../../errors.js';
 import { detectFormat } from '../../formats/index.js';
-import { formatLabel } from '../../formats/types.js';
+import { formatLabel, type FormatAdapter } from '../../formats/types.js';
+import { vaultVolume } from '../../formats/vault.js';
+import { HEADER_SIZE } from '../../format/constants.js';
+import { KeyHandle } from '../../crypto/key-handle.js';
+import { growContainer, shrinkContainer } from '../../volume/resize.js';
 import { findVolume } from '../../mount/dismount.js';
 import { lockContainer, resolveContainer } from '../../mount/lifecycle.js';
 import type { VolumeRecord } from '../../mount/state.js';
 import { candidateHeaders, readHeaderCopies } from '../../volume/container.js';
 import { closeContainer, openContainer, type ContainerFile } from '../../volume/container-file.js';
-import { parseSizeRequest, plannedDataSize } from '../resize-size.js';
+import { parseSizeRequest, plannedDataSize, type SizeRequest } from '../resize-size.js';
+import { requireDynamicSegment, resizeLuks } from '../resize-luks.js';
 import { resizeOffline } from '../resize-offline.js';
 import { growOnline, requireOnlineGrowable } from '../resize-online.js';
 import { gatherKdfInput } from '../secrets.js';
@@ -36,27 +41,46 @@ export function registerResize(program: Command): void {
     const c = openWritable(mounted ? mounted.container : resolveContainer(target));
     try {
       refuseReadOnlyMode(c);
-      refuseForeign(c);
+      const adapter = resizableFormat(c);
       const record = mounted ?? lockOrFind(c);
-      // The size is checked before the passphrase is asked (+0 is a usage error).
-      const current = candidateHeaders(c, readHeaderCopies(c)).candidates[0]!;
-      const planned = req ? plannedDataSize(req, current) : undefined;
-      if (record) requireOnline(record, planned, current.dataSize);
-      const x = await unlockOpened(c, gatherKdfInput(o));
       const { signal, dispose } = abortOnSignals();
       try {
-        const h = x.u.header;
-        const dataSize = req ? plannedDataSize(req, h) : undefined;
-        if (record) await growOnline(record, c, h, x.u.masterKey, dataSize!, { quick: !!o.quick, signal });
-        else await resizeOffline({ c, header: h, masterKey: x.u.masterKey, dataSize, quick: !!o.quick, signal });
+        if (adapter.name === 'vault') await resizeVault(c, record, o, req, signal);
+        else if (record) throw new VaultError('busy', `${c.path} is mounted: a ${formatLabel(adapter.name)} container resizes offline only`, `vault dismount ${record.mountpoint ?? record.container}, then run vault resize again`);
+        else await resizeLuks(c, adapter, o, req, signal);
       } finally {
         dispose();
-        x.close();
       }
     } finally {
       closeContainer(c);
     }
   });
+}
+
+async function resizeVault(c: ContainerFile, record: VolumeRecord | null, o: ResizeOptions, req: SizeRequest | undefined, signal: AbortSignal): Promise<void> {
+  // The size is checked before the passphrase is asked (+0 is a usage error).
+  const current = candidateHeaders(c, readHeaderCopies(c)).candidates[0]!;
+  const planned = req ? plannedDataSize(req, current) : undefined;
+  if (record) requireOnline(record, planned, current.dataSize);
+  const x = await unlockOpened(c, gatherKdfInput(o));
+  try {
+    const h = x.u.header;
+    const mk = x.u.masterKey;
+    const dataSize = req ? plannedDataSize(req, h) : undefined;
+    if (record) return await growOnline(record, c, h, mk, dataSize!, { quick: !!o.quick, signal });
+    const volume = vaultVolume(h, KeyHandle.fromBytes(Uint8Array.from(mk)), []);
+    try {
+      await resizeOffline({
+        c, volume, dataSize, quick: !!o.quick, signal, overhead: h.dataOffset + HEADER_SIZE,
+        growFile: async (size, g) => void (await growContainer(c, h, mk, size, g)),
+        shrinkFile: (size) => void shrinkContainer(c, h, mk, size),
+      });
+    } finally {
+      volume.key.dispose();
+    }
+  } finally {
+    x.close();
+  }
 }
 
 /** The mounted volume `target` names (its mount point, container or loop device), if any. */
@@ -105,14 +129,14 @@ function refuseReadOnlyMode(c: ContainerFile): void {
     throw new VaultError('privilege', `${c.path} is read-only (mode ${(mode & 0o777).toString(8)}); nothing was changed`, `make it writable (chmod u+w ${c.path}), then run vault resize again`);
 }
 
-function refuseForeign(c: ContainerFile): void {
+/** The container's format, if vault can resize it: vault, LUKS1, LUKS2 with a dynamic segment. */
+function resizableFormat(c: ContainerFile): FormatAdapter {
   const a = detectFormat(c);
-  if (a.name === 'vault') return;
-  if (a.name === 'luks1' || a.name === 'luks2')
-    throw new VaultError('unsupported-feature', `${c.path} is a ${formatLabel(a.name)} container: vault does not resize LUKS containers yet`, 'grow the file, then use cryptsetup resize where dm-crypt is available');
+  if (a.name === 'luks1' || a.name === 'luks2') requireDynamicSegment(c, a);
+  if (a.name === 'vault' || a.name === 'luks1' || a.name === 'luks2') return a;
   throw new VaultError(
     'unsupported-feature',
-    `${c.path} is not a vault container (it looks like VeraCrypt/TrueCrypt): vault does not resize it, because a hidden volume may fill the end of its outer volume and its backup headers sit at fixed offsets from the end of the file, so a resize would destroy one or the other`,
+    `${c.path} is not a vault or LUKS container (it looks like VeraCrypt/TrueCrypt): vault does not resize it, because a hidden volume may fill the end of its outer volume and its backup headers sit at fixed offsets from the end of the file, so a resize would destroy one or the other; the container was not changed`,
     'create a new container of the size you want and copy the files over',
   );
 }
