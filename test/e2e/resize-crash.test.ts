@@ -13,6 +13,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { rng } from '../support/rng.js';
 import { CLI, e2eSuite, ok, vault } from './harness.js';
 import { PW, copyOf, expectHealthy, makeTemplate, mib } from './resize-support.js';
 
@@ -21,16 +22,6 @@ const SEED = Number(process.env.VAULT_RESIZE_CRASH_SEED ?? Date.now() % 1_000_00
 const suite = e2eSuite('resize-crash');
 let template = '';
 let dataSha = '';
-
-function rng(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    return (s >>> 0) / 2 ** 32;
-  };
-}
 
 /** The pids of a process's children (resize2fs, e2fsck, losetup) right now. */
 function childrenOf(pid: number): number[] {
