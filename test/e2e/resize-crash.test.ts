@@ -54,7 +54,7 @@ function dataSizeOf(file: string): number {
 async function crashRound(op: 'grow' | 'shrink', round: number, random: () => number): Promise<void> {
   const file = copyOf(template, suite.dir, `${op}-${round}.vol`);
   const before = dataSizeOf(file);
-  const [size, after, window] = op === 'grow' ? ['160M', mib(160) - mib(1) - 4096, 2500] : ['40M', mib(40) - mib(1) - 4096, 2500];
+  const [size, after, window] = op === 'grow' ? ['160M', mib(160) - mib(1) - 4096, 2200] : ['40M', mib(40) - mib(1) - 4096, 1600];
   const ms = Math.floor(random() * window);
   await killResizeAfter([file, '--size', size], ms);
   ok(vault(['list'])); // clears the transient mount a killed resize leaves
