@@ -74,5 +74,5 @@ describe.runIf(suite.run)('vault resize killed with -9', () => {
       await crashRound('grow', round, random);
       await crashRound('shrink', round, random);
     }
-  });
+  }, 60_000 + ROUNDS * 40_000);
 });
