@@ -12,7 +12,7 @@ export function requireResizable(fsType: string | null, what: 'grow' | 'shrink')
   if (fsType === null)
     throw new VaultError('unsafe', 'the volume has no filesystem vault recognises, so vault cannot tell whether a shrink would cut off data', 'shrink what is inside yourself first (vault mount --no-filesystem), or keep the size');
   const why = fsType === 'vfat' || fsType === 'exfat'
-    ? `no tool can ${what} a ${fsType === 'vfat' ? 'FAT' : 'exFAT'} filesystem in place (dosfstools and exfatprogs cannot resize)`
+    ? `no tool can ${what} ${fsType === 'vfat' ? 'a FAT' : 'an exFAT'} filesystem in place (dosfstools and exfatprogs cannot resize)`
     : `vault resizes ext4 filesystems only, and this volume holds ${fsType}`;
   throw new VaultError('unsafe', `refusing to ${what} the volume: ${why}; the container was not changed`, 'copy the files to a new container of the size you want (vault create)');
 }

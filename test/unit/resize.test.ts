@@ -13,6 +13,7 @@ import { EXIT, exitCodeFor } from '../../src/cli/exit-codes.js';
 import { parseSizeRequest, plannedDataSize } from '../../src/cli/resize-size.js';
 import { isVaultError } from '../../src/errors.js';
 import { finishContainer, openTarget, writeNewContainer } from '../../src/volume/create.js';
+import { requireResizable } from '../../src/mount/resize-fs.js';
 
 const MIB = 1024 * 1024;
 const G = { dataOffset: MIB, dataSize: 63 * MIB - 4096, sectorSize: 4096 }; // a 64 MiB container
@@ -43,6 +44,25 @@ describe('resize size arithmetic', () => {
       expect(() => plannedDataSize(req, G)).toThrow(/does not change the size/);
     expect(() => plannedDataSize({ kind: 'absolute', bytes: 2 * MIB }, G)).toThrow(/smallest is 1 MiB/);
     expect(() => plannedDataSize({ kind: 'delta', bytes: Number.MAX_SAFE_INTEGER }, G)).toThrow(/too large/);
+  });
+});
+
+describe('which filesystems resize', () => {
+  it('ext4 grows and shrinks; no filesystem only grows; FAT, exFAT and others are refused (exit 8)', () => {
+    for (const what of ['grow', 'shrink'] as const) expect(() => requireResizable('ext4', what)).not.toThrow();
+    expect(() => requireResizable(null, 'grow')).not.toThrow();
+    const refusal = (fs: string | null, what: 'grow' | 'shrink') => {
+      try {
+        requireResizable(fs, what);
+      } catch (e) {
+        if (isVaultError(e)) return { exit: exitCodeFor(e.code), message: e.message };
+      }
+      throw new Error('accepted');
+    };
+    expect(refusal(null, 'shrink')).toMatchObject({ exit: EXIT.refused, message: expect.stringMatching(/cannot tell whether a shrink would cut off data/) });
+    expect(refusal('vfat', 'grow')).toMatchObject({ exit: EXIT.refused, message: expect.stringMatching(/no tool can grow a FAT filesystem.*not changed/) });
+    expect(refusal('exfat', 'shrink')).toMatchObject({ exit: EXIT.refused, message: expect.stringMatching(/no tool can shrink an exFAT filesystem/) });
+    expect(refusal('btrfs', 'grow')).toMatchObject({ exit: EXIT.refused, message: expect.stringMatching(/ext4 filesystems only.*btrfs/) });
   });
 });
 
