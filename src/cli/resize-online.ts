@@ -25,6 +25,20 @@ export function requireOnlineGrowable(r: VolumeRecord): void {
   if (r.format !== 'vault') throw refuse(`it is a ${r.format} volume`);
   if (r.readOnly) throw refuse('it is mounted read-only');
   if (r.fsType !== null && r.fsType !== 'ext4') throw refuse(`${r.fsType} cannot be grown (no tool resizes it)`);
+  if (!catchesSigusr2(r.serverPid)) throw refuse('its volume server was started by a vault without online resize (SIGUSR2 would end it)');
+}
+
+/**
+ * Whether the server handles SIGUSR2 (/proc/<pid>/status SigCgt, bit 11). A server started by an
+ * older vault does not, and SIGUSR2's default action would end it under a mounted filesystem.
+ */
+function catchesSigusr2(pid: number): boolean {
+  try {
+    const m = /^SigCgt:\s*([0-9a-f]+)$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return !!m && (BigInt(`0x${m[1]}`) & (1n << 11n)) !== 0n;
+  } catch {
+    return false;
+  }
 }
 
 async function waitFor(what: string, ok: () => boolean): Promise<void> {
@@ -46,7 +60,7 @@ export async function growOnline(r: VolumeRecord, c: ContainerFile, h: Header, m
   info(`the container grew from ${formatSize(h.dataSize)} to ${formatSize(dataSize)} of data`);
   // From here on nothing is undone: the container is larger and opens with its new size.
   process.kill(r.serverPid, 'SIGUSR2');
-  await waitFor('the volume server serving the new size', () => statSync(r.blockFile).size === dataSize);
+  await waitFor(`the volume server serving the new size (the container grew: dismount, then run vault resize ${r.container} without --size)`, () => statSync(r.blockFile).size === dataSize);
   if (r.loopDevice) {
     const l = run('losetup', ['-c', r.loopDevice]);
     if (l.status !== 0 || loopBytes(r.loopDevice) !== dataSize)
