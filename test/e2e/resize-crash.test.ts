@@ -23,8 +23,8 @@ const suite = e2eSuite('resize-crash');
 let template = '';
 let dataSha = '';
 
-/** The pids of a process's children (resize2fs, e2fsck, losetup) right now. */
-function childrenOf(pid: number): number[] {
+/** The tools a process is running right now (resize2fs, e2fsck…): its children but the volume server (node), which stays. */
+function toolsOf(pid: number): number[] {
   const out: number[] = [];
   try {
     for (const t of readdirSync(`/proc/${pid}/task`))
@@ -32,7 +32,13 @@ function childrenOf(pid: number): number[] {
   } catch {
     // exited
   }
-  return out;
+  return out.filter((p) => {
+    try {
+      return readFileSync(`/proc/${p}/comm`, 'utf8').trim() !== 'node';
+    } catch {
+      return false;
+    }
+  });
 }
 
 /** Runs `vault resize` and kills it with SIGKILL after `ms`; then waits for the tools it had started. */
@@ -41,7 +47,7 @@ async function killResizeAfter(args: string[], ms: number): Promise<void> {
   child.stdin.end(PW);
   const exited = new Promise((r) => child.on('close', r));
   await new Promise((r) => setTimeout(r, ms));
-  const orphans = childrenOf(child.pid!);
+  const orphans = toolsOf(child.pid!);
   child.kill('SIGKILL');
   await exited;
   for (let i = 0; i < 600 && orphans.some((p) => existsSync(`/proc/${p}`)); i++) await new Promise((r) => setTimeout(r, 50));
