@@ -129,7 +129,8 @@ struct vf_session {
   int container_fd; /* our own dup, O_CLOEXEC */
   int io_fd;        /* what the data path uses: container_fd, or an O_DIRECT reopening of it */
   bool direct_io;   /* io_fd is O_DIRECT */
-  uint64_t data_offset, data_size;
+  uint64_t data_offset;
+  _Atomic uint64_t data_size; /* only grows, online (vault resize: fuse_napi.c grow_session) */
   uint32_t sector_size, sector_shift, lock_shift;
   uint64_t first_tweak, tweak_step;
   bool read_only, async_dio, parallel_writes, page_cache;

@@ -29,6 +29,7 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   'setup-rootless': async () => (await import('./commands/setup-rootless.js')).registerSetupRootless,
   doctor: async () => (await import('./commands/doctor.js')).registerDoctor,
   completion: async () => (await import('./commands/completion.js')).registerCompletion,
+  resize: async () => (await import('./commands/resize.js')).registerResize,
 };
 const ALIASES: Record<string, string> = { unmount: 'dismount' };
 

@@ -104,6 +104,10 @@ export interface NativeFuseAddon {
    *  garbage-collected. Blocks the calling thread until done. */
   stop(session: FuseSession): void;
   stats(session: FuseSession): FuseStats;
+  /** Grows the served file to `dataSize` bytes (vault resize online; never shrinks): checks it
+   *  against the container file's size and the tweak range, then invalidates the file's attributes
+   *  in the kernel (FUSE_NOTIFY_INVAL_INODE) so that the next stat() sees the new size. */
+  grow(session: FuseSession, dataSize: number): void;
 }
 
 

@@ -40,6 +40,8 @@ export interface NativeServer {
   stop(): Promise<void>;
   /** Counters since the start, and the time of the last I/O (for idle detection). */
   stats(): FuseStats;
+  /** The container grew (vault resize online): serve `dataSize` bytes from now on. */
+  grow(dataSize: number): void;
 }
 
 function envInt(name: EnvName, min: number, max: number): number | undefined {
@@ -128,5 +130,6 @@ export async function serveNative(
       await done;
     },
     stats: () => addon.stats(session),
+    grow: (dataSize) => addon.grow(session, dataSize),
   };
 }

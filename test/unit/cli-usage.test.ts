@@ -150,6 +150,14 @@ const CASES: Record<string, Case[]> = {
     [['completion', 'tcsh'], 'commander.invalidArgument', /value 'tcsh' is invalid for argument 'shell'. Allowed choices are bash, zsh, fish/],
     [['completion', 'bash', '--bogus'], UNKNOWN, /unknown option '--bogus'/],
   ],
+  resize: [
+    [['resize'], MISSING_ARG, /missing required argument 'target'/],
+    [['resize', 'c.vc', '--size'], MISSING_VALUE, /option '--size <size>' argument missing/],
+    [['resize', 'c.vc', '--size', 'lots'], 'usage', /invalid size "lots"/],
+    [['resize', 'c.vc', '--size', '0'], 'usage', /invalid size "0"/],
+    [['resize', 'c.vc', '--size', '+-5M'], 'usage', /invalid size "-5M"/],
+    [['resize', 'c.vc', '--bogus'], UNKNOWN, /unknown option '--bogus'/],
+  ],
   'setup-rootless': [
     [['setup-rootless', '--user'], MISSING_VALUE, /option '--user <name>' argument missing/],
     [['setup-rootless', '--bogus'], UNKNOWN, /unknown option '--bogus'/],
