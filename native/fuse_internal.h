@@ -119,6 +119,8 @@ typedef struct {
   bool read_only, async_dio, parallel_writes, direct_io;
   bool page_cache; /* the block file through the kernel's page cache, with writeback (fuse route) */
   bool allow_root; /* as an ordinary user: root may use the mount too (fusermount3 allow_other) */
+  bool allow_discards; /* PUNCH_HOLE punches holes in the container (mount --allow-discards) */
+  bool zero_sectors;   /* a stored all-zero sector reads as zeros (spec/format.md §8, vault format) */
 } vf_config;
 
 struct vf_session {
@@ -127,10 +129,12 @@ struct vf_session {
   int container_fd; /* our own dup, O_CLOEXEC */
   int io_fd;        /* what the data path uses: container_fd, or an O_DIRECT reopening of it */
   bool direct_io;   /* io_fd is O_DIRECT */
-  uint64_t data_offset, data_size;
+  uint64_t data_offset;
+  _Atomic uint64_t data_size; /* only grows, online (vault resize: fuse_napi.c grow_session) */
   uint32_t sector_size, sector_shift, lock_shift;
   uint64_t first_tweak, tweak_step;
   bool read_only, async_dio, parallel_writes, page_cache;
+  bool allow_discards, zero_sectors; /* see vf_config */
   int nthreads;           /* worker slots: nclassic classic workers, then nrings queue threads */
   int nclassic, nrings;   /* nrings: 0 unless io_uring is tried (and after falling back) */
   vf_transport transport; /* the one in use: CLASSIC or URING */
@@ -204,6 +208,11 @@ int vf_read_sectors(vf_worker *w, uint8_t *buf, uint64_t first, uint64_t n);
 /* Writes `len` plaintext bytes at data-area offset `off` (in range, len > 0); `src` NULL means
    zeros, and `src` may be encrypted in place. 0 or EIO. */
 int vf_write_range(vf_worker *w, uint8_t *src, uint64_t off, size_t len);
+/* Zeroes [off, end) of the data area (in range) with encrypted zeros, VF_MAX_IO at a time. 0 or EIO. */
+int vf_zero_range(vf_worker *w, uint64_t off, uint64_t end);
+/* Discards [off, end) (allow_discards): whole sectors become holes in the container, partial edge
+   sectors encrypted zeros; encrypted zeros throughout where the host cannot punch. 0 or EIO. */
+int vf_discard_range(vf_worker *w, uint64_t off, uint64_t end);
 /* fdatasync unless every completed write is already covered by a successful one. 0 or an errno. */
 int vf_sync_container(vf_session *s);
 

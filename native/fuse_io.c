@@ -7,13 +7,19 @@
  *    read-modify-written. Every write holds the striped locks of the regions it touches while it
  *    writes (RMW: while it reads, merges and writes), so concurrent writes into one sector never
  *    lose an update.
- *  - Zeroing (FALLOCATE) writes encrypted zeros: never a hole in the container, which would
- *    decrypt to garbage and show which sectors were discarded.
+ *  - Zeroing (FALLOCATE ZERO_RANGE) writes encrypted zeros. A hole punch is refused unless the
+ *    session allows discards (mount --allow-discards): then whole sectors become holes in the
+ *    container (which shows an observer which sectors are free), partial ones encrypted zeros.
+ *  - zero_sectors (vault format, spec/format.md §8): a stored sector of all-zero bytes (a hole, or
+ *    a never-written sector of a quick container) reads as a zero plaintext sector instead of the
+ *    XTS decryption of zeros. XTS of any plaintext is all-zero only with negligible probability.
  *  - fdatasync is skipped when nothing was written since the last successful one (group commit).
  */
 #include "fuse_internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -130,6 +136,34 @@ static inline uint64_t tweak_of(const vf_session *s, uint64_t sector) {
   return s->first_tweak + sector * s->tweak_step; /* no overflow: checked in serve() */
 }
 
+/* Whether a stored sector is all zero bytes (a hole). Ciphertext answers at the first word. The
+   buffers are page-aligned and sectors at least 512 bytes, so the words are aligned. */
+static bool zero_sector(const uint8_t *p, size_t len) {
+  const uint64_t *q = (const uint64_t *)(const void *)p;
+  uint64_t acc = 0;
+  if (q[0] != 0) return false;
+  for (size_t i = 0; i < len / 8; i++) acc |= q[i];
+  return acc == 0;
+}
+
+/* zero_sectors: decrypts the runs of stored sectors that are not all zero; all-zero ones stay
+   zeros (spec/format.md §8). */
+static int decrypt_stored(vf_worker *w, uint8_t *buf, uint64_t first, uint64_t n) {
+  vf_session *s = w->s;
+  uint64_t i = 0;
+  while (i < n) {
+    uint64_t j = i;
+    while (j < n && !zero_sector(buf + (j << s->sector_shift), s->sector_size)) j++;
+    if (j > i && vault_xts_run(w->xts, buf + (i << s->sector_shift), (size_t)((j - i) << s->sector_shift), s->sector_size,
+                               tweak_of(s, first + i), s->tweak_step, 0) != 0) {
+      vf_io_error(w, "XTS decryption", EIO);
+      return EIO;
+    }
+    i = j + 1; /* sector j (if any) is a hole: already zeros */
+  }
+  return 0;
+}
+
 /* Reads and decrypts sectors [first, first + n) into buf. 0 or an errno. */
 int vf_read_sectors(vf_worker *w, uint8_t *buf, uint64_t first, uint64_t n) {
   vf_session *s = w->s;
@@ -139,6 +173,7 @@ int vf_read_sectors(vf_worker *w, uint8_t *buf, uint64_t first, uint64_t n) {
     vf_io_error(w, "reading the container", err);
     return EIO; /* the cause stays in stats().lastError; see write_sectors */
   }
+  if (s->zero_sectors) return decrypt_stored(w, buf, first, n);
   if (vault_xts_run(w->xts, buf, bytes, s->sector_size, tweak_of(s, first), s->tweak_step, 0) != 0) {
     vf_io_error(w, "XTS decryption", EIO);
     return EIO;
@@ -212,6 +247,50 @@ int vf_write_range(vf_worker *w, uint8_t *src, uint64_t off, size_t len) {
   }
   unlock_range(s, l);
   return err;
+}
+
+/* Encrypted zeros over [off, end), a chunk of at most VF_MAX_IO bytes at a time (each under its
+   own locks). A chunk ends on a VF_MAX_IO boundary of the data area, so its covering sectors fit
+   w->data. */
+int vf_zero_range(vf_worker *w, uint64_t off, uint64_t end) {
+  int err = 0;
+  while (err == 0 && off < end) {
+    uint64_t chunk_end = (off / VF_MAX_IO + 1) * VF_MAX_IO;
+    if (chunk_end > end) chunk_end = end;
+    err = vf_write_range(w, NULL, off, (size_t)(chunk_end - off));
+    off = chunk_end;
+  }
+  return err;
+}
+
+/*
+ * Discard (allow_discards): the whole sectors of [off, end) become holes in the container
+ * (PUNCH_HOLE | KEEP_SIZE at data_offset + sector * sector_size), which read back as zeros through
+ * zero_sectors; the partial sectors at the edges get encrypted zeros (read-modify-write), since a
+ * hole must cover whole sectors. Where the host filesystem cannot punch (EOPNOTSUPP), the whole
+ * sectors get encrypted zeros too: the discard still zeroes, it only frees nothing.
+ */
+int vf_discard_range(vf_worker *w, uint64_t off, uint64_t end) {
+  vf_session *s = w->s;
+  uint64_t mask = s->sector_size - 1;
+  uint64_t a = (off + mask) & ~mask, b = end & ~mask;
+  vf_lockset l;
+  int err = 0;
+  if (a >= b) return vf_zero_range(w, off, end); /* within one sector, or two partial ones */
+  if (off < a) err = vf_zero_range(w, off, a);
+  if (err == 0 && b < end) err = vf_zero_range(w, b, end);
+  if (err != 0) return err;
+  l = lock_range(s, a, b - a);
+  if (fallocate(s->io_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)(s->data_offset + a), (off_t)(b - a)) != 0)
+    err = errno;
+  atomic_fetch_add(&s->write_gen, 1); /* the next fsync covers the punch */
+  unlock_range(s, l);
+  if (err == EOPNOTSUPP || err == ENOSYS) return vf_zero_range(w, a, b);
+  if (err != 0) {
+    vf_io_error(w, "punching a hole in the container", err);
+    return EIO;
+  }
+  return 0;
 }
 
 /* fdatasync unless every completed write is already covered by a successful one. */

@@ -17,6 +17,7 @@
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define ADDON_NAME "vault_native"
 #define CHECK VAULT_CHECK
@@ -153,6 +154,8 @@ static bool parse_config(napi_env env, napi_value o, vf_config *c, char *dir, si
       !vault_opt_bool(env, o, "directIo", true, &c->direct_io) ||
       !vault_opt_bool(env, o, "allowRoot", false, &c->allow_root) ||
       !vault_opt_bool(env, o, "pageCache", false, &c->page_cache) ||
+      !vault_opt_bool(env, o, "allowDiscards", false, &c->allow_discards) ||
+      !vault_opt_bool(env, o, "zeroSectors", false, &c->zero_sectors) ||
       !vault_opt_int(env, o, "maxRequest", false, VF_MAX_IO, VF_MAX_IO, &c->max_request))
     return false;
   if (!parse_transport(env, o, &c->transport)) return false;
@@ -362,6 +365,71 @@ static napi_value stats_session(napi_env env, napi_callback_info info) {
   return obj;
 }
 
+/*
+ * grow(session, dataSize): the container grew online (vault resize, spec/format.md §12). The new
+ * size must be larger, a whole number of sectors, inside the container file and within the tweak
+ * range; the file's attributes are then invalidated in the kernel (FUSE_NOTIFY_INVAL_INODE, offset
+ * -1: attributes only), so that the next stat() asks GETATTR and sees the new size, which
+ * LOOP_SET_CAPACITY then reads. Never shrinks: data a loop device or a filesystem may still use
+ * must stay reachable.
+ */
+static napi_value grow_session(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  bool tagged = false;
+  void *p = NULL;
+  double want;
+  uint64_t size, last, container_size;
+  struct stat st;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2 ||
+      napi_check_object_type_tag(env, argv[0], &SESSION_TAG, &tagged) != napi_ok || !tagged ||
+      napi_get_value_external(env, argv[0], &p) != napi_ok || napi_get_value_double(env, argv[1], &want) != napi_ok) {
+    vault_throw_type_error(env, "expected a volume server session and a size");
+    return NULL;
+  }
+  vf_session *s = p;
+  if (!(want > 0 && want <= 9007199254740991.0) || (uint64_t)want != want) {
+    vault_throw_range_error(env, "dataSize must be a positive integer below 2^53");
+    return NULL;
+  }
+  size = (uint64_t)want;
+  if (size < s->data_size || size % s->sector_size != 0) {
+    vault_throw_range_error(env, "dataSize must be a multiple of sectorSize, not below the current size");
+    return NULL;
+  }
+  if (__builtin_mul_overflow(size / s->sector_size - 1, s->tweak_step, &last) ||
+      __builtin_add_overflow(last, s->first_tweak, &last)) {
+    vault_throw_range_error(env, "firstTweak + (sectors - 1) * tweakStep exceeds 2^64 - 1");
+    return NULL;
+  }
+  if (fstat(s->container_fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    vault_throw_errno(env, "fstat", "only a regular container file grows online", S_ISREG(st.st_mode) ? errno : EINVAL);
+    return NULL;
+  }
+  container_size = (uint64_t)st.st_size;
+  if (container_size < s->data_offset + size) {
+    vault_throw_error(env, "ERR_VAULT_CONTAINER_SHORT", "the container is shorter than dataOffset + dataSize");
+    return NULL;
+  }
+  atomic_store(&s->data_size, size);
+  {
+    struct {
+      struct fuse_out_header h;
+      struct fuse_notify_inval_inode_out n;
+    } msg;
+    memset(&msg, 0, sizeof msg);
+    msg.h.len = sizeof msg;
+    msg.h.error = FUSE_NOTIFY_INVAL_INODE;
+    msg.n.ino = VF_FILE_ID;
+    msg.n.off = -1;
+    if (write(s->dev_fd, &msg, sizeof msg) != (ssize_t)sizeof msg) {
+      vault_throw_errno(env, "write", "FUSE_NOTIFY_INVAL_INODE", errno);
+      return NULL;
+    }
+  }
+  return NULL;
+}
+
 /* ------------------------------------------------------------------------------------------ */
 
 napi_value vault_fuse_register(napi_env env, napi_value exports) {
@@ -370,6 +438,7 @@ napi_value vault_fuse_register(napi_env env, napi_value exports) {
       {"wait", NULL, wait_session, NULL, NULL, NULL, napi_enumerable, NULL},
       {"stop", NULL, stop_session, NULL, NULL, NULL, napi_enumerable, NULL},
       {"stats", NULL, stats_session, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"grow", NULL, grow_session, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   CHECK(napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
   return exports;

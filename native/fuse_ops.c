@@ -277,7 +277,7 @@ static void op_fallocate(vf_worker *w, const vf_req *r, vf_reply *rep) {
   const struct fuse_fallocate_in *in = (const void *)r->arg;
   uint64_t off, end;
   uint32_t mode;
-  int err = 0;
+  bool punch;
   if (h->nodeid != VF_FILE_ID) return reply_err(rep, known_node(h->nodeid) ? EISDIR : ENOENT);
   if (r->arglen < sizeof *in) return reply_err(rep, EINVAL);
   mode = in->mode;
@@ -287,8 +287,11 @@ static void op_fallocate(vf_worker *w, const vf_req *r, vf_reply *rep) {
     /* Preallocation: every byte of the data area already exists. Growing the file is not possible. */
     return reply_err(rep, mode == 0 && end > s->data_size ? EFBIG : 0);
   }
-  if (mode != FALLOC_FL_ZERO_RANGE && mode != (FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE) &&
-      mode != (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE))
+  /* A hole punch is a discard: refused (EOPNOTSUPP: the loop device then stops sending discards,
+     and fstrim says "not supported") unless the session allows discards. Never ENOSYS, which would
+     make the kernel stop sending every FALLOCATE, zero-range too. */
+  punch = mode == (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE);
+  if (mode != FALLOC_FL_ZERO_RANGE && mode != (FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE) && !(punch && s->allow_discards))
     return reply_err(rep, EOPNOTSUPP);
   if (s->read_only) return reply_err(rep, EROFS);
   if (end > s->data_size) {
@@ -296,15 +299,8 @@ static void op_fallocate(vf_worker *w, const vf_req *r, vf_reply *rep) {
     end = s->data_size; /* KEEP_SIZE: nothing exists past the end to zero */
   }
   atomic_store_explicit(&w->c.last_io_ms, vf_now_ms(), memory_order_relaxed);
-  /* Encrypted zeros, a chunk of at most VF_MAX_IO bytes at a time (each under its own locks). A
-     chunk ends on a VF_MAX_IO boundary of the data area, so its covering sectors fit w->data. */
-  while (err == 0 && off < end) {
-    uint64_t chunk_end = (off / VF_MAX_IO + 1) * VF_MAX_IO;
-    if (chunk_end > end) chunk_end = end;
-    err = vf_write_range(w, NULL, off, (size_t)(chunk_end - off));
-    off = chunk_end;
-  }
-  reply_err(rep, err);
+  if (off >= end) return reply_err(rep, 0);
+  reply_err(rep, punch ? vf_discard_range(w, off, end) : vf_zero_range(w, off, end));
 }
 
 /* allow_root (mounted allow_other by a user): whether a request of anyone but the owner and root

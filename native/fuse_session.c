@@ -307,6 +307,8 @@ static vf_session *session_alloc(napi_env env, const vf_config *c, int nrings) {
   s->parallel_writes = c->parallel_writes;
   s->max_request = (uint32_t)c->max_request;
   s->page_cache = c->page_cache;
+  s->allow_discards = c->allow_discards && !c->read_only;
+  s->zero_sectors = c->zero_sectors;
   s->open_flags = c->page_cache ? FOPEN_KEEP_CACHE : FOPEN_DIRECT_IO | (c->parallel_writes ? FOPEN_PARALLEL_DIRECT_WRITES : 0);
   s->reason = VF_RUNNING;
   s->transport = VF_TRANSPORT_CLASSIC;

@@ -5,9 +5,9 @@
  *   ~/.config/vault/config.json       for other users ($XDG_CONFIG_HOME/vault/config.json)
  *   $VAULT_CONFIG                     overrides both (tests, and trying a config out)
  *
- *   { "dismountOn": ["lock", "sleep"], "idle": "15m" }
+ *   { "dismountOn": ["lock", "sleep"], "idle": "15m", "allowDiscards": false }
  *
- * Both keys are optional. The file is validated strictly: unknown keys, wrong types and bad values
+ * Every key is optional. allowDiscards is `vault mount --allow-discards` by default (README, TRIM). The file is validated strictly: unknown keys, wrong types and bad values
  * are errors that name the file and the key, never silently ignored, since a policy that quietly
  * fails to apply leaves volumes open that the user believes close themselves.
  */
@@ -19,7 +19,10 @@ import { VaultError } from '../errors.js';
 import { NO_POLICY, parseDuration, parseTriggers, type DismountPolicy } from '../mount/policy.js';
 import { readHead } from '../system/safe-open.js';
 
-const KEYS = ['dismountOn', 'idle'] as const;
+const KEYS = ['dismountOn', 'idle', 'allowDiscards'] as const;
+
+/** What the config file sets: the dismount policy, and allowDiscards when the file has the key. */
+export type ConfigDefaults = DismountPolicy & { allowDiscards?: boolean };
 
 export function configPath(): string {
   const override = envValue('VAULT_CONFIG');
@@ -33,7 +36,7 @@ export function configPath(): string {
 const MAX_CONFIG_BYTES = 64 * 1024;
 
 /** The default policy from the config file; no file means no policy. */
-export function loadDefaultPolicy(file = configPath()): DismountPolicy {
+export function loadDefaultPolicy(file = configPath()): ConfigDefaults {
   let fd: number;
   try {
     // O_NONBLOCK: a FIFO planted at that name must not hang vault.
@@ -66,7 +69,7 @@ function checkTrusted(file: string, st: Stats): void {
     throw new VaultError('unsafe', `refusing the config file ${file}: others can write it (mode ${(st.mode & 0o777).toString(8)})`, `chmod go-w ${file}`);
 }
 
-export function parseConfig(text: string, file: string): DismountPolicy {
+export function parseConfig(text: string, file: string): ConfigDefaults {
   const bad = (msg: string) => new VaultError('bad-config', `${file}: ${msg}`, 'see "Configuration" in README.md');
   let json: unknown;
   try {
@@ -79,7 +82,7 @@ export function parseConfig(text: string, file: string): DismountPolicy {
   for (const k of Object.keys(o)) {
     if (!(KEYS as readonly string[]).includes(k)) throw bad(`unknown key "${k}" (known: ${KEYS.join(', ')})`);
   }
-  const policy: DismountPolicy = { ...NO_POLICY };
+  const policy: ConfigDefaults = { ...NO_POLICY };
   if (o.dismountOn !== undefined) {
     if (!Array.isArray(o.dismountOn) || !o.dismountOn.every((t) => typeof t === 'string'))
       throw bad('"dismountOn" must be a list of event names, e.g. ["lock", "sleep"]');
@@ -88,6 +91,10 @@ export function parseConfig(text: string, file: string): DismountPolicy {
   if (o.idle !== undefined && o.idle !== null) {
     if (typeof o.idle !== 'string') throw bad('"idle" must be a duration string such as "15m", or "off"');
     policy.idleSeconds = rethrow(bad, () => parseDuration(o.idle as string, '"idle"'));
+  }
+  if (o.allowDiscards !== undefined) {
+    if (typeof o.allowDiscards !== 'boolean') throw bad('"allowDiscards" must be true or false');
+    policy.allowDiscards = o.allowDiscards;
   }
   return policy;
 }

@@ -28,6 +28,8 @@ export interface ListedVolume {
   /** The FUSE mount that holds blockFile. */
   fuseDir: string;
   readOnly: boolean;
+  /** Mounted with --allow-discards: fstrim and discard mounts punch holes in the container. */
+  allowDiscards: boolean;
   /** How the volume reached its user: root, udisks or fuse. */
   route: Route;
   /** How the volume server talks to the kernel; null in records from before the io_uring transport. */
@@ -56,6 +58,7 @@ export function listedVolume(v: VolumeStatus): ListedVolume {
     blockFile: r.blockFile,
     fuseDir: r.fuseDir,
     readOnly: r.readOnly,
+    allowDiscards: r.allowDiscards ?? false,
     route: r.route ?? 'root',
     transport: r.transport ?? null,
     ownerUid: r.ownerUid ?? 0,

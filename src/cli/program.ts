@@ -30,6 +30,7 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   doctor: async () => (await import('./commands/doctor.js')).registerDoctor,
   completion: async () => (await import('./commands/completion.js')).registerCompletion,
   reencrypt: async () => (await import('./commands/reencrypt.js')).registerReencrypt,
+  resize: async () => (await import('./commands/resize.js')).registerResize,
 };
 const ALIASES: Record<string, string> = { unmount: 'dismount' };
 

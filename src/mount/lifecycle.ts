@@ -24,6 +24,7 @@ import { stopServer } from './dismount.js';
 import { chooseRoute, type Route, type RouteChoice } from './route.js';
 import { loopDelete, loopSetup, mountFs, unmountFs, type UdisksLoop } from './udisks.js';
 import { fuseDriverNote, fuseUnmount, mountWithDriver, waitReleased } from './fuse-fs.js';
+import { discardsForFormat, discardsForOptions, refuseDiscardsNow, warnIfNoLoopDiscard, type DiscardSource } from './discards.js';
 
 export interface MountOptions extends FormatChoice {
   container: string;
@@ -52,6 +53,8 @@ export interface MountOptions extends FormatChoice {
   note?: (message: string) => void;
   /** Progress of work done before the mount (finishing an interrupted re-encryption). */
   progress?: (label: string, done: number, total: number) => void;
+  /** --allow-discards, or the config file's allowDiscards (src/mount/discards.ts); off when absent. */
+  allowDiscards?: DiscardSource;
 }
 
 function checkAborted(signal?: AbortSignal): void {
@@ -78,6 +81,7 @@ export function lockContainer(c: ContainerFile): void {
 
 export async function mountVolume(o: MountOptions): Promise<VolumeRecord> {
   const route = routeFor(o);
+  const discards = discardsForOptions(o, route.route);
   const c = openLocked(resolveContainer(o.container), o.readOnly);
   let headerFile: ContainerFile | undefined;
   let early: PreparedVolume | undefined;
@@ -88,6 +92,7 @@ export async function mountVolume(o: MountOptions): Promise<VolumeRecord> {
     const { detectFormat, unlockVolume } = await import('../formats/index.js');
     if (o.headerPath) headerFile = openContainer(resolveContainer(o.headerPath), true);
     const adapter = detectFormat(c, { ...(o.type ? { type: o.type } : {}), ...(headerFile ? { headerFile } : {}) });
+    const allowDiscards = discards && discardsForFormat(adapter.name, o.allowDiscards, o.note);
     // A failed or cancelled passphrase (Ctrl-C at the prompt) lands in the finally below, which
     // takes the launched server and its directory away.
     const secret = await o.secret(adapter);
@@ -107,7 +112,7 @@ export async function mountVolume(o: MountOptions): Promise<VolumeRecord> {
     }
     const prepared = early;
     early = undefined; // from here on, mountUnlocked's undo owns it
-    return await mountUnlocked(c, volume, { ...o, route }, prepared);
+    return await mountUnlocked(c, volume, { ...o, route, discards: allowDiscards }, prepared);
   } finally {
     if (early) await discardPrepared(early);
     if (headerFile) closeContainer(headerFile);
@@ -139,7 +144,11 @@ async function discardPrepared(p: PreparedVolume): Promise<void> {
   removeVolumeDir(p.id);
 }
 
-export type MountUnlockedOptions = Omit<MountOptions, 'container' | 'secret' | 'via' | keyof FormatChoice> & { route: RouteChoice };
+export type MountUnlockedOptions = Omit<MountOptions, 'container' | 'secret' | 'via' | 'allowDiscards' | keyof FormatChoice> & {
+  route: RouteChoice;
+  /** Discards punch holes in the container: checked against route, read-only and format (discards.ts). */
+  discards?: boolean;
+};
 
 /**
  * The route for this mount, checked before any passphrase is asked: what it needs of the user and
@@ -196,6 +205,10 @@ async function startVolume(c: ContainerFile, v: UnlockedVolume, o: MountUnlocked
     // udisksd (root) and the loop driver open the block file of a user's FUSE mount.
     allowRoot: o.route.route === 'udisks',
     pageCache: o.route.route === 'fuse',
+    allowDiscards: !!o.discards,
+    // A hole (a discarded sector, or one a quick container never wrote) reads as zeros: vault's own
+    // format only (spec/format.md §8); other formats' readers decrypt it, and so does vault for them.
+    zeroSectors: v.format === 'vault',
   };
   let server;
   try {
@@ -229,6 +242,7 @@ async function startVolume(c: ContainerFile, v: UnlockedVolume, o: MountUnlocked
     ...(o.transient ? { transientOwner: selfIdentity() } : {}),
     ownerUid: actingUid(o.owner),
     route: o.route.route,
+    allowDiscards: !!o.discards,
   };
   if (o.route.route === 'root') await attachRoot(record, v.sectorSize, o, undo);
   else if (o.route.route === 'udisks') await attachUdisks(record, o, undo);
@@ -252,6 +266,8 @@ async function attachRoot(record: VolumeRecord, sectorSize: number, o: MountUnlo
   const loop = attachLoop(record.blockFile, { readOnly: o.readOnly, directIo: true, sectorSize });
   undo.push(`detach ${loop.device}`, () => detachLoop(loop.device));
   record.loopDevice = loop.device;
+  if (o.discards) warnIfNoLoopDiscard(loop.device, o.warn);
+  else if (!o.readOnly) refuseDiscardsNow(loop.device, loop.sectorSize);
   checkAborted(o.signal);
   if (o.noFilesystem) return;
   const fsType = allowedFilesystem(loop.device, o);

@@ -72,6 +72,8 @@ export interface VolumeRecord {
   mountDevno?: string;
   /** How the volume reached its user (src/mount/route.ts); absent in older records: root. */
   route?: Route;
+  /** Mounted with --allow-discards: trims punch holes in the container (absent in older records: false). */
+  allowDiscards?: boolean;
   /** The udisks route's loop device object (/org/freedesktop/UDisks2/block_devices/loopN). */
   udisksObject?: string;
   /**

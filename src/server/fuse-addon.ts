@@ -49,6 +49,13 @@ export interface FuseServeOptions {
   /** Serve the block file through the kernel's page cache with writeback caching (the fuse route:
    *  a user-space filesystem driver's small requests are gathered and read ahead). Default false. */
   pageCache?: boolean;
+  /** Hole punches (FALLOC_FL_PUNCH_HOLE | KEEP_SIZE) on the file punch whole sectors out of the
+   *  container, and write encrypted zeros at partial edges and where the host cannot punch; without
+   *  it they fail with EOPNOTSUPP. Ignored read-only. Default false. */
+  allowDiscards?: boolean;
+  /** A stored sector of all-zero bytes reads as a zero plaintext sector, not the XTS decryption of
+   *  zeros (spec/format.md §8; the vault format). Default false. */
+  zeroSectors?: boolean;
 }
 
 /** How a session ended: unmounted from outside (e.g. `umount -l`), stop(), or a fatal error. */
@@ -97,6 +104,10 @@ export interface NativeFuseAddon {
    *  garbage-collected. Blocks the calling thread until done. */
   stop(session: FuseSession): void;
   stats(session: FuseSession): FuseStats;
+  /** Grows the served file to `dataSize` bytes (vault resize online; never shrinks): checks it
+   *  against the container file's size and the tweak range, then invalidates the file's attributes
+   *  in the kernel (FUSE_NOTIFY_INVAL_INODE) so that the next stat() sees the new size. */
+  grow(session: FuseSession, dataSize: number): void;
 }
 
 

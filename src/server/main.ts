@@ -8,7 +8,7 @@
  * over io_uring where the kernel offers it; the key goes from the pipe into the addon's locked
  * memory and never enters JS.
  */
-import { closeSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, writeSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { hardenProcess, isDumpable } from '../crypto/process-hardening.js';
 import { isVaultError } from '../errors.js';
@@ -66,6 +66,7 @@ interface Serving {
   transportNote: string;
   /** FuseStats.ioBuffersLocked. */
   ioBuffersLocked: boolean;
+  grow(dataSize: number): void;
 }
 
 async function serve(config: ServerConfig, frontend: Promise<typeof import('./native-frontend.js')>): Promise<Serving> {
@@ -81,6 +82,7 @@ async function serve(config: ServerConfig, frontend: Promise<typeof import('./na
     transport: server.stats().transport,
     transportNote: server.stats().transportNote,
     ioBuffersLocked: server.stats().ioBuffersLocked,
+    grow: (dataSize) => server.grow(dataSize),
   };
 }
 
@@ -136,11 +138,28 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
   process.on('SIGHUP', () => undefined); // the CLI's terminal closing is not a reason to stop
+  process.on('SIGUSR2', () => growToFile(config, serving));
   // When the FUSE mount is gone (unmounted by `vault dismount` or by hand), nothing can reach the
   // volume any more: wipe the key and exit.
   void serving.ended.then((why) => stop(why));
 
   report({ ok: true, pid: process.pid, blockFile: `${config.fuseDir}/${BLOCK_FILE_NAME}`, transport: serving.transport });
+}
+
+/**
+ * SIGUSR2: `vault resize` grew this vault container while mounted (spec/format.md §12): its data
+ * area now ends where its secondary header copy starts, 4096 bytes before the end of the file.
+ * Serve that much; the native side refuses anything smaller than now or outside the file.
+ */
+function growToFile(config: ServerConfig, serving: Serving): void {
+  try {
+    const room = fstatSync(SERVER_FD.container).size - config.dataOffset - 4096;
+    const dataSize = Math.floor(room / config.sectorSize) * config.sectorSize;
+    serving.grow(dataSize);
+    log(`grown to ${dataSize} bytes`);
+  } catch (e) {
+    log(`grow refused: ${(e as Error).message}`);
+  }
 }
 
 main().catch((e) => {

@@ -40,6 +40,8 @@ export interface NativeServer {
   stop(): Promise<void>;
   /** Counters since the start, and the time of the last I/O (for idle detection). */
   stats(): FuseStats;
+  /** The container grew (vault resize online): serve `dataSize` bytes from now on. */
+  grow(dataSize: number): void;
 }
 
 function envInt(name: EnvName, min: number, max: number): number | undefined {
@@ -102,6 +104,8 @@ export async function serveNative(
       transport: config.transport,
       ...(config.allowRoot ? { allowRoot: true } : {}),
       ...(config.pageCache ? { pageCache: true } : {}),
+      ...(config.allowDiscards ? { allowDiscards: true } : {}),
+      ...(config.zeroSectors ? { zeroSectors: true } : {}),
       ...(tuning.threads !== undefined ? { threads: tuning.threads } : {}),
       ...(tuning.asyncDio !== undefined ? { asyncDio: tuning.asyncDio } : {}),
       ...(tuning.parallelDirectWrites !== undefined ? { parallelDirectWrites: tuning.parallelDirectWrites } : {}),
@@ -126,5 +130,6 @@ export async function serveNative(
       await done;
     },
     stats: () => addon.stats(session),
+    grow: (dataSize) => addon.grow(session, dataSize),
   };
 }

@@ -42,6 +42,11 @@ export interface ServerConfig {
   /** The block file through the kernel's page cache (the fuse route's driver reads and writes it in
    *  4 KiB pieces); otherwise FOPEN_DIRECT_IO, as a loop device with direct I/O wants it. */
   pageCache?: boolean;
+  /** mount --allow-discards: a hole punch on the block file (a discard through the loop device)
+   *  punches a hole in the container; otherwise it is refused with EOPNOTSUPP. Default false. */
+  allowDiscards?: boolean;
+  /** A stored all-zero sector reads as zeros (spec/format.md §8): the vault format. Default false. */
+  zeroSectors?: boolean;
 }
 
 export type TransportChoice = 'auto' | FuseTransport;

@@ -137,7 +137,7 @@ export async function writeNewContainer(
     writeInitialHeaders(fd, header, mk);
     const key = KeyHandle.fromBytes(mk); // wipes mk
     try {
-      if (!o.quick) await fillWithEncryptedZeros(fd, header, key, o.signal, o.onProgress);
+      if (!o.quick) await fillWithEncryptedZeros(fd, header, key, { from: 0, to: header.dataSize, signal: o.signal, onProgress: o.onProgress });
       fsyncSync(fd);
     } catch (e) {
       key.dispose();
@@ -154,27 +154,48 @@ export async function writeNewContainer(
   }
 }
 
-/** Encrypts zero sectors into the whole data area, two chunks in flight (encrypt one, write the other). */
-async function fillWithEncryptedZeros(
-  fd: number,
-  h: Header,
-  key: KeyHandle,
-  signal?: AbortSignal,
-  onProgress?: (done: number, total: number) => void,
-): Promise<void> {
+/** The data area being filled: vault's (tweak = sector index), or a foreign format's tweak rule. */
+export interface FillGeometry {
+  dataOffset: number;
+  sectorSize: number;
+  firstTweak?: bigint;
+  tweakStep?: bigint;
+}
+
+/** Where fillWithEncryptedZeros writes: data-area bytes [from, to), sector-aligned. */
+export interface FillRange {
+  from: number;
+  to: number;
+  signal?: AbortSignal | undefined;
+  onProgress?: ((done: number, total: number) => void) | undefined;
+}
+
+/**
+ * Encrypts zero sectors into data-area bytes [from, to) (create: the whole area; resize: the new
+ * part), two chunks in flight (encrypt one, write the other). Progress counts from `from`.
+ */
+export async function fillWithEncryptedZeros(fd: number, h: FillGeometry, key: KeyHandle, r: FillRange): Promise<void> {
+  const step = h.tweakStep ?? 1n;
   let pendingWrite: Promise<unknown> = Promise.resolve();
   const buffers = [Buffer.alloc(FILL_CHUNK), Buffer.alloc(FILL_CHUNK)];
+  const total = r.to - r.from;
   let n = 0;
-  for (let done = 0; done < h.dataSize; done += FILL_CHUNK, n++) {
-    if (signal?.aborted) throw new VaultError('interrupted', 'interrupted');
-    const len = Math.min(FILL_CHUNK, h.dataSize - done);
-    const buf = buffers[n % 2]!.subarray(0, len);
-    buf.fill(0);
-    const first = done / h.sectorSize;
-    await xtsEncryptAsync(key, buf, { sectorSize: h.sectorSize, firstTweak: BigInt(first), tweakStep: 1n });
-    await pendingWrite; // the other buffer's write must finish before that buffer is reused
-    pendingWrite = writeFully(fd, buf, h.dataOffset + done);
-    onProgress?.(Math.min(done + len, h.dataSize), h.dataSize);
+  try {
+    for (let done = r.from; done < r.to; done += FILL_CHUNK, n++) {
+      if (r.signal?.aborted) throw new VaultError('interrupted', 'interrupted');
+      const len = Math.min(FILL_CHUNK, r.to - done);
+      const buf = buffers[n % 2]!.subarray(0, len);
+      buf.fill(0);
+      await xtsEncryptAsync(key, buf, { sectorSize: h.sectorSize, firstTweak: (h.firstTweak ?? 0n) + BigInt(done / h.sectorSize) * step, tweakStep: step });
+      await pendingWrite; // the other buffer's write must finish before that buffer is reused
+      pendingWrite = writeFully(fd, buf, h.dataOffset + done);
+      // Handled now (and awaited below): a write failing (ENOSPC) while the next chunk is being
+      // encrypted must not be an unhandled rejection, which ends the process before any cleanup.
+      pendingWrite.catch(() => undefined);
+      r.onProgress?.(done + len - r.from, total);
+    }
+  } finally {
+    await pendingWrite.catch(() => undefined); // a failed write is not left running behind the caller
   }
   await pendingWrite;
 }

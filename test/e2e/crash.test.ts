@@ -11,30 +11,20 @@
  *  - Each header-changing command is killed at a random moment: the container still opens with the
  *    old or the new secret. (keys.test.ts kills them deterministically at each write step too.)
  *
- * CI runs VAULT_CRASH_ROUNDS=10 (the default); `npm run test:long` runs 100.
+ * CI runs VAULT_CRASH_ROUNDS=6 (the default); `npm run test:long` runs 100.
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { rng } from '../support/rng.js';
 import { CLI, FAST_KDF, e2eSuite, execAsync, leftovers, ok, serverPidOf, vault } from './harness.js';
 
-const ROUNDS = Number(process.env.VAULT_CRASH_ROUNDS ?? 10);
+const ROUNDS = Number(process.env.VAULT_CRASH_ROUNDS ?? 6);
 const suite = e2eSuite('crash');
 
 const CHUNK_MIB = 4;
 const CHUNKS = 24;
-
-/** A deterministic random source per test, so a failing round can be replayed from its seed. */
-function rng(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    return (s >>> 0) / 2 ** 32;
-  };
-}
 
 /** Runs `vault ARGS` with `input` and kills it with SIGKILL after `ms` (if it is still running then). */
 async function killVaultAfter(args: string[], input: string, ms: number): Promise<void> {

@@ -7,7 +7,7 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CLI, FAST_KDF, RUN_DIR, e2eSuite, ok, serverPidOf, vault } from './harness.js';
@@ -46,6 +46,28 @@ function typedForms(pw: string): Buffer[] {
   return [utf8, Buffer.from(pw, 'utf16le'), ...latin1, Buffer.from(ascii, 'latin1'), Buffer.from(ascii, 'utf16le'), smis];
 }
 
+/** Local addresses of the TCP sockets process pid listens on (its descriptors matched by inode). */
+function listeningSockets(pid: number): string[] {
+  const inodes = new Set<string>();
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+      if (m) inodes.add(m[1]!);
+    } catch {
+      // closed meanwhile
+    }
+  }
+  const rows = ['tcp', 'tcp6'].flatMap((t) => readFileSync(`/proc/${pid}/net/${t}`, 'utf8').split('\n').slice(1));
+  return rows.map((l) => l.trim().split(/\s+/)).filter((c) => c[3] === '0A' && inodes.has(c[9]!)).map((c) => c[1]!);
+}
+
+/** SIGUSR1 is Node's "start the inspector": any process of the same user may send it. */
+async function inspectorAfterSigusr1(pid: number): Promise<string[]> {
+  process.kill(pid, 'SIGUSR1');
+  await new Promise((r) => setTimeout(r, 700));
+  return listeningSockets(pid);
+}
+
 /** A passphrase unlikely to occur by chance anywhere: 40 printable random characters. */
 function uniquePassphrase(): Buffer {
   return Buffer.from(`leak-${randomBytes(30).toString('base64url')}`);
@@ -66,13 +88,24 @@ describe.runIf(suite.run)('nothing leaked', () => {
     const cli = spawn(process.execPath, [CLI, '--debug', 'mount', file, mnt, '--password-stdin'], { stdio: ['pipe', 'pipe', 'pipe'] });
     let cliErr = '';
     cli.stderr.on('data', (d) => (cliErr += d));
-    await new Promise((r) => setTimeout(r, 300));
+    // The CLI has hardened itself once it launched the server, which it does before reading stdin.
+    for (let i = 0; i < 100 && readFileSync(`/proc/${cli.pid}/task/${cli.pid}/children`, 'utf8').trim() === ''; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(readFileSync(`/proc/${cli.pid}/task/${cli.pid}/children`, 'utf8').trim(), 'the CLI launched its server').not.toBe('');
     expect(containsAny(readFileSync(`/proc/${cli.pid}/cmdline`), secrets)).toBe(false);
     expect(containsAny(readFileSync(`/proc/${cli.pid}/environ`), secrets)).toBe(false);
+    // No inspector on SIGUSR1 (a same-user process would get a debugger with the passphrase in reach).
+    expect(await inspectorAfterSigusr1(cli.pid!), 'the CLI opened an inspector on SIGUSR1').toEqual([]);
     cli.stdin.end(pw);
     expect(await new Promise((r) => cli.on('close', r)), cliErr).toBe(0);
+    expect(cliErr).not.toMatch(/Debugger listening/);
 
     const pid = serverPidOf(mnt);
+    expect(await inspectorAfterSigusr1(pid), 'the server opened an inspector on SIGUSR1').toEqual([]);
+    // The check above can see an inspector: a plain Node process does open one on SIGUSR1.
+    const control = spawn(process.execPath, ['--inspect-port=0', '-e', 'setTimeout(() => {}, 10000)'], { stdio: 'ignore' });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await inspectorAfterSigusr1(control.pid!)).toHaveLength(1);
+    control.kill();
     // Exercise the data path, so the log and every cipher context have seen I/O too.
     writeFileSync(path.join(mnt, 'data'), randomBytes(4 << 20));
     spawnSync('sync');
@@ -88,6 +121,7 @@ describe.runIf(suite.run)('nothing leaked', () => {
 
     // Not dumpable: the server checks prctl(PR_GET_DUMPABLE) after hardening itself and logs it.
     expect(readFileSync(path.join(volDirs[0]!, 'server.log'), 'utf8')).toMatch(/process hardening: not dumpable/);
+    expect(readFileSync(path.join(volDirs[0]!, 'server.log'), 'utf8')).not.toMatch(/Debugger listening/);
     // The key sits in locked memory.
     const vmLck = Number(/^VmLck:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]);
     expect(vmLck).toBeGreaterThan(0);

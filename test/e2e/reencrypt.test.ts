@@ -101,9 +101,9 @@ describe.runIf(suite.run)('vault reencrypt', () => {
     expect(sectorSizeOf(f)).toBe(4096);
     const dev = ok(vault(['mount', f, '--no-filesystem', '--read-only', '--password-stdin'], PW)).stdout.trim();
     try {
-      // The written ranges; the unwritten ones (holes) read as zeros only with spec §8's all-zero
-      // rule in the data path, which plaintextSha256 applies to the whole device above.
+      // The written ranges, then the whole device: its holes read as zeros (spec §8's all-zero rule).
       expect(writtenSha(dev)).toBe(writtenBefore);
+      expect(spawnSync('sha256sum', [dev], { encoding: 'utf8' }).stdout.split(' ')[0]).toBe(plainBefore);
     } finally {
       ok(vault(['dismount', f]));
     }

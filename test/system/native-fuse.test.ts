@@ -83,6 +83,7 @@ function iv128(n: bigint): Buffer {
 }
 
 /** Decrypts sectors of the container's data area independently with node:crypto (spec §8). */
+/** The data area decrypted independently (spec §8); with v.zeroSectors an all-zero stored sector is a zero sector. */
 function decryptRange(v: Vol, from = 0, to = v.dataSize): Buffer {
   const ss = v.sectorSize;
   const first = Math.floor(from / ss);
@@ -91,6 +92,7 @@ function decryptRange(v: Vol, from = 0, to = v.dataSize): Buffer {
   readSync(v.fd, cipher, 0, cipher.length, DATA_OFFSET + first * ss);
   const out = Buffer.alloc(cipher.length);
   for (let i = 0; i < last - first; i++) {
+    if (v.zeroSectors && cipher.subarray(i * ss, (i + 1) * ss).every((b) => b === 0)) continue; // out is zeros there
     const d = createDecipheriv('aes-256-xts', v.key, iv128(v.firstTweak + BigInt(first + i) * v.tweakStep));
     Buffer.concat([d.update(cipher.subarray(i * ss, (i + 1) * ss)), d.final()]).copy(out, i * ss);
   }
@@ -130,6 +132,7 @@ interface Vol {
   dataSize: number;
   firstTweak: bigint;
   tweakStep: bigint;
+  zeroSectors: boolean;
   server: NativeServer;
 }
 
@@ -180,6 +183,8 @@ describe.skipIf(missing.length > 0 || (transport === 'io_uring' && !fuseUringSup
     threads?: number;
     directIo?: boolean;
     transport?: 'auto' | 'io_uring' | 'classic';
+    /** mount --allow-discards: hole punches reach the container; with zeroSectors, as the vault format. */
+    allowDiscards?: boolean;
   }): Promise<Vol> {
     const dir = mkdtempSync(path.join(root, 'v-'));
     const mnt = path.join(dir, 'fuse');
@@ -206,6 +211,7 @@ describe.skipIf(missing.length > 0 || (transport === 'io_uring' && !fuseUringSup
       tweakStep: tweakStep.toString(),
       transport: opts.transport ?? transport,
       idleSeconds: null,
+      ...(opts.allowDiscards ? { allowDiscards: true, zeroSectors: true } : {}),
     };
     let server: NativeServer;
     try {
@@ -228,6 +234,7 @@ describe.skipIf(missing.length > 0 || (transport === 'io_uring' && !fuseUringSup
       dataSize: opts.dataSize,
       firstTweak,
       tweakStep,
+      zeroSectors: !!opts.allowDiscards,
       server,
     };
   }
@@ -436,50 +443,89 @@ describe.skipIf(missing.length > 0 || (transport === 'io_uring' && !fuseUringSup
   }
 
   /**
-   * The volume reads back as `all` with `zeroed` ranges zero, decrypts independently to the same,
-   * and the container holds ciphertext of zeros there: no hole, which would show what is unused.
+   * The volume reads back as `all` with `zeroed` and `holes` ranges zero, and decrypts independently
+   * to the same. The container holds ciphertext of zeros in `zeroed`: no hole, which would show what
+   * is unused; in `holes` (discards allowed) its whole sectors are all-zero bytes, a hole.
    */
-  function expectZeroedAsCiphertext(v: Vol, all: Buffer, zeroed: [number, number][]): void {
+  function expectZeroedAsCiphertext(v: Vol, all: Buffer, zeroed: [number, number][], holes: [number, number][] = []): void {
     const expected = Buffer.from(all);
-    for (const [a, b] of zeroed) expected.fill(0, a, b);
+    for (const [a, b] of [...zeroed, ...holes]) expected.fill(0, a, b);
     expect(readFileSync(v.vol).equals(expected)).toBe(true);
     expect(decryptRange(v).equals(expected)).toBe(true);
     const raw = readFileSync(v.container).subarray(DATA_OFFSET);
-    for (const [a, b] of zeroed) {
-      const slice = raw.subarray(Math.ceil(a / 4096) * 4096, Math.floor(b / 4096) * 4096);
-      expect(slice.length).toBeGreaterThan(0);
-      expect(slice.every((x) => x === 0)).toBe(false);
+    const inner = ([a, b]: [number, number]) => raw.subarray(Math.ceil(a / 4096) * 4096, Math.floor(b / 4096) * 4096);
+    // A range within partial sectors: the sectors that cover it, ciphertext too.
+    const covering = ([a, b]: [number, number]) => raw.subarray(Math.floor(a / 4096) * 4096, Math.ceil(b / 4096) * 4096);
+    for (const r of zeroed) {
+      const stored = inner(r).length > 0 ? inner(r) : covering(r);
+      expect(stored.every((x) => x === 0)).toBe(false);
+    }
+    for (const r of holes) {
+      expect(inner(r).length).toBeGreaterThan(0);
+      expect(inner(r).every((x) => x === 0)).toBe(true);
     }
     expect(v.server.stats().errors).toBe(0);
   }
 
   // FUSE level, on every kernel: fallocate(2) on the block file itself.
-  it('fallocate punch-hole and zero-range on the file give zeros, stored as encrypted zeros, never holes', async () => {
+  it('fallocate zero-range gives zeros stored as encrypted zeros; a hole punch is refused without allowDiscards', async () => {
     const v = await setup({ sectorSize: 4096, dataSize: 16 * MiB });
     const all = fillRandom(v);
     const zeroed: [number, number][] = [];
     // Unaligned ranges: read-modify-write at the edges.
-    run('fallocate', ['--punch-hole', '--keep-size', '--offset', '1000001', '--length', '12345', v.vol]);
+    run('fallocate', ['--zero-range', '--keep-size', '--offset', '1000001', '--length', '12345', v.vol]);
     zeroed.push([1000001, 1000001 + 12345]);
     run('fallocate', ['--zero-range', '--keep-size', '--offset', String(12 * MiB - 77), '--length', '1500000', v.vol]);
     zeroed.push([12 * MiB - 77, 12 * MiB - 77 + 1500000]);
-    run('fallocate', ['--punch-hole', '--keep-size', '--offset', String(2 * MiB), '--length', String(3 * MiB), v.vol]);
-    zeroed.push([2 * MiB, 5 * MiB]);
+    const punch = spawnSync('fallocate', ['--punch-hole', '--keep-size', '--offset', String(2 * MiB), '--length', String(3 * MiB), v.vol], { encoding: 'utf8' });
+    expect(punch.status).not.toBe(0);
+    expect(punch.stderr).toMatch(/not supported|unsupported/i); // EOPNOTSUPP, in fallocate(1)'s words
     // Preallocation changes nothing; other modes are refused.
     run('fallocate', ['--offset', '0', '--length', String(v.dataSize), v.vol]);
     expect(spawnSync('fallocate', ['--collapse-range', '--offset', '0', '--length', '65536', v.vol]).status).not.toBe(0);
     expectZeroedAsCiphertext(v, all, zeroed);
   });
 
+  it('with allowDiscards a hole punch frees whole sectors of the container (they read as zeros), edges get encrypted zeros', async () => {
+    const v = await setup({ sectorSize: 4096, dataSize: 16 * MiB, allowDiscards: true });
+    const all = fillRandom(v);
+    const before = statSync(v.container).blocks;
+    // 3 MiB + 2 partial sectors: the partial ones are read-modify-written, the rest punched out.
+    const off = 2 * MiB - 1000;
+    const len = 3 * MiB + 3000;
+    run('fallocate', ['--punch-hole', '--keep-size', '--offset', String(off), '--length', String(len), v.vol]);
+    const freed = (before - statSync(v.container).blocks) * 512;
+    console.log(`[discard] punched ${len} bytes through the FUSE file: the container's allocation fell by ${freed} bytes`);
+    expect(freed).toBeGreaterThanOrEqual(3 * MiB);
+    expect(freed).toBeLessThanOrEqual(3 * MiB + 8192);
+    // The partial sectors: encrypted zeros where zeroed; the whole ones: a hole, read as zeros.
+    expectZeroedAsCiphertext(v, all, [[off, 2 * MiB], [5 * MiB, off + len]], [[2 * MiB, 5 * MiB]]);
+    // A write into the hole fills it with ciphertext again.
+    const fd = openSync(v.vol, 'r+');
+    const patch = randomBytes(8192);
+    try {
+      writeSync(fd, patch, 0, patch.length, 3 * MiB);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    patch.copy(all, 3 * MiB);
+    all.fill(0, off, 3 * MiB);
+    all.fill(0, 3 * MiB + 8192, off + len);
+    expect(readFileSync(v.vol).equals(all)).toBe(true);
+    expect(decryptRange(v).equals(all)).toBe(true);
+  });
+
   // Loop level: the kernel decides whether a loop device passes discard and write-zeroes on (some
   // builds offer neither). Each branch asserts what that kernel promises; the run says which it
   // took. The second round turns discard off through sysfs, so both branches run on every machine.
   for (const round of ['as the kernel offers', 'with discard switched off in sysfs'] as const) {
-    it(`loop device discard and write-zeroes (${round}): zeros where offered, a clean refusal where not`, async () => {
-      const v = await setup({ sectorSize: 4096, dataSize: 16 * MiB });
+    it(`loop device discard (allowDiscards) and write-zeroes (${round}): zeros where offered, a clean refusal where not`, async () => {
+      const v = await setup({ sectorSize: 4096, dataSize: 16 * MiB, allowDiscards: true });
       const all = fillRandom(v);
       const dev = attachLoop(v);
       const zeroed: [number, number][] = [];
+      const holes: [number, number][] = [];
       if (round !== 'as the kernel offers') {
         cleanups.unshift(() => renewLoopDevice(dev)); // runs last, after the detach
         switchDiscardOff(dev);
@@ -487,9 +533,9 @@ describe.skipIf(missing.length > 0 || (transport === 'io_uring' && !fuseUringSup
       const limits = queueLimits(dev);
       const discard = spawnSync('blkdiscard', ['--offset', String(2 * MiB), '--length', String(3 * MiB), dev], { encoding: 'utf8' });
       if (limits.discardMaxBytes > 0) {
-        console.log(`[capability] ${dev}: discard offered (${limits.discardMaxBytes} bytes): blkdiscard must zero the range`);
+        console.log(`[capability] ${dev}: discard offered (${limits.discardMaxBytes} bytes): blkdiscard must punch the range out`);
         expect(discard.status, discard.stderr).toBe(0);
-        zeroed.push([2 * MiB, 5 * MiB]);
+        holes.push([2 * MiB, 5 * MiB]);
       } else {
         console.log(`[capability] ${dev}: no discard (discard_max_bytes 0): blkdiscard must be refused and change nothing`);
         expect(discard.status).not.toBe(0);
@@ -502,7 +548,7 @@ describe.skipIf(missing.length > 0 || (transport === 'io_uring' && !fuseUringSup
       );
       run('blkdiscard', ['--zeroout', '--offset', String(8 * MiB + 4096), '--length', String(40960), dev]);
       zeroed.push([8 * MiB + 4096, 8 * MiB + 4096 + 40960]);
-      expectZeroedAsCiphertext(v, all, zeroed);
+      expectZeroedAsCiphertext(v, all, zeroed, holes);
       // Either way the loop device still carries a filesystem that mounts, keeps a file and checks clean.
       run('mkfs.ext4', ['-q', '-F', '-E', 'nodiscard', dev]);
       const mnt = mkdtempSync(path.join(v.dir, 'ext4-'));

@@ -77,6 +77,8 @@ const CASES: Record<string, Case[]> = {
     [['mount', 'c.vc', '--keyfile'], MISSING_VALUE, /option '--keyfile <file>' argument missing/],
     [['mount', 'c.vc', '/mnt/x', '--no-filesystem'], 'usage', /--no-filesystem mounts no filesystem: it takes no mount point/],
     [['mount', 'c.vc', '--no-filesystem', '--fs-options', 'noatime'], 'usage', /--no-filesystem mounts no filesystem: it takes no --fs-options/],
+    [['mount', 'c.vc', '--read-only', '--allow-discards'], 'usage', /--allow-discards: a read-only mount writes nothing/],
+    [['mount', 'c.vc', '--fs-options', 'noatime,discard'], 'usage', /--fs-options discard needs --allow-discards/],
   ],
   dismount: [
     [['dismount'], 'usage', /name a volume to dismount, or use --all/],
@@ -154,6 +156,14 @@ const CASES: Record<string, Case[]> = {
     [['reencrypt', 'c.vc', '--sector-size', '1024'], 'usage', /--sector-size must be 512 or 4096/],
     [['reencrypt', 'c.vc', '--slot-keyfile', 'key'], 'usage', /--slot-keyfile takes N:FILE/],
     [['reencrypt', 'c.vc', '--slot-keyfile', '8:key'], 'usage', /N from 0 to 7/],
+  ],
+  resize: [
+    [['resize'], MISSING_ARG, /missing required argument 'target'/],
+    [['resize', 'c.vc', '--size'], MISSING_VALUE, /option '--size <size>' argument missing/],
+    [['resize', 'c.vc', '--size', 'lots'], 'usage', /invalid size "lots"/],
+    [['resize', 'c.vc', '--size', '0'], 'usage', /invalid size "0"/],
+    [['resize', 'c.vc', '--size', '+-5M'], 'usage', /invalid size "-5M"/],
+    [['resize', 'c.vc', '--bogus'], UNKNOWN, /unknown option '--bogus'/],
   ],
   'setup-rootless': [
     [['setup-rootless', '--user'], MISSING_VALUE, /option '--user <name>' argument missing/],

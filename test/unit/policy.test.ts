@@ -37,6 +37,8 @@ describe('config file', () => {
     expect(parseConfig('{"dismountOn": ["lock"], "idle": "15m"}', f)).toEqual({ dismountOn: ['lock'], idleSeconds: 900 });
     expect(parseConfig('{}', f)).toEqual({ dismountOn: [], idleSeconds: null });
     expect(parseConfig('{"idle": null}', f)).toEqual({ dismountOn: [], idleSeconds: null });
+    expect(parseConfig('{"allowDiscards": true}', f)).toEqual({ dismountOn: [], idleSeconds: null, allowDiscards: true });
+    expect(parseConfig('{"allowDiscards": false}', f)).toEqual({ dismountOn: [], idleSeconds: null, allowDiscards: false });
   });
   it('is validated strictly, and every error names the file', () => {
     const bad: [string, RegExp][] = [
@@ -48,6 +50,7 @@ describe('config file', () => {
       ['{"idle": 900}', /must be a duration string/],
       ['{"idle": "15 min"}', /is not a duration/],
       ['{"idle": ', /not valid JSON/],
+      ['{"allowDiscards": "yes"}', /"allowDiscards" must be true or false/],
     ];
     for (const [text, msg] of bad) {
       expect(() => parseConfig(text, f), text).toThrow(msg);

@@ -86,11 +86,12 @@ async function unlockBySpec(file: Buffer, password: string) {
   return null;
 }
 
-/** §8: sector i is one XTS data unit with tweak = i as a 128-bit little-endian number. */
+/** §8: sector i is one XTS data unit with tweak = i as a 128-bit little-endian number; an all-zero stored sector is a zero sector. */
 function decryptSectorBySpec(file: Buffer, v: { mk: Buffer; sectorSize: number; dataOffset: number }, i: number): Buffer {
   const tweak = Buffer.alloc(16);
   tweak.writeBigUInt64LE(BigInt(i));
   const start = v.dataOffset + i * v.sectorSize;
+  if (file.subarray(start, start + v.sectorSize).every((b) => b === 0)) return Buffer.alloc(v.sectorSize);
   const d = createDecipheriv('aes-256-xts', v.mk, tweak);
   return Buffer.concat([d.update(file.subarray(start, start + v.sectorSize)), d.final()]);
 }

@@ -34,7 +34,7 @@ export function registerList(program: Command): void {
           const policy = describePolicy(r.policy ?? NO_POLICY);
           const state = v.state === 'mounted' ? '' : r.userDir ? '  [volume server died: its user clears it]' : '  [volume server died: cleaned up]';
           const whose = r.userDir ? `  uid ${r.ownerUid}` : '';
-          info(`${r.container}  ${formatOf(r.format)}  ${where}  ${r.fsType ?? 'no filesystem'}  ${r.loopDevice ?? ''}  ${r.readOnly ? 'ro' : 'rw'}  via ${r.route ?? 'root'}${whose}  pid ${r.serverPid}  auto-dismount: ${policy}${state}`);
+          info(`${r.container}  ${formatOf(r.format)}  ${where}  ${r.fsType ?? 'no filesystem'}  ${r.loopDevice ?? ''}  ${r.readOnly ? 'ro' : 'rw'}${r.allowDiscards ? ',discard' : ''}  via ${r.route ?? 'root'}${whose}  pid ${r.serverPid}  auto-dismount: ${policy}${state}`);
         }
       }
       if (others > 0 && !o.json) info(`(${others} volume(s) of other users not shown)`);

@@ -10,6 +10,7 @@ import { abortOnSignals } from '../signals.js';
 import { loadDefaultPolicy } from '../config.js';
 import { parseDuration, parseTriggers, type DismountPolicy } from '../../mount/policy.js';
 import { parseRoute } from '../../mount/route.js';
+import { checkDiscardOptions, type DiscardSource } from '../../mount/discards.js';
 
 interface MountCliOptions extends FormatCliOptions {
   readOnly?: boolean;
@@ -21,17 +22,22 @@ interface MountCliOptions extends FormatCliOptions {
   idle?: string;
   allowFs?: string[];
   via?: string;
+  allowDiscards?: boolean; // --allow-discards / --no-allow-discards; undefined: the config file's
 }
 
 /** The config file's defaults, overridden flag by flag. Checked before any passphrase is asked. */
-function policyFor(o: MountCliOptions): DismountPolicy {
+function policyFor(o: MountCliOptions): { policy: DismountPolicy; allowDiscards: DiscardSource | undefined } {
   // The flags first: a bad value is a usage error whatever the config file holds.
   const dismountOn = o.dismountOn !== undefined ? parseTriggers(o.dismountOn.split(','), '--dismount-on') : undefined;
   const idleSeconds = o.idle !== undefined ? parseDuration(o.idle, '--idle') : undefined;
   const defaults = loadDefaultPolicy();
+  const discards = o.allowDiscards ?? defaults.allowDiscards;
   return {
-    dismountOn: dismountOn ?? defaults.dismountOn,
-    idleSeconds: idleSeconds !== undefined ? idleSeconds : defaults.idleSeconds,
+    policy: {
+      dismountOn: dismountOn ?? defaults.dismountOn,
+      idleSeconds: idleSeconds !== undefined ? idleSeconds : defaults.idleSeconds,
+    },
+    allowDiscards: discards ? (o.allowDiscards ? 'flag' : 'config') : undefined,
   };
 }
 
@@ -41,7 +47,9 @@ export function registerMount(program: Command): void {
     .description('unlock a container (vault, LUKS2, LUKS1, VeraCrypt, TrueCrypt) and mount its filesystem (default mount point: /media/vault/<user>/<name> as root, /media/<user>/… through udisks, ~/Vaults/<name> through fuse)')
     .option('--read-only', 'open the container, the loop device and the filesystem read-only')
     .option('--fs-options <opts>', 'extra mount options for the filesystem, comma-separated')
-    .option('--no-filesystem', 'only attach the decrypted block device and print its path');
+    .option('--no-filesystem', 'only attach the decrypted block device and print its path')
+    .option('--allow-discards', 'let fstrim and discard mounts punch holes in the container (frees space; reveals which sectors are free, see README "TRIM"); vault format, as root')
+    .option('--no-allow-discards', 'refuse discards even if the config file allows them (the default)');
   withSecretOptions(cmd)
     .option('--dismount-on <events>', 'dismount on these events, seen by `vault watch`: lock, sleep, comma-separated, or none')
     .option('--idle <duration>', 'dismount after this long without I/O, e.g. 15m, 30s, 1h30m, or off')
@@ -52,7 +60,8 @@ export function registerMount(program: Command): void {
       throw new VaultError('usage', `--no-filesystem mounts no filesystem: it takes no ${mountpoint !== undefined ? 'mount point' : '--fs-options'}`, 'drop one or the other');
     const choice = formatChoice(o);
     const via = parseRoute(o.via);
-    const policy = policyFor(o);
+    const { policy, allowDiscards } = policyFor(o);
+    checkDiscardOptions({ readOnly: !!o.readOnly, ...(allowDiscards ? { allowDiscards } : {}), ...(o.fsOptions ? { fsOptions: o.fsOptions } : {}) });
     const { signal, dispose } = abortOnSignals();
     let started: number | undefined;
     try {
@@ -71,11 +80,12 @@ export function registerMount(program: Command): void {
         ...(o.allowFs ? { allowFs: o.allowFs } : {}),
         signal,
         policy,
+        ...(allowDiscards ? { allowDiscards } : {}),
         ...(via ? { via } : {}),
         note: info,
         progress: (label, done, total) => progress(label, done, total, (started ??= Date.now())),
       });
-      if (r.mountpoint) info(`mounted ${r.container} on ${r.mountpoint} (${r.fsType}${r.readOnly ? ', read-only' : ''})`);
+      if (r.mountpoint) info(`mounted ${r.container} on ${r.mountpoint} (${r.fsType}${r.readOnly ? ', read-only' : ''}${r.allowDiscards ? ', discards allowed' : ''})`);
       else info(r.loopDevice ?? r.blockFile);
     } finally {
       dispose();

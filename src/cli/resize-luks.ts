@@ -1,0 +1,49 @@
+/**
+ * `vault resize` of LUKS containers whose data segment runs to the end of the file: LUKS1 always,
+ * LUKS2 when the segment's size is "dynamic" (what cryptsetup luksFormat makes). Their headers
+ * (both LUKS2 copies included) sit before the data and say nothing of its size, so the container
+ * is resized by its length alone, the filesystem inside as for vault (spec/interop-luks.md §6).
+ * A LUKS2 segment of fixed size would need both JSON copies rewritten: refused.
+ */
+import { VaultError } from '../errors.js';
+import { keyfilePolicy, type FormatAdapter } from '../formats/types.js';
+import type { Luks2InfoJson } from '../formats/info-json.js';
+import { unlockVolume } from '../formats/index.js';
+import type { ContainerFile } from '../volume/container-file.js';
+import { growToEnd, shrinkToEnd } from '../volume/resize.js';
+import { plannedDataSize, type SizeRequest } from './resize-size.js';
+import { resizeOffline } from './resize-offline.js';
+import { gatherSecret, type SecretOptions } from './secrets.js';
+
+/** Refuses, before any passphrase, a LUKS2 container whose data segment has a fixed size. */
+export function requireDynamicSegment(c: ContainerFile, adapter: FormatAdapter): void {
+  if (adapter.name !== 'luks2') return;
+  const json = adapter.info?.(c, { readOnly: true }).json as Luks2InfoJson | undefined;
+  const fixed = json?.segments.find((s) => s.size !== 'dynamic');
+  if (!json || fixed)
+    throw new VaultError(
+      'unsupported-feature',
+      `${c.path} is a LUKS2 container whose data segment has a fixed size (${fixed?.size ?? 'unknown'} bytes): vault does not rewrite LUKS2 metadata, so it does not resize it; the container was not changed`,
+      'use cryptsetup resize where dm-crypt is available',
+    );
+}
+
+export async function resizeLuks(
+  c: ContainerFile,
+  adapter: FormatAdapter,
+  o: SecretOptions & { quick?: boolean },
+  req: SizeRequest | undefined,
+  signal: AbortSignal,
+): Promise<void> {
+  const v = await unlockVolume(adapter, c, gatherSecret(o, keyfilePolicy(adapter)), { readOnly: false });
+  try {
+    const dataSize = req ? plannedDataSize(req, { ...v, trailer: 0 }) : undefined;
+    await resizeOffline({
+      c, volume: v, dataSize, quick: !!o.quick, signal, overhead: v.dataOffset,
+      growFile: (size, g) => growToEnd(c, v, size, g),
+      shrinkFile: (size) => shrinkToEnd(c, v, size),
+    });
+  } finally {
+    v.key.dispose();
+  }
+}
