@@ -9,13 +9,14 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, copyFileSync, mkdirSync, openSync, readSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, copyFileSync, mkdirSync, openSync, readSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { CLI, FAST_KDF, ROOT, e2eSuite, ok, sha256File, vault } from './harness.js';
 import { plaintextSha256 } from '../support/plaintext.js';
 import { fixturePlaintext } from '../fixtures/make-v1.js';
 import { REENCRYPT_FIXTURE } from '../fixtures/make-reencrypt.js';
+import { RECORD_OFFSETS } from '../../src/volume/reencrypt/journal.js';
 
 const ROUNDS = Number(process.env.VAULT_REENCRYPT_CRASH_ROUNDS ?? 3);
 const suite = e2eSuite('reencrypt');
@@ -246,6 +247,16 @@ describe.runIf(suite.run)('vault reencrypt', () => {
       expect(r.stderr).toMatch(/part-way through a re-encryption[\s\S]*vault reencrypt --resume/);
     }
     expect(sha256File(f)).toBe(before);
+    // Both journal records damaged from outside: resume refuses (exit 5) and changes nothing.
+    const d = copy('fixture-journal.vol');
+    const fd = openSync(d, 'r+');
+    for (const at of RECORD_OFFSETS) writeSync(fd, randomBytes(4096), 0, 4096, at);
+    closeSync(fd);
+    const damagedSha = sha256File(d);
+    const r = vault(['reencrypt', d, '--resume', '--password-stdin'], pw);
+    expect(r.status, r.stderr).toBe(5);
+    expect(r.stderr).toMatch(/journal records are damaged/);
+    expect(sha256File(d)).toBe(damagedSha);
     ok(vault(['reencrypt', f, '--resume', '--password-stdin'], pw));
     expect(plaintextSha256(f, dumpKey(f, [], pw), 512)).toBe(want);
 
