@@ -149,7 +149,8 @@ const FIELD_CASES: [string, (b: Buffer) => void, number, RegExp][] = [
   ['header_size 0', u16(OFF.headerSize, 0), 5, damaged('header size 0 is not 4096')],
   ['header_size 4095', u16(OFF.headerSize, 4095), 5, damaged('header size 4095 is not 4096')],
   ['header_size 4097', u16(OFF.headerSize, 4097), 5, damaged('header size 4097 is not 4096')],
-  ['flags 1', u32(OFF.flags, 1), 5, /\(primary: primary header uses unknown feature flags 0x1; secondary: secondary header uses unknown feature flags 0x1\)/],
+  ['flags 2 (the first unknown bit)', u32(OFF.flags, 2), 5, /\(primary: primary header uses unknown feature flags 0x2; secondary: secondary header uses unknown feature flags 0x2\)/],
+  ['flags 1 (re-encryption, §13) with no re-encryption area', u32(OFF.flags, 1), 5, damaged('re-encryption: new sector size 0 is not one of 512, 4096')],
   ['flags 0xffffffff (max)', u32(OFF.flags, 0xffffffff), 5, /primary header uses unknown feature flags 0xffffffff/],
   ['sequence 0', u64(OFF.sequence, 0n), 5, damaged('sequence number is 0')],
   ['sequence 2^64-1 (max, well formed but not authentic)', u64(OFF.sequence, U64_MAX), 5, /header failed authentication: it was modified after it was written/],
@@ -222,7 +223,7 @@ describe.runIf(run)('hostile input: header fields (both copies, checksums recomp
     it(`${name}: refused before any derivation, fast`, () => {
       // The baseline: the same command refused for a cheap reason (node start-up, no derivation).
       const base = fresh(`${name}-baseline`);
-      patchBoth(base, u32(OFF.flags, 1));
+      patchBoth(base, u32(OFF.flags, 2));
       const t0 = performance.now();
       expect(mount(base).status).toBe(5);
       const baselineMs = performance.now() - t0;
