@@ -29,6 +29,8 @@ export interface VaultInfoJson {
   headers: { primary: string; secondary: string };
   /** The active keyslots only. */
   keyslots: Array<{ slot: number; kdf: KdfJson }>;
+  /** A re-encryption left part-way (spec §13), or null. */
+  reencrypt: { newSectorSize: number } | null;
 }
 
 export interface Luks1InfoJson {

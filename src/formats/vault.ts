@@ -84,6 +84,7 @@ function info(c: ContainerFile): FormatInfo {
     sequence: h.sequence.toString(),
     headers: { primary: copyState(copies.primary), secondary: copyState(copies.secondary) },
     keyslots: h.keyslots.flatMap((s, i) => (s.state === 'active' ? [{ slot: i, kdf: { type: 'argon2id' as const, ...s.kdf } }] : [])),
+    reencrypt: h.reencrypt ? { newSectorSize: h.reencrypt.newSectorSize } : null,
   };
   const fields: Array<[string, string]> = [
     ['format', `vault version ${json.version}`],

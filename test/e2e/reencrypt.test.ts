@@ -14,6 +14,7 @@ import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { CLI, FAST_KDF, ROOT, e2eSuite, ok, sha256File, vault } from './harness.js';
 import { plaintextSha256 } from '../support/plaintext.js';
+import { expectValid } from '../support/schemas.js';
 import { fixturePlaintext } from '../fixtures/make-v1.js';
 import { REENCRYPT_FIXTURE } from '../fixtures/make-reencrypt.js';
 import { RECORD_OFFSETS } from '../../src/volume/reencrypt/journal.js';
@@ -235,6 +236,7 @@ describe.runIf(suite.run)('vault reencrypt', () => {
     const f = copy('fixture.vol');
     const before = sha256File(f);
     expect(ok(vault(['info', f])).stdout).toMatch(/reencrypt: +unfinished \(to 512-byte sectors\)/);
+    expect((expectValid('info', ok(vault(['info', f, '--json'])).stdout) as { reencrypt: unknown }).reencrypt).toEqual({ newSectorSize: 512 });
     for (const [args, input] of [
       [['passwd', f, '--password-stdin'], `${pw}new passphrase\n`],
       [['keyslot', 'add', f, '--password-stdin'], `${pw}new passphrase\n`],
@@ -264,6 +266,7 @@ describe.runIf(suite.run)('vault reencrypt', () => {
     ok(vault(['mount', g, '--no-filesystem', '--password-stdin'], pw));
     ok(vault(['dismount', g]));
     expect(ok(vault(['info', g])).stdout).not.toMatch(/reencrypt/);
+    expect((expectValid('info', ok(vault(['info', g, '--json'])).stdout) as { reencrypt: unknown }).reencrypt).toBeNull();
     expect(plaintextSha256(g, dumpKey(g, [], pw), 512)).toBe(want);
   });
 });
