@@ -9,7 +9,6 @@
  *            always did, so scripts written before --yes existed keep working.
  */
 import type { Command } from 'commander';
-import confirm from '@inquirer/confirm';
 import { VaultError } from '../errors.js';
 import { askOnTty, canAsk } from './terminal.js';
 
@@ -34,6 +33,7 @@ export function confirmationPossible(o: YesOption, action: string): boolean {
 /** Asks `question` (default: no) unless --yes answered it; a "no" stops the command with `refusal`. */
 export async function confirmOrStop(o: YesOption, action: string, question: string, refusal: string): Promise<void> {
   if (!confirmationPossible(o, action)) return;
+  const { default: confirm } = await import('@inquirer/confirm'); // loaded only to ask: keeps start-up short
   const yes = await askOnTty((context) => confirm({ message: question, default: false }, context));
   if (!yes) throw new VaultError('usage', refusal);
 }

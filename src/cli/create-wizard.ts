@@ -5,8 +5,6 @@
  * question. Without a terminal nothing is asked: create fails at once as it always did.
  */
 import { statfsSync } from 'node:fs';
-import input from '@inquirer/input';
-import select from '@inquirer/select';
 import { VaultError, isVaultError } from '../errors.js';
 import type { SectorSize } from '../format/constants.js';
 import { geometryForSize } from '../format/layout.js';
@@ -33,17 +31,25 @@ export function requireAnswerable(o: CreateChoices): void {
 }
 
 /** The answers create needs: from the options, asked for on a terminal when missing. */
+interface Prompts {
+  input: typeof import('@inquirer/input').default;
+  select: typeof import('@inquirer/select').default;
+}
+
 export async function completeCreateChoices(o: CreateChoices, dir: string, sectorSize: SectorSize): Promise<Required<CreateChoices>> {
   if (o.size !== undefined && (o.fs !== undefined || !canAsk())) return { size: o.size, fs: o.fs ?? 'ext4', quick: !!o.quick };
+  // The prompt modules load only when a question is asked: a scripted create starts faster.
+  const [{ default: input }, { default: select }] = await Promise.all([import('@inquirer/input'), import('@inquirer/select')]);
+  const prompts: Prompts = { input, select };
   // One terminal stream per question: inquirer closes its readline, and with it the input, when done.
   return {
-    size: o.size ?? (await askOnTty((context) => askSize(dir, sectorSize, context))),
-    fs: o.fs ?? (await askOnTty(askFilesystem)),
-    quick: o.quick ?? (await askOnTty(askQuick)),
+    size: o.size ?? (await askOnTty((context) => askSize(prompts, dir, sectorSize, context))),
+    fs: o.fs ?? (await askOnTty((context) => askFilesystem(prompts, context))),
+    quick: o.quick ?? (await askOnTty((context) => askQuick(prompts, context))),
   };
 }
 
-function askSize(dir: string, sectorSize: SectorSize, context: Context): Promise<string> {
+function askSize({ input }: Prompts, dir: string, sectorSize: SectorSize, context: Context): Promise<string> {
   const st = statfsSync(dir);
   const free = st.bavail * st.bsize;
   const validate = (text: string): string | true => {
@@ -59,11 +65,11 @@ function askSize(dir: string, sectorSize: SectorSize, context: Context): Promise
   return input({ message: `Size (e.g. 512M, 2G; ${formatSize(free)} free in ${dir}):`, validate }, context);
 }
 
-function askFilesystem(context: Context): Promise<string> {
+function askFilesystem({ select }: Prompts, context: Context): Promise<string> {
   return select({ message: 'Filesystem:', choices: FILESYSTEMS.map((f) => ({ value: f.value, name: f.value, description: f.description })) }, context);
 }
 
-function askQuick(context: Context): Promise<boolean> {
+function askQuick({ select }: Prompts, context: Context): Promise<boolean> {
   return select(
     {
       message: 'Fill:',

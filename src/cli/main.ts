@@ -18,9 +18,17 @@ function fail(message: string, hint: string | undefined, code: number): never {
   process.exit(code);
 }
 
+/** create, passwd and keyslot add estimate a new passphrase's strength (strength.ts): start early. */
+function takesNewPassphrase(argv: string[]): boolean {
+  const words = argv.slice(2).filter((a) => !a.startsWith('-'));
+  if (argv.includes('--help') || argv.includes('-h')) return false;
+  return words[0] === 'create' || words[0] === 'passwd' || (words[0] === 'keyslot' && words[1] === 'add');
+}
+
 async function main(): Promise<void> {
   // The CLI holds passphrases and master keys for a moment: no core dumps, no ptrace by non-root.
   hardenProcess();
+  if (takesNewPassphrase(process.argv)) void import('./strength.js').then((m) => m.prestartStrength(), () => undefined);
   try {
     await (await buildProgram()).parseAsync(process.argv);
     // Every secret is wiped by now: observers (the leak tests' memory scan) may look.

@@ -4,7 +4,6 @@
  * more "yes". From --password-stdin: a weak one gets the same explanation on stderr, and is used.
  * An empty passphrase is checked later, as before: refused unless keyfiles come with it.
  */
-import confirm from '@inquirer/confirm';
 import { VaultError } from '../errors.js';
 import { wipe } from '../crypto/wipe.js';
 import { warn } from './output.js';
@@ -68,5 +67,6 @@ export async function askNewPassphrase(question: string, withKeyfiles: boolean):
 
 async function useAnyway(weaknessLine: string): Promise<boolean> {
   sayOnTty(`Warning: ${weaknessLine}\n`);
+  const { default: confirm } = await import('@inquirer/confirm'); // loaded only to ask: keeps start-up short
   return askOnTty((context) => confirm({ message: 'Use it anyway?', default: false }, context));
 }

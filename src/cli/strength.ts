@@ -4,7 +4,8 @@
  * answers with the score and feedback text only. The CLI's memory is scanned for the passphrase by
  * the leak tests; the child's goes back to the kernel when it exits.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
+import type { Socket } from 'node:net';
 import { closeSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { VaultError } from '../errors.js';
@@ -27,26 +28,32 @@ export const STRONG_SCORE = 3;
 /** zxcvbn looks at no more than this many characters; more bytes than this never change the score. */
 const ESTIMATE_BYTES = 1024;
 
+/** An estimate that takes longer than this is abandoned (the child is killed: the command reports it). */
+const ESTIMATE_TIMEOUT_MS = 30_000;
+
 const CHILD = () => path.join(packageRoot(), 'dist', 'src', 'cli', 'strength-child.js');
 
-/**
- * Starts the estimate: the bytes go into a pipe before the child starts (1 KiB always fits a pipe's
- * buffer, so this never blocks), so the caller may wipe `passphrase` as soon as this returns.
- */
-export function estimateStrength(passphrase: Uint8Array): Promise<Strength> {
+interface Estimator {
+  writeEnd: number;
+  result: Promise<Strength>;
+  child: ChildProcess;
+}
+
+/** The child, started and waiting on its pipe (it builds zxcvbn's dictionaries before it reads). */
+function startEstimator(): Estimator {
   const [readEnd, writeEnd] = makePipe();
+  let child: ChildProcess;
   try {
-    writeSync(writeEnd, passphrase, 0, Math.min(passphrase.length, ESTIMATE_BYTES));
-  } finally {
+    // No spawn timeout: its timer would hold this process 30 s when the child goes unused (see
+    // estimateStrength, which sets one once the answer is awaited).
+    child = spawn(process.execPath, [CHILD()], { stdio: [readEnd, 'pipe', 'pipe'] });
+  } catch (e) {
     closeSync(writeEnd);
-  }
-  let child;
-  try {
-    child = spawn(process.execPath, [CHILD()], { stdio: [readEnd, 'pipe', 'pipe'], timeout: 30_000 });
+    throw e;
   } finally {
     closeSync(readEnd); // the child has its own copy
   }
-  return new Promise((resolve, reject) => {
+  const result = new Promise<Strength>((resolve, reject) => {
     let out = '';
     let err = '';
     child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
@@ -57,6 +64,48 @@ export function estimateStrength(passphrase: Uint8Array): Promise<Strength> {
       else reject(new VaultError('internal', `the passphrase strength check failed: ${(err || `exit ${status}`).trim().split('\n')[0]}`, "run `npm run build` in vault's directory, and report it if it persists"));
     });
   });
+  return { writeEnd, result, child };
+}
+
+/** Whether the child and its pipes keep this process alive (they are sockets: 'pipe' stdio). */
+function holdsProcess(e: Estimator, hold: boolean): void {
+  for (const r of [e.child, e.child.stdout as Socket | null, e.child.stderr as Socket | null]) {
+    if (hold) r?.ref();
+    else r?.unref();
+  }
+}
+
+let warm: Estimator | null = null;
+let estimated = false;
+
+/**
+ * Starts the child early (main.ts, for the commands that take a new passphrase), so that its ~0.5 s
+ * of loading dictionaries overlaps the CLI's own start-up and key derivation. Unused, it costs
+ * nothing at exit: it holds no reference on this process, and its pipe closes with it.
+ */
+export function prestartStrength(): void {
+  if (warm || estimated) return;
+  warm = startEstimator();
+  warm.result.catch(() => undefined); // awaited by estimateStrength, if it is ever asked
+  holdsProcess(warm, false);
+}
+
+/**
+ * Starts the estimate: the bytes go into a pipe the child reads (1 KiB always fits a pipe's buffer,
+ * so this never blocks), so the caller may wipe `passphrase` as soon as this returns.
+ */
+export function estimateStrength(passphrase: Uint8Array): Promise<Strength> {
+  const e = warm ?? startEstimator();
+  warm = null;
+  estimated = true;
+  holdsProcess(e, true); // now awaited: keep this process until the answer comes
+  try {
+    writeSync(e.writeEnd, passphrase, 0, Math.min(passphrase.length, ESTIMATE_BYTES));
+  } finally {
+    closeSync(e.writeEnd);
+  }
+  const timer = setTimeout(() => e.child.kill(), ESTIMATE_TIMEOUT_MS);
+  return e.result.finally(() => clearTimeout(timer));
 }
 
 /** The warning for a weak passphrase: what is wrong and what to do (zxcvbn's own words), one line each. */

@@ -2,9 +2,8 @@
 import { VaultError } from '../errors.js';
 import { KEYSLOT_COUNT } from '../format/constants.js';
 import { candidateHeaders, readHeaderCopies, unfinishedReencryption, unlockContainer, type UnlockResult } from '../volume/container.js';
-import { closeContainer, openContainer, type ContainerFile } from '../volume/container-file.js';
+import { closeContainer, openContainer, resolveContainer, type ContainerFile } from '../volume/container-file.js';
 import { lockHeaderUpdates } from '../volume/header-lock.js';
-import { resolveContainer } from '../mount/lifecycle.js';
 import { requireVaultFormat } from '../formats/index.js';
 import { warn } from './output.js';
 

@@ -5,12 +5,12 @@
  * A failed mount undoes what it did (UndoStack). Dismounting, listing and cleanup live in
  * dismount.ts, which loads no crypto.
  */
-import { closeSync, constants as fsc, fstatSync, openSync, realpathSync, rmdirSync } from 'node:fs';
+import { closeSync, constants as fsc, fstatSync, openSync, rmdirSync } from 'node:fs';
 import path from 'node:path';
 import { envValue } from '../env.js';
 import { VaultError } from '../errors.js';
 import { flockFd } from '../crypto/process-hardening.js';
-import { closeContainer, openContainer, type ContainerFile } from '../volume/container-file.js';
+import { closeContainer, openContainer, resolveContainer, type ContainerFile } from '../volume/container-file.js';
 import type { FormatAdapter, FormatChoice, UnlockSecret, UnlockedVolume } from '../formats/types.js';
 import { abandonServer, handOver, launchServer, type LaunchedServer } from '../server/spawn.js';
 import { BLOCK_FILE_NAME, type ServerConfig, type TransportChoice } from '../server/protocol.js';
@@ -362,14 +362,6 @@ function transportChoice(): TransportChoice {
   if (v === undefined || v === '' || v === 'auto') return 'auto';
   if (v === 'io_uring' || v === 'classic') return v;
   throw new VaultError('usage', `VAULT_FUSE_TRANSPORT is "${v}"`, 'set it to io_uring, classic or auto, or unset it');
-}
-
-export function resolveContainer(p: string): string {
-  try {
-    return realpathSync(p);
-  } catch {
-    throw new VaultError('not-a-container', `${p} does not exist`);
-  }
 }
 
 /**

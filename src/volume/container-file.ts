@@ -3,7 +3,7 @@
  * and nothing else, so the mount path can hold the container (and launch its server) before any
  * format or crypto code is loaded; container.ts reads and writes vault headers on top of this.
  */
-import { closeSync, constants as fsc, fstatSync, openSync, readFileSync, readlinkSync } from 'node:fs';
+import { closeSync, constants as fsc, fstatSync, openSync, readFileSync, readlinkSync, realpathSync } from 'node:fs';
 import { VaultError } from '../errors.js';
 import { HEADER_SIZE } from '../format/constants.js';
 import { NO_FOLLOW } from '../system/fs-at.js';
@@ -98,4 +98,13 @@ function openError(path: string, e: NodeJS.ErrnoException, readOnly: boolean): V
 
 export function closeContainer(c: ContainerFile): void {
   closeSync(c.fd);
+}
+
+/** The canonical path of a container named on the command line; a missing one is a clear error. */
+export function resolveContainer(p: string): string {
+  try {
+    return realpathSync(p);
+  } catch {
+    throw new VaultError('not-a-container', `${p} does not exist`);
+  }
 }

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { VaultError } from '../../errors.js';
 import { closeContainer, openContainer, type ContainerFile } from '../../volume/container-file.js';
-import { resolveContainer } from '../../mount/lifecycle.js';
+import { resolveContainer } from '../../volume/container-file.js';
 import { detectFormat, unlockVolume } from '../../formats/index.js';
 import { keyfilePolicy } from '../../formats/types.js';
 import { formatLabel } from '../../formats/types.js';
