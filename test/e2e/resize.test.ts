@@ -8,7 +8,7 @@ import { chmodSync, mkdirSync, truncateSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { e2eSuite, ok, vault } from './harness.js';
+import { TRANSPORTS, e2eSuite, ok, useTransport, vault } from './harness.js';
 import { cryptsetup, cryptsetupAccepts, FAST_PBKDF2 } from '../support/luks.js';
 import { PW, contents, copyOf, expectHealthy, fileSize, makeTemplate, mib, sha256Of } from './resize-support.js';
 
@@ -125,6 +125,30 @@ describe.runIf(suite.run)('vault resize', () => {
     expect(expectHealthy(file, suite.dir, dataSha)).toBeGreaterThan(mib(100));
     // Already done: nothing to do, still exit 0.
     expect(ok(vault(['resize', file, '--password-stdin'], PW)).stdout).toMatch(/already fills/);
+  });
+
+  // The online grow's notice to the kernel (FUSE_NOTIFY_INVAL_INODE) is written on /dev/fuse,
+  // whichever transport serves the requests: check that the io_uring one sees the new size too.
+  it.runIf(TRANSPORTS.includes('io_uring'))('grows a volume served over FUSE io_uring online: the loop device takes the new size', () => {
+    const file = copyOf(template, suite.dir, 'online-uring.vol');
+    const mnt = path.join(suite.dir, 'online-uring-mnt');
+    mkdirSync(mnt);
+    useTransport('io_uring');
+    try {
+      ok(vault(['mount', file, mnt, '--password-stdin'], PW));
+      try {
+        const listed = JSON.parse(ok(vault(['list', '--json'])).stdout) as { mountpoint: string; transport: string }[];
+        expect(listed.find((v) => v.mountpoint === mnt)?.transport).toBe('io_uring');
+        const r = vault(['resize', mnt, '--size', '96M', '--password-stdin'], PW);
+        expect([0, 6], r.stderr).toContain(r.status);
+        const loop = spawnSync('findmnt', ['-no', 'SOURCE', mnt], { encoding: 'utf8' }).stdout.trim();
+        expect(Number(spawnSync('blockdev', ['--getsize64', loop], { encoding: 'utf8' }).stdout)).toBe(mib(96) - mib(1) - 4096);
+      } finally {
+        ok(vault(['dismount', mnt]));
+      }
+    } finally {
+      useTransport('classic');
+    }
   });
 
   it('resizes a LUKS2 container with a dynamic segment by its length (grow and shrink); refuses VeraCrypt (5)', () => {
