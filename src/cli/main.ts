@@ -28,7 +28,8 @@ function takesNewPassphrase(argv: string[]): boolean {
 async function main(): Promise<void> {
   // The CLI holds passphrases and master keys for a moment: no core dumps, no ptrace by non-root.
   hardenProcess();
-  if (takesNewPassphrase(process.argv)) void import('./strength.js').then((m) => m.prestartStrength(), () => undefined);
+  // Best effort: if the early start fails, the estimate starts later the usual way (and reports).
+  if (takesNewPassphrase(process.argv)) void import('./strength.js').then((m) => m.prestartStrength()).catch(() => undefined);
   try {
     await (await buildProgram()).parseAsync(process.argv);
     // Every secret is wiped by now: observers (the leak tests' memory scan) may look.
