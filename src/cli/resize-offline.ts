@@ -7,6 +7,7 @@
  */
 import { VaultError } from '../errors.js';
 import { KeyHandle } from '../crypto/key-handle.js';
+import { secretCopy } from '../crypto/wipe.js';
 import type { UnlockedVolume } from '../formats/types.js';
 import { dismountVolume } from '../mount/dismount.js';
 import { detectFilesystem } from '../mount/filesystem.js';
@@ -34,7 +35,7 @@ export interface OfflineResize {
 
 /** Runs `fn` on the decrypted device of the volume at `dataSize`, mounted for this moment only. */
 async function withDevice<T>(x: OfflineResize, dataSize: number, fn: (device: string) => T): Promise<T> {
-  const key = x.volume.key.withBytes((b) => KeyHandle.fromBytes(Uint8Array.from(b)));
+  const key = x.volume.key.withBytes((b) => KeyHandle.fromBytes(secretCopy(b)));
   const record = await mountUnlocked(x.c, { ...x.volume, key, dataSize, warnings: [] }, {
     readOnly: false, noFilesystem: true, warn, signal: x.signal, transient: true, route: chooseRoute(undefined, false),
   });

@@ -10,6 +10,7 @@ import { HEADER_SIZE } from '../format/constants.js';
 import { containerFileSize, secondaryOffset } from '../format/layout.js';
 import type { Header } from '../format/types.js';
 import { KeyHandle } from '../crypto/key-handle.js';
+import { secretCopy } from '../crypto/wipe.js';
 import { readHeaderCopies, sealHeaderCopies } from './container.js';
 import type { ContainerFile } from './container-file.js';
 import { fillWithEncryptedZeros, type FillGeometry } from './create.js';
@@ -52,7 +53,7 @@ export async function growContainer(c: ContainerFile, h: Header, masterKey: Uint
   const oldPrimary = readAtSync(c.fd, HEADER_SIZE, 0);
   const next = nextHeader(c, h, dataSize);
   const [primary, secondary] = sealHeaderCopies(next, masterKey);
-  const key = KeyHandle.fromBytes(Uint8Array.from(masterKey));
+  const key = KeyHandle.fromBytes(secretCopy(masterKey));
   let committed = false;
   try {
     try {

@@ -6,6 +6,7 @@ import { formatLabel, type FormatAdapter } from '../../formats/types.js';
 import { vaultVolume } from '../../formats/vault.js';
 import { HEADER_SIZE } from '../../format/constants.js';
 import { KeyHandle } from '../../crypto/key-handle.js';
+import { secretCopy } from '../../crypto/wipe.js';
 import { growContainer, shrinkContainer } from '../../volume/resize.js';
 import { findVolume } from '../../mount/dismount.js';
 import { lockContainer } from '../../mount/lifecycle.js';
@@ -68,7 +69,7 @@ async function resizeVault(c: ContainerFile, record: VolumeRecord | null, o: Res
     const mk = x.u.masterKey;
     const dataSize = req ? plannedDataSize(req, h) : undefined;
     if (record) return await growOnline(record, c, h, mk, dataSize!, { quick: !!o.quick, signal });
-    const volume = vaultVolume(h, KeyHandle.fromBytes(Uint8Array.from(mk)), []);
+    const volume = vaultVolume(h, KeyHandle.fromBytes(secretCopy(mk)), []);
     try {
       await resizeOffline({
         c, volume, dataSize, quick: !!o.quick, signal, overhead: h.dataOffset + HEADER_SIZE,
