@@ -24,6 +24,7 @@
 #define NAPI_VERSION 8
 
 #include "unit_hash.h"
+#include "kdf_gcrypt.h"
 #include "secure_mem.h"
 #include "napi_util.h"
 #include "xts_core.h"
@@ -655,7 +656,7 @@ NAPI_MODULE_INIT() {
       {"isDumpable", is_dumpable},      {"flock", flock_fd},           {"pipe", make_pipe},
       {"probeSocket", probe_socket},    {"setIoFlusher", set_io_flusher}, {"umount2", umount_path},
       {"openat", openat_fd},            {"renameat", renameat_fd},        {"unlinkat", unlinkat_fd},
-      {"unitHashesAsync", vault_unit_hashes_start},
+      {"unitHashesAsync", vault_unit_hashes_start}, {"pbkdf2Async", vault_pbkdf2_start},
   };
   enum { N = sizeof fns / sizeof fns[0] };
   napi_property_descriptor props[N];

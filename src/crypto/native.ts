@@ -32,6 +32,11 @@ export interface NativeAddon {
   ): Promise<void>;
   /** out[16·i, 16·i+16) = SHA-256(unit i of buf)[0..16), on the libuv threadpool. Do not touch buf or out until it settles. */
   unitHashesAsync(buf: Uint8Array, unitSize: number, out: Uint8Array): Promise<void>;
+  /**
+   * PBKDF2-HMAC through libgcrypt on the libuv threadpool: fills `out` (1..1024 bytes). hash:
+   * sha512, sha256, ripemd160, blake2s256, whirlpool, streebog512. Do not touch the buffers until it settles.
+   */
+  pbkdf2Async(hash: string, password: Uint8Array, salt: Uint8Array, iterations: number, out: Uint8Array): Promise<void>;
   /** prctl(PR_SET_DUMPABLE, 0): no core dumps, no ptrace attach without CAP_SYS_PTRACE. */
   hardenProcess(): void;
   isDumpable(): boolean;

@@ -15,7 +15,7 @@ import { readAtSync } from '../volume/fd-io.js';
 import type { ContainerFile } from '../volume/container-file.js';
 import { FORMAT_NAMES, formatLabel, type FormatAdapter, type UnlockOptions, type UnlockSecret, type UnlockedVolume } from './types.js';
 import { vaultAdapter } from './vault.js';
-import { veracryptAdapter } from './veracrypt/adapter.js';
+import { truecryptAdapter, veracryptAdapter } from './veracrypt/adapter.js';
 import { luks1Adapter } from './luks1/index.js';
 import { luks2Adapter } from './luks2/index.js';
 
@@ -31,7 +31,7 @@ const PROBE_BYTES = 4096;
 /** Every name `--type` accepts, with the adapter it selects. */
 export function adapterByName(name: string): FormatAdapter {
   const all = [...MAGIC_ADAPTERS, FALLBACK];
-  const hit = name === 'truecrypt' ? FALLBACK : all.find((a) => a.name === name);
+  const hit = name === 'truecrypt' ? truecryptAdapter : all.find((a) => a.name === name);
   if (!hit) throw new VaultError('usage', `unknown container format "${name}"`, `use one of ${FORMAT_NAMES.join(', ')}`);
   return hit;
 }

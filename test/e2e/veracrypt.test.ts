@@ -98,11 +98,11 @@ describe.runIf(run)('VeraCrypt and TrueCrypt containers', () => {
 
   it('wrong password, wrong PIM and a missing keyfile fail with exit 3 and change nothing', () => {
     const vc = copy('vc_1-sha512-xts-aes');
-    expectCleanFailure(vc, 'wrong-password', [], 3, /wrong password, PIM or keyfiles/);
-    expectCleanFailure(vc, PW, ['--pim', '7'], 3, /wrong password, PIM or keyfiles/);
+    expectCleanFailure(vc, 'wrong-password', [], 3, /the password, the PIM or a keyfile may be wrong/);
+    expectCleanFailure(vc, PW, ['--pim', '7'], 3, /the password, the PIM or a keyfile may be wrong/);
     const vck = copy('vck_1-sha512-xts-aes');
-    expectCleanFailure(vck, PW, kf(1), 3, /wrong password, PIM or keyfiles/);
-    expectCleanFailure(vck, PW, [], 3, /wrong password, PIM or keyfiles/);
+    expectCleanFailure(vck, PW, kf(1), 3, /the password, the PIM or a keyfile may be wrong/);
+    expectCleanFailure(vck, PW, [], 3, /the password, the PIM or a keyfile may be wrong/);
     expect(vault(['mount', vck, '--no-filesystem', '--password-stdin', '--keyfile', path.join(suite.dir, 'absent')], PW).status).toBe(2);
   });
 
@@ -228,6 +228,6 @@ describe.runIf(suite.run)('VeraCrypt volumes with other ciphers', () => {
     const pw = 'other cipher pw';
     const file = container(algorithm, pw);
     expectCleanFailure(file, pw, ['--pim', '1'], 5, new RegExp(`the normal volume is encrypted with ${algorithm}, which vault does not support`));
-    expectCleanFailure(file, 'not the password', ['--pim', '1'], 3, /wrong password, PIM or keyfiles/);
+    expectCleanFailure(file, 'not the password', ['--pim', '1'], 3, /the password, the PIM or a keyfile may be wrong/);
   });
 });
