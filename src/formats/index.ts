@@ -10,7 +10,7 @@
  *   4. otherwise vault's own adapter, whose error explains what is missing (a vault container
  *      whose two headers were both destroyed lands here and is told to restore a backup).
  */
-import { VaultError } from '../errors.js';
+import { VaultError, isVaultError } from '../errors.js';
 import { readAtSync } from '../volume/fd-io.js';
 import type { ContainerFile } from '../volume/container-file.js';
 import { FORMAT_NAMES, formatLabel, type FormatAdapter, type UnlockOptions, type UnlockSecret, type UnlockedVolume } from './types.js';
@@ -24,6 +24,27 @@ const MAGIC_ADAPTERS: readonly FormatAdapter[] = [vaultAdapter, luks2Adapter, lu
 
 /** Tried when no magic matches: VeraCrypt and TrueCrypt headers are indistinguishable from random. */
 const FALLBACK: FormatAdapter = veracryptAdapter;
+
+/**
+ * What detection ends with when nothing matched: vault's own adapter (a vault container whose two
+ * headers were overwritten lands here), whose "no vault signature" then also says what else was
+ * ruled out and how to force VeraCrypt/TrueCrypt, whose headers carry no signature.
+ */
+const UNDETECTED: FormatAdapter = {
+  ...vaultAdapter,
+  async unlock(c, secret, o) {
+    try {
+      return await vaultAdapter.unlock(c, secret, o);
+    } catch (e) {
+      if (!isVaultError(e, 'not-a-container')) throw e;
+      throw new VaultError(
+        'not-a-container',
+        `${c.path} is not a container vault recognises: no vault, LUKS2 or LUKS1 signature, and its header area does not look like a VeraCrypt/TrueCrypt volume's (random bytes)`,
+        'if it is a VeraCrypt or TrueCrypt volume, give --type veracrypt (or truecrypt); if it is a vault container whose two headers were overwritten, restore a header backup with `vault header restore`',
+      );
+    }
+  },
+};
 
 /** Bytes read for magic recognition: enough for every header's fixed part. */
 const PROBE_BYTES = 4096;
@@ -49,7 +70,7 @@ export function detectFormat(c: ContainerFile, o: { type?: string; headerFile?: 
   const byMagic = MAGIC_ADAPTERS.find((a) => a.recognises(first)) ?? MAGIC_ADAPTERS.find((a) => a.claims?.(probe));
   if (byMagic) return byMagic;
   if (FALLBACK.claims?.(c) ?? true) return FALLBACK;
-  return vaultAdapter;
+  return UNDETECTED;
 }
 
 /**

@@ -266,7 +266,7 @@ function describe(win: { header: VcHeader; slot: HeaderSlot; kdf: KdfCandidate }
   const json: VeraCryptInfoJson = {
     format: h.format,
     uuid: null,
-    volumeType: win.slot.kind,
+    volumeType: win.slot.system ? 'system' : win.slot.kind,
     header: { copy: win.slot.copy, version: h.version, requiredProgramVersion: bcd(h.requiredProgramVersion) },
     kdf: win.kdf.kind === 'pbkdf2'
       ? { type: 'pbkdf2', hash: win.kdf.digest, iterations: win.kdf.iterations }
