@@ -9,6 +9,7 @@
  * and the SHA-256/BLAKE2s twins of the keyfile images (the keyfile pool does not depend on the PRF).
  */
 import { describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
 import { createDecipheriv } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -95,6 +96,13 @@ describe('TrueCrypt 5, 6, 7 images (header versions 3, 4, 5)', () => {
     expect((await open('tc_3-sha512-xts-aes-hidden', tc(TC_HIDDEN_PASSWORD))).info).toMatchObject({ dataOffset: 19968, dataSize: 19456 });
   });
 
+  it.each([
+    ['tc_3-ripemd160-xts-serpent', TC_PASSWORD, 'the normal volume is encrypted with Serpent,'],
+    ['tc_3-sha512-xts-serpent-twofish-aes-hidden', TC_HIDDEN_PASSWORD, 'the hidden volume is encrypted with Serpent-Twofish-AES,'],
+  ])('TrueCrypt 5.x with another cipher (%s): the password is recognised and the cipher named', async (name, password, message) => {
+    await expect(open(name, tc(password))).rejects.toMatchObject({ code: 'unsupported-feature', message: expect.stringContaining(message) });
+  });
+
   it('the small TrueCrypt 5.x files are detected as VeraCrypt/TrueCrypt and open without --type', async () => {
     const r = await open('tc_3-sha512-xts-aes', { password: TC_PASSWORD, options: { hash: 'sha512' } });
     expect(r.uuid).toBe(TC_FS_UUID);
@@ -156,16 +164,34 @@ describe('system encryption (--system: the header in the boot track)', () => {
   });
 });
 
+describe('the CLI options (vault info)', () => {
+  const CLI = path.resolve(import.meta.dirname, '../../dist/src/cli/main.js');
+  const info = (name: string, args: string[], password = TC_PASSWORD) =>
+    spawnSync(process.execPath, [CLI, 'info', tcryptImage(name), '--json', '--password-stdin', ...args], { input: password, encoding: 'utf8', timeout: 60_000 });
+
+  it('--system --hash SHA-256 opens a system drive; --type truecrypt --hash whirlpool; an unknown hash is a usage error', () => {
+    const r = info('sys_vc_1_mbr_part-sha256-xts-aes', ['--system', '--hash', 'SHA-256']);
+    expect(r.status, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ format: 'veracrypt', volumeType: 'system', kdf: { hash: 'sha256', iterations: 200_000 }, dataOffset: 1048576 });
+    const t = info('tc_5-whirlpool-xts-aes', ['--type', 'truecrypt', '--hash', 'whirlpool']);
+    expect(t.status, t.stderr).toBe(0);
+    expect(JSON.parse(t.stdout)).toMatchObject({ format: 'truecrypt', kdf: { hash: 'whirlpool', iterations: 1000 } });
+    const bad = info('tc_5-whirlpool-xts-aes', ['--hash', 'md5']);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/unknown VeraCrypt\/TrueCrypt header hash "md5"/);
+  });
+});
+
 describe('errors', () => {
   it('a wrong password says what was tried and that the password, PIM or keyfiles may be wrong', async () => {
-    const e = (await open('tc_5-sha512-xts-aes', tc('wrong password')).catch((x: unknown) => x)) as VaultError;
+    const e = (await open('tc_5-sha512-xts-aes', tc('not the password')).catch((x: unknown) => x)) as VaultError;
     expect(e.code).toBe('wrong-password');
-    expect(e.message).toMatch(/opened with the password, no PIM: the password may be wrong, or a PIM or keyfiles were needed/);
+    expect(e.message).toMatch(/opened with the password, no PIM: a wrong password, or a PIM or keyfiles were needed/);
     expect(e.message).toMatch(/Tried the normal and hidden-volume headers at bytes 0, 65536, 297472 with PBKDF2-HMAC-SHA-512 \(TrueCrypt 1000\), PBKDF2-HMAC-RIPEMD-160 \(TrueCrypt 2000\), PBKDF2-HMAC-Whirlpool \(TrueCrypt 1000\)/);
-    expect(e.message).not.toContain('wrong password');
+    expect(e.message).not.toContain('not the password');
     expect(e.hint).toMatch(/--hidden/);
     const withPim = (await open('tc_5-sha512-xts-aes', vc('sha512', 'x', { type: 'veracrypt', options: { pim: 1, hidden: true } })).catch((x: unknown) => x)) as VaultError;
-    expect(withPim.message).toMatch(/with the password, PIM 1: the password, the PIM or a keyfile may be wrong.*hidden-volume headers at bytes 65536, 297472 with PBKDF2-HMAC-SHA-512 \(16000\)/);
+    expect(withPim.message).toMatch(/with the password, PIM 1: a wrong password, PIM or keyfile.*hidden-volume headers at bytes 65536, 297472 with PBKDF2-HMAC-SHA-512 \(16000\)/);
   });
 
   it('--hash that no program uses with these options, and a PIM for TrueCrypt, are usage errors', async () => {
