@@ -108,7 +108,7 @@ function noHeaderOpened(c: ContainerFile, outcomes: Outcome[], o: UnlockOptions,
   return new VaultError(
     'wrong-password',
     `no VeraCrypt/TrueCrypt header of ${c.path} opened with ${secret}: ${why}, or it is not a VeraCrypt/TrueCrypt volume vault can open ` +
-      `(AES-256-XTS only; another cipher is named instead when the password is right). Tried ${describeSlots(tried.slots)} with ${describeTried(tried.kdfs)}`,
+      `(AES-256-XTS only, TrueCrypt 5.0 or later; another cipher is named instead when the password is right). Tried ${describeSlots(tried.slots)} with ${describeTried(tried.kdfs)}`,
     [
       skipped.length ? `these key derivations could not run here: ${skipped.join('; ')}` : null,
       o.hidden || o.system ? null : 'a hidden volume opens with its own password (--hidden tries only its header)',
