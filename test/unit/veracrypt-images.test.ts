@@ -9,7 +9,6 @@
  * and the SHA-256/BLAKE2s twins of the keyfile images (the keyfile pool does not depend on the PRF).
  */
 import { describe, expect, it } from 'vitest';
-import { spawnSync } from 'node:child_process';
 import { createDecipheriv } from 'node:crypto';
 import { closeSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -178,24 +177,6 @@ describe('system encryption (--system: the header in the boot track)', () => {
     } finally {
       closeContainer(c);
     }
-  });
-});
-
-describe('the CLI options (vault info)', () => {
-  const CLI = path.resolve(import.meta.dirname, '../../dist/src/cli/main.js');
-  const info = (name: string, args: string[], password = TC_PASSWORD) =>
-    spawnSync(process.execPath, [CLI, 'info', tcryptImage(name), '--json', '--password-stdin', ...args], { input: password, encoding: 'utf8', timeout: 60_000 });
-
-  it('--system --hash SHA-256 opens a system drive; --type truecrypt --hash whirlpool; an unknown hash is a usage error', () => {
-    const r = info('sys_vc_1_mbr_part-sha256-xts-aes', ['--system', '--hash', 'SHA-256']);
-    expect(r.status, r.stderr).toBe(0);
-    expect(JSON.parse(r.stdout)).toMatchObject({ format: 'veracrypt', volumeType: 'system', kdf: { hash: 'sha256', iterations: 200_000 }, dataOffset: 1048576 });
-    const t = info('tc_5-whirlpool-xts-aes', ['--type', 'truecrypt', '--hash', 'whirlpool']);
-    expect(t.status, t.stderr).toBe(0);
-    expect(JSON.parse(t.stdout)).toMatchObject({ format: 'truecrypt', kdf: { hash: 'whirlpool', iterations: 1000 } });
-    const bad = info('tc_5-whirlpool-xts-aes', ['--hash', 'md5']);
-    expect(bad.status).toBe(2);
-    expect(bad.stderr).toMatch(/unknown VeraCrypt\/TrueCrypt header hash "md5"/);
   });
 });
 
