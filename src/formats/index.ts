@@ -12,6 +12,7 @@
  */
 import { VaultError, isVaultError } from '../errors.js';
 import { readAtSync } from '../volume/fd-io.js';
+import { DEFAULT_DATA_OFFSET, HEADER_SIZE } from '../format/constants.js';
 import type { ContainerFile } from '../volume/container-file.js';
 import { FORMAT_NAMES, formatLabel, type FormatAdapter, type UnlockOptions, type UnlockSecret, type UnlockedVolume } from './types.js';
 import { vaultAdapter } from './vault.js';
@@ -37,14 +38,20 @@ const UNDETECTED: FormatAdapter = {
       return await vaultAdapter.unlock(c, secret, o);
     } catch (e) {
       if (!isVaultError(e, 'not-a-container')) throw e;
+      // A header backup only helps a file that can have been a vault container.
+      const vaultSized = c.size >= MIN_VAULT_CONTAINER;
       throw new VaultError(
         'not-a-container',
-        `${c.path} is not a container vault recognises: no vault, LUKS2 or LUKS1 signature, and its header area does not look like a VeraCrypt/TrueCrypt volume's (random bytes)`,
-        'if it is a VeraCrypt or TrueCrypt volume, give --type veracrypt (or truecrypt); if it is a vault container whose two headers were overwritten, restore a header backup with `vault header restore`',
+        `${c.path} is not a container vault recognises: no vault, LUKS2 or LUKS1 signature${vaultSized ? '' : ` (and at ${c.size} bytes too small for a vault container)`}, ` +
+          `and its header area does not look like a VeraCrypt/TrueCrypt volume's (random bytes)`,
+        `if it is a VeraCrypt or TrueCrypt volume, give --type veracrypt (or truecrypt)${vaultSized ? '; if it is a vault container whose two headers were overwritten, restore a header backup with `vault header restore`' : ''}`,
       );
     }
   },
 };
+
+/** The smallest vault container: 1 MiB of headers and keyslots, one 512-byte sector, the secondary header. */
+const MIN_VAULT_CONTAINER = DEFAULT_DATA_OFFSET + 512 + HEADER_SIZE;
 
 /** Bytes read for magic recognition: enough for every header's fixed part. */
 const PROBE_BYTES = 4096;

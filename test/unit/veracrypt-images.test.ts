@@ -197,7 +197,7 @@ describe('errors', () => {
     await expect(open('tc_5-sha512-xts-aes', tc(TC_PASSWORD, { pim: 3 }))).rejects.toMatchObject({ code: 'usage', message: /no PIM/ });
   });
 
-  it('a small file that is no container: what was ruled out, how to force VeraCrypt, and when a header backup helps', async () => {
+  it('a small file that is no container: what was ruled out, how to force VeraCrypt, and no header backup to restore', async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'vault-unit-tiny-'));
     try {
       const f = path.join(dir, 'notes.txt');
@@ -206,8 +206,12 @@ describe('errors', () => {
       try {
         const secret = () => ({ passphrase: Buffer.from('pw'), keyfiles: [] });
         const e = (await unlockVolume(detectFormat(c), c, secret(), { readOnly: true }).catch((x: unknown) => x)) as VaultError;
-        expect(e).toMatchObject({ code: 'not-a-container', message: /is not a container vault recognises: no vault, LUKS2 or LUKS1 signature, and its header area does not look like a VeraCrypt/ });
-        expect(e.hint).toMatch(/--type veracrypt.*if it is a vault container whose two headers were overwritten, restore/);
+        expect(e).toMatchObject({
+          code: 'not-a-container',
+          message: /is not a container vault recognises: no vault, LUKS2 or LUKS1 signature \(and at 21000 bytes too small for a vault container\), and its header area does not look like a VeraCrypt/,
+        });
+        expect(e.hint).toMatch(/--type veracrypt/);
+        expect(e.hint).not.toMatch(/restore/); // a vault container is at least 1 MiB + 4.5 KiB
         // Forced, the VeraCrypt adapter says what it tried and that the password may be wrong.
         const forced = (await unlockVolume(adapterByName('truecrypt'), c, secret(), { readOnly: true }).catch((x: unknown) => x)) as VaultError;
         expect(forced).toMatchObject({ code: 'wrong-password', message: /Tried the normal and hidden-volume headers at bytes 0, 19464 with/ });
@@ -215,6 +219,17 @@ describe('errors', () => {
         expect(sys).toMatchObject({ code: 'not-a-container', message: /too small to hold a system-encryption header/ });
       } finally {
         closeContainer(c);
+      }
+      // 2 MiB of zeros could be a vault container whose headers were wiped: then a backup helps.
+      const zeros = path.join(dir, 'zeros.img');
+      writeFileSync(zeros, Buffer.alloc(2 << 20));
+      const z = openContainer(zeros, true);
+      try {
+        const e = (await unlockVolume(detectFormat(z), z, { passphrase: Buffer.from('pw'), keyfiles: [] }, { readOnly: true }).catch((x: unknown) => x)) as VaultError;
+        expect(e.message).not.toMatch(/too small/);
+        expect(e.hint).toMatch(/--type veracrypt.*restore a header backup with `vault header restore`/);
+      } finally {
+        closeContainer(z);
       }
     } finally {
       rmSync(dir, { recursive: true, force: true });
