@@ -35,12 +35,12 @@ typedef struct {
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static int init_ok;
 
-/* libgcrypt must be initialised once before use. vault uses it for public algorithms only, on
-   caller-owned buffers: no secure memory pool of its own (GCRYCTL_DISABLE_SECMEM). */
+/* libgcrypt must be initialised once before use. Its secure-memory settings are left as they are
+   (another part of the addon may set them up first): PBKDF2 here writes into caller-owned buffers
+   and needs no secure pool. */
 static void gcrypt_init(void) {
   if (gcry_check_version("1.8.0") == NULL) return;
-  gcry_control(GCRYCTL_DISABLE_SECMEM, 0);
-  gcry_control(GCRYCTL_INITIALIZATION_FINISHED, 0);
+  if (!gcry_control(GCRYCTL_INITIALIZATION_FINISHED_P)) gcry_control(GCRYCTL_INITIALIZATION_FINISHED, 0);
   init_ok = 1;
 }
 

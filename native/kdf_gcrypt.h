@@ -6,6 +6,7 @@
 #include <node_api.h>
 /* pbkdf2Async(hash, password, salt, iterations, out): Promise<void>. Fills out (1..1024 bytes)
    with PBKDF2-HMAC-<hash>(password, salt, iterations). hash: "sha512", "sha256", "ripemd160",
-   "blake2s256", "whirlpool", "streebog512". Do not touch password, salt or out until it settles. */
+   "blake2s256", "whirlpool", "streebog512". libgcrypt refuses an empty password (the promise rejects).
+   Do not touch password, salt or out until it settles. */
 napi_value vault_pbkdf2_start(napi_env env, napi_callback_info info);
 #endif
