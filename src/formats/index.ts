@@ -50,6 +50,22 @@ const UNDETECTED: FormatAdapter = {
   },
 };
 
+/**
+ * The VeraCrypt/TrueCrypt adapter as detection reaches it (no `--type`): when no header opens, its
+ * error also says which formats the file's signature ruled out.
+ */
+const DETECTED_FALLBACK: FormatAdapter = {
+  ...FALLBACK,
+  async unlock(c, secret, o) {
+    try {
+      return await FALLBACK.unlock(c, secret, o);
+    } catch (e) {
+      if (!isVaultError(e, 'wrong-password')) throw e;
+      throw new VaultError(e.code, `${e.message}; the file has no vault, LUKS2 or LUKS1 signature either`, e.hint, { cause: e });
+    }
+  },
+};
+
 /** The smallest vault container: 1 MiB of headers and keyslots, one 512-byte sector, the secondary header. */
 const MIN_VAULT_CONTAINER = DEFAULT_DATA_OFFSET + 512 + HEADER_SIZE;
 
@@ -76,7 +92,7 @@ export function detectFormat(c: ContainerFile, o: { type?: string; headerFile?: 
   const first = readAtSync(probe.fd, Math.min(PROBE_BYTES, probe.size), 0);
   const byMagic = MAGIC_ADAPTERS.find((a) => a.recognises(first)) ?? MAGIC_ADAPTERS.find((a) => a.claims?.(probe));
   if (byMagic) return byMagic;
-  if (FALLBACK.claims?.(c) ?? true) return FALLBACK;
+  if (FALLBACK.claims?.(c) ?? true) return DETECTED_FALLBACK;
   return UNDETECTED;
 }
 
@@ -120,7 +136,7 @@ function checkGeometry(v: UnlockedVolume, c: ContainerFile): void {
 export function requireVaultFormat(c: ContainerFile, what: string): void {
   const a = detectFormat(c);
   if (a.name === 'vault') return;
-  const label = a === FALLBACK ? 'VeraCrypt/TrueCrypt (or unrecognised)' : formatLabel(a.name);
+  const label = a === DETECTED_FALLBACK ? 'VeraCrypt/TrueCrypt (or unrecognised)' : formatLabel(a.name);
   throw new VaultError(
     'unsupported-feature',
     `${c.path} is not a vault container (it looks like ${label}); \`${what}\` changes vault headers only`,

@@ -188,6 +188,13 @@ describe('errors', () => {
     expect(e.message).toMatch(/Tried the normal and hidden-volume headers at bytes 0, 65536, 297472 with PBKDF2-HMAC-SHA-512 \(TrueCrypt 1000\), PBKDF2-HMAC-RIPEMD-160 \(TrueCrypt 2000\), PBKDF2-HMAC-Whirlpool \(TrueCrypt 1000\)/);
     expect(e.message).not.toContain('not the password');
     expect(e.hint).toMatch(/--hidden/);
+    expect(e.message).not.toMatch(/signature/); // --type truecrypt: no detection, so nothing to say about other formats
+    // Detected (no --type): the other formats ruled out by their signatures are named too. cryptsetup's
+    // "TCRYPT only" check: a VeraCrypt volume does not open with TrueCrypt's derivations.
+    const vcAsTc = (await open('vc_1-sha512-xts-aes', tc()).catch((x: unknown) => x)) as VaultError;
+    expect(vcAsTc.code).toBe('wrong-password');
+    const detected = (await open('tc_5-sha512-xts-aes', { password: 'not the password', options: { hash: 'sha512', pim: 1, hidden: true } }).catch((x: unknown) => x)) as VaultError;
+    expect(detected.message).toMatch(/with PBKDF2-HMAC-SHA-512 \(16000\); the file has no vault, LUKS2 or LUKS1 signature either$/);
     const withPim = (await open('tc_5-sha512-xts-aes', vc('sha512', 'x', { type: 'veracrypt', options: { pim: 1, hidden: true } })).catch((x: unknown) => x)) as VaultError;
     expect(withPim.message).toMatch(/with the password, PIM 1: a wrong password, PIM or keyfile.*hidden-volume headers at bytes 65536, 297472 with PBKDF2-HMAC-SHA-512 \(16000\)/);
   });
