@@ -10,7 +10,7 @@
  *   4. otherwise vault's own adapter, whose error explains what is missing (a vault container
  *      whose two headers were both destroyed lands here and is told to restore a backup).
  */
-import { VaultError, isVaultError } from '../errors.js';
+import { VaultError, isVaultError, type ErrorCode } from '../errors.js';
 import { readAtSync } from '../volume/fd-io.js';
 import { DEFAULT_DATA_OFFSET, HEADER_SIZE } from '../format/constants.js';
 import type { ContainerFile } from '../volume/container-file.js';
@@ -26,48 +26,49 @@ const MAGIC_ADAPTERS: readonly FormatAdapter[] = [vaultAdapter, luks2Adapter, lu
 /** Tried when no magic matches: VeraCrypt and TrueCrypt headers are indistinguishable from random. */
 const FALLBACK: FormatAdapter = veracryptAdapter;
 
+/** The smallest vault container: 1 MiB of headers and keyslots, one 512-byte sector, the secondary header. */
+const MIN_VAULT_CONTAINER = DEFAULT_DATA_OFFSET + 512 + HEADER_SIZE;
+
+/** `a`, whose errors of one code are replaced by `reword`'s (what detection knows and the adapter does not). */
+function rewording(a: FormatAdapter, code: ErrorCode, reword: (c: ContainerFile, e: VaultError) => VaultError): FormatAdapter {
+  return {
+    ...a,
+    async unlock(c, secret, o) {
+      try {
+        return await a.unlock(c, secret, o);
+      } catch (e) {
+        if (!isVaultError(e, code)) throw e;
+        throw reword(c, e);
+      }
+    },
+  };
+}
+
 /**
  * What detection ends with when nothing matched: vault's own adapter (a vault container whose two
  * headers were overwritten lands here), whose "no vault signature" then also says what else was
  * ruled out and how to force VeraCrypt/TrueCrypt, whose headers carry no signature.
  */
-const UNDETECTED: FormatAdapter = {
-  ...vaultAdapter,
-  async unlock(c, secret, o) {
-    try {
-      return await vaultAdapter.unlock(c, secret, o);
-    } catch (e) {
-      if (!isVaultError(e, 'not-a-container')) throw e;
-      // A header backup only helps a file that can have been a vault container.
-      const vaultSized = c.size >= MIN_VAULT_CONTAINER;
-      throw new VaultError(
-        'not-a-container',
-        `${c.path} is not a container vault recognises: no vault, LUKS2 or LUKS1 signature${vaultSized ? '' : ` (and at ${c.size} bytes too small for a vault container)`}, ` +
-          `and its header area does not look like a VeraCrypt/TrueCrypt volume's (random bytes)`,
-        `if it is a VeraCrypt or TrueCrypt volume, give --type veracrypt (or truecrypt)${vaultSized ? '; if it is a vault container whose two headers were overwritten, restore a header backup with `vault header restore`' : ''}`,
-      );
-    }
-  },
-};
+const UNDETECTED = rewording(vaultAdapter, 'not-a-container', (c) => {
+  // A header backup only helps a file that can have been a vault container.
+  const vaultSized = c.size >= MIN_VAULT_CONTAINER;
+  return new VaultError(
+    'not-a-container',
+    `${c.path} is not a container vault recognises: no vault, LUKS2 or LUKS1 signature${vaultSized ? '' : ` (and at ${c.size} bytes too small for a vault container)`}, ` +
+      `and its header area does not look like a VeraCrypt/TrueCrypt volume's (random bytes)`,
+    `if it is a VeraCrypt or TrueCrypt volume, give --type veracrypt (or truecrypt)${vaultSized ? '; if it is a vault container whose two headers were overwritten, restore a header backup with `vault header restore`' : ''}`,
+  );
+});
 
 /**
  * The VeraCrypt/TrueCrypt adapter as detection reaches it (no `--type`): when no header opens, its
  * error also says which formats the file's signature ruled out.
  */
-const DETECTED_FALLBACK: FormatAdapter = {
-  ...FALLBACK,
-  async unlock(c, secret, o) {
-    try {
-      return await FALLBACK.unlock(c, secret, o);
-    } catch (e) {
-      if (!isVaultError(e, 'wrong-password')) throw e;
-      throw new VaultError(e.code, `${e.message}; the file has no vault, LUKS2 or LUKS1 signature either`, e.hint, { cause: e });
-    }
-  },
-};
-
-/** The smallest vault container: 1 MiB of headers and keyslots, one 512-byte sector, the secondary header. */
-const MIN_VAULT_CONTAINER = DEFAULT_DATA_OFFSET + 512 + HEADER_SIZE;
+const DETECTED_FALLBACK = rewording(
+  FALLBACK,
+  'wrong-password',
+  (_c, e) => new VaultError(e.code, `${e.message}; the file has no vault, LUKS2 or LUKS1 signature either`, e.hint, { cause: e }),
+);
 
 /** Bytes read for magic recognition: enough for every header's fixed part. */
 const PROBE_BYTES = 4096;
