@@ -656,6 +656,7 @@ NAPI_MODULE_INIT() {
       {"probeSocket", probe_socket},    {"setIoFlusher", set_io_flusher}, {"umount2", umount_path},
       {"openat", openat_fd},            {"renameat", renameat_fd},        {"unlinkat", unlinkat_fd},
       {"unitHashesAsync", vault_unit_hashes_start},
+      {"zeroUnits", vault_zero_units},
   };
   enum { N = sizeof fns / sizeof fns[0] };
   napi_property_descriptor props[N];

@@ -32,6 +32,8 @@ export interface NativeAddon {
   ): Promise<void>;
   /** out[16·i, 16·i+16) = SHA-256(unit i of buf)[0..16), on the libuv threadpool. Do not touch buf or out until it settles. */
   unitHashesAsync(buf: Uint8Array, unitSize: number, out: Uint8Array): Promise<void>;
+  /** out[i] = 1 where unit i of buf is all zero bytes, else 0 (out: one byte per unit); returns how many are. */
+  zeroUnits(buf: Uint8Array, unitSize: number, out: Uint8Array): number;
   /** prctl(PR_SET_DUMPABLE, 0): no core dumps, no ptrace attach without CAP_SYS_PTRACE. */
   hardenProcess(): void;
   isDumpable(): boolean;
