@@ -39,6 +39,12 @@ export async function resizeLuks(
   const v = await unlockVolume(adapter, c, gatherSecret(o, keyfilePolicy(adapter)), { readOnly: false });
   try {
     const dataSize = req ? plannedDataSize(req, { ...v, trailer: 0 }) : undefined;
+    if (dataSize !== undefined && v.maxDataSize !== undefined && dataSize > v.maxDataSize)
+      throw new VaultError(
+        'unsupported-feature',
+        `${c.path} uses aes-xts-plain, whose 32-bit IV addresses at most ${v.maxDataSize} bytes of data here; a data area of ${dataSize} bytes would wrap it; the container was not changed`,
+        'stay below that size, or re-encrypt it to aes-xts-plain64 with `cryptsetup reencrypt --cipher aes-xts-plain64`',
+      );
     await resizeOffline({
       c, volume: v, dataSize, quick: !!o.quick, signal, overhead: v.dataOffset,
       growFile: (size, g) => growToEnd(c, v, size, g),
