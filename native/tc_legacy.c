@@ -38,6 +38,10 @@ static const tc_legacy_chain_info CHAINS[] = {
     {"lrw-aes-serpent", TC_MODE_LRW, 2, {"aes", "serpent"}, 96},
     {"lrw-aes-twofish-serpent", TC_MODE_LRW, 3, {"aes", "twofish", "serpent"}, 128},
     {"lrw-serpent-twofish", TC_MODE_LRW, 2, {"serpent", "twofish"}, 96},
+    /* LRW over 64-bit blocks, GF(2^64) (TrueCrypt 4.1 to 4.3; cryptsetup cannot map these) */
+    {"lrw-blowfish", TC_MODE_LRW, 1, {"blowfish"}, 88},
+    {"lrw-cast5", TC_MODE_LRW, 1, {"cast5"}, 48},
+    {"lrw-des3_ede", TC_MODE_LRW, 1, {"des3_ede"}, 56},
     /* CBC: TrueCrypt 1.0 to 4.0. Single ciphers. */
     {"cbc-aes", TC_MODE_CBC_INNER, 1, {"aes"}, 64},
     {"cbc-serpent", TC_MODE_CBC_INNER, 1, {"serpent"}, 64},
@@ -71,6 +75,7 @@ struct tc_legacy_ctx {
   const cipher_def *def[TC_LEGACY_MAX_CIPHERS];
   gcry_cipher_hd_t hd[TC_LEGACY_MAX_CIPHERS];
   uint8_t seed[32];            /* key[0, 32): LRW's K2 in [0, 16); CBC's IV and whitening seeds */
+  /* 128-bit blocks: [k][0..1]; 64-bit blocks: [k][0] only, k < 64, K2 = key[0, 8) */
   uint64_t lrw_mul[128][2];    /* K2 (x) x^k, as (bytes 0..7, bytes 8..15) big-endian */
   uint64_t lrw_step[128][2];   /* K2 (x) (2^(k+1) - 1): the tweak change when I+1 clears k low ones */
   uint8_t scratch[TC_LEGACY_SECTOR];
@@ -99,16 +104,22 @@ static void store_le32(uint8_t *p, uint32_t v) {
   for (int i = 0; i < 4; i++, v >>= 8) p[i] = (uint8_t)v;
 }
 
-static void lrw_init(tc_legacy_ctx *c) {
-  uint64_t hi = load_be64(c->seed), lo = load_be64(c->seed + 8);
-  for (int k = 0; k < 128; k++) {
+/* GF(2^128) mod x^128 + x^7 + x^2 + x + 1, or for 64-bit blocks GF(2^64) mod x^64 + x^4 + x^3 +
+   x + 1 (TrueCrypt's GfMul.c); elements as big-endian integers, bit k = coefficient of x^k. */
+static void lrw_init(tc_legacy_ctx *c, unsigned bs) {
+  uint64_t hi = load_be64(c->seed), lo = bs == 16 ? load_be64(c->seed + 8) : 0;
+  for (unsigned k = 0; k < bs * 8; k++) {
     c->lrw_mul[k][0] = hi;
     c->lrw_mul[k][1] = lo;
     c->lrw_step[k][0] = hi ^ (k ? c->lrw_step[k - 1][0] : 0);
     c->lrw_step[k][1] = lo ^ (k ? c->lrw_step[k - 1][1] : 0);
-    uint64_t carry = hi >> 63; /* times x, reduced by x^128 = x^7 + x^2 + x + 1 */
-    hi = hi << 1 | lo >> 63;
-    lo = lo << 1 ^ (carry ? 0x87 : 0);
+    uint64_t carry = hi >> 63; /* times x, reduced */
+    if (bs == 16) {
+      hi = hi << 1 | lo >> 63;
+      lo = lo << 1 ^ (carry ? 0x87 : 0);
+    } else {
+      hi = hi << 1 ^ (carry ? 0x1b : 0);
+    }
   }
 }
 
@@ -146,7 +157,7 @@ tc_legacy_ctx *tc_legacy_open(const tc_legacy_chain_info *chain, const uint8_t *
     }
     off += d->key_len;
   }
-  if (chain->mode == TC_MODE_LRW) lrw_init(c);
+  if (chain->mode == TC_MODE_LRW) lrw_init(c, c->def[0]->bs);
   return c;
 }
 
@@ -176,8 +187,10 @@ static int ecb(tc_legacy_ctx *c, unsigned j, uint8_t *buf, size_t len, bool enc)
   return (int)gcry_err_code(ge);
 }
 
-/* One LRW pass of cipher j over len bytes (<= 512), the first block having index `index`. */
+/* One LRW pass of cipher j over len bytes (<= 512), the first block having index `index`
+   (< 2^63, so that index + 1 never wraps). */
 static int lrw_pass(tc_legacy_ctx *c, unsigned j, uint8_t *buf, size_t len, uint64_t index, bool enc) {
+  unsigned bs = c->def[j]->bs;
   uint64_t hi = 0, lo = 0;
   uint8_t *t = c->scratch;
   int r;
@@ -186,9 +199,9 @@ static int lrw_pass(tc_legacy_ctx *c, unsigned j, uint8_t *buf, size_t len, uint
       hi ^= c->lrw_mul[k][0];
       lo ^= c->lrw_mul[k][1];
     }
-  for (size_t b = 0; b < len; b += 16) {
+  for (size_t b = 0; b < len; b += bs) {
     store_be64(t + b, hi);
-    store_be64(t + b + 8, lo);
+    if (bs == 16) store_be64(t + b + 8, lo);
     int k = __builtin_ctzll(~index); /* index + 1 clears k low one bits and sets bit k */
     hi ^= c->lrw_step[k][0];
     lo ^= c->lrw_step[k][1];
@@ -262,7 +275,7 @@ static int unit(tc_legacy_ctx *c, uint8_t *buf, size_t len, bool header, uint64_
   for (unsigned n = 0; n < ch->count && !r; n++) {
     unsigned j = enc ? n : ch->count - 1 - n;
     if (ch->mode == TC_MODE_LRW) {
-      r = lrw_pass(c, j, buf, len, header ? 1 : sector * (TC_LEGACY_SECTOR / 16) + 1, enc);
+      r = lrw_pass(c, j, buf, len, header ? 1 : sector * (TC_LEGACY_SECTOR / c->def[j]->bs) + 1, enc);
       continue;
     }
     unsigned bs = c->def[j]->bs;
@@ -283,6 +296,7 @@ int tc_legacy_header(tc_legacy_ctx *c, uint8_t *buf, bool enc) {
 
 int tc_legacy_sectors(tc_legacy_ctx *c, uint8_t *buf, size_t len, uint64_t sector, bool enc) {
   int r = 0;
+  if (sector >= TC_LEGACY_MAX_SECTOR || len / TC_LEGACY_SECTOR > TC_LEGACY_MAX_SECTOR - sector) return GPG_ERR_TOO_LARGE;
   for (size_t off = 0; off + TC_LEGACY_SECTOR <= len && !r; off += TC_LEGACY_SECTOR)
     r = unit(c, buf + off, TC_LEGACY_SECTOR, false, sector++, enc);
   return r;

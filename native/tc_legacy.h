@@ -1,11 +1,14 @@
 /*
  * tc_legacy: the encryption modes of TrueCrypt before 5.0, over libgcrypt's block ciphers.
  *
- *  - LRW (TrueCrypt 4.1 to 4.3), 128-bit block ciphers only: C = E(P xor T) xor T with
- *    T = K2 (x) I in GF(2^128) (x^128 + x^7 + x^2 + x + 1, big-endian bit order, as the kernel's
- *    lrw.c with gf128mul_64k_bbe), K2 = the first 16 bytes of the key area, I the block index:
- *    1 for the header's first encrypted block, 32 * s + 1 for data sector s (dm-crypt's
- *    "lrw-benbi"). A cascade applies one whole LRW pass per cipher, each with the same K2.
+ *  - LRW (TrueCrypt 4.1 to 4.3): C = E(P xor T) xor T with T = K2 (x) I in GF(2^128)
+ *    (x^128 + x^7 + x^2 + x + 1, big-endian bit order, as the kernel's lrw.c with
+ *    gf128mul_64k_bbe), K2 = the first 16 bytes of the key area, I the block index: 1 for the
+ *    header's first encrypted block, 32 * s + 1 for data sector s (dm-crypt's "lrw-benbi").
+ *    64-bit block ciphers: GF(2^64) mod x^64 + x^4 + x^3 + x + 1, K2 = key[0, 8), I = 64 * s + 1.
+ *    A cascade (128-bit ciphers only) encrypts each block with all its ciphers between the two
+ *    xors with T; that equals one LRW pass per cipher with the same K2 and I, which is how this
+ *    file (and dm-crypt's stacked devices) computes it.
  *  - CBC (TrueCrypt 1.0 to 4.0) with whitening: single ciphers and the "inner CBC" of cascades
  *    holding a 64-bit cipher (one CBC pass per cipher), and the "outer CBC" of cascades of 128-bit
  *    ciphers (the cascade is one block cipher inside one CBC pass). Data sector s: IV = seed xor
@@ -28,6 +31,8 @@
 #define TC_LEGACY_SECTOR 512
 #define TC_LEGACY_HEADER_ENC_LEN 448 /* the encrypted part of a header: bytes 64..512 */
 #define TC_LEGACY_MAX_CIPHERS 3
+/* Sector numbers stay below 2^55: LRW block indices (sector * 64 + 1 for 64-bit blocks) below 2^61. */
+#define TC_LEGACY_MAX_SECTOR (UINT64_C(1) << 55)
 
 typedef enum { TC_MODE_LRW, TC_MODE_CBC_INNER, TC_MODE_CBC_OUTER } tc_legacy_mode;
 

@@ -159,8 +159,8 @@ static napi_value transform(napi_env env, napi_callback_info info, bool is_heade
     vault_throw_range_error(env, "the buffer length must be a multiple of 512 (whole sectors)");
     return NULL;
   }
-  if (!is_header && first > UINT64_MAX / TC_LEGACY_SECTOR - len / TC_LEGACY_SECTOR) {
-    vault_throw_range_error(env, "firstSector is too large");
+  if (!is_header && (first >= TC_LEGACY_MAX_SECTOR || len / TC_LEGACY_SECTOR > TC_LEGACY_MAX_SECTOR - first)) {
+    vault_throw_range_error(env, "firstSector is too large: legacy volumes end below sector 2^55");
     return NULL;
   }
   r = is_header ? tc_legacy_header(box->ctx, buf, enc) : tc_legacy_sectors(box->ctx, buf, len, first, enc);
