@@ -18,7 +18,7 @@ import { execFileSync } from 'node:child_process';
 import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { KeyHandle } from '../../src/crypto/key-handle.js';
 import { LegacyCipher, legacyChains } from '../../src/crypto/tc-legacy.js';
-import { LEGACY_HIDDEN_HEADER_FROM_END, legacyDataArea, legacyDataCipher, tryLegacyHeader } from '../../src/formats/veracrypt/legacy-modes.js';
+import { LEGACY_HIDDEN_HEADER_FROM_END, legacyChainLabel, legacyDataArea, legacyDataCipher, tryLegacyHeader } from '../../src/formats/veracrypt/legacy-modes.js';
 import { TC_HIDDEN_PASSWORD, TC_PASSWORD, tcryptImage, tcryptImageNames, tcryptImageParams } from '../support/tcrypt-images.js';
 
 /** Runs `script` in a child node with OpenSSL's legacy provider (Blowfish, CAST5, Whirlpool); JSON in and out. */
@@ -120,6 +120,18 @@ describe('TrueCrypt 1.x-4.x images (cryptsetup archive, made by TrueCrypt)', () 
       hdr!.decrypted.fill(0);
     }
     expect(dataChecked).toBe(18);
+  });
+
+  it('names chains as TrueCrypt did, and refuses a hidden size that does not fit the container', () => {
+    const chain = (n: string) => legacyChains().find((c) => c.name === n)!;
+    expect(legacyChainLabel(chain('cbc-twofish-aes'))).toBe('AES-Twofish (outer CBC)');
+    expect(legacyChainLabel(chain('cbc-serpent-blowfish-aes'))).toBe('AES-Blowfish-Serpent (inner CBC)');
+    expect(legacyChainLabel(chain('cbc-des3_ede'))).toBe('Triple DES (CBC)');
+    expect(legacyChainLabel(chain('lrw-aes-twofish-serpent'))).toBe('Serpent-Twofish-AES (LRW)');
+    const header = { chain: chain('lrw-aes'), version: 2, requiredProgramVersion: 0x410, hiddenVolumeSize: 40960n, volumeSize: 0n, keys: new Uint8Array(256), decrypted: new Uint8Array(448) };
+    expect(() => legacyDataArea(40960n, header, true)).toThrow(/hidden volume size/);
+    expect(legacyDataArea(81920n, header, true)).toEqual({ offset: 81920n - 40960n - 1536n, length: 40960n, firstIvSector: 0n });
+    expect(legacyDataArea(81920n, { ...header, chain: chain('cbc-aes') }, false)).toEqual({ offset: 512n, length: 81408n, firstIvSector: 1n });
   });
 
   it('a wrong password opens no chain', () => {

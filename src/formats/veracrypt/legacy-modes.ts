@@ -22,9 +22,9 @@ export interface LegacyHeader {
   requiredProgramVersion: number;
   hiddenVolumeSize: bigint;
   volumeSize: bigint;
-  /** The 256-byte master key area: seeds in [0, 32), the ciphers' keys from 32. Wipe it after use. */
+  /** The 256-byte master key area (a view into `decrypted`): seeds in [0, 32), the ciphers' keys from 32. */
   keys: Uint8Array;
-  /** The whole decrypted 448 bytes (keys included). Wipe it after use. */
+  /** The whole decrypted 448 bytes, keys included: wipe it (`decrypted.fill(0)`) once the cipher is open. */
   decrypted: Uint8Array;
 }
 
@@ -66,7 +66,7 @@ function parseDecrypted(chain: LegacyChain, d: Uint8Array): LegacyHeader | null 
     requiredProgramVersion: view.getUint16(6),
     hiddenVolumeSize: view.getBigUint64(28),
     volumeSize: view.getBigUint64(36),
-    keys: d.slice(KEYS_OFFSET, KEYS_OFFSET + KEYS_LENGTH),
+    keys,
     decrypted: d,
   };
 }
@@ -96,6 +96,25 @@ export function legacyDataArea(containerSize: bigint, header: LegacyHeader, hidd
   }
   const length = header.volumeSize > 0n ? header.volumeSize : containerSize - BigInt(LEGACY_SECTOR_SIZE);
   return { offset: BigInt(LEGACY_SECTOR_SIZE), length, firstIvSector };
+}
+
+const CIPHER_NAMES: Readonly<Record<string, string>> = {
+  aes: 'AES',
+  serpent: 'Serpent',
+  twofish: 'Twofish',
+  blowfish: 'Blowfish',
+  cast5: 'CAST5',
+  des3_ede: 'Triple DES',
+};
+
+/**
+ * The chain as TrueCrypt named it, with the mode: its menu lists a cascade's ciphers in reverse
+ * order of encryption, e.g. chain 'cbc-twofish-aes' is "AES-Twofish (outer CBC)".
+ */
+export function legacyChainLabel(chain: LegacyChain): string {
+  const name = [...chain.ciphers].reverse().map((c) => CIPHER_NAMES[c] ?? c).join('-');
+  const mode = chain.mode === 'lrw' ? 'LRW' : chain.mode === 'cbc-outer' ? 'outer CBC' : chain.ciphers.length > 1 ? 'inner CBC' : 'CBC';
+  return `${name} (${mode})`;
 }
 
 /** Opens the data-area cipher of a decrypted legacy header (copies its key area into locked memory). */
