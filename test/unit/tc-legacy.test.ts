@@ -166,6 +166,10 @@ describe('block functions: published vectors', () => {
   it('Twofish-256 (Twofish submission, ECB_TBL.TXT, KEYSIZE=256 I=1)', () => {
     expect(firstBlock('cbc-twofish', Buffer.alloc(32), Buffer.alloc(16)).toString('hex')).toBe('57ff739d4dc92c1bd7fc01700cc8216f');
   });
+  it('Serpent-256 (NESSIE Set 1 vector 0; words little-endian from the bytes, as TrueCrypt)', () => {
+    const k = Buffer.from('80'.padEnd(64, '0'), 'hex');
+    expect(firstBlock('cbc-serpent', k, Buffer.alloc(16)).toString('hex')).toBe('a223aa1288463c0e2be38ebd825616c0');
+  });
   it('Triple DES (NIST SP 800-67, example)', () => {
     const k = Buffer.from('0123456789ABCDEF23456789ABCDEF01456789ABCDEF0123', 'hex');
     expect(firstBlock('cbc-des3_ede', k, Buffer.from('5468652071756663', 'hex')).toString('hex')).toBe('a826fd8ce53b855f');
