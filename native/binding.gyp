@@ -29,7 +29,8 @@
       'cflags': ['-O2', '-Wall', '-Wextra', '-fvisibility=hidden'],
       'cflags_c': ['-Werror', '-std=gnu11'],
       # liburing (Debian: liburing-dev to build, liburing2 at run time): the FUSE-over-io_uring
-      # transport (fuse_uring.c).
+      # transport (fuse_uring.c). libgcrypt (libgcrypt20-dev, libgcrypt20): the block ciphers of
+      # TrueCrypt's legacy modes (tc_legacy.c).
       'libraries': ['-lpthread', '-luring', '-lgcrypt'],
       'configurations': {
         'Release': {
