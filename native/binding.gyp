@@ -19,6 +19,8 @@
       'sources': [
         # Key handles, batched XTS for JS, a few syscalls (vault_native.c); shared helpers.
         'vault_native.c', 'napi_util.c', 'xts_core.c', 'secure_mem.c', 'unit_hash.c',
+        # PBKDF2 with the VeraCrypt/TrueCrypt header hashes node:crypto lacks (Whirlpool, Streebog).
+        'kdf_gcrypt.c',
         # The volume server: FUSE spoken directly on /dev/fuse by native threads (fuse_*.c; see
         # fuse_internal.h for which file does what).
         'fuse_napi.c', 'fuse_session.c', 'fuse_mount.c', 'fuse_user.c', 'fuse_classic.c', 'fuse_uring.c', 'fuse_ops.c',
@@ -30,7 +32,7 @@
       'cflags_c': ['-Werror', '-std=gnu11'],
       # liburing (Debian: liburing-dev to build, liburing2 at run time): the FUSE-over-io_uring
       # transport (fuse_uring.c). libgcrypt (libgcrypt20-dev, libgcrypt20): the block ciphers of
-      # TrueCrypt's legacy modes (tc_legacy.c).
+      # TrueCrypt's legacy modes (tc_legacy.c), and PBKDF2 with Whirlpool and Streebog (kdf_gcrypt.c).
       'libraries': ['-lpthread', '-luring', '-lgcrypt'],
       'configurations': {
         'Release': {

@@ -24,6 +24,7 @@
 #define NAPI_VERSION 8
 
 #include "unit_hash.h"
+#include "kdf_gcrypt.h"
 #include "secure_mem.h"
 #include "napi_util.h"
 #include "xts_core.h"
@@ -666,6 +667,7 @@ NAPI_MODULE_INIT() {
       {"openat", openat_fd},            {"renameat", renameat_fd},        {"unlinkat", unlinkat_fd},
       {"unitHashesAsync", vault_unit_hashes_start},
       {"zeroUnits", vault_zero_units},
+      {"pbkdf2Async", vault_pbkdf2_start},
   };
   enum { N = sizeof fns / sizeof fns[0] };
   napi_property_descriptor props[N];

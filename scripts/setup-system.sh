@@ -8,8 +8,9 @@
 set -euo pipefail
 
 # make, gcc, g++ (node-gyp links with it), python3 (node-gyp runs on it) and liburing-dev (the FUSE over
-# io_uring transport) and libgcrypt20-dev (the block ciphers of TrueCrypt's legacy modes): `npm ci`
-# builds the native addon, which vault cannot run without.
+# io_uring transport) and libgcrypt20-dev (the block ciphers of TrueCrypt's legacy modes, PBKDF2 with
+# Whirlpool and Streebog for VeraCrypt headers): `npm ci` builds the native addon, which vault cannot
+# run without.
 build=(make gcc g++ python3 liburing-dev libgcrypt20-dev)
 # libglib2.0-bin (gdbus) and systemd (systemd-inhibit): `vault watch` listens to D-Bus through them.
 # liburing2, libgcrypt20: the native addon links against them.

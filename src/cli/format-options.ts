@@ -1,10 +1,11 @@
 /**
  * The options that pick a container format and say how to open a foreign one, shared by `mount`
- * and `info`: --type, --header, --slot, --pim, --hidden, --use-backup-header.
+ * and `info`: --type, --header, --slot, --pim, --hidden, --use-backup-header, --hash, --system.
  */
 import type { Command } from 'commander';
 import { VaultError } from '../errors.js';
 import { FORMAT_NAMES, type FormatChoice } from '../formats/types.js';
+import { PRF_NAMES, parsePrf } from '../formats/veracrypt/prf.js';
 
 export interface FormatCliOptions {
   type?: string;
@@ -13,6 +14,8 @@ export interface FormatCliOptions {
   pim?: string;
   hidden?: boolean;
   useBackupHeader?: boolean;
+  hash?: string;
+  system?: boolean;
 }
 
 
@@ -26,7 +29,9 @@ export function addFormatOptions(cmd: Command): Command {
     .option('--slot <n>', 'try only this keyslot (vault, LUKS; also a LUKS keyslot of priority "ignore")')
     .option('--pim <n>', 'VeraCrypt Personal Iterations Multiplier (0 or absent: the default)')
     .option('--hidden', 'VeraCrypt/TrueCrypt: open the hidden volume (use only its header)')
-    .option('--use-backup-header', 'VeraCrypt/TrueCrypt: use the backup headers at the end of the container');
+    .option('--use-backup-header', 'VeraCrypt/TrueCrypt: use the backup headers at the end of the container')
+    .option('--hash <prf>', `VeraCrypt/TrueCrypt: try only this header hash (${PRF_NAMES.join(', ')}) instead of all`)
+    .option('--system', 'VeraCrypt/TrueCrypt system encryption: the header in the boot track of the drive (give the drive or its image; read-only)');
 }
 
 /** The options' values, checked before anything is opened or asked (the same words as detectFormat's). */
@@ -40,11 +45,14 @@ export function formatChoice(o: FormatCliOptions): FormatChoice {
   }
   if (o.slot !== undefined && !/^\d{1,3}$/.test(o.slot)) throw new VaultError('usage', `--slot must be a keyslot number, got "${o.slot}"`);
   return {
-    ...(o.type ? { type: o.type } : {}),
+    // A system-encryption drive starts with a boot sector, not random bytes: detection would not pick VeraCrypt.
+    ...(o.type ? { type: o.type } : o.system ? { type: 'veracrypt' } : {}),
     ...(o.header ? { headerPath: o.header } : {}),
     ...(o.slot !== undefined ? { slot: Number(o.slot) } : {}),
     ...(pim !== undefined ? { pim } : {}),
     ...(o.hidden ? { hidden: true } : {}),
     ...(o.useBackupHeader ? { useBackupHeader: true } : {}),
+    ...(o.hash !== undefined ? { hash: parsePrf(o.hash) } : {}),
+    ...(o.system ? { system: true } : {}),
   };
 }

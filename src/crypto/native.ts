@@ -34,6 +34,11 @@ export interface NativeAddon {
   unitHashesAsync(buf: Uint8Array, unitSize: number, out: Uint8Array): Promise<void>;
   /** out[i] = 1 where unit i of buf is all zero bytes, else 0 (out: one byte per unit); returns how many are. */
   zeroUnits(buf: Uint8Array, unitSize: number, out: Uint8Array): number;
+  /**
+   * PBKDF2-HMAC through libgcrypt on the libuv threadpool: fills `out` (1..1024 bytes). hash:
+   * sha512, sha256, ripemd160, blake2s256, whirlpool, streebog512. Do not touch the buffers until it settles.
+   */
+  pbkdf2Async(hash: string, password: Uint8Array, salt: Uint8Array, iterations: number, out: Uint8Array): Promise<void>;
   /** prctl(PR_SET_DUMPABLE, 0): no core dumps, no ptrace attach without CAP_SYS_PTRACE. */
   hardenProcess(): void;
   isDumpable(): boolean;

@@ -10,12 +10,13 @@
  *   4. otherwise vault's own adapter, whose error explains what is missing (a vault container
  *      whose two headers were both destroyed lands here and is told to restore a backup).
  */
-import { VaultError } from '../errors.js';
+import { VaultError, isVaultError, type ErrorCode } from '../errors.js';
 import { readAtSync } from '../volume/fd-io.js';
+import { DEFAULT_DATA_OFFSET, HEADER_SIZE } from '../format/constants.js';
 import type { ContainerFile } from '../volume/container-file.js';
 import { FORMAT_NAMES, formatLabel, type FormatAdapter, type UnlockOptions, type UnlockSecret, type UnlockedVolume } from './types.js';
 import { vaultAdapter } from './vault.js';
-import { veracryptAdapter } from './veracrypt/adapter.js';
+import { truecryptAdapter, veracryptAdapter } from './veracrypt/adapter.js';
 import { luks1Adapter } from './luks1/index.js';
 import { luks2Adapter } from './luks2/index.js';
 
@@ -25,13 +26,57 @@ const MAGIC_ADAPTERS: readonly FormatAdapter[] = [vaultAdapter, luks2Adapter, lu
 /** Tried when no magic matches: VeraCrypt and TrueCrypt headers are indistinguishable from random. */
 const FALLBACK: FormatAdapter = veracryptAdapter;
 
+/** The smallest vault container: 1 MiB of headers and keyslots, one 512-byte sector, the secondary header. */
+const MIN_VAULT_CONTAINER = DEFAULT_DATA_OFFSET + 512 + HEADER_SIZE;
+
+/** `a`, whose errors of one code are replaced by `reword`'s (what detection knows and the adapter does not). */
+function rewording(a: FormatAdapter, code: ErrorCode, reword: (c: ContainerFile, e: VaultError) => VaultError): FormatAdapter {
+  return {
+    ...a,
+    async unlock(c, secret, o) {
+      try {
+        return await a.unlock(c, secret, o);
+      } catch (e) {
+        if (!isVaultError(e, code)) throw e;
+        throw reword(c, e);
+      }
+    },
+  };
+}
+
+/**
+ * What detection ends with when nothing matched: vault's own adapter (a vault container whose two
+ * headers were overwritten lands here), whose "no vault signature" then also says what else was
+ * ruled out and how to force VeraCrypt/TrueCrypt, whose headers carry no signature.
+ */
+const UNDETECTED = rewording(vaultAdapter, 'not-a-container', (c) => {
+  // A header backup only helps a file that can have been a vault container.
+  const vaultSized = c.size >= MIN_VAULT_CONTAINER;
+  return new VaultError(
+    'not-a-container',
+    `${c.path} is not a container vault recognises: no vault, LUKS2 or LUKS1 signature${vaultSized ? '' : ` (and at ${c.size} bytes too small for a vault container)`}, ` +
+      `and its header area does not look like a VeraCrypt/TrueCrypt volume's (random bytes)`,
+    `if it is a VeraCrypt or TrueCrypt volume, give --type veracrypt (or truecrypt)${vaultSized ? '; if it is a vault container whose two headers were overwritten, restore a header backup with `vault header restore`' : ''}`,
+  );
+});
+
+/**
+ * The VeraCrypt/TrueCrypt adapter as detection reaches it (no `--type`): when no header opens, its
+ * error also says which formats the file's signature ruled out.
+ */
+const DETECTED_FALLBACK = rewording(
+  FALLBACK,
+  'wrong-password',
+  (_c, e) => new VaultError(e.code, `${e.message}; the file has no vault, LUKS2 or LUKS1 signature either`, e.hint, { cause: e }),
+);
+
 /** Bytes read for magic recognition: enough for every header's fixed part. */
 const PROBE_BYTES = 4096;
 
 /** Every name `--type` accepts, with the adapter it selects. */
 export function adapterByName(name: string): FormatAdapter {
   const all = [...MAGIC_ADAPTERS, FALLBACK];
-  const hit = name === 'truecrypt' ? FALLBACK : all.find((a) => a.name === name);
+  const hit = name === 'truecrypt' ? truecryptAdapter : all.find((a) => a.name === name);
   if (!hit) throw new VaultError('usage', `unknown container format "${name}"`, `use one of ${FORMAT_NAMES.join(', ')}`);
   return hit;
 }
@@ -48,8 +93,8 @@ export function detectFormat(c: ContainerFile, o: { type?: string; headerFile?: 
   const first = readAtSync(probe.fd, Math.min(PROBE_BYTES, probe.size), 0);
   const byMagic = MAGIC_ADAPTERS.find((a) => a.recognises(first)) ?? MAGIC_ADAPTERS.find((a) => a.claims?.(probe));
   if (byMagic) return byMagic;
-  if (FALLBACK.claims?.(c) ?? true) return FALLBACK;
-  return vaultAdapter;
+  if (FALLBACK.claims?.(c) ?? true) return DETECTED_FALLBACK;
+  return UNDETECTED;
 }
 
 /**
@@ -92,7 +137,7 @@ function checkGeometry(v: UnlockedVolume, c: ContainerFile): void {
 export function requireVaultFormat(c: ContainerFile, what: string): void {
   const a = detectFormat(c);
   if (a.name === 'vault') return;
-  const label = a === FALLBACK ? 'VeraCrypt/TrueCrypt (or unrecognised)' : formatLabel(a.name);
+  const label = a === DETECTED_FALLBACK ? 'VeraCrypt/TrueCrypt (or unrecognised)' : formatLabel(a.name);
   throw new VaultError(
     'unsupported-feature',
     `${c.path} is not a vault container (it looks like ${label}); \`${what}\` changes vault headers only`,

@@ -60,7 +60,8 @@ export interface Luks2InfoJson {
 export interface VeraCryptInfoJson {
   format: 'veracrypt' | 'truecrypt';
   uuid: null;
-  volumeType: 'normal' | 'hidden';
+  /** `system`: system encryption, opened with `--system` from the drive's boot track. */
+  volumeType: 'normal' | 'hidden' | 'system';
   /** The header that opened: its copy, its version, and the program version it needs. */
   header: { copy: 'primary' | 'backup'; version: number; requiredProgramVersion: string };
   kdf: KdfJson;

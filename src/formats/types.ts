@@ -9,6 +9,7 @@
 import type { KeyHandle } from '../crypto/key-handle.js';
 import type { ContainerFile } from '../volume/container-file.js';
 import type { InfoJson } from './info-json.js';
+import type { Prf } from './veracrypt/prf.js';
 
 export type FormatName = 'vault' | 'luks2' | 'luks1' | 'veracrypt' | 'truecrypt';
 
@@ -41,6 +42,10 @@ export interface UnlockOptions {
   hidden?: boolean;
   /** VeraCrypt: use the backup headers at the end of the container. */
   useBackupHeader?: boolean;
+  /** VeraCrypt/TrueCrypt: try only this header PRF (`--hash`). */
+  hash?: Prf;
+  /** VeraCrypt/TrueCrypt system encryption: the header in the drive's boot track (`--system`). */
+  system?: boolean;
   /** LUKS: a detached header file, already opened read-only. */
   headerFile?: ContainerFile;
   /** Opening read-write: adapters refuse formats/flags that forbid writing (e.g. LUKS requirements). */
@@ -57,10 +62,12 @@ export interface FormatChoice {
   headerPath?: string;
   /** Try only this keyslot (`--slot`). */
   slot?: number;
-  /** VeraCrypt/TrueCrypt: `--pim`, `--hidden`, `--use-backup-header`. */
+  /** VeraCrypt/TrueCrypt: `--pim`, `--hidden`, `--use-backup-header`, `--hash`, `--system`. */
   pim?: number;
   hidden?: boolean;
   useBackupHeader?: boolean;
+  hash?: Prf;
+  system?: boolean;
 }
 
 /** The one thing every adapter yields. The data path needs nothing else. */

@@ -36,6 +36,8 @@ function refuseForeignOptions(o: UnlockOptions): void {
     o.pim !== undefined ? '--pim' : null,
     o.hidden ? '--hidden' : null,
     o.useBackupHeader ? '--use-backup-header' : null,
+    o.hash ? '--hash' : null,
+    o.system ? '--system' : null,
     o.headerFile ? '--header' : null,
   ].filter((x): x is string => x !== null);
   if (given.length)

@@ -102,6 +102,8 @@ export async function mountVolume(o: MountOptions): Promise<VolumeRecord> {
       ...(o.pim !== undefined ? { pim: o.pim } : {}),
       ...(o.hidden ? { hidden: true } : {}),
       ...(o.useBackupHeader ? { useBackupHeader: true } : {}),
+      ...(o.hash ? { hash: o.hash } : {}),
+      ...(o.system ? { system: true } : {}),
       ...(headerFile ? { headerFile } : {}),
       ...(o.progress ? { onProgress: o.progress } : {}),
     });

@@ -103,7 +103,7 @@ describe.runIf(run)('hostile input: things that are not containers', () => {
     writeFileSync(f, randomBytes(3 << 20));
     // Random bytes are what a VeraCrypt volume looks like (its headers carry no signature), so like
     // VeraCrypt itself vault can only say "wrong password, or not a volume it supports": exit 3.
-    expectRefused(f, () => mount(f), 3, /random\.vol opened: wrong password, PIM or keyfiles, or not a VeraCrypt\/TrueCrypt volume/);
+    expectRefused(f, () => mount(f), 3, /random\.vol opened with the password, no PIM: a wrong password, or a PIM or keyfiles were needed, or it is not a VeraCrypt\/TrueCrypt volume/);
   });
 
   it('a file of the right size holding only the magic', () => {
@@ -142,7 +142,7 @@ const MIB = 1n << 20n;
 const damaged = (what: string) => new RegExp(`both headers of .* are damaged \\(primary: primary header: ${what}; secondary: secondary header: ${what}\\)`);
 
 const FIELD_CASES: [string, (b: Buffer) => void, number, RegExp][] = [
-  ['magic 0', (b) => b.fill(0, OFF.magic, OFF.magic + 8), 5, /is not a vault container \(neither header copy has a vault signature\)/],
+  ['magic 0', (b) => b.fill(0, OFF.magic, OFF.magic + 8), 5, /is not a container vault recognises: no vault, LUKS2 or LUKS1 signature/],
   ['version 0', u16(OFF.version, 0), 5, damaged('format version 0 is invalid')],
   ['version 2 (supported + 1)', u16(OFF.version, 2), 5, /primary header is format version 2; this vault reads version 1/],
   ['version 65535 (max)', u16(OFF.version, 0xffff), 5, /format version 65535; this vault reads version 1/],

@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { check, expectValid } from '../support/schemas.js';
 import { commandExists } from '../support/requirements.js';
 import { FAST_PBKDF2, cryptsetup, fastArgon2, keyFile } from '../support/luks.js';
+import { TC_PASSWORD, tcryptImage } from '../support/tcrypt-images.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const CLI = path.join(ROOT, 'dist/src/cli/main.js');
@@ -70,6 +71,16 @@ describe('info --json matches spec/info.schema.json', () => {
     expect(normal).toMatchObject({ format: 'veracrypt', uuid: null, volumeType: 'normal', header: { copy: 'primary' }, kdf: { type: 'pbkdf2', hash: 'sha512', iterations: 500000 } });
     const hidden = expectValid('info', vault(['info', path.join(FIXTURES, 'vc_1-sha512-xts-aes-hidden'), '--json', '--hidden', '--password-stdin'], 'bbbbbbbbbbbb'));
     expect(hidden).toMatchObject({ format: 'veracrypt', volumeType: 'hidden' });
+  });
+
+  it('VeraCrypt system encryption (--system, cryptsetup\'s image) and TrueCrypt 5.x Whirlpool', () => {
+    const sys = expectValid('info', vault(['info', tcryptImage('sys_vc_1_mbr_part-sha256-xts-aes'), '--json', '--system', '--hash', 'sha256', '--password-stdin'], TC_PASSWORD));
+    expect(sys).toMatchObject({ format: 'veracrypt', volumeType: 'system', kdf: { type: 'pbkdf2', hash: 'sha256', iterations: 200000 } });
+    const tc = expectValid('info', vault(['info', tcryptImage('tc_5-whirlpool-xts-aes'), '--json', '--type', 'truecrypt', '--password-stdin'], TC_PASSWORD));
+    expect(tc).toMatchObject({ format: 'truecrypt', kdf: { type: 'pbkdf2', hash: 'whirlpool', iterations: 1000 } });
+    const bad = spawnSync(process.execPath, [CLI, 'info', tcryptImage('tc_5-whirlpool-xts-aes'), '--json', '--hash', 'md5', '--password-stdin'], { input: TC_PASSWORD, encoding: 'utf8' });
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/unknown VeraCrypt\/TrueCrypt header hash "md5"/);
   });
 });
 

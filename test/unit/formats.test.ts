@@ -72,12 +72,13 @@ describe('vault adapter', () => {
 describe('registry', () => {
   it('FORMAT_NAMES (what the CLI lists without loading formats) are exactly the adapters, in detection order', () => {
     expect([...FORMAT_NAMES]).toEqual(adapterNames());
-    for (const n of FORMAT_NAMES) expect(adapterByName(n).name).toBe(n === 'truecrypt' ? 'veracrypt' : n);
+    for (const n of FORMAT_NAMES) expect(adapterByName(n).name).toBe(n);
   });
 
-  it('knows the format names, including truecrypt for the VeraCrypt adapter', () => {
+  it('knows the format names, including truecrypt for the VeraCrypt adapter restricted to TrueCrypt\'s KDFs', () => {
     expect(adapterByName('vault').name).toBe('vault');
-    expect(adapterByName('truecrypt').name).toBe('veracrypt');
+    expect(adapterByName('truecrypt').name).toBe('truecrypt');
+    expect(adapterByName('truecrypt').claims).toBe(adapterByName('veracrypt').claims);
     expect(() => adapterByName('bitlocker')).toThrow(/unknown container format/);
   });
 

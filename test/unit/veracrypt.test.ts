@@ -47,10 +47,10 @@ describe('PIM formulas (VeraCrypt Pkcs5.c, cryptsetup tcrypt.c)', () => {
     expect(argon2Params(32)).toEqual({ memoryKiB: 1024 * 1024, iterations: 14, parallelism: 1 });
   });
   it('a PIM rules out TrueCrypt; without one TrueCrypt counts are tried too', () => {
-    expect(kdfCandidates(7).every((k) => k.flavour === 'veracrypt')).toBe(true);
-    expect(kdfCandidates(7).find((k) => k.kind === 'pbkdf2' && k.digest === 'sha512')).toMatchObject({ iterations: 22_000 });
-    const tc = kdfCandidates(0).filter((k) => k.flavour === 'truecrypt');
-    expect(tc.map((k) => (k.kind === 'pbkdf2' ? [k.digest, k.iterations] : null))).toEqual([['sha512', 1000], ['ripemd160', 2000]]);
+    expect(kdfCandidates({ pim: 7 }).every((k) => k.flavour === 'veracrypt')).toBe(true);
+    expect(kdfCandidates({ pim: 7 }).find((k) => k.kind === 'pbkdf2' && k.digest === 'sha512')).toMatchObject({ iterations: 22_000 });
+    const tc = kdfCandidates().filter((k) => k.flavour === 'truecrypt');
+    expect(tc.map((k) => (k.kind === 'pbkdf2' ? [k.digest, k.iterations] : null))).toEqual([['sha512', 1000], ['ripemd160', 2000], ['whirlpool', 1000]]);
   });
 });
 
@@ -156,7 +156,11 @@ describe('header', () => {
     expect(parseError(syntheticHeader((p) => p.writeUInt16BE(2, 68))).code).toBe('unsupported-feature');
     expect(parseError(syntheticHeader((p) => p.writeUInt16BE(0x0127, 70)))).toMatchObject({ code: 'unsupported-version', message: /requires VeraCrypt 1.27/ });
     expect(parseHeader(syntheticHeader((p) => p.writeUInt16BE(0x0126, 70)), 'normal').requiredProgramVersion).toBe(0x0126);
-    expect(parseError(syntheticHeader((p) => p.writeUInt32BE(1, 124)))).toMatchObject({ code: 'unsupported-feature', message: /system/ });
+    expect(parseError(syntheticHeader((p) => p.writeUInt32BE(1, 124)))).toMatchObject({ code: 'unsupported-feature', message: /system/, hint: /--system/ });
+    expect(parseHeader(syntheticHeader((p) => p.writeUInt32BE(1, 124)), 'normal', true).flags).toBe(1); // read with --system
+    // Header version 3 (TrueCrypt 5.x): data offset 0 means right after the header; sector size field ignored.
+    const v3 = parseHeader(syntheticHeader((p) => { p.writeUInt16BE(3, 68); p.writeBigUInt64BE(0n, 108); p.writeUInt32BE(768, 128); }), 'normal');
+    expect(v3).toMatchObject({ version: 3, encryptedAreaStart: 512, sectorSize: 512 });
     expect(parseError(syntheticHeader((p) => { p.writeUInt32BE(2, 124); p.writeBigUInt64BE(4096n, 116); }))).toMatchObject({ message: /partly encrypted/ });
     expect(parseError(syntheticHeader((p) => p.writeUInt32BE(768, 128))).code).toBe('invalid-field');
     expect(parseError(syntheticHeader((p) => p.writeBigUInt64BE(131073n, 108))).code).toBe('invalid-field');

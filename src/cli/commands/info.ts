@@ -40,6 +40,8 @@ export function registerInfo(program: Command): void {
         ...(choice.pim !== undefined ? { pim: choice.pim } : {}),
         ...(choice.hidden ? { hidden: true } : {}),
         ...(choice.useBackupHeader ? { useBackupHeader: true } : {}),
+        ...(choice.hash ? { hash: choice.hash } : {}),
+        ...(choice.system ? { system: true } : {}),
         ...(headerFile ? { headerFile } : {}),
       };
       if (!o.dumpMasterKey && adapter.info) {

@@ -10,49 +10,20 @@ import { availableParallelism } from 'node:os';
 import { VaultError, isVaultError } from '../../errors.js';
 import { secretCopy } from '../../crypto/wipe.js';
 import { KeyHandle } from '../../crypto/key-handle.js';
-import { readAtSync } from '../../volume/fd-io.js';
 import type { ContainerFile } from '../../volume/container-file.js';
 import type { FormatAdapter, FormatInfo, UnlockOptions, UnlockSecret, UnlockedVolume } from '../types.js';
 import type { VeraCryptInfoJson } from '../info-json.js';
+import { DATA_UNIT, SALT_SIZE, bcd, decryptHeader, headerMagic, label, parseHeader, type VcHeader } from './header.js';
+import { applies, claims, dataArea, describeSlots, headerSlots, type HeaderSlot } from './slots.js';
 import {
-  BACKUP_HIDDEN_FROM_END, BACKUP_NORMAL_FROM_END, DATA_UNIT, HEADER_SIZE, HIDDEN_HEADER_OFFSET, SALT_SIZE,
-  bcd, decryptHeader, headerMagic, label, parseHeader, type HeaderKind, type VcHeader,
-} from './header.js';
-import { XTS_KEY_BYTES, cascadeWorthDeriving, deriveHeaderKey, describeKdf, kdfCandidates, type KdfCandidate } from './kdf.js';
+  XTS_KEY_BYTES, cascadeWorthDeriving, deriveHeaderKey, describeKdf, describeTried, kdfCandidates, type Flavour, type KdfCandidate,
+} from './kdf.js';
 import { KEYFILE_MAX_READ, mixKeyfiles } from './keyfiles.js';
 import { unsupportedCipher } from './cipher-probe.js';
-
-/** The smallest file VeraCrypt makes holds four 64 KiB header areas, two at each end. */
-const MIN_VOLUME_FILE = 4 * 65536 + DATA_UNIT;
-
-interface HeaderSlot {
-  kind: HeaderKind;
-  copy: 'primary' | 'backup';
-  raw: Buffer;
-}
 
 type Outcome =
   | { ok: true; header: VcHeader; slot: HeaderSlot; kdf: KdfCandidate }
   | { ok: false; error: VaultError | null; skipped?: string };
-
-/**
- * Could this file be a VeraCrypt/TrueCrypt volume? VeraCrypt fills the hidden-header area with
- * random bytes on every volume, so 512 zero bytes there (vault's zero padding) rule it out.
- */
-function claims(c: ContainerFile): boolean {
-  if (c.size < MIN_VOLUME_FILE) return false;
-  return !readAtSync(c.fd, HEADER_SIZE, HIDDEN_HEADER_OFFSET).every((b) => b === 0);
-}
-
-/** The headers to try: `--hidden` only the hidden one, `--use-backup-header` the copies at the end. */
-function headerSlots(c: ContainerFile, o: UnlockOptions): HeaderSlot[] {
-  if (c.size < MIN_VOLUME_FILE) throw new VaultError('not-a-container', `${c.path} is too small to be a VeraCrypt or TrueCrypt volume`);
-  const at = (kind: HeaderKind, copy: 'primary' | 'backup', offset: number): HeaderSlot => ({ kind, copy, raw: readAtSync(c.fd, HEADER_SIZE, offset) });
-  const slots = o.useBackupHeader
-    ? [at('normal', 'backup', c.size - BACKUP_NORMAL_FROM_END), at('hidden', 'backup', c.size - BACKUP_HIDDEN_FROM_END)]
-    : [at('normal', 'primary', 0), at('hidden', 'primary', HIDDEN_HEADER_OFFSET)];
-  return o.hidden ? slots.filter((s) => s.kind === 'hidden') : slots;
-}
 
 /**
  * Derives one header key and tries it: AES-256-XTS, then, if that fails, every other VeraCrypt
@@ -89,7 +60,7 @@ async function attempt(slot: HeaderSlot, kdf: KdfCandidate, password: Buffer, fu
       };
     }
     try {
-      return { ok: true, header: parseHeader(plain, slot.kind), slot, kdf };
+      return { ok: true, header: parseHeader(plain, slot.kind, slot.system), slot, kdf };
     } catch (e) {
       if (!isVaultError(e)) throw e;
       return { ok: false, error: e };
@@ -123,74 +94,88 @@ async function firstDecisive(attempts: Array<() => Promise<Outcome>>, width: num
   return decisive ? [decisive, ...failures] : failures;
 }
 
-function noHeaderOpened(c: ContainerFile, outcomes: Outcome[], o: UnlockOptions): VaultError {
+function noHeaderOpened(c: ContainerFile, outcomes: Outcome[], o: UnlockOptions, tried: { slots: HeaderSlot[]; kdfs: KdfCandidate[]; keyfiles: number }): VaultError {
   // A header that decrypted but failed a check means the password was right: say what is wrong.
   const telling = outcomes.find((r): r is { ok: false; error: VaultError } => !r.ok && r.error !== null);
   if (telling) return telling.error;
-  const where = o.useBackupHeader ? 'backup headers' : o.hidden ? 'hidden-volume header' : 'headers';
   const skipped = [...new Set(outcomes.flatMap((r) => (!r.ok && r.skipped ? [r.skipped] : [])))];
+  const secret = [
+    'the password',
+    tried.keyfiles ? `${tried.keyfiles} keyfile${tried.keyfiles === 1 ? '' : 's'}` : null,
+    o.pim ? `PIM ${o.pim}` : 'no PIM',
+  ].filter((x) => x !== null).join(', ');
+  const why = o.pim || tried.keyfiles ? 'a wrong password, PIM or keyfile' : 'a wrong password, or a PIM or keyfiles were needed';
   return new VaultError(
     'wrong-password',
-    `no ${where} of ${c.path} opened: wrong password, PIM or keyfiles, or not a VeraCrypt/TrueCrypt volume vault supports (AES-256-XTS only; another cipher is named instead when the password is right)`,
-    skipped.length
-      ? `these key derivations could not run here: ${skipped.join('; ')}`
-      : 'check the password, --pim and --keyfile; an unrecognised file is tried as VeraCrypt/TrueCrypt, whose headers carry no signature',
+    `no VeraCrypt/TrueCrypt header of ${c.path} opened with ${secret}: ${why}, or it is not a VeraCrypt/TrueCrypt volume vault can open ` +
+      `(AES-256-XTS only, TrueCrypt 5.0 or later; another cipher is named instead when the password is right). Tried ${describeSlots(tried.slots)} with ${describeTried(tried.kdfs)}`,
+    [
+      skipped.length ? `these key derivations could not run here: ${skipped.join('; ')}` : null,
+      o.hidden || o.system ? null : 'a hidden volume opens with its own password (--hidden tries only its header)',
+      o.system ? null : 'system encryption keeps its header in the boot track: open the whole drive with --system',
+    ].filter((x) => x !== null).join('; '),
   );
 }
 
-async function unlock(c: ContainerFile, secret: UnlockSecret, o: UnlockOptions): Promise<UnlockedVolume> {
+async function unlock(c: ContainerFile, secret: UnlockSecret, o: UnlockOptions, flavour?: Flavour): Promise<UnlockedVolume> {
   if (o.slot !== undefined) throw new VaultError('usage', 'VeraCrypt/TrueCrypt volumes have no keyslots (--slot)');
   if (o.headerFile) throw new VaultError('usage', '--header (a detached header) applies to LUKS containers, not VeraCrypt/TrueCrypt');
   if (secret.passphrase.length === 0 && secret.keyfiles.length === 0) throw new VaultError('usage', 'the password is empty', 'give a password, keyfiles, or both');
+  if (o.system && !o.readOnly)
+    throw new VaultError('usage', 'vault opens VeraCrypt/TrueCrypt system encryption read-only', 'add --read-only (writing could break the boot loader\'s view of the drive)');
   const slots = headerSlots(c, o);
+  const kdfs = kdfCandidates({ pim: o.pim ?? 0, system: o.system === true, ...(o.hash ? { prf: o.hash } : {}), ...(flavour ? { flavour } : {}) });
+  if (kdfs.length === 0)
+    throw new VaultError('usage', `--hash ${o.hash} with ${[flavour === 'truecrypt' ? 'TrueCrypt' : null, o.pim ? 'a PIM' : null, o.system ? 'system encryption' : null].filter((x) => x !== null).join(' and ')} is not a derivation VeraCrypt or TrueCrypt uses`, 'drop --hash to try every one');
   const password = mixKeyfiles(secret.passphrase, secret.keyfiles);
   let outcomes: Outcome[];
   try {
-    const kdfs = kdfCandidates(o.pim ?? 0);
-    // Cheap, common derivations first, each for both headers before the next KDF.
-    const attempts = kdfs.flatMap((k) => slots.map((s) => () => attempt(s, k, secretCopy(password), false)));
+    // Cheap, common derivations first, each for every header before the next KDF.
+    const pairs = kdfs.flatMap((k) => slots.filter((s) => applies(s, k)).map((s) => [s, k] as const));
+    const attempts = pairs.map(([s, k]) => () => attempt(s, k, secretCopy(password), false));
     outcomes = await firstDecisive(attempts, availableParallelism());
     if (!outcomes[0]?.ok && !outcomes.some((r) => !r.ok && r.error)) {
       // Nothing opened: only now pay for the 192-byte PBKDF2 keys that name a cascade (kdf.ts).
-      const again = kdfs.filter(cascadeWorthDeriving).flatMap((k) => slots.map((s) => () => attempt(s, k, secretCopy(password), true)));
+      const again = pairs.filter(([, k]) => cascadeWorthDeriving(k)).map(([s, k]) => () => attempt(s, k, secretCopy(password), true));
       outcomes = [...(await firstDecisive(again, availableParallelism())), ...outcomes];
     }
   } finally {
     password.fill(0);
   }
   const win = outcomes[0];
-  if (!win?.ok) throw noHeaderOpened(c, outcomes, o);
-  return volumeFrom(win, o);
+  if (!win?.ok) throw noHeaderOpened(c, outcomes, o, { slots, kdfs, keyfiles: secret.keyfiles.length });
+  return volumeFrom(win, o, c);
 }
 
-function volumeFrom(win: { header: VcHeader; slot: HeaderSlot; kdf: KdfCandidate }, o: UnlockOptions): UnlockedVolume {
+function volumeFrom(win: { header: VcHeader; slot: HeaderSlot; kdf: KdfCandidate }, o: UnlockOptions, c: ContainerFile): UnlockedVolume {
   const h = win.header;
+  const area = dataArea(h, win.slot, c);
   const warnings: string[] = [];
   if (win.slot.copy === 'backup') warnings.push(`opened with the ${win.slot.kind} volume's backup header`);
-  if (win.slot.kind === 'normal' && !o.readOnly)
+  if (win.slot.kind === 'normal' && !win.slot.system && !o.readOnly)
     warnings.push('writing to an outer volume can overwrite a hidden volume inside it: vault has no hidden-volume protection (mount --read-only to be safe)');
   return {
     format: h.format,
     key: KeyHandle.fromBytes(h.masterKey), // wipes h.masterKey
     sectorSize: DATA_UNIT,
-    dataOffset: h.encryptedAreaStart,
-    dataSize: h.volumeSize,
+    dataOffset: area.offset,
+    dataSize: area.size,
     // VeraCrypt's data unit number is the byte offset in the container / 512 (Core/Volume.cpp
     // ReadSectors; cryptsetup TCRYPT_get_iv_offset for XTS), so the first tweak is not 0.
-    firstTweak: BigInt(h.encryptedAreaStart / DATA_UNIT),
+    firstTweak: BigInt(area.offset / DATA_UNIT),
     tweakStep: 1n,
     uuid: null,
     warnings,
-    info: describe(win, o),
+    info: describe(win, o, area),
   };
 }
 
-function describe(win: { header: VcHeader; slot: HeaderSlot; kdf: KdfCandidate }, o: UnlockOptions): FormatInfo {
+function describe(win: { header: VcHeader; slot: HeaderSlot; kdf: KdfCandidate }, o: UnlockOptions, area: { offset: number; size: number }): FormatInfo {
   const h = win.header;
   const json: VeraCryptInfoJson = {
     format: h.format,
     uuid: null,
-    volumeType: win.slot.kind,
+    volumeType: win.slot.system ? 'system' : win.slot.kind,
     header: { copy: win.slot.copy, version: h.version, requiredProgramVersion: bcd(h.requiredProgramVersion) },
     kdf: win.kdf.kind === 'pbkdf2'
       ? { type: 'pbkdf2', hash: win.kdf.digest, iterations: win.kdf.iterations }
@@ -198,15 +183,15 @@ function describe(win: { header: VcHeader; slot: HeaderSlot; kdf: KdfCandidate }
     pim: o.pim ?? 0,
     cipher: 'aes-256-xts',
     sectorSize: h.sectorSize,
-    dataOffset: h.encryptedAreaStart,
-    dataSize: h.volumeSize,
-    firstDataUnit: h.encryptedAreaStart / DATA_UNIT,
+    dataOffset: area.offset,
+    dataSize: area.size,
+    firstDataUnit: area.offset / DATA_UNIT,
   };
   return {
     format: h.format,
     fields: [
       ['format', `${label(h.format)}, header version ${h.version} (needs version ${json.header.requiredProgramVersion})`],
-      ['volume', `${win.slot.kind}, opened with the ${win.slot.copy} header`],
+      ['volume', `${win.slot.system ? 'system encryption' : win.slot.kind}, opened with the ${win.slot.copy} header at byte ${win.slot.at}`],
       ['kdf', describeKdf(win.kdf)],
       ['pim', json.pim === 0 ? '0 (default)' : String(json.pim)],
       ['cipher', `aes-256-xts, 512-byte data units from unit ${json.firstDataUnit}; device sector size ${h.sectorSize}`],
@@ -221,5 +206,15 @@ export const veracryptAdapter: FormatAdapter = {
   recognises: () => false,
   claims,
   keyfilePolicy: { maxBytes: KEYFILE_MAX_READ, prefix: true },
-  unlock,
+  unlock: (c, secret, o) => unlock(c, secret, o),
+};
+
+/** `--type truecrypt`: the same volumes, tried with TrueCrypt's derivations only (no PIM, cheap counts). */
+export const truecryptAdapter: FormatAdapter = {
+  ...veracryptAdapter,
+  name: 'truecrypt',
+  unlock: (c, secret, o) => {
+    if (o.pim) throw new VaultError('usage', 'TrueCrypt volumes have no PIM', 'drop --pim, or use --type veracrypt');
+    return unlock(c, secret, o, 'truecrypt');
+  },
 };

@@ -13,10 +13,16 @@
  *    76  16  creation and modification times (VeraCrypt writes zeros)
  *    92   8  hidden volume size (non-zero only in a hidden volume's header)
  *   100   8  volume size (bytes of data)
- *   108   8  byte offset of the encrypted area (the data) in the container
+ *   108   8  byte offset of the encrypted area (the data) in the container (0 in header
+ *              version 3, TrueCrypt 5.x: the data follows the header at 512)
  *   116   8  size of the encrypted area
  *   124   4  flags: bit 0 system encryption, bit 1 in-place encrypted non-system volume
  *   128   4  sector size (header version ≥ 5; 0 before means 512)
+ *
+ * Header versions: 3 TrueCrypt 5.x (no backup headers; the hidden volume's header 1536 bytes
+ * before the end, its data right before that), 4 TrueCrypt 6.x (field CRC added), 5 TrueCrypt 7
+ * and VeraCrypt (sector size). 1 and 2 (TrueCrypt before 5.0) encrypt the header in CBC or LRW
+ * mode, which vault does not decrypt.
  *   132 120  reserved (zero)
  *   252   4  CRC-32 of bytes 64..251 (header version ≥ 4)
  *   256 256  master keys: for AES-256-XTS, key 1 at 256..287 and key 2 at 288..319
@@ -33,6 +39,10 @@ export const HEADER_SIZE = 512;
 export const SALT_SIZE = 64;
 /** Header positions inside a file-hosted volume (VeraCrypt Common/Volumes.h, cryptsetup tcrypt.h). */
 export const HIDDEN_HEADER_OFFSET = 65536;
+/** TrueCrypt 5.x (header version 3) kept the hidden volume's header here, from the end. */
+export const LEGACY_HIDDEN_FROM_END = 1536;
+/** System encryption: the header in the boot track, sector 62 of the drive (cryptsetup TCRYPT_HDR_SYSTEM_OFFSET). */
+export const SYSTEM_HEADER_OFFSET = 31744;
 /** The backup headers sit in the last 128 KiB: normal at size − 131072, hidden at size − 65536. */
 export const BACKUP_NORMAL_FROM_END = 131072;
 export const BACKUP_HIDDEN_FROM_END = 65536;
@@ -108,9 +118,10 @@ function u64(b: Buffer, off: number, what: string): number {
 /**
  * Checks and reads a decrypted header whose magic matched (headerMagic). `kind` is where it was
  * read from. Throws a VaultError for a damaged or unsupported header; checks in cheap-first order:
- * key-area CRC, version, header CRC, flags, geometry.
+ * key-area CRC, version, header CRC, flags, geometry. `system`: read from the boot track
+ * (`--system`), where a system-encryption header belongs.
  */
-export function parseHeader(plain: Buffer, kind: HeaderKind): VcHeader {
+export function parseHeader(plain: Buffer, kind: HeaderKind, system = false): VcHeader {
   const format = headerMagic(plain);
   if (!format) throw new VaultError('not-a-container', 'no VeraCrypt/TrueCrypt signature in the decrypted header');
   if (crc32(plain.subarray(256, 512)) !== plain.readUInt32BE(72))
@@ -126,16 +137,17 @@ export function parseHeader(plain: Buffer, kind: HeaderKind): VcHeader {
   if (required > MAX_REQUIRED_PROGRAM[format])
     throw new VaultError('unsupported-version', `the volume requires ${label(format)} ${bcd(required)} or later; vault implements the format up to ${label(format)} ${bcd(MAX_REQUIRED_PROGRAM[format])}`);
   const flags = plain.readUInt32BE(124);
-  if (flags & FLAG_SYSTEM)
-    throw new VaultError('unsupported-feature', 'this is a VeraCrypt/TrueCrypt system-encryption header, which vault does not open');
+  if (flags & FLAG_SYSTEM && !system)
+    throw new VaultError('unsupported-feature', 'this is a VeraCrypt/TrueCrypt system-encryption header', 'open the whole drive (or its image) with --system');
   const geometry = {
     hiddenVolumeSize: u64(plain, 92, 'hidden volume size'),
     volumeSize: u64(plain, 100, 'volume size'),
-    encryptedAreaStart: u64(plain, 108, 'data offset'),
+    // Header version 3 writes 0: its data starts right after the header (cryptsetup TCRYPT_hdr_from_disk).
+    encryptedAreaStart: u64(plain, 108, 'data offset') || DATA_UNIT,
     encryptedAreaSize: u64(plain, 116, 'encrypted area size'),
     sectorSize: version >= 5 ? plain.readUInt32BE(128) || DATA_UNIT : DATA_UNIT,
   };
-  checkGeometry(geometry, kind, version, flags);
+  checkGeometry(geometry, kind, flags);
   // The key is copied last, once nothing can throw any more, into a buffer of its own (see
   // secretCopy): a copy made before a failing check would stay in memory unwiped.
   return { format, version, requiredProgramVersion: required, flags, ...geometry, masterKey: secretCopy(plain.subarray(256, 320)) };
@@ -143,12 +155,11 @@ export function parseHeader(plain: Buffer, kind: HeaderKind): VcHeader {
 
 type Geometry = Pick<VcHeader, 'hiddenVolumeSize' | 'volumeSize' | 'encryptedAreaStart' | 'encryptedAreaSize' | 'sectorSize'>;
 
-function checkGeometry(h: Geometry, kind: HeaderKind, version: number, flags: number): void {
+function checkGeometry(h: Geometry, kind: HeaderKind, flags: number): void {
   if (!SECTOR_SIZES.includes(h.sectorSize)) throw invalid(`sector size ${h.sectorSize}`);
   if (h.encryptedAreaStart % DATA_UNIT !== 0 || h.encryptedAreaStart < DATA_UNIT) throw invalid(`data offset ${h.encryptedAreaStart}`);
   if (h.volumeSize === 0 || h.volumeSize % DATA_UNIT !== 0) throw invalid(`volume size ${h.volumeSize}`);
   if (kind === 'hidden' && h.hiddenVolumeSize === 0) throw invalid('a hidden-volume header without a hidden volume size');
-  if (kind === 'hidden' && version < 4) throw new VaultError('unsupported-feature', 'hidden volumes of TrueCrypt before 6.0 are not supported');
   // An in-place encryption that was never finished leaves part of the volume in plaintext.
   if (flags & FLAG_IN_PLACE && h.encryptedAreaSize !== h.volumeSize)
     throw new VaultError('unsupported-feature', 'the volume is only partly encrypted (in-place encryption not finished); finish it in VeraCrypt first');
