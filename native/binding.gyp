@@ -19,6 +19,9 @@
       'sources': [
         # Key handles, batched XTS for JS, a few syscalls (vault_native.c); shared helpers.
         'vault_native.c', 'napi_util.c', 'xts_core.c', 'secure_mem.c', 'unit_hash.c',
+        # XTS over VeraCrypt's cipher chains: AES through xts_core, Serpent/Twofish/Camellia through
+        # libgcrypt, Kuznyechik of our own (libgcrypt 1.10 lacks it).
+        'cipher_engine.c', 'kuznyechik.c',
         # The volume server: FUSE spoken directly on /dev/fuse by native threads (fuse_*.c; see
         # fuse_internal.h for which file does what).
         'fuse_napi.c', 'fuse_session.c', 'fuse_mount.c', 'fuse_user.c', 'fuse_classic.c', 'fuse_uring.c', 'fuse_ops.c',
@@ -28,7 +31,9 @@
       'cflags_c': ['-Werror', '-std=gnu11'],
       # liburing (Debian: liburing-dev to build, liburing2 at run time): the FUSE-over-io_uring
       # transport (fuse_uring.c).
-      'libraries': ['-lpthread', '-luring'],
+      # libgcrypt (Debian: libgcrypt20-dev to build, libgcrypt20 at run time): Serpent, Twofish and
+      # Camellia for cipher_engine.c.
+      'libraries': ['-lpthread', '-luring', '-lgcrypt'],
       'configurations': {
         'Release': {
           'cflags!': ['-O3'],

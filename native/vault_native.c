@@ -4,9 +4,9 @@
  *  - Key handles. Key bytes live in their own mmap'ed pages, mlock'ed (never written to swap) and
  *    MADV_DONTDUMP (never in a core dump), wiped with OPENSSL_cleanse before they are unmapped
  *    (secure_mem.c). JS only ever sees an opaque, type-tagged External pointing at them.
- *  - Batched XTS-AES-256, in place, through the OpenSSL that is linked into the node binary
- *    (xts_core.c, shared with the volume server): one call covers many sectors, synchronously or
- *    on the libuv threadpool.
+ *  - Batched XTS, in place, over a cipher chain (cipher_engine.c: AES through the OpenSSL linked
+ *    into the node binary, xts_core.c; VeraCrypt's other ciphers and cascades; shared with the
+ *    volume server): one call covers many sectors, synchronously or on the libuv threadpool.
  *  - Syscalls Node does not expose: prctl(PR_SET_DUMPABLE), flock, pipe2, and openat, renameat2
  *    and unlinkat relative to a directory descriptor (so that a path in a directory another user
  *    can write is walked once, not again at every step). (Not mlockall: in a
@@ -26,6 +26,7 @@
 #include "unit_hash.h"
 #include "secure_mem.h"
 #include "napi_util.h"
+#include "cipher_engine.h"
 #include "xts_core.h"
 #include "fuse_server.h"
 
@@ -298,7 +299,8 @@ static napi_value key_dispose(napi_env env, napi_callback_info info) {
 /* XTS-AES-256 (xts_core.c)                                                                     */
 
 typedef struct {
-  const uint8_t *key; /* key1 || key2, VAULT_XTS_KEY_LEN bytes: the handle's locked pages */
+  const uint8_t *key; /* the chain's key (cipher_engine.h layout): the handle's locked pages */
+  vault_chain chain;
   uint8_t *data;
   size_t len;
   size_t sector;
@@ -308,10 +310,10 @@ typedef struct {
 } xts_job;
 
 /*
- * Runs one batch through xts_core, which picks the faster path for the sector size (the ECB based
- * one up to VAULT_XTS_ECB_MAX_SECTOR, OpenSSL's XTS above; see xts_core.c). Safe on any thread: a
- * fresh context per call, never shared, because jobs for the same key run concurrently on several
- * threadpool threads.
+ * Runs one batch through cipher_engine, whose AES-only chain is an xts_core context (which picks
+ * the faster path for the sector size: the ECB based one up to VAULT_XTS_ECB_MAX_SECTOR, OpenSSL's
+ * XTS above; see xts_core.c). Safe on any thread: a fresh context per call, never shared, because
+ * jobs for the same key run concurrently on several threadpool threads.
  *
  * Per call rather than a pool of pre-keyed contexts in the handle: with one path's contexts (two
  * AES-256 key expansions), creating and keying them cost ~0.3 us, and a mutex-protected pool
@@ -326,33 +328,35 @@ typedef struct {
  * From 1 MiB calls up (~210-260 us each) the difference is noise.
  *
  * Those schedules live inside OpenSSL's contexts, in ordinary (unlocked) heap memory outside our
- * locked pages. vault_xts_ctx_free() cleanses them, so they exist only for the duration of the
- * call.
+ * locked pages (other ciphers' in locked memory, see cipher_engine.h). vault_cipher_ctx_free()
+ * cleanses them, so they exist only for the duration of the call.
  *
  * On failure the buffer contents are unspecified (some sectors may be processed).
  */
 static bool xts_run(const xts_job *j, char *err, size_t errlen) {
-  vault_xts_ctx *ctx = vault_xts_ctx_new(j->key);
-  bool ok = ctx != NULL && vault_xts_run(ctx, j->data, j->len, j->sector, j->first_tweak, j->step, j->enc) == 0;
-  if (!ok) snprintf(err, errlen, "%s", vault_xts_error()); /* same thread as the failure */
-  vault_xts_ctx_free(ctx);                                  /* NULL-safe */
+  vault_cipher_ctx *ctx = vault_cipher_ctx_new(&j->chain, j->key);
+  bool ok = ctx != NULL && vault_cipher_run(ctx, j->data, j->len, j->sector, j->first_tweak, j->step, j->enc) == 0;
+  if (!ok) snprintf(err, errlen, "%s", vault_cipher_error()); /* same thread as the failure */
+  vault_cipher_ctx_free(ctx);                                  /* NULL-safe */
   return ok;
 }
 
-/* (key, buf, sectorSize, firstTweak: bigint, tweakStep: bigint, encrypt: boolean) */
+static bool arg_chain(napi_env env, napi_value v, vault_chain *out) { return vault_arg_chain(env, v, "cipher", out); }
+
+/* (key, buf, sectorSize, firstTweak: bigint, tweakStep: bigint, encrypt: boolean, cipher: string) */
 static bool xts_parse(napi_env env, napi_callback_info info, napi_value *argv, vault_key **key, xts_job *j) {
   bool enc;
   uint64_t last;
   char msg[160];
-  if (!vault_arg_count(env, info, 6, argv) || !key_unwrap(env, argv[0], false, key) ||
+  if (!vault_arg_count(env, info, 7, argv) || !key_unwrap(env, argv[0], false, key) ||
       !vault_arg_bytes(env, argv[1], "buf", &j->data, &j->len) ||
       !vault_arg_index(env, argv[2], "sectorSize", (double)VAULT_XTS_MAX_SECTOR, &j->sector) ||
       !vault_arg_u64(env, argv[3], "firstTweak", &j->first_tweak) || !vault_arg_u64(env, argv[4], "tweakStep", &j->step) ||
-      !vault_arg_bool(env, argv[5], "encrypt", &enc))
+      !vault_arg_bool(env, argv[5], "encrypt", &enc) || !arg_chain(env, argv[6], &j->chain))
     return false;
-  if ((*key)->len != VAULT_XTS_KEY_LEN) {
-    snprintf(msg, sizeof msg, "XTS-AES-256 needs a %d-byte key, this handle holds %zu bytes", VAULT_XTS_KEY_LEN,
-             (*key)->len);
+  if ((*key)->len != vault_chain_key_len(&j->chain)) {
+    snprintf(msg, sizeof msg, "this XTS cipher chain needs a %zu-byte key, this handle holds %zu bytes",
+             vault_chain_key_len(&j->chain), (*key)->len);
     vault_throw_range_error(env, msg);
     return false;
   }
@@ -378,9 +382,49 @@ static bool xts_parse(napi_env env, napi_callback_info info, napi_value *argv, v
   return true;
 }
 
-/* xts(key, buf, sectorSize, firstTweak, tweakStep, encrypt): void, in place. */
+/* cipherEcb(cipher, key, buf, encrypt): void. One cipher's block function on whole blocks under a
+   32-byte key, for known-answer tests (cipher_engine.h vault_cipher_ecb). */
+static napi_value cipher_ecb(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  vault_chain c;
+  vault_key *k;
+  uint8_t *buf;
+  size_t len;
+  bool enc;
+  if (!vault_arg_count(env, info, 4, argv) || !arg_chain(env, argv[0], &c) || !key_unwrap(env, argv[1], false, &k) ||
+      !vault_arg_bytes(env, argv[2], "buf", &buf, &len) || !vault_arg_bool(env, argv[3], "encrypt", &enc))
+    return NULL;
+  if (c.n != 1 || k->len != 32 || len % VAULT_XTS_BLOCK != 0) {
+    vault_throw_range_error(env, "cipherEcb takes one cipher, a 32-byte key and whole 16-byte blocks");
+    return NULL;
+  }
+  if (vault_cipher_ecb(c.ids[0], k->mem, buf, len, enc ? 1 : 0) != 0) vault_throw_error(env, "ERR_VAULT_GCRYPT", vault_cipher_error());
+  return NULL;
+}
+
+/* gcryXtsReference(cipher, key, buf, sectorSize): void. libgcrypt's own XTS, encrypting, for
+   `vault benchmark`'s reference figure (serpent, twofish or camellia alone). */
+static napi_value gcry_reference(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  vault_chain c;
+  vault_key *k;
+  uint8_t *buf;
+  size_t len, sector;
+  if (!vault_arg_count(env, info, 4, argv) || !arg_chain(env, argv[0], &c) || !key_unwrap(env, argv[1], false, &k) ||
+      !vault_arg_bytes(env, argv[2], "buf", &buf, &len) ||
+      !vault_arg_index(env, argv[3], "sectorSize", (double)VAULT_XTS_MAX_SECTOR, &sector))
+    return NULL;
+  if (c.n != 1 || k->len != 64 || sector == 0 || sector % VAULT_XTS_BLOCK != 0 || len % sector != 0) {
+    vault_throw_range_error(env, "gcryXtsReference takes one cipher, a 64-byte key and whole sectors");
+    return NULL;
+  }
+  if (vault_gcry_xts_reference(c.ids[0], k->mem, buf, len, sector) != 0) vault_throw_error(env, "ERR_VAULT_GCRYPT", vault_cipher_error());
+  return NULL;
+}
+
+/* xts(key, buf, sectorSize, firstTweak, tweakStep, encrypt, cipher): void, in place. */
 static napi_value xts_sync(napi_env env, napi_callback_info info) {
-  napi_value argv[6];
+  napi_value argv[7];
   vault_key *k;
   xts_job j;
   char err[256];
@@ -440,10 +484,10 @@ static void xts_complete(napi_env env, napi_status status, void *data) {
   xts_async_free(env, a);
 }
 
-/* xtsAsync(key, buf, sectorSize, firstTweak, tweakStep, encrypt): Promise<void>, in place on the
+/* xtsAsync(key, buf, sectorSize, firstTweak, tweakStep, encrypt, cipher): Promise<void>, in place on the
    libuv threadpool. The caller must not touch (or detach/transfer) buf until it settles. */
 static napi_value xts_async_start(napi_env env, napi_callback_info info) {
-  napi_value argv[6], name, promise, e;
+  napi_value argv[7], name, promise, e;
   xts_async *a = calloc(1, sizeof *a);
   if (a == NULL) {
     vault_throw_errno(env, "calloc", "xtsAsync", ENOMEM);
@@ -651,7 +695,7 @@ NAPI_MODULE_INIT() {
   } fns[] = {
       {"keyFromBytes", key_from_bytes}, {"keyFromFd", key_from_fd},    {"keyToFd", key_to_fd},
       {"keyLength", key_length},        {"keyCopyTo", key_copy_to},    {"keyDispose", key_dispose},
-      {"xts", xts_sync},                {"xtsAsync", xts_async_start}, {"hardenProcess", harden_process},
+      {"xts", xts_sync}, {"gcryXtsReference", gcry_reference}, {"cipherEcb", cipher_ecb},                {"xtsAsync", xts_async_start}, {"hardenProcess", harden_process},
       {"isDumpable", is_dumpable},      {"flock", flock_fd},           {"pipe", make_pipe},
       {"probeSocket", probe_socket},    {"setIoFlusher", set_io_flusher}, {"umount2", umount_path},
       {"openat", openat_fd},            {"renameat", renameat_fd},        {"unlinkat", unlinkat_fd},

@@ -18,6 +18,7 @@ import type { Luks1InfoJson } from '../info-json.js';
 import { MAGIC_PRIMARY } from '../luks2/binary-header.js';
 import { LUKS1_HEADER_SIZE, parseLuks1Header, type Luks1Header } from './header.js';
 import { printable, quote } from '../luks/quote.js';
+import { AES_XTS } from '../../crypto/cipher-chain.js';
 
 function metadataFile(c: ContainerFile, o: UnlockOptions): ContainerFile {
   return o.headerFile ?? c;
@@ -77,6 +78,7 @@ async function unlock(c: ContainerFile, secret: UnlockSecret, o: UnlockOptions):
       dataSize: geometry.dataSize,
       firstTweak: 0n,
       tweakStep: 1n,
+      cipher: AES_XTS,
       uuid: printable(h.uuid),
       warnings: [],
     };

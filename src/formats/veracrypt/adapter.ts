@@ -20,7 +20,8 @@ import {
 } from './header.js';
 import { XTS_KEY_BYTES, cascadeWorthDeriving, deriveHeaderKey, describeKdf, kdfCandidates, type KdfCandidate } from './kdf.js';
 import { KEYFILE_MAX_READ, mixKeyfiles } from './keyfiles.js';
-import { unsupportedCipher } from './cipher-probe.js';
+import { openWithOtherChain } from './cipher-chains.js';
+import { AES_XTS, type CipherChain, chainKeyBytes, chainLabel, veracryptName } from '../../crypto/cipher-chain.js';
 
 /** The smallest file VeraCrypt makes holds four 64 KiB header areas, two at each end. */
 const MIN_VOLUME_FILE = 4 * 65536 + DATA_UNIT;
@@ -32,7 +33,7 @@ interface HeaderSlot {
 }
 
 type Outcome =
-  | { ok: true; header: VcHeader; slot: HeaderSlot; kdf: KdfCandidate }
+  | { ok: true; header: VcHeader; slot: HeaderSlot; kdf: KdfCandidate; chain: CipherChain }
   | { ok: false; error: VaultError | null; skipped?: string };
 
 /**
@@ -56,8 +57,8 @@ function headerSlots(c: ContainerFile, o: UnlockOptions): HeaderSlot[] {
 
 /**
  * Derives one header key and tries it: AES-256-XTS, then, if that fails, every other VeraCrypt
- * algorithm the key is long enough for, to name it (`full`: derive the 192 bytes cascades need).
- * Owns (and wipes) its copy of the password.
+ * algorithm the key is long enough for (`full`: derive the 192 bytes cascades need). Owns (and
+ * wipes) its copy of the password.
  */
 async function attempt(slot: HeaderSlot, kdf: KdfCandidate, password: Buffer, full: boolean): Promise<Outcome> {
   let key: Buffer;
@@ -70,26 +71,25 @@ async function attempt(slot: HeaderSlot, kdf: KdfCandidate, password: Buffer, fu
     password.fill(0);
   }
   let plain: Buffer | null = null;
+  let chain: CipherChain = AES_XTS;
   try {
     try {
       plain = decryptHeader(slot.raw, key.subarray(0, XTS_KEY_BYTES));
     } catch {
-      return { ok: false, error: null }; // e.g. a derived key with equal halves, which XTS refuses
+      plain = null; // e.g. a derived key with equal halves, which XTS refuses
     }
-    if (!headerMagic(plain)) {
-      const other = unsupportedCipher(slot.raw, key);
+    if (!plain || !headerMagic(plain)) {
+      plain?.fill(0);
+      const other = openWithOtherChain(slot.raw, key);
       if (!other) return { ok: false, error: null };
-      return {
-        ok: false,
-        error: new VaultError(
-          'unsupported-feature',
-          `the ${slot.kind} volume is encrypted with ${other}, which vault does not support (AES-256-XTS only)`,
-          'the password is right; open it with VeraCrypt, or copy its files to an AES volume',
-        ),
-      };
+      ({ chain, plain } = other);
     }
     try {
-      return { ok: true, header: parseHeader(plain, slot.kind), slot, kdf };
+      const header = parseHeader(plain, slot.kind);
+      // The master key area holds 64 bytes per cipher of the chain (parseHeader copies AES's 64).
+      header.masterKey.fill(0);
+      header.masterKey = secretCopy(plain.subarray(256, 256 + chainKeyBytes(chain)));
+      return { ok: true, header, slot, kdf, chain };
     } catch (e) {
       if (!isVaultError(e)) throw e;
       return { ok: false, error: e };
@@ -138,6 +138,10 @@ function noHeaderOpened(c: ContainerFile, outcomes: Outcome[], o: UnlockOptions)
   );
 }
 
+function cheapToDeriveFull(k: KdfCandidate): boolean {
+  return k.kind === 'pbkdf2' && k.iterations <= 20_000;
+}
+
 async function unlock(c: ContainerFile, secret: UnlockSecret, o: UnlockOptions): Promise<UnlockedVolume> {
   if (o.slot !== undefined) throw new VaultError('usage', 'VeraCrypt/TrueCrypt volumes have no keyslots (--slot)');
   if (o.headerFile) throw new VaultError('usage', '--header (a detached header) applies to LUKS containers, not VeraCrypt/TrueCrypt');
@@ -148,11 +152,13 @@ async function unlock(c: ContainerFile, secret: UnlockSecret, o: UnlockOptions):
   try {
     const kdfs = kdfCandidates(o.pim ?? 0);
     // Cheap, common derivations first, each for both headers before the next KDF.
-    const attempts = kdfs.flatMap((k) => slots.map((s) => () => attempt(s, k, secretCopy(password), false)));
+    // Cheap counts (TrueCrypt's, a small PIM) derive the 192 bytes of a cascade at once: a few
+    // thousand iterations more, instead of waiting for the second pass behind the expensive ones.
+    const attempts = kdfs.flatMap((k) => slots.map((s) => () => attempt(s, k, secretCopy(password), cheapToDeriveFull(k))));
     outcomes = await firstDecisive(attempts, availableParallelism());
     if (!outcomes[0]?.ok && !outcomes.some((r) => !r.ok && r.error)) {
       // Nothing opened: only now pay for the 192-byte PBKDF2 keys that name a cascade (kdf.ts).
-      const again = kdfs.filter(cascadeWorthDeriving).flatMap((k) => slots.map((s) => () => attempt(s, k, secretCopy(password), true)));
+      const again = kdfs.filter((k) => cascadeWorthDeriving(k) && !cheapToDeriveFull(k)).flatMap((k) => slots.map((s) => () => attempt(s, k, secretCopy(password), true)));
       outcomes = [...(await firstDecisive(again, availableParallelism())), ...outcomes];
     }
   } finally {
@@ -163,7 +169,9 @@ async function unlock(c: ContainerFile, secret: UnlockSecret, o: UnlockOptions):
   return volumeFrom(win, o);
 }
 
-function volumeFrom(win: { header: VcHeader; slot: HeaderSlot; kdf: KdfCandidate }, o: UnlockOptions): UnlockedVolume {
+type Win = { header: VcHeader; slot: HeaderSlot; kdf: KdfCandidate; chain: CipherChain };
+
+function volumeFrom(win: Win, o: UnlockOptions): UnlockedVolume {
   const h = win.header;
   const warnings: string[] = [];
   if (win.slot.copy === 'backup') warnings.push(`opened with the ${win.slot.kind} volume's backup header`);
@@ -179,13 +187,14 @@ function volumeFrom(win: { header: VcHeader; slot: HeaderSlot; kdf: KdfCandidate
     // ReadSectors; cryptsetup TCRYPT_get_iv_offset for XTS), so the first tweak is not 0.
     firstTweak: BigInt(h.encryptedAreaStart / DATA_UNIT),
     tweakStep: 1n,
+    cipher: win.chain,
     uuid: null,
     warnings,
     info: describe(win, o),
   };
 }
 
-function describe(win: { header: VcHeader; slot: HeaderSlot; kdf: KdfCandidate }, o: UnlockOptions): FormatInfo {
+function describe(win: Win, o: UnlockOptions): FormatInfo {
   const h = win.header;
   const json: VeraCryptInfoJson = {
     format: h.format,
@@ -196,7 +205,8 @@ function describe(win: { header: VcHeader; slot: HeaderSlot; kdf: KdfCandidate }
       ? { type: 'pbkdf2', hash: win.kdf.digest, iterations: win.kdf.iterations }
       : { type: 'argon2id', memoryKiB: win.kdf.memoryKiB, iterations: win.kdf.iterations, parallelism: win.kdf.parallelism },
     pim: o.pim ?? 0,
-    cipher: 'aes-256-xts',
+    cipher: chainLabel(win.chain),
+    algorithm: veracryptName(win.chain),
     sectorSize: h.sectorSize,
     dataOffset: h.encryptedAreaStart,
     dataSize: h.volumeSize,
@@ -209,7 +219,7 @@ function describe(win: { header: VcHeader; slot: HeaderSlot; kdf: KdfCandidate }
       ['volume', `${win.slot.kind}, opened with the ${win.slot.copy} header`],
       ['kdf', describeKdf(win.kdf)],
       ['pim', json.pim === 0 ? '0 (default)' : String(json.pim)],
-      ['cipher', `aes-256-xts, 512-byte data units from unit ${json.firstDataUnit}; device sector size ${h.sectorSize}`],
+      ['cipher', `${veracryptName(win.chain)} (${json.cipher}), 512-byte data units from unit ${json.firstDataUnit}; device sector size ${h.sectorSize}`],
       ['data', `offset ${json.dataOffset}, size ${json.dataSize}`],
     ],
     json,
