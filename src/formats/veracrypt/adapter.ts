@@ -131,7 +131,7 @@ function noHeaderOpened(c: ContainerFile, outcomes: Outcome[], o: UnlockOptions)
   const skipped = [...new Set(outcomes.flatMap((r) => (!r.ok && r.skipped ? [r.skipped] : [])))];
   return new VaultError(
     'wrong-password',
-    `no ${where} of ${c.path} opened: wrong password, PIM or keyfiles, or not a VeraCrypt/TrueCrypt volume vault supports (AES-256-XTS only; another cipher is named instead when the password is right)`,
+    `no ${where} of ${c.path} opened: wrong password, PIM or keyfiles, or not a VeraCrypt/TrueCrypt volume vault supports`,
     skipped.length
       ? `these key derivations could not run here: ${skipped.join('; ')}`
       : 'check the password, --pim and --keyfile; an unrecognised file is tried as VeraCrypt/TrueCrypt, whose headers carry no signature',
