@@ -56,10 +56,12 @@ static void fail(const char *fmt, const char *a, const char *b) { snprintf(errms
 /*
  * Initialised once per process, the first time a libgcrypt cipher is keyed (an AES-only process
  * never touches libgcrypt). Its secure memory pool (mlock()ed, wiped on free) holds the handles,
- * hence the key schedules: 64 KiB holds ~20 three-cipher contexts, and the pool grows (unlocked)
- * past that (GCRYCTL_AUTO_EXPAND_SECMEM) rather than failing a mount with many worker threads.
- * The warning libgcrypt prints when it cannot lock the pool (RLIMIT_MEMLOCK) is silenced: the
- * volume server's own memory locking reports that limit.
+ * hence the key schedules. An XTS handle takes ~3 KiB for Serpent, ~2 KiB for Camellia and ~20 KiB
+ * for Twofish (its key-dependent S-boxes, twice): 256 KiB holds a volume server's default 8
+ * workers with any chain, and the pool grows (unlocked) past that (GCRYCTL_AUTO_EXPAND_SECMEM)
+ * rather than failing a mount with many worker threads. Where RLIMIT_MEMLOCK has no room for the
+ * pool, libgcrypt keeps it unlocked and says so on stderr; that warning is silenced here (measured:
+ * it goes on working).
  */
 static int gcry_ready;
 static pthread_once_t gcry_once = PTHREAD_ONCE_INIT;
@@ -72,9 +74,14 @@ static void gcry_init(void) {
   if (gcry_check_version(GCRYPT_VERSION) == NULL) return;
   gcry_control(GCRYCTL_DISABLE_SECMEM_WARN);
   gcry_control(GCRYCTL_AUTO_EXPAND_SECMEM, 32768);
-  gcry_control(GCRYCTL_INIT_SECMEM, 65536, 0);
+  gcry_control(GCRYCTL_INIT_SECMEM, 262144, 0);
   gcry_control(GCRYCTL_INITIALIZATION_FINISHED, 0);
   gcry_ready = 1;
+}
+
+void vault_cipher_prepare(const vault_chain *c) {
+  for (size_t i = 0; i < c->n; i++)
+    if (CIPHERS[c->ids[i]].gcry_algo != 0) pthread_once(&gcry_once, gcry_init);
 }
 
 static gcry_cipher_hd_t gcry_xts_open(int algo, const uint8_t *key64) {

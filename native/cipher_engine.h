@@ -49,6 +49,10 @@ int vault_chain_parse(const char *spec, vault_chain *out);
 /* Bytes of key a chain takes: 64 per cipher. */
 size_t vault_chain_key_len(const vault_chain *c);
 
+/* Sets up what `c` needs once per process (libgcrypt and its locked pool) now rather than at the
+   first context: the volume server calls it before it sizes its own locked memory. */
+void vault_cipher_prepare(const vault_chain *c);
+
 /* A context keyed for `c` with `key` (vault_chain_key_len(c) bytes, the caller checks). NULL on
    failure (vault_cipher_error()): a cipher's two key halves equal, libgcrypt unusable, memory. */
 vault_cipher_ctx *vault_cipher_ctx_new(const vault_chain *c, const uint8_t *key);

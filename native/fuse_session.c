@@ -398,6 +398,7 @@ static bool prepare_workers(napi_env env, vf_session *s) {
   const void *hints[VF_MAX_THREADS];
   size_t spans = 0, nhints = 0;
   int err = 0;
+  vault_cipher_prepare(&s->chain); /* libgcrypt's locked pool first: vf_io_lock_fits counts it */
   s->lock_io = vf_io_lock_fits(s);
   for (int i = 0; i < s->nthreads; i++) {
     vf_worker *w = &s->workers[i];
