@@ -20,6 +20,8 @@ typedef struct {
   vault_cipher_id id;
   vault_xts_ctx *aes;   /* xts_core (OpenSSL) */
   gcry_cipher_hd_t gc;  /* libgcrypt, XTS mode, keyed with key1 || key2 */
+  gcry_cipher_hd_t cbc; /* libgcrypt, CBC mode, key1: bulk decryption (see gcry_decrypt_bulk) */
+  gcry_cipher_hd_t ecb2; /* libgcrypt, ECB mode, key2: the initial tweaks for gcry_decrypt_bulk */
   vault_kuz_key *kuz;   /* [0] data key, [1] tweak key, in `kuz_mem` */
 } stage;
 
@@ -32,12 +34,13 @@ struct vault_cipher_ctx {
 static const struct {
   const char *name;
   int gcry_algo; /* 0: not libgcrypt */
+  int bulk_dec;  /* decrypt through libgcrypt's bulk CBC decryption (gcry_decrypt_bulk) */
 } CIPHERS[] = {
-    [VAULT_CIPHER_AES] = {"aes", 0},
-    [VAULT_CIPHER_SERPENT] = {"serpent", GCRY_CIPHER_SERPENT256},
-    [VAULT_CIPHER_TWOFISH] = {"twofish", GCRY_CIPHER_TWOFISH},
-    [VAULT_CIPHER_CAMELLIA] = {"camellia", GCRY_CIPHER_CAMELLIA256},
-    [VAULT_CIPHER_KUZNYECHIK] = {"kuznyechik", 0},
+    [VAULT_CIPHER_AES] = {"aes", 0, 0},
+    [VAULT_CIPHER_SERPENT] = {"serpent", GCRY_CIPHER_SERPENT256, 1},
+    [VAULT_CIPHER_TWOFISH] = {"twofish", GCRY_CIPHER_TWOFISH, 1},
+    [VAULT_CIPHER_CAMELLIA] = {"camellia", GCRY_CIPHER_CAMELLIA256, 1},
+    [VAULT_CIPHER_KUZNYECHIK] = {"kuznyechik", 0, 0},
 };
 #define NCIPHERS (sizeof CIPHERS / sizeof CIPHERS[0])
 
@@ -57,8 +60,8 @@ static void fail(const char *fmt, const char *a, const char *b) { snprintf(errms
  * Initialised once per process, the first time a libgcrypt cipher is keyed (an AES-only process
  * never touches libgcrypt). Its secure memory pool (mlock()ed, wiped on free) holds the handles,
  * hence the key schedules. An XTS handle takes ~3 KiB for Serpent, ~2 KiB for Camellia and ~20 KiB
- * for Twofish (its key-dependent S-boxes, twice): 256 KiB holds a volume server's default 8
- * workers with any chain, and the pool grows (unlocked) past that (GCRYCTL_AUTO_EXPAND_SECMEM)
+ * for Twofish (its key-dependent S-boxes, twice), and each stage has two more handles with one key
+ * each (gcry_decrypt_bulk): 512 KiB holds a volume server's default 8 workers with any chain, and the pool grows (unlocked) past that (GCRYCTL_AUTO_EXPAND_SECMEM)
  * rather than failing a mount with many worker threads. Where RLIMIT_MEMLOCK has no room for the
  * pool, libgcrypt keeps it unlocked and says so on stderr; that warning is silenced here (measured:
  * it goes on working).
@@ -74,7 +77,7 @@ static void gcry_init(void) {
   if (gcry_check_version(GCRYPT_VERSION) == NULL) return;
   gcry_control(GCRYCTL_DISABLE_SECMEM_WARN);
   gcry_control(GCRYCTL_AUTO_EXPAND_SECMEM, 32768);
-  gcry_control(GCRYCTL_INIT_SECMEM, 262144, 0);
+  gcry_control(GCRYCTL_INIT_SECMEM, 524288, 0);
   gcry_control(GCRYCTL_INITIALIZATION_FINISHED, 0);
   gcry_ready = 1;
 }
@@ -84,7 +87,9 @@ void vault_cipher_prepare(const vault_chain *c) {
     if (CIPHERS[c->ids[i]].gcry_algo != 0) pthread_once(&gcry_once, gcry_init);
 }
 
-static gcry_cipher_hd_t gcry_xts_open(int algo, const uint8_t *key64) {
+/* A libgcrypt handle in `mode`, keyed with `keylen` bytes, in secure memory; NULL (error recorded)
+   on failure. */
+static gcry_cipher_hd_t gcry_open_keyed(int algo, int mode, const uint8_t *key, size_t keylen) {
   gcry_cipher_hd_t h = NULL;
   gcry_error_t e;
   pthread_once(&gcry_once, gcry_init);
@@ -92,14 +97,18 @@ static gcry_cipher_hd_t gcry_xts_open(int algo, const uint8_t *key64) {
     fail("libgcrypt %s is too old (vault was built against %s)", gcry_check_version(NULL), GCRYPT_VERSION);
     return NULL;
   }
-  e = gcry_cipher_open(&h, algo, GCRY_CIPHER_MODE_XTS, GCRY_CIPHER_SECURE);
-  if (e == 0) e = gcry_cipher_setkey(h, key64, 2 * VAULT_CIPHER_KEY_LEN);
+  e = gcry_cipher_open(&h, algo, mode, GCRY_CIPHER_SECURE);
+  if (e == 0) e = gcry_cipher_setkey(h, key, keylen);
   if (e != 0) {
-    fail("libgcrypt %s XTS: %s", gcry_cipher_algo_name(algo), gcry_strerror(e));
+    fail("libgcrypt %s: %s", gcry_cipher_algo_name(algo), gcry_strerror(e));
     gcry_cipher_close(h); /* NULL-safe */
     return NULL;
   }
   return h;
+}
+
+static gcry_cipher_hd_t gcry_xts_open(int algo, const uint8_t *key64) {
+  return gcry_open_keyed(algo, GCRY_CIPHER_MODE_XTS, key64, 2 * VAULT_CIPHER_KEY_LEN);
 }
 
 static int gcry_run(gcry_cipher_hd_t h, uint8_t *buf, size_t len, size_t sector, uint64_t tweak, uint64_t step,
@@ -211,6 +220,71 @@ static void kuz_run(const vault_kuz_key k[2], uint8_t *buf, size_t len, size_t s
 }
 
 /* ------------------------------------------------------------------------------------------ */
+/* libgcrypt XTS decryption on bulk CBC                                                         */
+
+/*
+ * libgcrypt 1.10 decrypts CBC with its parallel (AVX2) code but has none for XTS or ECB: measured
+ * on this project's EPYC VM, CBC decryption of 4 KiB calls ran Serpent at 734, Twofish 460 and
+ * Camellia 1049 MB/s, against 116 / 255 / 139 MB/s for ECB or XTS. CBC decryption computes
+ * P_j = D(X_j) ^ X_{j-1} (X_{-1} = IV = 0), all D(X_j) at once, so XTS decryption
+ * (P_j = D(C_j ^ T_j) ^ T_j) becomes, per chunk of BULK_CHUNK bytes:
+ *   X_j = C_j ^ T_j in place (tweaks kept), one CBC decryption into tmp (IV 0),
+ *   then backwards: P_j = tmp_j ^ X_{j-1} ^ T_j (X_{j-1} still in the buffer, written after).
+ * Initial tweaks T_0 = E(key2, data unit number) come from an ECB handle, one call per chunk.
+ * Encryption has no such route (CTR only encrypts counters) and stays on libgcrypt's XTS.
+ */
+#define BULK_CHUNK 4096
+
+static int gcry_decrypt_bulk(const stage *s, uint8_t *buf, size_t len, size_t sector, uint64_t tweak, uint64_t step) {
+  static const uint8_t zero[BLOCK];
+  _Alignas(16) uint8_t tw[BULK_CHUNK], tmp[BULK_CHUNK], t0[BULK_CHUNK];
+  uint8_t t[BLOCK];
+  size_t in_sector = 0; /* bytes of the current sector before the next block */
+  int r = -1;
+  for (size_t off = 0; off < len;) {
+    /* Whole sectors per chunk, or a large sector in pieces that never cross into the next one. */
+    size_t n = sector <= BULK_CHUNK ? BULK_CHUNK / sector * sector : sector - in_sector;
+    size_t starts, k = 0;
+    uint8_t *d = buf + off;
+    gcry_error_t e = 0;
+    if (n > BULK_CHUNK) n = BULK_CHUNK;
+    if (n > len - off) n = len - off;
+    starts = sector <= BULK_CHUNK ? n / sector : (in_sector == 0);
+    memset(t0, 0, starts * BLOCK);
+    for (size_t i = 0; i < starts; i++, tweak += step)
+      for (int b = 0; b < 8; b++) t0[i * BLOCK + b] = (uint8_t)(tweak >> (8 * b));
+    if (starts > 0) e = gcry_cipher_encrypt(s->ecb2, t0, starts * BLOCK, NULL, 0);
+    for (size_t j = 0; e == 0 && j < n; j += BLOCK) {
+      if (in_sector == 0) memcpy(t, t0 + BLOCK * k++, BLOCK);
+      memcpy(tw + j, t, BLOCK);
+      for (int i = 0; i < BLOCK; i++) d[j + i] ^= t[i];
+      times_alpha(t);
+      in_sector = in_sector + BLOCK == sector ? 0 : in_sector + BLOCK;
+    }
+    if (e == 0) e = gcry_cipher_setiv(s->cbc, zero, BLOCK);
+    if (e == 0) e = gcry_cipher_decrypt(s->cbc, tmp, n, d, n);
+    if (e != 0) {
+      fail("libgcrypt XTS decryption: %s%s", gcry_strerror(e), "");
+      goto out;
+    }
+    for (size_t j = n; j > 0;) {
+      const uint8_t *prev;
+      j -= BLOCK;
+      prev = j > 0 ? d + j - BLOCK : zero;
+      for (int i = 0; i < BLOCK; i++) d[j + i] = tmp[j + i] ^ prev[i] ^ tw[j + i];
+    }
+    off += n;
+  }
+  r = 0;
+out:
+  OPENSSL_cleanse(tw, sizeof tw);
+  OPENSSL_cleanse(tmp, sizeof tmp);
+  OPENSSL_cleanse(t0, sizeof t0);
+  OPENSSL_cleanse(t, sizeof t);
+  return r;
+}
+
+/* ------------------------------------------------------------------------------------------ */
 /* Chains                                                                                       */
 
 int vault_chain_parse(const char *spec, vault_chain *out) {
@@ -278,8 +352,13 @@ vault_cipher_ctx *vault_cipher_ctx_new(const vault_chain *c, const uint8_t *key)
       vault_kuz_set_key(&s->kuz[0], k1);
       vault_kuz_set_key(&s->kuz[1], k2);
     } else {
-      s->gc = gcry_xts_open(CIPHERS[s->id].gcry_algo, pair);
+      const int algo = CIPHERS[s->id].gcry_algo;
+      s->gc = gcry_xts_open(algo, pair);
       if (s->gc == NULL) goto fail;
+      if (CIPHERS[s->id].bulk_dec &&
+          ((s->cbc = gcry_open_keyed(algo, GCRY_CIPHER_MODE_CBC, k1, VAULT_CIPHER_KEY_LEN)) == NULL ||
+           (s->ecb2 = gcry_open_keyed(algo, GCRY_CIPHER_MODE_ECB, k2, VAULT_CIPHER_KEY_LEN)) == NULL))
+        goto fail;
     }
   }
   OPENSSL_cleanse(pair, sizeof pair);
@@ -295,6 +374,8 @@ void vault_cipher_ctx_free(vault_cipher_ctx *ctx) {
   for (size_t i = 0; i < ctx->n; i++) {
     vault_xts_ctx_free(ctx->st[i].aes); /* NULL-safe, cleanses */
     gcry_cipher_close(ctx->st[i].gc);   /* NULL-safe, wipes */
+    gcry_cipher_close(ctx->st[i].cbc);
+    gcry_cipher_close(ctx->st[i].ecb2);
   }
   vault_secure_free(ctx->kuz_mem, 2 * VAULT_CHAIN_MAX * sizeof(vault_kuz_key)); /* NULL-safe, wipes */
   free(ctx);
@@ -323,6 +404,8 @@ int vault_cipher_run(vault_cipher_ctx *ctx, uint8_t *buf, size_t len, size_t sec
       }
     } else if (s->kuz != NULL) {
       kuz_run(s->kuz, buf, len, sector_size, first_tweak, tweak_step, encrypt);
+    } else if (!encrypt && s->cbc != NULL) {
+      if (gcry_decrypt_bulk(s, buf, len, sector_size, first_tweak, tweak_step) != 0) return -1;
     } else if (gcry_run(s->gc, buf, len, sector_size, first_tweak, tweak_step, encrypt) != 0) {
       return -1;
     }
