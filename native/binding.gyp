@@ -22,6 +22,8 @@
         # XTS over VeraCrypt's cipher chains: AES through xts_core, Serpent/Twofish/Camellia through
         # libgcrypt, Kuznyechik of our own (libgcrypt 1.10 lacks it).
         'cipher_engine.c', 'kuznyechik.c',
+        # The syscalls Node does not expose (prctl, flock, pipe2, openat & co.).
+        'sys_napi.c',
         # The volume server: FUSE spoken directly on /dev/fuse by native threads (fuse_*.c; see
         # fuse_internal.h for which file does what).
         'fuse_napi.c', 'fuse_session.c', 'fuse_mount.c', 'fuse_user.c', 'fuse_classic.c', 'fuse_uring.c', 'fuse_ops.c',

@@ -56,4 +56,13 @@ bool vault_opt_string(napi_env env, napi_value obj, const char *name, char *buf,
     }                                                                                           \
   } while (0)
 
+/* The same, leaving through `label` instead of returning. */
+#define VAULT_CHECK_GOTO(call, label)                                                           \
+  do {                                                                                          \
+    if ((call) != napi_ok) {                                                                    \
+      vault_throw_napi_failure(env, ADDON_NAME, #call);                                         \
+      goto label;                                                                               \
+    }                                                                                           \
+  } while (0)
+
 #endif
