@@ -157,7 +157,7 @@ async function unlock(c: ContainerFile, secret: UnlockSecret, o: UnlockOptions):
     const attempts = kdfs.flatMap((k) => slots.map((s) => () => attempt(s, k, secretCopy(password), cheapToDeriveFull(k))));
     outcomes = await firstDecisive(attempts, availableParallelism());
     if (!outcomes[0]?.ok && !outcomes.some((r) => !r.ok && r.error)) {
-      // Nothing opened: only now pay for the 192-byte PBKDF2 keys that name a cascade (kdf.ts).
+      // Nothing opened: only now pay for the 192-byte PBKDF2 keys that open a cascade (kdf.ts).
       const again = kdfs.filter((k) => cascadeWorthDeriving(k) && !cheapToDeriveFull(k)).flatMap((k) => slots.map((s) => () => attempt(s, k, secretCopy(password), true)));
       outcomes = [...(await firstDecisive(again, availableParallelism())), ...outcomes];
     }
