@@ -21,6 +21,11 @@
         'vault_native.c', 'napi_util.c', 'xts_core.c', 'secure_mem.c', 'unit_hash.c',
         # PBKDF2 with the VeraCrypt/TrueCrypt header hashes node:crypto lacks (Whirlpool, Streebog).
         'kdf_gcrypt.c',
+        # XTS over VeraCrypt's cipher chains: AES through xts_core, Serpent/Twofish/Camellia through
+        # libgcrypt, Kuznyechik of our own (libgcrypt 1.10 lacks it).
+        'cipher_engine.c', 'kuznyechik.c',
+        # The syscalls Node does not expose (prctl, flock, pipe2, openat & co.).
+        'sys_napi.c',
         # The volume server: FUSE spoken directly on /dev/fuse by native threads (fuse_*.c; see
         # fuse_internal.h for which file does what).
         'fuse_napi.c', 'fuse_session.c', 'fuse_mount.c', 'fuse_user.c', 'fuse_classic.c', 'fuse_uring.c', 'fuse_ops.c',
@@ -31,8 +36,9 @@
       'cflags': ['-O2', '-Wall', '-Wextra', '-fvisibility=hidden'],
       'cflags_c': ['-Werror', '-std=gnu11'],
       # liburing (Debian: liburing-dev to build, liburing2 at run time): the FUSE-over-io_uring
-      # transport (fuse_uring.c). libgcrypt (libgcrypt20-dev, libgcrypt20): the block ciphers of
-      # TrueCrypt's legacy modes (tc_legacy.c), and PBKDF2 with Whirlpool and Streebog (kdf_gcrypt.c).
+      # transport (fuse_uring.c). libgcrypt (Debian: libgcrypt20-dev to build, libgcrypt20 at run
+      # time): Serpent, Twofish and Camellia (cipher_engine.c), the block ciphers of TrueCrypt's
+      # legacy modes (tc_legacy.c), and PBKDF2 with Whirlpool and Streebog (kdf_gcrypt.c).
       'libraries': ['-lpthread', '-luring', '-lgcrypt'],
       'configurations': {
         'Release': {

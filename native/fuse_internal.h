@@ -21,6 +21,7 @@
 #define NAPI_VERSION 8
 #endif
 
+#include "cipher_engine.h"
 #include "xts_core.h"
 
 #include <linux/fuse.h>
@@ -97,7 +98,7 @@ typedef struct {
   pthread_t tid;
   bool started;          /* JS thread */
   bool exited;           /* under s->life */
-  vault_xts_ctx *xts;
+  vault_cipher_ctx *xts; /* keyed with the session's cipher chain */
   uint8_t *req_mem;      /* VF_REQ_MEM bytes, locked (classic workers only: where requests land) */
   uint8_t *req;          /* req_mem + VF_REQ_SKEW (see VF_REQ_SKEW) */
   uint8_t *data;         /* data_len bytes, locked: covering sectors of a read / RMW / zero range,
@@ -114,6 +115,7 @@ typedef struct {
   vf_transport transport;
   const char *mount_dir;
   int container_fd, key_fd;
+  vault_chain chain; /* the cipher chain (options.cipher, default "aes") */
   uint64_t data_offset, data_size, sector_size, first_tweak, tweak_step, max_request;
   int threads;
   bool read_only, async_dio, parallel_writes, direct_io;
@@ -141,7 +143,9 @@ struct vf_session {
   vf_transport asked;     /* what serve() was asked for */
   bool uring_offered;     /* INIT: the kernel offered FUSE_OVER_IO_URING and we accepted */
   char transport_note[256]; /* why this transport (stats().transportNote) */
-  uint8_t *key; /* VAULT_XTS_KEY_LEN bytes of locked memory */
+  vault_chain chain; /* the XTS cipher chain (cipher_engine.h) */
+  size_t key_len;    /* vault_chain_key_len(&chain): 64, 128 or 192 */
+  uint8_t *key;      /* key_len bytes of locked memory */
   bool lock_io;   /* the I/O buffers are locked too (always as root; as a user, if RLIMIT_MEMLOCK allows) */
   uid_t owner_uid; /* who mounted: the file's owner, and who may use it (with root if allow_root) */
   gid_t owner_gid;

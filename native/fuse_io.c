@@ -154,7 +154,7 @@ static int decrypt_stored(vf_worker *w, uint8_t *buf, uint64_t first, uint64_t n
   while (i < n) {
     uint64_t j = i;
     while (j < n && !zero_sector(buf + (j << s->sector_shift), s->sector_size)) j++;
-    if (j > i && vault_xts_run(w->xts, buf + (i << s->sector_shift), (size_t)((j - i) << s->sector_shift), s->sector_size,
+    if (j > i && vault_cipher_run(w->xts, buf + (i << s->sector_shift), (size_t)((j - i) << s->sector_shift), s->sector_size,
                                tweak_of(s, first + i), s->tweak_step, 0) != 0) {
       vf_io_error(w, "XTS decryption", EIO);
       return EIO;
@@ -174,7 +174,7 @@ int vf_read_sectors(vf_worker *w, uint8_t *buf, uint64_t first, uint64_t n) {
     return EIO; /* the cause stays in stats().lastError; see write_sectors */
   }
   if (s->zero_sectors) return decrypt_stored(w, buf, first, n);
-  if (vault_xts_run(w->xts, buf, bytes, s->sector_size, tweak_of(s, first), s->tweak_step, 0) != 0) {
+  if (vault_cipher_run(w->xts, buf, bytes, s->sector_size, tweak_of(s, first), s->tweak_step, 0) != 0) {
     vf_io_error(w, "XTS decryption", EIO);
     return EIO;
   }
@@ -188,7 +188,7 @@ static int write_sectors(vf_worker *w, uint8_t *buf, uint64_t first, uint64_t n,
   size_t bytes = (size_t)(n << s->sector_shift);
   int err;
   if (!encrypted &&
-      vault_xts_run(w->xts, buf, bytes, s->sector_size, tweak_of(s, first), s->tweak_step, 1) != 0) {
+      vault_cipher_run(w->xts, buf, bytes, s->sector_size, tweak_of(s, first), s->tweak_step, 1) != 0) {
     vf_io_error(w, "XTS encryption", EIO);
     return EIO;
   }
@@ -223,7 +223,7 @@ int vf_write_range(vf_worker *w, uint8_t *src, uint64_t off, size_t len) {
   if (src != NULL && !head && !tail) {
     /* Whole sectors: encrypt outside the lock (the buffer is ours), lock only the write, so a
        concurrent RMW cannot put back stale data over it. */
-    if (vault_xts_run(w->xts, src, len, s->sector_size, tweak_of(s, first), s->tweak_step, 1) != 0) {
+    if (vault_cipher_run(w->xts, src, len, s->sector_size, tweak_of(s, first), s->tweak_step, 1) != 0) {
       vf_io_error(w, "XTS encryption", EIO);
       return EIO;
     }

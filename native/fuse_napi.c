@@ -134,6 +134,15 @@ static bool parse_transport(napi_env env, napi_value o, vf_transport *out) {
   return false;
 }
 
+/* options.cipher: the XTS cipher chain in encryption order ("aes" when absent; cipher_engine.h). */
+static bool parse_chain(napi_env env, napi_value o, vault_chain *out) {
+  napi_value v;
+  bool present;
+  if (!vault_opt_prop(env, o, "cipher", &v, &present)) return false;
+  if (!present) return vault_chain_parse("aes", out) == 0;
+  return vault_arg_chain(env, v, "options.cipher", out);
+}
+
 /* Reads and checks serve()'s options; the container must be readable (and writable unless
    read-only), a regular file or block device, and hold the whole data area. */
 static bool parse_config(napi_env env, napi_value o, vf_config *c, char *dir, size_t dircap) {
@@ -158,7 +167,7 @@ static bool parse_config(napi_env env, napi_value o, vf_config *c, char *dir, si
       !vault_opt_bool(env, o, "zeroSectors", false, &c->zero_sectors) ||
       !vault_opt_int(env, o, "maxRequest", false, VF_MAX_IO, VF_MAX_IO, &c->max_request))
     return false;
-  if (!parse_transport(env, o, &c->transport)) return false;
+  if (!parse_transport(env, o, &c->transport) || !parse_chain(env, o, &c->chain)) return false;
   c->mount_dir = dir;
   c->container_fd = (int)container_fd;
   c->key_fd = (int)key_fd;

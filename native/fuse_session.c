@@ -213,7 +213,7 @@ void vf_teardown(vf_session *s) {
     vf_worker *w = &s->workers[i];
     if (w->fd >= 0 && w->fd != s->dev_fd) close(w->fd);
     w->fd = -1;
-    vault_xts_ctx_free(w->xts);
+    vault_cipher_ctx_free(w->xts);
     w->xts = NULL;
     vault_secure_free(w->req_mem, VF_REQ_MEM);
     w->req_mem = w->req = NULL;
@@ -225,7 +225,7 @@ void vf_teardown(vf_session *s) {
   s->dev_fd = -1;
   /* The mount may have outlived the connection (covered by another mount): try once more. */
   vf_unmount_if_ours(s);
-  vault_secure_free(s->key, VAULT_XTS_KEY_LEN);
+  vault_secure_free(s->key, s->key_len);
   s->key = NULL;
   atomic_store(&s->torn_down, true);
 }
@@ -299,6 +299,7 @@ static vf_session *session_alloc(napi_env env, const vf_config *c, int nrings) {
   s->sector_size = (uint32_t)c->sector_size;
   s->sector_shift = (uint32_t)__builtin_ctzll(c->sector_size);
   s->lock_shift = s->sector_shift > VF_LOCK_SHIFT ? s->sector_shift : VF_LOCK_SHIFT;
+  s->chain = c->chain;
   s->first_tweak = c->first_tweak;
   s->tweak_step = c->tweak_step;
   s->read_only = c->read_only;
@@ -364,15 +365,16 @@ static bool read_key(napi_env env, vf_session *s, int key_fd) {
   char what[128];
   size_t got;
   int err;
-  s->key = vault_secure_alloc(VAULT_XTS_KEY_LEN, &err);
+  s->key_len = vault_chain_key_len(&s->chain);
+  s->key = vault_secure_alloc(s->key_len, &err);
   if (s->key == NULL) {
     vf_throw_memlock(env, "the key", err);
     return false;
   }
-  err = vault_secure_read_fd(key_fd, s->key, VAULT_XTS_KEY_LEN, &got);
+  err = vault_secure_read_fd(key_fd, s->key, s->key_len, &got);
   if (err == -1) {
-    snprintf(what, sizeof what, "reading the key from fd %d: end of file after %zu of %d bytes", key_fd, got,
-             VAULT_XTS_KEY_LEN);
+    snprintf(what, sizeof what, "reading the key from fd %d: end of file after %zu of %zu bytes", key_fd, got,
+             s->key_len);
     vault_throw_error(env, "ERR_VAULT_KEY_SHORT_READ", what);
     return false;
   } else if (err != 0) {
@@ -380,10 +382,12 @@ static bool read_key(napi_env env, vf_session *s, int key_fd) {
     vault_throw_errno(env, "read", what, err);
     return false;
   }
-  if (CRYPTO_memcmp(s->key, s->key + VAULT_XTS_KEY_LEN / 2, VAULT_XTS_KEY_LEN / 2) == 0) {
-    vault_throw_error(env, "ERR_VAULT_XTS_EQUAL_HALVES", "invalid XTS-AES-256 key: its two 32-byte halves are equal");
-    return false;
-  }
+  /* Each cipher's primary key against its secondary key (cipher_engine.h layout). */
+  for (size_t i = 0; i < s->chain.n; i++)
+    if (CRYPTO_memcmp(s->key + VAULT_CIPHER_KEY_LEN * i, s->key + VAULT_CIPHER_KEY_LEN * (s->chain.n + i), VAULT_CIPHER_KEY_LEN) == 0) {
+      vault_throw_error(env, "ERR_VAULT_XTS_EQUAL_HALVES", "invalid XTS key: a cipher's two 32-byte keys are equal");
+      return false;
+    }
   return true;
 }
 
@@ -392,17 +396,18 @@ static bool read_key(napi_env env, vf_session *s, int key_fd) {
 static bool prepare_workers(napi_env env, vf_session *s) {
   char what[160];
   const void *hints[VF_MAX_THREADS];
-  size_t spans = 0;
+  size_t spans = 0, nhints = 0;
   int err = 0;
+  vault_cipher_prepare(&s->chain); /* libgcrypt's locked pool first: vf_io_lock_fits counts it */
   s->lock_io = vf_io_lock_fits(s);
   for (int i = 0; i < s->nthreads; i++) {
     vf_worker *w = &s->workers[i];
     w->s = s;
     w->data_len = VF_MAX_IO + 2 * (size_t)s->sector_size;
     atomic_store(&w->c.last_io_ms, vf_now_ms());
-    w->xts = vault_xts_ctx_new(s->key);
+    w->xts = vault_cipher_ctx_new(&s->chain, s->key);
     if (w->xts == NULL) {
-      snprintf(what, sizeof what, "cannot set up an XTS-AES-256 context: %s", vault_xts_error());
+      snprintf(what, sizeof what, "cannot set up an XTS context: %s", vault_cipher_error());
       vault_throw_error(env, "ERR_VAULT_OPENSSL", what);
       return false;
     }
@@ -413,9 +418,11 @@ static bool prepare_workers(napi_env env, vf_session *s) {
       return false;
     }
     if (w->req_mem != NULL) w->req = w->req_mem + VF_REQ_SKEW;
-    if (i < VF_MAX_THREADS) hints[i] = w->xts; /* malloc'ed by this thread just before OpenSSL's */
+    /* The AES context, malloc'ed by this thread just before OpenSSL's (other ciphers keep their
+       schedules in locked memory already, cipher_engine.h). */
+    if (i < VF_MAX_THREADS && vault_cipher_ctx_hint(w->xts) != NULL) hints[nhints++] = vault_cipher_ctx_hint(w->xts);
   }
-  err = vault_lock_key_copies(s->key, VAULT_XTS_KEY_LEN, hints, s->nthreads < VF_MAX_THREADS ? (size_t)s->nthreads : VF_MAX_THREADS, &spans);
+  err = nhints == 0 ? 0 : vault_lock_key_copies(s->key, s->key_len, hints, nhints, &spans);
   if (err != 0) {
     vf_throw_memlock(env, "the AES key schedules", err);
     return false;

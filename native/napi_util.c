@@ -149,6 +149,21 @@ bool vault_arg_bool(napi_env env, napi_value v, const char *what, bool *out) {
 }
 
 /* A BigInt in [0, 2^64). */
+bool vault_arg_chain(napi_env env, napi_value v, const char *what, vault_chain *out) {
+  char spec[64], msg[128];
+  size_t len = 0;
+  if (napi_get_value_string_utf8(env, v, spec, sizeof spec, &len) != napi_ok) {
+    snprintf(msg, sizeof msg, "%s must be a string such as 'aes' or 'serpent-twofish-aes'", what);
+    vault_throw_type_error(env, msg);
+    return false;
+  }
+  if (vault_chain_parse(spec, out) != 0) {
+    vault_throw_range_error(env, vault_cipher_error());
+    return false;
+  }
+  return true;
+}
+
 bool vault_arg_u64(napi_env env, napi_value v, const char *what, uint64_t *out) {
   bool lossless = false;
   char msg[96];

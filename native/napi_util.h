@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <node_api.h>
+#include "cipher_engine.h"
 
 /* An earlier, more specific exception wins over a follow-up one: every thrower checks this first. */
 bool vault_exception_pending(napi_env env);
@@ -33,6 +34,8 @@ bool vault_arg_number(napi_env env, napi_value v, const char *what, double *out)
 bool vault_arg_index(napi_env env, napi_value v, const char *what, double max, size_t *out); /* integer in [0, max] */
 bool vault_arg_fd(napi_env env, napi_value v, int *fd);
 bool vault_arg_bool(napi_env env, napi_value v, const char *what, bool *out);
+/* A cipher chain: "aes", "serpent-twofish-aes", ... (encryption order; cipher_engine.h). */
+bool vault_arg_chain(napi_env env, napi_value v, const char *what, vault_chain *out);
 bool vault_arg_u64(napi_env env, napi_value v, const char *what, uint64_t *out); /* a bigint in [0, 2^64) */
 
 /* Properties of an options object ("options.<name>" in messages). Absent optional ones get `def`. */
@@ -50,6 +53,15 @@ bool vault_opt_string(napi_env env, napi_value obj, const char *name, char *buf,
     if ((call) != napi_ok) {                                                                    \
       vault_throw_napi_failure(env, ADDON_NAME, #call);                                         \
       return NULL;                                                                              \
+    }                                                                                           \
+  } while (0)
+
+/* The same, leaving through `label` instead of returning. */
+#define VAULT_CHECK_GOTO(call, label)                                                           \
+  do {                                                                                          \
+    if ((call) != napi_ok) {                                                                    \
+      vault_throw_napi_failure(env, ADDON_NAME, #call);                                         \
+      goto label;                                                                               \
     }                                                                                           \
   } while (0)
 

@@ -4,12 +4,12 @@
  *  - Key handles. Key bytes live in their own mmap'ed pages, mlock'ed (never written to swap) and
  *    MADV_DONTDUMP (never in a core dump), wiped with OPENSSL_cleanse before they are unmapped
  *    (secure_mem.c). JS only ever sees an opaque, type-tagged External pointing at them.
- *  - Batched XTS-AES-256, in place, through the OpenSSL that is linked into the node binary
- *    (xts_core.c, shared with the volume server): one call covers many sectors, synchronously or
- *    on the libuv threadpool.
- *  - Syscalls Node does not expose: prctl(PR_SET_DUMPABLE), flock, pipe2, and openat, renameat2
- *    and unlinkat relative to a directory descriptor (so that a path in a directory another user
- *    can write is walked once, not again at every step). (Not mlockall: in a
+ *  - Batched XTS, in place, over a cipher chain (cipher_engine.c: AES through the OpenSSL linked
+ *    into the node binary, xts_core.c; VeraCrypt's other ciphers and cascades; shared with the
+ *    volume server): one call covers many sectors, synchronously or on the libuv threadpool.
+ *  - Syscalls Node does not expose (sys_napi.c): prctl(PR_SET_DUMPABLE), flock, pipe2, and
+ *    openat, renameat2 and unlinkat relative to a directory descriptor (so that a path in a
+ *    directory another user can write is walked once, not again at every step). (Not mlockall: in a
  *    Node process V8 releases pages with madvise(MADV_DONTNEED), which fails on locked memory and
  *    aborts the process.)
  *
@@ -27,9 +27,11 @@
 #include "kdf_gcrypt.h"
 #include "secure_mem.h"
 #include "napi_util.h"
+#include "cipher_engine.h"
 #include "xts_core.h"
 #include "fuse_server.h"
 #include "tc_legacy_napi.h"
+#include "sys_napi.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -50,9 +52,6 @@
 #include <openssl/crypto.h>
 
 /* Key handles are for keys; the cap only stops nonsense lengths from pinning lots of memory. */
-#ifndef PR_SET_IO_FLUSHER
-#define PR_SET_IO_FLUSHER 57
-#endif
 
 #define KEY_MAX_LEN 65536
 
@@ -63,13 +62,7 @@
    leaves through `label`. */
 #define ADDON_NAME "vault_native"
 #define CHECK VAULT_CHECK
-#define CHECK_GOTO(call, label)                                                                 \
-  do {                                                                                          \
-    if ((call) != napi_ok) {                                                                    \
-      vault_throw_napi_failure(env, ADDON_NAME, #call);                                         \
-      goto label;                                                                               \
-    }                                                                                           \
-  } while (0)
+#define CHECK_GOTO VAULT_CHECK_GOTO
 
 /* ------------------------------------------------------------------------------------------ */
 /* Key handles                                                                                  */
@@ -308,7 +301,8 @@ static napi_value key_dispose(napi_env env, napi_callback_info info) {
 /* XTS-AES-256 (xts_core.c)                                                                     */
 
 typedef struct {
-  const uint8_t *key; /* key1 || key2, VAULT_XTS_KEY_LEN bytes: the handle's locked pages */
+  const uint8_t *key; /* the chain's key (cipher_engine.h layout): the handle's locked pages */
+  vault_chain chain;
   uint8_t *data;
   size_t len;
   size_t sector;
@@ -318,10 +312,10 @@ typedef struct {
 } xts_job;
 
 /*
- * Runs one batch through xts_core, which picks the faster path for the sector size (the ECB based
- * one up to VAULT_XTS_ECB_MAX_SECTOR, OpenSSL's XTS above; see xts_core.c). Safe on any thread: a
- * fresh context per call, never shared, because jobs for the same key run concurrently on several
- * threadpool threads.
+ * Runs one batch through cipher_engine, whose AES-only chain is an xts_core context (which picks
+ * the faster path for the sector size: the ECB based one up to VAULT_XTS_ECB_MAX_SECTOR, OpenSSL's
+ * XTS above; see xts_core.c). Safe on any thread: a fresh context per call, never shared, because
+ * jobs for the same key run concurrently on several threadpool threads.
  *
  * Per call rather than a pool of pre-keyed contexts in the handle: with one path's contexts (two
  * AES-256 key expansions), creating and keying them cost ~0.3 us, and a mutex-protected pool
@@ -336,33 +330,35 @@ typedef struct {
  * From 1 MiB calls up (~210-260 us each) the difference is noise.
  *
  * Those schedules live inside OpenSSL's contexts, in ordinary (unlocked) heap memory outside our
- * locked pages. vault_xts_ctx_free() cleanses them, so they exist only for the duration of the
- * call.
+ * locked pages (other ciphers' in locked memory, see cipher_engine.h). vault_cipher_ctx_free()
+ * cleanses them, so they exist only for the duration of the call.
  *
  * On failure the buffer contents are unspecified (some sectors may be processed).
  */
 static bool xts_run(const xts_job *j, char *err, size_t errlen) {
-  vault_xts_ctx *ctx = vault_xts_ctx_new(j->key);
-  bool ok = ctx != NULL && vault_xts_run(ctx, j->data, j->len, j->sector, j->first_tweak, j->step, j->enc) == 0;
-  if (!ok) snprintf(err, errlen, "%s", vault_xts_error()); /* same thread as the failure */
-  vault_xts_ctx_free(ctx);                                  /* NULL-safe */
+  vault_cipher_ctx *ctx = vault_cipher_ctx_new(&j->chain, j->key);
+  bool ok = ctx != NULL && vault_cipher_run(ctx, j->data, j->len, j->sector, j->first_tweak, j->step, j->enc) == 0;
+  if (!ok) snprintf(err, errlen, "%s", vault_cipher_error()); /* same thread as the failure */
+  vault_cipher_ctx_free(ctx);                                  /* NULL-safe */
   return ok;
 }
 
-/* (key, buf, sectorSize, firstTweak: bigint, tweakStep: bigint, encrypt: boolean) */
+static bool arg_chain(napi_env env, napi_value v, vault_chain *out) { return vault_arg_chain(env, v, "cipher", out); }
+
+/* (key, buf, sectorSize, firstTweak: bigint, tweakStep: bigint, encrypt: boolean, cipher: string) */
 static bool xts_parse(napi_env env, napi_callback_info info, napi_value *argv, vault_key **key, xts_job *j) {
   bool enc;
   uint64_t last;
   char msg[160];
-  if (!vault_arg_count(env, info, 6, argv) || !key_unwrap(env, argv[0], false, key) ||
+  if (!vault_arg_count(env, info, 7, argv) || !key_unwrap(env, argv[0], false, key) ||
       !vault_arg_bytes(env, argv[1], "buf", &j->data, &j->len) ||
       !vault_arg_index(env, argv[2], "sectorSize", (double)VAULT_XTS_MAX_SECTOR, &j->sector) ||
       !vault_arg_u64(env, argv[3], "firstTweak", &j->first_tweak) || !vault_arg_u64(env, argv[4], "tweakStep", &j->step) ||
-      !vault_arg_bool(env, argv[5], "encrypt", &enc))
+      !vault_arg_bool(env, argv[5], "encrypt", &enc) || !arg_chain(env, argv[6], &j->chain))
     return false;
-  if ((*key)->len != VAULT_XTS_KEY_LEN) {
-    snprintf(msg, sizeof msg, "XTS-AES-256 needs a %d-byte key, this handle holds %zu bytes", VAULT_XTS_KEY_LEN,
-             (*key)->len);
+  if ((*key)->len != vault_chain_key_len(&j->chain)) {
+    snprintf(msg, sizeof msg, "this XTS cipher chain needs a %zu-byte key, this handle holds %zu bytes",
+             vault_chain_key_len(&j->chain), (*key)->len);
     vault_throw_range_error(env, msg);
     return false;
   }
@@ -388,9 +384,49 @@ static bool xts_parse(napi_env env, napi_callback_info info, napi_value *argv, v
   return true;
 }
 
-/* xts(key, buf, sectorSize, firstTweak, tweakStep, encrypt): void, in place. */
+/* cipherEcb(cipher, key, buf, encrypt): void. One cipher's block function on whole blocks under a
+   32-byte key, for known-answer tests (cipher_engine.h vault_cipher_ecb). */
+static napi_value cipher_ecb(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  vault_chain c;
+  vault_key *k;
+  uint8_t *buf;
+  size_t len;
+  bool enc;
+  if (!vault_arg_count(env, info, 4, argv) || !arg_chain(env, argv[0], &c) || !key_unwrap(env, argv[1], false, &k) ||
+      !vault_arg_bytes(env, argv[2], "buf", &buf, &len) || !vault_arg_bool(env, argv[3], "encrypt", &enc))
+    return NULL;
+  if (c.n != 1 || k->len != 32 || len % VAULT_XTS_BLOCK != 0) {
+    vault_throw_range_error(env, "cipherEcb takes one cipher, a 32-byte key and whole 16-byte blocks");
+    return NULL;
+  }
+  if (vault_cipher_ecb(c.ids[0], k->mem, buf, len, enc ? 1 : 0) != 0) vault_throw_error(env, "ERR_VAULT_GCRYPT", vault_cipher_error());
+  return NULL;
+}
+
+/* gcryXtsReference(cipher, key, buf, sectorSize): void. libgcrypt's own XTS, encrypting, for
+   `vault benchmark`'s reference figure (serpent, twofish or camellia alone). */
+static napi_value gcry_reference(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  vault_chain c;
+  vault_key *k;
+  uint8_t *buf;
+  size_t len, sector;
+  if (!vault_arg_count(env, info, 4, argv) || !arg_chain(env, argv[0], &c) || !key_unwrap(env, argv[1], false, &k) ||
+      !vault_arg_bytes(env, argv[2], "buf", &buf, &len) ||
+      !vault_arg_index(env, argv[3], "sectorSize", (double)VAULT_XTS_MAX_SECTOR, &sector))
+    return NULL;
+  if (c.n != 1 || k->len != 64 || sector == 0 || sector % VAULT_XTS_BLOCK != 0 || len % sector != 0) {
+    vault_throw_range_error(env, "gcryXtsReference takes one cipher, a 64-byte key and whole sectors");
+    return NULL;
+  }
+  if (vault_gcry_xts_reference(c.ids[0], k->mem, buf, len, sector) != 0) vault_throw_error(env, "ERR_VAULT_GCRYPT", vault_cipher_error());
+  return NULL;
+}
+
+/* xts(key, buf, sectorSize, firstTweak, tweakStep, encrypt, cipher): void, in place. */
 static napi_value xts_sync(napi_env env, napi_callback_info info) {
-  napi_value argv[6];
+  napi_value argv[7];
   vault_key *k;
   xts_job j;
   char err[256];
@@ -450,10 +486,10 @@ static void xts_complete(napi_env env, napi_status status, void *data) {
   xts_async_free(env, a);
 }
 
-/* xtsAsync(key, buf, sectorSize, firstTweak, tweakStep, encrypt): Promise<void>, in place on the
+/* xtsAsync(key, buf, sectorSize, firstTweak, tweakStep, encrypt, cipher): Promise<void>, in place on the
    libuv threadpool. The caller must not touch (or detach/transfer) buf until it settles. */
 static napi_value xts_async_start(napi_env env, napi_callback_info info) {
-  napi_value argv[6], name, promise, e;
+  napi_value argv[7], name, promise, e;
   xts_async *a = calloc(1, sizeof *a);
   if (a == NULL) {
     vault_throw_errno(env, "calloc", "xtsAsync", ENOMEM);
@@ -480,179 +516,6 @@ fail:
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* Process hardening, file locks, pipes                                                         */
-
-/* hardenProcess(): void. Non-dumpable: no core dumps, and ptrace attach and /proc/<pid>/mem
-   reads need CAP_SYS_PTRACE. */
-static napi_value harden_process(napi_env env, napi_callback_info info) {
-  (void)info;
-  if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) vault_throw_errno(env, "prctl", "PR_SET_DUMPABLE", errno);
-  return NULL;
-}
-
-/* isDumpable(): boolean. */
-static napi_value is_dumpable(napi_env env, napi_callback_info info) {
-  napi_value result;
-  int r = prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
-  (void)info;
-  if (r < 0) {
-    vault_throw_errno(env, "prctl", "PR_GET_DUMPABLE", errno);
-    return NULL;
-  }
-  CHECK(napi_get_boolean(env, r != 0, &result));
-  return result;
-}
-
-/* flock(fd, exclusive, nonBlocking): number (0 or an errno; EWOULDBLOCK when held elsewhere).
-   A blocking call blocks the JS thread. */
-static napi_value flock_fd(napi_env env, napi_callback_info info) {
-  napi_value argv[3], result;
-  int fd, r;
-  bool exclusive, non_blocking;
-  if (!vault_arg_count(env, info, 3, argv) || !vault_arg_fd(env, argv[0], &fd) || !vault_arg_bool(env, argv[1], "exclusive", &exclusive) ||
-      !vault_arg_bool(env, argv[2], "nonBlocking", &non_blocking))
-    return NULL;
-  do {
-    r = flock(fd, (exclusive ? LOCK_EX : LOCK_SH) | (non_blocking ? LOCK_NB : 0));
-  } while (r != 0 && errno == EINTR);
-  CHECK(napi_create_int32(env, r == 0 ? 0 : errno, &result));
-  return result;
-}
-
-/* pipe(): [readFd, writeFd], both O_CLOEXEC (child_process clears it on the fds it passes on). */
-static napi_value make_pipe(napi_env env, napi_callback_info info) {
-  napi_value result = NULL, rv, wv;
-  int fds[2];
-  (void)info;
-  if (pipe2(fds, O_CLOEXEC) != 0) {
-    vault_throw_errno(env, "pipe2", "pipe", errno);
-    return NULL;
-  }
-  CHECK_GOTO(napi_create_array_with_length(env, 2, &result), fail);
-  CHECK_GOTO(napi_create_int32(env, fds[0], &rv), fail);
-  CHECK_GOTO(napi_create_int32(env, fds[1], &wv), fail);
-  CHECK_GOTO(napi_set_element(env, result, 0, rv), fail);
-  CHECK_GOTO(napi_set_element(env, result, 1, wv), fail);
-  return result;
-fail:
-  close(fds[0]);
-  close(fds[1]);
-  return NULL;
-}
-
-/* ------------------------------------------------------------------------------------------ */
-/* Kernel capability probes (src/system/capabilities.ts). Each returns 0 or the errno the kernel
-   gave, and changes nothing it keeps: the socket is closed at once. */
-
-/* socket(domain, type, 0), closed again: 0 when the kernel offers that family (AF_ALG: 38). */
-static napi_value probe_socket(napi_env env, napi_callback_info info) {
-  napi_value argv[2], result;
-  int32_t domain, type;
-  int fd, err = 0;
-  if (!vault_arg_count(env, info, 2, argv)) return NULL;
-  CHECK(napi_get_value_int32(env, argv[0], &domain));
-  CHECK(napi_get_value_int32(env, argv[1], &type));
-  fd = socket(domain, type | SOCK_CLOEXEC, 0);
-  if (fd < 0)
-    err = errno;
-  else
-    close(fd);
-  CHECK(napi_create_int32(env, err, &result));
-  return result;
-}
-
-/* prctl(PR_SET_IO_FLUSHER, on): a process that serves a block device's I/O (a loop device over
-   our FUSE file) marks itself so memory reclaim cannot deadlock on it. Needs CAP_SYS_RESOURCE. */
-static napi_value set_io_flusher(napi_env env, napi_callback_info info) {
-  napi_value argv[1], result;
-  bool on;
-  if (!vault_arg_count(env, info, 1, argv) || !vault_arg_bool(env, argv[0], "on", &on)) return NULL;
-  int r = prctl(PR_SET_IO_FLUSHER, on ? 1 : 0, 0, 0, 0);
-  CHECK(napi_create_int32(env, r == 0 ? 0 : errno, &result));
-  return result;
-}
-
-/* umount2(path, flags): 0 or the errno. src/mount/filesystem.ts passes a path inside a directory
-   it holds by descriptor (/proc/self/fd/N/name) with UMOUNT_NOFOLLOW, after checking that the
-   name is the mount it means (issue 13): umount(8) would canonicalise the path first. */
-static napi_value umount_path(napi_env env, napi_callback_info info) {
-  napi_value argv[2], result;
-  char target[4096];
-  size_t len;
-  int32_t flags;
-  if (!vault_arg_count(env, info, 2, argv)) return NULL;
-  CHECK(napi_get_value_string_utf8(env, argv[0], target, sizeof target, &len));
-  CHECK(napi_get_value_int32(env, argv[1], &flags));
-  if (len + 1 >= sizeof target) {
-    CHECK(napi_create_int32(env, ENAMETOOLONG, &result));
-    return result;
-  }
-  int r = umount2(target, flags);
-  CHECK(napi_create_int32(env, r == 0 ? 0 : errno, &result));
-  return result;
-}
-
-/* ------------------------------------------------------------------------------------------ */
-/* Directory-relative file operations (src/system/fs-at.ts). Each takes one name inside an open
-   directory: never a path, so nothing is walked by name but that last component. Results are
-   errno numbers (openat: the fd, or -errno), as for flock, so callers map them to VaultErrors. */
-
-/* A single path component: not empty, not "." or "..", no '/'. */
-static bool get_name(napi_env env, napi_value v, char *buf, size_t size) {
-  size_t len = 0;
-  if (napi_get_value_string_utf8(env, v, buf, size, &len) != napi_ok) {
-    vault_throw_type_error(env, "name must be a string");
-    return false;
-  }
-  if (len == 0 || len >= size - 1 || strchr(buf, '/') != NULL || strcmp(buf, ".") == 0 || strcmp(buf, "..") == 0) {
-    vault_throw_range_error(env, "name must be one path component");
-    return false;
-  }
-  return true;
-}
-
-/* openat(dirFd, name, flags, mode): the new fd (always O_CLOEXEC), or -errno. */
-static napi_value openat_fd(napi_env env, napi_callback_info info) {
-  napi_value argv[4], result;
-  char name[NAME_MAX + 2];
-  int dir_fd, fd;
-  int32_t flags, mode;
-  if (!vault_arg_count(env, info, 4, argv) || !vault_arg_fd(env, argv[0], &dir_fd) || !get_name(env, argv[1], name, sizeof name)) return NULL;
-  CHECK(napi_get_value_int32(env, argv[2], &flags));
-  CHECK(napi_get_value_int32(env, argv[3], &mode));
-  do {
-    fd = openat(dir_fd, name, flags | O_CLOEXEC, (mode_t)mode);
-  } while (fd < 0 && errno == EINTR);
-  CHECK(napi_create_int32(env, fd >= 0 ? fd : -errno, &result));
-  return result;
-}
-
-/* renameat2(dirFd, old, dirFd, new, noReplace ? RENAME_NOREPLACE : 0): 0 or an errno. */
-static napi_value renameat_fd(napi_env env, napi_callback_info info) {
-  napi_value argv[4], result;
-  char from[NAME_MAX + 2], to[NAME_MAX + 2];
-  int dir_fd;
-  bool no_replace;
-  if (!vault_arg_count(env, info, 4, argv) || !vault_arg_fd(env, argv[0], &dir_fd) || !get_name(env, argv[1], from, sizeof from) ||
-      !get_name(env, argv[2], to, sizeof to) || !vault_arg_bool(env, argv[3], "noReplace", &no_replace))
-    return NULL;
-  int r = renameat2(dir_fd, from, dir_fd, to, no_replace ? RENAME_NOREPLACE : 0);
-  CHECK(napi_create_int32(env, r == 0 ? 0 : errno, &result));
-  return result;
-}
-
-/* unlinkat(dirFd, name, 0): 0 or an errno (a directory is never removed: EISDIR). */
-static napi_value unlinkat_fd(napi_env env, napi_callback_info info) {
-  napi_value argv[2], result;
-  char name[NAME_MAX + 2];
-  int dir_fd;
-  if (!vault_arg_count(env, info, 2, argv) || !vault_arg_fd(env, argv[0], &dir_fd) || !get_name(env, argv[1], name, sizeof name)) return NULL;
-  int r = unlinkat(dir_fd, name, 0);
-  CHECK(napi_create_int32(env, r == 0 ? 0 : errno, &result));
-  return result;
-}
-
-/* ------------------------------------------------------------------------------------------ */
 
 NAPI_MODULE_INIT() {
   static const struct {
@@ -661,7 +524,7 @@ NAPI_MODULE_INIT() {
   } fns[] = {
       {"keyFromBytes", key_from_bytes}, {"keyFromFd", key_from_fd},    {"keyToFd", key_to_fd},
       {"keyLength", key_length},        {"keyCopyTo", key_copy_to},    {"keyDispose", key_dispose},
-      {"xts", xts_sync},                {"xtsAsync", xts_async_start}, {"hardenProcess", harden_process},
+      {"xts", xts_sync}, {"gcryXtsReference", gcry_reference}, {"cipherEcb", cipher_ecb},                {"xtsAsync", xts_async_start}, {"hardenProcess", harden_process},
       {"isDumpable", is_dumpable},      {"flock", flock_fd},           {"pipe", make_pipe},
       {"probeSocket", probe_socket},    {"setIoFlusher", set_io_flusher}, {"umount2", umount_path},
       {"openat", openat_fd},            {"renameat", renameat_fd},        {"unlinkat", unlinkat_fd},

@@ -8,7 +8,7 @@
 set -euo pipefail
 
 # make, gcc, g++ (node-gyp links with it), python3 (node-gyp runs on it) and liburing-dev (the FUSE over
-# io_uring transport) and libgcrypt20-dev (the block ciphers of TrueCrypt's legacy modes, PBKDF2 with
+# io_uring transport) and libgcrypt20-dev (Serpent, Twofish and Camellia, the block ciphers of TrueCrypt's legacy modes, PBKDF2 with
 # Whirlpool and Streebog for VeraCrypt headers): `npm ci` builds the native addon, which vault cannot
 # run without.
 build=(make gcc g++ python3 liburing-dev libgcrypt20-dev)

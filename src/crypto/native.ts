@@ -19,8 +19,9 @@ export interface NativeAddon {
   keyCopyTo(key: NativeKey, target: Uint8Array): void;
   /** Wipes (OPENSSL_cleanse), munlocks and unmaps; idempotent. Deferred while async jobs run. */
   keyDispose(key: NativeKey): void;
-  /** XTS-AES-256 in place, sector i using tweak firstTweak + i * tweakStep. */
-  xts(key: NativeKey, buf: Uint8Array, sectorSize: number, firstTweak: bigint, tweakStep: bigint, encrypt: boolean): void;
+  /** XTS in place over a cipher chain ("aes", "serpent-twofish-aes": encryption order), sector i
+   *  using tweak firstTweak + i * tweakStep. */
+  xts(key: NativeKey, buf: Uint8Array, sectorSize: number, firstTweak: bigint, tweakStep: bigint, encrypt: boolean, cipher: string): void;
   /** As xts(), on the libuv threadpool. Do not touch `buf` until the promise settles. */
   xtsAsync(
     key: NativeKey,
@@ -29,7 +30,13 @@ export interface NativeAddon {
     firstTweak: bigint,
     tweakStep: bigint,
     encrypt: boolean,
+    cipher: string,
   ): Promise<void>;
+  /** libgcrypt's own XTS encryption of one cipher ("serpent", "twofish", "camellia"), for the
+   *  benchmark's reference figure. */
+  gcryXtsReference(cipher: string, key: NativeKey, buf: Uint8Array, sectorSize: number): void;
+  /** One cipher's block function (ECB) in place under a 32-byte key: for known-answer tests. */
+  cipherEcb(cipher: string, key: NativeKey, buf: Uint8Array, encrypt: boolean): void;
   /** out[16·i, 16·i+16) = SHA-256(unit i of buf)[0..16), on the libuv threadpool. Do not touch buf or out until it settles. */
   unitHashesAsync(buf: Uint8Array, unitSize: number, out: Uint8Array): Promise<void>;
   /** out[i] = 1 where unit i of buf is all zero bytes, else 0 (out: one byte per unit); returns how many are. */

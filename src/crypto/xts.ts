@@ -1,14 +1,16 @@
-// XTS-AES-256 (IEEE 1619) over whole sectors, in place; one sector = one data unit.
+// XTS (IEEE 1619) over whole sectors, in place; one sector = one data unit. XTS-AES-256 unless
+// the parameters name another cipher chain (VeraCrypt's ciphers and cascades, cipher-chain.ts).
 //
 // Sector i of a buffer uses the tweak firstTweak + i * tweakStep, as a 128-bit little-endian
 // number. vault's own format counts sectors (step 1); foreign formats count other units: LUKS2
 // with 4096-byte sectors counts 512-byte units (step 8), VeraCrypt counts host byte offset / 512.
 //
-// Runs in the native addon (OpenSSL EVP inside node, batched, optionally on the libuv
-// threadpool): the same code as the volume server's data path (native/xts_core.c).
+// Runs in the native addon (batched, optionally on the libuv threadpool): the same code as the
+// volume server's data path (native/cipher_engine.c; AES through OpenSSL EVP, native/xts_core.c).
 import type { KeyHandle, KeyState } from './key-handle.js';
 import { keyStateOf } from './key-handle.js';
 import { nativeAddon } from './native.js';
+import { AES_XTS, type CipherChain, chainKeyBytes, chainSpec, isCipherChain } from './cipher-chain.js';
 
 export interface XtsParams {
   /** Bytes per data unit: a multiple of 16, at least 16 (vault uses 512 and 4096). */
@@ -17,9 +19,10 @@ export interface XtsParams {
   firstTweak: bigint;
   /** Tweak increment from one sector to the next; default 1n. */
   tweakStep?: bigint;
+  /** The cipher chain, in encryption order; default AES alone. The key holds chainKeyBytes(cipher). */
+  cipher?: CipherChain;
 }
 
-const KEY_LENGTH = 64;
 const U64_MAX = (1n << 64n) - 1n;
 /** OpenSSL refuses XTS data units over 2^20 blocks (IEEE 1619's limit). */
 const MAX_SECTOR_SIZE = 16 << 20;
@@ -28,13 +31,17 @@ interface Checked {
   sectorSize: number;
   firstTweak: bigint;
   tweakStep: bigint;
+  cipher: string;
 }
 
 function check(key: KeyHandle, buf: Uint8Array, p: XtsParams): { state: KeyState; args: Checked } {
   const state = keyStateOf(key); // TypeError if not a KeyHandle, Error if disposed
-  if (key.length !== KEY_LENGTH) throw new RangeError(`XTS-AES-256 needs a ${KEY_LENGTH}-byte key, got ${key.length} bytes`);
   if (!(buf instanceof Uint8Array)) throw new TypeError('buf must be a Uint8Array or Buffer');
   if (typeof p !== 'object' || p === null) throw new TypeError('XTS parameters must be an object');
+  const cipher = p.cipher ?? AES_XTS;
+  if (!isCipherChain(cipher)) throw new TypeError('cipher must list 1 to 3 of aes, serpent, twofish, camellia, kuznyechik');
+  const keyLength = chainKeyBytes(cipher);
+  if (key.length !== keyLength) throw new RangeError(`XTS with ${chainSpec(cipher)} needs a ${keyLength}-byte key, got ${key.length} bytes`);
   const { sectorSize, firstTweak } = p;
   const tweakStep = p.tweakStep ?? 1n;
   if (typeof sectorSize !== 'number') throw new TypeError(`sectorSize must be a number, got ${typeof sectorSize}`);
@@ -53,17 +60,17 @@ function check(key: KeyHandle, buf: Uint8Array, p: XtsParams): { state: KeyState
   if (lastTweak > U64_MAX) {
     throw new RangeError(`the last sector's tweak (${lastTweak}) exceeds 2^64 - 1 (firstTweak ${firstTweak}, tweakStep ${tweakStep})`);
   }
-  return { state, args: { sectorSize, firstTweak, tweakStep } };
+  return { state, args: { sectorSize, firstTweak, tweakStep, cipher: chainSpec(cipher) } };
 }
 
 function runSync(key: KeyHandle, buf: Uint8Array, p: XtsParams, encrypt: boolean): void {
   const { state, args } = check(key, buf, p);
-  nativeAddon().xts(state.key, buf, args.sectorSize, args.firstTweak, args.tweakStep, encrypt);
+  nativeAddon().xts(state.key, buf, args.sectorSize, args.firstTweak, args.tweakStep, encrypt, args.cipher);
 }
 
 async function runAsync(key: KeyHandle, buf: Uint8Array, p: XtsParams, encrypt: boolean): Promise<void> {
   const { state, args } = check(key, buf, p);
-  await nativeAddon().xtsAsync(state.key, buf, args.sectorSize, args.firstTweak, args.tweakStep, encrypt);
+  await nativeAddon().xtsAsync(state.key, buf, args.sectorSize, args.firstTweak, args.tweakStep, encrypt, args.cipher);
 }
 
 /** Encrypts `buf` in place. Throws TypeError/RangeError on bad arguments. */

@@ -19,6 +19,7 @@ import { vaultAdapter } from './vault.js';
 import { truecryptAdapter, veracryptAdapter } from './veracrypt/adapter.js';
 import { luks1Adapter } from './luks1/index.js';
 import { luks2Adapter } from './luks2/index.js';
+import { chainKeyBytes, chainSpec } from '../crypto/cipher-chain.js';
 
 /** Adapters recognised by a magic number, tried in this order. */
 const MAGIC_ADAPTERS: readonly FormatAdapter[] = [vaultAdapter, luks2Adapter, luks1Adapter];
@@ -127,7 +128,7 @@ function checkGeometry(v: UnlockedVolume, c: ContainerFile): void {
   if (v.firstTweak < 0n || v.tweakStep < 1n) throw bad('negative tweak');
   if (v.dataOffset + v.dataSize > c.size)
     throw new VaultError('truncated', `${c.path} is truncated: the ${v.format} header describes ${v.dataOffset + v.dataSize} bytes, the file has ${c.size}`);
-  if (v.key.length !== 64) throw bad(`a ${v.key.length}-byte key`);
+  if (v.key.length !== chainKeyBytes(v.cipher)) throw bad(`a ${v.key.length}-byte key for ${chainSpec(v.cipher)}`);
 }
 
 /**

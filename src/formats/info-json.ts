@@ -66,7 +66,10 @@ export interface VeraCryptInfoJson {
   header: { copy: 'primary' | 'backup'; version: number; requiredProgramVersion: string };
   kdf: KdfJson;
   pim: number;
-  cipher: 'aes-256-xts';
+  /** The XTS cipher chain in encryption order: 'aes-256-xts', or e.g. 'serpent-twofish-aes-xts'. */
+  cipher: string;
+  /** VeraCrypt's name of it, e.g. 'AES' or 'AES-Twofish-Serpent'. */
+  algorithm: string;
   sectorSize: number;
   dataOffset: number;
   dataSize: number;

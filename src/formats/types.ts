@@ -10,6 +10,7 @@ import type { KeyHandle } from '../crypto/key-handle.js';
 import type { ContainerFile } from '../volume/container-file.js';
 import type { InfoJson } from './info-json.js';
 import type { Prf } from './veracrypt/prf.js';
+import type { CipherChain } from '../crypto/cipher-chain.js';
 
 export type FormatName = 'vault' | 'luks2' | 'luks1' | 'veracrypt' | 'truecrypt';
 
@@ -73,8 +74,10 @@ export interface FormatChoice {
 /** The one thing every adapter yields. The data path needs nothing else. */
 export interface UnlockedVolume {
   format: FormatName;
-  /** The 64-byte XTS-AES-256 key (two 32-byte halves), in locked memory. Consumed by the mount. */
+  /** The XTS key of `cipher` (chainKeyBytes(cipher) bytes: 64 for AES), in locked memory. Consumed by the mount. */
   key: KeyHandle;
+  /** The XTS cipher chain in encryption order: AES alone for vault and LUKS; VeraCrypt's algorithm. */
+  cipher: CipherChain;
   /** Encryption sector size in bytes (512 or 4096 for LUKS2; 512 for VeraCrypt; vault's header). */
   sectorSize: number;
   /** Byte offset of the first data sector inside the container file. */

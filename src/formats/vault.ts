@@ -14,6 +14,7 @@ import { candidateHeaders, formatUuid, readHeaderCopies, unlockContainer, type C
 import { type ContainerFile } from '../volume/container-file.js';
 import type { FormatAdapter, FormatInfo, UnlockOptions, UnlockSecret, UnlockedVolume } from './types.js';
 import type { VaultInfoJson } from './info-json.js';
+import { AES_XTS } from '../crypto/cipher-chain.js';
 
 /** The geometry of a vault header as the one shared data path needs it (tweak = sector index). */
 export function vaultVolume(header: Header, key: KeyHandle, warnings: string[]): UnlockedVolume {
@@ -25,6 +26,7 @@ export function vaultVolume(header: Header, key: KeyHandle, warnings: string[]):
     dataSize: header.dataSize,
     firstTweak: 0n,
     tweakStep: 1n,
+    cipher: AES_XTS,
     uuid: formatUuid(header.uuid),
     warnings,
   };

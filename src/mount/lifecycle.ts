@@ -202,6 +202,7 @@ async function startVolume(c: ContainerFile, v: UnlockedVolume, o: MountUnlocked
     dataSize: v.dataSize,
     firstTweak: v.firstTweak.toString(),
     tweakStep: v.tweakStep.toString(),
+    cipher: [...v.cipher],
     transport: transportChoice(),
     idleSeconds: o.policy?.idleSeconds ?? null,
     // udisksd (root) and the loop driver open the block file of a user's FUSE mount.

@@ -14,7 +14,7 @@ export interface FuseServeOptions {
   /** The container, open O_RDWR (O_RDONLY is enough when readOnly). The server uses its own dup:
    *  the caller may close this descriptor once serve() returns. */
   containerFd: number;
-  /** Descriptor (a pipe) carrying exactly 64 bytes of XTS key (key1 || key2, halves different);
+  /** Descriptor (a pipe) carrying exactly the XTS key of `cipher` (64 bytes per cipher; each cipher's two keys different);
    *  read blocking, into locked memory. The caller still owns (and closes) the descriptor. */
   keyFd: number;
   dataOffset: number;
@@ -24,6 +24,8 @@ export interface FuseServeOptions {
   /** Tweak of data sector i is firstTweak + i * tweakStep (vault's format: 0n and 1n). */
   firstTweak: bigint;
   tweakStep: bigint;
+  /** The XTS cipher chain, encryption order, e.g. "aes" (the default) or "serpent-twofish-aes". */
+  cipher?: string;
   readOnly: boolean;
   /** Worker threads, 1..64 (default 8). */
   threads?: number;

@@ -13,6 +13,7 @@ import { VaultError } from '../errors.js';
 import { URING_HINT } from '../system/capabilities.js';
 import { fuseAddon, type FuseEnd, type FuseStats } from './fuse-addon.js';
 import { BLOCK_FILE_NAME, type ServerConfig } from './protocol.js';
+import { AES_XTS, chainSpec } from '../crypto/cipher-chain.js';
 
 export type { FuseEnd, FuseStats } from './fuse-addon.js';
 
@@ -100,6 +101,7 @@ export async function serveNative(
       sectorSize: config.sectorSize,
       firstTweak: BigInt(config.firstTweak),
       tweakStep: BigInt(config.tweakStep),
+      cipher: chainSpec(config.cipher ?? AES_XTS),
       readOnly: config.readOnly,
       transport: config.transport,
       ...(config.allowRoot ? { allowRoot: true } : {}),

@@ -8,7 +8,8 @@
  *   fd 3      the container, opened by the CLI (O_RDWR, or O_RDONLY for read-only) and already
  *             flock()ed LOCK_EX by the CLI: the lock lives in the open file description, so the
  *             server keeps holding it after the CLI exits, and it is released when the server dies
- *   fd 4      read end of a pipe carrying exactly MASTER_KEY_SIZE bytes of master key, then EOF.
+ *   fd 4      read end of a pipe carrying exactly the master key (64 bytes for AES, 64 per cipher of
+ *             config.cipher), then EOF.
  *             The key never appears in argv, the environment, a file or a log.
  *   fd 5      write end of the status pipe: the server writes one JSON line (ServerStatus) once the
  *             FUSE mount is serving, or once it failed, then closes it.
@@ -17,6 +18,8 @@
  *             (which tells a VeraCrypt hidden volume from its outer volume) are nobody else's business.
  * Neither argv nor the environment says anything about the volume.
  */
+import type { CipherName } from '../crypto/cipher-chain.js';
+
 export interface ServerConfig {
   volumeId: string;
   containerPath: string;
@@ -29,6 +32,9 @@ export interface ServerConfig {
   /** XTS tweak of data sector i is firstTweak + i * tweakStep (vault format: 0 and 1). */
   firstTweak: string; // decimal, as JSON has no bigint
   tweakStep: string;
+  /** The XTS cipher chain in encryption order (e.g. ['serpent', 'twofish', 'aes']); the key pipe
+   *  carries chainKeyBytes(cipher) bytes. Absent: AES alone (64 bytes). */
+  cipher?: CipherName[];
   /** How the server talks to the kernel: FUSE over io_uring, classic /dev/fuse reads, or the best
    *  this kernel offers ('auto'). */
   transport: TransportChoice;

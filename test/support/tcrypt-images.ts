@@ -48,7 +48,7 @@ export function tcryptImageNames(): string[] {
   return readdirSync(tcryptImagesDir()).filter((n) => /^(tc|vc|tck|vck|vcpim|sys)_/.test(n)).sort();
 }
 
-/** What cryptsetup's test reads from a name: the header PRF and the cipher list in encryption order. */
+/** What cryptsetup's test reads from a name: the header PRF and the cipher list as the name spells it (VeraCrypt's order for the older cascades, encryption order for the Kuznyechik ones: see test/fixtures/tcrypt/README.md). */
 export function tcryptImageParams(name: string): { hash: string; mode: string; ciphers: string[]; hidden: boolean } {
   const parts = name.split('-');
   const hidden = parts.at(-1) === 'hidden';

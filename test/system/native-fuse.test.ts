@@ -766,6 +766,13 @@ describe.skipIf(missing.length > 0 || (transport === 'io_uring' && !fuseUringSup
       const k = randomBytes(32);
       expect(tryServe({}, Buffer.concat([k, k]))?.code).toBe('ERR_VAULT_XTS_EQUAL_HALVES');
     });
+    it('cipher chains (issue 18): an unknown one is refused; a cascade reads its 64 bytes per cipher and checks each pair', () => {
+      expect(tryServe({ cipher: 'des' })?.code).toBe('ERR_OUT_OF_RANGE');
+      expect(tryServe({ cipher: 'serpent-twofish' }, randomBytes(64))?.code).toBe('ERR_VAULT_KEY_SHORT_READ');
+      const k = randomBytes(32);
+      expect(tryServe({ cipher: 'serpent-twofish' }, Buffer.concat([randomBytes(32), k, randomBytes(32), k]))?.code).toBe('ERR_VAULT_XTS_EQUAL_HALVES');
+      expect(tryServe({ cipher: 'serpent-twofish' }, randomBytes(128))).toBeNull();
+    });
     it('a key pipe that ends early', () => {
       expect(tryServe({}, randomBytes(40))?.code).toBe('ERR_VAULT_KEY_SHORT_READ');
     });

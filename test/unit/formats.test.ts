@@ -90,7 +90,7 @@ describe('registry', () => {
       recognises: () => false,
       unlock: async () => {
         key = KeyHandle.fromBytes(randomBytes(64));
-        return { format: 'veracrypt', key, sectorSize: 512, dataOffset: 512, dataSize: c.size, firstTweak: 1n, tweakStep: 1n, uuid: null, warnings: [] };
+        return { format: 'veracrypt', key, sectorSize: 512, dataOffset: 512, dataSize: c.size, firstTweak: 1n, tweakStep: 1n, cipher: ['aes'], uuid: null, warnings: [] };
       },
     };
     try {

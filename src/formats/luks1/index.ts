@@ -19,6 +19,7 @@ import { MAGIC_PRIMARY } from '../luks2/binary-header.js';
 import { LUKS1_HEADER_SIZE, parseLuks1Header, type Luks1Header } from './header.js';
 import { printable, quote } from '../luks/quote.js';
 import { checkIvRange, isAesXts, maxDataSize, optionalMax, unsupportedCipher, type AesXtsSpec } from '../luks/iv.js';
+import { AES_XTS } from '../../crypto/cipher-chain.js';
 
 function metadataFile(c: ContainerFile, o: UnlockOptions): ContainerFile {
   return o.headerFile ?? c;
@@ -81,6 +82,7 @@ async function unlock(c: ContainerFile, secret: UnlockSecret, o: UnlockOptions):
       dataSize: geometry.dataSize,
       firstTweak: 0n,
       tweakStep: 1n,
+      cipher: AES_XTS,
       uuid: printable(h.uuid),
       warnings: [],
       ...optionalMax(maxDataSize(spec, 0n)),

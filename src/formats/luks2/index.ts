@@ -15,6 +15,7 @@ import { MAGIC_PRIMARY, MAGIC_SECONDARY, METADATA_SIZES } from './binary-header.
 import { luks2Info } from './info.js';
 import { readLuks2Header, type Luks2Header } from './read.js';
 import { checkTweakRange, dataSegment, keyslotsToTry } from './support.js';
+import { AES_XTS } from '../../crypto/cipher-chain.js';
 
 function metadataFile(c: ContainerFile, o: UnlockOptions): ContainerFile {
   return o.headerFile ?? c;
@@ -55,6 +56,7 @@ async function unlock(c: ContainerFile, secret: UnlockSecret, o: UnlockOptions):
       // dm-crypt's plain64 IV counts 512-byte units even with larger sectors, from iv_tweak.
       firstTweak: seg.ivTweak,
       tweakStep: BigInt(seg.sectorSize / 512),
+      cipher: AES_XTS,
       uuid: printable(header.bin.uuid),
       warnings,
       ...optionalMax(maxDataSize(seg.encryption, seg.ivTweak)),

@@ -19,16 +19,17 @@ import {
   XTS_KEY_BYTES, cascadeWorthDeriving, deriveHeaderKey, describeKdf, describeTried, kdfCandidates, type Flavour, type KdfCandidate,
 } from './kdf.js';
 import { KEYFILE_MAX_READ, mixKeyfiles } from './keyfiles.js';
-import { unsupportedCipher } from './cipher-probe.js';
+import { openWithOtherChain } from './cipher-chains.js';
+import { AES_XTS, type CipherChain, chainKeyBytes, chainLabel, veracryptName } from '../../crypto/cipher-chain.js';
 
 type Outcome =
-  | { ok: true; header: VcHeader; slot: HeaderSlot; kdf: KdfCandidate }
+  | { ok: true; header: VcHeader; slot: HeaderSlot; kdf: KdfCandidate; chain: CipherChain }
   | { ok: false; error: VaultError | null; skipped?: string };
 
 /**
  * Derives one header key and tries it: AES-256-XTS, then, if that fails, every other VeraCrypt
- * algorithm the key is long enough for, to name it (`full`: derive the 192 bytes cascades need).
- * Owns (and wipes) its copy of the password.
+ * algorithm the key is long enough for (`full`: derive the 192 bytes cascades need). Owns (and
+ * wipes) its copy of the password.
  */
 async function attempt(slot: HeaderSlot, kdf: KdfCandidate, password: Buffer, full: boolean): Promise<Outcome> {
   let key: Buffer;
@@ -41,26 +42,25 @@ async function attempt(slot: HeaderSlot, kdf: KdfCandidate, password: Buffer, fu
     password.fill(0);
   }
   let plain: Buffer | null = null;
+  let chain: CipherChain = AES_XTS;
   try {
     try {
       plain = decryptHeader(slot.raw, key.subarray(0, XTS_KEY_BYTES));
     } catch {
-      return { ok: false, error: null }; // e.g. a derived key with equal halves, which XTS refuses
+      plain = null; // e.g. a derived key with equal halves, which XTS refuses
     }
-    if (!headerMagic(plain)) {
-      const other = unsupportedCipher(slot.raw, key);
+    if (!plain || !headerMagic(plain)) {
+      plain?.fill(0);
+      const other = openWithOtherChain(slot.raw, key);
       if (!other) return { ok: false, error: null };
-      return {
-        ok: false,
-        error: new VaultError(
-          'unsupported-feature',
-          `the ${slot.kind} volume is encrypted with ${other}, which vault does not support (AES-256-XTS only)`,
-          'the password is right; open it with VeraCrypt, or copy its files to an AES volume',
-        ),
-      };
+      ({ chain, plain } = other);
     }
     try {
-      return { ok: true, header: parseHeader(plain, slot.kind, slot.system), slot, kdf };
+      const header = parseHeader(plain, slot.kind, slot.system);
+      // The master key area holds 64 bytes per cipher of the chain (parseHeader copies AES's 64).
+      header.masterKey.fill(0);
+      header.masterKey = secretCopy(plain.subarray(256, 256 + chainKeyBytes(chain)));
+      return { ok: true, header, slot, kdf, chain };
     } catch (e) {
       if (!isVaultError(e)) throw e;
       return { ok: false, error: e };
@@ -108,13 +108,17 @@ function noHeaderOpened(c: ContainerFile, outcomes: Outcome[], o: UnlockOptions,
   return new VaultError(
     'wrong-password',
     `no VeraCrypt/TrueCrypt header of ${c.path} opened with ${secret}: ${why}, or it is not a VeraCrypt/TrueCrypt volume vault can open ` +
-      `(AES-256-XTS only, TrueCrypt 5.0 or later; another cipher is named instead when the password is right). Tried ${describeSlots(tried.slots)} with ${describeTried(tried.kdfs)}`,
+      `(TrueCrypt 5.0 or later; every VeraCrypt algorithm). Tried ${describeSlots(tried.slots)} with ${describeTried(tried.kdfs)}`,
     [
       skipped.length ? `these key derivations could not run here: ${skipped.join('; ')}` : null,
       o.hidden || o.system ? null : 'a hidden volume opens with its own password (--hidden tries only its header)',
       o.system ? null : 'system encryption keeps its header in the boot track: open the whole drive with --system',
     ].filter((x) => x !== null).join('; '),
   );
+}
+
+function cheapToDeriveFull(k: KdfCandidate): boolean {
+  return k.kind === 'pbkdf2' && k.iterations <= 20_000;
 }
 
 async function unlock(c: ContainerFile, secret: UnlockSecret, o: UnlockOptions, flavour?: Flavour): Promise<UnlockedVolume> {
@@ -130,13 +134,17 @@ async function unlock(c: ContainerFile, secret: UnlockSecret, o: UnlockOptions, 
   const password = mixKeyfiles(secret.passphrase, secret.keyfiles);
   let outcomes: Outcome[];
   try {
-    // Cheap, common derivations first, each for every header before the next KDF.
+    // Cheap, common derivations first, each for every header before the next KDF. Cheap counts
+    // (TrueCrypt's, a small PIM) derive the 192 bytes of a cascade at once: a few thousand
+    // iterations more, instead of waiting for the second pass behind the expensive ones.
     const pairs = kdfs.flatMap((k) => slots.filter((s) => applies(s, k)).map((s) => [s, k] as const));
-    const attempts = pairs.map(([s, k]) => () => attempt(s, k, secretCopy(password), false));
+    // With --hash the one PRF named is derived at full length at once: the user asked for it.
+    const full = (k: KdfCandidate) => cheapToDeriveFull(k) || o.hash !== undefined;
+    const attempts = pairs.map(([s, k]) => () => attempt(s, k, secretCopy(password), full(k)));
     outcomes = await firstDecisive(attempts, availableParallelism());
     if (!outcomes[0]?.ok && !outcomes.some((r) => !r.ok && r.error)) {
-      // Nothing opened: only now pay for the 192-byte PBKDF2 keys that name a cascade (kdf.ts).
-      const again = pairs.filter(([, k]) => cascadeWorthDeriving(k)).map(([s, k]) => () => attempt(s, k, secretCopy(password), true));
+      // Nothing opened: only now pay for the 192-byte PBKDF2 keys that open a cascade (kdf.ts).
+      const again = pairs.filter(([, k]) => cascadeWorthDeriving(k) && !full(k)).map(([s, k]) => () => attempt(s, k, secretCopy(password), true));
       outcomes = [...(await firstDecisive(again, availableParallelism())), ...outcomes];
     }
   } finally {
@@ -147,7 +155,9 @@ async function unlock(c: ContainerFile, secret: UnlockSecret, o: UnlockOptions, 
   return volumeFrom(win, o, c);
 }
 
-function volumeFrom(win: { header: VcHeader; slot: HeaderSlot; kdf: KdfCandidate }, o: UnlockOptions, c: ContainerFile): UnlockedVolume {
+type Win = { header: VcHeader; slot: HeaderSlot; kdf: KdfCandidate; chain: CipherChain };
+
+function volumeFrom(win: Win, o: UnlockOptions, c: ContainerFile): UnlockedVolume {
   const h = win.header;
   const area = dataArea(h, win.slot, c);
   const warnings: string[] = [];
@@ -164,13 +174,14 @@ function volumeFrom(win: { header: VcHeader; slot: HeaderSlot; kdf: KdfCandidate
     // ReadSectors; cryptsetup TCRYPT_get_iv_offset for XTS), so the first tweak is not 0.
     firstTweak: BigInt(area.offset / DATA_UNIT),
     tweakStep: 1n,
+    cipher: win.chain,
     uuid: null,
     warnings,
     info: describe(win, o, area),
   };
 }
 
-function describe(win: { header: VcHeader; slot: HeaderSlot; kdf: KdfCandidate }, o: UnlockOptions, area: { offset: number; size: number }): FormatInfo {
+function describe(win: Win, o: UnlockOptions, area: { offset: number; size: number }): FormatInfo {
   const h = win.header;
   const json: VeraCryptInfoJson = {
     format: h.format,
@@ -181,7 +192,8 @@ function describe(win: { header: VcHeader; slot: HeaderSlot; kdf: KdfCandidate }
       ? { type: 'pbkdf2', hash: win.kdf.digest, iterations: win.kdf.iterations }
       : { type: 'argon2id', memoryKiB: win.kdf.memoryKiB, iterations: win.kdf.iterations, parallelism: win.kdf.parallelism },
     pim: o.pim ?? 0,
-    cipher: 'aes-256-xts',
+    cipher: chainLabel(win.chain),
+    algorithm: veracryptName(win.chain),
     sectorSize: h.sectorSize,
     dataOffset: area.offset,
     dataSize: area.size,
@@ -194,7 +206,7 @@ function describe(win: { header: VcHeader; slot: HeaderSlot; kdf: KdfCandidate }
       ['volume', `${win.slot.system ? 'system encryption' : win.slot.kind}, opened with the ${win.slot.copy} header at byte ${win.slot.at}`],
       ['kdf', describeKdf(win.kdf)],
       ['pim', json.pim === 0 ? '0 (default)' : String(json.pim)],
-      ['cipher', `aes-256-xts, 512-byte data units from unit ${json.firstDataUnit}; device sector size ${h.sectorSize}`],
+      ['cipher', `${veracryptName(win.chain)} (${json.cipher}), 512-byte data units from unit ${json.firstDataUnit}; device sector size ${h.sectorSize}`],
       ['data', `offset ${json.dataOffset}, size ${json.dataSize}`],
     ],
     json,

@@ -1,7 +1,8 @@
 /**
- * A 128-bit block cipher keyed once: encrypt and decrypt one 16-byte block in place. Used only to
- * recognise VeraCrypt headers encrypted with ciphers vault does not support (a few hundred bytes
- * per derived key), never for volume data, so the implementations favour clarity over speed.
+ * A 128-bit block cipher keyed once: encrypt and decrypt one 16-byte block in place. TEST-ONLY
+ * reference implementations, written in TypeScript from the ciphers' specifications, independent
+ * of the native engine (native/cipher_engine.c: libgcrypt, kuznyechik.c) that they cross-check;
+ * they favour clarity over speed.
  */
 export interface BlockCipher {
   encrypt(block: Uint8Array): void;

@@ -1,0 +1,83 @@
+/*
+ * cipher_engine: XTS over a chain of 256-bit block ciphers, as VeraCrypt encrypts its volumes:
+ * AES, Serpent, Twofish, Camellia, Kuznyechik and cascades of up to three of them.
+ *
+ * A chain lists its ciphers in ENCRYPTION order (the first is applied first; VeraCrypt names the
+ * chain in the reverse order: ["serpent", "twofish", "aes"] is VeraCrypt's "AES-Twofish-Serpent").
+ * Key layout (VeraCrypt Crypto.c EAInit/EAInitMode, cryptsetup lib/tcrypt/tcrypt.c): the primary
+ * XTS keys of all ciphers first, 32 bytes each in chain order, then all the secondary (tweak) keys
+ * in the same order: 64, 128 or 192 bytes. Each cipher makes one full XTS pass over the buffer
+ * (data units = sectors, sector i's tweak first_tweak + i * step), decryption in reverse order
+ * (Crypto.c EncryptBuffer/DecryptBuffer).
+ *
+ * Where each cipher comes from: AES from xts_core (OpenSSL inside node; a chain of AES alone IS
+ * an xts_core context, no extra work), Serpent/Twofish/Camellia from libgcrypt's XTS mode,
+ * Kuznyechik from kuznyechik.c (libgcrypt 1.10 lacks it) with the XTS arithmetic here.
+ *
+ * Key schedules: libgcrypt's in its secure (locked) memory, Kuznyechik's in locked pages
+ * (secure_mem), AES's as xts_core says; all wiped on free. Threading as xts_core: a context is
+ * used by one thread at a time; any number of contexts on any threads.
+ */
+#ifndef VAULT_CIPHER_ENGINE_H
+#define VAULT_CIPHER_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define VAULT_CHAIN_MAX 3
+#define VAULT_CIPHER_KEY_LEN 32 /* per cipher, per XTS half */
+
+typedef enum {
+  VAULT_CIPHER_AES,
+  VAULT_CIPHER_SERPENT,
+  VAULT_CIPHER_TWOFISH,
+  VAULT_CIPHER_CAMELLIA,
+  VAULT_CIPHER_KUZNYECHIK,
+} vault_cipher_id;
+
+typedef struct {
+  size_t n;
+  vault_cipher_id ids[VAULT_CHAIN_MAX];
+} vault_chain;
+
+typedef struct vault_cipher_ctx vault_cipher_ctx;
+
+/* Parses "aes", "serpent-twofish-aes" (encryption order, lower case, '-' between names) into
+   `out`. Returns 0, or -1 (vault_cipher_error() says why). */
+int vault_chain_parse(const char *spec, vault_chain *out);
+
+/* Bytes of key a chain takes: 64 per cipher. */
+size_t vault_chain_key_len(const vault_chain *c);
+
+/* Sets up what `c` needs once per process (libgcrypt and its locked pool) now rather than at the
+   first context: the volume server calls it before it sizes its own locked memory. */
+void vault_cipher_prepare(const vault_chain *c);
+
+/* A context keyed for `c` with `key` (vault_chain_key_len(c) bytes, the caller checks). NULL on
+   failure (vault_cipher_error()): a cipher's two key halves equal, libgcrypt unusable, memory. */
+vault_cipher_ctx *vault_cipher_ctx_new(const vault_chain *c, const uint8_t *key);
+
+/* Wipes and frees. NULL-safe. */
+void vault_cipher_ctx_free(vault_cipher_ctx *ctx);
+
+/* As vault_xts_run (xts_core.h), through the whole chain. Returns 0 or -1. */
+int vault_cipher_run(vault_cipher_ctx *ctx, uint8_t *buf, size_t len, size_t sector_size, uint64_t first_tweak,
+                     uint64_t tweak_step, int encrypt);
+
+/* An AES stage's xts_core context, NULL without AES: a hint for vault_lock_key_copies (the volume
+   server locks OpenSSL's AES schedules after the fact; the others are in locked memory). */
+const void *vault_cipher_ctx_hint(const vault_cipher_ctx *ctx);
+
+/* Why the last failing vault_cipher_* / vault_chain_* call on this thread failed. */
+const char *vault_cipher_error(void);
+
+/* One cipher's block function (ECB) over `len` bytes (whole blocks) under a 32-byte key: the code
+   the XTS passes use (libgcrypt's cipher, kuznyechik.c, OpenSSL's AES), for known-answer tests.
+   Returns 0 or -1. */
+int vault_cipher_ecb(vault_cipher_id id, const uint8_t key[32], uint8_t *buf, size_t len, int encrypt);
+
+/* libgcrypt's own XTS over `len` bytes as ONE call per sector, for `vault benchmark`'s reference
+   figure (single cipher only, not AES). Returns 0 or -1. */
+int vault_gcry_xts_reference(vault_cipher_id id, const uint8_t key[64], uint8_t *buf, size_t len, size_t sector);
+
+#endif

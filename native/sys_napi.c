@@ -1,0 +1,205 @@
+/* The syscalls Node does not expose; see sys_napi.h. Moved out of vault_native.c as is. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* pipe2, renameat2 */
+#endif
+#define NAPI_VERSION 8
+
+#include "sys_napi.h"
+#include "napi_util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define ADDON_NAME "vault_native"
+#define CHECK VAULT_CHECK
+#define CHECK_GOTO VAULT_CHECK_GOTO
+
+#ifndef PR_SET_IO_FLUSHER
+#define PR_SET_IO_FLUSHER 57
+#endif
+
+/* ------------------------------------------------------------------------------------------ */
+/* Process hardening, file locks, pipes                                                         */
+
+/* hardenProcess(): void. Non-dumpable: no core dumps, and ptrace attach and /proc/<pid>/mem
+   reads need CAP_SYS_PTRACE. */
+napi_value harden_process(napi_env env, napi_callback_info info) {
+  (void)info;
+  if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) vault_throw_errno(env, "prctl", "PR_SET_DUMPABLE", errno);
+  return NULL;
+}
+
+/* isDumpable(): boolean. */
+napi_value is_dumpable(napi_env env, napi_callback_info info) {
+  napi_value result;
+  int r = prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
+  (void)info;
+  if (r < 0) {
+    vault_throw_errno(env, "prctl", "PR_GET_DUMPABLE", errno);
+    return NULL;
+  }
+  CHECK(napi_get_boolean(env, r != 0, &result));
+  return result;
+}
+
+/* flock(fd, exclusive, nonBlocking): number (0 or an errno; EWOULDBLOCK when held elsewhere).
+   A blocking call blocks the JS thread. */
+napi_value flock_fd(napi_env env, napi_callback_info info) {
+  napi_value argv[3], result;
+  int fd, r;
+  bool exclusive, non_blocking;
+  if (!vault_arg_count(env, info, 3, argv) || !vault_arg_fd(env, argv[0], &fd) || !vault_arg_bool(env, argv[1], "exclusive", &exclusive) ||
+      !vault_arg_bool(env, argv[2], "nonBlocking", &non_blocking))
+    return NULL;
+  do {
+    r = flock(fd, (exclusive ? LOCK_EX : LOCK_SH) | (non_blocking ? LOCK_NB : 0));
+  } while (r != 0 && errno == EINTR);
+  CHECK(napi_create_int32(env, r == 0 ? 0 : errno, &result));
+  return result;
+}
+
+/* pipe(): [readFd, writeFd], both O_CLOEXEC (child_process clears it on the fds it passes on). */
+napi_value make_pipe(napi_env env, napi_callback_info info) {
+  napi_value result = NULL, rv, wv;
+  int fds[2];
+  (void)info;
+  if (pipe2(fds, O_CLOEXEC) != 0) {
+    vault_throw_errno(env, "pipe2", "pipe", errno);
+    return NULL;
+  }
+  CHECK_GOTO(napi_create_array_with_length(env, 2, &result), fail);
+  CHECK_GOTO(napi_create_int32(env, fds[0], &rv), fail);
+  CHECK_GOTO(napi_create_int32(env, fds[1], &wv), fail);
+  CHECK_GOTO(napi_set_element(env, result, 0, rv), fail);
+  CHECK_GOTO(napi_set_element(env, result, 1, wv), fail);
+  return result;
+fail:
+  close(fds[0]);
+  close(fds[1]);
+  return NULL;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Kernel capability probes (src/system/capabilities.ts). Each returns 0 or the errno the kernel
+   gave, and changes nothing it keeps: the socket is closed at once. */
+
+/* socket(domain, type, 0), closed again: 0 when the kernel offers that family (AF_ALG: 38). */
+napi_value probe_socket(napi_env env, napi_callback_info info) {
+  napi_value argv[2], result;
+  int32_t domain, type;
+  int fd, err = 0;
+  if (!vault_arg_count(env, info, 2, argv)) return NULL;
+  CHECK(napi_get_value_int32(env, argv[0], &domain));
+  CHECK(napi_get_value_int32(env, argv[1], &type));
+  fd = socket(domain, type | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    err = errno;
+  else
+    close(fd);
+  CHECK(napi_create_int32(env, err, &result));
+  return result;
+}
+
+/* prctl(PR_SET_IO_FLUSHER, on): a process that serves a block device's I/O (a loop device over
+   our FUSE file) marks itself so memory reclaim cannot deadlock on it. Needs CAP_SYS_RESOURCE. */
+napi_value set_io_flusher(napi_env env, napi_callback_info info) {
+  napi_value argv[1], result;
+  bool on;
+  if (!vault_arg_count(env, info, 1, argv) || !vault_arg_bool(env, argv[0], "on", &on)) return NULL;
+  int r = prctl(PR_SET_IO_FLUSHER, on ? 1 : 0, 0, 0, 0);
+  CHECK(napi_create_int32(env, r == 0 ? 0 : errno, &result));
+  return result;
+}
+
+/* umount2(path, flags): 0 or the errno. src/mount/filesystem.ts passes a path inside a directory
+   it holds by descriptor (/proc/self/fd/N/name) with UMOUNT_NOFOLLOW, after checking that the
+   name is the mount it means (issue 13): umount(8) would canonicalise the path first. */
+napi_value umount_path(napi_env env, napi_callback_info info) {
+  napi_value argv[2], result;
+  char target[4096];
+  size_t len;
+  int32_t flags;
+  if (!vault_arg_count(env, info, 2, argv)) return NULL;
+  CHECK(napi_get_value_string_utf8(env, argv[0], target, sizeof target, &len));
+  CHECK(napi_get_value_int32(env, argv[1], &flags));
+  if (len + 1 >= sizeof target) {
+    CHECK(napi_create_int32(env, ENAMETOOLONG, &result));
+    return result;
+  }
+  int r = umount2(target, flags);
+  CHECK(napi_create_int32(env, r == 0 ? 0 : errno, &result));
+  return result;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Directory-relative file operations (src/system/fs-at.ts). Each takes one name inside an open
+   directory: never a path, so nothing is walked by name but that last component. Results are
+   errno numbers (openat: the fd, or -errno), as for flock, so callers map them to VaultErrors. */
+
+/* A single path component: not empty, not "." or "..", no '/'. */
+static bool get_name(napi_env env, napi_value v, char *buf, size_t size) {
+  size_t len = 0;
+  if (napi_get_value_string_utf8(env, v, buf, size, &len) != napi_ok) {
+    vault_throw_type_error(env, "name must be a string");
+    return false;
+  }
+  if (len == 0 || len >= size - 1 || strchr(buf, '/') != NULL || strcmp(buf, ".") == 0 || strcmp(buf, "..") == 0) {
+    vault_throw_range_error(env, "name must be one path component");
+    return false;
+  }
+  return true;
+}
+
+/* openat(dirFd, name, flags, mode): the new fd (always O_CLOEXEC), or -errno. */
+napi_value openat_fd(napi_env env, napi_callback_info info) {
+  napi_value argv[4], result;
+  char name[NAME_MAX + 2];
+  int dir_fd, fd;
+  int32_t flags, mode;
+  if (!vault_arg_count(env, info, 4, argv) || !vault_arg_fd(env, argv[0], &dir_fd) || !get_name(env, argv[1], name, sizeof name)) return NULL;
+  CHECK(napi_get_value_int32(env, argv[2], &flags));
+  CHECK(napi_get_value_int32(env, argv[3], &mode));
+  do {
+    fd = openat(dir_fd, name, flags | O_CLOEXEC, (mode_t)mode);
+  } while (fd < 0 && errno == EINTR);
+  CHECK(napi_create_int32(env, fd >= 0 ? fd : -errno, &result));
+  return result;
+}
+
+/* renameat2(dirFd, old, dirFd, new, noReplace ? RENAME_NOREPLACE : 0): 0 or an errno. */
+napi_value renameat_fd(napi_env env, napi_callback_info info) {
+  napi_value argv[4], result;
+  char from[NAME_MAX + 2], to[NAME_MAX + 2];
+  int dir_fd;
+  bool no_replace;
+  if (!vault_arg_count(env, info, 4, argv) || !vault_arg_fd(env, argv[0], &dir_fd) || !get_name(env, argv[1], from, sizeof from) ||
+      !get_name(env, argv[2], to, sizeof to) || !vault_arg_bool(env, argv[3], "noReplace", &no_replace))
+    return NULL;
+  int r = renameat2(dir_fd, from, dir_fd, to, no_replace ? RENAME_NOREPLACE : 0);
+  CHECK(napi_create_int32(env, r == 0 ? 0 : errno, &result));
+  return result;
+}
+
+/* unlinkat(dirFd, name, 0): 0 or an errno (a directory is never removed: EISDIR). */
+napi_value unlinkat_fd(napi_env env, napi_callback_info info) {
+  napi_value argv[2], result;
+  char name[NAME_MAX + 2];
+  int dir_fd;
+  if (!vault_arg_count(env, info, 2, argv) || !vault_arg_fd(env, argv[0], &dir_fd) || !get_name(env, argv[1], name, sizeof name)) return NULL;
+  int r = unlinkat(dir_fd, name, 0);
+  CHECK(napi_create_int32(env, r == 0 ? 0 : errno, &result));
+  return result;
+}
+
