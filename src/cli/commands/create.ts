@@ -12,6 +12,7 @@ import { chooseRoute, type RouteChoice } from '../../mount/route.js';
 import { makeFilesystem, type FsType } from '../../mount/filesystem.js';
 import { records } from '../../mount/state.js';
 import { vaultVolume } from '../../formats/vault.js';
+import type { UnlockedVolume } from '../../formats/types.js';
 import { gatherNewKdfInput } from '../secrets.js';
 import { withSecretOptions } from '../secret-options.js';
 import { addYesOption, confirmOrStop, type YesOption } from '../confirm.js';
@@ -21,6 +22,8 @@ import { info, progress, warn } from '../output.js';
 import { invokingUser } from '../owner.js';
 import { abortOnSignals } from '../signals.js';
 import { parseSize } from '../sizes.js';
+import { MAX_PIM } from '../format-options.js';
+import { checkVeraCryptOptions, createVeraCryptIn, type VeraCryptCreateOptions } from './create-veracrypt.js';
 
 interface CreateOptions extends KdfCliOptions, YesOption {
   size?: string;
@@ -30,6 +33,13 @@ interface CreateOptions extends KdfCliOptions, YesOption {
   passwordStdin?: boolean;
   keyfile?: string[];
   force?: boolean;
+  type?: string;
+  hash?: string;
+  pim?: string;
+  cipher?: string;
+  hiddenSize?: string;
+  hiddenFs?: string;
+  hiddenKeyfile?: string[];
 }
 
 /** What create goes on with once the wizard (or the options) settled everything. */
@@ -53,6 +63,7 @@ export function registerCreate(program: Command): void {
     .option('--quick', 'do not fill the data area (sparse file; reveals which sectors were written)')
     .option('--no-quick', 'fill the data area with random-looking ciphertext (the default without a terminal)');
   withSecretOptions(cmd).option('--force', 'overwrite an existing file without asking (implies --yes)');
+  addVeraCryptOptions(cmd);
   addKdfOptions(addYesOption(cmd)).action(async (target: string, o: CreateOptions) => {
       // Whatever was given is checked before anything is asked or opened.
       if (o.size !== undefined) parseSize(o.size);
@@ -60,11 +71,17 @@ export function registerCreate(program: Command): void {
       const sectorSize = Number(o.sectorSize) as SectorSize;
       if (sectorSize !== 512 && sectorSize !== 4096) throw new VaultError('usage', '--sector-size must be 512 or 4096');
       requireAnswerable(o);
+      const vc = veraCryptChoice(o);
       const abs = path.resolve(target);
       const t = openTarget(abs);
       try {
         const overwrite = await mayOverwrite(t, abs, o);
-        const c = await completeCreateChoices(o, t.dir.path, sectorSize);
+        // A VeraCrypt volume with a hidden one inside holds FAT by default: ext4 cannot (create-veracrypt.ts).
+        const c = await completeCreateChoices({ ...o, ...(vc?.hiddenSize !== undefined && o.fs === undefined ? { fs: 'vfat' } : {}) }, t.dir.path, sectorSize);
+        if (vc) {
+          checkVeraCryptOptions(vc, c.fs);
+          return await createVeraCryptIn(t, abs, vc, { size: parseSize(c.size), fs: c.fs, quick: c.quick, overwrite }, () => chooseRoute(undefined, false));
+        }
         // root formats through its loop device; an ordinary user on the FUSE block file itself.
         const route = c.fs !== 'none' ? chooseRoute(undefined, false) : undefined;
         await createIn(t, abs, o, { size: parseSize(c.size), fs: c.fs, quick: c.quick, sectorSize, overwrite }, route);
@@ -72,6 +89,49 @@ export function registerCreate(program: Command): void {
         closeSync(t.dir.fd);
       }
     });
+}
+
+const collect = (v: string, acc: string[] = []) => [...acc, v];
+
+function addVeraCryptOptions(cmd: Command): void {
+  cmd
+    .option('--type <format>', 'container format to make: vault (the default) or veracrypt')
+    .option('--hash <prf>', 'VeraCrypt: header key derivation: sha512 (the default), sha256, blake2s or argon2id')
+    .option('--pim <n>', 'VeraCrypt: Personal Iterations Multiplier (0 or absent: the default count)')
+    .option('--cipher <name>', 'VeraCrypt: data cipher; only aes (the default) for now')
+    .option('--hidden-size <size>', 'VeraCrypt: also make a hidden volume of this size at the end of the outer one (a second passphrase)')
+    .option('--hidden-fs <type>', 'VeraCrypt: filesystem inside the hidden volume: ext4 (the default), vfat, exfat or none')
+    .option('--hidden-keyfile <file>', "VeraCrypt: a keyfile of the hidden volume's secret (repeatable)", collect);
+}
+
+/** The VeraCrypt options, checked; null for a vault container (which takes none of them). */
+function veraCryptChoice(o: CreateOptions): VeraCryptCreateOptions | null {
+  const type = o.type ?? 'vault';
+  if (type !== 'vault' && type !== 'veracrypt') throw new VaultError('usage', `vault creates vault and veracrypt containers, not "${type}"`, 'use --type vault or --type veracrypt');
+  const given = (['hash', 'pim', 'cipher', 'hiddenSize', 'hiddenFs', 'hiddenKeyfile'] as const).filter((k) => o[k] !== undefined);
+  if (type === 'vault') {
+    if (given.length) throw new VaultError('usage', `--${given[0]!.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} applies to --type veracrypt only`);
+    return null;
+  }
+  if (o.sectorSize !== String(DEFAULT_SECTOR_SIZE) && o.sectorSize !== '512') throw new VaultError('usage', 'a file-hosted VeraCrypt volume has 512-byte sectors: --sector-size does not apply');
+  if (o.kdfMemory !== undefined || o.kdfIterations !== undefined || o.kdfParallelism !== undefined)
+    throw new VaultError('usage', '--kdf-* apply to vault containers; a VeraCrypt volume takes --hash and --pim');
+  if (o.hiddenFs !== undefined && !FILESYSTEM_NAMES.includes(o.hiddenFs)) throw new VaultError('usage', `unknown filesystem "${o.hiddenFs}" (use ${FILESYSTEM_NAMES.join(', ')})`);
+  let pim: number | undefined;
+  if (o.pim !== undefined) {
+    if (!/^\d+$/.test(o.pim) || Number(o.pim) > MAX_PIM) throw new VaultError('usage', `--pim must be a whole number from 0 to ${MAX_PIM}`);
+    pim = Number(o.pim);
+  }
+  return {
+    ...(o.hash !== undefined ? { hash: o.hash } : {}),
+    ...(pim !== undefined ? { pim } : {}),
+    ...(o.cipher !== undefined ? { cipher: o.cipher } : {}),
+    ...(o.hiddenSize !== undefined ? { hiddenSize: parseSize(o.hiddenSize) } : {}),
+    ...(o.hiddenFs !== undefined ? { hiddenFs: o.hiddenFs } : {}),
+    ...(o.passwordStdin ? { passwordStdin: true } : {}),
+    ...(o.keyfile ? { keyfile: o.keyfile } : {}),
+    ...(o.hiddenKeyfile ? { hiddenKeyfile: o.hiddenKeyfile } : {}),
+  };
 }
 
 /**
@@ -109,7 +169,7 @@ async function createIn(t: Target, abs: string, o: CreateOptions, x: Settled, ro
   }
   try {
     if (x.quick) warn('--quick: the data area is sparse, so anyone who sees the file can tell which parts hold data');
-    if (route) await formatThroughMount(t, made, x.fs as FsType, signal, route);
+    if (route) await formatThroughMount(t, made, vaultVolume(made.header, made.key, []), x.fs as FsType, signal, route);
     else made.key.dispose();
     if (signal.aborted) throw new VaultError('interrupted', 'interrupted; no container was made');
     finishContainer(t, made, x.overwrite);
@@ -129,10 +189,10 @@ async function createIn(t: Target, abs: string, o: CreateOptions, x: Settled, ro
  * Formats the new container through the normal mount path: mkfs writes only through the encryption,
  * and only into the file this create made (its descriptor, never its name).
  */
-async function formatThroughMount(t: Target, made: NewContainer, fs: FsType, signal: AbortSignal, route: RouteChoice) {
+export async function formatThroughMount(t: Target, made: Pick<NewContainer, 'fd' | 'tmpName'>, volume: UnlockedVolume, fs: FsType, signal: AbortSignal, route: RouteChoice) {
   const c = containerFromFd(made.fd, path.join(t.dir.path, made.tmpName), false);
   lockContainer(c);
-  const record = await mountUnlocked(c, vaultVolume(made.header, made.key, []), { readOnly: false, noFilesystem: true, warn, signal, transient: true, route });
+  const record = await mountUnlocked(c, volume, { readOnly: false, noFilesystem: true, warn, signal, transient: true, route });
   try {
     const owner = invokingUser() ?? selfUnlessRoot();
     makeFilesystem(record.loopDevice ?? record.blockFile, fs, { fresh: true, ...(owner ? { ownerUid: owner.uid, ownerGid: owner.gid } : {}) });
