@@ -1,10 +1,13 @@
 /**
  * Issue 18: `vault create --type veracrypt` through the real CLI, with filesystems inside (made
  * through the mount path), checked by the independent reader (test/support/vc_reader.py) and by
- * the filesystem tools on what it decrypts, then reopened, written and read back by vault.
+ * the filesystem tools on what it decrypts, then reopened, written and read back by vault; and
+ * `mount --protect-hidden` on it: writes to the outer volume pass, the first one into the hidden
+ * volume fails and turns the volume read-only, `vault list` says so, the hidden volume is intact.
  */
 import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { e2eSuite, ok, vault } from './harness.js';
@@ -42,6 +45,47 @@ describe.runIf(suite.run)('vault create --type veracrypt', () => {
     // The outer FAT is untouched by all that.
     readVeraCryptMany([{ file, prf: 'sha512', pim: 1, password: 'outer pw', dump: `${file}.outer2` }]);
     expect(readFileSync(`${file}.outer2`).subarray(0, 65536).equals(readFileSync(`${file}.outer`).subarray(0, 65536))).toBe(true);
+  });
+
+  it('--protect-hidden: an outer write passes, a write into the hidden volume fails with EIO, the volume turns read-only, list says so, the hidden volume is intact', async () => {
+    const file = path.join(suite.dir, 'hv.vc'); // made by the test above
+    const hiddenStart = 4 * 1048576 - 131072 - 1048576 - 131072; // in the outer data area
+    const hiddenBefore = readVeraCryptMany([{ file, prf: 'sha512', pim: 1, password: 'hidden pw', hidden: true, dump: `${file}.h1` }]);
+    expect(hiddenBefore[0]!.ok).toBe(true);
+    const wrong = vault(['mount', file, '--no-filesystem', '--protect-hidden', ...FAST], 'outer pw\nnot the hidden pw\n');
+    expect(wrong.status).toBe(3);
+    expect(wrong.stderr).toMatch(/hidden volume's password .* opened no hidden volume/);
+
+    const dev = ok(vault(['mount', file, '--no-filesystem', '--protect-hidden', ...FAST], 'outer pw\nhidden pw\n'), 'mount').stdout.trim();
+    const listed = () => (JSON.parse(ok(vault(['list', '--json'])).stdout) as Array<{ container: string; readOnly: boolean; hiddenProtection: string }>).find((v) => v.container === file);
+    expect(listed()).toMatchObject({ readOnly: false, hiddenProtection: 'on' });
+    const dd = (offset: number, data: Buffer) => {
+      writeFileSync(`${file}.blk`, data);
+      return spawnSync('dd', [`if=${file}.blk`, `of=${dev}`, `bs=${data.length}`, `seek=${offset}`, 'oflag=direct,seek_bytes', 'conv=notrunc'], { encoding: 'utf8' });
+    };
+    const outerData = randomBytes(4096);
+    expect(dd(hiddenStart - 4096, outerData).status).toBe(0); // the last bytes before the hidden volume
+    const refused = dd(hiddenStart, randomBytes(4096));
+    expect(refused.status).not.toBe(0);
+    expect(refused.stderr).toMatch(/Input\/output error/);
+    expect(dd(0, randomBytes(512)).status).not.toBe(0); // read-only now, wherever the write goes
+    let after = listed();
+    for (let i = 0; i < 30 && after?.hiddenProtection !== 'tripped'; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      after = listed();
+    }
+    expect(after).toMatchObject({ readOnly: true, hiddenProtection: 'tripped' });
+    const text = ok(vault(['list']));
+    expect(text.stdout + text.stderr).toMatch(/ ro,hidden-protected \(a write into the hidden volume was refused: read-only since\)/);
+    ok(vault(['dismount', dev]), 'dismount');
+
+    readVeraCryptMany([
+      { file, prf: 'sha512', pim: 1, password: 'hidden pw', hidden: true, dump: `${file}.h2` },
+      { file, prf: 'sha512', pim: 1, password: 'outer pw', dump: `${file}.o2` },
+    ]);
+    const sha = (f: string) => createHash('sha256').update(readFileSync(f)).digest('hex');
+    expect(sha(`${file}.h2`)).toBe(sha(`${file}.h1`));
+    expect(readFileSync(`${file}.o2`).subarray(hiddenStart - 4096, hiddenStart).equals(outerData)).toBe(true);
   });
 
   it('refuses ext4 around a hidden volume, and a cipher it cannot make yet, before writing anything', () => {
