@@ -7,6 +7,7 @@
 import { VaultError, isVaultError } from '../errors.js';
 import type { FormatAdapter, UnlockSecret, UnlockedVolume } from '../formats/types.js';
 import type { ContainerFile } from '../volume/container-file.js';
+import { wipe } from '../crypto/wipe.js';
 
 export interface ProtectedRange {
   /** Byte offsets in the outer volume's data area. */
@@ -14,10 +15,23 @@ export interface ProtectedRange {
   end: number;
 }
 
+/** Why --protect-hidden cannot apply to this unlocked volume, or null. */
+function refusal(adapter: FormatAdapter, outer: UnlockedVolume): VaultError | null {
+  if (adapter.name !== 'veracrypt') return new VaultError('usage', `--protect-hidden applies to VeraCrypt and TrueCrypt volumes, not ${adapter.name} containers`);
+  const info = outer.info?.json;
+  if (info && 'volumeType' in info && info.volumeType === 'hidden')
+    return new VaultError('usage', 'the first password opened the hidden volume: --protect-hidden mounts the outer volume', "give the outer volume's password first and the hidden volume's second");
+  return null;
+}
+
+/** The hidden volume's range in the outer data area. Consumes (wipes) `secret`, whatever happens. */
 export async function hiddenVolumeRange(adapter: FormatAdapter, c: ContainerFile, secret: UnlockSecret, pim: number | undefined, outer: UnlockedVolume): Promise<ProtectedRange> {
-  if (adapter.name !== 'veracrypt')
-    throw new VaultError('usage', `--protect-hidden applies to VeraCrypt and TrueCrypt volumes, not ${adapter.name} containers`);
-  const { unlockVolume } = await import('../formats/index.js');
+  const refused = refusal(adapter, outer);
+  if (refused) {
+    wipe(secret.passphrase, ...secret.keyfiles);
+    throw refused;
+  }
+  const { unlockVolume } = await import('../formats/index.js'); // wipes the secret
   let hidden: UnlockedVolume;
   try {
     hidden = await unlockVolume(adapter, c, secret, { readOnly: true, hidden: true, ...(pim !== undefined ? { pim } : {}) });

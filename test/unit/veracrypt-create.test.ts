@@ -15,6 +15,7 @@ import { encryptHeader, serializeHeader } from '../../src/formats/veracrypt/head
 import { newVolumeLayout } from '../../src/formats/veracrypt/new-layout.js';
 import { writeNewVeraCrypt } from '../../src/formats/veracrypt/create.js';
 import { creationKdf } from '../../src/formats/veracrypt/create-kdf.js';
+import { checkVeraCryptOptions } from '../../src/cli/commands/create-veracrypt.js';
 import { mixKeyfiles } from '../../src/formats/veracrypt/keyfiles.js';
 import { veracryptAdapter } from '../../src/formats/veracrypt/adapter.js';
 import { unlockVolume } from '../../src/formats/index.js';
@@ -151,6 +152,14 @@ describe('volumes vault makes', () => {
       expect(v.info?.json).toMatchObject(hash === 'argon2id' ? { kdf: { type: 'argon2id', memoryKiB: 65536, iterations: 3 } } : { kdf: { type: 'pbkdf2', hash: hash === 'blake2s' ? 'blake2s256' : hash, iterations: 16000 } });
     }
   }, 60_000);
+
+  it('refuses, before anything is asked or written: ext4 around a hidden volume, a cipher it cannot make yet, hidden options without one', () => {
+    expect(() => checkVeraCryptOptions({ hiddenSize: 1 << 20 }, 'ext4')).toThrow(expect.objectContaining({ code: 'usage', message: expect.stringMatching(/ext4 spreads its metadata/) }));
+    expect(() => checkVeraCryptOptions({ hiddenSize: 1 << 20 }, 'vfat')).not.toThrow();
+    expect(() => checkVeraCryptOptions({ cipher: 'serpent' }, 'ext4')).toThrow(expect.objectContaining({ code: 'unsupported-feature', message: expect.stringMatching(/cipher "serpent" is not supported yet/) }));
+    expect(() => checkVeraCryptOptions({ cipher: 'AES' }, 'ext4')).not.toThrow();
+    expect(() => checkVeraCryptOptions({ hiddenFs: 'vfat' }, 'ext4')).toThrow(/only with --hidden-size/);
+  });
 
   it('refuses an unknown --hash by name', () => {
     expect(() => creationKdf('ripemd160', 0)).toThrow(/--hash "ripemd160"/);
