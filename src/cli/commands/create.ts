@@ -72,6 +72,9 @@ export function registerCreate(program: Command): void {
       if (sectorSize !== 512 && sectorSize !== 4096) throw new VaultError('usage', '--sector-size must be 512 or 4096');
       requireAnswerable(o);
       const vc = veraCryptChoice(o);
+      // Before any question: without --fs, a hidden volume's outer filesystem is FAT (below), and
+      // any other is fine; checked again once the wizard settled it.
+      if (vc) checkVeraCryptOptions(vc, o.fs ?? 'vfat');
       const abs = path.resolve(target);
       const t = openTarget(abs);
       try {
