@@ -3,6 +3,7 @@
  * fuse_server.h for the one entry point, and fuse_session.c's comment for the design).
  *
  *   fuse_io.c        sector I/O: pread/pwrite, XTS, write locks, fdatasync (spec/format.md §8)
+ *   fuse_protect.c   hidden-volume protection: refuses writes into a range, latches read-only
  *   fuse_ops.c       FUSE operations: one request in, one reply out, whatever the transport
  *   fuse_classic.c   the classic transport: worker threads read()/writev() cloned /dev/fuse fds
  *   fuse_uring.c     the io_uring transport: a thread and a ring per kernel queue (per CPU)

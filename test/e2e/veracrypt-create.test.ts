@@ -27,14 +27,19 @@ describe.runIf(suite.run)('vault create --type veracrypt', () => {
   it('FAT outer with an ext4 hidden volume: the reader decrypts two clean filesystems; vault mounts the hidden one and its files land there', () => {
     const file = path.join(suite.dir, 'hv.vc');
     ok(vault(['create', '--type', 'veracrypt', file, '--size', '4M', '--hidden-size', '1M', ...FAST], 'outer pw\nhidden pw\n'), 'create');
-    const [outer, hidden] = readVeraCryptMany([
+    const exfat = path.join(suite.dir, 'ex.vc'); // and exFAT, with SHA-256, in a volume of its own
+    ok(vault(['create', '--type', 'veracrypt', exfat, '--size', '3M', '--fs', 'exfat', '--hash', 'sha256', '--quick', ...FAST], 'exfat pw\n'), 'create exfat');
+    const [outer, hidden, ex] = readVeraCryptMany([
       { file, prf: 'sha512', pim: 1, password: 'outer pw', dump: `${file}.outer` },
       { file, prf: 'sha512', pim: 1, password: 'hidden pw', hidden: true, dump: `${file}.hidden` },
+      { file: exfat, prf: 'sha256', pim: 1, password: 'exfat pw', dump: `${exfat}.dec` },
     ]);
     expect(outer).toMatchObject({ ok: true, volumeSize: 4 * 1048576 - 262144, encryptedAreaStart: 131072 });
     expect(hidden).toMatchObject({ ok: true, hiddenVolumeSize: 1048576 - 4096, encryptedAreaStart: 4 * 1048576 - 131072 - 1048576 });
-    fsckClean('fsck.vfat', ['-n'], `${file}.outer`);
+    expect(ex).toMatchObject({ ok: true, volumeSize: 3 * 1048576 - 262144 });
+    fsckClean('fsck.vfat', ['-n'], `${file}.outer`); // FAT: the outer filesystem when a hidden volume is asked for
     fsckClean('e2fsck', ['-fn'], `${file}.hidden`);
+    fsckClean('fsck.exfat', ['-n'], `${exfat}.dec`);
 
     const mnt = path.join(suite.dir, 'hidden-mnt');
     mkdirSync(mnt);
