@@ -60,26 +60,27 @@ function mixed(pw: Buffer, keyfilePaths: readonly string[] = []): Buffer {
 
 async function readPasswords(o: VeraCryptCreateOptions): Promise<{ outer: Buffer; hidden: Buffer | null; warnWeak: () => Promise<void> }> {
   const withHidden = o.hiddenSize !== undefined;
-  let raw: Buffer[];
-  if (o.passwordStdin) raw = readStdinLines(withHidden ? 2 : 1);
-  else {
-    raw = [await askNewPassphrase('New passphrase (outer volume): ', !!o.keyfile?.length)];
-    if (withHidden) raw.push(await askNewPassphrase('New passphrase (hidden volume): ', !!o.hiddenKeyfile?.length));
-  }
-  if (withHidden && raw[0]!.equals(raw[1]!)) {
-    wipe(...raw);
-    throw new VaultError('usage', 'the hidden volume needs a passphrase of its own, not the outer one');
-  }
-  const weak = o.passwordStdin ? raw.map((p, i) => weaknessWarning(p, !!(i === 0 ? o.keyfile : o.hiddenKeyfile)?.length)) : [];
-  const outer = mixed(raw[0]!, o.keyfile);
-  let hidden: Buffer | null = null;
+  // Everything read or mixed so far is wiped if a later step fails (a prompt interrupted, a
+  // keyfile missing); mixed() wipes the raw passphrase it is given.
+  const held: Buffer[] = [];
+  const keep = (b: Buffer): Buffer => (held.push(b), b);
   try {
-    if (withHidden) hidden = mixed(raw[1]!, o.hiddenKeyfile);
+    let raw: Buffer[];
+    if (o.passwordStdin) raw = readStdinLines(withHidden ? 2 : 1).map(keep);
+    else {
+      raw = [keep(await askNewPassphrase('New passphrase (outer volume): ', !!o.keyfile?.length))];
+      if (withHidden) raw.push(keep(await askNewPassphrase('New passphrase (hidden volume): ', !!o.hiddenKeyfile?.length)));
+    }
+    const weak = o.passwordStdin ? raw.map((p, i) => weaknessWarning(p, !!(i === 0 ? o.keyfile : o.hiddenKeyfile)?.length)) : [];
+    const outer = keep(mixed(raw[0]!, o.keyfile));
+    const hidden = withHidden ? keep(mixed(raw[1]!, o.hiddenKeyfile)) : null;
+    // What the KDF sees must differ, or one password would open both volumes.
+    if (hidden?.equals(outer)) throw new VaultError('usage', 'the hidden volume needs a secret of its own, not the outer volume\'s', 'give it another passphrase or other keyfiles');
+    return { outer, hidden, warnWeak: async () => void (await Promise.all(weak.map((w) => w()))) };
   } catch (e) {
-    wipe(outer, raw[1]);
+    wipe(...held);
     throw e;
   }
-  return { outer, hidden, warnWeak: async () => void (await Promise.all(weak.map((w) => w()))) };
 }
 
 export interface VeraCryptSettled {
