@@ -17,6 +17,8 @@ import { readVeraCryptMany } from '../support/vc-reader.js';
 
 const suite = e2eSuite('veracrypt-create');
 const FAST = ['--pim', '1', '--password-stdin'];
+/** The hidden volume's keyfile (written by the first test): its secret is a passphrase and this. */
+const hiddenKey = () => path.join(suite.dir, 'hidden.key');
 
 function fsckClean(tool: string, args: string[], image: string): void {
   const r = spawnSync(tool, [...args, image], { encoding: 'utf8' });
@@ -26,12 +28,13 @@ function fsckClean(tool: string, args: string[], image: string): void {
 describe.runIf(suite.run)('vault create --type veracrypt', () => {
   it('FAT outer with an ext4 hidden volume: the reader decrypts two clean filesystems; vault mounts the hidden one and its files land there', () => {
     const file = path.join(suite.dir, 'hv.vc');
-    ok(vault(['create', '--type', 'veracrypt', file, '--size', '4M', '--hidden-size', '1M', ...FAST], 'outer pw\nhidden pw\n'), 'create');
+    writeFileSync(hiddenKey(), randomBytes(100));
+    ok(vault(['create', '--type', 'veracrypt', file, '--size', '4M', '--hidden-size', '1M', '--hidden-keyfile', hiddenKey(), ...FAST], 'outer pw\nhidden pw\n'), 'create');
     const exfat = path.join(suite.dir, 'ex.vc'); // and exFAT, with SHA-256, in a volume of its own
     ok(vault(['create', '--type', 'veracrypt', exfat, '--size', '3M', '--fs', 'exfat', '--hash', 'sha256', '--quick', ...FAST], 'exfat pw\n'), 'create exfat');
     const [outer, hidden, ex] = readVeraCryptMany([
       { file, prf: 'sha512', pim: 1, password: 'outer pw', dump: `${file}.outer` },
-      { file, prf: 'sha512', pim: 1, password: 'hidden pw', hidden: true, dump: `${file}.hidden` },
+      { file, prf: 'sha512', pim: 1, password: 'hidden pw', keyfiles: [hiddenKey()], hidden: true, dump: `${file}.hidden` },
       { file: exfat, prf: 'sha256', pim: 1, password: 'exfat pw', dump: `${exfat}.dec` },
     ]);
     expect(outer).toMatchObject({ ok: true, volumeSize: 4 * 1048576 - 262144, encryptedAreaStart: 131072 });
@@ -43,11 +46,11 @@ describe.runIf(suite.run)('vault create --type veracrypt', () => {
 
     const mnt = path.join(suite.dir, 'hidden-mnt');
     mkdirSync(mnt);
-    ok(vault(['mount', file, mnt, '--hidden', ...FAST], 'hidden pw'), 'mount hidden');
+    ok(vault(['mount', file, mnt, '--hidden', '--keyfile', hiddenKey(), ...FAST], 'hidden pw'), 'mount hidden');
     writeFileSync(path.join(mnt, 'secret.txt'), 'in the hidden volume\n');
     ok(vault(['dismount', mnt]), 'dismount');
     readVeraCryptMany([
-      { file, prf: 'sha512', pim: 1, password: 'hidden pw', hidden: true, dump: `${file}.hidden` },
+      { file, prf: 'sha512', pim: 1, password: 'hidden pw', keyfiles: [hiddenKey()], hidden: true, dump: `${file}.hidden` },
       { file, prf: 'sha512', pim: 1, password: 'outer pw', dump: `${file}.outer2` },
     ]);
     const cat = spawnSync('debugfs', ['-R', 'cat /secret.txt', `${file}.hidden`], { encoding: 'utf8' });
@@ -59,16 +62,16 @@ describe.runIf(suite.run)('vault create --type veracrypt', () => {
   it('--protect-hidden: an outer write passes, a write into the hidden volume fails with EIO, the volume turns read-only, list says so, the hidden volume is intact', async () => {
     const file = path.join(suite.dir, 'hv.vc'); // made by the test above
     const hiddenStart = 4 * 1048576 - 131072 - 1048576 - 131072; // in the outer data area
-    const hiddenBefore = readVeraCryptMany([{ file, prf: 'sha512', pim: 1, password: 'hidden pw', hidden: true, dump: `${file}.h1` }]);
+    const hiddenBefore = readVeraCryptMany([{ file, prf: 'sha512', pim: 1, password: 'hidden pw', keyfiles: [hiddenKey()], hidden: true, dump: `${file}.h1` }]);
     expect(hiddenBefore[0]!.ok).toBe(true);
-    const wrong = vault(['mount', file, '--no-filesystem', '--protect-hidden', ...FAST], 'outer pw\nnot the hidden pw\n');
+    const wrong = vault(['mount', file, '--no-filesystem', '--protect-hidden', ...FAST], 'outer pw\nhidden pw\n'); // without its keyfile
     expect(wrong.status).toBe(3);
     expect(wrong.stderr).toMatch(/hidden volume's password .* opened no hidden volume/);
-    const swapped = vault(['mount', file, '--no-filesystem', '--protect-hidden', ...FAST], 'hidden pw\nouter pw\n');
+    const swapped = vault(['mount', file, '--no-filesystem', '--protect-hidden', '--keyfile', hiddenKey(), ...FAST], 'hidden pw\nouter pw\n');
     expect(swapped.status).toBe(2);
     expect(swapped.stderr).toMatch(/the first password opened the hidden volume/);
 
-    const dev = ok(vault(['mount', file, '--no-filesystem', '--protect-hidden', ...FAST], 'outer pw\nhidden pw\n'), 'mount').stdout.trim();
+    const dev = ok(vault(['mount', file, '--no-filesystem', '--protect-hidden', '--protect-hidden-keyfile', hiddenKey(), ...FAST], 'outer pw\nhidden pw\n'), 'mount').stdout.trim();
     const listed = () => (JSON.parse(ok(vault(['list', '--json'])).stdout) as Array<{ container: string; readOnly: boolean; hiddenProtection: string }>).find((v) => v.container === file);
     expect(listed()).toMatchObject({ readOnly: false, hiddenProtection: 'on' });
     const dd = (offset: number, data: Buffer) => {
@@ -92,7 +95,7 @@ describe.runIf(suite.run)('vault create --type veracrypt', () => {
     ok(vault(['dismount', dev]), 'dismount');
 
     readVeraCryptMany([
-      { file, prf: 'sha512', pim: 1, password: 'hidden pw', hidden: true, dump: `${file}.h2` },
+      { file, prf: 'sha512', pim: 1, password: 'hidden pw', keyfiles: [hiddenKey()], hidden: true, dump: `${file}.h2` },
       { file, prf: 'sha512', pim: 1, password: 'outer pw', dump: `${file}.o2` },
     ]);
     const sha = (f: string) => createHash('sha256').update(readFileSync(f)).digest('hex');
