@@ -23,12 +23,15 @@
         # fuse_internal.h for which file does what).
         'fuse_napi.c', 'fuse_session.c', 'fuse_mount.c', 'fuse_user.c', 'fuse_classic.c', 'fuse_uring.c', 'fuse_ops.c',
         'fuse_io.c', 'fuse_protect.c',
+        # TrueCrypt's legacy LRW and CBC modes over libgcrypt's block ciphers.
+        'tc_legacy.c', 'tc_legacy_napi.c',
       ],
       'cflags': ['-O2', '-Wall', '-Wextra', '-fvisibility=hidden'],
       'cflags_c': ['-Werror', '-std=gnu11'],
       # liburing (Debian: liburing-dev to build, liburing2 at run time): the FUSE-over-io_uring
-      # transport (fuse_uring.c).
-      'libraries': ['-lpthread', '-luring'],
+      # transport (fuse_uring.c). libgcrypt (libgcrypt20-dev, libgcrypt20): the block ciphers of
+      # TrueCrypt's legacy modes (tc_legacy.c).
+      'libraries': ['-lpthread', '-luring', '-lgcrypt'],
       'configurations': {
         'Release': {
           'cflags!': ['-O3'],

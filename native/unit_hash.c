@@ -90,3 +90,30 @@ napi_value vault_unit_hashes_start(napi_env env, napi_callback_info info) {
   }
   return promise;
 }
+
+/* Whether n bytes at p are all zero: the first byte, then the buffer against itself shifted by one. */
+static int all_zero(const uint8_t *p, size_t n) {
+  return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
+}
+
+napi_value vault_zero_units(napi_env env, napi_callback_info info) {
+  napi_value argv[3], result;
+  uint8_t *buf, *out;
+  size_t len, out_len, unit, zeros = 0;
+  if (!vault_arg_count(env, info, 3, argv) || !vault_arg_bytes(env, argv[0], "buf", &buf, &len) ||
+      !vault_arg_index(env, argv[1], "unitSize", 1 << 24, &unit) || !vault_arg_bytes(env, argv[2], "out", &out, &out_len))
+    return NULL;
+  if (unit == 0 || out_len != (len + unit - 1) / unit) {
+    vault_throw_range_error(env, "zeroUnits: out must hold one byte per unit of buf");
+    return NULL;
+  }
+  for (size_t at = 0, i = 0; at < len; at += unit, i++) {
+    out[i] = (uint8_t)all_zero(buf + at, len - at < unit ? len - at : unit);
+    zeros += out[i];
+  }
+  if (napi_create_double(env, (double)zeros, &result) != napi_ok) {
+    vault_throw_napi_failure(env, ADDON_NAME, "zeroUnits result");
+    return NULL;
+  }
+  return result;
+}

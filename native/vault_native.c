@@ -28,6 +28,7 @@
 #include "napi_util.h"
 #include "xts_core.h"
 #include "fuse_server.h"
+#include "tc_legacy_napi.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -169,6 +170,14 @@ static bool key_unwrap(napi_env env, napi_value v, bool allow_disposed, vault_ke
     vault_throw_error(env, "ERR_VAULT_KEY_DISPOSED", "the key handle has been disposed");
     return false;
   }
+  return true;
+}
+
+bool vault_key_bytes(napi_env env, napi_value v, const uint8_t **mem, size_t *len) {
+  vault_key *k;
+  if (!key_unwrap(env, v, false, &k)) return false;
+  *mem = k->mem;
+  *len = k->len;
   return true;
 }
 
@@ -656,6 +665,7 @@ NAPI_MODULE_INIT() {
       {"probeSocket", probe_socket},    {"setIoFlusher", set_io_flusher}, {"umount2", umount_path},
       {"openat", openat_fd},            {"renameat", renameat_fd},        {"unlinkat", unlinkat_fd},
       {"unitHashesAsync", vault_unit_hashes_start},
+      {"zeroUnits", vault_zero_units},
   };
   enum { N = sizeof fns / sizeof fns[0] };
   napi_property_descriptor props[N];
@@ -663,5 +673,6 @@ NAPI_MODULE_INIT() {
     props[i] = (napi_property_descriptor){fns[i].name, NULL, fns[i].fn, NULL, NULL, NULL, napi_enumerable, NULL};
   }
   CHECK(napi_define_properties(env, exports, N, props));
+  if (vault_tc_legacy_register(env, exports) == NULL) return NULL; /* TrueCrypt's LRW/CBC modes */
   return vault_fuse_register(env, exports); /* serve / wait / stop / stats: the volume server */
 }

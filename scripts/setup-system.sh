@@ -8,11 +8,12 @@
 set -euo pipefail
 
 # make, gcc, g++ (node-gyp links with it), python3 (node-gyp runs on it) and liburing-dev (the FUSE over
-# io_uring transport): `npm ci` builds the native addon, which vault cannot run without.
-build=(make gcc g++ python3 liburing-dev)
+# io_uring transport) and libgcrypt20-dev (the block ciphers of TrueCrypt's legacy modes): `npm ci`
+# builds the native addon, which vault cannot run without.
+build=(make gcc g++ python3 liburing-dev libgcrypt20-dev)
 # libglib2.0-bin (gdbus) and systemd (systemd-inhibit): `vault watch` listens to D-Bus through them.
-# liburing2: the native addon links against it.
-runtime=(liburing2 fuse3 e2fsprogs dosfstools exfatprogs util-linux mount fusefat exfat-fuse libglib2.0-bin systemd)
+# liburing2, libgcrypt20: the native addon links against them.
+runtime=(liburing2 libgcrypt20 fuse3 e2fsprogs dosfstools exfatprogs util-linux mount fusefat exfat-fuse libglib2.0-bin systemd)
 # udisks2, polkitd, fuse2fs and udev (systemd-udevd): `vault setup-rootless` and its test run the real
 # daemons of "vault without root" (bench/lib/rootless-stack.ts, which the tests share).
 # man-db (it brings groff-base): the install test renders the installed man page with `man -l`.

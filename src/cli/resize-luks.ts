@@ -3,7 +3,8 @@
  * LUKS2 when the segment's size is "dynamic" (what cryptsetup luksFormat makes). Their headers
  * (both LUKS2 copies included) sit before the data and say nothing of its size, so the container
  * is resized by its length alone, the filesystem inside as for vault (spec/interop-luks.md §6).
- * A LUKS2 segment of fixed size would need both JSON copies rewritten: refused.
+ * A LUKS2 segment of fixed size is refused, as cryptsetup refuses it (lib/setup.c crypt_resize:
+ * "Can not resize LUKS2 device with static size"): the format fixes that size in both JSON copies.
  */
 import { VaultError } from '../errors.js';
 import { keyfilePolicy, type FormatAdapter } from '../formats/types.js';
@@ -23,8 +24,8 @@ export function requireDynamicSegment(c: ContainerFile, adapter: FormatAdapter):
   if (!json || fixed)
     throw new VaultError(
       'unsupported-feature',
-      `${c.path} is a LUKS2 container whose data segment has a fixed size (${fixed?.size ?? 'unknown'} bytes): vault does not rewrite LUKS2 metadata, so it does not resize it; the container was not changed`,
-      'use cryptsetup resize where dm-crypt is available',
+      `${c.path} is a LUKS2 container whose data segment has a fixed size (${fixed?.size ?? 'unknown'} bytes), which the format does not let grow or shrink (cryptsetup refuses it too); the container was not changed`,
+      'make a new container of the size you want and copy the files into it',
     );
 }
 
@@ -38,6 +39,12 @@ export async function resizeLuks(
   const v = await unlockVolume(adapter, c, gatherSecret(o, keyfilePolicy(adapter)), { readOnly: false });
   try {
     const dataSize = req ? plannedDataSize(req, { ...v, trailer: 0 }) : undefined;
+    if (dataSize !== undefined && v.maxDataSize !== undefined && dataSize > v.maxDataSize)
+      throw new VaultError(
+        'unsupported-feature',
+        `${c.path} uses aes-xts-plain, whose 32-bit IV addresses at most ${v.maxDataSize} bytes of data here; a data area of ${dataSize} bytes would wrap it; the container was not changed`,
+        'stay below that size, or re-encrypt it to aes-xts-plain64 with `cryptsetup reencrypt --cipher aes-xts-plain64`',
+      );
     await resizeOffline({
       c, volume: v, dataSize, quick: !!o.quick, signal, overhead: v.dataOffset,
       growFile: (size, g) => growToEnd(c, v, size, g),

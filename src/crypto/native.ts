@@ -32,6 +32,8 @@ export interface NativeAddon {
   ): Promise<void>;
   /** out[16·i, 16·i+16) = SHA-256(unit i of buf)[0..16), on the libuv threadpool. Do not touch buf or out until it settles. */
   unitHashesAsync(buf: Uint8Array, unitSize: number, out: Uint8Array): Promise<void>;
+  /** out[i] = 1 where unit i of buf is all zero bytes, else 0 (out: one byte per unit); returns how many are. */
+  zeroUnits(buf: Uint8Array, unitSize: number, out: Uint8Array): number;
   /** prctl(PR_SET_DUMPABLE, 0): no core dumps, no ptrace attach without CAP_SYS_PTRACE. */
   hardenProcess(): void;
   isDumpable(): boolean;
@@ -56,4 +58,33 @@ export interface NativeAddon {
 /** The addon; throws an Error saying how to build it when it is missing. */
 export function nativeAddon(): NativeAddon {
   return loadVaultAddon() as NativeAddon;
+}
+
+/** A TrueCrypt legacy chain as native/tc_legacy.c knows it (ciphers in the order they encrypt). */
+export interface NativeTcLegacyChain {
+  name: string;
+  mode: 'lrw' | 'cbc' | 'cbc-outer';
+  ciphers: string[];
+  keyBytes: number;
+}
+
+/** Opaque native context of one legacy chain's key schedules (an N-API External). */
+export type NativeTcLegacyContext = { readonly __brand: 'vault.NativeTcLegacyContext' };
+
+/** TrueCrypt's pre-5.0 LRW and CBC modes (native/tc_legacy_napi.c), part of the same addon. */
+export interface NativeTcLegacy {
+  tcLegacyChains(): NativeTcLegacyChain[];
+  /** Key schedules of `chain` from the key material (header key or the header's 256-byte key area). */
+  tcLegacyOpen(chain: string, key: NativeKey): NativeTcLegacyContext;
+  /** The 448 encrypted bytes of a header (bytes 64..512), in place. */
+  tcLegacyHeader(ctx: NativeTcLegacyContext, buf: Uint8Array, encrypt: boolean): void;
+  /** Whole 512-byte sectors in place, the first with IV sector number firstSector. */
+  tcLegacySectors(ctx: NativeTcLegacyContext, buf: Uint8Array, firstSector: bigint, encrypt: boolean): void;
+  /** Wipes the context; idempotent. */
+  tcLegacyClose(ctx: NativeTcLegacyContext): void;
+}
+
+/** The addon's TrueCrypt legacy functions. */
+export function nativeTcLegacy(): NativeTcLegacy {
+  return loadVaultAddon() as NativeTcLegacy;
 }

@@ -81,6 +81,11 @@ export interface UnlockedVolume {
   tweakStep: bigint;
   /** A stable identifier to show (vault/LUKS UUID); VeraCrypt has none, so null. */
   uuid: string | null;
+  /**
+   * Optional: the largest data area (bytes) the volume's tweak rule can address, where it is
+   * bounded (LUKS aes-xts-plain: 32-bit IV sectors). A resize refuses to grow past it.
+   */
+  maxDataSize?: number;
   /** Non-fatal findings to show the user (a damaged header copy, ...). */
   warnings: string[];
   /**

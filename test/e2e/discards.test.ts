@@ -156,6 +156,38 @@ describe.runIf(run)('vault mount --allow-discards', () => {
     expect(r.stderr).toMatch(/--fs-options discard needs --allow-discards/);
   });
 
+  it('where the host filesystem cannot punch (ramfs), a discard writes encrypted zeros: reads as zeros, the rest intact', () => {
+    const host = path.join(suite.dir, 'ramfs');
+    mkdirSync(host);
+    expect(spawnSync('mount', ['-t', 'ramfs', 'ramfs', host]).status).toBe(0);
+    try {
+      const vol = path.join(host, 'r.vol');
+      ok(vault(['create', vol, '--size', '16M', '--fs', 'none', '--password-stdin', '--yes', ...FAST_KDF], PW), 'create');
+      const dataOffset = (JSON.parse(ok(vault(['info', '--json', vol])).stdout) as { dataOffset: number }).dataOffset;
+      const dev = ok(vault(['mount', vol, '--no-filesystem', '--allow-discards', '--password-stdin'], PW)).stdout.trim();
+      try {
+        const plain = randomBytes(8 * MiB);
+        writeFileSync(dev, plain);
+        sync();
+        const stored = readFileSync(vol).subarray(dataOffset + 4 * MiB, dataOffset + 5 * MiB);
+        const r = spawnSync('blkdiscard', ['--offset', String(4 * MiB), '--length', String(MiB), dev], { encoding: 'utf8' });
+        expect(r.status, r.stderr).toBe(0); // the punch failed with EOPNOTSUPP on ramfs; the server zeroed instead
+        const back = readFileSync(dev).subarray(0, 8 * MiB);
+        expect(back.subarray(4 * MiB, 5 * MiB).equals(Buffer.alloc(MiB))).toBe(true);
+        expect(back.subarray(0, 4 * MiB).equals(plain.subarray(0, 4 * MiB))).toBe(true);
+        expect(back.subarray(5 * MiB).equals(plain.subarray(5 * MiB))).toBe(true);
+        // On disk: new ciphertext (of zeros), neither the old bytes nor a run of zero bytes.
+        const now = readFileSync(vol).subarray(dataOffset + 4 * MiB, dataOffset + 5 * MiB);
+        expect(now.equals(stored)).toBe(false);
+        expect(now.subarray(0, 4096).equals(Buffer.alloc(4096))).toBe(false);
+      } finally {
+        ok(vault(['dismount', vol]));
+      }
+    } finally {
+      expect(spawnSync('umount', [host]).status).toBe(0);
+    }
+  });
+
   it('refused with a documented exit code, nothing changed: read-only (2), a LUKS container (8)', () => {
     const before = sha256File(file);
     const ro = vault(['mount', file, mp, '--password-stdin', '--read-only', '--allow-discards'], PW);

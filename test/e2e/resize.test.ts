@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { TRANSPORTS, e2eSuite, ok, useTransport, vault } from './harness.js';
-import { cryptsetup, cryptsetupAccepts, FAST_PBKDF2 } from '../support/luks.js';
+import { cryptsetup, cryptsetupAccepts, FAST_PBKDF2, mutateJson } from '../support/luks.js';
 import { PW, contents, copyOf, expectHealthy, fileSize, makeTemplate, mib, sha256Of } from './resize-support.js';
 
 const suite = e2eSuite('resize');
@@ -151,7 +151,7 @@ describe.runIf(suite.run)('vault resize', () => {
     }
   });
 
-  it('resizes a LUKS2 container with a dynamic segment by its length (grow and shrink); refuses VeraCrypt (5)', () => {
+  it('resizes a LUKS2 container with a dynamic segment by its length (grow and shrink); refuses a fixed segment, aes-xts-plain past 2 TiB and VeraCrypt (5)', () => {
     const file = path.join(suite.dir, 'luks.vol');
     writeFileSync(file, '');
     truncateSync(file, mib(64));
@@ -168,6 +168,16 @@ describe.runIf(suite.run)('vault resize', () => {
     expect(cryptsetupAccepts(file)).toBe(true);
     expect(spawnSync('e2fsck', ['-fn', ok(vault(['mount', file, '--no-filesystem', '--password-stdin'], PW)).stdout.trim()]).status).toBe(0);
     ok(vault(['dismount', file]));
+    // A segment of fixed size: refused as cryptsetup refuses it ("static size"), before any passphrase.
+    mutateJson(file, (j) => (j.segments['0'].size = String(mib(16))));
+    expect(refused(file, ['--size', '64M'], 5, '')).toMatch(/fixed size \(16777216 bytes\).*cryptsetup refuses it too/);
+
+    // aes-xts-plain: a grow past its 32-bit IV's 2 TiB is refused after the unlock, before any change.
+    const plainIv = path.join(suite.dir, 'plain-iv.luks');
+    writeFileSync(plainIv, '');
+    truncateSync(plainIv, mib(20));
+    cryptsetup(['luksFormat', '--type', 'luks2', '--cipher', 'aes-xts-plain', '--key-size', '512', ...FAST_PBKDF2, '--key-file', `${file}.pw`, plainIv]);
+    expect(refused(plainIv, ['--size', '3T'], 5)).toMatch(/aes-xts-plain, whose 32-bit IV addresses at most/);
 
     const vc = path.join(suite.dir, 'random.vc');
     writeFileSync(vc, randomBytes(mib(2)));

@@ -74,7 +74,7 @@ describe('journal records (spec §13.3)', () => {
   const record = (over: Partial<JournalRecord> = {}): JournalRecord => {
     const length = over.length ?? 3 * 4096 + 512;
     const n = unitCount(length);
-    return { sequence: 7n, offset: 4096 * 10, length, newHashes: Array.from({ length: n }, () => randomBytes(HASH_SIZE)), ...over };
+    return { sequence: 7n, offset: 4096 * 10, length, newHashes: randomBytes(n * HASH_SIZE), ...over };
   };
   const fault = (block: Buffer, k: Buffer = key): RecordFault => {
     try {
@@ -131,7 +131,7 @@ describe('journal records (spec §13.3)', () => {
 describe('segment transform (spec §13.4)', () => {
   it('the native unit hashes are the first 16 bytes of SHA-256 of each unit, the last one short', async () => {
     const buf = randomBytes(5 * 1024 * 1024 + 512);
-    expect((await unitHashesAsync(buf)).map((h) => h.toString('hex'))).toEqual(unitHashes(buf).map((h) => h.toString('hex')));
+    expect((await unitHashesAsync(buf)).toString('hex')).toBe(Buffer.concat(unitHashes(buf)).toString('hex'));
   });
 
   function xts(key: Buffer, data: Buffer, sectorSize: number, first: number, decrypt: boolean): Buffer {

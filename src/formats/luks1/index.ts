@@ -18,6 +18,7 @@ import type { Luks1InfoJson } from '../info-json.js';
 import { MAGIC_PRIMARY } from '../luks2/binary-header.js';
 import { LUKS1_HEADER_SIZE, parseLuks1Header, type Luks1Header } from './header.js';
 import { printable, quote } from '../luks/quote.js';
+import { checkIvRange, isAesXts, maxDataSize, optionalMax, unsupportedCipher, type AesXtsSpec } from '../luks/iv.js';
 
 function metadataFile(c: ContainerFile, o: UnlockOptions): ContainerFile {
   return o.headerFile ?? c;
@@ -30,10 +31,11 @@ function readHeader(c: ContainerFile, o: UnlockOptions): Luks1Header {
   return h;
 }
 
+const cipherSpec = (h: Luks1Header) => `${h.cipherName}-${h.cipherMode}`;
+
 /** Refusals that need no derivation: cipher, key size, hash, iteration bounds. */
 function checkSupported(h: Luks1Header): LuksHash {
-  if (h.cipherName !== 'aes' || h.cipherMode !== 'xts-plain64')
-    throw new VaultError('unsupported-feature', `the LUKS1 cipher ${quote(`${h.cipherName}-${h.cipherMode}`)} is not supported; vault opens only aes-xts-plain64`);
+  if (!isAesXts(cipherSpec(h))) throw unsupportedCipher('LUKS1', cipherSpec(h));
   if (h.keyBytes !== AREA_KEY_LENGTH)
     throw new VaultError('unsupported-feature', `the LUKS1 volume key has ${h.keyBytes * 8} bits; vault opens only 512-bit (AES-256-XTS) keys`);
   if (!LUKS_HASHES.includes(h.hashSpec as LuksHash))
@@ -55,6 +57,8 @@ async function unlock(c: ContainerFile, secret: UnlockSecret, o: UnlockOptions):
     detached: o.headerFile !== undefined,
     metadataEnd: BigInt(h.headerEnd),
   });
+  const spec = cipherSpec(h) as AesXtsSpec; // checked by checkSupported
+  checkIvRange('LUKS1', spec, 0n, geometry.dataSize);
   let slots = h.keyslots;
   if (o.slot !== undefined) {
     slots = slots.filter((k) => k.id === o.slot);
@@ -79,6 +83,7 @@ async function unlock(c: ContainerFile, secret: UnlockSecret, o: UnlockOptions):
       tweakStep: 1n,
       uuid: printable(h.uuid),
       warnings: [],
+      ...optionalMax(maxDataSize(spec, 0n)),
     };
   } finally {
     wipe(passphrase);

@@ -6,6 +6,7 @@ import { wipe } from '../../crypto/wipe.js';
 import type { ContainerFile } from '../../volume/container-file.js';
 import { luksGeometry } from '../luks/geometry.js';
 import { printable } from '../luks/quote.js';
+import { checkIvRange, maxDataSize, optionalMax } from '../luks/iv.js';
 import { luksPassphrase } from '../luks/secret.js';
 import { openFirstKeyslot } from '../luks/try-keyslots.js';
 import type { FormatAdapter, FormatInfo, UnlockOptions, UnlockSecret, UnlockedVolume } from '../types.js';
@@ -40,6 +41,7 @@ async function unlock(c: ContainerFile, secret: UnlockSecret, o: UnlockOptions):
     metadataEnd: 2n * (config.jsonSize + 4096n) + config.keyslotsSize,
   });
   checkTweakRange(seg.ivTweak, BigInt(geometry.dataSize));
+  checkIvRange('LUKS2', seg.encryption, seg.ivTweak, geometry.dataSize);
   const attempts = keyslotsToTry(header.metadata, o.slot, warnings);
   const passphrase = luksPassphrase(secret);
   try {
@@ -55,6 +57,7 @@ async function unlock(c: ContainerFile, secret: UnlockSecret, o: UnlockOptions):
       tweakStep: BigInt(seg.sectorSize / 512),
       uuid: printable(header.bin.uuid),
       warnings,
+      ...optionalMax(maxDataSize(seg.encryption, seg.ivTweak)),
     };
   } finally {
     wipe(passphrase);

@@ -10,9 +10,8 @@ import { checkLuksKdfBounds, type LuksKdf } from '../luks/kdf.js';
 import { AREA_KEY_LENGTH, type AfKeyslot } from '../luks/keyslot.js';
 import type { Luks2Digest, Luks2Keyslot, Luks2Metadata, Luks2Segment } from './metadata.js';
 import { quote } from '../luks/quote.js';
+import { isAesXts, unsupportedCipher, type AesXtsSpec } from '../luks/iv.js';
 
-/** The one data cipher: AES-256 in XTS mode with the plain64 IV (the 512-byte sector number). */
-export const SEGMENT_CIPHER = 'aes-xts-plain64';
 export const VOLUME_KEY_LENGTH = 64;
 const SALT_LENGTH = 32;
 const U64_MAX = (1n << 64n) - 1n;
@@ -22,6 +21,8 @@ export interface DataSegment {
   size: bigint | null;
   sectorSize: 512 | 4096;
   ivTweak: bigint;
+  /** aes-xts-plain64 or aes-xts-plain (src/formats/luks/iv.ts). */
+  encryption: AesXtsSpec;
 }
 
 function unsupported(message: string, hint?: string): VaultError {
@@ -47,10 +48,10 @@ export function dataSegment(m: Luks2Metadata): DataSegment {
   const { encryption, sectorSize, integrity, ivTweak } = s.crypt;
   if (encryption === 'cipher_null' || encryption.startsWith('cipher_null-'))
     throw unsupported('the LUKS2 data segment is not encrypted (cipher_null); vault refuses it');
-  if (encryption !== SEGMENT_CIPHER) throw unsupported(`the LUKS2 cipher ${quote(encryption)} is not supported; vault opens only ${SEGMENT_CIPHER}`);
+  if (!isAesXts(encryption)) throw unsupportedCipher('LUKS2', encryption);
   if (integrity !== null) throw unsupported(`the LUKS2 data segment uses integrity protection (${quote(integrity)}); vault does not support it`);
   if (sectorSize !== 512 && sectorSize !== 4096) throw unsupported(`the LUKS2 sector size ${sectorSize} is not supported; vault opens 512 and 4096`);
-  return { offset: s.offset, size: s.size, sectorSize, ivTweak };
+  return { offset: s.offset, size: s.size, sectorSize, ivTweak, encryption };
 }
 
 /** The digest of keyslot `k` that also covers segment 0 (LUKS2_digest_by_keyslot + for segment). */
@@ -105,7 +106,7 @@ export function usableKeyslot(m: Luks2Metadata, k: Luks2Keyslot): UsableKeyslot 
   const digest = pbkdf2Digest(d, `digest ${d.id}`);
   if (k.af.stripes !== BigInt(AF_STRIPES)) throw unsupported(`${what} has ${k.af.stripes} AF stripes; LUKS uses ${AF_STRIPES}`);
   const afHash = hashName(k.af.hash, `${what} AF`);
-  if (k.area.encryption !== SEGMENT_CIPHER || k.area.keySize !== AREA_KEY_LENGTH)
+  if (!isAesXts(String(k.area.encryption)) || k.area.keySize !== AREA_KEY_LENGTH)
     throw unsupported(`${what} area cipher ${quote(String(k.area.encryption))} with a ${(k.area.keySize ?? 0) * 8}-bit key is not supported`);
   if (k.area.size < BigInt(afSplitBytes(k.keySize))) throw new VaultError('invalid-field', `${what} area is smaller than its key material`);
   const kdfType = k.kdf.type;

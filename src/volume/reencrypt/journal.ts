@@ -25,7 +25,8 @@ export interface JournalRecord {
   /** Data-area byte offset and length of the segment in progress. */
   offset: number;
   length: number;
-  newHashes: Buffer[];
+  /** One HASH_SIZE-byte hash per 4096-byte unit of the new ciphertext, back to back. */
+  newHashes: Buffer;
 }
 
 /** Why a record was refused; the reader falls back to the other block. */
@@ -47,6 +48,11 @@ export function journalKey(oldKey: Uint8Array, newKey: Uint8Array, uuid: Uint8Ar
   }
 }
 
+/** The hash of unit `i` in a record's newHashes. */
+export function hashAt(hashes: Buffer, i: number): Buffer {
+  return hashes.subarray(i * HASH_SIZE, (i + 1) * HASH_SIZE);
+}
+
 /** SHA-256 of one unit's stored bytes, first 16 bytes. */
 export function unitHash(unit: Uint8Array): Buffer {
   return hash('sha256', unit, 'buffer').subarray(0, HASH_SIZE); // one-shot: a 16 MiB segment has 4096 units
@@ -58,7 +64,7 @@ export function unitCount(length: number): number {
 
 export function encodeRecord(r: JournalRecord, key: Uint8Array): Buffer {
   const n = unitCount(r.length);
-  if (r.newHashes.length !== n) throw new Error('a record has one hash per unit');
+  if (r.newHashes.length !== n * HASH_SIZE) throw new Error('a record has one hash per unit');
   const body = Buffer.alloc(FIXED + n * HASH_SIZE);
   JOURNAL_MAGIC.copy(body, 0);
   body.writeBigUInt64LE(r.sequence, 8);
@@ -66,7 +72,7 @@ export function encodeRecord(r: JournalRecord, key: Uint8Array): Buffer {
   body.writeUInt32LE(r.length, 24);
   body.writeUInt32LE(n, 28);
   body.writeUInt32LE(UNIT_SIZE, 32);
-  for (let i = 0; i < n; i++) r.newHashes[i]!.copy(body, FIXED + i * HASH_SIZE);
+  r.newHashes.copy(body, FIXED);
   return Buffer.concat([body, createHmac('sha256', key).update(body).digest()]);
 }
 
@@ -97,7 +103,7 @@ export function parseRecord(block: Buffer, key: Uint8Array, dataSize: number): J
   if (block.length < end + MAC_SIZE) throw new RecordError('bad-field', 'record block is truncated');
   const mac = createHmac('sha256', key).update(block.subarray(0, end)).digest();
   if (!timingSafeEqual(mac, block.subarray(end, end + MAC_SIZE))) throw new RecordError('bad-mac', 'record fails its MAC');
-  const newHashes = Array.from({ length: n }, (_, i) => Buffer.from(block.subarray(FIXED + i * HASH_SIZE, FIXED + (i + 1) * HASH_SIZE)));
+  const newHashes = Buffer.from(block.subarray(FIXED, end));
   return { sequence, offset: Number(offset), length, newHashes };
 }
 

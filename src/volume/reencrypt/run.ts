@@ -13,9 +13,9 @@ import { secretCopy, wipe } from '../../crypto/wipe.js';
 import { writeHeaderUpdate, type UnlockResult } from '../container.js';
 import type { ContainerFile } from '../container-file.js';
 import { readAtSync, readFully, writeAllSync, writeFully } from '../fd-io.js';
-import { MAX_SEGMENT, RECORD_OFFSETS, RECORD_SIZE, UNIT_SIZE, encodeRecord, journalKey, latestRecord, unitHash, type JournalRecord } from './journal.js';
+import { MAX_SEGMENT, RECORD_OFFSETS, RECORD_SIZE, UNIT_SIZE, encodeRecord, hashAt, journalKey, latestRecord, unitHash, type JournalRecord } from './journal.js';
 import { finalHeader, newMasterKey, openEverySlot, stagedHeader, wipeKeks } from './staged.js';
-import { isHole, reencryptSegment, unitHashesAsync, type Sides } from './transform.js';
+import { isHole, reencryptSegment, reencryptStored, unitHashesAsync, zeroUnits, type Sides } from './transform.js';
 
 const fdatasync = promisify(fdatasyncCb);
 
@@ -127,8 +127,8 @@ async function repairSegment(run: Run, rec: JournalRecord): Promise<void> {
   await readFully(run.c.fd, cur, run.header.dataOffset + rec.offset);
   const neu = await reencryptSegment(cur, rec.offset, run.sides);
   for (let i = 0, at = 0; at < rec.length; i++, at += UNIT_SIZE) {
-    if (unitHash(cur.subarray(at, at + UNIT_SIZE)).equals(rec.newHashes[i]!)) cur.copy(neu, at, at, Math.min(at + UNIT_SIZE, rec.length));
-    else if (!unitHash(neu.subarray(at, at + UNIT_SIZE)).equals(rec.newHashes[i]!)) throw damaged(rec.offset + at, 'it is neither the old nor the new ciphertext');
+    if (unitHash(cur.subarray(at, at + UNIT_SIZE)).equals(hashAt(rec.newHashes, i))) cur.copy(neu, at, at, Math.min(at + UNIT_SIZE, rec.length));
+    else if (!unitHash(neu.subarray(at, at + UNIT_SIZE)).equals(hashAt(rec.newHashes, i))) throw damaged(rec.offset + at, 'it is neither the old nor the new ciphertext');
   }
   await writeUnits(run.c.fd, neu, run.header.dataOffset + rec.offset);
   fdatasyncSync(run.c.fd);
@@ -139,11 +139,10 @@ async function repairSegment(run: Run, rec: JournalRecord): Promise<void> {
  * unit is all-zero only where the old one was), so writing them would only fill the holes.
  */
 async function writeUnits(fd: number, buf: Buffer, position: number): Promise<void> {
-  const zero = Buffer.alloc(UNIT_SIZE);
+  const holes = zeroUnits(buf, UNIT_SIZE);
   let start = -1;
-  for (let at = 0; at < buf.length; at += UNIT_SIZE) {
-    const unit = buf.subarray(at, at + UNIT_SIZE);
-    const hole = unit.equals(zero.subarray(0, unit.length));
+  for (let i = 0, at = 0; at < buf.length; i++, at += UNIT_SIZE) {
+    const hole = holes[i] === 1;
     if (!hole && start < 0) start = at;
     if (hole && start >= 0) {
       await writeFully(fd, buf.subarray(start, at), position + start);
@@ -162,7 +161,7 @@ interface Prepared {
   pos: number;
   neu: Buffer;
   hole: boolean;
-  newHashes: Buffer[];
+  newHashes: Buffer;
 }
 
 /** Two segments are in flight at most (one written, the next prepared): their buffers are reused. */
@@ -170,8 +169,8 @@ async function prepareSegment(run: Run, pos: number, len: number, buf: Buffer): 
   const seg = buf.subarray(0, len);
   await readFully(run.c.fd, seg, run.header.dataOffset + pos);
   const hole = isHole(seg);
-  if (hole) return { pos, neu: seg, hole, newHashes: [] };
-  await reencryptSegment(seg, pos, run.sides, seg);
+  if (hole) return { pos, neu: seg, hole, newHashes: Buffer.alloc(0) };
+  await reencryptStored(seg, pos, run.sides);
   return { pos, neu: seg, hole, newHashes: await unitHashesAsync(seg) };
 }
 

@@ -18,7 +18,6 @@ export interface Sides {
 
 /** Work is split into pieces this big, run on the libuv threadpool side by side. */
 const PIECE = 2 * 1024 * 1024;
-const ZERO = Buffer.alloc(4096);
 let zeroSegment = Buffer.alloc(0);
 
 /** Whether a stretch of stored bytes is all zero (a hole: nothing to re-encrypt, spec §13.4). */
@@ -27,9 +26,10 @@ export function isHole(b: Buffer): boolean {
   return b.equals(zeroSegment.subarray(0, b.length));
 }
 
-function zeroSectors(buf: Buffer, size: number): boolean[] {
-  const out: boolean[] = [];
-  for (let at = 0; at < buf.length; at += size) out.push(buf.subarray(at, at + size).equals(ZERO.subarray(0, size)));
+/** One flag per `size`-byte unit of `buf` (the last may be shorter): 1 where it is all zero bytes (native scan). */
+export function zeroUnits(buf: Buffer, size: number): Uint8Array {
+  const out = new Uint8Array(Math.ceil(buf.length / size));
+  nativeAddon().zeroUnits(buf, size, out);
   return out;
 }
 
@@ -40,8 +40,13 @@ function zeroSectors(buf: Buffer, size: number): boolean[] {
 export async function reencryptSegment(old: Buffer, offset: number, s: Sides, into?: Buffer): Promise<Buffer> {
   const out = into ?? Buffer.allocUnsafe(old.length);
   if (out !== old) old.copy(out);
-  if (isHole(old)) return out; // a hole: nothing to do
-  const zeroOld = zeroSectors(old, s.oldSectorSize);
+  if (!isHole(old)) await reencryptStored(out, offset, s);
+  return out;
+}
+
+/** reencryptSegment's work, in place on stored bytes known not to be one hole. */
+export async function reencryptStored(out: Buffer, offset: number, s: Sides): Promise<void> {
+  const zeroOld = zeroUnits(out, s.oldSectorSize);
   const jobs: Promise<void>[] = [];
   for (let at = 0; at < out.length; at += PIECE) {
     const piece = out.subarray(at, Math.min(at + PIECE, out.length));
@@ -63,7 +68,6 @@ export async function reencryptSegment(old: Buffer, offset: number, s: Sides, in
     for (let j = from; j < from + count; j++) if (!zeroOld[j]) allZero = false;
     if (allZero) out.fill(0, k * s.newSectorSize, (k + 1) * s.newSectorSize);
   }
-  return out;
 }
 
 export function unitHashes(buf: Buffer): Buffer[] {
@@ -72,8 +76,8 @@ export function unitHashes(buf: Buffer): Buffer[] {
   return out;
 }
 
-/** unitHashes on the libuv threadpool (native, OpenSSL's SHA-256), in pieces side by side. */
-export async function unitHashesAsync(buf: Buffer): Promise<Buffer[]> {
+/** unitHashes on the libuv threadpool (native, OpenSSL's SHA-256), in pieces side by side, back to back in one buffer. */
+export async function unitHashesAsync(buf: Buffer): Promise<Buffer> {
   const out = Buffer.alloc(Math.ceil(buf.length / UNIT_SIZE) * HASH_SIZE);
   const jobs: Promise<void>[] = [];
   for (let at = 0; at < buf.length; at += PIECE) {
@@ -82,5 +86,5 @@ export async function unitHashesAsync(buf: Buffer): Promise<Buffer[]> {
     jobs.push(nativeAddon().unitHashesAsync(piece, UNIT_SIZE, out.subarray(first * HASH_SIZE, (first + Math.ceil(piece.length / UNIT_SIZE)) * HASH_SIZE)));
   }
   await Promise.all(jobs);
-  return Array.from({ length: out.length / HASH_SIZE }, (_, i) => out.subarray(i * HASH_SIZE, (i + 1) * HASH_SIZE));
+  return out;
 }
