@@ -34,19 +34,17 @@ describe.runIf(haveFixtures)('the independent reader, on volumes VeraCrypt made'
   it('reads the normal and hidden headers, decrypts both filesystems (DEAD-BABE, CAFE-BABE), mixes keyfiles', () => {
     const [outerDump, hiddenDump] = [path.join(dir, 'fx-outer'), path.join(dir, 'fx-hidden')];
     const hv = fx('vc_1-sha512-xts-aes-hidden');
-    const [outer, hidden, keyed, wrong] = readVeraCryptMany([
+    const [outer, hidden, keyed] = readVeraCryptMany([
       { file: hv, prf: 'sha512', password: 'aaaaaaaaaaaa', dump: outerDump },
       { file: hv, prf: 'sha512', password: 'bbbbbbbbbbbb', hidden: true, dump: hiddenDump },
       { file: fx('vck_1-sha512-xts-aes'), prf: 'sha512', password: 'aaaaaaaaaaaa', keyfiles: [fx('keyfile1'), fx('keyfile2')] },
-      { file: fx('vc_1-sha512-xts-aes'), prf: 'sha512', password: 'bbbbbbbbbbbb' },
     ]);
     expect(outer).toMatchObject({ ok: true, magic: 'VERA', version: 5, requiredProgramVersion: 0x010b, hiddenVolumeSize: 0, encryptedAreaStart: 131072, sectorSize: 512 });
     expect(fatSerial(readFileSync(outerDump))).toBe('DEAD-BABE');
     expect(hidden).toMatchObject({ ok: true, hiddenVolumeSize: 47104, volumeSize: 47104, encryptedAreaStart: 165888 });
     expect(fatSerial(readFileSync(hiddenDump))).toBe('CAFE-BABE');
     expect(keyed!.ok).toBe(true);
-    // The wrong password gives no magic: the reader does not pass everything.
-    expect(wrong!.ok).toBe(false);
+    // (That the reader fails a wrong secret is shown on vault's volumes below, where it is cheap.)
   });
 
   it("vault's hidden-volume layout gives the real hidden volume's geometry", () => {
