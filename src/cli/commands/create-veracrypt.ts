@@ -1,13 +1,14 @@
 /**
  * `vault create --type veracrypt`: a file-hosted VeraCrypt volume (src/formats/veracrypt/create.ts),
  * with an optional hidden volume (`--hidden-size`), each formatted through the normal mount path
- * like a vault container (create.ts formatThroughMount).
+ * like a vault container (format-new.ts). Its options: create-veracrypt-options.ts.
  */
 import { closeSync } from 'node:fs';
 import { VaultError } from '../../errors.js';
 import { wipe } from '../../crypto/wipe.js';
 import { finishContainer, removePartial, removeStalePartials, type Target } from '../../volume/create.js';
-import { formatThroughMount } from './create.js';
+import { formatThroughMount } from '../format-new.js';
+import type { VeraCryptCreateOptions } from './create-veracrypt-options.js';
 import type { RouteChoice } from '../../mount/route.js';
 import type { FsType } from '../../mount/filesystem.js';
 import { newVolumeAsUnlocked, writeNewVeraCrypt, type NewVeraCrypt } from '../../formats/veracrypt/create.js';
@@ -19,16 +20,6 @@ import { askNewPassphrase, weaknessWarning } from '../new-passphrase.js';
 import { info, progress, warn } from '../output.js';
 import { abortOnSignals } from '../signals.js';
 
-export interface VeraCryptCreateOptions {
-  hash?: string;
-  pim?: number;
-  cipher?: string;
-  hiddenSize?: number;
-  hiddenFs?: string;
-  passwordStdin?: boolean;
-  keyfile?: string[];
-  hiddenKeyfile?: string[];
-}
 
 /** Checks the VeraCrypt options before anything is asked or written. */
 export function checkVeraCryptOptions(o: VeraCryptCreateOptions, fs: string): void {

@@ -3,29 +3,25 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { VaultError } from '../../errors.js';
 import { DEFAULT_SECTOR_SIZE, type SectorSize } from '../../format/constants.js';
-import { finishContainer, openTarget, removePartial, removeStalePartials, writeNewContainer, type NewContainer, type Target } from '../../volume/create.js';
-import { containerFromFd } from '../../volume/container-file.js';
-import { lockContainer, mountUnlocked } from '../../mount/lifecycle.js';
+import { finishContainer, openTarget, removePartial, removeStalePartials, writeNewContainer, type Target } from '../../volume/create.js';
 import { statAt } from '../../system/fs-at.js';
-import { dismountVolume } from '../../mount/dismount.js';
 import { chooseRoute, type RouteChoice } from '../../mount/route.js';
-import { makeFilesystem, type FsType } from '../../mount/filesystem.js';
+import type { FsType } from '../../mount/filesystem.js';
 import { records } from '../../mount/state.js';
 import { vaultVolume } from '../../formats/vault.js';
-import type { UnlockedVolume } from '../../formats/types.js';
 import { gatherNewKdfInput } from '../secrets.js';
 import { withSecretOptions } from '../secret-options.js';
 import { addYesOption, confirmOrStop, type YesOption } from '../confirm.js';
 import { completeCreateChoices, FILESYSTEMS, requireAnswerable } from '../create-wizard.js';
 import { addKdfOptions, kdfFromOptions, type KdfCliOptions } from '../kdf-options.js';
 import { info, progress, warn } from '../output.js';
-import { invokingUser } from '../owner.js';
 import { abortOnSignals } from '../signals.js';
 import { parseSize } from '../sizes.js';
-import { MAX_PIM } from '../format-options.js';
-import { checkVeraCryptOptions, createVeraCryptIn, type VeraCryptCreateOptions } from './create-veracrypt.js';
+import { checkVeraCryptOptions, createVeraCryptIn } from './create-veracrypt.js';
+import { addVeraCryptOptions, veraCryptChoice, type VeraCryptCliOptions } from './create-veracrypt-options.js';
+import { formatThroughMount } from '../format-new.js';
 
-interface CreateOptions extends KdfCliOptions, YesOption {
+interface CreateOptions extends KdfCliOptions, YesOption, VeraCryptCliOptions {
   size?: string;
   fs?: string;
   sectorSize: string;
@@ -33,13 +29,6 @@ interface CreateOptions extends KdfCliOptions, YesOption {
   passwordStdin?: boolean;
   keyfile?: string[];
   force?: boolean;
-  type?: string;
-  hash?: string;
-  pim?: string;
-  cipher?: string;
-  hiddenSize?: string;
-  hiddenFs?: string;
-  hiddenKeyfile?: string[];
 }
 
 /** What create goes on with once the wizard (or the options) settled everything. */
@@ -71,7 +60,7 @@ export function registerCreate(program: Command): void {
       const sectorSize = Number(o.sectorSize) as SectorSize;
       if (sectorSize !== 512 && sectorSize !== 4096) throw new VaultError('usage', '--sector-size must be 512 or 4096');
       requireAnswerable(o);
-      const vc = veraCryptChoice(o);
+      const vc = veraCryptChoice(o, FILESYSTEM_NAMES);
       // Before any question: without --fs, a hidden volume's outer filesystem is FAT (below), and
       // any other is fine; checked again once the wizard settled it.
       if (vc) checkVeraCryptOptions(vc, o.fs ?? 'vfat');
@@ -92,49 +81,6 @@ export function registerCreate(program: Command): void {
         closeSync(t.dir.fd);
       }
     });
-}
-
-const collect = (v: string, acc: string[] = []) => [...acc, v];
-
-function addVeraCryptOptions(cmd: Command): void {
-  cmd
-    .option('--type <format>', 'container format to make: vault (the default) or veracrypt')
-    .option('--hash <prf>', 'VeraCrypt: header key derivation: sha512 (the default), sha256, blake2s or argon2id')
-    .option('--pim <n>', 'VeraCrypt: Personal Iterations Multiplier (0 or absent: the default count)')
-    .option('--cipher <name>', 'VeraCrypt: data cipher; only aes (the default) for now')
-    .option('--hidden-size <size>', 'VeraCrypt: also make a hidden volume of this size at the end of the outer one (a second passphrase)')
-    .option('--hidden-fs <type>', 'VeraCrypt: filesystem inside the hidden volume: ext4 (the default), vfat, exfat or none')
-    .option('--hidden-keyfile <file>', "VeraCrypt: a keyfile of the hidden volume's secret (repeatable)", collect);
-}
-
-/** The VeraCrypt options, checked; null for a vault container (which takes none of them). */
-function veraCryptChoice(o: CreateOptions): VeraCryptCreateOptions | null {
-  const type = o.type ?? 'vault';
-  if (type !== 'vault' && type !== 'veracrypt') throw new VaultError('usage', `vault creates vault and veracrypt containers, not "${type}"`, 'use --type vault or --type veracrypt');
-  const given = (['hash', 'pim', 'cipher', 'hiddenSize', 'hiddenFs', 'hiddenKeyfile'] as const).filter((k) => o[k] !== undefined);
-  if (type === 'vault') {
-    if (given.length) throw new VaultError('usage', `--${given[0]!.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} applies to --type veracrypt only`);
-    return null;
-  }
-  if (o.sectorSize !== String(DEFAULT_SECTOR_SIZE) && o.sectorSize !== '512') throw new VaultError('usage', 'a file-hosted VeraCrypt volume has 512-byte sectors: --sector-size does not apply');
-  if (o.kdfMemory !== undefined || o.kdfIterations !== undefined || o.kdfParallelism !== undefined)
-    throw new VaultError('usage', '--kdf-* apply to vault containers; a VeraCrypt volume takes --hash and --pim');
-  if (o.hiddenFs !== undefined && !FILESYSTEM_NAMES.includes(o.hiddenFs)) throw new VaultError('usage', `unknown filesystem "${o.hiddenFs}" (use ${FILESYSTEM_NAMES.join(', ')})`);
-  let pim: number | undefined;
-  if (o.pim !== undefined) {
-    if (!/^\d+$/.test(o.pim) || Number(o.pim) > MAX_PIM) throw new VaultError('usage', `--pim must be a whole number from 0 to ${MAX_PIM}`);
-    pim = Number(o.pim);
-  }
-  return {
-    ...(o.hash !== undefined ? { hash: o.hash } : {}),
-    ...(pim !== undefined ? { pim } : {}),
-    ...(o.cipher !== undefined ? { cipher: o.cipher } : {}),
-    ...(o.hiddenSize !== undefined ? { hiddenSize: parseSize(o.hiddenSize) } : {}),
-    ...(o.hiddenFs !== undefined ? { hiddenFs: o.hiddenFs } : {}),
-    ...(o.passwordStdin ? { passwordStdin: true } : {}),
-    ...(o.keyfile ? { keyfile: o.keyfile } : {}),
-    ...(o.hiddenKeyfile ? { hiddenKeyfile: o.hiddenKeyfile } : {}),
-  };
 }
 
 /**
@@ -186,26 +132,4 @@ async function createIn(t: Target, abs: string, o: CreateOptions, x: Settled, ro
   }
   await warnWeak(); // estimated while the container was written
   info(`created ${abs} (${x.fs === 'none' ? 'no filesystem' : x.fs}, ${x.sectorSize}-byte sectors, Argon2id ${kdf.memoryKiB / 1024} MiB × ${kdf.iterations} × ${kdf.parallelism})`);
-}
-
-/**
- * Formats the new container through the normal mount path: mkfs writes only through the encryption,
- * and only into the file this create made (its descriptor, never its name).
- */
-export async function formatThroughMount(t: Target, made: Pick<NewContainer, 'fd' | 'tmpName'>, volume: UnlockedVolume, fs: FsType, signal: AbortSignal, route: RouteChoice) {
-  const c = containerFromFd(made.fd, path.join(t.dir.path, made.tmpName), false);
-  lockContainer(c);
-  const record = await mountUnlocked(c, volume, { readOnly: false, noFilesystem: true, warn, signal, transient: true, route });
-  try {
-    const owner = invokingUser() ?? selfUnlessRoot();
-    makeFilesystem(record.loopDevice ?? record.blockFile, fs, { fresh: true, ...(owner ? { ownerUid: owner.uid, ownerGid: owner.gid } : {}) });
-  } finally {
-    await dismountVolume(record, true);
-  }
-}
-
-/** An ordinary user owns the root of the filesystem they create (mkfs.ext4 -E root_owner). */
-function selfUnlessRoot(): { uid: number; gid: number } | undefined {
-  const uid = process.geteuid?.() ?? 0;
-  return uid === 0 ? undefined : { uid, gid: process.getegid?.() ?? 0 };
 }
