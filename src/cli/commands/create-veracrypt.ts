@@ -13,13 +13,13 @@ import type { RouteChoice } from '../../mount/route.js';
 import type { FsType } from '../../mount/filesystem.js';
 import { newVolumeAsUnlocked, writeNewVeraCrypt, type NewVeraCrypt } from '../../formats/veracrypt/create.js';
 import { creationKdf } from '../../formats/veracrypt/create-kdf.js';
+import { newVolumeLayout } from '../../formats/veracrypt/new-layout.js';
 import { KEYFILE_MAX_READ, mixKeyfiles } from '../../formats/veracrypt/keyfiles.js';
 import { readKeyfileWith } from '../secrets.js';
 import { readStdinLines } from '../passphrase.js';
 import { askNewPassphrase, weaknessWarning } from '../new-passphrase.js';
 import { info, progress, warn } from '../output.js';
 import { abortOnSignals } from '../signals.js';
-
 
 /** Checks the VeraCrypt options before anything is asked or written. */
 export function checkVeraCryptOptions(o: VeraCryptCreateOptions, fs: string): void {
@@ -85,6 +85,7 @@ export async function createVeraCryptIn(t: Target, abs: string, o: VeraCryptCrea
   for (const p of removeStalePartials(t)) warn(`removed ${p}, left by an interrupted create`);
   const kdf = creationKdf(o.hash, o.pim ?? 0);
   const hiddenFs = o.hiddenSize !== undefined ? (o.hiddenFs ?? 'ext4') : 'none';
+  newVolumeLayout(x.size, o.hiddenSize); // sizes that cannot be laid out fail before any prompt
   const pw = await readPasswords(o);
   const { signal, dispose } = abortOnSignals();
   const started = Date.now();
