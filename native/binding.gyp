@@ -29,7 +29,7 @@
         # The volume server: FUSE spoken directly on /dev/fuse by native threads (fuse_*.c; see
         # fuse_internal.h for which file does what).
         'fuse_napi.c', 'fuse_session.c', 'fuse_mount.c', 'fuse_user.c', 'fuse_classic.c', 'fuse_uring.c', 'fuse_ops.c',
-        'fuse_io.c',
+        'fuse_io.c', 'fuse_protect.c',
         # TrueCrypt's legacy LRW and CBC modes over libgcrypt's block ciphers.
         'tc_legacy.c', 'tc_legacy_napi.c',
       ],

@@ -3,6 +3,7 @@
  * fuse_server.h for the one entry point, and fuse_session.c's comment for the design).
  *
  *   fuse_io.c        sector I/O: pread/pwrite, XTS, write locks, fdatasync (spec/format.md §8)
+ *   fuse_protect.c   hidden-volume protection: refuses writes into a range, latches read-only
  *   fuse_ops.c       FUSE operations: one request in, one reply out, whatever the transport
  *   fuse_classic.c   the classic transport: worker threads read()/writev() cloned /dev/fuse fds
  *   fuse_uring.c     the io_uring transport: a thread and a ring per kernel queue (per CPU)
@@ -123,6 +124,7 @@ typedef struct {
   bool allow_root; /* as an ordinary user: root may use the mount too (fusermount3 allow_other) */
   bool allow_discards; /* PUNCH_HOLE punches holes in the container (mount --allow-discards) */
   bool zero_sectors;   /* a stored all-zero sector reads as zeros (spec/format.md §8, vault format) */
+  uint64_t protect_start, protect_end; /* hidden-volume protection (fuse_protect.c); end 0: none */
 } vf_config;
 
 struct vf_session {
@@ -137,6 +139,8 @@ struct vf_session {
   uint64_t first_tweak, tweak_step;
   bool read_only, async_dio, parallel_writes, page_cache;
   bool allow_discards, zero_sectors; /* see vf_config */
+  uint64_t protect_start, protect_end; /* see vf_config */
+  _Atomic bool protect_tripped;        /* a write reached the protected range: read-only since */
   int nthreads;           /* worker slots: nclassic classic workers, then nrings queue threads */
   int nclassic, nrings;   /* nrings: 0 unless io_uring is tried (and after falling back) */
   vf_transport transport; /* the one in use: CLASSIC or URING */
@@ -219,6 +223,10 @@ int vf_zero_range(vf_worker *w, uint64_t off, uint64_t end);
 int vf_discard_range(vf_worker *w, uint64_t off, uint64_t end);
 /* fdatasync unless every completed write is already covered by a successful one. 0 or an errno. */
 int vf_sync_container(vf_session *s);
+
+/* fuse_protect.c: hidden-volume protection. 0 when [off, off + len) may be written; EIO for the
+   write that reaches the protected range (the session turns read-only), EROFS after it. */
+int vf_protect_write(vf_worker *w, uint64_t off, uint64_t len);
 
 /* ------------------------------------------------------------------------------------------ */
 /* fuse_ops.c: one request, one reply, whatever the transport                                   */

@@ -219,7 +219,8 @@ int vf_write_range(vf_worker *w, uint8_t *src, uint64_t off, size_t len) {
   uint64_t n = last - first + 1;
   bool head = (off & mask) != 0, tail = ((off + len) & mask) != 0;
   vf_lockset l;
-  int err = 0;
+  int err = vf_protect_write(w, off, len);
+  if (err != 0) return err;
   if (src != NULL && !head && !tail) {
     /* Whole sectors: encrypt outside the lock (the buffer is ours), lock only the write, so a
        concurrent RMW cannot put back stale data over it. */
@@ -275,7 +276,8 @@ int vf_discard_range(vf_worker *w, uint64_t off, uint64_t end) {
   uint64_t mask = s->sector_size - 1;
   uint64_t a = (off + mask) & ~mask, b = end & ~mask;
   vf_lockset l;
-  int err = 0;
+  int err = vf_protect_write(w, off, end - off);
+  if (err != 0) return err;
   if (a >= b) return vf_zero_range(w, off, end); /* within one sector, or two partial ones */
   if (off < a) err = vf_zero_range(w, off, a);
   if (err == 0 && b < end) err = vf_zero_range(w, b, end);

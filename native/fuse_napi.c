@@ -165,6 +165,8 @@ static bool parse_config(napi_env env, napi_value o, vf_config *c, char *dir, si
       !vault_opt_bool(env, o, "pageCache", false, &c->page_cache) ||
       !vault_opt_bool(env, o, "allowDiscards", false, &c->allow_discards) ||
       !vault_opt_bool(env, o, "zeroSectors", false, &c->zero_sectors) ||
+      !vault_opt_int(env, o, "protectStart", false, 0, 9007199254740991.0, &c->protect_start) ||
+      !vault_opt_int(env, o, "protectEnd", false, 0, 9007199254740991.0, &c->protect_end) ||
       !vault_opt_int(env, o, "maxRequest", false, VF_MAX_IO, VF_MAX_IO, &c->max_request))
     return false;
   if (!parse_transport(env, o, &c->transport) || !parse_chain(env, o, &c->chain)) return false;
@@ -178,6 +180,10 @@ static bool parse_config(napi_env env, napi_value o, vf_config *c, char *dir, si
   }
   if (c->data_size == 0 || c->data_size % c->sector_size != 0) {
     vault_throw_range_error(env, "options.dataSize must be a positive multiple of sectorSize");
+    return false;
+  }
+  if (c->protect_end != 0 && (c->protect_start >= c->protect_end || c->protect_end > c->data_size)) {
+    vault_throw_range_error(env, "options.protectStart/protectEnd must be a non-empty range inside the data area");
     return false;
   }
   if (c->data_offset + c->data_size > 9007199254740991.0) {
@@ -362,6 +368,8 @@ static napi_value stats_session(napi_env env, napi_callback_info info) {
     CHECK(napi_set_named_property(env, obj, "directIo", b));
     CHECK(napi_get_boolean(env, s->lock_io, &b));
     CHECK(napi_set_named_property(env, obj, "ioBuffersLocked", b));
+    CHECK(napi_get_boolean(env, atomic_load(&s->protect_tripped), &b));
+    CHECK(napi_set_named_property(env, obj, "protectionTripped", b));
     CHECK(napi_create_string_utf8(env, s->transport == VF_TRANSPORT_URING ? "io_uring" : "classic", NAPI_AUTO_LENGTH, &tr));
     CHECK(napi_set_named_property(env, obj, "transport", tr));
     CHECK(napi_create_string_utf8(env, s->transport_note, NAPI_AUTO_LENGTH, &tr));

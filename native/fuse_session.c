@@ -310,6 +310,8 @@ static vf_session *session_alloc(napi_env env, const vf_config *c, int nrings) {
   s->page_cache = c->page_cache;
   s->allow_discards = c->allow_discards && !c->read_only;
   s->zero_sectors = c->zero_sectors;
+  s->protect_start = c->protect_start;
+  s->protect_end = c->protect_end;
   s->open_flags = c->page_cache ? FOPEN_KEEP_CACHE : FOPEN_DIRECT_IO | (c->parallel_writes ? FOPEN_PARALLEL_DIRECT_WRITES : 0);
   s->reason = VF_RUNNING;
   s->transport = VF_TRANSPORT_CLASSIC;

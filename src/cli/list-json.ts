@@ -7,6 +7,7 @@ import type { FormatName } from '../formats/types.js';
 import { NO_POLICY, type DismountPolicy } from '../mount/policy.js';
 import type { Route } from '../mount/route.js';
 import type { VolumeStatus } from '../mount/dismount.js';
+import { protectionTripped, type VolumeRecord } from '../mount/state.js';
 import type { FuseTransport } from '../server/protocol.js';
 
 export interface ListedVolume {
@@ -30,6 +31,11 @@ export interface ListedVolume {
   readOnly: boolean;
   /** Mounted with --allow-discards: fstrim and discard mounts punch holes in the container. */
   allowDiscards: boolean;
+  /**
+   * mount --protect-hidden: "on" while no write reached the hidden volume, "tripped" once one was
+   * refused (the volume is read-only since, and readOnly says true); "off" without protection.
+   */
+  hiddenProtection: 'off' | 'on' | 'tripped';
   /** How the volume reached its user: root, udisks or fuse. */
   route: Route;
   /** How the volume server talks to the kernel; null in records from before the io_uring transport. */
@@ -46,6 +52,7 @@ export interface ListedVolume {
 
 export function listedVolume(v: VolumeStatus): ListedVolume {
   const r = v.record;
+  const protection = hiddenProtectionOf(r);
   return {
     id: r.id,
     container: r.container,
@@ -57,8 +64,9 @@ export function listedVolume(v: VolumeStatus): ListedVolume {
     loopDevice: r.loopDevice,
     blockFile: r.blockFile,
     fuseDir: r.fuseDir,
-    readOnly: r.readOnly,
+    readOnly: r.readOnly || protection === 'tripped',
     allowDiscards: r.allowDiscards ?? false,
+    hiddenProtection: protection,
     route: r.route ?? 'root',
     transport: r.transport ?? null,
     ownerUid: r.ownerUid ?? 0,
@@ -67,4 +75,9 @@ export function listedVolume(v: VolumeStatus): ListedVolume {
     policy: r.policy ?? NO_POLICY,
     state: v.state,
   };
+}
+
+export function hiddenProtectionOf(r: VolumeRecord): ListedVolume['hiddenProtection'] {
+  if (!r.protectHidden) return 'off';
+  return protectionTripped(r) ? 'tripped' : 'on';
 }

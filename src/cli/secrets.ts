@@ -137,3 +137,21 @@ export async function gatherOldAndNew(o: SecretOptions & { newKeyfile?: string[]
     throw e;
   }
 }
+
+/**
+ * mount --protect-hidden: the outer volume's secret and the hidden volume's, from two lines of
+ * stdin (outer first) or two prompts. Keyfiles: --keyfile for the outer, `hiddenKeyfiles` for the
+ * hidden one. The caller wipes both (unlockVolume does).
+ */
+export function gatherOuterAndHidden(o: SecretOptions, policy: KeyfilePolicy, hiddenKeyfiles: readonly string[] = []): [UnlockSecret, UnlockSecret] {
+  const [outer, hidden] = readPassphrases(o, [withNone('Outer volume passphrase: ', o.keyfile), withNone('Hidden volume passphrase (to protect it): ', [...hiddenKeyfiles])]) as [Buffer, Buffer];
+  const keyfiles: Buffer[][] = [[], []];
+  try {
+    for (const p of o.keyfile ?? []) keyfiles[0]!.push(readKeyfileWith(p, policy));
+    for (const p of hiddenKeyfiles) keyfiles[1]!.push(readKeyfileWith(p, policy));
+  } catch (e) {
+    wipe(outer, hidden, ...keyfiles.flat());
+    throw e;
+  }
+  return [{ passphrase: outer, keyfiles: keyfiles[0]! }, { passphrase: hidden, keyfiles: keyfiles[1]! }];
+}

@@ -51,6 +51,8 @@ export interface UnlockOptions {
   headerFile?: ContainerFile;
   /** Opening read-write: adapters refuse formats/flags that forbid writing (e.g. LUKS requirements). */
   readOnly: boolean;
+  /** VeraCrypt: the outer volume is mounted with hidden-volume protection (mount --protect-hidden). */
+  protectHidden?: boolean;
   /** vault: progress of finishing an interrupted re-encryption, which a read-write open does first (spec §13.6). */
   onProgress?: (label: string, done: number, total: number) => void;
 }

@@ -20,6 +20,8 @@ import { actingUid, prepareMountpoint } from './mountpoint.js';
 import { createVolumeDir, newVolumeId, removeVolumeDir, saveRecord, selfIdentity, type VolumeRecord } from './state.js';
 import { NO_POLICY, type DismountPolicy } from './policy.js';
 import { UndoStack } from './undo.js';
+import { wipe } from '../crypto/wipe.js';
+import { hiddenVolumeRange, type ProtectedRange } from './hidden-protection.js';
 import { stopServer } from './dismount.js';
 import { chooseRoute, type Route, type RouteChoice } from './route.js';
 import { loopDelete, loopSetup, mountFs, unmountFs, type UdisksLoop } from './udisks.js';
@@ -55,6 +57,11 @@ export interface MountOptions extends FormatChoice {
   progress?: (label: string, done: number, total: number) => void;
   /** --allow-discards, or the config file's allowDiscards (src/mount/discards.ts); off when absent. */
   allowDiscards?: DiscardSource;
+  /**
+   * --protect-hidden: the hidden volume's secret, called after `secret`. Its header is opened to
+   * learn where it lies, and writes there are refused (src/mount/hidden-protection.ts).
+   */
+  protectHidden?: (adapter: FormatAdapter) => Promise<UnlockSecret> | UnlockSecret;
 }
 
 function checkAborted(signal?: AbortSignal): void {
@@ -96,8 +103,10 @@ export async function mountVolume(o: MountOptions): Promise<VolumeRecord> {
     // A failed or cancelled passphrase (Ctrl-C at the prompt) lands in the finally below, which
     // takes the launched server and its directory away.
     const secret = await o.secret(adapter);
+    const hiddenSecret = o.protectHidden ? await o.protectHidden(adapter) : undefined;
     const volume = await unlockVolume(adapter, c, secret, {
       readOnly: o.readOnly,
+      ...(hiddenSecret ? { protectHidden: true } : {}),
       ...(o.slot !== undefined ? { slot: o.slot } : {}),
       ...(o.pim !== undefined ? { pim: o.pim } : {}),
       ...(o.hidden ? { hidden: true } : {}),
@@ -106,7 +115,17 @@ export async function mountVolume(o: MountOptions): Promise<VolumeRecord> {
       ...(o.system ? { system: true } : {}),
       ...(headerFile ? { headerFile } : {}),
       ...(o.progress ? { onProgress: o.progress } : {}),
+    }).catch((e: unknown) => {
+      if (hiddenSecret) wipe(hiddenSecret.passphrase, ...hiddenSecret.keyfiles); // never reached its unlock
+      throw e;
     });
+    let protectedRange: ProtectedRange | undefined;
+    try {
+      if (hiddenSecret) protectedRange = await hiddenVolumeRange(adapter, c, hiddenSecret, o.pim, volume);
+    } catch (e) {
+      volume.key.dispose();
+      throw e;
+    }
     for (const w of volume.warnings) o.warn(w);
     if (o.signal?.aborted) {
       volume.key.dispose();
@@ -114,7 +133,7 @@ export async function mountVolume(o: MountOptions): Promise<VolumeRecord> {
     }
     const prepared = early;
     early = undefined; // from here on, mountUnlocked's undo owns it
-    return await mountUnlocked(c, volume, { ...o, route, discards: allowDiscards }, prepared);
+    return await mountUnlocked(c, volume, { ...o, route, discards: allowDiscards, ...(protectedRange ? { protectedRange } : {}) }, prepared);
   } finally {
     if (early) await discardPrepared(early);
     if (headerFile) closeContainer(headerFile);
@@ -146,8 +165,10 @@ async function discardPrepared(p: PreparedVolume): Promise<void> {
   removeVolumeDir(p.id);
 }
 
-export type MountUnlockedOptions = Omit<MountOptions, 'container' | 'secret' | 'via' | 'allowDiscards' | keyof FormatChoice> & {
+export type MountUnlockedOptions = Omit<MountOptions, 'container' | 'secret' | 'via' | 'allowDiscards' | 'protectHidden' | keyof FormatChoice> & {
   route: RouteChoice;
+  /** --protect-hidden: data-area bytes the server refuses to write (hidden-protection.ts). */
+  protectedRange?: ProtectedRange;
   /** Discards punch holes in the container: checked against route, read-only and format (discards.ts). */
   discards?: boolean;
 };
@@ -212,6 +233,7 @@ async function startVolume(c: ContainerFile, v: UnlockedVolume, o: MountUnlocked
     // A hole (a discarded sector, or one a quick container never wrote) reads as zeros: vault's own
     // format only (spec/format.md §8); other formats' readers decrypt it, and so does vault for them.
     zeroSectors: v.format === 'vault',
+    ...(o.protectedRange ? { protectedRange: o.protectedRange } : {}),
   };
   let server;
   try {
@@ -246,6 +268,7 @@ async function startVolume(c: ContainerFile, v: UnlockedVolume, o: MountUnlocked
     ownerUid: actingUid(o.owner),
     route: o.route.route,
     allowDiscards: !!o.discards,
+    ...(o.protectedRange ? { protectHidden: true } : {}),
   };
   if (o.route.route === 'root') await attachRoot(record, v.sectorSize, o, undo);
   else if (o.route.route === 'udisks') await attachUdisks(record, o, undo);

@@ -15,7 +15,7 @@
  *
  * VAULT_RUN_DIR overrides /run/vault (used by tests that must not touch real volumes).
  */
-import { closeSync, lstatSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { openRegularFile, readHead } from '../system/safe-open.js';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
@@ -74,6 +74,8 @@ export interface VolumeRecord {
   route?: Route;
   /** Mounted with --allow-discards: trims punch holes in the container (absent in older records: false). */
   allowDiscards?: boolean;
+  /** Mounted with --protect-hidden: writes into the hidden volume inside are refused (absent: false). */
+  protectHidden?: boolean;
   /** The udisks route's loop device object (/org/freedesktop/UDisks2/block_devices/loopN). */
   udisksObject?: string;
   /**
@@ -148,6 +150,18 @@ export function mountInProgress(id: string): boolean {
 /** Written by the volume server as it starts; `fuseDir` is <volume dir>/fuse. Throws if the directory is gone. */
 export function writeServerPid(fuseDir: string): void {
   writeFileSync(path.join(path.dirname(fuseDir), 'server.pid'), `${selfIdentity()}\n`, { mode: 0o600, flag: 'wx' });
+}
+
+const PROTECTION_TRIPPED = 'protection-tripped';
+
+/** Written by the volume server when hidden-volume protection refused a write (src/server/protection-watch.ts). */
+export function markProtectionTripped(fuseDir: string): void {
+  writeFileSync(path.join(path.dirname(fuseDir), PROTECTION_TRIPPED), `${new Date().toISOString()}\n`, { mode: 0o600 });
+}
+
+/** Whether a mounted volume's hidden-volume protection refused a write (it is read-only since). */
+export function protectionTripped(r: Pick<VolumeRecord, 'fuseDir'>): boolean {
+  return existsSync(path.join(path.dirname(r.fuseDir), PROTECTION_TRIPPED));
 }
 
 /** The server a volume directory names in server.pid, or null. */

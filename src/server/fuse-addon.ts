@@ -58,6 +58,10 @@ export interface FuseServeOptions {
   /** A stored sector of all-zero bytes reads as a zero plaintext sector, not the XTS decryption of
    *  zeros (spec/format.md §8; the vault format). Default false. */
   zeroSectors?: boolean;
+  /** Hidden-volume protection: data-area bytes [protectStart, protectEnd) may not be written; the
+   *  first write reaching them fails with EIO and every later write with EROFS. Default: none. */
+  protectStart?: number;
+  protectEnd?: number;
 }
 
 /** How a session ended: unmounted from outside (e.g. `umount -l`), stop(), or a fatal error. */
@@ -88,6 +92,8 @@ export interface FuseStats {
   /** Why that one, e.g. 'io_uring: enable_uring is Y (2 queues, 8 threads)' or 'classic: FUSE over
    *  io_uring is switched off (… enable_uring is N)'. */
   transportNote: string;
+  /** A write reached the protected range (protectStart/protectEnd): the volume is read-only since. */
+  protectionTripped: boolean;
 }
 
 /** The addon's exports. Errors are Node-style: `code` is 'EPERM', 'ENOENT' etc. for system errors,

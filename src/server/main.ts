@@ -14,6 +14,7 @@ import { hardenProcess, isDumpable } from '../crypto/process-hardening.js';
 import { isVaultError } from '../errors.js';
 import { writeServerPid } from '../mount/state.js';
 import { watchIdle } from './idle.js';
+import { watchProtection } from './protection-watch.js';
 import { BLOCK_FILE_NAME, MAX_CONFIG_BYTES, SERVER_FD, type FuseTransport, type ServerConfig, type ServerStatus } from './protocol.js';
 
 function log(msg: string): void {
@@ -67,6 +68,8 @@ interface Serving {
   /** FuseStats.ioBuffersLocked. */
   ioBuffersLocked: boolean;
   grow(dataSize: number): void;
+  /** FuseStats.protectionTripped. */
+  protectionTripped(): boolean;
 }
 
 async function serve(config: ServerConfig, frontend: Promise<typeof import('./native-frontend.js')>): Promise<Serving> {
@@ -83,6 +86,7 @@ async function serve(config: ServerConfig, frontend: Promise<typeof import('./na
     transportNote: server.stats().transportNote,
     ioBuffersLocked: server.stats().ioBuffersLocked,
     grow: (dataSize) => server.grow(dataSize),
+    protectionTripped: () => server.stats().protectionTripped,
   };
 }
 
@@ -125,11 +129,13 @@ async function main(): Promise<void> {
     config.idleSeconds === null
       ? null
       : watchIdle({ volumeId: config.volumeId, fuseDir: config.fuseDir, idleSeconds: config.idleSeconds, lastIoMs: serving.lastIoMs, log });
+  const protection = config.protectedRange ? watchProtection({ fuseDir: config.fuseDir, tripped: serving.protectionTripped, log }) : null;
   let stopping = false;
   const stop = async (why: string) => {
     if (stopping) return;
     stopping = true;
     idle?.stop();
+    protection?.stop();
     log(`stopping: ${why}`);
     await serving.stop();
     log('key wiped; exiting');

@@ -108,6 +108,7 @@ export async function serveNative(
       ...(config.pageCache ? { pageCache: true } : {}),
       ...(config.allowDiscards ? { allowDiscards: true } : {}),
       ...(config.zeroSectors ? { zeroSectors: true } : {}),
+      ...(config.protectedRange ? { protectStart: config.protectedRange.start, protectEnd: config.protectedRange.end } : {}),
       ...(tuning.threads !== undefined ? { threads: tuning.threads } : {}),
       ...(tuning.asyncDio !== undefined ? { asyncDio: tuning.asyncDio } : {}),
       ...(tuning.parallelDirectWrites !== undefined ? { parallelDirectWrites: tuning.parallelDirectWrites } : {}),

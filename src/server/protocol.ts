@@ -53,6 +53,9 @@ export interface ServerConfig {
   allowDiscards?: boolean;
   /** A stored all-zero sector reads as zeros (spec/format.md §8): the vault format. Default false. */
   zeroSectors?: boolean;
+  /** mount --protect-hidden: data-area bytes [start, end) hold a hidden volume; the first write
+   *  into them fails and turns the volume read-only (native/fuse_protect.c). */
+  protectedRange?: { start: number; end: number };
 }
 
 export type TransportChoice = 'auto' | FuseTransport;

@@ -99,7 +99,7 @@ describe('list --json and benchmark --json', () => {
 describe('the schemas are strict', () => {
   const record = {
     id: '0123abcd', container: '/srv/c.vc', format: 'vault', uuid: null, mountpoint: '/mnt/c', fsType: 'ext4', loopDevice: '/dev/loop3',
-    blockFile: '/run/vault/0123abcd/fuse/volume', fuseDir: '/run/vault/0123abcd/fuse', readOnly: false, allowDiscards: false, route: 'root', transport: 'classic',
+    blockFile: '/run/vault/0123abcd/fuse/volume', fuseDir: '/run/vault/0123abcd/fuse', readOnly: false, allowDiscards: false, hiddenProtection: 'off', route: 'root', transport: 'classic',
     ownerUid: 0, serverPid: 42, mountedAt: '2026-01-02T03:04:05.678Z', policy: { dismountOn: ['lock'], idleSeconds: null }, state: 'mounted',
   };
 
@@ -110,6 +110,7 @@ describe('the schemas are strict', () => {
     expect(check('list', [stateless]).valid).toBe(false);
     expect(check('list', [{ ...record, readOnly: 'no' }]).valid).toBe(false);
     expect(check('list', [{ ...record, allowDiscards: 'yes' }]).valid).toBe(false);
+    expect(check('list', [{ ...record, hiddenProtection: true }]).valid).toBe(false);
     expect(check('list', [{ ...record, route: 'teleport' }]).valid).toBe(false);
     expect(check('list', [{ ...record, policy: { dismountOn: ['lunch'], idleSeconds: null } }]).valid).toBe(false);
   });

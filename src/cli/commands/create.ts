@@ -3,13 +3,10 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { VaultError } from '../../errors.js';
 import { DEFAULT_SECTOR_SIZE, type SectorSize } from '../../format/constants.js';
-import { finishContainer, openTarget, removePartial, removeStalePartials, writeNewContainer, type NewContainer, type Target } from '../../volume/create.js';
-import { containerFromFd } from '../../volume/container-file.js';
-import { lockContainer, mountUnlocked } from '../../mount/lifecycle.js';
+import { finishContainer, openTarget, removePartial, removeStalePartials, writeNewContainer, type Target } from '../../volume/create.js';
 import { statAt } from '../../system/fs-at.js';
-import { dismountVolume } from '../../mount/dismount.js';
 import { chooseRoute, type RouteChoice } from '../../mount/route.js';
-import { makeFilesystem, type FsType } from '../../mount/filesystem.js';
+import type { FsType } from '../../mount/filesystem.js';
 import { records } from '../../mount/state.js';
 import { vaultVolume } from '../../formats/vault.js';
 import { gatherNewKdfInput } from '../secrets.js';
@@ -18,11 +15,13 @@ import { addYesOption, confirmOrStop, type YesOption } from '../confirm.js';
 import { completeCreateChoices, FILESYSTEMS, requireAnswerable } from '../create-wizard.js';
 import { addKdfOptions, kdfFromOptions, type KdfCliOptions } from '../kdf-options.js';
 import { info, progress, warn } from '../output.js';
-import { invokingUser } from '../owner.js';
 import { abortOnSignals } from '../signals.js';
 import { parseSize } from '../sizes.js';
+import { checkVeraCryptOptions, createVeraCryptIn } from './create-veracrypt.js';
+import { addVeraCryptOptions, veraCryptChoice, type VeraCryptCliOptions } from './create-veracrypt-options.js';
+import { formatThroughMount } from '../format-new.js';
 
-interface CreateOptions extends KdfCliOptions, YesOption {
+interface CreateOptions extends KdfCliOptions, YesOption, VeraCryptCliOptions {
   size?: string;
   fs?: string;
   sectorSize: string;
@@ -53,6 +52,7 @@ export function registerCreate(program: Command): void {
     .option('--quick', 'do not fill the data area (sparse file; reveals which sectors were written)')
     .option('--no-quick', 'fill the data area with random-looking ciphertext (the default without a terminal)');
   withSecretOptions(cmd).option('--force', 'overwrite an existing file without asking (implies --yes)');
+  addVeraCryptOptions(cmd);
   addKdfOptions(addYesOption(cmd)).action(async (target: string, o: CreateOptions) => {
       // Whatever was given is checked before anything is asked or opened.
       if (o.size !== undefined) parseSize(o.size);
@@ -60,11 +60,20 @@ export function registerCreate(program: Command): void {
       const sectorSize = Number(o.sectorSize) as SectorSize;
       if (sectorSize !== 512 && sectorSize !== 4096) throw new VaultError('usage', '--sector-size must be 512 or 4096');
       requireAnswerable(o);
+      const vc = veraCryptChoice(o, FILESYSTEM_NAMES);
+      // Before any question: without --fs, a hidden volume's outer filesystem is FAT (below), and
+      // any other is fine; checked again once the wizard settled it.
+      if (vc) checkVeraCryptOptions(vc, o.fs ?? 'vfat');
       const abs = path.resolve(target);
       const t = openTarget(abs);
       try {
         const overwrite = await mayOverwrite(t, abs, o);
-        const c = await completeCreateChoices(o, t.dir.path, sectorSize);
+        // A VeraCrypt volume with a hidden one inside holds FAT by default: ext4 cannot (create-veracrypt.ts).
+        const c = await completeCreateChoices({ ...o, ...(vc?.hiddenSize !== undefined && o.fs === undefined ? { fs: 'vfat' } : {}) }, t.dir.path, sectorSize);
+        if (vc) {
+          checkVeraCryptOptions(vc, c.fs);
+          return await createVeraCryptIn(t, abs, vc, { size: parseSize(c.size), fs: c.fs, quick: c.quick, overwrite }, () => chooseRoute(undefined, false));
+        }
         // root formats through its loop device; an ordinary user on the FUSE block file itself.
         const route = c.fs !== 'none' ? chooseRoute(undefined, false) : undefined;
         await createIn(t, abs, o, { size: parseSize(c.size), fs: c.fs, quick: c.quick, sectorSize, overwrite }, route);
@@ -109,7 +118,7 @@ async function createIn(t: Target, abs: string, o: CreateOptions, x: Settled, ro
   }
   try {
     if (x.quick) warn('--quick: the data area is sparse, so anyone who sees the file can tell which parts hold data');
-    if (route) await formatThroughMount(t, made, x.fs as FsType, signal, route);
+    if (route) await formatThroughMount(t, made, vaultVolume(made.header, made.key, []), x.fs as FsType, signal, route);
     else made.key.dispose();
     if (signal.aborted) throw new VaultError('interrupted', 'interrupted; no container was made');
     finishContainer(t, made, x.overwrite);
@@ -123,26 +132,4 @@ async function createIn(t: Target, abs: string, o: CreateOptions, x: Settled, ro
   }
   await warnWeak(); // estimated while the container was written
   info(`created ${abs} (${x.fs === 'none' ? 'no filesystem' : x.fs}, ${x.sectorSize}-byte sectors, Argon2id ${kdf.memoryKiB / 1024} MiB × ${kdf.iterations} × ${kdf.parallelism})`);
-}
-
-/**
- * Formats the new container through the normal mount path: mkfs writes only through the encryption,
- * and only into the file this create made (its descriptor, never its name).
- */
-async function formatThroughMount(t: Target, made: NewContainer, fs: FsType, signal: AbortSignal, route: RouteChoice) {
-  const c = containerFromFd(made.fd, path.join(t.dir.path, made.tmpName), false);
-  lockContainer(c);
-  const record = await mountUnlocked(c, vaultVolume(made.header, made.key, []), { readOnly: false, noFilesystem: true, warn, signal, transient: true, route });
-  try {
-    const owner = invokingUser() ?? selfUnlessRoot();
-    makeFilesystem(record.loopDevice ?? record.blockFile, fs, { fresh: true, ...(owner ? { ownerUid: owner.uid, ownerGid: owner.gid } : {}) });
-  } finally {
-    await dismountVolume(record, true);
-  }
-}
-
-/** An ordinary user owns the root of the filesystem they create (mkfs.ext4 -E root_owner). */
-function selfUnlessRoot(): { uid: number; gid: number } | undefined {
-  const uid = process.geteuid?.() ?? 0;
-  return uid === 0 ? undefined : { uid, gid: process.getegid?.() ?? 0 };
 }

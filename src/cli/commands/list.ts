@@ -5,7 +5,7 @@ import { formatLabel, type FormatName } from '../../formats/types.js';
 import { NO_POLICY, describePolicy } from '../../mount/policy.js';
 import { inScope, records } from '../../mount/state.js';
 import { actingScope } from '../owner.js';
-import { listedVolume } from '../list-json.js';
+import { hiddenProtectionOf, listedVolume } from '../list-json.js';
 
 export function registerList(program: Command): void {
   program
@@ -34,7 +34,10 @@ export function registerList(program: Command): void {
           const policy = describePolicy(r.policy ?? NO_POLICY);
           const state = v.state === 'mounted' ? '' : r.userDir ? '  [volume server died: its user clears it]' : '  [volume server died: cleaned up]';
           const whose = r.userDir ? `  uid ${r.ownerUid}` : '';
-          info(`${r.container}  ${formatOf(r.format)}  ${where}  ${r.fsType ?? 'no filesystem'}  ${r.loopDevice ?? ''}  ${r.readOnly ? 'ro' : 'rw'}${r.allowDiscards ? ',discard' : ''}  via ${r.route ?? 'root'}${whose}  pid ${r.serverPid}  auto-dismount: ${policy}${state}`);
+          const protection = hiddenProtectionOf(r);
+          const mode = r.readOnly || protection === 'tripped' ? 'ro' : 'rw';
+          const guard = protection === 'on' ? ',hidden-protected' : protection === 'tripped' ? ',hidden-protected (a write into the hidden volume was refused: read-only since)' : '';
+          info(`${r.container}  ${formatOf(r.format)}  ${where}  ${r.fsType ?? 'no filesystem'}  ${r.loopDevice ?? ''}  ${mode}${r.allowDiscards ? ',discard' : ''}${guard}  via ${r.route ?? 'root'}${whose}  pid ${r.serverPid}  auto-dismount: ${policy}${state}`);
         }
       }
       if (others > 0 && !o.json) info(`(${others} volume(s) of other users not shown)`);

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { VaultError } from '../../errors.js';
-import { mountVolume } from '../../mount/lifecycle.js';
-import { keyfilePolicy } from '../../formats/types.js';
+import { mountVolume, type MountOptions } from '../../mount/lifecycle.js';
+import { keyfilePolicy, type FormatAdapter, type UnlockSecret } from '../../formats/types.js';
 import { addFormatOptions, formatChoice, type FormatCliOptions } from '../format-options.js';
 import { info, progress, warn } from '../output.js';
 import { withSecretOptions } from '../secret-options.js';
@@ -23,6 +23,16 @@ interface MountCliOptions extends FormatCliOptions {
   allowFs?: string[];
   via?: string;
   allowDiscards?: boolean; // --allow-discards / --no-allow-discards; undefined: the config file's
+  protectHidden?: boolean;
+  protectHiddenKeyfile?: string[];
+}
+
+/** --protect-hidden's combinations, checked before anything is asked. */
+function checkProtectHidden(o: MountCliOptions): void {
+  if (o.protectHiddenKeyfile && !o.protectHidden) throw new VaultError('usage', '--protect-hidden-keyfile applies only with --protect-hidden');
+  if (!o.protectHidden) return;
+  if (o.hidden) throw new VaultError('usage', '--protect-hidden protects the hidden volume while the outer one is mounted: it does not go with --hidden');
+  if (o.readOnly) throw new VaultError('usage', '--read-only already keeps every write away from the hidden volume: drop --protect-hidden');
 }
 
 /** The config file's defaults, overridden flag by flag. Checked before any passphrase is asked. */
@@ -41,6 +51,15 @@ function policyFor(o: MountCliOptions): { policy: DismountPolicy; allowDiscards:
   };
 }
 
+/** The secret callbacks of mountVolume: one secret, or with --protect-hidden the outer and hidden ones read together. */
+function secretsFor(o: MountCliOptions): Pick<MountOptions, 'secret' | 'protectHidden'> {
+  // Loaded when needed: the secrets code pulls in the KDF, and the server launches before that.
+  if (!o.protectHidden) return { secret: async (adapter) => (await import('../secrets.js')).gatherSecret(o, keyfilePolicy(adapter)) };
+  let both: Promise<[UnlockSecret, UnlockSecret]> | undefined;
+  const pair = (adapter: FormatAdapter) => (both ??= import('../secrets.js').then((m) => m.gatherOuterAndHidden(o, keyfilePolicy(adapter), o.protectHiddenKeyfile)));
+  return { secret: async (a) => (await pair(a))[0], protectHidden: async (a) => (await pair(a))[1] };
+}
+
 export function registerMount(program: Command): void {
   const cmd = program
     .command('mount <container> [mountpoint]')
@@ -54,11 +73,14 @@ export function registerMount(program: Command): void {
     .option('--dismount-on <events>', 'dismount on these events, seen by `vault watch`: lock, sleep, comma-separated, or none')
     .option('--idle <duration>', 'dismount after this long without I/O, e.g. 15m, 30s, 1h30m, or off')
     .option('--via <route>', 'as an ordinary user: udisks (kernel filesystem, needs `vault setup-rootless`) or fuse (fuse2fs, needs nothing); default: the first that works')
-    .option('--allow-fs <type>', 'also mount this filesystem type (default: only ext4, vfat, exfat); repeatable', (v: string, acc: string[] = []) => [...acc, ...v.split(',')]);
+    .option('--allow-fs <type>', 'also mount this filesystem type (default: only ext4, vfat, exfat); repeatable', (v: string, acc: string[] = []) => [...acc, ...v.split(',')])
+    .option('--protect-hidden', "VeraCrypt/TrueCrypt: mount the outer volume but refuse every write into the hidden volume inside; asks for the hidden volume's password too (--password-stdin: outer first line, hidden second)")
+    .option('--protect-hidden-keyfile <file>', "a keyfile of the hidden volume's secret, with --protect-hidden (repeatable)", (v: string, acc: string[] = []) => [...acc, v]);
   addFormatOptions(cmd).action(async (container: string, mountpoint: string | undefined, o: MountCliOptions) => {
     if (!o.filesystem && (mountpoint !== undefined || o.fsOptions !== undefined))
       throw new VaultError('usage', `--no-filesystem mounts no filesystem: it takes no ${mountpoint !== undefined ? 'mount point' : '--fs-options'}`, 'drop one or the other');
     const choice = formatChoice(o);
+    checkProtectHidden(o);
     const via = parseRoute(o.via);
     const { policy, allowDiscards } = policyFor(o);
     checkDiscardOptions({ readOnly: !!o.readOnly, ...(allowDiscards ? { allowDiscards } : {}), ...(o.fsOptions ? { fsOptions: o.fsOptions } : {}) });
@@ -72,8 +94,7 @@ export function registerMount(program: Command): void {
         readOnly: !!o.readOnly,
         ...(o.fsOptions ? { fsOptions: o.fsOptions } : {}),
         noFilesystem: !o.filesystem,
-        // Loaded when needed: the secrets code pulls in the KDF, and the server launches before that.
-        secret: async (adapter) => (await import('../secrets.js')).gatherSecret(o, keyfilePolicy(adapter)),
+        ...secretsFor(o),
         ...choice,
         warn,
         ...(owner ? { owner } : {}),

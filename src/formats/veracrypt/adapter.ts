@@ -162,8 +162,8 @@ function volumeFrom(win: Win, o: UnlockOptions, c: ContainerFile): UnlockedVolum
   const area = dataArea(h, win.slot, c);
   const warnings: string[] = [];
   if (win.slot.copy === 'backup') warnings.push(`opened with the ${win.slot.kind} volume's backup header`);
-  if (win.slot.kind === 'normal' && !win.slot.system && !o.readOnly)
-    warnings.push('writing to an outer volume can overwrite a hidden volume inside it: vault has no hidden-volume protection (mount --read-only to be safe)');
+  if (win.slot.kind === 'normal' && !win.slot.system && !o.readOnly && !o.protectHidden)
+    warnings.push('writing to an outer volume can overwrite a hidden volume inside it: if it holds one, mount it with --protect-hidden (or --read-only)');
   return {
     format: h.format,
     key: KeyHandle.fromBytes(h.masterKey), // wipes h.masterKey

@@ -1,0 +1,54 @@
+/**
+ * Runs the independent VeraCrypt reader (vc_reader.py beside this file: Python's hashlib and the
+ * `cryptography` package, no vault code) and returns what it found in the header.
+ */
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import type { VcHeader } from '../../src/formats/veracrypt/header.js';
+
+const READER = path.join(import.meta.dirname, 'vc_reader.py');
+
+/**
+ * What the reader prints: the header's fields (named as vault's VcHeader names them, so tests
+ * compare like with like; only the type is shared, never code) and its checks.
+ */
+export type VcReading = Omit<VcHeader, 'format' | 'masterKey'> & {
+  magic: string;
+  keyAreaCrcOk: boolean;
+  headerCrcOk: boolean;
+  reservedTimesZero: boolean;
+  reservedZero: boolean;
+  unusedKeyAreaZero: boolean;
+  fileSize: number;
+  ok: boolean;
+};
+
+export interface ReadOptions {
+  prf: 'sha512' | 'sha256' | 'blake2s' | 'argon2id';
+  password: string;
+  pim?: number;
+  hidden?: boolean;
+  backup?: boolean;
+  keyfiles?: string[];
+  /** Write the decrypted data area here. */
+  dump?: string;
+}
+
+/** Reads many headers in one Python process (it starts slowly): one reading per job, in order. */
+export function readVeraCryptMany(jobs: Array<ReadOptions & { file: string }>): VcReading[] {
+  const r = spawnSync('python3', [READER], { input: JSON.stringify(jobs), encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`vc_reader.py failed (${r.status}): ${r.stderr}`);
+  return JSON.parse(r.stdout) as VcReading[];
+}
+
+export function readVeraCrypt(file: string, o: ReadOptions): VcReading {
+  return readVeraCryptMany([{ file, ...o }])[0]!;
+}
+
+/** The volume serial of a FAT12/16 or FAT32 boot sector, as blkid prints it (XXXX-XXXX). */
+export function fatSerial(boot: Buffer): string {
+  const fat32 = boot.readUInt16LE(22) === 0; // sectors per FAT (16-bit) is 0 on FAT32
+  const v = boot.readUInt32LE(fat32 ? 67 : 39);
+  const h = v.toString(16).toUpperCase().padStart(8, '0');
+  return `${h.slice(0, 4)}-${h.slice(4)}`;
+}
