@@ -3,6 +3,7 @@
  * positions and derivations may hold one, trying a derived header key on them, and the unlocked
  * volume (key area, data area, info) of the header that opened. Rules: spec/interop.md §2.9.
  */
+import { VaultError } from '../../errors.js';
 import { KeyHandle } from '../../crypto/key-handle.js';
 import { AES_XTS } from '../../crypto/cipher-chain.js';
 import type { ContainerFile } from '../../volume/container-file.js';
@@ -67,7 +68,7 @@ export function legacyVolume(win: LegacyWin, o: UnlockOptions, c: ContainerFile)
   const h = win.legacy;
   try {
     const hidden = win.slot.legacy === true;
-    const area = legacyDataArea(BigInt(c.size), h, hidden);
+    const area = legacyArea(c, h, hidden);
     // Whole sectors only: the archive's normal volumes end with a partial sector of nothing.
     const dataSize = Number(area.length - (area.length % 512n));
     const dataOffset = Number(area.offset);
@@ -87,6 +88,16 @@ export function legacyVolume(win: LegacyWin, o: UnlockOptions, c: ContainerFile)
     };
   } finally {
     h.decrypted.fill(0);
+  }
+}
+
+/** The data area, or an error naming the header's impossible hidden-volume size. */
+function legacyArea(c: ContainerFile, h: LegacyHeader, hidden: boolean): ReturnType<typeof legacyDataArea> {
+  try {
+    return legacyDataArea(BigInt(c.size), h, hidden);
+  } catch (e) {
+    if (!(e instanceof RangeError)) throw e;
+    throw new VaultError('invalid-field', `the TrueCrypt hidden-volume header of ${c.path} describes an impossible volume: hidden size ${h.hiddenVolumeSize} in a ${c.size}-byte file`, 'the header or the file is damaged (a truncated copy?)');
   }
 }
 
