@@ -70,6 +70,11 @@ export interface VeraCryptInfoJson {
   cipher: string;
   /** VeraCrypt's name of it, e.g. 'AES' or 'AES-Twofish-Serpent'. */
   algorithm: string;
+  /**
+   * The encryption mode: 'xts' (VeraCrypt, TrueCrypt 5.0 and later), or for TrueCrypt before 5.0
+   * 'lrw', 'cbc', 'outer-cbc' or 'inner-cbc' (then `cipher` is the legacy chain, e.g. 'lrw-aes').
+   */
+  mode: 'xts' | 'lrw' | 'cbc' | 'outer-cbc' | 'inner-cbc';
   sectorSize: number;
   dataOffset: number;
   dataSize: number;

@@ -80,6 +80,13 @@ export interface UnlockedVolume {
   key: KeyHandle;
   /** The XTS cipher chain in encryption order: AES alone for vault and LUKS; VeraCrypt's algorithm. */
   cipher: CipherChain;
+  /**
+   * Optional: a TrueCrypt volume of a version before 5.0 (spec/interop.md §2.9), whose sectors use
+   * a legacy mode (LRW or CBC) instead of `cipher`'s XTS: `key` is then the chain's part of the
+   * header's master key area, and sector i has IV sector number firstIvSector + i. The volume
+   * server only runs XTS, so mount refuses such a volume; `vault info` shows it.
+   */
+  legacy?: { chain: string; label: string; mode: 'lrw' | 'cbc' | 'cbc-outer'; firstIvSector: bigint };
   /** Encryption sector size in bytes (512 or 4096 for LUKS2; 512 for VeraCrypt; vault's header). */
   sectorSize: number;
   /** Byte offset of the first data sector inside the container file. */

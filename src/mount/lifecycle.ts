@@ -121,6 +121,7 @@ export async function mountVolume(o: MountOptions): Promise<VolumeRecord> {
     });
     let protectedRange: ProtectedRange | undefined;
     try {
+      refuseLegacy(volume);
       if (hiddenSecret) protectedRange = await hiddenVolumeRange(adapter, c, hiddenSecret, o.pim, volume);
     } catch (e) {
       volume.key.dispose();
@@ -400,4 +401,17 @@ function keepRootPrivate(record: VolumeRecord, o: MountUnlockedOptions): void {
   if (old === null) return;
   if (o.readOnly) o.warn(`the volume's root directory is mode ${old.toString(8)}: other users may read it where they can reach ${record.mountpoint}`);
   else o.warn(`made the volume's root directory private to its owner (mode ${old.toString(8)} → 700)`);
+}
+
+/**
+ * TrueCrypt before 5.0 (LRW/CBC, spec/interop.md §2.9): `vault info` opens such a volume, but the
+ * volume server runs XTS only, so mounting stops here, before a byte is served.
+ */
+function refuseLegacy(v: UnlockedVolume): void {
+  if (!v.legacy) return;
+  throw new VaultError(
+    'unsupported-feature',
+    `this TrueCrypt volume (before 5.0) uses the legacy mode ${v.legacy.label}, which vault's volume server cannot serve (it runs XTS only)`,
+    '`vault info` opens it and shows its chain and data area (`--dump-master-key` prints its key); to use the data, open it with cryptsetup (`--type tcrypt`, LRW and single-cipher CBC) or TrueCrypt 7.1a, and copy it into a new (XTS) volume',
+  );
 }

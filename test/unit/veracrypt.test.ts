@@ -52,7 +52,7 @@ describe('PIM formulas (VeraCrypt Pkcs5.c, cryptsetup tcrypt.c)', () => {
     expect(kdfCandidates({ pim: 7 }).every((k) => k.flavour === 'veracrypt')).toBe(true);
     expect(kdfCandidates({ pim: 7 }).find((k) => k.kind === 'pbkdf2' && k.digest === 'sha512')).toMatchObject({ iterations: 22_000 });
     const tc = kdfCandidates().filter((k) => k.flavour === 'truecrypt');
-    expect(tc.map((k) => (k.kind === 'pbkdf2' ? [k.digest, k.iterations] : null))).toEqual([['sha512', 1000], ['ripemd160', 2000], ['whirlpool', 1000]]);
+    expect(tc.map((k) => (k.kind === 'pbkdf2' ? [k.digest, k.iterations] : null))).toEqual([['sha512', 1000], ['ripemd160', 2000], ['whirlpool', 1000], ['sha1', 2000]]);
   });
 });
 

@@ -20,16 +20,19 @@ import {
 } from './kdf.js';
 import { KEYFILE_MAX_READ, mixKeyfiles } from './keyfiles.js';
 import { openWithOtherChain } from './cipher-chains.js';
+import { type LegacyWin, legacyApplies, legacyOnly, legacyVolume, tryLegacySlot } from './legacy-unlock.js';
 import { AES_XTS, type CipherChain, chainKeyBytes, chainLabel, veracryptName } from '../../crypto/cipher-chain.js';
 
 type Outcome =
   | { ok: true; header: VcHeader; slot: HeaderSlot; kdf: KdfCandidate; chain: CipherChain }
+  | ({ ok: true; header?: undefined } & LegacyWin)
   | { ok: false; error: VaultError | null; skipped?: string };
 
 /**
  * Derives one header key and tries it: AES-256-XTS, then, if that fails, every other VeraCrypt
- * algorithm the key is long enough for (`full`: derive the 192 bytes cascades need). Owns (and
- * wipes) its copy of the password.
+ * algorithm the key is long enough for (`full`: derive the 192 bytes cascades need), then, for
+ * TrueCrypt's derivations on the headers TrueCrypt 1.0-4.3 used, the legacy LRW/CBC chains
+ * (legacy-unlock.ts: a few block decryptions each). Owns (and wipes) its copy of the password.
  */
 async function attempt(slot: HeaderSlot, kdf: KdfCandidate, password: Buffer, full: boolean): Promise<Outcome> {
   let key: Buffer;
@@ -45,14 +48,17 @@ async function attempt(slot: HeaderSlot, kdf: KdfCandidate, password: Buffer, fu
   let chain: CipherChain = AES_XTS;
   try {
     try {
-      plain = decryptHeader(slot.raw, key.subarray(0, XTS_KEY_BYTES));
+      plain = legacyOnly(kdf) ? null : decryptHeader(slot.raw, key.subarray(0, XTS_KEY_BYTES));
     } catch {
       plain = null; // e.g. a derived key with equal halves, which XTS refuses
     }
     if (!plain || !headerMagic(plain)) {
       plain?.fill(0);
-      const other = openWithOtherChain(slot.raw, key);
-      if (!other) return { ok: false, error: null };
+      const other = legacyOnly(kdf) ? null : openWithOtherChain(slot.raw, key);
+      if (!other) {
+        const legacy = legacyApplies(slot, kdf) ? tryLegacySlot(slot, key) : null;
+        return legacy ? { ok: true, legacy, slot, kdf } : { ok: false, error: null };
+      }
       ({ chain, plain } = other);
     }
     try {
@@ -86,12 +92,17 @@ async function firstDecisive(attempts: Array<() => Promise<Outcome>>, width: num
     while (decisive === null && next < attempts.length) {
       const r = await attempts[next++]!();
       if (decisive === null && (r.ok || r.error)) decisive = r;
-      else if (r.ok) r.header.masterKey.fill(0); // a second header opened at once: keep the first
+      else if (r.ok) wipeWin(r); // a second header opened at once: keep the first
       else failures.push(r);
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, width) }, worker));
   return decisive ? [decisive, ...failures] : failures;
+}
+
+function wipeWin(r: Outcome & { ok: true }): void {
+  if (r.header) r.header.masterKey.fill(0);
+  else r.legacy.decrypted.fill(0);
 }
 
 function noHeaderOpened(c: ContainerFile, outcomes: Outcome[], o: UnlockOptions, tried: { slots: HeaderSlot[]; kdfs: KdfCandidate[]; keyfiles: number }): VaultError {
@@ -108,7 +119,7 @@ function noHeaderOpened(c: ContainerFile, outcomes: Outcome[], o: UnlockOptions,
   return new VaultError(
     'wrong-password',
     `no VeraCrypt/TrueCrypt header of ${c.path} opened with ${secret}: ${why}, or it is not a VeraCrypt/TrueCrypt volume vault can open ` +
-      `(TrueCrypt 5.0 or later; every VeraCrypt algorithm). Tried ${describeSlots(tried.slots)} with ${describeTried(tried.kdfs)}`,
+      `(TrueCrypt 1.0 or later; every VeraCrypt algorithm). Tried ${describeSlots(tried.slots)} with ${describeTried(tried.kdfs)}`,
     [
       skipped.length ? `these key derivations could not run here: ${skipped.join('; ')}` : null,
       o.hidden || o.system ? null : 'a hidden volume opens with its own password (--hidden tries only its header)',
@@ -152,7 +163,7 @@ async function unlock(c: ContainerFile, secret: UnlockSecret, o: UnlockOptions, 
   }
   const win = outcomes[0];
   if (!win?.ok) throw noHeaderOpened(c, outcomes, o, { slots, kdfs, keyfiles: secret.keyfiles.length });
-  return volumeFrom(win, o, c);
+  return win.header ? volumeFrom(win, o, c) : legacyVolume(win, o, c);
 }
 
 type Win = { header: VcHeader; slot: HeaderSlot; kdf: KdfCandidate; chain: CipherChain };
@@ -194,6 +205,7 @@ function describe(win: Win, o: UnlockOptions, area: { offset: number; size: numb
     pim: o.pim ?? 0,
     cipher: chainLabel(win.chain),
     algorithm: veracryptName(win.chain),
+    mode: 'xts',
     sectorSize: h.sectorSize,
     dataOffset: area.offset,
     dataSize: area.size,

@@ -7,7 +7,7 @@
  * Sources: VeraCrypt Common/Pkcs5.c (get_pkcs5_iteration_count: normal and boot (system) counts,
  * with and without PIM; TrueCrypt mode), cryptsetup lib/tcrypt/tcrypt.c (table tcrypt_kdf, and
  * TCRYPT_init_hdr, which also gives VeraCrypt 1.26.27's Argon2id parameters and PIM mapping).
- * Not supported: TrueCrypt's HMAC-SHA-1 (TrueCrypt before 5.0, CBC/LRW volumes only).
+ * TrueCrypt's HMAC-SHA-1 (2000 iterations) made only volumes of TrueCrypt before 5.0 (LRW/CBC).
  */
 import { pbkdf2 } from 'node:crypto';
 import { promisify } from 'node:util';
@@ -20,7 +20,7 @@ const pbkdf2Async = promisify(pbkdf2);
 export type Flavour = 'veracrypt' | 'truecrypt';
 
 /** The hash as node:crypto names it, or as native pbkdf2Async does for the libgcrypt-only ones. */
-export type Digest = 'sha512' | 'sha256' | 'blake2s256' | 'ripemd160' | 'whirlpool' | 'streebog512';
+export type Digest = 'sha1' | 'sha512' | 'sha256' | 'blake2s256' | 'ripemd160' | 'whirlpool' | 'streebog512';
 
 export type KdfCandidate =
   | { kind: 'pbkdf2'; flavour: Flavour; prf: Prf; label: string; digest: Digest; iterations: number }
@@ -76,11 +76,11 @@ export function argon2Params(pim: number): { memoryKiB: number; iterations: numb
 }
 
 const DIGEST: Record<Exclude<Prf, 'argon2id'>, Digest> = {
-  sha512: 'sha512', whirlpool: 'whirlpool', sha256: 'sha256', blake2s: 'blake2s256', streebog: 'streebog512', ripemd160: 'ripemd160',
+  sha512: 'sha512', whirlpool: 'whirlpool', sha256: 'sha256', blake2s: 'blake2s256', streebog: 'streebog512', ripemd160: 'ripemd160', sha1: 'sha1',
 };
 const LABEL: Record<Prf, string> = {
   sha512: 'PBKDF2-HMAC-SHA-512', whirlpool: 'PBKDF2-HMAC-Whirlpool', sha256: 'PBKDF2-HMAC-SHA-256', blake2s: 'PBKDF2-HMAC-BLAKE2s-256',
-  streebog: 'PBKDF2-HMAC-Streebog-512', argon2id: 'Argon2id', ripemd160: 'PBKDF2-HMAC-RIPEMD-160',
+  streebog: 'PBKDF2-HMAC-Streebog-512', argon2id: 'Argon2id', ripemd160: 'PBKDF2-HMAC-RIPEMD-160', sha1: 'PBKDF2-HMAC-SHA-1',
 };
 
 function pbkdf2Candidate(flavour: Flavour, prf: Exclude<Prf, 'argon2id'>, iterations: number): KdfCandidate {
@@ -113,6 +113,8 @@ export function kdfCandidates(s: KdfSelection = {}): KdfCandidate[] {
     pbkdf2Candidate('truecrypt', 'sha512', 1000),
     pbkdf2Candidate('truecrypt', 'ripemd160', boot ? 1000 : 2000),
     pbkdf2Candidate('truecrypt', 'whirlpool', 1000),
+    // TrueCrypt before 5.0 only (LRW/CBC volumes, spec/interop.md §2.9); no boot loader used it.
+    ...(boot ? [] : [pbkdf2Candidate('truecrypt', 'sha1', 2000)]),
   ];
   const all: KdfCandidate[] = [
     vc('sha512'),

@@ -4,7 +4,7 @@
  */
 import { VaultError } from '../../errors.js';
 
-export const PRF_NAMES = ['sha512', 'whirlpool', 'sha256', 'blake2s', 'streebog', 'argon2id', 'ripemd160'] as const;
+export const PRF_NAMES = ['sha512', 'whirlpool', 'sha256', 'blake2s', 'streebog', 'argon2id', 'ripemd160', 'sha1'] as const;
 export type Prf = (typeof PRF_NAMES)[number];
 
 /** cryptsetup's (libgcrypt's) names and a few obvious spellings for the same PRFs. */
@@ -17,6 +17,7 @@ const ALIASES: Record<string, Prf> = {
   streebog512: 'streebog',
   'ripemd-160': 'ripemd160',
   rmd160: 'ripemd160',
+  'sha-1': 'sha1',
 };
 
 /** The PRF `--hash <name>` names (case-insensitive), or a usage error listing the choices. */
