@@ -29,6 +29,7 @@ struct vault_cipher_ctx {
   size_t n;
   stage st[VAULT_CHAIN_MAX];
   vault_kuz_key *kuz_mem; /* locked pages (secure_mem) for every Kuznyechik stage's keys */
+  tc_legacy_ctx *legacy;  /* a TrueCrypt legacy chain instead of the stages (n == 0) */
 };
 
 static const struct {
@@ -83,6 +84,7 @@ static void gcry_init(void) {
 }
 
 void vault_cipher_prepare(const vault_chain *c) {
+  if (c->legacy != NULL) pthread_once(&gcry_once, gcry_init); /* before tc_legacy's own init */
   for (size_t i = 0; i < c->n; i++)
     if (CIPHERS[c->ids[i]].gcry_algo != 0) pthread_once(&gcry_once, gcry_init);
 }
@@ -290,6 +292,8 @@ out:
 int vault_chain_parse(const char *spec, vault_chain *out) {
   const char *p = spec;
   out->n = 0;
+  out->legacy = tc_legacy_chain_by_name(spec);
+  if (out->legacy != NULL) return 0;
   while (1) {
     size_t len = strcspn(p, "-");
     size_t i;
@@ -306,13 +310,34 @@ int vault_chain_parse(const char *spec, vault_chain *out) {
   }
 }
 
-size_t vault_chain_key_len(const vault_chain *c) { return c->n * 2 * VAULT_CIPHER_KEY_LEN; }
+size_t vault_chain_key_len(const vault_chain *c) {
+  return c->legacy != NULL ? c->legacy->key_bytes : c->n * 2 * VAULT_CIPHER_KEY_LEN;
+}
+
+/* A context for a TrueCrypt legacy chain: tc_legacy's schedules (libgcrypt's heap, wiped on close). */
+static vault_cipher_ctx *legacy_ctx_new(const vault_chain *c, const uint8_t *key) {
+  int err = 0;
+  vault_cipher_ctx *ctx = calloc(1, sizeof *ctx);
+  if (ctx == NULL) {
+    fail("out of memory for a cipher context%s%s", "", "");
+    return NULL;
+  }
+  ctx->legacy = tc_legacy_open(c->legacy, key, c->legacy->key_bytes, &err);
+  if (ctx->legacy == NULL) {
+    snprintf(errmsg, sizeof errmsg, "cannot set up the TrueCrypt legacy chain %s: %s", c->legacy->name,
+             err < 0 ? strerror(-err) : gcry_strerror((gcry_error_t)err));
+    free(ctx);
+    return NULL;
+  }
+  return ctx;
+}
 
 vault_cipher_ctx *vault_cipher_ctx_new(const vault_chain *c, const uint8_t *key) {
   const size_t n = c->n;
   uint8_t pair[2 * VAULT_CIPHER_KEY_LEN]; /* one cipher's key1 || key2 */
   vault_cipher_ctx *ctx;
   int err = 0;
+  if (c->legacy != NULL) return legacy_ctx_new(c, key);
   if (n == 0 || n > VAULT_CHAIN_MAX) {
     fail("internal error: a cipher chain of %s%s ciphers", n == 0 ? "zero" : "too many", "");
     return NULL;
@@ -371,6 +396,7 @@ fail:
 
 void vault_cipher_ctx_free(vault_cipher_ctx *ctx) {
   if (ctx == NULL) return;
+  tc_legacy_close(ctx->legacy); /* NULL-safe, wipes */
   for (size_t i = 0; i < ctx->n; i++) {
     vault_xts_ctx_free(ctx->st[i].aes); /* NULL-safe, cleanses */
     gcry_cipher_close(ctx->st[i].gc);   /* NULL-safe, wipes */
@@ -389,6 +415,20 @@ const void *vault_cipher_ctx_hint(const vault_cipher_ctx *ctx) {
 
 int vault_cipher_run(vault_cipher_ctx *ctx, uint8_t *buf, size_t len, size_t sector_size, uint64_t first_tweak,
                      uint64_t tweak_step, int encrypt) {
+  if (ctx != NULL && ctx->legacy != NULL) {
+    int e;
+    if (sector_size != TC_LEGACY_SECTOR || tweak_step != 1 || len % TC_LEGACY_SECTOR != 0) {
+      snprintf(errmsg, sizeof errmsg, "internal error: a legacy run with sector size %zu, step %llu, length %zu",
+               sector_size, (unsigned long long)tweak_step, len);
+      return -1;
+    }
+    e = tc_legacy_sectors(ctx->legacy, buf, len, first_tweak, encrypt != 0);
+    if (e != 0) {
+      snprintf(errmsg, sizeof errmsg, "TrueCrypt legacy sectors: %s", e < 0 ? strerror(-e) : gcry_strerror((gcry_error_t)e));
+      return -1;
+    }
+    return 0;
+  }
   if (ctx == NULL || sector_size < BLOCK || sector_size % BLOCK != 0 || sector_size > VAULT_XTS_MAX_SECTOR ||
       len % sector_size != 0) {
     snprintf(errmsg, sizeof errmsg, "internal error: XTS run with %s, sector size %zu, length %zu",

@@ -24,6 +24,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "tc_legacy.h"
+
 #define VAULT_CHAIN_MAX 3
 #define VAULT_CIPHER_KEY_LEN 32 /* per cipher, per XTS half */
 
@@ -38,6 +40,10 @@ typedef enum {
 typedef struct {
   size_t n;
   vault_cipher_id ids[VAULT_CHAIN_MAX];
+  /* Instead of an XTS chain (n == 0): one of TrueCrypt's legacy LRW/CBC chains (tc_legacy.h),
+     named as there ("lrw-aes", "cbc-serpent-twofish-aes"); its key is chain->key_bytes long, its
+     sectors 512 bytes, and the run's first tweak is the IV sector number (step 1). */
+  const tc_legacy_chain_info *legacy;
 } vault_chain;
 
 typedef struct vault_cipher_ctx vault_cipher_ctx;

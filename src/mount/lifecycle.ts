@@ -121,7 +121,7 @@ export async function mountVolume(o: MountOptions): Promise<VolumeRecord> {
     });
     let protectedRange: ProtectedRange | undefined;
     try {
-      refuseLegacy(volume);
+      refuseLegacy(volume, o.readOnly);
       if (hiddenSecret) protectedRange = await hiddenVolumeRange(adapter, c, hiddenSecret, o.pim, volume);
     } catch (e) {
       volume.key.dispose();
@@ -225,6 +225,7 @@ async function startVolume(c: ContainerFile, v: UnlockedVolume, o: MountUnlocked
     firstTweak: v.firstTweak.toString(),
     tweakStep: v.tweakStep.toString(),
     cipher: [...v.cipher],
+    ...(v.legacy ? { legacyChain: v.legacy.chain } : {}),
     transport: transportChoice(),
     idleSeconds: o.policy?.idleSeconds ?? null,
     // udisksd (root) and the loop driver open the block file of a user's FUSE mount.
@@ -404,14 +405,16 @@ function keepRootPrivate(record: VolumeRecord, o: MountUnlockedOptions): void {
 }
 
 /**
- * TrueCrypt before 5.0 (LRW/CBC, spec/interop.md §2.9): `vault info` opens such a volume, but the
- * volume server runs XTS only, so mounting stops here, before a byte is served.
+ * TrueCrypt before 5.0 (LRW/CBC, spec/interop.md §2.9): served read-only only. Both modes are
+ * weaker than XTS against someone who sees the container change (CBC is malleable and shows which
+ * part of a rewritten sector changed; LRW is unsafe with its tweak key stored on the volume), so
+ * vault never writes them; their data is for copying into an XTS volume.
  */
-function refuseLegacy(v: UnlockedVolume): void {
-  if (!v.legacy) return;
+function refuseLegacy(v: UnlockedVolume, readOnly: boolean): void {
+  if (!v.legacy || readOnly) return;
   throw new VaultError(
-    'unsupported-feature',
-    `this TrueCrypt volume (before 5.0) uses the legacy mode ${v.legacy.label}, which vault's volume server cannot serve (it runs XTS only)`,
-    '`vault info` opens it and shows its chain and data area (`--dump-master-key` prints its key); to use the data, open it with cryptsetup (`--type tcrypt`, LRW and single-cipher CBC) or TrueCrypt 7.1a, and copy it into a new (XTS) volume',
+    'usage',
+    `this TrueCrypt volume (before 5.0) uses the legacy mode ${v.legacy.label}: vault opens it read-only only`,
+    'add --read-only, then copy its files into a new (XTS) volume',
   );
 }

@@ -24,7 +24,8 @@ export interface FuseServeOptions {
   /** Tweak of data sector i is firstTweak + i * tweakStep (vault's format: 0n and 1n). */
   firstTweak: bigint;
   tweakStep: bigint;
-  /** The XTS cipher chain, encryption order, e.g. "aes" (the default) or "serpent-twofish-aes". */
+  /** The XTS cipher chain, encryption order, e.g. "aes" (the default) or "serpent-twofish-aes"; or a
+   *  TrueCrypt legacy chain such as "lrw-aes" (native/tc_legacy.h). */
   cipher?: string;
   readOnly: boolean;
   /** Worker threads, 1..64 (default 8). */

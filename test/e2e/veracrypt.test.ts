@@ -231,4 +231,17 @@ describe.runIf(suite.run)('a cascade volume read-write (native cipher engine)', 
     referenceChainXts(['aes', 'twofish', 'serpent'], key, stored, BigInt(offset / 512), true);
     expect(stored.equals(plain)).toBe(true);
   });
+
+  it('TrueCrypt before 5.0 (LRW and CBC): served read-only through the native server, the filesystem visible; a read-write mount refused (2)', () => {
+    const lrw = tcryptImage('tc_2-ripemd160-lrw-serpent-twofish-aes');
+    const tc = ['--type', 'truecrypt', '--read-only'];
+    expect(uuidThrough(lrw, TC_PASSWORD, tc)).toBe(TC_FS_UUID);
+    expect(uuidThrough(tcryptImage('tc_2-ripemd160-lrw-aes-hidden'), HIDDEN_PW, [...tc, '--hidden'])).toBe(HIDDEN_UUID);
+    expect(uuidThrough(tcryptImage('tc_1-sha1-cbc-aes'), TC_PASSWORD, tc)).toBe(TC_FS_UUID);
+    const before = sha256File(lrw);
+    const rw = vault(['mount', lrw, '--no-filesystem', '--password-stdin', '--type', 'truecrypt'], TC_PASSWORD);
+    expect(rw.status).toBe(2);
+    expect(rw.stderr).toMatch(/legacy mode .*LRW.*: vault opens it read-only only/);
+    expect(sha256File(lrw)).toBe(before);
+  });
 });

@@ -5,7 +5,7 @@
  * with the unlocked key and IV numbering through the legacy cipher, is the FAT boot sector
  * cryptsetup's test expects (DEAD-BABE; hidden volumes CAFE-BABE). The CBC cascade images have
  * their data area zeroed in the archive (the kernel cannot map them), so there the header is the
- * real-image check. Mount refuses them (the volume server runs XTS only).
+ * real-image check. Mount serves them read-only (test/e2e/veracrypt.test.ts).
  */
 import { describe, expect, it } from 'vitest';
 import { adapterByName, unlockVolume } from '../../src/formats/index.js';
