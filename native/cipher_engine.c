@@ -30,6 +30,7 @@ struct vault_cipher_ctx {
   stage st[VAULT_CHAIN_MAX];
   vault_kuz_key *kuz_mem; /* locked pages (secure_mem) for every Kuznyechik stage's keys */
   tc_legacy_ctx *legacy;  /* a TrueCrypt legacy chain instead of the stages (n == 0) */
+  dm_crypt_ctx *dm;         /* or a dm-crypt spec (n == 0) */
 };
 
 static const struct {
@@ -84,7 +85,7 @@ static void gcry_init(void) {
 }
 
 void vault_cipher_prepare(const vault_chain *c) {
-  if (c->legacy != NULL) pthread_once(&gcry_once, gcry_init); /* before tc_legacy's own init */
+  if (c->legacy != NULL || c->dm.algo != 0) pthread_once(&gcry_once, gcry_init); /* before tc_legacy's own init */
   for (size_t i = 0; i < c->n; i++)
     if (CIPHERS[c->ids[i]].gcry_algo != 0) pthread_once(&gcry_once, gcry_init);
 }
@@ -291,9 +292,12 @@ out:
 
 int vault_chain_parse(const char *spec, vault_chain *out) {
   const char *p = spec;
-  out->n = 0;
+  int dm;
+  memset(out, 0, sizeof *out);
   out->legacy = tc_legacy_chain_by_name(spec);
   if (out->legacy != NULL) return 0;
+  dm = dm_crypt_parse(spec, &out->dm, errmsg, sizeof errmsg);
+  if (dm <= 0) return dm;
   while (1) {
     size_t len = strcspn(p, "-");
     size_t i;
@@ -311,6 +315,7 @@ int vault_chain_parse(const char *spec, vault_chain *out) {
 }
 
 size_t vault_chain_key_len(const vault_chain *c) {
+  if (c->dm.algo != 0) return c->dm.key_bytes;
   return c->legacy != NULL ? c->legacy->key_bytes : c->n * 2 * VAULT_CIPHER_KEY_LEN;
 }
 
@@ -332,12 +337,32 @@ static vault_cipher_ctx *legacy_ctx_new(const vault_chain *c, const uint8_t *key
   return ctx;
 }
 
+/* A context for a dm-crypt spec: libgcrypt handles in its secure memory, wiped on close. */
+static vault_cipher_ctx *dm_ctx_new(const vault_chain *c, const uint8_t *key) {
+  int err = 0;
+  vault_cipher_ctx *ctx = calloc(1, sizeof *ctx);
+  if (ctx == NULL) {
+    fail("out of memory for a cipher context%s%s", "", "");
+    return NULL;
+  }
+  pthread_once(&gcry_once, gcry_init);
+  ctx->dm = gcry_ready ? dm_crypt_open(&c->dm, key, &err) : NULL;
+  if (ctx->dm == NULL) {
+    snprintf(errmsg, sizeof errmsg, "cannot set up the dm-crypt cipher: %s",
+             !gcry_ready ? "libgcrypt is too old" : err < 0 ? strerror(-err) : gcry_strerror((gcry_error_t)err));
+    free(ctx);
+    return NULL;
+  }
+  return ctx;
+}
+
 vault_cipher_ctx *vault_cipher_ctx_new(const vault_chain *c, const uint8_t *key) {
   const size_t n = c->n;
   uint8_t pair[2 * VAULT_CIPHER_KEY_LEN]; /* one cipher's key1 || key2 */
   vault_cipher_ctx *ctx;
   int err = 0;
   if (c->legacy != NULL) return legacy_ctx_new(c, key);
+  if (c->dm.algo != 0) return dm_ctx_new(c, key);
   if (n == 0 || n > VAULT_CHAIN_MAX) {
     fail("internal error: a cipher chain of %s%s ciphers", n == 0 ? "zero" : "too many", "");
     return NULL;
@@ -397,6 +422,7 @@ fail:
 void vault_cipher_ctx_free(vault_cipher_ctx *ctx) {
   if (ctx == NULL) return;
   tc_legacy_close(ctx->legacy); /* NULL-safe, wipes */
+  dm_crypt_close(ctx->dm);
   for (size_t i = 0; i < ctx->n; i++) {
     vault_xts_ctx_free(ctx->st[i].aes); /* NULL-safe, cleanses */
     gcry_cipher_close(ctx->st[i].gc);   /* NULL-safe, wipes */
@@ -425,6 +451,19 @@ int vault_cipher_run(vault_cipher_ctx *ctx, uint8_t *buf, size_t len, size_t sec
     e = tc_legacy_sectors(ctx->legacy, buf, len, first_tweak, encrypt != 0);
     if (e != 0) {
       snprintf(errmsg, sizeof errmsg, "TrueCrypt legacy sectors: %s", e < 0 ? strerror(-e) : gcry_strerror((gcry_error_t)e));
+      return -1;
+    }
+    return 0;
+  }
+  if (ctx != NULL && ctx->dm != NULL) {
+    int e;
+    if (sector_size < BLOCK || sector_size % BLOCK != 0 || len % sector_size != 0) {
+      snprintf(errmsg, sizeof errmsg, "internal error: a dm-crypt run with sector size %zu, length %zu", sector_size, len);
+      return -1;
+    }
+    e = dm_crypt_sectors(ctx->dm, buf, len, sector_size, first_tweak, tweak_step, encrypt);
+    if (e != 0) {
+      snprintf(errmsg, sizeof errmsg, "dm-crypt sectors: %s", gcry_strerror((gcry_error_t)e));
       return -1;
     }
     return 0;

@@ -24,6 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dm_crypt.h"
 #include "tc_legacy.h"
 
 #define VAULT_CHAIN_MAX 3
@@ -44,12 +45,16 @@ typedef struct {
      named as there ("lrw-aes", "cbc-serpent-twofish-aes"); its key is chain->key_bytes long, its
      sectors 512 bytes, and the run's first tweak is the IV sector number (step 1). */
   const tc_legacy_chain_info *legacy;
+  /* Or (n == 0, legacy NULL, dm.algo != 0): a dm-crypt spec the chains lack (CBC with a plain/plain64/essiv IV, XTS with short keys), named as
+     dm_crypt.h says ("aes-cbc-essiv:sha256/256"); its key is dm.key_bytes long, the run's tweaks are
+     IV sector numbers. */
+  dm_crypt_spec dm;
 } vault_chain;
 
 typedef struct vault_cipher_ctx vault_cipher_ctx;
 
-/* Parses "aes", "serpent-twofish-aes" (encryption order, lower case, '-' between names) into
-   `out`. Returns 0, or -1 (vault_cipher_error() says why). */
+/* Parses "aes", "serpent-twofish-aes" (encryption order, lower case, '-' between names), a
+   TrueCrypt legacy chain's name or a dm-crypt spec (dm_crypt.h) into `out`. Returns 0, or -1 (vault_cipher_error() says why). */
 int vault_chain_parse(const char *spec, vault_chain *out);
 
 /* Bytes of key a chain takes: 64 per cipher. */

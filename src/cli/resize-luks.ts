@@ -42,8 +42,8 @@ export async function resizeLuks(
     if (dataSize !== undefined && v.maxDataSize !== undefined && dataSize > v.maxDataSize)
       throw new VaultError(
         'unsupported-feature',
-        `${c.path} uses aes-xts-plain, whose 32-bit IV addresses at most ${v.maxDataSize} bytes of data here; a data area of ${dataSize} bytes would wrap it; the container was not changed`,
-        'stay below that size, or re-encrypt it to aes-xts-plain64 with `cryptsetup reencrypt --cipher aes-xts-plain64`',
+        `${c.path} uses ${v.cipher[0]}-xts-plain, whose 32-bit IV addresses at most ${v.maxDataSize} bytes of data here; a data area of ${dataSize} bytes would wrap it; the container was not changed`,
+        `stay below that size, or re-encrypt it to ${v.cipher[0]}-xts-plain64 with \`cryptsetup reencrypt --cipher ${v.cipher[0]}-xts-plain64\``,
       );
     await resizeOffline({
       c, volume: v, dataSize, quick: !!o.quick, signal, overhead: v.dataOffset,

@@ -21,6 +21,12 @@ export interface XtsParams {
   tweakStep?: bigint;
   /** The cipher chain, in encryption order; default AES alone. The key holds chainKeyBytes(cipher). */
   cipher?: CipherChain;
+  /**
+   * Instead of `cipher`: a dm-crypt spec the chains do not cover, as the engine names it
+   * (native/dm_crypt.h: "aes-cbc-essiv:sha256/256", "aes-xts-plain64/256"; src/formats/luks/dm-cipher.ts).
+   * The engine checks the key length against it. Not XTS for CBC specs, despite this module's name.
+   */
+  engine?: string;
 }
 
 const U64_MAX = (1n << 64n) - 1n;
@@ -39,9 +45,13 @@ function check(key: KeyHandle, buf: Uint8Array, p: XtsParams): { state: KeyState
   if (!(buf instanceof Uint8Array)) throw new TypeError('buf must be a Uint8Array or Buffer');
   if (typeof p !== 'object' || p === null) throw new TypeError('XTS parameters must be an object');
   const cipher = p.cipher ?? AES_XTS;
-  if (!isCipherChain(cipher)) throw new TypeError('cipher must list 1 to 3 of aes, serpent, twofish, camellia, kuznyechik');
-  const keyLength = chainKeyBytes(cipher);
-  if (key.length !== keyLength) throw new RangeError(`XTS with ${chainSpec(cipher)} needs a ${keyLength}-byte key, got ${key.length} bytes`);
+  if (p.engine !== undefined) {
+    if (typeof p.engine !== 'string' || p.cipher !== undefined) throw new TypeError('engine must be a string, and excludes cipher');
+  } else {
+    if (!isCipherChain(cipher)) throw new TypeError('cipher must list 1 to 3 of aes, serpent, twofish, camellia, kuznyechik');
+    const keyLength = chainKeyBytes(cipher);
+    if (key.length !== keyLength) throw new RangeError(`XTS with ${chainSpec(cipher)} needs a ${keyLength}-byte key, got ${key.length} bytes`);
+  }
   const { sectorSize, firstTweak } = p;
   const tweakStep = p.tweakStep ?? 1n;
   if (typeof sectorSize !== 'number') throw new TypeError(`sectorSize must be a number, got ${typeof sectorSize}`);
@@ -60,7 +70,7 @@ function check(key: KeyHandle, buf: Uint8Array, p: XtsParams): { state: KeyState
   if (lastTweak > U64_MAX) {
     throw new RangeError(`the last sector's tweak (${lastTweak}) exceeds 2^64 - 1 (firstTweak ${firstTweak}, tweakStep ${tweakStep})`);
   }
-  return { state, args: { sectorSize, firstTweak, tweakStep, cipher: chainSpec(cipher) } };
+  return { state, args: { sectorSize, firstTweak, tweakStep, cipher: p.engine ?? chainSpec(cipher) } };
 }
 
 function runSync(key: KeyHandle, buf: Uint8Array, p: XtsParams, encrypt: boolean): void {

@@ -128,7 +128,7 @@ function checkGeometry(v: UnlockedVolume, c: ContainerFile): void {
   if (v.firstTweak < 0n || v.tweakStep < 1n) throw bad('negative tweak');
   if (v.dataOffset + v.dataSize > c.size)
     throw new VaultError('truncated', `${c.path} is truncated: the ${v.format} header describes ${v.dataOffset + v.dataSize} bytes, the file has ${c.size}`);
-  if (!v.legacy && v.key.length !== chainKeyBytes(v.cipher)) throw bad(`a ${v.key.length}-byte key for ${chainSpec(v.cipher)}`);
+  if (!v.legacy && v.engine === undefined && v.key.length !== chainKeyBytes(v.cipher)) throw bad(`a ${v.key.length}-byte key for ${chainSpec(v.cipher)}`);
 }
 
 /**

@@ -87,6 +87,13 @@ export interface UnlockedVolume {
    * server only runs XTS, so mount refuses such a volume; `vault info` shows it.
    */
   legacy?: { chain: string; label: string; mode: 'lrw' | 'cbc' | 'cbc-outer'; firstIvSector: bigint };
+  /**
+   * Optional: a LUKS volume whose dm-crypt spec the XTS chains do not cover (CBC, XTS with a key
+   * shorter than 512 bits): the native engine's name for it (native/dm_crypt.h,
+   * "aes-cbc-essiv:sha256/256"), which then replaces `cipher` on the data path; `key` holds its
+   * key length. Sector i's IV sector number is firstTweak + i * tweakStep.
+   */
+  engine?: string;
   /** Encryption sector size in bytes (512 or 4096 for LUKS2; 512 for VeraCrypt; vault's header). */
   sectorSize: number;
   /** Byte offset of the first data sector inside the container file. */

@@ -55,6 +55,8 @@ export interface MountOptions extends FormatChoice {
   note?: (message: string) => void;
   /** Progress of work done before the mount (finishing an interrupted re-encryption). */
   progress?: (label: string, done: number, total: number) => void;
+  /** --allow-legacy-write: serve a TrueCrypt LRW/CBC volume read-write (otherwise read-only, with a warning). */
+  allowLegacyWrite?: boolean;
   /** --allow-discards, or the config file's allowDiscards (src/mount/discards.ts); off when absent. */
   allowDiscards?: DiscardSource;
   /**
@@ -120,8 +122,8 @@ export async function mountVolume(o: MountOptions): Promise<VolumeRecord> {
       throw e;
     });
     let protectedRange: ProtectedRange | undefined;
+    const readOnly = o.readOnly || legacyReadOnly(volume, o);
     try {
-      refuseLegacy(volume, o.readOnly);
       if (hiddenSecret) protectedRange = await hiddenVolumeRange(adapter, c, hiddenSecret, o.pim, volume);
     } catch (e) {
       volume.key.dispose();
@@ -134,7 +136,7 @@ export async function mountVolume(o: MountOptions): Promise<VolumeRecord> {
     }
     const prepared = early;
     early = undefined; // from here on, mountUnlocked's undo owns it
-    return await mountUnlocked(c, volume, { ...o, route, discards: allowDiscards, ...(protectedRange ? { protectedRange } : {}) }, prepared);
+    return await mountUnlocked(c, volume, { ...o, readOnly, route, discards: allowDiscards, ...(protectedRange ? { protectedRange } : {}) }, prepared);
   } finally {
     if (early) await discardPrepared(early);
     if (headerFile) closeContainer(headerFile);
@@ -225,7 +227,7 @@ async function startVolume(c: ContainerFile, v: UnlockedVolume, o: MountUnlocked
     firstTweak: v.firstTweak.toString(),
     tweakStep: v.tweakStep.toString(),
     cipher: [...v.cipher],
-    ...(v.legacy ? { legacyChain: v.legacy.chain } : {}),
+    ...(v.legacy ? { engine: v.legacy.chain } : v.engine !== undefined ? { engine: v.engine } : {}),
     transport: transportChoice(),
     idleSeconds: o.policy?.idleSeconds ?? null,
     // udisksd (root) and the loop driver open the block file of a user's FUSE mount.
@@ -405,16 +407,22 @@ function keepRootPrivate(record: VolumeRecord, o: MountUnlockedOptions): void {
 }
 
 /**
- * TrueCrypt before 5.0 (LRW/CBC, spec/interop.md §2.9): served read-only only. Both modes are
- * weaker than XTS against someone who sees the container change (CBC is malleable and shows which
- * part of a rewritten sector changed; LRW is unsafe with its tweak key stored on the volume), so
- * vault never writes them; their data is for copying into an XTS volume.
+ * TrueCrypt before 5.0 (LRW/CBC, spec/interop.md §2.9): served read-only unless the user insists
+ * (--allow-legacy-write). Both modes are weaker than XTS against someone who sees the container
+ * change, as cryptsetup's man page says of them: CBC is malleable and shows where a rewritten
+ * sector first changed; LRW has known weaknesses, its tweak key stored next to the data keys.
+ * Returns whether the mount must be read-only; warns either way.
  */
-function refuseLegacy(v: UnlockedVolume, readOnly: boolean): void {
-  if (!v.legacy || readOnly) return;
-  throw new VaultError(
-    'usage',
-    `this TrueCrypt volume (before 5.0) uses the legacy mode ${v.legacy.label}: vault opens it read-only only`,
-    'add --read-only, then copy its files into a new (XTS) volume',
-  );
+function legacyReadOnly(v: UnlockedVolume, o: MountOptions): boolean {
+  if (!v.legacy || o.readOnly) return false;
+  const weak =
+    v.legacy.mode === 'lrw'
+      ? 'LRW is unsafe when the volume holds its own tweak key, e.g. in a swap or hibernation file kept on it'
+      : 'CBC is malleable (whoever can write the container flips chosen bits of the next block, undetected) and shows where a rewritten sector first changed';
+  if (!o.allowLegacyWrite) {
+    o.warn(`this TrueCrypt volume (before 5.0) uses the legacy mode ${v.legacy.label}: opened read-only (${weak}); copy its files into a new XTS volume, or add --allow-legacy-write to write it anyway`);
+    return true;
+  }
+  o.warn(`writing a TrueCrypt legacy volume (${v.legacy.label}) as you asked: ${weak}; copy its files into a new XTS volume when you can`);
+  return false;
 }

@@ -101,7 +101,7 @@ export async function serveNative(
       sectorSize: config.sectorSize,
       firstTweak: BigInt(config.firstTweak),
       tweakStep: BigInt(config.tweakStep),
-      cipher: config.legacyChain ?? chainSpec(config.cipher ?? AES_XTS),
+      cipher: config.engine ?? chainSpec(config.cipher ?? AES_XTS),
       readOnly: config.readOnly,
       transport: config.transport,
       ...(config.allowRoot ? { allowRoot: true } : {}),

@@ -35,9 +35,11 @@ export interface ServerConfig {
   /** The XTS cipher chain in encryption order (e.g. ['serpent', 'twofish', 'aes']); the key pipe
    *  carries chainKeyBytes(cipher) bytes. Absent: AES alone (64 bytes). */
   cipher?: CipherName[];
-  /** Instead of `cipher`: a TrueCrypt legacy chain (LRW/CBC, e.g. "lrw-serpent-twofish-aes",
-   *  native/tc_legacy.h); the key pipe carries its key bytes, sectors are 512 bytes, read-only. */
-  legacyChain?: string;
+  /** Instead of `cipher`: another scheme the native engine runs, by its engine name: a TrueCrypt
+   *  legacy chain (LRW/CBC, e.g. "lrw-serpent-twofish-aes", native/tc_legacy.h; 512-byte sectors,
+   *  read-only) or a LUKS dm-crypt spec (e.g. "aes-cbc-essiv:sha256/256", native/dm_crypt.h). The
+   *  key pipe carries its key bytes. */
+  engine?: string;
   /** How the server talks to the kernel: FUSE over io_uring, classic /dev/fuse reads, or the best
    *  this kernel offers ('auto'). */
   transport: TransportChoice;

@@ -9,7 +9,7 @@ import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, writ
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { e2eSuite, expectClean, forEachTransport, leftovers, ok, sha256File, vault } from './harness.js';
-import { cryptsetup, FAST_PBKDF2, fastArgon2, mutateJson, plaintextImage } from '../support/luks.js';
+import { cryptsetup, FAST_PBKDF2, fastArgon2, mutateJson, plaintextImage, readJson } from '../support/luks.js';
 
 const suite = e2eSuite('luks');
 const run = suite.run;
@@ -63,6 +63,43 @@ function decryptAttached(file: string, dataOffset: number): Buffer {
   return readFileSync(data);
 }
 
+/** A 24 MiB file whose first 16 MiB are an ext4 filesystem holding before.bin (300 KiB of random bytes). */
+function ext4Image(name: string): { file: string; content: Buffer } {
+  const src = path.join(suite.dir, `${name}-tree`);
+  mkdirSync(src);
+  const content = randomBytes(300 * 1024);
+  writeFileSync(path.join(src, 'before.bin'), content);
+  const file = path.join(suite.dir, `${name}.img`);
+  writeFileSync(file, Buffer.alloc(24 * MiB));
+  const mk = spawnSync('mkfs.ext4', ['-q', '-F', '-b', '4096', '-d', src, file, '16M'], { encoding: 'utf8' });
+  expect(mk.status, mk.stderr).toBe(0);
+  return { file, content };
+}
+
+/** Mounts `file`'s ext4, checks before.bin, writes after.bin (returned), dismounts. */
+function mountAndAdd(file: string, name: string, content: Buffer): Buffer {
+  const mp = path.join(suite.dir, `${name}-mp`);
+  mkdirSync(mp);
+  ok(vault(['mount', file, mp, '--password-stdin'], `${PW}\n`));
+  expect(readFileSync(path.join(mp, 'before.bin')).equals(content)).toBe(true);
+  const added = randomBytes(200 * 1024);
+  writeFileSync(path.join(mp, 'after.bin'), added);
+  ok(vault(['dismount', mp]));
+  expectClean();
+  return added;
+}
+
+/** cryptsetup decrypts the LUKS2 container; its ext4 holds after.bin = `added` and checks clean. */
+function expectAddedInImage(file: string, dataOffset: number, name: string, added: Buffer): void {
+  const plainImage = path.join(suite.dir, `${name}-plain.img`);
+  writeFileSync(plainImage, decryptAttached(file, dataOffset));
+  const out = path.join(suite.dir, `${name}-after.out`);
+  const dump = spawnSync('debugfs', ['-R', `dump /after.bin ${out}`, plainImage], { encoding: 'utf8' });
+  expect(dump.status, dump.stderr).toBe(0);
+  expect(readFileSync(out).equals(added)).toBe(true);
+  expect(spawnSync('e2fsck', ['-fn', plainImage]).status).toBe(0);
+}
+
 forEachTransport(suite, () => {
   describe.runIf(run)('LUKS containers made by cryptsetup', () => {
     it('attached header, 4096-byte sectors: vault reads the plaintext; what vault writes, cryptsetup decrypts', () => {
@@ -101,29 +138,10 @@ forEachTransport(suite, () => {
     });
 
     it('an ext4 filesystem inside LUKS2: files read back; a file vault writes is in the decrypted image', () => {
-      const src = path.join(suite.dir, 'tree');
-      mkdirSync(src);
-      const content = randomBytes(300 * 1024);
-      writeFileSync(path.join(src, 'before.bin'), content);
-      const file = path.join(suite.dir, 'fs.img');
-      writeFileSync(file, Buffer.alloc(24 * MiB));
-      const mk = spawnSync('mkfs.ext4', ['-q', '-F', '-b', '4096', '-d', src, file, '16M'], { encoding: 'utf8' });
-      expect(mk.status, mk.stderr).toBe(0);
+      const { file, content } = ext4Image('fs');
       cryptsetup(['reencrypt', '--encrypt', '--force-offline-reencrypt', '--type', 'luks2', '--reduce-device-size', '8M', ...FAST_PBKDF2, '--key-file', keyFile(), file]);
-      const mp = path.join(suite.dir, 'mp');
-      mkdirSync(mp);
-      ok(vault(['mount', file, mp, '--password-stdin'], `${PW}\n`));
-      expect(readFileSync(path.join(mp, 'before.bin')).equals(content)).toBe(true);
-      const added = randomBytes(200 * 1024);
-      writeFileSync(path.join(mp, 'after.bin'), added);
-      ok(vault(['dismount', mp]));
-      expectClean();
-      const plainImage = path.join(suite.dir, 'fs-plain.img');
-      writeFileSync(plainImage, decryptAttached(file, 4 * MiB));
-      const out = path.join(suite.dir, 'after.out');
-      const dump = spawnSync('debugfs', ['-R', `dump /after.bin ${out}`, plainImage], { encoding: 'utf8' });
-      expect(dump.status, dump.stderr).toBe(0);
-      expect(readFileSync(out).equals(added)).toBe(true);
+      const added = mountAndAdd(file, 'fs', content);
+      expectAddedInImage(file, 4 * MiB, 'fs', added);
     });
 
     it('info shows keyslots without a password; --dump-master-key matches cryptsetup; wrong passphrase exits 3', () => {
@@ -165,5 +183,20 @@ forEachTransport(suite, () => {
       const dev2 = ok(vault(['mount', file, '--no-filesystem', '--password-stdin', '--keyfile', kf, '--slot', '0'], '\n')).stdout.trim();
       ok(vault(['dismount', dev2]));
     });
+  });
+});
+
+describe.runIf(run)('LUKS ciphers beyond AES-XTS-512 through the volume server', () => {
+  it('LUKS1 aes-cbc-essiv:sha256 (the old default) with ext4: files read back; what vault writes, cryptsetup decrypts', () => {
+    const { file, content } = ext4Image('essiv');
+    cryptsetup(['reencrypt', '--encrypt', '--force-offline-reencrypt', '--type', 'luks2', '--luks2-metadata-size', '16k', '--reduce-device-size', '8M', '--sector-size', '512', '--cipher', 'aes-cbc-essiv:sha256', '--key-size', '256', ...FAST_PBKDF2, '--key-file', keyFile(), file]);
+    cryptsetup(['convert', '-q', '--type', 'luks1', file]);
+    expect(readFileSync(file).readUInt16BE(6)).toBe(1);
+    const info = JSON.parse(ok(vault(['info', file, '--json'])).stdout) as { format: string; cipher: string; keyBits: number };
+    expect(info).toMatchObject({ format: 'luks1', cipher: 'aes-cbc-essiv:sha256', keyBits: 256 });
+    const added = mountAndAdd(file, 'essiv', content);
+    // cryptsetup decrypts offline from LUKS2 only: convert back, then decrypt the carved data area.
+    cryptsetup(['convert', '-q', '--type', 'luks2', file]);
+    expectAddedInImage(file, Number(readJson(file).segments['0'].offset), 'essiv', added);
   });
 });

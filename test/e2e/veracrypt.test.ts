@@ -8,7 +8,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { createDecipheriv, randomBytes } from 'node:crypto';
-import { chmodSync, closeSync, copyFileSync, existsSync, fsyncSync, openSync, readFileSync, readSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, copyFileSync, existsSync, fsyncSync, openSync, readFileSync, readSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { CLI, ROOT, TRANSPORTS, e2eSuite, ok, sha256File, useTransport, vault } from './harness.js';
 import { describeHit, runPaused, scanMemory } from './memscan.js';
@@ -57,14 +57,14 @@ function uuidThrough(file: string, pw: string, extra: string[] = []): string {
 }
 
 /** Writes `plain` at `sector` of the mounted volume, remounts read-only and returns what reads back there. */
-function writeThenReadBack(file: string, pw: string, plain: Buffer, sector: number, check: (dev: string) => void = () => {}): Buffer {
-  const dev = attach(file, pw);
+function writeThenReadBack(file: string, pw: string, plain: Buffer, sector: number, check: (dev: string) => void = () => {}, extra: string[] = []): Buffer {
+  const dev = attach(file, pw, extra);
   const fd = openSync(dev, 'r+');
   writeSync(fd, plain, 0, plain.length, sector * 512);
   fsyncSync(fd);
   closeSync(fd);
   ok(vault(['dismount', dev]));
-  const again = attach(file, pw, ['--read-only']);
+  const again = attach(file, pw, [...extra.filter((a) => a !== '--allow-legacy-write'), '--read-only']);
   const back = Buffer.alloc(plain.length);
   try {
     const rfd = openSync(again, 'r');
@@ -232,16 +232,38 @@ describe.runIf(suite.run)('a cascade volume read-write (native cipher engine)', 
     expect(stored.equals(plain)).toBe(true);
   });
 
-  it('TrueCrypt before 5.0 (LRW and CBC): served read-only through the native server, the filesystem visible; a read-write mount refused (2)', () => {
+  it('TrueCrypt before 5.0 (LRW and CBC): read-only by default with a warning, the filesystem visible; --allow-legacy-write writes what reads back', () => {
     const lrw = tcryptImage('tc_2-ripemd160-lrw-serpent-twofish-aes');
     const tc = ['--type', 'truecrypt', '--read-only'];
     expect(uuidThrough(lrw, TC_PASSWORD, tc)).toBe(TC_FS_UUID);
     expect(uuidThrough(tcryptImage('tc_2-ripemd160-lrw-aes-hidden'), HIDDEN_PW, [...tc, '--hidden'])).toBe(HIDDEN_UUID);
     expect(uuidThrough(tcryptImage('tc_1-sha1-cbc-aes'), TC_PASSWORD, tc)).toBe(TC_FS_UUID);
+    // Without --read-only: mounted read-only anyway, with the warning; the container unchanged.
     const before = sha256File(lrw);
-    const rw = vault(['mount', lrw, '--no-filesystem', '--password-stdin', '--type', 'truecrypt'], TC_PASSWORD);
-    expect(rw.status).toBe(2);
-    expect(rw.stderr).toMatch(/legacy mode .*LRW.*: vault opens it read-only only/);
+    const r = vault(['mount', lrw, '--no-filesystem', '--password-stdin', '--type', 'truecrypt'], TC_PASSWORD);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/legacy mode .*LRW.*: opened read-only \(LRW is unsafe .*--allow-legacy-write/);
+    const dev = r.stdout.trim();
+    try {
+      expect(spawnSync('blockdev', ['--getro', dev], { encoding: 'utf8' }).stdout.trim()).toBe('1');
+      expect(() => writeFileSync(dev, Buffer.alloc(512))).toThrow(/EROFS|EPERM|EACCES/);
+    } finally {
+      ok(vault(['dismount', dev]));
+    }
     expect(sha256File(lrw)).toBe(before);
+    // --allow-legacy-write: what is written reads back after a fresh mount, the filesystem intact.
+    for (const name of ['tc_2-ripemd160-lrw-serpent-twofish-aes', 'tc_1-sha1-cbc-aes']) {
+      const copy = path.join(suite.dir, `${name}-rw.tc`);
+      copyFileSync(tcryptImage(name), copy);
+      const plain = randomBytes(4096);
+      const rw = ['--type', 'truecrypt', '--allow-legacy-write'];
+      const back = writeThenReadBack(copy, TC_PASSWORD, plain, 8, undefined, rw);
+      expect(back.equals(plain), name).toBe(true);
+      expect(uuidThrough(copy, TC_PASSWORD, tc), name).toBe(TC_FS_UUID);
+      const w = vault(['mount', copy, '--no-filesystem', '--password-stdin', ...rw], TC_PASSWORD);
+      expect(w.stderr).toMatch(/writing a TrueCrypt legacy volume .* as you asked/);
+      ok(vault(['dismount', w.stdout.trim()]));
+    }
   });
+
 });

@@ -16,6 +16,7 @@ import { detectFormat } from '../../src/formats/index.js';
 import { luks2Info } from '../../src/formats/luks2/info.js';
 import { dataSegment, keyslotsToTry } from '../../src/formats/luks2/support.js';
 import { MAX_KDF_ATTEMPTS, openFirstKeyslot } from '../../src/formats/luks/try-keyslots.js';
+import { parseDmCipher } from '../../src/formats/luks/dm-cipher.js';
 import {
   copyOffsets,
   cryptsetup,
@@ -359,7 +360,7 @@ describe('counts are bounded before anything costly', () => {
   });
 
   it('no unlock runs more than 32 key derivations, whatever the format hands it', async () => {
-    const slot = { name: 'keyslot', kdf: { type: 'pbkdf2' as const, hash: 'sha256' as const, iterations: 1, salt: Buffer.alloc(32) }, areaOffset: 0, keyLength: 64, afHash: 'sha256' as const };
+    const slot = { name: 'keyslot', kdf: { type: 'pbkdf2' as const, hash: 'sha256' as const, iterations: 1, salt: Buffer.alloc(32) }, areaOffset: 0, keyLength: 64, afHash: 'sha256' as const, area: parseDmCipher('LUKS2', 'aes-xts-plain64', 64) };
     const digest = { hash: 'sha256' as const, iterations: 1, salt: Buffer.alloc(32), digest: Buffer.alloc(20) };
     const attempts = Array.from({ length: MAX_KDF_ATTEMPTS + 1 }, () => ({ slot, digest }));
     const fd = openSync(base, 'r');

@@ -220,8 +220,9 @@ describe('refused before any key derivation', () => {
 
   const cases: Array<[string, (j: Record<string, any>) => void, string, RegExp]> = [
     ['cipher_null', (j) => (j.segments['0'].encryption = 'cipher_null-ecb'), 'unsupported-feature', /cipher_null/],
-    ['serpent', (j) => (j.segments['0'].encryption = 'serpent-xts-plain64'), 'unsupported-feature', /"serpent-xts-plain64" is not supported/],
-    ['aes-cbc', (j) => (j.segments['0'].encryption = 'aes-cbc-essiv:sha256'), 'unsupported-feature', /aes-cbc-essiv:sha256/],
+    ['cast5', (j) => (j.segments['0'].encryption = 'cast5-xts-plain64'), 'unsupported-feature', /"cast5-xts-plain64" uses the cipher "cast5"/],
+    ['aes-cbc-benbi', (j) => (j.segments['0'].encryption = 'aes-cbc-benbi'), 'unsupported-feature', /IV mode "benbi"/],
+    ['capi cipher', (j) => (j.segments['0'].encryption = 'capi:xts(aes)-plain64'), 'unsupported-feature', /"capi:xts\(aes\)-plain64" is not supported/],
     ['unknown requirement', (j) => (j.config.requirements = { mandatory: ['frobnicate'] }), 'unsupported-feature', /"frobnicate"/],
     ['online-reencrypt requirement', (j) => (j.config.requirements = { mandatory: ['online-reencrypt-v2'] }), 'unsupported-feature', /reencryption in progress/],
     ['sector size 1024', (j) => (j.segments['0'].sector_size = 1024), 'unsupported-feature', /sector size 1024/],
@@ -231,8 +232,8 @@ describe('refused before any key derivation', () => {
     ['argon2 time 2^31', (j) => Object.assign(j.keyslots['0'].kdf = { type: 'argon2i', time: 2 ** 31, memory: 1024, cpus: 1, salt: j.keyslots['0'].kdf.salt }), 'kdf-bounds', /time/],
     ['digest iterations 2^40', (j) => (j.digests['0'].iterations = 2 ** 40), 'kdf-bounds', /iterations/],
     ['keyslot kdf unknown', (j) => (j.keyslots['0'].kdf = { type: 'scrypt', salt: j.keyslots['0'].kdf.salt }), 'unsupported-feature', /scrypt/],
-    ['area cipher', (j) => (j.keyslots['0'].area.encryption = 'twofish-xts-plain64'), 'unsupported-feature', /twofish/],
-    ['256-bit key', (j) => (j.keyslots['0'].key_size = 32), 'unsupported-feature', /256-bit key/],
+    ['area cipher', (j) => (j.keyslots['0'].area.encryption = 'blowfish-xts-plain64'), 'unsupported-feature', /blowfish/],
+    ['160-bit key', (j) => (j.keyslots['0'].key_size = 20), 'unsupported-feature', /160-bit key/],
     ['cipher with control characters', (j) => (j.segments['0'].encryption = 'evil\n\u001b[2J'), 'unsupported-feature', /"evil\\n\\u001b\[2J"/],
     ['digest without its value', (j) => delete j.digests['0'].digest, 'invalid-field', /digest 0: missing or bad digest/],
     ['digest type', (j) => (j.digests['0'].type = 'hmac'), 'unsupported-feature', /"hmac"/],

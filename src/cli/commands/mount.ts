@@ -25,6 +25,7 @@ interface MountCliOptions extends FormatCliOptions {
   allowDiscards?: boolean; // --allow-discards / --no-allow-discards; undefined: the config file's
   protectHidden?: boolean;
   protectHiddenKeyfile?: string[];
+  allowLegacyWrite?: boolean;
 }
 
 /** --protect-hidden's combinations, checked before anything is asked. */
@@ -75,7 +76,8 @@ export function registerMount(program: Command): void {
     .option('--via <route>', 'as an ordinary user: udisks (kernel filesystem, needs `vault setup-rootless`) or fuse (fuse2fs, needs nothing); default: the first that works')
     .option('--allow-fs <type>', 'also mount this filesystem type (default: only ext4, vfat, exfat); repeatable', (v: string, acc: string[] = []) => [...acc, ...v.split(',')])
     .option('--protect-hidden', "VeraCrypt/TrueCrypt: mount the outer volume but refuse every write into the hidden volume inside; asks for the hidden volume's password too (--password-stdin: outer first line, hidden second)")
-    .option('--protect-hidden-keyfile <file>', "a keyfile of the hidden volume's secret, with --protect-hidden (repeatable)", (v: string, acc: string[] = []) => [...acc, v]);
+    .option('--protect-hidden-keyfile <file>', "a keyfile of the hidden volume's secret, with --protect-hidden (repeatable)", (v: string, acc: string[] = []) => [...acc, v])
+    .option('--allow-legacy-write', 'TrueCrypt before 5.0 (LRW, CBC): mount read-write despite the modes\' weaknesses (default: read-only, with a warning)');
   addFormatOptions(cmd).action(async (container: string, mountpoint: string | undefined, o: MountCliOptions) => {
     if (!o.filesystem && (mountpoint !== undefined || o.fsOptions !== undefined))
       throw new VaultError('usage', `--no-filesystem mounts no filesystem: it takes no ${mountpoint !== undefined ? 'mount point' : '--fs-options'}`, 'drop one or the other');
@@ -103,6 +105,7 @@ export function registerMount(program: Command): void {
         policy,
         ...(allowDiscards ? { allowDiscards } : {}),
         ...(via ? { via } : {}),
+        ...(o.allowLegacyWrite ? { allowLegacyWrite: true } : {}),
         note: info,
         progress: (label, done, total) => progress(label, done, total, (started ??= Date.now())),
       });

@@ -1,8 +1,9 @@
 /**
  * Opening one LUKS keyslot (LUKS1 and LUKS2 keyslot type "luks2" work alike): derive the area key
- * from the passphrase, decrypt the AF material with aes-xts-plain64 in 512-byte sectors whose IV
- * counts from 0 at the start of the area, AF-merge it into a candidate volume key, and let the
- * caller check that candidate against the volume-key digest.
+ * from the passphrase, decrypt the AF material with the area's dm-crypt cipher (LUKS1: the volume
+ * cipher; LUKS2: the keyslot's area.encryption) in 512-byte sectors whose IV counts from 0 at the
+ * start of the area, AF-merge it into a candidate volume key, and let the caller check that
+ * candidate against the volume-key digest.
  */
 import { KeyHandle } from '../../crypto/key-handle.js';
 import { wipe } from '../../crypto/wipe.js';
@@ -11,6 +12,7 @@ import { readAtSync } from '../../volume/fd-io.js';
 import { VaultError } from '../../errors.js';
 import { afMerge, afSplitBytes, AF_STRIPES, type LuksHash } from './af.js';
 import { deriveLuksKey, type LuksKdf } from './kdf.js';
+import { areaRun, type DmCipher } from './dm-cipher.js';
 
 export interface AfKeyslot {
   /** For messages: "keyslot 3". */
@@ -21,10 +23,9 @@ export interface AfKeyslot {
   /** Volume key length in bytes (64 for AES-256-XTS). */
   keyLength: number;
   afHash: LuksHash;
+  /** The cipher of the key material (its key, area.key_size bytes, comes from the KDF). */
+  area: DmCipher;
 }
-
-/** Area cipher key length: aes-xts-plain64 with a 512-bit key is the only area cipher accepted. */
-export const AREA_KEY_LENGTH = 64;
 
 /**
  * Returns the AF-merged candidate volume key (caller wipes it), or throws for I/O trouble.
@@ -35,12 +36,12 @@ export async function recoverCandidateKey(fd: number, slot: AfKeyslot, secret: B
   const material = readAtSync(fd, materialBytes, slot.areaOffset);
   if (material.length !== materialBytes)
     throw new VaultError('truncated', `${slot.name}: its key material ends beyond the end of the header`);
-  const derived = await deriveLuksKey(secret, slot.kdf, AREA_KEY_LENGTH, slot.name);
+  const derived = await deriveLuksKey(secret, slot.kdf, slot.area.keyBytes, slot.name);
   let areaKey: KeyHandle | null = null;
   try {
     // KeyHandle.fromBytes zeroes `derived`; the area key then lives in locked memory.
     areaKey = KeyHandle.fromBytes(derived);
-    xtsDecrypt(areaKey, material, { sectorSize: 512, firstTweak: 0n });
+    xtsDecrypt(areaKey, material, { sectorSize: 512, firstTweak: 0n, ...areaRun(slot.area) });
     return afMerge(material, slot.keyLength, slot.afHash, AF_STRIPES);
   } catch (e) {
     // Equal XTS halves from a KDF are a 2^-256 event; treat it like any wrong passphrase.

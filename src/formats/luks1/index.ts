@@ -1,7 +1,7 @@
 /**
- * The LUKS1 format adapter: aes-xts-plain64 with a 512-bit key, PBKDF2 keyslots (the header's one
- * hash for PBKDF2, AF and the volume-key digest), 512-byte sectors whose IV counts from 0 at the
- * data offset. Rules and sources: spec/interop-luks.md.
+ * The LUKS1 format adapter: the dm-crypt ciphers of src/formats/luks/dm-cipher.ts (the keyslots'
+ * material under the same cipher), PBKDF2 keyslots (the header's one hash for PBKDF2, AF and the
+ * volume-key digest), 512-byte sectors whose IV counts from 0 at the data offset. Rules and sources: spec/interop-luks.md.
  */
 import { VaultError } from '../../errors.js';
 import { wipe } from '../../crypto/wipe.js';
@@ -10,7 +10,6 @@ import type { ContainerFile } from '../../volume/container-file.js';
 import { LUKS_HASHES, type LuksHash } from '../luks/af.js';
 import { luksGeometry } from '../luks/geometry.js';
 import { checkLuksKdfBounds } from '../luks/kdf.js';
-import { AREA_KEY_LENGTH } from '../luks/keyslot.js';
 import { luksPassphrase } from '../luks/secret.js';
 import { openFirstKeyslot, type KeyslotAttempt } from '../luks/try-keyslots.js';
 import type { FormatAdapter, FormatInfo, UnlockOptions, UnlockSecret, UnlockedVolume } from '../types.js';
@@ -18,8 +17,7 @@ import type { Luks1InfoJson } from '../info-json.js';
 import { MAGIC_PRIMARY } from '../luks2/binary-header.js';
 import { LUKS1_HEADER_SIZE, parseLuks1Header, type Luks1Header } from './header.js';
 import { printable, quote } from '../luks/quote.js';
-import { checkIvRange, isAesXts, maxDataSize, optionalMax, unsupportedCipher, type AesXtsSpec } from '../luks/iv.js';
-import { AES_XTS } from '../../crypto/cipher-chain.js';
+import { checkIvRange, parseDmCipher, volumeCipher, type DmCipher } from '../luks/dm-cipher.js';
 
 function metadataFile(c: ContainerFile, o: UnlockOptions): ContainerFile {
   return o.headerFile ?? c;
@@ -34,19 +32,17 @@ function readHeader(c: ContainerFile, o: UnlockOptions): Luks1Header {
 
 const cipherSpec = (h: Luks1Header) => `${h.cipherName}-${h.cipherMode}`;
 
-/** Refusals that need no derivation: cipher, key size, hash, iteration bounds. */
-function checkSupported(h: Luks1Header): LuksHash {
-  if (!isAesXts(cipherSpec(h))) throw unsupportedCipher('LUKS1', cipherSpec(h));
-  if (h.keyBytes !== AREA_KEY_LENGTH)
-    throw new VaultError('unsupported-feature', `the LUKS1 volume key has ${h.keyBytes * 8} bits; vault opens only 512-bit (AES-256-XTS) keys`);
+/** Refusals that need no derivation: cipher and key size, hash, iteration bounds. */
+function checkSupported(h: Luks1Header): { hash: LuksHash; cipher: DmCipher } {
+  const cipher = parseDmCipher('LUKS1', cipherSpec(h), h.keyBytes);
   if (!LUKS_HASHES.includes(h.hashSpec as LuksHash))
     throw new VaultError('unsupported-feature', `the LUKS1 hash ${quote(h.hashSpec)} is not supported (sha1, sha256, sha512)`);
-  return h.hashSpec as LuksHash;
+  return { hash: h.hashSpec as LuksHash, cipher };
 }
 
 async function unlock(c: ContainerFile, secret: UnlockSecret, o: UnlockOptions): Promise<UnlockedVolume> {
   const h = readHeader(c, o);
-  const hash = checkSupported(h);
+  const { hash, cipher } = checkSupported(h);
   const digest = { hash, iterations: h.mkDigestIterations, salt: h.mkDigestSalt, digest: h.mkDigest };
   checkLuksKdfBounds({ type: 'pbkdf2', ...digest }, 'the volume key digest');
   const geometry = luksGeometry({
@@ -58,8 +54,7 @@ async function unlock(c: ContainerFile, secret: UnlockSecret, o: UnlockOptions):
     detached: o.headerFile !== undefined,
     metadataEnd: BigInt(h.headerEnd),
   });
-  const spec = cipherSpec(h) as AesXtsSpec; // checked by checkSupported
-  checkIvRange('LUKS1', spec, 0n, geometry.dataSize);
+  checkIvRange(cipher, 0n, geometry.dataSize);
   let slots = h.keyslots;
   if (o.slot !== undefined) {
     slots = slots.filter((k) => k.id === o.slot);
@@ -69,7 +64,7 @@ async function unlock(c: ContainerFile, secret: UnlockSecret, o: UnlockOptions):
   const attempts: KeyslotAttempt[] = slots.map((k) => {
     const kdf = { type: 'pbkdf2' as const, hash, iterations: k.iterations, salt: k.salt };
     checkLuksKdfBounds(kdf, `keyslot ${k.id}`);
-    return { slot: { name: `keyslot ${k.id}`, kdf, areaOffset: k.materialOffset, keyLength: h.keyBytes, afHash: hash }, digest };
+    return { slot: { name: `keyslot ${k.id}`, kdf, areaOffset: k.materialOffset, keyLength: h.keyBytes, afHash: hash, area: cipher }, digest };
   });
   const passphrase = luksPassphrase(secret);
   try {
@@ -82,10 +77,9 @@ async function unlock(c: ContainerFile, secret: UnlockSecret, o: UnlockOptions):
       dataSize: geometry.dataSize,
       firstTweak: 0n,
       tweakStep: 1n,
-      cipher: AES_XTS,
       uuid: printable(h.uuid),
       warnings: [],
-      ...optionalMax(maxDataSize(spec, 0n)),
+      ...volumeCipher(cipher, 0n),
     };
   } finally {
     wipe(passphrase);

@@ -6,7 +6,7 @@ import { wipe } from '../../crypto/wipe.js';
 import type { ContainerFile } from '../../volume/container-file.js';
 import { luksGeometry } from '../luks/geometry.js';
 import { printable } from '../luks/quote.js';
-import { checkIvRange, maxDataSize, optionalMax } from '../luks/iv.js';
+import { checkIvRange, volumeCipher } from '../luks/dm-cipher.js';
 import { luksPassphrase } from '../luks/secret.js';
 import { openFirstKeyslot } from '../luks/try-keyslots.js';
 import type { FormatAdapter, FormatInfo, UnlockOptions, UnlockSecret, UnlockedVolume } from '../types.js';
@@ -15,7 +15,6 @@ import { MAGIC_PRIMARY, MAGIC_SECONDARY, METADATA_SIZES } from './binary-header.
 import { luks2Info } from './info.js';
 import { readLuks2Header, type Luks2Header } from './read.js';
 import { checkTweakRange, dataSegment, keyslotsToTry } from './support.js';
-import { AES_XTS } from '../../crypto/cipher-chain.js';
 
 function metadataFile(c: ContainerFile, o: UnlockOptions): ContainerFile {
   return o.headerFile ?? c;
@@ -42,11 +41,12 @@ async function unlock(c: ContainerFile, secret: UnlockSecret, o: UnlockOptions):
     metadataEnd: 2n * (config.jsonSize + 4096n) + config.keyslotsSize,
   });
   checkTweakRange(seg.ivTweak, BigInt(geometry.dataSize));
-  checkIvRange('LUKS2', seg.encryption, seg.ivTweak, geometry.dataSize);
   const attempts = keyslotsToTry(header.metadata, o.slot, warnings);
+  for (const a of attempts) checkIvRange(a.segmentCipher, seg.ivTweak, geometry.dataSize);
   const passphrase = luksPassphrase(secret);
   try {
-    const { key } = await openFirstKeyslot(metadataFile(c, o).fd, attempts, passphrase);
+    const { key, slot } = await openFirstKeyslot(metadataFile(c, o).fd, attempts, passphrase);
+    const cipher = attempts.find((a) => a.slot.name === slot)!.segmentCipher;
     return {
       format: 'luks2',
       key,
@@ -56,10 +56,9 @@ async function unlock(c: ContainerFile, secret: UnlockSecret, o: UnlockOptions):
       // dm-crypt's plain64 IV counts 512-byte units even with larger sectors, from iv_tweak.
       firstTweak: seg.ivTweak,
       tweakStep: BigInt(seg.sectorSize / 512),
-      cipher: AES_XTS,
       uuid: printable(header.bin.uuid),
       warnings,
-      ...optionalMax(maxDataSize(seg.encryption, seg.ivTweak)),
+      ...volumeCipher(cipher, seg.ivTweak),
     };
   } finally {
     wipe(passphrase);

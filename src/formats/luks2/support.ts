@@ -7,12 +7,11 @@ import { VaultError } from '../../errors.js';
 import { AF_STRIPES, afSplitBytes, LUKS_HASHES, type LuksHash } from '../luks/af.js';
 import { decodeBase64 } from '../luks/base64.js';
 import { checkLuksKdfBounds, type LuksKdf } from '../luks/kdf.js';
-import { AREA_KEY_LENGTH, type AfKeyslot } from '../luks/keyslot.js';
+import type { AfKeyslot } from '../luks/keyslot.js';
 import type { Luks2Digest, Luks2Keyslot, Luks2Metadata, Luks2Segment } from './metadata.js';
 import { quote } from '../luks/quote.js';
-import { isAesXts, unsupportedCipher, type AesXtsSpec } from '../luks/iv.js';
+import { parseDmCipher, parseDmSpec, withKeyLength, type DmCipher, type DmSpec } from '../luks/dm-cipher.js';
 
-export const VOLUME_KEY_LENGTH = 64;
 const SALT_LENGTH = 32;
 const U64_MAX = (1n << 64n) - 1n;
 
@@ -21,8 +20,8 @@ export interface DataSegment {
   size: bigint | null;
   sectorSize: 512 | 4096;
   ivTweak: bigint;
-  /** aes-xts-plain64 or aes-xts-plain (src/formats/luks/iv.ts). */
-  encryption: AesXtsSpec;
+  /** The data cipher (src/formats/luks/dm-cipher.ts); its key length is the keyslots' key_size. */
+  encryption: DmSpec;
 }
 
 function unsupported(message: string, hint?: string): VaultError {
@@ -48,10 +47,10 @@ export function dataSegment(m: Luks2Metadata): DataSegment {
   const { encryption, sectorSize, integrity, ivTweak } = s.crypt;
   if (encryption === 'cipher_null' || encryption.startsWith('cipher_null-'))
     throw unsupported('the LUKS2 data segment is not encrypted (cipher_null); vault refuses it');
-  if (!isAesXts(encryption)) throw unsupportedCipher('LUKS2', encryption);
+  const spec = parseDmSpec('LUKS2', encryption);
   if (integrity !== null) throw unsupported(`the LUKS2 data segment uses integrity protection (${quote(integrity)}); vault does not support it`);
   if (sectorSize !== 512 && sectorSize !== 4096) throw unsupported(`the LUKS2 sector size ${sectorSize} is not supported; vault opens 512 and 4096`);
-  return { offset: s.offset, size: s.size, sectorSize, ivTweak, encryption };
+  return { offset: s.offset, size: s.size, sectorSize, ivTweak, encryption: spec };
 }
 
 /** The digest of keyslot `k` that also covers segment 0 (LUKS2_digest_by_keyslot + for segment). */
@@ -94,20 +93,22 @@ export interface UsableKeyslot {
   priority: number;
   slot: AfKeyslot;
   digest: PbkdfDigest;
+  /** The data segment's cipher with this keyslot's volume key length. */
+  segmentCipher: DmCipher;
 }
 
 /** Checks one luks2 keyslot fully (KDF bounds included); throws what makes it unusable. */
-export function usableKeyslot(m: Luks2Metadata, k: Luks2Keyslot): UsableKeyslot {
+export function usableKeyslot(m: Luks2Metadata, k: Luks2Keyslot, segment: DmSpec): UsableKeyslot {
   const what = `keyslot ${k.id}`;
   if (k.type !== 'luks2' || k.kdf === null || k.af === null) throw unsupported(`${what} has type ${quote(k.type)}, which vault cannot open`);
-  if (k.keySize !== VOLUME_KEY_LENGTH) throw unsupported(`${what} holds a ${k.keySize * 8}-bit key; vault opens only 512-bit (AES-256-XTS) keys`);
+  const segmentCipher = withKeyLength(segment, k.keySize);
   const d = digestFor(m, k.id);
   if (!d) throw unsupported(`${what} does not unlock the data segment`);
   const digest = pbkdf2Digest(d, `digest ${d.id}`);
   if (k.af.stripes !== BigInt(AF_STRIPES)) throw unsupported(`${what} has ${k.af.stripes} AF stripes; LUKS uses ${AF_STRIPES}`);
   const afHash = hashName(k.af.hash, `${what} AF`);
-  if (!isAesXts(String(k.area.encryption)) || k.area.keySize !== AREA_KEY_LENGTH)
-    throw unsupported(`${what} area cipher ${quote(String(k.area.encryption))} with a ${(k.area.keySize ?? 0) * 8}-bit key is not supported`);
+  if (k.area.encryption === null || k.area.keySize === null) throw unsupported(`${what} area has no cipher (type ${quote(k.area.type)}); vault opens "raw" areas`);
+  const area = parseDmCipher('LUKS2', k.area.encryption, k.area.keySize);
   if (k.area.size < BigInt(afSplitBytes(k.keySize))) throw new VaultError('invalid-field', `${what} area is smaller than its key material`);
   const kdfType = k.kdf.type;
   if (kdfType !== 'pbkdf2' && kdfType !== 'argon2i' && kdfType !== 'argon2id')
@@ -129,7 +130,7 @@ export function usableKeyslot(m: Luks2Metadata, k: Luks2Keyslot): UsableKeyslot 
   checkLuksKdfBounds(kdf, what);
   const areaOffset = k.area.offset;
   if (areaOffset > BigInt(Number.MAX_SAFE_INTEGER)) throw new VaultError('invalid-field', `${what} area offset is out of range`);
-  return { id: k.id, priority: k.priority, slot: { name: what, kdf, areaOffset: Number(areaOffset), keyLength: k.keySize, afHash }, digest };
+  return { id: k.id, priority: k.priority, slot: { name: what, kdf, areaOffset: Number(areaOffset), keyLength: k.keySize, afHash, area }, digest, segmentCipher };
 }
 
 /**
@@ -138,10 +139,11 @@ export function usableKeyslot(m: Luks2Metadata, k: Luks2Keyslot): UsableKeyslot 
  * nothing usable is left, or the one named is unusable: then its reason is the error.
  */
 export function keyslotsToTry(m: Luks2Metadata, only: number | undefined, warnings: string[]): UsableKeyslot[] {
+  const segment = dataSegment(m).encryption;
   if (only !== undefined) {
     const k = m.keyslots.find((s) => s.id === only);
     if (!k) throw new VaultError('no-keyslot', `keyslot ${only} is not active`);
-    return [usableKeyslot(m, k)];
+    return [usableKeyslot(m, k, segment)];
   }
   const candidates = m.keyslots.filter((k) => k.priority > 0 && k.type === 'luks2').sort((a, b) => b.priority - a.priority || a.id - b.id);
   if (candidates.length === 0) throw new VaultError('no-keyslot', 'the LUKS2 header has no keyslot to try');
@@ -149,7 +151,7 @@ export function keyslotsToTry(m: Luks2Metadata, only: number | undefined, warnin
   let firstError: unknown = null;
   for (const k of candidates) {
     try {
-      usable.push(usableKeyslot(m, k));
+      usable.push(usableKeyslot(m, k, segment));
     } catch (e) {
       if (!(e instanceof VaultError)) throw e;
       firstError ??= e;
