@@ -10,27 +10,16 @@
 import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, mkdirSync, openSync, readFileSync, readSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { e2eSuite, ok, vault } from './harness.js';
 import { readVeraCryptMany } from '../support/vc-reader.js';
+import { readFileAt } from '../support/read-at.js';
 
 const suite = e2eSuite('veracrypt-create');
 const FAST = ['--pim', '1', '--password-stdin'];
 /** The hidden volume's keyfile (written by the first test): its secret is a passphrase and this. */
 const hiddenKey = () => path.join(suite.dir, 'hidden.key');
-
-/** `length` bytes of a block device (or file) at `offset`. */
-function readAt(dev: string, offset: number, length: number): Buffer {
-  const fd = openSync(dev, 'r');
-  try {
-    const b = Buffer.alloc(length);
-    expect(readSync(fd, b, 0, length, offset)).toBe(length);
-    return b;
-  } finally {
-    closeSync(fd);
-  }
-}
 
 function fsckClean(tool: string, args: string[], image: string): void {
   const r = spawnSync(tool, [...args, image], { encoding: 'utf8' });
@@ -138,7 +127,7 @@ describe.runIf(suite.run)('vault create --type veracrypt', () => {
     expect(outerDec.readUInt16LE(510)).toBe(0xaa55); // a boot sector, as mkfs.vfat wrote it through vault
     const dev = ok(vault(['mount', file, '--no-filesystem', '--read-only', '--pim', '1', '--password-stdin'], 'kuz outer'), 'mount outer').stdout.trim();
     try {
-      expect(readAt(dev, 0, 65536).equals(outerDec)).toBe(true);
+      expect(readFileAt(dev, 65536, 0).equals(outerDec)).toBe(true);
     } finally {
       ok(vault(['dismount', dev]), 'dismount outer');
     }
