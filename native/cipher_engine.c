@@ -59,14 +59,17 @@ static void fail(const char *fmt, const char *a, const char *b) { snprintf(errms
 /* libgcrypt                                                                                    */
 
 /*
- * Initialised once per process, the first time a libgcrypt cipher is keyed (an AES-only process
- * never touches libgcrypt). Its secure memory pool (mlock()ed, wiped on free) holds the handles,
- * hence the key schedules. An XTS handle takes ~3 KiB for Serpent, ~2 KiB for Camellia and ~20 KiB
+ * Initialised once per process, the first time libgcrypt is needed (a cipher keyed, a Whirlpool or
+ * Streebog PBKDF2; an AES-only process never touches libgcrypt). Its secure memory pool
+ * (mlock()ed, wiped on free) holds the handles, hence the key schedules. An XTS handle takes ~3 KiB for Serpent, ~2 KiB for Camellia and ~20 KiB
  * for Twofish (its key-dependent S-boxes, twice), and each stage has two more handles with one key
  * each (gcry_decrypt_bulk): 512 KiB holds a volume server's default 8 workers with any chain, and the pool grows (unlocked) past that (GCRYCTL_AUTO_EXPAND_SECMEM)
  * rather than failing a mount with many worker threads. Where RLIMIT_MEMLOCK has no room for the
  * pool, libgcrypt keeps it unlocked and says so on stderr; that warning is silenced here (measured:
- * it goes on working).
+ * it goes on working). The addon's other libgcrypt users (kdf_gcrypt.c, tc_legacy.c) initialise
+ * through vault_gcry_init too: whoever came first used to finish the initialisation without this
+ * pool, and libgcrypt then gave secure handles only its default 32 KiB, too little for one Twofish
+ * stage (a Whirlpool or Streebog key derivation before a Twofish header failed with ENOMEM).
  */
 static int gcry_ready;
 static pthread_once_t gcry_once = PTHREAD_ONCE_INIT;
@@ -84,8 +87,13 @@ static void gcry_init(void) {
   gcry_ready = 1;
 }
 
+int vault_gcry_init(void) {
+  pthread_once(&gcry_once, gcry_init);
+  return gcry_ready;
+}
+
 void vault_cipher_prepare(const vault_chain *c) {
-  if (c->legacy != NULL || c->dm.algo != 0) pthread_once(&gcry_once, gcry_init); /* before tc_legacy's own init */
+  if (c->legacy != NULL || c->dm.algo != 0) pthread_once(&gcry_once, gcry_init); /* now, before the volume server sizes its locked memory */
   for (size_t i = 0; i < c->n; i++)
     if (CIPHERS[c->ids[i]].gcry_algo != 0) pthread_once(&gcry_once, gcry_init);
 }

@@ -57,6 +57,11 @@ typedef struct vault_cipher_ctx vault_cipher_ctx;
    TrueCrypt legacy chain's name or a dm-crypt spec (dm_crypt.h) into `out`. Returns 0, or -1 (vault_cipher_error() says why). */
 int vault_chain_parse(const char *spec, vault_chain *out);
 
+/* Initialises libgcrypt for the whole addon, once per process, with the secure pool the cipher
+   handles need (cipher_engine.c gcry_init). Every libgcrypt user in the addon calls this first.
+   Returns 1 when libgcrypt is usable, 0 when it is too old. */
+int vault_gcry_init(void);
+
 /* Bytes of key a chain takes: 64 per cipher. */
 size_t vault_chain_key_len(const vault_chain *c);
 

@@ -1,11 +1,11 @@
 /* kdf_gcrypt: see kdf_gcrypt.h. */
 #include "kdf_gcrypt.h"
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <gcrypt.h>
+#include "cipher_engine.h"
 #include "napi_util.h"
 
 #define ADDON_NAME "vault_native"
@@ -31,18 +31,6 @@ typedef struct {
   uint8_t *out;
   gcry_error_t err;
 } pbkdf2_job;
-
-static pthread_once_t init_once = PTHREAD_ONCE_INIT;
-static int init_ok;
-
-/* libgcrypt must be initialised once before use. Its secure-memory settings are left as they are
-   (another part of the addon may set them up first): PBKDF2 here writes into caller-owned buffers
-   and needs no secure pool. */
-static void gcrypt_init(void) {
-  if (gcry_check_version("1.8.0") == NULL) return;
-  if (!gcry_control(GCRYCTL_INITIALIZATION_FINISHED_P)) gcry_control(GCRYCTL_INITIALIZATION_FINISHED, 0);
-  init_ok = 1;
-}
 
 static void execute(napi_env env, void *data) {
   pbkdf2_job *j = data;
@@ -105,8 +93,7 @@ napi_value vault_pbkdf2_start(napi_env env, napi_callback_info info) {
     vault_throw_range_error(env, "pbkdf2Async: iterations, salt and out (at most 1024 bytes) must not be empty");
     return NULL;
   }
-  (void)pthread_once(&init_once, gcrypt_init);
-  if (!init_ok) {
+  if (!vault_gcry_init()) {
     vault_throw_error(env, "ERR_VAULT_GCRYPT", "libgcrypt 1.8 or later is needed (Debian: libgcrypt20)");
     return NULL;
   }

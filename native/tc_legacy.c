@@ -1,5 +1,6 @@
 /* TrueCrypt's legacy LRW and CBC modes over libgcrypt's ECB block functions; see tc_legacy.h. */
 #include "tc_legacy.h"
+#include "cipher_engine.h"
 #include "secure_mem.h"
 
 #include <errno.h>
@@ -81,13 +82,9 @@ struct tc_legacy_ctx {
   uint8_t scratch[TC_LEGACY_SECTOR];
 };
 
-/* libgcrypt must be initialised once per process; whoever comes first in the addon does it. */
+/* libgcrypt is initialised once per process for the whole addon (cipher_engine.h vault_gcry_init). */
 static int gcry_ready(void) {
-  if (gcry_control(GCRYCTL_INITIALIZATION_FINISHED_P)) return 0;
-  if (gcry_check_version(GCRYPT_VERSION) == NULL) return GPG_ERR_NOT_SUPPORTED;
-  gcry_control(GCRYCTL_DISABLE_SECMEM, 0);
-  gcry_control(GCRYCTL_INITIALIZATION_FINISHED, 0);
-  return 0;
+  return vault_gcry_init() ? 0 : GPG_ERR_NOT_SUPPORTED;
 }
 
 static uint64_t load_be64(const uint8_t *p) {

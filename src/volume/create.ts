@@ -22,6 +22,7 @@ import { KeyHandle } from '../crypto/key-handle.js';
 import { createKeyslot } from '../crypto/keyslot.js';
 import { generateMasterKey } from '../crypto/master-key.js';
 import { xtsEncryptAsync } from '../crypto/xts.js';
+import type { CipherChain } from '../crypto/cipher-chain.js';
 import { NO_FOLLOW, openAt, openDir, renameAt, sameFile, statAt, unlinkAt, type DirHandle } from '../system/fs-at.js';
 import { newHeader, writeInitialHeaders } from './container.js';
 import { writeFully } from './fd-io.js';
@@ -160,6 +161,8 @@ export interface FillGeometry {
   sectorSize: number;
   firstTweak?: bigint;
   tweakStep?: bigint;
+  /** A VeraCrypt algorithm other than AES (the key is then chainKeyBytes(chain) long). */
+  chain?: CipherChain;
 }
 
 /** Where fillWithEncryptedZeros writes: data-area bytes [from, to), sector-aligned. */
@@ -186,7 +189,7 @@ export async function fillWithEncryptedZeros(fd: number, h: FillGeometry, key: K
       const len = Math.min(FILL_CHUNK, r.to - done);
       const buf = buffers[n % 2]!.subarray(0, len);
       buf.fill(0);
-      await xtsEncryptAsync(key, buf, { sectorSize: h.sectorSize, firstTweak: (h.firstTweak ?? 0n) + BigInt(done / h.sectorSize) * step, tweakStep: step });
+      await xtsEncryptAsync(key, buf, { sectorSize: h.sectorSize, firstTweak: (h.firstTweak ?? 0n) + BigInt(done / h.sectorSize) * step, tweakStep: step, ...(h.chain ? { cipher: h.chain } : {}) });
       await pendingWrite; // the other buffer's write must finish before that buffer is reused
       pendingWrite = writeFully(fd, buf, h.dataOffset + done);
       // Handled now (and awaited below): a write failing (ENOSPC) while the next chunk is being

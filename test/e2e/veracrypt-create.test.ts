@@ -14,6 +14,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { e2eSuite, ok, vault } from './harness.js';
 import { readVeraCryptMany } from '../support/vc-reader.js';
+import { readFileAt } from '../support/read-at.js';
 
 const suite = e2eSuite('veracrypt-create');
 const FAST = ['--pim', '1', '--password-stdin'];
@@ -101,5 +102,63 @@ describe.runIf(suite.run)('vault create --type veracrypt', () => {
     const sha = (f: string) => createHash('sha256').update(readFileSync(f)).digest('hex');
     expect(sha(`${file}.h2`)).toBe(sha(`${file}.h1`));
     expect(readFileSync(`${file}.o2`).subarray(hiddenStart - 4096, hiddenStart).equals(outerData)).toBe(true);
+  });
+
+  it('Kuznyechik-Serpent-Camellia around a hidden volume of the same chain: the reader names both, the master keys match info --dump-master-key, its sectors match what mount serves and what was written through vault', () => {
+    const file = path.join(suite.dir, 'kuz.vc');
+    const opts = ['--cipher', 'kuznyechik-serpent-camellia', '--hash', 'sha256', ...FAST];
+    ok(vault(['create', '--type', 'veracrypt', file, '--size', '3M', '--hidden-size', '1M', ...opts], 'kuz outer\nkuz hidden\n'), 'create');
+    const common = { file, prf: 'sha256', pim: 1, showKey: true } as const;
+    // The Python Kuznyechik decrypts about 1 MiB in 3 s: 64 KiB of each volume is plenty.
+    const [outer, hidden] = readVeraCryptMany([
+      { ...common, password: 'kuz outer', dump: `${file}.outer`, dumpLength: 65536 },
+      { ...common, password: 'kuz hidden', hidden: true, dump: `${file}.hidden`, dumpLength: 65536 },
+    ]);
+    expect(outer).toMatchObject({ ok: true, cipher: 'Kuznyechik-Serpent-Camellia', unusedKeyAreaZero: true, volumeSize: 3 * 1048576 - 262144, encryptedAreaStart: 131072 });
+    expect(hidden).toMatchObject({ ok: true, cipher: 'Kuznyechik-Serpent-Camellia', hiddenVolumeSize: 1048576 - 4096, encryptedAreaStart: 3 * 1048576 - 131072 - 1048576 });
+    expect(outer!.masterKey).toHaveLength(2 * 192);
+    const dumped = (extra: string[], pw: string) => ok(vault(['info', file, '--dump-master-key', '--pim', '1', ...extra, '--password-stdin'], pw)).stdout.trim();
+    expect(dumped([], 'kuz outer')).toBe(outer!.masterKey);
+    expect(dumped(['--hidden'], 'kuz hidden')).toBe(hidden!.masterKey);
+    expect(hidden!.masterKey).not.toBe(outer!.masterKey);
+
+    // What the reader decrypted is what vault serves: the outer FAT's first 64 KiB.
+    const outerDec = readFileSync(`${file}.outer`);
+    expect(outerDec.readUInt16LE(510)).toBe(0xaa55); // a boot sector, as mkfs.vfat wrote it through vault
+    const dev = ok(vault(['mount', file, '--no-filesystem', '--read-only', '--pim', '1', '--password-stdin'], 'kuz outer'), 'mount outer').stdout.trim();
+    try {
+      expect(readFileAt(dev, 65536, 0).equals(outerDec)).toBe(true);
+    } finally {
+      ok(vault(['dismount', dev]), 'dismount outer');
+    }
+    // And what vault writes into the hidden volume, the reader decrypts: random bytes at 32 KiB.
+    expect(readFileSync(`${file}.hidden`).readUInt16LE(1024 + 56)).toBe(0xef53); // the ext4 superblock's magic
+    const written = randomBytes(8192);
+    const hdev = ok(vault(['mount', file, '--no-filesystem', '--hidden', '--pim', '1', '--password-stdin'], 'kuz hidden'), 'mount hidden').stdout.trim();
+    try {
+      writeFileSync(`${file}.blk`, written);
+      const dd = spawnSync('dd', [`if=${file}.blk`, `of=${hdev}`, 'bs=8192', 'seek=32768', 'oflag=direct,seek_bytes', 'conv=notrunc'], { encoding: 'utf8' });
+      expect(dd.status, dd.stderr).toBe(0);
+    } finally {
+      ok(vault(['dismount', hdev]), 'dismount hidden');
+    }
+    readVeraCryptMany([{ ...common, password: 'kuz hidden', hidden: true, dump: `${file}.hidden2`, dumpFrom: 32768, dumpLength: 8192 }]);
+    expect(readFileSync(`${file}.hidden2`).equals(written)).toBe(true);
+  });
+
+  it('serpent-twofish-aes (as the issue spells it) under Streebog with ext4: the reader finds Serpent-Twofish-AES, decrypts a clean filesystem holding the file vault wrote', () => {
+    const file = path.join(suite.dir, 'sta.vc');
+    ok(vault(['create', '--type', 'veracrypt', file, '--size', '3M', '--cipher', 'serpent-twofish-aes', '--hash', 'streebog', ...FAST], 'sta pw\n'), 'create');
+    const mnt = path.join(suite.dir, 'sta-mnt');
+    mkdirSync(mnt);
+    ok(vault(['mount', file, mnt, '--hash', 'streebog', ...FAST], 'sta pw'), 'mount');
+    writeFileSync(path.join(mnt, 'note.txt'), 'through three ciphers\n');
+    ok(vault(['dismount', mnt]), 'dismount');
+    const [r] = readVeraCryptMany([{ file, prf: 'streebog', pim: 1, password: 'sta pw', dump: `${file}.dec` }]);
+    expect(r).toMatchObject({ ok: true, cipher: 'Serpent-Twofish-AES', volumeSize: 3 * 1048576 - 262144, unusedKeyAreaZero: true });
+    fsckClean('e2fsck', ['-fn'], `${file}.dec`);
+    expect(spawnSync('debugfs', ['-R', 'cat /note.txt', `${file}.dec`], { encoding: 'utf8' }).stdout).toBe('through three ciphers\n');
+    const info = JSON.parse(ok(vault(['info', file, '--json', '--hash', 'streebog', ...FAST], 'sta pw')).stdout) as { algorithm: string; kdf: { hash: string } };
+    expect(info).toMatchObject({ algorithm: 'Serpent-Twofish-AES', kdf: { hash: 'streebog512' } });
   });
 });

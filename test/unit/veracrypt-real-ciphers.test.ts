@@ -13,7 +13,7 @@
  * chains, 1000 iterations instead of 3 x 500000 for a 192-byte key).
  */
 import { describe, expect, it } from 'vitest';
-import { closeSync, openSync, readSync } from 'node:fs';
+import { readFileAt } from '../support/read-at.js';
 import { chainKeyBytes } from '../../src/crypto/cipher-chain.js';
 import { KeyHandle } from '../../src/crypto/key-handle.js';
 import { secretCopy } from '../../src/crypto/wipe.js';
@@ -46,16 +46,7 @@ const IMAGES = [
   'vc_1-sha512-xts-kuznyechik-camellia',
 ];
 
-function read(file: string, length: number, position: number): Buffer {
-  const fd = openSync(file, 'r');
-  try {
-    const b = Buffer.alloc(length);
-    expect(readSync(fd, b, 0, length, position)).toBe(length);
-    return b;
-  } finally {
-    closeSync(fd);
-  }
-}
+const read = readFileAt;
 
 /** The FAT volume ID of a boot sector as blkid prints it (FAT12/16 at 0x27, FAT32 at 0x43). */
 function fatVolumeId(boot: Buffer): string {

@@ -8,6 +8,8 @@ import { DEFAULT_SECTOR_SIZE } from '../../format/constants.js';
 import type { KdfCliOptions } from '../kdf-options.js';
 import { formatChoice } from '../format-options.js';
 import { parseSize } from '../sizes.js';
+import type { CipherChain } from '../../crypto/cipher-chain.js';
+import { parseAlgorithm } from '../../formats/veracrypt/cipher-chains.js';
 
 /** What the command line holds for them (commander's names). */
 export interface VeraCryptCliOptions {
@@ -24,7 +26,8 @@ export interface VeraCryptCliOptions {
 export interface VeraCryptCreateOptions {
   hash?: string;
   pim?: number;
-  cipher?: string;
+  /** The encryption algorithm `--cipher` names (VeraCrypt's name, parsed); AES when absent. */
+  cipher?: CipherChain;
   hiddenSize?: number;
   hiddenFs?: string;
   passwordStdin?: boolean;
@@ -37,9 +40,9 @@ const collect = (v: string, acc: string[] = []) => [...acc, v];
 export function addVeraCryptOptions(cmd: Command): void {
   cmd
     .option('--type <format>', 'container format to make: vault (the default) or veracrypt')
-    .option('--hash <prf>', 'VeraCrypt: header key derivation: sha512 (the default), sha256, blake2s or argon2id')
+    .option('--hash <prf>', 'VeraCrypt: header key derivation: sha512 (the default), whirlpool, sha256, blake2s, streebog or argon2id')
     .option('--pim <n>', 'VeraCrypt: Personal Iterations Multiplier (0 or absent: the default count)')
-    .option('--cipher <name>', 'VeraCrypt: data cipher; only aes (the default) for now')
+    .option('--cipher <name>', "VeraCrypt: encryption algorithm by VeraCrypt's name, any case: AES (the default), Serpent, Twofish, Camellia, Kuznyechik or a cascade such as Serpent-Twofish-AES")
     .option('--hidden-size <size>', 'VeraCrypt: also make a hidden volume of this size at the end of the outer one (a second passphrase)')
     .option('--hidden-fs <type>', 'VeraCrypt: filesystem inside the hidden volume: ext4 (the default), vfat, exfat or none')
     .option('--hidden-keyfile <file>', "VeraCrypt: a keyfile of the hidden volume's secret (repeatable)", collect);
@@ -64,7 +67,7 @@ export function veraCryptChoice(o: CreateCli, filesystems: readonly string[]): V
   return {
     ...(o.hash !== undefined ? { hash: o.hash } : {}),
     ...(pim !== undefined ? { pim } : {}),
-    ...(o.cipher !== undefined ? { cipher: o.cipher } : {}),
+    ...(o.cipher !== undefined ? { cipher: parseAlgorithm(o.cipher) } : {}),
     ...(o.hiddenSize !== undefined ? { hiddenSize: parseSize(o.hiddenSize) } : {}),
     ...(o.hiddenFs !== undefined ? { hiddenFs: o.hiddenFs } : {}),
     ...(o.passwordStdin ? { passwordStdin: true } : {}),

@@ -9,8 +9,10 @@
  * (src/Common/Tests.c, TestSectorBufEncryption) pins cipher byte order, cascade order, key layout
  * and tweaks down with CRCs, which test/unit/veracrypt-ciphers.test.ts reproduces.
  */
-import { type CipherChain, chainKeyBytes } from '../../crypto/cipher-chain.js';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { CIPHER_KEY_BYTES, type CipherChain, chainKeyBytes, veracryptName } from '../../crypto/cipher-chain.js';
 import { KeyHandle } from '../../crypto/key-handle.js';
+import { VaultError } from '../../errors.js';
 import { secretCopy } from '../../crypto/wipe.js';
 import { xtsDecrypt } from '../../crypto/xts.js';
 import { HEADER_SIZE, SALT_SIZE, headerChecksPass } from './header.js';
@@ -33,6 +35,40 @@ export const CHAINS: readonly CipherChain[] = [
   ['aes', 'kuznyechik'], // Kuznyechik-AES
   ['camellia', 'serpent', 'kuznyechik'], // Kuznyechik-Serpent-Camellia
 ];
+
+/** VeraCrypt's names of CHAINS, in its order: "AES", ..., "Kuznyechik-Serpent-Camellia". */
+export const ALGORITHM_NAMES: readonly string[] = CHAINS.map(veracryptName);
+
+/**
+ * The algorithm VeraCrypt calls `name` (case-insensitive, e.g. "Serpent-Twofish-AES" or
+ * "serpent-twofish-aes", which encrypts with AES first), or a usage error listing the names. Only
+ * VeraCrypt's order is accepted: vault's own spelling (`info`'s `cipher`, in encryption order)
+ * would read a cascade backwards.
+ */
+export function parseAlgorithm(name: string): CipherChain {
+  const i = ALGORITHM_NAMES.findIndex((n) => n.toLowerCase() === name.toLowerCase());
+  if (i < 0)
+    throw new VaultError(
+      'usage',
+      `unknown VeraCrypt encryption algorithm "${name}"`,
+      `use one of ${ALGORITHM_NAMES.join(', ')} (VeraCrypt's names, any case; a cascade is named in reverse order of encryption)`,
+    );
+  return CHAINS[i]!;
+}
+
+/**
+ * A new master key for `chain` (64 random bytes per cipher, laid out as the header key: primary
+ * keys first, then the secondary ones), with each cipher's two XTS keys different.
+ */
+export function generateChainKey(chain: CipherChain): Buffer {
+  for (;;) {
+    const mk = randomBytes(chainKeyBytes(chain));
+    const half = mk.length / 2;
+    const distinct = chain.every((_, i) => !timingSafeEqual(mk.subarray(i * CIPHER_KEY_BYTES, (i + 1) * CIPHER_KEY_BYTES), mk.subarray(half + i * CIPHER_KEY_BYTES, half + (i + 1) * CIPHER_KEY_BYTES)));
+    if (distinct) return mk;
+    mk.fill(0);
+  }
+}
 
 /**
  * The 512-byte header `raw` with its 448 encrypted bytes (XTS data unit 0) decrypted under `chain`

@@ -5,14 +5,14 @@
  *
  * Every byte that is not a header is random-looking, as VeraCrypt makes it: the header areas are
  * filled with random bytes (vault recognises a VeraCrypt file by that, adapter.ts claims), and the
- * data area with encrypted zeros under the outer volume's key (unless quick). Each header copy has
+ * data area with encrypted zeros under the outer volume's key (unless quick), all with the
+ * chosen algorithm (AES or any of VeraCrypt's, cipher-chains.ts). Each header copy has
  * its own salt, as VeraCrypt's backup headers do (Core/VolumeCreator.cpp CreationThread).
  */
-import { AES_XTS } from '../../crypto/cipher-chain.js';
+import { type CipherChain, chainKeyBytes } from '../../crypto/cipher-chain.js';
 import { closeSync, constants as fsc, fsyncSync, ftruncateSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { KeyHandle } from '../../crypto/key-handle.js';
-import { generateMasterKey } from '../../crypto/master-key.js';
 import { wipe } from '../../crypto/wipe.js';
 import { NO_FOLLOW, openAt } from '../../system/fs-at.js';
 import { fillWithEncryptedZeros, partialName, removePartial, type Target } from '../../volume/create.js';
@@ -20,13 +20,16 @@ import { writeAllSync } from '../../volume/fd-io.js';
 import type { UnlockedVolume } from '../types.js';
 import { DATA_UNIT, SALT_SIZE } from './header.js';
 import { encryptHeader, serializeHeader, type NewHeaderFields } from './header-write.js';
-import { deriveHeaderKey, type KdfCandidate } from './kdf.js';
+import { XTS_KEY_BYTES, deriveHeaderKey, type KdfCandidate } from './kdf.js';
+import { generateChainKey } from './cipher-chains.js';
 import { HEADER_AREA, HEADER_GROUP, newVolumeLayout, type NewVolumeLayout } from './new-layout.js';
 
 export interface NewVeraCryptOptions {
   size: number;
   /** The header-key derivation (kdf.ts), the same for both volumes. */
   kdf: KdfCandidate;
+  /** The encryption algorithm (cipher-chains.ts CHAINS), of headers and data, the same for both volumes. */
+  chain: CipherChain;
   /** The outer (or only) volume's password as the KDF sees it (keyfiles mixed in); not wiped here. */
   password: Uint8Array;
   hidden?: { size: number; password: Uint8Array };
@@ -37,7 +40,8 @@ export interface NewVeraCryptOptions {
 
 export interface NewVolumeKeys {
   fields: NewHeaderFields;
-  /** Caller owns it: dispose when done. */
+  chain: CipherChain;
+  /** Caller owns it: dispose when done. chainKeyBytes(chain) long. */
   key: KeyHandle;
 }
 
@@ -49,13 +53,17 @@ export interface NewVeraCrypt {
   hidden: NewVolumeKeys | null;
 }
 
-/** A header copy, encrypted under a key derived from `password` with a salt of its own. */
+/**
+ * A header copy, encrypted under a key derived from `password` with a salt of its own: 64 bytes
+ * of it for one cipher, and (as VeraCrypt derives for every volume) 192 for a cascade.
+ */
 async function headerBytes(o: NewVeraCryptOptions, password: Uint8Array, f: NewHeaderFields, mk: Buffer): Promise<Buffer> {
   const salt = randomBytes(SALT_SIZE);
-  const key = await deriveHeaderKey(o.kdf, Buffer.from(password.buffer, password.byteOffset, password.length), salt);
+  const full = chainKeyBytes(o.chain) > XTS_KEY_BYTES;
+  const key = await deriveHeaderKey(o.kdf, Buffer.from(password.buffer, password.byteOffset, password.length), salt, full);
   const plain = serializeHeader(salt, f, mk);
   try {
-    return encryptHeader(plain, key);
+    return encryptHeader(plain, key, o.chain);
   } finally {
     wipe(key, plain);
   }
@@ -63,7 +71,7 @@ async function headerBytes(o: NewVeraCryptOptions, password: Uint8Array, f: NewH
 
 /** Writes one volume's two header copies at `primary` and `backup`; returns its key handle. */
 async function writeHeaders(fd: number, o: NewVeraCryptOptions, password: Uint8Array, f: NewHeaderFields, primary: number, backup: number): Promise<NewVolumeKeys> {
-  const mk = generateMasterKey();
+  const mk = generateChainKey(o.chain);
   try {
     writeAllSync(fd, await headerBytes(o, password, f, mk), primary);
     writeAllSync(fd, await headerBytes(o, password, f, mk), backup);
@@ -71,7 +79,7 @@ async function writeHeaders(fd: number, o: NewVeraCryptOptions, password: Uint8A
     wipe(mk);
     throw e;
   }
-  return { fields: f, key: KeyHandle.fromBytes(mk) }; // wipes mk
+  return { fields: f, chain: o.chain, key: KeyHandle.fromBytes(mk) }; // wipes mk
 }
 
 export async function writeNewVeraCrypt(t: Target, o: NewVeraCryptOptions): Promise<NewVeraCrypt> {
@@ -88,7 +96,7 @@ export async function writeNewVeraCrypt(t: Target, o: NewVeraCryptOptions): Prom
     const outer = await writeHeaders(fd, o, o.password, layout.outer, 0, o.size - HEADER_GROUP);
     held.push(outer);
     if (!o.quick) {
-      const g = { dataOffset: layout.outer.encryptedAreaStart, sectorSize: DATA_UNIT, firstTweak: BigInt(layout.outer.encryptedAreaStart / DATA_UNIT) };
+      const g = { dataOffset: layout.outer.encryptedAreaStart, sectorSize: DATA_UNIT, firstTweak: BigInt(layout.outer.encryptedAreaStart / DATA_UNIT), chain: o.chain };
       await fillWithEncryptedZeros(fd, g, outer.key, { from: 0, to: layout.outer.volumeSize, signal: o.signal, onProgress: o.onProgress });
     }
     let hidden: NewVolumeKeys | null = null;
@@ -118,7 +126,7 @@ export function newVolumeAsUnlocked(v: NewVolumeKeys): UnlockedVolume {
     dataSize: v.fields.volumeSize,
     firstTweak: BigInt(v.fields.encryptedAreaStart / DATA_UNIT),
     tweakStep: 1n,
-    cipher: AES_XTS,
+    cipher: v.chain,
     uuid: null,
     warnings: [],
   };
