@@ -20,6 +20,10 @@ export type ErrorCode =
   // keys
   | 'wrong-password'
   | 'no-keyslot'
+  // hardware tokens (TPM2): the token's device is not there, or it refuses to give the secret
+  // (its policy no longer holds, it is locked out, or its sealed blob is damaged or foreign)
+  | 'token-unavailable'
+  | 'token-refused'
   // runtime
   | 'busy'
   | 'already-mounted'
