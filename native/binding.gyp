@@ -34,14 +34,17 @@
         'tc_legacy.c', 'tc_legacy_napi.c',
         # dm-crypt CBC and XTS specs the chain path lacks (LUKS aes-cbc-essiv:sha256, 256-bit XTS keys) over libgcrypt.
         'dm_crypt.c',
+        # FIDO2 hmac-secret credentials through libfido2, over hidraw or a unix socket transport.
+        'fido2.c',
       ],
       'cflags': ['-O2', '-Wall', '-Wextra', '-fvisibility=hidden'],
       'cflags_c': ['-Werror', '-std=gnu11'],
       # liburing (Debian: liburing-dev to build, liburing2 at run time): the FUSE-over-io_uring
       # transport (fuse_uring.c). libgcrypt (Debian: libgcrypt20-dev to build, libgcrypt20 at run
       # time): Serpent, Twofish and Camellia (cipher_engine.c), the block ciphers of TrueCrypt's
-      # legacy modes (tc_legacy.c), and PBKDF2 with Whirlpool and Streebog (kdf_gcrypt.c).
-      'libraries': ['-lpthread', '-luring', '-lgcrypt'],
+      # legacy modes (tc_legacy.c), and PBKDF2 with Whirlpool and Streebog (kdf_gcrypt.c). libfido2
+      # (Debian: libfido2-dev to build, libfido2-1 at run time): FIDO2 keyslots (fido2.c).
+      'libraries': ['-lpthread', '-luring', '-lgcrypt', '-lfido2'],
       'configurations': {
         'Release': {
           'cflags!': ['-O3'],
