@@ -20,6 +20,11 @@ export type ErrorCode =
   // keys
   | 'wrong-password'
   | 'no-keyslot'
+  // security keys (FIDO2) and other tokens: none found or it stopped answering; it refused
+  // (another authenticator, user presence not given, PIN blocked); it wants its PIN
+  | 'token-unavailable'
+  | 'token-refused'
+  | 'token-pin-required'
   // runtime
   | 'busy'
   | 'already-mounted'
