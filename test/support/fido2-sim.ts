@@ -38,7 +38,7 @@ export async function startSim(dir: string, name: string, o: SimOptions = {}): P
   if (o.ctap21) args.push('--ctap21');
   if (o.presence) args.push('--presence', o.presence);
   if (o.presenceMs !== undefined) args.push('--presence-ms', String(o.presenceMs));
-  const child: ChildProcess = spawn('python3', args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child: ChildProcess = spawn('python3', args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, PYTHONDONTWRITEBYTECODE: '1' } });
   await new Promise<void>((resolve, reject) => {
     let out = '';
     child.stdout!.on('data', (d: Buffer) => {
@@ -66,7 +66,7 @@ export function expectedHmac(master: string, rpId: string, credentialId: Uint8Ar
   const r = spawnSync(
     'python3',
     [path.join(DIR, 'expected_hmac.py'), master, rpId, Buffer.from(credentialId).toString('hex'), Buffer.from(salt).toString('hex'), uv ? '1' : '0'],
-    { encoding: 'utf8' },
+    { encoding: 'utf8', env: { ...process.env, PYTHONDONTWRITEBYTECODE: '1' } },
   );
   if (r.status !== 0) throw new Error(`expected_hmac.py: ${r.stderr}`);
   return r.stdout.trim();
