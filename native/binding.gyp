@@ -36,6 +36,8 @@
         'dm_crypt.c',
         # TPM2 keyslots: seal/unseal a secret under a PCR policy (and a PIN) through tpm2-tss's ESAPI.
         'tpm2.c', 'tpm2_napi.c',
+        # FIDO2 hmac-secret credentials through libfido2, over hidraw or a unix socket transport.
+        'fido2.c',
       ],
       'cflags': ['-O2', '-Wall', '-Wextra', '-fvisibility=hidden'],
       'cflags_c': ['-Werror', '-std=gnu11'],
@@ -46,6 +48,9 @@
       # (Debian: libtss2-dev to build; libtss2-esys-3.0.2-0, -mu0, -rc0, -tctildr0 and the TCTIs
       # libtss2-tcti-device0 / -swtpm0 at run time): TPM2 sealing (tpm2.c).
       'libraries': ['-lpthread', '-luring', '-lgcrypt', '-ltss2-esys', '-ltss2-rc', '-ltss2-mu', '-ltss2-tctildr'],
+      # legacy modes (tc_legacy.c), and PBKDF2 with Whirlpool and Streebog (kdf_gcrypt.c). libfido2
+      # (Debian: libfido2-dev to build, libfido2-1 at run time): FIDO2 keyslots (fido2.c).
+      'libraries': ['-lpthread', '-luring', '-lgcrypt', '-lfido2'],
       'configurations': {
         'Release': {
           'cflags!': ['-O3'],
