@@ -12,6 +12,7 @@ import { VaultError } from '../errors.js';
 import { flockFd } from '../crypto/process-hardening.js';
 import { closeContainer, openContainer, resolveContainer, type ContainerFile } from '../volume/container-file.js';
 import type { FormatAdapter, FormatChoice, UnlockSecret, UnlockedVolume } from '../formats/types.js';
+import type { TokenUnlockOptions } from '../formats/vault-tokens.js';
 import { abandonServer, handOver, launchServer, type LaunchedServer } from '../server/spawn.js';
 import { BLOCK_FILE_NAME, type ServerConfig, type TransportChoice } from '../server/protocol.js';
 import { attachLoop, detachLoop, loopDevno } from './loop.js';
@@ -55,6 +56,8 @@ export interface MountOptions extends FormatChoice {
   note?: (message: string) => void;
   /** Progress of work done before the mount (finishing an interrupted re-encryption). */
   progress?: (label: string, done: number, total: number) => void;
+  /** How a vault container's TPM2/FIDO2 tokens are tried before the passphrase (absent: never). */
+  tokens?: TokenUnlockOptions & { use: 'auto' | 'only' | 'never' };
   /** --allow-legacy-write: serve a TrueCrypt LRW/CBC volume read-write (otherwise read-only, with a warning). */
   allowLegacyWrite?: boolean;
   /** --allow-discards, or the config file's allowDiscards (src/mount/discards.ts); off when absent. */
@@ -102,11 +105,13 @@ export async function mountVolume(o: MountOptions): Promise<VolumeRecord> {
     if (o.headerPath) headerFile = openContainer(resolveContainer(o.headerPath), true);
     const adapter = detectFormat(c, { ...(o.type ? { type: o.type } : {}), ...(headerFile ? { headerFile } : {}) });
     const allowDiscards = discards && discardsForFormat(adapter.name, o.allowDiscards, o.note);
+    // A vault container's TPM2 and FIDO2 tokens first (spec §14.5), then the passphrase.
+    const byToken = await tokenUnlock(adapter.name, c, o);
     // A failed or cancelled passphrase (Ctrl-C at the prompt) lands in the finally below, which
     // takes the launched server and its directory away.
-    const secret = await o.secret(adapter);
+    const secret = byToken ? null : await o.secret(adapter);
     const hiddenSecret = o.protectHidden ? await o.protectHidden(adapter) : undefined;
-    const volume = await unlockVolume(adapter, c, secret, {
+    const volume = byToken ?? await unlockVolume(adapter, c, secret!, {
       readOnly: o.readOnly,
       ...(hiddenSecret ? { protectHidden: true } : {}),
       ...(o.slot !== undefined ? { slot: o.slot } : {}),
@@ -404,6 +409,24 @@ function keepRootPrivate(record: VolumeRecord, o: MountUnlockedOptions): void {
   if (old === null) return;
   if (o.readOnly) o.warn(`the volume's root directory is mode ${old.toString(8)}: other users may read it where they can reach ${record.mountpoint}`);
   else o.warn(`made the volume's root directory private to its owner (mode ${old.toString(8)} → 700)`);
+}
+
+/** The volume unlocked by a token, or null: ask for the passphrase (never with --token-only). */
+async function tokenUnlock(format: string, c: ContainerFile, o: MountOptions): Promise<UnlockedVolume | null> {
+  const t = o.tokens;
+  if (!t || t.use === 'never') return null;
+  if (format !== 'vault') {
+    if (t.use === 'only') throw new VaultError('usage', `--token-only: tokens are a vault container's; this is ${format}`);
+    return null;
+  }
+  const { deviceTokens, unlockWithTokens } = await import('../formats/vault-tokens.js');
+  if (deviceTokens(c).length === 0) {
+    if (t.use === 'only') throw new VaultError('no-keyslot', `${c.path} has no TPM2 or FIDO2 token`, 'enrol one with `vault enroll --tpm2` or `--fido2`');
+    return null;
+  }
+  const v = await unlockWithTokens(c, t);
+  if (!v && t.use === 'only') throw new VaultError('token-refused', 'no token unlocked the container (--token-only)', 'see the notes above; without --token-only vault asks for the passphrase');
+  return v;
 }
 
 /**

@@ -152,7 +152,7 @@ const CASES: Record<string, Case[]> = {
   ],
   enroll: [
     [['enroll'], MISSING_ARG, /missing required argument 'container'/],
-    [['enroll', 'c.vc'], 'usage', /give exactly one of --recovery-key or --wipe-slot/],
+    [['enroll', 'c.vc'], 'usage', /give exactly one of --recovery-key, --tpm2, --fido2 or --wipe-slot/],
     [['enroll', 'c.vc', '--recovery-key', '--wipe-slot', '1'], 'usage', /give exactly one of/],
     [['enroll', 'c.vc', '--wipe-slot', 'pin'], 'usage', /--wipe-slot takes a keyslot number \(0 to 7\), tpm2, fido2 or recovery; got "pin"/],
     [['enroll', 'c.vc', '--wipe-slot', '8'], 'usage', /--wipe-slot takes a keyslot number/],

@@ -11,8 +11,9 @@ import { loadDefaultPolicy } from '../config.js';
 import { parseDuration, parseTriggers, type DismountPolicy } from '../../mount/policy.js';
 import { parseRoute } from '../../mount/route.js';
 import { checkDiscardOptions, type DiscardSource } from '../../mount/discards.js';
+import { addMountTokenOptions, mountTokens, type MountTokenCli } from '../token-options.js';
 
-interface MountCliOptions extends FormatCliOptions {
+interface MountCliOptions extends FormatCliOptions, MountTokenCli {
   readOnly?: boolean;
   fsOptions?: string;
   filesystem: boolean; // commander's --no-filesystem
@@ -78,6 +79,7 @@ export function registerMount(program: Command): void {
     .option('--protect-hidden', "VeraCrypt/TrueCrypt: mount the outer volume but refuse every write into the hidden volume inside; asks for the hidden volume's password too (--password-stdin: outer first line, hidden second)")
     .option('--protect-hidden-keyfile <file>', "a keyfile of the hidden volume's secret, with --protect-hidden (repeatable)", (v: string, acc: string[] = []) => [...acc, v])
     .option('--allow-legacy-write', 'TrueCrypt before 5.0 (LRW, CBC): mount read-write despite the modes\' weaknesses (default: read-only, with a warning)');
+  addMountTokenOptions(cmd);
   addFormatOptions(cmd).action(async (container: string, mountpoint: string | undefined, o: MountCliOptions) => {
     if (!o.filesystem && (mountpoint !== undefined || o.fsOptions !== undefined))
       throw new VaultError('usage', `--no-filesystem mounts no filesystem: it takes no ${mountpoint !== undefined ? 'mount point' : '--fs-options'}`, 'drop one or the other');
@@ -85,6 +87,7 @@ export function registerMount(program: Command): void {
     checkProtectHidden(o);
     const via = parseRoute(o.via);
     const { policy, allowDiscards } = policyFor(o);
+    const tokens = mountTokens(o, (m) => process.stderr.write(`vault: ${m}\n`));
     checkDiscardOptions({ readOnly: !!o.readOnly, ...(allowDiscards ? { allowDiscards } : {}), ...(o.fsOptions ? { fsOptions: o.fsOptions } : {}) });
     const { signal, dispose } = abortOnSignals();
     let started: number | undefined;
@@ -106,6 +109,7 @@ export function registerMount(program: Command): void {
         ...(allowDiscards ? { allowDiscards } : {}),
         ...(via ? { via } : {}),
         ...(o.allowLegacyWrite ? { allowLegacyWrite: true } : {}),
+        tokens,
         note: info,
         progress: (label, done, total) => progress(label, done, total, (started ??= Date.now())),
       });

@@ -1,0 +1,135 @@
+/**
+ * Issue 19 end to end: `vault enroll --tpm2 / --fido2` and `vault mount` unlocking with the token
+ * first, against the real software TPM (swtpm, reached by TCTI) and a software FIDO2 authenticator
+ * spoken to by the real libfido2 (only the device is simulated: test/support/fido2-authenticator).
+ * Every refusal falls back to the passphrase (or fails with --token-only) and changes nothing.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { FAST_KDF, e2eSuite, ok, vault } from './harness.js';
+import { requirementsMet } from '../support/requirements.js';
+import { startSwtpm, swtpmMissing, type Swtpm } from '../support/swtpm.js';
+import { startSim, type Sim } from '../support/fido2-sim.js';
+
+const suite = e2eSuite('tokens');
+const run = suite.run && requirementsMet('tokens', swtpmMissing());
+const PW = 'token test passphrase';
+let n = 0;
+
+function create(): string {
+  const file = path.join(suite.dir, `t${n++}.vol`);
+  ok(vault(['create', file, '--size', '8M', '--fs', 'none', '--quick', '--password-stdin', ...FAST_KDF], `${PW}\n`), 'create');
+  return file;
+}
+
+/** `vault mount --no-filesystem`, then dismount at once: the result of the mount. */
+function mountOnce(file: string, args: string[], input = '') {
+  const r = vault(['mount', file, '--no-filesystem', ...args], input);
+  if (r.status === 0) ok(vault(['dismount', r.stdout.trim()]), 'dismount');
+  return r;
+}
+
+const headers = (file: string) => {
+  const b = readFileSync(file);
+  return Buffer.concat([b.subarray(0, 4096), b.subarray(b.length - 4096)]);
+};
+
+describe.runIf(run)('TPM2 tokens (swtpm)', () => {
+  let tpm: Swtpm;
+  beforeAll(async () => (tpm = await startSwtpm()));
+  afterAll(async () => tpm?.stop());
+
+  it('enrol under PCR 16; mount unseals it without a passphrase; a changed PCR refuses it and the passphrase still works; no TPM: the passphrase', () => {
+    const file = create();
+    const dev = ['--tpm2-device', tpm.tcti];
+    const e = ok(vault(['enroll', file, '--tpm2', '--tpm2-pcrs', '16', ...dev, '--password-stdin'], `${PW}\n`));
+    expect(e.stdout).toMatch(/added a TPM2 token in keyslot 1/);
+    const slots = JSON.parse(ok(vault(['keyslot', 'list', file, '--json'])).stdout) as Array<{ slot: number; token?: string | null }>;
+    expect(slots.find((s) => s.slot === 1)?.token).toBe('tpm2');
+    const t = mountOnce(file, ['--token-only', ...dev]);
+    expect(t.status, t.stderr).toBe(0);
+    expect(t.stderr).toMatch(/unlocked with the TPM2 token in keyslot 1/);
+    // The PCR changes (as after a firmware or boot-chain change): the TPM refuses, nothing changes.
+    const before = headers(file);
+    tpm.extendPcr(16);
+    const refused = mountOnce(file, ['--token-only', ...dev]);
+    expect(refused.status).toBe(3);
+    expect(refused.stderr).toMatch(/TPM2 token in keyslot 1 did not unlock: .*(PCR|policy)/i);
+    expect(headers(file).equals(before)).toBe(true);
+    const fallback = mountOnce(file, [...dev, '--password-stdin'], `${PW}\n`);
+    expect(fallback.status, fallback.stderr).toBe(0);
+    expect(fallback.stderr).toMatch(/did not unlock/);
+    // No TPM at the given TCTI: the token is skipped with its reason; the passphrase opens.
+    const absent = mountOnce(file, ['--tpm2-device', 'swtpm:host=127.0.0.1,port=1', '--password-stdin'], `${PW}\n`);
+    expect(absent.status, absent.stderr).toBe(0);
+    expect(absent.stderr).toMatch(/TPM2 token in keyslot 1 did not unlock/);
+    // --no-tokens never asks the TPM; --wipe-slot tpm2 removes it.
+    expect(mountOnce(file, ['--no-tokens', ...dev, '--password-stdin'], `${PW}\n`).stderr).not.toMatch(/TPM2/);
+    ok(vault(['enroll', file, '--wipe-slot', 'tpm2', '--password-stdin'], `${PW}\n`));
+    expect(mountOnce(file, ['--token-only', ...dev]).status).toBe(3);
+  });
+
+  it('with a PIN: the right PIN unseals, a wrong one is refused (3) and the passphrase still opens', () => {
+    const file = create();
+    const dev = ['--tpm2-device', tpm.tcti];
+    ok(vault(['enroll', file, '--tpm2', '--tpm2-pin', '--tpm2-pcrs', '', ...dev, '--password-stdin'], `${PW}\n4711\n`));
+    const right = mountOnce(file, ['--token-only', '--token-pin-stdin', ...dev], '4711\n');
+    expect(right.status, right.stderr).toBe(0);
+    const wrong = mountOnce(file, ['--token-only', '--token-pin-stdin', ...dev], '1234\n');
+    expect(wrong.status).toBe(3);
+    expect(wrong.stderr).toMatch(/wrong TPM2 PIN/);
+    // A script with --password-stdin has no PIN to give: the token is skipped, the passphrase opens.
+    expect(mountOnce(file, [...dev, '--password-stdin'], `${PW}\n`).status).toBe(0);
+  });
+});
+
+describe.runIf(run)('FIDO2 tokens (libfido2 and a software authenticator)', () => {
+  let dir = '';
+  const sims: Sim[] = [];
+  beforeAll(() => {
+    dir = mkdtempSync(path.join(tmpdir(), `vault-e2e-fido2-${process.env.VAULT_E2E_TAG ?? ''}`));
+    chmodSync(dir, 0o700);
+  });
+  afterAll(async () => {
+    await Promise.all(sims.map((s) => s.stop()));
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const sim = async (name: string, o: Parameters<typeof startSim>[2] = {}) => {
+    const s = await startSim(dir, name, o);
+    sims.push(s);
+    return s;
+  };
+
+  it('enrol; mount asks the key; the wrong key, presence denied and a removed key are refused and fall back; a corrupted token slot is caught', async () => {
+    const key = await sim('key');
+    const file = create();
+    const e = ok(vault(['enroll', file, '--fido2', '--fido2-device', key.device, '--password-stdin'], `${PW}\n`));
+    expect(e.stdout).toMatch(/added a FIDO2 token in keyslot 1/);
+    const t = mountOnce(file, ['--token-only', '--fido2-device', key.device]);
+    expect(t.status, t.stderr).toBe(0);
+    expect(t.stderr).toMatch(/unlocked with the FIDO2 token in keyslot 1/);
+    const before = headers(file);
+    const other = await sim('other');
+    const wrongKey = mountOnce(file, ['--token-only', '--fido2-device', other.device]);
+    expect(wrongKey.status).toBe(3);
+    expect(wrongKey.stderr).toMatch(/FIDO2 token in keyslot 1 did not unlock/);
+    const denied = await sim('denied', { master: key.master, presence: 'deny' });
+    expect(mountOnce(file, ['--token-only', '--fido2-device', denied.device]).status).toBe(3);
+    await key.stop();
+    const removed = mountOnce(file, ['--fido2-device', key.device, '--password-stdin'], `${PW}\n`);
+    expect(removed.status, removed.stderr).toBe(0);
+    expect(removed.stderr).toMatch(/FIDO2 token in keyslot 1 did not unlock/);
+    expect(headers(file).equals(before)).toBe(true);
+  });
+
+  it('with the key\'s PIN: given on stdin it unlocks; a wrong PIN is refused (3)', async () => {
+    const key = await sim('pinned', { pin: '2468' });
+    const file = create();
+    ok(vault(['enroll', file, '--fido2', '--fido2-pin', '--fido2-device', key.device, '--password-stdin'], `${PW}\n2468\n`));
+    expect(mountOnce(file, ['--token-only', '--token-pin-stdin', '--fido2-device', key.device], '2468\n').status).toBe(0);
+    const wrong = mountOnce(file, ['--token-only', '--token-pin-stdin', '--fido2-device', key.device], '1111\n');
+    expect(wrong.status).toBe(3);
+  });
+});
