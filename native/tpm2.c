@@ -111,6 +111,8 @@ static vault_tpm2_status conn_open(tpm_conn *t, vault_tpm2_job *j) {
   else
     snprintf(where, sizeof where, "(tpm2-tss looked for /dev/tpmrm0, /dev/tpm0 and a simulator on localhost:2321)");
   rc = Tss2_TctiLdr_Initialize(j->tcti[0] != '\0' ? j->tcti : NULL, &t->tcti);
+  if (rc == TSS2_TCTI_RC_NOT_SUPPORTED || rc == TSS2_TCTI_RC_BAD_VALUE)
+    return fail(j, VAULT_TPM2_UNAVAILABLE, rc, "tpm2-tss cannot load a TPM driver %s: check the TCTI's name and that its library (libtss2-tcti-<name>0) is installed", where);
   if (rc != TSS2_RC_SUCCESS) return fail(j, VAULT_TPM2_UNAVAILABLE, rc, "no TPM answers %s", where);
   rc = Esys_Initialize(&t->esys, t->tcti, NULL);
   if (rc != TSS2_RC_SUCCESS) return fail(j, VAULT_TPM2_UNAVAILABLE, rc, "no TPM answers %s", where);

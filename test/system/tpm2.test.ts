@@ -106,6 +106,9 @@ describe.runIf(run)('TPM2 sealing with swtpm', () => {
     expect(e.code).toBe('token-unavailable');
     expect(e.message).toContain(tcti);
     expect((await refusal(tpm2Seal(randomBytes(32), { tcti, pcrs: [7] }))).code).toBe('token-unavailable');
+    const unknown = await refusal(tpm2Unseal(sealed, { tcti: 'nosuchdriver:x' }));
+    expect(unknown.code).toBe('token-unavailable');
+    expect(unknown.message).toMatch(/cannot load a TPM driver at TCTI 'nosuchdriver:x': check the TCTI's name/);
     expect(Date.now() - t0).toBeLessThan(3000);
   });
 
