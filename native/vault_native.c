@@ -25,6 +25,7 @@
 
 #include "unit_hash.h"
 #include "kdf_gcrypt.h"
+#include "fido2.h"
 #include "secure_mem.h"
 #include "napi_util.h"
 #include "cipher_engine.h"
@@ -532,6 +533,7 @@ NAPI_MODULE_INIT() {
       {"unitHashesAsync", vault_unit_hashes_start},
       {"zeroUnits", vault_zero_units},
       {"pbkdf2Async", vault_pbkdf2_start},
+      {"fido2Async", vault_fido2_start},  {"fido2Devices", vault_fido2_devices},
   };
   enum { N = sizeof fns / sizeof fns[0] };
   napi_property_descriptor props[N];

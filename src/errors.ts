@@ -20,10 +20,12 @@ export type ErrorCode =
   // keys
   | 'wrong-password'
   | 'no-keyslot'
-  // hardware tokens (TPM2): the token's device is not there, or it refuses to give the secret
-  // (its policy no longer holds, it is locked out, or its sealed blob is damaged or foreign)
+  // hardware tokens (TPM2, FIDO2): the token's device is not there or stopped answering; it refuses
+  // to give the secret (its policy no longer holds, locked out, another authenticator, user
+  // presence not given, a damaged or foreign blob); it wants its PIN
   | 'token-unavailable'
   | 'token-refused'
+  | 'token-pin-required'
   // runtime
   | 'busy'
   | 'already-mounted'

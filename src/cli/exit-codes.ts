@@ -7,10 +7,10 @@ export const EXIT = {
   ok: 0,
   failure: 1, // anything not listed below
   usage: 2, // bad command line, input or config file
-  wrongPassword: 3, // no keyslot opened with the passphrase/keyfiles given, or a token (TPM2) refused
+  wrongPassword: 3, // no keyslot opened with the passphrase/keyfiles/token given (a wrong PIN, a token that refused)
   busy: 4, // already mounted, locked by another vault, or the filesystem is in use
   notContainer: 5, // not a vault container, or its headers are damaged/unsupported
-  privilege: 6, // needs root, or a system component (FUSE, loop devices, a tool, the TPM) is missing
+  privilege: 6, // needs root, or a system component (FUSE, loop devices, a tool, the security key) is missing
   io: 7, // an I/O or system tool failure (losetup, mount, mkfs, disk errors)
   refused: 8, // refused for safety: a path others can change, another user's volume, a filesystem type not allowed
   interrupted: 130, // stopped by SIGINT/SIGTERM; nothing half-made is left behind
@@ -32,6 +32,7 @@ const BY_CODE: Record<ErrorCode, number> = {
   'wrong-password': EXIT.wrongPassword,
   'no-keyslot': EXIT.wrongPassword,
   'token-refused': EXIT.wrongPassword,
+  'token-pin-required': EXIT.wrongPassword,
   'token-unavailable': EXIT.privilege,
   busy: EXIT.busy,
   'already-mounted': EXIT.busy,
