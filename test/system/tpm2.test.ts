@@ -83,6 +83,15 @@ describe.runIf(run)('TPM2 sealing with swtpm', () => {
     expect((await tpm2Unseal(only7, { tcti: tpm.tcti })).equals(secret)).toBe(true);
   });
 
+  it('seals to no PCR at all (bound to this TPM only), as systemd-cryptenroll --tpm2-pcrs= does', async () => {
+    const secret = randomBytes(32);
+    const sealed = await tpm2Seal(Buffer.from(secret), { tcti: tpm.tcti, pcrs: [] });
+    expect(sealed.pcrs).toEqual([]);
+    expect(sealed.policyHash.equals(Buffer.alloc(32))).toBe(true); // the empty policy
+    tpm.extendPcr(7);
+    expect((await tpm2Unseal(sealed, { tcti: tpm.tcti })).equals(secret)).toBe(true);
+  });
+
   it('needs the right PIN when sealed with one', async () => {
     const secret = randomBytes(32);
     const pin = Buffer.from('correct horse 1234');
