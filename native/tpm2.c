@@ -94,6 +94,9 @@ static vault_tpm2_status lost(vault_tpm2_job *j, TSS2_RC rc, const char *what) {
 static void conn_close(tpm_conn *t) {
   const ESYS_TR handles[] = {t->policy, t->hmac, t->object, t->primary};
   if (t->esys != NULL) {
+    /* ESAPI keeps the object's authValue (the PIN's hash) in its resource node, freed unwiped:
+       overwrite it first (the assignment copies the whole zeroed TPM2B). */
+    if (t->object != ESYS_TR_NONE) (void)Esys_TR_SetAuth(t->esys, t->object, &(TPM2B_AUTH){0});
     for (size_t i = 0; i < sizeof handles / sizeof handles[0]; i++)
       if (handles[i] != ESYS_TR_NONE) (void)Esys_FlushContext(t->esys, handles[i]); /* best effort */
     Esys_Finalize(&t->esys);
