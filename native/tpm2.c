@@ -94,6 +94,9 @@ static vault_tpm2_status lost(vault_tpm2_job *j, TSS2_RC rc, const char *what) {
 static void conn_close(tpm_conn *t) {
   const ESYS_TR handles[] = {t->policy, t->hmac, t->object, t->primary};
   if (t->esys != NULL) {
+    /* ESAPI keeps the object's authValue (the PIN's hash) in its resource node, freed unwiped:
+       overwrite it first (the assignment copies the whole zeroed TPM2B). */
+    if (t->object != ESYS_TR_NONE) (void)Esys_TR_SetAuth(t->esys, t->object, &(TPM2B_AUTH){0});
     for (size_t i = 0; i < sizeof handles / sizeof handles[0]; i++)
       if (handles[i] != ESYS_TR_NONE) (void)Esys_FlushContext(t->esys, handles[i]); /* best effort */
     Esys_Finalize(&t->esys);
@@ -111,6 +114,8 @@ static vault_tpm2_status conn_open(tpm_conn *t, vault_tpm2_job *j) {
   else
     snprintf(where, sizeof where, "(tpm2-tss looked for /dev/tpmrm0, /dev/tpm0 and a simulator on localhost:2321)");
   rc = Tss2_TctiLdr_Initialize(j->tcti[0] != '\0' ? j->tcti : NULL, &t->tcti);
+  if (rc == TSS2_TCTI_RC_NOT_SUPPORTED || rc == TSS2_TCTI_RC_BAD_VALUE)
+    return fail(j, VAULT_TPM2_UNAVAILABLE, rc, "tpm2-tss cannot load a TPM driver %s: check the TCTI's name and that its library (libtss2-tcti-<name>0) is installed", where);
   if (rc != TSS2_RC_SUCCESS) return fail(j, VAULT_TPM2_UNAVAILABLE, rc, "no TPM answers %s", where);
   rc = Esys_Initialize(&t->esys, t->tcti, NULL);
   if (rc != TSS2_RC_SUCCESS) return fail(j, VAULT_TPM2_UNAVAILABLE, rc, "no TPM answers %s", where);

@@ -2,7 +2,7 @@
  * A real software TPM for tests: `swtpm socket --tpm2` (Debian: swtpm) on two free TCP ports, its
  * state in a fresh temporary directory, reached through tpm2-tss's swtpm TCTI. PCRs are extended
  * with tpm2-tools' tpm2_pcrextend (Debian: tpm2-tools). stop() ends this swtpm (by its pid) and
- * removes its directory.
+ * removes its directory; swtpm also ends when the test process dies first (setpriv --pdeathsig).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -20,12 +20,16 @@ export interface Swtpm {
   extendPcr(pcr: number, data?: string): void;
   /** Reads a PCR of the sha256 bank (hex). */
   readPcr(pcr: number): string;
+  /** Sessions and transient objects still loaded in the TPM (their handles): what clients forgot to flush. */
+  leftovers(): string[];
+  /** Flushes them, as the kernel's resource manager (/dev/tpmrm0) does when a client closes. */
+  flushSessions(): void;
   stop(): Promise<void>;
 }
 
 /** What this machine lacks to run swtpm tests (for requirementsMet). */
 export function swtpmMissing(): string[] {
-  return ['swtpm', 'tpm2_pcrextend', 'tpm2_pcrread'].filter((c) => !commandExists(c)).map((c) => `${c} (scripts/setup-system.sh --test)`);
+  return ['swtpm', 'setpriv', 'tpm2_pcrextend', 'tpm2_pcrread', 'tpm2_getcap', 'tpm2_flushcontext'].filter((c) => !commandExists(c)).map((c) => `${c} (scripts/setup-system.sh --test)`);
 }
 
 /** A port nobody listens on right now, with the next one free too. */
@@ -67,9 +71,10 @@ export async function startSwtpm(): Promise<Swtpm> {
   const dir = mkdtempSync(path.join(tmpdir(), `vault-swtpm-${tag}`));
   for (let attempt = 0; ; attempt++) {
     const port = await freePortPair();
+    // setpriv --pdeathsig: swtpm ends with the test process even when that is killed before stop().
     const child: ChildProcess = spawn(
-      'swtpm',
-      ['socket', '--tpm2', '--server', `type=tcp,port=${port},bindaddr=127.0.0.1`, '--ctrl', `type=tcp,port=${port + 1},bindaddr=127.0.0.1`,
+      'setpriv',
+      ['--pdeathsig', 'TERM', '--', 'swtpm', 'socket', '--tpm2', '--server', `type=tcp,port=${port},bindaddr=127.0.0.1`, '--ctrl', `type=tcp,port=${port + 1},bindaddr=127.0.0.1`,
         '--tpmstate', `dir=${dir}`, '--flags', 'startup-clear'],
       { stdio: ['ignore', 'ignore', 'pipe'] },
     );
@@ -100,6 +105,14 @@ export async function startSwtpm(): Promise<Swtpm> {
         const m = /:\s*0x([0-9A-Fa-f]{64})/.exec(tpm2Tool(tcti, ['tpm2_pcrread', `sha256:${pcr}`]));
         if (!m) throw new Error(`tpm2_pcrread printed no sha256 value for PCR ${pcr}`);
         return m[1]!.toLowerCase();
+      },
+      leftovers() {
+        return ['handles-loaded-session', 'handles-transient'].flatMap((cap) =>
+          tpm2Tool(tcti, ['tpm2_getcap', cap]).split('\n').filter((l) => l.startsWith('- ')).map((l) => l.slice(2)),
+        );
+      },
+      flushSessions() {
+        tpm2Tool(tcti, ['tpm2_flushcontext', '--loaded-session']);
       },
       async stop() {
         if (child.exitCode === null && child.signalCode === null) {

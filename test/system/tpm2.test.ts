@@ -83,6 +83,15 @@ describe.runIf(run)('TPM2 sealing with swtpm', () => {
     expect((await tpm2Unseal(only7, { tcti: tpm.tcti })).equals(secret)).toBe(true);
   });
 
+  it('seals to no PCR at all (bound to this TPM only), as systemd-cryptenroll --tpm2-pcrs= does', async () => {
+    const secret = randomBytes(32);
+    const sealed = await tpm2Seal(Buffer.from(secret), { tcti: tpm.tcti, pcrs: [] });
+    expect(sealed.pcrs).toEqual([]);
+    expect(sealed.policyHash.equals(Buffer.alloc(32))).toBe(true); // the empty policy
+    tpm.extendPcr(7);
+    expect((await tpm2Unseal(sealed, { tcti: tpm.tcti })).equals(secret)).toBe(true);
+  });
+
   it('needs the right PIN when sealed with one', async () => {
     const secret = randomBytes(32);
     const pin = Buffer.from('correct horse 1234');
@@ -106,6 +115,9 @@ describe.runIf(run)('TPM2 sealing with swtpm', () => {
     expect(e.code).toBe('token-unavailable');
     expect(e.message).toContain(tcti);
     expect((await refusal(tpm2Seal(randomBytes(32), { tcti, pcrs: [7] }))).code).toBe('token-unavailable');
+    const unknown = await refusal(tpm2Unseal(sealed, { tcti: 'nosuchdriver:x' }));
+    expect(unknown.code).toBe('token-unavailable');
+    expect(unknown.message).toMatch(/cannot load a TPM driver at TCTI 'nosuchdriver:x': check the TCTI's name/);
     expect(Date.now() - t0).toBeLessThan(3000);
   });
 
@@ -128,6 +140,9 @@ describe.runIf(run)('TPM2 sealing with swtpm', () => {
       expect(e.message).toMatch(msg);
     }
     expect((await tpm2Unseal(sealed, { tcti: tpm.tcti })).equals(secret)).toBe(true);
+    // Every path, failures included, flushed the sessions and objects it loaded (a TPM without a
+    // resource manager has room for 3 of each).
+    expect(tpm.leftovers()).toEqual([]);
   });
 
   it('refuses bad arguments as usage errors before reaching the TPM', async () => {
