@@ -100,7 +100,8 @@ typedef struct {
   uint8_t salt[SALT_LEN];
   uint8_t cred_id[MAX_CRED_ID];
   size_t cred_id_len;
-  bool enroll, uv;
+  bool enroll, uv, up;
+  fido_opt_t uv_option; /* the assertion's "uv" option */
   int timeout_ms;
   /* results */
   uint8_t secret[SECRET_LEN];
@@ -210,7 +211,7 @@ static int get_secret(fido2_job *j, fido_dev_t *dev, fido_opt_t up) {
       (r = fido_assert_allow_cred(a, j->cred_id, j->cred_id_len)) != FIDO_OK ||
       (r = fido_assert_set_extensions(a, FIDO_EXT_HMAC_SECRET)) != FIDO_OK ||
       (r = fido_assert_set_hmac_salt(a, j->salt, sizeof j->salt)) != FIDO_OK || (r = fido_assert_set_up(a, up)) != FIDO_OK ||
-      (r = fido_assert_set_uv(a, j->uv && j->pin == NULL ? FIDO_OPT_TRUE : FIDO_OPT_OMIT)) != FIDO_OK) {
+      (r = fido_assert_set_uv(a, j->uv_option)) != FIDO_OK) {
     fail(j, "fido_assert_set", r);
     goto out;
   }
@@ -246,8 +247,8 @@ static void execute(napi_env env, void *data) {
     if (!j->enroll || make_credential(j, dev) == FIDO_OK) {
       /* Enrolment: the user has just touched the key, so ask for the secret without a second touch
          first, as systemd-cryptenroll does; a device that insists on presence gets it. */
-      int r = get_secret(j, dev, j->enroll ? FIDO_OPT_FALSE : FIDO_OPT_TRUE);
-      if (j->enroll && (r == FIDO_ERR_UNSUPPORTED_OPTION || r == FIDO_ERR_INVALID_OPTION)) {
+      int r = get_secret(j, dev, j->enroll || !j->up ? FIDO_OPT_FALSE : FIDO_OPT_TRUE);
+      if (j->enroll && (r == FIDO_ERR_UP_REQUIRED || r == FIDO_ERR_UNSUPPORTED_OPTION || r == FIDO_ERR_INVALID_OPTION)) {
         j->fido_err = FIDO_OK;
         (void)get_secret(j, dev, FIDO_OPT_TRUE);
       }
@@ -383,7 +384,18 @@ napi_value vault_fido2_start(napi_env env, napi_callback_info info) {
     goto fail;
   j->enroll = !present;
   j->timeout_ms = (int)timeout;
+  char uv_option[8] = "";
   napi_value v;
+  if (!vault_opt_bool(env, argv[0], "up", true, &j->up) || !vault_opt_prop(env, argv[0], "uvOption", &v, &present)) goto fail;
+  if (present && !opt_text(env, argv[0], "uvOption", false, uv_option, sizeof uv_option)) goto fail;
+  if (!present)
+    j->uv_option = FIDO_OPT_OMIT; /* set below, once the PIN is known */
+  else if (strcmp(uv_option, "omit") == 0 || strcmp(uv_option, "false") == 0 || strcmp(uv_option, "true") == 0)
+    j->uv_option = uv_option[0] == 'o' ? FIDO_OPT_OMIT : uv_option[0] == 'f' ? FIDO_OPT_FALSE : FIDO_OPT_TRUE;
+  else {
+    vault_throw_range_error(env, "options.uvOption must be \"omit\", \"false\" or \"true\"");
+    goto fail;
+  }
   if (!vault_opt_prop(env, argv[0], "pin", &v, &present)) goto fail;
   if (present) {
     if (!vault_arg_bytes(env, v, "options.pin", &pin, &pin_len)) goto fail;
@@ -398,6 +410,8 @@ napi_value vault_fido2_start(napi_env env, napi_callback_info info) {
     memcpy(j->pin, pin, pin_len);
     j->pin[pin_len] = '\0';
   }
+  /* By default the "uv" option asks for built-in verification when uv is wanted and no PIN verifies the user. */
+  if (uv_option[0] == '\0') j->uv_option = j->uv && j->pin == NULL ? FIDO_OPT_TRUE : FIDO_OPT_OMIT;
   if (napi_create_string_utf8(env, "vault:fido2", NAPI_AUTO_LENGTH, &name) != napi_ok ||
       napi_create_async_work(env, NULL, name, execute, complete, j, &j->work) != napi_ok ||
       napi_create_promise(env, &j->deferred, &promise) != napi_ok) {

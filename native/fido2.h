@@ -22,7 +22,9 @@
 /* fido2Async(options): Promise<{ credentialId: Buffer, secret: Buffer }>.
    options: { device: string ("" = first found), rpId: string, salt: Uint8Array(32), uv: boolean,
    pin?: Uint8Array (wiped by the caller), credentialId?: Uint8Array (absent: enrol a new credential),
-   timeoutMs: number }. Without credentialId it makes a non-resident ES256 credential with hmac-secret
+   timeoutMs: number, up?: boolean (default true: the assertion asks for user presence), uvOption?: "omit" | "false" |
+   "true" (the assertion's "uv" option; default "true" when uv and no pin, else "omit") }. uv: the result must carry
+   the user-verified flag. Without credentialId it makes a non-resident ES256 credential with hmac-secret
    and then asks it for the hmac-secret of salt; with one it only asks. secret is 32 bytes. */
 napi_value vault_fido2_start(napi_env env, napi_callback_info info);
 /* fido2Devices(): [{ path, manufacturer, product }] as libfido2's manifest lists them (hidraw). */

@@ -26,6 +26,8 @@ interface Fido2Addon {
     pin?: Uint8Array;
     credentialId?: Uint8Array;
     timeoutMs: number;
+    up?: boolean;
+    uvOption?: 'omit' | 'false' | 'true';
   }): Promise<{ credentialId: Buffer; secret: Buffer }>;
   fido2Devices(): Fido2Device[];
 }
@@ -69,6 +71,10 @@ export interface Fido2SecretOptions {
   /** The credential was enrolled with a PIN: without one, fail with 'token-pin-required' before asking the key. */
   pinRequired?: boolean;
   timeoutMs?: number;
+  /** Ask for user presence (default true). */
+  up?: boolean;
+  /** The assertion's "uv" option, when it must be exactly this (systemd tokens); by default "true" when uv and no pin, else omitted. */
+  uvOption?: 'omit' | 'false' | 'true';
 }
 
 function addon(): Fido2Addon {
@@ -116,6 +122,8 @@ export async function fido2Secret(o: Fido2SecretOptions): Promise<Buffer> {
     uv: o.uv,
     credentialId: o.credentialId,
     ...(o.pin ? { pin: o.pin } : {}),
+    ...(o.up !== undefined ? { up: o.up } : {}),
+    ...(o.uvOption !== undefined ? { uvOption: o.uvOption } : {}),
     timeoutMs: o.timeoutMs ?? DEFAULT_TIMEOUT_MS,
   });
   return r.secret;

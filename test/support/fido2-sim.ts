@@ -17,6 +17,7 @@ export interface SimOptions {
   ctap21?: boolean;
   presence?: 'ok' | 'deny' | 'timeout' | 'slow';
   presenceMs?: number;
+  upAlways?: boolean;
 }
 
 export interface Sim {
@@ -37,6 +38,7 @@ export async function startSim(dir: string, name: string, o: SimOptions = {}): P
   if (o.uv) args.push('--uv');
   if (o.ctap21) args.push('--ctap21');
   if (o.presence) args.push('--presence', o.presence);
+  if (o.upAlways) args.push('--up-always');
   if (o.presenceMs !== undefined) args.push('--presence-ms', String(o.presenceMs));
   const child: ChildProcess = spawn('python3', args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, PYTHONDONTWRITEBYTECODE: '1' } });
   await new Promise<void>((resolve, reject) => {

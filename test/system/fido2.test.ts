@@ -122,6 +122,11 @@ describe('fido2 with libfido2 and a software authenticator', () => {
     expect(t.message).toMatch(/not touched/);
     const slow = await sim('slow', { master: key.master, presence: 'slow', presenceMs: 500 }); // keepalives meanwhile
     expect((await fido2Secret({ ...slot, device: slow.device })).equals(e.secret)).toBe(true);
+    // A key that refuses assertions without a touch: enrolment asks again with one (as systemd-cryptenroll does).
+    const insisting = await sim('insisting', { upAlways: true });
+    const e2 = await fido2Enroll({ device: insisting.device, uv: false });
+    expect(insisting.log().filter((l) => l === 'cmd 0x02')).toHaveLength(2);
+    expect((await fido2Secret({ device: insisting.device, rpId: e2.rpId, credentialId: e2.credentialId, salt: e2.salt, uv: false })).equals(e2.secret)).toBe(true);
     await key.stop();
     const gone = await vaultError(fido2Secret({ ...slot, device: key.device }));
     expect(gone.code).toBe('token-unavailable');
