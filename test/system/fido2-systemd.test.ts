@@ -7,8 +7,8 @@
  * cannot reach an authenticator here (no USB, no UHID). `cryptsetup token import` hands the JSON to
  * systemd's own token plugin (libcryptsetup-token-systemd-fido2.so, Debian's systemd), which validates it.
  */
-import { afterAll, describe, expect, it } from 'vitest';
-import { rmSync, writeFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { isVaultError } from '../../src/errors.js';
 import { luks2Adapter } from '../../src/formats/luks2/index.js';
@@ -16,20 +16,10 @@ import { fido2Enroll } from '../../src/token/fido2.js';
 import { SYSTEMD_FIDO2_RP_ID, unlockLuks2WithSystemdFido2 } from '../../src/token/systemd-fido2.js';
 import { closeContainer, openContainer } from '../../src/volume/container-file.js';
 import { cryptsetup, FAST_PBKDF2, keyFile, mutateJson, secretOf, unlockFile, workDir } from '../support/luks.js';
-import { startSim, type Sim } from '../support/fido2-sim.js';
+import { simulators, type Sim } from '../support/fido2-sim.js';
 
 const dir = workDir('fido2-systemd');
-const sims: Sim[] = [];
-afterAll(async () => {
-  await Promise.all(sims.map((s) => s.stop()));
-  rmSync(dir, { recursive: true, force: true });
-});
-
-async function sim(name: string, o: Parameters<typeof startSim>[2] = {}): Promise<Sim> {
-  const s = await startSim(dir, name, o);
-  sims.push(s);
-  return s;
-}
+const sim = simulators(dir);
 
 /** What systemd-cryptenroll --fido2-device does to a LUKS2 container: a keyslot for base64(hmac-secret), and the token. */
 async function enrolLikeSystemd(name: string, key: Sim, lock: { pin?: string; up?: boolean; uv?: boolean }, extra: Record<string, unknown> = {}, omit: string[] = []) {

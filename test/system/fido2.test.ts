@@ -3,29 +3,19 @@
  * software authenticator (test/support/fido2-authenticator), reached over the `unix:` CTAP HID
  * transport. Only the security key is simulated: libfido2 and vault's code are the real ones.
  */
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { isVaultError, VaultError } from '../../src/errors.js';
 import { FIDO2_DEFAULT_RP_ID, fido2Devices, fido2Enroll, fido2Secret } from '../../src/token/fido2.js';
-import { expectedHmac, startSim, type Sim } from '../support/fido2-sim.js';
+import { expectedHmac, simulators } from '../support/fido2-sim.js';
 
 const tag = process.env.VAULT_E2E_TAG ? `${process.env.VAULT_E2E_TAG}-` : '';
 const root = mkdtempSync(path.join(tmpdir(), `vault-fido2-${tag}`));
 chmodSync(root, 0o700);
-const sims: Sim[] = [];
-afterAll(async () => {
-  await Promise.all(sims.map((s) => s.stop()));
-  rmSync(root, { recursive: true, force: true });
-});
-
-async function sim(name: string, o: Parameters<typeof startSim>[2] = {}): Promise<Sim> {
-  const s = await startSim(root, name, o);
-  sims.push(s);
-  return s;
-}
+const sim = simulators(root);
 
 async function vaultError(p: Promise<unknown>): Promise<VaultError> {
   try {
