@@ -107,7 +107,7 @@ typedef struct {
   uint8_t secret[SECRET_LEN];
   int fido_err;        /* FIDO_OK or libfido2's error */
   const char *stage;   /* which step failed */
-  bool open_failed;
+  bool open_failed, not_fido2;
 } fido2_job;
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
@@ -147,15 +147,17 @@ static int open_device(fido2_job *j, fido_dev_t *dev) {
       return fail(j, "fido_dev_info_manifest", r != FIDO_OK ? r : FIDO_ERR_RX);
     }
   }
+  /* Before the open: it already talks to the device (CTAPHID_INIT, getInfo), and libfido2's default is to wait forever. */
+  if (j->timeout_ms > 0) (void)fido_dev_set_timeout(dev, j->timeout_ms);
   if ((r = fido_dev_open(dev, j->device)) != FIDO_OK) {
     j->open_failed = true;
     return fail(j, "fido_dev_open", r);
   }
   if (!fido_dev_is_fido2(dev)) {
     fido_dev_close(dev);
+    j->not_fido2 = true;
     return fail(j, "fido_dev_is_fido2", FIDO_ERR_UNSUPPORTED_OPTION);
   }
-  if (j->timeout_ms > 0) (void)fido_dev_set_timeout(dev, j->timeout_ms);
   return FIDO_OK;
 }
 
@@ -262,6 +264,7 @@ static void execute(napi_env env, void *data) {
 
 static const char *error_code(const fido2_job *j) {
   if (j->open_failed) return "ERR_FIDO2_NO_DEVICE";
+  if (j->not_fido2) return "ERR_FIDO2_UNSUPPORTED"; /* a U2F-only key */
   switch (j->fido_err) {
   case FIDO_ERR_TX: case FIDO_ERR_RX: case FIDO_ERR_RX_NOT_CBOR: case FIDO_ERR_RX_INVALID_CBOR:
   case FIDO_ERR_INVALID_LENGTH: case FIDO_ERR_INVALID_COMMAND: case FIDO_ERR_CHANNEL_BUSY:

@@ -14,7 +14,7 @@
      ERR_FIDO2_PIN_INVALID    wrong PIN
      ERR_FIDO2_PIN_BLOCKED    PIN blocked (too many wrong PINs; power cycle or reset the device)
      ERR_FIDO2_UV             user verification not supported, or it failed
-     ERR_FIDO2_UNSUPPORTED    the device lacks hmac-secret or ES256
+     ERR_FIDO2_UNSUPPORTED    the device lacks FIDO2 (U2F only), hmac-secret or ES256
      ERR_FIDO2                anything else */
 #ifndef VAULT_FIDO2_H
 #define VAULT_FIDO2_H

@@ -166,7 +166,7 @@ export function fido2Error(e: unknown, device: string): unknown {
     case 'ERR_FIDO2_UV':
       return new VaultError('token-refused', `${key} could not verify the user (no built-in verification, or it failed)`, 'enrol with a PIN instead, or use the passphrase', cause);
     case 'ERR_FIDO2_UNSUPPORTED':
-      return new VaultError('token-refused', `${key} lacks what vault needs (the hmac-secret extension and ES256 credentials)`, 'use a FIDO2 key with hmac-secret', cause);
+      return new VaultError('token-refused', `${key} lacks what vault needs (FIDO2 with the hmac-secret extension and ES256 credentials)`, 'use a FIDO2 key with hmac-secret', cause);
     default:
       return new VaultError('token-refused', `${key} did not answer as expected (${err.message ?? 'unknown error'})`, undefined, cause);
   }
