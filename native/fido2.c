@@ -10,6 +10,7 @@
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 #include <fido.h>
 #include "napi_util.h"
@@ -108,7 +109,14 @@ typedef struct {
   int fido_err;        /* FIDO_OK or libfido2's error */
   const char *stage;   /* which step failed */
   bool open_failed, not_fido2;
+  double elapsed_ms; /* of the whole job: a receive failure after the full timeout is a wait that ran out */
 } fido2_job;
+
+static double now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+}
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static void init_fido(void) { fido_init(0); }
@@ -240,6 +248,7 @@ static void execute(napi_env env, void *data) {
   fido2_job *j = data;
   (void)env; /* threadpool thread: no N-API calls here */
   pthread_once(&init_once, init_fido);
+  double start = now_ms();
   fido_dev_t *dev = fido_dev_new();
   if (dev == NULL) {
     fail(j, "fido_dev_new", FIDO_ERR_INTERNAL);
@@ -258,6 +267,7 @@ static void execute(napi_env env, void *data) {
     fido_dev_close(dev);
   }
   fido_dev_free(&dev);
+  j->elapsed_ms = now_ms() - start;
 }
 
 /* ---- errors --------------------------------------------------------------------------------- */
@@ -265,6 +275,8 @@ static void execute(napi_env env, void *data) {
 static const char *error_code(const fido2_job *j) {
   if (j->open_failed) return "ERR_FIDO2_NO_DEVICE";
   if (j->not_fido2) return "ERR_FIDO2_UNSUPPORTED"; /* a U2F-only key */
+  /* libfido2 reports a wait that ran out (the key keeps asking for a touch) as a receive failure. */
+  if (j->fido_err == FIDO_ERR_RX && j->timeout_ms > 0 && j->elapsed_ms >= 0.95 * j->timeout_ms) return "ERR_FIDO2_TIMEOUT";
   switch (j->fido_err) {
   case FIDO_ERR_TX: case FIDO_ERR_RX: case FIDO_ERR_RX_NOT_CBOR: case FIDO_ERR_RX_INVALID_CBOR:
   case FIDO_ERR_INVALID_LENGTH: case FIDO_ERR_INVALID_COMMAND: case FIDO_ERR_CHANNEL_BUSY:

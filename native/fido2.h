@@ -10,6 +10,7 @@
      ERR_FIDO2_NO_DEVICE      no device, it could not be opened, or it stopped answering (removed)
      ERR_FIDO2_NO_CREDENTIAL  the device does not know the credential (another authenticator)
      ERR_FIDO2_PRESENCE       user presence not confirmed (denied, timed out, or still pending)
+     ERR_FIDO2_TIMEOUT        no answer within timeoutMs (the key waited for a touch that did not come)
      ERR_FIDO2_PIN_REQUIRED   the device wants its PIN and none was given
      ERR_FIDO2_PIN_INVALID    wrong PIN
      ERR_FIDO2_PIN_BLOCKED    PIN blocked (too many wrong PINs; power cycle or reset the device)

@@ -155,6 +155,8 @@ export function fido2Error(e: unknown, device: string): unknown {
       return new VaultError('token-refused', `${key} does not hold this keyslot's credential (another security key?)`, 'use the security key this keyslot was enrolled with, or the passphrase', cause);
     case 'ERR_FIDO2_PRESENCE':
       return new VaultError('token-refused', `${key} was not touched (user presence not confirmed)`, 'touch the security key when it blinks, and try again', cause);
+    case 'ERR_FIDO2_TIMEOUT':
+      return new VaultError('token-refused', `${key} did not answer in time (not touched?)`, 'touch the security key when it blinks, and try again', cause);
     case 'ERR_FIDO2_PIN_REQUIRED':
       return new VaultError('token-pin-required', `${key} needs its PIN`, 'enter the PIN of the security key', cause);
     case 'ERR_FIDO2_PIN_INVALID':

@@ -110,6 +110,11 @@ describe('fido2 with libfido2 and a software authenticator', () => {
     const t = await vaultError(fido2Secret({ ...slot, device: never.device }));
     expect(t.code).toBe('token-refused');
     expect(t.message).toMatch(/not touched/);
+    // A key that waits for a touch longer than vault waits: a timeout, not a missing key.
+    const late = await sim('late', { master: key.master, presence: 'slow', presenceMs: 5000 });
+    const l = await vaultError(fido2Secret({ ...slot, device: late.device, timeoutMs: 600 }));
+    expect(l.code).toBe('token-refused');
+    expect(l.message).toMatch(/did not answer in time/);
     const slow = await sim('slow', { master: key.master, presence: 'slow', presenceMs: 500 }); // keepalives meanwhile
     expect((await fido2Secret({ ...slot, device: slow.device })).equals(e.secret)).toBe(true);
     // A key that refuses assertions without a touch: enrolment asks again with one (as systemd-cryptenroll does).
