@@ -88,6 +88,13 @@ describe('fido2 with libfido2 and a software authenticator', () => {
     expect(e.secret.toString('hex')).toBe(expectedHmac(key.master, e.rpId, e.credentialId, e.salt, true));
     const s = await fido2Secret({ device: key.device, rpId: e.rpId, credentialId: e.credentialId, salt: e.salt, uv: true });
     expect(s.equals(e.secret)).toBe(true);
+    // CTAP 2.1 with pinUvAuthToken: libfido2 gets a token by built-in verification (getPinUvAuthTokenUsingUvWithPermissions).
+    const key21 = await sim('uv21', { uv: true, ctap21: true });
+    const e21 = await fido2Enroll({ device: key21.device, uv: true });
+    expect(e21.secret.toString('hex')).toBe(expectedHmac(key21.master, e21.rpId, e21.credentialId, e21.salt, true));
+    const s21 = await fido2Secret({ device: key21.device, rpId: e21.rpId, credentialId: e21.credentialId, salt: e21.salt, uv: true });
+    expect(s21.equals(e21.secret)).toBe(true);
+    expect(key21.log()).toContain('clientPIN sub 0x06 protocol 2');
     const plain = await sim('no-uv');
     const err = await vaultError(fido2Enroll({ device: plain.device, uv: true }));
     expect(err.code).toBe('token-refused');
