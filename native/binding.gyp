@@ -37,17 +37,24 @@
         'tc_legacy.c', 'tc_legacy_napi.c',
         # dm-crypt CBC and XTS specs the chain path lacks (LUKS aes-cbc-essiv:sha256, 256-bit XTS keys) over libgcrypt.
         'dm_crypt.c',
+        # TPM2 keyslots: seal/unseal a secret under a PCR policy (and a PIN) through tpm2-tss's ESAPI.
+        'tpm2.c', 'tpm2_napi.c',
         # FIDO2 hmac-secret credentials through libfido2, over hidraw or a unix socket transport.
         'fido2.c',
       ],
       'cflags': ['-O2', '-Wall', '-Wextra', '-fvisibility=hidden'],
+      # Bind every symbol at load (and full RELRO): a library missing at run time fails the load
+      # with its name, never a later call in the middle of a mount.
+      'ldflags': ['-Wl,-z,now', '-Wl,-z,relro'],
       'cflags_c': ['-Werror', '-std=gnu11'],
       # liburing (Debian: liburing-dev to build, liburing2 at run time): the FUSE-over-io_uring
       # transport (fuse_uring.c). libgcrypt (Debian: libgcrypt20-dev to build, libgcrypt20 at run
       # time): Serpent, Twofish and Camellia (cipher_engine.c), the block ciphers of TrueCrypt's
-      # legacy modes (tc_legacy.c), and PBKDF2 with Whirlpool and Streebog (kdf_gcrypt.c). libfido2
-      # (Debian: libfido2-dev to build, libfido2-1 at run time): FIDO2 keyslots (fido2.c).
-      'libraries': ['-lpthread', '-luring', '-lgcrypt', '-lfido2'],
+      # legacy modes (tc_legacy.c), and PBKDF2 with Whirlpool and Streebog (kdf_gcrypt.c). tpm2-tss
+      # (Debian: libtss2-dev to build; libtss2-esys-3.0.2-0, -mu0, -rc0, -tctildr0 and the TCTIs
+      # libtss2-tcti-device0 / -swtpm0 at run time): TPM2 sealing (tpm2.c). libfido2 (Debian:
+      # libfido2-dev to build, libfido2-1 at run time): FIDO2 keyslots (fido2.c).
+      'libraries': ['-lpthread', '-luring', '-lgcrypt', '-ltss2-esys', '-ltss2-rc', '-ltss2-mu', '-ltss2-tctildr', '-lfido2'],
       'configurations': {
         'Release': {
           'cflags!': ['-O3'],

@@ -32,6 +32,7 @@
 #include "xts_core.h"
 #include "fuse_server.h"
 #include "tc_legacy_napi.h"
+#include "tpm2_napi.h"
 #include "sys_napi.h"
 
 #include <errno.h>
@@ -541,5 +542,6 @@ NAPI_MODULE_INIT() {
   }
   CHECK(napi_define_properties(env, exports, N, props));
   if (vault_tc_legacy_register(env, exports) == NULL) return NULL; /* TrueCrypt's LRW/CBC modes */
+  if (vault_tpm2_register(env, exports) == NULL) return NULL;      /* TPM2 sealing (tpm2-tss) */
   return vault_fuse_register(env, exports); /* serve / wait / stop / stats: the volume server */
 }

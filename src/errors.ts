@@ -20,8 +20,9 @@ export type ErrorCode =
   // keys
   | 'wrong-password'
   | 'no-keyslot'
-  // security keys (FIDO2) and other tokens: none found or it stopped answering; it refused
-  // (another authenticator, user presence not given, PIN blocked); it wants its PIN
+  // hardware tokens (TPM2, FIDO2): the token's device is not there or stopped answering; it refuses
+  // to give the secret (its policy no longer holds, locked out, another authenticator, user
+  // presence not given, a damaged or foreign blob); it wants its PIN
   | 'token-unavailable'
   | 'token-refused'
   | 'token-pin-required'

@@ -31,6 +31,7 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   completion: async () => (await import('./commands/completion.js')).registerCompletion,
   reencrypt: async () => (await import('./commands/reencrypt.js')).registerReencrypt,
   resize: async () => (await import('./commands/resize.js')).registerResize,
+  enroll: async () => (await import('./commands/enroll.js')).registerEnroll,
 };
 const ALIASES: Record<string, string> = { unmount: 'dismount' };
 

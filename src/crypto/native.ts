@@ -100,3 +100,35 @@ export interface NativeTcLegacy {
 export function nativeTcLegacy(): NativeTcLegacy {
   return loadVaultAddon() as NativeTcLegacy;
 }
+
+/** What tpm2SealAsync returns: the marshalled TPM2B_PUBLIC and TPM2B_PRIVATE and the object's policy digest. */
+export interface NativeTpm2Sealed {
+  public: Buffer;
+  private: Buffer;
+  policyHash: Buffer;
+}
+
+/**
+ * TPM2 sealing through tpm2-tss (native/tpm2.c, tpm2_napi.c), part of the same addon. tcti: a
+ * tpm2-tss TCTI string ("swtpm:host=localhost,port=2321", "device:/dev/tpmrm0"), null for its
+ * default search. pcrMask: bit i selects PCR i of the sha256 bank. pin: the PIN's bytes or null.
+ * Both copy their arguments at the call. Rejections carry `code` ERR_VAULT_TPM_UNAVAILABLE,
+ * ERR_VAULT_TPM_POLICY, ERR_VAULT_TPM_AUTH, ERR_VAULT_TPM_LOCKOUT, ERR_VAULT_TPM_BLOB or
+ * ERR_VAULT_TPM, and `tpmRc`.
+ */
+export interface NativeTpm2 {
+  tpm2SealAsync(secret: Uint8Array, tcti: string | null, pcrMask: number, pin: Uint8Array | null): Promise<NativeTpm2Sealed>;
+  /** Resolves to the secret in a Buffer the caller wipes. */
+  tpm2UnsealAsync(
+    pub: Uint8Array,
+    priv: Uint8Array,
+    pcrMask: number,
+    tcti: string | null,
+    pin: Uint8Array | null,
+  ): Promise<Buffer>;
+}
+
+/** The addon's TPM2 functions. */
+export function nativeTpm2(): NativeTpm2 {
+  return loadVaultAddon() as NativeTpm2;
+}

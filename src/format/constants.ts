@@ -51,9 +51,17 @@ export const OFF = {
   checksum: 4064,
 } as const;
 
-/** Header feature flags (spec §2): bit 0 marks a re-encryption under way (spec §13). */
+/** Header feature flags (spec §2): bit 0 marks a re-encryption under way (spec §13), bit 1 a token area (§14). */
 export const FLAG_REENCRYPT = 1;
-export const KNOWN_FLAGS = FLAG_REENCRYPT;
+export const FLAG_TOKENS = 2;
+export const KNOWN_FLAGS = FLAG_REENCRYPT | FLAG_TOKENS;
+
+/** The token area (spec §14.1): bytes 2248–4031 while TOKENS is set. */
+export const TOKEN_OFF = { start: 2248, end: 4032 } as const;
+export const TOKEN_TYPES = { recovery: 1, tpm2: 2, fido2: 3 } as const;
+/** The KDF parameters of a token slot (spec §14): its input is a 32-byte random secret. */
+export const TOKEN_KDF = { memoryKiB: 8192, iterations: 1, parallelism: 1 } as const;
+export const TOKEN_SECRET_SIZE = 32;
 
 /** The reserved area of a flagged header (spec §13.2). */
 export const REENC_OFF = {

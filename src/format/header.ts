@@ -12,7 +12,9 @@ import {
   CIPHERS,
   CIPHER_FIELD_SIZE,
   FLAG_REENCRYPT,
+  FLAG_TOKENS,
   KNOWN_FLAGS,
+  TOKEN_OFF,
   REENC_OFF,
   DATA_ALIGNMENT,
   FORMAT_VERSION,
@@ -30,6 +32,7 @@ import {
   type SectorSize,
 } from './constants.js';
 import type { ActiveKeyslot, CopyIndex, Header, KdfParams, Keyslot, ReencryptState, StagedWrap } from './types.js';
+import { parseTokenArea, serializeTokenArea } from './tokens.js';
 
 const COPY_NAMES = ['primary', 'secondary'] as const;
 
@@ -148,7 +151,8 @@ export function parseHeaderCopy(bytes: Uint8Array, copy: CopyIndex): Header {
   if (copyByte !== copy)
     throw invalid(copy, `copy index ${copyByte} does not match its position (expected ${copy})`);
   const flagged = (flags & FLAG_REENCRYPT) !== 0;
-  if (!isZero(b.subarray(OFF.reserved1, OFF.keyslots)) || !isZero(b.subarray(flagged ? REENC_OFF.end : OFF.reserved2, OFF.mac)))
+  const hasTokens = (flags & FLAG_TOKENS) !== 0;
+  if (!isZero(b.subarray(OFF.reserved1, OFF.keyslots)) || !isZero(b.subarray(flagged ? REENC_OFF.end : OFF.reserved2, hasTokens ? TOKEN_OFF.start : OFF.mac)))
     throw invalid(copy, 'reserved bytes are not zero');
   const keyslots: Keyslot[] = [];
   for (let i = 0; i < KEYSLOT_COUNT; i++) {
@@ -156,8 +160,10 @@ export function parseHeaderCopy(bytes: Uint8Array, copy: CopyIndex): Header {
     keyslots.push(parseKeyslot(b.subarray(start, start + KEYSLOT_SIZE), i, copy));
   }
   const reencrypt = flagged ? parseReencryptArea(b, keyslots, Number(dataSize), copy) : undefined;
+  const tokens = hasTokens ? parseTokenArea(b.subarray(TOKEN_OFF.start, TOKEN_OFF.end), keyslots, copy) : undefined;
   return {
     ...(reencrypt ? { reencrypt } : {}),
+    ...(tokens ? { tokens } : {}),
     version,
     sequence,
     uuid: Buffer.from(b.subarray(OFF.uuid, OFF.uuid + 16)),
@@ -247,7 +253,8 @@ export function serializeHeaderBody(h: Header): Buffer {
   MAGIC.copy(b, OFF.magic);
   b.writeUInt16LE(FORMAT_VERSION, OFF.version);
   b.writeUInt16LE(HEADER_SIZE, OFF.headerSize);
-  b.writeUInt32LE(h.reencrypt ? FLAG_REENCRYPT : 0, OFF.flags);
+  const tokens = h.tokens ?? [];
+  b.writeUInt32LE((h.reencrypt ? FLAG_REENCRYPT : 0) | (tokens.length > 0 ? FLAG_TOKENS : 0), OFF.flags);
   b.writeBigUInt64LE(h.sequence, OFF.sequence);
   expectLength(h.uuid, 16, 'uuid').copy(b, OFF.uuid);
   b.write(h.cipher, OFF.cipher, 'latin1');
@@ -262,6 +269,7 @@ export function serializeHeaderBody(h: Header): Buffer {
     writeKeyslot(b.subarray(start, start + KEYSLOT_SIZE), slot);
   });
   if (h.reencrypt) writeReencryptArea(b, h);
+  if (tokens.length > 0) serializeTokenArea(tokens).copy(b, TOKEN_OFF.start);
   return b.subarray(0, OFF.mac);
 }
 

@@ -40,7 +40,41 @@ export interface Header {
   mac: Buffer; // 32 bytes, as stored
   /** Present when flags bit 0 (REENCRYPT) is set: a re-encryption is under way (spec §13). */
   reencrypt?: ReencryptState;
+  /** Present (non-empty) when flags bit 1 (TOKENS) is set (spec §14). */
+  tokens?: Token[];
 }
+
+/** A recovery key's slot (spec §14.2). */
+export interface RecoveryToken {
+  type: 'recovery';
+  slot: number;
+}
+
+/** A TPM2-sealed secret (spec §14.3). */
+export interface Tpm2Token {
+  type: 'tpm2';
+  slot: number;
+  pcrBank: 'sha256';
+  pcrs: number[];
+  pin: boolean;
+  policyHash: Buffer; // 32 bytes
+  public: Buffer;
+  private: Buffer;
+}
+
+/** A FIDO2 hmac-secret credential (spec §14.4). */
+export interface Fido2Token {
+  type: 'fido2';
+  slot: number;
+  up: boolean;
+  uv: boolean;
+  pin: boolean;
+  rpId: string;
+  credentialId: Buffer;
+  salt: Buffer; // 32 bytes
+}
+
+export type Token = RecoveryToken | Tpm2Token | Fido2Token;
 
 /** The new master key wrapped for one active slot, in its final keyslot form (spec §13.2). */
 export interface StagedWrap {

@@ -7,6 +7,7 @@
 import { fsyncSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { headerWrite, type HeaderWriteStep } from '../diagnostics.js';
+import { parseRecoveryKey } from '../crypto/recovery-key.js';
 import { VaultError, isVaultError } from '../errors.js';
 import { CIPHERS, DEFAULT_SECTOR_SIZE, FORMAT_VERSION, HEADER_SIZE, KEYSLOT_COUNT } from '../format/constants.js';
 import { parseHeaderCopy, serializeHeaderCopy } from '../format/header.js';
@@ -115,10 +116,10 @@ export function unfinishedReencryption(path: string): VaultError {
  * the active slots in order. A copy whose MAC fails after unlocking is skipped with a warning.
  * Each (salt, parameters) pair is derived at most once, since both copies usually share slots.
  */
-export async function unlockContainer(c: ContainerFile, kdfInput: Uint8Array, onlySlot?: number, allowReencrypt = false): Promise<UnlockResult> {
+export async function unlockContainer(c: ContainerFile, kdfInput: Uint8Array, onlySlot?: SlotChoice, allowReencrypt = false): Promise<UnlockResult> {
   const { candidates, warnings } = candidateHeaders(c, readHeaderCopies(c));
   if (!allowReencrypt && candidates[0]!.reencrypt) throw unfinishedReencryption(c.path);
-  const u = await unlockHeaders(candidates, warnings, kdfInput, onlySlot);
+  const u = await unlockTyped(candidates, warnings, kdfInput, onlySlot);
   if (!allowReencrypt && u.header.reencrypt) {
     wipe(u.masterKey);
     throw unfinishedReencryption(c.path);
@@ -126,8 +127,40 @@ export async function unlockContainer(c: ContainerFile, kdfInput: Uint8Array, on
   return u;
 }
 
+/**
+ * Which keyslots a KDF input may open (spec §14.5): one named slot (`--slot`, or a token's own), the
+ * slots a typed passphrase or keyfile may open (`undefined`: all but TPM2 and FIDO2 token slots), or
+ * the recovery-key slots.
+ */
+export type SlotChoice = number | 'recovery' | undefined;
+
+function slotAllowed(h: Header, i: number, choice: SlotChoice): boolean {
+  const token = h.tokens?.find((t) => t.slot === i);
+  if (typeof choice === 'number') return i === choice;
+  if (choice === 'recovery') return token?.type === 'recovery';
+  return token === undefined || token.type === 'recovery';
+}
+
+/**
+ * A typed secret: a recovery key (spec §14.2) is tried on the recovery slots first, as its 32-byte
+ * secret; then, as typed, on the slots `choice` allows.
+ */
+async function unlockTyped(candidates: Header[], warnings: string[], kdfInput: Uint8Array, choice: SlotChoice): Promise<UnlockResult> {
+  const recovery = choice === undefined && candidates.some((h) => h.tokens?.some((t) => t.type === 'recovery')) ? parseRecoveryKey(kdfInput) : null;
+  if (recovery) {
+    try {
+      return await unlockHeaders(candidates, warnings, recovery, 'recovery');
+    } catch (e) {
+      if (!isVaultError(e, 'wrong-password')) throw e;
+    } finally {
+      wipe(recovery);
+    }
+  }
+  return unlockHeaders(candidates, warnings, kdfInput, choice);
+}
+
 /** As unlockContainer, over header copies already read and validated (newest first): a container's, or a backup's. */
-export async function unlockHeaders(candidates: Header[], warnings: string[], kdfInput: Uint8Array, onlySlot?: number): Promise<UnlockResult> {
+export async function unlockHeaders(candidates: Header[], warnings: string[], kdfInput: Uint8Array, onlySlot?: SlotChoice): Promise<UnlockResult> {
   const keks = new Map<string, Buffer>();
   let tampered: VaultError | null = null;
   let anyActive = false;
@@ -135,7 +168,7 @@ export async function unlockHeaders(candidates: Header[], warnings: string[], kd
     for (const header of candidates) {
       for (let i = 0; i < KEYSLOT_COUNT; i++) {
         const slot = header.keyslots[i]!;
-        if (slot.state !== 'active' || (onlySlot !== undefined && onlySlot !== i)) continue;
+        if (slot.state !== 'active' || !slotAllowed(header, i, onlySlot)) continue;
         anyActive = true;
         const kek = await cachedKek(keks, kdfInput, slot);
         const mk = openKeyslot(kek, header.uuid, i, slot);
@@ -163,7 +196,11 @@ export async function unlockHeaders(candidates: Header[], warnings: string[], kd
   }
   if (tampered) throw new VaultError('header-tampered', tampered.message, 'restore a header backup with `vault header restore`');
   if (!anyActive)
-    throw new VaultError('no-keyslot', onlySlot === undefined ? 'the container has no active keyslot' : `keyslot ${onlySlot} is not active`);
+    throw new VaultError(
+      'no-keyslot',
+      typeof onlySlot === 'number' ? `keyslot ${onlySlot} is not active` : onlySlot === 'recovery' ? 'the container has no recovery key' : 'the container has no keyslot for a passphrase or keyfile (only token slots)',
+      typeof onlySlot === 'number' || onlySlot === 'recovery' ? undefined : 'unlock it with its TPM2 or FIDO2 token, or its recovery key',
+    );
   throw new VaultError('wrong-password', 'wrong passphrase or keyfile', 'check the passphrase and keyfiles, then try again');
 }
 

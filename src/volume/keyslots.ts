@@ -61,6 +61,10 @@ export function removeKeyslot(c: ContainerFile, u: UnlockResult, slot: number, f
     );
   const next = withSlots(u.header);
   next.keyslots[slot] = emptyKeyslot();
+  // The slot's token (spec §14) goes with it.
+  const tokens = (u.header.tokens ?? []).filter((t) => t.slot !== slot);
+  if (tokens.length > 0) next.tokens = tokens;
+  else delete next.tokens;
   return writeHeaderUpdate(c, next, u.masterKey, u.header.copy);
 }
 

@@ -52,6 +52,37 @@ describe.runIf(run)('key management', () => {
     ok(vault(['dismount', mp]));
   });
 
+  it('recovery key (vault enroll): printed once, mounts wherever a passphrase is asked, survives a re-encryption; --wipe-slot', () => {
+    const file = create('first', 'ext4');
+    const r = ok(vault(['enroll', file, '--recovery-key', '--password-stdin'], 'first\n'));
+    const key = r.stdout.trim();
+    expect(key).toMatch(/^([cbdefghijklnrtuv]{8}-){7}[cbdefghijklnrtuv]{8}$/);
+    expect(r.stderr).toMatch(/added a recovery key in keyslot 1; it is shown once/);
+    const slots = JSON.parse(ok(vault(['keyslot', 'list', file, '--json'])).stdout) as Array<{ slot: number; token?: string | null }>;
+    expect(slots.find((s) => s.slot === 1)?.token).toBe('recovery');
+    // Typed as shown, or in capitals without dashes: it mounts, and the filesystem is there.
+    ok(vault(['mount', file, '--password-stdin'], `${key.toUpperCase().replace(/-/g, '')}\n`));
+    const mp = JSON.parse(ok(vault(['list', '--json'])).stdout).find((v: { container: string }) => v.container === file).mountpoint as string;
+    writeFileSync(path.join(mp, 'r.txt'), 'recovered');
+    ok(vault(['dismount', mp]));
+    // A re-encryption asks for each slot's secret in slot order; the recovery slot takes the key.
+    ok(vault(['reencrypt', file, '--password-stdin'], `first\n${key}\n`));
+    expect(opens(file, key)).toBe(0);
+    expect(opens(file, 'first')).toBe(0);
+    expect(opens(file, key.replace('c', 'b'))).toBe(3);
+    // --wipe-slot: by kind, with the passphrase; the last way in is refused (2) and nothing changes.
+    ok(vault(['enroll', file, '--wipe-slot', '0', '--password-stdin'], `${key}\n`));
+    expect(opens(file, 'first')).toBe(3);
+    const before = readFileSync(file).subarray(0, 4096);
+    const last = vault(['enroll', file, '--wipe-slot', 'recovery', '--password-stdin'], `${key}\n`);
+    expect(last.status).toBe(2);
+    expect(last.stderr).toMatch(/would leave no way to open this container/);
+    expect(readFileSync(file).subarray(0, 4096).equals(before)).toBe(true);
+    ok(vault(['mount', file, '--password-stdin'], `${key}\n`));
+    expect(readFileSync(path.join(mp, 'r.txt'), 'utf8')).toBe('recovered');
+    ok(vault(['dismount', mp]));
+  });
+
   it('adds, uses and removes a keyslot; refuses to remove the last one without --force', () => {
     const file = create('first');
     const added = ok(vault(['keyslot', 'add', file, '--password-stdin', ...FAST_KDF], 'first\nsecond\n'));

@@ -150,6 +150,14 @@ const CASES: Record<string, Case[]> = {
     [['completion', 'tcsh'], 'commander.invalidArgument', /value 'tcsh' is invalid for argument 'shell'. Allowed choices are bash, zsh, fish/],
     [['completion', 'bash', '--bogus'], UNKNOWN, /unknown option '--bogus'/],
   ],
+  enroll: [
+    [['enroll'], MISSING_ARG, /missing required argument 'container'/],
+    [['enroll', 'c.vc'], 'usage', /give exactly one of --recovery-key or --wipe-slot/],
+    [['enroll', 'c.vc', '--recovery-key', '--wipe-slot', '1'], 'usage', /give exactly one of/],
+    [['enroll', 'c.vc', '--wipe-slot', 'pin'], 'usage', /--wipe-slot takes a keyslot number \(0 to 7\), tpm2, fido2 or recovery; got "pin"/],
+    [['enroll', 'c.vc', '--wipe-slot', '8'], 'usage', /--wipe-slot takes a keyslot number/],
+    [['enroll', 'c.vc', '--bogus'], UNKNOWN, /unknown option '--bogus'/],
+  ],
   reencrypt: [
     [['reencrypt'], MISSING_ARG, /missing required argument 'container'/],
     [['reencrypt', 'c.vc', '--bogus'], UNKNOWN, /unknown option '--bogus'/],

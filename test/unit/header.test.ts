@@ -98,7 +98,7 @@ describe('header validation: one rejection per rule (spec §7)', () => {
     c[OFF.checksum + 31] ^= 0x80;
     expectReject(c, 'checksum-mismatch');
   });
-  it('5. feature flags (unknown bits)', () => expectReject(edit((b) => b.writeUInt32LE(2, OFF.flags)), 'unsupported-feature', /flags/));
+  it('5. feature flags (unknown bits)', () => expectReject(edit((b) => b.writeUInt32LE(4, OFF.flags)), 'unsupported-feature', /flags/));
   it('6a. sequence 0', () => expectReject(edit((b) => b.writeBigUInt64LE(0n, OFF.sequence)), 'invalid-field', /sequence/));
   it('6b. cipher allowlist, NUL padding', () => {
     expectReject(edit((b) => b.write('cipher_null\0', OFF.cipher, 'latin1')), 'invalid-field', /cipher "cipher_null"/);

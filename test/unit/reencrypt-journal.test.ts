@@ -65,7 +65,7 @@ describe('flagged header (spec §13.2)', () => {
   it('refuses non-zero reserved bytes in the area', () => expectCode(edit((b) => (b[REENC_OFF.reserved] = 1)), 'invalid-field', /reserved/));
   it('refuses a staged key in an empty slot', () => expectCode(edit((b) => (b[REENC_OFF.staged + 2 * REENC_OFF.stagedSize] = 1)), 'invalid-field', /empty keyslot 2/));
   it('refuses bytes after the staged keys', () => expectCode(edit((b) => (b[REENC_OFF.end] = 1)), 'invalid-field', /reserved/));
-  it('refuses unknown flag bits', () => expectCode(edit((b) => b.writeUInt32LE(3, OFF.flags)), 'unsupported-feature', /flags/));
+  it('refuses unknown flag bits', () => expectCode(edit((b) => b.writeUInt32LE(5, OFF.flags)), 'unsupported-feature', /flags/));
   it('an unflagged header with bytes in the area is refused', () => expectCode(edit((b) => b.writeUInt32LE(0, OFF.flags)), 'invalid-field', /reserved/));
 });
 

@@ -36,11 +36,17 @@ export function registerKeyslot(program: Command): void {
       withVaultContainer(container, 'vault keyslot list', true, (c) => {
         const { candidates, warnings } = candidateHeaders(c, readHeaderCopies(c));
         for (const w of warnings) warn(w);
-        const slots = candidates[0]!.keyslots.map((s, i) => (s.state === 'active' ? { slot: i, state: 'active', kdf: 'argon2id', ...s.kdf } : { slot: i, state: 'empty' }));
+        const h = candidates[0]!;
+        const tokenOf = (i: number) => h.tokens?.find((t) => t.slot === i)?.type ?? null;
+        const slots = h.keyslots.map((s, i) => (s.state === 'active' ? { slot: i, state: 'active', kdf: 'argon2id', ...s.kdf, token: tokenOf(i) } : { slot: i, state: 'empty' }));
         if (o.json) process.stdout.write(JSON.stringify(slots, null, 2) + '\n');
         else
           for (const s of slots)
-            info(s.state === 'active' && 'memoryKiB' in s ? `${s.slot}: active  argon2id  ${s.memoryKiB / 1024} MiB, ${s.iterations} iterations, ${s.parallelism} lanes` : `${s.slot}: empty`);
+            info(
+              s.state === 'active' && 'memoryKiB' in s
+                ? `${s.slot}: active  argon2id  ${s.memoryKiB / 1024} MiB, ${s.iterations} iterations, ${s.parallelism} lanes${s.token ? `  (${s.token === 'recovery' ? 'recovery key' : `${s.token.toUpperCase()} token`})` : ''}`
+                : `${s.slot}: empty`,
+            );
       }),
     );
 

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { parseRecoveryKey } from '../../crypto/recovery-key.js';
 import { VaultError, isVaultError } from '../../errors.js';
 import { KEYSLOT_COUNT, type SectorSize } from '../../format/constants.js';
 import type { Header } from '../../format/types.js';
@@ -91,11 +92,23 @@ async function start(c: ContainerFile, h: Header, o: ReencryptOptions, sectorSiz
   if (o.keyfile?.length) throw new VaultError('usage', '--keyfile is for --resume; give each keyslot\'s keyfiles with --slot-keyfile N:FILE');
   const slots = activeSlots(h);
   for (const n of slotKeyfiles.keys()) if (!slots.includes(n)) throw new VaultError('usage', `--slot-keyfile ${n}: keyslot ${n} is not active`);
-  const prompts = slots.map((i) => `Passphrase of keyslot ${i}${slotKeyfiles.has(i) ? ' (empty if none)' : ''}: `);
+  const device = (h.tokens ?? []).find((t) => t.type !== 'recovery');
+  if (device)
+    throw new VaultError(
+      'usage',
+      `keyslot ${device.slot} holds a ${device.type.toUpperCase()} token, whose secret a re-encryption cannot ask for`,
+      `wipe it first (\`vault enroll --wipe-slot ${device.slot}\`) and enrol the token again afterwards`,
+    );
+  const recovery = new Set((h.tokens ?? []).map((t) => t.slot));
+  const prompts = slots.map((i) => `${recovery.has(i) ? 'Recovery key' : 'Passphrase'} of keyslot ${i}${slotKeyfiles.has(i) ? ' (empty if none)' : ''}: `);
   const pws = readPassphrases(o, prompts);
   const inputs = new Map<number, Buffer>();
   try {
-    slots.forEach((i, k) => inputs.set(i, kdfInputFrom(pws[k]!, slotKeyfiles.get(i))));
+    slots.forEach((i, k) => {
+      // A recovery slot's KDF input is the key's 32-byte secret (spec §14.2), however it was typed.
+      const secret = recovery.has(i) && !slotKeyfiles.has(i) ? parseRecoveryKey(pws[k]!) : null;
+      inputs.set(i, secret ?? kdfInputFrom(pws[k]!, slotKeyfiles.get(i)));
+    });
   } catch (e) {
     wipe(...pws, ...inputs.values());
     throw e;

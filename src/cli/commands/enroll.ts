@@ -1,0 +1,70 @@
+/**
+ * `vault enroll`: recovery keys, TPM2 and FIDO2 token keyslots, and `--wipe-slot` (spec/format.md
+ * §14), as systemd-cryptenroll does for LUKS2. Every change needs an existing secret (passphrase,
+ * keyfile or recovery key) and is one header update.
+ */
+import type { Command } from 'commander';
+import { VaultError } from '../../errors.js';
+import { KEYSLOT_COUNT } from '../../format/constants.js';
+import { newRecoveryKey } from '../../crypto/recovery-key.js';
+import { wipe } from '../../crypto/wipe.js';
+import { enrollToken, wipeSlots, type WipeTarget } from '../../volume/tokens.js';
+import { info } from '../output.js';
+import { gatherKdfInput } from '../secrets.js';
+import { withSecretOptions } from '../secret-options.js';
+import { unlockOpened, withVaultContainer, type Unlocked } from '../unlock.js';
+
+interface EnrollOptions {
+  recoveryKey?: boolean;
+  wipeSlot?: string;
+  passwordStdin?: boolean;
+  keyfile?: string[];
+}
+
+export function parseWipeTarget(v: string): WipeTarget {
+  if (v === 'tpm2' || v === 'fido2' || v === 'recovery') return v;
+  if (/^\d+$/.test(v) && Number(v) < KEYSLOT_COUNT) return Number(v);
+  throw new VaultError('usage', `--wipe-slot takes a keyslot number (0 to ${KEYSLOT_COUNT - 1}), tpm2, fido2 or recovery; got "${v}"`);
+}
+
+/** Exactly one thing to do per run, as with systemd-cryptenroll. */
+function action(o: EnrollOptions): 'recovery' | 'wipe' {
+  const chosen = [o.recoveryKey && 'recovery', o.wipeSlot !== undefined && 'wipe'].filter(Boolean) as Array<'recovery' | 'wipe'>;
+  if (chosen.length !== 1) throw new VaultError('usage', 'give exactly one of --recovery-key or --wipe-slot');
+  return chosen[0]!;
+}
+
+async function enrollRecoveryKey(x: Unlocked): Promise<void> {
+  const key = newRecoveryKey();
+  try {
+    const r = await enrollToken(x.c, x.u, key.secret, { type: 'recovery' });
+    // The key alone on stdout (a script captures it); the words around it on stderr.
+    process.stderr.write(`vault: added a recovery key in keyslot ${r.slot}; it is shown once, below: write it down or keep it somewhere safe\n`);
+    process.stdout.write(`${key.text}\n`);
+  } finally {
+    wipe(key.secret);
+  }
+}
+
+export function registerEnroll(program: Command): void {
+  const cmd = program
+    .command('enroll <container>')
+    .description('add a recovery key keyslot, or wipe keyslots and their tokens; needs an existing passphrase, keyfile or recovery key')
+    .option('--recovery-key', 'add a keyslot for a random recovery key, printed once (accepted wherever a passphrase is asked)')
+    .option('--wipe-slot <which>', 'remove keyslots: a number, or every tpm2, fido2 or recovery slot; refused if nothing would be left to open the container');
+  withSecretOptions(cmd).action(async (container: string, o: EnrollOptions) => {
+    const what = action(o);
+    const target = what === 'wipe' ? parseWipeTarget(o.wipeSlot!) : undefined;
+    await withVaultContainer(container, 'vault enroll', false, async (c) => {
+      const x = await unlockOpened(c, gatherKdfInput(o, 'Current passphrase (or recovery key): '));
+      try {
+        if (target !== undefined) {
+          const removed = wipeSlots(x.c, x.u, target);
+          info(`removed keyslot${removed.length > 1 ? 's' : ''} ${removed.join(', ')}`);
+        } else await enrollRecoveryKey(x);
+      } finally {
+        x.close();
+      }
+    });
+  });
+}
