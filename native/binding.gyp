@@ -5,6 +5,9 @@
 # dlopen time against the node binary itself, which exports its bundled OpenSSL; the headers come
 # from <nodedir>/include/node/openssl (added by node-gyp's addon.gypi ahead of /usr/include), so
 # they match that OpenSSL. Linking the system libcrypto would load a second, different OpenSSL.
+# libfido2 (fido2.c) does pull in Debian's libcrypto.so.3, but its OpenSSL calls bind to node's
+# exported OPENSSL_3.0.0 symbols, which come first in the lookup scope (LD_DEBUG=bindings: all of
+# libfido2's ~100 OpenSSL symbols resolve to node); both are OpenSSL 3.0 with one ABI.
 #
 # Compiler flags and node-gyp's defaults:
 #  - common.gypi sets -O3 for Release; we drop it and use -O2 (the hot loop is inside OpenSSL's

@@ -10,6 +10,7 @@
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 #include <fido.h>
 #include "napi_util.h"
@@ -100,14 +101,22 @@ typedef struct {
   uint8_t salt[SALT_LEN];
   uint8_t cred_id[MAX_CRED_ID];
   size_t cred_id_len;
-  bool enroll, uv;
+  bool enroll, uv, up;
+  fido_opt_t uv_option; /* the assertion's "uv" option */
   int timeout_ms;
   /* results */
   uint8_t secret[SECRET_LEN];
   int fido_err;        /* FIDO_OK or libfido2's error */
   const char *stage;   /* which step failed */
-  bool open_failed;
+  bool open_failed, not_fido2;
+  double elapsed_ms; /* of the whole job: a receive failure after the full timeout is a wait that ran out */
 } fido2_job;
+
+static double now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+}
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static void init_fido(void) { fido_init(0); }
@@ -146,15 +155,17 @@ static int open_device(fido2_job *j, fido_dev_t *dev) {
       return fail(j, "fido_dev_info_manifest", r != FIDO_OK ? r : FIDO_ERR_RX);
     }
   }
+  /* Before the open: it already talks to the device (CTAPHID_INIT, getInfo), and libfido2's default is to wait forever. */
+  if (j->timeout_ms > 0) (void)fido_dev_set_timeout(dev, j->timeout_ms);
   if ((r = fido_dev_open(dev, j->device)) != FIDO_OK) {
     j->open_failed = true;
     return fail(j, "fido_dev_open", r);
   }
   if (!fido_dev_is_fido2(dev)) {
     fido_dev_close(dev);
+    j->not_fido2 = true;
     return fail(j, "fido_dev_is_fido2", FIDO_ERR_UNSUPPORTED_OPTION);
   }
-  if (j->timeout_ms > 0) (void)fido_dev_set_timeout(dev, j->timeout_ms);
   return FIDO_OK;
 }
 
@@ -210,7 +221,7 @@ static int get_secret(fido2_job *j, fido_dev_t *dev, fido_opt_t up) {
       (r = fido_assert_allow_cred(a, j->cred_id, j->cred_id_len)) != FIDO_OK ||
       (r = fido_assert_set_extensions(a, FIDO_EXT_HMAC_SECRET)) != FIDO_OK ||
       (r = fido_assert_set_hmac_salt(a, j->salt, sizeof j->salt)) != FIDO_OK || (r = fido_assert_set_up(a, up)) != FIDO_OK ||
-      (r = fido_assert_set_uv(a, j->uv && j->pin == NULL ? FIDO_OPT_TRUE : FIDO_OPT_OMIT)) != FIDO_OK) {
+      (r = fido_assert_set_uv(a, j->uv_option)) != FIDO_OK) {
     fail(j, "fido_assert_set", r);
     goto out;
   }
@@ -237,6 +248,7 @@ static void execute(napi_env env, void *data) {
   fido2_job *j = data;
   (void)env; /* threadpool thread: no N-API calls here */
   pthread_once(&init_once, init_fido);
+  double start = now_ms();
   fido_dev_t *dev = fido_dev_new();
   if (dev == NULL) {
     fail(j, "fido_dev_new", FIDO_ERR_INTERNAL);
@@ -246,8 +258,8 @@ static void execute(napi_env env, void *data) {
     if (!j->enroll || make_credential(j, dev) == FIDO_OK) {
       /* Enrolment: the user has just touched the key, so ask for the secret without a second touch
          first, as systemd-cryptenroll does; a device that insists on presence gets it. */
-      int r = get_secret(j, dev, j->enroll ? FIDO_OPT_FALSE : FIDO_OPT_TRUE);
-      if (j->enroll && (r == FIDO_ERR_UNSUPPORTED_OPTION || r == FIDO_ERR_INVALID_OPTION)) {
+      int r = get_secret(j, dev, j->enroll || !j->up ? FIDO_OPT_FALSE : FIDO_OPT_TRUE);
+      if (j->enroll && (r == FIDO_ERR_UP_REQUIRED || r == FIDO_ERR_UNSUPPORTED_OPTION || r == FIDO_ERR_INVALID_OPTION)) {
         j->fido_err = FIDO_OK;
         (void)get_secret(j, dev, FIDO_OPT_TRUE);
       }
@@ -255,12 +267,16 @@ static void execute(napi_env env, void *data) {
     fido_dev_close(dev);
   }
   fido_dev_free(&dev);
+  j->elapsed_ms = now_ms() - start;
 }
 
 /* ---- errors --------------------------------------------------------------------------------- */
 
 static const char *error_code(const fido2_job *j) {
   if (j->open_failed) return "ERR_FIDO2_NO_DEVICE";
+  if (j->not_fido2) return "ERR_FIDO2_UNSUPPORTED"; /* a U2F-only key */
+  /* libfido2 reports a wait that ran out (the key keeps asking for a touch) as a receive failure. */
+  if (j->fido_err == FIDO_ERR_RX && j->timeout_ms > 0 && j->elapsed_ms >= 0.95 * j->timeout_ms) return "ERR_FIDO2_TIMEOUT";
   switch (j->fido_err) {
   case FIDO_ERR_TX: case FIDO_ERR_RX: case FIDO_ERR_RX_NOT_CBOR: case FIDO_ERR_RX_INVALID_CBOR:
   case FIDO_ERR_INVALID_LENGTH: case FIDO_ERR_INVALID_COMMAND: case FIDO_ERR_CHANNEL_BUSY:
@@ -383,7 +399,18 @@ napi_value vault_fido2_start(napi_env env, napi_callback_info info) {
     goto fail;
   j->enroll = !present;
   j->timeout_ms = (int)timeout;
+  char uv_option[8] = "";
   napi_value v;
+  if (!vault_opt_bool(env, argv[0], "up", true, &j->up) || !vault_opt_prop(env, argv[0], "uvOption", &v, &present)) goto fail;
+  if (present && !opt_text(env, argv[0], "uvOption", false, uv_option, sizeof uv_option)) goto fail;
+  if (!present)
+    j->uv_option = FIDO_OPT_OMIT; /* set below, once the PIN is known */
+  else if (strcmp(uv_option, "omit") == 0 || strcmp(uv_option, "false") == 0 || strcmp(uv_option, "true") == 0)
+    j->uv_option = uv_option[0] == 'o' ? FIDO_OPT_OMIT : uv_option[0] == 'f' ? FIDO_OPT_FALSE : FIDO_OPT_TRUE;
+  else {
+    vault_throw_range_error(env, "options.uvOption must be \"omit\", \"false\" or \"true\"");
+    goto fail;
+  }
   if (!vault_opt_prop(env, argv[0], "pin", &v, &present)) goto fail;
   if (present) {
     if (!vault_arg_bytes(env, v, "options.pin", &pin, &pin_len)) goto fail;
@@ -398,6 +425,8 @@ napi_value vault_fido2_start(napi_env env, napi_callback_info info) {
     memcpy(j->pin, pin, pin_len);
     j->pin[pin_len] = '\0';
   }
+  /* By default the "uv" option asks for built-in verification when uv is wanted and no PIN verifies the user. */
+  if (uv_option[0] == '\0') j->uv_option = j->uv && j->pin == NULL ? FIDO_OPT_TRUE : FIDO_OPT_OMIT;
   if (napi_create_string_utf8(env, "vault:fido2", NAPI_AUTO_LENGTH, &name) != napi_ok ||
       napi_create_async_work(env, NULL, name, execute, complete, j, &j->work) != napi_ok ||
       napi_create_promise(env, &j->deferred, &promise) != napi_ok) {

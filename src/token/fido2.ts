@@ -26,6 +26,8 @@ interface Fido2Addon {
     pin?: Uint8Array;
     credentialId?: Uint8Array;
     timeoutMs: number;
+    up?: boolean;
+    uvOption?: 'omit' | 'false' | 'true';
   }): Promise<{ credentialId: Buffer; secret: Buffer }>;
   fido2Devices(): Fido2Device[];
 }
@@ -69,6 +71,10 @@ export interface Fido2SecretOptions {
   /** The credential was enrolled with a PIN: without one, fail with 'token-pin-required' before asking the key. */
   pinRequired?: boolean;
   timeoutMs?: number;
+  /** Ask for user presence (default true). */
+  up?: boolean;
+  /** The assertion's "uv" option, when it must be exactly this (systemd tokens); by default "true" when uv and no pin, else omitted. */
+  uvOption?: 'omit' | 'false' | 'true';
 }
 
 function addon(): Fido2Addon {
@@ -116,6 +122,8 @@ export async function fido2Secret(o: Fido2SecretOptions): Promise<Buffer> {
     uv: o.uv,
     credentialId: o.credentialId,
     ...(o.pin ? { pin: o.pin } : {}),
+    ...(o.up !== undefined ? { up: o.up } : {}),
+    ...(o.uvOption !== undefined ? { uvOption: o.uvOption } : {}),
     timeoutMs: o.timeoutMs ?? DEFAULT_TIMEOUT_MS,
   });
   return r.secret;
@@ -147,6 +155,8 @@ export function fido2Error(e: unknown, device: string): unknown {
       return new VaultError('token-refused', `${key} does not hold this keyslot's credential (another security key?)`, 'use the security key this keyslot was enrolled with, or the passphrase', cause);
     case 'ERR_FIDO2_PRESENCE':
       return new VaultError('token-refused', `${key} was not touched (user presence not confirmed)`, 'touch the security key when it blinks, and try again', cause);
+    case 'ERR_FIDO2_TIMEOUT':
+      return new VaultError('token-refused', `${key} did not answer in time (not touched?)`, 'touch the security key when it blinks, and try again', cause);
     case 'ERR_FIDO2_PIN_REQUIRED':
       return new VaultError('token-pin-required', `${key} needs its PIN`, 'enter the PIN of the security key', cause);
     case 'ERR_FIDO2_PIN_INVALID':
@@ -158,7 +168,7 @@ export function fido2Error(e: unknown, device: string): unknown {
     case 'ERR_FIDO2_UV':
       return new VaultError('token-refused', `${key} could not verify the user (no built-in verification, or it failed)`, 'enrol with a PIN instead, or use the passphrase', cause);
     case 'ERR_FIDO2_UNSUPPORTED':
-      return new VaultError('token-refused', `${key} lacks what vault needs (the hmac-secret extension and ES256 credentials)`, 'use a FIDO2 key with hmac-secret', cause);
+      return new VaultError('token-refused', `${key} lacks what vault needs (FIDO2 with the hmac-secret extension and ES256 credentials)`, 'use a FIDO2 key with hmac-secret', cause);
     default:
       return new VaultError('token-refused', `${key} did not answer as expected (${err.message ?? 'unknown error'})`, undefined, cause);
   }

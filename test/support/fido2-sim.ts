@@ -4,8 +4,9 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
+import { afterAll } from 'vitest';
 import { fileURLToPath } from 'node:url';
 
 const DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fido2-authenticator');
@@ -17,6 +18,7 @@ export interface SimOptions {
   ctap21?: boolean;
   presence?: 'ok' | 'deny' | 'timeout' | 'slow';
   presenceMs?: number;
+  upAlways?: boolean;
 }
 
 export interface Sim {
@@ -37,6 +39,7 @@ export async function startSim(dir: string, name: string, o: SimOptions = {}): P
   if (o.uv) args.push('--uv');
   if (o.ctap21) args.push('--ctap21');
   if (o.presence) args.push('--presence', o.presence);
+  if (o.upAlways) args.push('--up-always');
   if (o.presenceMs !== undefined) args.push('--presence-ms', String(o.presenceMs));
   const child: ChildProcess = spawn('python3', args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, PYTHONDONTWRITEBYTECODE: '1' } });
   await new Promise<void>((resolve, reject) => {
@@ -70,4 +73,18 @@ export function expectedHmac(master: string, rpId: string, credentialId: Uint8Ar
   );
   if (r.status !== 0) throw new Error(`expected_hmac.py: ${r.stderr}`);
   return r.stdout.trim();
+}
+
+/** A test file's simulators in `dir`: `sim(name, options)` starts one; all stop, and `dir` goes, after the file's tests. */
+export function simulators(dir: string): (name: string, o?: SimOptions) => Promise<Sim> {
+  const sims: Sim[] = [];
+  afterAll(async () => {
+    await Promise.all(sims.map((s) => s.stop()));
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return async (name, o = {}) => {
+    const s = await startSim(dir, name, o);
+    sims.push(s);
+    return s;
+  };
 }

@@ -3,29 +3,19 @@
  * software authenticator (test/support/fido2-authenticator), reached over the `unix:` CTAP HID
  * transport. Only the security key is simulated: libfido2 and vault's code are the real ones.
  */
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { isVaultError, VaultError } from '../../src/errors.js';
 import { FIDO2_DEFAULT_RP_ID, fido2Devices, fido2Enroll, fido2Secret } from '../../src/token/fido2.js';
-import { expectedHmac, startSim, type Sim } from '../support/fido2-sim.js';
+import { expectedHmac, simulators } from '../support/fido2-sim.js';
 
 const tag = process.env.VAULT_E2E_TAG ? `${process.env.VAULT_E2E_TAG}-` : '';
 const root = mkdtempSync(path.join(tmpdir(), `vault-fido2-${tag}`));
 chmodSync(root, 0o700);
-const sims: Sim[] = [];
-afterAll(async () => {
-  await Promise.all(sims.map((s) => s.stop()));
-  rmSync(root, { recursive: true, force: true });
-});
-
-async function sim(name: string, o: Parameters<typeof startSim>[2] = {}): Promise<Sim> {
-  const s = await startSim(root, name, o);
-  sims.push(s);
-  return s;
-}
+const sim = simulators(root);
 
 async function vaultError(p: Promise<unknown>): Promise<VaultError> {
   try {
@@ -98,6 +88,13 @@ describe('fido2 with libfido2 and a software authenticator', () => {
     expect(e.secret.toString('hex')).toBe(expectedHmac(key.master, e.rpId, e.credentialId, e.salt, true));
     const s = await fido2Secret({ device: key.device, rpId: e.rpId, credentialId: e.credentialId, salt: e.salt, uv: true });
     expect(s.equals(e.secret)).toBe(true);
+    // CTAP 2.1 with pinUvAuthToken: libfido2 gets a token by built-in verification (getPinUvAuthTokenUsingUvWithPermissions).
+    const key21 = await sim('uv21', { uv: true, ctap21: true });
+    const e21 = await fido2Enroll({ device: key21.device, uv: true });
+    expect(e21.secret.toString('hex')).toBe(expectedHmac(key21.master, e21.rpId, e21.credentialId, e21.salt, true));
+    const s21 = await fido2Secret({ device: key21.device, rpId: e21.rpId, credentialId: e21.credentialId, salt: e21.salt, uv: true });
+    expect(s21.equals(e21.secret)).toBe(true);
+    expect(key21.log()).toContain('clientPIN sub 0x06 protocol 2');
     const plain = await sim('no-uv');
     const err = await vaultError(fido2Enroll({ device: plain.device, uv: true }));
     expect(err.code).toBe('token-refused');
@@ -120,8 +117,18 @@ describe('fido2 with libfido2 and a software authenticator', () => {
     const t = await vaultError(fido2Secret({ ...slot, device: never.device }));
     expect(t.code).toBe('token-refused');
     expect(t.message).toMatch(/not touched/);
+    // A key that waits for a touch longer than vault waits: a timeout, not a missing key.
+    const late = await sim('late', { master: key.master, presence: 'slow', presenceMs: 5000 });
+    const l = await vaultError(fido2Secret({ ...slot, device: late.device, timeoutMs: 600 }));
+    expect(l.code).toBe('token-refused');
+    expect(l.message).toMatch(/did not answer in time/);
     const slow = await sim('slow', { master: key.master, presence: 'slow', presenceMs: 500 }); // keepalives meanwhile
     expect((await fido2Secret({ ...slot, device: slow.device })).equals(e.secret)).toBe(true);
+    // A key that refuses assertions without a touch: enrolment asks again with one (as systemd-cryptenroll does).
+    const insisting = await sim('insisting', { upAlways: true });
+    const e2 = await fido2Enroll({ device: insisting.device, uv: false });
+    expect(insisting.log().filter((l) => l === 'cmd 0x02')).toHaveLength(2);
+    expect((await fido2Secret({ device: insisting.device, rpId: e2.rpId, credentialId: e2.credentialId, salt: e2.salt, uv: false })).equals(e2.secret)).toBe(true);
     await key.stop();
     const gone = await vaultError(fido2Secret({ ...slot, device: key.device }));
     expect(gone.code).toBe('token-unavailable');

@@ -84,7 +84,16 @@ export interface Luks2Metadata {
   segments: Luks2Segment[];
   digests: Luks2Digest[];
   tokenCount: number;
+  /** The tokens, with all their members: a token's type says what the others mean (src/token/systemd-fido2.ts). */
+  tokens: Luks2Token[];
   config: { jsonSize: bigint; keyslotsSize: bigint; flags: string[]; requirements: string[] };
+}
+
+export interface Luks2Token {
+  id: number;
+  type: string;
+  keyslots: number[];
+  members: Map<string, JsonValue>;
 }
 
 /** Thrown with the rule that failed; the reader turns it into a VaultError naming the copy. */
@@ -174,11 +183,12 @@ export function validateMetadata(root: JsonValue, jsonAreaSize: number): Luks2Me
   const segmentsObj = obj(top, 'segments', 'section');
 
   // tokens (hdr_validate_tokens): type string, keyslots referencing existing keyslots.
-  const tokens = numberedEntries(obj(top, 'tokens', 'section'), 'token');
-  for (const [id, t] of tokens) {
-    str(t, 'type', `token ${id}`);
-    references(t, 'keyslots', `token ${id}`, keyslotsObj, 'keyslot');
-  }
+  const tokens: Luks2Token[] = numberedEntries(obj(top, 'tokens', 'section'), 'token').map(([id, t]) => ({
+    id,
+    type: str(t, 'type', `token ${id}`),
+    keyslots: references(t, 'keyslots', `token ${id}`, keyslotsObj, 'keyslot'),
+    members: t,
+  }));
 
   // digests (hdr_validate_digests)
   const digests: Luks2Digest[] = numberedEntries(obj(top, 'digests', 'section'), 'digest').map(([id, d]) => ({
@@ -210,7 +220,7 @@ export function validateMetadata(root: JsonValue, jsonAreaSize: number): Luks2Me
   // json size (hdr_validate_json_size)
   if (config.jsonSize !== BigInt(jsonAreaSize)) fail(`config json_size ${config.jsonSize} differs from the binary header's ${jsonAreaSize}`);
 
-  return { keyslots, segments, digests, tokenCount: tokens.length, config };
+  return { keyslots, segments, digests, tokenCount: tokens.length, tokens, config };
 }
 
 /** validate_intervals(): no interval may start inside another (a zero length never matches). */

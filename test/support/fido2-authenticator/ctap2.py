@@ -22,7 +22,7 @@ CBOR_UNEXPECTED_TYPE, INVALID_CBOR, MISSING_PARAMETER = 0x11, 0x12, 0x14
 UNSUPPORTED_ALGORITHM, OPERATION_DENIED, UNSUPPORTED_OPTION, INVALID_OPTION = 0x26, 0x27, 0x2B, 0x2C
 NO_CREDENTIALS, USER_ACTION_TIMEOUT = 0x2E, 0x2F
 PIN_INVALID, PIN_BLOCKED, PIN_AUTH_INVALID, PIN_AUTH_BLOCKED, PIN_NOT_SET, PUAT_REQUIRED = 0x31, 0x32, 0x33, 0x34, 0x35, 0x36
-PIN_POLICY_VIOLATION, INVALID_SUBCOMMAND, UNAUTHORIZED_PERMISSION = 0x37, 0x3E, 0x40
+PIN_POLICY_VIOLATION, UP_REQUIRED, INVALID_SUBCOMMAND, UNAUTHORIZED_PERMISSION = 0x37, 0x3B, 0x3E, 0x40
 
 PERM_MC, PERM_GA = 0x01, 0x02
 FLAG_UP, FLAG_UV, FLAG_AT, FLAG_ED = 0x01, 0x04, 0x40, 0x80
@@ -45,9 +45,10 @@ def need(cond, status=INVALID_PARAMETER):
 class Authenticator:
     """config: master (32 bytes), pin (str or None), uv (built-in user verification), ctap21 (advertise
     FIDO_2_1 with pinUvAuthToken and protocol 2 first), presence(): returns a CTAP status, OK when the user
-    touched the key."""
+    touched the key. up_always: refuse getAssertion with up=false (CTAP2_ERR_UP_REQUIRED), as some keys do."""
 
-    def __init__(self, master: bytes, pin, uv: bool, ctap21: bool, presence, log=lambda line: None):
+    def __init__(self, master: bytes, pin, uv: bool, ctap21: bool, presence, log=lambda line: None, up_always=False):
+        self.up_always = up_always
         self.log = log  # one line per command, no secrets: the tests read which protocol libfido2 chose
         self.cred_key = HKDF(hashes.SHA256(), 32, None, b'vault-soft-fido2 credential wrapping').derive(master)
         self.pin_hash = hashlib.sha256(pin.encode()).digest()[:16] if pin else None
@@ -189,6 +190,7 @@ class Authenticator:
         need(found is not None, NO_CREDENTIALS)  # non-resident only: an empty allow list finds nothing either
         key, cr_uv, cr_no_uv = found
         up = options.get('up', True)
+        need(up or not self.up_always, UP_REQUIRED)
         if up:
             self._touch()
         flags = (FLAG_UP if up else 0) | (FLAG_UV if uv else 0)

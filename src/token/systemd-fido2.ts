@@ -1,0 +1,187 @@
+/**
+ * systemd-fido2 tokens in LUKS2 headers (systemd-cryptenroll --fido2-device), unlocked the way
+ * systemd-cryptsetup does (systemd's src/cryptsetup/cryptsetup-tokens/luks2-fido2.c and
+ * src/shared/libfido2-util.c, fido2_use_hmac_hash):
+ *
+ *   { "type": "systemd-fido2", "keyslots": ["1"], "fido2-credential": base64, "fido2-salt": base64,
+ *     "fido2-rp": "io.systemd.cryptsetup", "fido2-clientPin-required": bool, "fido2-up-required": bool,
+ *     "fido2-uv-required": bool }
+ *
+ * The keyslot's passphrase is the base64 (RFC 4648, padded) of the key's hmac-secret output for the
+ * salt. "fido2-rp" absent: "io.systemd.cryptsetup". The three flags absent (tokens of systemd 248):
+ * the PIN and user presence only when the key asks for them, the "uv" option left out.
+ */
+import { secretBuffer, wipe } from '../crypto/wipe.js';
+import { isVaultError, VaultError } from '../errors.js';
+import { decodeBase64 } from '../formats/luks/base64.js';
+import { luks2Adapter } from '../formats/luks2/index.js';
+import type { Luks2Metadata, Luks2Token } from '../formats/luks2/metadata.js';
+import { readLuks2Header } from '../formats/luks2/read.js';
+import type { UnlockedVolume, UnlockOptions } from '../formats/types.js';
+import type { ContainerFile } from '../volume/container-file.js';
+import { fido2Secret, FIDO2_SALT_BYTES } from './fido2.js';
+
+export const SYSTEMD_FIDO2_RP_ID = 'io.systemd.cryptsetup';
+const MAX_CREDENTIAL_ID = 1024;
+// libfido2's numbers, for systemd's retries: FIDO_ERR_UP_REQUIRED, FIDO_ERR_UNSUPPORTED_OPTION.
+const FIDO_ERR_UP_REQUIRED = 0x3b;
+const FIDO_ERR_UNSUPPORTED_OPTION = 0x2b;
+
+/** required / not required / absent from the token (systemd 248: ask only when the key wants it). */
+export type TokenFlag = 'required' | 'no' | 'if-needed';
+
+export interface SystemdFido2Token {
+  id: number;
+  keyslots: number[];
+  credentialId: Buffer;
+  salt: Buffer;
+  rpId: string;
+  pin: TokenFlag;
+  up: TokenFlag;
+  /** 'if-needed' here means systemd's FIDO2ENROLL_UV_OMIT: the "uv" option is left out. */
+  uv: TokenFlag;
+}
+
+function bad(t: Luks2Token, what: string): VaultError {
+  return new VaultError('invalid-field', `LUKS2 token ${t.id} (systemd-fido2): ${what}`, 'the token is damaged; unlock with a passphrase or another keyslot');
+}
+
+function bytesMember(t: Luks2Token, key: string, max: number): Buffer {
+  const v = t.members.get(key);
+  if (v?.t !== 'string') throw bad(t, `"${key}" is missing or not a string`);
+  const b = decodeBase64(v.v);
+  if (b === null || b.length === 0 || b.length > max) throw bad(t, `"${key}" is not base64 of 1..${max} bytes`);
+  return b;
+}
+
+function flagMember(t: Luks2Token, key: string): TokenFlag {
+  const v = t.members.get(key);
+  if (v === undefined) return 'if-needed';
+  if (v.t !== 'bool') throw bad(t, `"${key}" is not a boolean`);
+  return v.v ? 'required' : 'no';
+}
+
+/** The systemd-fido2 tokens of a LUKS2 header, checked; a damaged one throws 'invalid-field'. */
+export function systemdFido2Tokens(m: Luks2Metadata): SystemdFido2Token[] {
+  return m.tokens
+    .filter((t) => t.type === 'systemd-fido2')
+    .map((t) => {
+      const rp = t.members.get('fido2-rp');
+      if (rp !== undefined && (rp.t !== 'string' || rp.v.length === 0 || rp.v.length > 255)) throw bad(t, '"fido2-rp" is not a relying party id');
+      const salt = bytesMember(t, 'fido2-salt', FIDO2_SALT_BYTES);
+      if (salt.length !== FIDO2_SALT_BYTES) throw bad(t, `"fido2-salt" is not ${FIDO2_SALT_BYTES} bytes`);
+      if (t.keyslots.length === 0) throw bad(t, 'it names no keyslot');
+      return {
+        id: t.id,
+        keyslots: t.keyslots,
+        credentialId: bytesMember(t, 'fido2-credential', MAX_CREDENTIAL_ID),
+        salt,
+        rpId: rp?.t === 'string' ? rp.v : SYSTEMD_FIDO2_RP_ID,
+        pin: flagMember(t, 'fido2-clientPin-required'),
+        up: flagMember(t, 'fido2-up-required'),
+        uv: flagMember(t, 'fido2-uv-required'),
+      };
+    });
+}
+
+export interface TokenUnlockOptions {
+  device?: string;
+  pin?: Uint8Array;
+  timeoutMs?: number;
+}
+
+function fidoErrorOf(e: unknown): unknown {
+  return isVaultError(e) ? (e.cause as { fidoError?: unknown } | undefined)?.fidoError : undefined;
+}
+
+/** RFC 4648 base64 with padding, into a secret buffer (no string copy of the passphrase). */
+function base64Secret(src: Uint8Array): Buffer {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+  const out = secretBuffer(4 * Math.ceil(src.length / 3));
+  for (let i = 0, o = 0; i < src.length; i += 3, o += 4) {
+    const n = (src[i]! << 16) | ((src[i + 1] ?? 0) << 8) | (src[i + 2] ?? 0);
+    out[o] = alphabet.charCodeAt((n >> 18) & 63);
+    out[o + 1] = alphabet.charCodeAt((n >> 12) & 63);
+    out[o + 2] = i + 1 < src.length ? alphabet.charCodeAt((n >> 6) & 63) : 0x3d;
+    out[o + 3] = i + 2 < src.length ? alphabet.charCodeAt(n & 63) : 0x3d;
+  }
+  return out;
+}
+
+/**
+ * The keyslot passphrase of a systemd-fido2 token: base64 of the hmac-secret output, asked with the
+ * options systemd-cryptsetup uses (user presence only when required, retried with it when a key of
+ * an old token insists; the PIN when required, or when the key asks and one was given). The caller wipes it.
+ */
+export async function systemdFido2Passphrase(t: SystemdFido2Token, o: TokenUnlockOptions): Promise<Buffer> {
+  if (t.pin === 'required' && o.pin === undefined)
+    throw new VaultError('token-pin-required', 'this systemd-fido2 token needs the security key’s PIN', 'enter the PIN of the security key');
+  let up = t.up === 'required';
+  let usePin = t.pin === 'required';
+  for (;;) {
+    try {
+      const secret = await fido2Secret({
+        ...(o.device !== undefined ? { device: o.device } : {}),
+        rpId: t.rpId,
+        credentialId: t.credentialId,
+        salt: t.salt,
+        uv: t.uv === 'required',
+        // systemd sets "uv" false when not required; CTAP reads a missing "uv" as false too.
+        uvOption: t.uv === 'required' ? 'true' : 'omit',
+        up,
+        ...(usePin && o.pin !== undefined ? { pin: o.pin } : {}),
+        ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}),
+      });
+      try {
+        return base64Secret(secret);
+      } finally {
+        wipe(secret);
+      }
+    } catch (e) {
+      const fidoError = fidoErrorOf(e);
+      if (!up && t.up === 'if-needed' && (fidoError === FIDO_ERR_UP_REQUIRED || fidoError === FIDO_ERR_UNSUPPORTED_OPTION)) {
+        up = true;
+        continue;
+      }
+      if (!usePin && t.pin === 'if-needed' && isVaultError(e, 'token-pin-required') && o.pin !== undefined) {
+        usePin = true;
+        continue;
+      }
+      throw e;
+    }
+  }
+}
+
+/**
+ * Opens a LUKS2 container through its systemd-fido2 tokens, each tried in turn on its own keyslots.
+ * A key that does not hold a token's credential moves on to the next token; when none opens, the
+ * last error is thrown ('no-keyslot' when there is no systemd-fido2 token at all).
+ */
+export async function unlockLuks2WithSystemdFido2(c: ContainerFile, o: UnlockOptions, token: TokenUnlockOptions): Promise<UnlockedVolume> {
+  const m = o.headerFile ?? c;
+  const tokens = systemdFido2Tokens(readLuks2Header(m.fd, m.size, m.path).metadata);
+  let last: unknown = new VaultError('no-keyslot', `${c.path} has no systemd-fido2 token`, 'unlock it with a passphrase');
+  for (const t of tokens) {
+    let passphrase: Buffer;
+    try {
+      passphrase = await systemdFido2Passphrase(t, token);
+    } catch (e) {
+      if (!isVaultError(e, 'token-refused')) throw e;
+      last = e;
+      continue;
+    }
+    try {
+      for (const slot of t.keyslots) {
+        try {
+          return await luks2Adapter.unlock(c, { passphrase, keyfiles: [] }, { ...o, slot });
+        } catch (e) {
+          if (!isVaultError(e, 'wrong-password')) throw e;
+          last = new VaultError('wrong-password', `the hmac-secret of systemd-fido2 token ${t.id} opens none of its keyslots (${t.keyslots.join(', ')})`, 'the token or keyslot was changed; use a passphrase', { cause: e });
+        }
+      }
+    } finally {
+      wipe(passphrase);
+    }
+  }
+  throw last;
+}
