@@ -106,7 +106,7 @@ export async function mountVolume(o: MountOptions): Promise<VolumeRecord> {
     const adapter = detectFormat(c, { ...(o.type ? { type: o.type } : {}), ...(headerFile ? { headerFile } : {}) });
     const allowDiscards = discards && discardsForFormat(adapter.name, o.allowDiscards, o.note);
     // A vault container's TPM2 and FIDO2 tokens first (spec §14.5), then the passphrase.
-    const byToken = await tokenUnlock(adapter.name, c, o);
+    const byToken = await tokenUnlock(adapter.name, c, o, headerFile);
     // A failed or cancelled passphrase (Ctrl-C at the prompt) lands in the finally below, which
     // takes the launched server and its directory away.
     const secret = byToken ? null : await o.secret(adapter);
@@ -411,12 +411,26 @@ function keepRootPrivate(record: VolumeRecord, o: MountUnlockedOptions): void {
   else o.warn(`made the volume's root directory private to its owner (mode ${old.toString(8)} → 700)`);
 }
 
-/** The volume unlocked by a token, or null: ask for the passphrase (never with --token-only). */
-async function tokenUnlock(format: string, c: ContainerFile, o: MountOptions): Promise<UnlockedVolume | null> {
+/**
+ * The volume unlocked by a token, or null: ask for the passphrase (never with --token-only). A vault
+ * container's TPM2/FIDO2 tokens, or a LUKS2 container's systemd-tpm2/systemd-fido2 tokens.
+ */
+async function tokenUnlock(format: string, c: ContainerFile, o: MountOptions, headerFile: ContainerFile | undefined): Promise<UnlockedVolume | null> {
   const t = o.tokens;
   if (!t || t.use === 'never') return null;
+  if (format === 'luks2') {
+    const { hasSystemdTokens, unlockLuks2WithTokens } = await import('../formats/luks2/tokens.js');
+    const u = { readOnly: o.readOnly, ...(headerFile ? { headerFile } : {}) };
+    if (!hasSystemdTokens(c, u)) {
+      if (t.use === 'only') throw new VaultError('no-keyslot', `${c.path} has no systemd-tpm2 or systemd-fido2 token`);
+      return null;
+    }
+    const v = await unlockLuks2WithTokens(c, u, t);
+    if (!v && t.use === 'only') throw new VaultError('token-refused', 'no token unlocked the container (--token-only)', 'see the notes above; without --token-only vault asks for the passphrase');
+    return v;
+  }
   if (format !== 'vault') {
-    if (t.use === 'only') throw new VaultError('usage', `--token-only: tokens are a vault container's; this is ${format}`);
+    if (t.use === 'only') throw new VaultError('usage', `--token-only: ${format} containers have no tokens vault can use`);
     return null;
   }
   const { deviceTokens, unlockWithTokens } = await import('../formats/vault-tokens.js');

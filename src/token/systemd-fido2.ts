@@ -11,7 +11,8 @@
  * salt. "fido2-rp" absent: "io.systemd.cryptsetup". The three flags absent (tokens of systemd 248):
  * the PIN and user presence only when the key asks for them, the "uv" option left out.
  */
-import { secretBuffer, wipe } from '../crypto/wipe.js';
+import { wipe } from '../crypto/wipe.js';
+import { base64Secret } from './systemd-tpm2.js';
 import { isVaultError, VaultError } from '../errors.js';
 import { decodeBase64 } from '../formats/luks/base64.js';
 import { luks2Adapter } from '../formats/luks2/index.js';
@@ -94,19 +95,6 @@ function fidoErrorOf(e: unknown): unknown {
   return isVaultError(e) ? (e.cause as { fidoError?: unknown } | undefined)?.fidoError : undefined;
 }
 
-/** RFC 4648 base64 with padding, into a secret buffer (no string copy of the passphrase). */
-function base64Secret(src: Uint8Array): Buffer {
-  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
-  const out = secretBuffer(4 * Math.ceil(src.length / 3));
-  for (let i = 0, o = 0; i < src.length; i += 3, o += 4) {
-    const n = (src[i]! << 16) | ((src[i + 1] ?? 0) << 8) | (src[i + 2] ?? 0);
-    out[o] = alphabet.charCodeAt((n >> 18) & 63);
-    out[o + 1] = alphabet.charCodeAt((n >> 12) & 63);
-    out[o + 2] = i + 1 < src.length ? alphabet.charCodeAt((n >> 6) & 63) : 0x3d;
-    out[o + 3] = i + 2 < src.length ? alphabet.charCodeAt(n & 63) : 0x3d;
-  }
-  return out;
-}
 
 /**
  * The keyslot passphrase of a systemd-fido2 token: base64 of the hmac-secret output, asked with the

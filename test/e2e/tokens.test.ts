@@ -5,7 +5,9 @@
  * Every refusal falls back to the passphrase (or fails with --token-only) and changes nothing.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { FAST_KDF, e2eSuite, ok, vault } from './harness.js';
@@ -85,6 +87,38 @@ describe.runIf(run)('TPM2 tokens (swtpm)', () => {
   });
 });
 
+describe.runIf(run)('LUKS2 containers enrolled by the real systemd-cryptenroll (swtpm)', () => {
+  let tpm: Swtpm;
+  beforeAll(async () => (tpm = await startSwtpm()));
+  afterAll(async () => tpm?.stop());
+
+  it('systemd-tpm2: vault mount unseals it (--token-only); a changed PCR falls back; systemd-recovery: its key typed as the passphrase', () => {
+    const file = path.join(suite.dir, 'systemd.luks');
+    writeFileSync(file, Buffer.alloc(20 << 20));
+    const fmt = spawnSync('cryptsetup', ['--batch-mode', 'luksFormat', '--type', 'luks2', '--pbkdf', 'pbkdf2', '--pbkdf-force-iterations', '1000', '--key-file', '-', file], { input: PW, encoding: 'utf8' });
+    expect(fmt.status, fmt.stderr).toBe(0);
+    // systemd-cryptenroll's non-interactive interface: the existing passphrase in $PASSWORD (a test value).
+    const enroll = (args: string[]) => {
+      const r = spawnSync('systemd-cryptenroll', [...args, file], { encoding: 'utf8', env: { ...process.env, PASSWORD: PW }, timeout: 60_000 });
+      tpm.flushSessions(); // systemd 252 leaves sessions loaded; /dev/tpmrm0 would flush them
+      expect(r.status, r.stderr).toBe(0);
+      return r;
+    };
+    enroll([`--tpm2-device=${tpm.tcti}`, '--tpm2-pcrs=16']);
+    const recovery = enroll(['--recovery-key']).stdout.match(/([cbdefghijklnrtuv]{8}-){7}[cbdefghijklnrtuv]{8}/)?.[0];
+    expect(recovery).toBeDefined();
+    const dev = ['--tpm2-device', tpm.tcti];
+    const t = mountOnce(file, ['--token-only', ...dev]);
+    expect(t.status, t.stderr).toBe(0);
+    expect(t.stderr).toMatch(/unlocked with the systemd-tpm2 token 0 \(keyslot 1\)/);
+    tpm.extendPcr(16);
+    expect(mountOnce(file, ['--token-only', ...dev]).status).toBe(3);
+    const viaRecovery = mountOnce(file, [...dev, '--password-stdin'], `${recovery}\n`);
+    expect(viaRecovery.status, viaRecovery.stderr).toBe(0);
+    expect(viaRecovery.stderr).toMatch(/systemd-tpm2 token 0 did not unlock/);
+  });
+});
+
 describe.runIf(run)('FIDO2 tokens (libfido2 and a software authenticator)', () => {
   let dir = '';
   const sims: Sim[] = [];
@@ -122,6 +156,20 @@ describe.runIf(run)('FIDO2 tokens (libfido2 and a software authenticator)', () =
     expect(removed.status, removed.stderr).toBe(0);
     expect(removed.stderr).toMatch(/FIDO2 token in keyslot 1 did not unlock/);
     expect(headers(file).equals(before)).toBe(true);
+    // A corrupted token (a credential id byte flipped in both copies, checksums made right again):
+    // the key knows no such credential, and once the passphrase opens the slot the MAC catches the edit.
+    const corrupt = readFileSync(file);
+    for (const at of [0, corrupt.length - 4096]) {
+      corrupt[at + 2248 + 4 + 2 + 'io.vault'.length + 2 + 5]! ^= 0x40;
+      createHash('sha256').update(corrupt.subarray(at, at + 4064)).digest().copy(corrupt, at + 4064);
+    }
+    writeFileSync(file, corrupt);
+    const key2 = await sim('key2', { master: key.master });
+    const bad = mountOnce(file, ['--fido2-device', key2.device, '--password-stdin'], `${PW}\n`);
+    expect(bad.status).toBe(5);
+    expect(bad.stderr).toMatch(/FIDO2 token in keyslot 1 did not unlock/);
+    expect(bad.stderr).toMatch(/header failed authentication: it was modified/);
+    expect(readFileSync(file).equals(corrupt)).toBe(true);
   });
 
   it('with the key\'s PIN: given on stdin it unlocks; a wrong PIN is refused (3)', async () => {
