@@ -43,7 +43,7 @@ import { run, runOk, StepError, type AsUser } from './proc.js';
 import { checkTransport, cliReason, COLUMNS, ROUTE_TRANSPORT, VERACRYPT_TRANSPORT, worstTransport, type Column, type RootlessRoute, type Transport, type TransportCheck } from './report.js';
 import type { Rootless } from './rootless.js';
 import type { ServerRss } from './rss.js';
-import { loopDirectIo, mountTable, pidAlive, procStatusBytes, processesMentioning, unmount } from './system.js';
+import { loopDirectIo, mountTable, openWithDirectIo, pidAlive, procStatusBytes, processesMentioning, unmount } from './system.js';
 import { readUringParam, URING_PARAM, type UringParam } from './uring.js';
 import { VC_MOUNT_ARGS, BENCH_VC_KDF, type VaultCli, type VaultRecord } from './vault.js';
 
@@ -278,8 +278,12 @@ export async function vaultVolume(
   const granted = dev ? loopDirectIo(dev) : null;
   if (granted !== true) notes.push(`${label}: the kernel did not grant direct I/O on ${dev} over the FUSE block file`);
   const lbs = dev ? loopFacts(dev).logicalBlockSize : null;
+  // The server reopens the container O_DIRECT only where the host's alignment allows its sectors
+  // and data offset: a VeraCrypt volume's 512-byte ones may not be allowed where a vault one's are.
+  const containerDio = serverPid === null ? null : openWithDirectIo(serverPid, realpathSync(container));
+  if (containerDio !== true) notes.push(`${label}: the volume server does not have the container open with O_DIRECT (${containerDio === null ? 'not seen' : 'buffered'})`);
   // What sets a VeraCrypt volume's path apart from a vault container's (4096): said beside its figures.
-  if (veracrypt) notes.push(`${label}: ${dev ?? 'no loop device'}: direct I/O ${granted ? 'on' : 'off'}, ${lbs ?? '?'}-byte logical sectors`);
+  if (veracrypt) notes.push(`${label}: ${dev ?? 'no loop device'}: direct I/O ${granted ? 'on' : 'off'}, ${lbs ?? '?'}-byte logical sectors; container O_DIRECT ${containerDio ? 'on' : 'off'}`);
   const transportCheck = worstTransport(checks);
   const kdf = veracrypt
     ? `--type veracrypt --hash ${BENCH_VC_KDF.hash} --pim ${BENCH_VC_KDF.pim} (PBKDF2-HMAC-SHA-512, ${BENCH_VC_KDF.iterations} iterations)`
@@ -292,7 +296,7 @@ export async function vaultVolume(
     mountLabel: `vault mount, VAULT_FUSE_TRANSPORT=${transport}, ${kdf}, wall clock`,
     transport: transportCheck,
     info: {
-      container, format: formatOf(name), loopDevice: dev, loopDirectIo: granted, loopLogicalBlockSize: lbs,
+      container, format: formatOf(name), loopDevice: dev, loopDirectIo: granted, loopLogicalBlockSize: lbs, containerDirectIo: containerDio,
       serverPid, transportsReported: checks.map((c) => c.reported),
     },
     notes,
