@@ -2,12 +2,14 @@
 // FUSE transport (classic and io_uring), and gocryptfs (the peer), on the same underlying
 // filesystem, with fio and dd doing the I/O; issue 15's rootless routes beside root in the same
 // run (an ordinary user's volumes through udisks and through fuse2fs, against the root route,
-// vault-classic, with the real dbus-daemon, polkitd and udisksd: lib/rootless.ts); plus this machine's crypto ceiling (one core,
+// vault-classic, with the real dbus-daemon, polkitd and udisksd: lib/rootless.ts); issue 18's VeraCrypt
+// volume (made and mounted by vault, classic transport) against vault-classic in the same run
+// (lib/report-veracrypt.ts); plus this machine's crypto ceiling (one core,
 // AES-256-XTS decryption of 1 MiB buffers through vault's native addon), mount time with the fast
 // KDF, the volume servers' peak RSS through the whole run, 8 volumes mounted and loaded at once,
 // and `vault create` with a full random fill against dd.
 //
-//   npm run bench [-- --quick] [-- --setups plain,vault-classic,vault-udisks,vault-fuse2fs] [-- --json]
+//   npm run bench [-- --quick] [-- --setups plain,vault-classic,vault-udisks,vault-fuse2fs,veracrypt] [-- --json]
 //   VAULT_BENCH_QUICK=1 npm run bench           (the same as --quick)
 //   node dist/bench/run.js [options]            (after `npm run build`; as root)
 //
@@ -32,13 +34,14 @@ import {
   contextLine, evaluateRouteTargets, evaluateTargets, mainTable, ROUTE_MIN, routeTable, routeTargetLines, targetLines,
   type BenchFigures, type ColumnFigures, type RouteTargetResult, type TargetResult,
 } from './lib/report.js';
+import { evaluateVeraCryptTargets, VERACRYPT_MIN, veracryptTable, veracryptTargetLines, type VeraCryptTargetResult } from './lib/report-veracrypt.js';
 import { Rootless, ROOTLESS_TOOLS } from './lib/rootless.js';
 import { ServerRss } from './lib/rss.js';
-import { isVault, routeOf, SETUP_NAMES, transportOf, type SetupContext, type SetupName } from './lib/setups.js';
+import { formatOf, isVault, routeOf, SETUP_NAMES, transportOf, type SetupContext, type SetupName } from './lib/setups.js';
 import { leftovers, runDirFor, sweep, sweepStale, WORK_PREFIX } from './lib/sweep.js';
 import { otherIoLoad, statfsType } from './lib/system.js';
 import { readUringParam, restoreStaleUringParam, UringParam, URING_PARAM } from './lib/uring.js';
-import { BENCH_KDF, measureArgon2Ms, measureNodeStartMs, VaultCli } from './lib/vault.js';
+import { BENCH_KDF, BENCH_VC_KDF, measureArgon2Ms, measureNodeStartMs, VaultCli } from './lib/vault.js';
 import { benchSetup, type BenchParams, type SetupResult } from './lib/workloads.js';
 
 const MiB = 2 ** 20;
@@ -72,9 +75,10 @@ const USAGE = `usage: node dist/bench/run.js [options]          (as root; npm ru
   --quick                 smaller sizes (256 MiB sequential, 5 s random, 8 × 64 MiB); a few minutes
                           (also VAULT_BENCH_QUICK=1)
   --setups LIST           comma-separated subset of plain,vault-classic,vault-io_uring,vault-udisks,
-                          vault-fuse2fs,gocryptfs (vault = both vault transports, rootless = both
-                          routes of an ordinary user; default: all six). The rootless routes are
-                          judged against vault-classic (the root route): include it for their ratios
+                          vault-fuse2fs,veracrypt,gocryptfs (vault = both vault transports, rootless =
+                          both routes of an ordinary user; default: all seven). The rootless routes
+                          and veracrypt (a VeraCrypt volume vault makes and mounts, classic transport)
+                          are judged against vault-classic: include it for their ratios
   --json                  also print the JSON document to stdout (the table then goes to stderr)
   --workdir DIR           where images, containers and mounts go (default /var/tmp; not tmpfs)
   --vault-cli PATH        the vault CLI to run (default: dist/src/cli/main.js of this checkout)
@@ -297,7 +301,7 @@ async function main(): Promise<number> {
       }
     }
 
-    // 8 volumes at once: plain and every vault transport that could run.
+    // 8 volumes at once: plain, every vault transport that could run, the routes and veracrypt.
     for (const name of o.setups) {
       if (name === 'gocryptfs' || results[name]?.unavailable) continue;
       const m = await multiVolume(name, ctx, { volumes: p.multiVolumes, volumeBytes: p.multiVolumeBytes, bytesEach: p.multiBytes });
@@ -351,10 +355,11 @@ async function main(): Promise<number> {
   const figures = toFigures(o.setups, results, multi, fill, ceiling, rss, loadAvgStart, loadAvgEnd);
   const targets: TargetResult[] = evaluateTargets(figures);
   const routeTargets: RouteTargetResult[] = evaluateRouteTargets(figures);
+  const veracryptTargets: VeraCryptTargetResult[] = evaluateVeraCryptTargets(figures);
   const doc = {
     tool: 'vault bench',
-    schema: 3,
-    issues: [14, 15],
+    schema: 4,
+    issues: [14, 15, 18],
     label: o.label,
     mode: o.quick ? 'quick' : 'full',
     quick: o.quick,
@@ -365,7 +370,7 @@ async function main(): Promise<number> {
     exitCode,
     interrupted: exitCode === 130,
     options: { setups: o.setups, workBase: base, vaultCli: o.vaultCli, runDir },
-    params: { ...p, randBlockBytes: 4096, randIodepth: 16, seqBlockBytes: MiB, kdf: BENCH_KDF },
+    params: { ...p, randBlockBytes: 4096, randIodepth: 16, seqBlockBytes: MiB, kdf: BENCH_KDF, veracryptKdf: BENCH_VC_KDF },
     machine,
     // 1, 5 and 15-minute load averages: on 2 cores, anything near 2 means the run shared the CPU.
     load: { start: loadAvgStart, end: loadAvgEnd },
@@ -375,6 +380,7 @@ async function main(): Promise<number> {
     figures,
     targets,
     routeTargets,
+    veracryptTargets,
     setups: results,
     multi,
     createFill: fill,
@@ -389,7 +395,7 @@ async function main(): Promise<number> {
 
   const lines: string[] = [];
   lines.push(
-    `vault benchmark (issues 14 and 15) — ${o.quick ? 'QUICK run (smaller sizes: not comparable with full runs)' : 'full run'}${o.label ? ` — ${o.label}` : ''}`,
+    `vault benchmark (issues 14, 15 and 18) — ${o.quick ? 'QUICK run (smaller sizes: not comparable with full runs)' : 'full run'}${o.label ? ` — ${o.label}` : ''}`,
     `${startedAt.toISOString()}, ${elapsedS().toFixed(0)} s${exitCode === 130 ? ', INTERRUPTED' : ''}`,
   );
   if (machine) lines.push(...describeMachine(machine));
@@ -415,6 +421,17 @@ async function main(): Promise<number> {
       routeTable(figures, routeTargets),
       '',
       ...routeTargetLines(routeTargets),
+      '',
+    );
+  }
+  if (o.setups.includes('veracrypt')) {
+    lines.push(
+      `issue 18: a VeraCrypt volume (AES-256-XTS, made by \`vault create --type veracrypt --quick --fs ext4 --hash ${BENCH_VC_KDF.hash} --pim ${BENCH_VC_KDF.pim}\`, ` +
+        `mounted by \`vault mount\`, classic transport) ÷ a vault container (vault classic), same run; target ≥ ${VERACRYPT_MIN}× on sequential read and write`,
+      '',
+      veracryptTable(figures, veracryptTargets),
+      '',
+      ...veracryptTargetLines(veracryptTargets),
       '',
     );
   }
@@ -476,7 +493,8 @@ function toFigures(
       set(c, 'multiReadMiBps', m.read ? m.read.bytesPerS / MiB : null);
       if (vaultServer) c.multiTransport = m.transport;
     }
-    if (fill) set(c, 'createFillMBps', name === 'plain' ? fill.ddMBps : t ? fill.vaultMBps : null);
+    // The fill is of a vault container: vault-classic's and vault-io_uring's figure (no server runs).
+    if (fill) set(c, 'createFillMBps', name === 'plain' ? fill.ddMBps : t && formatOf(name) === 'vault' ? fill.vaultMBps : null);
     columns[name] = c;
   }
   // The dd reference exists even when plain itself was not among the setups.

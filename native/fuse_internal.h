@@ -133,6 +133,7 @@ struct vf_session {
   int container_fd; /* our own dup, O_CLOEXEC */
   int io_fd;        /* what the data path uses: container_fd, or an O_DIRECT reopening of it */
   bool direct_io;   /* io_fd is O_DIRECT */
+  uint32_t io_size; /* container I/O unit: sector_size, or the O_DIRECT alignment where larger (fuse_io.c) */
   uint64_t data_offset;
   _Atomic uint64_t data_size; /* only grows, online (vault resize: fuse_napi.c grow_session) */
   uint32_t sector_size, sector_shift, lock_shift;
@@ -211,11 +212,17 @@ void vf_count_add(_Atomic uint64_t *c, uint64_t n);
 void vf_io_error(vf_worker *w, const char *what, int err);
 /* Records a fatal failure of a worker (it exits). The first one is kept. */
 void vf_fatal_error(vf_session *s, const char *what, int err);
-/* Reads and decrypts sectors [first, first + n) into buf. 0 or EIO (the cause in lastError). */
+/* Reopens the container O_DIRECT where the host allows, and picks io_size (fuse_io.c). */
+bool vf_open_direct(vf_session *s);
+/* Reads and decrypts sectors [first, first + n) into buf, which has room for their covering I/O
+   units unless they are whole units. 0 or EIO (the cause in lastError). */
 int vf_read_sectors(vf_worker *w, uint8_t *buf, uint64_t first, uint64_t n);
 /* Writes `len` plaintext bytes at data-area offset `off` (in range, len > 0); `src` NULL means
    zeros, and `src` may be encrypted in place. 0 or EIO. */
 int vf_write_range(vf_worker *w, uint8_t *src, uint64_t off, size_t len);
+/* A worker's data buffer: the covering I/O units of any read, RMW or zero range (VF_MAX_IO and one
+   partial unit at each end). */
+static inline size_t vf_data_len(const vf_session *s) { return VF_MAX_IO + 2 * (size_t)s->io_size; }
 /* Zeroes [off, end) of the data area (in range) with encrypted zeros, VF_MAX_IO at a time. 0 or EIO. */
 int vf_zero_range(vf_worker *w, uint64_t off, uint64_t end);
 /* Discards [off, end) (allow_discards): whole sectors become holes in the container, partial edge

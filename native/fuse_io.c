@@ -2,11 +2,16 @@
  * fuse_io.c: the volume server's sector I/O (spec/format.md §8). Byte b of `volume` is byte b of
  * the decrypted data area; sector i lives at container offset dataOffset + i * sectorSize and is
  * one XTS data unit with tweak firstTweak + i * tweakStep.
- *  - Reads pread the covering whole sectors and decrypt them in place; they take no lock.
- *  - Writes encrypt whole sectors in place and pwrite them; partial head/tail sectors are
- *    read-modify-written. Every write holds the striped locks of the regions it touches while it
- *    writes (RMW: while it reads, merges and writes), so concurrent writes into one sector never
- *    lose an update.
+ *  - The container is read and written in I/O units of io_size bytes: the sector size, or, where
+ *    the container is O_DIRECT on a host whose alignment is larger (a 4 KiB-sector disk under
+ *    512-byte sectors), that alignment (vf_open_direct). A unit holds whole sectors.
+ *  - Reads pread the covering whole units and decrypt the wanted sectors in place; they take no
+ *    lock.
+ *  - Writes encrypt whole sectors in place and pwrite them when they cover whole units; otherwise
+ *    the covering units are read-modify-written: partial head/tail sectors decrypted and merged,
+ *    the sectors of the unit the write does not touch written back as they were stored. Every
+ *    write holds the striped locks of the regions it touches while it writes (RMW: while it reads,
+ *    merges and writes), so concurrent writes into one unit never lose an update.
  *  - Zeroing (FALLOCATE ZERO_RANGE) writes encrypted zeros. A hole punch is refused unless the
  *    session allows discards (mount --allow-discards): then whole sectors become holes in the
  *    container (which shows an observer which sectors are free), partial ones encrypted zeros.
@@ -22,6 +27,7 @@
 #include <linux/falloc.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 uint64_t vf_now_ms(void) {
@@ -81,6 +87,39 @@ static int pwrite_full(int fd, const uint8_t *p, size_t n, uint64_t off) {
     }
   }
   return 0;
+}
+
+/*
+ * Reopens the container with O_DIRECT when its filesystem or device allows our I/O pattern
+ * (statx STATX_DIOALIGN: our page-aligned buffers, and I/O in units of io_size: the sector size,
+ * or the offset alignment where that is larger and divides the data area's offset and size, as a
+ * 4 KiB-sector disk under 512-byte VeraCrypt or LUKS1 sectors). Then the host page cache holds no
+ * second copy of the volume (as with dm-crypt), the loop device's direct I/O reaches the disk, and
+ * writes skip a copy. Falls back to the buffered descriptor otherwise. The flock stays on the
+ * original open file description, which we keep.
+ */
+bool vf_open_direct(vf_session *s) {
+  struct statx stx;
+  struct stat a, b;
+  char path[64];
+  uint32_t align;
+  int fd;
+  if (statx(s->container_fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &stx) != 0 || !(stx.stx_mask & STATX_DIOALIGN))
+    return false;
+  align = stx.stx_dio_offset_align;
+  if (align == 0 || (align & (align - 1)) != 0 || align > 4096 || stx.stx_dio_mem_align == 0 || stx.stx_dio_mem_align > 4096 ||
+      s->data_offset % align != 0 || (align > s->sector_size && s->data_size % align != 0))
+    return false;
+  snprintf(path, sizeof path, "/proc/self/fd/%d", s->container_fd);
+  fd = open(path, (s->read_only ? O_RDONLY : O_RDWR) | O_DIRECT | O_CLOEXEC);
+  if (fd < 0) return false;
+  if (fstat(fd, &a) != 0 || fstat(s->container_fd, &b) != 0 || a.st_dev != b.st_dev || a.st_ino != b.st_ino) {
+    close(fd);
+    return false;
+  }
+  s->io_fd = fd;
+  if (align > s->sector_size) s->io_size = align;
+  return true;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -164,35 +203,46 @@ static int decrypt_stored(vf_worker *w, uint8_t *buf, uint64_t first, uint64_t n
   return 0;
 }
 
-/* Reads and decrypts sectors [first, first + n) into buf. 0 or an errno. */
-int vf_read_sectors(vf_worker *w, uint8_t *buf, uint64_t first, uint64_t n) {
+/* Decrypts the stored sectors [first, first + n) in buf, in place (zero_sectors: holes stay zeros). */
+static int decrypt_sectors(vf_worker *w, uint8_t *buf, uint64_t first, uint64_t n) {
   vf_session *s = w->s;
-  size_t bytes = (size_t)(n << s->sector_shift);
-  int err = pread_full(s->io_fd, buf, bytes, s->data_offset + (first << s->sector_shift));
-  if (err != 0) {
-    vf_io_error(w, "reading the container", err);
-    return EIO; /* the cause stays in stats().lastError; see write_sectors */
-  }
   if (s->zero_sectors) return decrypt_stored(w, buf, first, n);
-  if (vault_cipher_run(w->xts, buf, bytes, s->sector_size, tweak_of(s, first), s->tweak_step, 0) != 0) {
+  if (vault_cipher_run(w->xts, buf, (size_t)(n << s->sector_shift), s->sector_size, tweak_of(s, first), s->tweak_step, 0) != 0) {
     vf_io_error(w, "XTS decryption", EIO);
     return EIO;
   }
   return 0;
 }
 
-/* Encrypts buf in place as sectors [first, first + n) and writes them. 0 or an errno. The caller
-   holds the locks of the range. */
-static int write_sectors(vf_worker *w, uint8_t *buf, uint64_t first, uint64_t n, bool encrypted) {
+/* Reads the stored bytes of data-area range [pos, pos + bytes) (whole sectors) into buf. A range
+   that is not whole I/O units is read as its covering units and moved down to buf[0]: buf needs
+   room for those. 0 or EIO. */
+static int read_stored(vf_worker *w, uint8_t *buf, uint64_t pos, size_t bytes) {
+  vf_session *s = w->s;
+  uint64_t imask = s->io_size - 1, a = pos & ~imask, b = (pos + bytes + imask) & ~imask;
+  int err = pread_full(s->io_fd, buf, (size_t)(b - a), s->data_offset + a);
+  if (err != 0) {
+    vf_io_error(w, "reading the container", err);
+    return EIO; /* the cause stays in stats().lastError; see write_sectors */
+  }
+  if (a != pos) memmove(buf, buf + (pos - a), bytes);
+  return 0;
+}
+
+/* Reads and decrypts sectors [first, first + n) into buf (room for their covering I/O units, unless
+   they are whole units). 0 or an errno. */
+int vf_read_sectors(vf_worker *w, uint8_t *buf, uint64_t first, uint64_t n) {
+  vf_session *s = w->s;
+  int err = read_stored(w, buf, first << s->sector_shift, (size_t)(n << s->sector_shift));
+  return err != 0 ? err : decrypt_sectors(w, buf, first, n);
+}
+
+/* Writes the encrypted sectors [first, first + n) in buf (whole I/O units). 0 or an errno. The
+   caller holds the locks of the range. */
+static int write_sectors(vf_worker *w, const uint8_t *buf, uint64_t first, uint64_t n) {
   vf_session *s = w->s;
   size_t bytes = (size_t)(n << s->sector_shift);
-  int err;
-  if (!encrypted &&
-      vault_cipher_run(w->xts, buf, bytes, s->sector_size, tweak_of(s, first), s->tweak_step, 1) != 0) {
-    vf_io_error(w, "XTS encryption", EIO);
-    return EIO;
-  }
-  err = pwrite_full(s->io_fd, buf, bytes, s->data_offset + (first << s->sector_shift));
+  int err = pwrite_full(s->io_fd, buf, bytes, s->data_offset + (first << s->sector_shift));
   /* Counted even when it failed part-way: some of it may have reached the file. */
   atomic_fetch_add(&s->write_gen, 1);
   if (err != 0) {
@@ -207,51 +257,67 @@ static int write_sectors(vf_worker *w, uint8_t *buf, uint64_t first, uint64_t n,
 }
 
 /*
+ * The read-modify-write of a write that does not cover whole I/O units, under the locks of its
+ * covering units [a, b): their stored bytes where the write does not overwrite them whole, the
+ * partly written sectors decrypted, the new plaintext merged, the written sectors encrypted, and
+ * [a, b) written back. A unit's other sectors go back as they were stored (a hole stays zeros).
+ */
+static int merge_units(vf_worker *w, const uint8_t *src, uint64_t off, size_t len, uint64_t a, uint64_t b) {
+  vf_session *s = w->s;
+  uint64_t mask = s->sector_size - 1, io = s->io_size;
+  uint64_t first = off >> s->sector_shift, last = (off + len - 1) >> s->sector_shift;
+  bool head = (off & mask) != 0, tail = ((off + len) & mask) != 0;
+  uint8_t *d = w->data, *sectors = w->data + ((first << s->sector_shift) - a);
+  int err = 0;
+  if (off != a) err = read_stored(w, d, a, (size_t)io);
+  if (err == 0 && off + len != b && (b - io != a || off == a)) err = read_stored(w, d + (b - io - a), b - io, (size_t)io);
+  if (err == 0 && head) err = decrypt_sectors(w, sectors, first, 1);
+  if (err == 0 && tail && (last != first || !head)) err = decrypt_sectors(w, sectors + ((last - first) << s->sector_shift), last, 1);
+  if (err != 0) return err;
+  if (src != NULL) {
+    memcpy(d + (off - a), src, len);
+  } else {
+    memset(d + (off - a), 0, len);
+  }
+  if (vault_cipher_run(w->xts, sectors, (size_t)((last - first + 1) << s->sector_shift), s->sector_size, tweak_of(s, first), s->tweak_step, 1) != 0) {
+    vf_io_error(w, "XTS encryption", EIO);
+    return EIO;
+  }
+  return write_sectors(w, d, a >> s->sector_shift, (b - a) >> s->sector_shift);
+}
+
+/*
  * Writes `len` plaintext bytes at data-area offset `off` (in range, len > 0). `src` NULL means
- * zeros. `src` may be encrypted in place when the write is sector-aligned (it is our request
- * buffer). Partial head/tail sectors are read-modify-written in w->data; len must then leave room:
- * the covering sectors are at most VF_MAX_IO + 2 sectors.
+ * zeros. `src` may be encrypted in place when the write covers whole I/O units (it is our request
+ * buffer); otherwise the covering units are read-modify-written in w->data (merge_units), which
+ * holds them: at most VF_MAX_IO + 2 units.
  */
 int vf_write_range(vf_worker *w, uint8_t *src, uint64_t off, size_t len) {
   vf_session *s = w->s;
-  uint64_t mask = s->sector_size - 1;
-  uint64_t first = off >> s->sector_shift, last = (off + len - 1) >> s->sector_shift;
-  uint64_t n = last - first + 1;
-  bool head = (off & mask) != 0, tail = ((off + len) & mask) != 0;
+  uint64_t imask = s->io_size - 1, a = off & ~imask, b = (off + len + imask) & ~imask;
   vf_lockset l;
   int err = vf_protect_write(w, off, len);
   if (err != 0) return err;
-  if (src != NULL && !head && !tail) {
-    /* Whole sectors: encrypt outside the lock (the buffer is ours), lock only the write, so a
+  if (src != NULL && a == off && b == off + len) {
+    /* Whole units: encrypt outside the lock (the buffer is ours), lock only the write, so a
        concurrent RMW cannot put back stale data over it. */
-    if (vault_cipher_run(w->xts, src, len, s->sector_size, tweak_of(s, first), s->tweak_step, 1) != 0) {
+    if (vault_cipher_run(w->xts, src, len, s->sector_size, tweak_of(s, off >> s->sector_shift), s->tweak_step, 1) != 0) {
       vf_io_error(w, "XTS encryption", EIO);
       return EIO;
     }
     l = lock_range(s, off, len);
-    err = write_sectors(w, src, first, n, true);
+    err = write_sectors(w, src, off >> s->sector_shift, len >> s->sector_shift);
     unlock_range(s, l);
     return err;
   }
-  l = lock_range(s, off, len);
-  if (head) err = vf_read_sectors(w, w->data, first, 1);
-  if (err == 0 && tail && (last != first || !head))
-    err = vf_read_sectors(w, w->data + ((last - first) << s->sector_shift), last, 1);
-  if (err == 0) {
-    uint8_t *dst = w->data + (off & mask);
-    if (src != NULL) {
-      memcpy(dst, src, len);
-    } else {
-      memset(dst, 0, len);
-    }
-    err = write_sectors(w, w->data, first, n, false);
-  }
+  l = lock_range(s, a, b - a);
+  err = merge_units(w, src, off, len, a, b);
   unlock_range(s, l);
   return err;
 }
 
 /* Encrypted zeros over [off, end), a chunk of at most VF_MAX_IO bytes at a time (each under its
-   own locks). A chunk ends on a VF_MAX_IO boundary of the data area, so its covering sectors fit
+   own locks). A chunk ends on a VF_MAX_IO boundary of the data area, so its covering units fit
    w->data. */
 int vf_zero_range(vf_worker *w, uint64_t off, uint64_t end) {
   int err = 0;
@@ -265,20 +331,20 @@ int vf_zero_range(vf_worker *w, uint64_t off, uint64_t end) {
 }
 
 /*
- * Discard (allow_discards): the whole sectors of [off, end) become holes in the container
- * (PUNCH_HOLE | KEEP_SIZE at data_offset + sector * sector_size), which read back as zeros through
- * zero_sectors; the partial sectors at the edges get encrypted zeros (read-modify-write), since a
- * hole must cover whole sectors. Where the host filesystem cannot punch (EOPNOTSUPP), the whole
+ * Discard (allow_discards): the whole I/O units of [off, end) become holes in the container
+ * (PUNCH_HOLE | KEEP_SIZE at data_offset + off), which read back as zeros through zero_sectors; the
+ * partial units at the edges get encrypted zeros (read-modify-write), since a hole must cover whole
+ * sectors and the host then frees whole blocks. Where the host filesystem cannot punch (EOPNOTSUPP), the whole
  * sectors get encrypted zeros too: the discard still zeroes, it only frees nothing.
  */
 int vf_discard_range(vf_worker *w, uint64_t off, uint64_t end) {
   vf_session *s = w->s;
-  uint64_t mask = s->sector_size - 1;
+  uint64_t mask = s->io_size - 1;
   uint64_t a = (off + mask) & ~mask, b = end & ~mask;
   vf_lockset l;
   int err = vf_protect_write(w, off, end - off);
   if (err != 0) return err;
-  if (a >= b) return vf_zero_range(w, off, end); /* within one sector, or two partial ones */
+  if (a >= b) return vf_zero_range(w, off, end); /* within one unit, or two partial ones */
   if (off < a) err = vf_zero_range(w, off, a);
   if (err == 0 && b < end) err = vf_zero_range(w, b, end);
   if (err != 0) return err;

@@ -366,6 +366,8 @@ static napi_value stats_session(napi_env env, napi_callback_info info) {
     napi_value b, tr;
     CHECK(napi_get_boolean(env, s->direct_io, &b));
     CHECK(napi_set_named_property(env, obj, "directIo", b));
+    CHECK(napi_create_uint32(env, s->io_size, &b));
+    CHECK(napi_set_named_property(env, obj, "ioUnit", b));
     CHECK(napi_get_boolean(env, s->lock_io, &b));
     CHECK(napi_set_named_property(env, obj, "ioBuffersLocked", b));
     CHECK(napi_get_boolean(env, atomic_load(&s->protect_tripped), &b));
@@ -384,8 +386,8 @@ static napi_value stats_session(napi_env env, napi_callback_info info) {
 
 /*
  * grow(session, dataSize): the container grew online (vault resize, spec/format.md §12). The new
- * size must be larger, a whole number of sectors, inside the container file and within the tweak
- * range; the file's attributes are then invalidated in the kernel (FUSE_NOTIFY_INVAL_INODE, offset
+ * size must be larger, a whole number of sectors (of I/O units, fuse_io.c, where those are wider),
+ * inside the container file and within the tweak range; the file's attributes are then invalidated in the kernel (FUSE_NOTIFY_INVAL_INODE, offset
  * -1: attributes only), so that the next stat() asks GETATTR and sees the new size, which
  * LOOP_SET_CAPACITY then reads. Never shrinks: data a loop device or a filesystem may still use
  * must stay reachable.
@@ -410,8 +412,9 @@ static napi_value grow_session(napi_env env, napi_callback_info info) {
     return NULL;
   }
   size = (uint64_t)want;
-  if (size < s->data_size || size % s->sector_size != 0) {
-    vault_throw_range_error(env, "dataSize must be a multiple of sectorSize, not below the current size");
+  if (size < s->data_size || size % s->io_size != 0) {
+    vault_throw_range_error(env, s->io_size == s->sector_size ? "dataSize must be a multiple of sectorSize, not below the current size"
+                                                               : "dataSize must be a multiple of the container's direct-I/O alignment, not below the current size");
     return NULL;
   }
   if (__builtin_mul_overflow(size / s->sector_size - 1, s->tweak_step, &last) ||

@@ -216,13 +216,13 @@ static void op_statfs(vf_worker *w, const vf_req *r, vf_reply *rep) {
   reply_body(rep, out, sizeof *out);
 }
 
-/* A read of whole sectors that fits is decrypted straight into the reply buffer: no copy on our
-   side. Anything else (a slice of a sector) goes through the worker's buffer. */
+/* A read of whole I/O units (fuse_io.c) that fits is decrypted straight into the reply buffer: no
+   copy on our side. Anything else (a slice of a sector or a unit) goes through the worker's buffer. */
 static void op_read(vf_worker *w, const vf_req *r, vf_reply *rep) {
   vf_session *s = w->s;
   const struct fuse_in_header *h = r->h;
   const struct fuse_read_in *in = (const void *)r->arg;
-  uint64_t off, first, last, mask = s->sector_size - 1;
+  uint64_t off, first, last, mask = s->io_size - 1;
   uint8_t *dst;
   size_t len;
   int err;

@@ -250,34 +250,6 @@ void vf_session_unref(vf_session *s) {
 /* ------------------------------------------------------------------------------------------ */
 /* Starting: a session is built in named steps, each of which throws into `env` on failure.     */
 
-/*
- * Reopens the container with O_DIRECT when its filesystem or device allows our I/O pattern
- * (statx STATX_DIOALIGN: every sector offset and length, and our page-aligned buffers, meet its
- * alignment). Then the host page cache holds no second copy of the volume (as with dm-crypt), the
- * loop device's direct I/O reaches the disk, and writes skip a copy. Falls back to the buffered
- * descriptor otherwise. The flock stays on the original open file description, which we keep.
- */
-static bool open_direct(vf_session *s) {
-  struct statx stx;
-  struct stat a, b;
-  char path[64];
-  int fd;
-  if (statx(s->container_fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &stx) != 0 || !(stx.stx_mask & STATX_DIOALIGN))
-    return false;
-  if (stx.stx_dio_offset_align == 0 || stx.stx_dio_mem_align == 0 || stx.stx_dio_mem_align > 4096 ||
-      s->data_offset % stx.stx_dio_offset_align != 0 || s->sector_size % stx.stx_dio_offset_align != 0)
-    return false;
-  snprintf(path, sizeof path, "/proc/self/fd/%d", s->container_fd);
-  fd = open(path, (s->read_only ? O_RDONLY : O_RDWR) | O_DIRECT | O_CLOEXEC);
-  if (fd < 0) return false;
-  if (fstat(fd, &a) != 0 || fstat(s->container_fd, &b) != 0 || a.st_dev != b.st_dev || a.st_ino != b.st_ino) {
-    close(fd);
-    return false;
-  }
-  s->io_fd = fd;
-  return true;
-}
-
 /* Cache-line aligned, so that each worker's counters sit on lines of their own. */
 static vf_session *session_alloc(napi_env env, const vf_config *c, int nrings) {
   vf_session *s = NULL;
@@ -296,7 +268,7 @@ static vf_session *session_alloc(napi_env env, const vf_config *c, int nrings) {
   s->refs = 1; /* the External, once it exists; the tsfn adds one */
   s->data_offset = c->data_offset;
   s->data_size = c->data_size;
-  s->sector_size = (uint32_t)c->sector_size;
+  s->sector_size = s->io_size = (uint32_t)c->sector_size;
   s->sector_shift = (uint32_t)__builtin_ctzll(c->sector_size);
   s->lock_shift = s->sector_shift > VF_LOCK_SHIFT ? s->sector_shift : VF_LOCK_SHIFT;
   s->chain = c->chain;
@@ -358,7 +330,7 @@ static bool open_paths(napi_env env, vf_session *s, const vf_config *c) {
     return false;
   }
   s->io_fd = s->container_fd;
-  if (c->direct_io) s->direct_io = open_direct(s);
+  if (c->direct_io) s->direct_io = vf_open_direct(s);
   return true;
 }
 
@@ -405,7 +377,7 @@ static bool prepare_workers(napi_env env, vf_session *s) {
   for (int i = 0; i < s->nthreads; i++) {
     vf_worker *w = &s->workers[i];
     w->s = s;
-    w->data_len = VF_MAX_IO + 2 * (size_t)s->sector_size;
+    w->data_len = vf_data_len(s);
     atomic_store(&w->c.last_io_ms, vf_now_ms());
     w->xts = vault_cipher_ctx_new(&s->chain, s->key);
     if (w->xts == NULL) {

@@ -258,7 +258,7 @@ static size_t locked_now(void) {
 
 bool vf_io_lock_fits(const vf_session *s) {
   struct rlimit rl;
-  size_t need = SCHEDULE_RESERVE(s->nthreads), data = VF_MAX_IO + 2 * (size_t)s->sector_size;
+  size_t need = SCHEDULE_RESERVE(s->nthreads), data = vf_data_len(s);
   if (geteuid() == 0 || getrlimit(RLIMIT_MEMLOCK, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return true;
   need += (size_t)s->nclassic * (vault_secure_map_len(VF_REQ_MEM) + vault_secure_map_len(data));
   need += (size_t)s->nrings * (vault_secure_map_len(data) + vf_uring_locked_bytes(s));

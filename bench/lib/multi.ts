@@ -46,7 +46,7 @@ export async function multiVolume(
           ? await routeVolume(ctx, parent, label, route, o.volumeBytes, 1)
           : t === null
             ? await plainVolume(ctx, parent, label, o.volumeBytes, 1)
-            : await vaultVolume(ctx, parent, label, t, o.volumeBytes, 1),
+            : await vaultVolume(ctx, parent, label, name, o.volumeBytes, 1),
       );
     }
     if (t !== null || route !== null) result.transport = worstTransport(up.map((s) => s.transport).filter((x): x is TransportCheck => !!x)) ?? null;

@@ -14,11 +14,15 @@
  * each route (udisksd's loop device and kernel ext4; fuse2fs on the block file), served on the same
  * transport as the root route they are compared with (vault-classic): every workload's figure ÷
  * the root route's, against 0.9 (udisks) and 0.3 (fuse2fs).
+ *
+ * Issue 18's column, veracrypt, is a VeraCrypt volume vault made and mounted as root over the
+ * classic transport, the same path as vault-classic's; its sequential read and write are judged
+ * against vault-classic's in report-veracrypt.ts, with judgeAgainst below, as the routes are.
  */
 
 export const VAULT_TRANSPORTS = ['classic', 'io_uring'] as const;
 export type Transport = (typeof VAULT_TRANSPORTS)[number];
-export const COLUMNS = ['plain', 'vault-classic', 'vault-io_uring', 'vault-udisks', 'vault-fuse2fs', 'gocryptfs'] as const;
+export const COLUMNS = ['plain', 'vault-classic', 'vault-io_uring', 'vault-udisks', 'vault-fuse2fs', 'veracrypt', 'gocryptfs'] as const;
 export type Column = (typeof COLUMNS)[number];
 export type VaultColumn = `vault-${Transport}`;
 
@@ -32,6 +36,8 @@ export const routeColumn = (r: RootlessRoute): RouteColumn => `vault-${r}`;
 /** The root route the rootless ones are judged against, and the transport all three use. */
 export const ROOT_ROUTE_COLUMN: VaultColumn = 'vault-classic';
 export const ROUTE_TRANSPORT: Transport = 'classic';
+/** Issue 18's VeraCrypt volume is served as the root route's is: the same transport. */
+export const VERACRYPT_TRANSPORT: Transport = 'classic';
 /** Issue 15: "the udisks route ≥ 0.9× the root route on every workload; the fuse2fs route ≥ 0.3×." */
 export const ROUTE_MIN: Record<RootlessRoute, number> = { udisks: 0.9, fuse2fs: 0.3 };
 
@@ -132,7 +138,8 @@ interface TargetDef {
   perTransport: boolean;
 }
 
-const col = (f: BenchFigures, c: Column, k: Key): number | null => {
+/** A column's figure, or null when the column did not run, could not, or has no finite figure. */
+export const col = (f: BenchFigures, c: Column, k: Key): number | null => {
   const v = f.columns[c];
   return v && v.available && typeof v[k] === 'number' && Number.isFinite(v[k]) ? (v[k] as number) : null;
 };
@@ -276,18 +283,18 @@ function figureCell(f: BenchFigures, c: Column, row: Row): string {
   if (!v.available) return 'unavailable';
   const x = v[row.key];
   const num = typeof x === 'number' && Number.isFinite(x) ? fmtNumber(x) : 'n/a';
-  if (!c.startsWith('vault-')) return num;
-  const route = isRouteColumn(c);
-  // The create fill makes a container with no server and no mount: the same for every route.
-  if (row.noServer) return route ? '–' : `${num} [no server]`;
-  const t = route ? ROUTE_TRANSPORT : (c.slice('vault-'.length) as Transport);
+  const t = servedTransport(c);
+  if (t === null) return num;
+  const own = c === 'vault-classic' || c === 'vault-io_uring';
+  // The create fill makes a vault container with no server and no mount: the same for every route.
+  if (row.noServer) return own ? `${num} [no server]` : '–';
   const tc = row.key.startsWith('multi') ? v.multiTransport : row.key === 'peakRssMB' ? worstTransport([v.transport, v.multiTransport].filter((y): y is TransportCheck => !!y)) : v.transport;
   return `${num} ${transportLabel(t, tc)}`;
 }
 
 const TRANSPORT_SHORT: Record<Transport, string> = { classic: 'classic', io_uring: 'io_uring' };
 
-function ratioText(r: number | null): string {
+export function ratioText(r: number | null): string {
   return r === null ? '–' : `${r.toFixed(2)}×`;
 }
 
@@ -333,8 +340,15 @@ export function mainTable(f: BenchFigures, results: TargetResult[] = evaluateTar
   return renderTable(header, rows);
 }
 
-function columnTitle(c: Column): string {
-  return c === 'vault-classic' ? 'vault classic' : c === 'vault-io_uring' ? 'vault io_uring' : c === 'vault-udisks' ? 'vault udisks' : c === 'vault-fuse2fs' ? 'vault fuse2fs' : c;
+export function columnTitle(c: Column): string {
+  return c.startsWith('vault-') ? c.replace('-', ' ') : c;
+}
+
+/** The transport a column's vault server is asked for (its figures carry it), or null: not served by vault. */
+export function servedTransport(c: Column): Transport | null {
+  if (isRouteColumn(c)) return ROUTE_TRANSPORT;
+  if (c === 'veracrypt') return VERACRYPT_TRANSPORT;
+  return c === 'vault-classic' || c === 'vault-io_uring' ? (c.slice('vault-'.length) as Transport) : null;
 }
 
 export function isRouteColumn(c: Column): c is RouteColumn {
@@ -366,7 +380,9 @@ export function contextLine(f: BenchFigures): string {
       return c.available ? `${r} ${transportLabel(ROUTE_TRANSPORT, c.transport)}` : `${r}: unavailable (${c.unavailable ?? '?'})`;
     })
     .join('; ');
-  return `transports: ${tr || 'no vault setup'}${routes ? ` | rootless routes (as a user): ${routes}` : ''} | load average at start ${fmtLoad(f.loadStart)}, at end ${fmtLoad(f.loadEnd)} | ceiling (1 core, AES-256-XTS decrypt, 1 MiB buffers, native addon) ${ceiling}`;
+  const vc = f.columns.veracrypt;
+  const veracrypt = !vc ? '' : ` | veracrypt ${vc.available ? transportLabel(VERACRYPT_TRANSPORT, vc.transport) : `unavailable (${vc.unavailable ?? '?'})`}`;
+  return `transports: ${tr || 'no vault setup'}${routes ? ` | rootless routes (as a user): ${routes}` : ''}${veracrypt} | load average at start ${fmtLoad(f.loadStart)}, at end ${fmtLoad(f.loadEnd)} | ceiling (1 core, AES-256-XTS decrypt, 1 MiB buffers, native addon) ${ceiling}`;
 }
 
 /** Each target on its own line, for the summary (and for grepping MISSED). */
@@ -380,7 +396,7 @@ export function targetLines(results: TargetResult[]): string[] {
 
 // ---- issue 15: the rootless routes against the root route ----
 
-type RouteKey = 'seqReadMiBps' | 'seqWriteMiBps' | 'randReadIops' | 'randWriteIops' | 'multiWriteMiBps' | 'multiReadMiBps';
+export type RouteKey = 'seqReadMiBps' | 'seqWriteMiBps' | 'randReadIops' | 'randWriteIops' | 'multiWriteMiBps' | 'multiReadMiBps';
 
 /** The workloads, each judged: every I/O figure the bench measures on a mounted volume (labels as in the main table). */
 export const ROUTE_WORKLOADS: readonly { id: string; label: string; key: RouteKey }[] = (
@@ -410,57 +426,62 @@ export interface RouteTargetResult {
 }
 
 /** The transport check that covers a figure: the 8-volume phase has its own volumes. */
-const checkFor = (c: ColumnFigures, key: RouteKey): TransportCheck | null | undefined => (key.startsWith('multi') ? c.multiTransport : c.transport);
+export const checkFor = (c: ColumnFigures, key: RouteKey): TransportCheck | null | undefined => (key.startsWith('multi') ? c.multiTransport : c.transport);
+
+/** One figure of a column judged against the same figure of a reference column. */
+export interface Judged {
+  value: number | null;
+  reference: number | null;
+  ratio: number | null;
+  verdict: Verdict;
+  why?: string;
+}
 
 /**
- * Every workload, once per rootless route: route ÷ root route, met when ≥ ROUTE_MIN. n/a (with the
- * reason) when either side was not run, could not run, did not measure it, or did not verifiably
- * run on the common transport (then the ratio would compare transports, not routes).
+ * `column`'s figure ÷ `ref.column`'s, met when ≥ min. n/a (with the reason) when either side was
+ * not run, could not run, did not measure it, or did not verifiably run on `transport`, the one
+ * both are asked for (then the ratio would compare transports, not what the columns differ in).
+ * `ref.name` names the reference in the reasons ("root route").
  */
+export function judgeAgainst(f: BenchFigures, column: Column, ref: { column: Column; name: string }, key: RouteKey, min: number, transport: Transport): Judged {
+  const c = f.columns[column];
+  const value = col(f, column, key);
+  const reference = col(f, ref.column, key);
+  const na = (why: string, ratio: number | null = null): Judged => ({ value, reference, ratio, verdict: 'n/a', why });
+  if (!c) return na('not run');
+  if (!c.available) return na(`unavailable: ${c.unavailable ?? 'unknown reason'}`);
+  if (value === null) return na(c.error ? `not measured (${c.error})` : 'not measured');
+  const other = f.columns[ref.column];
+  if (reference === null || reference === 0)
+    return na(!other ? `no ${ref.name} figure (${ref.column} not run)` : !other.available ? `no ${ref.name} figure (${ref.column} unavailable)` : `no ${ref.name} figure`);
+  const ratio = value / reference;
+  const mine = checkFor(c, key);
+  const theirs = checkFor(other!, key);
+  if (!mine || mine.status !== 'verified' || mine.reported !== transport)
+    return na(mine ? `${mine.status === 'verified' ? 'MISMATCH!' : mine.status} asked for ${transport}, volume reported ${mine.reported ?? 'nothing'}` : 'UNVERIFIED! transport not read', ratio);
+  if (!theirs || theirs.status !== 'verified')
+    return na(`${ref.name}: ${theirs ? `${theirs.status} asked for ${transport}, volume reported ${theirs.reported ?? 'nothing'}` : 'UNVERIFIED! transport not read'}`, ratio);
+  return { value, reference, ratio, verdict: ratio >= min ? 'met' : 'MISSED' };
+}
+
+/** Every workload, once per rootless route that was run: route ÷ root route, met when ≥ ROUTE_MIN. */
 export function evaluateRouteTargets(f: BenchFigures): RouteTargetResult[] {
   const out: RouteTargetResult[] = [];
   for (const r of ROOTLESS_ROUTES) {
-    const c = f.columns[routeColumn(r)];
-    if (!c) continue;
+    if (!f.columns[routeColumn(r)]) continue;
     for (const w of ROUTE_WORKLOADS) {
-      const base = { id: w.id, workload: w.label, route: r, min: ROUTE_MIN[r] };
-      const value = col(f, routeColumn(r), w.key);
-      const reference = col(f, ROOT_ROUTE_COLUMN, w.key);
-      const na = (why: string): RouteTargetResult => ({ ...base, value, reference, ratio: null, verdict: 'n/a', why });
-      if (!c.available) {
-        out.push(na(`unavailable: ${c.unavailable ?? 'unknown reason'}`));
-        continue;
-      }
-      if (value === null) {
-        out.push(na(c.error ? `not measured (${c.error})` : 'not measured'));
-        continue;
-      }
-      const root = f.columns[ROOT_ROUTE_COLUMN];
-      if (reference === null || reference === 0) {
-        out.push(na(!root ? `no root-route figure (${ROOT_ROUTE_COLUMN} not run)` : !root.available ? `no root-route figure (${ROOT_ROUTE_COLUMN} unavailable)` : 'no root-route figure'));
-        continue;
-      }
-      const ratio = value / reference;
-      const mine = checkFor(c, w.key);
-      const theirs = checkFor(root!, w.key);
-      if (!mine || mine.status !== 'verified' || mine.reported !== ROUTE_TRANSPORT) {
-        out.push({ ...na(mine ? `${mine.status === 'verified' ? 'MISMATCH!' : mine.status} asked for ${ROUTE_TRANSPORT}, volume reported ${mine.reported ?? 'nothing'}` : 'UNVERIFIED! transport not read'), ratio });
-        continue;
-      }
-      if (!theirs || theirs.status !== 'verified') {
-        out.push({ ...na(`root route: ${theirs ? `${theirs.status} asked for ${ROUTE_TRANSPORT}, volume reported ${theirs.reported ?? 'nothing'}` : 'UNVERIFIED! transport not read'}`), ratio });
-        continue;
-      }
-      out.push({ ...base, value, reference, ratio, verdict: ratio >= ROUTE_MIN[r] ? 'met' : 'MISSED' });
+      const j = judgeAgainst(f, routeColumn(r), { column: ROOT_ROUTE_COLUMN, name: 'root route' }, w.key, ROUTE_MIN[r], ROUTE_TRANSPORT);
+      out.push({ id: w.id, workload: w.label, route: r, min: ROUTE_MIN[r], ...j });
     }
   }
   return out;
 }
 
-function routeVerdictText(r: RouteTargetResult): string {
+/** met, MISSED, or why a judgement is n/a in one word (the reference's own warning included). */
+export function judgedVerdictText(r: Judged): string {
   if (r.verdict !== 'n/a') return r.verdict;
-  const why = r.why ?? '';
-  return /^(root route: )?MISMATCH!/.test(why) ? 'MISMATCH!' : /^(root route: )?UNVERIFIED!/.test(why) ? 'UNVERIFIED!' : why.startsWith('unavailable') ? 'unavailable' : 'n/a';
+  const why = (r.why ?? '').replace(/^[a-z -]+: (?=MISMATCH!|UNVERIFIED!)/, '');
+  return why.startsWith('MISMATCH!') ? 'MISMATCH!' : why.startsWith('UNVERIFIED!') ? 'UNVERIFIED!' : why.startsWith('unavailable') ? 'unavailable' : 'n/a';
 }
 
 /**
@@ -479,7 +500,7 @@ export function routeTable(f: BenchFigures, results: RouteTargetResult[] = evalu
       const res = results.find((x) => x.route === r && x.id === w.id);
       const v = col(f, routeColumn(r), w.key);
       const fig = !c.available ? 'unavailable' : v === null ? 'n/a' : `${fmtNumber(v)} ${transportLabel(ROUTE_TRANSPORT, checkFor(c, w.key))}`;
-      return [fig, ratioText(res?.ratio ?? null), `≥ ${ROUTE_MIN[r]} × root`, res ? routeVerdictText(res) : 'n/a'];
+      return [fig, ratioText(res?.ratio ?? null), `≥ ${ROUTE_MIN[r]} × root`, res ? judgedVerdictText(res) : 'n/a'];
     });
     return [w.label, refCell, ...cells];
   });
@@ -491,6 +512,6 @@ export function routeTargetLines(results: RouteTargetResult[]): string[] {
   return results.map((r) => {
     const fig = r.value === null ? 'n/a' : fmtNumber(r.value);
     const ratio = r.ratio === null ? '' : ` = ${r.ratio.toFixed(3)}× of ${r.reference === null ? '?' : fmtNumber(r.reference)}`;
-    return `${routeVerdictText(r).padEnd(11)} ${r.route.padEnd(8)} ${r.workload} ≥ ${r.min} × root route: ${fig}${ratio}${r.why ? ` (${r.why})` : ''}`;
+    return `${judgedVerdictText(r).padEnd(11)} ${r.route.padEnd(8)} ${r.workload} ≥ ${r.min} × root route: ${fig}${ratio}${r.why ? ` (${r.why})` : ''}`;
   });
 }

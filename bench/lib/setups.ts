@@ -14,6 +14,11 @@
  *                   (kernel ext4 on /media/<user>/…). Transport classic, as vault-classic's.
  * - vault-fuse2fs:  issue 15's fuse route: the same, mounted with `vault mount --via fuse` on this
  *                   setup's own mount point: fuse2fs (ext4 in user space) on the block file.
+ * - veracrypt:      issue 18: a VeraCrypt volume (AES-256-XTS) made by `vault create --type veracrypt
+ *                   --quick --fs ext4` with a cheap derivation (PBKDF2-SHA-512, PIM 1), mounted by
+ *                   `vault mount` over the classic transport as vault-classic is: the same server,
+ *                   loop device (direct I/O) and ext4 path, with VeraCrypt's layout (data area after
+ *                   128 KiB of headers, 512-byte data units, so 512-byte loop sectors).
  * - gocryptfs:      Debian's gocryptfs, the file-based FUSE peer, over a cipher directory.
  *
  * The rootless setups' workloads run as the user too (fio through setpriv): a fuse2fs mount is the
@@ -35,14 +40,14 @@ import path from 'node:path';
 import type { CleanupHandle, CleanupStack } from './cleanup.js';
 import { median, nowMs, sleep, progress } from './log.js';
 import { run, runOk, StepError, type AsUser } from './proc.js';
-import { checkTransport, cliReason, ROUTE_TRANSPORT, worstTransport, type Column, type RootlessRoute, type Transport, type TransportCheck } from './report.js';
+import { checkTransport, cliReason, COLUMNS, ROUTE_TRANSPORT, VERACRYPT_TRANSPORT, worstTransport, type Column, type RootlessRoute, type Transport, type TransportCheck } from './report.js';
 import type { Rootless } from './rootless.js';
 import type { ServerRss } from './rss.js';
-import { loopDirectIo, mountTable, pidAlive, procStatusBytes, processesMentioning, unmount } from './system.js';
+import { loopDirectIo, mountTable, openWithDirectIo, pidAlive, procStatusBytes, processesMentioning, unmount } from './system.js';
 import { readUringParam, URING_PARAM, type UringParam } from './uring.js';
-import type { VaultCli, VaultRecord } from './vault.js';
+import { VC_MOUNT_ARGS, BENCH_VC_KDF, type VaultCli, type VaultRecord } from './vault.js';
 
-export const SETUP_NAMES: readonly Column[] = ['plain', 'vault-classic', 'vault-io_uring', 'vault-udisks', 'vault-fuse2fs', 'gocryptfs'];
+export const SETUP_NAMES: readonly Column[] = COLUMNS;
 export type SetupName = Column;
 
 /** vault's mkfs.ext4 extended options for a new container (makeFilesystem, `fresh`), copied for plain. */
@@ -86,8 +91,12 @@ export class Unavailable extends Error {
   }
 }
 
+/** The transport a root-mounted vault volume of this setup is asked for; null when none is. */
 export const transportOf = (name: SetupName): Transport | null =>
-  name === 'vault-classic' ? 'classic' : name === 'vault-io_uring' ? 'io_uring' : null;
+  name === 'vault-classic' ? 'classic' : name === 'vault-io_uring' ? 'io_uring' : name === 'veracrypt' ? VERACRYPT_TRANSPORT : null;
+
+/** The container format of a setup that vault mounts as root: its own, or VeraCrypt (issue 18). */
+export const formatOf = (name: SetupName): 'vault' | 'veracrypt' => (name === 'veracrypt' ? 'veracrypt' : 'vault');
 
 /** The rootless route of a setup (issue 15), or null for the root-run setups. */
 export const routeOf = (name: SetupName): RootlessRoute | null => (name === 'vault-udisks' ? 'udisks' : name === 'vault-fuse2fs' ? 'fuse2fs' : null);
@@ -219,27 +228,30 @@ export function uringPrecondition(): string | null {
   return readUringParam() === null ? `this kernel's fuse module has no io_uring support (${URING_PARAM} is missing)` : null;
 }
 
+/** A volume vault mounts as root: vault-classic, vault-io_uring, or the VeraCrypt one (issue 18). */
 export async function vaultVolume(
   ctx: SetupContext,
   parent: string,
   label: string,
-  transport: Transport,
+  name: SetupName,
   volumeBytes: number,
   reps: number,
 ): Promise<MountedSetup> {
-  const name: SetupName = transport === 'classic' ? 'vault-classic' : 'vault-io_uring';
+  const transport = transportOf(name);
+  if (transport === null) throw new Error(`${name} is not a setup vault mounts as root`);
+  const veracrypt = formatOf(name) === 'veracrypt';
   if (transport === 'io_uring') {
     const why = uringPrecondition();
     if (why) throw new Unavailable(why);
   }
   const { dir, mp } = prepareDirs(parent, label);
-  const container = path.join(dir, 'vault.vol');
-  const createMs = await ctx.vault.create(container, volumeBytes);
+  const container = path.join(dir, veracrypt ? 'veracrypt.vol' : 'vault.vol');
+  const createMs = veracrypt ? await ctx.vault.createVeraCrypt(container, volumeBytes) : await ctx.vault.create(container, volumeBytes);
   const checks: TransportCheck[] = [];
   let first = true;
   const mount = async (): Promise<[number, Served]> => {
     let ms: number;
-    const doMount = () => ctx.vault.mount(container, mp, transport, EXT4_MOUNT_EXTRA);
+    const doMount = () => ctx.vault.mount(container, mp, transport, { fsOptions: EXT4_MOUNT_EXTRA, ...(veracrypt ? { args: VC_MOUNT_ARGS } : {}) });
     try {
       ms = transport === 'io_uring' ? await ctx.uring.around(doMount) : await doMount();
     } catch (e) {
@@ -265,16 +277,26 @@ export async function vaultVolume(
   const notes: string[] = [];
   const granted = dev ? loopDirectIo(dev) : null;
   if (granted !== true) notes.push(`${label}: the kernel did not grant direct I/O on ${dev} over the FUSE block file`);
+  const lbs = dev ? loopFacts(dev).logicalBlockSize : null;
+  // The server reopens the container O_DIRECT only where the host's alignment allows its sectors
+  // and data offset: a VeraCrypt volume's 512-byte ones may not be allowed where a vault one's are.
+  const containerDio = serverPid === null ? null : openWithDirectIo(serverPid, realpathSync(container));
+  if (containerDio !== true) notes.push(`${label}: the volume server does not have the container open with O_DIRECT (${containerDio === null ? 'not seen' : 'buffered'})`);
+  // What sets a VeraCrypt volume's path apart from a vault container's (4096): said beside its figures.
+  if (veracrypt) notes.push(`${label}: ${dev ?? 'no loop device'}: direct I/O ${granted ? 'on' : 'off'}, ${lbs ?? '?'}-byte logical sectors; container O_DIRECT ${containerDio ? 'on' : 'off'}`);
   const transportCheck = worstTransport(checks);
+  const kdf = veracrypt
+    ? `--type veracrypt --hash ${BENCH_VC_KDF.hash} --pim ${BENCH_VC_KDF.pim} (PBKDF2-HMAC-SHA-512, ${BENCH_VC_KDF.iterations} iterations)`
+    : 'fast KDF (8 MiB × 1 × 1)';
   return {
     name,
     mountpoint: mp,
     createMs,
     mountSamplesMs,
-    mountLabel: `vault mount, VAULT_FUSE_TRANSPORT=${transport}, fast KDF (8 MiB × 1 × 1), wall clock`,
+    mountLabel: `vault mount, VAULT_FUSE_TRANSPORT=${transport}, ${kdf}, wall clock`,
     transport: transportCheck,
     info: {
-      container, loopDevice: dev, loopDirectIo: granted, loopLogicalBlockSize: dev ? loopFacts(dev).logicalBlockSize : null,
+      container, format: formatOf(name), loopDevice: dev, loopDirectIo: granted, loopLogicalBlockSize: lbs, containerDirectIo: containerDio,
       serverPid, transportsReported: checks.map((c) => c.reported),
     },
     notes,
@@ -319,7 +341,7 @@ export async function routeVolume(
   const mount = async (): Promise<[number, Served & { mountpoint: string; loopDevice: string | null }]> => {
     await rl.ensureSetup(); // other sessions' tests toggle the same machine-wide settings
     // udisks picks /media/<user>/…; fuse2fs mounts where it is told (this setup's dir).
-    const ms = await rl.vault.mount(container, route === 'fuse2fs' ? mp : null, ROUTE_TRANSPORT, undefined, VIA[route]);
+    const ms = await rl.vault.mount(container, route === 'fuse2fs' ? mp : null, ROUTE_TRANSPORT, { via: VIA[route] });
     const rec = (await rl.vault.list()).find((r) => r.container === container);
     // Registered at once, so a failure below still dismounts it: the user's volume, by its container.
     const handle = ctx.cleanup.push(`vault dismount ${rec?.mountpoint ?? container} (as ${rl.user.name})`, async () => {
@@ -417,9 +439,9 @@ export function bringUp(name: SetupName, ctx: SetupContext, volumeBytes: number,
     case 'plain':
       return plainVolume(ctx, ctx.workDir, 'plain', volumeBytes, reps);
     case 'vault-classic':
-      return vaultVolume(ctx, ctx.workDir, name, 'classic', volumeBytes, reps);
     case 'vault-io_uring':
-      return vaultVolume(ctx, ctx.workDir, name, 'io_uring', volumeBytes, reps);
+    case 'veracrypt':
+      return vaultVolume(ctx, ctx.workDir, name, name, volumeBytes, reps);
     case 'vault-udisks':
       return routeVolume(ctx, ctx.workDir, name, 'udisks', volumeBytes, reps);
     case 'vault-fuse2fs':

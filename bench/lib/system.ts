@@ -2,7 +2,7 @@
  * Small views of the kernel's state that the setups and the leftover check share: the mount table,
  * loop devices (from sysfs, which says what the kernel really did), process status, page cache.
  */
-import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { run, runOk } from './proc.js';
 
@@ -79,6 +79,36 @@ export function loopDevices(): LoopEntry[] {
 
 export function loopDirectIo(device: string): boolean | null {
   return loopDevices().find((l) => l.device === device)?.directIo ?? null;
+}
+
+/** O_DIRECT in an open file's flags (/proc/<pid>/fdinfo "flags:", octal), x86-64 and arm64 alike. */
+const O_DIRECT_X86 = 0o40000;
+const O_DIRECT_ARM = 0o200000;
+
+/**
+ * Whether process `pid` has `file` open with O_DIRECT (a volume server's container: it reopens it
+ * so when the host filesystem's alignment allows its sectors and data offset). null: no such open
+ * file, or the process is gone.
+ */
+export function openWithDirectIo(pid: number, file: string): boolean | null {
+  const flag = process.arch === 'arm64' ? O_DIRECT_ARM : O_DIRECT_X86;
+  let seen = false;
+  try {
+    for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+      try {
+        if (readlinkSync(`/proc/${pid}/fd/${fd}`) !== file) continue;
+        const m = /^flags:\s+([0-7]+)$/m.exec(readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8'));
+        if (!m) continue;
+        seen = true;
+        if (parseInt(m[1]!, 8) & flag) return true;
+      } catch {
+        // closed meanwhile
+      }
+    }
+  } catch {
+    return null;
+  }
+  return seen ? false : null;
 }
 
 /** A field of /proc/<pid>/status in bytes (VmHWM, VmRSS), or null if the process is gone. */

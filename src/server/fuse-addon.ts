@@ -84,6 +84,9 @@ export interface FuseStats {
   lastError?: string;
   /** Whether the container is accessed with O_DIRECT (see FuseServeOptions.directIo). */
   directIo: boolean;
+  /** Bytes the container is read and written in: the sector size, or the host's O_DIRECT
+   *  alignment where that is larger (then a write of part of a unit is read-modify-written). */
+  ioUnit: number;
   /** Whether the I/O buffers (plaintext) are locked in memory like the key. Always as root; run by
    *  an ordinary user, only where RLIMIT_MEMLOCK has room for them (the key and its schedules are
    *  locked whatever the limit, or serve() fails with ERR_VAULT_MEMLOCK). */

@@ -185,11 +185,13 @@ describe.skipIf(missing.length > 0 || (transport === 'io_uring' && !fuseUringSup
     transport?: 'auto' | 'io_uring' | 'classic';
     /** mount --allow-discards: hole punches reach the container; with zeroSectors, as the vault format. */
     allowDiscards?: boolean;
+    /** The container on a host filesystem with 4096-byte O_DIRECT alignment (hostFs4k). */
+    host4k?: boolean;
   }): Promise<Vol> {
     const dir = mkdtempSync(path.join(root, 'v-'));
     const mnt = path.join(dir, 'fuse');
     mkdirSync(mnt, { mode: 0o700 });
-    const container = path.join(dir, 'c.vol');
+    const container = path.join(opts.host4k ? hostFs4k(dir) : dir, 'c.vol');
     const init = openSync(container, 'w');
     ftruncateSync(init, DATA_OFFSET + opts.dataSize); // sparse, like a --quick container
     closeSync(init);
@@ -239,8 +241,32 @@ describe.skipIf(missing.length > 0 || (transport === 'io_uring' && !fuseUringSup
     };
   }
 
-  function attachLoop(v: Vol, readOnly = false): string {
-    const args = ['--direct-io=on', '--sector-size', '4096', '--find', '--show', ...(readOnly ? ['--read-only'] : []), v.vol];
+  /**
+   * An ext4 on a loop device with 4096-byte logical sectors (a 4Kn disk, as far as O_DIRECT
+   * alignment goes: statx STATX_DIOALIGN says 4096), mounted in dir; returns its mount point.
+   * Undone after the test, after the server that uses it (cleanups run newest first).
+   */
+  function hostFs4k(dir: string): string {
+    const img = path.join(dir, 'host4k.img');
+    const fd = openSync(img, 'w');
+    ftruncateSync(fd, 256 * MiB);
+    closeSync(fd);
+    const dev = run('losetup', ['--sector-size', '4096', '--find', '--show', img]).trim();
+    cleanups.push(() => {
+      spawnSync('losetup', ['-d', dev]);
+    });
+    run('mkfs.ext4', ['-q', '-b', '4096', dev]);
+    const mp = path.join(dir, 'host4k');
+    mkdirSync(mp);
+    run('mount', [dev, mp]);
+    cleanups.push(() => {
+      run('umount', [mp]);
+    });
+    return mp;
+  }
+
+  function attachLoop(v: Vol, readOnly = false, sectorSize = 4096): string {
+    const args = ['--direct-io=on', '--sector-size', String(sectorSize), '--find', '--show', ...(readOnly ? ['--read-only'] : []), v.vol];
     const dev = run('losetup', args).trim();
     cleanups.push(() => {
       spawnSync('losetup', ['-d', dev]);
@@ -257,9 +283,12 @@ describe.skipIf(missing.length > 0 || (transport === 'io_uring' && !fuseUringSup
     { sectorSize: 4096, firstTweak: 0n, tweakStep: 1n, directIo: true },
     { sectorSize: 4096, firstTweak: 5n, tweakStep: 8n, directIo: true },
     { sectorSize: 512, firstTweak: 0n, tweakStep: 1n, directIo: false },
+    // VeraCrypt's layout (512-byte sectors, first tweak = data offset / 512) on a 4 KiB-sector host:
+    // O_DIRECT in 4096-byte units, sectors that share a unit read-modify-written (issue 18).
+    { sectorSize: 512, firstTweak: 256n, tweakStep: 1n, directIo: true, host4k: true },
   ];
   for (const l of layouts) {
-    it(`random writes at any offset and length read back, and reach the container as spec §8 says (${l.sectorSize}-byte sectors, tweak ${l.firstTweak} + i*${l.tweakStep}${l.directIo ? '' : ', buffered container'})`, async () => {
+    it(`random writes at any offset and length read back, and reach the container as spec §8 says (${l.sectorSize}-byte sectors, tweak ${l.firstTweak} + i*${l.tweakStep}${l.directIo ? '' : ', buffered container'}${l.host4k ? ', on a 4 KiB-sector host: 4096-byte O_DIRECT units' : ''})`, async () => {
       const v = await setup({ ...l, dataSize: 8 * MiB });
       const st = statSync(v.vol);
       expect(st.size).toBe(v.dataSize);
@@ -296,6 +325,7 @@ describe.skipIf(missing.length > 0 || (transport === 'io_uring' && !fuseUringSup
       expect(decryptRange(v).equals(model)).toBe(true);
       const s = v.server.stats();
       if (!l.directIo) expect(s.directIo).toBe(false);
+      if (l.host4k) expect({ directIo: s.directIo, ioUnit: s.ioUnit }).toEqual({ directIo: true, ioUnit: 4096 });
       expect(s.writes).toBeGreaterThanOrEqual(250);
       expect(s.reads).toBeGreaterThanOrEqual(250);
       expect(s.errors).toBe(0);
@@ -332,8 +362,10 @@ describe.skipIf(missing.length > 0 || (transport === 'io_uring' && !fuseUringSup
     expect(v.server.stats().errors).toBe(0);
   });
 
-  it('concurrent unaligned writes sharing sectors lose no update', async () => {
-    const v = await setup({ sectorSize: 4096, dataSize: 4 * MiB, threads: 8 });
+  for (const shape of [{ sectorSize: 4096 }, { sectorSize: 512, host4k: true }])
+  it(`concurrent unaligned writes sharing sectors lose no update (${shape.sectorSize}-byte sectors${shape.host4k ? ' in 4096-byte O_DIRECT units: writes of different sectors of one unit too' : ''})`, async () => {
+    const v = await setup({ ...shape, dataSize: 4 * MiB, threads: 8 });
+    if (shape.host4k) expect(v.server.stats().ioUnit).toBe(4096);
     const check = (writes: { pos: number; data: Buffer }[]) => {
       const plain = decryptRange(v, 0, 2 * MiB);
       const seen = readFileSync(v.vol).subarray(0, 2 * MiB);
@@ -407,16 +439,18 @@ describe.skipIf(missing.length > 0 || (transport === 'io_uring' && !fuseUringSup
     expect(v.server.stats().errors).toBe(0);
   });
 
-  it('fio --verify=crc32c through a loop device (direct I/O, 4096-byte sectors): libaio, iodepth 16, 4k-1m', async () => {
-    const v = await setup({ sectorSize: 4096, dataSize: 64 * MiB });
-    const dev = attachLoop(v);
+  for (const shape of [{ sectorSize: 4096, bs: '4k-1m' }, { sectorSize: 512, bs: '512-1m', host4k: true }])
+  it(`fio --verify=crc32c through a loop device (direct I/O, ${shape.sectorSize}-byte sectors${shape.host4k ? ', 4096-byte O_DIRECT units on the host' : ''}): libaio, iodepth 16, ${shape.bs}`, async () => {
+    const v = await setup({ ...shape, dataSize: 64 * MiB });
+    if (shape.host4k) expect(v.server.stats().ioUnit).toBe(4096);
+    const dev = attachLoop(v, false, shape.sectorSize);
     const cwd = mkdtempSync(path.join(v.dir, 'fio-'));
     for (const rw of ['randwrite', 'write']) {
       fio(cwd, [
         '--name=nfuse-loop',
         `--filename=${dev}`,
         `--rw=${rw}`,
-        '--bsrange=4k-1m',
+        `--bsrange=${shape.bs}`,
         '--ioengine=libaio',
         '--iodepth=16',
         '--direct=1',
@@ -486,8 +520,9 @@ describe.skipIf(missing.length > 0 || (transport === 'io_uring' && !fuseUringSup
     expectZeroedAsCiphertext(v, all, zeroed);
   });
 
-  it('with allowDiscards a hole punch frees whole sectors of the container (they read as zeros), edges get encrypted zeros', async () => {
-    const v = await setup({ sectorSize: 4096, dataSize: 16 * MiB, allowDiscards: true });
+  for (const shape of [{ sectorSize: 4096 }, { sectorSize: 512, host4k: true }])
+  it(`with allowDiscards a hole punch frees whole sectors of the container (they read as zeros), edges get encrypted zeros (${shape.sectorSize}-byte sectors${shape.host4k ? ', 4096-byte O_DIRECT units: whole units punched' : ''})`, async () => {
+    const v = await setup({ ...shape, dataSize: 16 * MiB, allowDiscards: true });
     const all = fillRandom(v);
     const before = statSync(v.container).blocks;
     // 3 MiB + 2 partial sectors: the partial ones are read-modify-written, the rest punched out.
@@ -568,6 +603,24 @@ describe.skipIf(missing.length > 0 || (transport === 'io_uring' && !fuseUringSup
       run('e2fsck', ['-fn', dev]); // throws unless it exits 0: clean
     });
   }
+
+  it('grows online only by whole 4096-byte units where the container is O_DIRECT in such units (512-byte sectors, 4 KiB-sector host)', async () => {
+    const v = await setup({ sectorSize: 512, dataSize: 4 * MiB, host4k: true });
+    ftruncateSync(v.fd, DATA_OFFSET + 5 * MiB); // the container grew under the server, as vault resize does
+    expect(() => v.server.grow(4 * MiB + 512)).toThrow(/multiple of the container's direct-I\/O alignment/);
+    expect(statSync(v.vol).size).toBe(4 * MiB);
+    v.server.grow(4 * MiB + 4096);
+    expect(statSync(v.vol).size).toBe(4 * MiB + 4096);
+    const last = randomBytes(700);
+    const fd = openSync(v.vol, 'r+');
+    try {
+      expect(writeSync(fd, last, 0, last.length, 4 * MiB + 4096 - 700)).toBe(700);
+    } finally {
+      closeSync(fd);
+    }
+    expect(decryptRange(v, 4 * MiB + 4096 - 700, 4 * MiB + 4096).equals(last)).toBe(true);
+    expect(v.server.stats().errors).toBe(0);
+  });
 
   it('a read-only session serves reads and refuses writes with EROFS', async () => {
     const v = await setup({ sectorSize: 512, dataSize: 1 * MiB, readOnly: true });

@@ -1,4 +1,4 @@
-/** Issues 14 and 15: the bench's target evaluation and report (bench/lib/report.ts), without running anything. */
+/** Issues 14, 15 and 18: the bench's target evaluation and report (bench/lib/report.ts, report-veracrypt.ts), without running anything. */
 import { describe, expect, it } from 'vitest';
 import {
   checkTransport,
@@ -16,6 +16,7 @@ import {
   type RouteTargetResult,
   type TargetResult,
 } from '../../bench/lib/report.js';
+import { evaluateVeraCryptTargets, veracryptTable, veracryptTargetLines, type VeraCryptTargetResult } from '../../bench/lib/report-veracrypt.js';
 
 const ok = (t: 'classic' | 'io_uring') => checkTransport(t, t);
 
@@ -225,7 +226,7 @@ describe('issue 15: the rootless routes against the root route', () => {
   it('without the root route, or with a route that could not run, nothing is met', () => {
     const f = withRoutes();
     delete f.columns['vault-classic'];
-    for (const r of evaluateRouteTargets(f)) expect(r).toMatchObject({ verdict: 'n/a', why: 'no root-route figure (vault-classic not run)' });
+    for (const r of evaluateRouteTargets(f)) expect(r).toMatchObject({ verdict: 'n/a', why: 'no root route figure (vault-classic not run)' });
     const un = evaluateRouteTargets(figures({}, { 'vault-udisks': { available: false, unavailable: 'udisksd is not running' } }));
     expect(un).toHaveLength(6); // fuse2fs not run: no rows for it
     for (const r of un) expect(r).toMatchObject({ route: 'udisks', verdict: 'n/a', why: 'unavailable: udisksd is not running' });
@@ -271,5 +272,65 @@ describe('issue 15: the rootless routes against the root route', () => {
     const un = contextLine(figures({}, { 'vault-fuse2fs': { available: false, unavailable: 'fuse2fs missing' } }));
     expect(un).toContain('fuse2fs: unavailable (fuse2fs missing)');
     expect(routeTable(figures({}, { 'vault-fuse2fs': { available: false, unavailable: 'x' } }))).toContain('unavailable');
+  });
+});
+
+describe('issue 18: a VeraCrypt volume against a vault container', () => {
+  // vault classic (from vault('classic')): 300 MiB/s write, 600 MiB/s read.
+  const withVc = (vc: Partial<ColumnFigures> = {}, o: Partial<BenchFigures> = {}): BenchFigures =>
+    figures(o, { veracrypt: vault('classic', { seqWriteMiBps: 270, seqReadMiBps: 540, ...vc }) });
+  const get = (rs: VeraCryptTargetResult[], id: string): VeraCryptTargetResult => {
+    const r = rs.find((x) => x.id === id);
+    if (!r) throw new Error(`no result ${id}`);
+    return r;
+  };
+
+  it('judges sequential read and write against vault classic, ≥ 0.9× met at the boundary and missed just under', () => {
+    const rs = evaluateVeraCryptTargets(withVc());
+    expect(rs.map((r) => r.id)).toEqual(['seq-read', 'seq-write']);
+    expect(get(rs, 'seq-read')).toMatchObject({ value: 540, reference: 600, min: 0.9, verdict: 'met' });
+    expect(get(rs, 'seq-write').ratio).toBeCloseTo(0.9);
+    const miss = evaluateVeraCryptTargets(withVc({ seqReadMiBps: 539.9 }));
+    expect(get(miss, 'seq-read').verdict).toBe('MISSED');
+    expect(get(miss, 'seq-write').verdict).toBe('met');
+    // Not run: no rows at all; run without its reference: n/a with the reason.
+    expect(evaluateVeraCryptTargets(figures())).toEqual([]);
+    const f = withVc();
+    delete f.columns['vault-classic'];
+    for (const r of evaluateVeraCryptTargets(f)) expect(r).toMatchObject({ verdict: 'n/a', why: 'no vault classic figure (vault-classic not run)' });
+    const un = evaluateVeraCryptTargets(figures({}, { veracrypt: { available: false, unavailable: 'setup failed' } }));
+    for (const r of un) expect(r).toMatchObject({ verdict: 'n/a', why: 'unavailable: setup failed' });
+  });
+
+  it('a figure from another transport than vault classic\'s does not count, on either side', () => {
+    const mine = get(evaluateVeraCryptTargets(withVc({ transport: checkTransport('classic', 'io_uring') })), 'seq-read');
+    expect(mine).toMatchObject({ verdict: 'n/a' });
+    expect(mine.why).toMatch(/^MISMATCH!/);
+    expect(mine.ratio).toBeCloseTo(0.9);
+    const theirs = withVc();
+    theirs.columns['vault-classic'] = vault('classic', { transport: checkTransport('classic', null) });
+    expect(get(evaluateVeraCryptTargets(theirs), 'seq-write').why).toMatch(/^vault classic: UNVERIFIED!/);
+  });
+
+  it('prints its table, target lines, main-table column and context', () => {
+    const f = withVc({ seqWriteMiBps: 150 });
+    const rs = evaluateVeraCryptTargets(f);
+    const lines = veracryptTable(f, rs).split('\n');
+    expect(lines[0]!.split('|').map((c) => c.trim()).filter(Boolean)).toEqual(['workload', 'vault classic', 'veracrypt', 'veracrypt ÷ vault', 'target', 'met']);
+    const w = lines.find((l) => l.startsWith('| sequential write'))!;
+    expect(w).toMatch(/300\.0 \[classic\] \| +150\.0 \[classic\] \| +0\.50× \| ≥ 0\.9 × vault \| MISSED \|$/);
+    expect(lines.find((l) => l.startsWith('| sequential read'))).toMatch(/0\.90× \| ≥ 0\.9 × vault \| +met \|$/);
+    expect(veracryptTargetLines(rs)).toEqual([
+      'met         veracrypt sequential read (cold), MiB/s ≥ 0.9 × vault classic: 540.0 = 0.900× of 600.0',
+      'MISSED      veracrypt sequential write, MiB/s ≥ 0.9 × vault classic: 150.0 = 0.500× of 300.0',
+    ]);
+    const main = mainTable(f).split('\n');
+    const header = main[0]!.split('|').map((c) => c.trim());
+    const at = header.indexOf('veracrypt');
+    expect(at).toBeGreaterThan(header.indexOf('vault io_uring'));
+    const cells = (label: string) => main.find((l) => l.startsWith(`| ${label}`))!.split('|').map((c) => c.trim());
+    expect(cells('sequential write, MiB/s ')[at]).toBe('150.0 [classic]');
+    expect(cells('create 512 MiB')[at]).toBe('–'); // the fill is of a vault container
+    expect(contextLine(f)).toContain('| veracrypt [classic] |');
   });
 });
