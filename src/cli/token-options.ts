@@ -57,6 +57,9 @@ export function mountTokens(o: MountTokenCli, note: (m: string) => void): NonNul
     ...(o.fido2Device !== undefined ? { fido2Device: o.fido2Device } : {}),
     pin,
     note,
+    dispose: () => {
+      if (stdinPin) wipe(stdinPin);
+    },
   };
 }
 

@@ -22,6 +22,8 @@ export interface TokenUnlockOptions {
   pin: (token: 'tpm2' | 'fido2') => Promise<Buffer | null>;
   /** Told what each token did. */
   note: (message: string) => void;
+  /** Wipes what the PIN source kept (a PIN read once from stdin); called when the tokens are done. */
+  dispose?: () => void;
 }
 
 export type DeviceToken = Tpm2Token | Fido2Token;

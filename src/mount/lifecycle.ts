@@ -8,7 +8,7 @@
 import { closeSync, constants as fsc, fstatSync, openSync, rmdirSync } from 'node:fs';
 import path from 'node:path';
 import { envValue } from '../env.js';
-import { VaultError } from '../errors.js';
+import { VaultError, isVaultError } from '../errors.js';
 import { flockFd } from '../crypto/process-hardening.js';
 import { closeContainer, openContainer, resolveContainer, type ContainerFile } from '../volume/container-file.js';
 import type { FormatAdapter, FormatChoice, UnlockSecret, UnlockedVolume } from '../formats/types.js';
@@ -416,6 +416,14 @@ function keepRootPrivate(record: VolumeRecord, o: MountUnlockedOptions): void {
  * container's TPM2/FIDO2 tokens, or a LUKS2 container's systemd-tpm2/systemd-fido2 tokens.
  */
 async function tokenUnlock(format: string, c: ContainerFile, o: MountOptions, headerFile: ContainerFile | undefined): Promise<UnlockedVolume | null> {
+  try {
+    return await tokenUnlockWith(format, c, o, headerFile);
+  } finally {
+    o.tokens?.dispose?.();
+  }
+}
+
+async function tokenUnlockWith(format: string, c: ContainerFile, o: MountOptions, headerFile: ContainerFile | undefined): Promise<UnlockedVolume | null> {
   const t = o.tokens;
   if (!t || t.use === 'never') return null;
   if (format === 'luks2') {
@@ -434,7 +442,14 @@ async function tokenUnlock(format: string, c: ContainerFile, o: MountOptions, he
     return null;
   }
   const { deviceTokens, unlockWithTokens } = await import('../formats/vault-tokens.js');
-  if (deviceTokens(c).length === 0) {
+  let tokens;
+  try {
+    tokens = deviceTokens(c);
+  } catch (e) {
+    if (isVaultError(e)) return null; // unusable headers: the passphrase path reports them as it always has
+    throw e;
+  }
+  if (tokens.length === 0) {
     if (t.use === 'only') throw new VaultError('no-keyslot', `${c.path} has no TPM2 or FIDO2 token`, 'enrol one with `vault enroll --tpm2` or `--fido2`');
     return null;
   }

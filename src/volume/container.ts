@@ -164,10 +164,12 @@ export async function unlockHeaders(candidates: Header[], warnings: string[], kd
   const keks = new Map<string, Buffer>();
   let tampered: VaultError | null = null;
   let anyActive = false;
+  let anyActiveAtAll = false;
   try {
     for (const header of candidates) {
       for (let i = 0; i < KEYSLOT_COUNT; i++) {
         const slot = header.keyslots[i]!;
+        if (slot.state === 'active') anyActiveAtAll = true;
         if (slot.state !== 'active' || !slotAllowed(header, i, onlySlot)) continue;
         anyActive = true;
         const kek = await cachedKek(keks, kdfInput, slot);
@@ -198,8 +200,14 @@ export async function unlockHeaders(candidates: Header[], warnings: string[], kd
   if (!anyActive)
     throw new VaultError(
       'no-keyslot',
-      typeof onlySlot === 'number' ? `keyslot ${onlySlot} is not active` : onlySlot === 'recovery' ? 'the container has no recovery key' : 'the container has no keyslot for a passphrase or keyfile (only token slots)',
-      typeof onlySlot === 'number' || onlySlot === 'recovery' ? undefined : 'unlock it with its TPM2 or FIDO2 token, or its recovery key',
+      typeof onlySlot === 'number'
+        ? `keyslot ${onlySlot} is not active`
+        : onlySlot === 'recovery'
+          ? 'the container has no recovery key'
+          : anyActiveAtAll
+            ? 'the container has no keyslot for a passphrase or keyfile (only token slots)'
+            : 'the container has no active keyslot',
+      onlySlot === undefined && anyActiveAtAll ? 'unlock it with its TPM2 or FIDO2 token, or its recovery key' : undefined,
     );
   throw new VaultError('wrong-password', 'wrong passphrase or keyfile', 'check the passphrase and keyfiles, then try again');
 }
