@@ -61,9 +61,24 @@ async function tokenSecret(t: DeviceToken, o: TokenUnlockOptions): Promise<Buffe
   }
 }
 
+/**
+ * What unlocks the container with its TPM2/FIDO2 tokens, or null when it has none (or its headers
+ * are unusable: the passphrase path then reports them as it always has).
+ */
+export function vaultTokenUnlocker(c: ContainerFile, o: TokenUnlockOptions): (() => Promise<UnlockedVolume | null>) | null {
+  let tokens: DeviceToken[];
+  try {
+    tokens = deviceTokens(c);
+  } catch (e) {
+    if (isVaultError(e)) return null;
+    throw e;
+  }
+  return tokens.length === 0 ? null : () => unlockWithTokens(c, o, tokens);
+}
+
 /** The volume, unlocked by the first token that works, or null (each failure noted). */
-export async function unlockWithTokens(c: ContainerFile, o: TokenUnlockOptions): Promise<UnlockedVolume | null> {
-  for (const t of deviceTokens(c)) {
+async function unlockWithTokens(c: ContainerFile, o: TokenUnlockOptions, tokens: DeviceToken[]): Promise<UnlockedVolume | null> {
+  for (const t of tokens) {
     let secret: Buffer | null = null;
     try {
       secret = await tokenSecret(t, o);

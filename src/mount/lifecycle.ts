@@ -8,7 +8,7 @@
 import { closeSync, constants as fsc, fstatSync, openSync, rmdirSync } from 'node:fs';
 import path from 'node:path';
 import { envValue } from '../env.js';
-import { VaultError, isVaultError } from '../errors.js';
+import { VaultError } from '../errors.js';
 import { flockFd } from '../crypto/process-hardening.js';
 import { closeContainer, openContainer, resolveContainer, type ContainerFile } from '../volume/container-file.js';
 import type { FormatAdapter, FormatChoice, UnlockSecret, UnlockedVolume } from '../formats/types.js';
@@ -426,34 +426,20 @@ async function tokenUnlock(format: string, c: ContainerFile, o: MountOptions, he
 async function tokenUnlockWith(format: string, c: ContainerFile, o: MountOptions, headerFile: ContainerFile | undefined): Promise<UnlockedVolume | null> {
   const t = o.tokens;
   if (!t || t.use === 'never') return null;
-  if (format === 'luks2') {
-    const { hasSystemdTokens, unlockLuks2WithTokens } = await import('../formats/luks2/tokens.js');
-    const u = { readOnly: o.readOnly, ...(headerFile ? { headerFile } : {}) };
-    if (!hasSystemdTokens(c, u)) {
-      if (t.use === 'only') throw new VaultError('no-keyslot', `${c.path} has no systemd-tpm2 or systemd-fido2 token`);
-      return null;
-    }
-    const v = await unlockLuks2WithTokens(c, u, t);
-    if (!v && t.use === 'only') throw new VaultError('token-refused', 'no token unlocked the container (--token-only)', 'see the notes above; without --token-only vault asks for the passphrase');
-    return v;
-  }
-  if (format !== 'vault') {
+  if (format !== 'vault' && format !== 'luks2') {
     if (t.use === 'only') throw new VaultError('usage', `--token-only: ${format} containers have no tokens vault can use`);
     return null;
   }
-  const { deviceTokens, unlockWithTokens } = await import('../formats/vault-tokens.js');
-  let tokens;
-  try {
-    tokens = deviceTokens(c);
-  } catch (e) {
-    if (isVaultError(e)) return null; // unusable headers: the passphrase path reports them as it always has
-    throw e;
-  }
-  if (tokens.length === 0) {
-    if (t.use === 'only') throw new VaultError('no-keyslot', `${c.path} has no TPM2 or FIDO2 token`, 'enrol one with `vault enroll --tpm2` or `--fido2`');
+  const unlocker =
+    format === 'luks2'
+      ? await (await import('../formats/luks2/tokens.js')).luks2TokenUnlocker(c, { readOnly: o.readOnly, ...(headerFile ? { headerFile } : {}) }, t)
+      : (await import('../formats/vault-tokens.js')).vaultTokenUnlocker(c, t);
+  if (!unlocker) {
+    if (t.use === 'only')
+      throw new VaultError('no-keyslot', `${c.path} has no ${format === 'vault' ? 'TPM2 or FIDO2' : 'systemd-tpm2 or systemd-fido2'} token`, format === 'vault' ? 'enrol one with `vault enroll --tpm2` or `--fido2`' : undefined);
     return null;
   }
-  const v = await unlockWithTokens(c, t);
+  const v = await unlocker();
   if (!v && t.use === 'only') throw new VaultError('token-refused', 'no token unlocked the container (--token-only)', 'see the notes above; without --token-only vault asks for the passphrase');
   return v;
 }

@@ -10,11 +10,10 @@ import { newRecoveryKey } from '../../crypto/recovery-key.js';
 import { wipe } from '../../crypto/wipe.js';
 import { enrollToken, wipeSlots, type WipeTarget } from '../../volume/tokens.js';
 import { info } from '../output.js';
-import { gatherKdfInput } from '../secrets.js';
+import { gatherKdfInput, kdfInputFrom, readPassphrases } from '../secrets.js';
 import { withSecretOptions } from '../secret-options.js';
 import { unlockOpened, withVaultContainer, type Unlocked } from '../unlock.js';
 import { addEnrollDeviceOptions, enrollDevice, type EnrollDeviceCli } from '../token-options.js';
-import { kdfInputFrom, readPassphrases } from '../secrets.js';
 
 interface EnrollOptions extends EnrollDeviceCli {
   recoveryKey?: boolean;

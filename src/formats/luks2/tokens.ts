@@ -54,22 +54,21 @@ async function attempts(c: ContainerFile, u: UnlockOptions, o: TokenUnlockOption
   return out;
 }
 
-/** Whether the container has a token this module can use (for --token-only's error). */
-export function hasSystemdTokens(c: ContainerFile, u: UnlockOptions): boolean {
-  const m = u.headerFile ?? c;
-  return readLuks2Header(m.fd, m.size, m.path).metadata.tokens.some((t) => t.type === 'systemd-tpm2' || t.type === 'systemd-fido2');
-}
-
-/** The volume unlocked by the first systemd token that works, or null (each failure noted). */
-export async function unlockLuks2WithTokens(c: ContainerFile, u: UnlockOptions, o: TokenUnlockOptions): Promise<UnlockedVolume | null> {
+/** What unlocks the container with its systemd tokens, or null when it has none. */
+export async function luks2TokenUnlocker(c: ContainerFile, u: UnlockOptions, o: TokenUnlockOptions): Promise<(() => Promise<UnlockedVolume | null>) | null> {
   let list: Attempt[];
   try {
     list = await attempts(c, u, o);
   } catch (e) {
     if (!isVaultError(e)) throw e;
     o.note(`the LUKS2 tokens cannot be used: ${e.message}`);
-    return null;
+    return async () => null;
   }
+  return list.length === 0 ? null : () => unlockWith(c, u, o, list);
+}
+
+/** The volume unlocked by the first systemd token that works, or null (each failure noted). */
+async function unlockWith(c: ContainerFile, u: UnlockOptions, o: TokenUnlockOptions, list: Attempt[]): Promise<UnlockedVolume | null> {
   for (const a of list) {
     let passphrase: Buffer | null = null;
     try {
