@@ -694,14 +694,14 @@ def main(argv):
     if not copies:
         raise max(failures, key=lambda f: STEP_OF[f.cls])
     for f in failures:
-        warn(f'invalid header copy: {f}')
+        warn(f'invalid header copy: {f.cls}: {f}')
     if copies[0].flags & FLAG_REENCRYPT and not opts['view']:
         raise Failure('unsupported feature', 'a re-encryption is under way (REENCRYPT flag); finish it with '
                                              'vault reencrypt --resume, or read it with --reencrypt-view')
     secret = read_secret(opts)
     c, slot, mk, kek, unlock_failures = unlock(copies, secret, opts['slot'])
     for f in unlock_failures:
-        warn(f'header copy not used: {f}')
+        warn(f'header copy not used: {f.cls}: {f}')
     if c is not copies[0]:
         warn(f'unlocked the {c.where} copy, which is not the newest valid copy')
     out = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
