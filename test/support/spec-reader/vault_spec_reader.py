@@ -698,6 +698,8 @@ def main(argv):
     if copies[0].flags & FLAG_REENCRYPT and not opts['view']:
         raise Failure('unsupported feature', 'a re-encryption is under way (REENCRYPT flag); finish it with '
                                              'vault reencrypt --resume, or read it with --reencrypt-view')
+    if not any(c.active() for c in copies):  # §3: reported as such, before any secret is read
+        raise Failure('no active keyslot', 'no valid header copy has an active keyslot; it can never be unlocked')
     secret = read_secret(opts)
     c, slot, mk, kek, unlock_failures = unlock(copies, secret, opts['slot'])
     for f in unlock_failures:
