@@ -7,7 +7,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FIXTURES, fixturePlaintext } from '../fixtures/make-v1.js';
@@ -16,6 +16,8 @@ import { TOKENS_FIXTURE } from '../fixtures/make-tokens.js';
 import { FAST_KDF, ROOT, e2eSuite, ok, vault } from './harness.js';
 
 const READER = path.join(ROOT, 'test/support/spec-reader/vault_spec_reader.py');
+/** The system's Python (the reader needs its standard library only); a pyenv shim on PATH costs ~1 s a run. */
+const PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
 const FIXTURE_DIR = path.join(ROOT, 'test/fixtures/v1');
 /** The reader's exit codes (FAILURES in vault_spec_reader.py). */
 const EXIT = { wrongPassphrase: 3, truncated: 10, notContainer: 11, version: 12, checksum: 13, feature: 14, tampered: 16, refused: 18 };
@@ -31,7 +33,7 @@ interface ReaderResult {
 function specRead(container: string, secret: string, args: string[] = []): ReaderResult {
   const out = `${container}.plain`;
   writeFileSync(out, '');
-  const r = spawnSync('python3', [READER, container, out, ...args], { input: secret, encoding: 'utf8', timeout: 60_000 });
+  const r = spawnSync(PYTHON, [READER, container, out, ...args], { input: secret, encoding: 'utf8', timeout: 60_000 });
   if (r.error) throw r.error;
   return { status: r.status ?? -1, stderr: r.stderr, output: readFileSync(out) };
 }
