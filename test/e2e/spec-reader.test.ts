@@ -7,7 +7,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
+import { appendFileSync, copyFileSync, existsSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FIXTURES, fixturePlaintext } from '../fixtures/make-v1.js';
@@ -20,7 +20,7 @@ const READER = path.join(ROOT, 'test/support/spec-reader/vault_spec_reader.py');
 const PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
 const FIXTURE_DIR = path.join(ROOT, 'test/fixtures/v1');
 /** The reader's exit codes (FAILURES in vault_spec_reader.py). */
-const EXIT = { wrongPassphrase: 3, truncated: 10, notContainer: 11, version: 12, checksum: 13, feature: 14, tampered: 16, refused: 18 };
+const EXIT = { wrongPassphrase: 3, truncated: 10, notContainer: 11, version: 12, checksum: 13, feature: 14, tampered: 16, noActiveKeyslot: 17, refused: 18 };
 const PW = 'spec reader test passphrase';
 
 interface ReaderResult {
@@ -56,13 +56,15 @@ function damage(file: string, offset: number): void {
   writeFileSync(file, b);
 }
 
-/** Sets a copy's sequence and recomputes its checksum, as someone without the key could (§5). */
-function reseal(file: string, offset: number, sequence: bigint): void {
+/** Changes the copy at `offset` and recomputes its checksum, as anyone without the key can (§5). */
+function reseal(file: string, offset: number, change: (copy: Buffer) => void): void {
   const b = readFileSync(file);
-  b.writeBigUInt64LE(sequence, offset + 16);
-  createHash('sha256').update(b.subarray(offset, offset + 4064)).digest().copy(b, offset + 4064);
+  const copy = b.subarray(offset, offset + 4096);
+  change(copy);
+  createHash('sha256').update(copy.subarray(0, 4064)).digest().copy(copy, 4064);
   writeFileSync(file, b);
 }
+const newerSequence = (copy: Buffer) => copy.writeBigUInt64LE(7n, 16);
 
 const suite = e2eSuite('spec-reader');
 
@@ -100,12 +102,22 @@ describe('spec reader on the committed fixtures', () => {
     expect(specRead(file, f.password).status).toBe(EXIT.checksum);
     // A newer primary whose checksum was recomputed but whose MAC fails is tampered: not used.
     fresh();
-    reseal(file, 0, 7n);
+    reseal(file, 0, newerSequence);
     const t = specRead(file, f.password);
     expectRead(t, want);
     expect(t.stderr).toMatch(/tampered: primary copy: header MAC mismatch/);
-    reseal(file, secondary, 7n);
+    reseal(file, secondary, newerSequence);
     expect(specRead(file, f.password).status).toBe(EXIT.tampered);
+    // §6: bytes appended to the file: the secondary is also looked for where the primary puts it.
+    fresh();
+    appendFileSync(file, Buffer.alloc(4096, 0x5a));
+    const a = specRead(file, f.password);
+    expectRead(a, want);
+    expect(a.stderr).toMatch(/invalid header copy: not a container: secondary copy/);
+    // §3: a header without an active keyslot is reported as such, whatever the secret.
+    fresh();
+    for (const at of [0, secondary]) reseal(file, at, (copy) => (copy[128] = 0));
+    expect(specRead(file, f.password).status).toBe(EXIT.noActiveKeyslot);
     fresh();
     const b = readFileSync(file);
     b.writeUInt16LE(2, 8);
