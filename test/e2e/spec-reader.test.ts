@@ -156,6 +156,11 @@ describe('spec reader on containers the CLI made', () => {
     const holes = Array.from({ length: stored.length / 4096 }, (_, i) => stored.subarray(i * 4096, (i + 1) * 4096).every((x) => x === 0)).filter(Boolean).length;
     expect(holes, 'a quick container keeps unwritten sectors as holes (§8)').toBeGreaterThan(0);
     expectRead(specRead(quick, PW), servedQuick);
+    // A token area the CLI wrote (§14): the recovery key it prints opens the recovery slot.
+    const recoveryKey = ok(vault(['enroll', quick, '--recovery-key', '--password-stdin'], PW)).stdout.trim();
+    const viaRecovery = specRead(quick, recoveryKey);
+    expectRead(viaRecovery, servedQuick);
+    expect(viaRecovery.stderr).toMatch(/sequence 2\), keyslot 1,/);
 
     const full = path.join(suite.dir, 'full.vol');
     const k1 = path.join(suite.dir, 'k1');

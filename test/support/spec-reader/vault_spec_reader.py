@@ -11,7 +11,7 @@ usage: vault_spec_reader.py CONTAINER OUTPUT [--keyfile F ...] [--slot N] [--raw
                             [--reencrypt-view]
 The secret is read from standard input, all of it less exactly one trailing newline (§4.2), as
 vault's --password-stdin. With --raw-secret, stdin holds the hex of a token slot's 32-byte secret
-(§14: TPM2/FIDO2 secrets, which a reader gets from a device); it is tried as P on every active slot.
+(§14: TPM2/FIDO2 secrets, which a reader gets from a device); it is tried as P on those tokens' slots.
 A 64-character modhex input (spaces and '-' removed, any case) is a recovery key (§14.2).
 With --reencrypt-view a container part-way through a re-encryption (§13) is read as it would be
 after the run finished, computed in memory, nothing written; without it such a container is refused.
@@ -490,6 +490,8 @@ def unlock_copy(c, secret, only_slot, cache):
         slots = [i for i in slots if c.tokens.get(i) == 'recovery']
     elif kind == 'passphrase':
         slots = [i for i in slots if c.tokens.get(i) not in ('tpm2', 'fido2')]
+    else:  # a device's secret: only for the slots of such tokens (§14.5)
+        slots = [i for i in slots if c.tokens.get(i) in ('tpm2', 'fido2')]
     for i in slots:
         kek = kek_of(c, i, p, cache)
         s = c.slots[i]
