@@ -22,6 +22,8 @@ const FIXTURE_DIR = path.join(ROOT, 'test/fixtures/v1');
 /** The reader's exit codes (FAILURES in vault_spec_reader.py). */
 const EXIT = { wrongPassphrase: 3, truncated: 10, notContainer: 11, version: 12, checksum: 13, feature: 14, tampered: 16, noActiveKeyslot: 17, refused: 18 };
 const PW = 'spec reader test passphrase';
+/** A passphrase shaped like a recovery key (§14.2): 64 modhex characters, still a passphrase. */
+const MODHEX_PW = 'cbdefghijklnrtuv'.repeat(4);
 
 interface ReaderResult {
   status: number;
@@ -150,17 +152,21 @@ describe('spec reader on containers the CLI made', () => {
 
   it.runIf(suite.run)('reads a quick (sparse) ext4 container and a full one with keyfiles and 512-byte sectors', () => {
     const quick = path.join(suite.dir, 'quick.vol');
-    ok(vault(['create', quick, '--size', '8M', '--fs', 'ext4', '--quick', '--password-stdin', ...FAST_KDF], PW));
-    const servedQuick = servedBytes(quick, PW);
+    ok(vault(['create', quick, '--size', '8M', '--fs', 'ext4', '--quick', '--password-stdin', ...FAST_KDF], MODHEX_PW));
+    const servedQuick = servedBytes(quick, MODHEX_PW);
     const stored = readFileSync(quick).subarray(1 << 20, (1 << 20) + servedQuick.length);
     const holes = Array.from({ length: stored.length / 4096 }, (_, i) => stored.subarray(i * 4096, (i + 1) * 4096).every((x) => x === 0)).filter(Boolean).length;
     expect(holes, 'a quick container keeps unwritten sectors as holes (§8)').toBeGreaterThan(0);
-    expectRead(specRead(quick, PW), servedQuick);
-    // A token area the CLI wrote (§14): the recovery key it prints opens the recovery slot.
-    const recoveryKey = ok(vault(['enroll', quick, '--recovery-key', '--password-stdin'], PW)).stdout.trim();
+    expectRead(specRead(quick, MODHEX_PW), servedQuick);
+    // A token area the CLI wrote (§14): the recovery key it prints opens the recovery slot, and the
+    // recovery-key-shaped passphrase still opens its own slot.
+    const recoveryKey = ok(vault(['enroll', quick, '--recovery-key', '--password-stdin'], MODHEX_PW)).stdout.trim();
     const viaRecovery = specRead(quick, recoveryKey);
     expectRead(viaRecovery, servedQuick);
     expect(viaRecovery.stderr).toMatch(/sequence 2\), keyslot 1,/);
+    const viaPassphrase = specRead(quick, MODHEX_PW);
+    expectRead(viaPassphrase, servedQuick);
+    expect(viaPassphrase.stderr).toMatch(/sequence 2\), keyslot 0,/);
 
     const full = path.join(suite.dir, 'full.vol');
     const k1 = path.join(suite.dir, 'k1');

@@ -480,34 +480,38 @@ def kek_of(c, i, p, cache):
     return cache[key]
 
 
-def unlock_copy(c, secret, only_slot, cache):
-    """§4.4 then §7 step 7 on one copy: (slot, MK, KEK), or raises 'wrong passphrase' / 'tampered'."""
-    kind, p = secret
-    slots = c.active()
-    if only_slot is not None:
-        slots = [i for i in slots if i == only_slot]
+def _slots_for(c, kind, only_slot):
+    """Which active slots a secret of this kind is tried on (§14.2, §14.5)."""
+    slots = [i for i in c.active() if only_slot is None or i == only_slot]
     if kind == 'recovery':
-        slots = [i for i in slots if c.tokens.get(i) == 'recovery']
-    elif kind == 'passphrase':
-        slots = [i for i in slots if c.tokens.get(i) not in ('tpm2', 'fido2')]
-    else:  # a device's secret: only for the slots of such tokens (§14.5)
-        slots = [i for i in slots if c.tokens.get(i) in ('tpm2', 'fido2')]
-    for i in slots:
-        kek = kek_of(c, i, p, cache)
-        s = c.slots[i]
-        mk = xchacha20poly1305_decrypt(kek, s[48:72], s[72:152], slot_aad(c, i))
-        if mk is None:
-            continue
-        if mk[:32] == mk[32:]:
-            raise Failure('tampered', f'{c.where} copy: keyslot {i} holds a master key with equal halves')
-        k_mac = hkdf_sha256(mk, c.uuid, b'vault-header-mac-v1', 32)
-        if not hmac.compare_digest(hmac.new(k_mac, c.raw[:4032], hashlib.sha256).digest(), c.raw[4032:4064]):
-            raise Failure('tampered', f'{c.where} copy: header MAC mismatch after keyslot {i} opened')
-        return i, mk, kek
+        return [i for i in slots if c.tokens.get(i) == 'recovery']
+    if kind == 'passphrase':
+        return [i for i in slots if c.tokens.get(i) not in ('tpm2', 'fido2')]
+    return [i for i in slots if c.tokens.get(i) in ('tpm2', 'fido2')]  # a device's secret
+
+
+def unlock_copy(c, secrets, only_slot, cache):
+    """§4.4 then §7 step 7 on one copy: (slot, MK, KEK), or raises 'wrong passphrase' / 'tampered'.
+    `secrets` are (kind, P) candidates made of one input (a recovery key is also a passphrase)."""
+    for i in range(SLOTS):
+        for kind, p in secrets:
+            if i not in _slots_for(c, kind, only_slot):
+                continue
+            kek = kek_of(c, i, p, cache)
+            s = c.slots[i]
+            mk = xchacha20poly1305_decrypt(kek, s[48:72], s[72:152], slot_aad(c, i))
+            if mk is None:
+                continue
+            if mk[:32] == mk[32:]:
+                raise Failure('tampered', f'{c.where} copy: keyslot {i} holds a master key with equal halves')
+            k_mac = hkdf_sha256(mk, c.uuid, b'vault-header-mac-v1', 32)
+            if not hmac.compare_digest(hmac.new(k_mac, c.raw[:4032], hashlib.sha256).digest(), c.raw[4032:4064]):
+                raise Failure('tampered', f'{c.where} copy: header MAC mismatch after keyslot {i} opened')
+            return i, mk, kek
     raise Failure('wrong passphrase', 'no keyslot opened with this secret')
 
 
-def unlock(copies, secret, only_slot):
+def unlock(copies, secrets, only_slot):
     """Tries the valid copies newest first (§6); see QUESTIONS.md Q3 for the fallback rule."""
     cache, failures = {}, []
     for c in copies:
@@ -515,7 +519,7 @@ def unlock(copies, secret, only_slot):
             failures.append(Failure('no active keyslot', f'{c.where} copy has no active keyslot'))
             continue
         try:
-            slot, mk, kek = unlock_copy(c, secret, only_slot, cache)
+            slot, mk, kek = unlock_copy(c, secrets, only_slot, cache)
         except Failure as f:
             failures.append(f)
             continue
@@ -676,11 +680,11 @@ def read_secret(opts):
             raise Failure('usage', '--raw-secret expects hex on stdin')
         if len(p) != 32:
             raise Failure('usage', '--raw-secret expects 32 bytes')
-        return 'raw', p
+        return [('raw', p)]
+    # §14.2: recovery-key-shaped input goes, decoded, to the recovery slots; as typed it is still a
+    # passphrase for the other slots (what vault does; QUESTIONS.md Q14).
     rk = None if opts['keyfiles'] else recovery_key(pw)
-    if rk is not None:
-        return 'recovery', rk
-    return 'passphrase', kdf_input(pw, opts['keyfiles'])
+    return ([('recovery', rk)] if rk is not None else []) + [('passphrase', kdf_input(pw, opts['keyfiles']))]
 
 
 def main(argv):
@@ -702,8 +706,8 @@ def main(argv):
                                              'vault reencrypt --resume, or read it with --reencrypt-view')
     if not any(c.active() for c in copies):  # §3: reported as such, before any secret is read
         raise Failure('no active keyslot', 'no valid header copy has an active keyslot; it can never be unlocked')
-    secret = read_secret(opts)
-    c, slot, mk, kek, unlock_failures = unlock(copies, secret, opts['slot'])
+    secrets = read_secret(opts)
+    c, slot, mk, kek, unlock_failures = unlock(copies, secrets, opts["slot"])
     for f in unlock_failures:
         warn(f'header copy not used: {f.cls}: {f}')
     if c is not copies[0]:
