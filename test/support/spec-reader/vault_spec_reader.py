@@ -51,9 +51,10 @@ STEP_OF = {'truncated': 1, 'not a container': 2, 'unsupported version': 3, 'chec
 
 
 class Failure(Exception):
-    def __init__(self, cls, msg):
+    def __init__(self, cls, msg, step=None):
         super().__init__(msg)
         self.cls = cls
+        self.step = step if step is not None else STEP_OF.get(cls, 7)
 
 
 def warn(msg):
@@ -293,7 +294,7 @@ def _check_structure(c, where, offset, file_size):
         _invalid(where, f'describes a secondary copy at {c.data_offset + c.data_size}, read at {offset}')
     if c.data_offset + c.data_size + HEADER > file_size:
         raise Failure('truncated', f'{where} copy: the file ({file_size} bytes) is shorter than its geometry '
-                                   f'({c.data_offset + c.data_size + HEADER} bytes)')
+                                   f'({c.data_offset + c.data_size + HEADER} bytes)', step=6)
     for i, s in enumerate(c.slots):
         if s[0] not in (0, 1):
             _invalid(where, f'keyslot {i} state {s[0]}')
@@ -698,7 +699,7 @@ def main(argv):
     size = os.lseek(fd, 0, os.SEEK_END)
     copies, failures = candidate_copies(fd, size)
     if not copies:
-        raise max(failures, key=lambda f: STEP_OF[f.cls])
+        raise max(failures, key=lambda f: f.step)
     for f in failures:
         warn(f'invalid header copy: {f.cls}: {f}')
     if copies[0].flags & FLAG_REENCRYPT and not opts['view']:
