@@ -24,6 +24,7 @@ import ctypes.util
 import hashlib
 import hmac
 import os
+import stat
 import struct
 import sys
 
@@ -239,7 +240,7 @@ class Copy:
 
 
 def _zero(b):
-    return not any(b)
+    return b.count(0) == len(b)
 
 
 def _invalid(where, msg):
@@ -535,6 +536,7 @@ def unlock(copies, secrets, only_slot):
 def decrypt_area(fd, out, c, mk):
     xts = Xts(mk)
     ss = c.sector_size
+    sparse = stat.S_ISREG(os.fstat(out).st_mode)  # a regular file keeps holes; a device gets zeros
     chunk = max(ss, MIB)
     for base in range(0, c.data_size, chunk):
         buf = read_at(fd, c.data_offset + base, min(chunk, c.data_size - base))
@@ -542,10 +544,13 @@ def decrypt_area(fd, out, c, mk):
             raise Failure('truncated', f'data area ends early at data-area offset {base + len(buf)}')
         for o in range(0, len(buf), ss):
             sec = buf[o:o + ss]
-            if _zero(sec):
-                continue  # §8: a hole reads as zeros; the output stays sparse there
+            if _zero(sec):  # §8: a hole reads as zeros
+                if not sparse:
+                    os.pwrite(out, sec, base + o)
+                continue
             os.pwrite(out, xts.decrypt((base + o) // ss, sec), base + o)
-    os.ftruncate(out, c.data_size)
+    if sparse:
+        os.ftruncate(out, c.data_size)
 
 
 JOURNAL = ((4096, 'A'), (526336, 'B'))
@@ -613,6 +618,7 @@ def reencrypt_view(fd, out, c, mk_old, kek, slot):
     else:
         seq, seg_off, seg_len, hashes = max(records)
         boundary, seg = seg_off + seg_len, (seg_off, seg_len, hashes)
+    sparse = stat.S_ISREG(os.fstat(out).st_mode)
     # Granule: a multiple of both sector sizes, so each piece is whole sectors in either key.
     g = 4096
     for base in range(0, c.data_size, g):
@@ -624,9 +630,10 @@ def reencrypt_view(fd, out, c, mk_old, kek, slot):
             plain = new.plain(stored, base)
         else:
             plain = old.plain(stored, base)
-        if not _zero(plain):
+        if not sparse or not _zero(plain):
             os.pwrite(out, plain, base)
-    os.ftruncate(out, c.data_size)
+    if sparse:
+        os.ftruncate(out, c.data_size)
     return mk_new
 
 
@@ -713,7 +720,10 @@ def main(argv):
         warn(f'header copy not used: {f.cls}: {f}')
     if c is not copies[0]:
         warn(f'unlocked the {c.where} copy, which is not the newest valid copy')
-    out = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        out = os.open(output, os.O_WRONLY | os.O_CREAT | (0 if output.startswith('/dev/') else os.O_TRUNC), 0o600)
+    except OSError as e:
+        raise Failure('io error', f'{output}: {e.strerror}')
     try:
         if c.flags & FLAG_REENCRYPT:
             reencrypt_view(fd, out, c, mk, kek, slot)
