@@ -245,12 +245,12 @@ describe.runIf(suite.run)('I/O faults under the container', () => {
       }
     }, 30_000);
 
-    it('a slow disk (every container I/O 200 ms late): correct data, no error, dismount in bounded time', async () => {
+    it('a slow disk (every container I/O 200 ms late) and short host reads/writes: correct data, no error, dismount in bounded time', async () => {
       const backing = path.join(suite.dir, 'slow-backing');
       const mnt = path.join(suite.dir, 'slow');
       mkdirSync(backing);
       mkdirSync(mnt);
-      create(path.join(backing, 'c.vol'), '16M');
+      const { dataOffset } = create(path.join(backing, 'c.vol'), '16M');
       const pattern = path.join(suite.dir, 'pattern');
       writeFileSync(pattern, randomBytes(1 * MiB));
       const ffs = await mountFaultfs(bin, backing, mnt);
@@ -259,20 +259,32 @@ describe.runIf(suite.run)('I/O faults under the container', () => {
         const dev = mountRaw(container);
         ffs.set('rw 0 max delay 200');
         const t0 = Date.now();
-        const w = writeAt(dev, pattern, 0, 3 * MiB, 1 * MiB);
+        const w = writeAt(dev, pattern, 0, 3 * MiB, 512 * KiB);
         const writeMs = Date.now() - t0;
         expect(w.status, w.stderr).toBe(0);
         const t1 = Date.now();
-        const r = readAt(dev, 3 * MiB, 1 * MiB);
+        const r = readAt(dev, 3 * MiB, 512 * KiB);
         const readMs = Date.now() - t1;
         expect(r.status, r.stderr).toBe(0);
-        expect(r.data.equals(readFileSync(pattern))).toBe(true);
+        expect(r.data.equals(readFileSync(pattern).subarray(0, 512 * KiB))).toBe(true);
         const delays = ffs.counts().delays;
         expect(delays).toBeGreaterThan(0);
+
+        // Short reads and writes (the host does part of each request): the server goes on from
+        // where the host stopped, so nothing fails and everything lands.
+        const cut = 2 * MiB + 100 * KiB;
+        ffs.set(`rw ${dataOffset + cut} max short`);
+        expect(writeAt(dev, pattern, 0, 2 * MiB, 1 * MiB).status).toBe(0);
+        const shortRead = readAt(dev, 2 * MiB, 1 * MiB);
+        const shorts = ffs.counts().faults;
+        ffs.set('');
+        expect(shorts).toBeGreaterThanOrEqual(2);
+        expect(shortRead.data.equals(readFileSync(pattern))).toBe(true);
+        expect(readAt(dev, 2 * MiB, 1 * MiB).data.equals(readFileSync(pattern))).toBe(true);
         expect(listed(container).ioErrors.count).toBe(0);
         const ms = dismount(dev);
         expect(ms).toBeLessThan(10_000);
-        console.log(`[io-faults] slow disk: 1 MiB written in ${writeMs} ms, read in ${readMs} ms, ${delays} host I/Os delayed, dismount ${ms} ms`);
+        console.log(`[io-faults] slow disk: 512 KiB written in ${writeMs} ms, read in ${readMs} ms, ${delays} host I/Os delayed; ${shorts} host I/Os cut short, no error; dismount ${ms} ms`);
       } finally {
         await ffs.stop();
       }

@@ -22,9 +22,10 @@ export function buildFaultfs(dir: string): string {
 }
 
 export interface Faultfs {
-  /** Replaces the rules, e.g. 'write 0 max EIO' or 'rw 0 max delay 200'; '' turns faults off. */
+  /** Replaces the rules, e.g. 'write 0 max EIO', 'rw 0 max delay 200' or 'rw 4096 max short'
+   *  (faultfs.c says what each does); '' turns faults off. */
   set(rules: string): void;
-  /** Operations failed and delayed so far. */
+  /** Operations failed (or cut short) and delayed so far. */
   counts(): { faults: number; delays: number };
   /** Unmounts and waits for the process to exit. */
   stop(): Promise<void>;

@@ -9,10 +9,12 @@
  *
  * Control: the file `.faultfs` in the mount's root (root only). Writing it replaces the rules with
  * the lines written, one rule a line; the write returns once they are in force:
- *   <read|write|rw> <start> <end|max> <EIO|ENOSPC|EROFS|delay> [ms]
+ *   <read|write|rw> <start> <end|max> <EIO|ENOSPC|EROFS|delay|short> [ms]
  * e.g. "write 1048576 2097152 EIO" or "rw 0 max delay 200". An empty write (or "off") clears them.
- * An operation matches a rule when its byte range meets [start, end). Reading `.faultfs` gives
- * "faults <n> delays <m>": how many operations were failed and delayed so far.
+ * An operation matches a rule when its byte range meets [start, end). `short` makes an operation
+ * that starts before `start` stop there (a short read or write, as a filling disk gives); the
+ * caller's next operation, from `start` on, goes through. Reading `.faultfs` gives
+ * "faults <n> delays <m>": how many operations were failed (or cut short) and delayed so far.
  * Files are opened direct_io, so every read and write reaches this process (no page cache above).
  */
 #define FUSE_USE_VERSION 31
@@ -38,8 +40,9 @@ enum { R = 1, W = 2 };
 typedef struct {
   int ops;
   uint64_t start, end;
-  int err;      /* 0: delay */
+  int err;      /* 0: delay (ms) or short */
   unsigned ms;
+  int short_io;
 } rule;
 
 static int backing = -1; /* the backing directory */
@@ -67,7 +70,8 @@ static int parse_rules(const char *text, rule *out) {
       r.end = strcmp(end, "max") == 0 ? UINT64_MAX : strtoull(end, NULL, 0);
       r.err = strcmp(what, "EIO") == 0 ? EIO : strcmp(what, "ENOSPC") == 0 ? ENOSPC : strcmp(what, "EROFS") == 0 ? EROFS : 0;
       r.ms = ms;
-      if (r.ops == 0 || r.end <= r.start || (r.err == 0 && (strcmp(what, "delay") != 0 || k < 5))) return -EINVAL;
+      r.short_io = strcmp(what, "short") == 0;
+      if (r.ops == 0 || r.end <= r.start || (r.err == 0 && !r.short_io && (strcmp(what, "delay") != 0 || k < 5))) return -EINVAL;
       out[n++] = r;
     }
     if (nl == NULL) break;
@@ -76,19 +80,23 @@ static int parse_rules(const char *text, rule *out) {
   return n;
 }
 
-/* Applies the rules to an operation on [off, off + len): 0 to go on, or the errno to fail with. */
-static int inject(int op, uint64_t off, size_t len) {
+/* Applies the rules to an operation on [off, off + *len): 0 to go on (with *len cut short by a
+   `short` rule), or the errno to fail with. */
+static int inject(int op, uint64_t off, size_t *len) {
   unsigned ms = 0;
   int err = 0;
+  size_t cut = *len;
   pthread_mutex_lock(&lock);
   for (int i = 0; i < nrules; i++) {
     const rule *r = &rules[i];
-    if (!(r->ops & op) || off >= r->end || off + len <= r->start) continue;
+    if (!(r->ops & op) || off >= r->end || off + *len <= r->start) continue;
     if (r->err != 0 && err == 0) err = r->err;
+    if (r->short_io && off < r->start && r->start - off < cut) cut = (size_t)(r->start - off);
     if (r->err == 0 && r->ms > ms) ms = r->ms;
   }
-  if (err != 0) faults++;
+  if (err != 0 || cut != *len) faults++;
   else if (ms != 0) delays++;
+  if (err == 0) *len = cut;
   pthread_mutex_unlock(&lock);
   if (err == 0 && ms != 0) {
     struct timespec t = {ms / 1000, (long)(ms % 1000) * 1000000L};
@@ -169,7 +177,7 @@ static int ffs_read(const char *path, char *buf, size_t size, off_t off, struct 
     memcpy(buf, text + off, size);
     return (int)size;
   }
-  if ((err = inject(R, (uint64_t)off, size)) != 0) return -err;
+  if ((err = inject(R, (uint64_t)off, &size)) != 0) return -err;
   n = pread((int)fi->fh, buf, size, off);
   return n < 0 ? -errno : (int)n;
 }
@@ -190,7 +198,7 @@ static int ffs_write(const char *path, const char *buf, size_t size, off_t off, 
     pthread_mutex_unlock(&lock);
     return (int)size;
   }
-  if ((err = inject(W, (uint64_t)off, size)) != 0) return -err;
+  if ((err = inject(W, (uint64_t)off, &size)) != 0) return -err;
   n = pwrite((int)fi->fh, buf, size, off);
   return n < 0 ? -errno : (int)n;
 }
@@ -205,7 +213,9 @@ static int ffs_fallocate(const char *path, int mode, off_t off, off_t len, struc
   int err;
   (void)path;
   if (fi->fh == UINT64_MAX) return -EOPNOTSUPP;
-  if ((err = inject(W, (uint64_t)off, (size_t)len)) != 0) return -err;
+  size_t n = (size_t)len;
+  if ((err = inject(W, (uint64_t)off, &n)) != 0) return -err;
+  if (n != (size_t)len) return -ENOSPC; /* fallocate has no short form */
   return fallocate((int)fi->fh, mode, off, len) == 0 ? 0 : -errno;
 }
 
