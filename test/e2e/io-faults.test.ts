@@ -10,7 +10,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FAST_KDF, e2eSuite, forEachTransport, ok, removeDir, tempDir, useTransport, vault } from './harness.js';
@@ -96,7 +96,7 @@ describe.runIf(suite.run)('I/O faults under the container', () => {
       const mnt = path.join(suite.dir, 'ffs');
       mkdirSync(backing);
       mkdirSync(mnt);
-      const { dataOffset, dataSize } = create(path.join(backing, 'c.vol'), '16M');
+      const { dataOffset, dataSize } = create(path.join(backing, 'c.vol'), '8M');
       const pattern = path.join(suite.dir, 'pattern');
       writeFileSync(pattern, randomBytes(dataSize));
       const fresh = path.join(suite.dir, 'fresh');
@@ -116,7 +116,7 @@ describe.runIf(suite.run)('I/O faults under the container', () => {
         expect(bad.stderr).toMatch(/Input\/output error/);
 
         // A read whose middle 4 KiB fails on the host.
-        const r = 6 * MiB;
+        const r = 5 * MiB;
         ffs.set(`read ${dataOffset + r + 32 * KiB} ${dataOffset + r + 36 * KiB} EIO`);
         const unread = readAt(dev, r, 64 * KiB);
         expect(unread.status).not.toBe(0);
@@ -167,22 +167,22 @@ describe.runIf(suite.run)('I/O faults under the container', () => {
     it('ENOSPC part-way through a write to a sparse container on a full tmpfs: ENOSPC reaches the writer; synced data intact; retry after freeing space', async () => {
       const tiny = path.join(suite.dir, 'tiny');
       mkdirSync(tiny);
-      expect(sh('mount', ['-t', 'tmpfs', '-o', 'size=12M,mode=0700', 'tmpfs', tiny]).status).toBe(0);
+      expect(sh('mount', ['-t', 'tmpfs', '-o', 'size=8M,mode=0700', 'tmpfs', tiny]).status).toBe(0);
       try {
         const file = path.join(tiny, 'c.vol');
-        const { dataOffset } = create(file, '64M');
+        const { dataOffset } = create(file, '32M');
         const pattern = path.join(suite.dir, 'pattern');
-        writeFileSync(pattern, randomBytes(34 * MiB));
+        writeFileSync(pattern, randomBytes(18 * MiB));
         const dev = mountRaw(file);
         expect(writeAt(dev, pattern, 0, 0, 2 * MiB).status, 'synced before the host filled up').toBe(0);
         const before = readFileSync(file);
 
-        const from = 8 * MiB;
-        const full = writeAt(dev, pattern, 2 * MiB, from, 32 * MiB);
+        const from = 4 * MiB;
+        const full = writeAt(dev, pattern, 2 * MiB, from, 16 * MiB);
         expect(full.status).not.toBe(0);
         expect(full.stderr).toMatch(/No space left on device/);
         const after = readFileSync(file);
-        expect(sameOutside(before, after, dataOffset + from, dataOffset + from + 32 * MiB), 'ciphertext outside the failed write changed').toBe(true);
+        expect(sameOutside(before, after, dataOffset + from, dataOffset + from + 16 * MiB), 'ciphertext outside the failed write changed').toBe(true);
         expect(readAt(dev, 0, 2 * MiB).data.equals(readFileSync(pattern).subarray(0, 2 * MiB)), 'data synced before the fault').toBe(true);
 
         const e = await ioErrorsAtLeast(file, 1);
@@ -192,11 +192,63 @@ describe.runIf(suite.run)('I/O faults under the container', () => {
         expect(ok(vault(['list'])).stdout).toMatch(/I\/O errors: \d+ \(last: ENOSPC writing the container at offset \d+/);
 
         // The user frees space on the host: the same write now goes through, without a remount.
-        expect(sh('mount', ['-o', 'remount,size=96M', tiny]).status).toBe(0);
-        expect(writeAt(dev, pattern, 2 * MiB, from, 32 * MiB).status).toBe(0);
-        expect(readAt(dev, from, 32 * MiB).data.equals(readFileSync(pattern).subarray(2 * MiB, 34 * MiB))).toBe(true);
+        expect(sh('mount', ['-o', 'remount,size=64M', tiny]).status).toBe(0);
+        expect(writeAt(dev, pattern, 2 * MiB, from, 16 * MiB).status).toBe(0);
+        expect(readAt(dev, from, 16 * MiB).data.equals(readFileSync(pattern).subarray(2 * MiB, 18 * MiB))).toBe(true);
         const ms = dismount(dev);
-        console.log(`[io-faults] ENOSPC: the 32 MiB write failed at container offset ${e.last!.offset} (${e.enospc} ENOSPC counted), dismount ${ms} ms`);
+        console.log(`[io-faults] ENOSPC: the 16 MiB write failed at container offset ${e.last!.offset} (${e.enospc} ENOSPC counted), dismount ${ms} ms`);
+      } finally {
+        sh('umount', [tiny]);
+      }
+    }, 30_000);
+
+    it('ENOSPC under the mounted filesystem (ext4 in a sparse container on a full tmpfs): fsync says so, a synced file survives, e2fsck is clean', async () => {
+      const tiny = path.join(suite.dir, 'tiny-fs');
+      const mp = path.join(suite.dir, 'mp');
+      mkdirSync(tiny);
+      mkdirSync(mp);
+      expect(sh('mount', ['-t', 'tmpfs', '-o', 'size=12M,mode=0700', 'tmpfs', tiny]).status).toBe(0);
+      try {
+        const file = path.join(tiny, 'c.vol');
+        ok(vault(['create', file, '--size', '64M', '--fs', 'ext4', '--quick', '--password-stdin', ...FAST_KDF], PW), 'create');
+        ok(vault(['mount', file, mp, '--password-stdin'], PW), 'mount');
+        const keep = randomBytes(2 * MiB);
+        const kept = path.join(mp, 'before');
+        const k = openSync(kept, 'w');
+        writeSync(k, keep);
+        fsyncSync(k);
+        closeSync(k);
+
+        // 32 MiB into a filesystem with room for it, on a host with 12 MiB: the page cache takes
+        // it all; writeback fails on the host, and fsync tells the writer.
+        const fd = openSync(path.join(mp, 'big'), 'w');
+        let err: NodeJS.ErrnoException | null = null;
+        try {
+          const chunk = randomBytes(MiB);
+          for (let i = 0; i < 32; i++) writeSync(fd, chunk);
+          fsyncSync(fd);
+        } catch (e) {
+          err = e as NodeJS.ErrnoException;
+        } finally {
+          closeSync(fd);
+        }
+        expect(err?.code).toMatch(/^(ENOSPC|EIO)$/);
+        const e = await ioErrorsAtLeast(file, 1);
+        expect(e.enospc).toBeGreaterThanOrEqual(1);
+        expect(e.count).toBe(e.enospc);
+        const ms = dismount(mp);
+
+        // The user frees space on the host: the volume mounts, the file synced before is intact,
+        // and the filesystem checks clean.
+        expect(sh('mount', ['-o', 'remount,size=96M', tiny]).status).toBe(0);
+        ok(vault(['mount', file, mp, '--password-stdin'], PW), 'mount again');
+        expect(readFileSync(kept).equals(keep), 'the file synced before the host filled up').toBe(true);
+        dismount(mp);
+        const dev = mountRaw(file);
+        const fsck = sh('e2fsck', ['-fn', dev]);
+        dismount(dev);
+        expect(fsck.status, fsck.stdout + fsck.stderr).toBe(0);
+        console.log(`[io-faults] ENOSPC under ext4: the writer's ${err?.syscall ?? '?'} said ${err?.code}; the server counted ${e.enospc} ENOSPC; dismount ${ms} ms; e2fsck clean after freeing space`);
       } finally {
         sh('umount', [tiny]);
       }
@@ -259,14 +311,14 @@ describe.runIf(suite.run)('I/O faults under the container', () => {
         const dev = mountRaw(container);
         ffs.set('rw 0 max delay 200');
         const t0 = Date.now();
-        const w = writeAt(dev, pattern, 0, 3 * MiB, 512 * KiB);
+        const w = writeAt(dev, pattern, 0, 3 * MiB, 256 * KiB);
         const writeMs = Date.now() - t0;
         expect(w.status, w.stderr).toBe(0);
         const t1 = Date.now();
-        const r = readAt(dev, 3 * MiB, 512 * KiB);
+        const r = readAt(dev, 3 * MiB, 256 * KiB);
         const readMs = Date.now() - t1;
         expect(r.status, r.stderr).toBe(0);
-        expect(r.data.equals(readFileSync(pattern).subarray(0, 512 * KiB))).toBe(true);
+        expect(r.data.equals(readFileSync(pattern).subarray(0, 256 * KiB))).toBe(true);
         const delays = ffs.counts().delays;
         expect(delays).toBeGreaterThan(0);
 
@@ -284,7 +336,7 @@ describe.runIf(suite.run)('I/O faults under the container', () => {
         expect(listed(container).ioErrors.count).toBe(0);
         const ms = dismount(dev);
         expect(ms).toBeLessThan(10_000);
-        console.log(`[io-faults] slow disk: 512 KiB written in ${writeMs} ms, read in ${readMs} ms, ${delays} host I/Os delayed; ${shorts} host I/Os cut short, no error; dismount ${ms} ms`);
+        console.log(`[io-faults] slow disk: 256 KiB written in ${writeMs} ms, read in ${readMs} ms, ${delays} host I/Os delayed; ${shorts} host I/Os cut short, no error; dismount ${ms} ms`);
       } finally {
         await ffs.stop();
       }
