@@ -156,7 +156,7 @@ describe.runIf(suite.run)('I/O faults under the container', () => {
       } finally {
         await ffs.stop();
       }
-    }, 30_000);
+    }, 90_000);
   });
 
   describe('classic transport', () => {
@@ -200,7 +200,7 @@ describe.runIf(suite.run)('I/O faults under the container', () => {
       } finally {
         sh('umount', [tiny]);
       }
-    }, 30_000);
+    }, 90_000);
 
     it('ENOSPC under the mounted filesystem (ext4 in a sparse container on a full tmpfs): fsync says so, a synced file survives, e2fsck is clean', async () => {
       const tiny = path.join(suite.dir, 'tiny-fs');
@@ -252,7 +252,7 @@ describe.runIf(suite.run)('I/O faults under the container', () => {
       } finally {
         sh('umount', [tiny]);
       }
-    }, 30_000);
+    }, 90_000);
 
     it('the host filesystem goes read-only under the mounted volume: writes get EIO, reads go on, list says EROFS, dismount works', async () => {
       const img = path.join(suite.dir, 'host.img');
@@ -295,7 +295,7 @@ describe.runIf(suite.run)('I/O faults under the container', () => {
       } finally {
         sh('umount', [host]);
       }
-    }, 30_000);
+    }, 90_000);
 
     it('a slow disk (every container I/O 200 ms late) and short host reads/writes: correct data, no error, dismount in bounded time', async () => {
       const backing = path.join(suite.dir, 'slow-backing');
@@ -340,6 +340,6 @@ describe.runIf(suite.run)('I/O faults under the container', () => {
       } finally {
         await ffs.stop();
       }
-    }, 30_000);
+    }, 90_000);
   });
 });
