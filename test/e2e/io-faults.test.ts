@@ -6,14 +6,16 @@
  * In each case: the error reaches the writer on the vault block device (ENOSPC for a full host, EIO
  * otherwise), no sector outside the failed request changes (container ciphertext and volume
  * plaintext compared), what was written and synced before reads back intact, `vault dismount`
- * works, and `vault list` / `list --json` say what happened.
+ * works, and `vault list` / `list --json` say what happened. The EIO case runs on FUSE over
+ * io_uring (where the kernel has it), the others on classic /dev/fuse: the two transports share the
+ * container I/O path (native/fuse_io.c), they differ in how the error reaches the kernel.
  */
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FAST_KDF, e2eSuite, forEachTransport, ok, removeDir, tempDir, useTransport, vault } from './harness.js';
+import { FAST_KDF, TRANSPORTS, e2eSuite, ok, removeDir, tempDir, useTransport, vault, type Transport } from './harness.js';
 import { buildFaultfs, mountFaultfs } from '../support/faultfs.js';
 import { expectValid } from '../support/schemas.js';
 import type { ListedVolume } from '../../src/cli/list-json.js';
@@ -89,8 +91,18 @@ function sameOutside(a: Buffer, b: Buffer, from: number, to: number): boolean {
   return a.length === b.length && a.subarray(0, from).equals(b.subarray(0, from)) && a.subarray(to).equals(b.subarray(to));
 }
 
+/** The EIO case runs on FUSE over io_uring where the kernel has it (the other cases on classic). */
+const URING_CASE: Transport = TRANSPORTS[TRANSPORTS.length - 1]!;
+
 describe.runIf(suite.run)('I/O faults under the container', () => {
-  forEachTransport(suite, () => {
+  describe(`${URING_CASE} transport`, () => {
+    beforeAll(() => {
+      if (suite.run) useTransport(URING_CASE);
+    });
+    afterAll(() => {
+      if (suite.run) useTransport('classic'); // puts enable_uring back
+    });
+
     it('EIO on writes and reads of the container (faultfs): the writer and reader get EIO, nothing else changes, list counts them', async () => {
       const backing = path.join(suite.dir, 'backing');
       const mnt = path.join(suite.dir, 'ffs');
@@ -152,7 +164,7 @@ describe.runIf(suite.run)('I/O faults under the container', () => {
         expect(e.last!.offset).toBeLessThanOrEqual(dataOffset + r + 32 * KiB);
         expect(ok(vault(['list'])).stdout).toContain(`I/O errors: ${e.count} (last: EIO reading the container at offset ${e.last!.offset}, at ${e.last!.at})`);
         const ms = dismount(dev);
-        console.log(`[io-faults] EIO: host faults injected ${injected}, server counted ${e.count} (eio ${e.eio}), ${newSectors}/64 sectors of the failed write already new, dismount ${ms} ms`);
+        console.log(`[io-faults] EIO (${URING_CASE}): host faults injected ${injected}, server counted ${e.count} (eio ${e.eio}), ${newSectors}/64 sectors of the failed write already new, dismount ${ms} ms`);
       } finally {
         await ffs.stop();
       }
