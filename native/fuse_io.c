@@ -19,6 +19,10 @@
  *    a never-written sector of a quick container) reads as a zero plaintext sector instead of the
  *    XTS decryption of zeros. XTS of any plaintext is all-zero only with negligible probability.
  *  - fdatasync is skipped when nothing was written since the last successful one (group commit).
+ *  - A container read, write, sync or punch the host refuses is counted by errno with its offset
+ *    and time (vf_container_error; `vault list` shows them) and answered ENOSPC when the host is
+ *    full, EIO otherwise. A short read or write goes on from where the host stopped; a request is
+ *    answered success only once every byte of it reached the container.
  */
 #include "fuse_internal.h"
 
