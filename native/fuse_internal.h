@@ -109,6 +109,16 @@ typedef struct {
 
 typedef enum { VF_RUNNING, VF_UNMOUNTED, VF_STOPPED, VF_ERROR } vf_reason;
 
+/* Failed container I/O, by the host's errno (stats().containerErrors). */
+enum { VF_CERR_EIO, VF_CERR_ENOSPC, VF_CERR_EROFS, VF_CERR_OTHER, VF_CERR_KINDS };
+/* The latest failed container I/O (stats().lastContainerError). */
+typedef struct {
+  const char *op;  /* "read", "write", "sync" or "punch"; NULL: none yet */
+  int err;         /* the host's errno */
+  int64_t offset;  /* container byte offset where it failed; -1 for a sync */
+  uint64_t at_ms;  /* wall clock, ms since the epoch */
+} vf_cerr;
+
 typedef enum { VF_TRANSPORT_AUTO, VF_TRANSPORT_CLASSIC, VF_TRANSPORT_URING } vf_transport;
 
 /* What serve() was asked for, checked by fuse_napi.c before a session exists. */
@@ -186,6 +196,8 @@ struct vf_session {
   bool failed;         /* a worker hit a fatal error */
   char message[256];   /* the first fatal error (wait()'s message) */
   char last_io_error[256]; /* the latest I/O error (stats().lastError) */
+  _Atomic uint64_t container_errors[VF_CERR_KINDS]; /* failed container I/O by kind (fuse_io.c) */
+  vf_cerr last_cerr;       /* the latest of them (under life) */
   vf_reason reason;    /* set when running reaches 0 */
   _Atomic bool torn_down;
 
@@ -210,15 +222,19 @@ uint64_t vf_now_ms(void);
 void vf_count_add(_Atomic uint64_t *c, uint64_t n);
 /* Records an I/O failure seen while serving (the worker keeps serving). */
 void vf_io_error(vf_worker *w, const char *what, int err);
+/* Records a failed container read/write/sync/punch at container offset `offset` (-1: none): counted
+   by kind, kept as the latest, logged in lastError. Returns the errno its request answers: ENOSPC
+   for a full host (ENOSPC, EDQUOT), EIO for anything else. */
+int vf_container_error(vf_worker *w, const char *op, int err, int64_t offset);
 /* Records a fatal failure of a worker (it exits). The first one is kept. */
 void vf_fatal_error(vf_session *s, const char *what, int err);
 /* Reopens the container O_DIRECT where the host allows, and picks io_size (fuse_io.c). */
 bool vf_open_direct(vf_session *s);
 /* Reads and decrypts sectors [first, first + n) into buf, which has room for their covering I/O
-   units unless they are whole units. 0 or EIO (the cause in lastError). */
+   units unless they are whole units. 0, EIO, or ENOSPC (vf_container_error). */
 int vf_read_sectors(vf_worker *w, uint8_t *buf, uint64_t first, uint64_t n);
 /* Writes `len` plaintext bytes at data-area offset `off` (in range, len > 0); `src` NULL means
-   zeros, and `src` may be encrypted in place. 0 or EIO. */
+   zeros, and `src` may be encrypted in place. 0 or an errno (vf_container_error). */
 int vf_write_range(vf_worker *w, uint8_t *src, uint64_t off, size_t len);
 /* A worker's data buffer: the covering I/O units of any read, RMW or zero range (VF_MAX_IO and one
    partial unit at each end). */

@@ -19,6 +19,10 @@
  *    a never-written sector of a quick container) reads as a zero plaintext sector instead of the
  *    XTS decryption of zeros. XTS of any plaintext is all-zero only with negligible probability.
  *  - fdatasync is skipped when nothing was written since the last successful one (group commit).
+ *  - A container read, write, sync or punch the host refuses is counted by errno with its offset
+ *    and time (vf_container_error; `vault list` shows them) and answered ENOSPC when the host is
+ *    full, EIO otherwise. A short read or write goes on from where the host stopped; a request is
+ *    answered success only once every byte of it reached the container.
  */
 #include "fuse_internal.h"
 
@@ -49,6 +53,27 @@ void vf_io_error(vf_worker *w, const char *what, int err) {
   pthread_mutex_unlock(&s->life);
 }
 
+int vf_container_error(vf_worker *w, const char *op, int err, int64_t offset) {
+  vf_session *s = w->s;
+  int kind = err == EIO ? VF_CERR_EIO : err == ENOSPC || err == EDQUOT ? VF_CERR_ENOSPC : err == EROFS ? VF_CERR_EROFS : VF_CERR_OTHER;
+  char what[96];
+  atomic_fetch_add(&s->container_errors[kind], 1);
+  pthread_mutex_lock(&s->life);
+  s->last_cerr = (vf_cerr){.op = op, .err = err, .offset = offset, .at_ms = vf_now_ms()};
+  pthread_mutex_unlock(&s->life);
+  if (offset >= 0) {
+    snprintf(what, sizeof what, "%s of the container at offset %lld", op, (long long)offset);
+  } else {
+    snprintf(what, sizeof what, "%s of the container", op);
+  }
+  vf_io_error(w, what, err);
+  /* The served file stands for a block device. A full host is told as such (the loop device turns
+     it into BLK_STS_NOSPC, and the writer's fsync says "No space left on device", as over a full
+     thin pool): the user learns to free space on the host, not to run fsck. Everything else the
+     host said (EIO, EROFS of a host filesystem remounted read-only, ...) is a failed device I/O. */
+  return kind == VF_CERR_ENOSPC ? ENOSPC : EIO;
+}
+
 /* Records a fatal failure of a worker (it exits). The first one is kept. */
 void vf_fatal_error(vf_session *s, const char *what, int err) {
   pthread_mutex_lock(&s->life);
@@ -59,9 +84,12 @@ void vf_fatal_error(vf_session *s, const char *what, int err) {
   pthread_mutex_unlock(&s->life);
 }
 
-static int pread_full(int fd, uint8_t *p, size_t n, uint64_t off) {
+/* Whole-buffer pread: 0, or the errno with *at the file offset where it failed (a short read
+   is retried from where it stopped; end of file is EIO). */
+static int pread_full(int fd, uint8_t *p, size_t n, uint64_t off, uint64_t *at) {
   size_t done = 0;
   while (done < n) {
+    *at = off + done;
     ssize_t r = pread(fd, p + done, n - done, (off_t)(off + done));
     if (r > 0) {
       done += (size_t)r;
@@ -74,9 +102,13 @@ static int pread_full(int fd, uint8_t *p, size_t n, uint64_t off) {
   return 0;
 }
 
-static int pwrite_full(int fd, const uint8_t *p, size_t n, uint64_t off) {
+/* Whole-buffer pwrite: 0, or the errno with *at the file offset where it failed. A short write
+   goes on from where it stopped, so the next pwrite reports why the rest could not be written
+   (ENOSPC, EIO); never success for bytes not written. */
+static int pwrite_full(int fd, const uint8_t *p, size_t n, uint64_t off, uint64_t *at) {
   size_t done = 0;
   while (done < n) {
+    *at = off + done;
     ssize_t r = pwrite(fd, p + done, n - done, (off_t)(off + done));
     if (r > 0) {
       done += (size_t)r;
@@ -216,15 +248,12 @@ static int decrypt_sectors(vf_worker *w, uint8_t *buf, uint64_t first, uint64_t 
 
 /* Reads the stored bytes of data-area range [pos, pos + bytes) (whole sectors) into buf. A range
    that is not whole I/O units is read as its covering units and moved down to buf[0]: buf needs
-   room for those. 0 or EIO. */
+   room for those. 0 or an errno (vf_container_error). */
 static int read_stored(vf_worker *w, uint8_t *buf, uint64_t pos, size_t bytes) {
   vf_session *s = w->s;
-  uint64_t imask = s->io_size - 1, a = pos & ~imask, b = (pos + bytes + imask) & ~imask;
-  int err = pread_full(s->io_fd, buf, (size_t)(b - a), s->data_offset + a);
-  if (err != 0) {
-    vf_io_error(w, "reading the container", err);
-    return EIO; /* the cause stays in stats().lastError; see write_sectors */
-  }
+  uint64_t imask = s->io_size - 1, a = pos & ~imask, b = (pos + bytes + imask) & ~imask, at;
+  int err = pread_full(s->io_fd, buf, (size_t)(b - a), s->data_offset + a, &at);
+  if (err != 0) return vf_container_error(w, "read", err, (int64_t)at);
   if (a != pos) memmove(buf, buf + (pos - a), bytes);
   return 0;
 }
@@ -242,18 +271,12 @@ int vf_read_sectors(vf_worker *w, uint8_t *buf, uint64_t first, uint64_t n) {
 static int write_sectors(vf_worker *w, const uint8_t *buf, uint64_t first, uint64_t n) {
   vf_session *s = w->s;
   size_t bytes = (size_t)(n << s->sector_shift);
-  int err = pwrite_full(s->io_fd, buf, bytes, s->data_offset + (first << s->sector_shift));
+  uint64_t at;
+  int err = pwrite_full(s->io_fd, buf, bytes, s->data_offset + (first << s->sector_shift), &at);
   /* Counted even when it failed part-way: some of it may have reached the file. */
   atomic_fetch_add(&s->write_gen, 1);
-  if (err != 0) {
-    vf_io_error(w, "writing the container", err);
-    /* A block device has a fixed size: failing to store a sector is an I/O error, whatever the
-       host said. Passing ENOSPC on would tell the filesystem inside that *it* is full (df inside
-       shows free space), and the fallback engine already answers EIO. vf_io_error() keeps the cause
-       (stats().lastError). */
-    return EIO;
-  }
-  return 0;
+  /* ENOSPC (a sparse container on a full host) or EIO: see vf_container_error. */
+  return err != 0 ? vf_container_error(w, "write", err, (int64_t)at) : 0;
 }
 
 /*
@@ -354,11 +377,7 @@ int vf_discard_range(vf_worker *w, uint64_t off, uint64_t end) {
   atomic_fetch_add(&s->write_gen, 1); /* the next fsync covers the punch */
   unlock_range(s, l);
   if (err == EOPNOTSUPP || err == ENOSYS) return vf_zero_range(w, a, b);
-  if (err != 0) {
-    vf_io_error(w, "punching a hole in the container", err);
-    return EIO;
-  }
-  return 0;
+  return err != 0 ? vf_container_error(w, "punch", err, (int64_t)(s->data_offset + a)) : 0;
 }
 
 /* fdatasync unless every completed write is already covered by a successful one. */

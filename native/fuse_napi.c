@@ -336,6 +336,37 @@ static bool set_num(napi_env env, napi_value obj, const char *name, double v) {
   return napi_create_double(env, v, &n) == napi_ok && napi_set_named_property(env, obj, name, n) == napi_ok;
 }
 
+/* stats().containerErrors {eio, enospc, erofs, other} and, once one failed, lastContainerError
+   {op, errno, offset, atMs} (offset null for a sync). */
+static bool container_errors(napi_env env, vf_session *s, napi_value obj) {
+  static const char *const names[VF_CERR_KINDS] = {"eio", "enospc", "erofs", "other"};
+  napi_value kinds, last, v;
+  vf_cerr c;
+  if (napi_create_object(env, &kinds) != napi_ok) return false;
+  for (int i = 0; i < VF_CERR_KINDS; i++)
+    if (!set_num(env, kinds, names[i], (double)atomic_load(&s->container_errors[i]))) return false;
+  if (napi_set_named_property(env, obj, "containerErrors", kinds) != napi_ok) return false;
+  pthread_mutex_lock(&s->life);
+  c = s->last_cerr;
+  pthread_mutex_unlock(&s->life);
+  if (c.op == NULL) return true;
+  if (napi_create_object(env, &last) != napi_ok || napi_create_string_utf8(env, c.op, NAPI_AUTO_LENGTH, &v) != napi_ok ||
+      napi_set_named_property(env, last, "op", v) != napi_ok) return false;
+  {
+    const char *name = strerrorname_np(c.err);
+    char num[16];
+    if (name == NULL) {
+      snprintf(num, sizeof num, "E%d", c.err);
+      name = num;
+    }
+    if (napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &v) != napi_ok || napi_set_named_property(env, last, "errno", v) != napi_ok) return false;
+  }
+  if (c.offset < 0 ? napi_get_null(env, &v) != napi_ok || napi_set_named_property(env, last, "offset", v) != napi_ok
+                   : !set_num(env, last, "offset", (double)c.offset))
+    return false;
+  return set_num(env, last, "atMs", (double)c.at_ms) && napi_set_named_property(env, obj, "lastContainerError", last) == napi_ok;
+}
+
 static napi_value stats_session(napi_env env, napi_callback_info info) {
   vf_session *s;
   napi_value obj, str;
@@ -380,6 +411,10 @@ static napi_value stats_session(napi_env env, napi_callback_info info) {
   if (last_error[0] != '\0') {
     CHECK(napi_create_string_utf8(env, last_error, NAPI_AUTO_LENGTH, &str));
     CHECK(napi_set_named_property(env, obj, "lastError", str));
+  }
+  if (!container_errors(env, s, obj)) {
+    vault_throw_napi_failure(env, ADDON_NAME, "napi_set_named_property");
+    return NULL;
   }
   return obj;
 }

@@ -360,8 +360,7 @@ void vf_dispatch(vf_worker *w, const vf_req *r, vf_reply *rep) {
     case FUSE_FLUSH:
     case FUSE_FSYNC:
       err = vf_sync_container(w->s);
-      if (err != 0) vf_io_error(w, "fdatasync of the container", err);
-      return reply_err(rep, err != 0 ? EIO : 0);
+      return reply_err(rep, err != 0 ? vf_container_error(w, "sync", err, -1) : 0);
     case FUSE_FALLOCATE:
       return op_fallocate(w, r, rep);
     default:

@@ -7,7 +7,7 @@ import type { FormatName } from '../formats/types.js';
 import { NO_POLICY, type DismountPolicy } from '../mount/policy.js';
 import type { Route } from '../mount/route.js';
 import type { VolumeStatus } from '../mount/dismount.js';
-import { protectionTripped, type VolumeRecord } from '../mount/state.js';
+import { ioErrorsOf, protectionTripped, type IoErrorReport, type VolumeRecord } from '../mount/state.js';
 import type { FuseTransport } from '../server/protocol.js';
 
 export interface ListedVolume {
@@ -48,6 +48,8 @@ export interface ListedVolume {
   policy: DismountPolicy;
   /** server-died: its server was gone; vault cleaned it up (or its user will) while listing. */
   state: VolumeStatus['state'];
+  /** Reads, writes, syncs and hole punches of the container that the host refused, by errno, and the latest. */
+  ioErrors: IoErrorReport;
 }
 
 export function listedVolume(v: VolumeStatus): ListedVolume {
@@ -74,10 +76,20 @@ export function listedVolume(v: VolumeStatus): ListedVolume {
     mountedAt: r.mountedAt,
     policy: r.policy ?? NO_POLICY,
     state: v.state,
+    ioErrors: ioErrorsOf(r),
   };
 }
 
 export function hiddenProtectionOf(r: VolumeRecord): ListedVolume['hiddenProtection'] {
   if (!r.protectHidden) return 'off';
   return protectionTripped(r) ? 'tripped' : 'on';
+}
+
+/** "I/O errors: 3 (last: ENOSPC writing the container at offset 1234, at <time>)", or '' when none. */
+export function describeIoErrors(e: IoErrorReport): string {
+  if (e.count === 0) return '';
+  const verb = { read: 'reading', write: 'writing', sync: 'syncing', punch: 'punching a hole in' } as Record<string, string>;
+  const l = e.last;
+  const last = l ? ` (last: ${l.errno} ${verb[l.op] ?? l.op} the container${l.offset === null ? '' : ` at offset ${l.offset}`}, at ${l.at})` : '';
+  return `I/O errors: ${e.count}${last}`;
 }

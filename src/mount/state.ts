@@ -9,6 +9,8 @@
  *   /run/vault/<id>/server.log  0600  the volume server's log (no secrets)
  *   /run/vault/<id>/server.pid  0600  "<pid> <start time>" of the volume server, written by the
  *                                     server itself first thing, so debris cleanup can stop it
+ *   /run/vault/<id>/io-errors.json 0600 IoErrorReport: the container I/O that failed, written by the
+ *                                     server when the count changes (`vault list` shows it)
  *   /run/vault/<id>/owner       0600  "<pid> <start time>" of the CLI that is mounting it, so a
  *                                     directory without state.json whose owner died (kill -9
  *                                     mid-mount) is recognised as debris at once
@@ -162,6 +164,39 @@ export function markProtectionTripped(fuseDir: string): void {
 /** Whether a mounted volume's hidden-volume protection refused a write (it is read-only since). */
 export function protectionTripped(r: Pick<VolumeRecord, 'fuseDir'>): boolean {
   return existsSync(path.join(path.dirname(r.fuseDir), PROTECTION_TRIPPED));
+}
+
+const IO_ERRORS = 'io-errors.json';
+
+/** Failed container I/O of a mounted volume, by the host's errno (src/server/io-error-watch.ts). */
+export interface IoErrorReport {
+  count: number;
+  eio: number;
+  enospc: number;
+  erofs: number;
+  other: number;
+  /** The latest: what failed (read, write, sync, punch), the host's errno name, the container
+   *  offset (null for a sync), and when (ISO 8601, UTC). */
+  last: { op: string; errno: string; offset: number | null; at: string } | null;
+}
+
+export const NO_IO_ERRORS: IoErrorReport = { count: 0, eio: 0, enospc: 0, erofs: 0, other: 0, last: null };
+
+/** Written by the volume server whenever its count of failed container I/O changes; replaced whole. */
+export function writeIoErrors(fuseDir: string, report: IoErrorReport): void {
+  const file = path.join(path.dirname(fuseDir), IO_ERRORS);
+  writeFileSync(`${file}.tmp`, JSON.stringify(report) + '\n', { mode: 0o600 });
+  renameSync(`${file}.tmp`, file);
+}
+
+/** A mounted volume's failed container I/O (none when its server never wrote any, or its record is unreadable). */
+export function ioErrorsOf(r: Pick<VolumeRecord, 'fuseDir'>): IoErrorReport {
+  try {
+    const v = JSON.parse(readFileSync(path.join(path.dirname(r.fuseDir), IO_ERRORS), 'utf8')) as IoErrorReport;
+    return typeof v.count === 'number' ? v : NO_IO_ERRORS;
+  } catch {
+    return NO_IO_ERRORS;
+  }
 }
 
 /** The server a volume directory names in server.pid, or null. */

@@ -71,6 +71,23 @@ export interface FuseEnd {
   message?: string;
 }
 
+export interface ContainerErrorCounts {
+  eio: number;
+  enospc: number;
+  erofs: number;
+  other: number;
+}
+
+export interface ContainerError {
+  op: 'read' | 'write' | 'sync' | 'punch';
+  /** The host's errno name, e.g. 'ENOSPC'. */
+  errno: string;
+  /** Byte offset in the container file where it failed; null for a sync. */
+  offset: number | null;
+  /** Wall clock, ms since the epoch. */
+  atMs: number;
+}
+
 export interface FuseStats {
   /** Wall-clock time (ms since the epoch) of the last READ/WRITE/FALLOCATE; the start time before any. */
   lastIoMs: number;
@@ -82,6 +99,11 @@ export interface FuseStats {
   errors: number;
   /** The latest of those failures, without secrets. */
   lastError?: string;
+  /** Failed reads, writes, syncs and hole punches of the container, by the host's errno (EDQUOT
+   *  counts as enospc). A failed write answers ENOSPC for enospc, EIO for every other kind. */
+  containerErrors: ContainerErrorCounts;
+  /** The latest of those; absent before the first. */
+  lastContainerError?: ContainerError;
   /** Whether the container is accessed with O_DIRECT (see FuseServeOptions.directIo). */
   directIo: boolean;
   /** Bytes the container is read and written in: the sector size, or the host's O_DIRECT

@@ -15,6 +15,8 @@ import { isVaultError } from '../errors.js';
 import { writeServerPid } from '../mount/state.js';
 import { watchIdle } from './idle.js';
 import { watchProtection } from './protection-watch.js';
+import { watchIoErrors } from './io-error-watch.js';
+import type { FuseStats } from './fuse-addon.js';
 import { BLOCK_FILE_NAME, MAX_CONFIG_BYTES, SERVER_FD, type FuseTransport, type ServerConfig, type ServerStatus } from './protocol.js';
 
 function log(msg: string): void {
@@ -70,6 +72,7 @@ interface Serving {
   grow(dataSize: number): void;
   /** FuseStats.protectionTripped. */
   protectionTripped(): boolean;
+  stats(): FuseStats;
 }
 
 async function serve(config: ServerConfig, frontend: Promise<typeof import('./native-frontend.js')>): Promise<Serving> {
@@ -87,6 +90,7 @@ async function serve(config: ServerConfig, frontend: Promise<typeof import('./na
     ioBuffersLocked: server.stats().ioBuffersLocked,
     grow: (dataSize) => server.grow(dataSize),
     protectionTripped: () => server.stats().protectionTripped,
+    stats: () => server.stats(),
   };
 }
 
@@ -130,12 +134,14 @@ async function main(): Promise<void> {
       ? null
       : watchIdle({ volumeId: config.volumeId, fuseDir: config.fuseDir, idleSeconds: config.idleSeconds, lastIoMs: serving.lastIoMs, log });
   const protection = config.protectedRange ? watchProtection({ fuseDir: config.fuseDir, tripped: serving.protectionTripped, log }) : null;
+  const ioErrors = watchIoErrors({ fuseDir: config.fuseDir, stats: serving.stats, log });
   let stopping = false;
   const stop = async (why: string) => {
     if (stopping) return;
     stopping = true;
     idle?.stop();
     protection?.stop();
+    ioErrors.stop();
     log(`stopping: ${why}`);
     await serving.stop();
     log('key wiped; exiting');

@@ -108,6 +108,7 @@ describe('the schemas are strict', () => {
     id: '0123abcd', container: '/srv/c.vc', format: 'vault', uuid: null, mountpoint: '/mnt/c', fsType: 'ext4', loopDevice: '/dev/loop3',
     blockFile: '/run/vault/0123abcd/fuse/volume', fuseDir: '/run/vault/0123abcd/fuse', readOnly: false, allowDiscards: false, hiddenProtection: 'off', route: 'root', transport: 'classic',
     ownerUid: 0, serverPid: 42, mountedAt: '2026-01-02T03:04:05.678Z', policy: { dismountOn: ['lock'], idleSeconds: null }, state: 'mounted',
+    ioErrors: { count: 2, eio: 0, enospc: 2, erofs: 0, other: 0, last: { op: 'write', errno: 'ENOSPC', offset: 1048576, at: '2026-01-02T03:04:06.000Z' } },
   };
 
   it('a well-formed record passes; an unknown field, a missing one, a wrong type or an unknown value fails', () => {
@@ -120,6 +121,8 @@ describe('the schemas are strict', () => {
     expect(check('list', [{ ...record, hiddenProtection: true }]).valid).toBe(false);
     expect(check('list', [{ ...record, route: 'teleport' }]).valid).toBe(false);
     expect(check('list', [{ ...record, policy: { dismountOn: ['lunch'], idleSeconds: null } }]).valid).toBe(false);
+    expect(check('list', [{ ...record, ioErrors: { ...record.ioErrors, last: null, count: 0, enospc: 0 } }]).valid).toBe(true);
+    expect(check('list', [{ ...record, ioErrors: { ...record.ioErrors, last: { ...record.ioErrors.last, op: 'scribble' } } }]).valid).toBe(false);
   });
 
   it('info: a keyslot named "id" instead of "slot", or a KDF as a bare string, fails', () => {

@@ -3,9 +3,9 @@ import { listVolumes } from '../../mount/dismount.js';
 import { info, warn } from '../output.js';
 import { formatLabel, type FormatName } from '../../formats/types.js';
 import { NO_POLICY, describePolicy } from '../../mount/policy.js';
-import { inScope, records } from '../../mount/state.js';
 import { actingScope } from '../owner.js';
-import { hiddenProtectionOf, listedVolume } from '../list-json.js';
+import { describeIoErrors, hiddenProtectionOf, listedVolume } from '../list-json.js';
+import { inScope, ioErrorsOf, records } from '../../mount/state.js';
 
 export function registerList(program: Command): void {
   program
@@ -38,6 +38,8 @@ export function registerList(program: Command): void {
           const mode = r.readOnly || protection === 'tripped' ? 'ro' : 'rw';
           const guard = protection === 'on' ? ',hidden-protected' : protection === 'tripped' ? ',hidden-protected (a write into the hidden volume was refused: read-only since)' : '';
           info(`${r.container}  ${formatOf(r.format)}  ${where}  ${r.fsType ?? 'no filesystem'}  ${r.loopDevice ?? ''}  ${mode}${r.allowDiscards ? ',discard' : ''}${guard}  via ${r.route ?? 'root'}${whose}  pid ${r.serverPid}  auto-dismount: ${policy}${state}`);
+          const errors = describeIoErrors(ioErrorsOf(r));
+          if (errors) info(`  ${errors}: the disk under the container failed or is full (README, "Troubleshooting")`);
         }
       }
       if (others > 0 && !o.json) info(`(${others} volume(s) of other users not shown)`);
