@@ -23,7 +23,6 @@ runtime=(liburing2 libgcrypt20 libfido2-1 libtss2-esys-3.0.2-0 libtss2-mu0 libts
 # tmux: test/system/tty.test.ts draws the prompts on a real terminal and reads the screen back.
 # libargon2-1: the independent spec reader (test/support/spec-reader) runs Argon2id through it.
 # swtpm and tpm2-tools: the TPM2 tests run a real software TPM and extend its PCRs with tpm2_pcrextend.
-# libargon2-1: the spec reader (test/support/spec-reader) derives keys with it through ctypes.
 # libfuse3-dev and pkg-config: test/e2e/io-faults.test.ts compiles test/support/faultfs (a fault-injecting
 # FUSE passthrough under the container) with cc at test time.
 test_extra=(libargon2-1 swtpm tpm2-tools tmux fio psmisc python3-cryptography python3-dbusmock dbus-daemon cryptsetup-bin gdb udisks2 polkitd fuse2fs udev man-db zsh fish libfuse3-dev pkg-config)
