@@ -10,7 +10,7 @@ import { headerWrite, type HeaderWriteStep } from '../diagnostics.js';
 import { parseRecoveryKey } from '../crypto/recovery-key.js';
 import { VaultError, isVaultError } from '../errors.js';
 import { CIPHERS, DEFAULT_SECTOR_SIZE, FORMAT_VERSION, HEADER_SIZE, KEYSLOT_COUNT } from '../format/constants.js';
-import { parseHeaderCopy, serializeHeaderCopy } from '../format/header.js';
+import { parseHeaderCopy, serializeHeaderBody, serializeHeaderCopy } from '../format/header.js';
 import { containerFileSize, secondaryOffset, type Geometry } from '../format/layout.js';
 import type { ActiveKeyslot, CopyIndex, Header } from '../format/types.js';
 import { deriveKek } from '../crypto/kdf.js';
@@ -29,16 +29,33 @@ export interface HeaderCopies {
   secondary: CopyRead;
 }
 
-/** Reads and validates both copies (spec §6 "Reading"). Never throws for bad bytes. */
+/**
+ * Reads and validates both copies (spec §6 "Reading", §7). Never throws for bad bytes.
+ *
+ * The primary is at offset 0; it must fit the file. The secondary is looked for at the end of the
+ * file and, when the primary is valid and places it elsewhere, also at the primary's
+ * `data_offset + data_size` (an interrupted resize, or bytes appended to the file). A secondary
+ * copy must describe the place it was read from; when both places hold one, the newer is used.
+ */
 export function readHeaderCopies(c: ContainerFile): HeaderCopies {
-  const primary = tryParse(readAtSync(c.fd, HEADER_SIZE, 0), 0);
-  let secondary = tryParse(readAtSync(c.fd, HEADER_SIZE, c.size - HEADER_SIZE), 1);
-  if (primary.ok) {
-    const expectedAt = secondaryOffset(primary.header);
-    if (!secondary.ok && expectedAt !== c.size - HEADER_SIZE && expectedAt + HEADER_SIZE <= c.size)
-      secondary = tryParse(readAtSync(c.fd, HEADER_SIZE, expectedAt), 1);
-  }
-  return { primary, secondary };
+  let primary = tryParse(readAtSync(c.fd, HEADER_SIZE, 0), 0);
+  if (primary.ok && containerFileSize(primary.header) > c.size)
+    primary = { ok: false, error: new VaultError('truncated', `primary header describes ${containerFileSize(primary.header)} bytes, more than the file's ${c.size}`) };
+  const atEnd = readSecondaryAt(c, c.size - HEADER_SIZE);
+  if (!primary.ok) return { primary, secondary: atEnd };
+  const expectedAt = secondaryOffset(primary.header);
+  if (expectedAt === c.size - HEADER_SIZE) return { primary, secondary: atEnd };
+  const atPrimarys = readSecondaryAt(c, expectedAt);
+  if (!atEnd.ok) return { primary, secondary: atPrimarys.ok ? atPrimarys : atEnd };
+  return { primary, secondary: atPrimarys.ok && atPrimarys.header.sequence >= atEnd.header.sequence ? atPrimarys : atEnd };
+}
+
+/** A secondary copy read at `offset`: valid only when its own `data_offset + data_size` is that offset (spec §7 step 6). */
+function readSecondaryAt(c: ContainerFile, offset: number): CopyRead {
+  const r = tryParse(readAtSync(c.fd, HEADER_SIZE, offset), 1);
+  if (r.ok && secondaryOffset(r.header) !== offset)
+    return { ok: false, error: new VaultError('invalid-field', `secondary header at offset ${offset} places itself at ${secondaryOffset(r.header)} (data offset + data size)`) };
+  return r;
 }
 
 function tryParse(bytes: Buffer, copy: CopyIndex): CopyRead {
@@ -60,18 +77,64 @@ export function candidateHeaders(c: ContainerFile, copies: HeaderCopies): { cand
   for (const r of [copies.primary, copies.secondary]) if (!r.ok) warnings.push(r.error.message);
   if (valid.length === 0) throw noUsableHeader(c, copies);
   valid.sort((a, b) => (a.sequence === b.sequence ? a.copy - b.copy : a.sequence > b.sequence ? -1 : 1));
-  // A copy describing more bytes than the file holds means a truncated file, or a forged copy (its
-  // checksum recomputed, so only its MAC would tell). Skip such a copy and say "truncated" only when
-  // no copy fits: a forged primary must not lock out an authentic secondary (found by the fuzzer).
-  const fits = valid.filter((h) => containerFileSize(h) <= c.size);
-  if (fits.length === 0)
-    throw new VaultError('truncated', `${c.path} is truncated: the header describes ${containerFileSize(valid[0]!)} bytes, the file has ${c.size}`);
-  for (const h of valid)
-    if (!fits.includes(h)) warnings.push(`${h.copy === 0 ? 'primary' : 'secondary'} header describes ${containerFileSize(h)} bytes, more than the file's ${c.size}`);
-  const [newest, other] = fits;
+  const [newest, other] = valid;
+  // Spec §6 "Agreement": the uuid is the container's identity, checked before any key derivation.
+  if (newest && other && !newest.uuid.equals(other.uuid)) throw copiesDisagree(c, `they name two containers (${formatUuid(newest.uuid)} and ${formatUuid(other.uuid)})`);
   if (newest && other && other.sequence < newest.sequence)
-    warnings.push(`${other.copy === 0 ? 'primary' : 'secondary'} header is older than the other copy`);
-  return { candidates: fits, warnings };
+    warnings.push(`${other.copy === 0 ? 'primary' : 'secondary'} header is older than the other copy (sequence ${other.sequence} < ${newest.sequence}); \`vault header repair\` rewrites it`);
+  return { candidates: valid, warnings };
+}
+
+function copiesDisagree(c: ContainerFile, why: string): VaultError {
+  return new VaultError(
+    'copies-disagree',
+    `the two header copies of ${c.path} disagree: ${why}`,
+    'the container was not modified; restore a header backup of it with `vault header restore`',
+  );
+}
+
+/**
+ * Spec §6 "Agreement", after unlocking: every other valid copy that authenticates under the same
+ * master key must describe the same container as the one that opened. Copies of one sequence are
+ * identical but for `copy`; copies of different sequences (an interrupted resize) may differ in
+ * `data_size` and in keyslots, flags and their areas, never in uuid, cipher, sector size or data offset.
+ * A copy that does not authenticate is not used (a warning; a repair rewrites it).
+ */
+function checkAgreement(c: ContainerFile, opened: Header, others: Header[], masterKey: Uint8Array, warnings: string[]): void {
+  for (const o of others) {
+    const name = o.copy === 0 ? 'primary' : 'secondary';
+    if (!macVerifies(masterKey, o)) {
+      warnings.push(`${name} header does not authenticate with the key that opened the other copy (damaged, altered, or left by an interrupted re-encryption); it is not used, and \`vault header repair\` rewrites it`);
+      continue;
+    }
+    if (o.sequence === opened.sequence) {
+      if (!serializeHeaderBody({ ...o, copy: 0 }).equals(serializeHeaderBody({ ...opened, copy: 0 })))
+        throw copiesDisagree(c, `both are authentic with sequence ${o.sequence} but differ (${geometryDiff(opened, o) || 'keyslots or flags'})`);
+    } else {
+      const diff = geometryDiff(opened, o, false);
+      if (diff) throw copiesDisagree(c, `both are authentic but differ in ${diff}`);
+    }
+  }
+}
+
+function geometryDiff(a: Header, b: Header, withSize = true): string {
+  const d: string[] = [];
+  if (a.version !== b.version) d.push(`version ${a.version} / ${b.version}`);
+  if (a.cipher !== b.cipher) d.push(`cipher ${a.cipher} / ${b.cipher}`);
+  if (a.sectorSize !== b.sectorSize) d.push(`sector size ${a.sectorSize} / ${b.sectorSize}`);
+  if (a.dataOffset !== b.dataOffset) d.push(`data offset ${a.dataOffset} / ${b.dataOffset}`);
+  if (withSize && a.dataSize !== b.dataSize) d.push(`data size ${a.dataSize} / ${b.dataSize}`);
+  return d.join(', ');
+}
+
+function macVerifies(masterKey: Uint8Array, h: Header): boolean {
+  try {
+    verifyHeaderMac(masterKey, h);
+    return true;
+  } catch (e) {
+    if (isVaultError(e, 'header-tampered')) return false;
+    throw e;
+  }
 }
 
 function noUsableHeader(c: ContainerFile, copies: HeaderCopies): VaultError {
@@ -85,6 +148,7 @@ function noUsableHeader(c: ContainerFile, copies: HeaderCopies): VaultError {
     );
   const version = errors.find((e) => e?.code === 'unsupported-version');
   if (version) return version;
+  if (p?.code === 'truncated') return new VaultError('truncated', `${c.path} is truncated: ${p.message}`, 'restore the container from a backup copy of the whole file');
   return new VaultError(
     'headers-damaged',
     `both headers of ${c.path} are damaged (primary: ${p?.message ?? 'ok'}; secondary: ${s?.message ?? 'ok'})`,
@@ -120,6 +184,12 @@ export async function unlockContainer(c: ContainerFile, kdfInput: Uint8Array, on
   const { candidates, warnings } = candidateHeaders(c, readHeaderCopies(c));
   if (!allowReencrypt && candidates[0]!.reencrypt) throw unfinishedReencryption(c.path);
   const u = await unlockTyped(candidates, warnings, kdfInput, onlySlot);
+  try {
+    checkAgreement(c, u.header, candidates.filter((h) => h !== u.header), u.masterKey, u.warnings);
+  } catch (e) {
+    wipe(u.masterKey, u.newMasterKey);
+    throw e;
+  }
   if (!allowReencrypt && u.header.reencrypt) {
     wipe(u.masterKey);
     throw unfinishedReencryption(c.path);
