@@ -81,7 +81,7 @@ export function candidateHeaders(c: ContainerFile, copies: HeaderCopies): { cand
   // Spec §6 "Agreement": the uuid is the container's identity, checked before any key derivation.
   if (newest && other && !newest.uuid.equals(other.uuid)) throw copiesDisagree(c, `they name two containers (${formatUuid(newest.uuid)} and ${formatUuid(other.uuid)})`);
   if (newest && other && other.sequence < newest.sequence)
-    warnings.push(`${other.copy === 0 ? 'primary' : 'secondary'} header is older than the other copy (sequence ${other.sequence} < ${newest.sequence}); \`vault header repair\` rewrites it`);
+    warnings.push(`${copyName(other)} header is older than the other copy (sequence ${other.sequence} < ${newest.sequence})`);
   return { candidates: valid, warnings };
 }
 
@@ -102,7 +102,7 @@ function copiesDisagree(c: ContainerFile, why: string): VaultError {
  */
 function checkAgreement(c: ContainerFile, opened: Header, others: Header[], masterKey: Uint8Array, warnings: string[]): void {
   for (const o of others) {
-    const name = o.copy === 0 ? 'primary' : 'secondary';
+    const name = copyName(o);
     if (!macVerifies(masterKey, o)) {
       warnings.push(`${name} header does not authenticate with the key that opened the other copy (damaged, altered, or left by an interrupted re-encryption); it is not used, and \`vault header repair\` rewrites it`);
       continue;
@@ -115,6 +115,10 @@ function checkAgreement(c: ContainerFile, opened: Header, others: Header[], mast
       if (diff) throw copiesDisagree(c, `both are authentic but differ in ${diff}`);
     }
   }
+}
+
+function copyName(h: Header): string {
+  return h.copy === 0 ? 'primary' : 'secondary';
 }
 
 function geometryDiff(a: Header, b: Header, withSize = true): string {
@@ -137,6 +141,7 @@ function macVerifies(masterKey: Uint8Array, h: Header): boolean {
   }
 }
 
+/** Neither copy is valid: the one class spec §6 "Reading" names for the pair. */
 function noUsableHeader(c: ContainerFile, copies: HeaderCopies): VaultError {
   const errors = [copies.primary, copies.secondary].map((r) => (r.ok ? null : r.error));
   const [p, s] = errors;
@@ -146,8 +151,8 @@ function noUsableHeader(c: ContainerFile, copies: HeaderCopies): VaultError {
       `${c.path} is not a vault container (neither header copy has a vault signature)`,
       'if it is one whose headers were overwritten, restore a header backup with `vault header restore`',
     );
-  const version = errors.find((e) => e?.code === 'unsupported-version');
-  if (version) return version;
+  const newer = errors.find((e) => e?.code === 'unsupported-version') ?? errors.find((e) => e?.code === 'unsupported-feature');
+  if (newer) return newer;
   if (p?.code === 'truncated') return new VaultError('truncated', `${c.path} is truncated: ${p.message}`, 'restore the container from a backup copy of the whole file');
   return new VaultError(
     'headers-damaged',
@@ -164,6 +169,8 @@ export interface UnlockResult {
   warnings: string[];
   /** A header flagged for re-encryption (spec §13): the new master key, from the same slot's staged wrap. */
   newMasterKey?: Uint8Array;
+  /** The copies tried before `header` whose MAC failed (already warned about). */
+  failedMac?: Header[];
 }
 
 /** The error for a container whose re-encryption is unfinished, for every command but those that finish it. */
@@ -185,7 +192,7 @@ export async function unlockContainer(c: ContainerFile, kdfInput: Uint8Array, on
   if (!allowReencrypt && candidates[0]!.reencrypt) throw unfinishedReencryption(c.path);
   const u = await unlockTyped(candidates, warnings, kdfInput, onlySlot);
   try {
-    checkAgreement(c, u.header, candidates.filter((h) => h !== u.header), u.masterKey, u.warnings);
+    checkAgreement(c, u.header, candidates.filter((h) => h !== u.header && !u.failedMac?.includes(h)), u.masterKey, u.warnings);
   } catch (e) {
     wipe(u.masterKey, u.newMasterKey);
     throw e;
@@ -235,6 +242,13 @@ export async function unlockHeaders(candidates: Header[], warnings: string[], kd
   let tampered: VaultError | null = null;
   let anyActive = false;
   let anyActiveAtAll = false;
+  const failedMac: Header[] = [];
+  const opened = (header: Header, masterKey: Uint8Array, slot: number, newMasterKey?: Uint8Array): UnlockResult => {
+    for (const h of candidates.slice(0, candidates.indexOf(header)))
+      if (!failedMac.includes(h))
+        warnings.push(`opened with the older ${copyName(header)} header (sequence ${header.sequence}): the newer ${copyName(h)} header (sequence ${h.sequence}) does not accept this secret; a header update was interrupted (or that copy altered), and \`vault header repair\` makes the older copy's keyslots current in both`);
+    return { header, masterKey, slot, warnings, failedMac, ...(newMasterKey ? { newMasterKey } : {}) };
+  };
   try {
     for (const header of candidates) {
       for (let i = 0; i < KEYSLOT_COUNT; i++) {
@@ -251,16 +265,17 @@ export async function unlockHeaders(candidates: Header[], warnings: string[], kd
           wipe(mk);
           if (!isVaultError(e, 'header-tampered')) throw e;
           tampered = e;
+          failedMac.push(header);
           warnings.push(e.message);
           break; // this copy cannot be trusted; try the other copy
         }
-        if (!header.reencrypt) return { header, masterKey: mk, slot: i, warnings };
+        if (!header.reencrypt) return opened(header, mk, i);
         const newMasterKey = openKeyslot(kek, header.uuid, i, { ...slot, ...header.reencrypt.staged[i]! });
         if (!newMasterKey || !halvesDiffer(newMasterKey)) {
           wipe(mk);
           throw new VaultError('header-tampered', `keyslot ${i} does not open its staged new master key`, 'restore a header backup with `vault header restore`');
         }
-        return { header, masterKey: mk, slot: i, warnings, newMasterKey };
+        return opened(header, mk, i, newMasterKey);
       }
     }
   } finally {
