@@ -65,6 +65,30 @@ describe('spec/vectors', () => {
       expect(classes, c).toContain(c);
   });
 
+  it('say what happened: the fallback warnings and the copies-disagree error of spec §6', async () => {
+    const open = async (name: string, pass = 'vault conformance vector') => {
+      const file = path.join(tmp, `say-${name}.vol`);
+      writeFileSync(file, gunzipSync(readFileSync(path.join(DIR, `containers/${name}.vol.gz`))));
+      const c = openContainer(file, true);
+      try {
+        const u = await unlockContainer(c, buildKdfInput(Buffer.from(pass)));
+        u.masterKey.fill(0);
+        return u.warnings.join('\n');
+      } catch (e) {
+        if (!isVaultError(e)) throw e;
+        return `${e.code}: ${e.message} (${e.hint})`;
+      } finally {
+        closeContainer(c);
+      }
+    };
+    expect(await open('ok-interrupted-passwd')).toMatch(/opened with the older secondary header \(sequence 1\): the newer primary header \(sequence 2\) does not accept this secret.*vault header repair/);
+    expect(await open('ok-interrupted-passwd', 'the new passphrase')).toMatch(/^secondary header is older than the other copy \(sequence 1 < 2\)$/);
+    expect(await open('ok-primary-tampered')).toMatch(/primary header failed authentication/);
+    expect(await open('copies-disagree-uuid')).toMatch(/^copies-disagree: the two header copies of .* disagree: they name two containers .*vault header restore/);
+    expect(await open('copies-disagree-size')).toMatch(/authentic with sequence 1 but differ \(data size 8192 \/ 16384\)/);
+    expect(await open('copies-disagree-sector-size')).toMatch(/both are authentic but differ in sector size 512 \/ 4096/);
+  });
+
   it.each(manifest.header_copies.map((v) => [v.name, v] as const))('header copy %s', (_name, v) => {
     const bytes = readFileSync(path.join(DIR, v.file));
     let got = 'ok';
