@@ -63,6 +63,8 @@ describe('spec/vectors', () => {
     const classes = new Set([...manifest.containers.flatMap((c) => c.cases.map((x) => x.expect)), ...manifest.header_copies.map((c) => c.expect)]);
     for (const c of ['ok', 'truncated', 'not-a-container', 'unsupported-version', 'checksum-mismatch', 'unsupported-feature', 'invalid-field', 'kdf-bounds', 'headers-damaged', 'copies-disagree', 'no-keyslot', 'wrong-passphrase', 'header-tampered'])
       expect(classes, c).toContain(c);
+    const readme = readFileSync(path.join(DIR, 'README.md'), 'utf8');
+    for (const v of [...manifest.containers, ...manifest.header_copies]) expect(readme, `README.md does not list ${v.name}`).toContain(`| \`${v.name}\` |`);
   });
 
   it('say what happened: the fallback warnings and the copies-disagree error of spec §6', async () => {
