@@ -5,7 +5,7 @@
  * parser (§7 steps 1–6). The committed files must be exactly what the generator writes.
  */
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
@@ -56,6 +56,8 @@ describe('spec/vectors', () => {
   it('are exactly what test/fixtures/make-vectors.ts writes', async () => {
     const files = await vectorFiles();
     expect([...files.keys()].sort()).toEqual(['manifest.json', ...manifest.containers.map((c) => c.file), ...manifest.header_copies.map((c) => c.file)].sort());
+    const onDisk = ['containers', 'copies'].flatMap((d) => readdirSync(path.join(DIR, d)).map((f) => `${d}/${f}`));
+    expect(onDisk.sort()).toEqual([...files.keys()].filter((f) => f !== 'manifest.json').sort());
     for (const [name, bytes] of files) expect(readFileSync(path.join(DIR, name)).equals(bytes), `${name} differs from the generator's output`).toBe(true);
   });
 
