@@ -22,7 +22,7 @@ import { readAtSync, writeAllSync } from './fd-io.js';
 import type { ContainerFile } from './container-file.js';
 
 /** Result of reading one copy: a validated header, or the reason it is unusable. */
-export type CopyRead = { ok: true; header: Header } | { ok: false; error: VaultError };
+export type CopyRead = { ok: true; header: Header } | { ok: false; error: VaultError; /** a well-formed primary that does not fit the file */ tooLarge?: Header };
 
 export interface HeaderCopies {
   primary: CopyRead;
@@ -40,7 +40,7 @@ export interface HeaderCopies {
 export function readHeaderCopies(c: ContainerFile): HeaderCopies {
   let primary = tryParse(readAtSync(c.fd, HEADER_SIZE, 0), 0);
   if (primary.ok && containerFileSize(primary.header) > c.size)
-    primary = { ok: false, error: new VaultError('truncated', `primary header describes ${containerFileSize(primary.header)} bytes, more than the file's ${c.size}`) };
+    primary = { ok: false, tooLarge: primary.header, error: new VaultError('truncated', `primary header describes ${containerFileSize(primary.header)} bytes, more than the file's ${c.size}`) };
   const atEnd = readSecondaryAt(c, c.size - HEADER_SIZE);
   if (!primary.ok) return { primary, secondary: atEnd };
   const expectedAt = secondaryOffset(primary.header);
@@ -151,8 +151,13 @@ function noUsableHeader(c: ContainerFile, copies: HeaderCopies): VaultError {
       `${c.path} is not a vault container (neither header copy has a vault signature)`,
       'if it is one whose headers were overwritten, restore a header backup with `vault header restore`',
     );
-  const newer = errors.find((e) => e?.code === 'unsupported-version') ?? errors.find((e) => e?.code === 'unsupported-feature');
-  if (newer) return newer;
+  const version = errors.find((e) => e?.code === 'unsupported-version');
+  if (version) return version;
+  if (errors.some((e) => e?.code === 'unsupported-feature'))
+    return new VaultError('unsupported-feature', `${c.path} uses a feature this vault does not know (primary: ${p?.message}; secondary: ${s?.message})`, 'upgrade vault to open it; it was not modified');
+  const primary = copies.primary;
+  if (!primary.ok && primary.tooLarge)
+    return new VaultError('truncated', `${c.path} is truncated: the header describes ${containerFileSize(primary.tooLarge)} bytes, the file has ${c.size}`, 'restore the container from a backup copy of the whole file');
   if (p?.code === 'truncated') return new VaultError('truncated', `${c.path} is truncated: ${p.message}`, 'restore the container from a backup copy of the whole file');
   return new VaultError(
     'headers-damaged',
