@@ -10,7 +10,7 @@ import { headerWrite, type HeaderWriteStep } from '../diagnostics.js';
 import { parseRecoveryKey } from '../crypto/recovery-key.js';
 import { VaultError, isVaultError } from '../errors.js';
 import { CIPHERS, DEFAULT_SECTOR_SIZE, FORMAT_VERSION, HEADER_SIZE, KEYSLOT_COUNT } from '../format/constants.js';
-import { parseHeaderCopy, serializeHeaderBody, serializeHeaderCopy } from '../format/header.js';
+import { parseHeaderCopy, serializeHeaderCopy } from '../format/header.js';
 import { containerFileSize, secondaryOffset, type Geometry } from '../format/layout.js';
 import type { ActiveKeyslot, CopyIndex, Header } from '../format/types.js';
 import { deriveKek } from '../crypto/kdf.js';
@@ -18,6 +18,7 @@ import { emptyKeyslot, openKeyslot } from '../crypto/keyslot.js';
 import { computeHeaderMac, halvesDiffer, verifyHeaderMac } from '../crypto/master-key.js';
 import { wipe } from '../crypto/wipe.js';
 import { readAtSync, writeAllSync } from './fd-io.js';
+import { checkAgreement, copiesDisagree, copyName } from './header-agreement.js';
 
 import type { ContainerFile } from './container-file.js';
 
@@ -83,62 +84,6 @@ export function candidateHeaders(c: ContainerFile, copies: HeaderCopies): { cand
   if (newest && other && other.sequence < newest.sequence)
     warnings.push(`${copyName(other)} header is older than the other copy (sequence ${other.sequence} < ${newest.sequence})`);
   return { candidates: valid, warnings };
-}
-
-function copiesDisagree(c: ContainerFile, why: string): VaultError {
-  return new VaultError(
-    'copies-disagree',
-    `the two header copies of ${c.path} disagree: ${why}`,
-    'the container was not modified; restore a header backup of it with `vault header restore`',
-  );
-}
-
-/**
- * Spec §6 "Agreement", after unlocking: every other valid copy that authenticates under the same
- * master key must describe the same container as the one that opened. Copies of one sequence are
- * identical but for `copy`; copies of different sequences (an interrupted resize) may differ in
- * `data_size` and in keyslots, flags and their areas, never in uuid, cipher, sector size or data offset.
- * A copy that does not authenticate is not used (a warning; a repair rewrites it).
- */
-function checkAgreement(c: ContainerFile, opened: Header, others: Header[], masterKey: Uint8Array, warnings: string[]): void {
-  for (const o of others) {
-    const name = copyName(o);
-    if (!macVerifies(masterKey, o)) {
-      warnings.push(`${name} header does not authenticate with the key that opened the other copy (damaged, altered, or left by an interrupted re-encryption); it is not used, and \`vault header repair\` rewrites it`);
-      continue;
-    }
-    if (o.sequence === opened.sequence) {
-      if (!serializeHeaderBody({ ...o, copy: 0 }).equals(serializeHeaderBody({ ...opened, copy: 0 })))
-        throw copiesDisagree(c, `both are authentic with sequence ${o.sequence} but differ (${geometryDiff(opened, o) || 'keyslots or flags'})`);
-    } else {
-      const diff = geometryDiff(opened, o, false);
-      if (diff) throw copiesDisagree(c, `both are authentic but differ in ${diff}`);
-    }
-  }
-}
-
-function copyName(h: Header): string {
-  return h.copy === 0 ? 'primary' : 'secondary';
-}
-
-function geometryDiff(a: Header, b: Header, withSize = true): string {
-  const d: string[] = [];
-  if (a.version !== b.version) d.push(`version ${a.version} / ${b.version}`);
-  if (a.cipher !== b.cipher) d.push(`cipher ${a.cipher} / ${b.cipher}`);
-  if (a.sectorSize !== b.sectorSize) d.push(`sector size ${a.sectorSize} / ${b.sectorSize}`);
-  if (a.dataOffset !== b.dataOffset) d.push(`data offset ${a.dataOffset} / ${b.dataOffset}`);
-  if (withSize && a.dataSize !== b.dataSize) d.push(`data size ${a.dataSize} / ${b.dataSize}`);
-  return d.join(', ');
-}
-
-function macVerifies(masterKey: Uint8Array, h: Header): boolean {
-  try {
-    verifyHeaderMac(masterKey, h);
-    return true;
-  } catch (e) {
-    if (isVaultError(e, 'header-tampered')) return false;
-    throw e;
-  }
 }
 
 /** Neither copy is valid: the one class spec §6 "Reading" names for the pair. */
