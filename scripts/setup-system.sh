@@ -21,8 +21,9 @@ runtime=(liburing2 libgcrypt20 libfido2-1 libtss2-esys-3.0.2-0 libtss2-mu0 libts
 # man-db (it brings groff-base): the install test renders the installed man page with `man -l`.
 # zsh and fish: the completion test checks `vault completion zsh|fish` with the real shells.
 # tmux: test/system/tty.test.ts draws the prompts on a real terminal and reads the screen back.
+# libargon2-1: the independent spec reader (test/support/spec-reader) runs Argon2id through it.
 # swtpm and tpm2-tools: the TPM2 tests run a real software TPM and extend its PCRs with tpm2_pcrextend.
-test_extra=(swtpm tpm2-tools tmux fio psmisc python3-cryptography python3-dbusmock dbus-daemon cryptsetup-bin gdb udisks2 polkitd fuse2fs udev man-db zsh fish)
+test_extra=(libargon2-1 swtpm tpm2-tools tmux fio psmisc python3-cryptography python3-dbusmock dbus-daemon cryptsetup-bin gdb udisks2 polkitd fuse2fs udev man-db zsh fish)
 # The bench's rootless setups (vault-udisks, vault-fuse2fs) run the same daemons as the rootless tests.
 bench_extra=(fio gocryptfs dbus-daemon udisks2 polkitd fuse2fs udev)
 
