@@ -16,6 +16,7 @@ export type ErrorCode =
   | 'invalid-field'
   | 'header-tampered'
   | 'headers-damaged'
+  | 'copies-disagree'
   | 'kdf-bounds'
   // keys
   | 'wrong-password'

@@ -29,6 +29,7 @@ const BY_CODE: Record<ErrorCode, number> = {
   'invalid-field': EXIT.notContainer,
   'header-tampered': EXIT.notContainer,
   'headers-damaged': EXIT.notContainer,
+  'copies-disagree': EXIT.notContainer,
   'wrong-password': EXIT.wrongPassword,
   'no-keyslot': EXIT.wrongPassword,
   'token-refused': EXIT.wrongPassword,

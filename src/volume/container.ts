@@ -18,27 +18,45 @@ import { emptyKeyslot, openKeyslot } from '../crypto/keyslot.js';
 import { computeHeaderMac, halvesDiffer, verifyHeaderMac } from '../crypto/master-key.js';
 import { wipe } from '../crypto/wipe.js';
 import { readAtSync, writeAllSync } from './fd-io.js';
+import { checkAgreement, copiesDisagree, copyName } from './header-agreement.js';
 
 import type { ContainerFile } from './container-file.js';
 
 /** Result of reading one copy: a validated header, or the reason it is unusable. */
-export type CopyRead = { ok: true; header: Header } | { ok: false; error: VaultError };
+export type CopyRead = { ok: true; header: Header } | { ok: false; error: VaultError; /** a well-formed primary that does not fit the file */ tooLarge?: Header };
 
 export interface HeaderCopies {
   primary: CopyRead;
   secondary: CopyRead;
 }
 
-/** Reads and validates both copies (spec §6 "Reading"). Never throws for bad bytes. */
+/**
+ * Reads and validates both copies (spec §6 "Reading", §7). Never throws for bad bytes.
+ *
+ * The primary is at offset 0; it must fit the file. The secondary is looked for at the end of the
+ * file and, when the primary is valid and places it elsewhere, also at the primary's
+ * `data_offset + data_size` (an interrupted resize, or bytes appended to the file). A secondary
+ * copy must describe the place it was read from; when both places hold one, the newer is used.
+ */
 export function readHeaderCopies(c: ContainerFile): HeaderCopies {
-  const primary = tryParse(readAtSync(c.fd, HEADER_SIZE, 0), 0);
-  let secondary = tryParse(readAtSync(c.fd, HEADER_SIZE, c.size - HEADER_SIZE), 1);
-  if (primary.ok) {
-    const expectedAt = secondaryOffset(primary.header);
-    if (!secondary.ok && expectedAt !== c.size - HEADER_SIZE && expectedAt + HEADER_SIZE <= c.size)
-      secondary = tryParse(readAtSync(c.fd, HEADER_SIZE, expectedAt), 1);
-  }
-  return { primary, secondary };
+  let primary = tryParse(readAtSync(c.fd, HEADER_SIZE, 0), 0);
+  if (primary.ok && containerFileSize(primary.header) > c.size)
+    primary = { ok: false, tooLarge: primary.header, error: new VaultError('truncated', `primary header describes ${containerFileSize(primary.header)} bytes, more than the file's ${c.size}`) };
+  const atEnd = readSecondaryAt(c, c.size - HEADER_SIZE);
+  if (!primary.ok) return { primary, secondary: atEnd };
+  const expectedAt = secondaryOffset(primary.header);
+  if (expectedAt === c.size - HEADER_SIZE) return { primary, secondary: atEnd };
+  const atPrimarys = readSecondaryAt(c, expectedAt);
+  if (!atEnd.ok) return { primary, secondary: atPrimarys.ok ? atPrimarys : atEnd };
+  return { primary, secondary: atPrimarys.ok && atPrimarys.header.sequence >= atEnd.header.sequence ? atPrimarys : atEnd };
+}
+
+/** A secondary copy read at `offset`: valid only when its own `data_offset + data_size` is that offset (spec §7 step 6). */
+function readSecondaryAt(c: ContainerFile, offset: number): CopyRead {
+  const r = tryParse(readAtSync(c.fd, HEADER_SIZE, offset), 1);
+  if (r.ok && secondaryOffset(r.header) !== offset)
+    return { ok: false, error: new VaultError('invalid-field', `secondary header at offset ${offset} places itself at ${secondaryOffset(r.header)} (data offset + data size)`) };
+  return r;
 }
 
 function tryParse(bytes: Buffer, copy: CopyIndex): CopyRead {
@@ -60,20 +78,15 @@ export function candidateHeaders(c: ContainerFile, copies: HeaderCopies): { cand
   for (const r of [copies.primary, copies.secondary]) if (!r.ok) warnings.push(r.error.message);
   if (valid.length === 0) throw noUsableHeader(c, copies);
   valid.sort((a, b) => (a.sequence === b.sequence ? a.copy - b.copy : a.sequence > b.sequence ? -1 : 1));
-  // A copy describing more bytes than the file holds means a truncated file, or a forged copy (its
-  // checksum recomputed, so only its MAC would tell). Skip such a copy and say "truncated" only when
-  // no copy fits: a forged primary must not lock out an authentic secondary (found by the fuzzer).
-  const fits = valid.filter((h) => containerFileSize(h) <= c.size);
-  if (fits.length === 0)
-    throw new VaultError('truncated', `${c.path} is truncated: the header describes ${containerFileSize(valid[0]!)} bytes, the file has ${c.size}`);
-  for (const h of valid)
-    if (!fits.includes(h)) warnings.push(`${h.copy === 0 ? 'primary' : 'secondary'} header describes ${containerFileSize(h)} bytes, more than the file's ${c.size}`);
-  const [newest, other] = fits;
+  const [newest, other] = valid;
+  // Spec §6 "Agreement": the uuid is the container's identity, checked before any key derivation.
+  if (newest && other && !newest.uuid.equals(other.uuid)) throw copiesDisagree(c, `they name two containers (${formatUuid(newest.uuid)} and ${formatUuid(other.uuid)})`);
   if (newest && other && other.sequence < newest.sequence)
-    warnings.push(`${other.copy === 0 ? 'primary' : 'secondary'} header is older than the other copy`);
-  return { candidates: fits, warnings };
+    warnings.push(`${copyName(other)} header is older than the other copy (sequence ${other.sequence} < ${newest.sequence})`);
+  return { candidates: valid, warnings };
 }
 
+/** Neither copy is valid: the one class spec §6 "Reading" names for the pair. */
 function noUsableHeader(c: ContainerFile, copies: HeaderCopies): VaultError {
   const errors = [copies.primary, copies.secondary].map((r) => (r.ok ? null : r.error));
   const [p, s] = errors;
@@ -85,6 +98,12 @@ function noUsableHeader(c: ContainerFile, copies: HeaderCopies): VaultError {
     );
   const version = errors.find((e) => e?.code === 'unsupported-version');
   if (version) return version;
+  if (errors.some((e) => e?.code === 'unsupported-feature'))
+    return new VaultError('unsupported-feature', `${c.path} uses a feature this vault does not know (primary: ${p?.message}; secondary: ${s?.message})`, 'upgrade vault to open it; it was not modified');
+  const primary = copies.primary;
+  if (!primary.ok && primary.tooLarge)
+    return new VaultError('truncated', `${c.path} is truncated: the header describes ${containerFileSize(primary.tooLarge)} bytes, the file has ${c.size}`, 'restore the container from a backup copy of the whole file');
+  if (p?.code === 'truncated') return new VaultError('truncated', `${c.path} is truncated: ${p.message}`, 'restore the container from a backup copy of the whole file');
   return new VaultError(
     'headers-damaged',
     `both headers of ${c.path} are damaged (primary: ${p?.message ?? 'ok'}; secondary: ${s?.message ?? 'ok'})`,
@@ -100,6 +119,8 @@ export interface UnlockResult {
   warnings: string[];
   /** A header flagged for re-encryption (spec §13): the new master key, from the same slot's staged wrap. */
   newMasterKey?: Uint8Array;
+  /** The copies tried before `header` whose MAC failed (already warned about). */
+  failedMac?: Header[];
 }
 
 /** The error for a container whose re-encryption is unfinished, for every command but those that finish it. */
@@ -120,6 +141,12 @@ export async function unlockContainer(c: ContainerFile, kdfInput: Uint8Array, on
   const { candidates, warnings } = candidateHeaders(c, readHeaderCopies(c));
   if (!allowReencrypt && candidates[0]!.reencrypt) throw unfinishedReencryption(c.path);
   const u = await unlockTyped(candidates, warnings, kdfInput, onlySlot);
+  try {
+    checkAgreement(c, u.header, candidates.filter((h) => h !== u.header && !u.failedMac?.includes(h)), u.masterKey, u.warnings);
+  } catch (e) {
+    wipe(u.masterKey, u.newMasterKey);
+    throw e;
+  }
   if (!allowReencrypt && u.header.reencrypt) {
     wipe(u.masterKey);
     throw unfinishedReencryption(c.path);
@@ -165,6 +192,13 @@ export async function unlockHeaders(candidates: Header[], warnings: string[], kd
   let tampered: VaultError | null = null;
   let anyActive = false;
   let anyActiveAtAll = false;
+  const failedMac: Header[] = [];
+  const opened = (header: Header, masterKey: Uint8Array, slot: number, newMasterKey?: Uint8Array): UnlockResult => {
+    for (const h of candidates.slice(0, candidates.indexOf(header)))
+      if (!failedMac.includes(h))
+        warnings.push(`opened with the older ${copyName(header)} header (sequence ${header.sequence}): the newer ${copyName(h)} header (sequence ${h.sequence}) does not accept this secret; a header update was interrupted (or that copy altered), and \`vault header repair\` makes the older copy's keyslots current in both`);
+    return { header, masterKey, slot, warnings, failedMac, ...(newMasterKey ? { newMasterKey } : {}) };
+  };
   try {
     for (const header of candidates) {
       for (let i = 0; i < KEYSLOT_COUNT; i++) {
@@ -181,16 +215,17 @@ export async function unlockHeaders(candidates: Header[], warnings: string[], kd
           wipe(mk);
           if (!isVaultError(e, 'header-tampered')) throw e;
           tampered = e;
+          failedMac.push(header);
           warnings.push(e.message);
           break; // this copy cannot be trusted; try the other copy
         }
-        if (!header.reencrypt) return { header, masterKey: mk, slot: i, warnings };
+        if (!header.reencrypt) return opened(header, mk, i);
         const newMasterKey = openKeyslot(kek, header.uuid, i, { ...slot, ...header.reencrypt.staged[i]! });
         if (!newMasterKey || !halvesDiffer(newMasterKey)) {
           wipe(mk);
           throw new VaultError('header-tampered', `keyslot ${i} does not open its staged new master key`, 'restore a header backup with `vault header restore`');
         }
-        return { header, masterKey: mk, slot: i, warnings, newMasterKey };
+        return opened(header, mk, i, newMasterKey);
       }
     }
   } finally {

@@ -13,7 +13,8 @@
  *   wrote at that position; an unlock succeeds only with that key holder's secret, and returns a
  *   copy byte-identical to one it wrote (a whole authentic copy of another container unlocks that
  *   container, with its own passphrase: that is not tampering);
- * - with the right secret, a container with one copy untouched and its size unchanged still opens.
+ * - with the right secret, a container with one copy untouched and its size unchanged still opens,
+ *   unless the other copy is valid and names another container (copies-disagree, spec §6).
  *
  * No vitest here: the unit test and the standalone runner (run.ts) share it.
  */
@@ -45,7 +46,7 @@ export const KDF_BUDGET_KIB_PASSES = 64 * 1024;
 export const CASE_TIMEOUT_MS = 10_000;
 
 const PARSE_CODES = new Set<ErrorCode>(['truncated', 'not-a-container', 'unsupported-version', 'checksum-mismatch', 'unsupported-feature', 'invalid-field', 'kdf-bounds']);
-const UNLOCK_CODES = new Set<ErrorCode>([...PARSE_CODES, 'headers-damaged', 'header-tampered', 'wrong-password', 'no-keyslot']);
+const UNLOCK_CODES = new Set<ErrorCode>([...PARSE_CODES, 'headers-damaged', 'header-tampered', 'copies-disagree', 'wrong-password', 'no-keyslot']);
 
 export interface Base extends BaseInfo {
   name: string;
@@ -281,6 +282,8 @@ export async function runCase(ctx: FuzzContext, index: number): Promise<void> {
         if (!owner.secrets.get(slot)?.equals(secret.input)) violation(ctx, `unlocked slot ${slot} of ${owner.name} with a secret that is not its own`);
       }
       if (m.kind === 'truncate') violation(ctx, 'unlocked a truncated container');
+    } else if (outcome.label === 'unlock refused: copies-disagree') {
+      if (!namesTwoContainers(base, written)) violation(ctx, 'copies-disagree reported although the valid copies name one container');
     } else if (rightSecret && untouched && m.kind !== 'truncate' && outcome.label !== 'unlock declined: in-bounds KDF above the fuzz budget')
       violation(ctx, `the right secret failed (${outcome.label}) although a copy was untouched and the size unchanged`);
   } finally {
@@ -293,6 +296,20 @@ export async function runCase(ctx: FuzzContext, index: number): Promise<void> {
   stats.cases++;
   if (ms > stats.slowestCaseMs) stats.slowestCaseMs = ms;
   if ((stats.cases & 255) === 0) sampleMemory(stats);
+}
+
+/**
+ * Whether the copies on disk are both valid and carry different uuids: spec §6 "Agreement" then
+ * refuses the container before any key derivation, even with one copy untouched (the only
+ * exception to availability; a mutation cannot make an authentic copy disagree, the MAC forbids it).
+ */
+function namesTwoContainers(base: Base, written: (Buffer | null)[]): boolean {
+  try {
+    const [p, s] = ([0, 1] as const).map((i) => parseHeaderCopy(written[i] ?? base.copies[i], i));
+    return !p!.uuid.equals(s!.uuid);
+  } catch {
+    return false;
+  }
 }
 
 export function sampleMemory(stats: Stats): void {

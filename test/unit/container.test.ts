@@ -1,11 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, openSync, writeSync, closeSync, fsyncSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, openSync, writeSync, closeSync, fsyncSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { buildKdfInput } from '../../src/crypto/kdf.js';
 import { createKeyslot } from '../../src/crypto/keyslot.js';
 import { generateMasterKey } from '../../src/crypto/master-key.js';
-import { OFF, SLOT_OFF, KEYSLOT_SIZE } from '../../src/format/constants.js';
+import { FORMAT_VERSION, OFF, SLOT_OFF, KEYSLOT_SIZE } from '../../src/format/constants.js';
 import { containerFileSize, geometryForSize } from '../../src/format/layout.js';
 import { newHeader, readHeaderCopies, unlockContainer, writeHeaderUpdate, writeInitialHeaders } from '../../src/volume/container.js';
 import { closeContainer, openContainer } from '../../src/volume/container-file.js';
@@ -51,13 +51,30 @@ function patch(file: string, offset: number, f: (b: Buffer) => void, checksum = 
 }
 
 describe('container unlock', () => {
-  it('opens the committed v1 fixtures (old versions keep opening)', async () => {
-    for (const [f, p] of [['v1-4096.vol', 'vault fixture v1'], ['v1-512.vol', 'vault fixture v1 (512)']] as const) {
-      const c = openContainer(new URL(`../fixtures/v1/${f}`, import.meta.url).pathname, true);
-      const r = await unlockContainer(c, pw(p));
-      expect(r.warnings).toEqual([]);
-      expect(r.slot).toBe(0);
-      closeContainer(c);
+  it('opens every committed fixture of every format version (spec §11: old versions keep opening)', async () => {
+    const PASSPHRASES: Record<string, string> = {
+      'v1/v1-4096.vol': 'vault fixture v1',
+      'v1/v1-512.vol': 'vault fixture v1 (512)',
+      'v1/v1-reencrypt.vol': 'vault fixture v1 reencrypt',
+      'v1/v1-tokens.vol': 'vault fixture v1 tokens',
+    };
+    const root = new URL('../fixtures/', import.meta.url).pathname;
+    const versions = readdirSync(root).filter((d) => /^v\d+$/.test(d));
+    for (let v = 1; v <= FORMAT_VERSION; v++) expect(versions, `no fixture of format version ${v}`).toContain(`v${v}`);
+    const files = versions.flatMap((d) => readdirSync(path.join(root, d)).filter((f) => f.endsWith('.vol')).map((f) => `${d}/${f}`));
+    expect(files.sort()).toEqual(Object.keys(PASSPHRASES).sort()); // a new fixture needs its passphrase here
+    for (const f of files) {
+      const c = openContainer(path.join(root, f), true);
+      try {
+        // allowReencrypt: the re-encryption fixture is flagged; unlocking it reads and writes nothing
+        const r = await unlockContainer(c, pw(PASSPHRASES[f]!), undefined, true);
+        expect(`v${r.header.version}`, f).toBe(f.split('/')[0]);
+        expect(r.warnings, f).toEqual([]);
+        expect(r.slot, f).toBe(0);
+        r.masterKey.fill(0);
+      } finally {
+        closeContainer(c);
+      }
     }
   });
 
