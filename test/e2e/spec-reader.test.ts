@@ -7,9 +7,10 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { appendFileSync, copyFileSync, existsSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
+import { appendFileSync, copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { FIXTURES, fixturePlaintext } from '../fixtures/make-v1.js';
 import { REENCRYPT_FIXTURE } from '../fixtures/make-reencrypt.js';
 import { TOKENS_FIXTURE } from '../fixtures/make-tokens.js';
@@ -32,8 +33,12 @@ interface ReaderResult {
 }
 
 /** Runs the spec reader on `container` with `secret` on stdin; its output file's bytes. */
+/** Where the reader's outputs go: never beside the committed fixtures. */
+const OUT_DIR = mkdtempSync(path.join(tmpdir(), 'vault-spec-reader-'));
+afterAll(() => rmSync(OUT_DIR, { recursive: true, force: true }));
+
 function specRead(container: string, secret: string, args: string[] = []): ReaderResult {
-  const out = `${container}.plain`;
+  const out = path.join(OUT_DIR, `${path.basename(container)}.plain`);
   writeFileSync(out, '');
   const r = spawnSync(PYTHON, [READER, container, out, ...args], { input: secret, encoding: 'utf8', timeout: 60_000 });
   if (r.error) throw r.error;
