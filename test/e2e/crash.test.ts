@@ -11,7 +11,7 @@
  *  - Each header-changing command is killed at a random moment: the container still opens with the
  *    old or the new secret. (keys.test.ts kills them deterministically at each write step too.)
  *
- * CI runs VAULT_CRASH_ROUNDS=6 (the default); `npm run test:long` runs 100.
+ * CI runs VAULT_CRASH_ROUNDS=4 (the default); `npm run test:long` runs 100.
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -20,7 +20,7 @@ import { describe, expect, it } from 'vitest';
 import { rng } from '../support/rng.js';
 import { CLI, FAST_KDF, e2eSuite, execAsync, leftovers, ok, serverPidOf, vault } from './harness.js';
 
-const ROUNDS = Number(process.env.VAULT_CRASH_ROUNDS ?? 6);
+const ROUNDS = Number(process.env.VAULT_CRASH_ROUNDS ?? 4);
 const suite = e2eSuite('crash');
 
 const CHUNK_MIB = 4;

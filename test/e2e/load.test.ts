@@ -3,7 +3,7 @@
  * while the others are busy, `vault list` fast with eight mounted, and many mount/dismount cycles
  * that leak nothing (loop devices, FUSE mounts, processes, descriptors, state).
  *
- * CI runs VAULT_MOUNT_CYCLES=40 (the default); `npm run test:long` runs 1000.
+ * CI runs VAULT_MOUNT_CYCLES=24 (the default); `npm run test:long` runs 1000.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readlinkSync } from 'node:fs';
@@ -11,7 +11,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CLI, FAST_KDF, RUN_DIR, e2eSuite, execAsync, leftovers, ok, vault } from './harness.js';
 
-const CYCLES = Number(process.env.VAULT_MOUNT_CYCLES ?? 40);
+const CYCLES = Number(process.env.VAULT_MOUNT_CYCLES ?? 24);
 const VOLUMES = 8;
 const suite = e2eSuite('load');
 
