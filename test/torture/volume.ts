@@ -9,7 +9,9 @@
  */
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
+import { progress } from '../../bench/lib/log.js';
 import { run } from '../../bench/lib/proc.js';
+import { fuseOverIoUring, setFuseOverIoUring } from '../../src/system/capabilities.js';
 import type { Rootless } from '../../bench/lib/rootless.js';
 import type { VaultCli } from '../../bench/lib/vault.js';
 
@@ -55,9 +57,17 @@ export class TortureVolume {
     return new TortureVolume('root', o.transport, container, o.rootCli, null, mp);
   }
 
-  /** Mounts the container's ext4; returns where. */
+  /**
+   * Mounts the container's ext4; returns where. For io_uring it switches the kernel's enable_uring
+   * on again if it is off: the switch is machine-wide, and another session's test may have put it
+   * back between two mounts of a long run (whoever switched it on first restores it at the end).
+   */
   async mount(): Promise<string> {
     if (this.mountpoint) return this.mountpoint;
+    if (this.transport === 'io_uring' && fuseOverIoUring() === 'off') {
+      progress('enable_uring was switched off (by someone else) since the last mount: switched on again');
+      setFuseOverIoUring(true);
+    }
     if (this.rootless) {
       await this.rootless.ensureSetup();
       await this.rootless.vault.mount(this.container, null, this.transport, { via: 'udisks' });
