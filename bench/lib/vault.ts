@@ -141,6 +141,15 @@ export class VaultCli {
     return (await this.execOk(args, { input: PASSPHRASE, transport })).ms;
   }
 
+  /**
+   * `vault mount C --no-filesystem`: only the decrypted block device, for a check of the
+   * filesystem on it (e2fsck -fn); returns its path. Dismount it by that path.
+   */
+  async attachRaw(container: string, transport: Transport = 'classic'): Promise<string> {
+    const r = await this.execOk(['mount', container, '--no-filesystem', '--password-stdin'], { input: PASSPHRASE, transport });
+    return r.stdout.trim().split('\n').pop()!.trim();
+  }
+
   /** Dismounts one volume this run mounted (by mount point or container); ms. */
   async dismount(target: string, force = false): Promise<number> {
     return (await this.execOk(['dismount', target, ...(force ? ['--force'] : [])], { cleanup: true, timeoutMs: 5 * 60_000 })).ms;
