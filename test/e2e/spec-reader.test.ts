@@ -84,8 +84,9 @@ describe('spec reader on the committed fixtures', () => {
     expectRead(specRead(t, `${TOKENS_FIXTURE.recoveryKey}\n`), want);
     expectRead(specRead(t, TOKENS_FIXTURE.tpm2Secret, ['--raw-secret']), want);
     expectRead(specRead(t, TOKENS_FIXTURE.fido2Secret, ['--raw-secret']), want);
-    // §14.5: a passphrase is never tried on a TPM2 or FIDO2 slot (their secrets are not typed).
-    expect(specRead(t, TOKENS_FIXTURE.tpm2Secret, ['--slot', '2']).status).toBe(EXIT.wrongPassphrase);
+    // §14.5: a passphrase is never tried on a TPM2 or FIDO2 slot (their secrets are not typed), so
+    // limited to one, it has no slot to be tried on (§7 `no-keyslot`).
+    expect(specRead(t, TOKENS_FIXTURE.tpm2Secret, ['--slot', '2']).status).toBe(EXIT.noKeyslot);
     // A re-encryption stopped half-way is refused (§13.2), and read as it will be once finished (§13.5).
     const r = path.join(FIXTURE_DIR, REENCRYPT_FIXTURE.file);
     expect(specRead(r, REENCRYPT_FIXTURE.password).status).toBe(EXIT.feature);
