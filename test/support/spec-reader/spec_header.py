@@ -194,8 +194,8 @@ def _check_payload(kind, pl, where):
     rp_len = pl[1]
     if not 1 <= rp_len <= 64 or len(pl) < 2 + rp_len + 2:
         bad('rp_len')
-    if not all(0x20 <= b <= 0x7e for b in pl[2:2 + rp_len]):
-        bad('rp_id is not printable ASCII')
+    if not all(0x21 <= b <= 0x7e for b in pl[2:2 + rp_len]):
+        bad('rp_id is not printable ASCII without space (§14.4)')
     cred_len = struct.unpack_from('<H', pl, 2 + rp_len)[0]
     if not 1 <= cred_len <= 1023 or len(pl) != 2 + rp_len + 2 + cred_len + 32:
         bad('cred_len / payload length')

@@ -11,6 +11,8 @@ MODHEX = 'cbdefghijklnrtuv'
 
 
 def recovery_key(pw):
+    if len(pw) > 128:  # §14.2: at most 128 bytes of input
+        return None
     try:
         s = pw.decode('ascii').replace(' ', '').replace('-', '').lower()
     except UnicodeDecodeError:
