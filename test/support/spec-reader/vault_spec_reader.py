@@ -11,7 +11,7 @@ spec_reencrypt.py (§13), this file (the data area, §8, and the command line).
 
 usage: vault_spec_reader.py CONTAINER OUTPUT [--keyfile F ...] [--slot N] [--raw-secret]
                             [--reencrypt-view]
-       vault_spec_reader.py --copy primary|secondary COPY
+       vault_spec_reader.py --copy primary|secondary COPY...
 The secret is read from standard input, all of it less exactly one trailing newline (§4.2), as
 vault's --password-stdin. With --raw-secret, stdin holds the hex of a token slot's 32-byte secret
 (§14: TPM2/FIDO2 secrets, which a reader gets from a device); it is tried as P on those tokens' slots.
@@ -19,8 +19,9 @@ A 64-character modhex input (spaces and '-' removed, any case) is a recovery key
 With --reencrypt-view a container part-way through a re-encryption (§13) is read as it would be
 after the run finished, computed in memory, nothing written; without it such a container is refused.
 
-With --copy, one header copy alone (4096 bytes, as in spec/vectors/copies) is validated with §7 steps
-1–6 as if read at that position; its place in a file is not checked.
+With --copy, header copies alone (4096 bytes each, as in spec/vectors/copies) are validated with §7
+steps 1–6 as if read at that position (their place in a file is not checked); stdout gets one line
+`<class or ok><TAB><file>` per copy.
 
 Exit codes: 0 success, and one per failure class (spec_failures.FAILURES: spec §7's class names, plus
 usage, io-error, refused-secret and journal-damaged); the class and a message go to stderr as one line
@@ -103,23 +104,31 @@ def read_secret(opts):
     return ([('recovery', rk)] if rk is not None else []) + [('passphrase', kdf_input(pw, opts['keyfiles']))]
 
 
-def check_copy(where, path):
-    """--copy: §7 steps 1–6 on one header copy alone (spec/vectors/copies); no place in a file."""
+def check_copies(where, paths):
+    """--copy: §7 steps 1–6 on header copies alone (spec/vectors/copies); no place in a file. One line
+    `<class or ok>\t<file>` per file on stdout; the exit code is that of the last failure, or 0."""
     if where not in ('primary', 'secondary'):
         _usage('--copy needs primary or secondary')
-    try:
-        with open(path, 'rb') as fh:
-            raw = fh.read(4096)
-    except OSError as e:
-        raise Failure('io-error', f'{path}: {e.strerror}')
-    c = parse_copy(raw, where, 0)
-    sys.stderr.write(f'spec-reader: ok: a valid {where} copy, uuid {c.uuid_text()}, sequence {c.sequence}\n')
-    return 0
+    rc = 0
+    for path in paths:
+        try:
+            with open(path, 'rb') as fh:
+                raw = fh.read(4096)
+            c = parse_copy(raw, where, 0)
+            sys.stdout.write(f'ok\t{path}\n')
+            sys.stderr.write(f'spec-reader: ok: {path}: a valid {where} copy, uuid {c.uuid_text()}\n')
+        except OSError as e:
+            raise Failure('io-error', f'{path}: {e.strerror}')
+        except Failure as f:
+            sys.stdout.write(f'{f.cls}\t{path}\n')
+            sys.stderr.write(f'spec-reader: {f.cls}: {path}: {f}\n')
+            rc = FAILURES[f.cls]
+    return rc
 
 
 def main(argv):
     if argv[:1] == ['--copy']:
-        return check_copy(*(argv[1:3] if len(argv) == 3 else _usage('--copy needs POSITION FILE')))
+        return check_copies(argv[1] if len(argv) > 2 else _usage('--copy needs POSITION FILE...'), argv[2:])
     opts = parse_args(argv)
     self_test()
     container, output = opts['pos']
