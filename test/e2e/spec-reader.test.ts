@@ -20,8 +20,8 @@ const READER = path.join(ROOT, 'test/support/spec-reader/vault_spec_reader.py');
 /** The system's Python (the reader needs its standard library only); a pyenv shim on PATH costs ~1 s a run. */
 const PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
 const FIXTURE_DIR = path.join(ROOT, 'test/fixtures/v1');
-/** The reader's exit codes (FAILURES in vault_spec_reader.py). */
-const EXIT = { wrongPassphrase: 3, truncated: 10, notContainer: 11, version: 12, checksum: 13, feature: 14, tampered: 16, noActiveKeyslot: 17, refused: 18 };
+/** The reader's exit codes (FAILURES in spec_failures.py: spec §7's failure classes). */
+const EXIT = { wrongPassphrase: 3, truncated: 10, notContainer: 11, version: 12, feature: 14, tampered: 16, noKeyslot: 17, refused: 18, headersDamaged: 21 };
 const PW = 'spec reader test passphrase';
 /** A passphrase shaped like a recovery key (§14.2): 64 modhex characters, still a passphrase. */
 const MODHEX_PW = 'cbdefghijklnrtuv'.repeat(4);
@@ -84,8 +84,9 @@ describe('spec reader on the committed fixtures', () => {
     expectRead(specRead(t, `${TOKENS_FIXTURE.recoveryKey}\n`), want);
     expectRead(specRead(t, TOKENS_FIXTURE.tpm2Secret, ['--raw-secret']), want);
     expectRead(specRead(t, TOKENS_FIXTURE.fido2Secret, ['--raw-secret']), want);
-    // §14.5: a passphrase is never tried on a TPM2 or FIDO2 slot (their secrets are not typed).
-    expect(specRead(t, TOKENS_FIXTURE.tpm2Secret, ['--slot', '2']).status).toBe(EXIT.wrongPassphrase);
+    // §14.5: a passphrase is never tried on a TPM2 or FIDO2 slot (their secrets are not typed), so
+    // limited to one, it has no slot to be tried on (§7 `no-keyslot`).
+    expect(specRead(t, TOKENS_FIXTURE.tpm2Secret, ['--slot', '2']).status).toBe(EXIT.noKeyslot);
     // A re-encryption stopped half-way is refused (§13.2), and read as it will be once finished (§13.5).
     const r = path.join(FIXTURE_DIR, REENCRYPT_FIXTURE.file);
     expect(specRead(r, REENCRYPT_FIXTURE.password).status).toBe(EXIT.feature);
@@ -104,15 +105,15 @@ describe('spec reader on the committed fixtures', () => {
     damage(file, 0);
     const r = specRead(file, f.password);
     expectRead(r, want);
-    expect(r.stderr).toMatch(/checksum mismatch: primary copy: SHA-256 checksum mismatch/);
+    expect(r.stderr).toMatch(/checksum-mismatch: primary copy: SHA-256 checksum mismatch/);
     damage(file, secondary);
-    expect(specRead(file, f.password).status).toBe(EXIT.checksum);
+    expect(specRead(file, f.password).status).toBe(EXIT.headersDamaged); // §6 "Reading": neither copy valid
     // A newer primary whose checksum was recomputed but whose MAC fails is tampered: not used.
     fresh();
     reseal(file, 0, newerSequence);
     const t = specRead(file, f.password);
     expectRead(t, want);
-    expect(t.stderr).toMatch(/tampered: primary copy: header MAC mismatch/);
+    expect(t.stderr).toMatch(/header-tampered: primary copy: header MAC mismatch/);
     reseal(file, secondary, newerSequence);
     expect(specRead(file, f.password).status).toBe(EXIT.tampered);
     // §6: bytes appended to the file: the secondary is also looked for where the primary puts it.
@@ -120,11 +121,11 @@ describe('spec reader on the committed fixtures', () => {
     appendFileSync(file, Buffer.alloc(4096, 0x5a));
     const a = specRead(file, f.password);
     expectRead(a, want);
-    expect(a.stderr).toMatch(/invalid header copy: not a container: secondary copy/);
+    expect(a.stderr, 'the appended bytes are not a copy: the secondary is the one at X').not.toMatch(/warning/);
     // §3: a header without an active keyslot is reported as such, whatever the secret.
     fresh();
     for (const at of [0, secondary]) reseal(file, at, (copy) => (copy[128] = 0));
-    expect(specRead(file, f.password).status).toBe(EXIT.noActiveKeyslot);
+    expect(specRead(file, f.password).status).toBe(EXIT.noKeyslot);
     fresh();
     const b = readFileSync(file);
     b.writeUInt16LE(2, 8);
@@ -133,8 +134,11 @@ describe('spec reader on the committed fixtures', () => {
     expect(specRead(file, f.password).status).toBe(EXIT.version);
     writeFileSync(file, Buffer.alloc(3 << 20, 7));
     expect(specRead(file, f.password).status).toBe(EXIT.notContainer);
-    truncateSync(file, 4000);
+    fresh();
+    truncateSync(file, (1 << 20) + 4096); // the primary no longer fits the file
     expect(specRead(file, f.password).status).toBe(EXIT.truncated);
+    truncateSync(file, 8191); // §6: too small to hold two copies
+    expect(specRead(file, f.password).status).toBe(EXIT.notContainer);
   });
 });
 

@@ -45,7 +45,7 @@ class Xts:
         for enc in (0, 1):
             ctx = self.ctx[enc] = _crypto.EVP_CIPHER_CTX_new()
             if _crypto.EVP_CipherInit_ex(ctx, _cipher(b'AES-256-XTS'), None, key, bytes(16), enc) != 1:
-                raise Failure('tampered', 'OpenSSL refused the XTS key')
+                raise Failure('header-tampered', 'OpenSSL refused the XTS key')
 
     def _run(self, enc, sector_index, data):
         iv = sector_index.to_bytes(16, 'little')
@@ -138,7 +138,7 @@ def hkdf_sha256(ikm, salt, info, length):
 
 
 def self_test():
-    """Known answers, so a broken binding fails loudly instead of as a 'wrong passphrase'."""
+    """Known answers, so a broken binding fails loudly instead of as a 'wrong-passphrase'."""
     k = bytes(range(32))
     n = bytes.fromhex('000000090000004a0000000031415927')
     want = '82413b4227b27bfed30e42508a877d73a0f9e4d58a74a853c12ec41326d3ecdc'

@@ -39,32 +39,45 @@ def zero(b):
 
 
 def _invalid(where, msg):
-    raise Failure('invalid field', f'{where} copy: {msg}')
+    raise Failure('invalid-field', f'{where} copy: {msg}')
 
 
-def parse_copy(raw, where, offset, file_size):
-    """§7 steps 1–6 for the copy read at `offset`; `where` is 'primary' or 'secondary'."""
+def parse_copy(raw, where, offset, file_size=None):
+    """§7 steps 1–6 for the copy read at `offset`; `where` is 'primary' or 'secondary'. With
+    `file_size` None (a copy alone, spec/vectors/copies) its place in a file is not checked."""
     if len(raw) < HEADER:
         raise Failure('truncated', f'{where} copy: only {len(raw)} of 4096 bytes at offset {offset}')
     if raw[0:8] != b'VAULTVOL':
-        raise Failure('not a container', f'{where} copy: no VAULTVOL magic at offset {offset}')
+        raise Failure('not-a-container', f'{where} copy: no VAULTVOL magic at offset {offset}')
     version, header_size = struct.unpack_from('<HH', raw, 8)
     if version > 1:
-        raise Failure('unsupported version', f'{where} copy: format version {version} (this reader knows 1)')
+        raise Failure('unsupported-version', f'{where} copy: format version {version} (this reader knows 1)')
     if version == 0:
         _invalid(where, 'version 0')
     if header_size != HEADER:
         _invalid(where, f'header_size {header_size}, not 4096')
     if hashlib.sha256(raw[:4064]).digest() != raw[4064:4096]:
-        raise Failure('checksum mismatch', f'{where} copy: SHA-256 checksum mismatch (damaged)')
+        raise Failure('checksum-mismatch', f'{where} copy: SHA-256 checksum mismatch (damaged)')
     c = Copy(raw, where, offset)
     if c.flags & ~(FLAG_REENCRYPT | FLAG_TOKENS):
-        raise Failure('unsupported feature', f'{where} copy: unknown flags 0x{c.flags:08x}')
-    _check_structure(c, where, offset, file_size)
+        raise Failure('unsupported-feature', f'{where} copy: unknown flags 0x{c.flags:08x}')
+    _check_structure(c, where)
+    if file_size is not None:
+        _check_place(c, where, offset, file_size)
     return c
 
 
-def _check_structure(c, where, offset, file_size):
+def _check_place(c, where, offset, file_size):
+    """The end of §7 step 6 (§6 "Reading")."""
+    end = c.data_offset + c.data_size
+    if where == 'secondary' and end != offset:
+        _invalid(where, f'describes a secondary copy at {end}, read at {offset}')
+    if where == 'primary' and end + HEADER > file_size:
+        raise Failure('truncated', f'primary copy: the file ({file_size} bytes) is shorter than its geometry '
+                                   f'({end + HEADER} bytes)')
+
+
+def _check_structure(c, where):
     raw = c.raw
     if raw[40:72] != b'aes-256-xts' + bytes(21):
         _invalid(where, 'cipher is not aes-256-xts')
@@ -85,12 +98,6 @@ def _check_structure(c, where, offset, file_size):
         _invalid(where, 'reserved bytes 97-127 not zero')
     if c.sequence < 1:
         _invalid(where, 'sequence 0')
-    # Geometry against the place the copy was read from (see QUESTIONS.md, Q1/Q2).
-    if where == 'secondary' and c.data_offset + c.data_size != offset:
-        _invalid(where, f'describes a secondary copy at {c.data_offset + c.data_size}, read at {offset}')
-    if c.data_offset + c.data_size + HEADER > file_size:
-        raise Failure('truncated', f'{where} copy: the file ({file_size} bytes) is shorter than its geometry '
-                                   f'({c.data_offset + c.data_size + HEADER} bytes)', step=6)
     for i, s in enumerate(c.slots):
         if s[0] not in (0, 1):
             _invalid(where, f'keyslot {i} state {s[0]}')
@@ -113,12 +120,9 @@ def _check_slot(s, i, where):
         _invalid(where, f'keyslot {i} kdf {kdf}')
     if not zero(s[2:4]) or not zero(s[152:160]):
         _invalid(where, f'keyslot {i} reserved bytes not zero')
-    if not 1 <= p <= 16:
-        _invalid(where, f'keyslot {i} parallelism {p}')
-    if not (1024 <= m <= 4194304 and m >= 8 * p):
-        _invalid(where, f'keyslot {i} memory {m} KiB')
-    if not 1 <= t <= 64:
-        _invalid(where, f'keyslot {i} iterations {t}')
+    if not 1 <= p <= 16 or not (1024 <= m <= 4194304 and m >= 8 * p) or not 1 <= t <= 64:
+        raise Failure('kdf-bounds', f'{where} copy: keyslot {i} asks for Argon2id m={m} KiB, t={t}, p={p}, '
+                                    'outside the bounds of spec §3')
 
 
 def _check_reencrypt_area(c, where):
@@ -190,8 +194,8 @@ def _check_payload(kind, pl, where):
     rp_len = pl[1]
     if not 1 <= rp_len <= 64 or len(pl) < 2 + rp_len + 2:
         bad('rp_len')
-    if not all(0x20 <= b <= 0x7e for b in pl[2:2 + rp_len]):
-        bad('rp_id is not printable ASCII')
+    if not all(0x21 <= b <= 0x7e for b in pl[2:2 + rp_len]):
+        bad('rp_id is not printable ASCII without space (§14.4)')
     cred_len = struct.unpack_from('<H', pl, 2 + rp_len)[0]
     if not 1 <= cred_len <= 1023 or len(pl) != 2 + rp_len + 2 + cred_len + 32:
         bad('cred_len / payload length')
@@ -201,27 +205,49 @@ def read_at(fd, offset, n):
     try:
         return os.pread(fd, n, offset)
     except OSError as e:
-        raise Failure('io error', f'reading {n} bytes at {offset}: {e.strerror}')
+        raise Failure('io-error', f'reading {n} bytes at {offset}: {e.strerror}')
 
 
 def candidate_copies(fd, file_size):
-    """§6 "Reading": the valid copies, newest first, and the failures of the invalid ones."""
-    found, failures = [], []
+    """§6 "Reading": the valid copies, newest first (the primary first on a tie), and the failures
+    of the invalid ones; raises the one class of §6 when neither copy is valid."""
+    if file_size < 2 * HEADER:
+        raise Failure('not-a-container', f'a file of {file_size} bytes cannot hold two header copies')
 
     def take(where, offset):
         try:
-            found.append(parse_copy(read_at(fd, offset, HEADER) if offset >= 0 else b'', where, offset, file_size))
+            return parse_copy(read_at(fd, offset, HEADER), where, offset, file_size), None
         except Failure as f:
-            failures.append(f)
+            return None, f
 
-    take('primary', 0)
+    prim, pf = take('primary', 0)
     end = file_size - HEADER
-    if end >= HEADER:  # a secondary copy cannot overlap the primary (QUESTIONS.md Q8)
-        take('secondary', end)
-    else:
-        failures.append(Failure('truncated', f'file of {file_size} bytes has no room for a secondary copy'))
-    prim = next((c for c in found if c.where == 'primary'), None)
+    sec, sf = take('secondary', end)
     if prim and prim.data_offset + prim.data_size != end:
-        take('secondary', prim.data_offset + prim.data_size)
-    # Decreasing sequence, the primary first on a tie (sorted() is stable).
+        at_x, xf = take('secondary', prim.data_offset + prim.data_size)
+        # Both valid: the larger sequence, the one at X on a tie. One valid: that one.
+        if at_x and (not sec or at_x.sequence >= sec.sequence):
+            sec, sf = at_x, None
+        elif not sec:
+            sf = xf
+    found = [c for c in (prim, sec) if c]
+    failures = [f for f in (pf, sf) if f]
+    if not found:
+        raise _neither_valid(pf, sf)
     return sorted(found, key=lambda c: -c.sequence), failures
+
+
+def _neither_valid(pf, sf):
+    """§6 "Reading": the first class that applies when neither copy is valid."""
+    classes = (pf.cls, sf.cls)
+    both = f'primary: {pf}; secondary: {sf}'
+    if classes == ('not-a-container', 'not-a-container'):
+        return Failure('not-a-container', f'neither header copy has the VAULTVOL magic ({both})')
+    for cls, what in (('unsupported-version', 'a format version newer than 1'),
+                      ('unsupported-feature', 'a feature flag this reader does not know')):
+        if cls in classes:
+            return Failure(cls, f'a header copy has {what}, written by a newer vault ({both})')
+    if pf.cls == 'truncated':
+        return Failure('truncated', f'the file is shorter than the container ({both})')
+    return Failure('headers-damaged', f'both header copies are damaged ({both}); '
+                                      'restore them from a header backup (spec §10)')

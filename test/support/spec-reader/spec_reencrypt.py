@@ -62,7 +62,7 @@ def reencrypt_view(fd, out, c, mk_old, kek, slot):
     staged = c.raw[1416 + 104 * slot:1416 + 104 * (slot + 1)]
     mk_new = xchacha20poly1305_decrypt(kek, staged[0:24], staged[24:104], slot_aad(c, slot))
     if mk_new is None or mk_new[:32] == mk_new[32:] or mk_new == mk_old:
-        raise Failure('tampered', f'keyslot {slot}: the staged wrap does not open to a usable new master key')
+        raise Failure('header-tampered', f'keyslot {slot}: the staged wrap does not open to a usable new master key')
     k_journal = hkdf_sha256(mk_old + mk_new, c.uuid, b'vault-reencrypt-journal-v1', 32)
     blocks = [read_at(fd, off, RECORD_BLOCK) for off, _ in JOURNAL]
     records = [r for r in (_record(b, k_journal, c.data_size) for b in blocks) if r]
@@ -70,7 +70,7 @@ def reencrypt_view(fd, out, c, mk_old, kek, slot):
     new = Sectors(mk_new, c.new_sector_size)
     if not records:
         if not any(zero(b) for b in blocks):
-            raise Failure('journal damaged', 'neither journal block holds a valid record and neither is zero')
+            raise Failure('journal-damaged', 'neither journal block holds a valid record and neither is zero')
         boundary, seg = 0, None
     else:
         seq, seg_off, seg_len, hashes = max(records)
@@ -101,4 +101,4 @@ def _segment_unit(stored, base, seg, old, new):
     plain = old.plain(stored, base)
     if hashlib.sha256(new.store(plain, base, stored, old.ss)).digest()[:16] == want:
         return plain
-    raise Failure('journal damaged', f'unit at data-area offset {base} is neither old nor new')
+    raise Failure('journal-damaged', f'unit at data-area offset {base} is neither old nor new')

@@ -11,6 +11,7 @@ spec_reencrypt.py (§13), this file (the data area, §8, and the command line).
 
 usage: vault_spec_reader.py CONTAINER OUTPUT [--keyfile F ...] [--slot N] [--raw-secret]
                             [--reencrypt-view]
+       vault_spec_reader.py --copy primary|secondary COPY...
 The secret is read from standard input, all of it less exactly one trailing newline (§4.2), as
 vault's --password-stdin. With --raw-secret, stdin holds the hex of a token slot's 32-byte secret
 (§14: TPM2/FIDO2 secrets, which a reader gets from a device); it is tried as P on those tokens' slots.
@@ -18,8 +19,13 @@ A 64-character modhex input (spaces and '-' removed, any case) is a recovery key
 With --reencrypt-view a container part-way through a re-encryption (§13) is read as it would be
 after the run finished, computed in memory, nothing written; without it such a container is refused.
 
-Exit codes: 0 success, and one per failure class (spec_failures.FAILURES); the class and a message go to
-stderr as one line `spec-reader: <class>: <message>`.
+With --copy, header copies alone (4096 bytes each, as in spec/vectors/copies) are validated with §7
+steps 1–6 as if read at that position (their place in a file is not checked); stdout gets one line
+`<class or ok><TAB><file>` per copy.
+
+Exit codes: 0 success, and one per failure class (spec_failures.FAILURES: spec §7's class names, plus
+usage, io-error, refused-secret and journal-damaged); the class and a message go to stderr as one line
+`spec-reader: <class>: <message>`. Warnings are lines `spec-reader: warning: ...`.
 """
 import os
 import stat
@@ -28,9 +34,9 @@ import sys
 sys.dont_write_bytecode = True  # no __pycache__ beside the sources in the repository
 from spec_crypto import Xts, self_test
 from spec_failures import FAILURES, Failure, warn
-from spec_header import FLAG_REENCRYPT, MIB, candidate_copies, read_at, zero
+from spec_header import FLAG_REENCRYPT, MIB, candidate_copies, parse_copy, read_at, zero
 from spec_reencrypt import reencrypt_view
-from spec_unlock import kdf_input, recovery_key, unlock
+from spec_unlock import check_agreement, check_uuids, kdf_input, recovery_key, unlock
 
 
 def decrypt_area(fd, out, c, mk):
@@ -98,35 +104,59 @@ def read_secret(opts):
     return ([('recovery', rk)] if rk is not None else []) + [('passphrase', kdf_input(pw, opts['keyfiles']))]
 
 
+def check_copies(where, paths):
+    """--copy: §7 steps 1–6 on header copies alone (spec/vectors/copies); no place in a file. One line
+    `<class or ok>\t<file>` per file on stdout; the exit code is that of the last failure, or 0."""
+    if where not in ('primary', 'secondary'):
+        _usage('--copy needs primary or secondary')
+    rc = 0
+    for path in paths:
+        try:
+            with open(path, 'rb') as fh:
+                raw = fh.read(4096)
+            c = parse_copy(raw, where, 0)
+            sys.stdout.write(f'ok\t{path}\n')
+            sys.stderr.write(f'spec-reader: ok: {path}: a valid {where} copy, uuid {c.uuid_text()}\n')
+        except OSError as e:
+            raise Failure('io-error', f'{path}: {e.strerror}')
+        except Failure as f:
+            sys.stdout.write(f'{f.cls}\t{path}\n')
+            sys.stderr.write(f'spec-reader: {f.cls}: {path}: {f}\n')
+            rc = FAILURES[f.cls]
+    return rc
+
+
 def main(argv):
+    if argv[:1] == ['--copy']:
+        return check_copies(argv[1] if len(argv) > 2 else _usage('--copy needs POSITION FILE...'), argv[2:])
     opts = parse_args(argv)
     self_test()
     container, output = opts['pos']
     try:
         fd = os.open(container, os.O_RDONLY)
     except OSError as e:
-        raise Failure('io error', f'{container}: {e.strerror}')
+        raise Failure('io-error', f'{container}: {e.strerror}')
     size = os.lseek(fd, 0, os.SEEK_END)
     copies, failures = candidate_copies(fd, size)
-    if not copies:
-        raise max(failures, key=lambda f: f.step)
     for f in failures:
         warn(f'invalid header copy: {f.cls}: {f}')
+    check_uuids(copies)
     if copies[0].flags & FLAG_REENCRYPT and not opts['view']:
-        raise Failure('unsupported feature', 'a re-encryption is under way (REENCRYPT flag); finish it with '
+        raise Failure('unsupported-feature', 'a re-encryption is under way (REENCRYPT flag); finish it with '
                                              'vault reencrypt --resume, or read it with --reencrypt-view')
     if not any(c.active() for c in copies):  # §3: reported as such, before any secret is read
-        raise Failure('no active keyslot', 'no valid header copy has an active keyslot; it can never be unlocked')
+        raise Failure('no-keyslot', 'no valid header copy has an active keyslot; it can never be unlocked')
     secrets = read_secret(opts)
     c, slot, mk, kek, unlock_failures = unlock(copies, secrets, opts["slot"])
     for f in unlock_failures:
         warn(f'header copy not used: {f.cls}: {f}')
     if c is not copies[0]:
         warn(f'unlocked the {c.where} copy, which is not the newest valid copy')
+    check_agreement(c, mk, copies)
     try:
         out = os.open(output, os.O_WRONLY | os.O_CREAT | (0 if output.startswith('/dev/') else os.O_TRUNC), 0o600)
     except OSError as e:
-        raise Failure('io error', f'{output}: {e.strerror}')
+        raise Failure('io-error', f'{output}: {e.strerror}')
     try:
         if c.flags & FLAG_REENCRYPT:
             reencrypt_view(fd, out, c, mk, kek, slot)
@@ -136,7 +166,7 @@ def main(argv):
     finally:
         os.close(out)
     sys.stderr.write(f'spec-reader: uuid {c.uuid_text()}, {c.where} copy (sequence {c.sequence}), keyslot {slot}, '
-                     f'{c.data_size} bytes\n')
+                     f'sector_size {c.sector_size}, {c.data_size} bytes\n')
     return 0
 
 
