@@ -17,6 +17,7 @@ export type ErrorCode =
   | 'header-tampered'
   | 'headers-damaged'
   | 'copies-disagree'
+  | 'journal-damaged'
   | 'kdf-bounds'
   // keys
   | 'wrong-password'

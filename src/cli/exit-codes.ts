@@ -30,6 +30,7 @@ const BY_CODE: Record<ErrorCode, number> = {
   'header-tampered': EXIT.notContainer,
   'headers-damaged': EXIT.notContainer,
   'copies-disagree': EXIT.notContainer,
+  'journal-damaged': EXIT.notContainer,
   'wrong-password': EXIT.wrongPassword,
   'no-keyslot': EXIT.wrongPassword,
   'token-refused': EXIT.wrongPassword,

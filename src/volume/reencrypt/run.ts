@@ -106,7 +106,7 @@ export async function resumeReencryption(c: ContainerFile, u: UnlockResult, o: R
     // written and the second block is still zero (spec §13.5). With both blocks written but neither
     // valid, the journal was damaged from outside: starting over would encrypt done segments twice.
     if (!latest && blocks.every((b) => b.some((x) => x !== 0)))
-      throw new VaultError('headers-damaged', 'both re-encryption journal records are damaged: vault cannot tell which sectors are already re-encrypted, and resuming would destroy data', 'do not resume; restore the container from a backup (the plaintext is partly under the old key, partly under the new one)');
+      throw new VaultError('journal-damaged', 'both re-encryption journal records are damaged: vault cannot tell which sectors are already re-encrypted, and resuming would destroy data', 'do not resume; restore the container from a backup (the plaintext is partly under the old key, partly under the new one)');
     if (!latest) await loop(run, 0, 1n, 0, o);
     else {
       await repairSegment(run, latest.record);
