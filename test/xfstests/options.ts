@@ -75,7 +75,11 @@ export function parseOptions(argv: readonly string[], env: NodeJS.ProcessEnv = p
       if (!m || Number(m[1]) < 1 || Number(m[1]) > Number(m[2])) fail('--shard takes I/N with 1 <= I <= N');
       o.shard = { index: Number(m[1]), count: Number(m[2]) };
     } else if (k === '--group') o.group = value();
-    else if (k === '--tests') o.tests = value().split(',').filter(Boolean);
+    else if (k === '--tests') {
+      o.tests = value().split(',').filter(Boolean);
+      const bad = o.tests.filter((t) => !/^(generic|ext4)\/\d+$/.test(t));
+      if (bad.length || !o.tests.length) fail(`--tests takes names like generic/001,ext4/002 (not ${bad.join(',') || 'an empty list'})`);
+    }
     else if (k === '--budget-min') {
       o.budgetMin = Number(value());
       if (!(o.budgetMin > 0)) fail('--budget-min takes a positive number of minutes');
