@@ -132,6 +132,15 @@ export class VaultCli {
     return r.ms;
   }
 
+  /**
+   * `vault create --fs none --quick` with the cheap KDF: a sparse container with no filesystem, for
+   * callers that format the decrypted device themselves (`npm run xfstests`). ms.
+   */
+  async createBare(container: string, size: string, sectorSize: number): Promise<number> {
+    const args = ['create', container, '--size', size, '--fs', 'none', '--quick', '--sector-size', String(sectorSize), '--password-stdin', ...KDF_ARGS];
+    return (await this.execOk(args, { input: PASSPHRASE })).ms;
+  }
+
   /** `vault mount C [MP] --password-stdin` with VAULT_FUSE_TRANSPORT set, end to end; ms. */
   async mount(container: string, mountpoint: string | null, transport: Transport, o: MountOptions = {}): Promise<number> {
     const args = ['mount', container, ...(mountpoint !== null ? [mountpoint] : []), '--password-stdin'];

@@ -1,0 +1,66 @@
+/**
+ * The two block devices xfstests needs (TEST_DEV, SCRATCH_DEV), either on vault volumes or on plain
+ * loop devices over sparse files, made the same way apart from that: same size, same logical sector
+ * size, TEST_DEV formatted by the same `mkfs.ext4`. Everything made is registered on the cleanup
+ * stack the moment it exists, and only that is undone.
+ *
+ * Vault side: `vault create --fs none --quick` (sparse container, the tests' cheap KDF), then
+ * `vault mount --no-filesystem`, which attaches the loop device and mounts nothing; the device is
+ * read back from `vault list --json`, with the transport its server really got.
+ */
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import type { CleanupStack } from '../../bench/lib/cleanup.js';
+import { runOk } from '../../bench/lib/proc.js';
+import { UringParam } from '../../bench/lib/uring.js';
+import type { VaultCli } from '../../bench/lib/vault.js';
+import type { Options, Side } from './options.js';
+
+export interface Devices {
+  side: Side;
+  testDev: string;
+  scratchDev: string;
+  /** What the report says about how the devices were made. */
+  detail: string;
+}
+
+async function attachPlain(image: string, size: string, sectorSize: number, cleanup: CleanupStack): Promise<string> {
+  writeFileSync(image, '');
+  await runOk('truncate', ['-s', size, image]);
+  const dev = (await runOk('losetup', ['-f', '--show', '--sector-size', String(sectorSize), image])).stdout.trim();
+  cleanup.push(`losetup -d ${dev}`, async () => void (await runOk('losetup', ['-d', dev], { cleanup: true })));
+  return dev;
+}
+
+export async function plainDevices(dir: string, o: Options, sectorSize: number, cleanup: CleanupStack): Promise<Devices> {
+  const testDev = await attachPlain(path.join(dir, 'plain-test.img'), o.size, sectorSize, cleanup);
+  const scratchDev = await attachPlain(path.join(dir, 'plain-scratch.img'), o.size, sectorSize, cleanup);
+  await runOk('mkfs.ext4', ['-F', '-q', testDev]);
+  return { side: 'plain', testDev, scratchDev, detail: `loop devices over sparse files, ${o.size}, ${sectorSize}-byte sectors` };
+}
+
+async function vaultVolume(cli: VaultCli, container: string, o: Options, cleanup: CleanupStack): Promise<string> {
+  await cli.createBare(container, o.size, o.sectorSize);
+  const args = ['--no-filesystem', ...(o.discards ? ['--allow-discards'] : [])];
+  const mount = () => cli.mount(container, null, o.transport, { args });
+  if (o.transport === 'io_uring') await new UringParam(cleanup).around(mount);
+  else await mount();
+  cleanup.push(`vault dismount ${container}`, async () => void (await cli.dismount(container, true)));
+  const rec = (await cli.list()).find((v) => v.container === container);
+  if (!rec?.loopDevice) throw new Error(`vault list --json shows no loop device for ${container}`);
+  if (rec.transport !== o.transport) throw new Error(`${container} got the ${rec.transport} transport, not ${o.transport}`);
+  return rec.loopDevice;
+}
+
+export async function vaultDevices(cli: VaultCli, dir: string, o: Options, cleanup: CleanupStack): Promise<Devices> {
+  const testDev = await vaultVolume(cli, path.join(dir, 'vault-test.vol'), o, cleanup);
+  const scratchDev = await vaultVolume(cli, path.join(dir, 'vault-scratch.vol'), o, cleanup);
+  await runOk('mkfs.ext4', ['-F', '-q', testDev]);
+  const discards = o.discards ? 'with --allow-discards' : 'without discards';
+  return { side: 'vault', testDev, scratchDev, detail: `vault volumes (${o.size}, ${o.sectorSize}-byte sectors, ${o.transport} transport, ${o.route} route, ${discards})` };
+}
+
+/** The logical sector size of a block device, so the plain side can match the vault side. */
+export async function logicalSectorSize(dev: string): Promise<number> {
+  return Number((await runOk('blockdev', ['--getss', dev])).stdout.trim());
+}
