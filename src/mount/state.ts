@@ -189,14 +189,40 @@ export function writeIoErrors(fuseDir: string, report: IoErrorReport): void {
   renameSync(`${file}.tmp`, file);
 }
 
-/** A mounted volume's failed container I/O (none when its server never wrote any, or its record is unreadable). */
+/** A mounted volume's failed container I/O (none when its server never wrote any, or its record is
+ *  unreadable or malformed). The file is written by the volume's server, which for a volume of the
+ *  udisks or fuse route runs as its user: every field is checked before root's `vault list` prints it. */
 export function ioErrorsOf(r: Pick<VolumeRecord, 'fuseDir'>): IoErrorReport {
   try {
-    const v = JSON.parse(readFileSync(path.join(path.dirname(r.fuseDir), IO_ERRORS), 'utf8')) as IoErrorReport;
-    return typeof v.count === 'number' ? v : NO_IO_ERRORS;
+    return parseIoErrors(JSON.parse(readFileSync(path.join(path.dirname(r.fuseDir), IO_ERRORS), 'utf8')));
   } catch {
     return NO_IO_ERRORS;
   }
+}
+
+const OPS = new Set(['read', 'write', 'sync', 'punch']);
+const isCount = (x: unknown): x is number => Number.isSafeInteger(x) && (x as number) >= 0;
+
+/** An IoErrorReport from parsed JSON, or NO_IO_ERRORS when any field is not what the server writes. */
+export function parseIoErrors(v: unknown): IoErrorReport {
+  if (typeof v !== 'object' || v === null) return NO_IO_ERRORS;
+  const o = v as Record<string, unknown>;
+  const counts = [o.count, o.eio, o.enospc, o.erofs, o.other];
+  if (!counts.every(isCount)) return NO_IO_ERRORS;
+  let last: IoErrorReport['last'] = null;
+  if (o.last !== null) {
+    const l = o.last as Record<string, unknown> | undefined;
+    if (typeof l !== 'object' || l === null) return NO_IO_ERRORS;
+    const okLast =
+      typeof l.op === 'string' && OPS.has(l.op) &&
+      typeof l.errno === 'string' && /^E[A-Z0-9]{1,15}$|^errno \d{1,4}$/.test(l.errno) &&
+      (l.offset === null || isCount(l.offset)) &&
+      typeof l.at === 'string' && /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/.test(l.at);
+    if (!okLast) return NO_IO_ERRORS;
+    last = { op: l.op as string, errno: l.errno as string, offset: l.offset as number | null, at: l.at as string };
+  }
+  const [count, eio, enospc, erofs, other] = counts as number[];
+  return { count: count!, eio: eio!, enospc: enospc!, erofs: erofs!, other: other!, last };
 }
 
 /** The server a volume directory names in server.pid, or null. */

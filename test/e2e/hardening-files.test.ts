@@ -19,8 +19,9 @@ import { localUser, runAs, spawnAs, type LocalUser } from '../support/unprivileg
 import { CLI, FAST_KDF, ROOT, e2eSuite, ok, sha256File, vault } from './harness.js';
 
 const suite = e2eSuite('hardening-files');
-/** Race attempts: vault runs per race test (each with hundreds of swaps by the racer). */
-const RUNS = Number(process.env.VAULT_HARDENING_RUNS ?? 24);
+/** Race attempts: vault runs per race test (each with hundreds of swaps by the racer); 12 in CI,
+ *  100 in `npm run test:long`. */
+const RUNS = Number(process.env.VAULT_HARDENING_RUNS ?? 12);
 
 let mallory: LocalUser;
 let rootDir: string; // root 0700: the canary lives here

@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, afterEach, beforeAll, describe, expect } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { fuseUringSupported, setEnableUring } from '../support/fuse-uring.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -235,9 +235,24 @@ export function e2eSuite(name: string): { readonly run: boolean; readonly dir: s
   };
 }
 
-/** Declares `body`'s tests once per transport, each with its own temp dir. */
-export function forEachTransport(suite: ReturnType<typeof e2eSuite>, body: () => void): void {
-  for (const t of TRANSPORTS) {
+/**
+ * Whether a test that does not depend on how the server talks to the kernel (exit codes, prompts,
+ * dismount bookkeeping, filesystem types, idle timers) is declared for transport `t`: on the first
+ * transport only in the default suite (CI's 20 minutes), on every one with VAULT_EVERY_TRANSPORT=1
+ * (`npm run test:long`). Tests of the data path and of the server's ending run on every transport.
+ */
+export function transportIndependent(t: Transport): boolean {
+  return process.env.VAULT_EVERY_TRANSPORT === '1' || t === TRANSPORTS[0];
+}
+
+/** `it` when `cond` holds; otherwise a test that is not declared at all (not a skipped one). */
+export function declareIf(cond: boolean): (name: string, fn: () => unknown, timeout?: number) => void {
+  return cond ? (name, fn, timeout) => it(name, fn, timeout) : () => undefined;
+}
+
+/** Declares `body`'s tests once per transport (those `which` takes), each with its own temp dir. */
+export function forEachTransport(suite: ReturnType<typeof e2eSuite>, body: (t: Transport) => void, which: (t: Transport) => boolean = () => true): void {
+  for (const t of TRANSPORTS.filter(which)) {
     describe(`${t} transport`, () => {
       beforeAll(() => {
         if (!suite.run) return;
@@ -247,7 +262,7 @@ export function forEachTransport(suite: ReturnType<typeof e2eSuite>, body: () =>
       afterAll(() => {
         if (suite.run) useTransport('classic'); // puts enable_uring back
       });
-      body();
+      body(t);
     });
   }
 }

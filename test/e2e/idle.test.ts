@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { FAST_KDF, RUN_DIR, e2eSuite, forEachTransport, ok, vault } from './harness.js';
+import { FAST_KDF, RUN_DIR, e2eSuite, forEachTransport, ok, transportIndependent, vault } from './harness.js';
 import { waitFor } from './dbus.js';
 
 const suite = e2eSuite('idle');
@@ -33,6 +33,8 @@ function mountWithIdle(name: string): { id: string; serverPid: number; mountpoin
   return { id: v.id, serverPid: v.serverPid, mountpoint: mp, mountedAt };
 }
 
+// The idle timer lives in the server, whatever its transport: on the first transport (every one in
+// test:long).
 forEachTransport(suite, () => {
   describe.runIf(run)('idle dismount', () => {
     it('--idle 3s: a volume without I/O is dismounted by its server; one under steady I/O is not, until the I/O stops', async () => {
@@ -62,4 +64,4 @@ forEachTransport(suite, () => {
       expect(existsSync(path.join(busy.mountpoint, 'ticks'))).toBe(false); // unmounted: the file is inside
     });
   });
-});
+}, transportIndependent);

@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, writeFileSync, writeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
-import { e2eSuite, expectClean, forEachTransport, leftovers, ok, sha256File, vault } from './harness.js';
+import { declareIf, e2eSuite, expectClean, forEachTransport, leftovers, ok, sha256File, transportIndependent, vault } from './harness.js';
 import { cryptsetup, FAST_PBKDF2, fastArgon2, mutateJson, plaintextImage, readJson } from '../support/luks.js';
 
 const suite = e2eSuite('luks');
@@ -100,7 +100,10 @@ function expectAddedInImage(file: string, dataOffset: number, name: string, adde
   expect(spawnSync('e2fsck', ['-fn', plainImage]).status).toBe(0);
 }
 
-forEachTransport(suite, () => {
+// The LUKS header and key handling do not depend on the transport: once; the data path both ways
+// runs on every transport.
+forEachTransport(suite, (t) => {
+  const itOnce = declareIf(transportIndependent(t));
   describe.runIf(run)('LUKS containers made by cryptsetup', () => {
     it('attached header, 4096-byte sectors: vault reads the plaintext; what vault writes, cryptsetup decrypts', () => {
       const { file, plain } = plaintextImage(suite.dir, 'attached.img', 4 * MiB, 8 * MiB);
@@ -118,7 +121,7 @@ forEachTransport(suite, () => {
       expect(decryptAttached(file, 2 * MiB).equals(expected)).toBe(true);
     });
 
-    it('detached header (--header), 512-byte sectors, argon2id keyslot: both directions byte for byte', () => {
+    itOnce('detached header (--header), 512-byte sectors, argon2id keyslot: both directions byte for byte', () => {
       const { file, plain } = plaintextImage(suite.dir, 'detached.img', 4 * MiB, 4 * MiB);
       const header = path.join(suite.dir, 'detached.hdr');
       spawnSync('rm', ['-f', header]);
@@ -137,14 +140,14 @@ forEachTransport(suite, () => {
       expect(readFileSync(file).equals(expected)).toBe(true);
     });
 
-    it('an ext4 filesystem inside LUKS2: files read back; a file vault writes is in the decrypted image', () => {
+    itOnce('an ext4 filesystem inside LUKS2: files read back; a file vault writes is in the decrypted image', () => {
       const { file, content } = ext4Image('fs');
       cryptsetup(['reencrypt', '--encrypt', '--force-offline-reencrypt', '--type', 'luks2', '--reduce-device-size', '8M', ...FAST_PBKDF2, '--key-file', keyFile(), file]);
       const added = mountAndAdd(file, 'fs', content);
       expectAddedInImage(file, 4 * MiB, 'fs', added);
     });
 
-    it('info shows keyslots without a password; --dump-master-key matches cryptsetup; wrong passphrase exits 3', () => {
+    itOnce('info shows keyslots without a password; --dump-master-key matches cryptsetup; wrong passphrase exits 3', () => {
       const file = path.join(suite.dir, 'info.img');
       writeFileSync(file, Buffer.alloc(20 * MiB));
       cryptsetup(['luksFormat', '--type', 'luks2', '--label', 'vault-e2e', ...FAST_PBKDF2, '--key-file', keyFile(), file]);
@@ -167,7 +170,7 @@ forEachTransport(suite, () => {
       expect(sha256File(file)).toBe(before);
     });
 
-    it('a keyfile is the raw LUKS passphrase (its newline included); --slot opens an ignored keyslot', () => {
+    itOnce('a keyfile is the raw LUKS passphrase (its newline included); --slot opens an ignored keyslot', () => {
       const file = path.join(suite.dir, 'kf.img');
       writeFileSync(file, Buffer.alloc(20 * MiB));
       const kf = path.join(suite.dir, 'kf');

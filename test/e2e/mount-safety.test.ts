@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { FAST_KDF, RUN_DIR, e2eSuite, forEachTransport, leftovers, ok, sha256File, vault } from './harness.js';
+import { FAST_KDF, RUN_DIR, declareIf, e2eSuite, forEachTransport, leftovers, ok, sha256File, transportIndependent, vault } from './harness.js';
 
 const suite = e2eSuite('mount-safety');
 const run = suite.run;
@@ -19,7 +19,8 @@ function create(name: string, fs: string, env: Record<string, string> = {}): str
   return file;
 }
 
-forEachTransport(suite, () => {
+forEachTransport(suite, (t) => {
+  const itOnce = declareIf(transportIndependent(t)); // checks made before any server exists
   describe.runIf(run)('mount safety', () => {
     it('only root can reach the decrypted block file', () => {
       const file = create('private.vol', 'ext4');
@@ -48,7 +49,7 @@ forEachTransport(suite, () => {
       expect(sha256File(file)).toBe(before);
     });
 
-    it('refuses unusable mount points with exit code 2, touching nothing', () => {
+    itOnce('refuses unusable mount points with exit code 2, touching nothing', () => {
       const file = create('mp.vol', 'ext4');
       const notEmpty = path.join(suite.dir, 'full');
       mkdirSync(notEmpty);
@@ -76,7 +77,7 @@ forEachTransport(suite, () => {
       ok(vault(['dismount', file]));
     });
 
-    it('under sudo, the new filesystem belongs to the invoking user', () => {
+    itOnce('under sudo, the new filesystem belongs to the invoking user', () => {
       const sudo = { SUDO_UID: String(NOBODY), SUDO_GID: String(NOBODY) };
       for (const fs of ['ext4', 'vfat', 'exfat']) {
         const file = create(`owned-${fs}.vol`, fs, sudo);

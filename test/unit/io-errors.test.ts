@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { describeIoErrors } from '../../src/cli/list-json.js';
-import { ioErrorsOf, NO_IO_ERRORS, writeIoErrors } from '../../src/mount/state.js';
+import { ioErrorsOf, NO_IO_ERRORS, parseIoErrors, writeIoErrors } from '../../src/mount/state.js';
 import { ioErrorReport } from '../../src/server/io-error-watch.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'vault-io-errors-'));
@@ -36,5 +36,24 @@ describe('container I/O errors in vault list', () => {
     expect(ioErrorsOf({ fuseDir })).toEqual(report);
     writeFileSync(path.join(dir, 'v1', 'io-errors.json'), '{"count":');
     expect(ioErrorsOf({ fuseDir })).toEqual(NO_IO_ERRORS);
+  });
+
+  it('a record another user could have written is checked field by field before root prints it', () => {
+    const good = JSON.parse(JSON.stringify(report));
+    expect(parseIoErrors(good)).toEqual(report);
+    const bad = (change: (r: Record<string, any>) => void) => {
+      const r = JSON.parse(JSON.stringify(report));
+      change(r);
+      return parseIoErrors(r);
+    };
+    expect(bad((r) => (r.last.errno = 'ENOSPC\u001b]0;owned\u0007'))).toEqual(NO_IO_ERRORS);
+    expect(bad((r) => (r.last.op = 'write\nroot: all fine'))).toEqual(NO_IO_ERRORS);
+    expect(bad((r) => (r.last.at = 'now'))).toEqual(NO_IO_ERRORS);
+    expect(bad((r) => (r.last.offset = -1))).toEqual(NO_IO_ERRORS);
+    expect(bad((r) => (r.count = '3'))).toEqual(NO_IO_ERRORS);
+    expect(bad((r) => (r.eio = 1.5))).toEqual(NO_IO_ERRORS);
+    expect(bad((r) => (r.last = 'x'))).toEqual(NO_IO_ERRORS);
+    expect(parseIoErrors(null)).toEqual(NO_IO_ERRORS);
+    expect(bad((r) => (r.last = null))).toEqual({ ...report, last: null });
   });
 });
