@@ -194,7 +194,7 @@ export function writeIoErrors(fuseDir: string, report: IoErrorReport): void {
  *  udisks or fuse route runs as its user: every field is checked before root's `vault list` prints it. */
 export function ioErrorsOf(r: Pick<VolumeRecord, 'fuseDir'>): IoErrorReport {
   try {
-    return parseIoErrors(JSON.parse(readFileSync(path.join(path.dirname(r.fuseDir), IO_ERRORS), 'utf8')));
+    return parseIoErrors(JSON.parse(readUserFile(path.join(path.dirname(r.fuseDir), IO_ERRORS))));
   } catch {
     return NO_IO_ERRORS;
   }

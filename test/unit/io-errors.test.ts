@@ -1,5 +1,6 @@
 /** Issue 20: how the volume server's container error counters become `vault list`'s line and JSON, and survive the state file. */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -35,6 +36,21 @@ describe('container I/O errors in vault list', () => {
     writeIoErrors(fuseDir, report);
     expect(ioErrorsOf({ fuseDir })).toEqual(report);
     writeFileSync(path.join(dir, 'v1', 'io-errors.json'), '{"count":');
+    expect(ioErrorsOf({ fuseDir })).toEqual(NO_IO_ERRORS);
+  });
+
+  it('a FIFO, a symlink or an endless file in its place reads as none, without hanging or following it', () => {
+    const fuseDir = path.join(dir, 'v2', 'fuse');
+    mkdirSync(fuseDir, { recursive: true });
+    const file = path.join(dir, 'v2', 'io-errors.json');
+    expect(spawnSync('mkfifo', [file]).status).toBe(0);
+    expect(ioErrorsOf({ fuseDir })).toEqual(NO_IO_ERRORS);
+    rmSync(file);
+    writeIoErrors(path.join(dir, 'v1', 'fuse'), report);
+    symlinkSync(path.join(dir, 'v1', 'io-errors.json'), file);
+    expect(ioErrorsOf({ fuseDir })).toEqual(NO_IO_ERRORS);
+    rmSync(file);
+    symlinkSync('/dev/zero', file);
     expect(ioErrorsOf({ fuseDir })).toEqual(NO_IO_ERRORS);
   });
 
