@@ -69,7 +69,9 @@ export function udisksUnavailable(known: Partial<UdisksProbes> = {}): { why: str
 
 /**
  * The route for a mount (or a create's format). `needsLoop` is false when no filesystem is to be
- * mounted (`--no-filesystem`, create's mkfs): an ordinary user then needs only the FUSE mount.
+ * mounted (`--no-filesystem`, create's mkfs): an ordinary user then needs only the FUSE mount,
+ * unless they ask for udisks by name (`--via udisks --no-filesystem`: a loop device set up by
+ * udisksd for them, with nothing mounted on it).
  */
 export function chooseRoute(via: Route | undefined, needsLoop = true): RouteChoice {
   const root = process.geteuid?.() === 0;
@@ -83,7 +85,7 @@ export function chooseRoute(via: Route | undefined, needsLoop = true): RouteChoi
   requireFuse();
   runDir(); // $XDG_RUNTIME_DIR, checked now rather than after the passphrase
 
-  if (via === 'fuse' || !needsLoop) return { route: 'fuse' };
+  if (via === 'fuse' || (!needsLoop && via !== 'udisks')) return { route: 'fuse' };
   const no = udisksUnavailable();
   if (no === null) return { route: 'udisks' };
   if (via === 'udisks') throw new VaultError(/polkit/.test(no.why) ? 'privilege' : 'missing-component', `the udisks route is not available: ${no.why}`, `${no.fix}, or mount with \`--via fuse\``);

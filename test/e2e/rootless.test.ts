@@ -184,6 +184,23 @@ describe.skipIf(!RUN)('vault as an ordinary user (issue 15)', () => {
     expect(listAs(alice)).toEqual([]);
   });
 
+  it('--no-filesystem --via udisks: udisks sets up a loop device for the user and nothing is mounted; root reads the ext4 on it; dismount by the device', () => {
+    const vol = createAs(alice, 'raw.vol');
+    const m = ok(asUser(alice, ['mount', vol, '--no-filesystem', '--via', 'udisks', '--password-stdin'], PASS), 'mount --no-filesystem --via udisks');
+    const dev = m.stdout.trim();
+    expect(dev).toMatch(/^\/dev\/loop\d+$/);
+    const [v] = listAs(alice);
+    expect(v).toMatchObject({ container: vol, route: 'udisks', loopDevice: dev, mountpoint: null, fsType: null });
+    const blockFile = path.join(runtimeDir(alice), 'vault', v!.id, 'fuse', 'volume');
+    expect(spawnSync('losetup', ['-j', blockFile], { encoding: 'utf8' }).stdout).toContain(`${dev}:`);
+    expect(readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((l) => l.includes(` ${dev} `))).toBe(false);
+    const fsck = spawnSync('e2fsck', ['-fn', dev], { encoding: 'utf8' });
+    expect(fsck.status, fsck.stdout + fsck.stderr).toBe(0);
+    ok(asUser(alice, ['dismount', dev]), 'dismount by the device');
+    expect(listAs(alice)).toEqual([]);
+    expect(spawnSync('losetup', ['-j', blockFile], { encoding: 'utf8' }).stdout).toBe('');
+  });
+
   it('mounts through fuse2fs with --via fuse, and says what that route costs', () => {
     const vol = createAs(alice, 'f.vol');
     const m = asUser(alice, ['mount', vol, '--via', 'fuse', '--password-stdin'], PASS);

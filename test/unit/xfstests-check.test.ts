@@ -3,9 +3,14 @@
  * (test/xfstests/check.ts). The sample is check's real output from a run on this project's
  * machine (paths shortened), including a test stopped by the time budget.
  */
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseCheckOutput, shardOf } from '../xfstests/check.js';
 import { compare } from '../xfstests/compare.js';
+import { deviceSectorSize } from '../xfstests/devices.js';
+import { parseOptions } from '../xfstests/options.js';
 
 const OUT = `FSTYP         -- ext4
 MKFS_OPTIONS  -- -F /dev/loop2
@@ -57,5 +62,22 @@ describe('xfstests check output', () => {
     expect(c.failBoth).toEqual(['b']);
     expect(c.failOnlyPlain).toEqual(['c']);
     expect(c.otherDifferences.map((x) => x.test)).toEqual(['d', 'e']);
+  });
+
+  it('the udisks route runs without discards on both sides, and its devices (udisksd\'s loop) have 512-byte sectors', () => {
+    const tree = mkdtempSync(path.join(tmpdir(), 'xfstests-tree-'));
+    try {
+      mkdirSync(path.join(tree, 'ltp'));
+      for (const f of ['check', 'ltp/fsx', 'ltp/fsstress']) writeFileSync(path.join(tree, f), '');
+      const env = { XFSTESTS_DIR: tree };
+      const root = parseOptions(['--sector-size', '4096'], env);
+      expect([root.route, root.discards, deviceSectorSize(root)]).toEqual(['root', true, 4096]);
+      const udisks = parseOptions(['--route', 'udisks', '--transport', 'io_uring'], env);
+      expect([udisks.route, udisks.discards, deviceSectorSize(udisks)]).toEqual(['udisks', false, 512]);
+      expect(() => parseOptions(['--route', 'fuse'], env)).toThrow(/--route fuse: use root or udisks/);
+      expect(() => parseOptions([], {})).toThrow(/XFSTESTS_DIR is not set/);
+    } finally {
+      rmSync(tree, { recursive: true, force: true });
+    }
   });
 });

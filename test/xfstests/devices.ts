@@ -6,13 +6,17 @@
  *
  * Vault side: `vault create --fs none --quick` (sparse container, the tests' cheap KDF), then
  * `vault mount --no-filesystem`, which attaches the loop device and mounts nothing; the device is
- * read back from `vault list --json`, with the transport its server really got.
+ * read back from `vault list --json`, with the transport its server really got. On the udisks route
+ * an ordinary user (bench/lib/rootless.ts) does both, with `--via udisks`: the user's server,
+ * mounted through fusermount3, and a loop device udisksd set up from the user's fd; root runs only
+ * mkfs and xfstests on it, as an administrator would.
  */
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { CleanupStack } from '../../bench/lib/cleanup.js';
 import { runOk } from '../../bench/lib/proc.js';
 import { UringParam } from '../../bench/lib/uring.js';
+import type { Rootless } from '../../bench/lib/rootless.js';
 import type { VaultCli } from '../../bench/lib/vault.js';
 import type { Options, Side } from './options.js';
 
@@ -32,29 +36,60 @@ async function attachPlain(image: string, size: string, sectorSize: number, clea
   return dev;
 }
 
-export async function plainDevices(dir: string, o: Options, sectorSize: number, cleanup: CleanupStack): Promise<Devices> {
-  const testDev = await attachPlain(path.join(dir, 'plain-test.img'), o.size, sectorSize, cleanup);
-  const scratchDev = await attachPlain(path.join(dir, 'plain-scratch.img'), o.size, sectorSize, cleanup);
-  await runOk('mkfs.ext4', ['-F', '-q', testDev]);
-  return { side: 'plain', testDev, scratchDev, detail: `loop devices over sparse files, ${o.size}, ${sectorSize}-byte sectors` };
+/**
+ * The logical sector size of the vault side's devices, which the plain side copies: vault's own
+ * loop device takes the volume's sector size; udisksd's LoopSetup has no such option, so its loop
+ * devices have 512-byte sectors over any volume (the server then reads and rewrites whole sectors).
+ */
+export function deviceSectorSize(o: Options): number {
+  return o.route === 'udisks' ? 512 : o.sectorSize;
 }
 
-async function vaultVolume(cli: VaultCli, container: string, o: Options, cleanup: CleanupStack): Promise<string> {
+/** Turns discards off on a plain loop device, as the vault side has them off without --allow-discards. */
+function noDiscards(dev: string): void {
+  const f = `/sys/block/${path.basename(dev)}/queue/discard_max_bytes`;
+  writeFileSync(f, '0');
+}
+
+export async function plainDevices(dir: string, o: Options, cleanup: CleanupStack): Promise<Devices> {
+  const sectorSize = deviceSectorSize(o);
+  const testDev = await attachPlain(path.join(dir, 'plain-test.img'), o.size, sectorSize, cleanup);
+  const scratchDev = await attachPlain(path.join(dir, 'plain-scratch.img'), o.size, sectorSize, cleanup);
+  if (!o.discards) for (const d of [testDev, scratchDev]) noDiscards(d);
+  await runOk('mkfs.ext4', ['-F', '-q', testDev]);
+  return { side: 'plain', testDev, scratchDev, detail: `loop devices over sparse files, ${o.size}, ${sectorSize}-byte sectors, ${o.discards ? 'discards on' : 'discards off'}` };
+}
+
+async function vaultVolume(cli: VaultCli, container: string, o: Options, cleanup: CleanupStack, rootless?: Rootless): Promise<string> {
   await cli.createBare(container, o.size, o.sectorSize);
-  const args = ['--no-filesystem', ...(o.discards ? ['--allow-discards'] : [])];
-  const mount = () => cli.mount(container, null, o.transport, { args });
+  const args = ['--no-filesystem', ...(o.discards ? ['--allow-discards'] : []), ...(rootless ? ['--via', 'udisks'] : [])];
+  const mount = async () => {
+    await rootless?.ensureSetup();
+    return cli.mount(container, null, o.transport, { args });
+  };
   if (o.transport === 'io_uring') await new UringParam(cleanup).around(mount);
   else await mount();
   cleanup.push(`vault dismount ${container}`, async () => void (await cli.dismount(container, true)));
   const rec = (await cli.list()).find((v) => v.container === container);
   if (!rec?.loopDevice) throw new Error(`vault list --json shows no loop device for ${container}`);
   if (rec.transport !== o.transport) throw new Error(`${container} got the ${rec.transport} transport, not ${o.transport}`);
+  if (rec.route !== o.route) throw new Error(`${container} went the ${rec.route} route, not ${o.route}`);
   return rec.loopDevice;
 }
 
-export async function vaultDevices(cli: VaultCli, dir: string, o: Options, cleanup: CleanupStack): Promise<Devices> {
-  const testDev = await vaultVolume(cli, path.join(dir, 'vault-test.vol'), o, cleanup);
-  const scratchDev = await vaultVolume(cli, path.join(dir, 'vault-scratch.vol'), o, cleanup);
+/** Root's CLI, or on the udisks route the rootless user's (the containers then in a dir of theirs). */
+export async function vaultDevices(cli: VaultCli, dir: string, o: Options, cleanup: CleanupStack, rootless?: Rootless): Promise<Devices> {
+  let home = dir;
+  if (o.route === 'udisks') {
+    if (!rootless) throw new Error('the udisks route needs the rootless stack (Rootless.start)');
+    home = path.join(dir, 'user');
+    mkdirSync(home, { recursive: true });
+    rootless.giveToUser(home);
+    cleanup.push(`remove ${home}`, async () => rmSync(home, { recursive: true, force: true }));
+    cli = rootless.vault;
+  }
+  const testDev = await vaultVolume(cli, path.join(home, 'vault-test.vol'), o, cleanup, rootless);
+  const scratchDev = await vaultVolume(cli, path.join(home, 'vault-scratch.vol'), o, cleanup, rootless);
   await runOk('mkfs.ext4', ['-F', '-q', testDev]);
   const discards = o.discards ? 'with --allow-discards' : 'without discards';
   return { side: 'vault', testDev, scratchDev, detail: `vault volumes (${o.size}, ${o.sectorSize}-byte sectors, ${o.transport} transport, ${o.route} route, ${discards})` };

@@ -12,16 +12,18 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CleanupStack, installSignalHandlers } from '../../bench/lib/cleanup.js';
 import { progress } from '../../bench/lib/log.js';
+import { Rootless } from '../../bench/lib/rootless.js';
 import { isMountPoint, unmount } from '../../bench/lib/system.js';
 import { VaultCli } from '../../bench/lib/vault.js';
 import { groupTests, runCheck, shardOf, type ShardResult } from './check.js';
 import { compare, counts, formatComparison } from './compare.js';
-import { logicalSectorSize, plainDevices, vaultDevices, type Devices } from './devices.js';
+import { deviceSectorSize, logicalSectorSize, plainDevices, vaultDevices, type Devices } from './devices.js';
 import { parseOptions, type Options, type Side } from './options.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+const CLI = path.join(ROOT, 'dist/src/cli/main.js');
 
-async function runSide(side: Side, o: Options, out: string, tests: string[]): Promise<ShardResult> {
+async function runSide(side: Side, o: Options, out: string, tests: string[], rootless?: Rootless): Promise<ShardResult> {
   const dir = path.join(out, side);
   mkdirSync(dir, { recursive: true });
   const cleanup = new CleanupStack();
@@ -31,11 +33,11 @@ async function runSide(side: Side, o: Options, out: string, tests: string[]): Pr
   try {
     let d: Devices;
     if (side === 'vault') {
-      const cli = new VaultCli(path.join(ROOT, 'dist/src/cli/main.js'), process.env['VAULT_RUN_DIR'] ?? '/run/vault-xfstests');
-      d = await vaultDevices(cli, dir, o, cleanup);
+      const cli = new VaultCli(CLI, process.env['VAULT_RUN_DIR'] ?? '/run/vault-xfstests');
+      d = await vaultDevices(cli, dir, o, cleanup, rootless);
       const ss = await logicalSectorSize(d.testDev);
-      if (ss !== o.sectorSize) throw new Error(`${d.testDev} has ${ss}-byte sectors, not the ${o.sectorSize} the plain side would get`);
-    } else d = await plainDevices(dir, o, o.sectorSize, cleanup);
+      if (ss !== deviceSectorSize(o)) throw new Error(`${d.testDev} has ${ss}-byte sectors, not the ${deviceSectorSize(o)} the plain side gets`);
+    } else d = await plainDevices(dir, o, cleanup);
     // check may be stopped with a filesystem still mounted: unmount ours before the devices go.
     cleanup.push('unmount TEST_DIR and SCRATCH_MNT', async () => {
       for (const mp of [path.join(dir, 'test'), path.join(dir, 'scratch')]) while (isMountPoint(mp)) await unmount(mp);
@@ -61,10 +63,24 @@ async function main(): Promise<number> {
   progress(`${o.tests ? 'explicit tests' : `group ${o.group}, shard ${o.shard.index}/${o.shard.count}`}: ${tests.length} tests; output in ${out}`);
   writeFileSync(path.join(out, 'tests.txt'), tests.join('\n') + '\n');
 
+  // The udisks route: a user, dbus-daemon, polkitd, udisksd and the setup-rootless files, undone at the end.
+  const top = new CleanupStack();
   const results: Partial<Record<Side, ShardResult>> = {};
-  const one = async (s: Side) => void (results[s] = await runSide(s, o, out, tests));
-  if (o.concurrent) await Promise.all(o.sides.map(one));
-  else for (const s of o.sides) await one(s);
+  try {
+    let rootless: Rootless | undefined;
+    if (o.route === 'udisks' && o.sides.includes('vault')) {
+      const work = path.join(out, 'rootless');
+      mkdirSync(work, { recursive: true });
+      rootless = await Rootless.start(top, CLI, work);
+      for (const n of rootless.notes) progress(n);
+    }
+    const one = async (s: Side) => void (results[s] = await runSide(s, o, out, tests, rootless));
+    if (o.concurrent) await Promise.all(o.sides.map(one));
+    else for (const s of o.sides) await one(s);
+  } finally {
+    const failed = await top.runAll();
+    if (failed.length) progress(`cleanup left: ${failed.join('; ')}`);
+  }
 
   for (const s of o.sides) console.log(`${s}: ${JSON.stringify(counts(results[s]!))} in ${results[s]!.seconds} s — ${results[s]!.detail}`);
   if (results.vault && results.plain) {

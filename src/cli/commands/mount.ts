@@ -110,7 +110,7 @@ export function registerMount(program: Command): void {
         ...(via ? { via } : {}),
         ...(o.allowLegacyWrite ? { allowLegacyWrite: true } : {}),
         tokens,
-        note: info,
+        note: (m) => process.stderr.write(`vault: ${m}\n`), // for people: stdout is the device path with --no-filesystem
         progress: (label, done, total) => progress(label, done, total, (started ??= Date.now())),
       });
       if (r.mountpoint) info(`mounted ${r.container} on ${r.mountpoint} (${r.fsType}${r.readOnly ? ', read-only' : ''}${r.allowDiscards ? ', discards allowed' : ''})`);
