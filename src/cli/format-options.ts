@@ -1,6 +1,7 @@
 /**
  * The options that pick a container format and say how to open a foreign one, shared by `mount`
- * and `info`: --type, --header, --slot, --pim, --hidden, --use-backup-header, --hash, --system.
+ * and `info`: --type, --header, --slot, --pim, --hidden, --use-backup-header, --hash, --system,
+ * and for vault's own, --header-copy.
  */
 import type { Command } from 'commander';
 import { VaultError } from '../errors.js';
@@ -16,6 +17,7 @@ export interface FormatCliOptions {
   useBackupHeader?: boolean;
   hash?: string;
   system?: boolean;
+  headerCopy?: string;
 }
 
 
@@ -31,7 +33,16 @@ export function addFormatOptions(cmd: Command): Command {
     .option('--hidden', 'VeraCrypt/TrueCrypt: open the hidden volume (use only its header)')
     .option('--use-backup-header', 'VeraCrypt/TrueCrypt: use the backup headers at the end of the container')
     .option('--hash <prf>', `VeraCrypt/TrueCrypt: try only this header hash (${PRF_NAMES.join(', ')}) instead of all`)
-    .option('--system', 'VeraCrypt/TrueCrypt system encryption: the header in the boot track of the drive (give the drive or its image; read-only)');
+    .option('--system', 'VeraCrypt/TrueCrypt system encryption: the header in the boot track of the drive (give the drive or its image; read-only)')
+    .option('--header-copy <copy>', 'vault: use only this header copy, primary or secondary, when the two disagree (a mount is then read-only)');
+}
+
+/** `--header-copy primary|secondary` as the copy index of spec §2 (0, 1). */
+export function parseHeaderCopy(v: string | undefined): 0 | 1 | undefined {
+  if (v === undefined) return undefined;
+  if (v === 'primary') return 0;
+  if (v === 'secondary') return 1;
+  throw new VaultError('usage', `--header-copy takes primary or secondary, not "${v}"`);
 }
 
 /** The options' values, checked before anything is opened or asked (the same words as detectFormat's). */
@@ -54,5 +65,6 @@ export function formatChoice(o: FormatCliOptions): FormatChoice {
     ...(o.useBackupHeader ? { useBackupHeader: true } : {}),
     ...(o.hash !== undefined ? { hash: parsePrf(o.hash) } : {}),
     ...(o.system ? { system: true } : {}),
+    ...(o.headerCopy !== undefined ? { headerCopy: parseHeaderCopy(o.headerCopy)! } : {}),
   };
 }

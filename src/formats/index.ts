@@ -14,7 +14,7 @@ import { VaultError, isVaultError, type ErrorCode } from '../errors.js';
 import { readAtSync } from '../volume/fd-io.js';
 import { DEFAULT_DATA_OFFSET, HEADER_SIZE } from '../format/constants.js';
 import type { ContainerFile } from '../volume/container-file.js';
-import { FORMAT_NAMES, formatLabel, type FormatAdapter, type UnlockOptions, type UnlockSecret, type UnlockedVolume } from './types.js';
+import { FORMAT_NAMES, formatLabel, type FormatAdapter, type FormatName, type UnlockOptions, type UnlockSecret, type UnlockedVolume } from './types.js';
 import { vaultAdapter } from './vault.js';
 import { truecryptAdapter, veracryptAdapter } from './veracrypt/adapter.js';
 import { luks1Adapter } from './luks1/index.js';
@@ -135,6 +135,17 @@ function checkGeometry(v: UnlockedVolume, c: ContainerFile): void {
  * Key-management commands change vault headers only. On any other format they stop here, before
  * a passphrase is asked or a byte is written.
  */
+/**
+ * `--header-copy`: a vault container then reads and unlocks that header copy alone (spec §6
+ * "Choosing a copy"); other formats have their own ways (VeraCrypt's --use-backup-header) and refuse it.
+ */
+export function useHeaderCopy(format: string, c: ContainerFile, copy: 0 | 1 | undefined): void {
+  if (copy === undefined) return;
+  if (format !== 'vault')
+    throw new VaultError('usage', `--header-copy applies to vault containers, not to ${formatLabel(format as FormatName)}`, format === 'veracrypt' || format === 'truecrypt' ? 'use --use-backup-header for its backup header' : 'leave it out');
+  c.headerCopy = copy;
+}
+
 export function requireVaultFormat(c: ContainerFile, what: string): void {
   const a = detectFormat(c);
   if (a.name === 'vault') return;

@@ -71,6 +71,8 @@ export interface FormatChoice {
   useBackupHeader?: boolean;
   hash?: Prf;
   system?: boolean;
+  /** vault: use this header copy alone (`--header-copy`, spec §6 "Choosing a copy"): 0 primary, 1 secondary. */
+  headerCopy?: 0 | 1;
 }
 
 /** The one thing every adapter yields. The data path needs nothing else. */

@@ -101,9 +101,10 @@ export async function mountVolume(o: MountOptions): Promise<VolumeRecord> {
     // The server starts now, so that its Node start-up overlaps this process's loading of the
     // format code, the passphrase and the KDF.
     early = prepareVolume(c);
-    const { detectFormat, unlockVolume } = await import('../formats/index.js');
+    const { detectFormat, unlockVolume, useHeaderCopy } = await import('../formats/index.js');
     if (o.headerPath) headerFile = openContainer(resolveContainer(o.headerPath), true);
     const adapter = detectFormat(c, { ...(o.type ? { type: o.type } : {}), ...(headerFile ? { headerFile } : {}) });
+    useHeaderCopy(adapter.name, c, o.headerCopy);
     const allowDiscards = discards && discardsForFormat(adapter.name, o.allowDiscards, o.note);
     // A vault container's TPM2 and FIDO2 tokens first (spec §14.5), then the passphrase.
     const byToken = await tokenUnlock(adapter.name, c, o, headerFile);

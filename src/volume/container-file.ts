@@ -13,6 +13,11 @@ export interface ContainerFile {
   fd: number;
   size: number;
   readOnly: boolean;
+  /**
+   * vault containers: use this header copy alone (0 primary, 1 secondary), as the user chose with
+   * `--header-copy` (spec §6 "Choosing a copy"); unset, both copies are read and must agree.
+   */
+  headerCopy?: 0 | 1;
 }
 
 /**

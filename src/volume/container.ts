@@ -70,9 +70,11 @@ function tryParse(bytes: Buffer, copy: CopyIndex): CopyRead {
 
 /**
  * The valid copies, newest first (primary first on a tie), plus warnings about the others.
- * Throws when no copy is usable, with the most telling reason.
+ * Throws when no copy is usable, with the most telling reason. When the user chose one copy
+ * (c.headerCopy, spec §6 "Choosing a copy"), that copy alone, and no agreement with the other.
  */
 export function candidateHeaders(c: ContainerFile, copies: HeaderCopies): { candidates: Header[]; warnings: string[] } {
+  if (c.headerCopy !== undefined) return chosenCopy(c, copies, c.headerCopy);
   const valid = [copies.primary, copies.secondary].filter((r): r is { ok: true; header: Header } => r.ok).map((r) => r.header);
   const warnings: string[] = [];
   for (const r of [copies.primary, copies.secondary]) if (!r.ok) warnings.push(r.error.message);
@@ -84,6 +86,17 @@ export function candidateHeaders(c: ContainerFile, copies: HeaderCopies): { cand
   if (newest && other && other.sequence < newest.sequence)
     warnings.push(`${copyName(other)} header is older than the other copy (sequence ${other.sequence} < ${newest.sequence})`);
   return { candidates: valid, warnings };
+}
+
+/** The copy the user named, or why it cannot be used; a warning says what the other copy is. */
+function chosenCopy(c: ContainerFile, copies: HeaderCopies, which: CopyIndex): { candidates: Header[]; warnings: string[] } {
+  const [name, otherName] = which === 0 ? ['primary', 'secondary'] : ['secondary', 'primary'];
+  const [chosen, other] = which === 0 ? [copies.primary, copies.secondary] : [copies.secondary, copies.primary];
+  if (!chosen.ok)
+    throw new VaultError(chosen.error.code, `the ${name} header copy of ${c.path}, which you chose (--header-copy ${name}), cannot be used: ${chosen.error.message}`,
+      `choose the other copy (--header-copy ${otherName}), or leave --header-copy out`);
+  const state = other.ok ? `valid (sequence ${other.header.sequence}), but neither used nor compared` : `unusable (${other.error.message})`;
+  return { candidates: [chosen.header], warnings: [`using the ${name} header copy alone, as asked (--header-copy ${name}); the ${otherName} copy is ${state}`] };
 }
 
 /** Neither copy is valid: the one class spec §6 "Reading" names for the pair. */

@@ -13,7 +13,7 @@ export function copiesDisagree(c: ContainerFile, why: string): VaultError {
   return new VaultError(
     'copies-disagree',
     `the two header copies of ${c.path} disagree: ${why}`,
-    'the container was not modified; restore a header backup of it with `vault header restore`',
+    'the container was not modified; restore a header backup of it with `vault header restore`, or, without one, look at what each copy opens (`vault mount --header-copy primary`, then `secondary`: read-only) and make both copies that one with `vault header repair --header-copy <it>`',
   );
 }
 

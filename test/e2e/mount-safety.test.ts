@@ -4,9 +4,10 @@
  */
 import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { FAST_KDF, RUN_DIR, declareIf, e2eSuite, forEachTransport, leftovers, ok, sha256File, transportIndependent, vault } from './harness.js';
+import { gunzipSync } from 'node:zlib';
+import { FAST_KDF, ROOT, RUN_DIR, declareIf, e2eSuite, forEachTransport, leftovers, ok, sha256File, transportIndependent, vault } from './harness.js';
 
 const suite = e2eSuite('mount-safety');
 const run = suite.run;
@@ -47,6 +48,38 @@ forEachTransport(suite, (t) => {
       expect(leftovers()).toEqual([]);
       expect(existsSync('/media/vault/root/nofs')).toBe(false);
       expect(sha256File(file)).toBe(before);
+    });
+
+    itOnce('--header-copy: copies that disagree mount read-only from the copy named, each with its own size; after `header repair --header-copy` the container mounts read-write as that copy', () => {
+      // spec/vectors: both copies authentic with sequence 1, the primary with 2 sectors of 4096, the secondary with 4.
+      const file = path.join(suite.dir, 'disagree.vol');
+      writeFileSync(file, gunzipSync(readFileSync(path.join(ROOT, 'spec/vectors/containers/copies-disagree-size.vol.gz'))));
+      const VP = 'vault conformance vector\n';
+      const before = sha256File(file);
+      expect(vault(['mount', file, '--no-filesystem', '--password-stdin'], VP)).toMatchObject({ status: 5, stderr: expect.stringMatching(/disagree.*--header-copy primary/s) });
+      const serve = (args: string[]) => {
+        const m = ok(vault(['mount', file, '--no-filesystem', ...args, '--password-stdin'], VP), `mount ${args.join(' ')}`);
+        const dev = m.stdout.trim();
+        const v = (JSON.parse(ok(vault(['list', '--json'])).stdout) as Array<{ container: string; readOnly: boolean }>).find((x) => x.container === file)!;
+        const data = readFileSync(dev);
+        ok(vault(['dismount', dev]));
+        return { stderr: m.stderr, readOnly: v.readOnly, data };
+      };
+      const p = serve(['--header-copy', 'primary']);
+      const s = serve(['--header-copy', 'secondary']);
+      for (const [x, name] of [[p, 'primary'], [s, 'secondary']] as const) {
+        expect(x.readOnly).toBe(true);
+        expect(x.stderr).toMatch(/--header-copy mounts read-only/);
+        expect(x.stderr).toMatch(new RegExp(`using the ${name} header copy alone`));
+      }
+      expect([p.data.length, s.data.length]).toEqual([8192, 16384]);
+      expect(s.data.subarray(0, 8192).equals(p.data), 'one master key, one data offset: the first two sectors are the same').toBe(true);
+      expect(sha256File(file), 'read-only mounts wrote nothing').toBe(before);
+      ok(vault(['header', 'repair', file, '--header-copy', 'secondary', '--yes', '--password-stdin'], VP), 'header repair');
+      const after = serve([]);
+      expect(after.readOnly).toBe(false);
+      expect(after.data.equals(s.data)).toBe(true);
+      expect(leftovers()).toEqual([]);
     });
 
     itOnce('refuses unusable mount points with exit code 2, touching nothing', () => {

@@ -10,6 +10,8 @@ import { authenticateBackup, parseHeaderBackup, repairHeaders, requireBackupFits
 import { openRegularFile, readHead } from '../../system/safe-open.js';
 import { addYesOption, confirmationPossible, confirmOrStop, type YesOption } from '../confirm.js';
 import { info, warn } from '../output.js';
+import { parseHeaderCopy } from '../format-options.js';
+import { copyName } from '../../volume/header-agreement.js';
 import { gatherKdfInput, type SecretOptions } from '../secrets.js';
 import { withSecretOptions } from '../secret-options.js';
 import { unlockOpened, withVaultContainer } from '../unlock.js';
@@ -63,22 +65,40 @@ export function registerHeader(program: Command): void {
 
   const repair = header
     .command('repair <container>')
-    .description('rewrite a damaged or stale header copy from the good one (needs a passphrase)');
-  withSecretOptions(repair).action((container: string, o: SecretOptions) =>
+    .description('rewrite a damaged or stale header copy from the good one (needs a passphrase)')
+    .option('--header-copy <copy>', 'rewrite both copies from this one, primary or secondary, whatever the other says (when the two disagree; asks first)');
+  addYesOption(withSecretOptions(repair)).action((container: string, o: RepairOptions) =>
       withVaultContainer(container, 'vault header repair', false, async (c) => {
+        const chosen = parseHeaderCopy(o.headerCopy);
+        if (chosen !== undefined) {
+          confirmationPossible(o, 'replacing a header copy'); // before the passphrase is read
+          c.headerCopy = chosen;
+        }
         const x = await unlockOpened(c, gatherKdfInput(o));
         try {
           if (x.u.warnings.length === 0) {
             info('both header copies are valid; nothing to repair');
             return;
           }
+          if (chosen !== undefined) await confirmReplace(x.c, x.u.header, o);
           repairHeaders(x.c, x.u);
-          info('both header copies rewritten from the authenticated copy');
+          info(`both header copies rewritten from the ${chosen === undefined ? 'authenticated' : copyName(x.u.header)} copy`);
         } finally {
           x.close();
         }
       }),
     );
+}
+
+type RepairOptions = SecretOptions & YesOption & { headerCopy?: string };
+
+/** What `repair --header-copy` will make of the container, and the user's yes (spec §6 "Choosing a copy"). */
+async function confirmReplace(c: ContainerFile, h: Header, o: RepairOptions): Promise<void> {
+  const name = copyName(h);
+  const other = name === 'primary' ? 'secondary' : 'primary';
+  info(`the ${other} header copy of ${c.path} will be replaced by the ${name} copy:`);
+  info(`  ${name}: sequence ${h.sequence}, ${h.sectorSize}-byte sectors, data size ${h.dataSize} bytes, active keyslots ${activeSlots(h).join(', ') || 'none'}`);
+  await confirmOrStop(o, 'replacing a header copy', `Make both header copies the ${name} one? The ${other} copy's differences are lost.`, 'not repaired');
 }
 
 /**

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { VaultError } from '../../errors.js';
 import { closeContainer, openContainer, type ContainerFile } from '../../volume/container-file.js';
 import { resolveContainer } from '../../volume/container-file.js';
-import { detectFormat, unlockVolume } from '../../formats/index.js';
+import { detectFormat, unlockVolume, useHeaderCopy } from '../../formats/index.js';
 import { keyfilePolicy } from '../../formats/types.js';
 import { formatLabel } from '../../formats/types.js';
 import type { FormatInfo, UnlockOptions, UnlockedVolume } from '../../formats/types.js';
@@ -34,6 +34,7 @@ export function registerInfo(program: Command): void {
     try {
       if (choice.headerPath) headerFile = openContainer(resolveContainer(choice.headerPath), true);
       const adapter = detectFormat(c, { ...(choice.type ? { type: choice.type } : {}), ...(headerFile ? { headerFile } : {}) });
+      useHeaderCopy(adapter.name, c, choice.headerCopy);
       const opts: UnlockOptions = {
         readOnly: true,
         ...(choice.slot !== undefined ? { slot: choice.slot } : {}),

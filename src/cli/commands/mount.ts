@@ -84,11 +84,14 @@ export function registerMount(program: Command): void {
     if (!o.filesystem && (mountpoint !== undefined || o.fsOptions !== undefined))
       throw new VaultError('usage', `--no-filesystem mounts no filesystem: it takes no ${mountpoint !== undefined ? 'mount point' : '--fs-options'}`, 'drop one or the other');
     const choice = formatChoice(o);
+    // One copy chosen over the other is for looking at it: writes wait for a repair (spec §6).
+    const readOnly = !!o.readOnly || choice.headerCopy !== undefined;
+    if (readOnly && !o.readOnly) process.stderr.write('vault: --header-copy mounts read-only; `vault header repair --header-copy <copy>` makes both copies that one, after which the volume mounts read-write\n');
     checkProtectHidden(o);
     const via = parseRoute(o.via);
     const { policy, allowDiscards } = policyFor(o);
     const tokens = mountTokens(o, (m) => process.stderr.write(`vault: ${m}\n`));
-    checkDiscardOptions({ readOnly: !!o.readOnly, ...(allowDiscards ? { allowDiscards } : {}), ...(o.fsOptions ? { fsOptions: o.fsOptions } : {}) });
+    checkDiscardOptions({ readOnly, ...(allowDiscards ? { allowDiscards } : {}), ...(o.fsOptions ? { fsOptions: o.fsOptions } : {}) });
     const { signal, dispose } = abortOnSignals();
     let started: number | undefined;
     try {
@@ -96,7 +99,7 @@ export function registerMount(program: Command): void {
       const r = await mountVolume({
         container,
         ...(mountpoint ? { mountpoint } : {}),
-        readOnly: !!o.readOnly,
+        readOnly,
         ...(o.fsOptions ? { fsOptions: o.fsOptions } : {}),
         noFilesystem: !o.filesystem,
         ...secretsFor(o),
