@@ -85,11 +85,3 @@ export function hiddenProtectionOf(r: VolumeRecord): ListedVolume['hiddenProtect
   return protectionTripped(r) ? 'tripped' : 'on';
 }
 
-/** "I/O errors: 3 (last: ENOSPC writing the container at offset 1234, at <time>)", or '' when none. */
-export function describeIoErrors(e: IoErrorReport): string {
-  if (e.count === 0) return '';
-  const verb = { read: 'reading', write: 'writing', sync: 'syncing', punch: 'punching a hole in' } as Record<string, string>;
-  const l = e.last;
-  const last = l ? ` (last: ${l.errno} ${verb[l.op] ?? l.op} the container${l.offset === null ? '' : ` at offset ${l.offset}`}, at ${l.at})` : '';
-  return `I/O errors: ${e.count}${last}`;
-}

@@ -16,7 +16,7 @@ import { detachLoop, loopDevno, loopInfo, loopsBackedBy } from './loop.js';
 import { isMountPoint, readMountInfo, unmountFilesystem, type MountEntry } from './filesystem.js';
 import { describeHolders, endProcesses, findHolders, type Holder } from './holders.js';
 import {
-  inScope, mountInProgress, ownerOf, processAlive, removeAbandonedNewDirs, processStartTime, readRecords, records, removeVolumeDir, serverAlive, serverOf, userRecords, volumeDir,
+  describeIoErrors, inScope, ioErrorsOf, mountInProgress, ownerOf, processAlive, removeAbandonedNewDirs, processStartTime, readRecords, records, removeVolumeDir, serverAlive, serverOf, userRecords, volumeDir,
   type Scope, type VolumeRecord,
 } from './state.js';
 import { run } from './run.js';
@@ -166,6 +166,7 @@ export async function dismountVolume(r: VolumeRecord, force: boolean): Promise<D
   await releaseBlockFile(r, force, actions);
   const how = await stopServer(r.serverPid, r.serverStartTime, r.fuseDir);
   if (how !== 'gone') actions.push(how === 'stopped' ? 'stopped the volume server; key wiped' : 'killed the unresponsive volume server');
+  ioErrorsAction(r, actions); // the server's last count is in; the record goes with the directory below
   // A mount point vault made lies in the user's directory under /media/vault, whose parent is
   // root's: its name cannot be redirected, and rmdir neither follows a symlink nor removes content.
   if (r.mountpoint && r.mountpointCreated && existsSync(r.mountpoint) && !isMountPoint(r.mountpoint)) {
@@ -212,7 +213,18 @@ async function dismountUserVolume(r: VolumeRecord, force: boolean): Promise<Dism
     if (!gone) process.kill(r.serverPid, 'SIGKILL');
     actions.push(gone ? 'stopped the volume server; key wiped' : 'killed the unresponsive volume server');
   }
+  ioErrorsAction(r, actions);
   return { record: r, actions };
+}
+
+/**
+ * The disk's failures while the volume was mounted, told once more at its dismount: the record
+ * (io-errors.json) goes with the volume's directory, and a user who never ran `vault list` would
+ * otherwise not learn that the last writes may not have reached the disk.
+ */
+function ioErrorsAction(r: VolumeRecord, actions: string[]): void {
+  const errors = describeIoErrors(ioErrorsOf(r));
+  if (errors) actions.push(`${errors} while mounted: the disk under the container failed or was full, so writes of that time may be lost (README, "Troubleshooting")`);
 }
 
 function processUid(pid: number): number | null {

@@ -200,6 +200,15 @@ export function ioErrorsOf(r: Pick<VolumeRecord, 'fuseDir'>): IoErrorReport {
   }
 }
 
+/** "I/O errors: 3 (last: ENOSPC writing the container at offset 1234, at <time>)", or '' when none. */
+export function describeIoErrors(e: IoErrorReport): string {
+  if (e.count === 0) return '';
+  const verb = { read: 'reading', write: 'writing', sync: 'syncing', punch: 'punching a hole in' } as Record<string, string>;
+  const l = e.last;
+  const last = l ? ` (last: ${l.errno} ${verb[l.op] ?? l.op} the container${l.offset === null ? '' : ` at offset ${l.offset}`}, at ${l.at})` : '';
+  return `I/O errors: ${e.count}${last}`;
+}
+
 const OPS = new Set(['read', 'write', 'sync', 'punch']);
 const isCount = (x: unknown): x is number => Number.isSafeInteger(x) && (x as number) >= 0;
 

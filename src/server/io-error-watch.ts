@@ -24,9 +24,13 @@ export function ioErrorReport(st: Pick<FuseStats, 'containerErrors' | 'lastConta
   };
 }
 
+/**
+ * Polls the counters; stop() looks once more, so that failures of the last moments before a
+ * dismount (which reads the record after the server exits, to tell the user) are recorded too.
+ */
 export function watchIoErrors(o: { fuseDir: string; stats: () => FuseStats; log: (m: string) => void }): { stop(): void } {
   let seen = 0;
-  const timer = setInterval(() => {
+  const check = () => {
     const report = ioErrorReport(o.stats());
     if (report.count === seen) return;
     seen = report.count;
@@ -37,7 +41,13 @@ export function watchIoErrors(o: { fuseDir: string; stats: () => FuseStats; log:
     } catch (e) {
       o.log(`could not record the I/O errors for vault list: ${(e as Error).message}`);
     }
-  }, EVERY_MS);
+  };
+  const timer = setInterval(check, EVERY_MS);
   timer.unref();
-  return { stop: () => clearInterval(timer) };
+  return {
+    stop: () => {
+      clearInterval(timer);
+      check();
+    },
+  };
 }

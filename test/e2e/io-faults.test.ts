@@ -79,11 +79,11 @@ async function ioErrorsAtLeast(container: string, n: number): Promise<ListedVolu
   }
 }
 
-/** Dismounts, timed; it must succeed and leave nothing (afterEach checks the leftovers). */
-function dismount(dev: string): number {
+/** Dismounts, timed; it must succeed and leave nothing (afterEach checks the leftovers). What it said on stdout. */
+function dismount(dev: string): { ms: number; said: string } {
   const t0 = Date.now();
-  ok(vault(['dismount', dev]), 'dismount');
-  return Date.now() - t0;
+  const r = ok(vault(['dismount', dev]), 'dismount');
+  return { ms: Date.now() - t0, said: r.stdout };
 }
 
 /** Whether a and b are equal outside [from, to). */
@@ -163,7 +163,8 @@ describe.runIf(suite.run)('I/O faults under the container', () => {
         expect(e.last!.offset).toBeGreaterThanOrEqual(dataOffset + r);
         expect(e.last!.offset).toBeLessThanOrEqual(dataOffset + r + 32 * KiB);
         expect(ok(vault(['list'])).stdout).toContain(`I/O errors: ${e.count} (last: EIO reading the container at offset ${e.last!.offset}, at ${e.last!.at})`);
-        const ms = dismount(dev);
+        const { ms, said } = dismount(dev);
+        expect(said, 'the dismount tells it once more, since the record goes with the mount').toMatch(new RegExp(`I/O errors: \\d+ \\(last: EIO .*\\) while mounted: the disk under the container failed or was full`));
         console.log(`[io-faults] EIO (${URING_CASE}): host faults injected ${injected}, server counted ${e.count} (eio ${e.eio}), ${newSectors}/64 sectors of the failed write already new, dismount ${ms} ms`);
       } finally {
         await ffs.stop();
@@ -207,7 +208,8 @@ describe.runIf(suite.run)('I/O faults under the container', () => {
         expect(sh('mount', ['-o', 'remount,size=64M', tiny]).status).toBe(0);
         expect(writeAt(dev, pattern, 2 * MiB, from, 16 * MiB).status).toBe(0);
         expect(readAt(dev, from, 16 * MiB).data.equals(readFileSync(pattern).subarray(2 * MiB, 18 * MiB))).toBe(true);
-        const ms = dismount(dev);
+        const { ms, said } = dismount(dev);
+        expect(said).toMatch(/I\/O errors: \d+ \(last: ENOSPC writing the container .* while mounted/);
         console.log(`[io-faults] ENOSPC: the 16 MiB write failed at container offset ${e.last!.offset} (${e.enospc} ENOSPC counted), dismount ${ms} ms`);
       } finally {
         sh('umount', [tiny]);
@@ -248,7 +250,8 @@ describe.runIf(suite.run)('I/O faults under the container', () => {
         const e = await ioErrorsAtLeast(file, 1);
         expect(e.enospc).toBeGreaterThanOrEqual(1);
         expect(e.count).toBe(e.enospc);
-        const ms = dismount(mp);
+        const { ms, said } = dismount(mp);
+        expect(said).toMatch(/I\/O errors: \d+ \(last: ENOSPC .* while mounted/);
 
         // The user frees space on the host: the volume mounts, the file synced before is intact,
         // and the filesystem checks clean.
@@ -302,7 +305,8 @@ describe.runIf(suite.run)('I/O faults under the container', () => {
         expect(e.erofs).toBeGreaterThanOrEqual(1);
         expect(e.last).toMatchObject({ errno: 'EROFS' });
         expect(ok(vault(['list'])).stdout).toMatch(/I\/O errors: \d+ \(last: EROFS (writing|syncing) the container/);
-        const ms = dismount(dev);
+        const { ms, said } = dismount(dev);
+        expect(said).toMatch(/I\/O errors: \d+ \(last: EROFS .* while mounted/);
         console.log(`[io-faults] read-only host (${remount.status === 0 ? 'remount,ro' : 'ext4 errors=remount-ro'}): ${e.erofs} EROFS counted, dismount ${ms} ms`);
       } finally {
         sh('umount', [host]);
@@ -346,8 +350,9 @@ describe.runIf(suite.run)('I/O faults under the container', () => {
         expect(shortRead.data.equals(readFileSync(pattern))).toBe(true);
         expect(readAt(dev, 2 * MiB, 1 * MiB).data.equals(readFileSync(pattern))).toBe(true);
         expect(listed(container).ioErrors.count).toBe(0);
-        const ms = dismount(dev);
+        const { ms, said } = dismount(dev);
         expect(ms).toBeLessThan(10_000);
+        expect(said).not.toMatch(/I\/O errors/);
         console.log(`[io-faults] slow disk: 256 KiB written in ${writeMs} ms, read in ${readMs} ms, ${delays} host I/Os delayed; ${shorts} host I/Os cut short, no error; dismount ${ms} ms`);
       } finally {
         await ffs.stop();

@@ -4,8 +4,7 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { describeIoErrors } from '../../src/cli/list-json.js';
-import { ioErrorsOf, NO_IO_ERRORS, parseIoErrors, writeIoErrors } from '../../src/mount/state.js';
+import { describeIoErrors, ioErrorsOf, NO_IO_ERRORS, parseIoErrors, writeIoErrors } from '../../src/mount/state.js';
 import { ioErrorReport } from '../../src/server/io-error-watch.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'vault-io-errors-'));

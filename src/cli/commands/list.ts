@@ -4,8 +4,8 @@ import { info, warn } from '../output.js';
 import { formatLabel, type FormatName } from '../../formats/types.js';
 import { NO_POLICY, describePolicy } from '../../mount/policy.js';
 import { actingScope } from '../owner.js';
-import { describeIoErrors, hiddenProtectionOf, listedVolume } from '../list-json.js';
-import { inScope, ioErrorsOf, records } from '../../mount/state.js';
+import { hiddenProtectionOf, listedVolume } from '../list-json.js';
+import { describeIoErrors, inScope, ioErrorsOf, records } from '../../mount/state.js';
 
 export function registerList(program: Command): void {
   program
