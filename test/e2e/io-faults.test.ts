@@ -6,9 +6,11 @@
  * In each case: the error reaches the writer on the vault block device (ENOSPC for a full host, EIO
  * otherwise), no sector outside the failed request changes (container ciphertext and volume
  * plaintext compared), what was written and synced before reads back intact, `vault dismount`
- * works, and `vault list` / `list --json` say what happened. The EIO case runs on FUSE over
- * io_uring (where the kernel has it), the others on classic /dev/fuse: the two transports share the
- * container I/O path (native/fuse_io.c), they differ in how the error reaches the kernel.
+ * works, and `vault list` / `list --json` and the dismount say what happened. The cases are split
+ * between the two transports, each faulting on the raw device and under ext4: EIO on the device,
+ * ENOSPC under ext4 and the slow disk on FUSE over io_uring (where the kernel has it); ENOSPC on the
+ * device, the host going read-only and EIO under ext4 on classic /dev/fuse. The transports share the
+ * container I/O path (native/fuse_io.c); they differ in how the error reaches the kernel.
  */
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -91,7 +93,7 @@ function sameOutside(a: Buffer, b: Buffer, from: number, to: number): boolean {
   return a.length === b.length && a.subarray(0, from).equals(b.subarray(0, from)) && a.subarray(to).equals(b.subarray(to));
 }
 
-/** The EIO case runs on FUSE over io_uring where the kernel has it (the other cases on classic). */
+/** The io_uring half of the cases (classic where the kernel has no FUSE over io_uring). */
 const URING_CASE: Transport = TRANSPORTS[TRANSPORTS.length - 1]!;
 
 describe.runIf(suite.run)('I/O faults under the container', () => {
@@ -170,51 +172,6 @@ describe.runIf(suite.run)('I/O faults under the container', () => {
         await ffs.stop();
       }
     }, 90_000);
-  });
-
-  describe('classic transport', () => {
-    beforeAll(() => {
-      if (suite.run) useTransport('classic');
-    });
-
-    it('ENOSPC part-way through a write to a sparse container on a full tmpfs: ENOSPC reaches the writer; synced data intact; retry after freeing space', async () => {
-      const tiny = path.join(suite.dir, 'tiny');
-      mkdirSync(tiny);
-      expect(sh('mount', ['-t', 'tmpfs', '-o', 'size=8M,mode=0700', 'tmpfs', tiny]).status).toBe(0);
-      try {
-        const file = path.join(tiny, 'c.vol');
-        const { dataOffset } = create(file, '32M');
-        const pattern = path.join(suite.dir, 'pattern');
-        writeFileSync(pattern, randomBytes(18 * MiB));
-        const dev = mountRaw(file);
-        expect(writeAt(dev, pattern, 0, 0, 2 * MiB).status, 'synced before the host filled up').toBe(0);
-        const before = readFileSync(file);
-
-        const from = 4 * MiB;
-        const full = writeAt(dev, pattern, 2 * MiB, from, 16 * MiB);
-        expect(full.status).not.toBe(0);
-        expect(full.stderr).toMatch(/No space left on device/);
-        const after = readFileSync(file);
-        expect(sameOutside(before, after, dataOffset + from, dataOffset + from + 16 * MiB), 'ciphertext outside the failed write changed').toBe(true);
-        expect(readAt(dev, 0, 2 * MiB).data.equals(readFileSync(pattern).subarray(0, 2 * MiB)), 'data synced before the fault').toBe(true);
-
-        const e = await ioErrorsAtLeast(file, 1);
-        expect(e.enospc).toBeGreaterThanOrEqual(1);
-        expect(e.last).toMatchObject({ op: 'write', errno: 'ENOSPC' });
-        expect(e.last!.offset).toBeGreaterThanOrEqual(dataOffset + from);
-        expect(ok(vault(['list'])).stdout).toMatch(/I\/O errors: \d+ \(last: ENOSPC writing the container at offset \d+/);
-
-        // The user frees space on the host: the same write now goes through, without a remount.
-        expect(sh('mount', ['-o', 'remount,size=64M', tiny]).status).toBe(0);
-        expect(writeAt(dev, pattern, 2 * MiB, from, 16 * MiB).status).toBe(0);
-        expect(readAt(dev, from, 16 * MiB).data.equals(readFileSync(pattern).subarray(2 * MiB, 18 * MiB))).toBe(true);
-        const { ms, said } = dismount(dev);
-        expect(said).toMatch(/I\/O errors: \d+ \(last: ENOSPC writing the container .* while mounted/);
-        console.log(`[io-faults] ENOSPC: the 16 MiB write failed at container offset ${e.last!.offset} (${e.enospc} ENOSPC counted), dismount ${ms} ms`);
-      } finally {
-        sh('umount', [tiny]);
-      }
-    }, 90_000);
 
     it('ENOSPC under the mounted filesystem (ext4 in a sparse container on a full tmpfs): fsync says so, a synced file survives, e2fsck is clean', async () => {
       const tiny = path.join(suite.dir, 'tiny-fs');
@@ -269,6 +226,97 @@ describe.runIf(suite.run)('I/O faults under the container', () => {
       }
     }, 90_000);
 
+    it('a slow disk (every container I/O 200 ms late) and short host reads/writes: correct data, no error, dismount in bounded time', async () => {
+      const backing = path.join(suite.dir, 'slow-backing');
+      const mnt = path.join(suite.dir, 'slow');
+      mkdirSync(backing);
+      mkdirSync(mnt);
+      const { dataOffset } = create(path.join(backing, 'c.vol'), '16M');
+      const pattern = path.join(suite.dir, 'pattern');
+      writeFileSync(pattern, randomBytes(1 * MiB));
+      const ffs = await mountFaultfs(bin, backing, mnt);
+      const container = path.join(mnt, 'c.vol');
+      try {
+        const dev = mountRaw(container);
+        ffs.set('rw 0 max delay 200');
+        const t0 = Date.now();
+        const w = writeAt(dev, pattern, 0, 3 * MiB, 256 * KiB);
+        const writeMs = Date.now() - t0;
+        expect(w.status, w.stderr).toBe(0);
+        const t1 = Date.now();
+        const r = readAt(dev, 3 * MiB, 256 * KiB);
+        const readMs = Date.now() - t1;
+        expect(r.status, r.stderr).toBe(0);
+        expect(r.data.equals(readFileSync(pattern).subarray(0, 256 * KiB))).toBe(true);
+        const delays = ffs.counts().delays;
+        expect(delays).toBeGreaterThan(0);
+
+        // Short reads and writes (the host does part of each request): the server goes on from
+        // where the host stopped, so nothing fails and everything lands.
+        const cut = 2 * MiB + 100 * KiB;
+        ffs.set(`rw ${dataOffset + cut} max short`);
+        expect(writeAt(dev, pattern, 0, 2 * MiB, 1 * MiB).status).toBe(0);
+        const shortRead = readAt(dev, 2 * MiB, 1 * MiB);
+        const shorts = ffs.counts().faults;
+        ffs.set('');
+        expect(shorts).toBeGreaterThanOrEqual(2);
+        expect(shortRead.data.equals(readFileSync(pattern))).toBe(true);
+        expect(readAt(dev, 2 * MiB, 1 * MiB).data.equals(readFileSync(pattern))).toBe(true);
+        expect(listed(container).ioErrors.count).toBe(0);
+        const { ms, said } = dismount(dev);
+        expect(ms).toBeLessThan(10_000);
+        expect(said).not.toMatch(/I\/O errors/);
+        console.log(`[io-faults] slow disk: 256 KiB written in ${writeMs} ms, read in ${readMs} ms, ${delays} host I/Os delayed; ${shorts} host I/Os cut short, no error; dismount ${ms} ms`);
+      } finally {
+        await ffs.stop();
+      }
+    }, 90_000);
+  });
+
+  describe('classic transport', () => {
+    beforeAll(() => {
+      if (suite.run) useTransport('classic');
+    });
+
+    it('ENOSPC part-way through a write to a sparse container on a full tmpfs: ENOSPC reaches the writer; synced data intact; retry after freeing space', async () => {
+      const tiny = path.join(suite.dir, 'tiny');
+      mkdirSync(tiny);
+      expect(sh('mount', ['-t', 'tmpfs', '-o', 'size=8M,mode=0700', 'tmpfs', tiny]).status).toBe(0);
+      try {
+        const file = path.join(tiny, 'c.vol');
+        const { dataOffset } = create(file, '32M');
+        const pattern = path.join(suite.dir, 'pattern');
+        writeFileSync(pattern, randomBytes(18 * MiB));
+        const dev = mountRaw(file);
+        expect(writeAt(dev, pattern, 0, 0, 2 * MiB).status, 'synced before the host filled up').toBe(0);
+        const before = readFileSync(file);
+
+        const from = 4 * MiB;
+        const full = writeAt(dev, pattern, 2 * MiB, from, 16 * MiB);
+        expect(full.status).not.toBe(0);
+        expect(full.stderr).toMatch(/No space left on device/);
+        const after = readFileSync(file);
+        expect(sameOutside(before, after, dataOffset + from, dataOffset + from + 16 * MiB), 'ciphertext outside the failed write changed').toBe(true);
+        expect(readAt(dev, 0, 2 * MiB).data.equals(readFileSync(pattern).subarray(0, 2 * MiB)), 'data synced before the fault').toBe(true);
+
+        const e = await ioErrorsAtLeast(file, 1);
+        expect(e.enospc).toBeGreaterThanOrEqual(1);
+        expect(e.last).toMatchObject({ op: 'write', errno: 'ENOSPC' });
+        expect(e.last!.offset).toBeGreaterThanOrEqual(dataOffset + from);
+        expect(ok(vault(['list'])).stdout).toMatch(/I\/O errors: \d+ \(last: ENOSPC writing the container at offset \d+/);
+
+        // The user frees space on the host: the same write now goes through, without a remount.
+        expect(sh('mount', ['-o', 'remount,size=64M', tiny]).status).toBe(0);
+        expect(writeAt(dev, pattern, 2 * MiB, from, 16 * MiB).status).toBe(0);
+        expect(readAt(dev, from, 16 * MiB).data.equals(readFileSync(pattern).subarray(2 * MiB, 18 * MiB))).toBe(true);
+        const { ms, said } = dismount(dev);
+        expect(said).toMatch(/I\/O errors: \d+ \(last: ENOSPC writing the container .* while mounted/);
+        console.log(`[io-faults] ENOSPC: the 16 MiB write failed at container offset ${e.last!.offset} (${e.enospc} ENOSPC counted), dismount ${ms} ms`);
+      } finally {
+        sh('umount', [tiny]);
+      }
+    }, 90_000);
+
     it('the host filesystem goes read-only under the mounted volume: writes get EIO, reads go on, list says EROFS, dismount works', async () => {
       const img = path.join(suite.dir, 'host.img');
       const host = path.join(suite.dir, 'host');
@@ -313,47 +361,47 @@ describe.runIf(suite.run)('I/O faults under the container', () => {
       }
     }, 90_000);
 
-    it('a slow disk (every container I/O 200 ms late) and short host reads/writes: correct data, no error, dismount in bounded time', async () => {
-      const backing = path.join(suite.dir, 'slow-backing');
-      const mnt = path.join(suite.dir, 'slow');
-      mkdirSync(backing);
-      mkdirSync(mnt);
-      const { dataOffset } = create(path.join(backing, 'c.vol'), '16M');
-      const pattern = path.join(suite.dir, 'pattern');
-      writeFileSync(pattern, randomBytes(1 * MiB));
+    it('EIO under the mounted filesystem (ext4; the host fails every write of the data area): fsync says EIO, a file synced before reads back, list and dismount say so', async () => {
+      const backing = path.join(suite.dir, 'eio-fs-backing');
+      const mnt = path.join(suite.dir, 'eio-fs');
+      const mp = path.join(suite.dir, 'eio-fs-mp');
+      for (const d of [backing, mnt, mp]) mkdirSync(d);
+      ok(vault(['create', path.join(backing, 'c.vol'), '--size', '64M', '--fs', 'ext4', '--quick', '--password-stdin', ...FAST_KDF], PW), 'create');
+      const { dataOffset } = JSON.parse(ok(vault(['info', path.join(backing, 'c.vol'), '--json'])).stdout) as { dataOffset: number };
       const ffs = await mountFaultfs(bin, backing, mnt);
       const container = path.join(mnt, 'c.vol');
       try {
-        const dev = mountRaw(container);
-        ffs.set('rw 0 max delay 200');
-        const t0 = Date.now();
-        const w = writeAt(dev, pattern, 0, 3 * MiB, 256 * KiB);
-        const writeMs = Date.now() - t0;
-        expect(w.status, w.stderr).toBe(0);
-        const t1 = Date.now();
-        const r = readAt(dev, 3 * MiB, 256 * KiB);
-        const readMs = Date.now() - t1;
-        expect(r.status, r.stderr).toBe(0);
-        expect(r.data.equals(readFileSync(pattern).subarray(0, 256 * KiB))).toBe(true);
-        const delays = ffs.counts().delays;
-        expect(delays).toBeGreaterThan(0);
+        ok(vault(['mount', container, mp, '--password-stdin'], PW), 'mount');
+        const keep = randomBytes(MiB);
+        const kept = path.join(mp, 'before');
+        const k = openSync(kept, 'w');
+        writeSync(k, keep);
+        fsyncSync(k);
+        closeSync(k);
 
-        // Short reads and writes (the host does part of each request): the server goes on from
-        // where the host stopped, so nothing fails and everything lands.
-        const cut = 2 * MiB + 100 * KiB;
-        ffs.set(`rw ${dataOffset + cut} max short`);
-        expect(writeAt(dev, pattern, 0, 2 * MiB, 1 * MiB).status).toBe(0);
-        const shortRead = readAt(dev, 2 * MiB, 1 * MiB);
-        const shorts = ffs.counts().faults;
+        ffs.set(`write ${dataOffset} max EIO`);
+        const fd = openSync(path.join(mp, 'lost'), 'w');
+        let err: NodeJS.ErrnoException | null = null;
+        try {
+          writeSync(fd, randomBytes(4 * MiB)); // the page cache takes it
+          fsyncSync(fd); // writeback fails on the host
+        } catch (e) {
+          err = e as NodeJS.ErrnoException;
+        } finally {
+          closeSync(fd);
+        }
+        expect(err?.code, 'fsync tells the writer').toBe('EIO');
         ffs.set('');
-        expect(shorts).toBeGreaterThanOrEqual(2);
-        expect(shortRead.data.equals(readFileSync(pattern))).toBe(true);
-        expect(readAt(dev, 2 * MiB, 1 * MiB).data.equals(readFileSync(pattern))).toBe(true);
-        expect(listed(container).ioErrors.count).toBe(0);
-        const { ms, said } = dismount(dev);
-        expect(ms).toBeLessThan(10_000);
-        expect(said).not.toMatch(/I\/O errors/);
-        console.log(`[io-faults] slow disk: 256 KiB written in ${writeMs} ms, read in ${readMs} ms, ${delays} host I/Os delayed; ${shorts} host I/Os cut short, no error; dismount ${ms} ms`);
+        // The file synced before, read from the container again (not from the page cache).
+        writeFileSync('/proc/sys/vm/drop_caches', '3');
+        expect(readFileSync(kept).equals(keep), 'the file synced before the fault').toBe(true);
+        const e = await ioErrorsAtLeast(container, 1);
+        expect(e.eio).toBeGreaterThanOrEqual(1);
+        expect(e.last).toMatchObject({ op: 'write', errno: 'EIO' });
+        expect(ok(vault(['list'])).stdout).toMatch(/I\/O errors: \d+ \(last: EIO writing the container/);
+        const { ms, said } = dismount(mp);
+        expect(said).toMatch(/I\/O errors: \d+ \(last: EIO writing the container .* while mounted/);
+        console.log(`[io-faults] EIO under ext4 (classic): fsync said ${err?.code}; the server counted ${e.eio} EIO; dismount ${ms} ms`);
       } finally {
         await ffs.stop();
       }
