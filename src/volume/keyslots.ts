@@ -8,7 +8,7 @@ import { closeSync, fstatSync, fsyncSync } from 'node:fs';
 import { VaultError, isVaultError } from '../errors.js';
 import { HEADER_SIZE, KEYSLOT_COUNT } from '../format/constants.js';
 import { parseHeaderCopy } from '../format/header.js';
-import { secondaryOffset } from '../format/layout.js';
+import { containerFileSize, secondaryOffset } from '../format/layout.js';
 import type { Header, KdfParams } from '../format/types.js';
 import { createKeyslot, emptyKeyslot } from '../crypto/keyslot.js';
 import { verifyHeaderMac } from '../crypto/master-key.js';
@@ -17,6 +17,7 @@ import { createNewFile } from '../system/safe-open.js';
 import { candidateHeaders, readHeaderCopies, unlockHeaders, writeHeaderUpdate, type UnlockResult } from './container.js';
 import { type ContainerFile } from './container-file.js';
 import { readAtSync, writeAllSync } from './fd-io.js';
+import { finishInterruptedResize, interruptedResize, resizeOwed } from './finish-resize.js';
 
 function withSlots(h: Header): Header {
   return { ...h, keyslots: [...h.keyslots] };
@@ -78,6 +79,20 @@ export function writeHeaderBackup(c: ContainerFile, file: string): { uuid: Buffe
   const read = readHeaderCopies(c);
   const { candidates } = candidateHeaders(c, read); // throws when neither copy is usable
   const newest = candidates[0]!;
+  // A restore needs both copies of one geometry (spec §10): refuse a backup that could not be restored.
+  if (read.primary.ok && read.secondary.ok && !sameGeometry(read.primary.header, read.secondary.header))
+    throw new VaultError(
+      'unsafe',
+      `the two header copies of ${c.path} describe different geometries (${geometryOf(read.primary.header)}; ${geometryOf(read.secondary.header)}: a resize or a re-encryption was interrupted), and a backup of them could not be restored`,
+      `finish it first: \`vault header repair ${c.path}\` makes both copies the one your passphrase opens (the newer); then back up`,
+    );
+  // A restore writes into a regular file only when it is exactly the size the backup describes (§10).
+  if (fstatSync(c.fd).isFile() && containerFileSize(newest) !== c.size)
+    throw new VaultError(
+      'unsafe',
+      `${c.path} is ${c.size} bytes, but its headers describe a container of ${containerFileSize(newest)} bytes (a shrink was interrupted, or bytes were appended), so a backup of them could not be restored into it`,
+      `\`vault header repair ${c.path}\` finishes an interrupted shrink; bytes appended by something else must go before a backup can be restored`,
+    );
   // Back up valid copies only, as they are on disk; a damaged copy becomes zeros (spec §10), and the
   // restore rebuilds nothing from it. Restored copies are authenticated by MAC at the next unlock.
   const copies = [
@@ -132,6 +147,8 @@ export function requireBackupFits(c: ContainerFile, backup: BackupContents): voi
     if (!sameGeometry(h, backup.copies[0]!)) throw new VaultError('invalid-field', 'the two copies in the backup describe different geometries');
   }
 }
+
+const geometryOf = (h: Header) => `${h.copy === 0 ? 'primary' : 'secondary'}: ${h.dataSize} bytes of ${h.sectorSize}-byte sectors`;
 
 function sameGeometry(a: Header, b: Header): boolean {
   return a.uuid.equals(b.uuid) && a.version === b.version && a.cipher === b.cipher && a.sectorSize === b.sectorSize && a.dataOffset === b.dataOffset && a.dataSize === b.dataSize;
@@ -194,8 +211,16 @@ export function restoreHeaders(c: ContainerFile, backup: BackupContents): void {
 
 /**
  * Rewrites both copies from the copy that unlocked (unlockContainer has verified its MAC),
- * repairing a damaged or stale one. Returns the header as written.
+ * repairing a damaged or stale one, and finishes a resize interrupted between its header writes
+ * (finish-resize.ts). Returns the header as written and what else was done.
  */
-export function repairHeaders(c: ContainerFile, u: UnlockResult): Header {
-  return writeHeaderUpdate(c, u.header, u.masterKey, u.header.copy);
+export async function repairHeaders(c: ContainerFile, u: UnlockResult): Promise<{ header: Header; finished: string[] }> {
+  const left = interruptedResize(c, readHeaderCopies(c), u.header, u.masterKey);
+  const header = writeHeaderUpdate(c, u.header, u.masterKey, u.header.copy);
+  return { header, finished: await finishInterruptedResize(c, left, header, u.masterKey) };
+}
+
+/** Whether `header repair` has anything to do beyond what the unlock warned about: an interrupted resize's leftovers. */
+export function repairOwed(c: ContainerFile, u: UnlockResult): boolean {
+  return resizeOwed(interruptedResize(c, readHeaderCopies(c), u.header, u.masterKey));
 }

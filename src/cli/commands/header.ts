@@ -6,7 +6,7 @@ import type { Header } from '../../format/types.js';
 import { candidateHeaders, formatUuid, readHeaderCopies } from '../../volume/container.js';
 import { type ContainerFile } from '../../volume/container-file.js';
 import { lockHeaderUpdates } from '../../volume/header-lock.js';
-import { authenticateBackup, parseHeaderBackup, repairHeaders, requireBackupFits, restoreHeaders, writeHeaderBackup, type BackupContents } from '../../volume/keyslots.js';
+import { authenticateBackup, parseHeaderBackup, repairHeaders, repairOwed, requireBackupFits, restoreHeaders, writeHeaderBackup, type BackupContents } from '../../volume/keyslots.js';
 import { openRegularFile, readHead } from '../../system/safe-open.js';
 import { addYesOption, confirmationPossible, confirmOrStop, type YesOption } from '../confirm.js';
 import { info, warn } from '../output.js';
@@ -76,13 +76,14 @@ export function registerHeader(program: Command): void {
         }
         const x = await unlockOpened(c, gatherKdfInput(o));
         try {
-          if (x.u.warnings.length === 0) {
+          if (x.u.warnings.length === 0 && !repairOwed(x.c, x.u)) {
             info('both header copies are valid; nothing to repair');
             return;
           }
           if (chosen !== undefined) await confirmReplace(x.c, x.u.header, o);
-          repairHeaders(x.c, x.u);
+          const { finished } = await repairHeaders(x.c, x.u);
           info(`both header copies rewritten from the ${chosen === undefined ? 'authenticated' : copyName(x.u.header)} copy`);
+          for (const f of finished) info(f);
         } finally {
           x.close();
         }
