@@ -132,10 +132,6 @@ function checkGeometry(v: UnlockedVolume, c: ContainerFile): void {
 }
 
 /**
- * Key-management commands change vault headers only. On any other format they stop here, before
- * a passphrase is asked or a byte is written.
- */
-/**
  * `--header-copy`: a vault container then reads and unlocks that header copy alone (spec §6
  * "Choosing a copy"); other formats have their own ways (VeraCrypt's --use-backup-header) and refuse it.
  */
@@ -146,6 +142,10 @@ export function useHeaderCopy(format: string, c: ContainerFile, copy: 0 | 1 | un
   c.headerCopy = copy;
 }
 
+/**
+ * Key-management commands change vault headers only. On any other format they stop here, before
+ * a passphrase is asked or a byte is written.
+ */
 export function requireVaultFormat(c: ContainerFile, what: string): void {
   const a = detectFormat(c);
   if (a.name === 'vault') return;
