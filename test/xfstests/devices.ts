@@ -17,6 +17,7 @@ import type { CleanupStack } from '../../bench/lib/cleanup.js';
 import { runOk } from '../../bench/lib/proc.js';
 import { UringParam } from '../../bench/lib/uring.js';
 import type { Rootless } from '../../bench/lib/rootless.js';
+import { renewLoopDevice, switchDiscardOff } from '../support/discard-off.js';
 import type { VaultCli } from '../../bench/lib/vault.js';
 import type { Options, Side } from './options.js';
 
@@ -28,11 +29,17 @@ export interface Devices {
   detail: string;
 }
 
-async function attachPlain(image: string, size: string, sectorSize: number, cleanup: CleanupStack): Promise<string> {
+async function attachPlain(image: string, size: string, sectorSize: number, discards: boolean, cleanup: CleanupStack): Promise<string> {
   writeFileSync(image, '');
   await runOk('truncate', ['-s', size, image]);
   const dev = (await runOk('losetup', ['-f', '--show', '--sector-size', String(sectorSize), image])).stdout.trim();
-  cleanup.push(`losetup -d ${dev}`, async () => void (await runOk('losetup', ['-d', dev], { cleanup: true })));
+  cleanup.push(`losetup -d ${dev}${discards ? '' : ', then renew it'}`, async () => {
+    await runOk('losetup', ['-d', dev], { cleanup: true });
+    // discard_max_bytes 0 outlives the detach and cannot be undone: the next user of loopN would
+    // get a device without discard (test/support/discard-off.ts). A fresh device forgets it.
+    if (!discards) renewLoopDevice(dev);
+  });
+  if (!discards) switchDiscardOff(dev);
   return dev;
 }
 
@@ -43,12 +50,6 @@ async function attachPlain(image: string, size: string, sectorSize: number, clea
  */
 export function deviceSectorSize(o: Options): number {
   return o.route === 'udisks' ? 512 : o.sectorSize;
-}
-
-/** Turns discards off on a plain loop device, as the vault side has them off without --allow-discards. */
-function noDiscards(dev: string): void {
-  const f = `/sys/block/${path.basename(dev)}/queue/discard_max_bytes`;
-  writeFileSync(f, '0');
 }
 
 /**
@@ -72,12 +73,10 @@ function setRotational(dev: string, on: boolean): void {
 
 export async function plainDevices(dir: string, o: Options, cleanup: CleanupStack): Promise<Devices> {
   const sectorSize = deviceSectorSize(o);
-  const testDev = await attachPlain(path.join(dir, 'plain-test.img'), o.size, sectorSize, cleanup);
-  const scratchDev = await attachPlain(path.join(dir, 'plain-scratch.img'), o.size, sectorSize, cleanup);
-  for (const d of [testDev, scratchDev]) {
-    if (!o.discards) noDiscards(d);
-    setRotational(d, VAULT_ROTATIONAL);
-  }
+  // Without discards on the vault side (the udisks route), none on the plain side either.
+  const testDev = await attachPlain(path.join(dir, 'plain-test.img'), o.size, sectorSize, o.discards, cleanup);
+  const scratchDev = await attachPlain(path.join(dir, 'plain-scratch.img'), o.size, sectorSize, o.discards, cleanup);
+  for (const d of [testDev, scratchDev]) setRotational(d, VAULT_ROTATIONAL);
   await runOk('mkfs.ext4', ['-F', '-q', testDev]);
   return { side: 'plain', testDev, scratchDev, detail: `loop devices over sparse files, ${o.size}, ${sectorSize}-byte sectors, ${o.discards ? 'discards on' : 'discards off'}, ${VAULT_ROTATIONAL ? '' : 'non-'}rotational` };
 }
