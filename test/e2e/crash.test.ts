@@ -14,7 +14,7 @@
  * CI runs VAULT_CRASH_ROUNDS=4 (the default); `npm run test:long` runs 100.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { rng } from '../support/rng.js';
@@ -168,15 +168,22 @@ describe.runIf(suite.run)('crash consistency', () => {
     // Two random kills per command in CI (keys.test.ts kills each one at every write step too).
     const rounds = Math.max(2, Math.ceil(ROUNDS / 2));
     for (const c of commands) {
+      // One starting state per command, made with the CLI and copied for each run (the header
+      // restore's backup belongs to it, and so to every copy).
+      const template = fresh();
+      c.prepare?.(template);
+      const copy = () => {
+        const file = path.join(suite.dir, `h${n++}.vol`);
+        copyFileSync(template, file);
+        return file;
+      };
       // Time one undisturbed run, then kill the others anywhere within that span.
-      const timed = fresh();
-      c.prepare?.(timed);
+      const timed = copy();
       const t0 = Date.now();
       ok(vault(c.args(timed), c.input), c.name);
       const duration = Date.now() - t0;
       for (let round = 0; round < rounds; round++) {
-        const file = fresh();
-        c.prepare?.(file);
+        const file = copy();
         await killVaultAfter(c.args(file), c.input, random() * duration);
         const oldOk = opens(file, c.before);
         const newOk = opens(file, c.after);
