@@ -54,10 +54,10 @@ export function deviceSectorSize(o: Options): number {
 
 /**
  * Whether the kernel calls a device rotational. A loop device over a FUSE file (vault's) is not; one
- * over a file on this machine's virtio disk is. ext4's block allocator chooses groups differently
- * for the two (mb_optimize_scan), which tests of allocation placement see (generic/223 fails its
- * stripe alignment on any non-rotational device here, plain or not): the plain side copies the
- * vault side's value, so that only the data path differs.
+ * over a file on this machine's virtio disk is. ext4's block allocator places files differently on
+ * the two, which tests of allocation placement see (generic/223 fails its stripe alignment on any
+ * non-rotational device here, plain or not): the plain side copies the vault side's value, so that
+ * only the data path differs.
  */
 export function rotational(dev: string): boolean {
   return readFileSync(`/sys/block/${path.basename(dev)}/queue/rotational`, 'utf8').trim() === '1';
