@@ -38,7 +38,7 @@ export function addFormatOptions(cmd: Command): Command {
 }
 
 /** `--header-copy primary|secondary` as the copy index of spec §2 (0, 1). */
-export function parseHeaderCopy(v: string | undefined): 0 | 1 | undefined {
+export function parseHeaderCopyOption(v: string | undefined): 0 | 1 | undefined {
   if (v === undefined) return undefined;
   if (v === 'primary') return 0;
   if (v === 'secondary') return 1;
@@ -65,6 +65,6 @@ export function formatChoice(o: FormatCliOptions): FormatChoice {
     ...(o.useBackupHeader ? { useBackupHeader: true } : {}),
     ...(o.hash !== undefined ? { hash: parsePrf(o.hash) } : {}),
     ...(o.system ? { system: true } : {}),
-    ...(o.headerCopy !== undefined ? { headerCopy: parseHeaderCopy(o.headerCopy)! } : {}),
+    ...(o.headerCopy !== undefined ? { headerCopy: parseHeaderCopyOption(o.headerCopy)! } : {}),
   };
 }

@@ -10,7 +10,7 @@ import { authenticateBackup, parseHeaderBackup, repairHeaders, repairOwed, requi
 import { openRegularFile, readHead } from '../../system/safe-open.js';
 import { addYesOption, confirmationPossible, confirmOrStop, type YesOption } from '../confirm.js';
 import { info, warn } from '../output.js';
-import { parseHeaderCopy } from '../format-options.js';
+import { parseHeaderCopyOption } from '../format-options.js';
 import { copyName } from '../../volume/header-agreement.js';
 import { gatherKdfInput, type SecretOptions } from '../secrets.js';
 import { withSecretOptions } from '../secret-options.js';
@@ -69,7 +69,7 @@ export function registerHeader(program: Command): void {
     .option('--header-copy <copy>', 'rewrite both copies from this one, primary or secondary, whatever the other says (when the two disagree; asks first)');
   addYesOption(withSecretOptions(repair)).action((container: string, o: RepairOptions) =>
       withVaultContainer(container, 'vault header repair', false, async (c) => {
-        const chosen = parseHeaderCopy(o.headerCopy);
+        const chosen = parseHeaderCopyOption(o.headerCopy);
         if (chosen !== undefined) {
           confirmationPossible(o, 'replacing a header copy'); // before the passphrase is read
           c.headerCopy = chosen;
