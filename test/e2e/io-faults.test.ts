@@ -317,6 +317,44 @@ describe.runIf(suite.run)('I/O faults under the container', () => {
       }
     }, 90_000);
 
+    it('--allow-discards on a host filesystem that cannot punch holes (faultfs: EOPNOTSUPP): a discard still reads back as zeros, stored as encrypted zeros, no I/O error', async () => {
+      const backing = path.join(suite.dir, 'nopunch');
+      const mnt = path.join(suite.dir, 'nopunch-ffs');
+      mkdirSync(backing);
+      mkdirSync(mnt);
+      const { dataOffset, dataSize } = create(path.join(backing, 'c.vol'), '8M');
+      const pattern = path.join(suite.dir, 'pattern');
+      writeFileSync(pattern, randomBytes(dataSize));
+      const ffs = await mountFaultfs(bin, backing, mnt);
+      const container = path.join(mnt, 'c.vol');
+      try {
+        ffs.set('punch 0 max EOPNOTSUPP');
+        const dev = ok(vault(['mount', container, '--no-filesystem', '--allow-discards', '--password-stdin'], PW), 'mount').stdout.trim();
+        expect(writeAt(dev, pattern, 0, 0, dataSize).status).toBe(0);
+        const before = readFileSync(path.join(backing, 'c.vol'));
+        const from = MiB - 4 * KiB;
+        const to = 2 * MiB + 4 * KiB;
+        const d = sh('blkdiscard', ['-o', String(from), '-l', String(to - from), dev]);
+        expect(d.status, d.stderr).toBe(0);
+        const refused = ffs.counts().faults;
+        expect(refused, 'the server tried to punch, and the host refused').toBeGreaterThanOrEqual(1);
+        const volume = readAt(dev, 0, dataSize);
+        expect(volume.status, volume.stderr).toBe(0);
+        expect(volume.data.subarray(from, to).equals(Buffer.alloc(to - from)), 'the discarded range reads as zeros').toBe(true);
+        expect(sameOutside(volume.data, readFileSync(pattern), from, to), 'plaintext outside the discard changed').toBe(true);
+        const after = readFileSync(path.join(backing, 'c.vol'));
+        expect(sameOutside(before, after, dataOffset + from, dataOffset + to), 'ciphertext outside the discard changed').toBe(true);
+        const stored = after.subarray(dataOffset + from, dataOffset + to);
+        for (let s = 0; s < stored.length; s += 4 * KiB)
+          expect(stored.subarray(s, s + 4 * KiB).equals(Buffer.alloc(4 * KiB)), `stored sector at data offset ${from + s} is zero bytes: a hole where the host cannot make one`).toBe(false);
+        expect(listed(container).ioErrors.count, 'a refused punch is not an I/O error').toBe(0);
+        dismount(dev);
+        console.log(`[io-faults] no hole punching on the host: ${refused} punches refused, ${to - from} discarded bytes stored as encrypted zeros`);
+      } finally {
+        await ffs.stop();
+      }
+    }, 90_000);
+
     it('the host filesystem goes read-only under the mounted volume: writes get EIO, reads go on, list says EROFS, dismount works', async () => {
       const img = path.join(suite.dir, 'host.img');
       const host = path.join(suite.dir, 'host');

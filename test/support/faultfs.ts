@@ -22,7 +22,7 @@ export function buildFaultfs(dir: string): string {
 }
 
 export interface Faultfs {
-  /** Replaces the rules, e.g. 'write 0 max EIO', 'rw 0 max delay 200' or 'rw 4096 max short'
+  /** Replaces the rules, e.g. 'write 0 max EIO', 'rw 0 max delay 200', 'rw 4096 max short' or 'punch 0 max EOPNOTSUPP'
    *  (faultfs.c says what each does); '' turns faults off. */
   set(rules: string): void;
   /** Operations failed (or cut short) and delayed so far. */

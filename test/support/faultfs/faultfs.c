@@ -9,8 +9,10 @@
  *
  * Control: the file `.faultfs` in the mount's root (root only). Writing it replaces the rules with
  * the lines written, one rule a line; the write returns once they are in force:
- *   <read|write|rw> <start> <end|max> <EIO|ENOSPC|EROFS|delay|short> [ms]
- * e.g. "write 1048576 2097152 EIO" or "rw 0 max delay 200". An empty write (or "off") clears them.
+ *   <read|write|rw|punch> <start> <end|max> <EIO|ENOSPC|EROFS|EOPNOTSUPP|delay|short> [ms]
+ * e.g. "write 1048576 2097152 EIO", "rw 0 max delay 200", or "punch 0 max EOPNOTSUPP" (a host
+ * filesystem that cannot punch holes: fallocate PUNCH_HOLE fails, other modes are writes). An empty
+ * write (or "off") clears them.
  * An operation matches a rule when its byte range meets [start, end). `short` makes an operation
  * that starts before `start` stop there (a short read or write, as a filling disk gives); the
  * caller's next operation, from `start` on, goes through. Reading `.faultfs` gives
@@ -35,7 +37,7 @@
 
 #define CTL "/.faultfs"
 #define MAX_RULES 16
-enum { R = 1, W = 2 };
+enum { R = 1, W = 2, P = 4 };
 
 typedef struct {
   int ops;
@@ -65,10 +67,10 @@ static int parse_rules(const char *text, rule *out) {
     if (k >= 1 && strcmp(ops, "off") != 0) {
       rule r = {0};
       if (k < 4 || n == MAX_RULES) return -EINVAL;
-      r.ops = strcmp(ops, "read") == 0 ? R : strcmp(ops, "write") == 0 ? W : strcmp(ops, "rw") == 0 ? R | W : 0;
+      r.ops = strcmp(ops, "read") == 0 ? R : strcmp(ops, "write") == 0 ? W : strcmp(ops, "rw") == 0 ? R | W : strcmp(ops, "punch") == 0 ? P : 0;
       r.start = strtoull(start, NULL, 0);
       r.end = strcmp(end, "max") == 0 ? UINT64_MAX : strtoull(end, NULL, 0);
-      r.err = strcmp(what, "EIO") == 0 ? EIO : strcmp(what, "ENOSPC") == 0 ? ENOSPC : strcmp(what, "EROFS") == 0 ? EROFS : 0;
+      r.err = strcmp(what, "EIO") == 0 ? EIO : strcmp(what, "ENOSPC") == 0 ? ENOSPC : strcmp(what, "EROFS") == 0 ? EROFS : strcmp(what, "EOPNOTSUPP") == 0 ? EOPNOTSUPP : 0;
       r.ms = ms;
       r.short_io = strcmp(what, "short") == 0;
       if (r.ops == 0 || r.end <= r.start || (r.err == 0 && !r.short_io && (strcmp(what, "delay") != 0 || k < 5))) return -EINVAL;
@@ -214,7 +216,7 @@ static int ffs_fallocate(const char *path, int mode, off_t off, off_t len, struc
   (void)path;
   if (fi->fh == UINT64_MAX) return -EOPNOTSUPP;
   size_t n = (size_t)len;
-  if ((err = inject(W, (uint64_t)off, &n)) != 0) return -err;
+  if ((err = inject((mode & FALLOC_FL_PUNCH_HOLE) ? P : W, (uint64_t)off, &n)) != 0) return -err;
   if (n != (size_t)len) return -ENOSPC; /* fallocate has no short form */
   return fallocate((int)fi->fh, mode, off, len) == 0 ? 0 : -errno;
 }
