@@ -79,18 +79,18 @@ export function writeHeaderBackup(c: ContainerFile, file: string): { uuid: Buffe
   const read = readHeaderCopies(c);
   const { candidates } = candidateHeaders(c, read); // throws when neither copy is usable
   const newest = candidates[0]!;
-  // A restore needs both copies of one geometry (spec §10): refuse a backup that could not be restored.
-  if (read.primary.ok && read.secondary.ok && !sameGeometry(read.primary.header, read.secondary.header))
+  // Refuse a backup that restore would refuse (spec §10): the same rule, on the copies as they are.
+  const problem = backupFitProblem(c, candidates);
+  if (problem?.kind === 'geometries')
     throw new VaultError(
       'unsafe',
-      `the two header copies of ${c.path} describe different geometries (${geometryOf(read.primary.header)}; ${geometryOf(read.secondary.header)}: a resize or a re-encryption was interrupted), and a backup of them could not be restored`,
+      `the two header copies of ${c.path} describe different geometries (${[problem.a, problem.b].sort((x, y) => x.copy - y.copy).map(geometryOf).join('; ')}: a resize or a re-encryption was interrupted), and a backup of them could not be restored`,
       `finish it first: \`vault header repair ${c.path}\` makes both copies the one your passphrase opens (the newer); then back up`,
     );
-  // A restore writes into a regular file only when it is exactly the size the backup describes (§10).
-  if (fstatSync(c.fd).isFile() && containerFileSize(newest) !== c.size)
+  if (problem?.kind === 'size')
     throw new VaultError(
       'unsafe',
-      `${c.path} is ${c.size} bytes, but its headers describe a container of ${containerFileSize(newest)} bytes (a shrink was interrupted, or bytes were appended), so a backup of them could not be restored into it`,
+      `${c.path} is ${c.size} bytes, but its headers describe a container of ${problem.end} bytes (a shrink was interrupted, or bytes were appended), so a backup of them could not be restored into it`,
       `\`vault header repair ${c.path}\` finishes an interrupted shrink; bytes appended by something else must go before a backup can be restored`,
     );
   // Back up valid copies only, as they are on disk; a damaged copy becomes zeros (spec §10), and the
@@ -132,20 +132,29 @@ export function parseHeaderBackup(raw: Buffer): BackupContents {
   return { copies, uuid: copies[0]!.uuid, raw };
 }
 
+/** Why header copies could not be restored into `c`, or null (spec §10). */
+type FitProblem = { kind: 'size'; end: number } | { kind: 'geometries'; a: Header; b: Header };
+
 /**
- * Refuses a backup whose copies do not sit exactly where this container's headers are: the
- * secondary copy is written at the backup's own `data_offset + data_size`, so a smaller geometry
- * would put it inside the data area. A regular file ends with the secondary copy (spec §9); a block
- * device may be larger than its container.
+ * The rule for restoring copies into a container, which `header backup` also applies before it
+ * writes one: every copy of one geometry, whose secondary copy (written at `data_offset +
+ * data_size`) ends inside the container; a regular file ends exactly there (spec §9), a block
+ * device may be larger than its container. A smaller geometry would put the secondary inside the
+ * data area.
  */
+function backupFitProblem(c: ContainerFile, copies: Header[]): FitProblem | null {
+  const odd = copies.find((h) => !sameGeometry(h, copies[0]!));
+  if (odd) return { kind: 'geometries', a: copies[0]!, b: odd };
+  const end = containerFileSize(copies[0]!);
+  return end > c.size || (fstatSync(c.fd).isFile() && end !== c.size) ? { kind: 'size', end } : null;
+}
+
+/** Refuses a backup whose copies do not fit this container (backupFitProblem). */
 export function requireBackupFits(c: ContainerFile, backup: BackupContents): void {
-  const isFile = fstatSync(c.fd).isFile();
-  for (const h of backup.copies) {
-    const end = secondaryOffset(h) + HEADER_SIZE;
-    if (end > c.size || (isFile && end !== c.size))
-      throw new VaultError('invalid-field', `the backup describes a container of ${end} bytes; ${c.path} has ${c.size}`, 'restore a backup of this container');
-    if (!sameGeometry(h, backup.copies[0]!)) throw new VaultError('invalid-field', 'the two copies in the backup describe different geometries');
-  }
+  const problem = backupFitProblem(c, backup.copies);
+  if (problem?.kind === 'size')
+    throw new VaultError('invalid-field', `the backup describes a container of ${problem.end} bytes; ${c.path} has ${c.size}`, 'restore a backup of this container');
+  if (problem) throw new VaultError('invalid-field', 'the two copies in the backup describe different geometries');
 }
 
 const geometryOf = (h: Header) => `${h.copy === 0 ? 'primary' : 'secondary'}: ${h.dataSize} bytes of ${h.sectorSize}-byte sectors`;

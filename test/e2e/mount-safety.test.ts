@@ -6,8 +6,8 @@ import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { gunzipSync } from 'node:zlib';
-import { FAST_KDF, ROOT, RUN_DIR, declareIf, e2eSuite, forEachTransport, leftovers, ok, sha256File, transportIndependent, vault } from './harness.js';
+import { VECTOR_PASSPHRASE, vectorCopy } from '../support/vectors.js';
+import { FAST_KDF, RUN_DIR, declareIf, e2eSuite, forEachTransport, leftovers, ok, sha256File, transportIndependent, vault } from './harness.js';
 
 const suite = e2eSuite('mount-safety');
 const run = suite.run;
@@ -52,9 +52,8 @@ forEachTransport(suite, (t) => {
 
     itOnce('--header-copy: copies that disagree mount read-only from the copy named, each with its own size; after `header repair --header-copy` the container mounts read-write as that copy', () => {
       // spec/vectors: both copies authentic with sequence 1, the primary with 2 sectors of 4096, the secondary with 4.
-      const file = path.join(suite.dir, 'disagree.vol');
-      writeFileSync(file, gunzipSync(readFileSync(path.join(ROOT, 'spec/vectors/containers/copies-disagree-size.vol.gz'))));
-      const VP = 'vault conformance vector\n';
+      const file = vectorCopy(suite.dir, 'copies-disagree-size', 'disagree');
+      const VP = `${VECTOR_PASSPHRASE}\n`;
       const before = sha256File(file);
       expect(vault(['mount', file, '--no-filesystem', '--password-stdin'], VP)).toMatchObject({ status: 5, stderr: expect.stringMatching(/disagree.*--header-copy primary/s) });
       const serve = (args: string[]) => {

@@ -8,11 +8,10 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildKdfInput } from '../../src/crypto/kdf.js';
 import { KeyHandle } from '../../src/crypto/key-handle.js';
@@ -21,21 +20,17 @@ import { parseHeaderCopy } from '../../src/format/header.js';
 import { unlockContainer } from '../../src/volume/container.js';
 import { closeContainer, openContainer } from '../../src/volume/container-file.js';
 import { readAtSync } from '../../src/volume/fd-io.js';
+import { VECTOR_PASSPHRASE, vectorCopy } from '../support/vectors.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const CLI = path.resolve(HERE, '../../dist/src/cli/main.js');
-const VECTORS = path.resolve(HERE, '../../spec/vectors/containers');
-const PASS = 'vault conformance vector\n';
+const PASS = `${VECTOR_PASSPHRASE}\n`;
 
 let tmp: string;
 beforeAll(() => { tmp = mkdtempSync(path.join(tmpdir(), 'vault-finish-resize-')); });
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-function vector(name: string, as: string): string {
-  const file = path.join(tmp, `${as}.vol`);
-  writeFileSync(file, gunzipSync(readFileSync(path.join(VECTORS, `${name}.vol.gz`))));
-  return file;
-}
+const vector = (name: string, as: string) => vectorCopy(tmp, name, as);
 
 function vault(args: string[], input = PASS) {
   const r = spawnSync(process.execPath, [CLI, ...args], { input, encoding: 'utf8', timeout: 60_000 });

@@ -11,28 +11,22 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildKdfInput } from '../../src/crypto/kdf.js';
 import { isVaultError } from '../../src/errors.js';
 import { formatUuid, unlockContainer } from '../../src/volume/container.js';
 import { closeContainer, openContainer } from '../../src/volume/container-file.js';
+import { VECTOR_PASSPHRASE, vectorCopy } from '../support/vectors.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const CLI = path.resolve(HERE, '../../dist/src/cli/main.js');
-const VECTORS = path.resolve(HERE, '../../spec/vectors/containers');
-const PASS = 'vault conformance vector';
+const PASS = VECTOR_PASSPHRASE;
 
 let tmp: string;
 beforeAll(() => { tmp = mkdtempSync(path.join(tmpdir(), 'vault-header-copy-')); });
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-/** A fresh copy of a vector container; its path. */
-function vector(name: string, as = name): string {
-  const file = path.join(tmp, `${as}.vol`);
-  writeFileSync(file, gunzipSync(readFileSync(path.join(VECTORS, `${name}.vol.gz`))));
-  return file;
-}
+const vector = (name: string, as = name) => vectorCopy(tmp, name, as);
 
 /** Unlocks `file` (with one copy chosen, or none): geometry, uuid and warnings, or the error's class. */
 async function open(file: string, copy?: 0 | 1) {

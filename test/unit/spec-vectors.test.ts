@@ -19,6 +19,7 @@ import { unlockContainer, type UnlockResult } from '../../src/volume/container.j
 import { closeContainer, openContainer } from '../../src/volume/container-file.js';
 import { readAtSync } from '../../src/volume/fd-io.js';
 import { vectorFiles } from '../fixtures/make-vectors.js';
+import { VECTOR_PASSPHRASE, vectorCopy } from '../support/vectors.js';
 
 const DIR = new URL('../../spec/vectors/', import.meta.url).pathname;
 const manifest = JSON.parse(readFileSync(path.join(DIR, 'manifest.json'), 'utf8')) as Manifest;
@@ -70,9 +71,8 @@ describe('spec/vectors', () => {
   });
 
   it('say what happened: the fallback warnings and the copies-disagree error of spec §6', async () => {
-    const open = async (name: string, pass = 'vault conformance vector') => {
-      const file = path.join(tmp, `say-${name}.vol`);
-      writeFileSync(file, gunzipSync(readFileSync(path.join(DIR, `containers/${name}.vol.gz`))));
+    const open = async (name: string, pass = VECTOR_PASSPHRASE) => {
+      const file = vectorCopy(tmp, name, `say-${name}`);
       const c = openContainer(file, true);
       try {
         const u = await unlockContainer(c, buildKdfInput(Buffer.from(pass)));
