@@ -2,9 +2,11 @@
  * `vault resize` on a container that is not mounted (spec/format.md §12): the filesystem is
  * reached through a transient mount without a filesystem (as `vault create` formats), so that
  * resize2fs works on decrypted sectors in memory only. The container file itself is resized by
- * its format's two steps (vault: headers in crash-safe order; LUKS with a dynamic segment: the
- * file's length alone): after the filesystem when shrinking, before it when growing.
+ * its format's two steps (vault: headers in crash-safe order; LUKS: the file's length, and a fixed
+ * LUKS2 segment's size in both header copies): after the filesystem when shrinking, before it when
+ * growing.
  */
+import { fstatSync } from 'node:fs';
 import { VaultError } from '../errors.js';
 import { KeyHandle } from '../crypto/key-handle.js';
 import { secretCopy } from '../crypto/wipe.js';
@@ -69,7 +71,7 @@ async function grow(x: OfflineResize, dataSize: number): Promise<void> {
   const started = Date.now();
   await x.growFile(dataSize, { quick: x.quick, signal: x.signal, onProgress: (done, total) => progress('encrypting', done, total, started) });
   if (x.quick) warn('--quick: the new part is sparse, so anyone who sees the file can tell which parts hold data');
-  info(`the container grew from ${formatSize(x.volume.dataSize)} to ${formatSize(dataSize)} of data (file ${x.overhead + dataSize} bytes)`);
+  info(`the container grew from ${formatSize(x.volume.dataSize)} to ${formatSize(dataSize)} of data (file ${fstatSync(x.c.fd).size} bytes)`);
   if (fs === 'ext4') await finishGrow(x, dataSize);
   else info('the volume has no filesystem vault knows; grow what is inside yourself (vault mount --no-filesystem)');
 }

@@ -96,14 +96,16 @@ function restore(c: ContainerFile, oldPrimary: Buffer | null, oldLength: number)
 }
 
 /**
- * Grows a container whose data area runs to the end of the file (LUKS1, LUKS2 with a "dynamic"
- * segment): no header describes the size, so extending the file (and filling the new part unless
- * quick) is the whole grow. A failure truncates the file back to its old length.
+ * Grows the data area of a LUKS container to `dataSize`: extends the file where it is shorter
+ * than that, fills the new part unless quick, syncs. Where the area runs to the end of the file
+ * (LUKS1, LUKS2 with a "dynamic" segment) no header describes the size and this is the whole grow;
+ * a LUKS2 segment of fixed size has its header rewritten afterwards (src/cli/resize-luks.ts). A
+ * failure truncates the file back to its old length.
  */
 export async function growToEnd(c: ContainerFile, v: FillGeometry & { dataSize: number; key: KeyHandle }, dataSize: number, o: GrowOptions): Promise<void> {
   const oldLength = fstatSync(c.fd).size;
   try {
-    ftruncateSync(c.fd, v.dataOffset + dataSize);
+    if (v.dataOffset + dataSize > oldLength) ftruncateSync(c.fd, v.dataOffset + dataSize);
     if (!o.quick) await fillWithEncryptedZeros(c.fd, v, v.key, { from: v.dataSize, to: dataSize, signal: o.signal, onProgress: o.onProgress });
     fsyncSync(c.fd);
   } catch (e) {

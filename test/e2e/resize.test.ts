@@ -151,26 +151,53 @@ describe.runIf(suite.run)('vault resize', () => {
     }
   });
 
-  it('resizes a LUKS2 container with a dynamic segment by its length (grow and shrink); refuses a fixed segment, aes-xts-plain past 2 TiB and VeraCrypt (5)', () => {
+  it('resizes a LUKS2 container by its length (dynamic segment) and by its header (fixed segment), grow and shrink; refuses two segments, aes-xts-plain past 2 TiB and VeraCrypt (5)', () => {
     const file = path.join(suite.dir, 'luks.vol');
     writeFileSync(file, '');
     truncateSync(file, mib(64));
     writeFileSync(`${file}.pw`, 'pw');
     cryptsetup(['luksFormat', '--type', 'luks2', ...FAST_PBKDF2, '--key-file', `${file}.pw`, file]);
     const dev = ok(vault(['mount', file, '--no-filesystem', '--password-stdin'], PW)).stdout.trim();
+    const mnt = path.join(suite.dir, 'luks-mnt');
+    mkdirSync(mnt);
     expect(spawnSync('mkfs.ext4', ['-q', dev]).status).toBe(0);
+    expect(spawnSync('mount', ['-t', 'ext4', dev, mnt]).status).toBe(0);
+    spawnSync('dd', ['if=/dev/urandom', `of=${mnt}/data.bin`, 'bs=1M', 'count=2', 'status=none']);
+    const sha = sha256Of(`${mnt}/data.bin`);
+    expect(spawnSync('umount', [mnt]).status).toBe(0);
     ok(vault(['dismount', file]));
     resize([file, '--size', '128M'], 0);
     expect(fileSize(file)).toBe(mib(128));
-    expect(contents(file, suite.dir).fsBytes).toBeGreaterThan(mib(100)); // was 48 MiB of data
+    expect(expectHealthy(file, suite.dir, sha)).toBeGreaterThan(mib(100)); // was 48 MiB of data
     resize([file, '--size', '48M'], 0);
     expect(fileSize(file)).toBe(mib(48));
-    expect(cryptsetupAccepts(file)).toBe(true);
-    expect(spawnSync('e2fsck', ['-fn', ok(vault(['mount', file, '--no-filesystem', '--password-stdin'], PW)).stdout.trim()]).status).toBe(0);
-    ok(vault(['dismount', file]));
-    // A segment of fixed size: refused as cryptsetup refuses it ("static size"), before any passphrase.
-    mutateJson(file, (j) => (j.segments['0'].size = String(mib(16))));
-    expect(refused(file, ['--size', '64M'], 5, '')).toMatch(/fixed size \(16777216 bytes\).*cryptsetup refuses it too/);
+    expect(cryptsetupAccepts(file)).toBe(true); // its filesystem and data: checked after the next resize
+
+    // A segment of fixed size (32 MiB, to the end of the file): its size is rewritten in both
+    // header copies, which cryptsetup then reads without a repair, one seqid (epoch) further.
+    mutateJson(file, (j) => (j.segments['0'].size = String(mib(32))));
+    let epoch = Number(/Epoch:\s+(\d+)/.exec(cryptsetup(['luksDump', file]))![1]);
+    const fixedSize = (size: number) => {
+      const dump = cryptsetup(['luksDump', '--debug', file]);
+      expect(dump).toContain(`length: ${size} [bytes]`);
+      expect(dump).toMatch(new RegExp(`Epoch:\\s+${++epoch}\\n`));
+      expect(dump).not.toMatch(/requires recovery|checksum error/);
+      cryptsetup(['open', '--test-passphrase', '--key-file', `${file}.pw`, file]);
+      return expectHealthy(file, suite.dir, sha);
+    };
+    resize([file, '--size', '64M', '--quick'], 0);
+    expect(fileSize(file)).toBe(mib(64));
+    expect(fixedSize(mib(48))).toBeGreaterThan(mib(40));
+    resize([file, '--size', '40M'], 0);
+    expect(fileSize(file)).toBe(mib(40));
+    expect(fixedSize(mib(24))).toBeLessThan(mib(25));
+    // Two data segments (a reencryption's layout): refused before any passphrase, nothing written.
+    mutateJson(file, (j) => {
+      j.segments['0'].size = String(mib(8));
+      j.segments['1'] = { ...j.segments['0'], offset: String(mib(24)), size: 'dynamic' };
+      j.digests['0'].segments.push('1');
+    });
+    expect(refused(file, ['--size', '64M'], 5, '')).toMatch(/2 segments; vault resizes a container with one data segment only/);
 
     // aes-xts-plain: a grow past its 32-bit IV's 2 TiB is refused after the unlock, before any change.
     const plainIv = path.join(suite.dir, 'plain-iv.luks');

@@ -14,7 +14,7 @@ import type { VolumeRecord } from '../../mount/state.js';
 import { candidateHeaders, readHeaderCopies } from '../../volume/container.js';
 import { closeContainer, openContainer, resolveContainer, type ContainerFile } from '../../volume/container-file.js';
 import { parseSizeRequest, plannedDataSize, type SizeRequest } from '../resize-size.js';
-import { requireDynamicSegment, resizeLuks } from '../resize-luks.js';
+import { fixedSegment, resizeLuks } from '../resize-luks.js';
 import { resizeOffline } from '../resize-offline.js';
 import { growOnline, requireOnlineGrowable } from '../resize-online.js';
 import { gatherKdfInput } from '../secrets.js';
@@ -130,10 +130,10 @@ function refuseReadOnlyMode(c: ContainerFile): void {
     throw new VaultError('privilege', `${c.path} is read-only (mode ${(mode & 0o777).toString(8)}); nothing was changed`, `make it writable (chmod u+w ${c.path}), then run vault resize again`);
 }
 
-/** The container's format, if vault can resize it: vault, LUKS1, LUKS2 with a dynamic segment. */
+/** The container's format, if vault can resize it: vault, LUKS1, LUKS2 with one plain data segment. */
 function resizableFormat(c: ContainerFile): FormatAdapter {
   const a = detectFormat(c);
-  if (a.name === 'luks1' || a.name === 'luks2') requireDynamicSegment(c, a);
+  fixedSegment(c, a); // refuses, before any passphrase, a LUKS2 header vault does not resize
   if (a.name === 'vault' || a.name === 'luks1' || a.name === 'luks2') return a;
   throw new VaultError(
     'unsupported-feature',

@@ -42,6 +42,25 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /** Parses exactly one JSON value filling all of `text` (surrounding whitespace allowed). */
 export function parseJson(bytes: Uint8Array, sectionLimits: SectionLimits = {}): JsonValue {
+  return parse(bytes, sectionLimits).value;
+}
+
+/** Where a value lies in the decoded text: [start, end), in UTF-16 code units. */
+export interface JsonSpan {
+  start: number;
+  end: number;
+}
+
+/**
+ * parseJson, and where the value at `path` (member names from the root object down) lies in the
+ * decoded text (null when there is none): so that one value can be replaced and every other
+ * character stays as it was. The text re-encodes to the same bytes (it was valid UTF-8).
+ */
+export function parseJsonAt(bytes: Uint8Array, sectionLimits: SectionLimits, path: readonly string[]): { value: JsonValue; text: string; span: JsonSpan | null } {
+  return parse(bytes, sectionLimits, path);
+}
+
+function parse(bytes: Uint8Array, sectionLimits: SectionLimits, path?: readonly string[]): { value: JsonValue; text: string; span: JsonSpan | null } {
   let text: string;
   try {
     text = utf8.decode(bytes);
@@ -50,14 +69,16 @@ export function parseJson(bytes: Uint8Array, sectionLimits: SectionLimits = {}):
   }
   const p = new Parser(text, sectionLimits);
   p.ws();
-  const value = p.value(0);
+  const value = p.value(0, undefined, path);
   p.ws();
   if (p.pos !== text.length) throw new JsonSyntaxError(`unexpected data at offset ${p.pos}`);
-  return value;
+  return { value, text, span: p.span };
 }
 
 class Parser {
   pos = 0;
+  /** Where the value at the path asked for lies (parseJsonAt). */
+  span: JsonSpan | null = null;
   constructor(
     private readonly s: string,
     private readonly limits: SectionLimits,
@@ -71,11 +92,14 @@ class Parser {
     throw new JsonSyntaxError(`${what} at offset ${this.pos}`);
   }
 
-  /** `name`: the member name, for members of the root object. */
-  value(depth: number, name?: string): JsonValue {
+  /**
+   * `name`: the member name, for members of the root object. `path`: what is left of the path
+   * whose value's span is wanted, while this value lies on it.
+   */
+  value(depth: number, name?: string, path?: readonly string[]): JsonValue {
     if (depth > MAX_DEPTH) this.fail('nesting too deep');
     const c = this.s[this.pos];
-    if (c === '{') return this.object(depth, name);
+    if (c === '{') return this.object(depth, name, path);
     if (c === '[') return this.array(depth);
     if (c === '"') return { t: 'string', v: this.string() };
     if (c === '-' || (c !== undefined && c >= '0' && c <= '9')) return this.number();
@@ -88,7 +112,7 @@ class Parser {
     return this.fail('unexpected character');
   }
 
-  object(depth: number, name?: string): JsonValue {
+  object(depth: number, name?: string, path?: readonly string[]): JsonValue {
     const v = new Map<string, JsonValue>();
     const maxMembers = (name !== undefined && Object.hasOwn(this.limits, name) && this.limits[name]) || Infinity;
     this.pos++; // {
@@ -107,7 +131,10 @@ class Parser {
       if (this.s[this.pos] !== ':') this.fail('expected ":"');
       this.pos++;
       this.ws();
-      v.set(key, this.value(depth + 1, depth === 0 ? key : undefined));
+      const rest = path !== undefined && path[0] === key ? path.slice(1) : undefined;
+      const start = this.pos;
+      v.set(key, this.value(depth + 1, depth === 0 ? key : undefined, rest));
+      if (rest?.length === 0) this.span = { start, end: this.pos };
       this.ws();
       const c = this.s[this.pos++];
       if (c === '}') return { t: 'object', v };

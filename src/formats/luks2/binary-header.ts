@@ -29,6 +29,10 @@ export const MAGIC_SECONDARY = Buffer.from([0x53, 0x4b, 0x55, 0x4c, 0xba, 0xbe])
 /** Allowed hdr_size values, which are also where a secondary copy may sit (LUKS2_HDR2_OFFSETS). */
 export const METADATA_SIZES = [0x4000, 0x8000, 0x10000, 0x20000, 0x40000, 0x80000, 0x100000, 0x200000, 0x400000] as const;
 const HDR_SIZE_MAX = 0x400000;
+const SEQID_OFFSET = 16;
+const SALT_OFFSET = 104;
+const SALT_LENGTH = 64;
+const HDR_OFFSET_OFFSET = 256;
 const CSUM_OFFSET = 448;
 const CSUM_LENGTH = 64;
 const CHECKSUM_ALGS: readonly LuksHash[] = ['sha256', 'sha512', 'sha1'];
@@ -46,6 +50,8 @@ export interface BinaryHeader {
   uuid: string;
   /** The whole JSON area, hdrSize − 4096 bytes. */
   jsonArea: Buffer;
+  /** The 4096 bytes of the binary header as read (the template a rewrite starts from). */
+  raw: Buffer;
 }
 
 /** Why a copy is unusable, before its JSON is even looked at. */
@@ -81,10 +87,7 @@ export function readBinaryHeader(read: (length: number, offset: number) => Buffe
   if (!CHECKSUM_ALGS.includes(alg)) return fail(`unsupported checksum algorithm ${quote(cString(bin.subarray(72, 104)))}`);
   const jsonArea = read(hdrSize - BIN_HEADER_SIZE, offset + BIN_HEADER_SIZE);
   if (jsonArea.length < hdrSize - BIN_HEADER_SIZE) return { reason: `${copy} header: the device ends inside its JSON area`, io: true };
-  const zeroed = Buffer.from(bin);
-  zeroed.fill(0, CSUM_OFFSET, CSUM_OFFSET + CSUM_LENGTH);
-  const sum = createHash(alg).update(zeroed).update(jsonArea).digest();
-  if (!sum.equals(bin.subarray(CSUM_OFFSET, CSUM_OFFSET + HASH_SIZE[alg]))) return fail('checksum mismatch');
+  if (!headerChecksum(alg, bin, jsonArea).equals(bin.subarray(CSUM_OFFSET, CSUM_OFFSET + HASH_SIZE[alg]))) return fail('checksum mismatch');
   return {
     copy,
     offset,
@@ -95,7 +98,33 @@ export function readBinaryHeader(read: (length: number, offset: number) => Buffe
     checksumAlg: alg,
     uuid: cString(bin.subarray(168, 208)),
     jsonArea,
+    raw: bin,
   };
+}
+
+/** checksum_alg(binary header with its csum field zeroed ‖ the whole JSON area) (hdr_checksum_calculate). */
+function headerChecksum(alg: LuksHash, bin: Buffer, jsonArea: Buffer): Buffer {
+  const zeroed = Buffer.from(bin);
+  zeroed.fill(0, CSUM_OFFSET, CSUM_OFFSET + CSUM_LENGTH);
+  return createHash(alg).update(zeroed).update(jsonArea).digest();
+}
+
+/**
+ * The binary header of copy `own` for a new JSON area, as cryptsetup's hdr_to_disk() and
+ * hdr_write_disk() make it: the fields of `chosen` (the copy the metadata came from: version,
+ * hdr_size, label, checksum_alg, uuid, subsystem), this copy's own magic, offset and salt, the new
+ * seqid, and the checksum over the result with the new area.
+ */
+export function sealBinaryHeader(chosen: BinaryHeader, own: BinaryHeader, seqid: bigint, jsonArea: Buffer): Buffer {
+  if (jsonArea.length !== chosen.hdrSize - BIN_HEADER_SIZE) throw new Error('JSON area of the wrong size');
+  const bin = Buffer.from(chosen.raw);
+  (own.copy === 'primary' ? MAGIC_PRIMARY : MAGIC_SECONDARY).copy(bin, 0);
+  bin.writeBigUInt64BE(seqid, SEQID_OFFSET);
+  own.raw.copy(bin, SALT_OFFSET, SALT_OFFSET, SALT_OFFSET + SALT_LENGTH);
+  bin.writeBigUInt64BE(BigInt(own.offset), HDR_OFFSET_OFFSET);
+  bin.fill(0, CSUM_OFFSET, CSUM_OFFSET + CSUM_LENGTH);
+  headerChecksum(chosen.checksumAlg, bin, jsonArea).copy(bin, CSUM_OFFSET);
+  return bin;
 }
 
 /**

@@ -1,6 +1,6 @@
 /**
  * Reading a LUKS2 header the way cryptsetup's LUKS2_disk_hdr_read() does, without its repair
- * (vault never writes a foreign header):
+ * (vault writes a LUKS2 header only to change a fixed segment's size, write.ts):
  *   1. the primary copy at offset 0: binary checks, checksum, then JSON validation;
  *   2. the secondary copy at the primary's hdr_size, or, when the primary's binary header is
  *      unusable (so its hdr_size cannot be trusted), at each known offset 16 KiB … 4 MiB in turn;
@@ -21,10 +21,16 @@ export interface Luks2Header {
   warnings: string[];
 }
 
-type CopyState =
+/** One copy as read: valid, or why not. */
+export type CopyState =
   | { ok: true; bin: BinaryHeader; metadata: Luks2Metadata }
   /** binary: the binary header itself failed (cryptsetup's HDR_FAIL / HDR_FAIL_IO). */
   | { ok: false; binary: boolean; io: boolean; reason: string; hdrSize?: number };
+
+export interface Luks2Copies {
+  primary: CopyState;
+  secondary: CopyState;
+}
 
 function readCopy(fd: number, offset: number, copy: CopyName): CopyState {
   const bin = readBinaryHeader((length, at) => readAtSync(fd, length, at), offset, copy);
@@ -41,8 +47,8 @@ function readCopy(fd: number, offset: number, copy: CopyName): CopyState {
   }
 }
 
-/** Reads and validates the header on `fd` (the container, or a detached header file) of `size` bytes. */
-export function readLuks2Header(fd: number, size: number, path: string): Luks2Header {
+/** Both copies on `fd`, each checked on its own (steps 1 and 2). */
+export function readLuks2Copies(fd: number): Luks2Copies {
   const primary = readCopy(fd, 0, 'primary');
   let secondary: CopyState;
   if (primary.ok || !primary.binary) {
@@ -57,11 +63,21 @@ export function readLuks2Header(fd: number, size: number, path: string): Luks2He
       }
     }
   }
-  const chosen = choose(primary, secondary, path);
+  return { primary, secondary };
+}
+
+/** The header of the copies read (steps 3 and 4) on a device of `size` bytes. */
+export function chooseLuks2Header(copies: Luks2Copies, size: number, path: string): Luks2Header {
+  const chosen = choose(copies.primary, copies.secondary, path);
   const areasEnd = 2n * (chosen.metadata.config.jsonSize + 4096n) + chosen.metadata.config.keyslotsSize;
   if (areasEnd > BigInt(size))
     throw new VaultError('truncated', `${path} is truncated: its LUKS2 header and keyslot areas need ${areasEnd} bytes, it has ${size}`);
   return chosen;
+}
+
+/** Reads and validates the header on `fd` (the container, or a detached header file) of `size` bytes. */
+export function readLuks2Header(fd: number, size: number, path: string): Luks2Header {
+  return chooseLuks2Header(readLuks2Copies(fd), size, path);
 }
 
 function choose(primary: CopyState, secondary: CopyState, path: string): Luks2Header {
