@@ -10,10 +10,11 @@ import { chmodSync, copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSy
 import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { FAST_KDF, e2eSuite, ok, vault } from './harness.js';
+import { FAST_KDF, e2eSuite, ok, sha256File, vault } from './harness.js';
 import { requirementsMet } from '../support/requirements.js';
 import { startSwtpm, swtpmMissing, type Swtpm } from '../support/swtpm.js';
 import { startSim, type Sim } from '../support/fido2-sim.js';
+import { enrolLikeSystemd, SYSTEMD_FIDO2_PASSPHRASE } from '../support/systemd-fido2.js';
 
 const suite = e2eSuite('tokens');
 const run = suite.run && requirementsMet('tokens', swtpmMissing());
@@ -141,6 +142,13 @@ describe.runIf(run)('FIDO2 tokens (libfido2 and a software authenticator)', () =
     sims.push(s);
     return s;
   };
+  // Keys several tests use, started by the first that needs one (a start costs a second or two).
+  const KEY_PIN = '2468';
+  const shared = new Map<string, Promise<Sim>>();
+  const sharedSim = (which: 'plain' | 'pinned') => {
+    if (!shared.has(which)) shared.set(which, sim(which, which === 'pinned' ? { pin: KEY_PIN } : {}));
+    return shared.get(which)!;
+  };
 
   it('enrol; mount asks the key; the wrong key, presence denied and a removed key are refused and fall back; a corrupted token slot is caught', async () => {
     const key = await sim('key');
@@ -151,7 +159,7 @@ describe.runIf(run)('FIDO2 tokens (libfido2 and a software authenticator)', () =
     expect(t.status, t.stderr).toBe(0);
     expect(t.stderr).toMatch(/unlocked with the FIDO2 token in keyslot 1/);
     const before = headers(file);
-    const other = await sim('other');
+    const other = await sharedSim('plain');
     const wrongKey = mountOnce(file, ['--token-only', '--fido2-device', other.device]);
     expect(wrongKey.status).toBe(3);
     expect(wrongKey.stderr).toMatch(/FIDO2 token in keyslot 1 did not unlock/);
@@ -179,11 +187,31 @@ describe.runIf(run)('FIDO2 tokens (libfido2 and a software authenticator)', () =
   });
 
   it('with the key\'s PIN: given on stdin it unlocks; a wrong PIN is refused (3)', async () => {
-    const key = await sim('pinned', { pin: '2468' });
+    const key = await sharedSim('pinned');
     const file = create();
-    ok(vault(['enroll', file, '--fido2', '--fido2-pin', '--fido2-device', key.device, '--password-stdin'], `${PW}\n2468\n`));
-    expect(mountOnce(file, ['--token-only', '--token-pin-stdin', '--fido2-device', key.device], '2468\n').status).toBe(0);
+    ok(vault(['enroll', file, '--fido2', '--fido2-pin', '--fido2-device', key.device, '--password-stdin'], `${PW}\n${KEY_PIN}\n`));
+    expect(mountOnce(file, ['--token-only', '--token-pin-stdin', '--fido2-device', key.device], `${KEY_PIN}\n`).status).toBe(0);
     const wrong = mountOnce(file, ['--token-only', '--token-pin-stdin', '--fido2-device', key.device], '1111\n');
     expect(wrong.status).toBe(3);
+  });
+
+  it('LUKS2 with a systemd-fido2 token (JSON as systemd-cryptenroll writes it): the key and its PIN from stdin unlock (--token-only); another key falls back to the passphrase, or with --token-only fails (3)', async () => {
+    const pinKey = await sharedSim('pinned');
+    const locked = await enrolLikeSystemd(suite.dir, 'fido2-pin.luks', pinKey, { pin: KEY_PIN });
+    const t = mountOnce(locked.file, ['--token-only', '--token-pin-stdin', '--fido2-device', pinKey.device], `${KEY_PIN}\n`);
+    expect(t.status, t.stderr).toBe(0);
+    expect(t.stderr).toMatch(/unlocked with the systemd-fido2 token 0 \(keyslot 1\)/);
+    // A token without a PIN, tried with another key (pinKey holds no credential of it).
+    const plain = await enrolLikeSystemd(suite.dir, 'fido2.luks', await sharedSim('plain'), {});
+    const before = sha256File(plain.file);
+    const wrongKey = /systemd-fido2 token 0 did not unlock: the security key \S+ does not hold this keyslot's credential/;
+    const fallback = mountOnce(plain.file, ['--fido2-device', pinKey.device, '--password-stdin'], `${SYSTEMD_FIDO2_PASSPHRASE}\n`);
+    expect(fallback.status, fallback.stderr).toBe(0);
+    expect(fallback.stderr).toMatch(wrongKey);
+    const only = mountOnce(plain.file, ['--token-only', '--fido2-device', pinKey.device]);
+    expect(only.status).toBe(3);
+    expect(only.stderr).toMatch(wrongKey);
+    expect(only.stderr).toMatch(/no token unlocked the container \(--token-only\)/);
+    expect(sha256File(plain.file)).toBe(before);
   });
 });
