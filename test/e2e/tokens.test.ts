@@ -195,6 +195,22 @@ describe.runIf(run)('FIDO2 tokens (libfido2 and a software authenticator)', () =
     expect(wrong.status).toBe(3);
   });
 
+  it('--fido2-uv on a key with built-in user verification: the slot records UV (spec §14.4), and mount unlocks with the key alone', async () => {
+    const key = await sim('uv', { uv: true });
+    const file = create();
+    const e = ok(vault(['enroll', file, '--fido2', '--fido2-uv', '--fido2-device', key.device, '--password-stdin'], `${PW}\n`));
+    expect(e.stdout).toMatch(/added a FIDO2 token in keyslot 1/);
+    const b = readFileSync(file);
+    for (const at of [0, b.length - 4096]) {
+      expect([...b.subarray(at + 2248, at + 2250)]).toEqual([3, 1]); // a FIDO2 token (type 3) for keyslot 1
+      expect(b[at + 2248 + 4]).toBe(0b011); // its flags: user presence and user verification required, no PIN
+    }
+    // The key's hmac-secret differs with and without UV (CTAP 2.1 §12.5): the slot opens only if mount asks with UV too.
+    const t = mountOnce(file, ['--token-only', '--fido2-device', key.device]);
+    expect(t.status, t.stderr).toBe(0);
+    expect(t.stderr).toMatch(/unlocked with the FIDO2 token in keyslot 1/);
+  });
+
   it('LUKS2 with a systemd-fido2 token (JSON as systemd-cryptenroll writes it): the key and its PIN from stdin unlock (--token-only); another key falls back to the passphrase, or with --token-only fails (3)', async () => {
     const pinKey = await sharedSim('pinned');
     const locked = await enrolLikeSystemd(suite.dir, 'fido2-pin.luks', pinKey, { pin: KEY_PIN });
