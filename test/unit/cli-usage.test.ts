@@ -157,6 +157,8 @@ const CASES: Record<string, Case[]> = {
     [['enroll', 'c.vc', '--wipe-slot', 'pin'], 'usage', /--wipe-slot takes a keyslot number \(0 to 7\), tpm2, fido2 or recovery; got "pin"/],
     [['enroll', 'c.vc', '--wipe-slot', '8'], 'usage', /--wipe-slot takes a keyslot number/],
     [['enroll', 'c.vc', '--bogus'], UNKNOWN, /unknown option '--bogus'/],
+    [['enroll', 'c.vc', '--tpm2', '--tpm2-pcrs', '24'], 'usage', /--tpm2-pcrs: "24" is not a PCR number[^]*0 to 23/],
+    [['enroll', 'c.vc', '--tpm2', '--tpm2-pcrs', '7+secure'], 'usage', /--tpm2-pcrs: "secure" is not a PCR number/],
   ],
   reencrypt: [
     [['reencrypt'], MISSING_ARG, /missing required argument 'container'/],
