@@ -6,13 +6,13 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { FAST_KDF, e2eSuite, ok, sha256File, vault } from './harness.js';
 import { requirementsMet } from '../support/requirements.js';
-import { startSwtpm, swtpmMissing, type Swtpm } from '../support/swtpm.js';
+import { connects, startSwtpm, swtpmMissing, type Swtpm } from '../support/swtpm.js';
 import { startSim, type Sim } from '../support/fido2-sim.js';
 import { enrolLikeSystemd, SYSTEMD_FIDO2_PASSPHRASE } from '../support/systemd-fido2.js';
 
@@ -50,7 +50,7 @@ describe.runIf(run)('TPM2 tokens (swtpm)', () => {
   beforeAll(async () => (tpm = await startSwtpm()));
   afterAll(async () => tpm?.stop());
 
-  it('enrol under PCR 16; mount unseals it without a passphrase; a changed PCR refuses it and the passphrase still works; no TPM: the passphrase', () => {
+  it('enrol under PCR 16; mount unseals it without a passphrase; a changed PCR refuses it and the passphrase still works; no TPM (at a TCTI, or by the default search): refused, the passphrase opens', async () => {
     const file = create();
     const dev = ['--tpm2-device', tpm.tcti];
     const e = ok(vault(['enroll', file, '--tpm2', '--tpm2-pcrs', '16', ...dev, '--password-stdin'], `${PW}\n`));
@@ -70,25 +70,40 @@ describe.runIf(run)('TPM2 tokens (swtpm)', () => {
     const fallback = mountOnce(file, [...dev, '--password-stdin'], `${PW}\n`);
     expect(fallback.status, fallback.stderr).toBe(0);
     expect(fallback.stderr).toMatch(/did not unlock/);
-    // No TPM at the given TCTI: the token is skipped with its reason; the passphrase opens.
-    const absent = mountOnce(file, ['--tpm2-device', 'swtpm:host=127.0.0.1,port=1', '--password-stdin'], `${PW}\n`);
-    expect(absent.status, absent.stderr).toBe(0);
-    expect(absent.stderr).toMatch(/TPM2 token in keyslot 1 did not unlock/);
+    // No TPM at the given TCTI: the token is refused with its reason (--token-only: 3); nothing changes.
+    const absent = mountOnce(file, ['--token-only', '--tpm2-device', 'swtpm:host=127.0.0.1,port=1']);
+    expect(absent.status).toBe(3);
+    expect(absent.stderr).toMatch(/TPM2 token in keyslot 1 did not unlock: no TPM answers at TCTI 'swtpm:host=127\.0\.0\.1,port=1'/);
+    expect(headers(file).equals(before)).toBe(true);
+    // No --tpm2-device: tpm2-tss's own search (/dev/tpmrm0, /dev/tpm0, localhost:2321) finds no TPM
+    // here; the note says where it looked, and the passphrase opens.
+    const found = ['/dev/tpmrm0', '/dev/tpm0'].filter((d) => existsSync(d));
+    if ((await connects(2321, '127.0.0.1')) || (await connects(2321, '::1'))) found.push('a TPM simulator on localhost:2321');
+    if (requirementsMet('tokens (the default TPM search finding no TPM)', found.map((f) => `a machine without ${f}`))) {
+      const search = mountOnce(file, ['--password-stdin'], `${PW}\n`);
+      expect(search.status, search.stderr).toBe(0);
+      expect(search.stderr).toMatch(/TPM2 token in keyslot 1 did not unlock: no TPM answers \(tpm2-tss looked for \/dev\/tpmrm0, \/dev\/tpm0 and a simulator on localhost:2321\)/);
+      expect(headers(file).equals(before)).toBe(true);
+    }
     // --no-tokens never asks the TPM; --wipe-slot tpm2 removes it.
-    expect(mountOnce(file, ['--no-tokens', ...dev, '--password-stdin'], `${PW}\n`).stderr).not.toMatch(/TPM2/);
+    const none = mountOnce(file, ['--no-tokens', ...dev, '--password-stdin'], `${PW}\n`);
+    expect(none.status, none.stderr).toBe(0);
+    expect(none.stderr).not.toMatch(/TPM2/);
     ok(vault(['enroll', file, '--wipe-slot', 'tpm2', '--password-stdin'], `${PW}\n`));
     expect(mountOnce(file, ['--token-only', ...dev]).status).toBe(3);
   });
 
-  it('with a PIN: the right PIN unseals, a wrong one is refused (3) and the passphrase still opens', () => {
+  it('with a PIN: the right PIN unseals, a wrong one is refused (3) and changes nothing, and the passphrase still opens', () => {
     const file = create();
     const dev = ['--tpm2-device', tpm.tcti];
     ok(vault(['enroll', file, '--tpm2', '--tpm2-pin', '--tpm2-pcrs', '', ...dev, '--password-stdin'], `${PW}\n4711\n`));
     const right = mountOnce(file, ['--token-only', '--token-pin-stdin', ...dev], '4711\n');
     expect(right.status, right.stderr).toBe(0);
+    const before = headers(file);
     const wrong = mountOnce(file, ['--token-only', '--token-pin-stdin', ...dev], '1234\n');
     expect(wrong.status).toBe(3);
     expect(wrong.stderr).toMatch(/wrong TPM2 PIN/);
+    expect(headers(file).equals(before)).toBe(true);
     // A script with --password-stdin has no PIN to give: the token is skipped, the passphrase opens.
     expect(mountOnce(file, [...dev, '--password-stdin'], `${PW}\n`).status).toBe(0);
   });
@@ -164,7 +179,9 @@ describe.runIf(run)('FIDO2 tokens (libfido2 and a software authenticator)', () =
     expect(wrongKey.status).toBe(3);
     expect(wrongKey.stderr).toMatch(/FIDO2 token in keyslot 1 did not unlock/);
     const denied = await sim('denied', { master: key.master, presence: 'deny' });
-    expect(mountOnce(file, ['--token-only', '--fido2-device', denied.device]).status).toBe(3);
+    const notTouched = mountOnce(file, ['--token-only', '--fido2-device', denied.device]);
+    expect(notTouched.status).toBe(3);
+    expect(notTouched.stderr).toMatch(/FIDO2 token in keyslot 1 did not unlock: the security key \S+ was not touched \(user presence not confirmed\)/);
     await key.stop();
     const removed = mountOnce(file, ['--fido2-device', key.device, '--password-stdin'], `${PW}\n`);
     expect(removed.status, removed.stderr).toBe(0);
