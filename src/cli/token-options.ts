@@ -26,8 +26,8 @@ export interface MountTokenCli {
 
 export function addMountTokenOptions(cmd: Command): Command {
   return cmd
-    .option('--no-tokens', "vault container: do not try its TPM2 or FIDO2 tokens; ask for the passphrase")
-    .option('--token-only', 'vault container: unlock only with a TPM2 or FIDO2 token, never a passphrase')
+    .option('--no-tokens', "do not try the container's tokens (vault: TPM2, FIDO2; LUKS2: systemd-tpm2, systemd-fido2); ask for the passphrase")
+    .option('--token-only', 'unlock only with a token (vault: TPM2, FIDO2; LUKS2: systemd-tpm2, systemd-fido2), never a passphrase; exit 3 when none unlocks')
     .option('--token-pin-stdin', "read a token's PIN from standard input (one line), instead of the terminal")
     .option('--tpm2-device <tcti>', 'the TPM, as a tpm2-tss TCTI (e.g. swtpm:host=localhost,port=2321); default: tpm2-tss searches /dev/tpmrm0, then a simulator')
     .option('--fido2-device <device>', 'the FIDO2 security key: a /dev/hidraw path or unix:<socket>; default: the first one found');
