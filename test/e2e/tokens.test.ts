@@ -2,15 +2,17 @@
  * Issue 19 end to end: `vault enroll --tpm2 / --fido2` and `vault mount` unlocking with the token
  * first, against the real software TPM (swtpm, reached by TCTI) and a software FIDO2 authenticator
  * spoken to by the real libfido2 (only the device is simulated: test/support/fido2-authenticator).
- * Every refusal falls back to the passphrase (or fails with --token-only) and changes nothing.
+ * Every refusal falls back to the passphrase (or fails with --token-only) and changes nothing; no
+ * PIN or recovery key given at a mount shows in its server's argv, environment or state files.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { FAST_KDF, e2eSuite, ok, sha256File, vault } from './harness.js';
+import { secretForms, whereExposed } from './exposure.js';
 import { requirementsMet } from '../support/requirements.js';
 import { connects, startSwtpm, swtpmMissing, type Swtpm } from '../support/swtpm.js';
 import { startSim, type Sim } from '../support/fido2-sim.js';
@@ -33,12 +35,23 @@ function create(): string {
   return file;
 }
 
-/** `vault mount --no-filesystem`, then dismount at once: the result of the mount. */
-function mountOnce(file: string, args: string[], input = '') {
+/** `vault mount --no-filesystem`, then (after `whileMounted`) dismount at once: the result of the mount. */
+function mountOnce(file: string, args: string[], input = '', whileMounted?: () => void) {
   const r = vault(['mount', file, '--no-filesystem', ...args], input);
-  if (r.status === 0) ok(vault(['dismount', r.stdout.trim()]), 'dismount');
+  if (r.status === 0)
+    try {
+      whileMounted?.();
+    } finally {
+      ok(vault(['dismount', r.stdout.trim()]), 'dismount');
+    }
   return r;
 }
+
+/** A PIN nothing else contains by chance (what the leak checks look for). */
+const uniquePin = () => `pin-${randomBytes(6).toString('hex')}`;
+
+/** The mounted volume's server and state files hold no form of `secret` (given on stdin). */
+const notExposed = (secret: string) => () => expect(whereExposed(secretForms(Buffer.from(secret))), `${secret} appears there`).toEqual([]);
 
 const headers = (file: string) => {
   const b = readFileSync(file);
@@ -93,11 +106,12 @@ describe.runIf(run)('TPM2 tokens (swtpm)', () => {
     expect(mountOnce(file, ['--token-only', ...dev]).status).toBe(3);
   });
 
-  it('with a PIN: the right PIN unseals, a wrong one is refused (3) and changes nothing, and the passphrase still opens', () => {
+  it('with a PIN: the right PIN unseals (and shows nowhere), a wrong one is refused (3) and changes nothing, and the passphrase still opens', () => {
     const file = create();
     const dev = ['--tpm2-device', tpm.tcti];
-    ok(vault(['enroll', file, '--tpm2', '--tpm2-pin', '--tpm2-pcrs', '', ...dev, '--password-stdin'], `${PW}\n4711\n`));
-    const right = mountOnce(file, ['--token-only', '--token-pin-stdin', ...dev], '4711\n');
+    const pin = uniquePin();
+    ok(vault(['enroll', file, '--tpm2', '--tpm2-pin', '--tpm2-pcrs', '', ...dev, '--password-stdin'], `${PW}\n${pin}\n`));
+    const right = mountOnce(file, ['--token-only', '--token-pin-stdin', ...dev], `${pin}\n`, notExposed(pin));
     expect(right.status, right.stderr).toBe(0);
     const before = headers(file);
     const wrong = mountOnce(file, ['--token-only', '--token-pin-stdin', ...dev], '1234\n');
@@ -135,7 +149,7 @@ describe.runIf(run)('LUKS2 containers enrolled by the real systemd-cryptenroll (
     expect(t.stderr).toMatch(/unlocked with the systemd-tpm2 token 0 \(keyslot 1\)/);
     tpm.extendPcr(16);
     expect(mountOnce(file, ['--token-only', ...dev]).status).toBe(3);
-    const viaRecovery = mountOnce(file, [...dev, '--password-stdin'], `${recovery}\n`);
+    const viaRecovery = mountOnce(file, [...dev, '--password-stdin'], `${recovery}\n`, notExposed(recovery!));
     expect(viaRecovery.status, viaRecovery.stderr).toBe(0);
     expect(viaRecovery.stderr).toMatch(/systemd-tpm2 token 0 did not unlock/);
   });
@@ -158,7 +172,7 @@ describe.runIf(run)('FIDO2 tokens (libfido2 and a software authenticator)', () =
     return s;
   };
   // Keys several tests use, started by the first that needs one (a start costs a second or two).
-  const KEY_PIN = '2468';
+  const KEY_PIN = uniquePin();
   const shared = new Map<string, Promise<Sim>>();
   const sharedSim = (which: 'plain' | 'pinned') => {
     if (!shared.has(which)) shared.set(which, sim(which, which === 'pinned' ? { pin: KEY_PIN } : {}));
@@ -203,11 +217,11 @@ describe.runIf(run)('FIDO2 tokens (libfido2 and a software authenticator)', () =
     expect(readFileSync(file).equals(corrupt)).toBe(true);
   });
 
-  it('with the key\'s PIN: given on stdin it unlocks; a wrong PIN is refused (3)', async () => {
+  it('with the key\'s PIN: given on stdin it unlocks (and shows nowhere); a wrong PIN is refused (3)', async () => {
     const key = await sharedSim('pinned');
     const file = create();
     ok(vault(['enroll', file, '--fido2', '--fido2-pin', '--fido2-device', key.device, '--password-stdin'], `${PW}\n${KEY_PIN}\n`));
-    expect(mountOnce(file, ['--token-only', '--token-pin-stdin', '--fido2-device', key.device], `${KEY_PIN}\n`).status).toBe(0);
+    expect(mountOnce(file, ['--token-only', '--token-pin-stdin', '--fido2-device', key.device], `${KEY_PIN}\n`, notExposed(KEY_PIN)).status).toBe(0);
     const wrong = mountOnce(file, ['--token-only', '--token-pin-stdin', '--fido2-device', key.device], '1111\n');
     expect(wrong.status).toBe(3);
   });
@@ -231,7 +245,7 @@ describe.runIf(run)('FIDO2 tokens (libfido2 and a software authenticator)', () =
   it('LUKS2 with a systemd-fido2 token (JSON as systemd-cryptenroll writes it): the key and its PIN from stdin unlock (--token-only); another key falls back to the passphrase, or with --token-only fails (3)', async () => {
     const pinKey = await sharedSim('pinned');
     const locked = await enrolLikeSystemd(suite.dir, 'fido2-pin.luks', pinKey, { pin: KEY_PIN });
-    const t = mountOnce(locked.file, ['--token-only', '--token-pin-stdin', '--fido2-device', pinKey.device], `${KEY_PIN}\n`);
+    const t = mountOnce(locked.file, ['--token-only', '--token-pin-stdin', '--fido2-device', pinKey.device], `${KEY_PIN}\n`, notExposed(KEY_PIN));
     expect(t.status, t.stderr).toBe(0);
     expect(t.stderr).toMatch(/unlocked with the systemd-fido2 token 0 \(keyslot 1\)/);
     // A token without a PIN, tried with another key (pinKey holds no credential of it).
