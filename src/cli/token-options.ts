@@ -6,6 +6,7 @@
 import type { Command } from 'commander';
 import { VaultError } from '../errors.js';
 import { TOKEN_SECRET_SIZE } from '../format/constants.js';
+import { TPM2_PCR_COUNT } from '../token/tpm2.js';
 import { wipe } from '../crypto/wipe.js';
 import type { MountOptions } from '../mount/lifecycle.js';
 import { enrollToken, planEnrolment } from '../volume/tokens.js';
@@ -25,8 +26,8 @@ export interface MountTokenCli {
 
 export function addMountTokenOptions(cmd: Command): Command {
   return cmd
-    .option('--no-tokens', "vault container: do not try its TPM2 or FIDO2 tokens; ask for the passphrase")
-    .option('--token-only', 'vault container: unlock only with a TPM2 or FIDO2 token, never a passphrase')
+    .option('--no-tokens', "do not try the container's tokens (vault: TPM2, FIDO2; LUKS2: systemd-tpm2, systemd-fido2); ask for the passphrase")
+    .option('--token-only', 'unlock only with a token (vault: TPM2, FIDO2; LUKS2: systemd-tpm2, systemd-fido2), never a passphrase; exit 3 when none unlocks')
     .option('--token-pin-stdin', "read a token's PIN from standard input (one line), instead of the terminal")
     .option('--tpm2-device <tcti>', 'the TPM, as a tpm2-tss TCTI (e.g. swtpm:host=localhost,port=2321); default: tpm2-tss searches /dev/tpmrm0, then a simulator')
     .option('--fido2-device <device>', 'the FIDO2 security key: a /dev/hidraw path or unix:<socket>; default: the first one found');
@@ -87,12 +88,13 @@ export function addEnrollDeviceOptions(cmd: Command): Command {
     .option('--fido2-pin', "require the security key's PIN (asked; with --password-stdin the second line)");
 }
 
-/** "7+11", "7,11" or "" into PCR numbers (the TPM module checks the range). */
+/** "7+11", "7,11" or "" (none) into PCR numbers of the sha256 bank; absent: 7 (the Secure Boot state). */
 export function parsePcrs(v: string | undefined): number[] {
   if (v === undefined) return [7];
   if (v.trim() === '') return [];
   return v.split(/[+,]/).map((p) => {
-    if (!/^\s*\d{1,2}\s*$/.test(p)) throw new VaultError('usage', `--tpm2-pcrs: "${p}" is not a PCR number`, "give numbers 0 to 23 joined by '+', e.g. 7+11");
+    if (!/^\s*\d{1,2}\s*$/.test(p) || Number(p) >= TPM2_PCR_COUNT)
+      throw new VaultError('usage', `--tpm2-pcrs: "${p}" is not a PCR number`, `give numbers 0 to ${TPM2_PCR_COUNT - 1} joined by '+', e.g. 7+11`);
     return Number(p);
   });
 }

@@ -15,11 +15,7 @@ import { wipe } from '../crypto/wipe.js';
 import { base64Secret } from './systemd-tpm2.js';
 import { isVaultError, VaultError } from '../errors.js';
 import { decodeBase64 } from '../formats/luks/base64.js';
-import { luks2Adapter } from '../formats/luks2/index.js';
 import type { Luks2Metadata, Luks2Token } from '../formats/luks2/metadata.js';
-import { readLuks2Header } from '../formats/luks2/read.js';
-import type { UnlockedVolume, UnlockOptions } from '../formats/types.js';
-import type { ContainerFile } from '../volume/container-file.js';
 import { fido2Secret, FIDO2_SALT_BYTES } from './fido2.js';
 
 export const SYSTEMD_FIDO2_RP_ID = 'io.systemd.cryptsetup';
@@ -138,38 +134,4 @@ export async function systemdFido2Passphrase(t: SystemdFido2Token, o: TokenUnloc
       throw e;
     }
   }
-}
-
-/**
- * Opens a LUKS2 container through its systemd-fido2 tokens, each tried in turn on its own keyslots.
- * A key that does not hold a token's credential moves on to the next token; when none opens, the
- * last error is thrown ('no-keyslot' when there is no systemd-fido2 token at all).
- */
-export async function unlockLuks2WithSystemdFido2(c: ContainerFile, o: UnlockOptions, token: TokenUnlockOptions): Promise<UnlockedVolume> {
-  const m = o.headerFile ?? c;
-  const tokens = systemdFido2Tokens(readLuks2Header(m.fd, m.size, m.path).metadata);
-  let last: unknown = new VaultError('no-keyslot', `${c.path} has no systemd-fido2 token`, 'unlock it with a passphrase');
-  for (const t of tokens) {
-    let passphrase: Buffer;
-    try {
-      passphrase = await systemdFido2Passphrase(t, token);
-    } catch (e) {
-      if (!isVaultError(e, 'token-refused')) throw e;
-      last = e;
-      continue;
-    }
-    try {
-      for (const slot of t.keyslots) {
-        try {
-          return await luks2Adapter.unlock(c, { passphrase, keyfiles: [] }, { ...o, slot });
-        } catch (e) {
-          if (!isVaultError(e, 'wrong-password')) throw e;
-          last = new VaultError('wrong-password', `the hmac-secret of systemd-fido2 token ${t.id} opens none of its keyslots (${t.keyslots.join(', ')})`, 'the token or keyslot was changed; use a passphrase', { cause: e });
-        }
-      }
-    } finally {
-      wipe(passphrase);
-    }
-  }
-  throw last;
 }

@@ -9,6 +9,8 @@ import { closeSync, copyFileSync, fsyncSync, openSync, readFileSync, statSync, w
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { FAST_KDF, e2eSuite, ok, vault } from './harness.js';
+import { secretForms, whereExposed } from './exposure.js';
+import { parseRecoveryKey } from '../../src/crypto/recovery-key.js';
 import { HOOKS_ARGV } from '../support/cli-hooks.js';
 
 const suite = e2eSuite('keys');
@@ -61,8 +63,12 @@ describe.runIf(run)('key management', () => {
     const slots = JSON.parse(ok(vault(['keyslot', 'list', file, '--json'])).stdout) as Array<{ slot: number; token?: string | null }>;
     expect(slots.find((s) => s.slot === 1)?.token).toBe('recovery');
     // Typed as shown, or in capitals without dashes: it mounts, and the filesystem is there.
-    ok(vault(['mount', file, '--password-stdin'], `${key.toUpperCase().replace(/-/g, '')}\n`));
+    const typed = key.toUpperCase().replace(/-/g, '');
+    ok(vault(['mount', file, '--password-stdin'], `${typed}\n`));
     const mp = JSON.parse(ok(vault(['list', '--json'])).stdout).find((v: { container: string }) => v.container === file).mountpoint as string;
+    // Neither the key (as shown, as typed) nor its 32 bytes show in the server's argv, environment or state files.
+    const forms = [key, typed].flatMap((k) => secretForms(Buffer.from(k)));
+    expect(whereExposed([...forms, ...secretForms(parseRecoveryKey(Buffer.from(key))!)])).toEqual([]);
     writeFileSync(path.join(mp, 'r.txt'), 'recovered');
     ok(vault(['dismount', mp]));
     // A re-encryption asks for each slot's secret in slot order; the recovery slot takes the key.

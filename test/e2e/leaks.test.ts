@@ -12,6 +12,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CLI, FAST_KDF, RUN_DIR, e2eSuite, ok, serverPidOf, vault } from './harness.js';
 import { describeHit, runPaused, scanMemory } from './memscan.js';
+import { exposedByVolumes, secretForms, whereExposed } from './exposure.js';
 import { localUser, runAs } from '../support/unprivileged.js';
 import { runPausedOnTty } from './pty.js';
 import { requirementsMet } from '../support/requirements.js';
@@ -20,12 +21,6 @@ const suite = e2eSuite('leaks');
 const FIXTURES = path.resolve(import.meta.dirname, '../../../shared/fixtures/veracrypt');
 // A user's clone may lack ../shared; on CI a missing fixture fails the run (test/support/requirements.ts).
 const haveFixtures = requirementsMet('leaks (hidden-volume /proc test)', existsSync(FIXTURES) ? [] : [`fixtures at ${FIXTURES}`]);
-
-/** The forms a secret could take where it leaked: raw bytes, hex (either case), base64, UTF-16 (a V8 string). */
-function forms(secret: Buffer): Buffer[] {
-  const hex = secret.toString('hex');
-  return [secret, Buffer.from(hex), Buffer.from(hex.toUpperCase()), Buffer.from(secret.toString('base64')), Buffer.from(secret.toString('latin1'), 'utf16le')];
-}
 
 function containsAny(haystack: Buffer, needles: Buffer[]): boolean {
   return needles.some((n) => haystack.includes(n));
@@ -82,7 +77,7 @@ describe.runIf(suite.run)('nothing leaked', () => {
     ok(vault(['create', file, '--size', '32M', '--fs', 'ext4', '--quick', '--password-stdin', ...FAST_KDF], Buffer.concat([pw, Buffer.from('\n')])));
     const key = Buffer.from(ok(vault(['info', file, '--dump-master-key', '--password-stdin'], pw)).stdout.trim(), 'hex');
     expect(key.length).toBe(64);
-    const secrets = [...forms(pw), ...forms(key), ...forms(key.subarray(0, 32)), ...forms(key.subarray(32))];
+    const secrets = [...secretForms(pw), ...secretForms(key), ...secretForms(key.subarray(0, 32)), ...secretForms(key.subarray(32))];
 
     // The CLI while it waits for the passphrase: its argv and environment hold none of it.
     const cli = spawn(process.execPath, [CLI, '--debug', 'mount', file, mnt, '--password-stdin'], { stdio: ['pipe', 'pipe', 'pipe'] });
@@ -111,13 +106,9 @@ describe.runIf(suite.run)('nothing leaked', () => {
     spawnSync('sync');
     const volDirs = readdirSync(RUN_DIR).filter((d) => d !== 'locks').map((d) => path.join(RUN_DIR, d)); // locks/: empty header-lock files
     expect(volDirs.length).toBe(1);
-    const exposed: [string, Buffer][] = [
-      ['server cmdline', readFileSync(`/proc/${pid}/cmdline`)],
-      ['server environ', readFileSync(`/proc/${pid}/environ`)],
-      ...readdirSync(volDirs[0]!).filter((f) => f !== 'fuse').map((f): [string, Buffer] => [f, readFileSync(path.join(volDirs[0]!, f))]),
-    ];
+    const exposed = exposedByVolumes();
     expect(exposed.map(([n]) => n)).toEqual(expect.arrayContaining(['server cmdline', 'server environ', 'state.json', 'server.log', 'owner']));
-    for (const [what, bytes] of exposed) expect(containsAny(bytes, secrets), `a secret appears in ${what}`).toBe(false);
+    expect(whereExposed(secrets, exposed), 'a secret appears there').toEqual([]);
 
     // Not dumpable: the server checks prctl(PR_GET_DUMPABLE) after hardening itself and logs it.
     expect(readFileSync(path.join(volDirs[0]!, 'server.log'), 'utf8')).toMatch(/process hardening: not dumpable/);

@@ -2,36 +2,56 @@
  * Issue 19 end to end: `vault enroll --tpm2 / --fido2` and `vault mount` unlocking with the token
  * first, against the real software TPM (swtpm, reached by TCTI) and a software FIDO2 authenticator
  * spoken to by the real libfido2 (only the device is simulated: test/support/fido2-authenticator).
- * Every refusal falls back to the passphrase (or fails with --token-only) and changes nothing.
+ * Every refusal falls back to the passphrase (or fails with --token-only) and changes nothing; no
+ * PIN or recovery key given at a mount shows in its server's argv, environment or state files.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createHash } from 'node:crypto';
+import { chmodSync, copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { FAST_KDF, e2eSuite, ok, vault } from './harness.js';
+import { FAST_KDF, e2eSuite, ok, sha256File, vault } from './harness.js';
+import { secretForms, whereExposed } from './exposure.js';
 import { requirementsMet } from '../support/requirements.js';
-import { startSwtpm, swtpmMissing, type Swtpm } from '../support/swtpm.js';
+import { connects, startSwtpm, swtpmMissing, type Swtpm } from '../support/swtpm.js';
 import { startSim, type Sim } from '../support/fido2-sim.js';
+import { enrolLikeSystemd, SYSTEMD_FIDO2_PASSPHRASE } from '../support/systemd-fido2.js';
 
 const suite = e2eSuite('tokens');
 const run = suite.run && requirementsMet('tokens', swtpmMissing());
 const PW = 'token test passphrase';
 let n = 0;
+let template = '';
 
+/** A new container with passphrase PW only: a copy of one made once (the tests add their own tokens). */
 function create(): string {
+  if (!template) {
+    template = path.join(suite.dir, 'template.vol');
+    ok(vault(['create', template, '--size', '8M', '--fs', 'none', '--quick', '--password-stdin', ...FAST_KDF], `${PW}\n`), 'create');
+  }
   const file = path.join(suite.dir, `t${n++}.vol`);
-  ok(vault(['create', file, '--size', '8M', '--fs', 'none', '--quick', '--password-stdin', ...FAST_KDF], `${PW}\n`), 'create');
+  copyFileSync(template, file);
   return file;
 }
 
-/** `vault mount --no-filesystem`, then dismount at once: the result of the mount. */
-function mountOnce(file: string, args: string[], input = '') {
+/** `vault mount --no-filesystem`, then (after `whileMounted`) dismount at once: the result of the mount. */
+function mountOnce(file: string, args: string[], input = '', whileMounted?: () => void) {
   const r = vault(['mount', file, '--no-filesystem', ...args], input);
-  if (r.status === 0) ok(vault(['dismount', r.stdout.trim()]), 'dismount');
+  if (r.status === 0)
+    try {
+      whileMounted?.();
+    } finally {
+      ok(vault(['dismount', r.stdout.trim()]), 'dismount');
+    }
   return r;
 }
+
+/** A PIN nothing else contains by chance (what the leak checks look for). */
+const uniquePin = () => `pin-${randomBytes(6).toString('hex')}`;
+
+/** The mounted volume's server and state files hold no form of `secret` (given on stdin). */
+const notExposed = (secret: string) => () => expect(whereExposed(secretForms(Buffer.from(secret))), `${secret} appears there`).toEqual([]);
 
 const headers = (file: string) => {
   const b = readFileSync(file);
@@ -43,7 +63,7 @@ describe.runIf(run)('TPM2 tokens (swtpm)', () => {
   beforeAll(async () => (tpm = await startSwtpm()));
   afterAll(async () => tpm?.stop());
 
-  it('enrol under PCR 16; mount unseals it without a passphrase; a changed PCR refuses it and the passphrase still works; no TPM: the passphrase', () => {
+  it('enrol under PCR 16; mount unseals it without a passphrase; a changed PCR refuses it and the passphrase still works; no TPM (at a TCTI, or by the default search): refused, the passphrase opens', async () => {
     const file = create();
     const dev = ['--tpm2-device', tpm.tcti];
     const e = ok(vault(['enroll', file, '--tpm2', '--tpm2-pcrs', '16', ...dev, '--password-stdin'], `${PW}\n`));
@@ -63,25 +83,41 @@ describe.runIf(run)('TPM2 tokens (swtpm)', () => {
     const fallback = mountOnce(file, [...dev, '--password-stdin'], `${PW}\n`);
     expect(fallback.status, fallback.stderr).toBe(0);
     expect(fallback.stderr).toMatch(/did not unlock/);
-    // No TPM at the given TCTI: the token is skipped with its reason; the passphrase opens.
-    const absent = mountOnce(file, ['--tpm2-device', 'swtpm:host=127.0.0.1,port=1', '--password-stdin'], `${PW}\n`);
-    expect(absent.status, absent.stderr).toBe(0);
-    expect(absent.stderr).toMatch(/TPM2 token in keyslot 1 did not unlock/);
+    // No TPM at the given TCTI: the token is refused with its reason (--token-only: 3); nothing changes.
+    const absent = mountOnce(file, ['--token-only', '--tpm2-device', 'swtpm:host=127.0.0.1,port=1']);
+    expect(absent.status).toBe(3);
+    expect(absent.stderr).toMatch(/TPM2 token in keyslot 1 did not unlock: no TPM answers at TCTI 'swtpm:host=127\.0\.0\.1,port=1'/);
+    expect(headers(file).equals(before)).toBe(true);
+    // No --tpm2-device: tpm2-tss's own search (/dev/tpmrm0, /dev/tpm0, localhost:2321) finds no TPM
+    // here; the note says where it looked, and the passphrase opens.
+    const found = ['/dev/tpmrm0', '/dev/tpm0'].filter((d) => existsSync(d));
+    if ((await connects(2321, '127.0.0.1')) || (await connects(2321, '::1'))) found.push('a TPM simulator on localhost:2321');
+    if (requirementsMet('tokens (the default TPM search finding no TPM)', found.map((f) => `a machine without ${f}`))) {
+      const search = mountOnce(file, ['--password-stdin'], `${PW}\n`);
+      expect(search.status, search.stderr).toBe(0);
+      expect(search.stderr).toMatch(/TPM2 token in keyslot 1 did not unlock: no TPM answers \(tpm2-tss looked for \/dev\/tpmrm0, \/dev\/tpm0 and a simulator on localhost:2321\)/);
+      expect(headers(file).equals(before)).toBe(true);
+    }
     // --no-tokens never asks the TPM; --wipe-slot tpm2 removes it.
-    expect(mountOnce(file, ['--no-tokens', ...dev, '--password-stdin'], `${PW}\n`).stderr).not.toMatch(/TPM2/);
+    const none = mountOnce(file, ['--no-tokens', ...dev, '--password-stdin'], `${PW}\n`);
+    expect(none.status, none.stderr).toBe(0);
+    expect(none.stderr).not.toMatch(/TPM2/);
     ok(vault(['enroll', file, '--wipe-slot', 'tpm2', '--password-stdin'], `${PW}\n`));
     expect(mountOnce(file, ['--token-only', ...dev]).status).toBe(3);
   });
 
-  it('with a PIN: the right PIN unseals, a wrong one is refused (3) and the passphrase still opens', () => {
+  it('with a PIN: the right PIN unseals (and shows nowhere), a wrong one is refused (3) and changes nothing, and the passphrase still opens', () => {
     const file = create();
     const dev = ['--tpm2-device', tpm.tcti];
-    ok(vault(['enroll', file, '--tpm2', '--tpm2-pin', '--tpm2-pcrs', '', ...dev, '--password-stdin'], `${PW}\n4711\n`));
-    const right = mountOnce(file, ['--token-only', '--token-pin-stdin', ...dev], '4711\n');
+    const pin = uniquePin();
+    ok(vault(['enroll', file, '--tpm2', '--tpm2-pin', '--tpm2-pcrs', '', ...dev, '--password-stdin'], `${PW}\n${pin}\n`));
+    const right = mountOnce(file, ['--token-only', '--token-pin-stdin', ...dev], `${pin}\n`, notExposed(pin));
     expect(right.status, right.stderr).toBe(0);
+    const before = headers(file);
     const wrong = mountOnce(file, ['--token-only', '--token-pin-stdin', ...dev], '1234\n');
     expect(wrong.status).toBe(3);
     expect(wrong.stderr).toMatch(/wrong TPM2 PIN/);
+    expect(headers(file).equals(before)).toBe(true);
     // A script with --password-stdin has no PIN to give: the token is skipped, the passphrase opens.
     expect(mountOnce(file, [...dev, '--password-stdin'], `${PW}\n`).status).toBe(0);
   });
@@ -113,7 +149,7 @@ describe.runIf(run)('LUKS2 containers enrolled by the real systemd-cryptenroll (
     expect(t.stderr).toMatch(/unlocked with the systemd-tpm2 token 0 \(keyslot 1\)/);
     tpm.extendPcr(16);
     expect(mountOnce(file, ['--token-only', ...dev]).status).toBe(3);
-    const viaRecovery = mountOnce(file, [...dev, '--password-stdin'], `${recovery}\n`);
+    const viaRecovery = mountOnce(file, [...dev, '--password-stdin'], `${recovery}\n`, notExposed(recovery!));
     expect(viaRecovery.status, viaRecovery.stderr).toBe(0);
     expect(viaRecovery.stderr).toMatch(/systemd-tpm2 token 0 did not unlock/);
   });
@@ -135,6 +171,13 @@ describe.runIf(run)('FIDO2 tokens (libfido2 and a software authenticator)', () =
     sims.push(s);
     return s;
   };
+  // Keys several tests use, started by the first that needs one (a start costs a second or two).
+  const KEY_PIN = uniquePin();
+  const shared = new Map<string, Promise<Sim>>();
+  const sharedSim = (which: 'plain' | 'pinned') => {
+    if (!shared.has(which)) shared.set(which, sim(which, which === 'pinned' ? { pin: KEY_PIN } : {}));
+    return shared.get(which)!;
+  };
 
   it('enrol; mount asks the key; the wrong key, presence denied and a removed key are refused and fall back; a corrupted token slot is caught', async () => {
     const key = await sim('key');
@@ -145,12 +188,14 @@ describe.runIf(run)('FIDO2 tokens (libfido2 and a software authenticator)', () =
     expect(t.status, t.stderr).toBe(0);
     expect(t.stderr).toMatch(/unlocked with the FIDO2 token in keyslot 1/);
     const before = headers(file);
-    const other = await sim('other');
+    const other = await sharedSim('plain');
     const wrongKey = mountOnce(file, ['--token-only', '--fido2-device', other.device]);
     expect(wrongKey.status).toBe(3);
     expect(wrongKey.stderr).toMatch(/FIDO2 token in keyslot 1 did not unlock/);
     const denied = await sim('denied', { master: key.master, presence: 'deny' });
-    expect(mountOnce(file, ['--token-only', '--fido2-device', denied.device]).status).toBe(3);
+    const notTouched = mountOnce(file, ['--token-only', '--fido2-device', denied.device]);
+    expect(notTouched.status).toBe(3);
+    expect(notTouched.stderr).toMatch(/FIDO2 token in keyslot 1 did not unlock: the security key \S+ was not touched \(user presence not confirmed\)/);
     await key.stop();
     const removed = mountOnce(file, ['--fido2-device', key.device, '--password-stdin'], `${PW}\n`);
     expect(removed.status, removed.stderr).toBe(0);
@@ -172,12 +217,48 @@ describe.runIf(run)('FIDO2 tokens (libfido2 and a software authenticator)', () =
     expect(readFileSync(file).equals(corrupt)).toBe(true);
   });
 
-  it('with the key\'s PIN: given on stdin it unlocks; a wrong PIN is refused (3)', async () => {
-    const key = await sim('pinned', { pin: '2468' });
+  it('with the key\'s PIN: given on stdin it unlocks (and shows nowhere); a wrong PIN is refused (3)', async () => {
+    const key = await sharedSim('pinned');
     const file = create();
-    ok(vault(['enroll', file, '--fido2', '--fido2-pin', '--fido2-device', key.device, '--password-stdin'], `${PW}\n2468\n`));
-    expect(mountOnce(file, ['--token-only', '--token-pin-stdin', '--fido2-device', key.device], '2468\n').status).toBe(0);
+    ok(vault(['enroll', file, '--fido2', '--fido2-pin', '--fido2-device', key.device, '--password-stdin'], `${PW}\n${KEY_PIN}\n`));
+    expect(mountOnce(file, ['--token-only', '--token-pin-stdin', '--fido2-device', key.device], `${KEY_PIN}\n`, notExposed(KEY_PIN)).status).toBe(0);
     const wrong = mountOnce(file, ['--token-only', '--token-pin-stdin', '--fido2-device', key.device], '1111\n');
     expect(wrong.status).toBe(3);
+  });
+
+  it('--fido2-uv on a key with built-in user verification: the slot records UV (spec §14.4), and mount unlocks with the key alone', async () => {
+    const key = await sim('uv', { uv: true });
+    const file = create();
+    const e = ok(vault(['enroll', file, '--fido2', '--fido2-uv', '--fido2-device', key.device, '--password-stdin'], `${PW}\n`));
+    expect(e.stdout).toMatch(/added a FIDO2 token in keyslot 1/);
+    const b = readFileSync(file);
+    for (const at of [0, b.length - 4096]) {
+      expect([...b.subarray(at + 2248, at + 2250)]).toEqual([3, 1]); // a FIDO2 token (type 3) for keyslot 1
+      expect(b[at + 2248 + 4]).toBe(0b011); // its flags: user presence and user verification required, no PIN
+    }
+    // The key's hmac-secret differs with and without UV (CTAP 2.1 §12.5): the slot opens only if mount asks with UV too.
+    const t = mountOnce(file, ['--token-only', '--fido2-device', key.device]);
+    expect(t.status, t.stderr).toBe(0);
+    expect(t.stderr).toMatch(/unlocked with the FIDO2 token in keyslot 1/);
+  });
+
+  it('LUKS2 with a systemd-fido2 token (JSON as systemd-cryptenroll writes it): the key and its PIN from stdin unlock (--token-only); another key falls back to the passphrase, or with --token-only fails (3)', async () => {
+    const pinKey = await sharedSim('pinned');
+    const locked = await enrolLikeSystemd(suite.dir, 'fido2-pin.luks', pinKey, { pin: KEY_PIN });
+    const t = mountOnce(locked.file, ['--token-only', '--token-pin-stdin', '--fido2-device', pinKey.device], `${KEY_PIN}\n`, notExposed(KEY_PIN));
+    expect(t.status, t.stderr).toBe(0);
+    expect(t.stderr).toMatch(/unlocked with the systemd-fido2 token 0 \(keyslot 1\)/);
+    // A token without a PIN, tried with another key (pinKey holds no credential of it).
+    const plain = await enrolLikeSystemd(suite.dir, 'fido2.luks', await sharedSim('plain'), {});
+    const before = sha256File(plain.file);
+    const wrongKey = /systemd-fido2 token 0 did not unlock: the security key \S+ does not hold this keyslot's credential/;
+    const fallback = mountOnce(plain.file, ['--fido2-device', pinKey.device, '--password-stdin'], `${SYSTEMD_FIDO2_PASSPHRASE}\n`);
+    expect(fallback.status, fallback.stderr).toBe(0);
+    expect(fallback.stderr).toMatch(wrongKey);
+    const only = mountOnce(plain.file, ['--token-only', '--fido2-device', pinKey.device]);
+    expect(only.status).toBe(3);
+    expect(only.stderr).toMatch(wrongKey);
+    expect(only.stderr).toMatch(/no token unlocked the container \(--token-only\)/);
+    expect(sha256File(plain.file)).toBe(before);
   });
 });

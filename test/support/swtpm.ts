@@ -52,9 +52,10 @@ function listenOnce(port: number): Promise<number> {
   });
 }
 
-function connects(port: number): Promise<boolean> {
+/** Whether anything accepts connections on `host`:`port`. */
+export function connects(port: number, host = '127.0.0.1'): Promise<boolean> {
   return new Promise((resolve) => {
-    const s = net.connect(port, '127.0.0.1');
+    const s = net.connect(port, host);
     s.once('connect', () => (s.destroy(), resolve(true)));
     s.once('error', () => resolve(false));
   });

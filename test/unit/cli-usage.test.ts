@@ -75,6 +75,8 @@ const CASES: Record<string, Case[]> = {
     [['mount', 'c.vc', '--slot', 'first'], 'usage', /--slot must be a keyslot number, got "first"/],
     [['mount', 'c.vc', '--pim', '-1'], 'usage', /--pim must be a whole number/],
     [['mount', 'c.vc', '--keyfile'], MISSING_VALUE, /option '--keyfile <file>' argument missing/],
+    [['mount', 'c.vc', '--token-only', '--no-tokens'], 'usage', /--token-only and --no-tokens contradict each other/],
+    [['mount', 'c.vc', '--token-pin-stdin', '--password-stdin'], 'usage', /--token-pin-stdin and --password-stdin both read standard input/],
     [['mount', 'c.vc', '/mnt/x', '--no-filesystem'], 'usage', /--no-filesystem mounts no filesystem: it takes no mount point/],
     [['mount', 'c.vc', '--no-filesystem', '--fs-options', 'noatime'], 'usage', /--no-filesystem mounts no filesystem: it takes no --fs-options/],
     [['mount', 'c.vc', '--read-only', '--allow-discards'], 'usage', /--allow-discards: a read-only mount writes nothing/],
@@ -157,6 +159,8 @@ const CASES: Record<string, Case[]> = {
     [['enroll', 'c.vc', '--wipe-slot', 'pin'], 'usage', /--wipe-slot takes a keyslot number \(0 to 7\), tpm2, fido2 or recovery; got "pin"/],
     [['enroll', 'c.vc', '--wipe-slot', '8'], 'usage', /--wipe-slot takes a keyslot number/],
     [['enroll', 'c.vc', '--bogus'], UNKNOWN, /unknown option '--bogus'/],
+    [['enroll', 'c.vc', '--tpm2', '--tpm2-pcrs', '24'], 'usage', /--tpm2-pcrs: "24" is not a PCR number[^]*0 to 23/],
+    [['enroll', 'c.vc', '--tpm2', '--tpm2-pcrs', '7+secure'], 'usage', /--tpm2-pcrs: "secure" is not a PCR number/],
   ],
   reencrypt: [
     [['reencrypt'], MISSING_ARG, /missing required argument 'container'/],

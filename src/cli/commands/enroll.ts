@@ -13,7 +13,7 @@ import { info } from '../output.js';
 import { gatherKdfInput, kdfInputFrom, readPassphrases } from '../secrets.js';
 import { withSecretOptions } from '../secret-options.js';
 import { unlockOpened, withVaultContainer, type Unlocked } from '../unlock.js';
-import { addEnrollDeviceOptions, enrollDevice, type EnrollDeviceCli } from '../token-options.js';
+import { addEnrollDeviceOptions, enrollDevice, parsePcrs, type EnrollDeviceCli } from '../token-options.js';
 
 interface EnrollOptions extends EnrollDeviceCli {
   recoveryKey?: boolean;
@@ -40,6 +40,7 @@ function action(o: EnrollOptions): Action {
     a !== 'fido2' && (o.fido2Device !== undefined || o.fido2Uv || o.fido2Pin) && '--fido2-*',
   ].filter(Boolean);
   if (stray.length) throw new VaultError('usage', `${stray.join(' and ')} options apply only with ${stray.map((s) => String(s).slice(0, -2)).join(' and ')}`);
+  if (a === 'tpm2') parsePcrs(o.tpm2Pcrs); // a bad list is refused before the passphrase is asked
   return a;
 }
 
