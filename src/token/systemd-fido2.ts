@@ -84,6 +84,9 @@ export function systemdFido2Tokens(m: Luks2Metadata): SystemdFido2Token[] {
 export interface TokenUnlockOptions {
   device?: string;
   pin?: Uint8Array;
+  /** Asked only when the PIN is needed (required by the token, or asked for by the key of a token
+   *  that does not say); null: none can be given. What it returns is wiped here. */
+  askPin?: () => Promise<Uint8Array | null>;
   timeoutMs?: number;
 }
 
@@ -95,14 +98,35 @@ function fidoErrorOf(e: unknown): unknown {
 /**
  * The keyslot passphrase of a systemd-fido2 token: base64 of the hmac-secret output, asked with the
  * options systemd-cryptsetup uses (user presence only when required, retried with it when a key of
- * an old token insists; the PIN when required, or when the key asks and one was given). The caller wipes it.
+ * an old token insists; the PIN when required, or, for a token that does not say, when the key asks
+ * for it: systemd's FIDO2ENROLL_PIN_IF_NEEDED). The caller wipes it.
  */
 export async function systemdFido2Passphrase(t: SystemdFido2Token, o: TokenUnlockOptions): Promise<Buffer> {
-  if (t.pin === 'required' && o.pin === undefined)
+  let pin = o.pin;
+  let asked: Uint8Array | null = null;
+  let askedOnce = false;
+  const havePin = async (): Promise<boolean> => {
+    if (pin === undefined && o.askPin && !askedOnce) {
+      askedOnce = true;
+      asked = await o.askPin();
+      if (asked) pin = asked;
+    }
+    return pin !== undefined;
+  };
+  try {
+    return await withOptions(t, o, () => pin, havePin);
+  } finally {
+    if (asked) wipe(asked);
+  }
+}
+
+async function withOptions(t: SystemdFido2Token, o: TokenUnlockOptions, pinOf: () => Uint8Array | undefined, havePin: () => Promise<boolean>): Promise<Buffer> {
+  if (t.pin === 'required' && !(await havePin()))
     throw new VaultError('token-pin-required', 'this systemd-fido2 token needs the security key’s PIN', 'enter the PIN of the security key');
   let up = t.up === 'required';
   let usePin = t.pin === 'required';
   for (;;) {
+    const pin = pinOf();
     try {
       const secret = await fido2Secret({
         ...(o.device !== undefined ? { device: o.device } : {}),
@@ -113,7 +137,7 @@ export async function systemdFido2Passphrase(t: SystemdFido2Token, o: TokenUnloc
         // systemd sets "uv" false when not required; CTAP reads a missing "uv" as false too.
         uvOption: t.uv === 'required' ? 'true' : 'omit',
         up,
-        ...(usePin && o.pin !== undefined ? { pin: o.pin } : {}),
+        ...(usePin && pin !== undefined ? { pin } : {}),
         ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}),
       });
       try {
@@ -127,7 +151,8 @@ export async function systemdFido2Passphrase(t: SystemdFido2Token, o: TokenUnloc
         up = true;
         continue;
       }
-      if (!usePin && t.pin === 'if-needed' && isVaultError(e, 'token-pin-required') && o.pin !== undefined) {
+      // A token of systemd 248 does not say whether the PIN is needed: asked when the key wants it.
+      if (!usePin && t.pin === 'if-needed' && isVaultError(e, 'token-pin-required') && (await havePin())) {
         usePin = true;
         continue;
       }

@@ -19,6 +19,8 @@ export interface SimOptions {
   presence?: 'ok' | 'deny' | 'timeout' | 'slow';
   presenceMs?: number;
   upAlways?: boolean;
+  /** CTAP 2.1 alwaysUv: getAssertion without the PIN (or built-in UV) fails with PUAT_REQUIRED. */
+  alwaysUv?: boolean;
 }
 
 export interface Sim {
@@ -40,6 +42,7 @@ export async function startSim(dir: string, name: string, o: SimOptions = {}): P
   if (o.ctap21) args.push('--ctap21');
   if (o.presence) args.push('--presence', o.presence);
   if (o.upAlways) args.push('--up-always');
+  if (o.alwaysUv) args.push('--always-uv');
   if (o.presenceMs !== undefined) args.push('--presence-ms', String(o.presenceMs));
   const child: ChildProcess = spawn('python3', args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, PYTHONDONTWRITEBYTECODE: '1' } });
   await new Promise<void>((resolve, reject) => {

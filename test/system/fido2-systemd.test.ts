@@ -82,6 +82,13 @@ describe('systemd-fido2 LUKS2 tokens', () => {
     expect(await unlockByToken(file, { device: insisting.device })).toEqual(refused(/the security key \S+ was not touched \(user presence not confirmed\)/));
   });
 
+  it('a token of systemd 248 (no fido2-clientPin-required) on a key that insists on its PIN: the PIN is asked then, and opens it; none to give is noted', async () => {
+    const key = await sim('alwaysuv', { pin: '123456', ctap21: true, alwaysUv: true });
+    const legacy = await enrolLikeSystemd(dir, 'v248-pin.luks', key, { pin: '123456' }, {}, ['fido2-clientPin-required', 'fido2-up-required', 'fido2-uv-required']);
+    expect(await unlockByToken(legacy.file, { device: key.device, pin: '123456' })).toEqual({ key: legacy.volumeKey, notes: opened(0) });
+    expect(await unlockByToken(legacy.file, { device: key.device })).toEqual(refused(/the security key \S+ needs its PIN/));
+  });
+
   it('a damaged token is noted and leaves the passphrase; a header without one has no token step', async () => {
     const key = await sim('dmg');
     const { file } = await enrolLikeSystemd(dir, 'damaged.luks', key, {});

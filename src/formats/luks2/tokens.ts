@@ -48,7 +48,8 @@ async function attempts(c: ContainerFile, u: UnlockOptions, o: TokenUnlockOption
       out.push({
         label: `systemd-fido2 token ${tok.id}`,
         keyslots: tok.keyslots,
-        passphrase: () => withPin('fido2', tok.pin === 'required', (pin) => systemdFido2Passphrase(tok, { ...(o.fido2Device !== undefined ? { device: o.fido2Device } : {}), ...(pin ? { pin } : {}) })),
+        // The PIN is asked by systemdFido2Passphrase when needed (a token of systemd 248 does not say).
+        passphrase: () => systemdFido2Passphrase(tok, { ...(o.fido2Device !== undefined ? { device: o.fido2Device } : {}), askPin: () => o.pin('fido2') }),
       });
   }
   return out;

@@ -4,13 +4,14 @@ stream socket, one 64-byte report per read and write, the transport native/fido2
 libfido2 for "unix:<path>" devices. The CTAP2 commands are in ctap2.py. Only the device is simulated.
 
   authenticator.py --socket PATH [--master HEX32] [--pin PIN] [--uv] [--ctap21]
-                   [--presence ok|deny|timeout|slow] [--presence-ms N] [--log FILE] [--up-always]
+                   [--presence ok|deny|timeout|slow] [--presence-ms N] [--log FILE] [--up-always] [--always-uv]
 
 --master: the secret that wraps credential ids (another value = another authenticator).
 --presence: what the simulated user does when the key asks for a touch: touches it (ok), refuses
 (deny: CTAP2_ERR_OPERATION_DENIED), never touches it (timeout: keepalives for --presence-ms, then
 CTAP2_ERR_USER_ACTION_TIMEOUT), or touches it after --presence-ms (slow).
 --up-always: getAssertion without user presence is refused with CTAP2_ERR_UP_REQUIRED (as some keys do).
+--always-uv: CTAP 2.1 alwaysUv: getAssertion without the PIN (or built-in UV) is refused with CTAP2_ERR_PUAT_REQUIRED.
 --log: appends one line per CTAP2 command (which command, clientPIN subcommand, PIN protocol; no secrets).
 Prints "ready" on stdout once it listens. Secrets given on this command line are test fixtures."""
 import argparse
@@ -146,7 +147,7 @@ class Server:
         if args.log:
             log_file = open(args.log, 'a', buffering=1)
             log = (lambda line: log_file.write(line + '\n'))
-        self.auth = ctap2.Authenticator(master, args.pin, args.uv, args.ctap21, lambda: ctap2.OK, log, args.up_always)
+        self.auth = ctap2.Authenticator(master, args.pin, args.uv, args.ctap21, lambda: ctap2.OK, log, args.up_always, args.always_uv)
         self.next_cid = 1
 
     def allocate_cid(self) -> int:
@@ -161,6 +162,7 @@ def main():
     ap.add_argument('--pin')
     ap.add_argument('--uv', action='store_true')
     ap.add_argument('--ctap21', action='store_true')
+    ap.add_argument('--always-uv', action='store_true')
     ap.add_argument('--presence', choices=['ok', 'deny', 'timeout', 'slow'], default='ok')
     ap.add_argument('--presence-ms', type=int, default=1000)
     ap.add_argument('--log')

@@ -45,10 +45,13 @@ def need(cond, status=INVALID_PARAMETER):
 class Authenticator:
     """config: master (32 bytes), pin (str or None), uv (built-in user verification), ctap21 (advertise
     FIDO_2_1 with pinUvAuthToken and protocol 2 first), presence(): returns a CTAP status, OK when the user
-    touched the key. up_always: refuse getAssertion with up=false (CTAP2_ERR_UP_REQUIRED), as some keys do."""
+    touched the key. up_always: refuse getAssertion with up=false (CTAP2_ERR_UP_REQUIRED), as some keys do.
+    always_uv: CTAP 2.1's alwaysUv (§6.2.2, §7.2.4): every getAssertion needs user verification (the PIN
+    here), else CTAP2_ERR_PUAT_REQUIRED, which libfido2 reports as FIDO_ERR_PIN_REQUIRED."""
 
-    def __init__(self, master: bytes, pin, uv: bool, ctap21: bool, presence, log=lambda line: None, up_always=False):
+    def __init__(self, master: bytes, pin, uv: bool, ctap21: bool, presence, log=lambda line: None, up_always=False, always_uv=False):
         self.up_always = up_always
+        self.always_uv = always_uv
         self.log = log  # one line per command, no secrets: the tests read which protocol libfido2 chose
         self.cred_key = HKDF(hashes.SHA256(), 32, None, b'vault-soft-fido2 credential wrapping').derive(master)
         self.pin_hash = hashlib.sha256(pin.encode()).digest()[:16] if pin else None
@@ -88,6 +91,8 @@ class Authenticator:
             options['uv'] = True
         if self.ctap21:
             options['pinUvAuthToken'] = True
+        if self.always_uv:
+            options['alwaysUv'] = True
         return {
             1: ['FIDO_2_0', 'FIDO_2_1'] if self.ctap21 else ['FIDO_2_0'],
             2: ['hmac-secret'],
@@ -177,6 +182,7 @@ class Authenticator:
         need(isinstance(options, dict), CBOR_UNEXPECTED_TYPE)
         need(not options.get('rk'), UNSUPPORTED_OPTION)
         uv = self._user_verification(p, options, 2, 6, 7, PERM_GA, rp_id)
+        need(uv or not self.always_uv, PUAT_REQUIRED)
         rp_hash = hashlib.sha256(rp_id.encode()).digest()
         allow = p.get(3, [])
         need(isinstance(allow, list), CBOR_UNEXPECTED_TYPE)
