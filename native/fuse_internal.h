@@ -239,6 +239,9 @@ int vf_write_range(vf_worker *w, uint8_t *src, uint64_t off, size_t len);
 /* A worker's data buffer: the covering I/O units of any read, RMW or zero range (VF_MAX_IO and one
    partial unit at each end). */
 static inline size_t vf_data_len(const vf_session *s) { return VF_MAX_IO + 2 * (size_t)s->io_size; }
+/* The worker's data buffer, made (locked if the session locks its I/O memory) on first use by an
+   io_uring queue thread, whose aligned requests never need one; NULL (ENOMEM) if it cannot be. */
+uint8_t *vf_worker_data(vf_worker *w);
 /* Zeroes [off, end) of the data area (in range) with encrypted zeros, VF_MAX_IO at a time. 0 or EIO. */
 int vf_zero_range(vf_worker *w, uint64_t off, uint64_t end);
 /* Discards [off, end) (allow_discards): whole sectors become holes in the container, partial edge

@@ -25,6 +25,7 @@
  *    answered success only once every byte of it reached the container.
  */
 #include "fuse_internal.h"
+#include "secure_mem.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -285,13 +286,21 @@ static int write_sectors(vf_worker *w, const uint8_t *buf, uint64_t first, uint6
  * partly written sectors decrypted, the new plaintext merged, the written sectors encrypted, and
  * [a, b) written back. A unit's other sectors go back as they were stored (a hole stays zeros).
  */
+uint8_t *vf_worker_data(vf_worker *w) {
+  int err = 0;
+  if (w->data == NULL) w->data = vault_secure_alloc_opt(w->data_len, w->s->lock_io, &err);
+  return w->data;
+}
+
 static int merge_units(vf_worker *w, const uint8_t *src, uint64_t off, size_t len, uint64_t a, uint64_t b) {
   vf_session *s = w->s;
   uint64_t mask = s->sector_size - 1, io = s->io_size;
   uint64_t first = off >> s->sector_shift, last = (off + len - 1) >> s->sector_shift;
   bool head = (off & mask) != 0, tail = ((off + len) & mask) != 0;
-  uint8_t *d = w->data, *sectors = w->data + ((first << s->sector_shift) - a);
+  uint8_t *d = vf_worker_data(w), *sectors;
   int err = 0;
+  if (d == NULL) return ENOMEM;
+  sectors = d + ((first << s->sector_shift) - a);
   if (off != a) err = read_stored(w, d, a, (size_t)io);
   if (err == 0 && off + len != b && (b - io != a || off == a)) err = read_stored(w, d + (b - io - a), b - io, (size_t)io);
   if (err == 0 && head) err = decrypt_sectors(w, sectors, first, 1);

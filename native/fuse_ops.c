@@ -235,7 +235,8 @@ static void op_read(vf_worker *w, const vf_req *r, vf_reply *rep) {
   if (len > s->data_size - off) len = (size_t)(s->data_size - off);
   first = off >> s->sector_shift;
   last = (off + len - 1) >> s->sector_shift;
-  dst = ((off | len) & mask) == 0 && len <= r->out_cap ? r->out : w->data;
+  dst = ((off | len) & mask) == 0 && len <= r->out_cap ? r->out : vf_worker_data(w);
+  if (dst == NULL) return reply_err(rep, ENOMEM);
   err = vf_read_sectors(w, dst, first, last - first + 1);
   if (err != 0) return reply_err(rep, err);
   vf_count_add(&w->c.reads, 1);

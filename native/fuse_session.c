@@ -365,8 +365,23 @@ static bool read_key(napi_env env, vf_session *s, int key_fd) {
   return true;
 }
 
-/* Per worker: a keyed XTS context and two locked buffers. Then the expanded key schedules that
-   OpenSSL just made on its heap are locked too. */
+/* A classic worker's two locked buffers (the request read from /dev/fuse, the reply's data): 0 or
+   the errno of the allocation that failed. */
+static int alloc_classic_buffers(vf_session *s, vf_worker *w) {
+  int err = 0;
+  w->req_mem = vault_secure_alloc_opt(VF_REQ_MEM, s->lock_io, &err);
+  if (w->req_mem == NULL) return err;
+  w->req = w->req_mem + VF_REQ_SKEW;
+  w->data = vault_secure_alloc_opt(w->data_len, s->lock_io, &err);
+  return w->data == NULL ? err : 0;
+}
+
+/* Per worker: a keyed XTS context and a classic worker's two locked buffers. While io_uring is
+   planned, only classic worker 0 (INIT, then FORGET and INTERRUPT) gets its buffers now; the others
+   get theirs if INIT falls back to classic (start_transport): 2 MiB each that io_uring would never
+   touch. A queue thread's ring entries bring their own buffers, and its data buffer is made when an
+   unaligned request first needs it (vf_worker_data). Then the expanded key schedules that OpenSSL
+   just made on its heap are locked too. */
 static bool prepare_workers(napi_env env, vf_session *s) {
   char what[160];
   const void *hints[VF_MAX_THREADS];
@@ -385,13 +400,11 @@ static bool prepare_workers(napi_env env, vf_session *s) {
       vault_throw_error(env, "ERR_VAULT_OPENSSL", what);
       return false;
     }
-    if (i < s->nclassic) w->req_mem = vault_secure_alloc_opt(VF_REQ_MEM, s->lock_io, &err); /* rings: their own */
-    if (w->req_mem != NULL || i >= s->nclassic) w->data = vault_secure_alloc_opt(w->data_len, s->lock_io, &err);
-    if ((w->req_mem == NULL && i < s->nclassic) || w->data == NULL) {
+    if (i < s->nclassic && (s->nrings == 0 || i == 0)) err = alloc_classic_buffers(s, w);
+    if (err != 0) {
       vf_throw_memlock(env, "the I/O buffers", err);
       return false;
     }
-    if (w->req_mem != NULL) w->req = w->req_mem + VF_REQ_SKEW;
     /* The AES context, malloc'ed by this thread just before OpenSSL's (other ciphers keep their
        schedules in locked memory already, cipher_engine.h). */
     if (i < VF_MAX_THREADS && vault_cipher_ctx_hint(w->xts) != NULL) hints[nhints++] = vault_cipher_ctx_hint(w->xts);
@@ -576,6 +589,14 @@ static bool start_transport(napi_env env, vf_session *s) {
       return false;
     }
     snprintf(s->transport_note, sizeof s->transport_note, "classic: %s", why);
+    /* The classic workers that io_uring would not have needed (prepare_workers). */
+    for (int i = 1; i < s->nclassic; i++) {
+      err = alloc_classic_buffers(s, &s->workers[i]);
+      if (err != 0) {
+        vf_throw_memlock(env, "the I/O buffers", err);
+        return false;
+      }
+    }
   }
   return start_threads(env, s, s->nrings > 0 ? 1 : s->nclassic, s->nclassic, vf_classic_worker);
 }
