@@ -39,12 +39,16 @@ export async function resizeLuks(
   const v = await unlockVolume(adapter, c, gatherSecret(o, keyfilePolicy(adapter)), { readOnly: false });
   try {
     const dataSize = req ? plannedDataSize(req, { ...v, trailer: 0 }) : undefined;
-    if (dataSize !== undefined && v.maxDataSize !== undefined && dataSize > v.maxDataSize)
+    // A "plain" IV wraps at IV sector 2^32: never grow a data area into (or further past) the wrap.
+    // A volume already past it opens (with a warning) and may shrink.
+    if (dataSize !== undefined && v.maxDataSize !== undefined && dataSize > v.maxDataSize && dataSize > v.dataSize) {
+      const spec = (v.engine ?? '').replace(/\/\d+$/, '');
       throw new VaultError(
         'unsupported-feature',
-        `${c.path} uses ${v.cipher[0]}-xts-plain, whose 32-bit IV addresses at most ${v.maxDataSize} bytes of data here; a data area of ${dataSize} bytes would wrap it; the container was not changed`,
-        `stay below that size, or re-encrypt it to ${v.cipher[0]}-xts-plain64 with \`cryptsetup reencrypt --cipher ${v.cipher[0]}-xts-plain64\``,
+        `${c.path} uses ${spec}, whose 32-bit IV gives distinct IVs to at most ${v.maxDataSize} bytes of data here; a data area of ${dataSize} bytes would repeat them; the container was not changed`,
+        `stay below that size, or re-encrypt it to ${spec.replace(/-plain$/, '-plain64')} with \`cryptsetup reencrypt --cipher ${spec.replace(/-plain$/, '-plain64')}\``,
       );
+    }
     await resizeOffline({
       c, volume: v, dataSize, quick: !!o.quick, signal, overhead: v.dataOffset,
       growFile: (size, g) => growToEnd(c, v, size, g),

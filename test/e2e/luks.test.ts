@@ -5,11 +5,12 @@
  */
 import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, statSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { declareIf, e2eSuite, expectClean, forEachTransport, leftovers, ok, sha256File, transportIndependent, vault } from './harness.js';
 import { cryptsetup, FAST_PBKDF2, fastArgon2, mutateJson, plaintextImage, readJson } from '../support/luks.js';
+import { referenceDmAesXts } from '../support/dm-crypt-reference.js';
 
 const suite = e2eSuite('luks');
 const run = suite.run;
@@ -201,5 +202,43 @@ describe.runIf(run)('LUKS ciphers beyond AES-XTS-512 through the volume server',
     // cryptsetup decrypts offline from LUKS2 only: convert back, then decrypt the carved data area.
     cryptsetup(['convert', '-q', '--type', 'luks2', file]);
     expectAddedInImage(file, Number(readJson(file).segments['0'].offset), 'essiv', added);
+  });
+
+  it('LUKS1 aes-xts-plain past 2 TiB (a sparse file): opens with the IV warning; sector 2^32+1 is dm-crypt\'s ciphertext and shares sector 1\'s IV; resize does not grow it', () => {
+    const file = path.join(suite.dir, 'plain-2t.img');
+    writeFileSync(file, Buffer.alloc(4 * MiB));
+    cryptsetup(['luksFormat', '-q', '--type', 'luks1', '--cipher', 'aes-xts-plain', '--key-size', '512', '--pbkdf-force-iterations', '1000', '--key-file', keyFile(), file]);
+    const dump = cryptsetup(['luksDump', '--dump-volume-key', '--key-file', keyFile(), file]);
+    const mk = Buffer.from(/MK dump:\s*([0-9a-f\s]+)/.exec(dump)![1]!.replace(/\s+/g, ''), 'hex');
+    const dataOffset = Number(/Payload offset:\s*(\d+)/.exec(dump)![1]) * 512;
+    expect(mk.length).toBe(64);
+    const wrapAt = 2 ** 32 * 512; // IV sector 2^32: byte 2 TiB of the data area
+    truncateSync(file, dataOffset + wrapAt + MiB);
+    const r = ok(vault(['mount', file, '--no-filesystem', '--password-stdin'], `${PW}\n`), 'mount past 2 TiB');
+    expect(r.stderr).toMatch(/aes-xts-plain, whose 32-bit IV wraps at IV sector 2\^32.*sectors 2 TiB apart share an IV/);
+    const dev = r.stdout.trim();
+    const sector = randomBytes(512);
+    writeDevice(dev, sector, 512); // sector 1
+    writeDevice(dev, sector, wrapAt + 512); // sector 2^32 + 1
+    expect(readDevice(dev, 512, wrapAt + 512).equals(sector)).toBe(true);
+    ok(vault(['dismount', dev]));
+    expectClean();
+    const low = readDevice(file, 512, dataOffset + 512);
+    const high = readDevice(file, 512, dataOffset + wrapAt + 512);
+    // dm-crypt's rule, computed apart from vault: IV = LE32(2^32 + 1) = 1, OpenSSL's AES-XTS.
+    const expected = Buffer.from(sector);
+    referenceDmAesXts('plain', mk, expected, 512, 2n ** 32n + 1n, 1n, false);
+    expect(high.equals(expected)).toBe(true);
+    expect(low.equals(high)).toBe(true); // the same IV: equal plaintext, equal ciphertext
+    const plain64 = Buffer.from(sector);
+    referenceDmAesXts('plain64', mk, plain64, 512, 2n ** 32n + 1n, 1n, false);
+    expect(high.equals(plain64)).toBe(false);
+    // A resize never grows it further into repeated IVs; the container is left as it was.
+    const size = statSync(file).size;
+    const grow = vault(['resize', file, '--size', '+1M', '--password-stdin'], `${PW}\n`);
+    expect(grow.status, grow.stderr).toBe(5);
+    expect(grow.stderr).toMatch(/aes-xts-plain, whose 32-bit IV gives distinct IVs to at most 2199023255552 bytes/);
+    expect(statSync(file).size).toBe(size);
+    expect(readDevice(file, 512, dataOffset + wrapAt + 512).equals(high)).toBe(true);
   });
 });
