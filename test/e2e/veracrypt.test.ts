@@ -236,6 +236,31 @@ describe.runIf(suite.run)('a cascade volume read-write (native cipher engine)', 
     expect(stored.equals(plain)).toBe(true);
   });
 
+  it('system encryption (--system) read-write: a sector written to the partition reads back after a re-open, decrypts with the tweak of its drive sector, and nothing outside the partition changes', () => {
+    // VeraCrypt's MBR system-partition image: the header in the boot track (byte 31744), the
+    // encrypted partition at sectors 2048-34815 (1 MiB + 16 MiB) of the 18 MiB drive.
+    const file = path.join(suite.dir, 'system.img');
+    copyFileSync(tcryptImage('sys_vc_1_mbr_part-sha256-xts-aes'), file);
+    chmodSync(file, 0o600);
+    const start = 2048 * 512;
+    const end = start + 32768 * 512;
+    const outside = () => { const b = readFileSync(file); return Buffer.concat([b.subarray(0, start), b.subarray(end)]); };
+    const before = outside();
+    const sys = ['--type', 'veracrypt', '--system', '--hash', 'sha256'];
+    const plain = randomBytes(4 * 512);
+    const sector = 32764; // the partition's last four sectors
+    const back = writeThenReadBack(file, PW, plain, sector, (dev) => {
+      expect(spawnSync('blockdev', ['--getsize64', dev], { encoding: 'utf8' }).stdout.trim()).toBe(String(end - start));
+      expect(fsUuid(dev)).toBe(TC_FS_UUID);
+    }, sys);
+    expect(back.equals(plain)).toBe(true);
+    expect(outside().equals(before)).toBe(true); // boot track, header, the rest of the drive
+    const key = Buffer.from(ok(vault(['info', file, '--dump-master-key', '--password-stdin', ...sys], PW)).stdout.trim(), 'hex');
+    const stored = readFileSync(file).subarray(start + sector * 512, start + sector * 512 + plain.length);
+    referenceChainXts(['aes'], key, stored, BigInt(2048 + sector), true); // tweak = the drive sector (the boot loader's)
+    expect(stored.equals(plain)).toBe(true);
+  });
+
   it('TrueCrypt before 5.0 (LRW and CBC): read-only by default with a warning, the filesystem visible; --allow-legacy-write writes what reads back', () => {
     const lrw = tcryptImage('tc_2-ripemd160-lrw-serpent-twofish-aes');
     const tc = ['--type', 'truecrypt', '--read-only'];
