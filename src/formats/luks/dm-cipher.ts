@@ -103,7 +103,7 @@ export function ivWrapWarning(c: DmCipher, firstSector: bigint, dataSize: number
   return (
     `this ${c.format} volume uses ${c.spec}, whose 32-bit IV wraps at IV sector 2^32, and its data area goes past it ` +
     `(${dataSize} bytes from IV sector ${firstSector}): sectors 2 TiB apart share an IV, so their ciphertexts show where their contents are equal ` +
-    `(cryptsetup advises plain64 for devices over 2 TiB); re-encrypt it with \`cryptsetup reencrypt --cipher ${c.cipher}-${c.mode}-plain64\``
+    `(dm-crypt's plain64 IV exists for devices this large); re-encrypt it with \`cryptsetup reencrypt --cipher ${c.cipher}-${c.mode}-plain64\``
   );
 }
 
