@@ -138,17 +138,38 @@ static int gcry_run(gcry_cipher_hd_t h, uint8_t *buf, size_t len, size_t sector,
   return 0;
 }
 
-int vault_gcry_xts_reference(vault_cipher_id id, const uint8_t key[64], uint8_t *buf, size_t len, size_t sector) {
-  gcry_cipher_hd_t h;
-  int r;
-  if ((size_t)id >= NCIPHERS || CIPHERS[id].gcry_algo == 0) {
-    fail("%s%s has no libgcrypt XTS", (size_t)id < NCIPHERS ? CIPHERS[id].name : "cipher", "");
+int vault_gcry_xts_reference(const vault_chain *c, const uint8_t *key, uint8_t *buf, size_t len, size_t sector,
+                             int enc) {
+  gcry_cipher_hd_t h[VAULT_CHAIN_MAX] = {NULL};
+  uint8_t k64[2 * VAULT_CIPHER_KEY_LEN];
+  int r = -1;
+  if (c->n == 0 || c->n > VAULT_CHAIN_MAX) {
+    fail("the libgcrypt reference takes an XTS chain of 1 to 3 ciphers%s%s", "", "");
     return -1;
   }
-  h = gcry_xts_open(CIPHERS[id].gcry_algo, key);
-  if (h == NULL) return -1;
-  r = gcry_run(h, buf, len, sector, 0, 1, 1);
-  gcry_cipher_close(h); /* wipes the handle */
+  for (size_t i = 0; i < c->n; i++) {
+    vault_cipher_id id = c->ids[i];
+    int algo = id == VAULT_CIPHER_AES ? GCRY_CIPHER_AES256 : (size_t)id < NCIPHERS ? CIPHERS[id].gcry_algo : 0;
+    if (algo == 0) {
+      fail("%s has no libgcrypt XTS (libgcrypt %s lacks the cipher)", (size_t)id < NCIPHERS ? CIPHERS[id].name : "cipher",
+           gcry_check_version(NULL));
+      goto out;
+    }
+    /* The chain's key layout (cipher_engine.h): primaries in chain order, then the tweak keys. */
+    memcpy(k64, key + VAULT_CIPHER_KEY_LEN * i, VAULT_CIPHER_KEY_LEN);
+    memcpy(k64 + VAULT_CIPHER_KEY_LEN, key + VAULT_CIPHER_KEY_LEN * (c->n + i), VAULT_CIPHER_KEY_LEN);
+    h[i] = gcry_xts_open(algo, k64);
+    OPENSSL_cleanse(k64, sizeof k64);
+    if (h[i] == NULL) goto out;
+  }
+  /* One full XTS pass per cipher, encryption in chain order, decryption in reverse (as the engine). */
+  for (size_t j = 0; j < c->n; j++) {
+    size_t i = enc ? j : c->n - 1 - j;
+    if (gcry_run(h[i], buf, len, sector, 0, 1, enc) != 0) goto out;
+  }
+  r = 0;
+out:
+  for (size_t i = 0; i < c->n; i++) gcry_cipher_close(h[i]); /* NULL-safe; wipes the handle */
   return r;
 }
 

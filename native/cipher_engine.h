@@ -92,8 +92,12 @@ const char *vault_cipher_error(void);
    Returns 0 or -1. */
 int vault_cipher_ecb(vault_cipher_id id, const uint8_t key[32], uint8_t *buf, size_t len, int encrypt);
 
-/* libgcrypt's own XTS over `len` bytes as ONE call per sector, for `vault benchmark`'s reference
-   figure (single cipher only, not AES). Returns 0 or -1. */
-int vault_gcry_xts_reference(vault_cipher_id id, const uint8_t key[64], uint8_t *buf, size_t len, size_t sector);
+/* libgcrypt's own XTS over `len` bytes, ONE call per sector (sector i's tweak i), through the XTS
+   chain `c` as the engine would run it (one full pass per cipher, encryption in chain order,
+   decryption in reverse; `key` in the chain's layout, 64 bytes per cipher), every cipher
+   libgcrypt's own, AES included: `vault benchmark`'s reference figure. Kuznyechik: -1 (libgcrypt
+   1.10 has none). Returns 0 or -1. */
+int vault_gcry_xts_reference(const vault_chain *c, const uint8_t *key, uint8_t *buf, size_t len, size_t sector,
+                             int encrypt);
 
 #endif

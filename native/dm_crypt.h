@@ -1,7 +1,9 @@
 /*
  * dm_crypt: dm-crypt's sector encryption for the LUKS specs the XTS chain path does not run:
- * CBC ("aes-cbc-essiv:sha256", the LUKS1 default for years, "-cbc-plain", "-cbc-plain64") and XTS
- * with 128- or 192-bit cipher keys ("aes-xts-plain64" with a 256-bit volume key).
+ * CBC ("aes-cbc-essiv:sha256", the LUKS1 default for years, "-cbc-plain", "-cbc-plain64"), XTS
+ * with 128- or 192-bit cipher keys ("aes-xts-plain64" with a 256-bit volume key), and XTS with the
+ * 32-bit "plain" IV at any key size ("aes-xts-plain/512": the chain path's tweaks are 64 bits and
+ * would not wrap at sector 2^32 as dm-crypt's IV does).
  *
  * Each sector is one CBC chain or one XTS data unit under the volume key, its IV from the sector
  * number s:

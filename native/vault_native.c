@@ -406,23 +406,25 @@ static napi_value cipher_ecb(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* gcryXtsReference(cipher, key, buf, sectorSize): void. libgcrypt's own XTS, encrypting, for
-   `vault benchmark`'s reference figure (serpent, twofish or camellia alone). */
+/* gcryXtsReference(cipher, key, buf, sectorSize, encrypt): void. libgcrypt's own XTS through an XTS
+   chain (AES included, Kuznyechik not), for `vault benchmark`'s reference figure. */
 static napi_value gcry_reference(napi_env env, napi_callback_info info) {
-  napi_value argv[4];
+  napi_value argv[5];
   vault_chain c;
   vault_key *k;
   uint8_t *buf;
   size_t len, sector;
-  if (!vault_arg_count(env, info, 4, argv) || !arg_chain(env, argv[0], &c) || !key_unwrap(env, argv[1], false, &k) ||
+  bool enc;
+  if (!vault_arg_count(env, info, 5, argv) || !arg_chain(env, argv[0], &c) || !key_unwrap(env, argv[1], false, &k) ||
       !vault_arg_bytes(env, argv[2], "buf", &buf, &len) ||
-      !vault_arg_index(env, argv[3], "sectorSize", (double)VAULT_XTS_MAX_SECTOR, &sector))
+      !vault_arg_index(env, argv[3], "sectorSize", (double)VAULT_XTS_MAX_SECTOR, &sector) ||
+      !vault_arg_bool(env, argv[4], "encrypt", &enc))
     return NULL;
-  if (c.n != 1 || k->len != 64 || sector == 0 || sector % VAULT_XTS_BLOCK != 0 || len % sector != 0) {
-    vault_throw_range_error(env, "gcryXtsReference takes one cipher, a 64-byte key and whole sectors");
+  if (c.n == 0 || k->len != vault_chain_key_len(&c) || sector == 0 || sector % VAULT_XTS_BLOCK != 0 || len % sector != 0) {
+    vault_throw_range_error(env, "gcryXtsReference takes an XTS chain, its key (64 bytes per cipher) and whole sectors");
     return NULL;
   }
-  if (vault_gcry_xts_reference(c.ids[0], k->mem, buf, len, sector) != 0) vault_throw_error(env, "ERR_VAULT_GCRYPT", vault_cipher_error());
+  if (vault_gcry_xts_reference(&c, k->mem, buf, len, sector, enc) != 0) vault_throw_error(env, "ERR_VAULT_GCRYPT", vault_cipher_error());
   return NULL;
 }
 

@@ -33,7 +33,7 @@ export function addFormatOptions(cmd: Command): Command {
     .option('--hidden', 'VeraCrypt/TrueCrypt: open the hidden volume (use only its header)')
     .option('--use-backup-header', 'VeraCrypt/TrueCrypt: use the backup headers at the end of the container')
     .option('--hash <prf>', `VeraCrypt/TrueCrypt: try only this header hash (${PRF_NAMES.join(', ')}) instead of all`)
-    .option('--system', 'VeraCrypt/TrueCrypt system encryption: the header in the boot track of the drive (give the drive or its image; read-only)')
+    .option('--system', 'VeraCrypt/TrueCrypt system encryption: the header in the boot track of the drive (give the drive or its image; exposes the encrypted partition or area)')
     .option('--header-copy <copy>', 'vault: use only this header copy, primary or secondary, when the two disagree (a mount is then read-only)');
 }
 

@@ -52,12 +52,16 @@ export async function resizeLuks(
   try {
     const fixed = fixedSegment(c, adapter);
     const dataSize = req ? plannedDataSize(req, { ...v, trailer: 0 }) : undefined;
-    if (dataSize !== undefined && v.maxDataSize !== undefined && dataSize > v.maxDataSize)
+    // A "plain" IV wraps at IV sector 2^32: never grow a data area into (or further past) the wrap.
+    // A volume already past it opens (with a warning) and may shrink.
+    if (dataSize !== undefined && v.maxDataSize !== undefined && dataSize > v.maxDataSize && dataSize > v.dataSize) {
+      const spec = (v.engine ?? '').replace(/\/\d+$/, '');
       throw new VaultError(
         'unsupported-feature',
-        `${c.path} uses ${v.cipher[0]}-xts-plain, whose 32-bit IV addresses at most ${v.maxDataSize} bytes of data here; a data area of ${dataSize} bytes would wrap it; the container was not changed`,
-        `stay below that size, or re-encrypt it to ${v.cipher[0]}-xts-plain64 with \`cryptsetup reencrypt --cipher ${v.cipher[0]}-xts-plain64\``,
+        `${c.path} uses ${spec}, whose 32-bit IV gives distinct IVs to at most ${v.maxDataSize} bytes of data here; a data area of ${dataSize} bytes would repeat them; the container was not changed`,
+        `stay below that size, or re-encrypt it to ${spec.replace(/-plain$/, '-plain64')} with \`cryptsetup reencrypt --cipher ${spec.replace(/-plain$/, '-plain64')}\``,
       );
+    }
     // A fixed segment: everything that can refuse its new header runs now, before any change.
     const update = fixed && dataSize !== undefined ? prepareSegmentResize(c, BigInt(dataSize)) : null;
     if (update && (update.oldSize !== BigInt(v.dataSize) || update.offset !== BigInt(v.dataOffset)))

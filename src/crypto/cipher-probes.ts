@@ -1,6 +1,6 @@
 // The native cipher engine's two side doors: one cipher's block function (known-answer tests) and
 // libgcrypt's own XTS (the reference figure of `vault benchmark`). Neither is on any data path.
-import type { CipherName } from './cipher-chain.js';
+import { type CipherChain, type CipherName, chainSpec } from './cipher-chain.js';
 import { type KeyHandle, keyStateOf } from './key-handle.js';
 import { nativeAddon } from './native.js';
 
@@ -9,7 +9,16 @@ export function cipherBlocks(cipher: CipherName, key: KeyHandle, buf: Uint8Array
   nativeAddon().cipherEcb(cipher, keyStateOf(key).key, buf, encrypt);
 }
 
-/** libgcrypt's own XTS encryption (serpent, twofish, camellia) of `buf` under a 64-byte key, sector i tweak i. */
-export function libgcryptXts(cipher: Exclude<CipherName, 'aes' | 'kuznyechik'>, key: KeyHandle, buf: Uint8Array, sectorSize: number): void {
-  nativeAddon().gcryXtsReference(cipher, keyStateOf(key).key, buf, sectorSize);
+/** Whether libgcrypt (1.10) has every cipher of `chain`: it has no Kuznyechik. */
+export function libgcryptHas(chain: CipherChain): boolean {
+  return !chain.includes('kuznyechik');
+}
+
+/**
+ * libgcrypt's own XTS through `chain` (in place, under the chain's key: 64 bytes per cipher), one
+ * libgcrypt call per `sectorSize` data unit (unit i's tweak i), one full pass per cipher in the
+ * chain's encryption order (decryption in reverse), as vault's engine runs it. No Kuznyechik.
+ */
+export function libgcryptXts(chain: CipherChain, key: KeyHandle, buf: Uint8Array, sectorSize: number, direction: 'encrypt' | 'decrypt' = 'encrypt'): void {
+  nativeAddon().gcryXtsReference(chainSpec(chain), keyStateOf(key).key, buf, sectorSize, direction === 'encrypt');
 }

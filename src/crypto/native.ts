@@ -32,9 +32,9 @@ export interface NativeAddon {
     encrypt: boolean,
     cipher: string,
   ): Promise<void>;
-  /** libgcrypt's own XTS encryption of one cipher ("serpent", "twofish", "camellia"), for the
-   *  benchmark's reference figure. */
-  gcryXtsReference(cipher: string, key: NativeKey, buf: Uint8Array, sectorSize: number): void;
+  /** libgcrypt's own XTS through an XTS chain ("aes", "serpent-twofish-aes"; no Kuznyechik), one
+   *  call per sector, one pass per cipher: the benchmark's reference figure. */
+  gcryXtsReference(cipher: string, key: NativeKey, buf: Uint8Array, sectorSize: number, encrypt: boolean): void;
   /** One cipher's block function (ECB) in place under a 32-byte key: for known-answer tests. */
   cipherEcb(cipher: string, key: NativeKey, buf: Uint8Array, encrypt: boolean): void;
   /** out[16·i, 16·i+16) = SHA-256(unit i of buf)[0..16), on the libuv threadpool. Do not touch buf or out until it settles. */

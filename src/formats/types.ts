@@ -108,8 +108,8 @@ export interface UnlockedVolume {
   /** A stable identifier to show (vault/LUKS UUID); VeraCrypt has none, so null. */
   uuid: string | null;
   /**
-   * Optional: the largest data area (bytes) the volume's tweak rule can address, where it is
-   * bounded (LUKS aes-xts-plain: 32-bit IV sectors). A resize refuses to grow past it.
+   * Optional: the largest data area (bytes) whose sectors all have distinct IVs, where that is
+   * bounded (LUKS "plain" IV: 32-bit IV sectors, wrapping at 2^32). A resize refuses to grow past it.
    */
   maxDataSize?: number;
   /** Non-fatal findings to show the user (a damaged header copy, ...). */

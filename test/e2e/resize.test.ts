@@ -204,7 +204,7 @@ describe.runIf(suite.run)('vault resize', () => {
     writeFileSync(plainIv, '');
     truncateSync(plainIv, mib(20));
     cryptsetup(['luksFormat', '--type', 'luks2', '--cipher', 'aes-xts-plain', '--key-size', '512', ...FAST_PBKDF2, '--key-file', `${file}.pw`, plainIv]);
-    expect(refused(plainIv, ['--size', '3T'], 5)).toMatch(/aes-xts-plain, whose 32-bit IV addresses at most/);
+    expect(refused(plainIv, ['--size', '3T'], 5)).toMatch(/aes-xts-plain, whose 32-bit IV gives distinct IVs to at most/);
 
     const vc = path.join(suite.dir, 'random.vc');
     writeFileSync(vc, randomBytes(mib(2)));

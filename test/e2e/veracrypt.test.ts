@@ -16,6 +16,8 @@ import { requirementsMet } from '../support/requirements.js';
 import { mixKeyfiles } from '../../src/formats/veracrypt/keyfiles.js';
 import { TC_FS_UUID, TC_PASSWORD, tcryptImage } from '../support/tcrypt-images.js';
 import { referenceChainXts } from '../support/chain-xts-reference.js';
+import { adapterByName, unlockVolume } from '../../src/formats/index.js';
+import { closeContainer, openContainer } from '../../src/volume/container-file.js';
 
 const FIXTURES = path.resolve(ROOT, '../shared/fixtures/veracrypt');
 // A user's clone may lack ../shared; CI never does, so there a missing fixture fails the run.
@@ -234,6 +236,52 @@ describe.runIf(suite.run)('a cascade volume read-write (native cipher engine)', 
     const stored = readFileSync(file).subarray(offset, offset + plain.length);
     referenceChainXts(['aes', 'twofish', 'serpent'], key, stored, BigInt(offset / 512), true);
     expect(stored.equals(plain)).toBe(true);
+  });
+
+  it('system encryption (--system) read-write: sectors written to the partition read back, and after a re-open decrypt with the tweaks of their drive sectors; nothing outside the partition changes', async () => {
+    // VeraCrypt's MBR system-partition image: the header in the boot track (byte 31744), the
+    // encrypted partition at sectors 2048-34815 (1 MiB + 16 MiB) of the 18 MiB drive.
+    const file = path.join(suite.dir, 'system.img');
+    copyFileSync(tcryptImage('sys_vc_1_mbr_part-sha256-xts-aes'), file);
+    chmodSync(file, 0o600);
+    const start = 2048 * 512;
+    const end = start + 32768 * 512;
+    const outside = () => { const b = readFileSync(file); return Buffer.concat([b.subarray(0, start), b.subarray(end)]); };
+    const before = outside();
+    const plain = randomBytes(4 * 512);
+    const sector = 32764; // the partition's last four sectors
+    const dev = attach(file, PW, ['--type', 'veracrypt', '--system', '--hash', 'sha256']);
+    try {
+      expect(spawnSync('blockdev', ['--getsize64', dev], { encoding: 'utf8' }).stdout.trim()).toBe(String(end - start));
+      const fd = openSync(dev, 'r+');
+      writeSync(fd, plain, 0, plain.length, sector * 512);
+      fsyncSync(fd);
+      const back = Buffer.alloc(plain.length);
+      readSync(fd, back, 0, back.length, sector * 512);
+      closeSync(fd);
+      expect(back.equals(plain)).toBe(true);
+    } finally {
+      ok(vault(['dismount', dev]));
+    }
+    expect(outside().equals(before)).toBe(true); // boot track, header, the rest of the drive
+    // Re-opened (vault's unlock, in this process: no second mount's cost), read-only.
+    const c = openContainer(file, true);
+    try {
+      const v = await unlockVolume(adapterByName('veracrypt'), c, { passphrase: Buffer.from(PW), keyfiles: [] }, { readOnly: true, system: true, hash: 'sha256' });
+      expect(v).toMatchObject({ dataOffset: start, dataSize: end - start, firstTweak: 2048n });
+      const stored = readFileSync(file).subarray(start + sector * 512, start + sector * 512 + plain.length);
+      const boot = readFileSync(file).subarray(start, start + 512);
+      v.key.withBytes((key) => {
+        referenceChainXts(['aes'], key, stored, BigInt(2048 + sector), true); // tweak = the drive sector (the boot loader's)
+        referenceChainXts(['aes'], key, boot, 2048n, true);
+      });
+      v.key.dispose();
+      expect(stored.equals(plain)).toBe(true);
+      expect(boot.toString('latin1', 54, 57)).toBe('FAT'); // the filesystem's boot sector, intact
+      expect(boot.readUInt32LE(39).toString(16).toUpperCase()).toBe(TC_FS_UUID.replace('-', ''));
+    } finally {
+      closeContainer(c);
+    }
   });
 
   it('TrueCrypt before 5.0 (LRW and CBC): read-only by default with a warning, the filesystem visible; --allow-legacy-write writes what reads back', () => {

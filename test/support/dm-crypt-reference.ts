@@ -1,9 +1,10 @@
 /**
  * dm-crypt's CBC sector encryption with the plain, plain64 and essiv:sha256 IVs, block by block in
  * TypeScript over independent block ciphers (OpenSSL's AES and Camellia through node:crypto, the
- * pure-TS Serpent and Twofish of ./blockciphers), written from Linux drivers/md/dm-crypt.c
- * (crypt_iv_plain_gen, crypt_iv_plain64_gen, crypt_iv_essiv_gen): a cross-check of
- * native/dm_crypt.c, for tests only.
+ * pure-TS Serpent and Twofish of ./blockciphers), and its AES-XTS with the plain and plain64 IVs
+ * (OpenSSL's XTS through node:crypto, the IV from the same rule), written from Linux
+ * drivers/md/dm-crypt.c (crypt_iv_plain_gen, crypt_iv_plain64_gen, crypt_iv_essiv_gen): a
+ * cross-check of native/dm_crypt.c, for tests only.
  */
 import { createCipheriv, createDecipheriv, createHash } from 'node:crypto';
 import type { BlockCipher } from './blockciphers/types.js';
@@ -35,6 +36,15 @@ function ivFor(name: RefCipher, key: Uint8Array, iv: RefIv, sector: bigint): Uin
   else dv.setBigUint64(0, sector, true);
   if (iv === 'essiv:sha256') refBlock(name, createHash('sha256').update(key).digest()).encrypt(b);
   return b;
+}
+
+/** dm-crypt's AES-XTS ("aes-xts-plain", "aes-xts-plain64"; key = key1 || key2) over whole sectors in place; sector i has IV sector number first + i * step. */
+export function referenceDmAesXts(iv: 'plain' | 'plain64', key: Uint8Array, data: Uint8Array, sectorSize: number, first: bigint, step: bigint, decrypt: boolean): void {
+  const algo = `aes-${key.length * 4}-xts`;
+  for (let off = 0, s = first; off < data.length; off += sectorSize, s += step) {
+    const c = (decrypt ? createDecipheriv : createCipheriv)(algo, key, ivFor('aes', key, iv, s));
+    data.set(c.update(data.subarray(off, off + sectorSize)), off);
+  }
 }
 
 /** CBC over whole sectors in place; sector i has IV sector number first + i * step. */

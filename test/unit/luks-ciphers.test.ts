@@ -13,7 +13,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCipheriv, createDecipheriv, pbkdf2Sync, randomBytes } from 'node:crypto';
-import { closeSync, openSync, readFileSync, readSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, copyFileSync, openSync, readFileSync, readSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { KeyHandle } from '../../src/crypto/key-handle.js';
 import { xtsDecrypt, xtsEncrypt, type XtsParams } from '../../src/crypto/xts.js';
@@ -191,45 +191,90 @@ function rewrite(file: string, offset: number, length: number, fn: (b: Buffer) =
 }
 
 describe('Serpent and Twofish (cryptsetup cannot run them here): transcoded cryptsetup containers', () => {
-  /** A cryptsetup LUKS2 aes-xts-plain64 container of a known plaintext, with its volume key as cryptsetup reports it. */
-  function aesContainer(name: string): { file: string; plain: Buffer; volumeKey: Buffer } {
-    const { file, plain } = plaintextImage(dir, name, 512 * 1024, 2 * MiB + 512 * 1024);
-    cryptsetup(['reencrypt', '--encrypt', '--force-offline-reencrypt', '--type', 'luks2', '--luks2-metadata-size', '16k', '--luks2-keyslots-size', '1m', '--reduce-device-size', '2M', '--sector-size', '512', ...FAST_PBKDF2, '--hash', 'sha256', '--key-file', key, file]);
+  /**
+   * A cryptsetup aes-xts-plain64 container of a known plaintext, with its volume key as cryptsetup
+   * reports it: LUKS2, or LUKS2 converted to LUKS1 by `cryptsetup convert` (LUKS1's own layout).
+   */
+  const made = new Map<'luks1' | 'luks2', { file: string; plain: Buffer; volumeKey: Buffer; dump: string }>();
+  /** aesContainer's container of `type`, made once, copied to `name` for each cipher. */
+  function aesCopy(name: string, type: 'luks1' | 'luks2'): { file: string; plain: Buffer; volumeKey: Buffer; dump: string } {
+    if (!made.has(type)) made.set(type, aesContainer(`aes-${type}.img`, type));
+    const m = made.get(type)!;
+    const file = path.join(dir, name);
+    copyFileSync(m.file, file);
+    return { ...m, file };
+  }
+
+  function aesContainer(name: string, type: 'luks1' | 'luks2'): { file: string; plain: Buffer; volumeKey: Buffer; dump: string } {
+    // LUKS1 wants its own layout's room before the data (convert refuses less): 4 MiB, as test/unit/luks1.test.ts.
+    const room = type === 'luks2' ? 2 * MiB : 4 * MiB;
+    const { file, plain } = plaintextImage(dir, name, 512 * 1024, room + 512 * 1024);
+    const keyslots = type === 'luks2' ? ['--luks2-keyslots-size', '1m'] : [];
+    cryptsetup(['reencrypt', '--encrypt', '--force-offline-reencrypt', '--type', 'luks2', '--luks2-metadata-size', '16k', ...keyslots, '--reduce-device-size', `${room / MiB}M`, '--sector-size', '512', ...FAST_PBKDF2, '--hash', 'sha256', '--key-file', key, file]);
+    if (type === 'luks1') cryptsetup(['convert', '-q', '--type', 'luks1', file]);
     const dump = cryptsetup(['luksDump', '--dump-volume-key', '--key-file', key, file]);
     const hex = /MK dump:\s*([\s\S]*?)\n\S/.exec(`${dump}\nX`)?.[1]?.replace(/\s+/g, '') ?? '';
     expect(hex).toMatch(/^[0-9a-f]{128}$/);
-    return { file, plain, volumeKey: Buffer.from(hex, 'hex') };
+    return { file, plain, volumeKey: Buffer.from(hex, 'hex'), dump: cryptsetup(['luksDump', file]) };
   }
 
-  for (const cipher of ['serpent', 'twofish'] as const) {
-    it(`LUKS2 ${cipher}-xts-plain64 (keyslot area and data re-encrypted by the reference cipher): vault decrypts it byte for byte`, async () => {
-      const { file, plain, volumeKey } = aesContainer(`${cipher}.img`);
+  /** Where keyslot 0's area and the data lie, and how its area key is derived, from either header. */
+  function layout(type: 'luks1' | 'luks2', file: string, dump: string): { area: number; data: number; salt: Buffer; iterations: number; hash: string } {
+    if (type === 'luks2') {
       const j = readJson(file);
       const slot = j.keyslots['0'];
-      const areaKey = pbkdf2Sync(KEY, Buffer.from(slot.kdf.salt, 'base64'), slot.kdf.iterations, 64, slot.kdf.hash);
-      const areaBytes = Math.ceil((64 * 4000) / 512) * 512; // AF material: key size x 4000 stripes
-      rewrite(file, Number(slot.area.offset), areaBytes, (b) => {
-        opensslXts(areaKey, b, 0n, true);
-        referenceChainXts([cipher], areaKey, b, 0n, false);
-      });
-      const dataOffset = Number(j.segments['0'].offset);
-      const dataLength = 512 * 1024; // the known plaintext; the rest stays as it was
-      rewrite(file, dataOffset, dataLength, (b) => {
-        opensslXts(volumeKey, b, 0n, true);
-        expect(b.equals(plain.subarray(0, dataLength))).toBe(true);
-        referenceChainXts([cipher], volumeKey, b, 0n, false);
-      });
-      mutateJson(file, (m) => {
-        m.segments['0'].encryption = `${cipher}-xts-plain64`;
-        m.keyslots['0'].area.encryption = `${cipher}-xts-plain64`;
-      });
-      const v = await unlockFile(luks2Adapter, file, secretOf('', [KEY]));
-      expect(v.cipher).toEqual([cipher]);
-      expect(v.engine).toBeUndefined(); // a 512-bit XTS key runs on the chain path
-      v.key.withBytes((k) => expect(k.equals(volumeKey)).toBe(true));
-      expect(vaultDecrypt(v, file).subarray(0, dataLength).equals(plain.subarray(0, dataLength))).toBe(true);
-      v.key.dispose();
-      await expectVaultError(unlockFile(luks2Adapter, file, secretOf('wrong')), 'wrong-password');
-    });
+      return { area: Number(slot.area.offset), data: Number(j.segments['0'].offset), salt: Buffer.from(slot.kdf.salt, 'base64'), iterations: slot.kdf.iterations, hash: slot.kdf.hash };
+    }
+    // cryptsetup's LUKS1 dump: "Key Slot 0: ENABLED / Iterations / Salt (hex, two lines) / Key material offset (sectors)".
+    const slot = /Key Slot 0: ENABLED\s+Iterations:\s+(\d+)\s+Salt:\s+([0-9a-f \t\n]+?)\s+Key material offset:\s+(\d+)/.exec(dump);
+    expect(slot, dump).not.toBeNull();
+    return {
+      area: Number(slot![3]) * 512,
+      data: Number(/Payload offset:\s+(\d+)/.exec(dump)![1]) * 512,
+      salt: Buffer.from(slot![2]!.replace(/\s+/g, ''), 'hex'),
+      iterations: Number(slot![1]),
+      hash: /Hash spec:\s+(\S+)/.exec(dump)![1]!,
+    };
   }
+
+  for (const type of ['luks2', 'luks1'] as const)
+    for (const cipher of ['serpent', 'twofish'] as const) {
+      it(`${type.toUpperCase()} ${cipher}-xts-plain64 (keyslot area and data re-encrypted by the reference cipher): vault decrypts it byte for byte`, async () => {
+        const { file, plain, volumeKey, dump } = aesCopy(`${type}-${cipher}.img`, type);
+        const l = layout(type, file, dump);
+        expect(l.salt.length).toBe(32);
+        const areaKey = pbkdf2Sync(KEY, l.salt, l.iterations, 64, l.hash);
+        const areaBytes = Math.ceil((64 * 4000) / 512) * 512; // AF material: key size x 4000 stripes
+        rewrite(file, l.area, areaBytes, (b) => {
+          opensslXts(areaKey, b, 0n, true);
+          referenceChainXts([cipher], areaKey, b, 0n, false);
+        });
+        // The known plaintext's first 64 KiB (128 sectors; the pure-TS Twofish takes ~1 s per 256 KiB here); the rest stays as it was.
+        const dataLength = 64 * 1024;
+        rewrite(file, l.data, dataLength, (b) => {
+          opensslXts(volumeKey, b, 0n, true);
+          expect(b.equals(plain.subarray(0, dataLength))).toBe(true);
+          referenceChainXts([cipher], volumeKey, b, 0n, false);
+        });
+        if (type === 'luks2') {
+          mutateJson(file, (m) => {
+            m.segments['0'].encryption = `${cipher}-xts-plain64`;
+            m.keyslots['0'].area.encryption = `${cipher}-xts-plain64`;
+          });
+        } else {
+          // LUKS1 names one cipher for keyslots and data: cipher-name (32 bytes at 8), cipher-mode stays "xts-plain64".
+          rewrite(file, 8, 32, (b) => b.fill(0).write(cipher));
+          expect(cryptsetup(['luksDump', file])).toMatch(new RegExp(`Cipher name:\\s+${cipher}\\s`));
+        }
+        const adapter = type === 'luks1' ? luks1Adapter : luks2Adapter;
+        const v = await unlockFile(adapter, file, secretOf('', [KEY]));
+        expect(v.format).toBe(type);
+        expect(v.cipher).toEqual([cipher]);
+        expect(v.engine).toBeUndefined(); // a 512-bit XTS-plain64 key runs on the chain path
+        v.key.withBytes((k) => expect(k.equals(volumeKey)).toBe(true));
+        expect(vaultDecrypt(v, file).subarray(0, dataLength).equals(plain.subarray(0, dataLength))).toBe(true);
+        v.key.dispose();
+        await expectVaultError(unlockFile(adapter, file, secretOf('wrong')), 'wrong-password');
+      });
+    }
 });

@@ -169,11 +169,13 @@ describe('system encryption (--system: the header in the boot track)', () => {
     expect(r.info).toMatchObject({ volumeType: 'system', dataOffset, firstDataUnit: dataOffset / 512, kdf: { iterations: hash === 'sha512' ? 500_000 : 200_000 } });
   });
 
-  it('read-write is refused; without --system the drive is not a volume', async () => {
+  it('read-write opens (XTS), exposing the partition the header gives; without --system the drive is not a volume', async () => {
     const c = openContainer(tcryptImage('sys_vc_1_mbr_part-sha256-xts-aes'), true);
     try {
       const secret = () => ({ passphrase: Buffer.from(TC_PASSWORD), keyfiles: [] });
-      await expect(unlockVolume(adapterByName('veracrypt'), c, secret(), { readOnly: false, system: true, hash: 'sha256' })).rejects.toMatchObject({ code: 'usage', message: /read-only/ });
+      const rw = await unlockVolume(adapterByName('veracrypt'), c, secret(), { readOnly: false, system: true, hash: 'sha256' });
+      expect(rw).toMatchObject({ dataOffset: 2048 * 512, dataSize: 32768 * 512, firstTweak: 2048n, cipher: ['aes'] });
+      rw.key.dispose();
       const e = (await unlockVolume(adapterByName('truecrypt'), c, secret(), { readOnly: true }).catch((x: unknown) => x)) as VaultError;
       expect(e).toMatchObject({ code: 'wrong-password', hint: expect.stringMatching(/--system/) });
     } finally {

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { argon2Time, libgcryptXtsThroughput, xtsThroughput, type XtsDirection } from '../../crypto/benchmark.js';
+import { argon2Time, chainFigures, xtsThroughput, type XtsDirection } from '../../crypto/benchmark.js';
 import { chainLabel, veracryptName } from '../../crypto/cipher-chain.js';
 import { CHAINS } from '../../formats/veracrypt/cipher-chains.js';
 import { calibrateKdf, DEFAULT_PARALLELISM } from '../../crypto/calibrate.js';
@@ -14,10 +14,18 @@ export interface BenchmarkJson {
   xts: Array<{ direction: XtsDirection; sectorSize: 512 | 4096; bytesPerSecond: number }>;
   /**
    * Each of VeraCrypt's algorithms through vault's engine: XTS encryption (and decryption) on one
-   * thread at 512-byte data units; for Serpent, Twofish and Camellia alone also libgcrypt's own XTS
-   * encryption (1 MiB per call).
+   * thread at 512-byte data units, beside libgcrypt's own XTS through the same chain (every cipher
+   * libgcrypt's, one call per 512-byte unit, one pass per cipher); null where libgcrypt lacks a
+   * cipher of the chain (Kuznyechik).
    */
-  veracrypt: Array<{ algorithm: string; cipher: string; bytesPerSecond: number; decryptBytesPerSecond: number; libgcryptBytesPerSecond: number | null }>;
+  veracrypt: Array<{
+    algorithm: string;
+    cipher: string;
+    bytesPerSecond: number;
+    decryptBytesPerSecond: number;
+    libgcryptBytesPerSecond: number | null;
+    libgcryptDecryptBytesPerSecond: number | null;
+  }>;
   /** Argon2id at 3 iterations and the default lanes, for each memory size. */
   argon2: Array<{ memoryMiB: number; iterations: number; parallelism: number; ms: number }>;
   /** The KDF `vault create` would choose on this machine, and about how long an unlock takes. */
@@ -44,22 +52,18 @@ export function registerBenchmark(program: Command): void {
       const veracrypt: BenchmarkJson['veracrypt'] = [];
       for (const chain of CHAINS) {
         step(`XTS ${veracryptName(chain)}`);
-        const only = chain.length === 1 ? chain[0]! : null;
-        const ref = only === 'serpent' || only === 'twofish' || only === 'camellia' ? only : null;
-        // Against libgcrypt: two alternating rounds each, the best of each kept, so that other
-        // load on the machine does not favour one side. Short rounds: the whole table costs ~2.5 s.
-        let mine = 0;
-        let theirs = 0;
-        for (let round = 0; round < (ref ? 2 : 1); round++) {
-          mine = Math.max(mine, xtsThroughput('encrypt', 512, ref ? 80 : 60, chain));
-          if (ref) theirs = Math.max(theirs, libgcryptXtsThroughput(ref, 80));
-        }
+        // Against libgcrypt: two alternating rounds of 40 ms per figure, the best kept (chainFigures).
+        // Short rounds: the 15 rows cost ~4 s, ~1 s more than with the three references before (bench/ciphers.ts
+        // measures longer, for RESULTS.md).
+        const f = chainFigures(chain, 40, 2);
+        const round = (n: number | null) => (n === null ? null : Math.round(n));
         veracrypt.push({
           algorithm: veracryptName(chain),
           cipher: chainLabel(chain),
-          bytesPerSecond: Math.round(mine),
-          decryptBytesPerSecond: Math.round(xtsThroughput('decrypt', 512, 60, chain)),
-          libgcryptBytesPerSecond: ref ? Math.round(theirs) : null,
+          bytesPerSecond: Math.round(f.encrypt),
+          decryptBytesPerSecond: Math.round(f.decrypt),
+          libgcryptBytesPerSecond: round(f.libgcryptEncrypt),
+          libgcryptDecryptBytesPerSecond: round(f.libgcryptDecrypt),
         });
       }
       const argon2: BenchmarkJson['argon2'] = [];
@@ -85,12 +89,17 @@ export function registerBenchmark(program: Command): void {
         const row = xts.filter((x) => x.direction === direction).map((x) => (x.bytesPerSecond / 1e9).toFixed(2).padStart(15));
         info(`  ${direction.padEnd(36)}${row.join(' ')}`);
       }
-      info('VeraCrypt algorithms, XTS (MB/s, one thread, 512 B units)   encrypt  (libgcrypt XTS)   decrypt');
+      info('VeraCrypt algorithms, XTS (MB/s, one thread, 512 B units): vault, and libgcrypt through the same chain');
+      info(`  ${''.padEnd(28)}${'encrypt'.padStart(8)}${'libgcrypt'.padStart(11)}${'ratio'.padStart(7)}${'decrypt'.padStart(10)}${'libgcrypt'.padStart(11)}${'ratio'.padStart(7)}`);
       const mb = (n: number) => (n / 1e6).toFixed(0);
+      const vs = (mine: number, theirs: number | null) => (theirs === null ? '' : `${mb(theirs).padStart(11)}${`${(mine / theirs).toFixed(2)}x`.padStart(7)}`);
       for (const v of veracrypt) {
-        const r = v.libgcryptBytesPerSecond;
-        const ref = r === null ? '' : `${mb(r)}, ${(v.bytesPerSecond / r).toFixed(2)}x`;
-        info(`  ${v.algorithm.padEnd(56)}${mb(v.bytesPerSecond).padStart(9)}  ${ref.padEnd(16)}${mb(v.decryptBytesPerSecond).padStart(9)}`);
+        const enc = `${mb(v.bytesPerSecond).padStart(8)}${vs(v.bytesPerSecond, v.libgcryptBytesPerSecond)}`;
+        if (v.libgcryptBytesPerSecond === null) {
+          info(`  ${v.algorithm.padEnd(28)}${enc}${''.padStart(18)}${mb(v.decryptBytesPerSecond).padStart(10)}   no reference available (libgcrypt has no Kuznyechik)`);
+        } else {
+          info(`  ${v.algorithm.padEnd(28)}${enc}${mb(v.decryptBytesPerSecond).padStart(10)}${vs(v.decryptBytesPerSecond, v.libgcryptDecryptBytesPerSecond)}`);
+        }
       }
       info(`Argon2id, 3 iterations, ${DEFAULT_PARALLELISM} lanes:`);
       for (const a of argon2) info(`  ${String(a.memoryMiB).padStart(5)} MiB   ${String(a.ms).padStart(6)} ms`);

@@ -5,13 +5,14 @@
  *   <cipher>-xts-<plain64|plain>           aes, serpent, twofish, camellia; 256-, 384- or 512-bit keys
  *   <cipher>-cbc-<plain64|plain|essiv:sha256>  the same ciphers; 128-, 192- or 256-bit keys
  *
- * (twofish has no 192-bit key, hence no 384-bit XTS key). XTS with a 512-bit key runs on the XTS
- * chain path, the data path of vault's own format; everything else on the engine's dm-crypt path
- * (native/dm_crypt.h). The IV is the 512-byte sector number: plain64 as 64 bits, plain its low 32
- * bits (cryptsetup's "aes-xts-plain", common on volumes made before plain64), essiv:sha256
- * encrypted under SHA-256 of the key. The chain path computes 64-bit tweaks, so a 512-bit XTS
- * "plain" spec is accepted where the data area never reaches sector 2^32 (the first 2 TiB) and
- * refused by name where it would wrap; the dm-crypt path wraps exactly as dm-crypt does.
+ * (twofish has no 192-bit key, hence no 384-bit XTS key). XTS-plain64 with a 512-bit key runs on
+ * the XTS chain path, the data path of vault's own format; everything else on the engine's
+ * dm-crypt path (native/dm_crypt.h). The IV is the 512-byte sector number: plain64 as 64 bits,
+ * plain its low 32 bits (cryptsetup's "aes-xts-plain", common on volumes made before plain64),
+ * essiv:sha256 encrypted under SHA-256 of the key. The chain path computes 64-bit tweaks, so
+ * "plain" always runs on the dm-crypt path, which wraps the IV at sector 2^32 exactly as dm-crypt
+ * does: a data area past 2 TiB of IV sectors opens (that is the format), with a warning that
+ * sectors 2 TiB apart share an IV, and a resize does not grow it past that point.
  */
 import { VaultError } from '../../errors.js';
 import type { CipherChain } from '../../crypto/cipher-chain.js';
@@ -66,7 +67,9 @@ export function withKeyLength(s: DmSpec, keyBytes: number): DmCipher {
   const cipherKey = s.mode === 'xts' ? keyBytes / 2 : keyBytes;
   if (!Number.isInteger(cipherKey) || !CIPHER_KEYS[s.cipher].includes(cipherKey))
     throw unsupported(s.format, s.spec, `has a ${keyBytes * 8}-bit key, which ${s.cipher}-${s.mode} does not take`);
-  const run = s.mode === 'xts' && keyBytes === 64 ? { chain: Object.freeze([s.cipher]) as CipherChain } : { engine: `${s.spec}/${keyBytes * 8}` };
+  // The chain path's tweaks are 64 bits: "plain" (32 bits, wrapping) runs on the dm-crypt path.
+  const chain = s.mode === 'xts' && s.iv === 'plain64' && keyBytes === 64;
+  const run = chain ? { chain: Object.freeze([s.cipher]) as CipherChain } : { engine: `${s.spec}/${keyBytes * 8}` };
   return { ...s, keyBytes, run };
 }
 
@@ -81,23 +84,27 @@ export function dmCipherLabel(c: DmCipher): string {
 }
 
 /**
- * The largest data area (bytes) whose 512-byte IV sectors, counted from `firstSector`, the engine
- * addresses exactly: unbounded (null) except for "plain" on the chain path (below sector 2^32).
+ * The largest data area (bytes) whose 512-byte IV sectors, counted from `firstSector`, all have
+ * distinct IVs: unbounded (null) except for "plain", whose 32-bit IV wraps at sector 2^32.
  */
 export function maxDataSize(c: DmCipher, firstSector: bigint): number | null {
-  if (c.iv !== 'plain' || !('chain' in c.run)) return null;
-  return Number((PLAIN_SECTORS - firstSector) * 512n);
+  if (c.iv !== 'plain') return null;
+  const left = PLAIN_SECTORS - firstSector;
+  return Number((left > 0n ? left : 0n) * 512n);
 }
 
-/** Refuses a data area whose last IV sector would wrap a 32-bit IV the chain path cannot wrap. */
-export function checkIvRange(c: DmCipher, firstSector: bigint, dataSize: number): void {
+/**
+ * The warning for a "plain" volume whose data area reaches IV sector 2^32 (null otherwise): it
+ * opens, as dm-crypt opens it, but sectors 2 TiB apart share an IV.
+ */
+export function ivWrapWarning(c: DmCipher, firstSector: bigint, dataSize: number): string | null {
   const max = maxDataSize(c, firstSector);
-  if (max !== null && dataSize > max)
-    throw new VaultError(
-      'unsupported-feature',
-      `this ${c.format} volume uses ${c.spec}, whose 32-bit IV wraps after 2 TiB, and its data area is larger (${dataSize} bytes from IV sector ${firstSector}); vault computes 64-bit tweaks and does not emulate the wrap`,
-      `open it with cryptsetup, or re-encrypt it to ${c.cipher}-xts-plain64 with \`cryptsetup reencrypt --cipher ${c.cipher}-xts-plain64\``,
-    );
+  if (max === null || dataSize <= max) return null;
+  return (
+    `this ${c.format} volume uses ${c.spec}, whose 32-bit IV wraps at IV sector 2^32, and its data area goes past it ` +
+    `(${dataSize} bytes from IV sector ${firstSector}): sectors 2 TiB apart share an IV, so their ciphertexts show where their contents are equal ` +
+    `(dm-crypt's plain64 IV exists for devices this large); re-encrypt it with \`cryptsetup reencrypt --cipher ${c.cipher}-${c.mode}-plain64\``
+  );
 }
 
 /** What an UnlockedVolume carries for `c`: the chain, or the engine spec, and a bound if any. */

@@ -17,7 +17,7 @@ import type { Luks1InfoJson } from '../info-json.js';
 import { MAGIC_PRIMARY } from '../luks2/binary-header.js';
 import { LUKS1_HEADER_SIZE, parseLuks1Header, type Luks1Header } from './header.js';
 import { printable, quote } from '../luks/quote.js';
-import { checkIvRange, parseDmCipher, volumeCipher, type DmCipher } from '../luks/dm-cipher.js';
+import { ivWrapWarning, parseDmCipher, volumeCipher, type DmCipher } from '../luks/dm-cipher.js';
 
 function metadataFile(c: ContainerFile, o: UnlockOptions): ContainerFile {
   return o.headerFile ?? c;
@@ -54,7 +54,7 @@ async function unlock(c: ContainerFile, secret: UnlockSecret, o: UnlockOptions):
     detached: o.headerFile !== undefined,
     metadataEnd: BigInt(h.headerEnd),
   });
-  checkIvRange(cipher, 0n, geometry.dataSize);
+  const wrap = ivWrapWarning(cipher, 0n, geometry.dataSize);
   let slots = h.keyslots;
   if (o.slot !== undefined) {
     slots = slots.filter((k) => k.id === o.slot);
@@ -78,7 +78,7 @@ async function unlock(c: ContainerFile, secret: UnlockSecret, o: UnlockOptions):
       firstTweak: 0n,
       tweakStep: 1n,
       uuid: printable(h.uuid),
-      warnings: [],
+      warnings: wrap === null ? [] : [wrap],
       ...volumeCipher(cipher, 0n),
     };
   } finally {

@@ -6,7 +6,7 @@ import { wipe } from '../../crypto/wipe.js';
 import type { ContainerFile } from '../../volume/container-file.js';
 import { luksGeometry } from '../luks/geometry.js';
 import { printable } from '../luks/quote.js';
-import { checkIvRange, volumeCipher } from '../luks/dm-cipher.js';
+import { ivWrapWarning, volumeCipher } from '../luks/dm-cipher.js';
 import { luksPassphrase } from '../luks/secret.js';
 import { openFirstKeyslot } from '../luks/try-keyslots.js';
 import type { FormatAdapter, FormatInfo, UnlockOptions, UnlockSecret, UnlockedVolume } from '../types.js';
@@ -42,11 +42,12 @@ async function unlock(c: ContainerFile, secret: UnlockSecret, o: UnlockOptions):
   });
   checkTweakRange(seg.ivTweak, BigInt(geometry.dataSize));
   const attempts = keyslotsToTry(header.metadata, o.slot, warnings);
-  for (const a of attempts) checkIvRange(a.segmentCipher, seg.ivTweak, geometry.dataSize);
   const passphrase = luksPassphrase(secret);
   try {
     const { key, slot } = await openFirstKeyslot(metadataFile(c, o).fd, attempts, passphrase);
     const cipher = attempts.find((a) => a.slot.name === slot)!.segmentCipher;
+    const wrap = ivWrapWarning(cipher, seg.ivTweak, geometry.dataSize);
+    if (wrap !== null) warnings.push(wrap);
     return {
       format: 'luks2',
       key,

@@ -136,8 +136,6 @@ async function unlock(c: ContainerFile, secret: UnlockSecret, o: UnlockOptions, 
   if (o.slot !== undefined) throw new VaultError('usage', 'VeraCrypt/TrueCrypt volumes have no keyslots (--slot)');
   if (o.headerFile) throw new VaultError('usage', '--header (a detached header) applies to LUKS containers, not VeraCrypt/TrueCrypt');
   if (secret.passphrase.length === 0 && secret.keyfiles.length === 0) throw new VaultError('usage', 'the password is empty', 'give a password, keyfiles, or both');
-  if (o.system && !o.readOnly)
-    throw new VaultError('usage', 'vault opens VeraCrypt/TrueCrypt system encryption read-only', 'add --read-only (writing could break the boot loader\'s view of the drive)');
   const slots = headerSlots(c, o);
   const kdfs = kdfCandidates({ pim: o.pim ?? 0, system: o.system === true, ...(o.hash ? { prf: o.hash } : {}), ...(flavour ? { flavour } : {}) });
   if (kdfs.length === 0)
