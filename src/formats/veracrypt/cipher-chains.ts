@@ -11,11 +11,10 @@
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { CIPHER_KEY_BYTES, type CipherChain, chainKeyBytes, veracryptName } from '../../crypto/cipher-chain.js';
-import { KeyHandle } from '../../crypto/key-handle.js';
 import { VaultError } from '../../errors.js';
-import { secretCopy } from '../../crypto/wipe.js';
-import { xtsDecrypt } from '../../crypto/xts.js';
-import { HEADER_SIZE, SALT_SIZE, headerChecksPass } from './header.js';
+import { decryptHeaderWith, headerChecksPass } from './header.js';
+
+export { decryptHeaderWith };
 
 /** Every algorithm of VeraCrypt 1.26 (GOST89 is no longer offered), AES first. */
 export const CHAINS: readonly CipherChain[] = [
@@ -67,26 +66,6 @@ export function generateChainKey(chain: CipherChain): Buffer {
     const distinct = chain.every((_, i) => !timingSafeEqual(mk.subarray(i * CIPHER_KEY_BYTES, (i + 1) * CIPHER_KEY_BYTES), mk.subarray(half + i * CIPHER_KEY_BYTES, half + (i + 1) * CIPHER_KEY_BYTES)));
     if (distinct) return mk;
     mk.fill(0);
-  }
-}
-
-/**
- * The 512-byte header `raw` with its 448 encrypted bytes (XTS data unit 0) decrypted under `chain`
- * with the first chainKeyBytes(chain) bytes of the header key `key`. Throws when the key is refused
- * (a cipher's two keys equal). The caller wipes the result.
- */
-export function decryptHeaderWith(chain: CipherChain, raw: Buffer, key: Buffer): Buffer {
-  const handle = KeyHandle.fromBytes(secretCopy(key.subarray(0, chainKeyBytes(chain)))); // wipes the copy
-  const plain = Buffer.alloc(HEADER_SIZE);
-  try {
-    raw.copy(plain, 0, 0, HEADER_SIZE);
-    xtsDecrypt(handle, plain.subarray(SALT_SIZE), { sectorSize: HEADER_SIZE - SALT_SIZE, firstTweak: 0n, cipher: chain });
-    return plain;
-  } catch (e) {
-    plain.fill(0);
-    throw e;
-  } finally {
-    handle.dispose();
   }
 }
 
