@@ -12,6 +12,7 @@ import argon2 from 'argon2';
 import {
   DIGEST_BYTES, KdfAbort, argon2idNative, isCancelled, kdfCandidates, pbkdf2Native, veracryptIterations, type Digest,
 } from '../../src/formats/veracrypt/kdf.js';
+import { derivationPlan } from '../../src/formats/veracrypt/adapter.js';
 import { parsePrf } from '../../src/formats/veracrypt/prf.js';
 
 const P = Buffer.from('password');
@@ -144,11 +145,11 @@ describe('iteration counts (VeraCrypt Pkcs5.c, cryptsetup tcrypt_kdf)', () => {
     expect(veracryptIterations('sha512', 0, true)).toBe(500_000);
     expect(veracryptIterations('whirlpool', 10, true)).toBe(25_000);
   });
-  it('candidates: VeraCrypt\'s PRF order, TrueCrypt\'s cheap counts early, none with a PIM; system drops Argon2id', () => {
+  it('candidates: VeraCrypt\'s PRF order (Pkcs5Kdf.cpp), TrueCrypt\'s cheap counts early, none with a PIM; system drops Argon2id', () => {
     const all = kdfCandidates();
     expect(all.map((k) => `${k.flavour[0]}:${k.prf}:${k.iterations}`)).toEqual([
-      'v:sha512:500000', 't:sha512:1000', 't:ripemd160:2000', 't:whirlpool:1000', 't:sha1:2000', 'v:whirlpool:500000', 'v:sha256:500000',
-      'v:blake2s:500000', 'v:streebog:500000', 'v:argon2id:6', 'v:ripemd160:655331',
+      'v:sha512:500000', 't:sha512:1000', 't:ripemd160:2000', 't:whirlpool:1000', 't:sha1:2000', 'v:sha256:500000', 'v:blake2s:500000',
+      'v:whirlpool:500000', 'v:streebog:500000', 'v:argon2id:6', 'v:ripemd160:655331',
     ]);
     const sys = kdfCandidates({ system: true });
     expect(sys.some((k) => k.prf === 'argon2id' || k.prf === 'sha1')).toBe(false);
@@ -157,6 +158,26 @@ describe('iteration counts (VeraCrypt Pkcs5.c, cryptsetup tcrypt_kdf)', () => {
     expect(kdfCandidates({ prf: 'whirlpool', flavour: 'truecrypt' }).map((k) => k.iterations)).toEqual([1000]);
     expect(kdfCandidates({ prf: 'streebog', pim: 1 }).map((k) => k.iterations)).toEqual([16_000]);
   });
+  it('every VeraCrypt PBKDF2 derivation, whatever its PRF and count, gets a second pass for the cascades; the order of the passes', () => {
+    for (const pim of [0, 1, 86, 2000]) {
+      for (const k of kdfCandidates({ pim })) {
+        const plan = derivationPlan(k);
+        if (k.flavour === 'truecrypt' || k.kind === 'argon2id') expect(plan.second, k.label).toBeNull(); // 192 bytes at once
+        else expect(plan.second, `${k.label} ${k.iterations}`).toBeGreaterThan(plan.first);
+      }
+    }
+    const steps = kdfCandidates().flatMap((k, i) => {
+      const p = derivationPlan(k);
+      const name = `${k.flavour[0]}:${k.prf}`;
+      return [[p.first, i, name] as const, ...(p.second === null ? [] : [[p.second, i, `${name}+`] as const])];
+    });
+    steps.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+    expect(steps.map((x) => x[2])).toEqual([
+      'v:sha512', 't:sha512', 't:ripemd160', 't:whirlpool', 't:sha1', 'v:sha512+', 'v:sha256', 'v:blake2s', 'v:whirlpool', 'v:streebog',
+      'v:argon2id', 'v:ripemd160', 'v:sha256+', 'v:blake2s+', 'v:whirlpool+', 'v:streebog+', 'v:ripemd160+',
+    ]);
+  });
+
   it('--hash takes VeraCrypt\'s names and cryptsetup\'s spellings', () => {
     expect(parsePrf('stribog512')).toBe('streebog');
     expect(parsePrf('BLAKE2S-256')).toBe('blake2s');

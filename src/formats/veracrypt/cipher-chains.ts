@@ -73,13 +73,13 @@ export function generateChainKey(chain: CipherChain): Buffer {
  * The first non-AES algorithm under which `key` decrypts `raw` to a header whose magic and CRCs
  * check (headerChecksPass: a wrong key passes with probability about 2^-96), with that plaintext;
  * or null. Chains needing more key bytes than `key` holds (64 bytes cover single ciphers, 128
- * two-cipher and 192 three-cipher cascades) are not tried. Cost: at most 14 native key setups and
- * 448-byte decryptions per derived key, well under a millisecond against the key derivation's
- * hundreds.
+ * two-cipher and 192 three-cipher cascades) are not tried, nor with `cascadesOnly` the single
+ * ciphers (a first, 64-byte pass tried them). Cost: at most 14 native key setups and 448-byte
+ * decryptions per derived key, well under a millisecond against the key derivation's hundreds.
  */
-export function openWithOtherChain(raw: Buffer, key: Buffer): { chain: CipherChain; plain: Buffer } | null {
+export function openWithOtherChain(raw: Buffer, key: Buffer, cascadesOnly = false): { chain: CipherChain; plain: Buffer } | null {
   for (const chain of CHAINS) {
-    if ((chain.length === 1 && chain[0] === 'aes') || chainKeyBytes(chain) > key.length) continue;
+    if ((chain.length === 1 && (chain[0] === 'aes' || cascadesOnly)) || chainKeyBytes(chain) > key.length) continue;
     let plain: Buffer;
     try {
       plain = decryptHeaderWith(chain, raw, key);

@@ -7,9 +7,10 @@
  * Argon2id is libgcrypt's, run segment by segment.
  *
  * Sources: VeraCrypt Common/Pkcs5.c (get_pkcs5_iteration_count: normal and boot (system) counts,
- * with and without PIM; TrueCrypt mode), cryptsetup lib/tcrypt/tcrypt.c (table tcrypt_kdf, and
- * TCRYPT_init_hdr, which also gives VeraCrypt 1.26.27's Argon2id parameters and PIM mapping).
- * TrueCrypt's HMAC-SHA-1 (2000 iterations) made only volumes of TrueCrypt before 5.0 (LRW/CBC).
+ * with and without PIM; TrueCrypt mode), Volume/Pkcs5Kdf.cpp (GetAvailableAlgorithms: the order
+ * VeraCrypt tries them in), cryptsetup lib/tcrypt/tcrypt.c (table tcrypt_kdf, and TCRYPT_init_hdr,
+ * which also gives VeraCrypt 1.26.27's Argon2id parameters and PIM mapping). TrueCrypt's
+ * HMAC-SHA-1 (2000 iterations) made only volumes of TrueCrypt before 5.0 (LRW/CBC).
  */
 import { nativeAddon } from '../../crypto/native.js';
 import type { Prf } from './prf.js';
@@ -62,18 +63,6 @@ export function isCancelled(e: unknown): boolean {
   return (e as { code?: unknown } | null)?.code === 'ERR_VAULT_CANCELLED';
 }
 
-/**
- * Whether a wrong-looking PBKDF2 candidate is worth re-deriving at 192 bytes to recognise a
- * cascade. That costs 3 (SHA-512) to 10 (RIPEMD-160) full iteration counts; measured at the
- * default 500000 iterations on one core: SHA-512 1.1 s, SHA-256 0.8 s, BLAKE2s 2.3 s,
- * RIPEMD-160 (655331) 5 s, per header tried, on every wrong password. So: VeraCrypt's default PRF
- * SHA-512 and SHA-256 always, the slow ones only at low counts (a small PIM, TrueCrypt's counts).
- */
-export function cascadeWorthDeriving(k: KdfCandidate): boolean {
-  if (k.kind !== 'pbkdf2') return false; // Argon2id already derived all 192 bytes
-  return k.digest === 'sha512' || k.digest === 'sha256' || k.iterations <= 100_000;
-}
-
 /** VeraCrypt's PBKDF2 iterations for a non-system volume: 500000, or 15000 + 1000·PIM. */
 export function pbkdf2Iterations(pim: number): number {
   return pim === 0 ? 500_000 : 15_000 + pim * 1000;
@@ -121,10 +110,11 @@ export interface KdfSelection {
 }
 
 /**
- * Every derivation to try. VeraCrypt's own order (its PRF ids: SHA-512, Whirlpool, SHA-256,
- * BLAKE2s, Streebog, then Argon2id; RIPEMD-160 last, dropped in VeraCrypt 1.26), with TrueCrypt's
- * cheap counts (RIPEMD-160 2000, or 1000 for system; SHA-512 and Whirlpool 1000) right after
- * VeraCrypt's default SHA-512: the threadpool starts them in this order.
+ * Every derivation to try, in the order VeraCrypt tries them on Linux and macOS (Volume/Pkcs5Kdf.cpp,
+ * GetAvailableAlgorithms: SHA-512, SHA-256, BLAKE2s, Whirlpool, Streebog, Argon2id), then
+ * RIPEMD-160 (VeraCrypt before 1.26), with TrueCrypt's cheap counts (RIPEMD-160 2000, or 1000 for
+ * system; SHA-512 and Whirlpool 1000) right after VeraCrypt's default SHA-512. The adapter runs
+ * them in this order within each pass (adapter.ts derivationPlan).
  */
 export function kdfCandidates(s: KdfSelection = {}): KdfCandidate[] {
   const pim = s.pim ?? 0;
@@ -141,9 +131,9 @@ export function kdfCandidates(s: KdfSelection = {}): KdfCandidate[] {
   const all: KdfCandidate[] = [
     vc('sha512'),
     ...tc,
-    vc('whirlpool'),
     vc('sha256'),
     vc('blake2s'),
+    vc('whirlpool'),
     vc('streebog'),
     ...(boot ? [] : [{ kind: 'argon2id', flavour: 'veracrypt', prf: 'argon2id', label: LABEL.argon2id, ...a } as const]),
     vc('ripemd160'),
