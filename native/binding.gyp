@@ -22,8 +22,9 @@
       'sources': [
         # Key handles, batched XTS for JS, a few syscalls (vault_native.c); shared helpers.
         'vault_native.c', 'napi_util.c', 'xts_core.c', 'secure_mem.c', 'unit_hash.c',
-        # PBKDF2 with the VeraCrypt/TrueCrypt header hashes node:crypto lacks (Whirlpool, Streebog).
-        'kdf_gcrypt.c',
+        # The VeraCrypt/TrueCrypt header-key derivations (PBKDF2 with every header hash, Argon2id),
+        # stoppable while they run.
+        'kdf.c',
         # XTS over VeraCrypt's cipher chains: AES through xts_core, Serpent/Twofish/Camellia through
         # libgcrypt, Kuznyechik of our own (libgcrypt 1.10 lacks it).
         'cipher_engine.c', 'kuznyechik.c',
@@ -50,8 +51,9 @@
       # liburing (Debian: liburing-dev to build, liburing2 at run time): the FUSE-over-io_uring
       # transport (fuse_uring.c). libgcrypt (Debian: libgcrypt20-dev to build, libgcrypt20 at run
       # time): Serpent, Twofish and Camellia (cipher_engine.c), the block ciphers of TrueCrypt's
-      # legacy modes (tc_legacy.c), and PBKDF2 with Whirlpool and Streebog (kdf_gcrypt.c). tpm2-tss
-      # (Debian: libtss2-dev to build; libtss2-esys-3.0.2-0, -mu0, -rc0, -tctildr0 and the TCTIs
+      # legacy modes (tc_legacy.c), HMAC for PBKDF2 with RIPEMD-160, Whirlpool and Streebog, and
+      # VeraCrypt's Argon2id (kdf.c). tpm2-tss (Debian: libtss2-dev to build;
+      # libtss2-esys-3.0.2-0, -mu0, -rc0, -tctildr0 and the TCTIs
       # libtss2-tcti-device0 / -swtpm0 at run time): TPM2 sealing (tpm2.c). libfido2 (Debian:
       # libfido2-dev to build, libfido2-1 at run time): FIDO2 keyslots (fido2.c).
       'libraries': ['-lpthread', '-luring', '-lgcrypt', '-ltss2-esys', '-ltss2-rc', '-ltss2-mu', '-ltss2-tctildr', '-lfido2'],

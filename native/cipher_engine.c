@@ -66,7 +66,7 @@ static void fail(const char *fmt, const char *a, const char *b) { snprintf(errms
  * each (gcry_decrypt_bulk): 512 KiB holds a volume server's default 8 workers with any chain, and the pool grows (unlocked) past that (GCRYCTL_AUTO_EXPAND_SECMEM)
  * rather than failing a mount with many worker threads. Where RLIMIT_MEMLOCK has no room for the
  * pool, libgcrypt keeps it unlocked and says so on stderr; that warning is silenced here (measured:
- * it goes on working). The addon's other libgcrypt users (kdf_gcrypt.c, tc_legacy.c) initialise
+ * it goes on working). The addon's other libgcrypt users (kdf.c, tc_legacy.c) initialise
  * through vault_gcry_init too: whoever came first used to finish the initialisation without this
  * pool, and libgcrypt then gave secure handles only its default 32 KiB, too little for one Twofish
  * stage (a Whirlpool or Streebog key derivation before a Twofish header failed with ENOMEM).

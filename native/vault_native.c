@@ -24,7 +24,7 @@
 #define NAPI_VERSION 8
 
 #include "unit_hash.h"
-#include "kdf_gcrypt.h"
+#include "kdf.h"
 #include "fido2.h"
 #include "secure_mem.h"
 #include "napi_util.h"
@@ -535,6 +535,7 @@ NAPI_MODULE_INIT() {
       {"unitHashesAsync", vault_unit_hashes_start},
       {"zeroUnits", vault_zero_units},
       {"pbkdf2Async", vault_pbkdf2_start},
+      {"argon2idAsync", vault_argon2id_start},
       {"fido2Async", vault_fido2_start},  {"fido2Devices", vault_fido2_devices},
   };
   enum { N = sizeof fns / sizeof fns[0] };

@@ -42,10 +42,14 @@ export interface NativeAddon {
   /** out[i] = 1 where unit i of buf is all zero bytes, else 0 (out: one byte per unit); returns how many are. */
   zeroUnits(buf: Uint8Array, unitSize: number, out: Uint8Array): number;
   /**
-   * PBKDF2-HMAC through libgcrypt on the libuv threadpool: fills `out` (1..1024 bytes). hash:
-   * sha512, sha256, ripemd160, blake2s256, whirlpool, streebog512. Do not touch the buffers until it settles.
+   * PBKDF2-HMAC on the libuv threadpool (native/kdf.c): fills `out` (1..1024 bytes) from output
+   * block `firstBlock` (1-based) on. hash: sha1, sha256, sha512, blake2s256, ripemd160, whirlpool,
+   * streebog512. `cancel[0]` turning non-zero stops it (rejects with code ERR_VAULT_CANCELLED, out
+   * zeroed). Do not touch the buffers until it settles.
    */
-  pbkdf2Async(hash: string, password: Uint8Array, salt: Uint8Array, iterations: number, out: Uint8Array): Promise<void>;
+  pbkdf2Async(hash: string, password: Uint8Array, salt: Uint8Array, iterations: number, out: Uint8Array, firstBlock: number, cancel: Uint8Array | null): Promise<void>;
+  /** Argon2id (0x13) through libgcrypt on the libuv threadpool, into `out` (4..1024 bytes); cancel as pbkdf2Async's, checked per segment. */
+  argon2idAsync(password: Uint8Array, salt: Uint8Array, memoryKiB: number, passes: number, lanes: number, out: Uint8Array, cancel: Uint8Array | null): Promise<void>;
   /** prctl(PR_SET_DUMPABLE, 0): no core dumps, no ptrace attach without CAP_SYS_PTRACE. */
   hardenProcess(): void;
   isDumpable(): boolean;

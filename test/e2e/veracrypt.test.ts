@@ -124,7 +124,8 @@ describe.runIf(run)('VeraCrypt and TrueCrypt containers', () => {
   it('wrong password, wrong PIM and a missing keyfile fail with exit 3 and change nothing', () => {
     const vc = copy('vc_1-sha512-xts-aes');
     // All with --hash (the image's PRF): a failure after trying every derivation (Argon2id's 416 MiB
-    // included) costs seconds, and hostile-input.test.ts's random bytes pay it already.
+    // and every PRF's cascade blocks included) costs tens of seconds of CPU at the default counts;
+    // hostile-input.test.ts's random bytes take that path at PIM 1.
     const sha512 = ['--hash', 'sha512'];
     expectCleanFailure(vc, 'wrong-password', sha512, 3, /a wrong password, or a PIM or keyfiles were needed/);
     expectCleanFailure(vc, PW, ['--pim', '7', ...sha512], 3, /a wrong password, PIM or keyfile/);

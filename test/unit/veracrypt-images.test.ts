@@ -21,6 +21,9 @@ import { deriveHeaderKey, kdfCandidates } from '../../src/formats/veracrypt/kdf.
 import { headerChecksPass, headerMagic } from '../../src/formats/veracrypt/header.js';
 import { decryptHeaderWith } from '../../src/formats/veracrypt/cipher-chains.js';
 import type { VaultError } from '../../src/errors.js';
+import { describeAlgorithmsTried, noHeaderOpened, type Outcome } from '../../src/formats/veracrypt/adapter.js';
+import type { HeaderSlot } from '../../src/formats/veracrypt/slots.js';
+import type { ContainerFile } from '../../src/volume/container-file.js';
 import { TC_FS_UUID, TC_HIDDEN_PASSWORD, TC_PASSWORD, TC_PASSWORD_72, TC_PIM_PASSWORD, tcryptImage } from '../support/tcrypt-images.js';
 
 const HIDDEN_FS_UUID = 'CAFE-BABE';
@@ -190,6 +193,8 @@ describe('errors', () => {
     expect(e.code).toBe('wrong-password');
     expect(e.message).toMatch(/opened with the password, no PIM: a wrong password, or a PIM or keyfiles were needed/);
     expect(e.message).toMatch(/Tried the normal and hidden-volume headers at bytes 0, 65536, 297472 with PBKDF2-HMAC-SHA-512 \(TrueCrypt 1000\), PBKDF2-HMAC-RIPEMD-160 \(TrueCrypt 2000\), PBKDF2-HMAC-Whirlpool \(TrueCrypt 1000\)/);
+    // Which algorithms, under which derivations: SHA-1 only with TrueCrypt 1.0-4.3's chains, on the headers they used.
+    expect(e.message).toMatch(/; under each but PBKDF2-HMAC-SHA-1 \(TrueCrypt 2000\), every VeraCrypt encryption algorithm \(AES, Serpent, Twofish, Camellia, Kuznyechik and the 10 cascades\); under TrueCrypt's, also the LRW and CBC chains of TrueCrypt 1.0-4.3 \(on the headers at bytes 0, 297472\)$/);
     expect(e.message).not.toContain('not the password');
     expect(e.hint).toMatch(/--hidden/);
     expect(e.message).not.toMatch(/signature/); // --type truecrypt: no detection, so nothing to say about other formats
@@ -198,9 +203,30 @@ describe('errors', () => {
     const vcAsTc = (await open('vc_1-sha512-xts-aes', tc()).catch((x: unknown) => x)) as VaultError;
     expect(vcAsTc.code).toBe('wrong-password');
     const detected = (await open('tc_5-sha512-xts-aes', { password: 'not the password', options: { hash: 'sha512', pim: 1, hidden: true } }).catch((x: unknown) => x)) as VaultError;
-    expect(detected.message).toMatch(/with PBKDF2-HMAC-SHA-512 \(16000\); the file has no vault, LUKS2 or LUKS1 signature either$/);
+    expect(detected.message).toMatch(/with PBKDF2-HMAC-SHA-512 \(16000\); under it, every VeraCrypt encryption algorithm \(AES, Serpent, Twofish, Camellia, Kuznyechik and the 10 cascades\); the file has no vault, LUKS2 or LUKS1 signature either$/);
     const withPim = (await open('tc_5-sha512-xts-aes', vc('sha512', 'x', { type: 'veracrypt', options: { pim: 1, hidden: true } })).catch((x: unknown) => x)) as VaultError;
     expect(withPim.message).toMatch(/with the password, PIM 1: a wrong password, PIM or keyfile.*hidden-volume headers at bytes 65536, 297472 with PBKDF2-HMAC-SHA-512 \(16000\)/);
+  });
+
+  it('when a derivation or its cascade blocks could not run, the error says so and does not blame the password alone', () => {
+    const slot = (at: number): HeaderSlot => ({ kind: at ? 'hidden' : 'normal', copy: 'primary', at, raw: Buffer.alloc(512) });
+    const slots = [slot(0), slot(65536)];
+    const kdfs = kdfCandidates({ pim: 1 }); // SHA-512, SHA-256, BLAKE2s, Whirlpool, Streebog, Argon2id, RIPEMD-160
+    const pairs = kdfs.flatMap((k) => slots.map((s) => [s, k] as const));
+    const whirlpool = kdfs.find((k) => k.prf === 'whirlpool')!;
+    const argon = kdfs.find((k) => k.prf === 'argon2id')!;
+    const outcomes: Outcome[] = pairs.map(([s, k]) => {
+      if (k === argon) return { ok: false, slot: s, kdf: k, error: null, tried: 'none', skipped: 'Argon2id (Argon2id failed: not enough memory)' };
+      // The hidden header's cascade blocks under Whirlpool failed after its first pass.
+      return { ok: false, slot: s, kdf: k, error: null, tried: k === whirlpool && s.at > 0 ? 'single' : 'all' };
+    });
+    expect(describeAlgorithmsTried(pairs, outcomes)).toBe(
+      'under each, every VeraCrypt encryption algorithm (AES, Serpent, Twofish, Camellia, Kuznyechik and the 10 cascades), except only the single ciphers ' +
+        'under PBKDF2-HMAC-Whirlpool (16000) and nothing under Argon2id (64 MiB, 3 passes) (could not run here)',
+    );
+    const e = noHeaderOpened({ path: 'x.hc' } as ContainerFile, outcomes, { readOnly: true, pim: 1 }, { slots, kdfs, pairs, keyfiles: 0 });
+    expect(e.message).toMatch(/^no VeraCrypt\/TrueCrypt header of x.hc opened with the password, PIM 1: a wrong password, PIM or keyfile, or a derivation that could not run here \(see the hint\), or it is not/);
+    expect(e.hint).toMatch(/these key derivations could not run here: Argon2id \(Argon2id failed: not enough memory\)/);
   });
 
   it('--hash that no program uses with these options, and a PIM for TrueCrypt, are usage errors', async () => {

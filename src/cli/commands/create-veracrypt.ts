@@ -13,8 +13,7 @@ import type { RouteChoice } from '../../mount/route.js';
 import type { FsType } from '../../mount/filesystem.js';
 import { newVolumeAsUnlocked, writeNewVeraCrypt, type NewVeraCrypt } from '../../formats/veracrypt/create.js';
 import { creationKdf } from '../../formats/veracrypt/create-kdf.js';
-import { cascadeWorthDeriving, type KdfCandidate } from '../../formats/veracrypt/kdf.js';
-import { AES_XTS, type CipherChain, veracryptName } from '../../crypto/cipher-chain.js';
+import { AES_XTS, veracryptName } from '../../crypto/cipher-chain.js';
 import { newVolumeLayout } from '../../formats/veracrypt/new-layout.js';
 import { KEYFILE_MAX_READ, mixKeyfiles } from '../../formats/veracrypt/keyfiles.js';
 import { readKeyfileWith } from '../secrets.js';
@@ -34,17 +33,6 @@ export function checkVeraCryptOptions(o: VeraCryptCreateOptions, fs: string): vo
     );
   if (o.hiddenSize === undefined && (o.hiddenFs !== undefined || o.hiddenKeyfile !== undefined))
     throw new VaultError('usage', '--hidden-fs and --hidden-keyfile apply only with --hidden-size');
-}
-
-/**
- * What to tell the user when vault itself will open the new volume only with `--hash`: a cascade
- * needs 192 bytes of header key, which vault derives unasked only for SHA-512, SHA-256, Argon2id
- * and cheap counts (kdf.ts cascadeWorthDeriving); VeraCrypt opens it either way.
- */
-export function openingHint(chain: CipherChain, kdf: KdfCandidate): string | null {
-  if (chain.length === 1 || kdf.kind !== 'pbkdf2' || cascadeWorthDeriving(kdf)) return null;
-  return `vault opens this ${veracryptName(chain)} volume only when told its PRF: give --hash ${kdf.prf} to mount and info ` +
-    `(without it vault does not try cascades under ${kdf.label} at ${kdf.iterations} iterations; VeraCrypt needs nothing more)`;
 }
 
 /** A new password (stdin line or asked twice), mixed with its keyfiles as VeraCrypt's KDF sees it. */
@@ -130,7 +118,5 @@ export async function createVeraCryptIn(t: Target, abs: string, o: VeraCryptCrea
   }
   await pw.warnWeak();
   const hidden = made.hidden ? `, hidden volume of ${made.hidden.fields.volumeSize} bytes (${hiddenFs})` : '';
-  const hint = openingHint(chain, kdf);
-  if (hint) warn(hint);
   info(`created ${abs} (VeraCrypt, ${chain.length === 1 && chain[0] === 'aes' ? 'AES-256-XTS' : `${veracryptName(chain)} (XTS)`}, ${kdf.label}${o.pim ? `, PIM ${o.pim}` : ''}, ${x.fs === 'none' ? 'no filesystem' : x.fs}${hidden})`);
 }

@@ -16,48 +16,67 @@ import type { VeraCryptInfoJson } from '../info-json.js';
 import { DATA_UNIT, SALT_SIZE, bcd, decryptHeader, headerMagic, label, parseHeader, type VcHeader } from './header.js';
 import { applies, claims, dataArea, describeSlots, headerSlots, type HeaderSlot } from './slots.js';
 import {
-  XTS_KEY_BYTES, cascadeWorthDeriving, deriveHeaderKey, describeKdf, describeTried, kdfCandidates, type Flavour, type KdfCandidate,
+  FULL_HEADER_KEY_BYTES, KdfAbort, XTS_KEY_BYTES, deriveHeaderKey, deriveRest, describeKdf, describeTried, isCancelled, kdfCandidates,
+  type Flavour, type KdfCandidate,
 } from './kdf.js';
 import { KEYFILE_MAX_READ, mixKeyfiles } from './keyfiles.js';
-import { openWithOtherChain } from './cipher-chains.js';
+import { ALGORITHM_NAMES, openWithOtherChain } from './cipher-chains.js';
 import { type LegacyWin, legacyApplies, legacyOnly, legacyVolume, tryLegacySlot } from './legacy-unlock.js';
 import { AES_XTS, type CipherChain, chainKeyBytes, chainLabel, veracryptName } from '../../crypto/cipher-chain.js';
 
-type Outcome =
+/** Which algorithms one derivation was tried with: none (it could not run), the single ciphers (its first 64 bytes), or all. */
+export type Tried = 'none' | 'single' | 'all';
+
+export type Failure = {
+  ok: false;
+  slot: HeaderSlot;
+  kdf: KdfCandidate;
+  /** A header that decrypted but failed a check: the password was right. */
+  error: VaultError | null;
+  tried: Tried;
+  /** Why the derivation (or its second pass) could not run here. */
+  skipped?: string;
+  /** Stopped because another derivation opened a header. */
+  cancelled?: boolean;
+};
+
+export type Outcome =
   | { ok: true; header: VcHeader; slot: HeaderSlot; kdf: KdfCandidate; chain: CipherChain }
   | ({ ok: true; header?: undefined } & LegacyWin)
-  | { ok: false; error: VaultError | null; skipped?: string };
+  | Failure;
+
+/** A derivation to run, in rank order; it may leave a follow-up (PBKDF2's second pass). */
+interface Unit {
+  rank: number;
+  run: () => Promise<{ outcome: Outcome; next?: Unit }>;
+  /** Wipes what the unit holds when it is not run. */
+  drop?: () => void;
+}
 
 /**
- * Derives one header key and tries it: AES-256-XTS, then, if that fails, every other VeraCrypt
- * algorithm the key is long enough for (`full`: derive the 192 bytes cascades need), then, for
- * TrueCrypt's derivations on the headers TrueCrypt 1.0-4.3 used, the legacy LRW/CBC chains
- * (legacy-unlock.ts: a few block decryptions each). Owns (and wipes) its copy of the password.
+ * Tries a derived header key on one header: AES-256-XTS, then every other VeraCrypt algorithm the
+ * key is long enough for (single ciphers on 64 bytes, the cascades too on 192; with
+ * `cascadesOnly`, only those: a first pass tried the rest), then, for TrueCrypt's derivations on
+ * the headers TrueCrypt 1.0-4.3 used, the legacy LRW/CBC chains (legacy-unlock.ts: a few block
+ * decryptions each). Does not wipe the key.
  */
-async function attempt(slot: HeaderSlot, kdf: KdfCandidate, password: Buffer, full: boolean): Promise<Outcome> {
-  let key: Buffer;
-  try {
-    key = await deriveHeaderKey(kdf, password, slot.raw.subarray(0, SALT_SIZE), full);
-  } catch (e) {
-    // A digest this OpenSSL lacks, or memory Argon2id could not get: that derivation is not tried.
-    return { ok: false, error: null, skipped: `${kdf.label} (${(e as Error).message})` };
-  } finally {
-    password.fill(0);
-  }
+function tryKey(slot: HeaderSlot, kdf: KdfCandidate, key: Buffer, cascadesOnly: boolean): Outcome {
+  const tried: Tried = key.length >= FULL_HEADER_KEY_BYTES ? 'all' : 'single';
+  const fail = (error: VaultError | null): Failure => ({ ok: false, slot, kdf, error, tried });
   let plain: Buffer | null = null;
   let chain: CipherChain = AES_XTS;
   try {
     try {
-      plain = legacyOnly(kdf) ? null : decryptHeader(slot.raw, key.subarray(0, XTS_KEY_BYTES));
+      plain = legacyOnly(kdf) || cascadesOnly ? null : decryptHeader(slot.raw, key.subarray(0, XTS_KEY_BYTES));
     } catch {
       plain = null; // e.g. a derived key with equal halves, which XTS refuses
     }
     if (!plain || !headerMagic(plain)) {
       plain?.fill(0);
-      const other = legacyOnly(kdf) ? null : openWithOtherChain(slot.raw, key);
+      const other = legacyOnly(kdf) ? null : openWithOtherChain(slot.raw, key, cascadesOnly);
       if (!other) {
-        const legacy = legacyApplies(slot, kdf) ? tryLegacySlot(slot, key) : null;
-        return legacy ? { ok: true, legacy, slot, kdf } : { ok: false, error: null };
+        const legacy = !cascadesOnly && legacyApplies(slot, kdf) ? tryLegacySlot(slot, key) : null;
+        return legacy ? { ok: true, legacy, slot, kdf } : fail(null);
       }
       ({ chain, plain } = other);
     }
@@ -69,35 +88,131 @@ async function attempt(slot: HeaderSlot, kdf: KdfCandidate, password: Buffer, fu
       return { ok: true, header, slot, kdf, chain };
     } catch (e) {
       if (!isVaultError(e)) throw e;
-      return { ok: false, error: e };
+      return fail(e);
     }
   } finally {
-    key.fill(0);
     plain?.fill(0);
   }
 }
 
+/** A derivation that did not finish: stopped (another one opened a header), or unable to run here. */
+function notDerived(slot: HeaderSlot, kdf: KdfCandidate, e: unknown, tried: Tried, what: string): Failure {
+  if (isCancelled(e)) return { ok: false, slot, kdf, error: null, tried, cancelled: true };
+  // A digest missing, or memory Argon2id could not get: that derivation (or its rest) is not tried.
+  return { ok: false, slot, kdf, error: null, tried, skipped: `${what} (${(e as Error).message})` };
+}
+
 /**
- * Runs the attempts `width` at a time (one per core: more only queue on the threadpool and, for
- * Argon2id, hold hundreds of MiB each) in the given order, and stops starting new ones once one
- * is decisive: a success, or a header that decrypted but failed a check (the password was right,
- * so no other derivation will do better). Returns that outcome first, then the other failures.
- * Waits for attempts already running, so nothing derived outlives the call unwiped.
+ * One header with one derivation: the blocks covering 64 bytes (or all 192 with `full`: TrueCrypt's
+ * cheap counts; Argon2id always), tried with the single ciphers (and the cascades when 192). When nothing opens
+ * and 192 bytes were not derived, leaves the second pass (`rank2`) holding those first bytes: it
+ * derives only the blocks after them (kdf.ts deriveRest) and tries the cascades. Owns (and wipes)
+ * its copies of the password.
  */
-async function firstDecisive(attempts: Array<() => Promise<Outcome>>, width: number): Promise<Outcome[]> {
+function firstPass(slot: HeaderSlot, kdf: KdfCandidate, password: Buffer, full: boolean, abort: KdfAbort, rank: number, rank2: number): Unit {
+  const pw = secretCopy(password);
+  return {
+    rank,
+    drop: () => pw.fill(0),
+    run: async () => {
+      let key: Buffer;
+      try {
+        key = await deriveHeaderKey(kdf, pw, slot.raw.subarray(0, SALT_SIZE), full, abort);
+      } catch (e) {
+        pw.fill(0);
+        return { outcome: notDerived(slot, kdf, e, 'none', kdf.label) };
+      }
+      let keep = false;
+      try {
+        const outcome = tryKey(slot, kdf, key, false);
+        if (outcome.ok || outcome.error || outcome.tried === 'all' || kdf.kind !== 'pbkdf2') return { outcome };
+        keep = true;
+        return { outcome, next: secondPass(slot, kdf, pw, key, abort, rank2) };
+      } finally {
+        if (!keep) {
+          key.fill(0);
+          pw.fill(0);
+        }
+      }
+    },
+  };
+}
+
+function secondPass(slot: HeaderSlot, kdf: KdfCandidate & { kind: 'pbkdf2' }, pw: Buffer, first: Buffer, abort: KdfAbort, rank: number): Unit {
+  const drop = () => {
+    pw.fill(0);
+    first.fill(0);
+  };
+  return {
+    rank,
+    drop,
+    run: async () => {
+      let key: Buffer;
+      try {
+        key = await deriveRest(kdf, pw, slot.raw.subarray(0, SALT_SIZE), first, abort);
+      } catch (e) {
+        return { outcome: notDerived(slot, kdf, e, 'single', `${kdf.label} beyond its first ${first.length} bytes, for the cascades`) };
+      } finally {
+        drop();
+      }
+      try {
+        return { outcome: tryKey(slot, kdf, key, true) };
+      } finally {
+        key.fill(0);
+      }
+    },
+  };
+}
+
+/**
+ * Runs the units `width` at a time (one per core: more only queue on the threadpool and, for
+ * Argon2id, hold hundreds of MiB each), lowest rank first, follow-ups included, and at the first
+ * decisive outcome stops: a success, or a header that decrypted but failed a check (the password
+ * was right, so no other derivation will do better). Then the derivations still running are
+ * cancelled (`abort`) and awaited, so nothing derived outlives the call unwiped, and the units not
+ * started are dropped. Returns the decisive outcome first, then the failures.
+ */
+function firstDecisive(units: Unit[], width: number, abort: KdfAbort): Promise<Outcome[]> {
+  const queue = [...units];
   const failures: Outcome[] = [];
   let decisive: Outcome | null = null;
-  let next = 0;
-  const worker = async () => {
-    while (decisive === null && next < attempts.length) {
-      const r = await attempts[next++]!();
-      if (decisive === null && (r.ok || r.error)) decisive = r;
-      else if (r.ok) wipeWin(r); // a second header opened at once: keep the first
-      else failures.push(r);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, width) }, worker));
-  return decisive ? [decisive, ...failures] : failures;
+  let thrown: { e: unknown } | null = null;
+  let running = 0;
+  return new Promise((resolve, reject) => {
+    const settle = () => {
+      for (const u of queue.splice(0)) u.drop?.();
+      if (!thrown) return resolve(decisive ? [decisive, ...failures] : failures);
+      if (decisive?.ok) wipeWin(decisive);
+      reject(thrown.e);
+    };
+    const pump = () => {
+      while (decisive === null && thrown === null && running < Math.max(1, width) && queue.length > 0) {
+        const at = queue.reduce((best, u, i) => (u.rank < queue[best]!.rank ? i : best), 0);
+        const [unit] = queue.splice(at, 1);
+        running++;
+        unit!.run()
+          .then(({ outcome, next }) => {
+            if (next) queue.push(next);
+            if (decisive === null && thrown === null && (outcome.ok || outcome.error)) {
+              decisive = outcome;
+              abort.abort();
+            } else if (outcome.ok) wipeWin(outcome); // a second header opened at once: keep the first
+            else failures.push(outcome);
+          })
+          .catch((e: unknown) => {
+            thrown ??= { e };
+            abort.abort();
+          })
+          .finally(() => {
+            running--;
+            pump();
+            if (running === 0) settle();
+          });
+      }
+    };
+    pump();
+    if (running === 0) settle();
+  });
 }
 
 function wipeWin(r: Outcome & { ok: true }): void {
@@ -105,9 +220,51 @@ function wipeWin(r: Outcome & { ok: true }): void {
   else r.legacy.decrypted.fill(0);
 }
 
-function noHeaderOpened(c: ContainerFile, outcomes: Outcome[], o: UnlockOptions, tried: { slots: HeaderSlot[]; kdfs: KdfCandidate[]; keyfiles: number }): VaultError {
+const ORDER: Record<Tried, number> = { none: 0, single: 1, all: 2 };
+
+/**
+ * Which algorithms were tried under which derivations, from the outcomes: every VeraCrypt
+ * algorithm under each (but SHA-1, which only TrueCrypt before 5.0 used, with its own chains),
+ * except where a derivation or its cascade blocks could not run here, and TrueCrypt 1.0-4.3's
+ * LRW/CBC chains under TrueCrypt's derivations on the headers where they apply.
+ */
+export function describeAlgorithmsTried(pairs: ReadonlyArray<readonly [HeaderSlot, KdfCandidate]>, outcomes: Outcome[]): string {
+  const best = new Map<HeaderSlot, Map<KdfCandidate, Tried>>();
+  for (const r of outcomes) {
+    if (r.ok) continue;
+    const of = best.get(r.slot) ?? new Map<KdfCandidate, Tried>();
+    best.set(r.slot, of);
+    if (ORDER[r.tried] > ORDER[of.get(r.kdf) ?? 'none']) of.set(r.kdf, r.tried);
+  }
+  const got = (s: HeaderSlot, k: KdfCandidate) => best.get(s)?.get(k) ?? 'none';
+  // Per derivation, the least any header got: "only the single ciphers under X" if one header missed the cascades.
+  const least = new Map<KdfCandidate, Tried>();
+  for (const [s, k] of pairs) {
+    const before = least.get(k);
+    if (before === undefined || ORDER[got(s, k)] < ORDER[before]) least.set(k, got(s, k));
+  }
+  const kdfs = [...least.keys()];
+  const legacyOnlyKdfs = kdfs.filter(legacyOnly);
+  const cascades = ALGORITHM_NAMES.filter((n) => n.includes('-')).length;
+  const every = `every VeraCrypt encryption algorithm (${ALGORITHM_NAMES.filter((n) => !n.includes('-')).join(', ')} and the ${cascades} cascades)`;
+  const single = kdfs.filter((k) => !legacyOnly(k) && least.get(k) === 'single');
+  const none = kdfs.filter((k) => least.get(k) === 'none');
+  const except = [
+    single.length ? `only the single ciphers under ${describeTried(single)}` : null,
+    none.length ? `nothing under ${describeTried(none)}` : null,
+  ].filter((x) => x !== null);
+  const legacyAt = [...new Set(pairs.filter(([s, k]) => legacyApplies(s, k) && got(s, k) === 'all').map(([s]) => s.at))];
+  return [
+    kdfs.length > legacyOnlyKdfs.length
+      ? `under ${kdfs.length - legacyOnlyKdfs.length === 1 ? 'it' : 'each'}${legacyOnlyKdfs.length ? ` but ${describeTried(legacyOnlyKdfs)}` : ''}, ${every}${except.length ? `, except ${except.join(' and ')} (could not run here)` : ''}`
+      : null,
+    legacyAt.length ? `under TrueCrypt's, also the LRW and CBC chains of TrueCrypt 1.0-4.3 (on the header${legacyAt.length === 1 ? '' : 's'} at byte${legacyAt.length === 1 ? '' : 's'} ${legacyAt.join(', ')})` : null,
+  ].filter((x) => x !== null).join('; ');
+}
+
+export function noHeaderOpened(c: ContainerFile, outcomes: Outcome[], o: UnlockOptions, tried: { slots: HeaderSlot[]; kdfs: KdfCandidate[]; pairs: ReadonlyArray<readonly [HeaderSlot, KdfCandidate]>; keyfiles: number }): VaultError {
   // A header that decrypted but failed a check means the password was right: say what is wrong.
-  const telling = outcomes.find((r): r is { ok: false; error: VaultError } => !r.ok && r.error !== null);
+  const telling = outcomes.find((r): r is Failure & { error: VaultError } => !r.ok && r.error !== null);
   if (telling) return telling.error;
   const skipped = [...new Set(outcomes.flatMap((r) => (!r.ok && r.skipped ? [r.skipped] : [])))];
   const secret = [
@@ -115,11 +272,16 @@ function noHeaderOpened(c: ContainerFile, outcomes: Outcome[], o: UnlockOptions,
     tried.keyfiles ? `${tried.keyfiles} keyfile${tried.keyfiles === 1 ? '' : 's'}` : null,
     o.pim ? `PIM ${o.pim}` : 'no PIM',
   ].filter((x) => x !== null).join(', ');
-  const why = o.pim || tried.keyfiles ? 'a wrong password, PIM or keyfile' : 'a wrong password, or a PIM or keyfiles were needed';
+  const why = [
+    o.pim || tried.keyfiles ? 'a wrong password, PIM or keyfile' : 'a wrong password, or a PIM or keyfiles were needed',
+    // Not everything was tried: the password may be right, under what could not run here.
+    skipped.length ? 'or a derivation that could not run here (see the hint)' : null,
+    'or it is not a VeraCrypt/TrueCrypt volume vault can open',
+  ].filter((x) => x !== null).join(', ');
   return new VaultError(
     'wrong-password',
-    `no VeraCrypt/TrueCrypt header of ${c.path} opened with ${secret}: ${why}, or it is not a VeraCrypt/TrueCrypt volume vault can open ` +
-      `(TrueCrypt 1.0 or later; every VeraCrypt algorithm). Tried ${describeSlots(tried.slots)} with ${describeTried(tried.kdfs)}`,
+    `no VeraCrypt/TrueCrypt header of ${c.path} opened with ${secret}: ${why}. ` +
+      `Tried ${describeSlots(tried.slots)} with ${describeTried(tried.kdfs)}; ${describeAlgorithmsTried(tried.pairs, outcomes)}`,
     [
       skipped.length ? `these key derivations could not run here: ${skipped.join('; ')}` : null,
       o.hidden || o.system ? null : 'a hidden volume opens with its own password (--hidden tries only its header)',
@@ -128,8 +290,27 @@ function noHeaderOpened(c: ContainerFile, outcomes: Outcome[], o: UnlockOptions,
   );
 }
 
-function cheapToDeriveFull(k: KdfCandidate): boolean {
-  return k.kind === 'pbkdf2' && k.iterations <= 20_000;
+/**
+ * When each derivation runs, as bands (lower first; within a band, kdfCandidates' order, each for
+ * every header before the next KDF), and whether its cascade blocks come in a second pass:
+ *   0. VeraCrypt's default, PBKDF2-HMAC-SHA-512: its first 64 bytes;
+ *   1. TrueCrypt's cheap counts (1000-2000 iterations), all 192 bytes at once (the legacy chains
+ *      need 152 of them);
+ *   2. SHA-512's cascade blocks: a cascade at VeraCrypt's defaults then opens after three SHA-512
+ *      blocks, not after every other derivation, at the cost of two SHA-512 blocks per header for
+ *      volumes of the other PRFs;
+ *   3. every other derivation in VeraCrypt's order (SHA-256, BLAKE2s, Whirlpool, Streebog,
+ *      Argon2id, then RIPEMD-160): the first 64 bytes (Argon2id: all 192, its output depends on
+ *      its length);
+ *   4. their cascade blocks, in the same order.
+ * So every PRF is tried in VeraCrypt's order in each pass, and every algorithm under every
+ * derivation before a wrong password is reported.
+ */
+export function derivationPlan(k: KdfCandidate): { first: number; second: number | null } {
+  if (k.flavour === 'truecrypt') return { first: 1, second: null };
+  if (k.kind === 'argon2id') return { first: 3, second: null };
+  if (k.prf === 'sha512') return { first: 0, second: 2 };
+  return { first: 3, second: 4 };
 }
 
 async function unlock(c: ContainerFile, secret: UnlockSecret, o: UnlockOptions, flavour?: Flavour): Promise<UnlockedVolume> {
@@ -141,26 +322,21 @@ async function unlock(c: ContainerFile, secret: UnlockSecret, o: UnlockOptions, 
   if (kdfs.length === 0)
     throw new VaultError('usage', `--hash ${o.hash} with ${[flavour === 'truecrypt' ? 'TrueCrypt' : null, o.pim ? 'a PIM' : null, o.system ? 'system encryption' : null].filter((x) => x !== null).join(' and ')} is not a derivation VeraCrypt or TrueCrypt uses`, 'drop --hash to try every one');
   const password = mixKeyfiles(secret.passphrase, secret.keyfiles);
+  const pairs = kdfs.flatMap((k) => slots.filter((s) => applies(s, k)).map((s) => [s, k] as const));
   let outcomes: Outcome[];
   try {
-    // Cheap, common derivations first, each for every header before the next KDF. Cheap counts
-    // (TrueCrypt's, a small PIM) derive the 192 bytes of a cascade at once: a few thousand
-    // iterations more, instead of waiting for the second pass behind the expensive ones.
-    const pairs = kdfs.flatMap((k) => slots.filter((s) => applies(s, k)).map((s) => [s, k] as const));
-    // With --hash the one PRF named is derived at full length at once: the user asked for it.
-    const full = (k: KdfCandidate) => cheapToDeriveFull(k) || o.hash !== undefined;
-    const attempts = pairs.map(([s, k]) => () => attempt(s, k, secretCopy(password), full(k)));
-    outcomes = await firstDecisive(attempts, availableParallelism());
-    if (!outcomes[0]?.ok && !outcomes.some((r) => !r.ok && r.error)) {
-      // Nothing opened: only now pay for the 192-byte PBKDF2 keys that open a cascade (kdf.ts).
-      const again = pairs.filter(([, k]) => cascadeWorthDeriving(k) && !full(k)).map(([s, k]) => () => attempt(s, k, secretCopy(password), true));
-      outcomes = [...(await firstDecisive(again, availableParallelism())), ...outcomes];
-    }
+    const abort = new KdfAbort();
+    const units = pairs.map(([s, k], i) => {
+      const plan = derivationPlan(k);
+      const within = i / pairs.length;
+      return firstPass(s, k, password, plan.second === null, abort, plan.first + within, (plan.second ?? 0) + within);
+    });
+    outcomes = await firstDecisive(units, availableParallelism(), abort);
   } finally {
     password.fill(0);
   }
   const win = outcomes[0];
-  if (!win?.ok) throw noHeaderOpened(c, outcomes, o, { slots, kdfs, keyfiles: secret.keyfiles.length });
+  if (!win?.ok) throw noHeaderOpened(c, outcomes, o, { slots, kdfs, pairs, keyfiles: secret.keyfiles.length });
   return win.header ? volumeFrom(win, o, c) : legacyVolume(win, o, c);
 }
 

@@ -11,11 +11,10 @@
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { CIPHER_KEY_BYTES, type CipherChain, chainKeyBytes, veracryptName } from '../../crypto/cipher-chain.js';
-import { KeyHandle } from '../../crypto/key-handle.js';
 import { VaultError } from '../../errors.js';
-import { secretCopy } from '../../crypto/wipe.js';
-import { xtsDecrypt } from '../../crypto/xts.js';
-import { HEADER_SIZE, SALT_SIZE, headerChecksPass } from './header.js';
+import { decryptHeaderWith, headerChecksPass } from './header.js';
+
+export { decryptHeaderWith };
 
 /** Every algorithm of VeraCrypt 1.26 (GOST89 is no longer offered), AES first. */
 export const CHAINS: readonly CipherChain[] = [
@@ -71,36 +70,16 @@ export function generateChainKey(chain: CipherChain): Buffer {
 }
 
 /**
- * The 512-byte header `raw` with its 448 encrypted bytes (XTS data unit 0) decrypted under `chain`
- * with the first chainKeyBytes(chain) bytes of the header key `key`. Throws when the key is refused
- * (a cipher's two keys equal). The caller wipes the result.
- */
-export function decryptHeaderWith(chain: CipherChain, raw: Buffer, key: Buffer): Buffer {
-  const handle = KeyHandle.fromBytes(secretCopy(key.subarray(0, chainKeyBytes(chain)))); // wipes the copy
-  const plain = Buffer.alloc(HEADER_SIZE);
-  try {
-    raw.copy(plain, 0, 0, HEADER_SIZE);
-    xtsDecrypt(handle, plain.subarray(SALT_SIZE), { sectorSize: HEADER_SIZE - SALT_SIZE, firstTweak: 0n, cipher: chain });
-    return plain;
-  } catch (e) {
-    plain.fill(0);
-    throw e;
-  } finally {
-    handle.dispose();
-  }
-}
-
-/**
  * The first non-AES algorithm under which `key` decrypts `raw` to a header whose magic and CRCs
  * check (headerChecksPass: a wrong key passes with probability about 2^-96), with that plaintext;
  * or null. Chains needing more key bytes than `key` holds (64 bytes cover single ciphers, 128
- * two-cipher and 192 three-cipher cascades) are not tried. Cost: at most 14 native key setups and
- * 448-byte decryptions per derived key, well under a millisecond against the key derivation's
- * hundreds.
+ * two-cipher and 192 three-cipher cascades) are not tried, nor with `cascadesOnly` the single
+ * ciphers (a first, 64-byte pass tried them). Cost: at most 14 native key setups and 448-byte
+ * decryptions per derived key, well under a millisecond against the key derivation's hundreds.
  */
-export function openWithOtherChain(raw: Buffer, key: Buffer): { chain: CipherChain; plain: Buffer } | null {
+export function openWithOtherChain(raw: Buffer, key: Buffer, cascadesOnly = false): { chain: CipherChain; plain: Buffer } | null {
   for (const chain of CHAINS) {
-    if ((chain.length === 1 && chain[0] === 'aes') || chainKeyBytes(chain) > key.length) continue;
+    if ((chain.length === 1 && (chain[0] === 'aes' || cascadesOnly)) || chainKeyBytes(chain) > key.length) continue;
     let plain: Buffer;
     try {
       plain = decryptHeaderWith(chain, raw, key);

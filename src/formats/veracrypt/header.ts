@@ -30,9 +30,11 @@
  * Sources: VeraCrypt Common/Volumes.c (header layout, ReadVolumeHeader), Common/Crypto.h
  * (offsets), cryptsetup lib/tcrypt/tcrypt.h (struct tcrypt_phdr) and tcrypt.c.
  */
-import { createDecipheriv } from 'node:crypto';
 import { VaultError } from '../../errors.js';
 import { secretCopy } from '../../crypto/wipe.js';
+import { AES_XTS, type CipherChain, chainKeyBytes } from '../../crypto/cipher-chain.js';
+import { KeyHandle } from '../../crypto/key-handle.js';
+import { xtsDecrypt } from '../../crypto/xts.js';
 import { crc32 } from './crc32.js';
 
 export const HEADER_SIZE = 512;
@@ -79,17 +81,31 @@ export interface VcHeader {
 
 /** Decrypts the 448 encrypted bytes of `raw` (512 bytes) with a 64-byte AES-256-XTS header key. */
 export function decryptHeader(raw: Buffer, headerKey: Buffer): Buffer {
-  const d = createDecipheriv('aes-256-xts', headerKey, Buffer.alloc(16)); // data unit 0
+  return decryptHeaderWith(AES_XTS, raw, headerKey);
+}
+
+/**
+ * The 512-byte header `raw` with its 448 encrypted bytes (XTS data unit 0) decrypted under `chain`
+ * with the first chainKeyBytes(chain) bytes of the header key `key`. Throws when the key is refused
+ * (a cipher's two keys equal). The caller wipes the result.
+ *
+ * In place, in a buffer of ours, through the native engine: node:crypto's Decipher would leave
+ * copies of the plaintext (the master key) in memory it frees unwiped (its update() writes into a
+ * block-longer buffer, then copies the output out of it).
+ */
+export function decryptHeaderWith(chain: CipherChain, raw: Buffer, key: Buffer): Buffer {
+  const handle = KeyHandle.fromBytes(secretCopy(key.subarray(0, chainKeyBytes(chain)))); // wipes the copy
   const plain = Buffer.alloc(HEADER_SIZE);
-  raw.copy(plain, 0, 0, SALT_SIZE);
-  // No Buffer.concat: it would leave the cipher's own output (holding the master key) unwiped.
-  const body = d.update(raw.subarray(SALT_SIZE, HEADER_SIZE));
-  const tail = d.final(); // XTS on whole blocks: empty
-  body.copy(plain, SALT_SIZE);
-  tail.copy(plain, SALT_SIZE + body.length);
-  body.fill(0);
-  tail.fill(0);
-  return plain;
+  try {
+    raw.copy(plain, 0, 0, HEADER_SIZE);
+    xtsDecrypt(handle, plain.subarray(SALT_SIZE), { sectorSize: HEADER_SIZE - SALT_SIZE, firstTweak: 0n, cipher: chain });
+    return plain;
+  } catch (e) {
+    plain.fill(0);
+    throw e;
+  } finally {
+    handle.dispose();
+  }
 }
 
 /** The magic of a decrypted header, or null: a wrong key gives random bytes here. */

@@ -1,55 +1,66 @@
 /**
  * The header-key derivations VeraCrypt and TrueCrypt use, and the PIM formulas. The header does
- * not say which one made it, so the adapter tries them all (concurrently: PBKDF2 runs on the libuv
- * threadpool, through node:crypto for the hashes OpenSSL has and through libgcrypt for Whirlpool
- * and Streebog (native/kdf_gcrypt.c); Argon2id in the argon2 package's native worker).
+ * not say which one made it, so the adapter tries them all, concurrently, and stops the others at
+ * the first header that opens: every derivation runs in vault's native code (native/kdf.c) on the
+ * libuv threadpool, and reads a cancel flag while it runs (KdfAbort). PBKDF2 is vault's own loop
+ * over OpenSSL's or libgcrypt's HMAC, which can also derive any range of output blocks alone;
+ * Argon2id is libgcrypt's, run segment by segment.
  *
  * Sources: VeraCrypt Common/Pkcs5.c (get_pkcs5_iteration_count: normal and boot (system) counts,
- * with and without PIM; TrueCrypt mode), cryptsetup lib/tcrypt/tcrypt.c (table tcrypt_kdf, and
- * TCRYPT_init_hdr, which also gives VeraCrypt 1.26.27's Argon2id parameters and PIM mapping).
- * TrueCrypt's HMAC-SHA-1 (2000 iterations) made only volumes of TrueCrypt before 5.0 (LRW/CBC).
+ * with and without PIM; TrueCrypt mode), Volume/Pkcs5Kdf.cpp (GetAvailableAlgorithms: the order
+ * VeraCrypt tries them in), cryptsetup lib/tcrypt/tcrypt.c (table tcrypt_kdf, and TCRYPT_init_hdr,
+ * which also gives VeraCrypt 1.26.27's Argon2id parameters and PIM mapping). TrueCrypt's
+ * HMAC-SHA-1 (2000 iterations) made only volumes of TrueCrypt before 5.0 (LRW/CBC).
  */
-import { pbkdf2 } from 'node:crypto';
-import { promisify } from 'node:util';
-import { argon2id } from '../../crypto/kdf.js';
 import { nativeAddon } from '../../crypto/native.js';
 import type { Prf } from './prf.js';
 
-const pbkdf2Async = promisify(pbkdf2);
-
 export type Flavour = 'veracrypt' | 'truecrypt';
 
-/** The hash as node:crypto names it, or as native pbkdf2Async does for the libgcrypt-only ones. */
+/** The hash as native pbkdf2Async names it (node:crypto's names, and libgcrypt's for Streebog). */
 export type Digest = 'sha1' | 'sha512' | 'sha256' | 'blake2s256' | 'ripemd160' | 'whirlpool' | 'streebog512';
+
+/** Bytes of each digest: PBKDF2's output block. */
+export const DIGEST_BYTES: Readonly<Record<Digest, number>> = {
+  sha1: 20, sha512: 64, sha256: 32, blake2s256: 32, ripemd160: 20, whirlpool: 64, streebog512: 64,
+};
 
 export type KdfCandidate =
   | { kind: 'pbkdf2'; flavour: Flavour; prf: Prf; label: string; digest: Digest; iterations: number }
   | { kind: 'argon2id'; flavour: Flavour; prf: 'argon2id'; label: string; memoryKiB: number; iterations: number; parallelism: number };
 
-/** Hashes node:crypto (Node's OpenSSL, default provider) lacks: derived through libgcrypt. */
-const GCRYPT_ONLY: ReadonlySet<Digest> = new Set(['whirlpool', 'streebog512']);
-
 /**
  * Bytes of header key: AES-256-XTS takes the first 64 (key 1, then key 2), and so does any single
- * cipher. VeraCrypt derives 192 (Crypto.h GetMaxPkcs5OutSize: a three-cipher cascade's primary and
- * secondary keys). PBKDF2's output blocks are independent, so its first 64 bytes are the same
- * either way and each further block costs a full iteration count: vault derives 64 first and the
- * full 192 only to name a cascade (cascadeWorthDeriving). Argon2's output depends on its length,
- * so Argon2id always derives all 192.
+ * cipher; a cascade of n ciphers takes 64·n (all primary keys first). VeraCrypt derives 192 for
+ * every volume (Crypto.h GetMaxPkcs5OutSize). PBKDF2's output blocks T_i are independent (RFC 8018
+ * §5.2: T_i depends only on the password, the salt, i and the count), so the first 64 bytes of a
+ * 192-byte derivation are the 64-byte derivation, and each further block costs a whole iteration
+ * count: the adapter derives the blocks covering 64 bytes first (firstPassBytes), tries the single
+ * ciphers, and only if none opened derives the blocks after them (deriveRest) to try the cascades.
+ * Argon2's output depends on its length, so Argon2id always derives all 192.
  */
 export const XTS_KEY_BYTES = 64;
 export const FULL_HEADER_KEY_BYTES = 192;
 
 /**
- * Whether a wrong-looking PBKDF2 candidate is worth re-deriving at 192 bytes to recognise a
- * cascade. That costs 3 (SHA-512) to 10 (RIPEMD-160) full iteration counts; measured at the
- * default 500000 iterations on one core: SHA-512 1.1 s, SHA-256 0.8 s, BLAKE2s 2.3 s,
- * RIPEMD-160 (655331) 5 s, per header tried, on every wrong password. So: VeraCrypt's default PRF
- * SHA-512 and SHA-256 always, the slow ones only at low counts (a small PIM, TrueCrypt's counts).
+ * Stops the derivations it is passed to while they run: the native PBKDF2 loop reads the flag
+ * every 1024 iterations (a few ms at most), Argon2id before each segment (a quarter of a pass;
+ * libgcrypt's zeroing of the whole memory first cannot be interrupted). A stopped derivation
+ * rejects (isCancelled) and leaves no key bytes behind.
  */
-export function cascadeWorthDeriving(k: KdfCandidate): boolean {
-  if (k.kind !== 'pbkdf2') return false; // Argon2id already derived all 192 bytes
-  return k.digest === 'sha512' || k.digest === 'sha256' || k.iterations <= 100_000;
+export class KdfAbort {
+  /** Read by the threadpool threads: a SharedArrayBuffer, which never moves. */
+  readonly flag = new Uint8Array(new SharedArrayBuffer(1));
+  abort(): void {
+    Atomics.store(this.flag, 0, 1);
+  }
+  get aborted(): boolean {
+    return Atomics.load(this.flag, 0) !== 0;
+  }
+}
+
+export function isCancelled(e: unknown): boolean {
+  return (e as { code?: unknown } | null)?.code === 'ERR_VAULT_CANCELLED';
 }
 
 /** VeraCrypt's PBKDF2 iterations for a non-system volume: 500000, or 15000 + 1000·PIM. */
@@ -99,10 +110,11 @@ export interface KdfSelection {
 }
 
 /**
- * Every derivation to try. VeraCrypt's own order (its PRF ids: SHA-512, Whirlpool, SHA-256,
- * BLAKE2s, Streebog, then Argon2id; RIPEMD-160 last, dropped in VeraCrypt 1.26), with TrueCrypt's
- * cheap counts (RIPEMD-160 2000, or 1000 for system; SHA-512 and Whirlpool 1000) right after
- * VeraCrypt's default SHA-512: the threadpool starts them in this order.
+ * Every derivation to try, in the order VeraCrypt tries them on Linux and macOS (Volume/Pkcs5Kdf.cpp,
+ * GetAvailableAlgorithms: SHA-512, SHA-256, BLAKE2s, Whirlpool, Streebog, Argon2id), then
+ * RIPEMD-160 (VeraCrypt before 1.26), with TrueCrypt's cheap counts (RIPEMD-160 2000, or 1000 for
+ * system; SHA-512 and Whirlpool 1000) right after VeraCrypt's default SHA-512. The adapter runs
+ * them in this order within each pass (adapter.ts derivationPlan).
  */
 export function kdfCandidates(s: KdfSelection = {}): KdfCandidate[] {
   const pim = s.pim ?? 0;
@@ -119,9 +131,9 @@ export function kdfCandidates(s: KdfSelection = {}): KdfCandidate[] {
   const all: KdfCandidate[] = [
     vc('sha512'),
     ...tc,
-    vc('whirlpool'),
     vc('sha256'),
     vc('blake2s'),
+    vc('whirlpool'),
     vc('streebog'),
     ...(boot ? [] : [{ kind: 'argon2id', flavour: 'veracrypt', prf: 'argon2id', label: LABEL.argon2id, ...a } as const]),
     vc('ripemd160'),
@@ -129,22 +141,62 @@ export function kdfCandidates(s: KdfSelection = {}): KdfCandidate[] {
   return all.filter((k) => (s.prf === undefined || k.prf === s.prf) && (s.flavour === undefined || k.flavour === s.flavour));
 }
 
-/**
- * The header key for one candidate: PBKDF2 gives 64 bytes, or 192 with `full`; Argon2id always
- * gives 192 (see FULL_HEADER_KEY_BYTES). The caller wipes it.
- */
-export async function deriveHeaderKey(k: KdfCandidate, password: Buffer, salt: Buffer, full = false): Promise<Buffer> {
-  if (k.kind === 'argon2id') return argon2id(password, salt, k, FULL_HEADER_KEY_BYTES);
-  const length = full ? FULL_HEADER_KEY_BYTES : XTS_KEY_BYTES;
-  if (!GCRYPT_ONLY.has(k.digest)) return pbkdf2Async(password, salt, k.iterations, length, k.digest);
-  return pbkdf2Gcrypt(k.digest, password, salt, k.iterations, length);
+/** Bytes of the first pass: the whole PBKDF2 blocks that cover a single cipher's 64 bytes. */
+export function firstPassBytes(k: KdfCandidate): number {
+  if (k.kind === 'argon2id') return FULL_HEADER_KEY_BYTES;
+  const block = DIGEST_BYTES[k.digest];
+  return Math.ceil(XTS_KEY_BYTES / block) * block;
 }
 
-/** PBKDF2-HMAC through libgcrypt, on the libuv threadpool; the result is wiped if it fails. */
-export async function pbkdf2Gcrypt(digest: Digest, password: Buffer, salt: Buffer, iterations: number, length: number): Promise<Buffer> {
+/**
+ * The header key for one candidate: PBKDF2's first pass (firstPassBytes: 64 bytes, 80 for the
+ * 20-byte digests), or 192 with `full`; Argon2id always gives 192. The caller wipes it.
+ */
+export async function deriveHeaderKey(k: KdfCandidate, password: Buffer, salt: Buffer, full = false, abort?: KdfAbort): Promise<Buffer> {
+  if (k.kind === 'argon2id') return argon2idNative(password, salt, k, FULL_HEADER_KEY_BYTES, abort);
+  return pbkdf2Native(k.digest, password, salt, k.iterations, full ? FULL_HEADER_KEY_BYTES : firstPassBytes(k), { abort });
+}
+
+/**
+ * The whole 192-byte PBKDF2 header key, given its first pass `first` (deriveHeaderKey without
+ * `full`): only the blocks after it are derived. The caller wipes both.
+ */
+export async function deriveRest(k: KdfCandidate & { kind: 'pbkdf2' }, password: Buffer, salt: Buffer, first: Buffer, abort?: KdfAbort): Promise<Buffer> {
+  const block = DIGEST_BYTES[k.digest];
+  if (first.length % block !== 0 || first.length >= FULL_HEADER_KEY_BYTES) throw new RangeError('deriveRest: the first pass must be whole blocks short of 192 bytes');
+  const rest = await pbkdf2Native(k.digest, password, salt, k.iterations, FULL_HEADER_KEY_BYTES - first.length, { firstBlock: first.length / block + 1, abort });
+  const key = Buffer.alloc(FULL_HEADER_KEY_BYTES);
+  first.copy(key);
+  rest.copy(key, first.length);
+  rest.fill(0);
+  return key;
+}
+
+/**
+ * PBKDF2-HMAC in native code, on the libuv threadpool: `length` bytes of output starting at block
+ * `firstBlock` (1-based, RFC 8018's T_i; so firstBlock 2 of SHA-512 is bytes 64.. of the whole
+ * derivation). The result is wiped if it fails or is cancelled.
+ */
+export async function pbkdf2Native(
+  digest: Digest, password: Buffer, salt: Buffer, iterations: number, length: number, o: { firstBlock?: number; abort?: KdfAbort } = {},
+): Promise<Buffer> {
   const out = Buffer.alloc(length);
   try {
-    await nativeAddon().pbkdf2Async(digest, password, salt, iterations, out);
+    await nativeAddon().pbkdf2Async(digest, password, salt, iterations, out, o.firstBlock ?? 1, o.abort?.flag ?? null);
+  } catch (e) {
+    out.fill(0);
+    throw e;
+  }
+  return out;
+}
+
+/** Argon2id (version 0x13) through libgcrypt, stoppable between segments; wiped if it fails. */
+export async function argon2idNative(
+  password: Buffer, salt: Buffer, p: { memoryKiB: number; iterations: number; parallelism: number }, length: number, abort?: KdfAbort,
+): Promise<Buffer> {
+  const out = Buffer.alloc(length);
+  try {
+    await nativeAddon().argon2idAsync(password, salt, p.memoryKiB, p.iterations, p.parallelism, out, abort?.flag ?? null);
   } catch (e) {
     out.fill(0);
     throw e;
