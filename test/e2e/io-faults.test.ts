@@ -49,6 +49,22 @@ function create(file: string, size: string): { dataOffset: number; dataSize: num
   return JSON.parse(ok(vault(['info', file, '--json'])).stdout) as { dataOffset: number; dataSize: number };
 }
 
+/**
+ * A --quick container without filesystem, made in a new directory `<name>` and served through
+ * faultfs at `<name>-ffs`: the faultfs, the container's path through it and underneath it
+ * (`stored`), and its data area.
+ */
+async function onFaultfs(name: string, size: string) {
+  const backing = path.join(suite.dir, name);
+  const mnt = path.join(suite.dir, `${name}-ffs`);
+  mkdirSync(backing);
+  mkdirSync(mnt);
+  const stored = path.join(backing, 'c.vol');
+  const area = create(stored, size);
+  const ffs = await mountFaultfs(bin, backing, mnt);
+  return { ffs, stored, container: path.join(mnt, 'c.vol'), ...area };
+}
+
 /** Mounts without filesystem; the decrypted block device. */
 function mountRaw(file: string): string {
   return ok(vault(['mount', file, '--no-filesystem', '--password-stdin'], PW), 'mount').stdout.trim();
@@ -106,21 +122,15 @@ describe.runIf(suite.run)('I/O faults under the container', () => {
     });
 
     it('EIO on writes and reads of the container (faultfs): the writer and reader get EIO, nothing else changes, list counts them', async () => {
-      const backing = path.join(suite.dir, 'backing');
-      const mnt = path.join(suite.dir, 'ffs');
-      mkdirSync(backing);
-      mkdirSync(mnt);
-      const { dataOffset, dataSize } = create(path.join(backing, 'c.vol'), '8M');
+      const { ffs, stored, container, dataOffset, dataSize } = await onFaultfs('eio', '8M');
       const pattern = path.join(suite.dir, 'pattern');
       writeFileSync(pattern, randomBytes(dataSize));
       const fresh = path.join(suite.dir, 'fresh');
       writeFileSync(fresh, randomBytes(256 * KiB));
-      const ffs = await mountFaultfs(bin, backing, mnt);
-      const container = path.join(mnt, 'c.vol');
       try {
         const dev = mountRaw(container);
         expect(writeAt(dev, pattern, 0, 0, dataSize).status, 'the whole volume written and synced before any fault').toBe(0);
-        const before = readFileSync(path.join(backing, 'c.vol'));
+        const before = readFileSync(stored);
 
         // A 256 KiB write whose middle 64 KiB fails on the host.
         const w = 2 * MiB;
@@ -139,7 +149,7 @@ describe.runIf(suite.run)('I/O faults under the container', () => {
         ffs.set('');
 
         // The container outside the failed write is byte for byte what it was.
-        const after = readFileSync(path.join(backing, 'c.vol'));
+        const after = readFileSync(stored);
         expect(sameOutside(before, after, dataOffset + w, dataOffset + w + 256 * KiB), 'ciphertext outside the failed write changed').toBe(true);
         // The plaintext: all as written before, and each sector of the failed write old or new, never garbage.
         const volume = readAt(dev, 0, dataSize);
@@ -227,15 +237,9 @@ describe.runIf(suite.run)('I/O faults under the container', () => {
     }, 90_000);
 
     it('a slow disk (every container I/O 200 ms late) and short host reads/writes: correct data, no error, dismount in bounded time', async () => {
-      const backing = path.join(suite.dir, 'slow-backing');
-      const mnt = path.join(suite.dir, 'slow');
-      mkdirSync(backing);
-      mkdirSync(mnt);
-      const { dataOffset } = create(path.join(backing, 'c.vol'), '16M');
+      const { ffs, container, dataOffset } = await onFaultfs('slow', '16M');
       const pattern = path.join(suite.dir, 'pattern');
       writeFileSync(pattern, randomBytes(1 * MiB));
-      const ffs = await mountFaultfs(bin, backing, mnt);
-      const container = path.join(mnt, 'c.vol');
       try {
         const dev = mountRaw(container);
         ffs.set('rw 0 max delay 200');
@@ -318,20 +322,14 @@ describe.runIf(suite.run)('I/O faults under the container', () => {
     }, 90_000);
 
     it('--allow-discards on a host filesystem that cannot punch holes (faultfs: EOPNOTSUPP): a discard still reads back as zeros, stored as encrypted zeros, no I/O error', async () => {
-      const backing = path.join(suite.dir, 'nopunch');
-      const mnt = path.join(suite.dir, 'nopunch-ffs');
-      mkdirSync(backing);
-      mkdirSync(mnt);
-      const { dataOffset, dataSize } = create(path.join(backing, 'c.vol'), '8M');
+      const { ffs, stored, container, dataOffset, dataSize } = await onFaultfs('nopunch', '8M');
       const pattern = path.join(suite.dir, 'pattern');
       writeFileSync(pattern, randomBytes(dataSize));
-      const ffs = await mountFaultfs(bin, backing, mnt);
-      const container = path.join(mnt, 'c.vol');
       try {
         ffs.set('punch 0 max EOPNOTSUPP');
         const dev = ok(vault(['mount', container, '--no-filesystem', '--allow-discards', '--password-stdin'], PW), 'mount').stdout.trim();
         expect(writeAt(dev, pattern, 0, 0, dataSize).status).toBe(0);
-        const before = readFileSync(path.join(backing, 'c.vol'));
+        const before = readFileSync(stored);
         const from = MiB - 4 * KiB;
         const to = 2 * MiB + 4 * KiB;
         const d = sh('blkdiscard', ['-o', String(from), '-l', String(to - from), dev]);
@@ -342,11 +340,11 @@ describe.runIf(suite.run)('I/O faults under the container', () => {
         expect(volume.status, volume.stderr).toBe(0);
         expect(volume.data.subarray(from, to).equals(Buffer.alloc(to - from)), 'the discarded range reads as zeros').toBe(true);
         expect(sameOutside(volume.data, readFileSync(pattern), from, to), 'plaintext outside the discard changed').toBe(true);
-        const after = readFileSync(path.join(backing, 'c.vol'));
+        const after = readFileSync(stored);
         expect(sameOutside(before, after, dataOffset + from, dataOffset + to), 'ciphertext outside the discard changed').toBe(true);
-        const stored = after.subarray(dataOffset + from, dataOffset + to);
-        for (let s = 0; s < stored.length; s += 4 * KiB)
-          expect(stored.subarray(s, s + 4 * KiB).equals(Buffer.alloc(4 * KiB)), `stored sector at data offset ${from + s} is zero bytes: a hole where the host cannot make one`).toBe(false);
+        const discarded = after.subarray(dataOffset + from, dataOffset + to);
+        for (let s = 0; s < discarded.length; s += 4 * KiB)
+          expect(discarded.subarray(s, s + 4 * KiB).equals(Buffer.alloc(4 * KiB)), `stored sector at data offset ${from + s} is zero bytes: a hole where the host cannot make one`).toBe(false);
         expect(listed(container).ioErrors.count, 'a refused punch is not an I/O error').toBe(0);
         dismount(dev);
         console.log(`[io-faults] no hole punching on the host: ${refused} punches refused, ${to - from} discarded bytes stored as encrypted zeros`);
