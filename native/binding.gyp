@@ -21,12 +21,12 @@
       'target_name': 'vault_native',
       'sources': [
         # Key handles, batched XTS for JS, a few syscalls (vault_native.c); shared helpers.
-        'vault_native.c', 'napi_util.c', 'xts_core.c', 'secure_mem.c', 'unit_hash.c',
+        'vault_native.c', 'napi_util.c', 'secure_mem.c', 'unit_hash.c',
         # The VeraCrypt/TrueCrypt header-key derivations (PBKDF2 with every header hash, Argon2id),
         # stoppable while they run.
         'kdf.c',
-        # XTS over VeraCrypt's cipher chains: AES through xts_core, Serpent/Twofish/Camellia through
-        # libgcrypt, Kuznyechik of our own (libgcrypt 1.10 lacks it).
+        # XTS over every cipher chain: AES, Serpent, Twofish and Camellia through libgcrypt,
+        # Kuznyechik of our own (libgcrypt 1.10 lacks it).
         'cipher_engine.c', 'kuznyechik.c',
         # The syscalls Node does not expose (prctl, flock, pipe2, openat & co.).
         'sys_napi.c',

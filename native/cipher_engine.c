@@ -2,6 +2,7 @@
 #include "cipher_engine.h"
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,14 +12,12 @@
 
 #include "kuznyechik.h"
 #include "secure_mem.h"
-#include "xts_core.h"
 
 #define BLOCK 16
 
-/* One cipher of a chain: exactly one of the three is set. */
+/* One cipher of a chain: `gc` (and for bulk decryption `cbc` and `ecb2`) or `kuz` is set. */
 typedef struct {
   vault_cipher_id id;
-  vault_xts_ctx *aes;   /* xts_core (OpenSSL) */
   gcry_cipher_hd_t gc;  /* libgcrypt, XTS mode, keyed with key1 || key2 */
   gcry_cipher_hd_t cbc; /* libgcrypt, CBC mode, key1: bulk decryption (see gcry_decrypt_bulk) */
   gcry_cipher_hd_t ecb2; /* libgcrypt, ECB mode, key2: the initial tweaks for gcry_decrypt_bulk */
@@ -37,13 +36,20 @@ static const struct {
   const char *name;
   int gcry_algo; /* 0: not libgcrypt */
   int bulk_dec;  /* decrypt through libgcrypt's bulk CBC decryption (gcry_decrypt_bulk) */
+  /* Secure memory one stage's handles take (XTS, plus CBC and ECB with bulk_dec), rounded up:
+     measured with GCRYCTL_DUMP_SECMEM_STATS, libgcrypt 1.10.1 (3040, 7040, 36864, 4992 bytes). */
+  size_t secmem;
 } CIPHERS[] = {
-    [VAULT_CIPHER_AES] = {"aes", 0, 0},
-    [VAULT_CIPHER_SERPENT] = {"serpent", GCRY_CIPHER_SERPENT256, 1},
-    [VAULT_CIPHER_TWOFISH] = {"twofish", GCRY_CIPHER_TWOFISH, 1},
-    [VAULT_CIPHER_CAMELLIA] = {"camellia", GCRY_CIPHER_CAMELLIA256, 1},
-    [VAULT_CIPHER_KUZNYECHIK] = {"kuznyechik", 0, 0},
+    [VAULT_CIPHER_AES] = {"aes", GCRY_CIPHER_AES256, 0, 4096}, /* libgcrypt's bulk XTS: AES-NI, VAES where the CPU has it */
+    [VAULT_CIPHER_SERPENT] = {"serpent", GCRY_CIPHER_SERPENT256, 1, 8192},
+    [VAULT_CIPHER_TWOFISH] = {"twofish", GCRY_CIPHER_TWOFISH, 1, 40960},
+    [VAULT_CIPHER_CAMELLIA] = {"camellia", GCRY_CIPHER_CAMELLIA256, 1, 6144},
+    [VAULT_CIPHER_KUZNYECHIK] = {"kuznyechik", 0, 0, 0},
 };
+/* A dm-crypt spec's handles (the data cipher, ESSIV's ECB): at most a Twofish XTS and a CBC. */
+#define DM_SECMEM 32768
+#define POOL_MIN (1024 * 1024) /* ten contexts of the heaviest chain (a Twofish cascade, ~52 KiB) with room */
+#define POOL_SLACK (64 * 1024)
 #define NCIPHERS (sizeof CIPHERS / sizeof CIPHERS[0])
 
 /* ------------------------------------------------------------------------------------------ */
@@ -73,6 +79,8 @@ static void fail(const char *fmt, const char *a, const char *b) { snprintf(errms
  */
 static int gcry_ready;
 static pthread_once_t gcry_once = PTHREAD_ONCE_INIT;
+static size_t gcry_pool_want = POOL_MIN; /* vault_cipher_prepare may raise it before gcry_init */
+static uintptr_t pool_lo, pool_hi;       /* the locked main pool's mapping, once found */
 
 static void gcry_init(void) {
   if (gcry_control(GCRYCTL_INITIALIZATION_FINISHED_P)) {
@@ -82,7 +90,7 @@ static void gcry_init(void) {
   if (gcry_check_version(GCRYPT_VERSION) == NULL) return;
   gcry_control(GCRYCTL_DISABLE_SECMEM_WARN);
   gcry_control(GCRYCTL_AUTO_EXPAND_SECMEM, 32768);
-  gcry_control(GCRYCTL_INIT_SECMEM, 524288, 0);
+  gcry_control(GCRYCTL_INIT_SECMEM, gcry_pool_want, 0);
   gcry_control(GCRYCTL_INITIALIZATION_FINISHED, 0);
   gcry_ready = 1;
 }
@@ -92,10 +100,61 @@ int vault_gcry_init(void) {
   return gcry_ready;
 }
 
-void vault_cipher_prepare(const vault_chain *c) {
-  if (c->legacy != NULL || c->dm.algo != 0) pthread_once(&gcry_once, gcry_init); /* now, before the volume server sizes its locked memory */
-  for (size_t i = 0; i < c->n; i++)
-    if (CIPHERS[c->ids[i]].gcry_algo != 0) pthread_once(&gcry_once, gcry_init);
+/* Whether the mapping holding libgcrypt's secure pool is mlock()ed: the VmFlags of that mapping in
+   /proc/self/smaps carry "lo" (VM_LOCKED). libgcrypt does not say, and goes on unlocked where
+   mlock() fails (RLIMIT_MEMLOCK), so the pool is found by one secure allocation's address. When
+   it is locked, its range is kept: contexts check their handles lie in it (ctx_in_pool), since a
+   pool that runs out grows by overflow pools that are NOT locked. */
+static bool gcry_pool_locked(void) {
+  char line[512];
+  unsigned long in_lo = 0, in_hi = 0;
+  bool in = false, locked = false;
+  void *probe = gcry_malloc_secure(16);
+  FILE *f = probe == NULL ? NULL : fopen("/proc/self/smaps", "re");
+  while (f != NULL && fgets(line, sizeof line, f) != NULL) {
+    unsigned long lo, hi;
+    if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2) { /* a mapping's first line */
+      if (in) break; /* past the pool's mapping */
+      in = (uintptr_t)probe >= lo && (uintptr_t)probe < hi;
+      in_lo = lo;
+      in_hi = hi;
+    } else if (in && strncmp(line, "VmFlags:", 8) == 0) {
+      locked = strstr(line, " lo") != NULL;
+      break;
+    }
+  }
+  if (f != NULL) fclose(f);
+  gcry_free(probe); /* NULL-safe */
+  if (locked) {
+    pool_lo = in_lo;
+    pool_hi = in_hi;
+  }
+  return locked;
+}
+
+/* NULL (no handle) passes; any handle fails while no locked pool was found (pool_hi 0). */
+static bool in_pool(const void *p) { return p == NULL || ((uintptr_t)p >= pool_lo && (uintptr_t)p < pool_hi); }
+
+int vault_cipher_prepare(const vault_chain *c, size_t nctx) {
+  bool gcry = c->legacy != NULL || c->dm.algo != 0;
+  size_t per_ctx = c->dm.algo != 0 ? DM_SECMEM : 0, want;
+  for (size_t i = 0; i < c->n; i++) {
+    gcry = gcry || CIPHERS[c->ids[i]].gcry_algo != 0;
+    per_ctx += CIPHERS[c->ids[i]].secmem;
+  }
+  if (!gcry) return 0; /* Kuznyechik alone: its schedules go to vault's own locked pages */
+  want = nctx * per_ctx + POOL_SLACK;
+  if (want > gcry_pool_want) gcry_pool_want = (want + 65535) / 65536 * 65536; /* if not initialised yet */
+  pthread_once(&gcry_once, gcry_init); /* now, before the volume server sizes its locked memory */
+  if (!gcry_ready) {
+    fail("libgcrypt %s is too old (vault was built against %s)", gcry_check_version(NULL), GCRYPT_VERSION);
+    return -1;
+  }
+  if (!gcry_pool_locked()) {
+    snprintf(errmsg, sizeof errmsg, "libgcrypt's secure memory pool, which holds the key schedules, is not locked");
+    return -2;
+  }
+  return 0;
 }
 
 /* A libgcrypt handle in `mode`, keyed with `keylen` bytes, in secure memory; NULL (error recorded)
@@ -149,7 +208,7 @@ int vault_gcry_xts_reference(const vault_chain *c, const uint8_t *key, uint8_t *
   }
   for (size_t i = 0; i < c->n; i++) {
     vault_cipher_id id = c->ids[i];
-    int algo = id == VAULT_CIPHER_AES ? GCRY_CIPHER_AES256 : (size_t)id < NCIPHERS ? CIPHERS[id].gcry_algo : 0;
+    int algo = (size_t)id < NCIPHERS ? CIPHERS[id].gcry_algo : 0;
     if (algo == 0) {
       fail("%s has no libgcrypt XTS (libgcrypt %s lacks the cipher)", (size_t)id < NCIPHERS ? CIPHERS[id].name : "cipher",
            gcry_check_version(NULL));
@@ -191,7 +250,7 @@ int vault_cipher_ecb(vault_cipher_id id, const uint8_t key[32], uint8_t *buf, si
     OPENSSL_cleanse(&k, sizeof k);
     return 0;
   }
-  algo = id == VAULT_CIPHER_AES ? GCRY_CIPHER_AES256 : CIPHERS[id].gcry_algo;
+  algo = CIPHERS[id].gcry_algo;
   pthread_once(&gcry_once, gcry_init);
   if (!gcry_ready) {
     fail("libgcrypt %s is too old (vault was built against %s)", gcry_check_version(NULL), GCRYPT_VERSION);
@@ -407,19 +466,13 @@ vault_cipher_ctx *vault_cipher_ctx_new(const vault_chain *c, const uint8_t *key)
     const uint8_t *k1 = key + VAULT_CIPHER_KEY_LEN * i, *k2 = key + VAULT_CIPHER_KEY_LEN * (n + i);
     s->id = c->ids[i];
     if (CRYPTO_memcmp(k1, k2, VAULT_CIPHER_KEY_LEN) == 0) {
-      /* IEEE 1619-2018 forbids it; OpenSSL refuses it for AES. The same rule for every cipher. */
+      /* IEEE 1619-2018 forbids it (libgcrypt checks only in FIPS mode). The same rule for every cipher. */
       fail("invalid XTS key: the two 32-byte %s keys are equal%s", CIPHERS[s->id].name, "");
       goto fail;
     }
     memcpy(pair, k1, VAULT_CIPHER_KEY_LEN);
     memcpy(pair + VAULT_CIPHER_KEY_LEN, k2, VAULT_CIPHER_KEY_LEN);
-    if (s->id == VAULT_CIPHER_AES) {
-      s->aes = vault_xts_ctx_new(pair);
-      if (s->aes == NULL) {
-        fail("%s%s", vault_xts_error(), "");
-        goto fail;
-      }
-    } else if (s->id == VAULT_CIPHER_KUZNYECHIK) {
+    if (s->id == VAULT_CIPHER_KUZNYECHIK) {
       if (ctx->kuz_mem == NULL) {
         ctx->kuz_mem = vault_secure_alloc(2 * VAULT_CHAIN_MAX * sizeof(vault_kuz_key), &err);
         if (ctx->kuz_mem == NULL) {
@@ -453,8 +506,7 @@ void vault_cipher_ctx_free(vault_cipher_ctx *ctx) {
   tc_legacy_close(ctx->legacy); /* NULL-safe, wipes */
   dm_crypt_close(ctx->dm);
   for (size_t i = 0; i < ctx->n; i++) {
-    vault_xts_ctx_free(ctx->st[i].aes); /* NULL-safe, cleanses */
-    gcry_cipher_close(ctx->st[i].gc);   /* NULL-safe, wipes */
+    gcry_cipher_close(ctx->st[i].gc); /* NULL-safe, wipes */
     gcry_cipher_close(ctx->st[i].cbc);
     gcry_cipher_close(ctx->st[i].ecb2);
   }
@@ -462,10 +514,18 @@ void vault_cipher_ctx_free(vault_cipher_ctx *ctx) {
   free(ctx);
 }
 
-const void *vault_cipher_ctx_hint(const vault_cipher_ctx *ctx) {
-  for (size_t i = 0; i < ctx->n; i++)
-    if (ctx->st[i].aes != NULL) return ctx->st[i].aes;
-  return NULL;
+bool vault_cipher_ctx_locked(const vault_cipher_ctx *ctx) {
+  const void *dm[2] = {NULL, NULL};
+  bool in = true;
+  for (size_t i = 0; i < ctx->n; i++) in = in && in_pool(ctx->st[i].gc) && in_pool(ctx->st[i].cbc) && in_pool(ctx->st[i].ecb2);
+  dm_crypt_handles(ctx->dm, dm);
+  in = in && in_pool(dm[0]) && in_pool(dm[1]);
+  if (!in && pool_hi != 0)
+    snprintf(errmsg, sizeof errmsg, "libgcrypt's locked pool (%lu KiB, sized when this process first used libgcrypt) is full",
+             (unsigned long)(pool_hi - pool_lo) / 1024);
+  else if (!in)
+    snprintf(errmsg, sizeof errmsg, "libgcrypt's secure pool was never found locked (vault_cipher_prepare)");
+  return in;
 }
 
 int vault_cipher_run(vault_cipher_ctx *ctx, uint8_t *buf, size_t len, size_t sector_size, uint64_t first_tweak,
@@ -505,12 +565,7 @@ int vault_cipher_run(vault_cipher_ctx *ctx, uint8_t *buf, size_t len, size_t sec
   }
   for (size_t k = 0; k < ctx->n; k++) {
     stage *s = &ctx->st[encrypt ? k : ctx->n - 1 - k];
-    if (s->aes != NULL) {
-      if (vault_xts_run(s->aes, buf, len, sector_size, first_tweak, tweak_step, encrypt) != 0) {
-        fail("%s%s", vault_xts_error(), "");
-        return -1;
-      }
-    } else if (s->kuz != NULL) {
+    if (s->kuz != NULL) {
       kuz_run(s->kuz, buf, len, sector_size, first_tweak, tweak_step, encrypt);
     } else if (!encrypt && s->cbc != NULL) {
       if (gcry_decrypt_bulk(s, buf, len, sector_size, first_tweak, tweak_step) != 0) return -1;

@@ -10,17 +10,19 @@
  * (data units = sectors, sector i's tweak first_tweak + i * step), decryption in reverse order
  * (Crypto.c EncryptBuffer/DecryptBuffer).
  *
- * Where each cipher comes from: AES from xts_core (OpenSSL inside node; a chain of AES alone IS
- * an xts_core context, no extra work), Serpent/Twofish/Camellia from libgcrypt's XTS mode,
- * Kuznyechik from kuznyechik.c (libgcrypt 1.10 lacks it) with the XTS arithmetic here.
+ * Where each cipher comes from: AES, Serpent, Twofish and Camellia from libgcrypt's XTS mode (for
+ * AES its AES-NI/VAES bulk code: measured ~2x OpenSSL-through-node at 4096-byte sectors, 1.4x at
+ * 512, bench/RESULTS.md), Kuznyechik from kuznyechik.c (libgcrypt 1.10 lacks it) with the XTS
+ * arithmetic here.
  *
  * Key schedules: libgcrypt's in its secure (locked) memory, Kuznyechik's in locked pages
- * (secure_mem), AES's as xts_core says; all wiped on free. Threading as xts_core: a context is
- * used by one thread at a time; any number of contexts on any threads.
+ * (secure_mem); all wiped on free. Threading: a context is used by one thread at a time; any
+ * number of contexts on any threads.
  */
 #ifndef VAULT_CIPHER_ENGINE_H
 #define VAULT_CIPHER_ENGINE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -28,6 +30,10 @@
 #include "tc_legacy.h"
 
 #define VAULT_CHAIN_MAX 3
+#define VAULT_XTS_BLOCK 16
+#define VAULT_XTS_KEY_LEN 64 /* one cipher's key1 || key2 */
+/* libgcrypt (like OpenSSL) refuses XTS data units above 2^20 blocks, the IEEE 1619 limit. */
+#define VAULT_XTS_MAX_SECTOR (VAULT_XTS_BLOCK << 20)
 #define VAULT_CIPHER_KEY_LEN 32 /* per cipher, per XTS half */
 
 typedef enum {
@@ -65,9 +71,14 @@ int vault_gcry_init(void);
 /* Bytes of key a chain takes: 64 per cipher. */
 size_t vault_chain_key_len(const vault_chain *c);
 
-/* Sets up what `c` needs once per process (libgcrypt and its locked pool) now rather than at the
-   first context: the volume server calls it before it sizes its own locked memory. */
-void vault_cipher_prepare(const vault_chain *c);
+/* Sets up what `c` needs once per process (libgcrypt and its locked pool, sized for `nctx`
+   contexts of `c`, at least 512 KiB) now rather than at the first context: the volume server calls
+   it before it sizes its own locked memory. Returns 0; -1 when libgcrypt is unusable; -2 when its
+   secure pool, where the key schedules will live, could not be locked (RLIMIT_MEMLOCK): the server
+   then refuses to start rather than keep schedules in memory that can be swapped
+   (vault_cipher_error() says which). The pool's size is fixed by the process's first libgcrypt
+   use: later calls find it as it is. */
+int vault_cipher_prepare(const vault_chain *c, size_t nctx);
 
 /* A context keyed for `c` with `key` (vault_chain_key_len(c) bytes, the caller checks). NULL on
    failure (vault_cipher_error()): a cipher's two key halves equal, libgcrypt unusable, memory. */
@@ -76,13 +87,21 @@ vault_cipher_ctx *vault_cipher_ctx_new(const vault_chain *c, const uint8_t *key)
 /* Wipes and frees. NULL-safe. */
 void vault_cipher_ctx_free(vault_cipher_ctx *ctx);
 
-/* As vault_xts_run (xts_core.h), through the whole chain. Returns 0 or -1. */
+/* Whether every libgcrypt handle of `ctx` (its key schedules) lies in the locked pool that
+   vault_cipher_prepare found; false if it found none. A pool that runs out grows unlocked. (A
+   TrueCrypt legacy chain's handles are in the ordinary heap, SECURITY.md; not counted.) */
+bool vault_cipher_ctx_locked(const vault_cipher_ctx *ctx);
+
+/*
+ * Encrypts (encrypt != 0) or decrypts `len` bytes of `buf` in place, through the whole chain:
+ * len / sector_size sectors. Sector i of the run (from 0) is one XTS data unit (IEEE 1619) whose
+ * tweak is first_tweak + i * tweak_step, a 128-bit little-endian number (spec/format.md §8); the
+ * caller guarantees that the last tweak fits in 64 bits. sector_size is a multiple of 16 in
+ * [16, VAULT_XTS_MAX_SECTOR] and len a multiple of it (0 is a no-op). Returns 0, or -1 (the
+ * buffer's contents are then unspecified).
+ */
 int vault_cipher_run(vault_cipher_ctx *ctx, uint8_t *buf, size_t len, size_t sector_size, uint64_t first_tweak,
                      uint64_t tweak_step, int encrypt);
-
-/* An AES stage's xts_core context, NULL without AES: a hint for vault_lock_key_copies (the volume
-   server locks OpenSSL's AES schedules after the fact; the others are in locked memory). */
-const void *vault_cipher_ctx_hint(const vault_cipher_ctx *ctx);
 
 /* Why the last failing vault_cipher_* / vault_chain_* call on this thread failed. */
 const char *vault_cipher_error(void);

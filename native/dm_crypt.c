@@ -83,6 +83,11 @@ static gcry_cipher_hd_t open_keyed(int algo, int mode, const uint8_t *key, size_
   return h;
 }
 
+void dm_crypt_handles(const dm_crypt_ctx *ctx, const void *out[2]) {
+  out[0] = ctx == NULL ? NULL : (const void *)ctx->data;
+  out[1] = ctx == NULL ? NULL : (const void *)ctx->essiv;
+}
+
 dm_crypt_ctx *dm_crypt_open(const dm_crypt_spec *spec, const uint8_t *key, int *gerr) {
   dm_crypt_ctx *ctx = calloc(1, sizeof *ctx);
   if (ctx == NULL) {

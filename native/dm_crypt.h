@@ -48,6 +48,10 @@ int dm_crypt_parse(const char *spec, dm_crypt_spec *out, char *err, size_t errle
 dm_crypt_ctx *dm_crypt_open(const dm_crypt_spec *spec, const uint8_t *key, int *gerr);
 void dm_crypt_close(dm_crypt_ctx *ctx); /* wipes; NULL-safe */
 
+/* The context's libgcrypt handles (data cipher, ESSIV's; NULL where absent, both for a NULL ctx):
+   where its key schedules live, for the caller's check that they are in locked memory. */
+void dm_crypt_handles(const dm_crypt_ctx *ctx, const void *out[2]);
+
 /* Whole sectors in place: sector i has IV sector number first + i * step. 0 or a libgcrypt error. */
 int dm_crypt_sectors(dm_crypt_ctx *ctx, uint8_t *buf, size_t len, size_t sector, uint64_t first, uint64_t step, int encrypt);
 

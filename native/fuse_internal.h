@@ -23,7 +23,6 @@
 #endif
 
 #include "cipher_engine.h"
-#include "xts_core.h"
 
 #include <linux/fuse.h>
 #include <node_api.h>

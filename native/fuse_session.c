@@ -380,14 +380,17 @@ static int alloc_classic_buffers(vf_session *s, vf_worker *w) {
    planned, only classic worker 0 (INIT, then FORGET and INTERRUPT) gets its buffers now; the others
    get theirs if INIT falls back to classic (start_transport): 2 MiB each that io_uring would never
    touch. A queue thread's ring entries bring their own buffers, and its data buffer is made when an
-   unaligned request first needs it (vf_worker_data). Then the expanded key schedules that OpenSSL
-   just made on its heap are locked too. */
+   unaligned request first needs it (vf_worker_data). The contexts' key schedules live in
+   libgcrypt's locked pool (or, for Kuznyechik, vault's locked pages): nothing to lock after them. */
 static bool prepare_workers(napi_env env, vf_session *s) {
-  char what[160];
-  const void *hints[VF_MAX_THREADS];
-  size_t spans = 0, nhints = 0;
+  char what[256];
   int err = 0;
-  vault_cipher_prepare(&s->chain); /* libgcrypt's locked pool first: vf_io_lock_fits counts it */
+  err = vault_cipher_prepare(&s->chain, (size_t)s->nthreads); /* libgcrypt's locked pool first: vf_io_lock_fits counts it */
+  if (err != 0) {
+    if (err == -2) vf_throw_memlock(env, "the key schedules (libgcrypt's secure pool)", ENOMEM);
+    else vault_throw_error(env, "ERR_VAULT_CIPHER", vault_cipher_error());
+    return false;
+  }
   s->lock_io = vf_io_lock_fits(s);
   for (int i = 0; i < s->nthreads; i++) {
     vf_worker *w = &s->workers[i];
@@ -397,7 +400,13 @@ static bool prepare_workers(napi_env env, vf_session *s) {
     w->xts = vault_cipher_ctx_new(&s->chain, s->key);
     if (w->xts == NULL) {
       snprintf(what, sizeof what, "cannot set up an XTS context: %s", vault_cipher_error());
-      vault_throw_error(env, "ERR_VAULT_OPENSSL", what);
+      vault_throw_error(env, "ERR_VAULT_CIPHER", what);
+      return false;
+    }
+    if (!vault_cipher_ctx_locked(w->xts)) { /* sized for them, unless this process used libgcrypt before */
+      snprintf(what, sizeof what, "cannot keep worker %d's key schedules in locked memory: %s; serve with fewer threads", i,
+               vault_cipher_error());
+      vault_throw_error(env, "ERR_VAULT_MEMLOCK", what);
       return false;
     }
     if (i < s->nclassic && (s->nrings == 0 || i == 0)) err = alloc_classic_buffers(s, w);
@@ -405,14 +414,6 @@ static bool prepare_workers(napi_env env, vf_session *s) {
       vf_throw_memlock(env, "the I/O buffers", err);
       return false;
     }
-    /* The AES context, malloc'ed by this thread just before OpenSSL's (other ciphers keep their
-       schedules in locked memory already, cipher_engine.h). */
-    if (i < VF_MAX_THREADS && vault_cipher_ctx_hint(w->xts) != NULL) hints[nhints++] = vault_cipher_ctx_hint(w->xts);
-  }
-  err = nhints == 0 ? 0 : vault_lock_key_copies(s->key, s->key_len, hints, nhints, &spans);
-  if (err != 0) {
-    vf_throw_memlock(env, "the AES key schedules", err);
-    return false;
   }
   return true;
 }

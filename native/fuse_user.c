@@ -253,7 +253,8 @@ static size_t locked_now(void) {
   return (size_t)kb * 1024;
 }
 
-/* Room left for the AES key schedules (vault_lock_key_copies: a few pages per worker). */
+/* Room left for what the workers lock after this check: Kuznyechik's key schedules (a page per
+   worker), and slack (libgcrypt's pool is locked before, by vault_cipher_prepare, so counted). */
 #define SCHEDULE_RESERVE(n) (64 * 1024 + (size_t)(n) * 16 * 1024)
 
 bool vf_io_lock_fits(const vf_session *s) {

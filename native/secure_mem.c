@@ -12,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
@@ -108,94 +107,4 @@ int vault_secure_write_fd(int fd, const uint8_t *src, size_t n) {
     }
   }
   return 0;
-}
-
-/* ------------------------------------------------------------------------------------------ */
-/* Locking the key schedules OpenSSL keeps on its own heap                                      */
-
-/* Locks one span of pages: mlock (never swapped) and MADV_DONTDUMP (never in a core dump). */
-static int lock_span(uintptr_t from, uintptr_t to, size_t page) {
-  uintptr_t start = from / page * page;
-  uintptr_t end = (to + page - 1) / page * page;
-  if (mlock((void *)start, end - start) != 0) return errno;
-  (void)madvise((void *)start, end - start, MADV_DONTDUMP);
-  return 0;
-}
-
-/* Whether [start, end) holds one of the hint addresses. */
-static bool holds_hint(unsigned long start, unsigned long end, const void *const *hints, size_t nhints) {
-  for (size_t i = 0; i < nhints; i++) {
-    uintptr_t a = (uintptr_t)hints[i];
-    if (a >= start && a < end) return true;
-  }
-  return false;
-}
-
-int vault_lock_key_copies(const uint8_t *key, size_t len, const void *const *hints, size_t nhints,
-                          size_t *pages_locked) {
-  const size_t page = (size_t)sysconf(_SC_PAGESIZE);
-  const size_t piece = 16, around = 256;
-  size_t locked = 0;
-  int result = 0;
-  FILE *maps = fopen("/proc/self/maps", "re");
-  uint8_t *chunk = NULL;
-  const size_t chunk_len = 1 << 20;
-  char line[512];
-  if (maps == NULL) {
-    result = errno;
-    goto out;
-  }
-  chunk = malloc(chunk_len + piece);
-  if (chunk == NULL) {
-    result = ENOMEM;
-    goto out;
-  }
-  while (fgets(line, sizeof line, maps) != NULL) {
-    unsigned long start, end;
-    char perms[5] = "";
-    char name[256] = "";
-    if (sscanf(line, "%lx-%lx %4s %*s %*s %*s %255s", &start, &end, perms, name) < 3) continue;
-    /* Only private writable memory without a file: the malloc heaps, where OpenSSL allocates.
-       With hints, only the main heap and the arenas holding them (V8's heap is not walked). */
-    if (strcmp(perms, "rw-p") != 0 || (name[0] != '\0' && strcmp(name, "[heap]") != 0)) continue;
-    if (nhints > 0 && strcmp(name, "[heap]") != 0 && !holds_hint(start, end, hints, nhints)) continue;
-    for (unsigned long at = start; at < end; at += chunk_len) {
-      /* process_vm_readv of ourselves instead of a plain read: another thread (V8's) may unmap
-         memory under us, which fails the read instead of crashing the process. (Not a pread of
-         /proc/self/mem: once the process is not dumpable, that file is root's, and an ordinary
-         user cannot open it.) Overlap by one piece. */
-      size_t want = end - at < chunk_len + piece ? end - at : chunk_len + piece;
-      struct iovec local = {chunk, want}, remote = {(void *)(uintptr_t)at, want};
-      ssize_t n = process_vm_readv(getpid(), &local, 1, &remote, 1, 0);
-      if (n <= 0) continue;
-      for (size_t k = 0; k + piece <= len; k += piece) {
-        const uint8_t *p = chunk;
-        size_t left = (size_t)n;
-        while (left >= piece) {
-          const uint8_t *hit = memmem(p, left, key + k, piece);
-          if (hit == NULL) break;
-          uintptr_t addr = (uintptr_t)at + (uintptr_t)(hit - chunk);
-          /* Our own key copy is already locked; skip only what is inside this chunk's range. */
-          if ((size_t)(hit - chunk) < chunk_len) {
-            /* Clamped to the mapping: mlock fails with ENOMEM on unmapped neighbours. */
-            uintptr_t from = addr - start > around ? addr - around : start;
-            uintptr_t to = end - addr > piece + around ? addr + piece + around : end;
-            int e = lock_span(from, to, page);
-            if (e != 0 && result == 0) result = e;
-            if (e == 0) locked++;
-          }
-          left -= (size_t)(hit - p) + 1;
-          p = hit + 1;
-        }
-      }
-    }
-  }
-out:
-  if (chunk != NULL) {
-    OPENSSL_cleanse(chunk, chunk_len + piece);
-    free(chunk);
-  }
-  if (maps != NULL) fclose(maps);
-  if (pages_locked != NULL) *pages_locked = locked;
-  return result;
 }

@@ -42,17 +42,4 @@ int vault_secure_read_fd(int fd, uint8_t *dst, size_t n, size_t *got);
    the descriptor is non-blocking. Returns 0 or an errno. */
 int vault_secure_write_fd(int fd, const uint8_t *src, size_t n);
 
-/* OpenSSL keeps each context's expanded key schedule in its own heap allocation, which we cannot
-   place in our locked pages (CRYPTO_set_mem_functions works only before OpenSSL's first
-   allocation, long past in a Node process). A schedule begins or ends with round keys equal to
-   16-byte pieces of the raw key, so: find every copy of a 16-byte piece of `key` in the process's
-   private anonymous memory and the malloc heap, and lock (mlock, MADV_DONTDUMP) the pages within
-   256 bytes of it, which hold the whole schedule. Call after the contexts are made. Returns 0 or
-   the first errno; *spans_locked counts the spans locked (the key's own locked copy included).
-   `hints` (may be empty) are addresses of blocks malloc'ed by the thread that made the contexts,
-   just before OpenSSL's own allocations: then only the main heap and the mappings holding a hint
-   (that thread's malloc arena) are walked, not the whole V8 heap (a mount spent ~80 ms here). */
-int vault_lock_key_copies(const uint8_t *key, size_t len, const void *const *hints, size_t nhints,
-                          size_t *spans_locked);
-
 #endif

@@ -4,9 +4,9 @@
  *  - Key handles. Key bytes live in their own mmap'ed pages, mlock'ed (never written to swap) and
  *    MADV_DONTDUMP (never in a core dump), wiped with OPENSSL_cleanse before they are unmapped
  *    (secure_mem.c). JS only ever sees an opaque, type-tagged External pointing at them.
- *  - Batched XTS, in place, over a cipher chain (cipher_engine.c: AES through the OpenSSL linked
- *    into the node binary, xts_core.c; VeraCrypt's other ciphers and cascades; shared with the
- *    volume server): one call covers many sectors, synchronously or on the libuv threadpool.
+ *  - Batched XTS, in place, over a cipher chain (cipher_engine.c, over libgcrypt: AES and
+ *    VeraCrypt's other ciphers and cascades; shared with the volume server): one call covers many
+ *    sectors, synchronously or on the libuv threadpool.
  *  - Syscalls Node does not expose (sys_napi.c): prctl(PR_SET_DUMPABLE), flock, pipe2, and
  *    openat, renameat2 and unlinkat relative to a directory descriptor (so that a path in a
  *    directory another user can write is walked once, not again at every step). (Not mlockall: in a
@@ -29,7 +29,6 @@
 #include "secure_mem.h"
 #include "napi_util.h"
 #include "cipher_engine.h"
-#include "xts_core.h"
 #include "fuse_server.h"
 #include "tc_legacy_napi.h"
 #include "tpm2_napi.h"
@@ -113,8 +112,8 @@ static void key_finalize(napi_env env, void *data, void *hint) {
 /* Takes ownership of k (wipes and frees it on failure). */
 static napi_value key_wrap(napi_env env, vault_key *k) {
   napi_value ext;
-  /* XTS with key1 == key2 is the degenerate case IEEE 1619-2018 forbids; OpenSSL rejects it at
-     encryption. Refuse it as soon as the key exists rather than on first use. */
+  /* XTS with key1 == key2 is the degenerate case IEEE 1619-2018 forbids; the cipher engine refuses it
+     when it keys a context. Refuse it as soon as the key exists rather than on first use. */
   if (k->len == VAULT_XTS_KEY_LEN &&
       CRYPTO_memcmp(k->mem, k->mem + VAULT_XTS_KEY_LEN / 2, VAULT_XTS_KEY_LEN / 2) == 0) {
     key_wipe(k);
@@ -300,7 +299,7 @@ static napi_value key_dispose(napi_env env, napi_callback_info info) {
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* XTS-AES-256 (xts_core.c)                                                                     */
+/* XTS over a cipher chain (cipher_engine.c)                                                    */
 
 typedef struct {
   const uint8_t *key; /* the chain's key (cipher_engine.h layout): the handle's locked pages */
@@ -314,26 +313,19 @@ typedef struct {
 } xts_job;
 
 /*
- * Runs one batch through cipher_engine, whose AES-only chain is an xts_core context (which picks
- * the faster path for the sector size: the ECB based one up to VAULT_XTS_ECB_MAX_SECTOR, OpenSSL's
- * XTS above; see xts_core.c). Safe on any thread: a fresh context per call, never shared, because
- * jobs for the same key run concurrently on several threadpool threads.
+ * Runs one batch through cipher_engine (libgcrypt's XTS for AES). Safe on any thread: a fresh
+ * context per call, never shared, because jobs for the same key run concurrently on several
+ * threadpool threads.
  *
- * Per call rather than a pool of pre-keyed contexts in the handle: with one path's contexts (two
- * AES-256 key expansions), creating and keying them cost ~0.3 us, and a mutex-protected pool
- * measured ~0.5 us faster per call, which is ~30% of a lone 4 KiB sector but lost in the noise
- * from 64 KiB batches up; a pool would also keep the expanded key schedules alive for the life of
- * the handle. An xts_core context keys both paths in both directions (five EVP contexts, seven
- * AES-256 key expansions), which costs more. Measured (2-core EPYC VM, node 20 / OpenSSL 3.0.19,
- * other load present, best of alternating runs): new + free ~1.3-1.45 us, against ~0.28 us for
- * the EVP XTS path's one context and ~0.52 us for the ECB path's two (a C loop against the
- * system's libcrypto, the same 3.0.19 as node's); through JS, a lone 4 KiB xts() call
- * went from 1.33 to 2.41 us at 4096-byte sectors and from 2.39 to 3.18 us at 512-byte sectors.
- * From 1 MiB calls up (~210-260 us each) the difference is noise.
+ * Per call rather than a pool of pre-keyed contexts in the handle: opening and keying a libgcrypt
+ * AES XTS handle in its secure pool, then closing it, costs well under a microsecond. Measured
+ * through JS (2-core EPYC VM, libgcrypt 1.10.1, best of 5 x 200,000 calls): a lone 4 KiB xts()
+ * call takes 1.35 us at 4096-byte sectors and 1.71 us at 512-byte ones (OpenSSL's EVP contexts,
+ * used before, took 2.25 and 3.09 us); from 64 KiB batches up the difference is noise. A pool
+ * would also keep the expanded key schedules alive for the life of the handle.
  *
- * Those schedules live inside OpenSSL's contexts, in ordinary (unlocked) heap memory outside our
- * locked pages (other ciphers' in locked memory, see cipher_engine.h). vault_cipher_ctx_free()
- * cleanses them, so they exist only for the duration of the call.
+ * Those schedules live in libgcrypt's secure (locked) pool, and gcry_cipher_close wipes them, so
+ * they exist only for the duration of the call.
  *
  * On failure the buffer contents are unspecified (some sectors may be processed).
  */
@@ -435,7 +427,7 @@ static napi_value xts_sync(napi_env env, napi_callback_info info) {
   xts_job j;
   char err[256];
   if (!xts_parse(env, info, argv, &k, &j)) return NULL;
-  if (!xts_run(&j, err, sizeof err)) vault_throw_error(env, "ERR_VAULT_OPENSSL", err);
+  if (!xts_run(&j, err, sizeof err)) vault_throw_error(env, "ERR_VAULT_CIPHER", err);
   return NULL;
 }
 
@@ -481,7 +473,7 @@ static void xts_complete(napi_env env, napi_status status, void *data) {
     st = napi_get_undefined(env, &v);
     if (st == napi_ok) st = napi_resolve_deferred(env, a->deferred, v);
   } else {
-    v = make_error(env, "ERR_VAULT_OPENSSL", status == napi_ok ? a->err : "XTS job cancelled");
+    v = make_error(env, "ERR_VAULT_CIPHER", status == napi_ok ? a->err : "XTS job cancelled");
     st = v != NULL ? napi_reject_deferred(env, a->deferred, v) : napi_generic_failure;
   }
   /* Nothing to report to from here; this only fails during environment teardown. */

@@ -6,7 +6,7 @@
 // with 4096-byte sectors counts 512-byte units (step 8), VeraCrypt counts host byte offset / 512.
 //
 // Runs in the native addon (batched, optionally on the libuv threadpool): the same code as the
-// volume server's data path (native/cipher_engine.c; AES through OpenSSL EVP, native/xts_core.c).
+// volume server's data path (native/cipher_engine.c; AES, like Serpent, Twofish and Camellia, through libgcrypt's XTS).
 import type { KeyHandle, KeyState } from './key-handle.js';
 import { keyStateOf } from './key-handle.js';
 import { nativeAddon } from './native.js';
@@ -30,7 +30,7 @@ export interface XtsParams {
 }
 
 const U64_MAX = (1n << 64n) - 1n;
-/** OpenSSL refuses XTS data units over 2^20 blocks (IEEE 1619's limit). */
+/** libgcrypt (and OpenSSL) refuse XTS data units over 2^20 blocks (IEEE 1619's limit). */
 const MAX_SECTOR_SIZE = 16 << 20;
 
 interface Checked {

@@ -125,8 +125,8 @@ describe.runIf(suite.run)('nothing leaked', () => {
     // The server holds the raw key exactly once, in a locked mapping of its own.
     expect(keyHits.map(describeHit)).toHaveLength(1);
     expect(keyHits[0]!.mapping.lockedKb, describeHit(keyHits[0]!)).toBeGreaterThan(0);
-    // OpenSSL's expanded key schedules begin or end with 16-byte pieces of the key: each such copy
-    // (one set per worker thread) must sit in locked memory too, or it could be swapped out.
+    // An expanded AES key schedule begins with 16-byte pieces of the key: each such copy (libgcrypt's,
+    // one set per worker thread) must sit in locked memory too, or it could be swapped out.
     const pieceHits = hits.filter((h) => h.needle >= 2);
     expect(pieceHits.length).toBeGreaterThan(4);
     expect(pieceHits.filter((h) => h.mapping.lockedKb === 0).map(describeHit), 'key material in unlocked memory').toEqual([]);

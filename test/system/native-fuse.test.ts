@@ -332,8 +332,8 @@ describe.skipIf(missing.length > 0 || (transport === 'io_uring' && !fuseUringSup
     });
   }
 
-  // 512-byte sectors take xts_core's AES-ECB based path (sectors <= 1 KiB): its bytes must be
-  // exactly aes-256-xts. Encrypted forward here, independently, and compared byte for byte.
+  // 512-byte sectors (VeraCrypt's and LUKS's data unit): the server's libgcrypt XTS must give
+  // exactly OpenSSL's aes-256-xts. Encrypted forward here, independently, and compared byte for byte.
   it('512-byte sectors: the container holds node:crypto aes-256-xts of the plaintext (tweak 2^32 - 3 + i*7)', async () => {
     const v = await setup({ sectorSize: 512, dataSize: 2 * MiB, firstTweak: (1n << 32n) - 3n, tweakStep: 7n });
     const plain = randomBytes(v.dataSize);

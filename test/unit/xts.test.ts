@@ -174,10 +174,10 @@ describe('cross-check: ' + allPaths.join(' == '), () => {
     }
   }
 
-  // The native addon computes small sectors (<= 1024 bytes) itself on top of AES-ECB, in chunks of
-  // whole sectors (4 KiB) with the initial tweaks encrypted 128 sectors at a time, and larger ones
-  // through OpenSSL's XTS. Sector counts here span several chunks, a shorter last chunk and (for
-  // the smallest sectors) several tweak groups; sizes straddle the switch between the two paths.
+  // The native addon runs libgcrypt's XTS one data unit at a time, for every sector size from 16
+  // bytes to the 16 MiB limit; node:crypto (OpenSSL) is the independent implementation. Sector
+  // counts span several 4 KiB chunks and a shorter last one; the sizes are the odd ones (single
+  // blocks, 31 and 63 blocks) beside the common ones.
   for (const sectorSize of [16, 32, 48, 496, 1008, 1024, 1040, 2048, 65536]) {
     it(`sector ${sectorSize}: native sync and async match node:crypto across chunks`, async () => {
       const sectors = Math.max(2, Math.ceil((3 * 4096) / sectorSize) + 1);
