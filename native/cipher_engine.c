@@ -66,13 +66,15 @@ static void fail(const char *fmt, const char *a, const char *b) { snprintf(errms
 
 /*
  * Initialised once per process, the first time libgcrypt is needed (a cipher keyed, a Whirlpool or
- * Streebog PBKDF2; an AES-only process never touches libgcrypt). Its secure memory pool
- * (mlock()ed, wiped on free) holds the handles, hence the key schedules. An XTS handle takes ~3 KiB for Serpent, ~2 KiB for Camellia and ~20 KiB
- * for Twofish (its key-dependent S-boxes, twice), and each stage has two more handles with one key
- * each (gcry_decrypt_bulk): 512 KiB holds a volume server's default 8 workers with any chain, and the pool grows (unlocked) past that (GCRYCTL_AUTO_EXPAND_SECMEM)
- * rather than failing a mount with many worker threads. Where RLIMIT_MEMLOCK has no room for the
- * pool, libgcrypt keeps it unlocked and says so on stderr; that warning is silenced here (measured:
- * it goes on working). The addon's other libgcrypt users (kdf.c, tc_legacy.c) initialise
+ * Streebog PBKDF2). Its secure memory pool (mlock()ed, wiped on free) holds the handles, hence the
+ * key schedules: per stage of a context ~3 KiB for AES, ~7 KiB for Serpent, ~5 KiB for Camellia
+ * and ~36 KiB for Twofish (its key-dependent S-boxes; with the two extra handles of
+ * gcry_decrypt_bulk). The pool is gcry_pool_want bytes: 1 MiB, or what vault_cipher_prepare asked
+ * for the volume server's workers. Past it libgcrypt grows the pool with unlocked overflow pools
+ * (GCRYCTL_AUTO_EXPAND_SECMEM) rather than fail: the CLI's short-lived handles may; the volume
+ * server checks its workers' handles are not there (vault_cipher_ctx_locked). Where
+ * RLIMIT_MEMLOCK has no room for the pool, libgcrypt keeps it unlocked and says so on stderr; that
+ * warning is silenced here (the server checks, gcry_pool_locked). The addon's other libgcrypt users (kdf.c, tc_legacy.c) initialise
  * through vault_gcry_init too: whoever came first used to finish the initialisation without this
  * pool, and libgcrypt then gave secure handles only its default 32 KiB, too little for one Twofish
  * stage (a Whirlpool or Streebog key derivation before a Twofish header failed with ENOMEM).
