@@ -50,6 +50,8 @@
 #define VF_REQ_SKEW (4096 - sizeof(struct fuse_in_header) - sizeof(struct fuse_write_in))
 #define VF_REQ_MEM (VF_REQ_SKEW + VF_REQ_BUF)
 #define VF_MAX_THREADS 64
+/* Container reads below this many bytes go through wr_fd (buffered where writes are; fuse_io.c). */
+#define VF_SMALL_READ (64 * 1024)
 #define VF_DEFAULT_THREADS 8
 #define VF_MIN_SECTOR 512
 #define VF_MAX_SECTOR 65536
@@ -129,6 +131,7 @@ typedef struct {
   uint64_t data_offset, data_size, sector_size, first_tweak, tweak_step, max_request;
   int threads;
   bool read_only, async_dio, parallel_writes, direct_io;
+  bool buffered_writes; /* with direct_io: writes through the host page cache, reads O_DIRECT */
   bool page_cache; /* the block file through the kernel's page cache, with writeback (fuse route) */
   bool allow_root; /* as an ordinary user: root may use the mount too (fusermount3 allow_other) */
   bool allow_discards; /* PUNCH_HOLE punches holes in the container (mount --allow-discards) */
@@ -140,7 +143,8 @@ struct vf_session {
   /* Configuration (immutable once the workers run). */
   char *mount_dir; /* realpath */
   int container_fd; /* our own dup, O_CLOEXEC */
-  int io_fd;        /* what the data path uses: container_fd, or an O_DIRECT reopening of it */
+  int io_fd;        /* what the data path reads: container_fd, or an O_DIRECT reopening of it */
+  int wr_fd;        /* what it writes, and reads below VF_SMALL_READ: io_fd, or container_fd (buffered_writes; fuse_io.c) */
   bool direct_io;   /* io_fd is O_DIRECT */
   uint32_t io_size; /* container I/O unit: sector_size, or the O_DIRECT alignment where larger (fuse_io.c) */
   uint64_t data_offset;

@@ -18,7 +18,9 @@
  *  - zero_sectors (vault format, spec/format.md §8): a stored sector of all-zero bytes (a hole, or
  *    a never-written sector of a quick container) reads as a zero plaintext sector instead of the
  *    XTS decryption of zeros. XTS of any plaintext is all-zero only with negligible probability.
- *  - fdatasync is skipped when nothing was written since the last successful one (group commit).
+ *  - Reads are O_DIRECT where the host allows, writes buffered (vf_open_direct says why and what
+ *    was measured). fdatasync is skipped when nothing was written since the last successful one
+ *    (group commit).
  *  - A container read, write, sync or punch the host refuses is counted by errno with its offset
  *    and time (vf_container_error; `vault list` shows them) and answered ENOSPC when the host is
  *    full, EIO otherwise. A short read or write goes on from where the host stopped; a request is
@@ -126,10 +128,20 @@ static int pwrite_full(int fd, const uint8_t *p, size_t n, uint64_t off, uint64_
  * Reopens the container with O_DIRECT when its filesystem or device allows our I/O pattern
  * (statx STATX_DIOALIGN: our page-aligned buffers, and I/O in units of io_size: the sector size,
  * or the offset alignment where that is larger and divides the data area's offset and size, as a
- * 4 KiB-sector disk under 512-byte VeraCrypt or LUKS1 sectors). Then the host page cache holds no
- * second copy of the volume (as with dm-crypt), the loop device's direct I/O reaches the disk, and
- * writes skip a copy. Falls back to the buffered descriptor otherwise. The flock stays on the
- * original open file description, which we keep.
+ * 4 KiB-sector disk under 512-byte VeraCrypt or LUKS1 sectors). Falls back to the buffered
+ * descriptor otherwise. The flock stays on the original open file description, which we keep.
+ *
+ * Writes take the buffered descriptor unless the session says otherwise (bufferedWrites false:
+ * wr_fd = io_fd): the host writes back behind the server while it encrypts the next request, as a
+ * loop device over a file does, and FSYNC/FLUSH still fdatasync (vf_sync), so nothing is
+ * acknowledged durable before it is. Large reads (VF_SMALL_READ and up: sequential ones) take the
+ * O_DIRECT descriptor, with no host readahead or second copy (buffered, cold sequential reads
+ * measured 0.11-0.15x plain against 0.7-1.1x direct). Small reads take the buffered one: a direct
+ * read of a range with dirty pages first waits for their writeback (the kernel's coherence rule,
+ * so every read sees the last write either way), which made 4 KiB random reads after random
+ * writes 0.34-0.37x plain. The buffered descriptor is POSIX_FADV_RANDOM: a small read brings in
+ * only its own pages. The host page cache then holds ciphertext (never plaintext). Figures, one
+ * quick bench run each, bench/RESULTS.md (2026-12-07).
  */
 bool vf_open_direct(vf_session *s) {
   struct statx stx;
@@ -152,6 +164,7 @@ bool vf_open_direct(vf_session *s) {
   }
   s->io_fd = fd;
   if (align > s->sector_size) s->io_size = align;
+  (void)posix_fadvise(s->container_fd, 0, 0, POSIX_FADV_RANDOM); /* small reads only (read_stored) */
   return true;
 }
 
@@ -253,7 +266,9 @@ static int decrypt_sectors(vf_worker *w, uint8_t *buf, uint64_t first, uint64_t 
 static int read_stored(vf_worker *w, uint8_t *buf, uint64_t pos, size_t bytes) {
   vf_session *s = w->s;
   uint64_t imask = s->io_size - 1, a = pos & ~imask, b = (pos + bytes + imask) & ~imask, at;
-  int err = pread_full(s->io_fd, buf, (size_t)(b - a), s->data_offset + a, &at);
+  /* Small reads through the page cache with the writes (vf_open_direct says why). */
+  int fd = b - a < VF_SMALL_READ ? s->wr_fd : s->io_fd;
+  int err = pread_full(fd, buf, (size_t)(b - a), s->data_offset + a, &at);
   if (err != 0) return vf_container_error(w, "read", err, (int64_t)at);
   if (a != pos) memmove(buf, buf + (pos - a), bytes);
   return 0;
@@ -273,7 +288,7 @@ static int write_sectors(vf_worker *w, const uint8_t *buf, uint64_t first, uint6
   vf_session *s = w->s;
   size_t bytes = (size_t)(n << s->sector_shift);
   uint64_t at;
-  int err = pwrite_full(s->io_fd, buf, bytes, s->data_offset + (first << s->sector_shift), &at);
+  int err = pwrite_full(s->wr_fd, buf, bytes, s->data_offset + (first << s->sector_shift), &at);
   /* Counted even when it failed part-way: some of it may have reached the file. */
   atomic_fetch_add(&s->write_gen, 1);
   /* ENOSPC (a sparse container on a full host) or EIO: see vf_container_error. */

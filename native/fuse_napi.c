@@ -161,6 +161,7 @@ static bool parse_config(napi_env env, napi_value o, vf_config *c, char *dir, si
       !vault_opt_bool(env, o, "asyncDio", true, &c->async_dio) ||
       !vault_opt_bool(env, o, "parallelDirectWrites", true, &c->parallel_writes) ||
       !vault_opt_bool(env, o, "directIo", true, &c->direct_io) ||
+      !vault_opt_bool(env, o, "bufferedWrites", true, &c->buffered_writes) ||
       !vault_opt_bool(env, o, "allowRoot", false, &c->allow_root) ||
       !vault_opt_bool(env, o, "pageCache", false, &c->page_cache) ||
       !vault_opt_bool(env, o, "allowDiscards", false, &c->allow_discards) ||
@@ -397,6 +398,8 @@ static napi_value stats_session(napi_env env, napi_callback_info info) {
     napi_value b, tr;
     CHECK(napi_get_boolean(env, s->direct_io, &b));
     CHECK(napi_set_named_property(env, obj, "directIo", b));
+    CHECK(napi_get_boolean(env, s->wr_fd != s->io_fd, &b));
+    CHECK(napi_set_named_property(env, obj, "bufferedWrites", b));
     CHECK(napi_create_uint32(env, s->io_size, &b));
     CHECK(napi_set_named_property(env, obj, "ioUnit", b));
     CHECK(napi_get_boolean(env, s->lock_io, &b));

@@ -207,7 +207,7 @@ void vf_teardown(vf_session *s) {
     if (!s->read_only && atomic_load(&s->synced_gen) < atomic_load(&s->write_gen)) (void)fdatasync(s->container_fd);
     if (s->io_fd != s->container_fd) close(s->io_fd);
     close(s->container_fd);
-    s->container_fd = s->io_fd = -1;
+    s->container_fd = s->io_fd = s->wr_fd = -1;
   }
   for (int i = 0; i < s->nthreads; i++) {
     vf_worker *w = &s->workers[i];
@@ -259,7 +259,7 @@ static vf_session *session_alloc(napi_env env, const vf_config *c, int nrings) {
     return NULL;
   }
   memset(s, 0, size);
-  s->container_fd = s->io_fd = -1;
+  s->container_fd = s->io_fd = s->wr_fd = -1;
   s->dev_fd = -1;
   s->nthreads = c->threads + nrings;
   s->nclassic = c->threads;
@@ -329,8 +329,9 @@ static bool open_paths(napi_env env, vf_session *s, const vf_config *c) {
     vault_throw_errno(env, "fcntl", "duplicating options.containerFd", errno);
     return false;
   }
-  s->io_fd = s->container_fd;
+  s->io_fd = s->wr_fd = s->container_fd;
   if (c->direct_io) s->direct_io = vf_open_direct(s);
+  if (s->direct_io && !c->buffered_writes) s->wr_fd = s->io_fd;
   return true;
 }
 

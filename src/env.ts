@@ -55,6 +55,12 @@ export const ENV = {
     default: '1',
     values: '0 or 1; other values are ignored',
   },
+  VAULT_FUSE_BUFFERED_WRITES: {
+    audience: 'bench',
+    does: 'whether, with O_DIRECT reads, the volume server writes the container through the page cache (fsync still reaches the disk)',
+    default: '1',
+    values: '0 or 1; other values are ignored',
+  },
 } as const satisfies Record<string, EnvVar>;
 
 export type EnvName = keyof typeof ENV;

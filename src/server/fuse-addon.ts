@@ -37,6 +37,9 @@ export interface FuseServeOptions {
   /** Reopen the container with O_DIRECT when its filesystem's alignment (statx STATX_DIOALIGN)
    *  allows: no second, ciphertext copy of the volume in the host page cache (default true). */
   directIo?: boolean;
+  /** With directIo: write through the host page cache (reads stay O_DIRECT); FSYNC still reaches
+   *  the disk (default true; native/fuse_io.c vf_open_direct has the measurements). */
+  bufferedWrites?: boolean;
   /** FUSE over io_uring ('io_uring': ERR_VAULT_URING_UNAVAILABLE where root has not switched it on
    *  or the kernel does not offer it), read/writev on /dev/fuse ('classic'), or io_uring where it is
    *  switched on and offered and classic otherwise ('auto', the default; stats().transportNote says
@@ -106,6 +109,8 @@ export interface FuseStats {
   lastContainerError?: ContainerError;
   /** Whether the container is accessed with O_DIRECT (see FuseServeOptions.directIo). */
   directIo: boolean;
+  /** Whether writes go through the host page cache while reads are O_DIRECT (bufferedWrites). */
+  bufferedWrites: boolean;
   /** Bytes the container is read and written in: the sector size, or the host's O_DIRECT
    *  alignment where that is larger (then a write of part of a unit is read-modify-written). */
   ioUnit: number;

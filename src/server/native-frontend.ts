@@ -26,6 +26,8 @@ export interface NativeTuning {
   parallelDirectWrites?: boolean;
   /** Access the container with O_DIRECT where its filesystem allows (default true). */
   directIo?: boolean;
+  /** With directIo: writes through the host page cache, reads O_DIRECT (default true). */
+  bufferedWrites?: boolean;
   /** Largest READ/WRITE request (default 1 MiB). */
   maxRequest?: number;
 }
@@ -57,14 +59,16 @@ function envBool(name: EnvName): boolean | undefined {
   return v === '0' ? false : v === '1' ? true : undefined;
 }
 
-/** The tuning set by $VAULT_FUSE_THREADS, $VAULT_FUSE_MAX_REQUEST (bytes) and $VAULT_FUSE_DIRECT_IO
- *  (0/1: O_DIRECT on the container), for benchmarks (bench/RESULTS.md); launchServer() passes
+/** The tuning set by $VAULT_FUSE_THREADS, $VAULT_FUSE_MAX_REQUEST (bytes), $VAULT_FUSE_DIRECT_IO
+ *  (0/1: O_DIRECT on the container) and $VAULT_FUSE_BUFFERED_WRITES (0/1), for benchmarks (bench/RESULTS.md); launchServer() passes
  *  these through to the server (TUNING_ENV in spawn.ts). Unset or invalid values are left out. */
 export function tuningFromEnv(): NativeTuning {
   const threads = envInt('VAULT_FUSE_THREADS', 1, 64);
   const maxRequest = envInt('VAULT_FUSE_MAX_REQUEST', 65536, 64 << 20);
   const directIo = envBool('VAULT_FUSE_DIRECT_IO');
+  const bufferedWrites = envBool('VAULT_FUSE_BUFFERED_WRITES');
   return {
+    ...(bufferedWrites !== undefined ? { bufferedWrites } : {}),
     ...(threads !== undefined ? { threads } : {}),
     ...(maxRequest !== undefined ? { maxRequest } : {}),
     ...(directIo !== undefined ? { directIo } : {}),
@@ -113,6 +117,7 @@ export async function serveNative(
       ...(tuning.asyncDio !== undefined ? { asyncDio: tuning.asyncDio } : {}),
       ...(tuning.parallelDirectWrites !== undefined ? { parallelDirectWrites: tuning.parallelDirectWrites } : {}),
       ...(tuning.directIo !== undefined ? { directIo: tuning.directIo } : {}),
+      ...(tuning.bufferedWrites !== undefined ? { bufferedWrites: tuning.bufferedWrites } : {}),
       ...(tuning.maxRequest !== undefined ? { maxRequest: tuning.maxRequest } : {}),
     });
   } catch (e) {

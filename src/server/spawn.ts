@@ -42,7 +42,7 @@ export interface LaunchedServer {
 
 /** Server tuning for benchmarks, read by tuningFromEnv() in native-frontend.ts; nothing else of
  *  the CLI's environment reaches the server but a user's system bus (systemBusEnv). */
-const TUNING_ENV: EnvName[] = ['VAULT_FUSE_THREADS', 'VAULT_FUSE_MAX_REQUEST', 'VAULT_FUSE_DIRECT_IO'];
+const TUNING_ENV: EnvName[] = ['VAULT_FUSE_THREADS', 'VAULT_FUSE_MAX_REQUEST', 'VAULT_FUSE_DIRECT_IO', 'VAULT_FUSE_BUFFERED_WRITES'];
 
 function tuningEnv(): Record<string, string> {
   const env: Record<string, string> = {};

@@ -182,6 +182,7 @@ describe.skipIf(missing.length > 0 || (transport === 'io_uring' && !fuseUringSup
     readOnly?: boolean;
     threads?: number;
     directIo?: boolean;
+    bufferedWrites?: boolean;
     transport?: 'auto' | 'io_uring' | 'classic';
     /** mount --allow-discards: hole punches reach the container; with zeroSectors, as the vault format. */
     allowDiscards?: boolean;
@@ -220,6 +221,7 @@ describe.skipIf(missing.length > 0 || (transport === 'io_uring' && !fuseUringSup
       server = await serveNative(config, fd, keyFd, {
         ...(opts.threads !== undefined ? { threads: opts.threads } : {}),
         ...(opts.directIo !== undefined ? { directIo: opts.directIo } : {}),
+        ...(opts.bufferedWrites !== undefined ? { bufferedWrites: opts.bufferedWrites } : {}),
       });
     } finally {
       closeSync(keyFd);
@@ -278,17 +280,19 @@ describe.skipIf(missing.length > 0 || (transport === 'io_uring' && !fuseUringSup
     return run('fio', ['--output-format=terse', '--terse-version=3', '--verify_state_save=0', ...args], cwd);
   }
 
-  const layouts = [
+  // directIo: reads of 64 KiB and up O_DIRECT, writes and smaller reads through the host page cache
+  // (native/fuse_io.c vf_open_direct), unless bufferedWrites is false: then everything O_DIRECT.
+  const layouts: { sectorSize: number; firstTweak: bigint; tweakStep: bigint; directIo: boolean; bufferedWrites?: boolean; host4k?: boolean }[] = [
     { sectorSize: 512, firstTweak: 0n, tweakStep: 1n, directIo: true },
     { sectorSize: 4096, firstTweak: 0n, tweakStep: 1n, directIo: true },
-    { sectorSize: 4096, firstTweak: 5n, tweakStep: 8n, directIo: true },
+    { sectorSize: 4096, firstTweak: 5n, tweakStep: 8n, directIo: true, bufferedWrites: false },
     { sectorSize: 512, firstTweak: 0n, tweakStep: 1n, directIo: false },
     // VeraCrypt's layout (512-byte sectors, first tweak = data offset / 512) on a 4 KiB-sector host:
     // O_DIRECT in 4096-byte units, sectors that share a unit read-modify-written (issue 18).
     { sectorSize: 512, firstTweak: 256n, tweakStep: 1n, directIo: true, host4k: true },
   ];
   for (const l of layouts) {
-    it(`random writes at any offset and length read back, and reach the container as spec §8 says (${l.sectorSize}-byte sectors, tweak ${l.firstTweak} + i*${l.tweakStep}${l.directIo ? '' : ', buffered container'}${l.host4k ? ', on a 4 KiB-sector host: 4096-byte O_DIRECT units' : ''})`, async () => {
+    it(`random writes at any offset and length read back, and reach the container as spec §8 says (${l.sectorSize}-byte sectors, tweak ${l.firstTweak} + i*${l.tweakStep}${l.directIo ? '' : ', buffered container'}${l.bufferedWrites === false ? ', all O_DIRECT' : ''}${l.host4k ? ', on a 4 KiB-sector host: 4096-byte O_DIRECT units' : ''})`, async () => {
       const v = await setup({ ...l, dataSize: 8 * MiB });
       const st = statSync(v.vol);
       expect(st.size).toBe(v.dataSize);
@@ -325,6 +329,7 @@ describe.skipIf(missing.length > 0 || (transport === 'io_uring' && !fuseUringSup
       expect(decryptRange(v).equals(model)).toBe(true);
       const s = v.server.stats();
       if (!l.directIo) expect(s.directIo).toBe(false);
+      else expect({ directIo: s.directIo, bufferedWrites: s.bufferedWrites }).toEqual({ directIo: true, bufferedWrites: l.bufferedWrites ?? true });
       if (l.host4k) expect({ directIo: s.directIo, ioUnit: s.ioUnit }).toEqual({ directIo: true, ioUnit: 4096 });
       expect(s.writes).toBeGreaterThanOrEqual(250);
       expect(s.reads).toBeGreaterThanOrEqual(250);
