@@ -11,9 +11,10 @@
  * renamed without replacing anything unless --force. Names in the directory are only compared
  * against that descriptor's inode, and only entries proven to be ours are ever removed.
  */
-import { closeSync, existsSync, constants as fsc, fstatSync, fsyncSync, ftruncateSync, readdirSync, type Stats } from 'node:fs';
+import { closeSync, existsSync, fdatasync, statfsSync, constants as fsc, fstatSync, fsyncSync, ftruncateSync, readdirSync, type Stats } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { VaultError } from '../errors.js';
 import type { SectorSize } from '../format/constants.js';
 import { containerFileSize, geometryForSize } from '../format/layout.js';
@@ -27,7 +28,10 @@ import { NO_FOLLOW, openAt, openDir, renameAt, sameFile, statAt, unlinkAt, type 
 import { newHeader, writeInitialHeaders } from './container.js';
 import { writeFully } from './fd-io.js';
 
+const fdatasyncAsync = promisify(fdatasync);
 const FILL_CHUNK = 4 * 1024 * 1024;
+/** How much of a fill is written between the background flushes (fillWithEncryptedZeros). */
+const FLUSH_EVERY = 32 * 1024 * 1024;
 
 /** The target of a create: its directory, opened once, and its name in it. */
 export interface Target {
@@ -43,6 +47,37 @@ export function openTarget(target: string): Target {
     if (code === 'ELOOP') throw new VaultError('unsafe', `${path.dirname(target)} became a symbolic link while vault opened it`);
     throw new VaultError(code === 'ENOENT' ? 'usage' : 'io', `cannot open the directory ${path.dirname(target)}: ${code}`);
   }
+}
+
+/**
+ * Refuses a filled create that cannot fit before anything is written: the free space of the target's
+ * filesystem (statfs of the directory held open, as an ordinary user sees it: f_bavail) against the
+ * bytes the container takes. A quick container is sparse and takes space as it is written: not checked.
+ */
+export function ensureRoomFor(t: Target, bytes: number): void {
+  let free: number;
+  try {
+    const st = statfsSync(`/proc/self/fd/${t.dir.fd}`);
+    free = st.bavail * st.bsize;
+  } catch {
+    return; // no answer (an unusual filesystem): the writes will tell (noSpace)
+  }
+  if (free < bytes) throw noSpaceError(t, bytes, free);
+}
+
+function noSpaceError(t: Target, bytes: number, free?: number): VaultError {
+  const mib = (n: number) => `${Math.floor(n / 2 ** 20)} MiB`;
+  const why = free === undefined ? `the filesystem filled up while vault wrote the ${mib(bytes)} container` : `it takes ${mib(bytes)} and the filesystem has ${mib(free)} free`;
+  return new VaultError(
+    'io',
+    `no space left for the container in ${t.dir.path}: ${why}; nothing was created`,
+    'free space there, choose a smaller --size, or add --quick (a sparse container that takes space as it is written)',
+  );
+}
+
+/** A create's failure as the user should read it: ENOSPC from a write or sync says what ran out. */
+export function createError(t: Target, bytes: number, e: unknown): unknown {
+  return (e as NodeJS.ErrnoException).code === 'ENOSPC' ? noSpaceError(t, bytes) : e;
 }
 
 export interface NewContainer {
@@ -128,6 +163,7 @@ export async function writeNewContainer(
 ): Promise<NewContainer> {
   const geometry = geometryForSize(o.size, o.sectorSize);
   const header = newHeader(geometry);
+  if (!o.quick) ensureRoomFor(t, containerFileSize(header));
   const mk = generateMasterKey();
   const tmpName = partialName(t.name);
   let fd = -1;
@@ -151,7 +187,7 @@ export async function writeNewContainer(
       removePartial(t, { tmpName, fd });
       closeSync(fd);
     }
-    throw e;
+    throw createError(t, containerFileSize(header), e);
   }
 }
 
@@ -176,10 +212,18 @@ export interface FillRange {
 /**
  * Encrypts zero sectors into data-area bytes [from, to) (create: the whole area; resize: the new
  * part), two chunks in flight (encrypt one, write the other). Progress counts from `from`.
+ *
+ * Every FLUSH_EVERY bytes an fdatasync starts in the background (one at a time), so the disk
+ * writes while the fill goes on instead of all at the caller's final fsync: a 512 MiB create
+ * measured 0.85-0.89 s against 0.97-1.27 s without (bench/RESULTS.md, 2026-12-07). Its failure
+ * fails the fill. The caller still syncs at the end.
  */
 export async function fillWithEncryptedZeros(fd: number, h: FillGeometry, key: KeyHandle, r: FillRange): Promise<void> {
   const step = h.tweakStep ?? 1n;
   let pendingWrite: Promise<unknown> = Promise.resolve();
+  let flushing: Promise<void> | null = null;
+  let flushError: unknown = null;
+  let unflushed = 0;
   const buffers = [Buffer.alloc(FILL_CHUNK), Buffer.alloc(FILL_CHUNK)];
   const total = r.to - r.from;
   let n = 0;
@@ -195,12 +239,23 @@ export async function fillWithEncryptedZeros(fd: number, h: FillGeometry, key: K
       // Handled now (and awaited below): a write failing (ENOSPC) while the next chunk is being
       // encrypted must not be an unhandled rejection, which ends the process before any cleanup.
       pendingWrite.catch(() => undefined);
+      unflushed += len;
+      if (unflushed >= FLUSH_EVERY && !flushing) {
+        unflushed = 0;
+        flushing = pendingWrite
+          .then(() => fdatasyncAsync(fd))
+          .catch((e: unknown) => void (flushError ??= e))
+          .finally(() => (flushing = null));
+      }
+      if (flushError) throw flushError;
       r.onProgress?.(done + len - r.from, total);
     }
   } finally {
     await pendingWrite.catch(() => undefined); // a failed write is not left running behind the caller
+    await flushing; // nor a flush (it never rejects: flushError has its failure)
   }
   await pendingWrite;
+  if (flushError) throw flushError;
 }
 
 /**

@@ -14,7 +14,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FAST_KDF, TRANSPORTS, e2eSuite, ok, removeDir, tempDir, useTransport, vault, type Transport } from './harness.js';
@@ -443,4 +443,39 @@ describe.runIf(suite.run)('I/O faults under the container', () => {
       }
     }, 90_000);
   });
+});
+
+describe.runIf(suite.run)('a filled create on a host without room', () => {
+  const filled = (file: string) => vault(['create', file, '--size', '32M', '--fs', 'none', '--password-stdin', ...FAST_KDF], PW);
+
+  it('is refused before anything is written where the filesystem is too small, and said as such where the host fills up during the fill (faultfs ENOSPC); exit 7, nothing left behind', async () => {
+    const tiny = path.join(suite.dir, 'fill-tiny');
+    mkdirSync(tiny);
+    expect(sh('mount', ['-t', 'tmpfs', '-o', 'size=16M,mode=0700', 'tmpfs', tiny]).status).toBe(0);
+    try {
+      const r = filled(path.join(tiny, 'a.vol'));
+      expect(r.status, r.stderr).toBe(7);
+      expect(r.stderr).toMatch(/no space left for the container in .*fill-tiny: it takes 32 MiB and the filesystem has 1[56] MiB free; nothing was created/);
+      expect(r.stderr).toMatch(/hint: .*--quick/);
+      expect(readdirSync(tiny)).toEqual([]);
+    } finally {
+      sh('umount', [tiny]);
+    }
+
+    const backing = path.join(suite.dir, 'fill-backing');
+    const mnt = path.join(suite.dir, 'fill-ffs');
+    mkdirSync(backing);
+    mkdirSync(mnt);
+    const ffs = await mountFaultfs(bin, backing, mnt);
+    try {
+      ffs.set(`write ${8 * MiB} max ENOSPC`);
+      const r = filled(path.join(mnt, 'b.vol'));
+      expect(r.status, r.stderr).toBe(7);
+      expect(r.stderr).toMatch(/no space left for the container in .*fill-ffs: the filesystem filled up while vault wrote the 32 MiB container; nothing was created/);
+      expect(ffs.counts().faults, 'the host refused a write of the fill').toBeGreaterThan(0);
+      expect(readdirSync(backing), 'the partial file is removed').toEqual([]);
+    } finally {
+      await ffs.stop();
+    }
+  }, 60_000);
 });

@@ -15,7 +15,7 @@ import { randomBytes } from 'node:crypto';
 import { KeyHandle } from '../../crypto/key-handle.js';
 import { wipe } from '../../crypto/wipe.js';
 import { NO_FOLLOW, openAt } from '../../system/fs-at.js';
-import { fillWithEncryptedZeros, partialName, removePartial, type Target } from '../../volume/create.js';
+import { createError, ensureRoomFor, fillWithEncryptedZeros, partialName, removePartial, type Target } from '../../volume/create.js';
 import { writeAllSync } from '../../volume/fd-io.js';
 import type { UnlockedVolume } from '../types.js';
 import { DATA_UNIT, SALT_SIZE } from './header.js';
@@ -86,6 +86,7 @@ export async function writeNewVeraCrypt(t: Target, o: NewVeraCryptOptions): Prom
   const layout = newVolumeLayout(o.size, o.hidden?.size);
   const tmpName = partialName(t.name);
   const held: NewVolumeKeys[] = [];
+  if (!o.quick) ensureRoomFor(t, o.size);
   let fd = -1;
   try {
     fd = openAt(t.dir.fd, tmpName, fsc.O_RDWR | fsc.O_CREAT | fsc.O_EXCL | NO_FOLLOW, 0o600);
@@ -112,7 +113,7 @@ export async function writeNewVeraCrypt(t: Target, o: NewVeraCryptOptions): Prom
       removePartial(t, { tmpName, fd });
       closeSync(fd);
     }
-    throw e;
+    throw createError(t, o.size, e);
   }
 }
 
