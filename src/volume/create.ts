@@ -52,12 +52,14 @@ export function openTarget(target: string): Target {
 /**
  * Refuses a filled create that cannot fit before anything is written: the free space of the target's
  * filesystem (statfs of the directory held open, as an ordinary user sees it: f_bavail) against the
- * bytes the container takes. A quick container is sparse and takes space as it is written: not checked.
+ * bytes the container takes. A quick container is sparse and takes space as it is written: not
+ * checked; nor is a filesystem that reports no size (ramfs): its writes tell (createError).
  */
 export function ensureRoomFor(t: Target, bytes: number): void {
   let free: number;
   try {
     const st = statfsSync(`/proc/self/fd/${t.dir.fd}`);
+    if (st.blocks === 0) return; // no size to go by (ramfs reports 0 of everything and grows)
     free = st.bavail * st.bsize;
   } catch {
     return; // no answer (an unusual filesystem): the writes will tell (noSpace)
