@@ -134,7 +134,11 @@ static int pwrite_full(int fd, const uint8_t *p, size_t n, uint64_t off, uint64_
  * Writes take the buffered descriptor unless the session says otherwise (bufferedWrites false:
  * wr_fd = io_fd): the host writes back behind the server while it encrypts the next request, as a
  * loop device over a file does, and FSYNC/FLUSH still fdatasync (vf_sync), so nothing is
- * acknowledged durable before it is. Large reads (VF_SMALL_READ and up: sequential ones) take the
+ * acknowledged durable before it is. A large write (VF_EARLY_WRITEBACK and up) starts its own
+ * writeback at once (sync_file_range): otherwise the host wrote nothing until the guest's fsync, so
+ * a sequential write paid for the encryption and then for the disk, one after the other (fio 256
+ * MiB bs=1M end_fsync against the host directory, classic: 0.61-0.74x before, 0.82-0.95x after;
+ * io_uring 1.03-1.14x). Large reads (VF_SMALL_READ and up: sequential ones) take the
  * O_DIRECT descriptor, with no host readahead or second copy (buffered, cold sequential reads
  * measured 0.11-0.15x plain against 0.7-1.1x direct). Small reads take the buffered one: a direct
  * read of a range with dirty pages first waits for their writeback (the kernel's coherence rule,
@@ -288,9 +292,15 @@ static int write_sectors(vf_worker *w, const uint8_t *buf, uint64_t first, uint6
   vf_session *s = w->s;
   size_t bytes = (size_t)(n << s->sector_shift);
   uint64_t at;
-  int err = pwrite_full(s->wr_fd, buf, bytes, s->data_offset + (first << s->sector_shift), &at);
+  uint64_t off = s->data_offset + (first << s->sector_shift);
+  int err = pwrite_full(s->wr_fd, buf, bytes, off, &at);
   /* Counted even when it failed part-way: some of it may have reached the file. */
   atomic_fetch_add(&s->write_gen, 1);
+  /* A large buffered write starts its writeback now, so the host disk writes while the next
+     requests are encrypted instead of all at the next FSYNC (vf_open_direct has the figures).
+     Small (random) writes stay in the page cache to be merged. Durability still comes from
+     vf_sync's fdatasync, which also reports a failed writeback. */
+  if (err == 0 && s->wr_fd != s->io_fd && bytes >= VF_EARLY_WRITEBACK) (void)sync_file_range(s->wr_fd, (off_t)off, (off_t)bytes, SYNC_FILE_RANGE_WRITE);
   /* ENOSPC (a sparse container on a full host) or EIO: see vf_container_error. */
   return err != 0 ? vf_container_error(w, "write", err, (int64_t)at) : 0;
 }
