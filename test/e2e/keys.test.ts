@@ -75,7 +75,8 @@ describe.runIf(run)('key management', () => {
     ok(vault(['reencrypt', file, '--password-stdin'], `first\n${key}\n`));
     expect(opens(file, key)).toBe(0);
     expect(opens(file, 'first')).toBe(0);
-    expect(opens(file, key.replace('c', 'b'))).toBe(3);
+    // One letter changed (not replace('c', …): a key without a 'c', 1 in ~60, stayed the same).
+    expect(opens(file, `${key[0] === 'c' ? 'b' : 'c'}${key.slice(1)}`)).toBe(3);
     // --wipe-slot: by kind, with the passphrase; the last way in is refused (2) and nothing changes.
     ok(vault(['enroll', file, '--wipe-slot', '0', '--password-stdin'], `${key}\n`));
     expect(opens(file, 'first')).toBe(3);
