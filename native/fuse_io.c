@@ -296,11 +296,11 @@ static int write_sectors(vf_worker *w, const uint8_t *buf, uint64_t first, uint6
   int err = pwrite_full(s->wr_fd, buf, bytes, off, &at);
   /* Counted even when it failed part-way: some of it may have reached the file. */
   atomic_fetch_add(&s->write_gen, 1);
-  /* A large buffered write starts its writeback now, so the host disk writes while the next
-     requests are encrypted instead of all at the next FSYNC (vf_open_direct has the figures).
-     Small (random) writes stay in the page cache to be merged. Durability still comes from
-     vf_sync's fdatasync, which also reports a failed writeback. */
-  if (err == 0 && s->wr_fd != s->io_fd && bytes >= VF_EARLY_WRITEBACK) (void)sync_file_range(s->wr_fd, (off_t)off, (off_t)bytes, SYNC_FILE_RANGE_WRITE);
+  /* A large buffered write (wr_fd is not O_DIRECT) starts its writeback now, so the host disk
+     writes while the next requests are encrypted instead of all at the next FSYNC (vf_open_direct
+     has the figures). Small (random) writes stay in the page cache to be merged. Durability still
+     comes from vf_sync's fdatasync, which also reports a failed writeback. */
+  if (err == 0 && (s->wr_fd != s->io_fd || !s->direct_io) && bytes >= VF_EARLY_WRITEBACK) (void)sync_file_range(s->wr_fd, (off_t)off, (off_t)bytes, SYNC_FILE_RANGE_WRITE);
   /* ENOSPC (a sparse container on a full host) or EIO: see vf_container_error. */
   return err != 0 ? vf_container_error(w, "write", err, (int64_t)at) : 0;
 }
