@@ -72,7 +72,7 @@ int vault_gcry_init(void);
 size_t vault_chain_key_len(const vault_chain *c);
 
 /* Sets up what `c` needs once per process (libgcrypt and its locked pool, sized for `nctx`
-   contexts of `c`, at least 512 KiB) now rather than at the first context: the volume server calls
+   contexts of `c`, at least 1 MiB (POOL_MIN)) now rather than at the first context: the volume server calls
    it before it sizes its own locked memory. Returns 0; -1 when libgcrypt is unusable; -2 when its
    secure pool, where the key schedules will live, could not be locked (RLIMIT_MEMLOCK): the server
    then refuses to start rather than keep schedules in memory that can be swapped
