@@ -77,7 +77,10 @@ describe.runIf(run)('vault mount --allow-discards', () => {
       const freed = duKiB(file);
       console.log(`[discard] du -k of a 64 MiB full-fill container: ${full} created, ${trimmed} after the first fstrim, ${written} with 32 MiB written, ${freed} after rm + fstrim (${trim.stdout.trim()})`);
       expect(full - trimmed).toBeGreaterThan(40 * 1024); // the free space of a fresh 64 MiB ext4
-      expect(written - trimmed).toBeGreaterThanOrEqual(31 * 1024); // writes fill the holes again
+      // Writes fill the holes again: most of 'big' lands in trimmed space. ext4 may hold free
+      // blocks back in a preallocation during the first fstrim (never punched) and give them to
+      // 'big' later: seen once in ~13 runs as 28744 KiB here, with `freed` 4 MiB below `trimmed`.
+      expect(written - trimmed).toBeGreaterThanOrEqual(27 * 1024);
       expect(written - freed).toBeGreaterThanOrEqual(31 * 1024);
       expect(written - freed).toBeLessThanOrEqual(34 * 1024);
     } finally {
