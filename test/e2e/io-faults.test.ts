@@ -457,6 +457,10 @@ describe.runIf(suite.run)('a filled create on a host without room', () => {
       expect(r.status, r.stderr).toBe(7);
       expect(r.stderr).toMatch(/no space left for the container in .*fill-tiny: it takes 32 MiB and the filesystem has 1[56] MiB free; nothing was created/);
       expect(r.stderr).toMatch(/hint: .*--quick/);
+      // A VeraCrypt volume the same way (its own create, the same check).
+      const vc = vault(['create', '--type', 'veracrypt', path.join(tiny, 'v.hc'), '--size', '32M', '--fs', 'none', '--pim', '1', '--password-stdin'], PW);
+      expect(vc.status, vc.stderr).toBe(7);
+      expect(vc.stderr).toMatch(/no space left for the container in .*fill-tiny: it takes 32 MiB and the filesystem has 1[56] MiB free; nothing was created/);
       expect(readdirSync(tiny)).toEqual([]);
     } finally {
       sh('umount', [tiny]);
