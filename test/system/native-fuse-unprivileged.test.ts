@@ -398,8 +398,8 @@ for (const transport of TRANSPORTS)
       expect(lockedKiB).toBeLessThanOrEqual(limitKiB);
       // 16 workers of about 2 MiB of I/O buffers each: 8 MiB (a common default) has no room for them.
       if (limitKiB < 32 * 1024) await expect.poll(s.log).toMatch(/RLIMIT_MEMLOCK has no room for the I\/O buffers/);
-      // 256 KiB holds the key's page but not libgcrypt's 512 KiB secure pool, where the key
-      // schedules live: libgcrypt would go on unlocked; the server refuses instead.
+      // 256 KiB holds the key's page but not libgcrypt's secure pool (1 MiB at least), where the
+      // key schedules live: libgcrypt would go on unlocked; the server refuses instead.
       const tiny = await start({ memlockKiB: 256 });
       expect(tiny.status).toMatchObject({ ok: false, code: 'mount-failed' });
       expect(tiny.status.ok ? '' : tiny.status.message).toMatch(/cannot lock the key schedules \(libgcrypt's secure pool\) in memory .*RLIMIT_MEMLOCK is 256 KiB.*Raise the limit/);
