@@ -9,7 +9,7 @@
  * abandoned: its pipes close, and the server exits without having seen a key.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { envValue, type EnvName } from '../env.js';
 import { VaultError } from '../errors.js';
@@ -22,6 +22,8 @@ import { SERVER_FD, type FuseTransport, type ServerConfig, type ServerStatus } f
 
 const SERVER_MAIN = fileURLToPath(new URL('./main.js', import.meta.url));
 const READY_TIMEOUT_MS = 30_000;
+/** How long a closed status pipe waits for the server's exit status, to name it in the error. */
+const EXIT_WAIT_MS = 1000;
 
 export interface StartedServer {
   pid: number;
@@ -63,14 +65,18 @@ function systemBusEnv(): Record<string, string> {
   return (process.geteuid?.() ?? 0) !== 0 && address ? { DBUS_SYSTEM_BUS_ADDRESS: address } : {};
 }
 
-export function launchServer(volumeId: string, containerFd: number, logFile: string): LaunchedServer {
+/**
+ * Launches the server. `entry` is the server's script: main.js beside this file, except in the test
+ * of a server that dies during its start (test/unit/server-spawn.test.ts).
+ */
+export function launchServer(volumeId: string, containerFd: number, logFile: string, entry = SERVER_MAIN): LaunchedServer {
   const logFd = openSync(logFile, 'a', 0o600);
   // The key moves from locked memory to locked memory through a raw pipe.
   const pipe = makePipe();
   let child: ChildProcess;
   try {
     // The config goes through fd 6, not argv (protocol.ts); the id only names the run directory.
-    child = spawn(process.execPath, [SERVER_MAIN, '--volume', volumeId], {
+    child = spawn(process.execPath, [entry, '--volume', volumeId], {
       detached: true, // its own session: it outlives the CLI and ignores the terminal's signals
       // Not the CLI's directory: a server whose cwd lay inside another vault volume would keep
       // that volume busy, and a forced dismount of it would end this server.
@@ -91,17 +97,30 @@ export function launchServer(volumeId: string, containerFd: number, logFile: str
 /** Sends the config and the key to a launched server and waits until it serves. */
 export async function handOver(s: LaunchedServer, config: ServerConfig, key: KeyHandle): Promise<StartedServer> {
   s.status.arm();
-  configStream(s).end(JSON.stringify(config));
+  const configPipe = configStream(s);
+  // A server that died before reading its pipes makes these writes fail (EPIPE, ECONNRESET). Its
+  // status then says what happened; the failed writes themselves say nothing more.
+  configPipe.on('error', () => undefined);
+  configPipe.end(JSON.stringify(config));
+  let keySent = true;
   try {
     key.writeToFd(s.keyFd);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EPIPE') throw e;
+    keySent = false;
   } finally {
     closeKeyPipe(s);
   }
-  const status = await s.status.promise;
+  const reported = await s.status.promise;
+  const status: ServerStatus =
+    reported.ok && !keySent ? { ok: false, code: 'internal', message: 'the volume server reported ready without taking the key' } : reported;
   s.child.unref();
   if (!status.ok) {
     const code = status.code === 'mount-failed' || status.code === 'missing-component' ? status.code : 'internal';
-    throw new VaultError(code, status.message, code === 'missing-component' ? URING_HINT : `see ${s.logFile}`);
+    // The log goes with the volume directory when the failed mount is undone: what it says is
+    // quoted here, where the user sees it.
+    const why = code === 'internal' ? serverLogCause(s.logFile) : null;
+    throw new VaultError(code, why ? `${status.message}: ${why}` : status.message, code === 'missing-component' ? URING_HINT : START_FAILED_HINT);
   }
   const startTime = processStartTime(status.pid);
   if (!startTime) throw new VaultError('internal', 'the volume server exited right after starting', `see ${s.logFile}`);
@@ -125,6 +144,36 @@ export async function abandonServer(s: LaunchedServer): Promise<void> {
 
 export async function startServer(config: ServerConfig, containerFd: number, key: KeyHandle, logFile: string): Promise<StartedServer> {
   return handOver(launchServer(config.volumeId, containerFd, logFile), config, key);
+}
+
+const START_FAILED_HINT = 'run `vault doctor` to check the installation (`npm run build` rebuilds it); report it if it persists';
+
+/** How many bytes of the end of a server's log serverLogCause reads. */
+const LOG_TAIL_BYTES = 16 * 1024;
+
+/**
+ * The line of a server's log that says why it stopped: Node's error line for a server that died
+ * before its own code ran (a module missing, a broken build), else the last line the server
+ * wrote. Null when the log is empty or unreadable.
+ */
+export function serverLogCause(logFile: string): string | null {
+  let text: string;
+  try {
+    const fd = openSync(logFile, 'r');
+    try {
+      const size = fstatSync(fd).size;
+      const buf = Buffer.alloc(Math.min(size, LOG_TAIL_BYTES));
+      readSync(fd, buf, 0, buf.length, size - buf.length);
+      text = buf.toString('utf8');
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return null;
+  }
+  const lines = text.split('\n').map((l) => l.trim()).filter((l) => l && !/^Node\.js v/.test(l) && !l.startsWith('at ') && l !== '^');
+  const line = [...lines].reverse().find((l) => /^[A-Za-z]*Error\b/.test(l)) ?? lines.at(-1);
+  return line === undefined ? null : line.length > 300 ? `${line.slice(0, 300)}…` : line;
 }
 
 function configStream(s: LaunchedServer): NodeJS.WritableStream {
@@ -168,9 +217,16 @@ function watchStatus(child: ChildProcess): LaunchedServer['status'] {
     // The status pipe closes when the server reported or died; decide there, not on 'exit',
     // because 'exit' can arrive before the last status bytes are read.
     child.on('exit', (code, signal) => (exit = signal ?? `status ${code}`));
-    stream.on('end', () =>
-      finish({ ok: false, code: 'internal', message: `the volume server exited during start${exit ? ` (${exit})` : ''}` }),
-    );
+    // The pipe can close a moment before the exit is seen: wait for it (briefly) to say how it ended.
+    stream.on('end', () => {
+      const died = () => finish({ ok: false, code: 'internal', message: `the volume server exited during start${exit ? ` (${exit})` : ''}` });
+      if (exit || child.exitCode !== null || child.signalCode !== null) return died();
+      const wait = setTimeout(died, EXIT_WAIT_MS);
+      child.once('exit', () => {
+        clearTimeout(wait);
+        died();
+      });
+    });
   });
   const arm = () => {
     timer ??= setTimeout(() => {

@@ -1,0 +1,131 @@
+/**
+ * A volume server that fails during its start (src/server/spawn.ts): the CLI says why in one error,
+ * quoting the server's log (which goes away with the volume directory when the mount is undone),
+ * and neither the config pipe's EPIPE/ECONNRESET nor the key write's EPIPE escapes as an unhandled
+ * error or an "unexpected error". The stand-in servers are scripts that fail the way a broken
+ * install does; the real server's start is covered by every e2e mount.
+ */
+import { mkdtempSync, openSync, closeSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { KeyHandle } from '../../src/crypto/key-handle.js';
+import { isVaultError } from '../../src/errors.js';
+import { handOver, launchServer, serverLogCause, type LaunchedServer } from '../../src/server/spawn.js';
+import type { ServerConfig } from '../../src/server/protocol.js';
+
+let dir: string;
+let containerFd: number;
+const launched: LaunchedServer[] = [];
+
+beforeEach(() => {
+  dir = mkdtempSync(path.join(tmpdir(), 'vault-spawn-'));
+  containerFd = openSync('/dev/null', 'r');
+});
+
+afterEach(() => {
+  for (const s of launched.splice(0)) if (s.child.exitCode === null && s.child.signalCode === null) s.child.kill('SIGKILL');
+  closeSync(containerFd);
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** A config the stand-ins never read past; handOver only serialises it. */
+const CONFIG = { volumeId: 'feedf00d' } as unknown as ServerConfig;
+
+function launch(script: string): LaunchedServer {
+  const entry = path.join(dir, 'server.mjs');
+  writeFileSync(entry, script);
+  const s = launchServer('feedf00d', containerFd, path.join(dir, 'server.log'), entry);
+  launched.push(s);
+  return s;
+}
+
+async function until(done: () => boolean): Promise<void> {
+  for (let i = 0; i < 500 && !done(); i++) await new Promise((r) => setTimeout(r, 10));
+  expect(done()).toBe(true);
+}
+
+async function failure(p: Promise<unknown>): Promise<Error> {
+  const e = await p.then(
+    () => null,
+    (err: unknown) => err as Error,
+  );
+  expect(e).not.toBeNull();
+  return e!;
+}
+
+describe('a volume server that fails during its start', () => {
+  it('died before reading anything: the error quotes Node’s reason from the log, not EPIPE', async () => {
+    // As a broken build fails: Node cannot load the server's code and exits 1.
+    const s = launch("throw new Error('stand-in: Cannot find module native/build/Release/vault_native.node');\n");
+    await until(() => s.child.exitCode !== null);
+    const key = KeyHandle.fromBytes(Uint8Array.from({ length: 64 }, (_, i) => i));
+    try {
+      const e = await failure(handOver(s, CONFIG, key));
+      expect(isVaultError(e, 'internal')).toBe(true);
+      expect(e.message).toMatch(/^the volume server exited during start \(status 1\): Error: stand-in: Cannot find module/);
+      expect(e.message).not.toMatch(/EPIPE|Broken pipe|ECONNRESET/);
+      expect((e as { hint?: string }).hint).toMatch(/vault doctor/);
+    } finally {
+      key.dispose();
+    }
+  });
+
+  it('closed the key pipe and still said ready: refused, never taken as serving', async () => {
+    const ready = path.join(dir, 'ready');
+    const s = launch(
+      "import { closeSync, writeSync, writeFileSync } from 'node:fs';\n" +
+        'closeSync(4);\n' + // the key pipe (SERVER_FD.key): the CLI's key write now fails with EPIPE
+        'writeSync(5, JSON.stringify({ ok: true, pid: process.pid, blockFile: "/nonexistent", transport: "classic" }) + "\\n");\n' +
+        `writeFileSync(${JSON.stringify(ready)}, '');\n` +
+        'setTimeout(() => undefined, 60_000);\n',
+    );
+    await until(() => existsSync(ready));
+    const key = KeyHandle.fromBytes(Uint8Array.from({ length: 64 }, (_, i) => i));
+    try {
+      const e = await failure(handOver(s, CONFIG, key));
+      expect(isVaultError(e, 'internal')).toBe(true);
+      expect(e.message).toMatch(/reported ready without taking the key/);
+    } finally {
+      key.dispose();
+    }
+  });
+});
+
+describe('serverLogCause', () => {
+  const log = (text: string) => {
+    const f = path.join(dir, 'some.log');
+    writeFileSync(f, text);
+    return serverLogCause(f);
+  };
+
+  it("picks Node's error line over the stack and version lines", () => {
+    const text = [
+      'node:internal/modules/esm/resolve:854',
+      '  throw new ERR_MODULE_NOT_FOUND(packageName, fileURLToPath(base), null);',
+      '        ^',
+      '',
+      "Error [ERR_MODULE_NOT_FOUND]: Cannot find package 'argon2' imported from /x/main.js",
+      '    at packageResolve (node:internal/modules/esm/resolve:854:9)',
+      '    at moduleResolve (node:internal/modules/esm/resolve:927:18) {',
+      "  code: 'ERR_MODULE_NOT_FOUND'",
+      '}',
+      '',
+      'Node.js v20.20.2',
+      '',
+    ].join('\n');
+    expect(log(text)).toBe("Error [ERR_MODULE_NOT_FOUND]: Cannot find package 'argon2' imported from /x/main.js");
+  });
+
+  it("takes the server's last line when there is no error line", () => {
+    expect(log('2026-12-07T00:00:00Z vault-server[1] process hardening: not dumpable\n2026-12-07T00:00:00Z vault-server[1] stopping: SIGTERM\n')).toBe(
+      '2026-12-07T00:00:00Z vault-server[1] stopping: SIGTERM',
+    );
+  });
+
+  it('is null for an empty or missing log, and bounds a long line', () => {
+    expect(log('')).toBeNull();
+    expect(serverLogCause(path.join(dir, 'absent.log'))).toBeNull();
+    expect(log(`TypeError: ${'x'.repeat(1000)}\n`)!.length).toBe(301);
+  });
+});
