@@ -46,7 +46,11 @@ function startEstimator(): Estimator {
   try {
     // No spawn timeout: its timer would hold this process 30 s when the child goes unused (see
     // estimateStrength, which sets one once the answer is awaited).
-    child = spawn(process.execPath, [CHILD()], { stdio: [readEnd, 'pipe', 'pipe'] });
+    // No environment: nothing in it is for the child, and NODE_OPTIONS could make Node preload code
+    // into the process that reads the passphrase (--require). It also spares Node's start-up work
+    // such as NODE_EXTRA_CA_CERTS, which some machines set for every process: 0.43 s against 0.33 s
+    // for the child here (bench/RESULTS.md, 2026-12-07).
+    child = spawn(process.execPath, [CHILD()], { stdio: [readEnd, 'pipe', 'pipe'], env: {} });
   } catch (e) {
     closeSync(writeEnd);
     throw e;

@@ -7,7 +7,7 @@
  */
 import { describe, expect, it, beforeAll, afterAll } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -29,6 +29,25 @@ describe('passphrase strength', () => {
     const [weak, strong] = await Promise.all(['Summer2024!', 'correct horse battery staple'].map((pw) => estimateStrength(Buffer.from(pw))));
     expect(weak!.score).toBeLessThan(STRONG_SCORE);
     expect(strong!.score).toBeGreaterThanOrEqual(STRONG_SCORE);
+  });
+
+  it('the child that reads the passphrase gets no environment: NODE_OPTIONS cannot preload code into it', async () => {
+    const marker = path.join(dir, 'preloaded');
+    const preload = path.join(dir, 'preload.cjs');
+    writeFileSync(preload, `require('node:fs').writeFileSync(${JSON.stringify(marker)}, process.argv.join(' '));\n`);
+    const saved = process.env.NODE_OPTIONS;
+    process.env.NODE_OPTIONS = `--require ${preload}`;
+    try {
+      const s = await estimateStrength(Buffer.from('password1'));
+      expect(s.score).toBe(0); // the estimate itself still ran
+    } finally {
+      if (saved === undefined) delete process.env.NODE_OPTIONS;
+      else process.env.NODE_OPTIONS = saved;
+    }
+    expect(existsSync(marker)).toBe(false);
+    // The same preload does run in a child that inherits the environment: the check above can fail.
+    spawnSync(process.execPath, ['-e', ''], { env: { ...process.env, NODE_OPTIONS: `--require ${preload}` } });
+    expect(existsSync(marker)).toBe(true);
   });
 
   it('a common password is weak, and the warning says why and what to do, in zxcvbn\'s words', async () => {
