@@ -41,7 +41,7 @@ import { formatOf, isVault, routeOf, SETUP_NAMES, transportOf, type SetupContext
 import { leftovers, runDirFor, sweep, sweepStale, WORK_PREFIX } from './lib/sweep.js';
 import { otherIoLoad, statfsType } from './lib/system.js';
 import { readUringParam, restoreStaleUringParam, UringParam, URING_PARAM } from './lib/uring.js';
-import { BENCH_KDF, BENCH_VC_KDF, measureArgon2Ms, measureNodeStartMs, VaultCli } from './lib/vault.js';
+import { BENCH_KDF, BENCH_VC_KDF, measureArgon2Ms, measureNodeStartMs, NODE_ENV_DROPPED, VaultCli } from './lib/vault.js';
 import { benchSetup, type BenchParams, type SetupResult } from './lib/workloads.js';
 
 const MiB = 2 ** 20;
@@ -225,6 +225,8 @@ async function main(): Promise<number> {
 
   progress(`vault bench, ${o.quick ? 'QUICK' : 'full'} run: ${o.setups.join(', ')}${o.label ? ` [${o.label}]` : ''}`);
   progress(`load average at start ${loadAvgStart.map((l) => l.toFixed(2)).join(' ')}`);
+  const droppedEnv = NODE_ENV_DROPPED.filter((k) => process.env[k] !== undefined);
+  if (droppedEnv.length) notes.push(`vault's commands and the Node start figure run without ${droppedEnv.join(' and ')} (set in this run's environment), as a user's login shell and the rootless setups' commands do`);
   try {
     await ensureTools(o);
     const fsType = await statfsType(base);

@@ -65,6 +65,20 @@ export interface VaultRecord {
   state?: string;
 }
 
+/**
+ * Node's own variables that the bench's environment may carry but a user's login shell does not:
+ * vault's commands as root run without them, as the rootless setups' commands already do (setpriv
+ * --reset-env). NODE_EXTRA_CA_CERTS, which some machines set for every process, makes Node parse a
+ * certificate bundle at each start: `node -e ''` took 0.10 s with it and 0.06 s without on
+ * 2026-12-07, for a CLI that never opens a TLS connection.
+ */
+export const NODE_ENV_DROPPED = ['NODE_EXTRA_CA_CERTS', 'NODE_OPTIONS'] as const;
+
+export function withoutNodeEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  for (const k of NODE_ENV_DROPPED) delete env[k];
+  return env;
+}
+
 export class VaultCli {
   constructor(
     readonly cliPath: string,
@@ -75,7 +89,7 @@ export class VaultCli {
   ) {}
 
   env(transport?: Transport): NodeJS.ProcessEnv {
-    const env: NodeJS.ProcessEnv = { ...process.env, VAULT_RUN_DIR: this.runDir };
+    const env = withoutNodeEnv({ ...process.env, VAULT_RUN_DIR: this.runDir });
     delete env['VAULT_FUSE_TRANSPORT'];
     if (transport) env['VAULT_FUSE_TRANSPORT'] = transport;
     return env;
@@ -201,6 +215,6 @@ export async function measureArgon2Ms(reps = 9): Promise<{ medianMs: number; sam
 /** Node's own start-up, which every `vault` command pays: context for small mount times. */
 export async function measureNodeStartMs(reps = 5): Promise<number> {
   const samples: number[] = [];
-  for (let i = 0; i < reps; i++) samples.push((await runOk(process.execPath, ['-e', '0'])).ms);
+  for (let i = 0; i < reps; i++) samples.push((await runOk(process.execPath, ['-e', '0'], { env: withoutNodeEnv({ ...process.env }) })).ms);
   return median(samples);
 }
