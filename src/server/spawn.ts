@@ -111,19 +111,19 @@ export async function handOver(s: LaunchedServer, config: ServerConfig, key: Key
   } finally {
     closeKeyPipe(s);
   }
-  const reported = await s.status.promise;
-  const status: ServerStatus =
-    reported.ok && !keySent ? { ok: false, code: 'internal', message: 'the volume server reported ready without taking the key' } : reported;
+  let status = await s.status.promise;
+  if (status.ok && !keySent) {
+    // Not our server's behaviour (it reads the key before it serves): stop it, never use it.
+    s.child.kill('SIGKILL');
+    status = { ok: false, code: 'internal', message: 'the volume server reported ready without taking the key' };
+  }
   s.child.unref();
   if (!status.ok) {
     const code = status.code === 'mount-failed' || status.code === 'missing-component' ? status.code : 'internal';
-    // The log goes with the volume directory when the failed mount is undone: what it says is
-    // quoted here, where the user sees it.
-    const why = code === 'internal' ? serverLogCause(s.logFile) : null;
-    throw new VaultError(code, why ? `${status.message}: ${why}` : status.message, code === 'missing-component' ? URING_HINT : START_FAILED_HINT);
+    throw new VaultError(code, code === 'internal' ? withLogCause(status.message, s.logFile) : status.message, code === 'missing-component' ? URING_HINT : START_FAILED_HINT);
   }
   const startTime = processStartTime(status.pid);
-  if (!startTime) throw new VaultError('internal', 'the volume server exited right after starting', `see ${s.logFile}`);
+  if (!startTime) throw new VaultError('internal', withLogCause('the volume server exited right after starting', s.logFile), START_FAILED_HINT);
   return { pid: status.pid, startTime, blockFile: status.blockFile, transport: status.transport };
 }
 
@@ -174,6 +174,16 @@ export function serverLogCause(logFile: string): string | null {
   const lines = text.split('\n').map((l) => l.trim()).filter((l) => l && !/^Node\.js v/.test(l) && !l.startsWith('at ') && l !== '^');
   const line = [...lines].reverse().find((l) => /^[A-Za-z]*Error\b/.test(l)) ?? lines.at(-1);
   return line === undefined ? null : line.length > 300 ? `${line.slice(0, 300)}…` : line;
+}
+
+/**
+ * The log goes with the volume directory when the failed mount is undone: what it says is quoted
+ * in the error, where the user sees it.
+ */
+function withLogCause(message: string, logFile: string): string {
+  const why = serverLogCause(logFile);
+  if (why === null) return message;
+  return /^[A-Za-z]*Error\b/.test(why) ? `${message}: ${why}` : `${message}; its log ends with: ${why}`;
 }
 
 function configStream(s: LaunchedServer): NodeJS.WritableStream {

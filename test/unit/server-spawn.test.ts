@@ -71,7 +71,19 @@ describe('a volume server that fails during its start', () => {
     }
   });
 
-  it('closed the key pipe and still said ready: refused, never taken as serving', async () => {
+  it('exited with a line of its own last: the error quotes that line as the end of its log', async () => {
+    const s = launch("process.stderr.write('stand-in vault-server: giving up\\n'); process.exit(3);\n");
+    await until(() => s.child.exitCode !== null);
+    const key = KeyHandle.fromBytes(Uint8Array.from({ length: 64 }, (_, i) => i));
+    try {
+      const e = await failure(handOver(s, CONFIG, key));
+      expect(e.message).toBe('the volume server exited during start (status 3); its log ends with: stand-in vault-server: giving up');
+    } finally {
+      key.dispose();
+    }
+  });
+
+  it('closed the key pipe and still said ready: refused and stopped, never taken as serving', async () => {
     const ready = path.join(dir, 'ready');
     const s = launch(
       "import { closeSync, writeSync, writeFileSync } from 'node:fs';\n" +
@@ -86,6 +98,7 @@ describe('a volume server that fails during its start', () => {
       const e = await failure(handOver(s, CONFIG, key));
       expect(isVaultError(e, 'internal')).toBe(true);
       expect(e.message).toMatch(/reported ready without taking the key/);
+      await until(() => s.child.signalCode === 'SIGKILL'); // stopped, not left serving
     } finally {
       key.dispose();
     }
