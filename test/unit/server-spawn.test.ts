@@ -45,13 +45,19 @@ async function until(done: () => boolean): Promise<void> {
   expect(done()).toBe(true);
 }
 
-async function failure(p: Promise<unknown>): Promise<Error> {
-  const e = await p.then(
-    () => null,
-    (err: unknown) => err as Error,
-  );
-  expect(e).not.toBeNull();
-  return e!;
+/** Hands a key to the stand-in and returns the error handOver rejects with (it must reject). */
+async function refusal(s: LaunchedServer): Promise<Error> {
+  const key = KeyHandle.fromBytes(Uint8Array.from({ length: 64 }, (_, i) => i));
+  try {
+    const e = await handOver(s, CONFIG, key).then(
+      () => null,
+      (err: unknown) => err as Error,
+    );
+    expect(e).not.toBeNull();
+    return e!;
+  } finally {
+    key.dispose();
+  }
 }
 
 describe('a volume server that fails during its start', () => {
@@ -59,28 +65,18 @@ describe('a volume server that fails during its start', () => {
     // As a broken build fails: Node cannot load the server's code and exits 1.
     const s = launch("throw new Error('stand-in: Cannot find module native/build/Release/vault_native.node');\n");
     await until(() => s.child.exitCode !== null);
-    const key = KeyHandle.fromBytes(Uint8Array.from({ length: 64 }, (_, i) => i));
-    try {
-      const e = await failure(handOver(s, CONFIG, key));
-      expect(isVaultError(e, 'internal')).toBe(true);
-      expect(e.message).toMatch(/^the volume server exited during start \(status 1\): Error: stand-in: Cannot find module/);
-      expect(e.message).not.toMatch(/EPIPE|Broken pipe|ECONNRESET/);
-      expect((e as { hint?: string }).hint).toMatch(/vault doctor/);
-    } finally {
-      key.dispose();
-    }
+    const e = await refusal(s);
+    expect(isVaultError(e, 'internal')).toBe(true);
+    expect(e.message).toMatch(/^the volume server exited during start \(status 1\): Error: stand-in: Cannot find module/);
+    expect(e.message).not.toMatch(/EPIPE|Broken pipe|ECONNRESET/);
+    expect((e as { hint?: string }).hint).toMatch(/vault doctor/);
   });
 
   it('exited with a line of its own last: the error quotes that line as the end of its log', async () => {
     const s = launch("process.stderr.write('stand-in vault-server: giving up\\n'); process.exit(3);\n");
     await until(() => s.child.exitCode !== null);
-    const key = KeyHandle.fromBytes(Uint8Array.from({ length: 64 }, (_, i) => i));
-    try {
-      const e = await failure(handOver(s, CONFIG, key));
-      expect(e.message).toBe('the volume server exited during start (status 3); its log ends with: stand-in vault-server: giving up');
-    } finally {
-      key.dispose();
-    }
+    const e = await refusal(s);
+    expect(e.message).toBe('the volume server exited during start (status 3); its log ends with: stand-in vault-server: giving up');
   });
 
   it('closed the key pipe and still said ready: refused and stopped, never taken as serving', async () => {
@@ -93,15 +89,10 @@ describe('a volume server that fails during its start', () => {
         'setTimeout(() => undefined, 60_000);\n',
     );
     await until(() => existsSync(ready));
-    const key = KeyHandle.fromBytes(Uint8Array.from({ length: 64 }, (_, i) => i));
-    try {
-      const e = await failure(handOver(s, CONFIG, key));
-      expect(isVaultError(e, 'internal')).toBe(true);
-      expect(e.message).toMatch(/reported ready without taking the key/);
-      await until(() => s.child.signalCode === 'SIGKILL'); // stopped, not left serving
-    } finally {
-      key.dispose();
-    }
+    const e = await refusal(s);
+    expect(isVaultError(e, 'internal')).toBe(true);
+    expect(e.message).toMatch(/reported ready without taking the key/);
+    await until(() => s.child.signalCode === 'SIGKILL'); // stopped, not left serving
   });
 });
 
