@@ -148,6 +148,9 @@ export async function startServer(config: ServerConfig, containerFd: number, key
 
 const START_FAILED_HINT = 'run `vault doctor` to check the installation (`npm run build` rebuilds it); report it if it persists';
 
+/** Node's line for an uncaught error: `Error [ERR_MODULE_NOT_FOUND]: …`, `SyntaxError: …`. */
+const NODE_ERROR_LINE = /^[A-Za-z]*Error\b/;
+
 /** How many bytes of the end of a server's log serverLogCause reads. */
 const LOG_TAIL_BYTES = 16 * 1024;
 
@@ -172,7 +175,7 @@ export function serverLogCause(logFile: string): string | null {
     return null;
   }
   const lines = text.split('\n').map((l) => l.trim()).filter((l) => l && !/^Node\.js v/.test(l) && !l.startsWith('at ') && l !== '^');
-  const line = [...lines].reverse().find((l) => /^[A-Za-z]*Error\b/.test(l)) ?? lines.at(-1);
+  const line = [...lines].reverse().find((l) => NODE_ERROR_LINE.test(l)) ?? lines.at(-1);
   return line === undefined ? null : line.length > 300 ? `${line.slice(0, 300)}…` : line;
 }
 
@@ -183,7 +186,7 @@ export function serverLogCause(logFile: string): string | null {
 function withLogCause(message: string, logFile: string): string {
   const why = serverLogCause(logFile);
   if (why === null) return message;
-  return /^[A-Za-z]*Error\b/.test(why) ? `${message}: ${why}` : `${message}; its log ends with: ${why}`;
+  return NODE_ERROR_LINE.test(why) ? `${message}: ${why}` : `${message}; its log ends with: ${why}`;
 }
 
 function configStream(s: LaunchedServer): NodeJS.WritableStream {

@@ -217,7 +217,8 @@ export interface FillRange {
  *
  * Every FLUSH_EVERY bytes an fdatasync starts in the background (one at a time), so the disk
  * writes while the fill goes on instead of all at the caller's final fsync: a 512 MiB create
- * measured 0.92-1.12 s against 1.06-1.16 s without, 2 GiB 3.67 s against 4.43 s (bench/RESULTS.md,
+ * measured 0.92-1.12 s against 1.06-1.16 s without, 2 GiB 3.67 s against 4.43 s; a later sweep
+ * of 512 MiB creates put every interval, and none, inside one another's noise (bench/RESULTS.md,
  * 2026-12-07). Its failure fails the fill. The caller still syncs at the end.
  */
 export async function fillWithEncryptedZeros(fd: number, h: FillGeometry, key: KeyHandle, r: FillRange): Promise<void> {
