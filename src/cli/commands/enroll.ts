@@ -13,7 +13,7 @@ import { info } from '../output.js';
 import { gatherKdfInput, kdfInputFrom, readPassphrases } from '../secrets.js';
 import { withSecretOptions } from '../secret-options.js';
 import { unlockOpened, withVaultContainer, type Unlocked } from '../unlock.js';
-import { addEnrollDeviceOptions, enrollDevice, parsePcrs, type EnrollDeviceCli } from '../token-options.js';
+import { addEnrollDeviceOptions, enrollDevice, parsePcrs, type EnrollDeviceCli } from '../enroll-device.js';
 
 interface EnrollOptions extends EnrollDeviceCli {
   recoveryKey?: boolean;

@@ -1,10 +1,10 @@
 /**
- * `vault enroll --tpm2-pcrs` (src/cli/token-options.ts parsePcrs): the PCR list of the sha256 bank,
+ * `vault enroll --tpm2-pcrs` (src/cli/enroll-device.ts parsePcrs): the PCR list of the sha256 bank,
  * '+' or ',' between numbers as systemd-cryptenroll takes them; a bad list is a usage error (exit 2),
  * refused before anything is opened (test/unit/cli-usage.test.ts runs it through the program).
  */
 import { describe, expect, it } from 'vitest';
-import { parsePcrs } from '../../src/cli/token-options.js';
+import { parsePcrs } from '../../src/cli/enroll-device.js';
 import { EXIT, exitCodeFor } from '../../src/cli/exit-codes.js';
 import { expectVaultError } from '../support/luks.js';
 
