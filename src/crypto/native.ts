@@ -63,6 +63,8 @@ export interface NativeAddon {
   setIoFlusher(on: boolean): number;
   /** umount2(path, flags) (MNT_DETACH 2, UMOUNT_NOFOLLOW 8): 0, or the errno (EBUSY, EINVAL: not a mount). */
   umount2(path: string, flags: number): number;
+  /** ioctl(fd, BLKDISCARD, [offset, length]) on a block device open for writing: 0, or the errno. */
+  blkDiscard(fd: number, offset: number, length: number): number;
   /** openat(dirFd, name, flags | O_CLOEXEC, mode): the new fd, or -errno. `name` is one path component. */
   openat(dirFd: number, name: string, flags: number, mode: number): number;
   /** renameat2 within one directory (RENAME_NOREPLACE when noReplace): 0 or an errno. */

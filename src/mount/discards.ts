@@ -9,11 +9,12 @@
  * An explicit flag that cannot be honoured is an error; the config file's `allowDiscards` default
  * is simply not applied there, with a note.
  */
+import { closeSync, constants as fsc, fstatSync, openSync } from 'node:fs';
+import { nativeAddon } from '../crypto/native.js';
 import { VaultError } from '../errors.js';
 import type { FormatName } from '../formats/types.js';
 import { queueLimits } from '../system/capabilities.js';
 import type { Route } from './route.js';
-import { run } from './run.js';
 
 /** Where --allow-discards came from: the command line, or the config file's default. */
 export type DiscardSource = 'flag' | 'config';
@@ -94,9 +95,17 @@ export function warnIfNoLoopDiscard(device: string, warn: (message: string) => v
  * start. It changes nothing: the server refuses it. Re-attaching the device restores its discard.
  */
 export function refuseDiscardsNow(device: string, sectorSize: number): void {
+  let fd: number;
   try {
-    run('blkdiscard', ['--force', '--offset', '0', '--length', String(sectorSize), device], { timeoutMs: 10_000 });
+    fd = openSync(device, fsc.O_WRONLY | fsc.O_NOFOLLOW);
   } catch {
-    // blkdiscard missing: the first fstrim will learn it instead, trimming nothing all the same.
+    return; // the device is gone: the steps after this one will say so
+  }
+  try {
+    // What `blkdiscard --force --length <sector>` does, without a process. Any error (EOPNOTSUPP:
+    // the device offers no discard already) leaves nothing to do.
+    if (fstatSync(fd).isBlockDevice()) nativeAddon().blkDiscard(fd, 0, sectorSize);
+  } finally {
+    closeSync(fd);
   }
 }
