@@ -402,8 +402,6 @@ static napi_value stats_session(napi_env env, napi_callback_info info) {
     CHECK(napi_set_named_property(env, obj, "bufferedWrites", b));
     CHECK(napi_create_uint32(env, s->io_size, &b));
     CHECK(napi_set_named_property(env, obj, "ioUnit", b));
-    CHECK(napi_create_uint32(env, s->max_request, &b));
-    CHECK(napi_set_named_property(env, obj, "maxRequest", b));
     CHECK(napi_get_boolean(env, s->lock_io, &b));
     CHECK(napi_set_named_property(env, obj, "ioBuffersLocked", b));
     CHECK(napi_get_boolean(env, atomic_load(&s->protect_tripped), &b));

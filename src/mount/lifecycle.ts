@@ -15,7 +15,7 @@ import type { FormatAdapter, FormatChoice, UnlockSecret, UnlockedVolume } from '
 import type { TokenUnlockOptions } from '../formats/vault-tokens.js';
 import { abandonServer, handOver, launchServer, type LaunchedServer } from '../server/spawn.js';
 import { BLOCK_FILE_NAME, type ServerConfig, type TransportChoice } from '../server/protocol.js';
-import { attachLoop, detachLoop, fitLoopQueue, loopDevno } from './loop.js';
+import { attachLoop, detachLoop, loopDevno } from './loop.js';
 import { checkFsAllowed, detectFilesystem, kernelSupports, makeRootPrivate, mountFilesystem, readMountInfo, unmountFilesystem } from './filesystem.js';
 import { actingUid, prepareMountpoint } from './mountpoint.js';
 import { createVolumeDir, newVolumeId, removeVolumeDir, saveRecord, selfIdentity, type VolumeRecord } from './state.js';
@@ -280,7 +280,7 @@ async function startVolume(c: ContainerFile, v: UnlockedVolume, o: MountUnlocked
     allowDiscards: !!o.discards,
     ...(o.protectedRange ? { protectHidden: true } : {}),
   };
-  if (o.route.route === 'root') await attachRoot(record, { sectorSize: v.sectorSize, maxRequest: server.maxRequest }, o, undo);
+  if (o.route.route === 'root') await attachRoot(record, v.sectorSize, o, undo);
   else if (o.route.route === 'udisks') await attachUdisks(record, o, undo);
   else if (!o.noFilesystem) mountDriver(record, o, undo);
   checkAborted(o.signal);
@@ -298,12 +298,10 @@ function allowedFilesystem(device: string, o: MountUnlockedOptions): string {
 }
 
 /** The root route: vault's own loop device and mount(2). */
-async function attachRoot(record: VolumeRecord, served: { sectorSize: number; maxRequest: number }, o: MountUnlockedOptions, undo: UndoStack): Promise<void> {
-  const loop = attachLoop(record.blockFile, { readOnly: o.readOnly, directIo: true, sectorSize: served.sectorSize });
+async function attachRoot(record: VolumeRecord, sectorSize: number, o: MountUnlockedOptions, undo: UndoStack): Promise<void> {
+  const loop = attachLoop(record.blockFile, { readOnly: o.readOnly, directIo: true, sectorSize });
   undo.push(`detach ${loop.device}`, () => detachLoop(loop.device));
   record.loopDevice = loop.device;
-  const queue = fitLoopQueue(loop.device, served.maxRequest);
-  if (queue) o.warn(queue);
   if (o.discards) warnIfNoLoopDiscard(loop.device, o.warn);
   else if (!o.readOnly) refuseDiscardsNow(loop.device, loop.sectorSize);
   checkAborted(o.signal);

@@ -5,7 +5,7 @@
  * from losetup's exit status: direct I/O, read-only and the logical block size can all come out
  * different from what was asked for without losetup failing.
  */
-import { existsSync, readdirSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, realpathSync } from 'node:fs';
 import path from 'node:path';
 import { VaultError, isVaultError } from '../errors.js';
 import { firstLine, run, type RunResult } from './run.js';
@@ -77,33 +77,6 @@ export function attachLoop(file: string, opts: LoopAttachOptions): LoopDevice {
     throw new VaultError('io', `${device} got sector size ${sectorSize} instead of ${opts.sectorSize}`);
   }
   return { device, directIo: info.directIo, readOnly: info.readOnly, sectorSize };
-}
-
-/**
- * Read-ahead of vault's loop devices, KiB. The kernel gives a loop device over a FUSE file the FUSE
- * mount's 128 KiB, and one over a file on this machine's disk 2560 KiB; a device also keeps
- * whatever an earlier user set. Sequential reads through ext4 (fio, 1 MiB, caches dropped;
- * bench/RESULTS.md, 2026-12-07 evening) with 1 MiB requests: 128 KiB 833 MiB/s, 1024 KiB 1012,
- * 2048 KiB 922, 2560 KiB 1462, 4096 KiB 1261 (medians of 6).
- */
-export const LOOP_READ_AHEAD_KB = 2560;
-
-/**
- * Fits a fresh loop device's queue to the volume server: requests no larger than the largest the
- * server takes (a loop device sends up to 1280 KiB, which FUSE splits into 1 MiB and 256 KiB: two
- * round trips where one does), and LOOP_READ_AHEAD_KB of read-ahead. Both are tuning: a value
- * sysfs refuses is returned as a warning, and the volume works as it is.
- */
-export function fitLoopQueue(device: string, maxRequestBytes: number): string | null {
-  const queue = `/sys/block/loop${checkDeviceName(device)}/queue`;
-  try {
-    const requestKb = Math.floor(maxRequestBytes / 1024);
-    if (requestKb >= 4 && Number(readSys(`${queue}/max_sectors_kb`)) > requestKb) writeFileSync(`${queue}/max_sectors_kb`, String(requestKb));
-    writeFileSync(`${queue}/read_ahead_kb`, String(LOOP_READ_AHEAD_KB));
-    return null;
-  } catch (e) {
-    return `${device}: its request size and read-ahead were left as the kernel set them (${(e as Error).message}); sequential I/O may be slower`;
-  }
 }
 
 /**

@@ -114,8 +114,6 @@ export interface FuseStats {
   /** Bytes the container is read and written in: the sector size, or the host's O_DIRECT
    *  alignment where that is larger (then a write of part of a unit is read-modify-written). */
   ioUnit: number;
-  /** The largest READ or WRITE this server accepts (max_read, max_write; FuseServeOptions.maxRequest). */
-  maxRequest: number;
   /** Whether the I/O buffers (plaintext) are locked in memory like the key. Always as root; run by
    *  an ordinary user, only where RLIMIT_MEMLOCK has room for them (the key and its schedules are
    *  locked whatever the limit, or serve() fails with ERR_VAULT_MEMLOCK). */

@@ -155,7 +155,7 @@ async function main(): Promise<void> {
   // volume any more: wipe the key and exit.
   void serving.ended.then((why) => stop(why));
 
-  report({ ok: true, pid: process.pid, blockFile: `${config.fuseDir}/${BLOCK_FILE_NAME}`, transport: serving.transport, maxRequest: serving.stats().maxRequest });
+  report({ ok: true, pid: process.pid, blockFile: `${config.fuseDir}/${BLOCK_FILE_NAME}`, transport: serving.transport });
 }
 
 /**

@@ -74,5 +74,5 @@ export const SERVER_FD = { container: 3, key: 4, status: 5, config: 6 } as const
 export const MAX_CONFIG_BYTES = 64 * 1024;
 
 export type ServerStatus =
-  | { ok: true; pid: number; blockFile: string; transport: FuseTransport; maxRequest: number }
+  | { ok: true; pid: number; blockFile: string; transport: FuseTransport }
   | { ok: false; code: string; message: string };

@@ -30,8 +30,6 @@ export interface StartedServer {
   startTime: string;
   blockFile: string;
   transport: FuseTransport;
-  /** The largest request the server takes (bytes): the loop device's requests are cut to it. */
-  maxRequest: number;
 }
 
 /** A server process that runs and waits for its config and key (launchServer). */
@@ -126,7 +124,7 @@ export async function handOver(s: LaunchedServer, config: ServerConfig, key: Key
   }
   const startTime = processStartTime(status.pid);
   if (!startTime) throw new VaultError('internal', withLogCause('the volume server exited right after starting', s.logFile), START_FAILED_HINT);
-  return { pid: status.pid, startTime, blockFile: status.blockFile, transport: status.transport, maxRequest: status.maxRequest };
+  return { pid: status.pid, startTime, blockFile: status.blockFile, transport: status.transport };
 }
 
 /**

@@ -84,7 +84,7 @@ describe('a volume server that fails during its start', () => {
     const s = launch(
       "import { closeSync, writeSync, writeFileSync } from 'node:fs';\n" +
         'closeSync(4);\n' + // the key pipe (SERVER_FD.key): the CLI's key write now fails with EPIPE
-        'writeSync(5, JSON.stringify({ ok: true, pid: process.pid, blockFile: "/nonexistent", transport: "classic", maxRequest: 1048576 }) + "\\n");\n' +
+        'writeSync(5, JSON.stringify({ ok: true, pid: process.pid, blockFile: "/nonexistent", transport: "classic" }) + "\\n");\n' +
         `writeFileSync(${JSON.stringify(ready)}, '');\n` +
         'setTimeout(() => undefined, 60_000);\n',
     );
