@@ -52,7 +52,8 @@
 #define VF_MAX_THREADS 64
 /* Container reads below this many bytes go through wr_fd (buffered where writes are; fuse_io.c). */
 #define VF_SMALL_READ (64 * 1024)
-/* Buffered container writes of this many bytes and more start their writeback at once (fuse_io.c). */
+/* Buffered container writes of this many bytes and more start their writeback at once, in pieces of
+   this size (fuse_io.c write_sectors). */
 #define VF_EARLY_WRITEBACK (256 * 1024)
 #define VF_DEFAULT_THREADS 8
 #define VF_MIN_SECTOR 512
