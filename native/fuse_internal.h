@@ -55,6 +55,11 @@
 /* Buffered container writes of this many bytes and more start their writeback at once, in pieces of
    this size (fuse_io.c write_sectors). */
 #define VF_EARLY_WRITEBACK (256 * 1024)
+/* O_DIRECT container reads of two pieces or more go in pieces of this size, all in flight at once,
+   each decrypted as it lands (fuse_io.c vf_read_sectors). */
+#define VF_READ_PIECE (256 * 1024)
+/* A read's covering units span VF_MAX_IO and a unit at most: one piece more than VF_MAX_IO needs. */
+#define VF_READ_PIECES ((VF_MAX_IO + VF_READ_PIECE - 1) / VF_READ_PIECE + 1)
 #define VF_DEFAULT_THREADS 8
 #define VF_MIN_SECTOR 512
 #define VF_MAX_SECTOR 65536
@@ -100,6 +105,8 @@ typedef struct {
   vf_session *s;
   int fd;                /* classic transport: the mounting /dev/fuse descriptor (worker 0) or a clone */
   vf_ring *ring;         /* io_uring transport: this queue thread's ring and entries */
+  struct io_uring *rd;   /* pipelined container reads (fuse_io.c): made on first use by this thread */
+  bool rd_failed;        /* io_uring_queue_init refused: reads take pread */
   pthread_t tid;
   bool started;          /* JS thread */
   bool exited;           /* under s->life */
@@ -304,6 +311,8 @@ int vf_uring_create(vf_session *s, char *why, size_t cap);
 void *vf_ring_worker(void *arg);
 /* After the worker has exited: the ring and its buffers (wiped). NULL-safe. */
 void vf_ring_free(vf_worker *w);
+/* Frees the worker's read ring (fuse_io.c), once its thread has ended. */
+void vf_read_ring_free(vf_worker *w);
 
 /* ------------------------------------------------------------------------------------------ */
 /* fuse_mount.c                                                                                 */

@@ -220,6 +220,7 @@ void vf_teardown(vf_session *s) {
     vault_secure_free(w->data, w->data_len);
     w->data = NULL;
     vf_ring_free(w);
+    vf_read_ring_free(w);
   }
   if (s->dev_fd >= 0) close(s->dev_fd);
   s->dev_fd = -1;
