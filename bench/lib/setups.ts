@@ -45,6 +45,7 @@ import type { Rootless } from './rootless.js';
 import type { ServerRss } from './rss.js';
 import { loopDirectIo, mountTable, openWithDirectIo, pidAlive, procStatusBytes, processesMentioning, unmount } from './system.js';
 import { readUringParam, URING_PARAM, type UringParam } from './uring.js';
+import { resetRequestSize } from '../../src/mount/loop.js';
 import { VC_MOUNT_ARGS, BENCH_VC_KDF, type VaultCli, type VaultRecord } from './vault.js';
 
 export const SETUP_NAMES: readonly Column[] = COLUMNS;
@@ -143,6 +144,7 @@ export async function plainVolume(ctx: SetupContext, parent: string, label: stri
     const t1 = nowMs();
     dev = (await runOk('losetup', ['--find', '--show', '--direct-io=on', '--sector-size', '4096', img])).stdout.trim();
     const d = dev;
+    resetRequestSize(d); // as vault's attachLoop does: no request size left by an earlier user
     const detach = ctx.cleanup.push(`losetup -d ${d}`, async () => {
       await runOk('losetup', ['-d', d], { cleanup: true });
     });

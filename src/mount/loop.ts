@@ -5,7 +5,7 @@
  * from losetup's exit status: direct I/O, read-only and the logical block size can all come out
  * different from what was asked for without losetup failing.
  */
-import { existsSync, readdirSync, readFileSync, realpathSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { VaultError, isVaultError } from '../errors.js';
 import { firstLine, run, type RunResult } from './run.js';
@@ -66,6 +66,7 @@ export function attachLoop(file: string, opts: LoopAttachOptions): LoopDevice {
   const info = loopInfo(device);
   if (info === null) throw new VaultError('io', `${device} vanished right after being attached`);
   const sectorSize = Number(readSys(`/sys/block/loop${m[1]}/queue/logical_block_size`));
+  resetRequestSize(device);
   // losetup falls back to read-only on its own when the file is not writable; a volume the user
   // asked to be writable must not silently come up read-only.
   if (!opts.readOnly && info.readOnly) {
@@ -77,6 +78,23 @@ export function attachLoop(file: string, opts: LoopAttachOptions): LoopDevice {
     throw new VaultError('io', `${device} got sector size ${sectorSize} instead of ${opts.sectorSize}`);
   }
   return { device, directIo: info.directIo, readOnly: info.readOnly, sectorSize };
+}
+
+/**
+ * Gives a just-attached loop device the kernel's request size for a fresh one (max_sectors_kb =
+ * max_hw_sectors_kb). A loop device keeps the max_sectors_kb (and read_ahead_kb) its earlier user
+ * set, across detach and attach, and 1024 KiB requests halved the first sequential write into a
+ * --quick container here (300-342 against 558-778 MiB/s at the kernel's 1280; bench/RESULTS.md,
+ * 2026-12-07 evening). Best effort: a device whose sysfs refuses stays as it is.
+ */
+export function resetRequestSize(device: string): void {
+  const queue = `/sys/block/loop${checkDeviceName(device)}/queue`;
+  try {
+    const hw = readFileSync(`${queue}/max_hw_sectors_kb`, 'utf8').trim();
+    if (readFileSync(`${queue}/max_sectors_kb`, 'utf8').trim() !== hw) writeFileSync(`${queue}/max_sectors_kb`, hw);
+  } catch {
+    // tuning only: the device works with whatever request size it has
+  }
 }
 
 /**

@@ -12,7 +12,7 @@ import {
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { isVaultError, type VaultError } from '../../src/errors.js';
-import { attachLoop, detachLoop, listLoops, loopInfo, loopsBackedBy, type LoopDevice } from '../../src/mount/loop.js';
+import { attachLoop, detachLoop, listLoops, loopInfo, loopsBackedBy, resetRequestSize, type LoopDevice } from '../../src/mount/loop.js';
 import {
   detectFilesystem, findMount, isMountPoint, kernelSupports, makeFilesystem, mountFilesystem, mountsUnder, parseMountInfo,
   readMountInfo, unmountFilesystem, type FsType,
@@ -167,6 +167,26 @@ describe.skipIf(missing.length > 0)('system tools', () => {
         }
       } finally {
         detachLoop(loop.device);
+      }
+    });
+
+    it("gives the device the kernel's request size, whatever an earlier user of it left (it survives detach)", () => {
+      const file = image('req.img');
+      const first = attachLoop(file, { readOnly: false, directIo: false });
+      const hw = sysBlock(first.device, 'queue/max_hw_sectors_kb');
+      writeFileSync(`/sys/block/${path.basename(first.device)}/queue/max_sectors_kb`, '512');
+      resetRequestSize(first.device);
+      expect(sysBlock(first.device, 'queue/max_sectors_kb')).toBe(hw);
+      writeFileSync(`/sys/block/${path.basename(first.device)}/queue/max_sectors_kb`, '512');
+      detachLoop(first.device);
+      // The lowest free device, so usually the same one, still at 512 until attachLoop resets it.
+      const again = attachLoop(file, { readOnly: false, directIo: false });
+      try {
+        if (again.device === first.device) console.log(`[residue] ${first.device} came back with the 512 KiB left on it`);
+        expect(sysBlock(again.device, 'queue/max_sectors_kb')).toBe(sysBlock(again.device, 'queue/max_hw_sectors_kb'));
+      } finally {
+        detachLoop(again.device);
+        resetRequestSize(first.device); // leave no 512 KiB behind for the device's next user
       }
     });
 
