@@ -283,6 +283,9 @@ static int read_stored(vf_worker *w, uint8_t *buf, uint64_t pos, size_t bytes) {
 
 #define NOT_PIPELINED (-1)
 
+/* The length of the piece of `total` bytes that starts at `off`, pieces being `piece` bytes. */
+static inline size_t piece_len(size_t total, size_t off, size_t piece) { return total - off < piece ? total - off : piece; }
+
 /* The worker's ring for pipelined reads, made on first use by its own thread; NULL where io_uring
    is unavailable (kernel.io_uring_disabled, an old kernel): then reads take pread. */
 static struct io_uring *read_ring(vf_worker *w) {
@@ -333,7 +336,7 @@ static int read_pipelined(vf_worker *w, struct io_uring *ring, uint8_t *buf, uin
   int rc, io_err = 0, err = 0;
   for (; queued < pieces; queued++) {
     struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
-    size_t off = (size_t)queued * VF_READ_PIECE, len = bytes - off < VF_READ_PIECE ? bytes - off : VF_READ_PIECE;
+    size_t off = (size_t)queued * VF_READ_PIECE, len = piece_len(bytes, off, VF_READ_PIECE);
     if (sqe == NULL) break;
     io_uring_prep_read(sqe, s->io_fd, buf + off, (unsigned)len, pos + off);
     io_uring_sqe_set_data64(sqe, queued);
@@ -351,7 +354,7 @@ static int read_pipelined(vf_worker *w, struct io_uring *ring, uint8_t *buf, uin
   for (inflight = queued; inflight > 0; inflight--) {
     int res;
     reap_piece(ring, &landed, &res);
-    size_t off = (size_t)landed * VF_READ_PIECE, len = bytes - off < VF_READ_PIECE ? bytes - off : VF_READ_PIECE;
+    size_t off = (size_t)landed * VF_READ_PIECE, len = piece_len(bytes, off, VF_READ_PIECE);
     if (res < 0) {
       if (io_err == 0) io_err = -res, at = pos + off;
       continue;
@@ -406,9 +409,9 @@ static int write_sectors(vf_worker *w, const uint8_t *buf, uint64_t first, uint6
      writeback. */
   if ((s->wr_fd != s->io_fd || !s->direct_io) && bytes >= VF_EARLY_WRITEBACK) {
     for (size_t done = 0; err == 0 && done < bytes; done += VF_EARLY_WRITEBACK) {
-      size_t n = bytes - done < VF_EARLY_WRITEBACK ? bytes - done : VF_EARLY_WRITEBACK;
-      err = pwrite_full(s->wr_fd, buf + done, n, off + done, &at);
-      if (err == 0) (void)sync_file_range(s->wr_fd, (off_t)(off + done), (off_t)n, SYNC_FILE_RANGE_WRITE);
+      size_t len = piece_len(bytes, done, VF_EARLY_WRITEBACK);
+      err = pwrite_full(s->wr_fd, buf + done, len, off + done, &at);
+      if (err == 0) (void)sync_file_range(s->wr_fd, (off_t)(off + done), (off_t)len, SYNC_FILE_RANGE_WRITE);
     }
   } else {
     err = pwrite_full(s->wr_fd, buf, bytes, off, &at);

@@ -9,7 +9,7 @@
  * An explicit flag that cannot be honoured is an error; the config file's `allowDiscards` default
  * is simply not applied there, with a note.
  */
-import { closeSync, constants as fsc, fstatSync, openSync } from 'node:fs';
+import { closeSync, constants as fsc, openSync } from 'node:fs';
 import { nativeAddon } from '../crypto/native.js';
 import { VaultError } from '../errors.js';
 import type { FormatName } from '../formats/types.js';
@@ -103,8 +103,8 @@ export function refuseDiscardsNow(device: string, sectorSize: number): void {
   }
   try {
     // What `blkdiscard --force --length <sector>` does, without a process. Any error (EOPNOTSUPP:
-    // the device offers no discard already) leaves nothing to do.
-    if (fstatSync(fd).isBlockDevice()) nativeAddon().blkDiscard(fd, 0, sectorSize);
+    // the device offers no discard already; ENOTTY: not a block device) leaves nothing to do.
+    nativeAddon().blkDiscard(fd, 0, sectorSize);
   } finally {
     closeSync(fd);
   }
