@@ -1,10 +1,11 @@
 /*
  * secure_mem: locked memory for secrets (keys) and plaintext buffers.
  *
- * An allocation is whole pages of a private anonymous mapping: zero-filled by the kernel, mlock()ed
- * (never written to swap), MADV_DONTDUMP (never in a core dump) and, best effort, MADV_WIPEONFORK
- * (a fork()ed child sees zeros, not a copy). Freeing wipes the pages with OPENSSL_cleanse, then
- * munlock()s and munmap()s them.
+ * An allocation is whole pages of a private anonymous mapping: zero-filled by the kernel, locked
+ * (never written to swap; MLOCK_ONFAULT: each page from its first write, so untouched buffer pages
+ * cost nothing), MADV_DONTDUMP (never in a core dump) and, best effort, MADV_WIPEONFORK (a fork()ed
+ * child sees zeros, not a copy). Freeing wipes every page that was written with OPENSSL_cleanse,
+ * then munlock()s and munmap()s them.
  *
  * Also the blocking "exactly n bytes" descriptor I/O that moves keys into and out of such memory.
  *
