@@ -10,7 +10,6 @@ import type { KeyfilePolicy, UnlockSecret } from '../formats/types.js';
 import { openRegularFile, readHead } from '../system/safe-open.js';
 import { readStdinLines } from './passphrase.js';
 import { promptPassphrase } from './tty-prompt.js';
-import { askNewPassphrase, weaknessWarning } from './new-passphrase.js';
 
 export interface SecretOptions {
   passwordStdin?: boolean;
@@ -53,12 +52,16 @@ export function readPassphrases(o: SecretOptions, prompts: string[]): Buffer[] {
   }
 }
 
+/** The new-passphrase prompts and strength check, loaded by the commands that set one (not by mount). */
+const newPassphrase = () => import('./new-passphrase.js');
+
 /** What prints the strength warning of a new passphrase from stdin once the command is done. */
 export type WarnWeak = () => Promise<void>;
 const nothingToSay: WarnWeak = async () => {};
 
 /** A new passphrase: one line of stdin (estimated meanwhile), or asked twice on the terminal. */
 async function readNewPassphrase(o: SecretOptions, question: string, withKeyfiles: boolean): Promise<{ pw: Buffer; warnWeak: WarnWeak }> {
+  const { askNewPassphrase, weaknessWarning } = await newPassphrase();
   if (!o.passwordStdin) return { pw: await askNewPassphrase(question, withKeyfiles), warnWeak: nothingToSay };
   const [pw] = readStdinLines(1);
   return { pw: pw!, warnWeak: weaknessWarning(pw!, withKeyfiles) };
@@ -121,6 +124,7 @@ export async function gatherOldAndNew(o: SecretOptions & { newKeyfile?: string[]
   const keep = (b: Buffer): Buffer => (held.push(b), b);
   const newWithKeyfiles = (o.newKeyfile?.length ?? 0) > 0;
   try {
+    const { askNewPassphrase, weaknessWarning } = await newPassphrase();
     let oldPw: Buffer, newPw: Buffer;
     let warnWeak = nothingToSay;
     if (o.passwordStdin) {

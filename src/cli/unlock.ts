@@ -23,7 +23,7 @@ export interface Unlocked {
 export async function withVaultContainer<T>(path: string, what: string, readOnly: boolean, fn: (c: ContainerFile) => T | Promise<T>): Promise<T> {
   const c = openContainer(resolveContainer(path), readOnly);
   try {
-    requireVaultFormat(c, what);
+    await requireVaultFormat(c, what);
     if (!FINISH_OR_LOOK.includes(what)) refuseUnfinished(c);
     return await fn(c);
   } finally {

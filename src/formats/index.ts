@@ -15,17 +15,30 @@ import { readAtSync } from '../volume/fd-io.js';
 import { DEFAULT_DATA_OFFSET, HEADER_SIZE } from '../format/constants.js';
 import type { ContainerFile } from '../volume/container-file.js';
 import { FORMAT_NAMES, formatLabel, type FormatAdapter, type FormatName, type UnlockOptions, type UnlockSecret, type UnlockedVolume } from './types.js';
-import { vaultAdapter } from './vault.js';
-import { truecryptAdapter, veracryptAdapter } from './veracrypt/adapter.js';
-import { luks1Adapter } from './luks1/index.js';
-import { luks2Adapter } from './luks2/index.js';
+import { luks1Signature, luks2Signature, vaultSignature } from './signatures.js';
 import { chainKeyBytes, chainSpec } from '../crypto/cipher-chain.js';
 
-/** Adapters recognised by a magic number, tried in this order. */
-const MAGIC_ADAPTERS: readonly FormatAdapter[] = [vaultAdapter, luks2Adapter, luks1Adapter];
+/**
+ * Every adapter, loaded when detection or `--type` picks it: a vault mount never loads the LUKS
+ * and VeraCrypt code (signatures.ts).
+ */
+const LOAD: Record<FormatName | 'truecrypt', () => Promise<FormatAdapter>> = {
+  vault: async () => (await import('./vault.js')).vaultAdapter,
+  luks2: async () => (await import('./luks2/index.js')).luks2Adapter,
+  luks1: async () => (await import('./luks1/index.js')).luks1Adapter,
+  veracrypt: async () => (await import('./veracrypt/adapter.js')).veracryptAdapter,
+  truecrypt: async () => (await import('./veracrypt/adapter.js')).truecryptAdapter,
+};
 
-/** Tried when no magic matches: VeraCrypt and TrueCrypt headers are indistinguishable from random. */
-const FALLBACK: FormatAdapter = veracryptAdapter;
+/** Formats recognised by a signature, tried in this order (their adapters' `recognises` and `claims`). */
+const SIGNED: ReadonlyArray<{ name: FormatName; recognises(first: Buffer): boolean; claims?(c: ContainerFile): boolean }> = [
+  { name: 'vault', ...vaultSignature },
+  { name: 'luks2', ...luks2Signature },
+  { name: 'luks1', ...luks1Signature },
+];
+
+/** Tried when no signature matches: VeraCrypt and TrueCrypt headers are indistinguishable from random. */
+const FALLBACK: FormatName = 'veracrypt';
 
 /** The smallest vault container: 1 MiB of headers and keyslots, one 512-byte sector, the secondary header. */
 const MIN_VAULT_CONTAINER = DEFAULT_DATA_OFFSET + 512 + HEADER_SIZE;
@@ -50,52 +63,61 @@ function rewording(a: FormatAdapter, code: ErrorCode, reword: (c: ContainerFile,
  * headers were overwritten lands here), whose "no vault signature" then also says what else was
  * ruled out and how to force VeraCrypt/TrueCrypt, whose headers carry no signature.
  */
-const UNDETECTED = rewording(vaultAdapter, 'not-a-container', (c) => {
-  // A header backup only helps a file that can have been a vault container.
-  const vaultSized = c.size >= MIN_VAULT_CONTAINER;
-  return new VaultError(
-    'not-a-container',
-    `${c.path} is not a container vault recognises: no vault, LUKS2 or LUKS1 signature${vaultSized ? '' : ` (and at ${c.size} bytes too small for a vault container)`}, ` +
-      `and its header area does not look like a VeraCrypt/TrueCrypt volume's (random bytes)`,
-    `if it is a VeraCrypt or TrueCrypt volume, give --type veracrypt (or truecrypt)${vaultSized ? '; if it is a vault container whose two headers were overwritten, restore a header backup with `vault header restore`' : ''}`,
-  );
-});
+const undetected = (vault: FormatAdapter) =>
+  rewording(vault, 'not-a-container', (c) => {
+    // A header backup only helps a file that can have been a vault container.
+    const vaultSized = c.size >= MIN_VAULT_CONTAINER;
+    return new VaultError(
+      'not-a-container',
+      `${c.path} is not a container vault recognises: no vault, LUKS2 or LUKS1 signature${vaultSized ? '' : ` (and at ${c.size} bytes too small for a vault container)`}, ` +
+        `and its header area does not look like a VeraCrypt/TrueCrypt volume's (random bytes)`,
+      `if it is a VeraCrypt or TrueCrypt volume, give --type veracrypt (or truecrypt)${vaultSized ? '; if it is a vault container whose two headers were overwritten, restore a header backup with `vault header restore`' : ''}`,
+    );
+  });
 
 /**
  * The VeraCrypt/TrueCrypt adapter as detection reaches it (no `--type`): when no header opens, its
  * error also says which formats the file's signature ruled out.
  */
-const DETECTED_FALLBACK = rewording(
-  FALLBACK,
-  'wrong-password',
-  (_c, e) => new VaultError(e.code, `${e.message}; the file has no vault, LUKS2 or LUKS1 signature either`, e.hint, { cause: e }),
-);
+const detectedFallback = (veracrypt: FormatAdapter) =>
+  rewording(
+    veracrypt,
+    'wrong-password',
+    (_c, e) => new VaultError(e.code, `${e.message}; the file has no vault, LUKS2 or LUKS1 signature either`, e.hint, { cause: e }),
+  );
 
 /** Bytes read for magic recognition: enough for every header's fixed part. */
 const PROBE_BYTES = 4096;
 
-/** Every name `--type` accepts, with the adapter it selects. */
-export function adapterByName(name: string): FormatAdapter {
-  const all = [...MAGIC_ADAPTERS, FALLBACK];
-  const hit = name === 'truecrypt' ? truecryptAdapter : all.find((a) => a.name === name);
-  if (!hit) throw new VaultError('usage', `unknown container format "${name}"`, `use one of ${FORMAT_NAMES.join(', ')}`);
-  return hit;
+/** Every name `--type` accepts, with the adapter it selects (loaded now). */
+export async function adapterByName(name: string): Promise<FormatAdapter> {
+  if (!Object.hasOwn(LOAD, name)) throw new VaultError('usage', `unknown container format "${name}"`, `use one of ${FORMAT_NAMES.join(', ')}`);
+  return LOAD[name as keyof typeof LOAD]();
 }
 
 /** Every adapter's name and 'truecrypt', in detection order (FORMAT_NAMES, checked by a unit test). */
 export function adapterNames(): string[] {
-  return [...MAGIC_ADAPTERS.map((a) => a.name), FALLBACK.name, 'truecrypt'];
+  return [...SIGNED.map((s) => s.name), FALLBACK, 'truecrypt'];
 }
 
-/** Chooses the adapter for an open container (and optional detached header), reading only a few bytes. */
-export function detectFormat(c: ContainerFile, o: { type?: string; headerFile?: ContainerFile } = {}): FormatAdapter {
-  if (o.type) return adapterByName(o.type);
-  const probe = o.headerFile ?? c;
+/**
+ * What the file's signatures say, reading only a few bytes and loading no adapter: a signed
+ * format's name, or null (VeraCrypt, TrueCrypt, or nothing vault knows).
+ */
+function signedFormat(c: ContainerFile, headerFile?: ContainerFile): FormatName | null {
+  const probe = headerFile ?? c;
   const first = readAtSync(probe.fd, Math.min(PROBE_BYTES, probe.size), 0);
-  const byMagic = MAGIC_ADAPTERS.find((a) => a.recognises(first)) ?? MAGIC_ADAPTERS.find((a) => a.claims?.(probe));
-  if (byMagic) return byMagic;
-  if (FALLBACK.claims?.(c) ?? true) return DETECTED_FALLBACK;
-  return UNDETECTED;
+  return (SIGNED.find((s) => s.recognises(first)) ?? SIGNED.find((s) => s.claims?.(probe)))?.name ?? null;
+}
+
+/** Chooses the adapter for an open container (and optional detached header), and loads it. */
+export async function detectFormat(c: ContainerFile, o: { type?: string; headerFile?: ContainerFile } = {}): Promise<FormatAdapter> {
+  if (o.type) return adapterByName(o.type);
+  const signed = signedFormat(c, o.headerFile);
+  if (signed) return LOAD[signed]();
+  const fallback = await LOAD[FALLBACK]();
+  if (fallback.claims?.(c) ?? true) return detectedFallback(fallback);
+  return undetected(await LOAD.vault());
 }
 
 /**
@@ -146,10 +168,13 @@ export function useHeaderCopy(format: string, c: ContainerFile, copy: 0 | 1 | un
  * Key-management commands change vault headers only. On any other format they stop here, before
  * a passphrase is asked or a byte is written.
  */
-export function requireVaultFormat(c: ContainerFile, what: string): void {
-  const a = detectFormat(c);
-  if (a.name === 'vault') return;
-  const label = a === DETECTED_FALLBACK ? 'VeraCrypt/TrueCrypt (or unrecognised)' : formatLabel(a.name);
+export async function requireVaultFormat(c: ContainerFile, what: string): Promise<void> {
+  const signed = signedFormat(c);
+  if (signed === 'vault') return;
+  // No signature: the VeraCrypt/TrueCrypt fallback, unless the file cannot be such a volume (then
+  // the vault adapter's own error explains what is missing).
+  if (signed === null && !((await LOAD[FALLBACK]()).claims?.(c) ?? true)) return;
+  const label = signed === null ? 'VeraCrypt/TrueCrypt (or unrecognised)' : formatLabel(signed);
   throw new VaultError(
     'unsupported-feature',
     `${c.path} is not a vault container (it looks like ${label}); \`${what}\` changes vault headers only`,

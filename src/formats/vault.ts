@@ -3,13 +3,11 @@
  * header reading and unlock in src/volume/container.ts, so a vault container mounts exactly as before.
  */
 import { VaultError, isVaultError } from '../errors.js';
-import { HEADER_SIZE, MAGIC } from '../format/constants.js';
+import { vaultSignature } from './signatures.js';
 import type { Header } from '../format/types.js';
 import { MAX_KEYFILE_SIZE, buildKdfInput } from '../crypto/kdf.js';
 import { KeyHandle } from '../crypto/key-handle.js';
 import { secretCopy, wipe } from '../crypto/wipe.js';
-import { resumeReencryption } from '../volume/reencrypt/run.js';
-import { readAtSync } from '../volume/fd-io.js';
 import { candidateHeaders, formatUuid, readHeaderCopies, unlockContainer, type CopyRead } from '../volume/container.js';
 import { type ContainerFile } from '../volume/container-file.js';
 import type { FormatAdapter, FormatInfo, UnlockOptions, UnlockSecret, UnlockedVolume } from './types.js';
@@ -60,6 +58,8 @@ async function unlock(c: ContainerFile, secret: UnlockSecret, o: UnlockOptions):
   if (!u.newMasterKey) return vaultVolume(u.header, KeyHandle.fromBytes(u.masterKey), u.warnings);
   try {
     const progress = o.onProgress;
+    // Loaded only here: an unfinished re-encryption is rare, and its code is four modules.
+    const { resumeReencryption } = await import('../volume/reencrypt/run.js');
     const done = await resumeReencryption(c, u, progress ? { onProgress: (d, t) => progress('finishing the re-encryption', d, t) } : {});
     u.warnings.push('an interrupted re-encryption was found and finished');
     return vaultVolume(done, KeyHandle.fromBytes(secretCopy(u.newMasterKey)), u.warnings);
@@ -106,9 +106,7 @@ function info(c: ContainerFile): FormatInfo {
 
 export const vaultAdapter: FormatAdapter = {
   name: 'vault',
-  recognises: (firstBytes) => firstBytes.subarray(0, MAGIC.length).equals(MAGIC),
-  // The primary copy may be destroyed (that is what the secondary at the end is for).
-  claims: (c) => c.size >= 2 * HEADER_SIZE && readAtSync(c.fd, MAGIC.length, c.size - HEADER_SIZE).equals(MAGIC),
+  ...vaultSignature,
   keyfilePolicy: { maxBytes: MAX_KEYFILE_SIZE, prefix: false },
   unlock,
   info,

@@ -103,7 +103,7 @@ export async function mountVolume(o: MountOptions): Promise<VolumeRecord> {
     early = prepareVolume(c);
     const { detectFormat, unlockVolume, useHeaderCopy } = await import('../formats/index.js');
     if (o.headerPath) headerFile = openContainer(resolveContainer(o.headerPath), true);
-    const adapter = detectFormat(c, { ...(o.type ? { type: o.type } : {}), ...(headerFile ? { headerFile } : {}) });
+    const adapter = await detectFormat(c, { ...(o.type ? { type: o.type } : {}), ...(headerFile ? { headerFile } : {}) });
     useHeaderCopy(adapter.name, c, o.headerCopy);
     const allowDiscards = discards && discardsForFormat(adapter.name, o.allowDiscards, o.note);
     // A vault container's TPM2 and FIDO2 tokens first (spec §14.5), then the passphrase.

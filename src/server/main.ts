@@ -8,14 +8,10 @@
  * over io_uring where the kernel offers it; the key goes from the pipe into the addon's locked
  * memory and never enters JS.
  */
-import { closeSync, fstatSync, writeSync } from 'node:fs';
-import { Socket } from 'node:net';
+import { closeSync, fstatSync, read, writeSync } from 'node:fs';
 import { hardenProcess, isDumpable } from '../crypto/process-hardening.js';
 import { isVaultError } from '../errors.js';
 import { writeServerPid } from '../mount/state.js';
-import { watchIdle } from './idle.js';
-import { watchProtection } from './protection-watch.js';
-import { watchIoErrors } from './io-error-watch.js';
 import type { FuseStats } from './fuse-addon.js';
 import { BLOCK_FILE_NAME, MAX_CONFIG_BYTES, SERVER_FD, type FuseTransport, type ServerConfig, type ServerStatus } from './protocol.js';
 
@@ -38,22 +34,19 @@ function report(status: ServerStatus): void {
  * as a passphrase prompt; null means the CLI gave up (end-of-file before any byte).
  */
 function readConfig(): Promise<ServerConfig | null> {
+  // fs.read on the descriptor (a blocking read in libuv's pool) rather than a net.Socket: node:net
+  // is 5 ms of the server's start, on the mount's path.
+  const buf = Buffer.alloc(MAX_CONFIG_BYTES + 1);
   return new Promise((resolve, reject) => {
-    const pipe = new Socket({ fd: SERVER_FD.config, readable: true, writable: false });
-    const parts: Buffer[] = [];
-    let size = 0;
-    pipe.on('data', (d: Buffer) => {
-      size += d.length;
-      if (size > MAX_CONFIG_BYTES) {
-        pipe.destroy();
-        reject(new Error(`the config on fd ${SERVER_FD.config} is longer than ${MAX_CONFIG_BYTES} bytes`));
-      } else parts.push(d);
-    });
-    pipe.on('error', reject);
-    pipe.on('end', () => {
-      pipe.destroy();
-      resolve(size === 0 ? null : (JSON.parse(Buffer.concat(parts).toString('utf8')) as ServerConfig));
-    });
+    const next = (size: number) =>
+      read(SERVER_FD.config, buf, size, buf.length - size, null, (err, n) => {
+        if (err) return reject(err);
+        if (n > 0 && size + n > MAX_CONFIG_BYTES) return reject(new Error(`the config on fd ${SERVER_FD.config} is longer than ${MAX_CONFIG_BYTES} bytes`));
+        if (n > 0) return next(size + n);
+        closeSync(SERVER_FD.config);
+        resolve(size === 0 ? null : (JSON.parse(buf.toString('utf8', 0, size)) as ServerConfig));
+      });
+    next(0);
   });
 }
 
@@ -129,19 +122,12 @@ async function main(): Promise<void> {
   if (!serving.ioBuffersLocked)
     log('RLIMIT_MEMLOCK has no room for the I/O buffers: only the key and its schedules are locked (raise `ulimit -l` to lock the buffers too)');
 
-  const idle =
-    config.idleSeconds === null
-      ? null
-      : watchIdle({ volumeId: config.volumeId, fuseDir: config.fuseDir, idleSeconds: config.idleSeconds, lastIoMs: serving.lastIoMs, log });
-  const protection = config.protectedRange ? watchProtection({ fuseDir: config.fuseDir, tripped: serving.protectionTripped, log }) : null;
-  const ioErrors = watchIoErrors({ fuseDir: config.fuseDir, stats: serving.stats, log });
+  let watches: { stop(): void }[] = [];
   let stopping = false;
   const stop = async (why: string) => {
     if (stopping) return;
     stopping = true;
-    idle?.stop();
-    protection?.stop();
-    ioErrors.stop();
+    for (const w of watches) w.stop();
     log(`stopping: ${why}`);
     await serving.stop();
     log('key wiped; exiting');
@@ -156,6 +142,31 @@ async function main(): Promise<void> {
   void serving.ended.then((why) => stop(why));
 
   report({ ok: true, pid: process.pid, blockFile: `${config.fuseDir}/${BLOCK_FILE_NAME}`, transport: serving.transport });
+  try {
+    watches = await startWatches(config, serving);
+  } catch (e) {
+    // A volume whose idle limit or protection record cannot run is not served on without them.
+    return stop(`the server's watches did not start: ${(e as Error).message}`);
+  }
+  if (stopping) for (const w of watches) w.stop(); // a stop that came while they loaded
+}
+
+/**
+ * The idle limit, the hidden-volume protection and the I/O-error record, loaded once the CLI has
+ * been told the volume serves: they are not on the mount's path (the idle watch alone brings in
+ * child_process, 7 ms of a server's start).
+ */
+async function startWatches(config: ServerConfig, serving: Serving): Promise<{ stop(): void }[]> {
+  const [{ watchIdle }, { watchProtection }, { watchIoErrors }] = await Promise.all([
+    import('./idle.js'),
+    import('./protection-watch.js'),
+    import('./io-error-watch.js'),
+  ]);
+  const watches = [watchIoErrors({ fuseDir: config.fuseDir, stats: serving.stats, log })];
+  if (config.idleSeconds !== null)
+    watches.push(watchIdle({ volumeId: config.volumeId, fuseDir: config.fuseDir, idleSeconds: config.idleSeconds, lastIoMs: serving.lastIoMs, log }));
+  if (config.protectedRange) watches.push(watchProtection({ fuseDir: config.fuseDir, tripped: serving.protectionTripped, log }));
+  return watches;
 }
 
 /**

@@ -268,7 +268,7 @@ describe.runIf(suite.run)('a cascade volume read-write (native cipher engine)', 
     // Re-opened (vault's unlock, in this process: no second mount's cost), read-only.
     const c = openContainer(file, true);
     try {
-      const v = await unlockVolume(adapterByName('veracrypt'), c, { passphrase: Buffer.from(PW), keyfiles: [] }, { readOnly: true, system: true, hash: 'sha256' });
+      const v = await unlockVolume(await adapterByName('veracrypt'), c, { passphrase: Buffer.from(PW), keyfiles: [] }, { readOnly: true, system: true, hash: 'sha256' });
       expect(v).toMatchObject({ dataOffset: start, dataSize: end - start, firstTweak: 2048n });
       const stored = readFileSync(file).subarray(start + sector * 512, start + sector * 512 + plain.length);
       const boot = readFileSync(file).subarray(start, start + 512);

@@ -82,6 +82,16 @@ export function withContainer<T>(file: string, fn: (c: ContainerFile) => T): T {
   }
 }
 
+/** withContainer for a callback that awaits: the container stays open until it settles. */
+export async function withContainerAsync<T>(file: string, fn: (c: ContainerFile) => Promise<T>): Promise<T> {
+  const c = openContainer(file, true);
+  try {
+    return await fn(c);
+  } finally {
+    closeContainer(c);
+  }
+}
+
 /** Decrypts the whole data area with node:crypto's aes-256-xts at the volume's tweak rule. */
 export function decryptVolume(v: UnlockedVolume, file: string): Buffer {
   const enc = readFileSync(file).subarray(v.dataOffset, v.dataOffset + v.dataSize);

@@ -31,7 +31,7 @@ describe('vault adapter', () => {
     for (const [f, p] of [['v1-4096.vol', 'vault fixture v1'], ['v1-512.vol', 'vault fixture v1 (512)']] as const) {
       const c = openContainer(fixture(f), true);
       try {
-        expect(detectFormat(c).name).toBe('vault');
+        expect((await detectFormat(c)).name).toBe('vault');
         const old = await unlockContainer(c, buildKdfInput(Buffer.from(p)));
         const v = await unlockVolume(vaultAdapter, c, { passphrase: Buffer.from(p), keyfiles: [] }, { readOnly: true });
         expect(v.key.withBytes((k) => Buffer.from(k).equals(Buffer.from(old.masterKey)))).toBe(true);
@@ -70,16 +70,16 @@ describe('vault adapter', () => {
 });
 
 describe('registry', () => {
-  it('FORMAT_NAMES (what the CLI lists without loading formats) are exactly the adapters, in detection order', () => {
+  it('FORMAT_NAMES (what the CLI lists without loading formats) are exactly the adapters, in detection order', async () => {
     expect([...FORMAT_NAMES]).toEqual(adapterNames());
-    for (const n of FORMAT_NAMES) expect(adapterByName(n).name).toBe(n);
+    for (const n of FORMAT_NAMES) expect((await adapterByName(n)).name).toBe(n);
   });
 
-  it('knows the format names, including truecrypt for the VeraCrypt adapter restricted to TrueCrypt\'s KDFs', () => {
-    expect(adapterByName('vault').name).toBe('vault');
-    expect(adapterByName('truecrypt').name).toBe('truecrypt');
-    expect(adapterByName('truecrypt').claims).toBe(adapterByName('veracrypt').claims);
-    expect(() => adapterByName('bitlocker')).toThrow(/unknown container format/);
+  it('knows the format names, including truecrypt for the VeraCrypt adapter restricted to TrueCrypt\'s KDFs', async () => {
+    expect((await adapterByName('vault')).name).toBe('vault');
+    expect((await adapterByName('truecrypt')).name).toBe('truecrypt');
+    expect((await adapterByName('truecrypt')).claims).toBe((await adapterByName('veracrypt')).claims);
+    await expect(adapterByName('bitlocker')).rejects.toThrow(/unknown container format/);
   });
 
   it('refuses a volume an adapter describes outside the file, and disposes its key', async () => {

@@ -32,6 +32,7 @@ import {
   secretOf,
   unlockFile,
   withContainer,
+  withContainerAsync,
   workDir,
   writeJsonText,
   type Json,
@@ -244,10 +245,10 @@ describe('cryptsetup validation cases', () => {
     });
   }
 
-  it('the registry detects LUKS2 by its magic, and by the secondary copy when the primary is gone', () => {
-    expect(withContainer(base, (c) => detectFormat(c).name)).toBe('luks2');
+  it('the registry detects LUKS2 by its magic, and by the secondary copy when the primary is gone', async () => {
+    expect(await withContainerAsync(base, async (c) => (await detectFormat(c)).name)).toBe('luks2');
     const f = damaged((file) => patch(file, 0, Buffer.alloc(4096)));
-    expect(withContainer(f, (c) => detectFormat(c).name)).toBe('luks2');
+    expect(await withContainerAsync(f, async (c) => (await detectFormat(c)).name)).toBe('luks2');
   });
 
   it('unlocks from the secondary copy when the primary is damaged, and says so', async () => {

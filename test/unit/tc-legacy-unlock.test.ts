@@ -27,7 +27,7 @@ function fatSerial(boot: Uint8Array): string {
 async function withVolume<T>(name: string, password: string, options: Partial<UnlockOptions>, f: (v: UnlockedVolume, first: Uint8Array) => T): Promise<T> {
   const c = openContainer(tcryptImage(name), true);
   try {
-    const v = await unlockVolume(adapterByName('truecrypt'), c, { passphrase: Buffer.from(password), keyfiles: [] }, { readOnly: true, ...options });
+    const v = await unlockVolume(await adapterByName('truecrypt'), c, { passphrase: Buffer.from(password), keyfiles: [] }, { readOnly: true, ...options });
     try {
       const first = new Uint8Array(readAtSync(c.fd, 512, v.dataOffset));
       const cipher = LegacyCipher.open(v.legacy!.chain, v.key);

@@ -47,7 +47,7 @@ function fatSerial(boot: Buffer): string {
 async function open(name: string, k: Case): Promise<{ uuid: string; info: Record<string, unknown> }> {
   const c = openContainer(tcryptImage(name), true);
   try {
-    const adapter = k.type ? adapterByName(k.type) : detectFormat(c);
+    const adapter = k.type ? await adapterByName(k.type) : await detectFormat(c);
     const keyfiles = k.keyfiles ? [1, 2].map((n) => readFileSync(tcryptImage(`keyfile${n}`))) : [];
     const v = await unlockVolume(adapter, c, { passphrase: Buffer.from(k.password), keyfiles }, { readOnly: true, ...k.options });
     try {
@@ -176,10 +176,10 @@ describe('system encryption (--system: the header in the boot track)', () => {
     const c = openContainer(tcryptImage('sys_vc_1_mbr_part-sha256-xts-aes'), true);
     try {
       const secret = () => ({ passphrase: Buffer.from(TC_PASSWORD), keyfiles: [] });
-      const rw = await unlockVolume(adapterByName('veracrypt'), c, secret(), { readOnly: false, system: true, hash: 'sha256' });
+      const rw = await unlockVolume(await adapterByName('veracrypt'), c, secret(), { readOnly: false, system: true, hash: 'sha256' });
       expect(rw).toMatchObject({ dataOffset: 2048 * 512, dataSize: 32768 * 512, firstTweak: 2048n, cipher: ['aes'] });
       rw.key.dispose();
-      const e = (await unlockVolume(adapterByName('truecrypt'), c, secret(), { readOnly: true }).catch((x: unknown) => x)) as VaultError;
+      const e = (await unlockVolume(await adapterByName('truecrypt'), c, secret(), { readOnly: true }).catch((x: unknown) => x)) as VaultError;
       expect(e).toMatchObject({ code: 'wrong-password', hint: expect.stringMatching(/--system/) });
     } finally {
       closeContainer(c);
@@ -242,7 +242,7 @@ describe('errors', () => {
       const c = openContainer(f, true);
       try {
         const secret = () => ({ passphrase: Buffer.from('pw'), keyfiles: [] });
-        const e = (await unlockVolume(detectFormat(c), c, secret(), { readOnly: true }).catch((x: unknown) => x)) as VaultError;
+        const e = (await unlockVolume(await detectFormat(c), c, secret(), { readOnly: true }).catch((x: unknown) => x)) as VaultError;
         expect(e).toMatchObject({
           code: 'not-a-container',
           message: /is not a container vault recognises: no vault, LUKS2 or LUKS1 signature \(and at 21000 bytes too small for a vault container\), and its header area does not look like a VeraCrypt/,
@@ -250,9 +250,9 @@ describe('errors', () => {
         expect(e.hint).toMatch(/--type veracrypt/);
         expect(e.hint).not.toMatch(/restore/); // a vault container is at least 1 MiB + 4.5 KiB
         // Forced, the VeraCrypt adapter says what it tried and that the password may be wrong.
-        const forced = (await unlockVolume(adapterByName('truecrypt'), c, secret(), { readOnly: true }).catch((x: unknown) => x)) as VaultError;
+        const forced = (await unlockVolume(await adapterByName('truecrypt'), c, secret(), { readOnly: true }).catch((x: unknown) => x)) as VaultError;
         expect(forced).toMatchObject({ code: 'wrong-password', message: /Tried the normal and hidden-volume headers at bytes 0, 19464 with/ });
-        const sys = (await unlockVolume(adapterByName('veracrypt'), c, secret(), { readOnly: true, system: true }).catch((x: unknown) => x)) as VaultError;
+        const sys = (await unlockVolume(await adapterByName('veracrypt'), c, secret(), { readOnly: true, system: true }).catch((x: unknown) => x)) as VaultError;
         expect(sys).toMatchObject({ code: 'not-a-container', message: /too small to hold a system-encryption header/ });
       } finally {
         closeContainer(c);
@@ -262,7 +262,7 @@ describe('errors', () => {
       writeFileSync(zeros, Buffer.alloc(2 << 20));
       const z = openContainer(zeros, true);
       try {
-        const e = (await unlockVolume(detectFormat(z), z, { passphrase: Buffer.from('pw'), keyfiles: [] }, { readOnly: true }).catch((x: unknown) => x)) as VaultError;
+        const e = (await unlockVolume(await detectFormat(z), z, { passphrase: Buffer.from('pw'), keyfiles: [] }, { readOnly: true }).catch((x: unknown) => x)) as VaultError;
         expect(e.message).not.toMatch(/too small/);
         expect(e.hint).toMatch(/--type veracrypt.*restore a header backup with `vault header restore`/);
       } finally {

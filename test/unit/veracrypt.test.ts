@@ -206,28 +206,28 @@ describe('header', () => {
 
 describe('format detection', () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'vault-unit-formats-'));
-  const detect = (bytes: Buffer) => {
+  const detect = async (bytes: Buffer) => {
     const f = path.join(dir, 'f');
     writeFileSync(f, bytes);
     const c = openContainer(f, true);
     try {
-      return detectFormat(c).name;
+      return (await detectFormat(c)).name;
     } finally {
       closeContainer(c);
     }
   };
-  it('magic first, the secondary vault copy next, VeraCrypt for random-looking files, else vault', () => {
+  it('magic first, the secondary vault copy next, VeraCrypt for random-looking files, else vault', async () => {
     const vault = Buffer.alloc(2 << 20);
     vault.write('VAULTVOL', 0);
-    expect(detect(vault)).toBe('vault');
+    expect(await detect(vault)).toBe('vault');
     const noPrimary = Buffer.alloc(2 << 20);
     noPrimary.write('VAULTVOL', noPrimary.length - 4096);
-    expect(detect(noPrimary)).toBe('vault');
-    expect(detect(randomBytes(1 << 20))).toBe('veracrypt');
+    expect(await detect(noPrimary)).toBe('vault');
+    expect(await detect(randomBytes(1 << 20))).toBe('veracrypt');
     // vault's zero padding where VeraCrypt always has random bytes (the hidden-header area)
     const wiped = Buffer.alloc(2 << 20);
     randomBytes(4096).copy(wiped, 0);
-    expect(detect(wiped)).toBe('vault');
+    expect(await detect(wiped)).toBe('vault');
     rmSync(dir, { recursive: true, force: true });
   });
 });

@@ -33,7 +33,7 @@ export function registerInfo(program: Command): void {
     let headerFile: ContainerFile | undefined;
     try {
       if (choice.headerPath) headerFile = openContainer(resolveContainer(choice.headerPath), true);
-      const adapter = detectFormat(c, { ...(choice.type ? { type: choice.type } : {}), ...(headerFile ? { headerFile } : {}) });
+      const adapter = await detectFormat(c, { ...(choice.type ? { type: choice.type } : {}), ...(headerFile ? { headerFile } : {}) });
       useHeaderCopy(adapter.name, c, choice.headerCopy);
       const opts: UnlockOptions = {
         readOnly: true,

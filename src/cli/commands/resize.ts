@@ -42,7 +42,7 @@ export function registerResize(program: Command): void {
     const c = openWritable(mounted ? mounted.container : resolveContainer(target));
     try {
       refuseReadOnlyMode(c);
-      const adapter = resizableFormat(c);
+      const adapter = await resizableFormat(c);
       const record = mounted ?? lockOrFind(c);
       const { signal, dispose } = abortOnSignals();
       try {
@@ -131,8 +131,8 @@ function refuseReadOnlyMode(c: ContainerFile): void {
 }
 
 /** The container's format, if vault can resize it: vault, LUKS1, LUKS2 with one plain data segment. */
-function resizableFormat(c: ContainerFile): FormatAdapter {
-  const a = detectFormat(c);
+async function resizableFormat(c: ContainerFile): Promise<FormatAdapter> {
+  const a = await detectFormat(c);
   fixedSegment(c, a); // refuses, before any passphrase, a LUKS2 header vault does not resize
   if (a.name === 'vault' || a.name === 'luks1' || a.name === 'luks2') return a;
   throw new VaultError(

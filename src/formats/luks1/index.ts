@@ -14,7 +14,7 @@ import { luksPassphrase } from '../luks/secret.js';
 import { openFirstKeyslot, type KeyslotAttempt } from '../luks/try-keyslots.js';
 import type { FormatAdapter, FormatInfo, UnlockOptions, UnlockSecret, UnlockedVolume } from '../types.js';
 import type { Luks1InfoJson } from '../info-json.js';
-import { MAGIC_PRIMARY } from '../luks2/binary-header.js';
+import { luks1Signature } from '../signatures.js';
 import { LUKS1_HEADER_SIZE, parseLuks1Header, type Luks1Header } from './header.js';
 import { printable, quote } from '../luks/quote.js';
 import { ivWrapWarning, parseDmCipher, volumeCipher, type DmCipher } from '../luks/dm-cipher.js';
@@ -113,7 +113,7 @@ function info(c: ContainerFile, o: UnlockOptions): FormatInfo {
 
 export const luks1Adapter: FormatAdapter = {
   name: 'luks1',
-  recognises: (b: Buffer) => b.length >= 8 && b.subarray(0, 6).equals(MAGIC_PRIMARY) && b.readUInt16BE(6) === 1,
+  ...luks1Signature,
   unlock,
   info,
 };

@@ -22,12 +22,14 @@
 import { createHash } from 'node:crypto';
 import { HASH_SIZE, type LuksHash } from '../luks/af.js';
 import { quote } from '../luks/quote.js';
+import { LUKS_MAGIC_PRIMARY as MAGIC_PRIMARY, LUKS_MAGIC_SECONDARY as MAGIC_SECONDARY, LUKS2_METADATA_SIZES as METADATA_SIZES } from '../signatures.js';
 
 export const BIN_HEADER_SIZE = 4096;
-export const MAGIC_PRIMARY = Buffer.from([0x4c, 0x55, 0x4b, 0x53, 0xba, 0xbe]); // LUKS\xba\xbe
-export const MAGIC_SECONDARY = Buffer.from([0x53, 0x4b, 0x55, 0x4c, 0xba, 0xbe]); // SKUL\xba\xbe
-/** Allowed hdr_size values, which are also where a secondary copy may sit (LUKS2_HDR2_OFFSETS). */
-export const METADATA_SIZES = [0x4000, 0x8000, 0x10000, 0x20000, 0x40000, 0x80000, 0x100000, 0x200000, 0x400000] as const;
+export {
+  LUKS_MAGIC_PRIMARY as MAGIC_PRIMARY,
+  LUKS_MAGIC_SECONDARY as MAGIC_SECONDARY,
+  LUKS2_METADATA_SIZES as METADATA_SIZES,
+} from '../signatures.js';
 const HDR_SIZE_MAX = 0x400000;
 const SEQID_OFFSET = 16;
 const SALT_OFFSET = 104;

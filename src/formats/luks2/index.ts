@@ -10,8 +10,7 @@ import { ivWrapWarning, volumeCipher } from '../luks/dm-cipher.js';
 import { luksPassphrase } from '../luks/secret.js';
 import { openFirstKeyslot } from '../luks/try-keyslots.js';
 import type { FormatAdapter, FormatInfo, UnlockOptions, UnlockSecret, UnlockedVolume } from '../types.js';
-import { readAtSync } from '../../volume/fd-io.js';
-import { MAGIC_PRIMARY, MAGIC_SECONDARY, METADATA_SIZES } from './binary-header.js';
+import { luks2Signature } from '../signatures.js';
 import { luks2Info } from './info.js';
 import { readLuks2Header, type Luks2Header } from './read.js';
 import { checkTweakRange, dataSegment, keyslotsToTry } from './support.js';
@@ -66,17 +65,9 @@ async function unlock(c: ContainerFile, secret: UnlockSecret, o: UnlockOptions):
   }
 }
 
-const isLuks2 = (b: Buffer, magic: Buffer) => b.length >= 8 && b.subarray(0, 6).equals(magic) && b.readUInt16BE(6) === 2;
-
-/** A destroyed primary: the secondary copy's signature at one of its known offsets (cryptsetup scans them too). */
-function claims(c: ContainerFile): boolean {
-  return METADATA_SIZES.some((at) => at + 8 <= c.size && isLuks2(readAtSync(c.fd, 8, at), MAGIC_SECONDARY));
-}
-
 export const luks2Adapter: FormatAdapter = {
   name: 'luks2',
-  recognises: (b: Buffer) => isLuks2(b, MAGIC_PRIMARY),
-  claims,
+  ...luks2Signature,
   unlock,
   info: (c: ContainerFile, o: UnlockOptions): FormatInfo => luks2Info(readHeader(c, o)),
 };
