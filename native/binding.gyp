@@ -28,8 +28,10 @@
         # XTS over every cipher chain: AES, Serpent, Twofish and Camellia through libgcrypt,
         # Kuznyechik of our own (libgcrypt 1.10 lacks it).
         'cipher_engine.c', 'kuznyechik.c',
-        # The syscalls Node does not expose (prctl, flock, pipe2, openat & co.).
+        # The syscalls Node does not expose (prctl, flock, pipe2, openat, LOOP_CONFIGURE & co.).
         'sys_napi.c',
+        # A volume's filesystem type through libblkid, as `blkid -p` (no process).
+        'fs_napi.c',
         # The volume server: FUSE spoken directly on /dev/fuse by native threads (fuse_*.c; see
         # fuse_internal.h for which file does what).
         'fuse_napi.c', 'fuse_session.c', 'fuse_mount.c', 'fuse_user.c', 'fuse_classic.c', 'fuse_uring.c', 'fuse_ops.c',
@@ -55,8 +57,9 @@
       # VeraCrypt's Argon2id (kdf.c). tpm2-tss (Debian: libtss2-dev to build;
       # libtss2-esys-3.0.2-0, -mu0, -rc0, -tctildr0 and the TCTIs
       # libtss2-tcti-device0 / -swtpm0 at run time): TPM2 sealing (tpm2.c). libfido2 (Debian:
-      # libfido2-dev to build, libfido2-1 at run time): FIDO2 keyslots (fido2.c).
-      'libraries': ['-lpthread', '-luring', '-lgcrypt', '-ltss2-esys', '-ltss2-rc', '-ltss2-mu', '-ltss2-tctildr', '-lfido2'],
+      # libfido2-dev to build, libfido2-1 at run time): FIDO2 keyslots (fido2.c). libblkid (Debian:
+      # libblkid-dev to build, libblkid1 at run time): the filesystem type of a volume (fs_napi.c).
+      'libraries': ['-lpthread', '-luring', '-lgcrypt', '-ltss2-esys', '-ltss2-rc', '-ltss2-mu', '-ltss2-tctildr', '-lfido2', '-lblkid'],
       'configurations': {
         'Release': {
           'cflags!': ['-O3'],

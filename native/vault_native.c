@@ -7,11 +7,12 @@
  *  - Batched XTS, in place, over a cipher chain (cipher_engine.c, over libgcrypt: AES and
  *    VeraCrypt's other ciphers and cascades; shared with the volume server): one call covers many
  *    sectors, synchronously or on the libuv threadpool.
- *  - Syscalls Node does not expose (sys_napi.c): prctl(PR_SET_DUMPABLE), flock, pipe2, BLKDISCARD, and
+ *  - Syscalls Node does not expose (sys_napi.c): prctl(PR_SET_DUMPABLE), flock, pipe2, BLKDISCARD, LOOP_CONFIGURE, and
  *    openat, renameat2 and unlinkat relative to a directory descriptor (so that a path in a
  *    directory another user can write is walked once, not again at every step). (Not mlockall: in a
  *    Node process V8 releases pages with madvise(MADV_DONTNEED), which fails on locked memory and
  *    aborts the process.)
+ *  - A volume's filesystem type through libblkid, as `blkid -p` would say it (fs_napi.c).
  *
  * Threading: everything runs on the JS thread except xts_run(), which async jobs run on threadpool
  * threads. A job touches only its own buffer, its own XTS context and the key bytes, and the key
@@ -33,6 +34,7 @@
 #include "tc_legacy_napi.h"
 #include "tpm2_napi.h"
 #include "sys_napi.h"
+#include "fs_napi.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -523,7 +525,8 @@ NAPI_MODULE_INIT() {
       {"xts", xts_sync}, {"gcryXtsReference", gcry_reference}, {"cipherEcb", cipher_ecb},                {"xtsAsync", xts_async_start}, {"hardenProcess", harden_process},
       {"isDumpable", is_dumpable},      {"flock", flock_fd},           {"pipe", make_pipe},
       {"probeSocket", probe_socket},    {"setIoFlusher", set_io_flusher}, {"umount2", umount_path},
-      {"blkDiscard", blk_discard},
+      {"blkDiscard", blk_discard},       {"loopAttach", loop_attach},   {"blkidProbe", blkid_probe_fd},
+      {"mountAt", mount_at},
       {"openat", openat_fd},            {"renameat", renameat_fd},        {"unlinkat", unlinkat_fd},
       {"unitHashesAsync", vault_unit_hashes_start},
       {"zeroUnits", vault_zero_units},

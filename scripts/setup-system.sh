@@ -9,13 +9,13 @@ set -euo pipefail
 
 # make, gcc, g++ (node-gyp links with it), python3 (node-gyp runs on it) and liburing-dev (the FUSE over
 # io_uring transport) and libgcrypt20-dev (Serpent, Twofish and Camellia, the block ciphers of TrueCrypt's legacy modes, PBKDF2 with
-# Whirlpool and Streebog for VeraCrypt headers) and libtss2-dev (tpm2-tss: TPM2 keyslots, native/tpm2.c) and libfido2-dev (FIDO2 hmac-secret keyslots): `npm ci` builds the
-# native addon, which vault cannot run without.
-build=(make gcc g++ python3 liburing-dev libgcrypt20-dev libtss2-dev libfido2-dev)
+# Whirlpool and Streebog for VeraCrypt headers) and libtss2-dev (tpm2-tss: TPM2 keyslots, native/tpm2.c) and libfido2-dev (FIDO2 hmac-secret keyslots)
+# and libblkid-dev (what filesystem a volume holds, native/fs_napi.c): `npm ci` builds the native addon, which vault cannot run without.
+build=(make gcc g++ python3 liburing-dev libgcrypt20-dev libtss2-dev libfido2-dev libblkid-dev)
 # libglib2.0-bin (gdbus) and systemd (systemd-inhibit): `vault watch` listens to D-Bus through them.
-# liburing2, libgcrypt20, libfido2-1, libtss2-esys-3.0.2-0, libtss2-mu0, libtss2-rc0, libtss2-tctildr0: the native addon links against them;
+# liburing2, libgcrypt20, libfido2-1, libtss2-esys-3.0.2-0, libtss2-mu0, libtss2-rc0, libtss2-tctildr0, libblkid1: the native addon links against them;
 # libtss2-tcti-device0 (/dev/tpmrm0) and libtss2-tcti-swtpm0 (a software TPM): the TCTIs tpm2-tss loads at run time.
-runtime=(liburing2 libgcrypt20 libfido2-1 libtss2-esys-3.0.2-0 libtss2-mu0 libtss2-rc0 libtss2-tctildr0 libtss2-tcti-device0 libtss2-tcti-swtpm0 fuse3 e2fsprogs dosfstools exfatprogs util-linux mount fusefat exfat-fuse libglib2.0-bin systemd)
+runtime=(liburing2 libgcrypt20 libfido2-1 libblkid1 libtss2-esys-3.0.2-0 libtss2-mu0 libtss2-rc0 libtss2-tctildr0 libtss2-tcti-device0 libtss2-tcti-swtpm0 fuse3 e2fsprogs dosfstools exfatprogs util-linux mount fusefat exfat-fuse libglib2.0-bin systemd)
 # udisks2, polkitd, fuse2fs and udev (systemd-udevd): `vault setup-rootless` and its test run the real
 # daemons of "vault without root" (bench/lib/rootless-stack.ts, which the tests share).
 # man-db (it brings groff-base): the install test renders the installed man page with `man -l`.

@@ -65,6 +65,19 @@ export interface NativeAddon {
   umount2(path: string, flags: number): number;
   /** ioctl(fd, BLKDISCARD, [offset, length]) on a block device open for writing: 0, or the errno. */
   blkDiscard(fd: number, offset: number, length: number): number;
+  /** LOOP_CONFIGURE of a free loop device (sys_napi.c): its number N (/dev/loopN), or -errno. blockSize 0: the kernel's. */
+  loopAttach(fileFd: number, readOnly: boolean, directIo: boolean, blockSize: number): number;
+  /**
+   * libblkid's `blkid -p` probe of the device or file open on fd (fs_napi.c), for the filesystem
+   * types `onlyTypes` (null: every type): [rc, TYPE or null]; rc 0 found, 1 nothing, -2 ambivalent, -1 failed.
+   */
+  blkidProbe(fd: number, onlyTypes: readonly string[] | null): [number, string | null];
+  /**
+   * fsopen(type), fsconfig(source, then each param: [name, value], value null for a flag), fsmount
+   * with `attrs` (MOUNT_ATTR_*), move_mount onto the directory open on targetFd (fs_napi.c): [0, '']
+   * when mounted, else [errno, the filesystem's log messages].
+   */
+  mountAt(type: string, source: string, params: readonly (readonly [string, string | null])[], attrs: number, targetFd: number): [number, string];
   /** openat(dirFd, name, flags | O_CLOEXEC, mode): the new fd, or -errno. `name` is one path component. */
   openat(dirFd: number, name: string, flags: number, mode: number): number;
   /** renameat2 within one directory (RENAME_NOREPLACE when noReplace): 0 or an errno. */

@@ -290,7 +290,7 @@ async function startVolume(c: ContainerFile, v: UnlockedVolume, o: MountUnlocked
 
 /** The filesystem on the decrypted device or block file, if it is one vault may mount. */
 function allowedFilesystem(device: string, o: MountUnlockedOptions): string {
-  const fsType = detectFilesystem(device);
+  const fsType = detectFilesystem(device, o.allowFs);
   if (!fsType)
     throw new VaultError('mount-failed', 'the volume holds no filesystem that could be recognised', `mount it with --no-filesystem to reach the raw ${device.startsWith('/dev/') ? 'block device' : 'block file'}`);
   checkFsAllowed(fsType, o.allowFs);

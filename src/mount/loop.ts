@@ -5,9 +5,12 @@
  * from losetup's exit status: direct I/O, read-only and the logical block size can all come out
  * different from what was asked for without losetup failing.
  */
-import { existsSync, readdirSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
+import { closeSync, constants as fsc, existsSync, openSync, readdirSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
+import { constants as osc } from 'node:os';
 import path from 'node:path';
+import { getSystemErrorName } from 'node:util';
 import { VaultError, isVaultError } from '../errors.js';
+import { nativeAddon } from '../crypto/native.js';
 import { firstLine, run, type RunResult } from './run.js';
 
 export interface LoopAttachOptions {
@@ -41,34 +44,47 @@ export interface LoopInfo {
 
 const LOOP_DEVICE = /^\/dev\/loop(\d+)$/;
 const SECTOR_SIZES = [512, 1024, 2048, 4096];
-const ATTACH_TRIES = 6;
 const DETACH_TRIES = 10;
 /** How long a detach may stay deferred (udev or blkid briefly holding the device) before we report busy. */
 const DETACH_SETTLE_MS = 2000;
 const DELETED_SUFFIX = ' (deleted)';
 
-/** Attaches `file` to a free loop device. Synchronous: callers must not be the process serving the file. */
+/**
+ * Attaches `file` to a free loop device: the file is opened here (never through a symbolic link)
+ * and bound with one LOOP_CONFIGURE ioctl (the addon's loopAttach), as losetup --find would, without
+ * its process. Synchronous: callers must not be the process serving the file.
+ */
 export function attachLoop(file: string, opts: LoopAttachOptions): LoopDevice {
   if (opts.sectorSize !== undefined && !SECTOR_SIZES.includes(opts.sectorSize))
     throw new VaultError('usage', `invalid loop sector size ${opts.sectorSize}`, `use one of ${SECTOR_SIZES.join(', ')}`);
   const backing = path.resolve(file);
-
-  let r = attachWithRetry(backing, opts, opts.directIo);
-  // Some backing filesystems (ramfs, FUSE without direct_io support) make the kernel reject the
-  // whole setup when direct I/O is requested; buffered I/O still works there.
-  if (r.status !== 0 && opts.directIo && !isBusy(r.stderr)) r = attachWithRetry(backing, opts, false);
-  if (r.status !== 0) throw attachError(backing, r);
-
-  const device = firstLine(r.stdout);
-  const m = LOOP_DEVICE.exec(device);
-  if (!m) throw new VaultError('io', `losetup printed an unexpected device name: ${JSON.stringify(device)}`);
+  let fd: number;
+  try {
+    fd = openSync(backing, (opts.readOnly ? fsc.O_RDONLY : fsc.O_RDWR) | fsc.O_NOFOLLOW); // libuv adds O_CLOEXEC
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const why = code === 'EROFS' ? `${code}: it lies on a read-only filesystem` : code;
+    throw new VaultError(code === 'EACCES' || code === 'EPERM' ? 'privilege' : 'io', `cannot open ${backing} to attach it to a loop device: ${why}`,
+      code === 'EROFS' ? 'mount it read-only (--read-only)' : undefined);
+  }
+  let n: number;
+  try {
+    const attach = (directIo: boolean) => nativeAddon().loopAttach(fd, opts.readOnly, directIo, opts.sectorSize ?? 0);
+    n = attach(opts.directIo);
+    // Some backing filesystems (ramfs, FUSE without direct_io support) make the kernel reject the
+    // whole setup when direct I/O is requested; buffered I/O still works there.
+    if (n < 0 && opts.directIo && -n !== osc.errno.EBUSY) n = attach(false);
+  } finally {
+    closeSync(fd); // the loop device holds the file itself
+  }
+  if (n < 0) throw attachError(backing, -n);
+  const device = `/dev/loop${n}`;
 
   const info = loopInfo(device);
   if (info === null) throw new VaultError('io', `${device} vanished right after being attached`);
-  const sectorSize = Number(readSys(`/sys/block/loop${m[1]}/queue/logical_block_size`));
+  const sectorSize = Number(readSys(`/sys/block/loop${n}/queue/logical_block_size`));
   resetRequestSize(device);
-  // losetup falls back to read-only on its own when the file is not writable; a volume the user
-  // asked to be writable must not silently come up read-only.
+  // A volume the user asked to be writable must not come up read-only, whatever the kernel did.
   if (!opts.readOnly && info.readOnly) {
     detachQuietly(device);
     throw new VaultError('io', `${device} came up read-only although read-write was requested`, `check that ${backing} is writable`);
@@ -187,21 +203,6 @@ export function listLoops(): (LoopInfo & { device: string })[] {
   return out;
 }
 
-function attachWithRetry(file: string, opts: LoopAttachOptions, directIo: boolean): RunResult {
-  const args = ['--find', '--show'];
-  if (opts.readOnly) args.push('--read-only');
-  if (directIo) args.push('--direct-io=on');
-  if (opts.sectorSize !== undefined) args.push('--sector-size', String(opts.sectorSize));
-  args.push(file);
-  for (let attempt = 1; ; attempt++) {
-    const r = losetup(args);
-    // --find picks a free device and then binds it; another process can bind the same device in
-    // between, which fails with EBUSY. A fresh --find then picks another device.
-    if (r.status === 0 || !isBusy(r.stderr) || attempt >= ATTACH_TRIES) return r;
-    sleepMs(20 * attempt + Math.floor(Math.random() * 30));
-  }
-}
-
 function losetup(args: string[]): RunResult {
   try {
     return run('losetup', args);
@@ -212,12 +213,13 @@ function losetup(args: string[]): RunResult {
   }
 }
 
-function attachError(file: string, r: RunResult): VaultError {
-  const msg = `cannot attach ${file} to a loop device: ${detail(r)}`;
-  if (isBusy(r.stderr)) return new VaultError('busy', msg, 'another program kept grabbing the free loop device; try again');
-  if (/cannot find an unused loop device|could not find any free loop device/i.test(r.stderr))
+function attachError(file: string, errno: number): VaultError {
+  const name = getSystemErrorName(-errno);
+  const msg = `cannot attach ${file} to a loop device: ${name}`;
+  if (errno === osc.errno.EBUSY) return new VaultError('busy', msg, 'another program kept grabbing the free loop device; try again');
+  if (errno === osc.errno.ENOENT || errno === osc.errno.ENODEV || errno === osc.errno.ENOSPC)
     return new VaultError('missing-component', msg, 'the kernel needs loop device support (modprobe loop; /dev/loop-control must exist)');
-  return new VaultError(codeFor(r.stderr), msg);
+  return new VaultError(errno === osc.errno.EPERM || errno === osc.errno.EACCES ? 'privilege' : 'io', msg);
 }
 
 function detachQuietly(device: string): void {

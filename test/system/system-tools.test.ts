@@ -312,7 +312,7 @@ describe.skipIf(missing.length > 0)('system tools', () => {
     });
 
     it('will not silently come up read-only when read-write was asked for', () => {
-      // losetup itself falls back to read-only when opening the file read-write fails with EROFS.
+      // The file cannot be opened read-write (EROFS): an error, never a read-only device instead.
       const file = image('ro-bind/vol.img');
       const view = mountDir('ro-view');
       sh('mount', ['--bind', '-o', 'ro', path.dirname(file), view]);
