@@ -25,7 +25,6 @@ function core(f: DoctorFacts): CheckGroup {
       check('dev-fuse', '/dev/fuse', f.devFuse === 'usable', `${fuse} (every volume is served through FUSE)`, f.devFuse === 'missing' ? asRoot(f, 'modprobe fuse') : asRoot(f, 'chmod 0666 /dev/fuse')),
       toolCheck(f, 'mkfs.ext4', 'creates ext4, the default filesystem'),
       toolCheck(f, 'debugfs', 'makes a new ext4 volume\'s root directory private'),
-      toolCheck(f, 'blkid', 'finds the filesystem inside a volume'),
       toolCheck(f, 'wipefs', 'clears old signatures before mkfs'),
     ],
   };
@@ -38,10 +37,10 @@ function root(f: DoctorFacts): CheckGroup {
     id: 'root',
     title: 'as root: loop devices and the kernel\'s filesystems',
     items: [
-      check('loop-control', '/dev/loop-control', f.loopControl, f.loopControl ? 'present (losetup --find)' : 'missing: the loop module is not loaded', asRoot(f, 'modprobe loop')),
+      check('loop-control', '/dev/loop-control', f.loopControl, f.loopControl ? 'present (vault binds a free loop device through it)' : 'missing: the loop module is not loaded', asRoot(f, 'modprobe loop')),
       check('loop-free', 'a free loop device', free !== null, free ?? 'none, and no /dev/loop-control to make one', asRoot(f, 'modprobe loop')),
-      toolCheck(f, 'losetup', 'attaches a volume to a loop device'),
-      toolCheck(f, 'mount', 'mounts the filesystem'),
+      toolCheck(f, 'losetup', 'detaches and resizes loop devices'),
+      toolCheck(f, 'mount', 'mounts FAT and exFAT through their FUSE drivers where the kernel has none'),
       toolCheck(f, 'umount', 'unmounts it'),
       check('kernel:ext4', 'ext4 in the kernel', f.kernelFs.ext4, f.kernelFs.ext4 ? 'built in or loadable (/proc/filesystems, modules)' : 'the running kernel has no ext4 driver', asRoot(f, 'modprobe ext4')),
       check('cap-sys-resource', 'CAP_SYS_RESOURCE', cap.available, cap.detail, 'run vault outside the container that dropped it', false),

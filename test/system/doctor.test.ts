@@ -58,7 +58,7 @@ function agreesWithMachine(who: 'root' | 'nobody', r: Report, env: Record<string
   const ok = (id: string) => m.get(id)!.status === 'ok';
   const findTool = (t: string) => sh(who, `PATH=${TRUSTED_PATH} command -v ${t}`);
   expect(ok('dev-fuse'), 'dev-fuse').toBe(sh(who, 'test -c /dev/fuse && test -r /dev/fuse && test -w /dev/fuse'));
-  for (const t of ['mkfs.ext4', 'debugfs', 'blkid', 'wipefs', 'losetup', 'mkfs.vfat', 'mkfs.exfat', 'fuse2fs', 'fusefat', 'e2fsck', 'gdbus', 'systemd-inhibit'])
+  for (const t of ['mkfs.ext4', 'debugfs', 'wipefs', 'losetup', 'mkfs.vfat', 'mkfs.exfat', 'fuse2fs', 'fusefat', 'e2fsck', 'gdbus', 'systemd-inhibit'])
     expect(ok(`tool:${t}`), t).toBe(findTool(t));
   expect(ok('loop-control'), 'loop-control').toBe(sh(who, 'test -e /dev/loop-control'));
   expect(ok('kernel:ext4'), 'kernel:ext4').toBe(sh(who, 'grep -qw ext4 /proc/filesystems || grep -q "/ext4\\.ko" /lib/modules/$(uname -r)/modules.*'));
