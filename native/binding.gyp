@@ -5,9 +5,10 @@
 # dlopen time against the node binary itself, which exports its bundled OpenSSL; the headers come
 # from <nodedir>/include/node/openssl (added by node-gyp's addon.gypi ahead of /usr/include), so
 # they match that OpenSSL. Linking the system libcrypto would load a second, different OpenSSL.
-# libfido2 (fido2.c) does pull in Debian's libcrypto.so.3, but its OpenSSL calls bind to node's
-# exported OPENSSL_3.0.0 symbols, which come first in the lookup scope (LD_DEBUG=bindings: all of
-# libfido2's ~100 OpenSSL symbols resolve to node); both are OpenSSL 3.0 with one ABI.
+# libfido2 and tpm2-tss (opened at their first use: token_libs.c) do pull in Debian's libcrypto.so.3,
+# but their OpenSSL calls bind to node's exported OPENSSL_3.0.0 symbols, which come first in the
+# lookup scope (LD_DEBUG=bindings: all of libfido2's ~100 OpenSSL symbols resolve to node); both are
+# OpenSSL 3.0 with one ABI.
 #
 # Compiler flags and node-gyp's defaults:
 #  - common.gypi sets -O3 for Release; we drop it and use -O2 (the hot loop is inside OpenSSL's
@@ -44,22 +45,27 @@
         'tpm2.c', 'tpm2_napi.c',
         # FIDO2 hmac-secret credentials through libfido2, over hidraw or a unix socket transport.
         'fido2.c',
+        # libfido2 and tpm2-tss, opened at their first use (dlopen), not with the addon.
+        'token_libs.c',
       ],
       'cflags': ['-O2', '-Wall', '-Wextra', '-fvisibility=hidden'],
       # Bind every symbol at load (and full RELRO): a library missing at run time fails the load
-      # with its name, never a later call in the middle of a mount.
+      # with its name, never a later call in the middle of a mount. (libfido2 and tpm2-tss are the
+      # exception: only enrolment and token unlock use them, and a missing one fails that call with
+      # what to install. Linked, their dlopen was ~8 ms of every vault process's start.)
       'ldflags': ['-Wl,-z,now', '-Wl,-z,relro'],
       'cflags_c': ['-Werror', '-std=gnu11'],
       # liburing (Debian: liburing-dev to build, liburing2 at run time): the FUSE-over-io_uring
       # transport (fuse_uring.c). libgcrypt (Debian: libgcrypt20-dev to build, libgcrypt20 at run
       # time): Serpent, Twofish and Camellia (cipher_engine.c), the block ciphers of TrueCrypt's
       # legacy modes (tc_legacy.c), HMAC for PBKDF2 with RIPEMD-160, Whirlpool and Streebog, and
-      # VeraCrypt's Argon2id (kdf.c). tpm2-tss (Debian: libtss2-dev to build;
+      # VeraCrypt's Argon2id (kdf.c). tpm2-tss (Debian: libtss2-dev for its headers;
       # libtss2-esys-3.0.2-0, -mu0, -rc0, -tctildr0 and the TCTIs
-      # libtss2-tcti-device0 / -swtpm0 at run time): TPM2 sealing (tpm2.c). libfido2 (Debian:
-      # libfido2-dev to build, libfido2-1 at run time): FIDO2 keyslots (fido2.c). libblkid (Debian:
+      # libtss2-tcti-device0 / -swtpm0 at run time, opened by token_libs.c): TPM2 sealing (tpm2.c).
+      # libfido2 (Debian: libfido2-dev for its headers, libfido2-1 at run time, opened by
+      # token_libs.c): FIDO2 keyslots (fido2.c). libblkid (Debian:
       # libblkid-dev to build, libblkid1 at run time): the filesystem type of a volume (fs_napi.c).
-      'libraries': ['-lpthread', '-luring', '-lgcrypt', '-ltss2-esys', '-ltss2-rc', '-ltss2-mu', '-ltss2-tctildr', '-lfido2', '-lblkid'],
+      'libraries': ['-lpthread', '-luring', '-lgcrypt', '-lblkid'],
       'configurations': {
         'Release': {
           'cflags!': ['-O3'],

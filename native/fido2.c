@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include <fido.h>
 #include "napi_util.h"
+#include "token_calls.h" /* last: every libfido2 call through its pointer */
 
 #define ADDON_NAME "vault_native"
 #define REPORT 64
@@ -378,6 +379,14 @@ static bool opt_text(napi_env env, napi_value obj, const char *name, bool allow_
   return true;
 }
 
+/* libfido2 opened (token_libs.c), or a thrown ERR_VAULT_MISSING_LIBRARY saying what to install. */
+static bool fido2_lib(napi_env env) {
+  char why[320];
+  if (vault_fido2_lib(why, sizeof why)) return true;
+  vault_throw_error(env, "ERR_VAULT_MISSING_LIBRARY", why);
+  return false;
+}
+
 napi_value vault_fido2_start(napi_env env, napi_callback_info info) {
   napi_value argv[1], name, promise;
   size_t len;
@@ -385,7 +394,7 @@ napi_value vault_fido2_start(napi_env env, napi_callback_info info) {
   uint64_t timeout;
   uint8_t *pin;
   size_t pin_len;
-  if (!vault_arg_count(env, info, 1, argv)) return NULL;
+  if (!vault_arg_count(env, info, 1, argv) || !fido2_lib(env)) return NULL;
   fido2_job *j = calloc(1, sizeof *j);
   if (j == NULL) {
     vault_throw_errno(env, "calloc", "fido2Async", ENOMEM);
@@ -450,6 +459,7 @@ napi_value vault_fido2_devices(napi_env env, napi_callback_info info) {
   napi_value arr, item, s;
   size_t n = 0;
   (void)info;
+  if (!fido2_lib(env)) return NULL;
   pthread_once(&init_once, init_fido);
   fido_dev_info_t *list = fido_dev_info_new(16);
   if (list == NULL) {

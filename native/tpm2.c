@@ -10,6 +10,7 @@
 #include <tss2/tss2_mu.h>
 #include <tss2/tss2_rc.h>
 #include <tss2/tss2_tctildr.h>
+#include "token_calls.h" /* last: every tpm2-tss call through its pointer */
 
 /* systemd 252's primary key template (tpm2-util.c, tpm2_make_primary, ECC): the primary key is
    derived from the owner seed and this template, so it must match byte for byte for systemd's

@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include <node_api.h>
+#include "token_libs.h"
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
@@ -189,11 +190,20 @@ static tpm2_async *job_alloc(napi_env env) {
   return a;
 }
 
+/* tpm2-tss opened (token_libs.c), or a thrown ERR_VAULT_MISSING_LIBRARY saying what to install. */
+static bool tpm2_lib(napi_env env) {
+  char why[320];
+  if (vault_tpm2_lib(why, sizeof why)) return true;
+  vault_throw_error(env, "ERR_VAULT_MISSING_LIBRARY", why);
+  return false;
+}
+
 static napi_value seal(napi_env env, napi_callback_info info) {
   napi_value argv[4];
   uint8_t *secret;
   size_t len, mask;
   tpm2_async *a;
+  if (!tpm2_lib(env)) return NULL;
   if (!vault_arg_count(env, info, 4, argv) || !vault_arg_bytes(env, argv[0], "secret", &secret, &len) ||
       !vault_arg_index(env, argv[2], "pcrMask", (1 << VAULT_TPM2_PCR_COUNT) - 1, &mask))
     return NULL;
@@ -216,6 +226,7 @@ static napi_value unseal(napi_env env, napi_callback_info info) {
   napi_value argv[5];
   size_t mask;
   tpm2_async *a;
+  if (!tpm2_lib(env)) return NULL;
   if (!vault_arg_count(env, info, 5, argv) || !vault_arg_index(env, argv[2], "pcrMask", (1 << VAULT_TPM2_PCR_COUNT) - 1, &mask))
     return NULL;
   if ((a = job_alloc(env)) == NULL) return NULL;
