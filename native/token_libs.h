@@ -6,7 +6,8 @@
  * Each library function vault calls is reached through a pointer of the function's own type
  * (__typeof__ of its prototype in the library's header), filled by dlsym; fido2.c and tpm2.c
  * include token_calls.h last, which names every call through its pointer. The lists below are
- * those calls: a function missing from a list fails the build (token_calls.h redefines the name).
+ * those calls. A call missing from them is left an undefined symbol (the libraries are not linked),
+ * so the addon fails to load at all (-z now): every test notices, not just the token tests.
  *
  * Both loaders are safe from any thread (pthread_once) and say, on failure, what to install.
  */

@@ -2,8 +2,8 @@
  * Loop devices over the FUSE-served block file: attach, detach, inspect.
  *
  * What the kernel actually did is read back from sysfs (/sys/block/loopN/...) rather than trusted
- * from losetup's exit status: direct I/O, read-only and the logical block size can all come out
- * different from what was asked for without losetup failing.
+ * from the attach's success: direct I/O, read-only and the logical block size can all come out
+ * different from what was asked for without LOOP_CONFIGURE failing.
  */
 import { closeSync, constants as fsc, existsSync, openSync, readdirSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import { constants as osc } from 'node:os';
