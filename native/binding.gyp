@@ -23,8 +23,8 @@
       'sources': [
         # Key handles, batched XTS for JS, a few syscalls (vault_native.c); shared helpers.
         'vault_native.c', 'napi_util.c', 'secure_mem.c', 'unit_hash.c',
-        # The VeraCrypt/TrueCrypt header-key derivations (PBKDF2 with every header hash, Argon2id),
-        # stoppable while they run.
+        # Argon2 for vault and LUKS (libargon2); the VeraCrypt/TrueCrypt header-key derivations
+        # (PBKDF2 with every header hash, Argon2id), stoppable while they run.
         'kdf.c',
         # XTS over every cipher chain: AES, Serpent, Twofish and Camellia through libgcrypt,
         # Kuznyechik of our own (libgcrypt 1.10 lacks it).
@@ -65,7 +65,9 @@
       # libfido2 (Debian: libfido2-dev for its headers, libfido2-1 at run time, opened by
       # token_libs.c): FIDO2 keyslots (fido2.c). libblkid (Debian:
       # libblkid-dev to build, libblkid1 at run time): the filesystem type of a volume (fs_napi.c).
-      'libraries': ['-lpthread', '-luring', '-lgcrypt', '-lblkid'],
+      # libargon2 (Debian: libargon2-dev to build, libargon2-1 at run time): vault's and LUKS's
+      # Argon2 (kdf.c), in memory we place ourselves.
+      'libraries': ['-lpthread', '-luring', '-lgcrypt', '-lblkid', '-largon2'],
       'configurations': {
         'Release': {
           'cflags!': ['-O3'],

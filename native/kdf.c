@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <argon2.h>
 #include <gcrypt.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -14,6 +16,7 @@
 #define ADDON_NAME "vault_native"
 #define MAX_OUT 1024
 #define MAX_ITERATIONS 0x7fffffff
+#define ARGON2_MAX_MEMORY_KIB (4UL << 20) /* 4 GiB: vault's and cryptsetup's limit */
 #define MAX_HASH 64   /* the longest digest here (SHA-512, Whirlpool, Streebog) */
 #define MAX_BLOCK 128 /* the longest HMAC block (SHA-512) */
 /* How often the PBKDF2 loop reads the cancel flag: 1024 iterations are at most a few ms (Streebog,
@@ -126,6 +129,43 @@ static int cancelled(const uint8_t *flag) {
   return flag != NULL && __atomic_load_n(flag, __ATOMIC_RELAXED) != 0;
 }
 
+/* ---- Argon2 through libargon2, in memory of our own ---------------------------------------- */
+
+/* libargon2's memory blocks, from its allocate_cbk: one private mapping aligned to 2 MiB and
+   advised MADV_HUGEPAGE, so that filling it takes a few faults, not one per 4 KiB page. On these
+   machines a fresh 4 KiB page costs ~12 us to fault in: 8 MiB of Argon2 memory took 24 ms of page
+   faults against ~4 ms of hashing, 256 MiB ~800 ms of ~950 (bench/RESULTS.md). The blocks are
+   derived from the password: locked as they are written where RLIMIT_MEMLOCK has room (best
+   effort: an ordinary user's limit is often 8 MiB), never in a core dump, zeros in a forked child.
+   libargon2 wipes them before it hands them back (clear_internal_memory), so the free only unmaps. */
+#define ARENA_ALIGN ((size_t)2 << 20)
+
+static size_t arena_len(size_t bytes) { return (bytes + ARENA_ALIGN - 1) & ~(ARENA_ALIGN - 1); }
+
+static int arena_alloc(uint8_t **memory, size_t bytes) {
+  size_t len = arena_len(bytes);
+  if (len < bytes || len + ARENA_ALIGN < len) return ARGON2_MEMORY_ALLOCATION_ERROR;
+  uint8_t *raw = mmap(NULL, len + ARENA_ALIGN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (raw == MAP_FAILED) return ARGON2_MEMORY_ALLOCATION_ERROR;
+  uint8_t *p = (uint8_t *)(((uintptr_t)raw + ARENA_ALIGN - 1) & ~(uintptr_t)(ARENA_ALIGN - 1));
+  if (p > raw) (void)munmap(raw, (size_t)(p - raw));
+  if (raw + len + ARENA_ALIGN > p + len) (void)munmap(p + len, (size_t)(raw + len + ARENA_ALIGN - (p + len)));
+  (void)madvise(p, len, MADV_HUGEPAGE);
+  (void)madvise(p, len, MADV_DONTDUMP);
+#ifdef MADV_WIPEONFORK
+  (void)madvise(p, len, MADV_WIPEONFORK);
+#endif
+#ifdef MLOCK_ONFAULT
+  (void)mlock2(p, len, MLOCK_ONFAULT);
+#endif
+  *memory = p;
+  return ARGON2_OK;
+}
+
+static void arena_free(uint8_t *memory, size_t bytes) {
+  (void)munmap(memory, arena_len(bytes)); /* also unlocks */
+}
+
 /* ---- jobs ------------------------------------------------------------------------------------ */
 
 enum outcome { DONE, FAILED, CANCELLED };
@@ -137,13 +177,17 @@ typedef struct {
   const uint8_t *pw, *salt, *cancel;
   size_t pw_len, salt_len, out_len;
   uint8_t *out;
-  int argon2;
+  enum kind { PBKDF2, GCRY_ARGON2ID, LIB_ARGON2 } kind;
   /* PBKDF2 */
   const struct hash_spec *spec;
   unsigned long iterations;
   uint32_t first_block;
-  /* Argon2id */
+  /* Argon2 (libgcrypt's Argon2id; libargon2's Argon2i or Argon2id, with a secret and data) */
   unsigned long memory_kib, passes, lanes;
+  argon2_type type;
+  napi_ref secret_ref, ad_ref;
+  const uint8_t *secret, *ad;
+  size_t secret_len, ad_len;
   int skipping; /* cancelled: the remaining segments are not run */
   enum outcome outcome;
   const char *why;
@@ -208,10 +252,25 @@ static void argon2_execute(kdf_job *j) {
   if (e != 0) j->why = gcry_err_code(e) == GPG_ERR_ENOMEM || gcry_err_code(e) == GPG_ERR_SYSTEM_ERROR ? "not enough memory" : gcry_strerror(e);
 }
 
+static void libargon2_execute(kdf_job *j) {
+  argon2_context c = {
+      .out = j->out, .outlen = (uint32_t)j->out_len, .pwd = (uint8_t *)j->pw, .pwdlen = (uint32_t)j->pw_len,
+      .salt = (uint8_t *)j->salt, .saltlen = (uint32_t)j->salt_len, .secret = (uint8_t *)j->secret,
+      .secretlen = (uint32_t)j->secret_len, .ad = (uint8_t *)j->ad, .adlen = (uint32_t)j->ad_len,
+      .t_cost = (uint32_t)j->passes, .m_cost = (uint32_t)j->memory_kib, .lanes = (uint32_t)j->lanes,
+      .threads = (uint32_t)j->lanes, .version = ARGON2_VERSION_13, .allocate_cbk = arena_alloc, .free_cbk = arena_free,
+      .flags = ARGON2_DEFAULT_FLAGS};
+  int rc = argon2_ctx(&c, j->type);
+  j->outcome = rc == ARGON2_OK ? DONE : FAILED;
+  if (rc != ARGON2_OK) j->why = rc == ARGON2_MEMORY_ALLOCATION_ERROR ? "not enough memory" : argon2_error_message(rc);
+}
+
 static void execute(napi_env env, void *data) {
   kdf_job *j = data;
   (void)env; /* threadpool thread: no N-API calls here */
-  if (j->argon2)
+  if (j->kind == LIB_ARGON2)
+    libargon2_execute(j);
+  else if (j->kind == GCRY_ARGON2ID)
     argon2_execute(j);
   else
     pbkdf2_execute(j);
@@ -223,6 +282,8 @@ static void job_free(napi_env env, kdf_job *j) {
   if (j->salt_ref != NULL) (void)napi_delete_reference(env, j->salt_ref);
   if (j->out_ref != NULL) (void)napi_delete_reference(env, j->out_ref);
   if (j->cancel_ref != NULL) (void)napi_delete_reference(env, j->cancel_ref);
+  if (j->secret_ref != NULL) (void)napi_delete_reference(env, j->secret_ref);
+  if (j->ad_ref != NULL) (void)napi_delete_reference(env, j->ad_ref);
   if (j->work != NULL) (void)napi_delete_async_work(env, j->work);
   free(j);
 }
@@ -236,7 +297,7 @@ static void reject(napi_env env, napi_deferred d, const char *code_s, const char
 
 static void complete(napi_env env, napi_status status, void *data) {
   kdf_job *j = data;
-  const char *what = j->argon2 ? "Argon2id" : "PBKDF2";
+  const char *what = j->kind == PBKDF2 ? "PBKDF2" : j->kind == LIB_ARGON2 && j->type == Argon2_i ? "Argon2i" : "Argon2id";
   napi_value v;
   char msg[160];
   if (status == napi_ok && j->outcome == DONE) {
@@ -288,7 +349,7 @@ static napi_value start(napi_env env, kdf_job *j, napi_value pw, napi_value salt
   if (napi_create_reference(env, pw, 1, &j->pw_ref) != napi_ok || napi_create_reference(env, salt, 1, &j->salt_ref) != napi_ok ||
       napi_create_reference(env, out, 1, &j->out_ref) != napi_ok ||
       (j->cancel != NULL && napi_create_reference(env, cancel, 1, &j->cancel_ref) != napi_ok) ||
-      napi_create_string_utf8(env, j->argon2 ? "vault:argon2id" : "vault:pbkdf2", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      napi_create_string_utf8(env, j->kind == PBKDF2 ? "vault:pbkdf2" : "vault:argon2", NAPI_AUTO_LENGTH, &name) != napi_ok ||
       napi_create_async_work(env, NULL, name, execute, complete, j, &j->work) != napi_ok ||
       napi_create_promise(env, &j->deferred, &promise) != napi_ok) {
     vault_throw_napi_failure(env, ADDON_NAME, "kdf setup");
@@ -347,6 +408,54 @@ napi_value vault_argon2id_start(napi_env env, napi_callback_info info) {
   kdf_job *j = new_job(env);
   if (j == NULL) return NULL;
   *j = (kdf_job){.pw = pw, .pw_len = pw_len, .salt = salt, .salt_len = salt_len, .out = out, .out_len = out_len, .cancel = cancel,
-                 .argon2 = 1, .memory_kib = memory, .passes = passes, .lanes = lanes};
+                 .kind = GCRY_ARGON2ID, .memory_kib = memory, .passes = passes, .lanes = lanes};
   return start(env, j, argv[0], argv[1], argv[5], argv[6]);
+}
+
+/* null/undefined, or a Uint8Array (kept alive by a reference until the job settles). */
+static bool optional_bytes(napi_env env, napi_value v, const char *what, const uint8_t **data, size_t *len, napi_ref *ref) {
+  napi_valuetype t;
+  *data = NULL, *len = 0;
+  if (napi_typeof(env, v, &t) != napi_ok) return vault_throw_napi_failure(env, ADDON_NAME, "napi_typeof"), false;
+  if (t == napi_null || t == napi_undefined) return true;
+  uint8_t *d;
+  if (!vault_arg_bytes(env, v, what, &d, len)) return false;
+  *data = d;
+  return napi_create_reference(env, v, 1, ref) == napi_ok || (vault_throw_napi_failure(env, ADDON_NAME, "napi_create_reference"), false);
+}
+
+napi_value vault_argon2_start(napi_env env, napi_callback_info info) {
+  napi_value argv[9];
+  char variant[16];
+  size_t variant_len;
+  uint8_t *pw, *salt, *out;
+  size_t pw_len, salt_len, out_len, memory, passes, lanes;
+  if (!vault_arg_count(env, info, 9, argv)) return NULL;
+  if (napi_get_value_string_utf8(env, argv[0], variant, sizeof variant, &variant_len) != napi_ok ||
+      (strcmp(variant, "argon2i") != 0 && strcmp(variant, "argon2id") != 0)) {
+    vault_throw_type_error(env, "argon2Async: the variant must be \"argon2i\" or \"argon2id\"");
+    return NULL;
+  }
+  if (!vault_arg_bytes(env, argv[1], "password", &pw, &pw_len) || !vault_arg_bytes(env, argv[2], "salt", &salt, &salt_len) ||
+      !vault_arg_index(env, argv[3], "memoryKiB", ARGON2_MAX_MEMORY_KIB, &memory) ||
+      !vault_arg_index(env, argv[4], "passes", MAX_ITERATIONS, &passes) || !vault_arg_index(env, argv[5], "lanes", 255, &lanes) ||
+      !vault_arg_bytes(env, argv[6], "out", &out, &out_len))
+    return NULL;
+  /* RFC 9106 §3.1: salt ≥ 8 bytes, tag ≥ 4 bytes, memory ≥ 8·lanes KiB. */
+  if (passes == 0 || lanes == 0 || memory < 8 * lanes || out_len < 4 || out_len > MAX_OUT || salt_len < 8 || salt_len > MAX_OUT ||
+      pw_len > UINT32_MAX) {
+    vault_throw_range_error(env, "argon2Async: passes, lanes ≥ 1, memory ≥ 8·lanes KiB, salt 8 to 1024 bytes, out 4 to 1024 bytes");
+    return NULL;
+  }
+  kdf_job *j = new_job(env);
+  if (j == NULL) return NULL;
+  *j = (kdf_job){.pw = pw, .pw_len = pw_len, .salt = salt, .salt_len = salt_len, .out = out, .out_len = out_len, .kind = LIB_ARGON2,
+                 .type = strcmp(variant, "argon2id") == 0 ? Argon2_id : Argon2_i, .memory_kib = memory, .passes = passes, .lanes = lanes};
+  if (!optional_bytes(env, argv[7], "secret", &j->secret, &j->secret_len, &j->secret_ref) ||
+      !optional_bytes(env, argv[8], "associatedData", &j->ad, &j->ad_len, &j->ad_ref) || j->secret_len > MAX_OUT || j->ad_len > MAX_OUT) {
+    if (j->secret_len > MAX_OUT || j->ad_len > MAX_OUT) vault_throw_range_error(env, "argon2Async: secret and associated data are at most 1024 bytes");
+    job_free(env, j);
+    return NULL;
+  }
+  return start(env, j, argv[1], argv[2], argv[6], NULL); /* no cancel: libargon2 runs to the end */
 }

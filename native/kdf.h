@@ -1,4 +1,5 @@
-/* kdf: the VeraCrypt/TrueCrypt header-key derivations, on the libuv threadpool, each of which can be
+/* kdf: the password-based key derivations. vault's and LUKS's Argon2 through libargon2 (below), and
+   the VeraCrypt/TrueCrypt header-key derivations, on the libuv threadpool, each of which can be
    stopped while it runs (a cancel flag the derivation loop reads): autodetection tries every PRF at
    once and stops the others at the first header that opens.
 
@@ -22,4 +23,11 @@ napi_value vault_pbkdf2_start(napi_env env, napi_callback_info info);
    (1..1024 bytes) with Argon2id version 0x13 (no secret, no associated data); cancel as above,
    checked before each segment (memory / 4·lanes blocks of one pass). */
 napi_value vault_argon2id_start(napi_env env, napi_callback_info info);
+/* argon2Async(variant, password, salt, memoryKiB, passes, lanes, out, secret, associatedData):
+   Promise<void>. Fills out (4..1024 bytes) with Argon2i or Argon2id ("argon2i", "argon2id"),
+   version 0x13, through Debian's libargon2 with `lanes` threads: vault's keyslots and LUKS's.
+   secret and associatedData: null or at most 1024 bytes. Not cancellable. Its memory (up to 4 GiB)
+   is a mapping of our own, on huge pages where the kernel has them, locked where RLIMIT_MEMLOCK has
+   room, wiped by libargon2 before it is unmapped. Do not touch the buffers until it settles. */
+napi_value vault_argon2_start(napi_env env, napi_callback_info info);
 #endif

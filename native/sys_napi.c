@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,6 +93,124 @@ fail:
   close(fds[0]);
   close(fds[1]);
   return NULL;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Descriptors over a unix socket: the CLI hands a server it launched early (src/server/prelaunch.ts)
+   its log, container and key pipe once it has them. */
+
+#define MAX_PASSED_FDS 8
+#define PASSED_FDS_BYTE 'F'
+
+typedef union {
+  char buf[CMSG_SPACE(sizeof(int) * MAX_PASSED_FDS)];
+  struct cmsghdr align;
+} fd_control;
+
+/* sendFds(socket, fds): number. One sendmsg(2) of a single byte carrying `fds` (1 to 8, SCM_RIGHTS)
+   on a unix stream socket: 0, or the errno (EAGAIN: a full non-blocking socket; EPIPE: no peer). */
+napi_value send_fds(napi_env env, napi_callback_info info) {
+  napi_value argv[2], result, item;
+  int sock, fds[MAX_PASSED_FDS];
+  uint32_t n;
+  bool is_array;
+  if (!vault_arg_count(env, info, 2, argv) || !vault_arg_fd(env, argv[0], &sock)) return NULL;
+  CHECK(napi_is_array(env, argv[1], &is_array));
+  if (is_array) CHECK(napi_get_array_length(env, argv[1], &n));
+  if (!is_array || n == 0 || n > MAX_PASSED_FDS) {
+    vault_throw_range_error(env, "sendFds: fds must be an array of 1 to 8 descriptors");
+    return NULL;
+  }
+  for (uint32_t i = 0; i < n; i++) {
+    CHECK(napi_get_element(env, argv[1], i, &item));
+    if (!vault_arg_fd(env, item, &fds[i])) return NULL;
+  }
+  fd_control control;
+  memset(&control, 0, sizeof control);
+  char byte = PASSED_FDS_BYTE;
+  struct iovec iov = {&byte, 1};
+  struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf, .msg_controllen = CMSG_SPACE(sizeof(int) * n)};
+  struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int) * n);
+  memcpy(CMSG_DATA(c), fds, sizeof(int) * n);
+  ssize_t r;
+  do r = sendmsg(sock, &msg, MSG_NOSIGNAL);
+  while (r < 0 && errno == EINTR);
+  CHECK(napi_create_int32(env, r == 1 ? 0 : r < 0 ? errno : EIO, &result));
+  return result;
+}
+
+/* recvFds(socket, count): number[] | null. Waits (blocking the JS thread) in recvmsg(2) for the one
+   byte sendFds sends, which must carry exactly `count` descriptors; they arrive close-on-exec. null
+   at end of file: the peer closed without sending. Anything else throws, and closes whatever came. */
+napi_value recv_fds(napi_env env, napi_callback_info info) {
+  napi_value argv[2], result = NULL, v;
+  int sock, got[MAX_PASSED_FDS];
+  size_t count, n = 0;
+  if (!vault_arg_count(env, info, 2, argv) || !vault_arg_fd(env, argv[0], &sock) || !vault_arg_index(env, argv[1], "count", MAX_PASSED_FDS, &count))
+    return NULL;
+  fd_control control;
+  char byte = 0;
+  struct iovec iov = {&byte, 1};
+  struct msghdr msg;
+  ssize_t r;
+  for (;;) {
+    memset(&control, 0, sizeof control);
+    msg = (struct msghdr){.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf, .msg_controllen = sizeof control.buf};
+    r = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+    if (r >= 0 || errno == EINTR) {
+      if (r >= 0) break;
+      continue;
+    }
+    if (errno != EAGAIN && errno != EWOULDBLOCK) {
+      vault_throw_errno(env, "recvmsg", "descriptors from the CLI", errno);
+      return NULL;
+    }
+    struct pollfd p = {sock, POLLIN, 0};
+    (void)poll(&p, 1, -1);
+  }
+  for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c != NULL; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t i = 0; i < k; i++) {
+      int fd;
+      memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+      if (n < MAX_PASSED_FDS) got[n++] = fd;
+      else close(fd);
+    }
+  }
+  if (r == 0 && n == 0) {
+    CHECK(napi_get_null(env, &result));
+    return result;
+  }
+  if (r != 1 || byte != PASSED_FDS_BYTE || (msg.msg_flags & MSG_CTRUNC) || n != count) {
+    for (size_t i = 0; i < n; i++) close(got[i]);
+    vault_throw_error(env, "ERR_VAULT_PROTOCOL", "recvFds: the CLI's message did not carry the descriptors expected");
+    return NULL;
+  }
+  CHECK_GOTO(napi_create_array_with_length(env, n, &result), fail);
+  for (size_t i = 0; i < n; i++) {
+    CHECK_GOTO(napi_create_int32(env, got[i], &v), fail);
+    CHECK_GOTO(napi_set_element(env, result, (uint32_t)i, v), fail);
+  }
+  return result;
+fail:
+  for (size_t i = 0; i < n; i++) close(got[i]);
+  return NULL;
+}
+
+/* dup2(oldfd, newfd): 0 or the errno. newfd is not close-on-exec, like the descriptors a process
+   inherits from its parent. */
+napi_value dup2_fd(napi_env env, napi_callback_info info) {
+  napi_value argv[2], result;
+  int from, to, r;
+  if (!vault_arg_count(env, info, 2, argv) || !vault_arg_fd(env, argv[0], &from) || !vault_arg_fd(env, argv[1], &to)) return NULL;
+  do r = dup2(from, to);
+  while (r < 0 && errno == EINTR);
+  CHECK(napi_create_int32(env, r < 0 ? errno : 0, &result));
+  return result;
 }
 
 /* ------------------------------------------------------------------------------------------ */

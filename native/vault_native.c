@@ -524,6 +524,7 @@ NAPI_MODULE_INIT() {
       {"keyLength", key_length},        {"keyCopyTo", key_copy_to},    {"keyDispose", key_dispose},
       {"xts", xts_sync}, {"gcryXtsReference", gcry_reference}, {"cipherEcb", cipher_ecb},                {"xtsAsync", xts_async_start}, {"hardenProcess", harden_process},
       {"isDumpable", is_dumpable},      {"flock", flock_fd},           {"pipe", make_pipe},
+      {"sendFds", send_fds},            {"recvFds", recv_fds},            {"dup2", dup2_fd},
       {"probeSocket", probe_socket},    {"setIoFlusher", set_io_flusher}, {"umount2", umount_path},
       {"blkDiscard", blk_discard},       {"loopAttach", loop_attach},   {"blkidProbe", blkid_probe_fd},
       {"mountAt", mount_at},
@@ -532,6 +533,7 @@ NAPI_MODULE_INIT() {
       {"zeroUnits", vault_zero_units},
       {"pbkdf2Async", vault_pbkdf2_start},
       {"argon2idAsync", vault_argon2id_start},
+      {"argon2Async", vault_argon2_start},
       {"fido2Async", vault_fido2_start},  {"fido2Devices", vault_fido2_devices},
   };
   enum { N = sizeof fns / sizeof fns[0] };

@@ -34,7 +34,7 @@ try {
   const npmGyp = path.join(nodeDir, 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
   if (existsSync(npmGyp)) gyp = npmGyp;
 }
-const HOW = 'Install a C compiler, make, liburing and libgcrypt (as root: bash scripts/setup-system.sh, or apt-get install build-essential liburing-dev libgcrypt20-dev), then run `npm run build:native`.';
+const HOW = 'Install a C compiler, make, liburing and libgcrypt (as root: bash scripts/setup-system.sh, or apt-get install build-essential liburing-dev libgcrypt20-dev libtss2-dev libfido2-dev libblkid-dev libargon2-dev), then run `npm run build:native`.';
 if (!gyp) {
   console.error(`vault: node-gyp not found, so the native addon (required) cannot be built. Install it with \`npm ci\` (it is a devDependency) or with npm itself. ${HOW}`);
   process.exit(1);

@@ -10,18 +10,20 @@ set -euo pipefail
 # make, gcc, g++ (node-gyp links with it), python3 (node-gyp runs on it) and liburing-dev (the FUSE over
 # io_uring transport) and libgcrypt20-dev (Serpent, Twofish and Camellia, the block ciphers of TrueCrypt's legacy modes, PBKDF2 with
 # Whirlpool and Streebog for VeraCrypt headers) and libtss2-dev (tpm2-tss: TPM2 keyslots, native/tpm2.c) and libfido2-dev (FIDO2 hmac-secret keyslots)
-# and libblkid-dev (what filesystem a volume holds, native/fs_napi.c): `npm ci` builds the native addon, which vault cannot run without.
-build=(make gcc g++ python3 liburing-dev libgcrypt20-dev libtss2-dev libfido2-dev libblkid-dev)
+# and libblkid-dev (what filesystem a volume holds, native/fs_napi.c) and libargon2-dev (Argon2 for vault and LUKS keyslots, native/kdf.c):
+# `npm ci` builds the native addon, which vault cannot run without.
+build=(make gcc g++ python3 liburing-dev libgcrypt20-dev libtss2-dev libfido2-dev libblkid-dev libargon2-dev)
 # libglib2.0-bin (gdbus) and systemd (systemd-inhibit): `vault watch` listens to D-Bus through them.
-# liburing2, libgcrypt20, libfido2-1, libtss2-esys-3.0.2-0, libtss2-mu0, libtss2-rc0, libtss2-tctildr0, libblkid1: the native addon links against them;
+# liburing2, libgcrypt20, libblkid1, libargon2-1: the native addon links against them; libfido2-1, libtss2-esys-3.0.2-0,
+# libtss2-mu0, libtss2-rc0, libtss2-tctildr0: it opens them at their first use (native/token_libs.c);
 # libtss2-tcti-device0 (/dev/tpmrm0) and libtss2-tcti-swtpm0 (a software TPM): the TCTIs tpm2-tss loads at run time.
-runtime=(liburing2 libgcrypt20 libfido2-1 libblkid1 libtss2-esys-3.0.2-0 libtss2-mu0 libtss2-rc0 libtss2-tctildr0 libtss2-tcti-device0 libtss2-tcti-swtpm0 fuse3 e2fsprogs dosfstools exfatprogs util-linux mount fusefat exfat-fuse libglib2.0-bin systemd)
+runtime=(liburing2 libgcrypt20 libfido2-1 libblkid1 libargon2-1 libtss2-esys-3.0.2-0 libtss2-mu0 libtss2-rc0 libtss2-tctildr0 libtss2-tcti-device0 libtss2-tcti-swtpm0 fuse3 e2fsprogs dosfstools exfatprogs util-linux mount fusefat exfat-fuse libglib2.0-bin systemd)
 # udisks2, polkitd, fuse2fs and udev (systemd-udevd): `vault setup-rootless` and its test run the real
 # daemons of "vault without root" (bench/lib/rootless-stack.ts, which the tests share).
 # man-db (it brings groff-base): the install test renders the installed man page with `man -l`.
 # zsh and fish: the completion test checks `vault completion zsh|fish` with the real shells.
 # tmux: test/system/tty.test.ts draws the prompts on a real terminal and reads the screen back.
-# libargon2-1: the independent spec reader (test/support/spec-reader) runs Argon2id through it.
+# libargon2-1 (also a run-time package above): the spec reader (test/support/spec-reader) runs Argon2id through it.
 # swtpm and tpm2-tools: the TPM2 tests run a real software TPM and extend its PCRs with tpm2_pcrextend.
 # libfuse3-dev and pkg-config: test/e2e/io-faults.test.ts compiles test/support/faultfs (a fault-injecting
 # FUSE passthrough under the container) with cc at test time.

@@ -194,8 +194,9 @@ export function sizeArg(bytes: number): string {
 
 /**
  * The time Argon2id takes with BENCH_KDF on this machine, measured here with vault's own argon2id()
- * (the same native `argon2` package the CLI uses). The CLI prints no timings, so mount time without
- * the KDF is computed from outside as (end-to-end mount) − (this), and labelled as such.
+ * (libargon2 in vault's addon, as the CLI runs it), after three warm-up runs: a CLI pays its first
+ * run, a few ms more (the threadpool's start, fresh huge pages). The mount figures include the KDF,
+ * and the report prints this beside them as context (the CLI prints no timings).
  */
 export async function measureArgon2Ms(reps = 9): Promise<{ medianMs: number; samplesMs: number[] }> {
   const salt = randomBytes(32);

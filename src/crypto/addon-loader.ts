@@ -22,7 +22,7 @@ export function loadVaultAddon(): unknown {
   } catch (err) {
     throw new Error(
       `vault: the native addon (${ADDON_PATH}) is missing or does not load: ${err instanceof Error ? err.message : String(err)}. ` +
-        'Build it with `npm run build:native` (needs make, a C compiler, liburing-dev, libgcrypt20-dev, libtss2-dev, libfido2-dev and libblkid-dev: run scripts/setup-system.sh).',
+        'Build it with `npm run build:native` (needs make, a C compiler, liburing-dev, libgcrypt20-dev, libtss2-dev, libfido2-dev, libblkid-dev and libargon2-dev: run scripts/setup-system.sh).',
       { cause: err },
     );
   }

@@ -1,12 +1,12 @@
 /**
  * Passphrase and keyfile input (spec/format.md §4.2) and Argon2id key derivation (§4.3, RFC 9106).
- * Argon2id runs in the `argon2` package's native code on the libuv threadpool, off the main thread.
+ * Argon2id runs in Debian's libargon2 inside vault's addon, on the libuv threadpool (argon2() below).
  */
-import argon2 from 'argon2';
 import { createHash } from 'node:crypto';
 import { VaultError } from '../errors.js';
 import { checkKdfBounds } from '../format/header.js';
 import type { KdfParams } from '../format/types.js';
+import { nativeAddon } from './native.js';
 import { wipe } from './wipe.js';
 
 export const KEK_SIZE = 32;
@@ -52,18 +52,7 @@ export async function argon2id(
   length: number,
   extra: { secret?: Uint8Array; associatedData?: Uint8Array } = {},
 ): Promise<Buffer> {
-  return hashWipingCopy(Buffer.from(password.buffer, password.byteOffset, password.length), {
-    raw: true,
-    type: argon2.argon2id,
-    version: 0x13,
-    salt: Buffer.from(salt),
-    memoryCost: kdf.memoryKiB,
-    timeCost: kdf.iterations,
-    parallelism: kdf.parallelism,
-    hashLength: length,
-    ...(extra.secret ? { secret: Buffer.from(extra.secret) } : {}),
-    ...(extra.associatedData ? { associatedData: Buffer.from(extra.associatedData) } : {}),
-  });
+  return argon2('argon2id', password, salt, kdf, length, extra.secret ?? null, extra.associatedData ?? null);
 }
 
 /**
@@ -74,52 +63,59 @@ export function argon2Raw(
   variant: 'argon2i' | 'argon2id',
   password: Uint8Array,
   salt: Uint8Array,
-  p: { memoryKiB: number; iterations: number; parallelism: number },
+  p: Argon2Params,
   length: number,
 ): Promise<Buffer> {
-  return hashWipingCopy(Buffer.from(password.buffer, password.byteOffset, password.length), {
-    raw: true,
-    type: variant === 'argon2i' ? argon2.argon2i : argon2.argon2id,
-    version: 0x13,
-    salt: Buffer.from(salt),
-    memoryCost: p.memoryKiB,
-    timeCost: p.iterations,
-    parallelism: p.parallelism,
-    hashLength: length,
-  });
+  return argon2(variant, password, salt, p, length, null, null);
+}
+
+export interface Argon2Params {
+  memoryKiB: number;
+  iterations: number;
+  parallelism: number;
 }
 
 /**
- * argon2.hash(), minus the stray copy of the password it leaves behind.
- *
- * The package's JS wrapper copies the password with Buffer.from() before handing it to its C++
- * binding, and nothing ever wipes that copy (the C++ side copies it again and wipes its own copy,
- * ARGON2_FLAG_CLEAR_PASSWORD). Buffer.from() of a small buffer takes its memory from Node's shared
- * buffer pool, and both copies are made synchronously inside the call, before it returns its
- * promise. So: raise the pool's size limit so the copy is pooled whatever its length, bracket the
- * call with two one-byte pooled allocations, and wipe every occurrence of the password between
- * them, which can only be that copy. Checked by test/e2e/leaks.test.ts, which scans the memory of
- * an exiting CLI for the passphrase.
+ * The one call through which every Argon2 derivation of vault's (and LUKS's) keyslots runs. An
+ * object, so that the header fuzzer (test/fuzz/header-fuzz.ts) can wrap it to check each
+ * derivation's parameters against spec §3 and decline the costly ones.
  */
-function hashWipingCopy(password: Buffer, options: Parameters<typeof argon2.hash>[1] & { raw: true }): Promise<Buffer> {
-  const poolSize = Buffer.poolSize;
-  Buffer.poolSize = Math.max(poolSize, 2 * (password.length + 16));
-  let pending: Promise<Buffer>;
-  let before: Buffer;
-  let after: Buffer;
+export const argon2Backend = {
+  derive(
+    variant: 'argon2i' | 'argon2id',
+    password: Uint8Array,
+    salt: Uint8Array,
+    p: Argon2Params,
+    out: Uint8Array,
+    secret: Uint8Array | null,
+    associatedData: Uint8Array | null,
+  ): Promise<void> {
+    return nativeAddon().argon2Async(variant, password, salt, p.memoryKiB, p.iterations, p.parallelism, out, secret, associatedData);
+  },
+};
+
+/**
+ * Debian's libargon2 in the addon (native/kdf.c), one thread per lane, on the libuv threadpool. It
+ * reads the password where it lies (no copy in JS memory), and fills its memory blocks in a mapping
+ * of its own: huge pages (a fresh 4 KiB page costs ~12 us to fault in on these machines, which made
+ * an 8 MiB derivation 28 ms instead of 4), locked where RLIMIT_MEMLOCK has room, wiped before it is
+ * unmapped.
+ */
+async function argon2(
+  variant: 'argon2i' | 'argon2id',
+  password: Uint8Array,
+  salt: Uint8Array,
+  p: Argon2Params,
+  length: number,
+  secret: Uint8Array | null,
+  associatedData: Uint8Array | null,
+): Promise<Buffer> {
+  const out = Buffer.alloc(length);
   try {
-    before = Buffer.allocUnsafe(1);
-    pending = argon2.hash(password, options);
-    after = Buffer.allocUnsafe(1);
-  } finally {
-    Buffer.poolSize = poolSize;
+    await argon2Backend.derive(variant, password, salt, p, out, secret, associatedData);
+  } catch (e) {
+    wipe(out);
+    throw e;
   }
-  if (password.length > 0) {
-    const ranges: Buffer[] =
-      before.buffer === after.buffer
-        ? [Buffer.from(before.buffer, before.byteOffset + 1, after.byteOffset - before.byteOffset - 1)]
-        : [Buffer.from(before.buffer, before.byteOffset + 1), Buffer.from(after.buffer, 0, after.byteOffset)];
-    for (const r of ranges) for (let i = r.indexOf(password); i >= 0; i = r.indexOf(password, i + 1)) r.fill(0, i, i + password.length);
-  }
-  return pending;
+  return out;
 }

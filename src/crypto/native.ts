@@ -50,6 +50,24 @@ export interface NativeAddon {
   pbkdf2Async(hash: string, password: Uint8Array, salt: Uint8Array, iterations: number, out: Uint8Array, firstBlock: number, cancel: Uint8Array | null): Promise<void>;
   /** Argon2id (0x13) through libgcrypt on the libuv threadpool, into `out` (4..1024 bytes); cancel as pbkdf2Async's, checked per segment. */
   argon2idAsync(password: Uint8Array, salt: Uint8Array, memoryKiB: number, passes: number, lanes: number, out: Uint8Array, cancel: Uint8Array | null): Promise<void>;
+  /**
+   * Argon2i or Argon2id (0x13) through Debian's libargon2 with `lanes` threads, on the libuv
+   * threadpool, into `out` (4..1024 bytes); secret and associated data null or ≤ 1024 bytes. Its
+   * memory (≤ 4 GiB) is on huge pages, locked where RLIMIT_MEMLOCK allows, wiped before it is
+   * freed. Rejects with code ERR_VAULT_KDF ("not enough memory" when the blocks cannot be mapped).
+   * Not cancellable. Do not touch the buffers until it settles.
+   */
+  argon2Async(
+    variant: 'argon2i' | 'argon2id',
+    password: Uint8Array,
+    salt: Uint8Array,
+    memoryKiB: number,
+    passes: number,
+    lanes: number,
+    out: Uint8Array,
+    secret: Uint8Array | null,
+    associatedData: Uint8Array | null,
+  ): Promise<void>;
   /** prctl(PR_SET_DUMPABLE, 0): no core dumps, no ptrace attach without CAP_SYS_PTRACE. */
   hardenProcess(): void;
   isDumpable(): boolean;
@@ -57,6 +75,15 @@ export interface NativeAddon {
   flock(fd: number, exclusive: boolean, nonBlocking: boolean): number;
   /** pipe2(O_CLOEXEC): [readFd, writeFd]. */
   pipe(): [number, number];
+  /** One sendmsg(2) of one byte carrying `fds` (1 to 8, SCM_RIGHTS) on a unix stream socket: 0, or the errno. */
+  sendFds(socket: number, fds: number[]): number;
+  /**
+   * Blocks the JS thread in recvmsg(2) until sendFds's byte arrives with exactly `count`
+   * descriptors (close-on-exec); null at end of file. Throws (ERR_VAULT_PROTOCOL) on anything else.
+   */
+  recvFds(socket: number, count: number): number[] | null;
+  /** dup2(2), newfd without close-on-exec: 0, or the errno. */
+  dup2(oldFd: number, newFd: number): number;
   /** socket(domain, type, 0), closed again at once: 0, or the errno (EAFNOSUPPORT: no such family). */
   probeSocket(domain: number, type: number): number;
   /** prctl(PR_SET_IO_FLUSHER, on): 0, or the errno (EPERM without CAP_SYS_RESOURCE). */

@@ -13,7 +13,8 @@ import { hardenProcess, isDumpable } from '../crypto/process-hardening.js';
 import { isVaultError } from '../errors.js';
 import { writeServerPid } from '../mount/state.js';
 import type { FuseStats } from './fuse-addon.js';
-import { BLOCK_FILE_NAME, MAX_CONFIG_BYTES, SERVER_FD, type FuseTransport, type ServerConfig, type ServerStatus } from './protocol.js';
+import { adoptDescriptors } from './adopt.js';
+import { AWAIT_FDS_FLAG, BLOCK_FILE_NAME, MAX_CONFIG_BYTES, SERVER_FD, type FuseTransport, type ServerConfig, type ServerStatus } from './protocol.js';
 
 function log(msg: string): void {
   process.stderr.write(`${new Date().toISOString()} vault-server[${process.pid}] ${msg}\n`);
@@ -92,9 +93,13 @@ async function main(): Promise<void> {
   // its own pages with madvise(MADV_DONTNEED), which fails on locked pages and aborts the process.
   // The key itself sits in locked pages of its own; see SECURITY.md.)
   hardenProcess();
-  log(`process hardening: ${isDumpable() ? 'STILL DUMPABLE' : 'not dumpable (no core dumps, no ptrace by non-root)'}`);
   const frontend = import('./native-frontend.js'); // loads while the CLI unlocks the volume
   frontend.catch(() => undefined); // a failure is reported where serve() awaits it
+  if (process.argv.includes(AWAIT_FDS_FLAG)) {
+    await frontend.catch(() => undefined); // loaded first: the wait for descriptors blocks this thread
+    if (!adoptDescriptors()) process.exit(0); // the CLI gave up before it had a volume: nothing was sent
+  }
+  log(`process hardening: ${isDumpable() ? 'STILL DUMPABLE' : 'not dumpable (no core dumps, no ptrace by non-root)'}`);
   const config = await readConfig();
   if (config === null) {
     log('the CLI gave up before sending a config (no key was sent); exiting');

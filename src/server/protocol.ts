@@ -17,6 +17,9 @@
  *             user can read /proc/<pid>/cmdline, and the container path, size and data offset
  *             (which tells a VeraCrypt hidden volume from its outer volume) are nobody else's business.
  * Neither argv nor the environment says anything about the volume.
+ *
+ * A server started early by `vault mount` (prelaunch.ts, AWAIT_FDS_FLAG) gets fds 1 to 4 later,
+ * over fd 6, and then has the same descriptors as above.
  */
 import type { CipherName } from '../crypto/cipher-chain.js';
 
@@ -69,6 +72,16 @@ export type FuseTransport = 'io_uring' | 'classic';
 export const BLOCK_FILE_NAME = 'volume';
 
 export const SERVER_FD = { container: 3, key: 4, status: 5, config: 6 } as const;
+
+/**
+ * argv of a server launched before the CLI has its descriptors (prelaunch.ts): fds 1 to 4 are
+ * /dev/null until the CLI sends the log, the container and the key pipe, in that order, as one
+ * SCM_RIGHTS message of one byte on fd 6; the server puts them at 1 and 2, 3 and 4, then reads its
+ * config from fd 6 as any server does. End of file instead: the CLI gave up, and the server exits.
+ */
+export const AWAIT_FDS_FLAG = '--await-fds';
+/** How many descriptors that message carries: log, container, key pipe. */
+export const PASSED_FD_COUNT = 3;
 
 /** Bound on the config's JSON: it is a few hundred bytes; more means something else wrote the pipe. */
 export const MAX_CONFIG_BYTES = 64 * 1024;

@@ -4,23 +4,22 @@
  * descriptor (with its flock) is inherited. See protocol.ts.
  *
  * Two steps, so that Node's start-up in the server (~100 ms) overlaps the CLI's own work: launch
- * as soon as the container is open (the server hardens itself and waits for its config), hand the
- * config and the key over once the volume is unlocked. A launch that is never handed over is
+ * as soon as the container is open (the server hardens itself and waits for its config), or hand
+ * its descriptors to the server `vault mount` started before it loaded anything (prelaunch.ts);
+ * hand the config and the key over once the volume is unlocked. A launch that is never handed over is
  * abandoned: its pipes close, and the server exits without having seen a key.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { envValue, type EnvName } from '../env.js';
 import { VaultError } from '../errors.js';
 import { URING_HINT } from '../system/capabilities.js';
 import type { KeyHandle } from '../crypto/key-handle.js';
 import { makePipe } from '../crypto/process-hardening.js';
+import { nativeAddon } from '../crypto/native.js';
 import { processStartTime } from '../mount/state.js';
-import { toolPath } from '../mount/run.js';
+import { configSocketFd, SERVER_MAIN, spawnServer, takePrelaunched } from './prelaunch.js';
 import { SERVER_FD, type FuseTransport, type ServerConfig, type ServerStatus } from './protocol.js';
 
-const SERVER_MAIN = fileURLToPath(new URL('./main.js', import.meta.url));
 const READY_TIMEOUT_MS = 30_000;
 /** How long a closed status pipe waits for the server's exit status, to name it in the error. */
 const EXIT_WAIT_MS = 1000;
@@ -42,31 +41,9 @@ export interface LaunchedServer {
   readonly status: { promise: Promise<ServerStatus>; arm(): void };
 }
 
-/** Server tuning for benchmarks, read by tuningFromEnv() in native-frontend.ts; nothing else of
- *  the CLI's environment reaches the server but a user's system bus (systemBusEnv). */
-const TUNING_ENV: EnvName[] = ['VAULT_FUSE_THREADS', 'VAULT_FUSE_MAX_REQUEST', 'VAULT_FUSE_DIRECT_IO', 'VAULT_FUSE_BUFFERED_WRITES'];
-
-function tuningEnv(): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const k of TUNING_ENV) {
-    const v = envValue(k);
-    if (v !== undefined && /^[0-9]{1,9}$/.test(v)) env[k] = v;
-  }
-  return env;
-}
-
 /**
- * An ordinary user's server dismounts its own volume when idle (idle.ts) through that user's route:
- * for udisks, over the system bus the CLI mounted through (DBUS_SYSTEM_BUS_ADDRESS, when set). A
- * root server never talks D-Bus and gets nothing.
- */
-function systemBusEnv(): Record<string, string> {
-  const address = process.env.DBUS_SYSTEM_BUS_ADDRESS;
-  return (process.geteuid?.() ?? 0) !== 0 && address ? { DBUS_SYSTEM_BUS_ADDRESS: address } : {};
-}
-
-/**
- * Launches the server. `entry` is the server's script: main.js beside this file, except in the test
+ * Launches the server, or hands its descriptors to the one `vault mount` started early
+ * (prelaunch.ts). `entry` is the server's script: main.js beside prelaunch.ts, except in the tests
  * of a server that dies during its start (test/unit/server-spawn.test.ts).
  */
 export function launchServer(volumeId: string, containerFd: number, logFile: string, entry = SERVER_MAIN): LaunchedServer {
@@ -76,14 +53,9 @@ export function launchServer(volumeId: string, containerFd: number, logFile: str
   let child: ChildProcess;
   try {
     // The config goes through fd 6, not argv (protocol.ts); the id only names the run directory.
-    child = spawn(process.execPath, [entry, '--volume', volumeId], {
-      detached: true, // its own session: it outlives the CLI and ignores the terminal's signals
-      // Not the CLI's directory: a server whose cwd lay inside another vault volume would keep
-      // that volume busy, and a forced dismount of it would end this server.
-      cwd: '/',
-      stdio: ['ignore', logFd, logFd, containerFd, pipe[0], 'pipe', 'pipe'],
-      env: { PATH: toolPath(), LANG: 'C', ...tuningEnv(), ...systemBusEnv() },
-    });
+    child =
+      handToPrelaunched(entry, [logFd, containerFd, pipe[0]]) ??
+      spawnServer(entry, ['--volume', volumeId], ['ignore', logFd, logFd, containerFd, pipe[0], 'pipe', 'pipe']);
   } catch (e) {
     closeSync(pipe[1]);
     throw e;
@@ -92,6 +64,20 @@ export function launchServer(volumeId: string, containerFd: number, logFile: str
     closeSync(pipe[0]);
   }
   return { logFile, child, keyFd: pipe[1], status: watchStatus(child) };
+}
+
+/**
+ * Sends the log, the container and the key pipe's read end to a server started early, which now
+ * holds its own copies of them. null when there is none, or it could not take them (it is then
+ * killed, having seen nothing): the caller launches one the usual way.
+ */
+function handToPrelaunched(entry: string, fds: number[]): ChildProcess | null {
+  const child = takePrelaunched(entry);
+  if (!child) return null;
+  const socket = configSocketFd(child);
+  if (socket !== null && nativeAddon().sendFds(socket, fds) === 0) return child;
+  child.kill('SIGKILL');
+  return null;
 }
 
 /** Sends the config and the key to a launched server and waits until it serves. */

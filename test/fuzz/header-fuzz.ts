@@ -18,7 +18,6 @@
  *
  * No vitest here: the unit test and the standalone runner (run.ts) share it.
  */
-import argon2 from 'argon2';
 import { closeSync, copyFileSync, ftruncateSync, openSync } from 'node:fs';
 import path from 'node:path';
 import { VaultError, type ErrorCode } from '../../src/errors.js';
@@ -26,7 +25,7 @@ import { HEADER_SIZE, KDF_BOUNDS, OFF } from '../../src/format/constants.js';
 import { headerChecksum, parseHeaderCopy, serializeHeaderBody } from '../../src/format/header.js';
 import { containerFileSize } from '../../src/format/layout.js';
 import type { Header, KdfParams } from '../../src/format/types.js';
-import { buildKdfInput } from '../../src/crypto/kdf.js';
+import { argon2Backend, buildKdfInput } from '../../src/crypto/kdf.js';
 import { createKeyslot } from '../../src/crypto/keyslot.js';
 import { generateMasterKey, verifyHeaderMac } from '../../src/crypto/master-key.js';
 import { newHeader, unlockContainer, writeInitialHeaders } from '../../src/volume/container.js';
@@ -146,26 +145,24 @@ function violation(ctx: FuzzContext, what: string): void {
   ctx.stats.violations.push(msg);
 }
 
-type ArgonHash = (pw: Buffer, o: { memoryCost: number; timeCost: number; parallelism: number }) => Promise<Buffer>;
-
 /**
- * Routes every Argon2id derivation through a check: parameters inside spec §3 (else a violation:
- * the bounds must refuse first), and within the fuzz budget (else the case is declined).
+ * Routes every Argon2 derivation (argon2Backend, src/crypto/kdf.ts) through a check: parameters
+ * inside spec §3 (else a violation: the bounds must refuse first), and within the fuzz budget
+ * (else the case is declined).
  */
 export function instrumentArgon2(ctx: FuzzContext): () => void {
-  const lib = argon2 as unknown as { hash: ArgonHash };
-  const real = lib.hash;
-  lib.hash = (pw, o) => {
+  const real = argon2Backend.derive;
+  argon2Backend.derive = (variant, password, salt, p, out, secret, ad) => {
     const b = KDF_BOUNDS;
-    if (o.memoryCost < b.memoryKiB.min || o.memoryCost > b.memoryKiB.max || o.timeCost < b.iterations.min || o.timeCost > b.iterations.max ||
-      o.parallelism < b.parallelism.min || o.parallelism > b.parallelism.max)
-      violation(ctx, `argon2 called with out-of-bounds parameters m=${o.memoryCost} t=${o.timeCost} p=${o.parallelism}`);
-    if (o.memoryCost * o.timeCost > KDF_BUDGET_KIB_PASSES) return Promise.reject(new KdfBudgetExceeded());
+    if (p.memoryKiB < b.memoryKiB.min || p.memoryKiB > b.memoryKiB.max || p.iterations < b.iterations.min || p.iterations > b.iterations.max ||
+      p.parallelism < b.parallelism.min || p.parallelism > b.parallelism.max)
+      violation(ctx, `argon2 called with out-of-bounds parameters m=${p.memoryKiB} t=${p.iterations} p=${p.parallelism}`);
+    if (p.memoryKiB * p.iterations > KDF_BUDGET_KIB_PASSES) return Promise.reject(new KdfBudgetExceeded());
     ctx.stats.derivations++;
-    return real.call(argon2, pw, o);
+    return real.call(argon2Backend, variant, password, salt, p, out, secret, ad);
   };
   return () => {
-    lib.hash = real;
+    argon2Backend.derive = real;
   };
 }
 

@@ -5,13 +5,15 @@
  * error or an "unexpected error". The stand-in servers are scripts that fail the way a broken
  * install does; the real server's start is covered by every e2e mount.
  */
-import { mkdtempSync, openSync, closeSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, openSync, closeSync, rmSync, writeFileSync, existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { KeyHandle } from '../../src/crypto/key-handle.js';
 import { isVaultError } from '../../src/errors.js';
 import { handOver, launchServer, serverLogCause, type LaunchedServer } from '../../src/server/spawn.js';
+import { prelaunchServer, takePrelaunched } from '../../src/server/prelaunch.js';
 import type { ServerConfig } from '../../src/server/protocol.js';
 
 let dir: string;
@@ -93,6 +95,90 @@ describe('a volume server that fails during its start', () => {
     expect(isVaultError(e, 'internal')).toBe(true);
     expect(e.message).toMatch(/reported ready without taking the key/);
     await until(() => s.child.signalCode === 'SIGKILL'); // stopped, not left serving
+  });
+});
+
+/**
+ * `vault mount` starts its server before it has anything to give it (src/server/prelaunch.ts), and
+ * hands the log, container and key pipe over later (SCM_RIGHTS). The stand-in takes them with the
+ * server's own adoptDescriptors (dist/src/server/adopt.js, built by `npm run build`) and reports
+ * what it found at fds 1, 3 and 4 as its status message.
+ */
+describe('a volume server started before the CLI has its descriptors', () => {
+  const ADOPT = JSON.stringify(path.resolve(import.meta.dirname, '../../dist/src/server/adopt.js'));
+  const STAND_IN =
+    "import { readFileSync, readSync, writeSync } from 'node:fs';\n" +
+    `const { adoptDescriptors } = await import(${ADOPT});\n` +
+    "if (!adoptDescriptors()) { writeFileSync(process.env.GAVE_UP ?? '/dev/null', ''); process.exit(0); }\n" +
+    "process.stderr.write('stand-in: adopted\\n');\n" +
+    'const key = Buffer.alloc(64); let n = 0; while (n < 64) { const r = readSync(4, key, n, 64 - n, null); if (r === 0) break; n += r; }\n' +
+    "const container = readFileSync('/proc/self/fd/3', 'utf8');\n" +
+    "const args = process.argv.slice(2).join(' ');\n" +
+    "writeSync(5, JSON.stringify({ ok: false, code: 'internal', message: `args=${args} container=${container} key=${key.subarray(0, n).toString('hex')}` }) + '\\n');\n";
+
+  let early: ChildProcess | null = null;
+  function prelaunch(script: string): string {
+    const entry = path.join(dir, 'early.mjs');
+    writeFileSync(entry, `import { writeFileSync } from 'node:fs';\n${script}`);
+    early = prelaunchServer(entry);
+    expect(early?.pid).toBeGreaterThan(0);
+    return entry;
+  }
+
+  it('gets the log, the container and the key pipe over its config socket, and uses them as a launched one', async () => {
+    const container = path.join(dir, 'container');
+    writeFileSync(container, 'container bytes');
+    const fd = openSync(container, 'r');
+    try {
+      const entry = prelaunch(STAND_IN);
+      const s = launchServer('feedf00d', fd, path.join(dir, 'server.log'), entry);
+      launched.push(s);
+      const key = KeyHandle.fromBytes(Uint8Array.from({ length: 64 }, (_, i) => i));
+      const e = await handOver(s, CONFIG, key).then(() => null, (err: unknown) => err as Error);
+      key.dispose();
+      // The early server (argv --await-fds, not --volume) read the container through fd 3 and the key through fd 4.
+      expect(e?.message).toContain('args=--await-fds container=container bytes key=' + Buffer.from(Uint8Array.from({ length: 64 }, (_, i) => i)).toString('hex'));
+      expect(readFileSync(path.join(dir, 'server.log'), 'utf8')).toBe('stand-in: adopted\n');
+    } finally {
+      closeSync(fd);
+    }
+  });
+
+  it('exits on its own, having seen nothing, when the CLI gives up before handing anything over', async () => {
+    const gaveUp = path.join(dir, 'gave-up');
+    const entry = prelaunch(STAND_IN.replace("process.env.GAVE_UP ?? '/dev/null'", JSON.stringify(gaveUp)));
+    const child = takePrelaunched(entry)!;
+    expect(child).not.toBeNull();
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    // What the CLI's exit does to its end of the socket.
+    ((child.stdio as unknown[])[6] as { destroy(): void }).destroy();
+    expect(await exited).toBe(0);
+    expect(existsSync(gaveUp)).toBe(true);
+    expect(existsSync(path.join(dir, 'server.log'))).toBe(false);
+  });
+
+  it('dying with the descriptors unread: an error that says so, not an uncaught ECONNRESET', async () => {
+    // It waits until the CLI has sent the descriptors, then exits without taking them.
+    const entry = prelaunch("await new Promise((r) => setTimeout(r, 300));\nprocess.exit(7);\n");
+    const s = launchServer('feedf00d', containerFd, path.join(dir, 'server.log'), entry);
+    launched.push(s);
+    expect(s.child.spawnargs).toContain('--await-fds');
+    // It dies while the CLI still unlocks (before the handover): Node then drains its sockets.
+    await until(() => s.child.exitCode !== null);
+    await new Promise((r) => setTimeout(r, 50));
+    const e = await refusal(s);
+    expect(e.message).toMatch(/^the volume server exited during start \(status 7\)/);
+    expect(e.message).not.toMatch(/ECONNRESET|EPIPE/);
+  });
+
+  it('is replaced by a server launched the usual way when it died before the handover', async () => {
+    const entry = prelaunch(STAND_IN.replace('const { adoptDescriptors }', 'process.exit(5);\nconst { adoptDescriptors }'));
+    await until(() => early!.exitCode !== null);
+    const s = launchServer('feedf00d', containerFd, path.join(dir, 'server.log'), entry);
+    launched.push(s);
+    await until(() => s.child.exitCode !== null);
+    expect(s.child.spawnargs).toContain('--volume'); // a fresh launch, with its descriptors from the start
+    expect(s.child.exitCode).toBe(5);
   });
 });
 
