@@ -14,5 +14,8 @@ function startsServer(argv: string[]): boolean {
   return words[0] === 'mount' && words.length > 1;
 }
 
+// Node opens its inspector on SIGUSR1, which any process of this user may send: refused from the
+// first line (hardenProcess, in run-cli.ts, does it again with the rest of the hardening).
+process.on('SIGUSR1', () => undefined);
 if (startsServer(process.argv)) prelaunchServer();
 await (await import('./run-cli.js')).runCli();
