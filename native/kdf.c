@@ -1,4 +1,7 @@
 /* kdf: see kdf.h. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* mlock2, MLOCK_ONFAULT */
+#endif
 #include "kdf.h"
 #include <errno.h>
 #include <stdint.h>
