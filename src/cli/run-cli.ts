@@ -1,6 +1,7 @@
 /**
- * vault's command line (started by main.ts). Commands are thin: parse options, call the core, and let this file map
- * every error to one line, an optional hint, and a documented exit code (exit-codes.ts).
+ * vault's command line (started by main.ts). Commands are thin: parse options, call the core, and
+ * let this file map every error to one line, an optional hint, and a documented exit code
+ * (exit-codes.ts).
  */
 import { CommanderError } from 'commander';
 import { isVaultError } from '../errors.js';
@@ -43,4 +44,3 @@ export async function runCli(): Promise<void> {
     fail(`unexpected error: ${(e as Error).message}`, 'rerun with --debug for details, and report it', EXIT.failure);
   }
 }
-

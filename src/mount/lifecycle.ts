@@ -22,11 +22,9 @@ import { createVolumeDir, newVolumeId, removeVolumeDir, saveRecord, selfIdentity
 import { NO_POLICY, type DismountPolicy } from './policy.js';
 import { UndoStack } from './undo.js';
 import { wipe } from '../crypto/wipe.js';
-import { hiddenVolumeRange, type ProtectedRange } from './hidden-protection.js';
-import { stopServer } from './dismount.js';
+import type { ProtectedRange } from './hidden-protection.js';
 import { chooseRoute, type Route, type RouteChoice } from './route.js';
-import { loopDelete, loopSetup, mountFs, unmountFs, type UdisksLoop } from './udisks.js';
-import { fuseDriverNote, fuseUnmount, mountWithDriver, waitReleased } from './fuse-fs.js';
+import type { UdisksLoop } from './udisks.js';
 import { discardsForFormat, discardsForOptions, refuseDiscardsNow, warnIfNoLoopDiscard, type DiscardSource } from './discards.js';
 
 export interface MountOptions extends FormatChoice {
@@ -130,7 +128,7 @@ export async function mountVolume(o: MountOptions): Promise<VolumeRecord> {
     let protectedRange: ProtectedRange | undefined;
     const readOnly = o.readOnly || legacyReadOnly(volume, o);
     try {
-      if (hiddenSecret) protectedRange = await hiddenVolumeRange(adapter, c, hiddenSecret, o.pim, volume);
+      if (hiddenSecret) protectedRange = await (await import('./hidden-protection.js')).hiddenVolumeRange(adapter, c, hiddenSecret, o.pim, volume);
     } catch (e) {
       volume.key.dispose();
       throw e;
@@ -252,7 +250,8 @@ async function startVolume(c: ContainerFile, v: UnlockedVolume, o: MountUnlocked
   } finally {
     key.dispose();
   }
-  undo.push('stop volume server', () => stopServer(server.pid, server.startTime, config.fuseDir));
+  // dismount.ts is loaded only if it is needed (it and its imports are ~5 modules of a mount's start).
+  undo.push('stop volume server', async () => (await import('./dismount.js')).stopServer(server.pid, server.startTime, config.fuseDir));
   checkAborted(o.signal);
 
   const st = fstatSync(c.fd); // the file this command opened, not whatever the path names now
@@ -282,7 +281,7 @@ async function startVolume(c: ContainerFile, v: UnlockedVolume, o: MountUnlocked
   };
   if (o.route.route === 'root') await attachRoot(record, v.sectorSize, o, undo);
   else if (o.route.route === 'udisks') await attachUdisks(record, o, undo);
-  else if (!o.noFilesystem) mountDriver(record, o, undo);
+  else if (!o.noFilesystem) await mountDriver(record, o, undo);
   checkAborted(o.signal);
   saveRecord(record);
   return record;
@@ -341,10 +340,11 @@ async function attachUdisks(record: VolumeRecord, o: MountUnlockedOptions, undo:
       // udisksd mounts with the kernel's drivers only; FAT and exFAT are often modules not loaded.
       o.warn(`the running kernel has no ${fsType} driver, so udisks cannot mount it: taking the fuse route instead`);
       record.route = 'fuse';
-      mountDriver(record, o, undo);
+      await mountDriver(record, o, undo);
       return;
     }
   }
+  const { loopDelete, loopSetup, mountFs, unmountFs } = await import('./udisks.js'); // the udisks route's alone
   const fd = openSync(record.blockFile, (o.readOnly ? fsc.O_RDONLY : fsc.O_RDWR) | fsc.O_NOFOLLOW);
   let loop: UdisksLoop;
   try {
@@ -370,7 +370,8 @@ async function attachUdisks(record: VolumeRecord, o: MountUnlockedOptions, undo:
 }
 
 /** The fuse route: the filesystem's user-space driver (fuse2fs…) on the block file. */
-function mountDriver(record: VolumeRecord, o: MountUnlockedOptions, undo: UndoStack): void {
+async function mountDriver(record: VolumeRecord, o: MountUnlockedOptions, undo: UndoStack): Promise<void> {
+  const { fuseDriverNote, fuseUnmount, mountWithDriver, waitReleased } = await import('./fuse-fs.js'); // the fuse route's alone
   const fsType = allowedFilesystem(record.blockFile, o);
   const mp = prepareMountpoint(o.mountpoint, record.container, o.owner);
   mp.dir.close();
