@@ -344,7 +344,8 @@ static bool cancel_arg(napi_env env, napi_value v, uint8_t **flag) {
 /* Common part: references, the async work, the promise. Takes ownership of j. */
 static napi_value start(napi_env env, kdf_job *j, napi_value pw, napi_value salt, napi_value out, napi_value cancel) {
   napi_value name, promise;
-  if (!vault_gcry_init()) {
+  /* libargon2 needs no libgcrypt: a vault keyslot's unlock does not start it (and its locked pool). */
+  if (j->kind != LIB_ARGON2 && !vault_gcry_init()) {
     vault_throw_error(env, "ERR_VAULT_GCRYPT", "libgcrypt 1.10 or later is needed (Debian: libgcrypt20)");
     free(j);
     return NULL;

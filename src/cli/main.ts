@@ -5,13 +5,12 @@
  * of following it. Everything else is run-cli.ts.
  */
 import { prelaunchServer } from '../server/prelaunch.js';
+import { commandWords } from './argv-words.js';
 
 /** `vault mount …` with something to mount: not help, not a bare `vault mount`. */
 function startsServer(argv: string[]): boolean {
-  const args = argv.slice(2);
-  if (args.includes('--help') || args.includes('-h')) return false;
-  const words = args.filter((a) => !a.startsWith('-'));
-  return words[0] === 'mount' && words.length > 1;
+  const words = commandWords(argv);
+  return words !== null && words[0] === 'mount' && words.length > 1;
 }
 
 // Node opens its inspector on SIGUSR1, which any process of this user may send: refused from the

@@ -9,6 +9,7 @@ import { EXIT, exitCodeFor } from './exit-codes.js';
 import { hardenProcess } from '../crypto/process-hardening.js';
 import { buildProgram } from './program.js';
 import { cliDone } from '../diagnostics.js';
+import { commandWords } from './argv-words.js';
 
 const debug = process.argv.includes('--debug');
 
@@ -20,9 +21,8 @@ function fail(message: string, hint: string | undefined, code: number): never {
 
 /** create, passwd and keyslot add estimate a new passphrase's strength (strength.ts): start early. */
 function takesNewPassphrase(argv: string[]): boolean {
-  const words = argv.slice(2).filter((a) => !a.startsWith('-'));
-  if (argv.includes('--help') || argv.includes('-h')) return false;
-  return words[0] === 'create' || words[0] === 'passwd' || (words[0] === 'keyslot' && words[1] === 'add');
+  const words = commandWords(argv);
+  return words !== null && (words[0] === 'create' || words[0] === 'passwd' || (words[0] === 'keyslot' && words[1] === 'add'));
 }
 
 export async function runCli(): Promise<void> {

@@ -30,7 +30,8 @@ function thpMode(): string {
 describe.runIf(run)("Argon2's memory", () => {
   it('is locked and on huge pages while a derivation runs, and released when it settles', async () => {
     const memoryKiB = 256 * 1024;
-    // A first small derivation: its set-up (libgcrypt's locked secure-memory pool) is not Argon2's.
+    // A first small derivation: whatever the process sets up once (other locked memory of the addon's
+    // users) is not counted as Argon2's.
     await argon2id(Buffer.from('warm-up'), Buffer.alloc(16), { memoryKiB: 1024, iterations: 1, parallelism: 1 }, 32);
     const before = memory();
     let peak = { lockedKiB: 0, hugeKiB: 0 };
