@@ -52,11 +52,11 @@ const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 function paramsFor(quick: boolean): BenchParams {
   return quick
     ? {
-        quick, volumeBytes: 1 * GiB, seqBytes: 256 * MiB, randRuntimeS: 5, mountReps: 3,
+        quick, volumeBytes: 1 * GiB, seqBytes: 256 * MiB, randRuntimeS: 5, mountReps: 3, seqReps: 3,
         multiVolumes: 8, multiVolumeBytes: 512 * MiB, multiBytes: 64 * MiB, fillBytes: 512 * MiB, fillReps: 1, ceilingSeconds: 2,
       }
     : {
-        quick, volumeBytes: 2 * GiB, seqBytes: 1 * GiB, randRuntimeS: 20, mountReps: 7,
+        quick, volumeBytes: 2 * GiB, seqBytes: 1 * GiB, randRuntimeS: 20, mountReps: 7, seqReps: 3,
         multiVolumes: 8, multiVolumeBytes: 1 * GiB, multiBytes: 256 * MiB, fillBytes: 512 * MiB, fillReps: 3, ceilingSeconds: 5,
       };
 }
@@ -402,7 +402,7 @@ async function main(): Promise<number> {
   );
   if (machine) lines.push(...describeMachine(machine));
   lines.push(
-    `volumes ${p.volumeBytes / GiB} GiB; sequential ${p.seqBytes / MiB} MiB (fio bs 1M, psync, end_fsync on write, caches dropped before read); ` +
+    `volumes ${p.volumeBytes / GiB} GiB; sequential ${p.seqBytes / MiB} MiB (fio bs 1M, psync; median of ${p.seqReps} writes, each to a new file after a sync, end_fsync; median of ${p.seqReps} reads, caches dropped before each); ` +
       `random 4 KiB, libaio QD16, O_DIRECT, ${p.randRuntimeS} s on that file; mount: median of ${p.mountReps}; ` +
       `${p.multiVolumes} volumes of ${p.multiVolumeBytes / MiB} MiB at once, ${p.multiBytes / MiB} MiB written then read on each; ` +
       `create fill ${p.fillBytes / MiB} MiB (median of ${p.fillReps})`,

@@ -3,8 +3,9 @@
  * fixed order on one file, read the server's peak RSS, tear it down. The order and the cache drops
  * are the same for every setup, and fio does all the I/O:
  *
- *   1. sequential write of `seqBytes` to a new file, fsync at the end (fio end_fsync);
- *   2. caches dropped, sequential read of that file;
+ *   1. sync and caches dropped, sequential write of `seqBytes` to a new file, fsync at the end
+ *      (fio end_fsync); `seqReps` times, the median reported;
+ *   2. caches dropped, sequential read of that file; `seqReps` times, the median reported;
  *   3. caches dropped, 4 KiB random read, O_DIRECT, iodepth 16, time-based, on that same file
  *      (so it is "pre-laid-out" by step 1 and every read hits written data);
  *   4. caches dropped, the same with random writes (overwrites: no block allocation measured).
@@ -16,7 +17,7 @@
 import path from 'node:path';
 import { progress } from './log.js';
 import { runFio, type FioResult } from './fio.js';
-import { Interrupted } from './proc.js';
+import { describeFailure, Interrupted, runAs, StepError } from './proc.js';
 import { bringUp, medianMs, Unavailable, type SetupContext, type SetupName } from './setups.js';
 import type { TransportCheck } from './report.js';
 import { dropCaches } from './system.js';
@@ -28,6 +29,8 @@ export interface BenchParams {
   randRuntimeS: number;
   /** Mounts per setup; the median is reported. */
   mountReps: number;
+  /** Sequential writes (each to a new file) and cold reads per setup; the median is reported. */
+  seqReps: number;
   /** The 8-volume phase: volumes, size of each, bytes written then read on each. */
   multiVolumes: number;
   multiVolumeBytes: number;
@@ -60,6 +63,29 @@ export interface SetupResult {
 
 const MiB = 1 << 20;
 const mibps = (r: FioResult): string => `${(r.bytesPerS / MiB).toFixed(1)} MiB/s`;
+
+/** The run of median throughput (the lower middle of an even count); runs must not be empty. */
+export function medianRun<T extends Pick<FioResult, 'bytesPerS'>>(runs: readonly T[]): T {
+  if (runs.length === 0) throw new Error('medianRun: no runs');
+  return [...runs].sort((a, b) => a.bytesPerS - b.bytesPerS)[(runs.length - 1) >> 1]!;
+}
+
+/**
+ * Runs a sequential workload `reps` times and returns the run of median throughput (whole, so its
+ * command and latencies stay its own); every sample goes into the notes.
+ */
+async function medianOf(name: string, what: string, reps: number, notes: string[], once: () => Promise<FioResult>): Promise<FioResult> {
+  const runs: FioResult[] = [];
+  for (let i = 1; i <= reps; i++) {
+    progress(`${name}: ${what} ${i}/${reps} (bs 1M${what.endsWith('write') ? ', new file, end_fsync' : ', caches dropped'})`);
+    const r = await once();
+    progress(`${name}:   ${mibps(r)}`);
+    runs.push(r);
+  }
+  const median = medianRun(runs);
+  if (reps > 1) notes.push(`${name}: ${what} samples ${runs.map((r) => (r.bytesPerS / MiB).toFixed(0)).join(' / ')} MiB/s, median ${(median.bytesPerS / MiB).toFixed(0)}`);
+  return median;
+}
 
 export async function benchSetup(name: SetupName, ctx: SetupContext, p: BenchParams): Promise<SetupResult> {
   const result: SetupResult = { name, ok: false, notes: [] };
@@ -101,16 +127,18 @@ export async function benchSetup(name: SetupName, ctx: SetupContext, p: BenchPar
     });
   let failure: unknown = null;
   try {
-    progress(`${name}: sequential write ${p.seqBytes / MiB} MiB (bs 1M, end_fsync)`);
-    result.seqWrite = await runFio({
-      name: 'seqwrite', filename: file, rw: 'write', bs: '1M', sizeBytes: p.seqBytes, ioengine: 'psync', endFsync: true, ...asUser,
+    // Each write goes to a new file, after a sync: no setup inherits the host's writeback of the
+    // one before it (the host disk varied ±40% between single runs on 2026-12-07).
+    result.seqWrite = await medianOf(name, 'sequential write', p.seqReps, result.notes, async () => {
+      const rm = await runAs(setup.asUser, 'rm', ['-f', file]);
+      if (rm.code !== 0) throw new StepError(describeFailure(rm));
+      await dropCaches();
+      return runFio({ name: 'seqwrite', filename: file, rw: 'write', bs: '1M', sizeBytes: p.seqBytes, ioengine: 'psync', endFsync: true, ...asUser });
     });
-    progress(`${name}:   ${mibps(result.seqWrite)}`);
-
-    await dropCaches();
-    progress(`${name}: sequential read ${p.seqBytes / MiB} MiB (bs 1M, caches dropped)`);
-    result.seqRead = await runFio({ name: 'seqread', filename: file, rw: 'read', bs: '1M', sizeBytes: p.seqBytes, ioengine: 'psync', ...asUser });
-    progress(`${name}:   ${mibps(result.seqRead)}`);
+    result.seqRead = await medianOf(name, 'sequential read', p.seqReps, result.notes, async () => {
+      await dropCaches();
+      return runFio({ name: 'seqread', filename: file, rw: 'read', bs: '1M', sizeBytes: p.seqBytes, ioengine: 'psync', ...asUser });
+    });
 
     await dropCaches();
     progress(`${name}: random read 4 KiB, iodepth 16, O_DIRECT, ${p.randRuntimeS} s`);
