@@ -1,8 +1,10 @@
 /**
  * The fuse route's filesystems (issue 15): when neither root nor udisks is at hand, a user-space
  * filesystem driver, run as the user on the volume's block file, mounts it through fusermount3.
- * No administrator needs to do anything, at a price: fuse2fs runs at 0.4× to 0.9× of the kernel's
- * ext4 on one volume (bench/RESULTS.md, issue 15) and writes without a journal. The volume server
+ * No administrator needs to do anything, at a price: fuse2fs serves one request at a time (as many
+ * random reads per second at queue depth 1 as at 16), so it runs at 0.14× to 0.6× of the kernel's
+ * ext4 on one volume, the least under parallel random I/O (bench/RESULTS.md, issue 15), and it
+ * writes without a journal. The volume server
  * serves the block file through the page cache on this route (ServerConfig.pageCache), since the
  * drivers read and write it in 4 KiB pieces.
  *
@@ -31,7 +33,7 @@ const DRIVERS: Record<string, Driver> = {
     tool: 'fuse2fs',
     pkg: 'fuse2fs',
     args: (b, m, ro) => [b, m, '-o', ['fakeroot', ro ? 'ro' : 'rw'].join(',')],
-    note: 'ext4 through fuse2fs: slower than the kernel (0.4× to 0.9× here, less with many volumes at once), and writes are not journaled, so a crash can leave the filesystem needing e2fsck',
+    note: 'ext4 through fuse2fs: slower than the kernel (it serves one request at a time: 0.14× to 0.6× of the root route here, least under parallel random I/O), and writes are not journaled, so a crash can leave the filesystem needing e2fsck',
   },
   vfat: { tool: 'fusefat', pkg: 'fusefat', args: (b, m, ro) => ['-o', ro ? 'ro' : 'rw+', b, m], note: 'FAT through fusefat (slow)' },
 };
