@@ -74,10 +74,10 @@ export function medianRun<T extends Pick<FioResult, 'bytesPerS'>>(runs: readonly
  * Runs a sequential workload `reps` times and returns the run of median throughput (whole, so its
  * command and latencies stay its own); every sample goes into the notes.
  */
-async function medianOf(name: string, what: string, reps: number, notes: string[], once: () => Promise<FioResult>): Promise<FioResult> {
+async function medianOf(name: string, what: string, how: string, reps: number, notes: string[], once: () => Promise<FioResult>): Promise<FioResult> {
   const runs: FioResult[] = [];
   for (let i = 1; i <= reps; i++) {
-    progress(`${name}: ${what} ${i}/${reps} (bs 1M${what.endsWith('write') ? ', new file, end_fsync' : ', caches dropped'})`);
+    progress(`${name}: ${what} ${i}/${reps} (${how})`);
     const r = await once();
     progress(`${name}:   ${mibps(r)}`);
     runs.push(r);
@@ -128,14 +128,14 @@ export async function benchSetup(name: SetupName, ctx: SetupContext, p: BenchPar
   let failure: unknown = null;
   try {
     // Each write goes to a new file, after a sync: no setup inherits the host's writeback of the
-    // one before it (the host disk varied ±40% between single runs on 2026-12-07).
-    result.seqWrite = await medianOf(name, 'sequential write', p.seqReps, result.notes, async () => {
+    // one before it (single runs on one volume varied 2x on 2026-12-07: bench/RESULTS.md).
+    result.seqWrite = await medianOf(name, 'sequential write', `${p.seqBytes / MiB} MiB, bs 1M, new file, end_fsync`, p.seqReps, result.notes, async () => {
       const rm = await runAs(setup.asUser, 'rm', ['-f', file]);
       if (rm.code !== 0) throw new StepError(describeFailure(rm));
       await dropCaches();
       return runFio({ name: 'seqwrite', filename: file, rw: 'write', bs: '1M', sizeBytes: p.seqBytes, ioengine: 'psync', endFsync: true, ...asUser });
     });
-    result.seqRead = await medianOf(name, 'sequential read', p.seqReps, result.notes, async () => {
+    result.seqRead = await medianOf(name, 'sequential read', `${p.seqBytes / MiB} MiB, bs 1M, caches dropped`, p.seqReps, result.notes, async () => {
       await dropCaches();
       return runFio({ name: 'seqread', filename: file, rw: 'read', bs: '1M', sizeBytes: p.seqBytes, ioengine: 'psync', ...asUser });
     });

@@ -4,9 +4,8 @@
  * No administrator needs to do anything, at a price: fuse2fs serves one request at a time (as many
  * random reads per second at queue depth 1 as at 16), so it runs at 0.14× to 0.6× of the kernel's
  * ext4 on one volume, the least under parallel random I/O (bench/RESULTS.md, issue 15), and it
- * writes without a journal. The volume server
- * serves the block file through the page cache on this route (ServerConfig.pageCache), since the
- * drivers read and write it in 4 KiB pieces.
+ * writes without a journal. The volume server serves the block file through the page cache on this
+ * route (ServerConfig.pageCache), since the drivers read and write it in 4 KiB pieces.
  *
  * Each driver daemonizes once its mount is up. Dismounting is `fusermount3 -u`, then waiting until
  * the driver has let go of the block file (it flushes for seconds after the unmount returns),
