@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { cliEntry } from './entries.js';
 import { run } from './proc.js';
 import { filesystemOf, statfsType } from './system.js';
 
@@ -23,7 +24,7 @@ export interface MachineInfo {
   gocryptfs: string | null;
   e2fsprogs: string | null;
   utilLinux: string | null;
-  vault: { version: string | null; cli: string; nativeAddon: boolean; buildFingerprint: string | null; newestBuildFile: string | null };
+  vault: { version: string | null; cli: string; /** What each command runs (entries.ts). */ runs: string; nativeAddon: boolean; buildFingerprint: string | null; newestBuildFile: string | null };
   underlyingFs: {
     workDir: string;
     statfsType: string;
@@ -79,6 +80,7 @@ export async function machineInfo(workDir: string, cliPath: string): Promise<Mac
     vault: {
       version,
       cli: cliPath,
+      runs: cliEntry(cliPath),
       nativeAddon: existsSync(`${repoRoot}/native/build/Release/vault_native.node`),
       buildFingerprint: fp.hash,
       newestBuildFile: fp.newest,
@@ -97,7 +99,8 @@ export async function machineInfo(workDir: string, cliPath: string): Promise<Mac
 /**
  * The code under test changes between runs (others work on src/ meanwhile) and the benchmark may
  * not ask git, so it fingerprints what it actually ran: SHA-256 over the built JavaScript under
- * dist/src (paths and contents) and the native addon, plus the newest file's modification time.
+ * dist/src and dist/bundle (paths and contents) and the native addon, plus the newest file's
+ * modification time.
  */
 function buildFingerprint(cliPath: string): { hash: string | null; newest: string | null } {
   const distSrc = path.resolve(path.dirname(cliPath), '..');
@@ -115,6 +118,7 @@ function buildFingerprint(cliPath: string): { hash: string | null; newest: strin
   } catch {
     return { hash: null, newest: null };
   }
+  for (const b of ['vault.cjs', 'vault-server.cjs'].map((f) => path.join(distSrc, '..', 'bundle', f))) if (existsSync(b)) files.push(b);
   const addon = path.join(vaultRoot, 'native', 'build', 'Release', 'vault_native.node');
   if (existsSync(addon)) files.push(addon);
   files.sort();
@@ -133,7 +137,7 @@ export function describeMachine(m: MachineInfo): string[] {
     `${m.os ?? 'unknown OS'}, kernel ${m.kernel}, ${m.arch}`,
     `${m.cpuModel}, ${m.cores} cores, ${(m.memoryBytes / GiB).toFixed(1)} GiB RAM`,
     `node ${m.node}, ${m.fio ?? 'fio missing'}, ${m.gocryptfs?.split(';')[0] ?? 'gocryptfs missing'}, ${m.e2fsprogs ?? ''}`,
-    `vault ${m.vault.version ?? '?'} build ${m.vault.buildFingerprint ?? '?'} (newest file ${m.vault.newestBuildFile ?? '?'}), native addon ${m.vault.nativeAddon ? 'present' : 'MISSING'}`,
+    `vault ${m.vault.version ?? '?'} build ${m.vault.buildFingerprint ?? '?'} (newest file ${m.vault.newestBuildFile ?? '?'}), native addon ${m.vault.nativeAddon ? 'present' : 'MISSING'}, commands run ${m.vault.runs}`,
     `underlying filesystem: ${m.underlyingFs.fstype ?? m.underlyingFs.statfsType} on ${m.underlyingFs.source ?? '?'} ` +
       `(${m.underlyingFs.mountpoint ?? '?'}; ${m.underlyingFs.options ?? ''}), work dir ${m.underlyingFs.workDir}`,
   ];

@@ -1,17 +1,17 @@
 /**
  * Peak RSS of every vault volume server this run starts, through the whole bench: the servers of
  * the single-volume setups, of the mount-time cycles, of the 8 volumes at once, and the brief ones
- * `vault create` starts for mkfs. A server is ours when it runs this checkout's
- * dist/src/server/main.js and its log (its stdout) lies in this run's VAULT_RUN_DIR. VmHWM is the
+ * `vault create` starts for mkfs. A server is ours when it runs this checkout's server script
+ * (entries.ts) and its log (its stdout) lies in this run's VAULT_RUN_DIR. VmHWM is the
  * kernel's own high-water mark of the process, so sampling only has to see each server once
  * before it exits; it is read every 200 ms and once more just before each dismount.
  */
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
-import path from 'node:path';
+import { serverEntries } from './entries.js';
 import { procStatusBytes, under } from './system.js';
 
 export class ServerRss {
-  readonly #serverMain: string;
+  readonly #serverMains: string[];
   readonly #runDir: string;
   readonly #peak = new Map<number, number>();
   readonly #tags = new Map<number, string>();
@@ -20,7 +20,7 @@ export class ServerRss {
   peakSumBytes = 0;
 
   constructor(cliPath: string, runDir: string) {
-    this.#serverMain = path.resolve(path.dirname(cliPath), '..', 'server', 'main.js');
+    this.#serverMains = serverEntries(cliPath);
     this.#runDir = runDir;
   }
 
@@ -42,7 +42,7 @@ export class ServerRss {
       if (!/^\d+$/.test(name)) continue;
       try {
         const argv = readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0');
-        if (!argv.includes(this.#serverMain)) continue;
+        if (!this.#serverMains.some((m) => argv.includes(m))) continue;
         if (!under(this.#runDir, readlinkSync(`/proc/${name}/fd/1`))) continue;
         out.push(Number(name));
       } catch {

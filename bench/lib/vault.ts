@@ -1,6 +1,6 @@
 /**
- * Driving the vault CLI the way a user does (a separate `node dist/src/cli/main.js` process per
- * command, passphrase on stdin), plus the in-process Argon2id timing that lets the benchmark
+ * Driving the vault CLI the way a user does (a separate `node dist/bundle/vault.cjs` process per
+ * command, as the installed `vault`: entries.ts; passphrase on stdin), plus the in-process Argon2id timing that lets the benchmark
  * separate the KDF from the rest of `vault mount`.
  *
  * Every command runs with VAULT_RUN_DIR pointing at a state directory private to this benchmark
@@ -21,6 +21,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { argon2id } from '../../src/crypto/kdf.js';
+import { cliEntry } from './entries.js';
 import { nowMs, median } from './log.js';
 import { runAs, runOk, describeFailure, StepError, type AsUser, type RunResult } from './proc.js';
 import type { Transport } from './report.js';
@@ -80,13 +81,18 @@ export function withoutNodeEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
 }
 
 export class VaultCli {
+  /** What `node` runs: the bundled CLI of cliPath's checkout (entries.ts). */
+  readonly #entry: string;
+
   constructor(
     readonly cliPath: string,
     /** VAULT_RUN_DIR for root's commands; unused for a user's. */
     readonly runDir: string,
     /** Every command runs as this user, with its own environment (rootless.ts). */
     readonly asUser?: AsUser,
-  ) {}
+  ) {
+    this.#entry = cliEntry(cliPath);
+  }
 
   env(transport?: Transport): NodeJS.ProcessEnv {
     const env = withoutNodeEnv({ ...process.env, VAULT_RUN_DIR: this.runDir });
@@ -102,8 +108,8 @@ export class VaultCli {
       ...(o.cleanup ? { cleanup: true } : {}),
     };
     if (this.asUser)
-      return runAs(this.asUser, process.execPath, [this.cliPath, ...args], opts, o.transport ? { VAULT_FUSE_TRANSPORT: o.transport } : {});
-    return runAs(undefined, process.execPath, [this.cliPath, ...args], { ...opts, env: this.env(o.transport) });
+      return runAs(this.asUser, process.execPath, [this.#entry, ...args], opts, o.transport ? { VAULT_FUSE_TRANSPORT: o.transport } : {});
+    return runAs(undefined, process.execPath, [this.#entry, ...args], { ...opts, env: this.env(o.transport) });
   }
 
   async execOk(args: string[], o: { input?: string; cleanup?: boolean; timeoutMs?: number; transport?: Transport } = {}): Promise<RunResult> {

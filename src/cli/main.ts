@@ -17,4 +17,5 @@ function startsServer(argv: string[]): boolean {
 // first line (hardenProcess, in run-cli.ts, does it again with the rest of the hardening).
 process.on('SIGUSR1', () => undefined);
 if (startsServer(process.argv)) prelaunchServer();
-await (await import('./run-cli.js')).runCli();
+// Not a top-level await: the same module is bundled as CommonJS (scripts/bundle.mjs).
+void import('./run-cli.js').then((m) => m.runCli());

@@ -14,10 +14,9 @@
  */
 import { spawn } from 'node:child_process';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { toolPath } from '../mount/run.js';
+import { CLI_ENTRY as CLI_MAIN } from '../system/entries.js';
 
-const CLI_MAIN = fileURLToPath(new URL('../cli/main.js', import.meta.url));
 /** After a failed attempt (e.g. a tool missing), try again this much later rather than spin. */
 const RETRY_MS = 30_000;
 

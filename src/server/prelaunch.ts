@@ -19,12 +19,12 @@
  */
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { envValue, type EnvName } from '../env.js';
+import { SERVER_ENTRY } from '../system/entries.js';
 import { toolPath } from '../mount/run.js';
 import { AWAIT_FDS_FLAG, SERVER_FD } from './protocol.js';
 
-export const SERVER_MAIN = fileURLToPath(new URL('./main.js', import.meta.url));
+export const SERVER_MAIN = SERVER_ENTRY;
 
 /** Server tuning for benchmarks, read by tuningFromEnv() in native-frontend.ts; nothing else of
  *  the CLI's environment reaches the server but a user's system bus (systemBusEnv). */
@@ -81,8 +81,8 @@ function setRef(child: ChildProcess, on: boolean): void {
 
 /**
  * Starts a server that waits for its descriptors (AWAIT_FDS_FLAG). Best effort: if the spawn
- * fails, launchServer() later starts one the usual way. `entry` is main.js beside this file,
- * except in tests.
+ * fails, launchServer() later starts one the usual way. `entry` is the server's script
+ * (src/system/entries.ts), except in tests.
  */
 export function prelaunchServer(entry = SERVER_MAIN): ChildProcess | null {
   if (early) return early.child;

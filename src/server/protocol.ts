@@ -1,8 +1,10 @@
 /**
  * How the CLI starts a volume server and learns that it is ready (see src/server/main.ts).
  *
- * The server is a detached `node dist/src/server/main.js --volume <id>` process (the id is the
- * random name of its directory under /run/vault, nothing about the container) with:
+ * The server is a detached `node <server entry> --volume <id>` process (the entry is
+ * dist/bundle/vault-server.cjs when the CLI runs from the bundles, else dist/src/server/main.js:
+ * src/system/entries.ts; the id is the random name of its directory under /run/vault, nothing
+ * about the container) with:
  *   fd 0      /dev/null
  *   fd 1, 2   the volume's log file (<volume dir>/server.log); never receives secrets
  *   fd 3      the container, opened by the CLI (O_RDWR, or O_RDONLY for read-only) and already

@@ -43,7 +43,7 @@ export interface LaunchedServer {
 
 /**
  * Launches the server, or hands its descriptors to the one `vault mount` started early
- * (prelaunch.ts). `entry` is the server's script: main.js beside prelaunch.ts, except in the tests
+ * (prelaunch.ts). `entry` is the server's script (src/system/entries.ts), except in the tests
  * of a server that dies during its start (test/unit/server-spawn.test.ts).
  */
 export function launchServer(volumeId: string, containerFd: number, logFile: string, entry = SERVER_MAIN): LaunchedServer {

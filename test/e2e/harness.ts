@@ -15,6 +15,8 @@ import { fuseUringSupported, setEnableUring } from '../support/fuse-uring.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const CLI = path.join(ROOT, 'dist/src/cli/main.js');
+/** The installed `vault` (package.json "bin"): the bundled CLI with its code cache (scripts/bundle.mjs). */
+export const BUNDLED_CLI = path.join(ROOT, 'dist/bundle/vault.cjs');
 /**
  * Where the volumes under test keep their state. A run may set VAULT_RUN_DIR and VAULT_E2E_TAG to
  * isolate itself from other runs on the same machine (parallel development worktrees): it then
@@ -86,9 +88,10 @@ export interface VaultResult {
   stderr: string;
 }
 
-/** Runs `vault ARGS` with `input` on stdin (never a TTY) and returns its exit status and output. */
-export function vault(args: string[], input: string | Buffer = '', env: Record<string, string> = {}): VaultResult {
-  const r: SpawnSyncReturns<string> = spawnSync(process.execPath, [CLI, ...args], {
+/** Runs `vault ARGS` with `input` on stdin (never a TTY) and returns its exit status and output.
+ *  `cli`: which of the CLI's scripts (CLI, or BUNDLED_CLI as installed). */
+export function vault(args: string[], input: string | Buffer = '', env: Record<string, string> = {}, cli = CLI): VaultResult {
+  const r: SpawnSyncReturns<string> = spawnSync(process.execPath, [cli, ...args], {
     input,
     encoding: 'utf8',
     timeout: 180_000,
@@ -171,7 +174,7 @@ export function leftovers(): string[] {
       // A server's argv names only its volume id, so tell ours by its log (fd 1), which lies in its
       // run directory; it stays open, even deleted, for as long as the server lives.
       const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-      if (cmd.includes('dist/src/server/main.js') && readlinkSync(`/proc/${pid}/fd/1`).startsWith(`${RUN_DIR}/`)) found.push(`server process ${pid}`);
+      if ((cmd.includes('dist/src/server/main.js') || cmd.includes('dist/bundle/vault-server.cjs')) && readlinkSync(`/proc/${pid}/fd/1`).startsWith(`${RUN_DIR}/`)) found.push(`server process ${pid}`);
     } catch {
       // exited while we looked
     }

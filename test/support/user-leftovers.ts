@@ -34,7 +34,8 @@ export function userLeftovers(u: LocalUser): string[] {
   }
   for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
     try {
-      if (!readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('dist/src/server/main.js')) continue;
+      const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      if (!cmdline.includes('dist/src/server/main.js') && !cmdline.includes('dist/bundle/vault-server.cjs')) continue;
       if (readlinkSync(`/proc/${pid}/fd/1`).startsWith(run + '/')) found.push(`server ${pid}`);
     } catch {
       // exited meanwhile

@@ -6,7 +6,7 @@
  * the installed copy (create a small container without a filesystem, then unlock it with info).
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 
@@ -26,6 +26,8 @@ describe('npm pack, then npm install -g of the tarball into an empty prefix', ()
     expect(tarball).toBe(`vault-${version}.tgz`);
     run('npm', ['install', '-g', '--prefix', prefix, '--no-fund', '--no-audit', '--prefer-offline', path.join(tmp, tarball)]);
 
+    // The bundled CLI (scripts/bundle.mjs), not dist/src's modules.
+    expect(realpathSync(vault)).toMatch(/\/dist\/bundle\/vault\.cjs$/);
     expect(run(vault, ['--version']).trim()).toBe(version);
     const page = run('man', ['-l', path.join(prefix, 'share', 'man', 'man1', 'vault.1')]);
     for (const s of ['NAME', 'SYNOPSIS', 'vault dismount', 'EXIT STATUS', 'ENVIRONMENT', 'FILES']) expect(page).toContain(s);
