@@ -1,7 +1,7 @@
 /**
  * Driving the vault CLI the way a user does (a separate `node dist/bundle/vault.cjs` process per
- * command, as the installed `vault`: entries.ts; passphrase on stdin), plus the in-process Argon2id timing that lets the benchmark
- * separate the KDF from the rest of `vault mount`.
+ * command, as the installed `vault` runs: entries.ts; passphrase on stdin), plus the in-process
+ * Argon2id timing that lets the benchmark separate the KDF from the rest of `vault mount`.
  *
  * Every command runs with VAULT_RUN_DIR pointing at a state directory private to this benchmark
  * run (under /run/vault-bench), and the benchmark dismounts only the volumes it mounted, each by

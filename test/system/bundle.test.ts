@@ -1,8 +1,11 @@
 /**
- * The bundles the build makes (scripts/bundle.mjs): dist/bundle/vault.cjs, the installed `vault`,
- * and dist/bundle/vault-server.cjs, the server it launches. Each is one CommonJS file that loads
- * nothing but Node's own modules at run time, is strict code as the modules were, and runs by its
- * own `#!` line. test/e2e/bundle.test.ts mounts through them; install.test.ts installs them.
+ * The bundles the build makes (scripts/bundle.mjs) in dist/bundle: vault.cjs, the installed
+ * `vault`, which starts the volume server early and then loads vault-run.cjs (every command);
+ * prelaunch.cjs, the early start both share; vault-server.cjs, the server (load.cjs and the code
+ * cache: bundle-load.test.ts). Each is one CommonJS
+ * file, strict code as the modules were, that loads nothing but Node's own modules and its
+ * siblings at run time. test/e2e/bundle.test.ts mounts through them; install.test.ts installs
+ * them.
  */
 import { execFileSync } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
@@ -11,20 +14,36 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
-const BUNDLES = ['vault.cjs', 'vault-server.cjs'].map((f) => path.join(ROOT, 'dist/bundle', f));
+const DIR = path.join(ROOT, 'dist/bundle');
+const BUNDLES = ['vault.cjs', 'vault-run.cjs', 'prelaunch.cjs', 'vault-server.cjs'];
+const EXECUTABLE = ['vault.cjs', 'vault-server.cjs'];
+const SIBLINGS = ['./vault-run.cjs', './prelaunch.cjs', './load.cjs'];
+const text = (f: string) => readFileSync(path.join(DIR, f), 'utf8');
 const version = (JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 
 describe('dist/bundle', () => {
-  it.each(BUNDLES)('%s: executable, #! then "use strict" first, only Node modules required', (file) => {
-    expect(statSync(file).mode & 0o111).toBe(0o111);
-    const lines = readFileSync(file, 'utf8').split('\n', 2);
-    expect(lines).toEqual(['#!/usr/bin/env node', '"use strict";']);
-    const required = [...readFileSync(file, 'utf8').matchAll(/\brequire\("([^"]+)"\)/g)].map((m) => m[1]!);
+  it.each(BUNDLES)('%s: "use strict" first, only Node modules and sibling bundles required, no import()', (f) => {
+    const lines = text(f).split('\n', 2);
+    expect(EXECUTABLE.includes(f) ? lines : lines.slice(0, 1)).toEqual(EXECUTABLE.includes(f) ? ['#!/usr/bin/env node', '"use strict";'] : ['"use strict";']);
+    expect(statSync(path.join(DIR, f)).mode & 0o111).toBe(EXECUTABLE.includes(f) ? 0o111 : 0);
+    const required = [...text(f).matchAll(/\brequire\("([^"]+)"\)/g)].map((m) => m[1]!);
     expect(required.length).toBeGreaterThan(0);
-    expect(required.filter((id) => !isBuiltin(id))).toEqual([]);
+    expect(required.filter((id) => !isBuiltin(id) && !SIBLINGS.includes(id))).toEqual([]);
+    expect(text(f)).not.toMatch(/\bimport\(/);
+  });
+
+  it('the early server start is one module in one bundle, which the CLI and its commands share', () => {
+    // Its state (the early server, taken over by the mount) must not exist twice.
+    for (const fn of ['function prelaunchServer(', 'function takePrelaunched(', 'function configSocketFd('])
+      expect(BUNDLES.filter((f) => text(f).includes(fn)), fn).toEqual(['prelaunch.cjs']);
+    expect(text('vault.cjs')).toContain('require("./prelaunch.cjs")');
+    expect(text('vault-run.cjs')).toContain('require("./prelaunch.cjs")');
+    expect(text('vault.cjs')).toContain('"./vault-run.cjs"'); // through load.cjs (bundle-load.test.ts)
+    // vault.cjs stays small: the server starts before the commands' code is compiled.
+    expect(statSync(path.join(DIR, 'vault.cjs')).size).toBeLessThan(16 * 1024);
   });
 
   it('vault.cjs runs by itself, as the installed command does', () => {
-    expect(execFileSync(BUNDLES[0]!, ['--version'], { encoding: 'utf8' }).trim()).toBe(version);
+    expect(execFileSync(path.join(DIR, 'vault.cjs'), ['--version'], { encoding: 'utf8' }).trim()).toBe(version);
   });
 });
