@@ -79,6 +79,10 @@ for (const p of PROGRAMS) {
   for (const id of siblings)
     text = text.replaceAll(`import("${id}")`, `Promise.resolve().then(() => ${id === RUN ? `require("./load.cjs").load(require("node:path").join(__dirname, "${id}"))` : `require("${id}")`})`);
   if (/\bimport\(/.test(text)) throw new Error(`${p.file} still has a dynamic import()`);
+  // ASCII only: esbuild escapes strings, but keeps some comments as written. A one-byte source
+  // decodes and compiles ~3-5 ms faster than a two-byte one (bench/RESULTS.md, 2026-12-08); an
+  // escape in a comment changes nothing.
+  text = text.replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
   writeFileSync(outfile, text);
   // Only Node's own modules and the sibling bundles may be loaded at run time: anything else would
   // be resolved and read from node_modules at every start, which is what the bundles are for.
