@@ -118,7 +118,8 @@ function buildFingerprint(cliPath: string): { hash: string | null; newest: strin
   } catch {
     return { hash: null, newest: null };
   }
-  for (const b of ['vault.cjs', 'vault-server.cjs'].map((f) => path.join(distSrc, '..', 'bundle', f))) if (existsSync(b)) files.push(b);
+  const bundles = path.join(distSrc, '..', 'bundle');
+  if (existsSync(bundles)) for (const f of readdirSync(bundles)) if (f.endsWith('.cjs') || f.endsWith('.cjs.cache')) files.push(path.join(bundles, f));
   const addon = path.join(vaultRoot, 'native', 'build', 'Release', 'vault_native.node');
   if (existsSync(addon)) files.push(addon);
   files.sort();
