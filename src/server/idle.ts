@@ -15,7 +15,7 @@
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { toolPath } from '../mount/run.js';
-import { CLI_ENTRY as CLI_MAIN } from '../system/entries.js';
+import { CLI_ENTRY } from '../system/entries.js';
 
 /** After a failed attempt (e.g. a tool missing), try again this much later rather than spin. */
 const RETRY_MS = 30_000;
@@ -55,7 +55,7 @@ function dismountSelf(volumeId: string, fuseDir: string, log: (m: string) => voi
   // The server's run directory is where its volume lives: <run dir>/<id>/fuse.
   const runDir = path.dirname(path.dirname(fuseDir));
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI_MAIN, 'dismount', volumeId, '--force'], {
+    const child = spawn(process.execPath, [CLI_ENTRY, 'dismount', volumeId, '--force'], {
       // Detached: it must outlive this server, which it stops before removing the state record.
       detached: true,
       cwd: '/',

@@ -24,8 +24,6 @@ import { SERVER_ENTRY } from '../system/entries.js';
 import { toolPath } from '../mount/run.js';
 import { AWAIT_FDS_FLAG, SERVER_FD } from './protocol.js';
 
-export const SERVER_MAIN = SERVER_ENTRY;
-
 /** Server tuning for benchmarks, read by tuningFromEnv() in native-frontend.ts; nothing else of
  *  the CLI's environment reaches the server but a user's system bus (systemBusEnv). */
 const TUNING_ENV: EnvName[] = ['VAULT_FUSE_THREADS', 'VAULT_FUSE_MAX_REQUEST', 'VAULT_FUSE_DIRECT_IO', 'VAULT_FUSE_BUFFERED_WRITES'];
@@ -84,7 +82,7 @@ function setRef(child: ChildProcess, on: boolean): void {
  * fails, launchServer() later starts one the usual way. `entry` is the server's script
  * (src/system/entries.ts), except in tests.
  */
-export function prelaunchServer(entry = SERVER_MAIN): ChildProcess | null {
+export function prelaunchServer(entry = SERVER_ENTRY): ChildProcess | null {
   if (early) return early.child;
   let devNull = -1;
   try {

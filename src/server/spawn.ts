@@ -17,7 +17,8 @@ import type { KeyHandle } from '../crypto/key-handle.js';
 import { makePipe } from '../crypto/process-hardening.js';
 import { nativeAddon } from '../crypto/native.js';
 import { processStartTime } from '../mount/state.js';
-import { configSocketFd, SERVER_MAIN, spawnServer, takePrelaunched } from './prelaunch.js';
+import { SERVER_ENTRY } from '../system/entries.js';
+import { configSocketFd, spawnServer, takePrelaunched } from './prelaunch.js';
 import { SERVER_FD, type FuseTransport, type ServerConfig, type ServerStatus } from './protocol.js';
 
 const READY_TIMEOUT_MS = 30_000;
@@ -46,7 +47,7 @@ export interface LaunchedServer {
  * (prelaunch.ts). `entry` is the server's script (src/system/entries.ts), except in the tests
  * of a server that dies during its start (test/unit/server-spawn.test.ts).
  */
-export function launchServer(volumeId: string, containerFd: number, logFile: string, entry = SERVER_MAIN): LaunchedServer {
+export function launchServer(volumeId: string, containerFd: number, logFile: string, entry = SERVER_ENTRY): LaunchedServer {
   const logFd = openSync(logFile, 'a', 0o600);
   // The key moves from locked memory to locked memory through a raw pipe.
   const pipe = makePipe();

@@ -12,6 +12,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { fuseUringSupported, setEnableUring } from '../support/fuse-uring.js';
+import { isServerCmdline } from '../support/user-leftovers.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const CLI = path.join(ROOT, 'dist/src/cli/main.js');
@@ -174,7 +175,7 @@ export function leftovers(): string[] {
       // A server's argv names only its volume id, so tell ours by its log (fd 1), which lies in its
       // run directory; it stays open, even deleted, for as long as the server lives.
       const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-      if ((cmd.includes('dist/src/server/main.js') || cmd.includes('dist/bundle/vault-server.cjs')) && readlinkSync(`/proc/${pid}/fd/1`).startsWith(`${RUN_DIR}/`)) found.push(`server process ${pid}`);
+      if (isServerCmdline(cmd) && readlinkSync(`/proc/${pid}/fd/1`).startsWith(`${RUN_DIR}/`)) found.push(`server process ${pid}`);
     } catch {
       // exited while we looked
     }

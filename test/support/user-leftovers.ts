@@ -9,6 +9,12 @@ import { existsSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
 import type { LocalUser } from './unprivileged.js';
 
+/** Whether a /proc/<pid>/cmdline is a vault volume server's: dist/src's module or the bundle
+ *  (src/system/entries.ts). Its argv names only its volume id; callers tell whose it is by its log. */
+export function isServerCmdline(cmdline: string): boolean {
+  return cmdline.includes('dist/src/server/main.js') || cmdline.includes('dist/bundle/vault-server.cjs');
+}
+
 /** The user's XDG_RUNTIME_DIR, as logind would make it. */
 export function runtimeDir(u: LocalUser): string {
   return `/run/user/${u.uid}`;
@@ -34,8 +40,7 @@ export function userLeftovers(u: LocalUser): string[] {
   }
   for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
     try {
-      const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-      if (!cmdline.includes('dist/src/server/main.js') && !cmdline.includes('dist/bundle/vault-server.cjs')) continue;
+      if (!isServerCmdline(readFileSync(`/proc/${pid}/cmdline`, 'utf8'))) continue;
       if (readlinkSync(`/proc/${pid}/fd/1`).startsWith(run + '/')) found.push(`server ${pid}`);
     } catch {
       // exited meanwhile
